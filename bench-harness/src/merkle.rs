@@ -1,0 +1,202 @@
+//! Merkle figures: the blake3 crate hashing the leaves alone (the ceiling) against Tally's
+//! CPU tree and GPU tree, on the same leaves in the same run.
+//!
+//! Every figure is leaves per second over all cores (rayon), best of [`REPETITIONS`] runs of
+//! at least [`MEASURE_SECONDS_MIN`] each. The GPU figure is end to end from a host slice
+//! (upload, kernels, 32-byte read-back); on a CPU-type adapter (llvmpipe) it is recorded but
+//! says nothing about GPUs, and `gpu.cpu_type_adapter` says so.
+
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+use tally_kernels::gpu::{GpuContext, GpuMerkle};
+use tally_kernels::merkle::{self, Hash, LEAF_KEY};
+
+/// Each figure runs the same work repeatedly for at least this long.
+pub const MEASURE_SECONDS_MIN: f64 = 0.3;
+/// Repetitions per figure; the best is reported (least disturbed by other load).
+pub const REPETITIONS: usize = 3;
+/// Largest leaf count `measure` accepts (the data is held in memory).
+pub const LEAF_COUNT_MAX: usize = 1 << 22;
+/// Seed of the leaf bytes (their values do not change the work).
+pub const DATA_SEED: u64 = 0x7a11_4e4b;
+
+/// Figures of one `measure` call.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MerkleFigures {
+    pub leaf_count: usize,
+    pub leaf_bytes: usize,
+    pub threads: usize,
+    /// `blake3::keyed_hash` of every leaf, rayon over the leaves, results kept in a vector.
+    pub blake3_leaves_per_s: f64,
+    /// `tally_kernels::merkle::root` (leaves and all levels).
+    pub cpu_tree_leaves_per_s: f64,
+    /// Time of the CPU tree over time of the leaves alone: the target is at most 1.1.
+    pub cpu_tree_time_over_blake3: f64,
+    /// Present when a GPU context was asked for and created.
+    pub gpu: Option<GpuFigures>,
+    /// Why there is no GPU figure, when one was asked for.
+    pub gpu_unavailable: Option<String>,
+}
+
+/// The GPU tree's figure and the adapter it ran on.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GpuFigures {
+    pub adapter: String,
+    /// True for llvmpipe and other software adapters: the figure is a CPU figure.
+    pub cpu_type_adapter: bool,
+    /// `GpuMerkle::root`, end to end from host memory.
+    pub tree_leaves_per_s: f64,
+    pub tree_time_over_blake3: f64,
+}
+
+impl std::fmt::Display for MerkleFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} leaves x {} B, {} threads: blake3 leaves alone {:.2} M leaves/s; CPU tree {:.2} M leaves/s ({:.3}x the time)",
+            self.leaf_count,
+            self.leaf_bytes,
+            self.threads,
+            self.blake3_leaves_per_s / 1e6,
+            self.cpu_tree_leaves_per_s / 1e6,
+            self.cpu_tree_time_over_blake3,
+        )?;
+        if let Some(gpu) = &self.gpu {
+            let label = if gpu.cpu_type_adapter {
+                " [CPU-type adapter: not a GPU figure]"
+            } else {
+                ""
+            };
+            write!(
+                f,
+                "; GPU tree on {}{label} {:.2} M leaves/s ({:.3}x the time)",
+                gpu.adapter,
+                gpu.tree_leaves_per_s / 1e6,
+                gpu.tree_time_over_blake3
+            )?;
+        }
+        if let Some(reason) = &self.gpu_unavailable {
+            write!(f, "; no GPU figure: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Measures the three figures over `leaf_count` random leaves of `leaf_bytes` bytes.
+///
+/// Panics if `leaf_count` is 0 or above [`LEAF_COUNT_MAX`], if `leaf_bytes` is 0, or if the
+/// GPU root differs from the CPU root (a correctness failure, never a figure).
+pub fn measure(leaf_count: usize, leaf_bytes: usize, gpu: bool) -> MerkleFigures {
+    assert!(
+        (1..=LEAF_COUNT_MAX).contains(&leaf_count),
+        "leaf_count out of range"
+    );
+    assert!(leaf_bytes > 0, "leaf_bytes must be positive");
+    let mut data = vec![0u8; leaf_count * leaf_bytes];
+    ChaCha20Rng::seed_from_u64(DATA_SEED).fill(&mut data[..]);
+
+    let mut hashes: Vec<Hash> = Vec::with_capacity(leaf_count);
+    let blake3_seconds = best_seconds(|| {
+        data.par_chunks_exact(leaf_bytes)
+            .map(|leaf| *blake3::keyed_hash(&LEAF_KEY, leaf).as_bytes())
+            .collect_into_vec(&mut hashes);
+        std::hint::black_box(&hashes);
+    });
+    let mut cpu_root = [0u8; 32];
+    let cpu_seconds = best_seconds(|| {
+        cpu_root = std::hint::black_box(merkle::root(&data, leaf_bytes));
+    });
+
+    let (gpu_figures, gpu_unavailable) = if gpu {
+        match measure_gpu(&data, leaf_bytes, &cpu_root) {
+            Ok((adapter, cpu_type_adapter, seconds)) => (
+                Some(GpuFigures {
+                    adapter,
+                    cpu_type_adapter,
+                    tree_leaves_per_s: leaf_count as f64 / seconds,
+                    tree_time_over_blake3: seconds / blake3_seconds,
+                }),
+                None,
+            ),
+            Err(reason) => (None, Some(reason)),
+        }
+    } else {
+        (None, None)
+    };
+    MerkleFigures {
+        leaf_count,
+        leaf_bytes,
+        threads: rayon::current_num_threads(),
+        blake3_leaves_per_s: leaf_count as f64 / blake3_seconds,
+        cpu_tree_leaves_per_s: leaf_count as f64 / cpu_seconds,
+        cpu_tree_time_over_blake3: cpu_seconds / blake3_seconds,
+        gpu: gpu_figures,
+        gpu_unavailable,
+    }
+}
+
+/// (adapter name, is CPU-type, best seconds per root) or why there is no GPU figure.
+fn measure_gpu(
+    data: &[u8],
+    leaf_bytes: usize,
+    cpu_root: &Hash,
+) -> Result<(String, bool, f64), String> {
+    let context = GpuContext::shared().map_err(|error| error.to_string())?;
+    let mut gpu = GpuMerkle::new(context.clone()).map_err(|error| error.to_string())?;
+    let root = gpu
+        .root(data, leaf_bytes)
+        .map_err(|error| error.to_string())?;
+    assert_eq!(
+        &root, cpu_root,
+        "GPU root differs from the CPU root: a correctness bug"
+    );
+    let mut failure = None;
+    let seconds = best_seconds(|| {
+        if failure.is_none() {
+            if let Err(error) = gpu.root(data, leaf_bytes) {
+                failure = Some(error.to_string());
+            }
+        }
+    });
+    match failure {
+        Some(reason) => Err(reason),
+        None => Ok((context.info.name.clone(), context.is_cpu_adapter(), seconds)),
+    }
+}
+
+/// Best over [`REPETITIONS`] of the mean seconds per call, each repetition calling `work`
+/// until [`MEASURE_SECONDS_MIN`] has passed.
+fn best_seconds(mut work: impl FnMut()) -> f64 {
+    work(); // Warm-up: page faults, buffer growth, pipeline caches.
+    let mut best = f64::INFINITY;
+    for _ in 0..REPETITIONS {
+        let start = Instant::now();
+        let mut calls = 0u32;
+        while calls == 0 || start.elapsed().as_secs_f64() < MEASURE_SECONDS_MIN {
+            work();
+            calls += 1;
+        }
+        best = best.min(start.elapsed().as_secs_f64() / f64::from(calls));
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures are consistent (not timed: speed is never asserted in tests).
+    #[test]
+    fn figures_are_finite_and_consistent() {
+        let figures = measure(3000, 192, false);
+        assert!(figures.blake3_leaves_per_s.is_finite() && figures.blake3_leaves_per_s > 0.0);
+        assert!(figures.cpu_tree_leaves_per_s.is_finite() && figures.cpu_tree_leaves_per_s > 0.0);
+        let ratio = figures.blake3_leaves_per_s / figures.cpu_tree_leaves_per_s;
+        assert!((ratio - figures.cpu_tree_time_over_blake3).abs() < 1e-9);
+        assert!(figures.gpu.is_none() && figures.gpu_unavailable.is_none());
+        eprintln!("{figures}");
+    }
+}

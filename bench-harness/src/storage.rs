@@ -1,0 +1,327 @@
+//! Storage figures: the append log against the raw disk it runs on, and the restart time of
+//! a log the size of a million transactions.
+//!
+//! `measure_log_vs_raw` runs, in one process on one directory (so on one disk):
+//! 1. raw: `pwrite` of `entry_bytes` buffers into 64 MiB files pre-sized with `set_len`,
+//!    `fdatasync` every `entries_per_commit` writes; the floor any log pays on this disk;
+//! 2. log: `Log::append` of `entry_bytes` payloads (each entry carries 80 header bytes and
+//!    padding on top) and `Log::commit` every `entries_per_commit` appends.
+//!
+//! Both run for the same wall-clock `duration`; figures are per second of that run.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tally_engine::log::{entry_bytes as log_entry_bytes, Log, LogConfig};
+
+/// Bytes of each raw file, the same as a default log segment.
+pub const RAW_FILE_BYTES: u64 = 64 << 20;
+/// Bytes of one transaction record in the replay measurement.
+pub const TX_RECORD_BYTES: usize = 192;
+/// Transactions per block (one log entry) in the replay measurement.
+pub const BLOCK_TX_COUNT: usize = 4096;
+
+/// One writer's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriterFigures {
+    /// Entries written and made durable.
+    pub entries: u64,
+    /// Commits (fdatasync or msync calls).
+    pub commits: u64,
+    /// Bytes that reached the disk, headers included.
+    pub disk_bytes: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Mean time of one commit call.
+    pub commit_latency_us_mean: f64,
+    /// Slowest commit call.
+    pub commit_latency_us_max: f64,
+}
+
+impl WriterFigures {
+    /// Durable entries per second.
+    pub fn entries_per_second(&self) -> f64 {
+        self.entries as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Commits per second.
+    pub fn commits_per_second(&self) -> f64 {
+        self.commits as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Disk bytes per second, in MiB.
+    pub fn mib_per_second(&self) -> f64 {
+        self.disk_bytes as f64 / self.elapsed.as_secs_f64() / (1024.0 * 1024.0)
+    }
+}
+
+/// The log against raw writes at one entry size and commit interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StorageFigures {
+    /// Payload bytes per entry.
+    pub entry_bytes: usize,
+    /// Entries per commit (group size).
+    pub entries_per_commit: usize,
+    /// Raw pwrite + fdatasync.
+    pub raw: WriterFigures,
+    /// `Log::append` + `Log::commit`.
+    pub log: WriterFigures,
+}
+
+impl StorageFigures {
+    /// Log entries per second over raw entries per second (1.0: as fast as the raw disk).
+    pub fn log_to_raw_ratio(&self) -> f64 {
+        self.log.entries_per_second() / self.raw.entries_per_second()
+    }
+}
+
+impl std::fmt::Display for StorageFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "entry {} B, {} entries/commit",
+            self.entry_bytes, self.entries_per_commit
+        )?;
+        for (name, figures) in [("raw", &self.raw), ("log", &self.log)] {
+            writeln!(
+                f,
+                "  {name}: {:>10.0} entries/s {:>8.0} commits/s {:>8.1} MiB/s  commit mean {:>7.1} us, max {:>8.1} us",
+                figures.entries_per_second(),
+                figures.commits_per_second(),
+                figures.mib_per_second(),
+                figures.commit_latency_us_mean,
+                figures.commit_latency_us_max
+            )?;
+        }
+        write!(f, "  log/raw: {:.2}", self.log_to_raw_ratio())
+    }
+}
+
+/// Restart figures of a log holding `tx_count` transactions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayFigures {
+    /// Transactions in the log.
+    pub tx_count: u64,
+    /// Entries (blocks) in the log.
+    pub entries: u64,
+    /// Bytes of payload replayed.
+    pub payload_bytes: u64,
+    /// `Log::open`: listing, mapping, verifying every checksum and the chain.
+    pub open: Duration,
+    /// `Log::replay` from sequence 0 over every payload (touching each byte).
+    pub replay: Duration,
+}
+
+impl ReplayFigures {
+    /// Open plus replay: the log's share of a node restart.
+    pub fn restart(&self) -> Duration {
+        self.open + self.replay
+    }
+}
+
+impl std::fmt::Display for ReplayFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = self.payload_bytes as f64 / (1024.0 * 1024.0);
+        write!(
+            f,
+            "restart of {} tx ({} entries, {mib:.0} MiB): open+verify {:.1} ms ({:.0} MiB/s), replay {:.1} ms, total {:.1} ms",
+            self.tx_count,
+            self.entries,
+            self.open.as_secs_f64() * 1e3,
+            mib / self.open.as_secs_f64(),
+            self.replay.as_secs_f64() * 1e3,
+            self.restart().as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// Running sums of commit latency.
+#[derive(Default)]
+struct CommitClock {
+    commits: u64,
+    total: Duration,
+    max: Duration,
+}
+
+impl CommitClock {
+    fn record(&mut self, took: Duration) {
+        self.commits += 1;
+        self.total += took;
+        self.max = self.max.max(took);
+    }
+
+    fn figures(&self, entries: u64, disk_bytes: u64, elapsed: Duration) -> WriterFigures {
+        WriterFigures {
+            entries,
+            commits: self.commits,
+            disk_bytes,
+            elapsed,
+            commit_latency_us_mean: self.total.as_secs_f64() * 1e6 / self.commits.max(1) as f64,
+            commit_latency_us_max: self.max.as_secs_f64() * 1e6,
+        }
+    }
+}
+
+fn new_raw_file(dir: &Path, index: u64) -> File {
+    let path = dir.join(format!("raw-{index:06}.bin"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    file.set_len(RAW_FILE_BYTES)
+        .unwrap_or_else(|e| panic!("size {}: {e}", path.display()));
+    file
+}
+
+fn measure_raw(dir: &Path, entry_bytes: usize, entries_per_commit: usize, duration: Duration) -> WriterFigures {
+    std::fs::create_dir_all(dir).expect("create raw dir");
+    let buffer = vec![0xA5u8; entry_bytes];
+    let mut clock = CommitClock::default();
+    let mut file_index = 0;
+    let mut file = new_raw_file(dir, file_index);
+    let mut offset = 0u64;
+    let mut entries = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        for _ in 0..entries_per_commit {
+            if offset + entry_bytes as u64 > RAW_FILE_BYTES {
+                file.sync_data().expect("fdatasync raw file");
+                file_index += 1;
+                file = new_raw_file(dir, file_index);
+                offset = 0;
+            }
+            file.write_all_at(&buffer, offset).expect("write raw file");
+            offset += entry_bytes as u64;
+            entries += 1;
+        }
+        let before = Instant::now();
+        file.sync_data().expect("fdatasync raw file");
+        clock.record(before.elapsed());
+    }
+    let elapsed = start.elapsed();
+    clock.figures(entries, entries * entry_bytes as u64, elapsed)
+}
+
+fn measure_log(dir: &Path, entry_bytes: usize, entries_per_commit: usize, duration: Duration) -> WriterFigures {
+    let mut log = Log::open(dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let payload = vec![0x5Au8; entry_bytes];
+    let mut clock = CommitClock::default();
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        for _ in 0..entries_per_commit {
+            log.append(&payload).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let before = Instant::now();
+        log.commit().unwrap_or_else(|e| panic!("{e}"));
+        clock.record(before.elapsed());
+    }
+    let elapsed = start.elapsed();
+    let entries = log.durable_sequence();
+    clock.figures(entries, entries * log_entry_bytes(entry_bytes) as u64, elapsed)
+}
+
+/// Measures raw sequential write + fdatasync and the log's append + commit at the same entry
+/// size and commit interval, each for `duration`, in subdirectories of `dir` (same disk).
+///
+/// Assumes `dir` is writable, has room for what `duration` of writing produces, and that
+/// `entry_bytes` fits the default log configuration (16 MiB entries). The files stay in
+/// `dir` for the caller to remove.
+///
+/// # Panics
+/// On any I/O or log error: a benchmark has no figure to give when the disk fails.
+pub fn measure_log_vs_raw(
+    dir: &Path,
+    entry_bytes: usize,
+    entries_per_commit: usize,
+    duration: Duration,
+) -> StorageFigures {
+    assert!(entries_per_commit > 0, "commit at least one entry at a time");
+    let raw = measure_raw(&dir.join("raw"), entry_bytes, entries_per_commit, duration);
+    let log = measure_log(&dir.join("log"), entry_bytes, entries_per_commit, duration);
+    StorageFigures {
+        entry_bytes,
+        entries_per_commit,
+        raw,
+        log,
+    }
+}
+
+/// Writes a log of `tx_count` 192-byte records as blocks of [`BLOCK_TX_COUNT`] (one entry per
+/// block), then measures `Log::open` and a full `Log::replay` (the page cache is warm:
+/// this is the CPU cost of a restart, not the disk's).
+///
+/// # Panics
+/// On any I/O or log error, or when `dir` already holds a log.
+pub fn measure_replay(dir: &Path, tx_count: u64) -> ReplayFigures {
+    let log_dir = dir.join("replay-log");
+    assert!(!log_dir.exists(), "{} already exists", log_dir.display());
+    let mut block = vec![0u8; BLOCK_TX_COUNT * TX_RECORD_BYTES];
+    let mut entries = 0u64;
+    {
+        let mut log = Log::open(&log_dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut written = 0u64;
+        while written < tx_count {
+            let txs = (tx_count - written).min(BLOCK_TX_COUNT as u64) as usize;
+            for (index, record) in block[..txs * TX_RECORD_BYTES].chunks_exact_mut(TX_RECORD_BYTES).enumerate() {
+                // Distinct records, so that no layer can compress or deduplicate them.
+                record[..8].copy_from_slice(&(written + index as u64).to_le_bytes());
+                record[8..16].copy_from_slice(&entries.to_le_bytes());
+            }
+            log.append(&block[..txs * TX_RECORD_BYTES]).unwrap_or_else(|e| panic!("{e}"));
+            log.commit().unwrap_or_else(|e| panic!("{e}"));
+            written += txs as u64;
+            entries += 1;
+        }
+    }
+    let start = Instant::now();
+    let log = Log::open(&log_dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let open = start.elapsed();
+    assert_eq!(log.next_sequence(), entries);
+    let start = Instant::now();
+    let mut payload_bytes = 0u64;
+    let mut checksum = 0u64;
+    log.replay(0, |_, payload| {
+        payload_bytes += payload.len() as u64;
+        // Touch every record as a node's replay would: read its first word.
+        for record in payload.chunks_exact(TX_RECORD_BYTES) {
+            checksum = checksum.wrapping_add(u64::from_le_bytes(record[..8].try_into().expect("8 bytes")));
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let replay = start.elapsed();
+    assert_eq!(payload_bytes, tx_count * TX_RECORD_BYTES as u64);
+    assert_eq!(checksum, tx_count * tx_count.saturating_sub(1) / 2, "every record seen once");
+    ReplayFigures {
+        tx_count,
+        entries,
+        payload_bytes,
+        open,
+        replay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_runs_give_consistent_figures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let figures = measure_log_vs_raw(dir.path(), 192, 8, Duration::from_millis(50));
+        for writer in [figures.raw, figures.log] {
+            assert!(writer.entries > 0 && writer.commits > 0);
+            assert_eq!(writer.entries, writer.commits * 8);
+        }
+        assert_eq!(figures.raw.disk_bytes, figures.raw.entries * 192);
+        assert_eq!(figures.log.disk_bytes, figures.log.entries * 272);
+        let replay = measure_replay(dir.path(), 10_000);
+        assert_eq!(replay.entries, 3);
+        assert_eq!(replay.payload_bytes, 10_000 * 192);
+    }
+}

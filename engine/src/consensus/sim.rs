@@ -1,0 +1,908 @@
+//! Deterministic cluster simulator: N validators in one thread over a simulated network.
+//!
+//! Everything random comes from one seed (SplitMix64), time is simulated milliseconds, and
+//! events are processed in (time, sequence) order, so a seed replays exactly. The network
+//! loses, delays (and so reorders), duplicates and partitions messages during a fault phase;
+//! honest validators crash (sometimes between persisting and sending) and restart from what
+//! they persisted; up to `f` Byzantine validators sign conflicting proposals and votes. At
+//! the end of the fault phase the network heals (no loss, no partition, bounded delay) and
+//! every crashed validator restarts.
+//!
+//! Checked for every run:
+//! - safety: no two honest validators decide different values at one height;
+//! - same chain: every honest validator's decided blocks are a prefix of one chain;
+//! - certificates: every decision carries a certificate that verifies against the set;
+//! - liveness: after healing, every honest validator decides `heights_after_heal` more
+//!   heights within `liveness_ms_max` simulated milliseconds.
+//!
+//! Gossip is modelled as the paper assumes it (every message eventually arrives after the
+//! network stabilises): each validator re-sends its own messages of the current height every
+//! `gossip_interval_ms`, and a validator that receives a message for a height it has decided
+//! answers with that height's proposal and certificate precommits (a minimal block sync).
+
+use super::certificate::Certificate;
+use super::machine::{
+    Action, Application, Config, ConsensusError, Event, PersistentState, Tendermint, Timeout,
+    TimeoutConfig,
+};
+use super::message::{Body, SignedMessage, VerifiedMessage, VerifyError, VoteKind, MESSAGE_BYTES};
+use super::validators::{short_hex, ValidatorSet};
+use super::BlockId;
+use ed25519_zebra::SigningKey;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+/// Network id of simulated clusters.
+pub const SIM_NETWORK_ID: u64 = 0x5349_4d00_0000_0001;
+/// Bound on verified messages cached by the simulated network before the cache is cleared.
+pub const VERIFY_CACHE_ENTRIES_MAX: usize = 200_000;
+
+/// A small, fast, deterministic generator (SplitMix64); good enough to schedule faults.
+#[derive(Clone, Debug)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    /// Generator for `seed`.
+    pub fn new(seed: u64) -> SimRng {
+        SimRng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low..=high` (assumes `low <= high`).
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+
+    /// True with probability `per_mille / 1000`.
+    pub fn chance(&mut self, per_mille: u32) -> bool {
+        self.next_u64() % 1000 < u64::from(per_mille)
+    }
+}
+
+/// Parameters of one simulated run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub validator_count: usize,
+    /// Byzantine (equivocating) validators, at most `f`.
+    pub byzantine_count: usize,
+    /// Length of the faulty period, simulated ms.
+    pub fault_phase_ms: u64,
+    pub loss_per_mille: u32,
+    pub duplicate_per_mille: u32,
+    /// Delay range during the fault phase; wide ranges reorder messages.
+    pub fault_delay_ms_max: u64,
+    /// Delay bound after healing (the paper's Δ after GST).
+    pub healed_delay_ms_max: u64,
+    /// A partition into two sides starts and heals within the fault phase.
+    pub partition: bool,
+    /// Probability that an honest validator crashes when handling an event (fault phase).
+    pub crash_per_mille: u32,
+    /// How long a crashed validator stays down (at most; all restart at healing).
+    pub downtime_ms_max: u64,
+    pub gossip_interval_ms: u64,
+    pub timeouts: TimeoutConfig,
+    /// Heights every honest validator must decide after healing.
+    pub heights_after_heal: u64,
+    /// Simulated time after healing within which they must be decided.
+    pub liveness_ms_max: u64,
+    /// Bound on processed events (a run that exceeds it fails).
+    pub events_max: u64,
+}
+
+impl SimConfig {
+    /// The configuration the test suite uses for `seed`: 4 or 7 validators, `f` Byzantine,
+    /// and loss, duplication, delay, partitions and crashes drawn from the seed.
+    pub fn for_seed(seed: u64) -> SimConfig {
+        let mut rng = SimRng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let validator_count = if seed % 2 == 0 { 4 } else { 7 };
+        let f = (validator_count - 1) / 3;
+        SimConfig {
+            seed,
+            validator_count,
+            byzantine_count: if rng.chance(850) { f } else { 0 },
+            fault_phase_ms: rng.range(500, 2500),
+            loss_per_mille: rng.range(0, 300) as u32,
+            duplicate_per_mille: rng.range(0, 200) as u32,
+            fault_delay_ms_max: rng.range(5, 300),
+            healed_delay_ms_max: rng.range(2, 40),
+            partition: rng.chance(500),
+            crash_per_mille: rng.range(0, 8) as u32,
+            downtime_ms_max: rng.range(50, 1500),
+            gossip_interval_ms: 150,
+            timeouts: TimeoutConfig {
+                propose_ms: 200,
+                propose_delta_ms: 50,
+                prevote_ms: 100,
+                prevote_delta_ms: 50,
+                precommit_ms: 100,
+                precommit_delta_ms: 50,
+            },
+            heights_after_heal: 3,
+            liveness_ms_max: 60_000,
+            events_max: 2_000_000,
+        }
+    }
+}
+
+/// Why a run failed: a property of the protocol did not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimFailure {
+    #[error("SAFETY: validators {first} and {second} decided {first_value} and {second_value} at height {height}")]
+    Safety {
+        height: u64,
+        first: usize,
+        second: usize,
+        first_value: String,
+        second_value: String,
+    },
+    #[error("CHAIN: validator {validator} decided height {height} out of order (has {chain_len} blocks)")]
+    Chain {
+        validator: usize,
+        height: u64,
+        chain_len: u64,
+    },
+    #[error("CERTIFICATE: validator {validator} decided height {height} with a bad certificate: {reason}")]
+    Certificate {
+        validator: usize,
+        height: u64,
+        reason: String,
+    },
+    #[error("LIVENESS: after healing at {heal_ms} ms, heights {heights:?} at {now_ms} ms; wanted {target} on every honest validator")]
+    Liveness {
+        heal_ms: u64,
+        now_ms: u64,
+        heights: Vec<u64>,
+        target: u64,
+    },
+    #[error("EVENTS: more than {events_max} events without reaching the goal")]
+    EventBudget { events_max: u64 },
+    #[error("STATE MACHINE: validator {validator}: {reason}")]
+    Machine { validator: usize, reason: String },
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimReport {
+    pub seed: u64,
+    pub validator_count: usize,
+    pub byzantine_count: usize,
+    /// Decided heights per validator (Byzantine ones included).
+    pub heights: Vec<u64>,
+    pub heal_ms: u64,
+    pub end_ms: u64,
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_lost: u64,
+    pub crashes: u64,
+    /// Highest round any honest validator reached.
+    pub round_max: u32,
+    /// Equivocation evidence gathered by honest validators.
+    pub evidence: u64,
+}
+
+/// The simulated application: block ids encode (height, round, proposer) and a checksum, so
+/// `valid(v)` is a deterministic check every honest validator agrees on.
+#[derive(Clone, Debug)]
+pub struct SimApp {
+    validator_count: usize,
+}
+
+impl SimApp {
+    /// The only valid value proposed at (height, round): made by that round's proposer.
+    pub fn value(validator_count: usize, height: u64, round: u32) -> BlockId {
+        let proposer = ((height % validator_count as u64 + u64::from(round) % validator_count as u64)
+            % validator_count as u64) as u16;
+        let mut value = [0u8; 32];
+        value[..8].copy_from_slice(&height.to_le_bytes());
+        value[8..12].copy_from_slice(&round.to_le_bytes());
+        value[12..14].copy_from_slice(&proposer.to_le_bytes());
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"tally-sim-block");
+        hasher.update(&value[..14]);
+        value[14..].copy_from_slice(&hasher.finalize().as_bytes()[..18]);
+        value
+    }
+}
+
+impl Application for SimApp {
+    fn propose_value(&mut self, height: u64, round: u32) -> BlockId {
+        SimApp::value(self.validator_count, height, round)
+    }
+
+    fn is_valid(&mut self, height: u64, value: &BlockId) -> bool {
+        let round = u32::from_le_bytes(value[8..12].try_into().expect("4 bytes"));
+        SimApp::value(self.validator_count, height, round) == *value
+    }
+}
+
+#[derive(Clone, Debug)]
+enum SimEvent {
+    Deliver { from: usize, to: usize, bytes: Box<[u8; MESSAGE_BYTES]> },
+    Timer { node: usize, incarnation: u64, timeout: Timeout },
+    Gossip { node: usize, incarnation: u64 },
+    Restart { node: usize },
+    PartitionStart { side_mask: u64 },
+    PartitionEnd,
+    Heal,
+}
+
+struct Scheduled {
+    time_ms: u64,
+    sequence: u64,
+    event: SimEvent,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ms, self.sequence) == (other.time_ms, other.sequence)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so the max-heap pops the earliest event first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time_ms, other.sequence).cmp(&(self.time_ms, self.sequence))
+    }
+}
+
+struct Decided {
+    value: BlockId,
+    certificate: Certificate,
+    proposal: SignedMessage,
+}
+
+struct Node {
+    key: SigningKey,
+    byzantine: bool,
+    machine: Option<Tendermint>,
+    persisted: PersistentState,
+    chain: Vec<Decided>,
+    incarnation: u64,
+    app: SimApp,
+}
+
+struct Sim {
+    config: SimConfig,
+    rng: SimRng,
+    now_ms: u64,
+    sequence: u64,
+    queue: BinaryHeap<Scheduled>,
+    nodes: Vec<Node>,
+    set: ValidatorSet,
+    healed: bool,
+    partition_side_mask: Option<u64>,
+    verify_cache: HashMap<[u8; MESSAGE_BYTES], Result<VerifiedMessage, VerifyError>>,
+    certificates_verified: HashSet<Vec<u8>>,
+    /// (responder, requester) -> (height, time) of the last block-sync answer.
+    sync_sent: HashMap<(usize, usize), (u64, u64)>,
+    /// Height -> (validator, value) of the first honest decision.
+    decided: BTreeMap<u64, (usize, BlockId)>,
+    report: SimReport,
+}
+
+/// Runs one simulation. Returns the report, or the first property that failed.
+pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
+    let sim = Sim::new(config.clone());
+    sim.run()
+}
+
+impl Sim {
+    fn new(config: SimConfig) -> Sim {
+        let mut rng = SimRng::new(config.seed);
+        let n = config.validator_count;
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|_| {
+                let mut seed = [0u8; 32];
+                for chunk in seed.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+                }
+                SigningKey::from(seed)
+            })
+            .collect();
+        let public_keys = keys
+            .iter()
+            .map(|key| ed25519_zebra::VerificationKey::from(key).into())
+            .collect();
+        let set = ValidatorSet::new(SIM_NETWORK_ID, 0, public_keys).expect("distinct random keys");
+        // Byzantine validators are the last ones; which index they have does not matter
+        // since the proposer rotates through everybody.
+        let byzantine_first = n - config.byzantine_count;
+        let nodes = keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let machine_config = Config {
+                    signing_key: key.clone(),
+                    timeouts: config.timeouts,
+                };
+                let machine = Tendermint::new(machine_config, 0);
+                Node {
+                    key,
+                    byzantine: index >= byzantine_first,
+                    persisted: machine.persistent_state(),
+                    machine: Some(machine),
+                    chain: Vec::new(),
+                    incarnation: 0,
+                    app: SimApp { validator_count: n },
+                }
+            })
+            .collect();
+        let report = SimReport {
+            seed: config.seed,
+            validator_count: n,
+            byzantine_count: config.byzantine_count,
+            ..SimReport::default()
+        };
+        Sim {
+            rng,
+            now_ms: 0,
+            sequence: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            set,
+            healed: false,
+            partition_side_mask: None,
+            verify_cache: HashMap::new(),
+            certificates_verified: HashSet::new(),
+            sync_sent: HashMap::new(),
+            decided: BTreeMap::new(),
+            report,
+            config,
+        }
+    }
+
+    fn schedule(&mut self, delay_ms: u64, event: SimEvent) {
+        self.sequence += 1;
+        self.queue.push(Scheduled {
+            time_ms: self.now_ms + delay_ms,
+            sequence: self.sequence,
+            event,
+        });
+    }
+
+    fn honest(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.nodes.iter().enumerate().filter(|(_, node)| !node.byzantine)
+    }
+
+    fn run(mut self) -> Result<SimReport, SimFailure> {
+        self.schedule(self.config.fault_phase_ms, SimEvent::Heal);
+        if self.config.partition {
+            let start = self.rng.range(0, self.config.fault_phase_ms);
+            let length = self.rng.range(100, self.config.fault_phase_ms);
+            let n = self.config.validator_count as u32;
+            // A non-trivial split: some validators on each side.
+            let side_mask = self.rng.range(1, (1u64 << n) - 2);
+            self.schedule(start, SimEvent::PartitionStart { side_mask });
+            self.schedule(start + length, SimEvent::PartitionEnd);
+        }
+        for node in 0..self.nodes.len() {
+            let interval = self.config.gossip_interval_ms;
+            let first = self.rng.range(1, interval);
+            self.schedule(first, SimEvent::Gossip { node, incarnation: 0 });
+            self.start_height(node, 0)?;
+        }
+        let mut target = None;
+        while let Some(Scheduled { time_ms, event, .. }) = self.queue.pop() {
+            self.now_ms = time_ms;
+            self.report.events += 1;
+            if self.report.events > self.config.events_max {
+                return Err(SimFailure::EventBudget {
+                    events_max: self.config.events_max,
+                });
+            }
+            if let SimEvent::Heal = event {
+                self.heal()?;
+                let decided_max = self.honest().map(|(_, n)| n.chain.len() as u64).max();
+                target = Some(decided_max.unwrap_or(0) + self.config.heights_after_heal);
+                continue;
+            }
+            if std::env::var_os("TALLY_SIM_TRACE").is_some() && self.report.events % 1000 == 0 {
+                let states: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| match &n.machine {
+                        Some(m) => format!("{}:{}/{}/{:?}", n.chain.len(), m.height(), m.round(), m.step()),
+                        None => "down".to_string(),
+                    })
+                    .collect();
+                eprintln!("t={} ev={} q={} {:?}", self.now_ms, self.report.events, self.queue.len(), states);
+            }
+            self.process(event)?;
+            if let Some(target) = target {
+                if self.honest().all(|(_, node)| node.chain.len() as u64 >= target) {
+                    break;
+                }
+                if self.now_ms > self.report.heal_ms + self.config.liveness_ms_max {
+                    return Err(SimFailure::Liveness {
+                        heal_ms: self.report.heal_ms,
+                        now_ms: self.now_ms,
+                        heights: self.nodes.iter().map(|n| n.chain.len() as u64).collect(),
+                        target,
+                    });
+                }
+            }
+        }
+        self.check_chains()?;
+        self.report.end_ms = self.now_ms;
+        self.report.heights = self.nodes.iter().map(|n| n.chain.len() as u64).collect();
+        self.report.evidence = self
+            .honest()
+            .filter_map(|(_, node)| node.machine.as_ref())
+            .map(|machine| machine.evidence().len() as u64)
+            .sum();
+        Ok(self.report)
+    }
+
+    fn heal(&mut self) -> Result<(), SimFailure> {
+        self.healed = true;
+        self.partition_side_mask = None;
+        self.report.heal_ms = self.now_ms;
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].machine.is_none() {
+                self.restart(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, event: SimEvent) -> Result<(), SimFailure> {
+        match event {
+            SimEvent::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
+            SimEvent::Timer {
+                node,
+                incarnation,
+                timeout,
+            } => {
+                if self.nodes[node].incarnation != incarnation
+                    || self.nodes[node].machine.is_none()
+                {
+                    return Ok(());
+                }
+                self.handle(node, Event::Timeout(timeout)).map(|_| ())
+            }
+            SimEvent::Gossip { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return Ok(());
+                }
+                let interval = self.config.gossip_interval_ms;
+                self.schedule(interval, SimEvent::Gossip { node, incarnation });
+                let own: Vec<SignedMessage> = match &self.nodes[node].machine {
+                    Some(machine) => machine.own_messages().to_vec(),
+                    None => return Ok(()),
+                };
+                for message in own {
+                    self.send_all(node, &message);
+                }
+                Ok(())
+            }
+            SimEvent::Restart { node } => {
+                if self.nodes[node].machine.is_none() {
+                    self.restart(node)?;
+                }
+                Ok(())
+            }
+            SimEvent::PartitionStart { side_mask } => {
+                if !self.healed {
+                    self.partition_side_mask = Some(side_mask);
+                }
+                Ok(())
+            }
+            SimEvent::PartitionEnd => {
+                self.partition_side_mask = None;
+                Ok(())
+            }
+            SimEvent::Heal => Ok(()),
+        }
+    }
+
+    fn verified(&mut self, bytes: &[u8; MESSAGE_BYTES]) -> Option<VerifiedMessage> {
+        if let Some(result) = self.verify_cache.get(bytes) {
+            return result.as_ref().ok().copied();
+        }
+        // Decoding failures cannot happen between simulated honest encoders; treat as loss.
+        let message = SignedMessage::decode(bytes).ok()?;
+        let result = message.verify(&self.set);
+        if self.verify_cache.len() >= VERIFY_CACHE_ENTRIES_MAX {
+            self.verify_cache.clear();
+        }
+        self.verify_cache.insert(*bytes, result.clone());
+        result.ok()
+    }
+
+    fn deliver(
+        &mut self,
+        from: usize,
+        to: usize,
+        bytes: &[u8; MESSAGE_BYTES],
+    ) -> Result<(), SimFailure> {
+        if self.nodes[to].machine.is_none() {
+            return Ok(());
+        }
+        let Some(message) = self.verified(bytes) else {
+            return Ok(());
+        };
+        // Only a peer's own message for an old height shows that the peer lags; messages it
+        // relays (block sync answers) must not trigger answers, or up-to-date peers would
+        // answer each other forever.
+        let own_message = self.set.index_of(message.message().sender()) == Some(from);
+        let traced = self.handle(to, Event::Message(message));
+        if std::env::var_os("TALLY_SIM_TRACE").is_some() && self.now_ms > 50_000 && self.now_ms < 50_400 {
+            eprintln!("deliver {from}->{to} {:?} => {:?}", message.body(), traced);
+            if let Some(m) = &self.nodes[to].machine {
+                if let Some(r) = m.votes().round(0) {
+                    eprintln!("   node {to} {:?} r0 proposal={:?} precommits total={} prevotes total={}", m, r.proposal().map(|p| short_hex(&p.0)), r.total(VoteKind::Precommit), r.total(VoteKind::Prevote));
+                    eprintln!("   precommits {:?}", (0..4).map(|i| r.vote(VoteKind::Precommit, i).map(|v| v.map(|v| short_hex(&v)))).collect::<Vec<_>>());
+                    if let Some((v, _)) = r.proposal() { eprintln!("   count {} valid {}", r.count(VoteKind::Precommit, &Some(v)), SimApp { validator_count: 4 }.is_valid(4, &v)); }
+                }
+            }
+        }
+        match traced {
+            Ok(Err(ConsensusError::PastHeight { height, .. })) if own_message => {
+                self.block_sync(to, from, height);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// `responder` decided `height` and `requester` is still on it: send the proposal and the
+    /// certificate's precommits, from which the requester decides by line 49.
+    fn block_sync(&mut self, responder: usize, requester: usize, height: u64) {
+        if let Some((last_height, last_ms)) = self.sync_sent.get(&(responder, requester)) {
+            // At most one answer per peer per gossip interval, and none for a height older
+            // than the one answered last (the peer has moved on).
+            if height < *last_height || self.now_ms < last_ms + self.config.gossip_interval_ms {
+                return;
+            }
+        }
+        self.sync_sent
+            .insert((responder, requester), (height, self.now_ms));
+        let Some(decided) = self.nodes[responder].chain.get(height as usize) else {
+            return;
+        };
+        let mut messages = vec![decided.proposal];
+        messages.extend(
+            decided
+                .certificate
+                .signatures
+                .iter()
+                .map(|entry| decided.certificate.precommit(entry)),
+        );
+        for message in messages {
+            self.send(responder, requester, &message.encode());
+        }
+    }
+
+    /// Feeds `event` to `node` and executes the actions. The outer result is a failed
+    /// property; the inner one is the machine's verdict on the event.
+    fn handle(
+        &mut self,
+        node: usize,
+        event: Event,
+    ) -> Result<Result<(), ConsensusError>, SimFailure> {
+        let mut actions = Vec::new();
+        let result = {
+            let Node { machine, app, .. } = &mut self.nodes[node];
+            let machine = machine.as_mut().expect("handle on a running node");
+            machine.handle(event, app, &mut actions)
+        };
+        // A crash in the middle of executing the actions: what was persisted stays, the
+        // broadcasts and timeouts of this batch are lost.
+        let crash = !self.healed
+            && !self.nodes[node].byzantine
+            && self.rng.chance(self.config.crash_per_mille);
+        let mut next_height = None;
+        for action in actions {
+            match action {
+                Action::Decide(decision) => {
+                    self.record_decision(node, decision.height, Decided {
+                        value: decision.value,
+                        certificate: decision.certificate,
+                        proposal: decision.proposal,
+                    })?;
+                    next_height = Some(decision.height + 1);
+                }
+                Action::Persist(state) => self.nodes[node].persisted = state,
+                Action::Broadcast(message) if !crash => self.broadcast(node, &message),
+                Action::ScheduleTimeout {
+                    timeout,
+                    duration_ms,
+                } if !crash => {
+                    let incarnation = self.nodes[node].incarnation;
+                    self.schedule(duration_ms, SimEvent::Timer {
+                        node,
+                        incarnation,
+                        timeout,
+                    });
+                }
+                Action::Broadcast(_) | Action::ScheduleTimeout { .. } => {}
+            }
+        }
+        if crash {
+            self.crash(node);
+            return Ok(result);
+        }
+        if let Some(height) = next_height {
+            self.start_height(node, height)?;
+        }
+        if let Some(machine) = &self.nodes[node].machine {
+            if !self.nodes[node].byzantine {
+                self.report.round_max = self.report.round_max.max(machine.round());
+            }
+        }
+        Ok(result)
+    }
+
+    fn start_height(&mut self, node: usize, height: u64) -> Result<(), SimFailure> {
+        let event = Event::StartHeight {
+            height,
+            validator_set: self.set.clone(),
+        };
+        match self.handle(node, event)? {
+            Ok(()) => Ok(()),
+            Err(error) => Err(SimFailure::Machine {
+                validator: node,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.report.crashes += 1;
+        self.nodes[node].machine = None;
+        self.nodes[node].incarnation += 1;
+        let downtime = self.rng.range(1, self.config.downtime_ms_max);
+        self.schedule(downtime, SimEvent::Restart { node });
+    }
+
+    /// Restarts `node` from what it persisted: its machine state and its decided blocks.
+    fn restart(&mut self, node: usize) -> Result<(), SimFailure> {
+        let config = Config {
+            signing_key: self.nodes[node].key.clone(),
+            timeouts: self.config.timeouts,
+        };
+        let persisted = self.nodes[node].persisted.clone();
+        let height = persisted.height;
+        if height != self.nodes[node].chain.len() as u64 {
+            return Err(SimFailure::Machine {
+                validator: node,
+                reason: format!(
+                    "persisted height {height} but {} blocks decided",
+                    self.nodes[node].chain.len()
+                ),
+            });
+        }
+        self.nodes[node].machine = Some(Tendermint::restore(config, persisted));
+        self.nodes[node].incarnation += 1;
+        let incarnation = self.nodes[node].incarnation;
+        let first = self.rng.range(1, self.config.gossip_interval_ms);
+        self.schedule(first, SimEvent::Gossip { node, incarnation });
+        self.start_height(node, height)
+    }
+
+    fn record_decision(
+        &mut self,
+        node: usize,
+        height: u64,
+        decided: Decided,
+    ) -> Result<(), SimFailure> {
+        let chain_len = self.nodes[node].chain.len() as u64;
+        if height != chain_len {
+            return Err(SimFailure::Chain {
+                validator: node,
+                height,
+                chain_len,
+            });
+        }
+        let certificate = &decided.certificate;
+        let certificate_ok = certificate.height == height && certificate.value == decided.value;
+        if !certificate_ok {
+            return Err(SimFailure::Certificate {
+                validator: node,
+                height,
+                reason: "certificate is for another height or value".to_string(),
+            });
+        }
+        let encoded = certificate.encode();
+        if !self.certificates_verified.contains(&encoded) {
+            certificate
+                .verify(&self.set)
+                .map_err(|error| SimFailure::Certificate {
+                    validator: node,
+                    height,
+                    reason: error.to_string(),
+                })?;
+            self.certificates_verified.insert(encoded);
+        }
+        if !self.nodes[node].byzantine {
+            match self.decided.get(&height) {
+                Some(&(first, value)) if value != decided.value => {
+                    return Err(SimFailure::Safety {
+                        height,
+                        first,
+                        second: node,
+                        first_value: short_hex(&value),
+                        second_value: short_hex(&decided.value),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    self.decided.insert(height, (node, decided.value));
+                }
+            }
+        }
+        self.nodes[node].chain.push(decided);
+        Ok(())
+    }
+
+    fn check_chains(&self) -> Result<(), SimFailure> {
+        for (index, node) in self.honest() {
+            for (height, block) in node.chain.iter().enumerate() {
+                let (first, value) = self.decided[&(height as u64)];
+                if block.value != value {
+                    return Err(SimFailure::Safety {
+                        height: height as u64,
+                        first,
+                        second: index,
+                        first_value: short_hex(&value),
+                        second_value: short_hex(&block.value),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, node: usize, message: &SignedMessage) {
+        if !self.nodes[node].byzantine {
+            self.send_all(node, message);
+            return;
+        }
+        // Equivocation: sign a conflicting twin and send each peer one of the two at random.
+        let twin = self.conflicting(node, message);
+        let encoded = message.encode();
+        let twin_encoded = twin.encode();
+        for peer in 0..self.nodes.len() {
+            if peer == node {
+                continue;
+            }
+            let bytes = if self.rng.chance(500) {
+                &twin_encoded
+            } else {
+                &encoded
+            };
+            self.send(node, peer, bytes);
+        }
+        // Sometimes also push a vote for the next round, to tempt a round skip (which f
+        // Byzantine validators alone cannot cause).
+        if self.rng.chance(200) {
+            let body = Body::Vote {
+                kind: VoteKind::Precommit,
+                height: message.body().height(),
+                round: message.body().round() + 1,
+                value: Some(self.some_value(message.body().height(), message.body().round() + 2)),
+            };
+            let extra = SignedMessage::sign(body, SIM_NETWORK_ID, &self.nodes[node].key);
+            self.send_all(node, &extra);
+        }
+    }
+
+    /// A valid-looking value of `height` other than the canonical one for the round, or
+    /// (sometimes) an invalid one.
+    fn some_value(&mut self, height: u64, round_max: u32) -> BlockId {
+        if self.rng.chance(150) {
+            let mut value = [0u8; 32];
+            for chunk in value.chunks_exact_mut(8) {
+                chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            }
+            return value;
+        }
+        let round = self.rng.range(0, u64::from(round_max)) as u32;
+        SimApp::value(self.config.validator_count, height, round)
+    }
+
+    fn conflicting(&mut self, node: usize, message: &SignedMessage) -> SignedMessage {
+        let body = match *message.body() {
+            Body::Proposal {
+                height,
+                round,
+                value,
+                ..
+            } => {
+                let mut other = self.some_value(height, round + 2);
+                if other == value {
+                    other = SimApp::value(self.config.validator_count, height, round + 1);
+                }
+                Body::Proposal {
+                    height,
+                    round,
+                    value: other,
+                    valid_round: None,
+                }
+            }
+            Body::Vote {
+                kind,
+                height,
+                round,
+                value,
+            } => {
+                let other = match value {
+                    Some(_) if self.rng.chance(500) => None,
+                    _ => Some(self.some_value(height, round + 2)),
+                };
+                let other = if other == value {
+                    Some(SimApp::value(self.config.validator_count, height, round + 3))
+                } else {
+                    other
+                };
+                Body::Vote {
+                    kind,
+                    height,
+                    round,
+                    value: other,
+                }
+            }
+        };
+        SignedMessage::sign(body, SIM_NETWORK_ID, &self.nodes[node].key)
+    }
+
+    fn send_all(&mut self, node: usize, message: &SignedMessage) {
+        let encoded = message.encode();
+        for peer in 0..self.nodes.len() {
+            if peer != node {
+                self.send(node, peer, &encoded);
+            }
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, bytes: &[u8; MESSAGE_BYTES]) {
+        self.report.messages_sent += 1;
+        let copies = if self.healed {
+            1
+        } else {
+            if let Some(mask) = self.partition_side_mask {
+                if (mask >> from) & 1 != (mask >> to) & 1 {
+                    self.report.messages_lost += 1;
+                    return;
+                }
+            }
+            if self.rng.chance(self.config.loss_per_mille) {
+                self.report.messages_lost += 1;
+                return;
+            }
+            if self.rng.chance(self.config.duplicate_per_mille) {
+                2
+            } else {
+                1
+            }
+        };
+        let delay_ms_max = if self.healed {
+            self.config.healed_delay_ms_max
+        } else {
+            self.config.fault_delay_ms_max
+        };
+        for _ in 0..copies {
+            let delay = self.rng.range(1, delay_ms_max);
+            self.schedule(delay, SimEvent::Deliver {
+                from,
+                to,
+                bytes: Box::new(*bytes),
+            });
+        }
+    }
+}

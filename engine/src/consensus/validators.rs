@@ -1,0 +1,356 @@
+//! Validator sets, thresholds, proposer rotation and epoch changes by authority vote.
+//!
+//! Tally is Proof-of-Authority: every validator has one vote. With `n` validators the set
+//! tolerates `f = (n - 1) / 3` Byzantine ones; a quorum is `n - f` (which is `2f + 1` when
+//! `n = 3f + 1`) and the round-skip threshold of line 55 is `f + 1`. Two quorums always share
+//! at least `f + 1` validators, so at least one honest one: that is what makes a decision
+//! final.
+
+use super::BlockId;
+use ed25519_zebra::VerificationKey;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most validators one set may hold; indexes fit in a `u16` and vote tables stay small.
+pub const VALIDATORS_MAX: usize = 256;
+
+/// Errors building a validator set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidatorSetError {
+    #[error("a validator set needs at least one validator: list the authorities' public keys")]
+    Empty,
+    #[error("{count} validators exceed the maximum of {max}: remove validators")]
+    TooMany { count: usize, max: usize },
+    #[error("validator {public_key} is listed twice: list each authority once")]
+    Duplicate { public_key: String },
+    #[error("validator key {public_key} is not a valid Ed25519 public key: check the key file")]
+    InvalidKey { public_key: String },
+}
+
+/// The validators of one epoch of one network, in proposer-rotation order.
+#[derive(Clone, Debug)]
+pub struct ValidatorSet {
+    network_id: u64,
+    epoch: u64,
+    public_keys: Vec<[u8; 32]>,
+    verification_keys: Vec<VerificationKey>,
+    /// (public key, index) sorted by key, for `index_of` by binary search.
+    sorted: Vec<([u8; 32], u16)>,
+}
+
+impl PartialEq for ValidatorSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.network_id == other.network_id
+            && self.epoch == other.epoch
+            && self.public_keys == other.public_keys
+    }
+}
+impl Eq for ValidatorSet {}
+
+impl ValidatorSet {
+    /// Builds the set of `epoch` on network `network_id`. The order of `public_keys` is the
+    /// proposer-rotation order.
+    ///
+    /// Errors: [`ValidatorSetError::Empty`], [`ValidatorSetError::TooMany`] (more than
+    /// [`VALIDATORS_MAX`]), [`ValidatorSetError::Duplicate`], [`ValidatorSetError::InvalidKey`]
+    /// (a key that is not a curve point).
+    pub fn new(
+        network_id: u64,
+        epoch: u64,
+        public_keys: Vec<[u8; 32]>,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        if public_keys.is_empty() {
+            return Err(ValidatorSetError::Empty);
+        }
+        if public_keys.len() > VALIDATORS_MAX {
+            return Err(ValidatorSetError::TooMany {
+                count: public_keys.len(),
+                max: VALIDATORS_MAX,
+            });
+        }
+        let mut verification_keys = Vec::with_capacity(public_keys.len());
+        for key in &public_keys {
+            let verification_key = VerificationKey::try_from(*key).map_err(|_| {
+                ValidatorSetError::InvalidKey {
+                    public_key: hex::encode(key),
+                }
+            })?;
+            verification_keys.push(verification_key);
+        }
+        let mut sorted: Vec<([u8; 32], u16)> = public_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (*key, index as u16))
+            .collect();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(ValidatorSetError::Duplicate {
+                public_key: hex::encode(pair[0].0),
+            });
+        }
+        Ok(ValidatorSet {
+            network_id,
+            epoch,
+            public_keys,
+            verification_keys,
+            sorted,
+        })
+    }
+
+    /// The network this set belongs to; every signature is bound to it.
+    pub fn network_id(&self) -> u64 {
+        self.network_id
+    }
+
+    /// The epoch this set is in force for.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Number of validators `n` (at least 1).
+    pub fn len(&self) -> usize {
+        self.public_keys.len()
+    }
+
+    /// Always false: a set is never empty (kept for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        self.public_keys.is_empty()
+    }
+
+    /// Public keys in rotation order.
+    pub fn public_keys(&self) -> &[[u8; 32]] {
+        &self.public_keys
+    }
+
+    /// Public key of validator `index`. Panics if `index >= len()` (a caller bug).
+    pub fn public_key(&self, index: usize) -> &[u8; 32] {
+        &self.public_keys[index]
+    }
+
+    /// Decompressed key of validator `index`. Panics if `index >= len()`.
+    pub fn verification_key(&self, index: usize) -> &VerificationKey {
+        &self.verification_keys[index]
+    }
+
+    /// Index of the validator with `public_key`, or `None` if it is not in this set.
+    pub fn index_of(&self, public_key: &[u8; 32]) -> Option<usize> {
+        self.sorted
+            .binary_search_by(|(key, _)| key.cmp(public_key))
+            .ok()
+            .map(|position| self.sorted[position].1 as usize)
+    }
+
+    /// `f`: the most Byzantine validators the set tolerates, `(n - 1) / 3`.
+    pub fn faults_tolerated(&self) -> usize {
+        (self.len() - 1) / 3
+    }
+
+    /// Votes needed for a lock or a commit: `n - f`, which is `2f + 1` when `n = 3f + 1`.
+    pub fn quorum(&self) -> usize {
+        self.len() - self.faults_tolerated()
+    }
+
+    /// Distinct senders of a higher round that make a validator skip to it (line 55): `f + 1`,
+    /// so at least one of them is honest.
+    pub fn skip_threshold(&self) -> usize {
+        self.faults_tolerated() + 1
+    }
+
+    /// Index of `proposer(height, round)`: round-robin by `(height + round) mod n`, so each
+    /// height starts with a different proposer and every round moves to the next validator.
+    pub fn proposer(&self, height: u64, round: u32) -> usize {
+        let n = self.len() as u64;
+        (((height % n) + (u64::from(round) % n)) % n) as usize
+    }
+}
+
+/// One change to the validator set, proposed by the authorities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ValidatorChange {
+    /// Admit the validator with this public key.
+    Add([u8; 32]),
+    /// Retire the validator with this public key.
+    Remove([u8; 32]),
+}
+
+/// Errors of the authority vote on validator changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("heights_per_epoch must be at least 1")]
+    ZeroEpochLength,
+    #[error("{voter} is not a validator of epoch {epoch}: only current validators vote on changes")]
+    NotAValidator { voter: String, epoch: u64 },
+    #[error("validator {public_key} is already in the next set: nothing to add")]
+    AlreadyMember { public_key: String },
+    #[error("validator {public_key} is not in the next set: nothing to remove")]
+    NotMember { public_key: String },
+    #[error("removing {public_key} would leave no validator: add a replacement first")]
+    WouldEmpty { public_key: String },
+    #[error("height {height} is in epoch {height_epoch}, the schedule is at epoch {epoch}")]
+    OtherEpoch {
+        height: u64,
+        height_epoch: u64,
+        epoch: u64,
+    },
+    #[error("the next set is invalid: {0}")]
+    InvalidNextSet(#[from] ValidatorSetError),
+}
+
+/// What a change vote did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeVoteOutcome {
+    /// Counted; the change has `votes` of the `quorum` it needs.
+    Counted { votes: usize, quorum: usize },
+    /// This vote reached the quorum: the change takes effect at the start of the next epoch.
+    Adopted,
+    /// The voter had voted for this change already; nothing changed.
+    Duplicate,
+}
+
+/// Most distinct changes pending a vote at once; a bound against a faulty authority.
+pub const PENDING_CHANGES_MAX: usize = 1024;
+
+/// The validator set over time: epochs of `heights_per_epoch` heights; height `h` is in epoch
+/// `h / heights_per_epoch`. Validators of the current epoch vote on changes; a change that
+/// reaches a quorum of the current set is adopted for the next epoch, and
+/// [`ValidatorSchedule::on_decided`] applies it when the last height of the epoch is decided.
+///
+/// Votes are meant to be read from decided blocks, so every node applies the same changes at
+/// the same height.
+#[derive(Clone, Debug)]
+pub struct ValidatorSchedule {
+    heights_per_epoch: u64,
+    current: ValidatorSet,
+    /// Keys of the next epoch's set (the current keys plus adopted changes), rotation order.
+    next_public_keys: Vec<[u8; 32]>,
+    votes: BTreeMap<ValidatorChange, BTreeSet<[u8; 32]>>,
+}
+
+impl ValidatorSchedule {
+    /// Starts a schedule whose current set is `current`.
+    ///
+    /// Errors: [`ScheduleError::ZeroEpochLength`].
+    pub fn new(
+        current: ValidatorSet,
+        heights_per_epoch: u64,
+    ) -> Result<ValidatorSchedule, ScheduleError> {
+        if heights_per_epoch == 0 {
+            return Err(ScheduleError::ZeroEpochLength);
+        }
+        Ok(ValidatorSchedule {
+            heights_per_epoch,
+            next_public_keys: current.public_keys().to_vec(),
+            current,
+            votes: BTreeMap::new(),
+        })
+    }
+
+    /// Epoch of `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        height / self.heights_per_epoch
+    }
+
+    /// The set in force now.
+    pub fn current(&self) -> &ValidatorSet {
+        &self.current
+    }
+
+    /// Keys the next epoch will have with the changes adopted so far.
+    pub fn next_public_keys(&self) -> &[[u8; 32]] {
+        &self.next_public_keys
+    }
+
+    /// The set for `height`. Errors: [`ScheduleError::OtherEpoch`] if `height` is not in the
+    /// current epoch (past sets are the block log's business, future ones are not known yet).
+    pub fn set_for_height(&self, height: u64) -> Result<&ValidatorSet, ScheduleError> {
+        let height_epoch = self.epoch_of(height);
+        if height_epoch != self.current.epoch() {
+            return Err(ScheduleError::OtherEpoch {
+                height,
+                height_epoch,
+                epoch: self.current.epoch(),
+            });
+        }
+        Ok(&self.current)
+    }
+
+    /// Records `voter`'s vote for `change`.
+    ///
+    /// Errors: [`ScheduleError::NotAValidator`] (voter not in the current set),
+    /// [`ScheduleError::AlreadyMember`] / [`ScheduleError::NotMember`] (the change would do
+    /// nothing to the next set), [`ScheduleError::WouldEmpty`].
+    pub fn vote(
+        &mut self,
+        voter: &[u8; 32],
+        change: ValidatorChange,
+    ) -> Result<ChangeVoteOutcome, ScheduleError> {
+        if self.current.index_of(voter).is_none() {
+            return Err(ScheduleError::NotAValidator {
+                voter: hex::encode(voter),
+                epoch: self.current.epoch(),
+            });
+        }
+        match change {
+            ValidatorChange::Add(key) if self.next_public_keys.contains(&key) => {
+                return Err(ScheduleError::AlreadyMember {
+                    public_key: hex::encode(key),
+                })
+            }
+            ValidatorChange::Remove(key) if !self.next_public_keys.contains(&key) => {
+                return Err(ScheduleError::NotMember {
+                    public_key: hex::encode(key),
+                })
+            }
+            ValidatorChange::Remove(key) if self.next_public_keys.len() == 1 => {
+                return Err(ScheduleError::WouldEmpty {
+                    public_key: hex::encode(key),
+                })
+            }
+            _ => {}
+        }
+        if !self.votes.contains_key(&change) && self.votes.len() >= PENDING_CHANGES_MAX {
+            // A bound on memory; honest authorities never have this many changes in flight.
+            return Ok(ChangeVoteOutcome::Duplicate);
+        }
+        let voters = self.votes.entry(change).or_default();
+        if !voters.insert(*voter) {
+            return Ok(ChangeVoteOutcome::Duplicate);
+        }
+        let votes = voters.len();
+        let quorum = self.current.quorum();
+        if votes < quorum {
+            return Ok(ChangeVoteOutcome::Counted { votes, quorum });
+        }
+        self.votes.remove(&change);
+        match change {
+            ValidatorChange::Add(key) => self.next_public_keys.push(key),
+            ValidatorChange::Remove(key) => self.next_public_keys.retain(|k| *k != key),
+        }
+        Ok(ChangeVoteOutcome::Adopted)
+    }
+
+    /// Tells the schedule that `height` is decided. If `height` is the last height of the
+    /// current epoch, the next set (with every adopted change) takes over and is returned;
+    /// votes that did not reach a quorum are dropped. Otherwise returns `None`.
+    ///
+    /// Errors: [`ScheduleError::OtherEpoch`] if `height` is not in the current epoch;
+    /// [`ScheduleError::InvalidNextSet`] if an adopted key is not a valid public key.
+    pub fn on_decided(&mut self, height: u64) -> Result<Option<&ValidatorSet>, ScheduleError> {
+        self.set_for_height(height)?;
+        if self.epoch_of(height + 1) == self.current.epoch() {
+            return Ok(None);
+        }
+        let next = ValidatorSet::new(
+            self.current.network_id(),
+            self.current.epoch() + 1,
+            self.next_public_keys.clone(),
+        )?;
+        self.current = next;
+        self.votes.clear();
+        Ok(Some(&self.current))
+    }
+}
+
+/// First 8 bytes of a block id in hex, for error messages and logs.
+pub(crate) fn short_hex(id: &BlockId) -> String {
+    hex::encode(&id[..8])
+}

@@ -1,0 +1,402 @@
+//! Genesis: the network's first state, read from a TOML file.
+//!
+//! A genesis names the network id, the validators, the central bank, the tax authority and
+//! every account with its owner key and opening balance. [`Genesis::from_toml`] refuses a
+//! malformed genesis with a message that names the field (`accounts[3].owner: ...`).
+//! [`GenesisSpec`] is the same shape with keys that may still be key-file paths; `tally
+//! genesis` resolves it into a [`Genesis`].
+
+use crate::keys::{decode_hex32, public_key_of, read_key_file};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Most accounts a genesis may name.
+pub const GENESIS_ACCOUNTS_MAX: usize = 1_000_000;
+/// Most validators.
+pub const VALIDATORS_MAX: usize = 100;
+/// Basis points in one whole (a rate of 10_000 bp is 100%).
+pub const BASIS_POINTS_ONE: u32 = 10_000;
+
+/// The role of an account on the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The central bank's issuance account: its balance may go negative by what it issued.
+    CentralBank,
+    Bank,
+    TaxAuthority,
+    Merchant,
+    Consumer,
+    /// A regulator: reads, never moves money.
+    Observer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::CentralBank => "central_bank",
+            Role::Bank => "bank",
+            Role::TaxAuthority => "tax_authority",
+            Role::Merchant => "merchant",
+            Role::Consumer => "consumer",
+            Role::Observer => "observer",
+        }
+    }
+}
+
+/// One validator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorSpec {
+    pub name: String,
+    /// Hex public key, or in a spec `file:PATH` naming a key file.
+    pub public_key: String,
+}
+
+/// One account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSpec {
+    pub id: u64,
+    pub name: String,
+    pub role: Role,
+    /// Hex public key of the key that may debit this account, or in a spec `file:PATH`.
+    pub owner: String,
+    #[serde(default)]
+    pub balance: u64,
+    /// The bank that holds this account (merchants and consumers), by account id.
+    #[serde(default)]
+    pub bank: Option<u64>,
+}
+
+/// One tax rate: `rate_bp` basis points on payments of `category`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRateSpec {
+    pub category: u32,
+    pub rate_bp: u32,
+}
+
+/// The genesis file. Keys are hex public keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub network_id: u64,
+    /// The currency ledger of every account.
+    pub ledger: u32,
+    pub validators: Vec<ValidatorSpec>,
+    #[serde(default)]
+    pub tax_rates: Vec<TaxRateSpec>,
+    pub accounts: Vec<AccountSpec>,
+}
+
+/// A spec has the same shape; keys may be `file:PATH` (relative to the spec's folder).
+pub type GenesisSpec = Genesis;
+
+/// A genesis that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    #[error("cannot read genesis file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("genesis is not valid TOML or has a wrong field: {0}")]
+    Syntax(String),
+    #[error("genesis field {field}: {reason}")]
+    Field { field: String, reason: String },
+}
+
+fn field_error(field: impl Into<String>, reason: impl Into<String>) -> GenesisError {
+    GenesisError::Field {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Genesis {
+    /// Reads and validates a genesis file.
+    pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Genesis::from_toml(&text)
+    }
+
+    /// Parses and validates a genesis.
+    pub fn from_toml(text: &str) -> Result<Genesis, GenesisError> {
+        let genesis: Genesis =
+            toml::from_str(text).map_err(|e| GenesisError::Syntax(e.to_string()))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// The genesis as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a genesis always serialises")
+    }
+
+    /// Resolves `file:PATH` keys of a spec (relative to `base`) into hex public keys and
+    /// validates the result.
+    pub fn resolve_spec(mut spec: GenesisSpec, base: &Path) -> Result<Genesis, GenesisError> {
+        let resolve = |field: String, key: &mut String| -> Result<(), GenesisError> {
+            if let Some(file) = key.strip_prefix("file:") {
+                let signing = read_key_file(&base.join(file))
+                    .map_err(|e| field_error(field, e.to_string()))?;
+                *key = hex::encode(public_key_of(&signing));
+            }
+            Ok(())
+        };
+        for (index, validator) in spec.validators.iter_mut().enumerate() {
+            resolve(
+                format!("validators[{index}].public_key"),
+                &mut validator.public_key,
+            )?;
+        }
+        for (index, account) in spec.accounts.iter_mut().enumerate() {
+            resolve(format!("accounts[{index}].owner"), &mut account.owner)?;
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks every rule; the error names the first field that breaks one.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.network_id == 0 {
+            return Err(field_error("network_id", "must be non-zero"));
+        }
+        if self.ledger == 0 {
+            return Err(field_error("ledger", "must be non-zero"));
+        }
+        if self.validators.is_empty() {
+            return Err(field_error("validators", "at least one validator is needed"));
+        }
+        if self.validators.len() > VALIDATORS_MAX {
+            return Err(field_error(
+                "validators",
+                format!("at most {VALIDATORS_MAX} validators"),
+            ));
+        }
+        let mut validator_keys = BTreeSet::new();
+        for (index, validator) in self.validators.iter().enumerate() {
+            let key = parse_public_key(&validator.public_key)
+                .map_err(|reason| field_error(format!("validators[{index}].public_key"), reason))?;
+            if !validator_keys.insert(key) {
+                return Err(field_error(
+                    format!("validators[{index}].public_key"),
+                    "the same key is listed twice",
+                ));
+            }
+        }
+        let mut categories = BTreeSet::new();
+        for (index, rate) in self.tax_rates.iter().enumerate() {
+            if rate.category == 0 {
+                return Err(field_error(
+                    format!("tax_rates[{index}].category"),
+                    "category 0 is reserved",
+                ));
+            }
+            if rate.rate_bp > BASIS_POINTS_ONE {
+                return Err(field_error(
+                    format!("tax_rates[{index}].rate_bp"),
+                    format!("{} bp is over 100%", rate.rate_bp),
+                ));
+            }
+            if !categories.insert(rate.category) {
+                return Err(field_error(
+                    format!("tax_rates[{index}].category"),
+                    format!("category {} is listed twice", rate.category),
+                ));
+            }
+        }
+        if self.accounts.len() > GENESIS_ACCOUNTS_MAX {
+            return Err(field_error(
+                "accounts",
+                format!("at most {GENESIS_ACCOUNTS_MAX} accounts"),
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        let mut total: u128 = 0;
+        for (index, account) in self.accounts.iter().enumerate() {
+            let field = |name: &str| format!("accounts[{index}].{name}");
+            if account.id == 0 {
+                return Err(field_error(field("id"), "account id 0 is reserved"));
+            }
+            if !ids.insert(account.id) {
+                return Err(field_error(
+                    field("id"),
+                    format!("account id {} is listed twice", account.id),
+                ));
+            }
+            parse_public_key(&account.owner).map_err(|reason| field_error(field("owner"), reason))?;
+            if account.role == Role::CentralBank && account.balance != 0 {
+                return Err(field_error(
+                    field("balance"),
+                    "the central bank's issuance account opens at 0; money enters by pledge",
+                ));
+            }
+            total += u128::from(account.balance);
+        }
+        if total > i64::MAX as u128 {
+            return Err(field_error(
+                "accounts",
+                "opening balances add up to more than 2^63 - 1",
+            ));
+        }
+        for (index, account) in self.accounts.iter().enumerate() {
+            match (account.role, account.bank) {
+                (Role::Merchant | Role::Consumer, Some(bank)) => {
+                    let is_bank = self
+                        .accounts
+                        .iter()
+                        .any(|other| other.id == bank && other.role == Role::Bank);
+                    if !is_bank {
+                        return Err(field_error(
+                            format!("accounts[{index}].bank"),
+                            format!("account {bank} is not a bank account in this genesis"),
+                        ));
+                    }
+                }
+                (Role::Merchant | Role::Consumer, None) => {
+                    return Err(field_error(
+                        format!("accounts[{index}].bank"),
+                        "merchants and consumers name the bank that holds them",
+                    ))
+                }
+                (_, Some(_)) => {
+                    return Err(field_error(
+                        format!("accounts[{index}].bank"),
+                        "only merchants and consumers are held at a bank",
+                    ))
+                }
+                (_, None) => {}
+            }
+        }
+        for role in [Role::CentralBank, Role::TaxAuthority] {
+            let count = self.accounts.iter().filter(|a| a.role == role).count();
+            if count != 1 {
+                return Err(field_error(
+                    "accounts",
+                    format!("exactly one {} account is needed, found {count}", role.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The account of the one central bank.
+    pub fn central_bank(&self) -> &AccountSpec {
+        self.single_role(Role::CentralBank)
+    }
+
+    /// The account of the one tax authority.
+    pub fn tax_authority(&self) -> &AccountSpec {
+        self.single_role(Role::TaxAuthority)
+    }
+
+    fn single_role(&self, role: Role) -> &AccountSpec {
+        self.accounts
+            .iter()
+            .find(|account| account.role == role)
+            .expect("validate() checked that the role exists once")
+    }
+
+    /// Validators' public keys, in order.
+    pub fn validator_keys(&self) -> Vec<[u8; 32]> {
+        self.validators
+            .iter()
+            .map(|v| parse_public_key(&v.public_key).expect("validated"))
+            .collect()
+    }
+
+    /// BLAKE3 of the genesis file's canonical TOML: identifies the network's first state.
+    pub fn hash(&self) -> [u8; 32] {
+        *blake3::hash(self.to_toml().as_bytes()).as_bytes()
+    }
+}
+
+/// Parses a hex public key and checks that it is a valid compressed Edwards point.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    if text.starts_with("file:") {
+        return Err("a key file reference: run `tally genesis` to resolve the spec".to_string());
+    }
+    let key = decode_hex32(text)?;
+    ed25519_zebra::VerificationKey::try_from(key)
+        .map_err(|_| "not a valid Ed25519 public key (the point does not decompress)".to_string())?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::generate_key;
+
+    fn key_hex() -> String {
+        hex::encode(public_key_of(&generate_key()))
+    }
+
+    fn sample() -> Genesis {
+        let account = |id, role, balance, bank| AccountSpec {
+            id,
+            name: format!("acct-{id}"),
+            role,
+            owner: key_hex(),
+            balance,
+            bank,
+        };
+        Genesis {
+            network_id: 7,
+            ledger: 702,
+            validators: vec![ValidatorSpec {
+                name: "v0".into(),
+                public_key: key_hex(),
+            }],
+            tax_rates: vec![TaxRateSpec {
+                category: 1,
+                rate_bp: 900,
+            }],
+            accounts: vec![
+                account(1, Role::CentralBank, 0, None),
+                account(2, Role::TaxAuthority, 0, None),
+                account(10, Role::Bank, 1_000, None),
+                account(100, Role::Consumer, 50, Some(10)),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_genesis_round_trips_through_toml() {
+        let genesis = sample();
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed, genesis);
+        assert_eq!(parsed.hash(), genesis.hash());
+    }
+
+    #[test]
+    fn each_broken_field_is_named() {
+        let check = |edit: &dyn Fn(&mut Genesis), field: &str| {
+            let mut genesis = sample();
+            edit(&mut genesis);
+            let error = Genesis::from_toml(&genesis.to_toml()).unwrap_err();
+            assert!(
+                error.to_string().contains(field),
+                "expected {field} in: {error}"
+            );
+        };
+        check(&|g| g.network_id = 0, "network_id");
+        check(&|g| g.ledger = 0, "ledger");
+        check(&|g| g.validators.clear(), "validators");
+        check(&|g| g.validators[0].public_key = "abc".into(), "validators[0].public_key");
+        check(&|g| g.accounts[3].owner = "00".repeat(31), "accounts[3].owner");
+        check(&|g| g.accounts[3].id = 10, "accounts[3].id");
+        check(&|g| g.accounts[2].id = 0, "accounts[2].id");
+        check(&|g| g.accounts[3].bank = Some(2), "accounts[3].bank");
+        check(&|g| g.accounts[3].bank = None, "accounts[3].bank");
+        check(&|g| g.accounts[0].balance = 5, "accounts[0].balance");
+        check(&|g| g.tax_rates[0].rate_bp = 10_001, "tax_rates[0].rate_bp");
+        check(&|g| {
+            g.accounts.remove(1);
+        }, "tax_authority");
+        let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
+        assert!(matches!(error, GenesisError::Syntax(_)), "{error}");
+    }
+}

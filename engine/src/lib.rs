@@ -1,0 +1,16 @@
+//! tally-engine: transaction format, mempool, executor, settlement, log and node.
+//!
+//! Unsafe code is denied in the whole crate; the one module that maps files into memory
+//! (`log`) allows it locally, with a `// SAFETY:` comment on each block.
+#![deny(unsafe_code)]
+
+pub mod block;
+pub mod consensus;
+pub mod genesis;
+pub mod keys;
+pub mod ledger;
+pub mod log;
+pub mod mempool;
+pub mod node;
+pub mod result;
+pub mod tx;

@@ -1,0 +1,66 @@
+//! The only unsafe code of the log: mapping segment files, reserving their blocks and
+//! locking the log directory.
+//!
+//! Sharp tool: a mapping is only sound while no one truncates or rewrites the file behind
+//! it. The log holds an exclusive `flock` on its directory while open (see [`lock_exclusive`]),
+//! and only the log writes segment files (docs/ARCHITECTURE.md invariant), so no cooperating
+//! process changes a mapped file. `inspect` maps read-only without the lock; a writer that
+//! appends meanwhile can only turn zeros into entries, which inspect reports as a torn tail.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+/// Maps all of `file` for reading and writing.
+pub(crate) fn map_mut(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: the caller holds the directory lock (module docs), so no other cooperating
+    // process truncates or writes the file while the map lives; the log itself only changes
+    // the file's length before mapping it, never after.
+    unsafe { MmapOptions::new().map_mut(file) }
+}
+
+/// Maps all of `file` read-only.
+pub(crate) fn map_read(file: &File) -> io::Result<Mmap> {
+    // SAFETY: segment files are never truncated by the log once created (module docs); a
+    // concurrent writer only changes zero bytes past the last entry, which the reader treats
+    // as an unfinished tail, so the bytes it reads are never invalid for `&[u8]`.
+    unsafe { MmapOptions::new().map(file) }
+}
+
+/// Sets the file length to `bytes` and reserves its blocks, so that writes through the
+/// map cannot hit ENOSPC later (which a mapping reports as SIGBUS, killing the process).
+pub(crate) fn allocate(file: &File, bytes: u64) -> io::Result<()> {
+    let length = libc::off_t::try_from(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is valid
+    // because `file` is borrowed for the duration of the call.
+    let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) };
+    match code {
+        0 => Ok(()),
+        // Filesystems without fallocate: fall back to a sparse length (documented in
+        // docs/STORAGE.md: such a filesystem can still run out of space under the map).
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(bytes),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting.
+/// Returns `Ok(false)` when another open file description holds it.
+pub(crate) fn lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: flock only reads its integer arguments; the descriptor is valid because
+    // `file` is borrowed for the duration of the call. The lock is released when the file
+    // is closed, which happens when `Log` is dropped.
+    let code = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if code == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}

@@ -1,0 +1,656 @@
+//! One node: the pipeline of DESIGN.md, stages as threads joined by bounded queues.
+//!
+//! ```text
+//! submit (ingress: format checks) -> mempool (ArrayQueue, Busy when full)
+//!   -> sigverify thread (batches through tally-kernels)
+//!   -> executor thread (builds the block: executes, tx root, state root)
+//!   -> log thread (append, group commit, then acknowledgements)
+//! ```
+//!
+//! A transaction is acknowledged with its block height only after the block's log entry is
+//! durable. A flush error stops the node (DESIGN.md, decision 5): the log thread records the
+//! reason, the pipeline stops, and submit answers `Stopped` with that reason.
+
+use crate::block::{self, BlockHeader, BLOCK_MAGIC, BLOCK_TX_COUNT_MAX};
+use crate::genesis::Genesis;
+use crate::ledger::Ledger;
+use crate::log::{Log, LogConfig, LogError, ReplayError};
+use crate::mempool::{Ack, Mempool, PendingTx};
+use crate::result::ResultCode;
+use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+pub use tally_kernels::sigverify::Backend;
+use tally_kernels::sigverify::{SigItem, Verifier, VerifierError};
+
+/// Limits and choices of one node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    /// Mempool capacity; a full mempool answers `Busy`.
+    pub mempool_tx_max: usize,
+    /// Most transactions verified in one signature batch.
+    pub sigverify_batch_tx_max: usize,
+    /// Most transactions in one block.
+    pub block_tx_max: usize,
+    /// Verified batches waiting for the executor.
+    pub verified_queue_batches_max: usize,
+    /// Blocks waiting for the log thread.
+    pub commit_queue_blocks_max: usize,
+    /// Most blocks made durable by one flush.
+    pub group_commit_blocks_max: usize,
+    pub log: LogConfig,
+}
+
+impl NodeConfig {
+    /// Defaults sized for a few hundred thousand transactions per second.
+    pub fn new(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            backend: Backend::Cpu,
+            mempool_tx_max: 262_144,
+            sigverify_batch_tx_max: 4_096,
+            block_tx_max: 16_384,
+            verified_queue_batches_max: 16,
+            commit_queue_blocks_max: 16,
+            group_commit_blocks_max: 16,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Why a node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+    #[error("log entry {sequence} is not a valid block: {reason}")]
+    BadBlock { sequence: u64, reason: String },
+    #[error("replaying block {height} gave {what} different from the log: the log was written by different code or a different genesis, or it is damaged")]
+    ReplayMismatch { height: u64, what: &'static str },
+}
+
+/// Why a submission was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("node is busy: the mempool is full; {accepted} of the batch were accepted, retry the rest later")]
+    Busy { accepted: usize },
+    #[error("node has stopped: {reason}")]
+    Stopped { reason: String },
+}
+
+/// Counters published by the pipeline.
+#[derive(Default)]
+pub struct NodeCounters {
+    pub submitted: AtomicU64,
+    pub rejected_at_ingress: AtomicU64,
+    pub bad_signatures: AtomicU64,
+    pub executed: AtomicU64,
+    pub blocks: AtomicU64,
+    pub height: AtomicU64,
+    pub flushes: AtomicU64,
+}
+
+struct Shared {
+    network_id: u64,
+    mempool: Mempool,
+    counters: NodeCounters,
+    stopping: AtomicBool,
+    fatal: Mutex<Option<String>>,
+    sigverify_thread: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Shared {
+    fn stopped_reason(&self) -> Option<String> {
+        if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
+            return Some(reason);
+        }
+        self.stopping
+            .load(Ordering::Acquire)
+            .then(|| "the node is shutting down".to_string())
+    }
+
+    fn set_fatal(&self, reason: String) {
+        tracing::error!(%reason, "node stopping");
+        let mut fatal = self.fatal.lock().expect("fatal lock");
+        fatal.get_or_insert(reason);
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+/// A cheap handle for submitting transactions from any thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl NodeHandle {
+    /// Checks each record's format and queues it. Malformed records are answered at once
+    /// through `reply` with their result code. Returns the number of records taken (answered
+    /// or queued).
+    ///
+    /// Errors: `Busy { accepted }` when the mempool filled after `accepted` records (the
+    /// rest were not taken); `Stopped` when the node no longer takes transactions.
+    pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        if let Some(reason) = self.shared.stopped_reason() {
+            return Err(SubmitError::Stopped { reason });
+        }
+        let received_at = Instant::now();
+        let counters = &self.shared.counters;
+        for (taken, record) in records.iter().enumerate() {
+            let pending = PendingTx {
+                record: *record,
+                reply: reply.clone(),
+                received_at,
+            };
+            if let Err(error) = record.validate() {
+                counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
+                pending.acknowledge(error.into(), None);
+                continue;
+            }
+            if self.shared.mempool.push(pending).is_err() {
+                self.wake_sigverify();
+                counters.submitted.fetch_add(taken as u64, Ordering::Relaxed);
+                return Err(SubmitError::Busy { accepted: taken });
+            }
+        }
+        counters
+            .submitted
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.wake_sigverify();
+        Ok(records.len())
+    }
+
+    /// Decodes raw bytes into a record and submits it; a malformed record is answered
+    /// through `reply` with its specific result code.
+    pub fn submit_bytes(&self, bytes: &[u8], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        match TxRecord::decode(bytes) {
+            Ok(record) => self.submit(&[record], reply),
+            Err(error) => {
+                let id = bytes
+                    .get(..16)
+                    .map_or(0, |b| u128::from_le_bytes(b.try_into().expect("16 bytes")));
+                let _ = reply.send(Ack {
+                    id,
+                    code: error.into(),
+                    height: None,
+                });
+                self.shared
+                    .counters
+                    .rejected_at_ingress
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(1)
+            }
+        }
+    }
+
+    /// The pipeline's counters.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.shared.counters
+    }
+
+    /// Transactions waiting in the mempool.
+    pub fn mempool_len(&self) -> usize {
+        self.shared.mempool.len()
+    }
+
+    /// Why the node stopped, if it did.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.shared.fatal.lock().expect("fatal lock").clone()
+    }
+
+    fn wake_sigverify(&self) {
+        if let Some(thread) = self.shared.sigverify_thread.lock().expect("lock").as_ref() {
+            thread.unpark();
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    handle: NodeHandle,
+    threads: Vec<JoinHandle<()>>,
+    executor_result: Receiver<Ledger>,
+    replayed_height: u64,
+    genesis_hash: [u8; 32],
+}
+
+/// What a stopped node leaves: the final state and how it stopped.
+pub struct NodeOutcome {
+    pub ledger: Ledger,
+    pub height: u64,
+    pub state_root: [u8; 32],
+    pub fatal: Option<String>,
+}
+
+struct VerifiedBatch {
+    txs: Vec<PendingTx>,
+    verdicts: Vec<bool>,
+}
+
+struct SealedBlock {
+    height: u64,
+    entry: Vec<u8>,
+    txs: Vec<PendingTx>,
+    results: Vec<ResultCode>,
+}
+
+/// State recovered from the log.
+pub struct Recovered {
+    pub ledger: Ledger,
+    pub height: u64,
+    pub last_block_hash: [u8; 32],
+}
+
+/// Replays every block of `log` over the genesis state, checking each block's link, result
+/// codes and state root.
+pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
+    let mut ledger = Ledger::from_genesis(genesis);
+    let mut height = 0;
+    let mut last_block_hash = genesis.hash();
+    let result = log.replay(0, |sequence, entry| -> Result<(), NodeError> {
+        let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
+            sequence,
+            reason: error.to_string(),
+        })?;
+        let header = view.header;
+        let block_height = header.height();
+        if block_height != height + 1 {
+            return Err(NodeError::BadBlock {
+                sequence,
+                reason: format!("height {block_height} follows height {height}"),
+            });
+        }
+        if header.network_id() != genesis.network_id {
+            return Err(NodeError::BadBlock {
+                sequence,
+                reason: format!(
+                    "block is for network {}, this genesis is network {}",
+                    header.network_id(),
+                    genesis.network_id
+                ),
+            });
+        }
+        if header.previous_hash != last_block_hash {
+            let what = if block_height == 1 {
+                "a first block that does not follow this genesis (the data directory belongs to another genesis)"
+            } else {
+                "a previous-block hash"
+            };
+            return Err(NodeError::BadBlock {
+                sequence,
+                reason: format!("{what} does not match"),
+            });
+        }
+        for (record, &stored) in view.records.iter().zip(view.results) {
+            let code = ledger.execute(record);
+            if code as u8 != stored {
+                return Err(NodeError::ReplayMismatch {
+                    height: block_height,
+                    what: "a result code",
+                });
+            }
+        }
+        if ledger.state_root() != header.state_root {
+            return Err(NodeError::ReplayMismatch {
+                height: block_height,
+                what: "a state root",
+            });
+        }
+        height = block_height;
+        last_block_hash = header.hash();
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(Recovered {
+            ledger,
+            height,
+            last_block_hash,
+        }),
+        Err(ReplayError::Log(error)) => Err(NodeError::Log(error)),
+        Err(ReplayError::Visitor { error, .. }) => Err(error),
+    }
+}
+
+/// Opens the log of a node that is not running and replays it (recovery may cut a torn
+/// tail, as at start).
+pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let log = Log::open(&config.data_dir.join("log"), config.log.clone())?;
+    replay(genesis, &log)
+}
+
+impl Node {
+    /// Opens the data directory, replays the log and starts the pipeline threads.
+    pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
+        check_config(&config)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let log = Log::open(&config.data_dir.join("log"), config.log.clone())?;
+        let recovered = replay(genesis, &log)?;
+        let mut verifier = Verifier::new(config.backend)?;
+        verifier.register_keys(&recovered.ledger.owner_keys());
+
+        let shared = Arc::new(Shared {
+            network_id: genesis.network_id,
+            mempool: Mempool::new(config.mempool_tx_max),
+            counters: NodeCounters::default(),
+            stopping: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+            sigverify_thread: Mutex::new(None),
+        });
+        shared
+            .counters
+            .height
+            .store(recovered.height, Ordering::Release);
+        let (verified_tx, verified_rx) = bounded(config.verified_queue_batches_max);
+        let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
+        let (ledger_tx, executor_result) = bounded(1);
+        let replayed_height = recovered.height;
+
+        let sigverify = {
+            let shared = Arc::clone(&shared);
+            let batch_max = config.sigverify_batch_tx_max;
+            spawn("tally-sigverify", move || {
+                sigverify_stage(&shared, &verifier, batch_max, &verified_tx)
+            })
+        };
+        *shared.sigverify_thread.lock().expect("lock") = Some(sigverify.thread().clone());
+        let executor = {
+            let shared = Arc::clone(&shared);
+            let block_tx_max = config.block_tx_max;
+            spawn("tally-executor", move || {
+                let ledger = executor_stage(
+                    &shared,
+                    recovered,
+                    block_tx_max,
+                    &verified_rx,
+                    &sealed_tx,
+                );
+                let _ = ledger_tx.send(ledger);
+            })
+        };
+        let committer = {
+            let shared = Arc::clone(&shared);
+            let group_max = config.group_commit_blocks_max;
+            spawn("tally-log", move || log_stage(&shared, log, group_max, &sealed_rx))
+        };
+        Ok(Node {
+            handle: NodeHandle { shared },
+            threads: vec![sigverify, executor, committer],
+            executor_result,
+            replayed_height,
+            genesis_hash: genesis.hash(),
+        })
+    }
+
+    /// A handle for submitting transactions.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Height reached by replaying the log at start.
+    pub fn replayed_height(&self) -> u64 {
+        self.replayed_height
+    }
+
+    /// Hash of the genesis this node runs.
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        self.genesis_hash
+    }
+
+    /// Stops taking transactions, lets every accepted one finish (acknowledged when durable),
+    /// joins the threads and returns the final state.
+    pub fn shutdown(self) -> NodeOutcome {
+        let shared = &self.handle.shared;
+        shared.stopping.store(true, Ordering::Release);
+        self.handle.wake_sigverify();
+        for thread in self.threads {
+            if thread.join().is_err() {
+                shared.set_fatal("a pipeline thread panicked".to_string());
+            }
+        }
+        let ledger = self
+            .executor_result
+            .recv()
+            .expect("the executor thread sends its ledger when it ends");
+        NodeOutcome {
+            height: shared.counters.height.load(Ordering::Acquire),
+            state_root: ledger.state_root(),
+            ledger,
+            fatal: shared.fatal.lock().expect("fatal lock").clone(),
+        }
+    }
+}
+
+fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
+    let positive = [
+        ("mempool_tx_max", config.mempool_tx_max),
+        ("sigverify_batch_tx_max", config.sigverify_batch_tx_max),
+        ("block_tx_max", config.block_tx_max),
+        ("verified_queue_batches_max", config.verified_queue_batches_max),
+        ("commit_queue_blocks_max", config.commit_queue_blocks_max),
+        ("group_commit_blocks_max", config.group_commit_blocks_max),
+    ];
+    if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+        return Err(NodeError::Config(format!("{name} must be at least 1")));
+    }
+    if config.block_tx_max > BLOCK_TX_COUNT_MAX {
+        return Err(NodeError::Config(format!(
+            "block_tx_max {} is above the block format's maximum {BLOCK_TX_COUNT_MAX}",
+            config.block_tx_max
+        )));
+    }
+    let entry_max = block::entry_bytes(config.block_tx_max);
+    if entry_max as u64 > u64::from(config.log.entry_bytes_max) {
+        return Err(NodeError::Config(format!(
+            "a block of block_tx_max = {} transactions needs {entry_max} bytes, above the log's entry_bytes_max {}",
+            config.block_tx_max, config.log.entry_bytes_max
+        )));
+    }
+    Ok(())
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(body)
+        .expect("the operating system starts a thread")
+}
+
+/// How long the signature stage sleeps when the mempool is empty (ingress wakes it sooner).
+const IDLE_PARK: Duration = Duration::from_millis(2);
+
+fn sigverify_stage(
+    shared: &Shared,
+    verifier: &Verifier,
+    batch_max: usize,
+    verified: &Sender<VerifiedBatch>,
+) {
+    let mut messages: Vec<[u8; SIGNING_MESSAGE_BYTES]> = Vec::with_capacity(batch_max);
+    loop {
+        let mut txs = Vec::with_capacity(batch_max);
+        shared.mempool.drain_into(&mut txs, batch_max);
+        if txs.is_empty() {
+            if shared.stopping.load(Ordering::Acquire) && shared.mempool.is_empty() {
+                return;
+            }
+            std::thread::park_timeout(IDLE_PARK);
+            continue;
+        }
+        messages.clear();
+        messages.extend(
+            txs.iter()
+                .map(|tx| signing_message(shared.network_id, &tx.record)),
+        );
+        let items: Vec<SigItem<'_>> = txs
+            .iter()
+            .zip(&messages)
+            .map(|(tx, message)| SigItem {
+                public_key: &tx.record.public_key,
+                message,
+                signature: &tx.record.signature,
+            })
+            .collect();
+        let mut verdicts = vec![false; txs.len()];
+        verifier.verify_batch(&items, &mut verdicts);
+        drop(items);
+        if verified.send(VerifiedBatch { txs, verdicts }).is_err() {
+            return; // the executor stopped; the node is stopping
+        }
+    }
+}
+
+fn result_bytes(results: &[ResultCode]) -> Vec<u8> {
+    results.iter().map(|code| *code as u8).collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn executor_stage(
+    shared: &Shared,
+    recovered: Recovered,
+    block_tx_max: usize,
+    verified: &Receiver<VerifiedBatch>,
+    sealed: &Sender<SealedBlock>,
+) -> Ledger {
+    let Recovered {
+        mut ledger,
+        mut height,
+        last_block_hash: mut previous_hash,
+    } = recovered;
+    let mut pending_batch: Option<VerifiedBatch> = None;
+    loop {
+        // Take what is ready, up to a block: batching follows the load, no timer needed.
+        let mut txs: Vec<PendingTx> = Vec::new();
+        let mut records: Vec<TxRecord> = Vec::new();
+        let mut disconnected = false;
+        loop {
+            let batch = match pending_batch.take() {
+                Some(batch) => batch,
+                None if txs.is_empty() => match verified.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => {
+                        disconnected = true;
+                        break;
+                    }
+                },
+                None => match verified.try_recv() {
+                    Ok(batch) => batch,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                },
+            };
+            if !txs.is_empty() && txs.len() + batch.txs.len() > block_tx_max {
+                pending_batch = Some(batch);
+                break;
+            }
+            for (tx, valid) in batch.txs.into_iter().zip(batch.verdicts) {
+                if valid {
+                    records.push(tx.record);
+                    txs.push(tx);
+                } else {
+                    shared.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                    tx.acknowledge(ResultCode::BadSignature, None);
+                }
+            }
+        }
+        if !records.is_empty() {
+            let results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
+            height += 1;
+            let header = BlockHeader {
+                magic: BLOCK_MAGIC,
+                height: height.to_le_bytes(),
+                timestamp_ms: now_ms().to_le_bytes(),
+                tx_count: (records.len() as u32).to_le_bytes(),
+                proposer: 0u32.to_le_bytes(),
+                network_id: shared.network_id.to_le_bytes(),
+                previous_hash,
+                tx_root: block::tx_root(&records),
+                results_hash: block::results_hash(&result_bytes(&results)),
+                state_root: ledger.state_root(),
+            };
+            previous_hash = header.hash();
+            let mut entry = Vec::with_capacity(block::entry_bytes(records.len()));
+            block::encode_entry(&header, &records, &results, &mut entry);
+            shared
+                .counters
+                .executed
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            let block = SealedBlock {
+                height,
+                entry,
+                txs,
+                results,
+            };
+            if sealed.send(block).is_err() {
+                return ledger; // the log stopped: fatal error already recorded
+            }
+        }
+        if disconnected {
+            return ledger;
+        }
+    }
+}
+
+fn log_stage(shared: &Shared, mut log: Log, group_max: usize, sealed: &Receiver<SealedBlock>) {
+    let mut group: Vec<SealedBlock> = Vec::with_capacity(group_max);
+    while let Ok(first) = sealed.recv() {
+        group.push(first);
+        while group.len() < group_max {
+            match sealed.try_recv() {
+                Ok(block) => group.push(block),
+                Err(_) => break,
+            }
+        }
+        for block in &group {
+            if let Err(error) = log.append(&block.entry) {
+                shared.set_fatal(format!(
+                    "appending block {} to the log failed: {error}",
+                    block.height
+                ));
+                return;
+            }
+        }
+        if let Err(error) = log.commit() {
+            shared.set_fatal(format!(
+                "making blocks durable failed (never retried, see docs/STORAGE.md): {error}"
+            ));
+            return;
+        }
+        shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        for block in group.drain(..) {
+            for (tx, code) in block.txs.iter().zip(&block.results) {
+                tx.acknowledge(*code, Some(block.height));
+            }
+            shared.counters.blocks.fetch_add(1, Ordering::Relaxed);
+            shared.counters.height.store(block.height, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+// Shared by the engine's integration tests (included with `mod`).
+#![allow(dead_code)]
+
+use ed25519_zebra::SigningKey;
+use std::collections::BTreeMap;
+use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
+use tally_engine::keys::public_key_of;
+use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
+
+pub const NETWORK: u64 = 42;
+pub const LEDGER: u32 = 702;
+pub const CENTRAL_BANK: u64 = 1;
+pub const TAX: u64 = 2;
+pub const OBSERVER: u64 = 3;
+pub const BANK_A: u64 = 10;
+pub const BANK_B: u64 = 11;
+pub const ALICE: u64 = 100;
+pub const BOB: u64 = 101;
+pub const SHOP: u64 = 200;
+
+pub struct Fixture {
+    pub genesis: Genesis,
+    pub keys: BTreeMap<u64, SigningKey>,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let mut keys = BTreeMap::new();
+        let mut accounts = Vec::new();
+        let table = [
+            (CENTRAL_BANK, Role::CentralBank, 0, None),
+            (TAX, Role::TaxAuthority, 0, None),
+            (OBSERVER, Role::Observer, 0, None),
+            (BANK_A, Role::Bank, 1_000_000, None),
+            (BANK_B, Role::Bank, 1_000_000, None),
+            (ALICE, Role::Consumer, 10_000, Some(BANK_A)),
+            (BOB, Role::Consumer, 500, Some(BANK_B)),
+            (SHOP, Role::Merchant, 0, Some(BANK_A)),
+        ];
+        for (id, role, balance, bank) in table {
+            let key = SigningKey::from([id as u8; 32]);
+            accounts.push(AccountSpec {
+                id,
+                name: format!("account-{id}"),
+                role,
+                owner: hex::encode(public_key_of(&key)),
+                balance,
+                bank,
+            });
+            keys.insert(id, key);
+        }
+        let validator = SigningKey::from([250u8; 32]);
+        let genesis = Genesis {
+            network_id: NETWORK,
+            ledger: LEDGER,
+            validators: vec![ValidatorSpec {
+                name: "v0".into(),
+                public_key: hex::encode(public_key_of(&validator)),
+            }],
+            tax_rates: vec![
+                TaxRateSpec { category: 1, rate_bp: 900 },
+                TaxRateSpec { category: 2, rate_bp: 0 },
+            ],
+            accounts,
+        };
+        genesis.validate().expect("fixture genesis is valid");
+        Fixture { genesis, keys }
+    }
+
+    pub fn fields(&self, id: u128, kind: TxKind, debit: u64, credit: u64, amount: u64) -> TxFields {
+        TxFields {
+            id,
+            debit_account: debit,
+            credit_account: credit,
+            amount,
+            ledger: LEDGER,
+            kind,
+            flags: TxFlags::default(),
+            reference: 0,
+            related_id: 0,
+            category: if kind == TxKind::TaxedPayment { 1 } else { 0 },
+        }
+    }
+
+    /// Signed by the natural signer: the debit account's owner, or the central bank.
+    pub fn tx(&self, id: u128, kind: TxKind, debit: u64, credit: u64, amount: u64) -> TxRecord {
+        let signer = match kind {
+            TxKind::Pledge | TxKind::Redeem => CENTRAL_BANK,
+            _ => debit,
+        };
+        self.signed_by(signer, &self.fields(id, kind, debit, credit, amount))
+    }
+
+    pub fn signed_by(&self, signer: u64, fields: &TxFields) -> TxRecord {
+        TxRecord::signed(fields, NETWORK, &self.keys[&signer])
+    }
+}
+
+/// Seed for a randomised test: `TALLY_TEST_SEED` if set, else fresh; always printed so that a
+/// failure can be replayed.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = std::env::var("TALLY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("{test}: seed {seed} (rerun with TALLY_TEST_SEED={seed})");
+    seed
+}
+
+/// A proptest config with a printed, replayable seed.
+pub fn proptest_config(test: &str, cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(test_seed(test)),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

@@ -1,0 +1,226 @@
+//! Recovery from torn tails: every cut inside the last two entries, random garbage after a
+//! cut, and truncated files. Recovery must keep the longest valid prefix, be idempotent
+//! (a second open finds the same bytes) and let appends resume.
+//!
+//! Randomised parts print their seed; re-run with `TALLY_LOG_SEED=<seed>`.
+
+mod log_support;
+
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+
+use log_support::*;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use tally_engine::log::{inspect, Log, TailState, SEGMENT_HEADER_BYTES};
+
+/// A reference log and what it must replay to.
+struct Reference {
+    dir: tempfile::TempDir,
+    payloads: Vec<Vec<u8>>,
+    /// `hashes[k]` is `last_entry_hash()` after `k` entries (`hashes[0]` is genesis).
+    hashes: Vec<[u8; 32]>,
+}
+
+/// Two reference logs: the last two entries in one segment, and straddling a rollover.
+fn build_references(rng: &mut ChaCha8Rng) -> (Reference, Reference) {
+    let config = small_config();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let mut payloads = Vec::new();
+    let mut hashes = vec![log.last_entry_hash()];
+    let append = |log: &mut Log, payloads: &mut Vec<Vec<u8>>, hashes: &mut Vec<[u8; 32]>, payload: Vec<u8>| {
+        log.append(&payload).expect("append");
+        payloads.push(payload);
+        hashes.push(log.last_entry_hash());
+    };
+    // Fill two segments, then stop right after the entry that starts the third one.
+    while log.segment_count() < 3 {
+        let payload = random_payload(rng, 400);
+        append(&mut log, &mut payloads, &mut hashes, payload);
+        if rng.random_range(0..4) == 0 {
+            log.commit().expect("commit");
+        }
+    }
+    log.commit().expect("commit");
+    drop(log);
+    let straddling = Reference {
+        dir: tempfile::tempdir().expect("tempdir"),
+        payloads: payloads.clone(),
+        hashes: hashes.clone(),
+    };
+    copy_dir(dir.path(), straddling.dir.path());
+
+    let mut log = Log::open(dir.path(), config).expect("reopen");
+    let payload = random_payload(rng, 400);
+    append(&mut log, &mut payloads, &mut hashes, payload);
+    log.commit().expect("commit");
+    drop(log);
+    let spans = entry_spans(dir.path());
+    assert_eq!(spans.len(), payloads.len());
+    let last_two = &spans[spans.len() - 2..];
+    assert_eq!(last_two[0].file, last_two[1].file, "one segment holds both");
+    let straddle_spans = entry_spans(straddling.dir.path());
+    let straddle_two = &straddle_spans[straddle_spans.len() - 2..];
+    assert_ne!(straddle_two[0].file, straddle_two[1].file, "a rollover separates them");
+    let same_segment = Reference {
+        dir,
+        payloads,
+        hashes,
+    };
+    (same_segment, straddling)
+}
+
+/// Damages a copy of the reference at `file`/`offset`: writes `garbage` there, zeroes the
+/// rest of that segment and the entries of every later segment (the log's byte order).
+fn damage(copy: &Path, file_name: &std::ffi::OsStr, offset: usize, garbage: &[u8]) {
+    let files = segment_files(copy);
+    let position = files
+        .iter()
+        .position(|file| file.file_name() == Some(file_name))
+        .expect("segment in copy");
+    overwrite(&files[position], offset, garbage, usize::MAX);
+    for later in &files[position + 1..] {
+        overwrite(later, SEGMENT_HEADER_BYTES, &[], usize::MAX);
+    }
+}
+
+/// Entries whose stored bytes are untouched by the damage, counted as a prefix.
+fn intact_prefix(reference: &Path, damaged: &Path) -> usize {
+    let spans = entry_spans(reference);
+    let mut intact = 0;
+    for span in &spans {
+        let original = fs::read(&span.file).expect("read reference");
+        let copy_file = damaged.join(span.file.file_name().unwrap());
+        let Ok(now) = fs::read(copy_file) else { break };
+        if now.get(span.offset..span.end) != Some(&original[span.offset..span.end]) {
+            break;
+        }
+        intact += 1;
+    }
+    intact
+}
+
+/// Opens the damaged copy and checks every recovery promise; `context` names the case.
+fn check_recovery(reference: &Reference, damaged: &Path, context: &str) {
+    let expected = intact_prefix(reference.dir.path(), damaged);
+    let config = small_config();
+
+    // inspect only reads: same bytes before and after, and no problem to refuse.
+    let before_inspect = dir_bytes(damaged);
+    let report = inspect(damaged).expect("inspect");
+    assert!(report.problem.is_none(), "{context}: {:?}", report.problem);
+    assert_eq!(report.next_sequence, expected as u64, "{context}: inspect count");
+    assert_eq!(dir_bytes(damaged), before_inspect, "{context}: inspect modified files");
+
+    let log = Log::open(damaged, config).unwrap_or_else(|e| panic!("{context}: open: {e}"));
+    assert_eq!(log.next_sequence(), expected as u64, "{context}: longest valid prefix");
+    assert_eq!(log.last_entry_hash(), reference.hashes[expected], "{context}: chain head");
+    let mut replayed = Vec::new();
+    log.replay(0, |sequence, payload| {
+        assert_eq!(sequence as usize, replayed.len());
+        replayed.push(payload.to_vec());
+        Ok::<(), ()>(())
+    })
+    .expect("replay");
+    assert_eq!(replayed[..], reference.payloads[..expected], "{context}: payloads");
+    drop(log);
+
+    // Idempotent: the second open finds a clean tail and leaves the same bytes.
+    let after_first = dir_bytes(damaged);
+    let log = Log::open(damaged, config).expect("second open");
+    assert_eq!(log.recovery().tail, TailState::Clean, "{context}: second open");
+    drop(log);
+    assert_eq!(dir_bytes(damaged), after_first, "{context}: second open changed bytes");
+
+    // Appends resume right after the prefix and survive a reopen.
+    let mut log = Log::open(damaged, config).expect("third open");
+    let resumed = b"resumed after recovery".to_vec();
+    assert_eq!(log.append(&resumed).expect("append"), expected as u64);
+    assert_eq!(log.commit().expect("commit"), expected as u64 + 1);
+    drop(log);
+    let log = Log::open(damaged, config).expect("fourth open");
+    assert_eq!(log.next_sequence(), expected as u64 + 1, "{context}: resumed");
+    let mut last = Vec::new();
+    log.replay(expected as u64, |_, payload| {
+        last = payload.to_vec();
+        Ok::<(), ()>(())
+    })
+    .expect("replay resumed");
+    assert_eq!(last, resumed, "{context}: resumed payload");
+}
+
+fn cut_every_offset(reference: &Reference, label: &str) {
+    let spans = entry_spans(reference.dir.path());
+    let last_two = &spans[spans.len() - 2..];
+    let mut cases = 0;
+    for span in last_two {
+        let file_name = span.file.file_name().unwrap();
+        for offset in span.offset..span.end {
+            let copy = tempfile::tempdir().expect("tempdir");
+            copy_dir(reference.dir.path(), copy.path());
+            damage(copy.path(), file_name, offset, &[]);
+            check_recovery(reference, copy.path(), &format!("{label} zero cut at {offset}"));
+            cases += 1;
+        }
+    }
+    println!("{label}: {cases} cuts recovered");
+}
+
+#[test]
+fn cut_at_every_byte_of_the_last_two_entries() {
+    let mut rng = seeded_rng("cut_at_every_byte_of_the_last_two_entries");
+    let (same_segment, straddling) = build_references(&mut rng);
+    cut_every_offset(&same_segment, "same segment");
+    cut_every_offset(&straddling, "across rollover");
+}
+
+#[test]
+fn garbage_after_random_cuts() {
+    let mut rng = seeded_rng("garbage_after_random_cuts");
+    let (same_segment, straddling) = build_references(&mut rng);
+    for (reference, label) in [(&same_segment, "same segment"), (&straddling, "across rollover")] {
+        let spans = entry_spans(reference.dir.path());
+        let tail = &spans[spans.len() - 4..];
+        for case in 0..120 {
+            let span = &tail[rng.random_range(0..tail.len())];
+            let offset = rng.random_range(span.offset..span.end + 64);
+            let mut garbage = vec![0u8; rng.random_range(1..=600)];
+            rng.fill(&mut garbage[..]);
+            let copy = tempfile::tempdir().expect("tempdir");
+            copy_dir(reference.dir.path(), copy.path());
+            damage(copy.path(), span.file.file_name().unwrap(), offset, &garbage);
+            let context = format!("{label} case {case}: {} garbage bytes at {offset}", garbage.len());
+            check_recovery(reference, copy.path(), &context);
+        }
+    }
+}
+
+#[test]
+fn truncated_last_segment_is_extended_and_cut() {
+    let mut rng = seeded_rng("truncated_last_segment_is_extended_and_cut");
+    let (same_segment, _) = build_references(&mut rng);
+    let spans = entry_spans(same_segment.dir.path());
+    let last = spans.last().unwrap();
+    for offset in [last.offset, last.offset + 1, last.payload_end - 1, last.end] {
+        let copy = tempfile::tempdir().expect("tempdir");
+        copy_dir(same_segment.dir.path(), copy.path());
+        let file = copy.path().join(last.file.file_name().unwrap());
+        OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_len(offset as u64))
+            .expect("truncate");
+        let log = Log::open(copy.path(), small_config()).expect("open truncated");
+        assert_eq!(log.recovery().extended_segment.as_deref(), Some(file.as_path()));
+        let expected = if offset == last.end { spans.len() } else { spans.len() - 1 };
+        assert_eq!(log.next_sequence(), expected as u64, "truncated at {offset}");
+        drop(log);
+        assert_eq!(
+            fs::metadata(&file).unwrap().len(),
+            small_config().segment_bytes,
+            "extended back"
+        );
+        check_recovery(&same_segment, copy.path(), &format!("truncated at {offset}"));
+    }
+}

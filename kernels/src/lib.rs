@@ -1,0 +1,15 @@
+//! tally-kernels: batch Ed25519 signature verification and BLAKE3 Merkle trees.
+//!
+//! This crate knows nothing about ledgers. It verifies `(public key, message, signature)`
+//! triples and hashes leaves into Merkle roots, on SIMD CPU threads (rayon) or on GPU compute
+//! shaders (wgpu, WGSL). Every backend returns the same answer for every input: a difference
+//! would be a chain split (see docs/VERIFY_RULES.md and docs/ARCHITECTURE.md).
+#![forbid(unsafe_code)]
+
+pub mod gpu;
+pub mod merkle;
+pub mod sigverify;
+
+pub use gpu::{GpuContext, GpuError};
+pub use merkle::{Hash, HASH_BYTES};
+pub use sigverify::{Backend, SigItem, Verifier};

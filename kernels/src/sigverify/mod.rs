@@ -1,0 +1,217 @@
+//! Batch Ed25519 verification under one rule (ZIP-215, see docs/VERIFY_RULES.md).
+//!
+//! The API returns one verdict per item, never one bit for the whole batch: a failing batch is
+//! resolved to the exact failing items.
+
+mod cpu;
+mod keys;
+mod prepare;
+
+pub use cpu::CHUNK_ITEMS_MAX;
+pub use keys::{KEY_TABLES_MAX, REGISTERED_KEYS_MAX};
+
+use crate::gpu::ed25519::{self, GpuEd25519};
+use crate::gpu::GpuContext;
+use rayon::prelude::*;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One item to verify. The message is borrowed; nothing is copied on the CPU path.
+#[derive(Clone, Copy, Debug)]
+pub struct SigItem<'a> {
+    pub public_key: &'a [u8; 32],
+    pub message: &'a [u8],
+    pub signature: &'a [u8; 64],
+}
+
+/// Which backend verifies signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// SIMD CPU threads (rayon).
+    #[default]
+    Cpu,
+    /// GPU compute shaders (wgpu, WGSL).
+    Gpu,
+    /// The GPU when a real (non-CPU-type) adapter is present and the batch is large enough,
+    /// else the CPU.
+    Auto,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+            Backend::Auto => "auto",
+        })
+    }
+}
+
+/// Error for a backend name that is not one of `cpu`, `gpu`, `auto`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown signature backend {0:?}: expected one of cpu, gpu, auto")]
+pub struct UnknownBackend(pub String);
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            "auto" => Ok(Backend::Auto),
+            other => Err(UnknownBackend(other.to_string())),
+        }
+    }
+}
+
+/// Errors when building a verifier.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error("the gpu signature backend was requested but no usable GPU was found: {0}; use --backend cpu or auto")]
+    NoGpu(String),
+}
+
+/// Batches at least this large go to the GPU under `Backend::Auto` (when a hardware GPU
+/// exists). Not measured on a hardware GPU yet: the published WGSL verifier figure (slower
+/// than the CPU below about 4k signatures per call) sets it until a measurement replaces it.
+pub const AUTO_GPU_ITEMS_MIN: usize = 4096;
+
+/// A batch signature verifier bound to one backend.
+///
+/// Contract: `verify_batch` writes `verdicts[i] == true` exactly when item `i` passes the
+/// ZIP-215 rule as ed25519-zebra's single verifier decides it. It never panics on any input
+/// bytes. A GPU failure (device lost, mapping failed) re-verifies the batch on the CPU.
+pub struct Verifier {
+    backend: Backend,
+    registry: keys::KeyRegistry,
+    gpu: Option<GpuEd25519>,
+    /// Registered keys with GPU tables (the first ones of the registry).
+    gpu_table_keys: usize,
+}
+
+impl Verifier {
+    /// Builds a verifier for `backend`. `Gpu` takes any adapter (llvmpipe included: exact
+    /// but slow); `Auto` takes only a hardware GPU and uses the CPU when there is none.
+    ///
+    /// Errors: `NoGpu` when `Backend::Gpu` is asked for and no adapter or kernel works.
+    pub fn new(backend: Backend) -> Result<Self, VerifierError> {
+        let gpu = match backend {
+            Backend::Cpu => None,
+            Backend::Gpu => {
+                let context = GpuContext::shared()
+                    .map_err(|error| VerifierError::NoGpu(error.to_string()))?;
+                Some(
+                    GpuEd25519::new(context)
+                        .map_err(|error| VerifierError::NoGpu(error.to_string()))?,
+                )
+            }
+            Backend::Auto => match GpuContext::new_hardware_only() {
+                Ok(context) => match GpuEd25519::new(Arc::new(context)) {
+                    Ok(gpu) => Some(gpu),
+                    Err(error) => {
+                        tracing::warn!(%error, "no GPU signature kernel, the auto backend uses the CPU");
+                        None
+                    }
+                },
+                Err(error) => {
+                    tracing::info!(%error, "no hardware GPU, the auto backend uses the CPU");
+                    None
+                }
+            },
+        };
+        Ok(Verifier {
+            backend,
+            registry: keys::KeyRegistry::new(),
+            gpu,
+            gpu_table_keys: 0,
+        })
+    }
+
+    /// The name of the GPU adapter this verifier uses, `None` when it has none.
+    pub fn gpu_adapter_name(&self) -> Option<String> {
+        self.gpu.as_ref().map(|gpu| gpu.context().info.name.clone())
+    }
+
+    /// The backend this verifier was built for.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Registers keys that will sign many items (the ledger's account keys), so that a
+    /// backend can decompress them once and keep precomputed tables. Keys that are not valid
+    /// point encodings are ignored (items signed by them fail either way). Registration
+    /// never changes a verdict, only speed.
+    pub fn register_keys(&mut self, keys: &[[u8; 32]]) {
+        self.registry.register(keys);
+        if let Some(gpu) = self.gpu.as_mut() {
+            match gpu.build_tables(self.registry.keys()) {
+                Ok(count) => self.gpu_table_keys = count,
+                Err(error) => {
+                    // Verdicts from a GPU whose tables failed would be void: drop it.
+                    tracing::error!(%error, "GPU key tables failed, signatures now verify on the CPU");
+                    self.gpu = None;
+                    self.gpu_table_keys = 0;
+                }
+            }
+        }
+    }
+
+    /// Verifies every item; `verdicts.len()` must equal `items.len()` (panics otherwise).
+    pub fn verify_batch(&self, items: &[SigItem<'_>], verdicts: &mut [bool]) {
+        assert_eq!(items.len(), verdicts.len(), "one verdict slot per item");
+        let use_gpu = match self.backend {
+            Backend::Cpu => false,
+            Backend::Gpu => true,
+            Backend::Auto => items.len() >= AUTO_GPU_ITEMS_MIN,
+        };
+        match self.gpu.as_ref() {
+            Some(gpu) if use_gpu => self.verify_gpu(gpu, items, verdicts),
+            _ => cpu::verify_batch(&self.registry, items, verdicts),
+        }
+    }
+
+    fn verify_gpu(&self, gpu: &GpuEd25519, items: &[SigItem<'_>], verdicts: &mut [bool]) {
+        let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
+            items[range]
+                .par_iter()
+                .zip(words.par_chunks_mut(ed25519::ITEM_WORDS))
+                .for_each(|(item, words)| {
+                    pack_gpu_item(&self.registry, self.gpu_table_keys, item, words)
+                });
+        };
+        if let Err(error) = gpu.verify_with(items.len(), pack, verdicts) {
+            tracing::warn!(%error, items = items.len(), "GPU verification failed, the batch is verified on the CPU");
+            cpu::verify_batch(&self.registry, items, verdicts);
+        }
+    }
+}
+
+/// Host half of the GPU check: `S < L` and the challenge `k`; the slot of a registered key.
+fn pack_gpu_item(
+    registry: &keys::KeyRegistry,
+    table_keys: usize,
+    item: &SigItem<'_>,
+    words: &mut [u32],
+) {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&item.signature[..32]);
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&item.signature[32..]);
+    let (k, slot) = match prepare::canonical_s(item) {
+        None => ([0u8; 32], ed25519::KEY_SKIP),
+        Some(_) => {
+            let slot = match registry.index(item.public_key) {
+                Some(index) if (index as usize) < table_keys => index + 1,
+                _ => ed25519::KEY_DECOMPRESS,
+            };
+            (prepare::challenge(item).to_bytes(), slot)
+        }
+    };
+    ed25519::pack_item(&r, item.public_key, &s, &k, slot, words);
+}
+
+/// Verifies one signature with ed25519-zebra's single verifier: the reference rule.
+pub fn verify_single(item: &SigItem<'_>) -> bool {
+    cpu::verify_single(item)
+}

@@ -1,0 +1,124 @@
+//! A synthetic population: a central bank, banks, a tax authority, merchants and consumers,
+//! each account with its own key, and the genesis that opens them.
+
+use ed25519_zebra::SigningKey;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::collections::BTreeMap;
+use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
+use tally_engine::keys::public_key_of;
+
+/// How many of each participant, and their opening balances (in minor units).
+#[derive(Clone, Debug)]
+pub struct PopulationSpec {
+    pub network_id: u64,
+    pub ledger: u32,
+    pub banks: usize,
+    pub merchants: usize,
+    pub consumers: usize,
+    pub bank_opening_balance: u64,
+    pub merchant_opening_balance: u64,
+    pub consumer_opening_balance: u64,
+    /// Seed for keys and assignments: the same seed gives the same population.
+    pub seed: u64,
+}
+
+impl Default for PopulationSpec {
+    fn default() -> PopulationSpec {
+        PopulationSpec {
+            network_id: 0x7a11_7a11,
+            ledger: 702,
+            banks: 20,
+            merchants: 200,
+            consumers: 400,
+            bank_opening_balance: 1_000_000_000_00,
+            merchant_opening_balance: 10_000_00,
+            consumer_opening_balance: 50_000_00,
+            seed: 1,
+        }
+    }
+}
+
+/// Account id ranges: central bank 1, tax authority 2, banks from 1_000, merchants from
+/// 100_000, consumers from 1_000_000.
+pub const CENTRAL_BANK_ID: u64 = 1;
+pub const TAX_AUTHORITY_ID: u64 = 2;
+pub const OBSERVER_ID: u64 = 3;
+pub const FIRST_BANK_ID: u64 = 1_000;
+pub const FIRST_MERCHANT_ID: u64 = 100_000;
+pub const FIRST_CONSUMER_ID: u64 = 1_000_000;
+
+/// The generated population: genesis and every account's signing key.
+pub struct Population {
+    pub genesis: Genesis,
+    pub keys: BTreeMap<u64, SigningKey>,
+    pub validator_keys: Vec<SigningKey>,
+    pub banks: Vec<u64>,
+    pub merchants: Vec<u64>,
+    pub consumers: Vec<u64>,
+}
+
+impl Population {
+    /// Builds the population and its genesis (one validator, tax categories 1..=3 at 9%,
+    /// 5%, 0%).
+    pub fn generate(spec: &PopulationSpec) -> Population {
+        let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
+        let mut key = || SigningKey::from(rng.random::<[u8; 32]>());
+        let validator_keys = vec![key()];
+        let mut keys = BTreeMap::new();
+        let mut accounts = Vec::new();
+        let mut add = |id: u64, name: String, role: Role, balance: u64, bank: Option<u64>, signing: SigningKey| {
+            accounts.push(AccountSpec {
+                id,
+                name,
+                role,
+                owner: hex::encode(public_key_of(&signing)),
+                balance,
+                bank,
+            });
+            keys.insert(id, signing);
+        };
+        add(CENTRAL_BANK_ID, "central-bank".into(), Role::CentralBank, 0, None, key());
+        add(TAX_AUTHORITY_ID, "tax-authority".into(), Role::TaxAuthority, 0, None, key());
+        add(OBSERVER_ID, "regulator".into(), Role::Observer, 0, None, key());
+        let banks: Vec<u64> = (0..spec.banks as u64).map(|i| FIRST_BANK_ID + i).collect();
+        for &bank in &banks {
+            add(bank, format!("bank-{bank}"), Role::Bank, spec.bank_opening_balance, None, key());
+        }
+        let bank_of = |i: usize| (!banks.is_empty()).then(|| banks[i % banks.len()]);
+        let merchants: Vec<u64> = (0..spec.merchants as u64).map(|i| FIRST_MERCHANT_ID + i).collect();
+        for (i, &merchant) in merchants.iter().enumerate() {
+            add(merchant, format!("merchant-{merchant}"), Role::Merchant, spec.merchant_opening_balance, bank_of(i), key());
+        }
+        let consumers: Vec<u64> = (0..spec.consumers as u64).map(|i| FIRST_CONSUMER_ID + i).collect();
+        for (i, &consumer) in consumers.iter().enumerate() {
+            add(consumer, format!("consumer-{consumer}"), Role::Consumer, spec.consumer_opening_balance, bank_of(i), key());
+        }
+        let genesis = Genesis {
+            network_id: spec.network_id,
+            ledger: spec.ledger,
+            validators: validator_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| ValidatorSpec {
+                    name: format!("validator-{i}"),
+                    public_key: hex::encode(public_key_of(k)),
+                })
+                .collect(),
+            tax_rates: vec![
+                TaxRateSpec { category: 1, rate_bp: 900 },
+                TaxRateSpec { category: 2, rate_bp: 500 },
+                TaxRateSpec { category: 3, rate_bp: 0 },
+            ],
+            accounts,
+        };
+        Population {
+            genesis,
+            keys,
+            validator_keys,
+            banks,
+            merchants,
+            consumers,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `tally demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tally_engine::node::Backend;
+use tally_loadgen::demo::{run_demo, DemoOptions};
+use tally_loadgen::report::summary;
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Open-loop rate in transactions per second; without it the demo runs closed loop, as
+    /// fast as the node takes transactions.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Data directory (kept afterwards); without it a temporary one is used and removed.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Signature backend: cpu, gpu or auto.
+    #[arg(long, default_value = "cpu")]
+    backend: Backend,
+    /// Banks in the generated genesis.
+    #[arg(long, default_value_t = 20)]
+    banks: usize,
+    /// Merchants in the generated genesis.
+    #[arg(long, default_value_t = 200)]
+    merchants: usize,
+    /// Consumers in the generated genesis.
+    #[arg(long, default_value_t = 400)]
+    consumers: usize,
+    /// Transactions signed up front for a closed-loop run.
+    #[arg(long, default_value_t = 600_000)]
+    closed_loop_tx_count: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration > 0.0,
+        "--duration must be a positive number of seconds"
+    );
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
+    }
+    anyhow::ensure!(args.banks >= 2, "--banks must be at least 2");
+    anyhow::ensure!(args.merchants >= 1 && args.consumers >= 2, "--merchants must be at least 1 and --consumers at least 2");
+    let mut options = DemoOptions {
+        duration: Duration::from_secs_f64(args.duration),
+        rate_per_s: args.rate,
+        data_dir: args.data_dir.clone(),
+        backend: args.backend,
+        closed_loop_tx_count: args.closed_loop_tx_count,
+        progress: !args.quiet,
+        ..DemoOptions::default()
+    };
+    options.population.banks = args.banks;
+    options.population.merchants = args.merchants;
+    options.population.consumers = args.consumers;
+    let population = &options.population;
+    println!(
+        "tally demo: 1 node, {} banks, {} merchants, {} consumers, backend {}, {} for {:.0} s",
+        population.banks,
+        population.merchants,
+        population.consumers,
+        options.backend,
+        args.rate
+            .map_or("closed loop".to_string(), |r| format!("open loop at {r:.0} tx/s")),
+        args.duration
+    );
+    let report = run_demo(&options)?;
+    println!(
+        "signed {} transactions in {:.2} s before the clock started",
+        report.signed_tx_count,
+        report.signing_time.as_secs_f64()
+    );
+    print!("{}", summary(&report.run));
+    println!("blocks: {}  final state root: {}", report.height, hex::encode(report.state_root));
+    println!(
+        "money: sum of all balances {} at genesis, {} at the end: {}",
+        report.genesis_total,
+        report.final_total,
+        if report.conserved() { "conserved" } else { "NOT CONSERVED" }
+    );
+    println!(
+        "money in circulation: {} before, {} after (changes only by pledge and redeem)",
+        report.money_in_circulation_before, report.money_in_circulation_after
+    );
+    println!(
+        "replay of the log: height {}, state root {}: {}",
+        report.replayed_height,
+        hex::encode(report.replayed_state_root),
+        if report.replay_matches() { "matches" } else { "DIFFERS" }
+    );
+    if args.data_dir.is_some() {
+        println!("data directory kept: {}", report.data_dir.display());
+    }
+    let healthy = report.conserved() && report.replay_matches() && report.run.stopped.is_none();
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

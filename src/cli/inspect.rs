@@ -1,0 +1,115 @@
+//! `tally inspect log DIR`: a read-only report of a node's append log (segments, entries,
+//! the hash chain, the tail), exiting non-zero when `Log::open` would refuse the log.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use tally_engine::log::{inspect, InspectReport, TailState};
+
+/// Arguments of `tally inspect log`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectLogArgs {
+    /// The log directory (the node's `<data_dir>/log`).
+    pub dir: PathBuf,
+    /// Print only the summary and problems, not one line per segment.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Prints the report of the log in `args.dir`. Never modifies a file.
+///
+/// Errors when the directory cannot be read or when the log has a problem that stops
+/// `Log::open` (the message names the file, byte offset and sequence). A torn tail is
+/// reported but is not an error: the next open cuts it.
+pub fn run(args: &InspectLogArgs) -> anyhow::Result<()> {
+    let report = inspect(&args.dir)?;
+    print!("{}", render(&report, args.quiet));
+    if let Some(problem) = &report.problem {
+        bail!("the log in {} cannot be opened: {problem}", args.dir.display());
+    }
+    Ok(())
+}
+
+/// The human-readable report.
+fn render(report: &InspectReport, quiet: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "log {}", report.dir.display());
+    if !quiet {
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:>12}  {:>12}  {:>10}  {:>14}  {:>12}  file",
+            "index", "first seq", "last seq", "entries", "entry bytes", "file bytes"
+        );
+        for segment in &report.segments {
+            let first = segment
+                .first_sequence
+                .map_or_else(|| "?".to_string(), |s| s.to_string());
+            let last = segment
+                .last_sequence
+                .map_or_else(|| "-".to_string(), |s| s.to_string());
+            let entries = if segment.verified {
+                segment.entry_count.to_string()
+            } else {
+                "unverified".to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  {:>6}  {first:>12}  {last:>12}  {entries:>10}  {:>14}  {:>12}  {}",
+                segment.index,
+                segment.entry_bytes,
+                segment.file_bytes,
+                segment
+                    .file
+                    .file_name()
+                    .map_or_else(|| segment.file.display().to_string(), |n| n.to_string_lossy().into_owned())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "segments {}, entries {}, entry bytes {}, next sequence {}",
+        report.segments.len(),
+        report.entry_count,
+        report.entry_bytes,
+        report.next_sequence
+    );
+    let _ = writeln!(out, "last entry hash {}", hex::encode(report.last_entry_hash));
+    match &report.tail {
+        TailState::Clean => {
+            let _ = writeln!(out, "tail: clean");
+        }
+        TailState::Torn {
+            file,
+            offset,
+            sequence,
+            fault,
+            garbage_bytes,
+            orphan_segments,
+        } => {
+            let _ = writeln!(
+                out,
+                "tail: TORN at byte {offset} of {} where entry {sequence} would start ({fault}); \
+                 {garbage_bytes} bytes and {} empty later segment(s) will be cut by the next open",
+                file.display(),
+                orphan_segments.len()
+            );
+        }
+    }
+    for temporary in &report.temporary_files {
+        let _ = writeln!(
+            out,
+            "half-created segment {} (no entries; the next open removes it)",
+            temporary.display()
+        );
+    }
+    match &report.problem {
+        None => {
+            let _ = writeln!(out, "chain: verified, the log opens");
+        }
+        Some(problem) => {
+            let _ = writeln!(out, "PROBLEM: {problem}");
+        }
+    }
+    out
+}
