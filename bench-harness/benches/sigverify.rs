@@ -27,30 +27,38 @@ fn bench_sigverify(c: &mut Criterion) {
         let items = corpus.items(batch_items);
         let mut verdicts = vec![false; batch_items];
         group.throughput(Throughput::Elements(batch_items as u64));
-        group.bench_with_input(BenchmarkId::new("tally_cpu", batch_items), &items, |b, items| {
-            b.iter(|| cpu.verify_batch(items, &mut verdicts))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("tally_cpu", batch_items),
+            &items,
+            |b, items| b.iter(|| cpu.verify_batch(items, &mut verdicts)),
+        );
         if let Some(gpu) = &gpu {
-            group.bench_with_input(BenchmarkId::new("tally_gpu", batch_items), &items, |b, items| {
-                b.iter(|| gpu.verify_batch(items, &mut verdicts))
-            });
+            group.bench_with_input(
+                BenchmarkId::new("tally_gpu", batch_items),
+                &items,
+                |b, items| b.iter(|| gpu.verify_batch(items, &mut verdicts)),
+            );
         }
-        group.bench_with_input(BenchmarkId::new("zebra_batch256", batch_items), &items, |b, items| {
-            b.iter(|| {
-                use rayon::prelude::*;
-                items.par_chunks(256).for_each(|chunk| {
-                    let mut verifier = ed25519_zebra::batch::Verifier::new();
-                    for item in chunk {
-                        verifier.queue((
-                            ed25519_zebra::VerificationKeyBytes::from(*item.public_key),
-                            ed25519_zebra::Signature::from_bytes(item.signature),
-                            item.message,
-                        ));
-                    }
-                    assert!(verifier.verify(rand::rng()).is_ok());
+        group.bench_with_input(
+            BenchmarkId::new("zebra_batch256", batch_items),
+            &items,
+            |b, items| {
+                b.iter(|| {
+                    use rayon::prelude::*;
+                    items.par_chunks(256).for_each(|chunk| {
+                        let mut verifier = ed25519_zebra::batch::Verifier::new();
+                        for item in chunk {
+                            verifier.queue((
+                                ed25519_zebra::VerificationKeyBytes::from(*item.public_key),
+                                ed25519_zebra::Signature::from_bytes(item.signature),
+                                item.message,
+                            ));
+                        }
+                        assert!(verifier.verify(rand::rng()).is_ok());
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     group.finish();
 }
@@ -63,7 +71,9 @@ fn print_figures(_c: &mut Criterion) {
     }
     let sizes = [64, 256, 1024, 4096, 16384, 65536];
     let gpu = std::env::var("TALLY_BENCH_GPU").as_deref() == Ok("1");
-    println!("batch  zebra_single/s  zebra_batch/s(chunk)  tally_cpu/s (ratio)  tally_gpu/s (ratio)");
+    println!(
+        "batch  zebra_single/s  zebra_batch/s(chunk)  tally_cpu/s (ratio)  tally_gpu/s (ratio)"
+    );
     for f in measure(&sizes, gpu) {
         println!(
             "{:>6} {:>14.0} {:>14.0} ({:>4}) {:>12.0} ({:.2}x) {}",

@@ -119,7 +119,10 @@ fn zebra_single(items: &[SigItem<'_>]) -> usize {
         .par_iter()
         .filter(|item| {
             VerificationKey::try_from(*item.public_key)
-                .map(|key| key.verify(&Signature::from_bytes(item.signature), item.message).is_ok())
+                .map(|key| {
+                    key.verify(&Signature::from_bytes(item.signature), item.message)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .count()
@@ -176,7 +179,10 @@ pub fn measure(batch_sizes: &[usize], gpu: bool) -> Vec<SigFigures> {
             .iter()
             .filter(|chunk| **chunk <= batch_items.max(ZEBRA_CHUNKS[0]))
             .map(|&chunk| (rate(batch_items, || zebra_batch(&items, chunk)), chunk))
-            .fold((0.0, 0), |best, next| if next.0 > best.0 { next } else { best });
+            .fold(
+                (0.0, 0),
+                |best, next| if next.0 > best.0 { next } else { best },
+            );
         let cpu_per_s = rate(batch_items, || {
             cpu.verify_batch(&items, &mut verdicts);
             count_true(&verdicts)

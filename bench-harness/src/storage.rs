@@ -178,7 +178,12 @@ fn new_raw_file(dir: &Path, index: u64) -> File {
     file
 }
 
-fn measure_raw(dir: &Path, entry_bytes: usize, entries_per_commit: usize, duration: Duration) -> WriterFigures {
+fn measure_raw(
+    dir: &Path,
+    entry_bytes: usize,
+    entries_per_commit: usize,
+    duration: Duration,
+) -> WriterFigures {
     std::fs::create_dir_all(dir).expect("create raw dir");
     let buffer = vec![0xA5u8; entry_bytes];
     let mut clock = CommitClock::default();
@@ -207,7 +212,12 @@ fn measure_raw(dir: &Path, entry_bytes: usize, entries_per_commit: usize, durati
     clock.figures(entries, entries * entry_bytes as u64, elapsed)
 }
 
-fn measure_log(dir: &Path, entry_bytes: usize, entries_per_commit: usize, duration: Duration) -> WriterFigures {
+fn measure_log(
+    dir: &Path,
+    entry_bytes: usize,
+    entries_per_commit: usize,
+    duration: Duration,
+) -> WriterFigures {
     let mut log = Log::open(dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let payload = vec![0x5Au8; entry_bytes];
     let mut clock = CommitClock::default();
@@ -222,7 +232,11 @@ fn measure_log(dir: &Path, entry_bytes: usize, entries_per_commit: usize, durati
     }
     let elapsed = start.elapsed();
     let entries = log.durable_sequence();
-    clock.figures(entries, entries * log_entry_bytes(entry_bytes) as u64, elapsed)
+    clock.figures(
+        entries,
+        entries * log_entry_bytes(entry_bytes) as u64,
+        elapsed,
+    )
 }
 
 /// Measures raw sequential write + fdatasync and the log's append + commit at the same entry
@@ -240,7 +254,10 @@ pub fn measure_log_vs_raw(
     entries_per_commit: usize,
     duration: Duration,
 ) -> StorageFigures {
-    assert!(entries_per_commit > 0, "commit at least one entry at a time");
+    assert!(
+        entries_per_commit > 0,
+        "commit at least one entry at a time"
+    );
     let raw = measure_raw(&dir.join("raw"), entry_bytes, entries_per_commit, duration);
     let log = measure_log(&dir.join("log"), entry_bytes, entries_per_commit, duration);
     StorageFigures {
@@ -267,12 +284,16 @@ pub fn measure_replay(dir: &Path, tx_count: u64) -> ReplayFigures {
         let mut written = 0u64;
         while written < tx_count {
             let txs = (tx_count - written).min(BLOCK_TX_COUNT as u64) as usize;
-            for (index, record) in block[..txs * TX_RECORD_BYTES].chunks_exact_mut(TX_RECORD_BYTES).enumerate() {
+            for (index, record) in block[..txs * TX_RECORD_BYTES]
+                .chunks_exact_mut(TX_RECORD_BYTES)
+                .enumerate()
+            {
                 // Distinct records, so that no layer can compress or deduplicate them.
                 record[..8].copy_from_slice(&(written + index as u64).to_le_bytes());
                 record[8..16].copy_from_slice(&entries.to_le_bytes());
             }
-            log.append(&block[..txs * TX_RECORD_BYTES]).unwrap_or_else(|e| panic!("{e}"));
+            log.append(&block[..txs * TX_RECORD_BYTES])
+                .unwrap_or_else(|e| panic!("{e}"));
             log.commit().unwrap_or_else(|e| panic!("{e}"));
             written += txs as u64;
             entries += 1;
@@ -289,14 +310,19 @@ pub fn measure_replay(dir: &Path, tx_count: u64) -> ReplayFigures {
         payload_bytes += payload.len() as u64;
         // Touch every record as a node's replay would: read its first word.
         for record in payload.chunks_exact(TX_RECORD_BYTES) {
-            checksum = checksum.wrapping_add(u64::from_le_bytes(record[..8].try_into().expect("8 bytes")));
+            checksum =
+                checksum.wrapping_add(u64::from_le_bytes(record[..8].try_into().expect("8 bytes")));
         }
         Ok::<(), std::convert::Infallible>(())
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let replay = start.elapsed();
     assert_eq!(payload_bytes, tx_count * TX_RECORD_BYTES as u64);
-    assert_eq!(checksum, tx_count * tx_count.saturating_sub(1) / 2, "every record seen once");
+    assert_eq!(
+        checksum,
+        tx_count * tx_count.saturating_sub(1) / 2,
+        "every record seen once"
+    );
     ReplayFigures {
         tx_count,
         entries,

@@ -12,5 +12,6 @@ pub mod ledger;
 pub mod log;
 pub mod mempool;
 pub mod node;
+pub mod query;
 pub mod result;
 pub mod tx;

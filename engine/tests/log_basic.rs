@@ -61,7 +61,10 @@ fn append_commit_reopen_replay_with_rollover() {
     let dir = tempfile::tempdir().unwrap();
     let payloads = build(dir.path(), &mut rng, 120);
     let log = Log::open(dir.path(), small_config()).expect("reopen");
-    assert!(log.segment_count() >= 4, "120 entries of up to 780 bytes span 8 KiB segments");
+    assert!(
+        log.segment_count() >= 4,
+        "120 entries of up to 780 bytes span 8 KiB segments"
+    );
     assert_eq!(log.next_sequence(), 120);
     assert_eq!(log.recovery().tail, TailState::Clean);
     let all = collect(&log, 0);
@@ -76,7 +79,14 @@ fn append_commit_reopen_replay_with_rollover() {
         .iter()
         .position(|span| span.file != spans[0].file)
         .expect("a second segment") as u64;
-    for from in [1, 57, second_segment_start, second_segment_start + 1, 119, 120] {
+    for from in [
+        1,
+        57,
+        second_segment_start,
+        second_segment_start + 1,
+        119,
+        120,
+    ] {
         let tail = collect(&log, from);
         assert_eq!(tail.len() as u64, 120 - from, "from {from}");
         if let Some((first, payload)) = tail.first() {
@@ -85,7 +95,10 @@ fn append_commit_reopen_replay_with_rollover() {
         }
     }
     match log.replay(121, |_, _| Ok::<(), ()>(())) {
-        Err(ReplayError::Log(LogError::SequenceBeyondEnd { from: 121, next_sequence: 120 })) => {}
+        Err(ReplayError::Log(LogError::SequenceBeyondEnd {
+            from: 121,
+            next_sequence: 120,
+        })) => {}
         other => panic!("expected SequenceBeyondEnd, got {other:?}"),
     }
     // The entries iterator agrees with replay and borrows the same bytes.
@@ -132,11 +145,18 @@ fn entry_size_limit_is_exact_and_clear() {
     let config = small_config();
     let mut log = Log::open(dir.path(), config).unwrap();
     let payload_bytes_max = config.payload_bytes_max();
-    assert_eq!(entry_bytes(payload_bytes_max), config.entry_bytes_max as usize);
+    assert_eq!(
+        entry_bytes(payload_bytes_max),
+        config.entry_bytes_max as usize
+    );
     assert_eq!(log.append(&vec![7u8; payload_bytes_max]).unwrap(), 0);
     let error = log.append(&vec![7u8; payload_bytes_max + 1]).unwrap_err();
     match &error {
-        LogError::EntryTooLarge { payload_bytes, entry_bytes_max, .. } => {
+        LogError::EntryTooLarge {
+            payload_bytes,
+            entry_bytes_max,
+            ..
+        } => {
             assert_eq!(*payload_bytes, payload_bytes_max as u64 + 1);
             assert_eq!(*entry_bytes_max, config.entry_bytes_max);
         }
@@ -149,17 +169,32 @@ fn entry_size_limit_is_exact_and_clear() {
     assert_eq!(log.commit().unwrap(), 2);
     drop(log);
     let log = Log::open(dir.path(), config).unwrap();
-    assert_eq!(collect(&log, 0), vec![(0, vec![7u8; payload_bytes_max]), (1, vec![])]);
+    assert_eq!(
+        collect(&log, 0),
+        vec![(0, vec![7u8; payload_bytes_max]), (1, vec![])]
+    );
 }
 
 #[test]
 fn invalid_configurations_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for config in [
-        LogConfig { segment_bytes: 1000, entry_bytes_max: 512 },
-        LogConfig { segment_bytes: 8196, entry_bytes_max: 512 },
-        LogConfig { segment_bytes: 8192, entry_bytes_max: 8192 },
-        LogConfig { segment_bytes: 8192, entry_bytes_max: 8 },
+        LogConfig {
+            segment_bytes: 1000,
+            entry_bytes_max: 512,
+        },
+        LogConfig {
+            segment_bytes: 8196,
+            entry_bytes_max: 512,
+        },
+        LogConfig {
+            segment_bytes: 8192,
+            entry_bytes_max: 8192,
+        },
+        LogConfig {
+            segment_bytes: 8192,
+            entry_bytes_max: 8,
+        },
     ] {
         match Log::open(dir.path(), config) {
             Err(LogError::InvalidConfig { .. }) => {}
@@ -189,10 +224,16 @@ fn visitor_error_stops_replay() {
     let mut seen = 0;
     let result = log.replay(5, |sequence, _| {
         seen += 1;
-        if sequence == 9 { Err("state rejects block 9") } else { Ok(()) }
+        if sequence == 9 {
+            Err("state rejects block 9")
+        } else {
+            Ok(())
+        }
     });
     match result {
-        Err(ReplayError::Visitor { sequence: 9, error }) => assert_eq!(error, "state rejects block 9"),
+        Err(ReplayError::Visitor { sequence: 9, error }) => {
+            assert_eq!(error, "state rejects block 9")
+        }
         other => panic!("expected the visitor's error, got {other:?}"),
     }
     assert_eq!(seen, 5);
@@ -231,19 +272,37 @@ fn flipped_bit_in_a_middle_entry_is_reported_and_refused() {
                     assert_eq!(offset as usize, span.offset, "{context}");
                     assert_eq!(reported_sequence as usize, sequence, "{context}");
                     assert_ne!(fault, EntryFault::Zeroed, "{context}");
-                    assert!(valid_offset as usize > span.offset || file != span.file, "{context}");
+                    assert!(
+                        valid_offset as usize > span.offset || file != span.file,
+                        "{context}"
+                    );
                 }
                 other => panic!("{context}: expected CorruptEntry, got {other:?}"),
             }
-            assert_eq!(dir_bytes(copy.path()), before, "{context}: open must not touch files");
+            assert_eq!(
+                dir_bytes(copy.path()),
+                before,
+                "{context}: open must not touch files"
+            );
             let report = inspect(copy.path()).unwrap();
             match &report.problem {
-                Some(LogError::CorruptEntry { offset, sequence: s, .. }) => {
-                    assert_eq!((*offset as usize, *s as usize), (span.offset, sequence), "{context}");
+                Some(LogError::CorruptEntry {
+                    offset,
+                    sequence: s,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (*offset as usize, *s as usize),
+                        (span.offset, sequence),
+                        "{context}"
+                    );
                 }
                 other => panic!("{context}: inspect reported {other:?}"),
             }
-            assert_eq!(report.next_sequence as usize, sequence, "{context}: verified prefix");
+            assert_eq!(
+                report.next_sequence as usize, sequence,
+                "{context}: verified prefix"
+            );
         }
     }
 }
@@ -259,7 +318,10 @@ fn corrupt_segment_header_is_refused() {
         let file = copy.path().join(segment_file_name(1));
         flip_bit(&file, position, 3);
         match Log::open(copy.path(), small_config()) {
-            Err(LogError::CorruptSegmentHeader { file: reported, reason }) => {
+            Err(LogError::CorruptSegmentHeader {
+                file: reported,
+                reason,
+            }) => {
                 assert_eq!(reported, file, "byte {position}: {reason}");
             }
             other => panic!("byte {position}: expected CorruptSegmentHeader, got {other:?}"),
@@ -303,7 +365,10 @@ fn missing_or_swapped_segments_are_refused() {
     // Two segments' contents swapped: the header names another index.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(reference.path(), copy.path());
-    let (one, two) = (copy.path().join(segment_file_name(1)), copy.path().join(segment_file_name(2)));
+    let (one, two) = (
+        copy.path().join(segment_file_name(1)),
+        copy.path().join(segment_file_name(2)),
+    );
     let (bytes_one, bytes_two) = (fs::read(&one).unwrap(), fs::read(&two).unwrap());
     fs::write(&one, bytes_two).unwrap();
     fs::write(&two, bytes_one).unwrap();
@@ -318,7 +383,12 @@ fn missing_or_swapped_segments_are_refused() {
     // A whole middle segment emptied of entries: the next one starts at the wrong sequence.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(reference.path(), copy.path());
-    overwrite(&copy.path().join(segment_file_name(1)), SEGMENT_HEADER_BYTES, &[], usize::MAX);
+    overwrite(
+        &copy.path().join(segment_file_name(1)),
+        SEGMENT_HEADER_BYTES,
+        &[],
+        usize::MAX,
+    );
     match Log::open(copy.path(), small_config()) {
         Err(LogError::SegmentSequenceMismatch { file, .. }) => {
             assert_eq!(file, copy.path().join(segment_file_name(2)));
@@ -335,9 +405,15 @@ fn half_created_segment_is_removed() {
     let next = segment_files(dir.path()).len() as u64;
     let temporary = dir.path().join(format!("{}.tmp", segment_file_name(next)));
     fs::write(&temporary, b"half a header").unwrap();
-    assert_eq!(inspect(dir.path()).unwrap().temporary_files, vec![temporary.clone()]);
+    assert_eq!(
+        inspect(dir.path()).unwrap().temporary_files,
+        vec![temporary.clone()]
+    );
     let log = Log::open(dir.path(), small_config()).unwrap();
-    assert_eq!(log.recovery().removed_temporary_files, vec![temporary.clone()]);
+    assert_eq!(
+        log.recovery().removed_temporary_files,
+        vec![temporary.clone()]
+    );
     assert!(!temporary.exists());
     assert_eq!(log.next_sequence(), 10);
 }

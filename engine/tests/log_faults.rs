@@ -36,10 +36,20 @@ impl FileOps for Faults {
         OsFileOps.allocate(path, file, bytes)
     }
 
-    fn write_at(&self, path: &Path, file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<usize> {
+    fn write_at(
+        &self,
+        path: &Path,
+        file: &std::fs::File,
+        bytes: &[u8],
+        offset: u64,
+    ) -> io::Result<usize> {
         self.write_calls.fetch_add(1, Ordering::SeqCst);
         let limit = self.short_write_bytes.load(Ordering::SeqCst);
-        let bytes = if limit > 0 { &bytes[..bytes.len().min(limit)] } else { bytes };
+        let bytes = if limit > 0 {
+            &bytes[..bytes.len().min(limit)]
+        } else {
+            bytes
+        };
         OsFileOps.write_at(path, file, bytes, offset)
     }
 
@@ -72,7 +82,10 @@ fn assert_poisoned(log: &mut Log, first_failure_contains: &str) {
         Err(LogError::Poisoned { first_failure }) => assert_eq!(first_failure, message),
         other => panic!("commit after poison: {other:?}"),
     }
-    assert!(matches!(log.append(b"more"), Err(LogError::Poisoned { .. })));
+    assert!(matches!(
+        log.append(b"more"),
+        Err(LogError::Poisoned { .. })
+    ));
     assert!(matches!(
         log.replay(0, |_, _| Ok::<(), ()>(())),
         Err(ReplayError::Log(LogError::Poisoned { .. }))
@@ -89,11 +102,19 @@ fn group_commit_is_one_flush_per_commit() {
         }
         let before = faults.flush_calls.load(Ordering::SeqCst);
         assert_eq!(log.commit().unwrap(), (round + 1) * 5);
-        assert_eq!(faults.flush_calls.load(Ordering::SeqCst), before + 1, "one msync");
+        assert_eq!(
+            faults.flush_calls.load(Ordering::SeqCst),
+            before + 1,
+            "one msync"
+        );
     }
     let before = faults.flush_calls.load(Ordering::SeqCst);
     assert_eq!(log.commit().unwrap(), 15);
-    assert_eq!(faults.flush_calls.load(Ordering::SeqCst), before, "nothing to flush");
+    assert_eq!(
+        faults.flush_calls.load(Ordering::SeqCst),
+        before,
+        "nothing to flush"
+    );
 }
 
 #[test]
@@ -112,12 +133,20 @@ fn failed_flush_gives_no_durable_sequence_and_poisons() {
         Err(LogError::Flush { action, .. }) => assert_eq!(action, "msync"),
         other => panic!("commit under a failed msync: {other:?}"),
     }
-    assert_eq!(log.durable_sequence(), 10, "nothing after the failure is durable");
+    assert_eq!(
+        log.durable_sequence(),
+        10,
+        "nothing after the failure is durable"
+    );
     // The disk is healthy again, but the log never retries.
     faults.fail_flush.store(false, Ordering::SeqCst);
     let flushes = faults.flush_calls.load(Ordering::SeqCst);
     assert_poisoned(&mut log, "injected msync failure");
-    assert_eq!(faults.flush_calls.load(Ordering::SeqCst), flushes, "no retry reached the disk");
+    assert_eq!(
+        faults.flush_calls.load(Ordering::SeqCst),
+        flushes,
+        "no retry reached the disk"
+    );
     assert_eq!(log.durable_sequence(), 10);
     drop(log);
     // A restart re-reads the log: the acknowledged prefix is there.
@@ -169,7 +198,10 @@ fn failed_segment_creation_poisons_and_leaves_no_segment() {
                 Err(error) => break error,
             }
         };
-        assert!(matches!(error, LogError::Flush { .. }), "{fault}: {error:?}");
+        assert!(
+            matches!(error, LogError::Flush { .. }),
+            "{fault}: {error:?}"
+        );
         assert_eq!(log.durable_sequence(), committed, "{fault}");
         assert_poisoned(&mut log, "");
         drop(log);
@@ -198,7 +230,10 @@ fn short_writes_still_create_valid_segments() {
         payloads.push(payload);
     }
     log.commit().unwrap();
-    assert!(faults.write_calls.load(Ordering::SeqCst) >= 3 * 64 / 3, "headers written 3 bytes at a time");
+    assert!(
+        faults.write_calls.load(Ordering::SeqCst) >= 3 * 64 / 3,
+        "headers written 3 bytes at a time"
+    );
     drop(log);
     let log = Log::open(dir.path(), small_config()).unwrap();
     let mut replayed = Vec::new();

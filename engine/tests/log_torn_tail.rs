@@ -29,7 +29,10 @@ fn build_references(rng: &mut ChaCha8Rng) -> (Reference, Reference) {
     let mut log = Log::open(dir.path(), config).expect("open");
     let mut payloads = Vec::new();
     let mut hashes = vec![log.last_entry_hash()];
-    let append = |log: &mut Log, payloads: &mut Vec<Vec<u8>>, hashes: &mut Vec<[u8; 32]>, payload: Vec<u8>| {
+    let append = |log: &mut Log,
+                  payloads: &mut Vec<Vec<u8>>,
+                  hashes: &mut Vec<[u8; 32]>,
+                  payload: Vec<u8>| {
         log.append(&payload).expect("append");
         payloads.push(payload);
         hashes.push(log.last_entry_hash());
@@ -62,7 +65,10 @@ fn build_references(rng: &mut ChaCha8Rng) -> (Reference, Reference) {
     assert_eq!(last_two[0].file, last_two[1].file, "one segment holds both");
     let straddle_spans = entry_spans(straddling.dir.path());
     let straddle_two = &straddle_spans[straddle_spans.len() - 2..];
-    assert_ne!(straddle_two[0].file, straddle_two[1].file, "a rollover separates them");
+    assert_ne!(
+        straddle_two[0].file, straddle_two[1].file,
+        "a rollover separates them"
+    );
     let same_segment = Reference {
         dir,
         payloads,
@@ -110,12 +116,27 @@ fn check_recovery(reference: &Reference, damaged: &Path, context: &str) {
     let before_inspect = dir_bytes(damaged);
     let report = inspect(damaged).expect("inspect");
     assert!(report.problem.is_none(), "{context}: {:?}", report.problem);
-    assert_eq!(report.next_sequence, expected as u64, "{context}: inspect count");
-    assert_eq!(dir_bytes(damaged), before_inspect, "{context}: inspect modified files");
+    assert_eq!(
+        report.next_sequence, expected as u64,
+        "{context}: inspect count"
+    );
+    assert_eq!(
+        dir_bytes(damaged),
+        before_inspect,
+        "{context}: inspect modified files"
+    );
 
     let log = Log::open(damaged, config).unwrap_or_else(|e| panic!("{context}: open: {e}"));
-    assert_eq!(log.next_sequence(), expected as u64, "{context}: longest valid prefix");
-    assert_eq!(log.last_entry_hash(), reference.hashes[expected], "{context}: chain head");
+    assert_eq!(
+        log.next_sequence(),
+        expected as u64,
+        "{context}: longest valid prefix"
+    );
+    assert_eq!(
+        log.last_entry_hash(),
+        reference.hashes[expected],
+        "{context}: chain head"
+    );
     let mut replayed = Vec::new();
     log.replay(0, |sequence, payload| {
         assert_eq!(sequence as usize, replayed.len());
@@ -123,15 +144,27 @@ fn check_recovery(reference: &Reference, damaged: &Path, context: &str) {
         Ok::<(), ()>(())
     })
     .expect("replay");
-    assert_eq!(replayed[..], reference.payloads[..expected], "{context}: payloads");
+    assert_eq!(
+        replayed[..],
+        reference.payloads[..expected],
+        "{context}: payloads"
+    );
     drop(log);
 
     // Idempotent: the second open finds a clean tail and leaves the same bytes.
     let after_first = dir_bytes(damaged);
     let log = Log::open(damaged, config).expect("second open");
-    assert_eq!(log.recovery().tail, TailState::Clean, "{context}: second open");
+    assert_eq!(
+        log.recovery().tail,
+        TailState::Clean,
+        "{context}: second open"
+    );
     drop(log);
-    assert_eq!(dir_bytes(damaged), after_first, "{context}: second open changed bytes");
+    assert_eq!(
+        dir_bytes(damaged),
+        after_first,
+        "{context}: second open changed bytes"
+    );
 
     // Appends resume right after the prefix and survive a reopen.
     let mut log = Log::open(damaged, config).expect("third open");
@@ -140,7 +173,11 @@ fn check_recovery(reference: &Reference, damaged: &Path, context: &str) {
     assert_eq!(log.commit().expect("commit"), expected as u64 + 1);
     drop(log);
     let log = Log::open(damaged, config).expect("fourth open");
-    assert_eq!(log.next_sequence(), expected as u64 + 1, "{context}: resumed");
+    assert_eq!(
+        log.next_sequence(),
+        expected as u64 + 1,
+        "{context}: resumed"
+    );
     let mut last = Vec::new();
     log.replay(expected as u64, |_, payload| {
         last = payload.to_vec();
@@ -160,7 +197,11 @@ fn cut_every_offset(reference: &Reference, label: &str) {
             let copy = tempfile::tempdir().expect("tempdir");
             copy_dir(reference.dir.path(), copy.path());
             damage(copy.path(), file_name, offset, &[]);
-            check_recovery(reference, copy.path(), &format!("{label} zero cut at {offset}"));
+            check_recovery(
+                reference,
+                copy.path(),
+                &format!("{label} zero cut at {offset}"),
+            );
             cases += 1;
         }
     }
@@ -179,7 +220,10 @@ fn cut_at_every_byte_of_the_last_two_entries() {
 fn garbage_after_random_cuts() {
     let mut rng = seeded_rng("garbage_after_random_cuts");
     let (same_segment, straddling) = build_references(&mut rng);
-    for (reference, label) in [(&same_segment, "same segment"), (&straddling, "across rollover")] {
+    for (reference, label) in [
+        (&same_segment, "same segment"),
+        (&straddling, "across rollover"),
+    ] {
         let spans = entry_spans(reference.dir.path());
         let tail = &spans[spans.len() - 4..];
         for case in 0..120 {
@@ -189,8 +233,16 @@ fn garbage_after_random_cuts() {
             rng.fill(&mut garbage[..]);
             let copy = tempfile::tempdir().expect("tempdir");
             copy_dir(reference.dir.path(), copy.path());
-            damage(copy.path(), span.file.file_name().unwrap(), offset, &garbage);
-            let context = format!("{label} case {case}: {} garbage bytes at {offset}", garbage.len());
+            damage(
+                copy.path(),
+                span.file.file_name().unwrap(),
+                offset,
+                &garbage,
+            );
+            let context = format!(
+                "{label} case {case}: {} garbage bytes at {offset}",
+                garbage.len()
+            );
             check_recovery(reference, copy.path(), &context);
         }
     }
@@ -212,15 +264,30 @@ fn truncated_last_segment_is_extended_and_cut() {
             .and_then(|f| f.set_len(offset as u64))
             .expect("truncate");
         let log = Log::open(copy.path(), small_config()).expect("open truncated");
-        assert_eq!(log.recovery().extended_segment.as_deref(), Some(file.as_path()));
-        let expected = if offset == last.end { spans.len() } else { spans.len() - 1 };
-        assert_eq!(log.next_sequence(), expected as u64, "truncated at {offset}");
+        assert_eq!(
+            log.recovery().extended_segment.as_deref(),
+            Some(file.as_path())
+        );
+        let expected = if offset == last.end {
+            spans.len()
+        } else {
+            spans.len() - 1
+        };
+        assert_eq!(
+            log.next_sequence(),
+            expected as u64,
+            "truncated at {offset}"
+        );
         drop(log);
         assert_eq!(
             fs::metadata(&file).unwrap().len(),
             small_config().segment_bytes,
             "extended back"
         );
-        check_recovery(&same_segment, copy.path(), &format!("truncated at {offset}"));
+        check_recovery(
+            &same_segment,
+            copy.path(),
+            &format!("truncated at {offset}"),
+        );
     }
 }

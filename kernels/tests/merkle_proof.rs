@@ -229,7 +229,8 @@ fn malformed_json_is_reported_by_field() {
     let tree = Tree::random(&mut rng, 5, 192);
     let proof = build_proof(&tree.levels, 3);
     let good = ProofJson::new(&proof, &tree.root, tree.leaf(3));
-    let cases: [(&str, Box<dyn Fn(&mut ProofJson)>); 4] = [
+    type Alteration = Box<dyn Fn(&mut ProofJson)>;
+    let cases: [(&str, Alteration); 4] = [
         ("root", Box::new(|json| json.root.truncate(62))),
         (
             "siblings[1]",

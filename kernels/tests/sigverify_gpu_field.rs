@@ -23,16 +23,25 @@ fn every_shader_validates_with_naga() {
         ("field_test", FIELD_TEST_WGSL),
         ("point_test", POINT_TEST_WGSL),
     ] {
-        let module = naga::front::wgsl::parse_str(&shader_source(entry)).unwrap_or_else(|error| panic!("{name}: {error}"));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-            .validate(&module)
-            .unwrap_or_else(|error| panic!("{name}: {error:?}"));
+        let module = naga::front::wgsl::parse_str(&shader_source(entry))
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|error| panic!("{name}: {error:?}"));
     }
 }
 
 // Reference arithmetic mod p on 4 u64 limbs (a second, independent implementation).
 type U256 = [u64; 4];
-const P: U256 = [0xffff_ffff_ffff_ffed, u64::MAX, u64::MAX, 0x7fff_ffff_ffff_ffff];
+const P: U256 = [
+    0xffff_ffff_ffff_ffed,
+    u64::MAX,
+    u64::MAX,
+    0x7fff_ffff_ffff_ffff,
+];
 
 fn ge(a: &U256, b: &U256) -> bool {
     for i in (0..4).rev() {
@@ -79,7 +88,16 @@ fn reduce_wide(mut t: [u128; 8]) -> U256 {
         if carry == 0 {
             return canon(out);
         }
-        t = [out[0] as u128, out[1] as u128, out[2] as u128, out[3] as u128, carry, 0, 0, 0];
+        t = [
+            out[0] as u128,
+            out[1] as u128,
+            out[2] as u128,
+            out[3] as u128,
+            carry,
+            0,
+            0,
+            0,
+        ];
     }
 }
 
@@ -140,7 +158,9 @@ fn to_words(a: &U256) -> [u32; 8] {
 
 #[test]
 fn field_ops_match_the_reference() {
-    let Some(context) = test_context() else { return };
+    let Some(context) = test_context() else {
+        return;
+    };
     let mut rng = ChaCha20Rng::seed_from_u64(seed());
     // Edge values: loose inputs up to 2^256 - 1 are legal in the representation.
     let p_plus = |k: u64| {
@@ -163,7 +183,12 @@ fn field_ops_match_the_reference() {
         [0xffff, 0xffff_0000, 0, 0],
     ];
     for _ in 0..40 {
-        values.push([rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()]);
+        values.push([
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        ]);
     }
     let mut pairs = Vec::new();
     for (i, a) in values.iter().enumerate() {
@@ -175,7 +200,15 @@ fn field_ops_match_the_reference() {
         cases.extend(to_words(a));
         cases.extend(to_words(b));
     }
-    let results = run_test_kernel(&context, FIELD_TEST_WGSL, "field_ops", &cases, pairs.len(), pairs.len() * 64).unwrap();
+    let results = run_test_kernel(
+        &context,
+        FIELD_TEST_WGSL,
+        "field_ops",
+        &cases,
+        pairs.len(),
+        pairs.len() * 64,
+    )
+    .unwrap();
     let p_minus_2 = sub_raw(&P, &[2, 0, 0, 0]);
     let p58 = {
         // (p - 5) / 8 = 2^252 - 3
@@ -195,26 +228,38 @@ fn field_ops_match_the_reference() {
             pow(a, &p58),
             canon(*a),
         ];
-        for (op, (name, value)) in ["mul", "sq", "add", "sub", "neg", "invert", "pow22523", "reduce"]
-            .iter()
-            .zip(expected.iter())
-            .enumerate()
+        for (op, (name, value)) in [
+            "mul", "sq", "add", "sub", "neg", "invert", "pow22523", "reduce",
+        ]
+        .iter()
+        .zip(expected.iter())
+        .enumerate()
         {
-            assert_eq!(&got[op * 8..op * 8 + 8], &to_words(value), "{name} of case {index}: a = {a:x?}, b = {b:x?}");
+            assert_eq!(
+                &got[op * 8..op * 8 + 8],
+                &to_words(value),
+                "{name} of case {index}: a = {a:x?}, b = {b:x?}"
+            );
         }
     }
 }
 
 #[test]
 fn point_ops_match_dalek() {
-    let Some(context) = test_context() else { return };
+    let Some(context) = test_context() else {
+        return;
+    };
     let mut rng = ChaCha20Rng::seed_from_u64(seed());
     let mut encodings: Vec<[u8; 32]> = small_order_encodings();
     encodings.extend(non_canonical_encodings());
     for _ in 0..24 {
         let mut wide = [0u8; 64];
         rng.fill_bytes(&mut wide);
-        encodings.push((ED25519_BASEPOINT_POINT * Scalar::from_bytes_mod_order_wide(&wide)).compress().to_bytes());
+        encodings.push(
+            (ED25519_BASEPOINT_POINT * Scalar::from_bytes_mod_order_wide(&wide))
+                .compress()
+                .to_bytes(),
+        );
         let mut random = [0u8; 32];
         rng.fill_bytes(&mut random);
         encodings.push(random);
@@ -227,25 +272,66 @@ fn point_ops_match_dalek() {
     let mut cases = Vec::new();
     for (p, q) in &pairs {
         for bytes in [p, q] {
-            cases.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            cases.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
         }
     }
-    let results = run_test_kernel(&context, POINT_TEST_WGSL, "point_ops", &cases, pairs.len(), pairs.len() * 42).unwrap();
+    let results = run_test_kernel(
+        &context,
+        POINT_TEST_WGSL,
+        "point_ops",
+        &cases,
+        pairs.len(),
+        pairs.len() * 42,
+    )
+    .unwrap();
     let words = |bytes: [u8; 32]| -> Vec<u32> {
-        bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     };
     for (index, (p_bytes, q_bytes)) in pairs.iter().enumerate() {
         let got = &results[index * 42..(index + 1) * 42];
         let p = CompressedEdwardsY(*p_bytes).decompress();
         let q = CompressedEdwardsY(*q_bytes).decompress();
-        assert_eq!(got[0] == 1, p.is_some(), "valid(P) for {}", hex::encode(p_bytes));
-        assert_eq!(got[1] == 1, q.is_some(), "valid(Q) for {}", hex::encode(q_bytes));
+        assert_eq!(
+            got[0] == 1,
+            p.is_some(),
+            "valid(P) for {}",
+            hex::encode(p_bytes)
+        );
+        assert_eq!(
+            got[1] == 1,
+            q.is_some(),
+            "valid(Q) for {}",
+            hex::encode(q_bytes)
+        );
         let (Some(p), Some(q)) = (p, q) else { continue };
         let name = format!("P = {}, Q = {}", hex::encode(p_bytes), hex::encode(q_bytes));
         assert_eq!(got[2..10], words(p.compress().to_bytes()), "P {name}");
-        assert_eq!(got[10..18], words((p + q).compress().to_bytes()), "P + Q {name}");
-        assert_eq!(got[18..26], words((p + p).compress().to_bytes()), "2P {name}");
-        assert_eq!(got[26..34], words(p.mul_by_cofactor().compress().to_bytes()), "8P {name}");
-        assert_eq!(got[34..42], words((p - q).compress().to_bytes()), "P - Q {name}");
+        assert_eq!(
+            got[10..18],
+            words((p + q).compress().to_bytes()),
+            "P + Q {name}"
+        );
+        assert_eq!(
+            got[18..26],
+            words((p + p).compress().to_bytes()),
+            "2P {name}"
+        );
+        assert_eq!(
+            got[26..34],
+            words(p.mul_by_cofactor().compress().to_bytes()),
+            "8P {name}"
+        );
+        assert_eq!(
+            got[34..42],
+            words((p - q).compress().to_bytes()),
+            "P - Q {name}"
+        );
     }
 }

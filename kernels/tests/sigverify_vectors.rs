@@ -16,7 +16,9 @@ use tally_kernels::sigverify::{verify_single, Backend, SigItem, Verifier};
 fn gpu_verifier() -> Option<Verifier> {
     match Verifier::new(Backend::Gpu) {
         Ok(verifier) => Some(verifier),
-        Err(error) if gpu_required() => panic!("{REQUIRE_GPU_ENV}=1 but the GPU verifier failed: {error}"),
+        Err(error) if gpu_required() => {
+            panic!("{REQUIRE_GPU_ENV}=1 but the GPU verifier failed: {error}")
+        }
         Err(error) => {
             eprintln!("notice: GPU test skipped: {error}");
             None
@@ -42,10 +44,17 @@ fn corpus(seed: u64, random: usize, flip_sources: usize) -> (Vec<Case>, Vec<[u8;
 #[test]
 fn rfc8032_vectors_are_consistent_and_valid() {
     for ((secret, public, msg, sig), case) in RFC8032.iter().zip(rfc8032()) {
-        let key = ed25519_zebra::SigningKey::from(<[u8; 32]>::try_from(hex::decode(secret).unwrap()).unwrap());
+        let key = ed25519_zebra::SigningKey::from(
+            <[u8; 32]>::try_from(hex::decode(secret).unwrap()).unwrap(),
+        );
         let public_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&key).into();
         assert_eq!(hex::encode(public_key), *public, "{}", case.name);
-        assert_eq!(hex::encode(key.sign(&hex::decode(msg).unwrap()).to_bytes()), *sig, "{}", case.name);
+        assert_eq!(
+            hex::encode(key.sign(&hex::decode(msg).unwrap()).to_bytes()),
+            *sig,
+            "{}",
+            case.name
+        );
         assert!(verify_single(&case.item()), "{}", case.name);
     }
 }
@@ -63,7 +72,11 @@ fn wycheproof_differences_from_zip215_are_the_documented_ones() {
             eprintln!("ZIP-215 {verdict} vs Wycheproof {expected}: {}", case.name);
             // ZIP-215 only ever accepts more than RFC 8032 here (non-canonical encodings,
             // small-order components); it never rejects a Wycheproof-valid signature.
-            assert!(verdict, "ZIP-215 rejects a Wycheproof-valid case: {}", case.name);
+            assert!(
+                verdict,
+                "ZIP-215 rejects a Wycheproof-valid case: {}",
+                case.name
+            );
         }
     }
     eprintln!("{differences} Wycheproof cases differ under ZIP-215");
@@ -76,7 +89,10 @@ fn cpu_agrees_with_zebra_on_the_corpus() {
     let mut verifier = Verifier::new(Backend::Cpu).unwrap();
     let valid = assert_agrees(&verifier, &cases);
     assert!(valid >= 200 + 3, "the corpus must contain valid cases");
-    assert!(valid < cases.len() / 2, "the corpus must contain invalid cases");
+    assert!(
+        valid < cases.len() / 2,
+        "the corpus must contain invalid cases"
+    );
     // The same with the keys registered (tables, cached decompression), and with a hostile
     // key registered too.
     verifier.register_keys(&keys);
@@ -110,10 +126,17 @@ fn empty_batch_and_length_mismatch() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let pk = [0u8; 32];
         let sig = [0u8; 64];
-        let item = SigItem { public_key: &pk, message: b"", signature: &sig };
+        let item = SigItem {
+            public_key: &pk,
+            message: b"",
+            signature: &sig,
+        };
         verifier.verify_batch(&[item], &mut []);
     }));
-    assert!(result.is_err(), "a verdict slice of the wrong length must panic");
+    assert!(
+        result.is_err(),
+        "a verdict slice of the wrong length must panic"
+    );
 }
 
 #[test]
@@ -126,7 +149,9 @@ fn auto_without_hardware_gpu_agrees() {
 
 #[test]
 fn gpu_agrees_with_zebra_on_vectors() {
-    let Some(mut verifier) = gpu_verifier() else { return };
+    let Some(mut verifier) = gpu_verifier() else {
+        return;
+    };
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (wycheproof, _) = wycheproof();
@@ -143,7 +168,9 @@ fn gpu_agrees_with_zebra_on_vectors() {
 
 #[test]
 fn gpu_agrees_with_zebra_on_bit_flips() {
-    let Some(mut verifier) = gpu_verifier() else { return };
+    let Some(mut verifier) = gpu_verifier() else {
+        return;
+    };
     let seed = seed();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (valid, keys) = random_valid(&mut rng, 1, 1);

@@ -114,14 +114,6 @@ fn fe_sq(a: Fe) -> Fe {
     return fe_mul(a, a);
 }
 
-fn fe_sqn(a: Fe, n: u32) -> Fe {
-    var r = a;
-    for (var i = 0u; i < n; i++) {
-        r = fe_mul(r, r);
-    }
-    return r;
-}
-
 // Subtracts p when a >= p (a loose).
 fn fe_sub_p_if_ge(a: Fe) -> Fe {
     var t: Fe;
@@ -161,56 +153,55 @@ fn fe_is_negative(a: Fe) -> bool {
     return (fe_reduce(a)[0] & 1u) == 1u;
 }
 
-// a^((p-5)/8) = a^(2^252 - 3), the addition chain of ref10's fe_pow22523.
-fn fe_pow22523(z: Fe) -> Fe {
-    var t0 = fe_sq(z);
-    var t1 = fe_sqn(t0, 2u);
-    t1 = fe_mul(z, t1);
-    t0 = fe_mul(t0, t1);
-    t0 = fe_sq(t0);
-    t0 = fe_mul(t1, t0);
-    t1 = fe_sqn(t0, 5u);
-    t0 = fe_mul(t1, t0);
-    t1 = fe_sqn(t0, 10u);
-    t1 = fe_mul(t1, t0);
-    var t2 = fe_sqn(t1, 20u);
-    t1 = fe_mul(t2, t1);
-    t1 = fe_sqn(t1, 10u);
-    t0 = fe_mul(t1, t0);
-    t1 = fe_sqn(t0, 50u);
-    t1 = fe_mul(t1, t0);
-    t2 = fe_sqn(t1, 100u);
-    t1 = fe_mul(t2, t1);
-    t1 = fe_sqn(t1, 50u);
-    t0 = fe_mul(t1, t0);
-    t0 = fe_sqn(t0, 2u);
-    return fe_mul(t0, z);
+// Addition chains as data, so that the whole chain has ONE fe_mul call site: shader
+// compilers inline every call, and a chain written out (265 multiplications in ~25 call
+// sites, twice per kernel) made llvmpipe's compile take minutes. Registers: r[0] = z,
+// r[1..3] = t0..t2. A step
+// (dst, src, squarings, mul) computes r[dst] = r[src]^(2^squarings) * r[mul] (no multiply
+// when mul == 7). The result is r[1].
+// ref10 fe_pow22523: z^((p-5)/8) = z^(2^252 - 3).
+var<private> CHAIN_POW22523: array<vec4<u32>, 12> = array<vec4<u32>, 12>(
+    vec4<u32>(1u, 0u, 1u, 7u), vec4<u32>(2u, 1u, 2u, 0u), vec4<u32>(1u, 1u, 0u, 2u),
+    vec4<u32>(1u, 1u, 1u, 2u), vec4<u32>(1u, 1u, 5u, 1u), vec4<u32>(2u, 1u, 10u, 1u),
+    vec4<u32>(2u, 2u, 20u, 2u), vec4<u32>(1u, 2u, 10u, 1u), vec4<u32>(2u, 1u, 50u, 1u),
+    vec4<u32>(2u, 2u, 100u, 2u), vec4<u32>(1u, 2u, 50u, 1u), vec4<u32>(1u, 1u, 2u, 0u));
+// ref10 fe_invert: z^(p-2); its t3 always overwrites a dead t2, so it shares r[3].
+var<private> CHAIN_INVERT: array<vec4<u32>, 12> = array<vec4<u32>, 12>(
+    vec4<u32>(1u, 0u, 1u, 7u), vec4<u32>(2u, 1u, 2u, 0u), vec4<u32>(1u, 1u, 0u, 2u),
+    vec4<u32>(2u, 1u, 1u, 2u), vec4<u32>(2u, 2u, 5u, 2u), vec4<u32>(3u, 2u, 10u, 2u),
+    vec4<u32>(3u, 3u, 20u, 3u), vec4<u32>(2u, 3u, 10u, 2u), vec4<u32>(3u, 2u, 50u, 2u),
+    vec4<u32>(3u, 3u, 100u, 3u), vec4<u32>(2u, 3u, 50u, 2u), vec4<u32>(1u, 2u, 5u, 1u));
+
+fn fe_chain(z: Fe, invert: bool) -> Fe {
+    var r: array<Fe, 4>;
+    r[0] = z;
+    for (var step_index = 0u; step_index < 12u; step_index++) {
+        var step = CHAIN_POW22523[step_index];
+        if (invert) {
+            step = CHAIN_INVERT[step_index];
+        }
+        var t = r[step.y];
+        let total = step.z + select(1u, 0u, step.w == 7u);
+        for (var i = 0u; i < total; i++) {
+            var y = t;
+            if (i == step.z) {
+                y = r[step.w];
+            }
+            t = fe_mul(t, y);
+        }
+        r[step.x] = t;
+    }
+    return r[1];
 }
 
-// a^(p-2) = 1/a (0 for a = 0), the addition chain of ref10's fe_invert.
+// a^((p-5)/8) = a^(2^252 - 3).
+fn fe_pow22523(z: Fe) -> Fe {
+    return fe_chain(z, false);
+}
+
+// a^(p-2) = 1/a (0 for a = 0).
 fn fe_invert(z: Fe) -> Fe {
-    var t0 = fe_sq(z);
-    var t1 = fe_sqn(t0, 2u);
-    t1 = fe_mul(z, t1);
-    t0 = fe_mul(t0, t1);
-    var t2 = fe_sq(t0);
-    t1 = fe_mul(t1, t2);
-    t2 = fe_sqn(t1, 5u);
-    t1 = fe_mul(t2, t1);
-    t2 = fe_sqn(t1, 10u);
-    t2 = fe_mul(t2, t1);
-    var t3 = fe_sqn(t2, 20u);
-    t2 = fe_mul(t3, t2);
-    t2 = fe_sqn(t2, 10u);
-    t1 = fe_mul(t2, t1);
-    t2 = fe_sqn(t1, 50u);
-    t2 = fe_mul(t2, t1);
-    t3 = fe_sqn(t2, 100u);
-    t2 = fe_mul(t3, t2);
-    t2 = fe_sqn(t2, 50u);
-    t1 = fe_mul(t2, t1);
-    t1 = fe_sqn(t1, 5u);
-    return fe_mul(t1, t0);
+    return fe_chain(z, true);
 }
 
 // 32 little-endian bytes as 8 u32 words -> loose Fe, bit 255 cleared (the y of a point

@@ -53,50 +53,80 @@ fn nibble(w: array<u32, 8>, index: u32) -> u32 {
     return (w[index / 8u] >> (4u * (index % 8u))) & 15u;
 }
 
+// Count of point additions after the table: 64 windows of (4 doublings, + k_w(-A), + s_w B),
+// then R + (-acc), then 3 doublings (the cofactor).
+const MAIN_OPS: u32 = 384u;
+const TAIL_OPS: u32 = 4u;
+
 fn check(item: u32) -> bool {
     let base = item * ITEM_WORDS;
     let slot = items[base + 32u];
     if (slot == KEY_SKIP) {
         return false;
     }
-    let r = pt_decompress(load_words(base));
-    if (!r.valid) {
+    if (slot != KEY_DECOMPRESS
+        && (slot >= params.slot_count || (slot + 1u) * TABLE_SLOT_WORDS > arrayLength(&tables))) {
         return false;
     }
-    // Table of j(-A), j = 0..15.
+    // Decompress R, and A when it has no table, in one loop: one inlined decompression.
+    let decompress_count = select(1u, 2u, slot == KEY_DECOMPRESS);
+    var points: array<Pt, 2>;
+    var valid = true;
+    for (var i = 0u; i < decompress_count; i++) {
+        let d = pt_decompress(load_words(base + 8u * i));
+        points[i] = d.point;
+        valid = valid && d.valid;
+    }
+    if (!valid) {
+        return false;
+    }
+    // Table of j(-A), j = 0..15: loaded, or built below by the first 15 additions.
     var table_a: array<Pt, 16>;
-    if (slot == KEY_DECOMPRESS) {
-        let a = pt_decompress(load_words(base + 8u));
-        if (!a.valid) {
-            return false;
-        }
-        let minus_a = pt_neg(a.point);
-        table_a[0] = pt_identity();
-        for (var j = 1u; j < 16u; j++) {
-            table_a[j] = pt_add(table_a[j - 1u], minus_a);
-        }
-    } else {
-        if (slot >= params.slot_count || (slot + 1u) * TABLE_SLOT_WORDS > arrayLength(&tables)) {
-            return false;
-        }
+    table_a[0] = pt_identity();
+    var table_ops = 15u;
+    if (slot != KEY_DECOMPRESS) {
         for (var j = 0u; j < 16u; j++) {
             table_a[j] = load_entry(slot, j);
         }
+        table_ops = 0u;
     }
+    let minus_a = pt_neg(points[1]);
     let s = load_words(base + 16u);
     let k = load_words(base + 24u);
-    // Straus, 4-bit fixed windows, most significant first: acc = sB + k(-A).
+    // Every point operation of the check runs through this loop: a single pt_add call site.
+    // acc = sB + k(-A) by Straus with 4-bit windows, most significant first; then
+    // acc = [8](R - acc).
     var acc = pt_identity();
-    for (var w = 64u; w > 0u; w--) {
-        let index = w - 1u;
-        if (index != 63u) {
-            acc = pt_dbl(pt_dbl(pt_dbl(pt_dbl(acc))));
+    let total_ops = table_ops + MAIN_OPS + TAIL_OPS;
+    for (var op = 0u; op < total_ops; op++) {
+        var x = acc;
+        var y = acc;
+        if (op < table_ops) {
+            x = table_a[op];
+            y = minus_a;
+        } else {
+            let m = op - table_ops;
+            if (m < MAIN_OPS) {
+                let window = 63u - m / 6u;
+                let phase = m % 6u;
+                if (phase == 4u) {
+                    y = table_a[nibble(k, window)];
+                } else if (phase == 5u) {
+                    y = load_entry(0u, nibble(s, window));
+                }
+            } else if (m == MAIN_OPS) {
+                x = points[0];
+                y = pt_neg(acc);
+            }
         }
-        acc = pt_add(acc, table_a[nibble(k, index)]);
-        acc = pt_add(acc, load_entry(0u, nibble(s, index)));
+        let sum = pt_add(x, y);
+        if (op < table_ops) {
+            table_a[op + 1u] = sum;
+        } else {
+            acc = sum;
+        }
     }
-    let difference = pt_add(r.point, pt_neg(acc));
-    return pt_is_identity(pt_dbl(pt_dbl(pt_dbl(difference))));
+    return pt_is_identity(acc);
 }
 
 @compute @workgroup_size(64)

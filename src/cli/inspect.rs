@@ -25,7 +25,10 @@ pub fn run(args: &InspectLogArgs) -> anyhow::Result<()> {
     let report = inspect(&args.dir)?;
     print!("{}", render(&report, args.quiet));
     if let Some(problem) = &report.problem {
-        bail!("the log in {} cannot be opened: {problem}", args.dir.display());
+        bail!(
+            "the log in {} cannot be opened: {problem}",
+            args.dir.display()
+        );
     }
     Ok(())
 }
@@ -59,10 +62,10 @@ fn render(report: &InspectReport, quiet: bool) -> String {
                 segment.index,
                 segment.entry_bytes,
                 segment.file_bytes,
-                segment
-                    .file
-                    .file_name()
-                    .map_or_else(|| segment.file.display().to_string(), |n| n.to_string_lossy().into_owned())
+                segment.file.file_name().map_or_else(
+                    || segment.file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
             );
         }
     }
@@ -74,8 +77,14 @@ fn render(report: &InspectReport, quiet: bool) -> String {
         report.entry_bytes,
         report.next_sequence
     );
-    let _ = writeln!(out, "last entry hash {}", hex::encode(report.last_entry_hash));
+    let _ = writeln!(
+        out,
+        "last entry hash {}",
+        hex::encode(report.last_entry_hash)
+    );
     match &report.tail {
+        // Where a problem stopped the scan, the tail is unknown.
+        _ if report.problem.is_some() => {}
         TailState::Clean => {
             let _ = writeln!(out, "tail: clean");
         }

@@ -1,7 +1,11 @@
 //! Subcommands. Each one parses its arguments and calls into the library crates.
 
+mod bench;
 mod demo;
+mod inspect;
 mod keys;
+mod proof;
+mod prove;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,6 +26,22 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Build a genesis file from a spec (resolves key files, checks every field).
     Genesis(keys::GenesisArgs),
+    /// Measure each stage beside the ceiling of the same machine in the same run.
+    Bench(bench::BenchArgs),
+    /// Look inside a node's files.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+    /// Print the Merkle inclusion proof (JSON) of a transaction in a block of a stopped node.
+    Prove(prove::ProveArgs),
+    /// Check a Merkle inclusion proof (JSON) without trusting any node.
+    VerifyProof(proof::VerifyProofArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum InspectCommand {
+    /// List segments and entries of an append log, verify its whole chain, report the first
+    /// problem precisely. Read-only.
+    Log(inspect::InspectLogArgs),
 }
 
 /// Logs go to standard error; `RUST_LOG` sets the level (default `warn`).
@@ -39,5 +59,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&args),
         Command::Keygen(args) => keys::run_keygen(&args),
         Command::Genesis(args) => keys::run_genesis(&args),
+        Command::Bench(args) => bench::run_bench(&args),
+        Command::Inspect(InspectCommand::Log(args)) => inspect::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Prove(args) => prove::run(&args),
+        Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -83,14 +83,12 @@ mod tests {
         run_verify(&write_proof(&dir, &good)).expect("a good proof verifies");
 
         let mut bad = good.clone();
-        bad.siblings[0].replace_range(
-            0..1,
-            if bad.siblings[0].starts_with('0') {
-                "1"
-            } else {
-                "0"
-            },
-        );
+        let flipped = if bad.siblings[0].starts_with('0') {
+            "1"
+        } else {
+            "0"
+        };
+        bad.siblings[0].replace_range(0..1, flipped);
         let error = run_verify(&write_proof(&dir, &bad)).expect_err("altered sibling");
         assert!(format!("{error:#}").contains("does not match"), "{error:#}");
 

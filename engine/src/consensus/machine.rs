@@ -181,6 +181,11 @@ pub struct PersistentState {
     pub valid: Option<(BlockId, u32)>,
     /// Messages this validator signed in `height`, oldest first.
     pub own_messages: Vec<SignedMessage>,
+    /// The prevotes (a quorum) that justify `locked` and `valid`: the polkas of lines 36-43.
+    /// Without them a restarted validator would hold a lock that nobody can see the reason
+    /// for once the other holders of those prevotes have moved on or crashed too, and the
+    /// height could stall (the paper assumes received messages are never forgotten).
+    pub polka_messages: Vec<SignedMessage>,
 }
 
 /// Why an event was refused. A refused event changes nothing, except
@@ -218,6 +223,16 @@ pub enum ConsensusError {
     },
 }
 
+type PersistKey = (
+    u64,
+    bool,
+    u32,
+    Step,
+    Option<(BlockId, u32)>,
+    Option<(BlockId, u32)>,
+    (usize, usize),
+);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Waiting for `StartHeight` (fresh, after a decision, or after a restore).
@@ -245,6 +260,8 @@ pub struct Tendermint {
     own_index: Option<usize>,
     votes: HeightVotes,
     own_messages: Vec<SignedMessage>,
+    /// Prevotes justifying `locked` and `valid` (persisted).
+    polka_messages: Vec<SignedMessage>,
     future_messages: Vec<VerifiedMessage>,
     evidence: Vec<Evidence>,
     evidence_dropped: u64,
@@ -276,6 +293,7 @@ impl Tendermint {
             own_index: None,
             votes: HeightVotes::new(0),
             own_messages: Vec::new(),
+            polka_messages: Vec::new(),
             future_messages: Vec::new(),
             evidence: Vec::new(),
             evidence_dropped: 0,
@@ -293,6 +311,7 @@ impl Tendermint {
         machine.locked = state.locked;
         machine.valid = state.valid;
         machine.own_messages = state.own_messages;
+        machine.polka_messages = state.polka_messages;
         machine
     }
 
@@ -336,6 +355,20 @@ impl Tendermint {
         &self.own_messages
     }
 
+    /// Every message of the current height this validator counts, its own included. The
+    /// paper assumes that a message one correct validator received reaches every correct
+    /// validator; the node's gossip relays these periodically to make that true on a lossy
+    /// network. Empty while no height runs.
+    pub fn known_messages(&self) -> Vec<SignedMessage> {
+        let mut out = Vec::new();
+        if let (Phase::Running, Some(set)) = (self.phase, &self.validator_set) {
+            for (round, votes) in self.votes.rounds() {
+                votes.signed_messages(self.height, *round, set.public_keys(), &mut out);
+            }
+        }
+        out
+    }
+
     /// Received messages of the current height.
     pub fn votes(&self) -> &HeightVotes {
         &self.votes
@@ -366,6 +399,7 @@ impl Tendermint {
             locked: self.locked,
             valid: self.valid,
             own_messages: self.own_messages.clone(),
+            polka_messages: self.polka_messages.clone(),
         }
     }
 
@@ -404,7 +438,9 @@ impl Tendermint {
         result
     }
 
-    fn persist_key(&self) -> (u64, bool, u32, Step, Option<(BlockId, u32)>, Option<(BlockId, u32)>, usize) {
+    /// Changes whenever the persistent state does (own messages and polkas only ever change
+    /// together with one of the other fields or grow).
+    fn persist_key(&self) -> PersistKey {
         (
             self.height,
             self.started,
@@ -412,7 +448,7 @@ impl Tendermint {
             self.step,
             self.locked,
             self.valid,
-            self.own_messages.len(),
+            (self.own_messages.len(), self.polka_messages.len()),
         )
     }
 
@@ -449,11 +485,18 @@ impl Tendermint {
             // the votes come in again. StartRound is not run again: it would sign anew.
             if let Some(own_index) = self.own_index {
                 for message in self.own_messages.clone() {
-                    let verified = VerifiedMessage::own(message, own_index, epoch);
+                    let verified = VerifiedMessage::trusted(message, own_index, epoch);
                     // Own messages never conflict with each other (persisted before sending).
                     let _ = self.votes.record(&verified);
                     outbox.sends.push(Action::Broadcast(message));
                 }
+            }
+            // The persisted polkas were verified before they were written.
+            for message in self.polka_messages.clone() {
+                let Some(index) = self.set().index_of(message.sender()) else {
+                    continue;
+                };
+                let _ = self.votes.record(&VerifiedMessage::trusted(message, index, epoch));
             }
             if self.step == Step::Propose {
                 self.schedule(TimeoutKind::Propose, outbox);
@@ -534,6 +577,11 @@ impl Tendermint {
                 message: message.epoch(),
                 current: set.epoch(),
             });
+        }
+        if Some(message.validator_index()) == self.own_index {
+            // Own messages are counted when signed (and re-counted from the persisted state
+            // after a restart); copies relayed back by gossip add nothing.
+            return Ok(false);
         }
         let round = message.body().round();
         if round > self.round.saturating_add(ROUND_LOOKAHEAD_MAX) {
@@ -655,7 +703,7 @@ impl Tendermint {
         };
         let set = self.set();
         let message = SignedMessage::sign(body, set.network_id(), &self.config.signing_key);
-        let verified = VerifiedMessage::own(message, own_index, set.epoch());
+        let verified = VerifiedMessage::trusted(message, own_index, set.epoch());
         let recorded = self.votes.record(&verified);
         // The write-ahead rule guarantees this: a validator signs one message per slot.
         assert!(
@@ -735,6 +783,7 @@ impl Tendermint {
         self.locked = None;
         self.valid = None;
         self.own_messages.clear();
+        self.polka_messages.clear();
         self.votes = HeightVotes::new(0);
         self.validator_set = None;
         self.own_index = None;
@@ -882,7 +931,30 @@ impl Tendermint {
             self.step = Step::Precommit;
         }
         self.valid = Some((value, round)); // lines 42-43
+        self.keep_polkas();
         true
+    }
+
+    /// Keeps the prevotes behind `locked` and `valid`, to be persisted with them.
+    fn keep_polkas(&mut self) {
+        let set = self.validator_set.as_ref().expect("a running height has a set");
+        let mut polkas = Vec::new();
+        let mut justified = [self.locked, self.valid];
+        if justified[0] == justified[1] {
+            justified[1] = None;
+        }
+        for (value, round) in justified.into_iter().flatten() {
+            if let Some(votes) = self.votes.round(round) {
+                polkas.extend(votes.signed_votes(
+                    VoteKind::Prevote,
+                    &Some(value),
+                    self.height,
+                    round,
+                    set.public_keys(),
+                ));
+            }
+        }
+        self.polka_messages = polkas;
     }
 
     /// Lines 44-46: upon 2f + 1 ⟨PREVOTE, h_p, round_p, nil⟩ while step_p = prevote.

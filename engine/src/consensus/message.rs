@@ -360,8 +360,8 @@ pub struct VerifiedMessage {
 }
 
 impl VerifiedMessage {
-    /// For the state machine's own messages, which it has just signed itself.
-    pub(crate) fn own(message: SignedMessage, validator_index: usize, epoch: u64) -> Self {
+    /// For messages the state machine has signed itself or verified before (persisted).
+    pub(crate) fn trusted(message: SignedMessage, validator_index: usize, epoch: u64) -> Self {
         VerifiedMessage {
             message,
             validator_index: validator_index as u16,

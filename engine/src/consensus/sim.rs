@@ -420,6 +420,18 @@ impl Sim {
                     })
                     .collect();
                 eprintln!("t={} ev={} q={} {:?}", self.now_ms, self.report.events, self.queue.len(), states);
+                if self.report.events % 20000 == 0 {
+                    for n in &self.nodes {
+                        if let Some(m) = &n.machine {
+                            eprintln!("   {:?}", m);
+                            for (r, v) in m.votes().rounds() {
+                                eprintln!("     r{} props {:?} prevotes {:?} precommits {:?}", r, v.proposals().map(|p| (short_hex(&p.0)[..4].to_string() + &hex::encode(&p.0[8..9]), p.1)).collect::<Vec<_>>(),
+                                    (0..4).map(|i| v.vote(VoteKind::Prevote, i).map(|x| x.map(|x| hex::encode(&x[8..9])))).collect::<Vec<_>>(),
+                                    (0..4).map(|i| v.vote(VoteKind::Precommit, i).map(|x| x.map(|x| hex::encode(&x[8..9])))).collect::<Vec<_>>());
+                            }
+                        }
+                    }
+                }
             }
             self.process(event)?;
             if let Some(target) = target {
@@ -480,8 +492,11 @@ impl Sim {
                 }
                 let interval = self.config.gossip_interval_ms;
                 self.schedule(interval, SimEvent::Gossip { node, incarnation });
+                // Relay everything held for the current height, as gossip does: the paper
+                // assumes a message one correct validator got reaches all correct ones.
+                // Byzantine validators relay too (their twins are in nobody's own list).
                 let own: Vec<SignedMessage> = match &self.nodes[node].machine {
-                    Some(machine) => machine.own_messages().to_vec(),
+                    Some(machine) => machine.known_messages(),
                     None => return Ok(()),
                 };
                 for message in own {

@@ -166,6 +166,65 @@ impl RoundVotes {
             .collect()
     }
 
+    /// The signed votes of `kind` for `value` (for a proof of lock), rebuilt with their
+    /// signatures; `height`, `round` and `public_keys` are the book's.
+    pub fn signed_votes(
+        &self,
+        kind: VoteKind,
+        value: &Option<BlockId>,
+        height: u64,
+        round: u32,
+        public_keys: &[[u8; 32]],
+    ) -> Vec<SignedMessage> {
+        let Some(votes) = self.tally(kind).value(value) else {
+            return Vec::new();
+        };
+        let body = Body::Vote {
+            kind,
+            height,
+            round,
+            value: *value,
+        };
+        votes
+            .signatures
+            .iter()
+            .zip(public_keys)
+            .filter_map(|(signature, key)| {
+                signature.map(|signature| SignedMessage::from_parts(body, *key, signature))
+            })
+            .collect()
+    }
+
+    /// Every message counted in this round (proposals, then prevotes, then precommits),
+    /// rebuilt with their signatures; `height` and `public_keys` are the book's.
+    pub fn signed_messages(
+        &self,
+        height: u64,
+        round: u32,
+        public_keys: &[[u8; 32]],
+        out: &mut Vec<SignedMessage>,
+    ) {
+        out.extend(self.proposals.iter().copied());
+        for (kind, tally) in [
+            (VoteKind::Prevote, &self.prevotes),
+            (VoteKind::Precommit, &self.precommits),
+        ] {
+            for votes in &tally.values {
+                let body = Body::Vote {
+                    kind,
+                    height,
+                    round,
+                    value: votes.value,
+                };
+                for (signature, key) in votes.signatures.iter().zip(public_keys) {
+                    if let Some(signature) = signature {
+                        out.push(SignedMessage::from_parts(body, *key, *signature));
+                    }
+                }
+            }
+        }
+    }
+
     fn note_sender(&mut self, index: usize) {
         if !std::mem::replace(&mut self.senders[index], true) {
             self.sender_count += 1;

@@ -108,7 +108,10 @@ impl SegmentHeader {
         }
         let bytes = &bytes[..SEGMENT_HEADER_BYTES];
         if bytes[0..8] != SEGMENT_MAGIC {
-            return Err(format!("bad magic {:02x?}, expected TALLYSEG", &bytes[0..8]));
+            return Err(format!(
+                "bad magic {:02x?}, expected TALLYSEG",
+                &bytes[0..8]
+            ));
         }
         if segment_header_checksum(&bytes[0..56]) != bytes[56..64] {
             return Err("header checksum mismatch".to_string());
@@ -217,7 +220,10 @@ impl std::fmt::Display for EntryFault {
         match self {
             EntryFault::Zeroed => write!(f, "no entry (zero bytes)"),
             EntryFault::TruncatedHeader { room_bytes } => {
-                write!(f, "{room_bytes} non-zero bytes, too few for an entry header")
+                write!(
+                    f,
+                    "{room_bytes} non-zero bytes, too few for an entry header"
+                )
             }
             EntryFault::BadMagic { found } => write!(f, "bad entry magic {found:02x?}"),
             EntryFault::LengthOutOfBounds {
@@ -347,8 +353,15 @@ pub(crate) fn nonzero_end(bytes: &[u8], from: usize) -> usize {
     while end > from {
         let word_start = end.saturating_sub(8).max(from);
         if !bytes[word_start..end].iter().all(|&b| b == 0) {
-            let last = word_start + bytes[word_start..end].iter().rposition(|&b| b != 0).unwrap_or(0);
-            return (last + 1).div_ceil(ENTRY_ALIGN_BYTES).saturating_mul(ENTRY_ALIGN_BYTES).min(bytes.len());
+            let last = word_start
+                + bytes[word_start..end]
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .unwrap_or(0);
+            return (last + 1)
+                .div_ceil(ENTRY_ALIGN_BYTES)
+                .saturating_mul(ENTRY_ALIGN_BYTES)
+                .min(bytes.len());
         }
         end = word_start;
     }
@@ -360,8 +373,7 @@ pub(crate) fn find_self_consistent_entry(segment: &[u8], from: usize) -> Option<
     let mut offset = from.div_ceil(ENTRY_ALIGN_BYTES) * ENTRY_ALIGN_BYTES;
     while offset + ENTRY_HEADER_BYTES <= segment.len() {
         // The magic test rejects almost every offset before any hashing.
-        if segment[offset..offset + 4] == ENTRY_MAGIC && check_entry_self(segment, offset).is_ok()
-        {
+        if segment[offset..offset + 4] == ENTRY_MAGIC && check_entry_self(segment, offset).is_ok() {
             return Some(offset);
         }
         offset += ENTRY_ALIGN_BYTES;

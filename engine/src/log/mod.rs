@@ -90,7 +90,8 @@ impl LogConfig {
             ));
         }
         let room = self.segment_bytes - SEGMENT_HEADER_BYTES as u64;
-        if (self.entry_bytes_max as usize) < entry_bytes(1) || u64::from(self.entry_bytes_max) > room
+        if (self.entry_bytes_max as usize) < entry_bytes(1)
+            || u64::from(self.entry_bytes_max) > room
         {
             return invalid(format!(
                 "entry_bytes_max = {} must lie between {} and segment_bytes - {SEGMENT_HEADER_BYTES} = {room}",
@@ -173,7 +174,11 @@ impl Log {
 
     /// [`Log::open`] with the file operations going through `ops` (fault injection in tests;
     /// production passes [`OsFileOps`]).
-    pub fn open_with(dir: &Path, config: LogConfig, ops: Arc<dyn FileOps>) -> Result<Log, LogError> {
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        ops: Arc<dyn FileOps>,
+    ) -> Result<Log, LogError> {
         config.validate()?;
         let io_error = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -410,7 +415,10 @@ impl Log {
         let previous_hash = self.last_entry_hash;
         let segment = self.segments.last_mut().expect("an open log has a segment");
         let start = segment.write_offset;
-        assert!(start + stored_bytes <= segment.map.len(), "a fresh segment fits any entry");
+        assert!(
+            start + stored_bytes <= segment.map.len(),
+            "a fresh segment fits any entry"
+        );
         let hash = encode_entry(
             &mut segment.map[start..start + stored_bytes],
             sequence,
@@ -502,7 +510,10 @@ impl Log {
         }
         let offset = segment.durable_offset;
         let bytes = segment.write_offset - offset;
-        match self.ops.flush_map(&segment.path, &segment.map, offset, bytes) {
+        match self
+            .ops
+            .flush_map(&segment.path, &segment.map, offset, bytes)
+        {
             Ok(()) => {
                 let segment = self.segments.last_mut().expect("an open log has a segment");
                 segment.durable_offset = segment.write_offset;
@@ -608,13 +619,14 @@ impl Log {
 }
 
 fn sync_dir(ops: &dyn FileOps, dir: &Path, dir_file: &File) -> Result<(), LogError> {
-    ops.sync_dir(dir, dir_file).map_err(|source| LogError::Flush {
-        action: "fsync of the log directory",
-        path: dir.to_path_buf(),
-        offset: 0,
-        bytes: 0,
-        source,
-    })
+    ops.sync_dir(dir, dir_file)
+        .map_err(|source| LogError::Flush {
+            action: "fsync of the log directory",
+            path: dir.to_path_buf(),
+            offset: 0,
+            bytes: 0,
+            source,
+        })
 }
 
 /// Iterator over `(sequence, payload)`, borrowing the mapped segments; see [`Log::entries`].

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::LogError;
 use super::format::{
-    check_entry_chained, find_self_consistent_entry, is_zero, nonzero_end,
-    parse_segment_file_name, EntryFault, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES,
+    check_entry_chained, find_self_consistent_entry, is_zero, nonzero_end, parse_segment_file_name,
+    EntryFault, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES,
 };
 
 /// Suffix of a segment file that was being created when the process stopped. It never held
@@ -96,7 +96,10 @@ pub(crate) fn read_segment_header(
     if header.index != index {
         return Err(LogError::CorruptSegmentHeader {
             file: path.to_path_buf(),
-            reason: format!("header says segment index {}, the file name says {index}", header.index),
+            reason: format!(
+                "header says segment index {}, the file name says {index}",
+                header.index
+            ),
         });
     }
     Ok(header)

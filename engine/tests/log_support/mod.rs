@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tally_engine::log::{entry_bytes, LogConfig, ENTRY_HEADER_BYTES, ENTRY_MAGIC, SEGMENT_HEADER_BYTES};
+use tally_engine::log::{
+    entry_bytes, LogConfig, ENTRY_HEADER_BYTES, ENTRY_MAGIC, SEGMENT_HEADER_BYTES,
+};
 
 /// Environment variable that fixes the seed of the randomised log tests.
 pub const SEED_VARIABLE: &str = "TALLY_LOG_SEED";
@@ -72,7 +74,8 @@ pub fn entry_spans(dir: &Path) -> Vec<EntrySpan> {
     for file in segment_files(dir) {
         let bytes = fs::read(&file).expect("read segment");
         let mut offset = SEGMENT_HEADER_BYTES;
-        while offset + ENTRY_HEADER_BYTES <= bytes.len() && bytes[offset..offset + 4] == ENTRY_MAGIC {
+        while offset + ENTRY_HEADER_BYTES <= bytes.len() && bytes[offset..offset + 4] == ENTRY_MAGIC
+        {
             let payload_bytes =
                 u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().unwrap()) as usize;
             let end = offset + entry_bytes(payload_bytes);

@@ -22,7 +22,11 @@ pub struct Case {
 
 impl Case {
     pub fn item(&self) -> SigItem<'_> {
-        SigItem { public_key: &self.pk, message: &self.msg, signature: &self.sig }
+        SigItem {
+            public_key: &self.pk,
+            message: &self.msg,
+            signature: &self.sig,
+        }
     }
 }
 
@@ -45,7 +49,12 @@ fn hex32(s: &str) -> [u8; 32] {
 /// Wycheproof's expectation ("valid"/"invalid") per case.
 pub fn wycheproof() -> (Vec<Case>, Vec<String>) {
     let text = std::fs::read_to_string("/work/shared/vectors/wycheproof_ed25519_test.json")
-        .or_else(|_| std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/wycheproof_ed25519_test.json")))
+        .or_else(|_| {
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/vectors/wycheproof_ed25519_test.json"
+            ))
+        })
         .expect("Wycheproof vectors at /work/shared/vectors/wycheproof_ed25519_test.json");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut cases = Vec::new();
@@ -55,12 +64,23 @@ pub fn wycheproof() -> (Vec<Case>, Vec<String>) {
         for test in group["tests"].as_array().unwrap() {
             let sig = hex::decode(test["sig"].as_str().unwrap()).unwrap();
             let result = test["result"].as_str().unwrap().to_string();
-            let (Ok(pk), Ok(sig)) = (<[u8; 32]>::try_from(pk.as_slice()), <[u8; 64]>::try_from(sig.as_slice())) else {
-                assert_eq!(result, "invalid", "tcId {} has a bad length but is not invalid", test["tcId"]);
+            let (Ok(pk), Ok(sig)) = (
+                <[u8; 32]>::try_from(pk.as_slice()),
+                <[u8; 64]>::try_from(sig.as_slice()),
+            ) else {
+                assert_eq!(
+                    result, "invalid",
+                    "tcId {} has a bad length but is not invalid",
+                    test["tcId"]
+                );
                 continue;
             };
             cases.push(Case {
-                name: format!("wycheproof tcId {} ({})", test["tcId"], test["comment"].as_str().unwrap_or("")),
+                name: format!(
+                    "wycheproof tcId {} ({})",
+                    test["tcId"],
+                    test["comment"].as_str().unwrap_or("")
+                ),
                 pk,
                 msg: hex::decode(test["msg"].as_str().unwrap()).unwrap(),
                 sig,
@@ -107,7 +127,11 @@ pub fn rfc8032() -> Vec<Case> {
 }
 
 /// `count` valid signatures by `key_count` keys; returns the cases and the keys.
-pub fn random_valid(rng: &mut ChaCha20Rng, count: usize, key_count: usize) -> (Vec<Case>, Vec<[u8; 32]>) {
+pub fn random_valid(
+    rng: &mut ChaCha20Rng,
+    count: usize,
+    key_count: usize,
+) -> (Vec<Case>, Vec<[u8; 32]>) {
     let signing: Vec<SigningKey> = (0..key_count)
         .map(|_| {
             let mut seed = [0u8; 32];
@@ -115,13 +139,21 @@ pub fn random_valid(rng: &mut ChaCha20Rng, count: usize, key_count: usize) -> (V
             SigningKey::from(seed)
         })
         .collect();
-    let keys: Vec<[u8; 32]> = signing.iter().map(|k| VerificationKey::from(k).into()).collect();
+    let keys: Vec<[u8; 32]> = signing
+        .iter()
+        .map(|k| VerificationKey::from(k).into())
+        .collect();
     let cases = (0..count)
         .map(|i| {
             let key = (rng.next_u32() as usize) % key_count;
             let mut msg = vec![0u8; (rng.next_u32() % 200) as usize];
             rng.fill_bytes(&mut msg);
-            Case { name: format!("random valid {i}"), pk: keys[key], sig: signing[key].sign(&msg).to_bytes(), msg }
+            Case {
+                name: format!("random valid {i}"),
+                pk: keys[key],
+                sig: signing[key].sign(&msg).to_bytes(),
+                msg,
+            }
         })
         .collect();
     (cases, keys)
@@ -152,8 +184,8 @@ pub fn bit_flips(case: &Case) -> Vec<Case> {
 }
 
 const L_BYTES: [u8; 32] = [
-    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
 
 /// Encodings of the 8 small-order points, canonical and with the sign bit flipped.
@@ -185,7 +217,12 @@ pub fn non_canonical_encodings() -> Vec<[u8; 32]> {
 }
 
 fn challenge(r: &[u8], a: &[u8], msg: &[u8]) -> Scalar {
-    let digest: [u8; 64] = Sha512::new().chain_update(r).chain_update(a).chain_update(msg).finalize().into();
+    let digest: [u8; 64] = Sha512::new()
+        .chain_update(r)
+        .chain_update(a)
+        .chain_update(msg)
+        .finalize()
+        .into();
     Scalar::from_bytes_mod_order_wide(&digest)
 }
 
@@ -195,7 +232,10 @@ fn challenge(r: &[u8], a: &[u8], msg: &[u8]) -> Scalar {
 /// whose S is replaced by S + L (non-canonical: invalid).
 pub fn hostile(rng: &mut ChaCha20Rng) -> Vec<Case> {
     let mut out = Vec::new();
-    let weird: Vec<[u8; 32]> = small_order_encodings().into_iter().chain(non_canonical_encodings()).collect();
+    let weird: Vec<[u8; 32]> = small_order_encodings()
+        .into_iter()
+        .chain(non_canonical_encodings())
+        .collect();
     // Small-order / non-canonical A and R with s = 0 and with s = 1.
     for (i, a) in weird.iter().enumerate() {
         for (j, r) in weird.iter().enumerate().step_by(3) {
@@ -203,7 +243,12 @@ pub fn hostile(rng: &mut ChaCha20Rng) -> Vec<Case> {
                 let mut sig = [0u8; 64];
                 sig[..32].copy_from_slice(r);
                 sig[32] = s;
-                out.push(Case { name: format!("weird A {i} R {j} s {s}"), pk: *a, msg: b"hostile".to_vec(), sig });
+                out.push(Case {
+                    name: format!("weird A {i} R {j} s {s}"),
+                    pk: *a,
+                    msg: b"hostile".to_vec(),
+                    sig,
+                });
             }
         }
     }
@@ -214,15 +259,24 @@ pub fn hostile(rng: &mut ChaCha20Rng) -> Vec<Case> {
         let a = Scalar::from_bytes_mod_order_wide(&secret);
         rng.fill_bytes(&mut secret);
         let nonce = Scalar::from_bytes_mod_order_wide(&secret);
-        let pk = (ED25519_BASEPOINT_POINT * a + torsion).compress().to_bytes();
+        let pk = (ED25519_BASEPOINT_POINT * a + torsion)
+            .compress()
+            .to_bytes();
         for torsion_r in [0usize, 1, 4] {
-            let r = (ED25519_BASEPOINT_POINT * nonce + EIGHT_TORSION[torsion_r]).compress().to_bytes();
+            let r = (ED25519_BASEPOINT_POINT * nonce + EIGHT_TORSION[torsion_r])
+                .compress()
+                .to_bytes();
             let msg = format!("mixed order {t} {torsion_r}").into_bytes();
             let s = nonce + challenge(&r, &pk, &msg) * a;
             let mut sig = [0u8; 64];
             sig[..32].copy_from_slice(&r);
             sig[32..].copy_from_slice(s.as_bytes());
-            out.push(Case { name: format!("mixed-order A torsion {t} R torsion {torsion_r}"), pk, msg, sig });
+            out.push(Case {
+                name: format!("mixed-order A torsion {t} R torsion {torsion_r}"),
+                pk,
+                msg,
+                sig,
+            });
         }
     }
     // Non-canonical S on an otherwise valid signature, and out-of-range S values.
@@ -242,11 +296,15 @@ pub fn hostile(rng: &mut ChaCha20Rng) -> Vec<Case> {
             c.name = format!("{} with S + L", case.name);
             out.push(c);
         }
-        for (label, s_bytes) in [("L", L_BYTES), ("2^256-1", [0xff; 32]), ("L+1", {
-            let mut b = L_BYTES;
-            b[0] += 1;
-            b
-        })] {
+        for (label, s_bytes) in [
+            ("L", L_BYTES),
+            ("2^256-1", [0xff; 32]),
+            ("L+1", {
+                let mut b = L_BYTES;
+                b[0] += 1;
+                b
+            }),
+        ] {
             let mut c = case.clone();
             c.sig[32..].copy_from_slice(&s_bytes);
             c.name = format!("{} with S = {label}", case.name);
@@ -275,7 +333,13 @@ pub fn assert_agrees(verifier: &Verifier, cases: &[Case]) -> usize {
     let mut valid = 0;
     for ((case, item), verdict) in cases.iter().zip(&items).zip(&verdicts) {
         let reference = verify_single(item);
-        assert_eq!(*verdict, reference, "backend {} disagrees with zebra on {}", verifier.backend(), case.name);
+        assert_eq!(
+            *verdict,
+            reference,
+            "backend {} disagrees with zebra on {}",
+            verifier.backend(),
+            case.name
+        );
         valid += usize::from(reference);
     }
     valid

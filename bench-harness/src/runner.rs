@@ -1,0 +1,283 @@
+//! The ceiling runner: one table of every figure beside the ceiling measured in the same run,
+//! with a hardware manifest, as text, Markdown (for docs/BENCHMARKS.md) and JSON.
+
+use serde::Serialize;
+use std::fmt::Write;
+use std::time::Duration;
+use tally_engine::node::Backend;
+
+/// Which parts to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Sigverify,
+    Merkle,
+    Storage,
+    Pipeline,
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Part, String> {
+        match s {
+            "sigverify" => Ok(Part::Sigverify),
+            "merkle" => Ok(Part::Merkle),
+            "storage" => Ok(Part::Storage),
+            "pipeline" => Ok(Part::Pipeline),
+            other => Err(format!(
+                "unknown bench part {other:?}: expected sigverify, merkle, storage or pipeline"
+            )),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunnerOptions {
+    pub parts: Vec<Part>,
+    /// Smaller sizes and shorter runs (a minute instead of several).
+    pub quick: bool,
+    /// Measure the GPU paths on whatever adapter exists (llvmpipe included, labelled).
+    pub gpu: bool,
+    /// Folder for the storage measurement's files (same disk as the node's data).
+    pub scratch_dir: std::path::PathBuf,
+}
+
+/// One line of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub part: String,
+    pub figure: String,
+    pub value: f64,
+    pub unit: String,
+    pub ceiling: String,
+    pub ceiling_value: f64,
+    /// value / ceiling_value (1.0: as fast as the ceiling).
+    pub ratio: f64,
+    pub note: String,
+}
+
+/// The machine the figures came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manifest {
+    pub cpu_model: String,
+    pub cpu_flags: Vec<String>,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub gpu_adapter: String,
+    pub commit: String,
+    pub os: String,
+}
+
+/// The whole result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Table {
+    pub manifest: Manifest,
+    pub rows: Vec<Row>,
+}
+
+fn row(part: &str, figure: String, value: f64, unit: &str, ceiling: &str, ceiling_value: f64, note: String) -> Row {
+    Row {
+        part: part.to_string(),
+        figure,
+        value,
+        unit: unit.to_string(),
+        ceiling: ceiling.to_string(),
+        ceiling_value,
+        ratio: value / ceiling_value,
+        note,
+    }
+}
+
+/// Reads the machine's description.
+pub fn manifest(gpu: bool) -> Manifest {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, value)| value.trim().to_string())
+            .unwrap_or_default()
+    };
+    let interesting = ["avx2", "avx512f", "avx512ifma", "sha_ni", "bmi2", "adx", "neon", "asimd"];
+    let flags = field("flags");
+    let flags = if flags.is_empty() { field("Features") } else { flags };
+    let cpu_flags = flags
+        .split_whitespace()
+        .filter(|flag| interesting.contains(flag))
+        .map(str::to_string)
+        .collect();
+    let memory_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0.0);
+    let gpu_adapter = if gpu {
+        match tally_kernels::gpu::GpuContext::new() {
+            Ok(context) => format!(
+                "{} ({:?}, {:?}){}",
+                context.info.name,
+                context.info.device_type,
+                context.info.backend,
+                if context.is_cpu_adapter() { ", a CPU-type adapter: its figures are not GPU figures" } else { "" }
+            ),
+            Err(error) => format!("none: {error}"),
+        }
+    } else {
+        "not measured".to_string()
+    };
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    Manifest {
+        cpu_model: field("model name"),
+        cpu_flags,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_gib: memory_kib / (1024.0 * 1024.0),
+        gpu_adapter,
+        commit,
+        os: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| format!("Linux {}", s.trim()))
+            .unwrap_or_else(|_| std::env::consts::OS.to_string()),
+    }
+}
+
+/// Runs the chosen parts. `progress` is told what is being measured.
+pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
+    let mut rows = Vec::new();
+    let manifest = manifest(options.gpu);
+    for part in &options.parts {
+        match part {
+            Part::Sigverify => {
+                progress("signature verification");
+                let sizes: &[usize] = if options.quick { &[64, 1_024, 16_384] } else { &[64, 256, 1_024, 4_096, 16_384, 65_536] };
+                for figures in crate::sigverify::measure(sizes, options.gpu) {
+                    let n = figures.batch_items;
+                    let ceiling = "ed25519-zebra batch, all cores";
+                    rows.push(row("sigverify", format!("ed25519-zebra single, batch of {n}"), figures.zebra_single_per_s, "sig/s", ceiling, figures.zebra_batch_per_s, String::new()));
+                    rows.push(row("sigverify", format!("tally cpu, batch of {n}"), figures.cpu_per_s, "sig/s", ceiling, figures.zebra_batch_per_s, format!("zebra best chunk {}", figures.zebra_batch_chunk_items)));
+                    if let Some(gpu) = figures.gpu_per_s {
+                        rows.push(row("sigverify", format!("tally gpu, batch of {n}"), gpu, "sig/s", ceiling, figures.zebra_batch_per_s, figures.gpu_note.clone()));
+                    } else if options.gpu {
+                        rows.push(row("sigverify", format!("tally gpu, batch of {n}"), f64::NAN, "sig/s", ceiling, figures.zebra_batch_per_s, figures.gpu_note.clone()));
+                    }
+                }
+            }
+            Part::Merkle => {
+                progress("merkle trees");
+                let counts: &[usize] = if options.quick { &[1 << 16] } else { &[1 << 16, 1 << 20] };
+                for &count in counts {
+                    let figures = crate::merkle::measure(count, 192, options.gpu);
+                    let ceiling = "blake3 crate, leaves alone, all cores";
+                    rows.push(row("merkle", format!("tally cpu tree, {count} leaves of 192 B"), figures.cpu_tree_leaves_per_s, "leaves/s", ceiling, figures.blake3_leaves_per_s, "target ratio >= 0.91 (time <= 1.1x)".into()));
+                    if let Some(gpu) = &figures.gpu {
+                        let note = if gpu.cpu_type_adapter { format!("{} is a CPU-type adapter: not a GPU figure", gpu.adapter) } else { gpu.adapter.clone() };
+                        rows.push(row("merkle", format!("tally gpu tree, {count} leaves of 192 B"), gpu.tree_leaves_per_s, "leaves/s", ceiling, figures.blake3_leaves_per_s, note));
+                    } else if let Some(reason) = &figures.gpu_unavailable {
+                        rows.push(row("merkle", format!("tally gpu tree, {count} leaves of 192 B"), f64::NAN, "leaves/s", ceiling, figures.blake3_leaves_per_s, reason.clone()));
+                    }
+                }
+            }
+            Part::Storage => {
+                progress("storage");
+                let duration = Duration::from_secs(if options.quick { 2 } else { 5 });
+                let dir = tempfile::Builder::new().prefix("tally-bench-storage-").tempdir_in(&options.scratch_dir).expect("a scratch directory");
+                for (entry_bytes, per_commit) in [(4_096usize, 16usize), (786_432, 1)] {
+                    let figures = crate::storage::measure_log_vs_raw(&dir.path().join(format!("{entry_bytes}")), entry_bytes, per_commit, duration);
+                    rows.push(row(
+                        "storage",
+                        format!("log append+commit, {entry_bytes} B entries, {per_commit}/commit"),
+                        figures.log.entries_per_second(),
+                        "entries/s",
+                        "raw write + fdatasync, same disk",
+                        figures.raw.entries_per_second(),
+                        format!("commit mean {:.0} us", figures.log.commit_latency_us_mean),
+                    ));
+                }
+                let tx_count = if options.quick { 100_000 } else { 1_000_000 };
+                let replay = crate::storage::measure_replay(dir.path(), tx_count);
+                rows.push(row("storage", format!("restart (open + replay) of a log of {tx_count} tx"), replay.restart().as_secs_f64() * 1e3, "ms", "none", f64::NAN, replay.to_string()));
+            }
+            Part::Pipeline => {
+                progress("single-node pipeline");
+                let tx_count = if options.quick { 100_000 } else { 400_000 };
+                match crate::pipeline::measure(tx_count, Backend::Cpu) {
+                    Ok(figures) => rows.push(row(
+                        "pipeline",
+                        format!("1 node, {} tx closed loop, durable acks", figures.tx_count),
+                        figures.pipeline_tx_per_s,
+                        "tx/s",
+                        "ed25519-zebra batch, all cores",
+                        figures.zebra_batch_per_s,
+                        format!("latency p50 {:.1} ms, p99 {:.1} ms", figures.latency_ms_p50, figures.latency_ms_p99),
+                    )),
+                    Err(error) => rows.push(row("pipeline", "1 node".into(), f64::NAN, "tx/s", "ed25519-zebra batch, all cores", f64::NAN, error.to_string())),
+                }
+            }
+        }
+    }
+    Table { manifest, rows }
+}
+
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "n/a".to_string()
+    } else if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+impl Table {
+    fn manifest_lines(&self) -> Vec<String> {
+        let m = &self.manifest;
+        vec![
+            format!("CPU: {} ({} cores; {})", m.cpu_model, m.cores, m.cpu_flags.join(" ")),
+            format!("memory: {:.1} GiB; {}", m.memory_gib, m.os),
+            format!("GPU adapter: {}", m.gpu_adapter),
+            format!("commit: {}", m.commit),
+        ]
+    }
+
+    /// A plain-text table.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for line in self.manifest_lines() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}", "part", "figure", "value", "unit", "ceiling", "ratio", "note");
+        for r in &self.rows {
+            let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}", r.part, r.figure, number(r.value), r.unit, number(r.ceiling_value), number(r.ratio), r.note);
+        }
+        out
+    }
+
+    /// A Markdown table for docs/BENCHMARKS.md.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        for line in self.manifest_lines() {
+            let _ = writeln!(out, "- {line}");
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| part | figure | value | unit | ceiling (same run) | ceiling value | ratio | note |");
+        let _ = writeln!(out, "| --- | --- | ---: | --- | --- | ---: | ---: | --- |");
+        for r in &self.rows {
+            let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} | {} | {} |", r.part, r.figure, number(r.value), r.unit, r.ceiling, number(r.ceiling_value), number(r.ratio), r.note.replace('|', "/"));
+        }
+        out
+    }
+
+    /// JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a table always serialises")
+    }
+}

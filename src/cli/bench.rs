@@ -1,0 +1,49 @@
+//! `tally bench`: the ceiling runner.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tally_bench::runner::{run, Part, RunnerOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Parts to measure, comma-separated: sigverify, merkle, storage, pipeline.
+    #[arg(long, value_delimiter = ',', default_value = "sigverify,merkle,storage,pipeline")]
+    parts: Vec<Part>,
+    /// Smaller sizes and shorter runs.
+    #[arg(long)]
+    quick: bool,
+    /// Also measure the GPU paths (on a CPU-type adapter such as llvmpipe the figures are
+    /// labelled as such).
+    #[arg(long)]
+    gpu: bool,
+    /// Folder for the storage measurement's files (put it on the disk the node uses).
+    #[arg(long, default_value = ".")]
+    scratch_dir: PathBuf,
+    /// Also write the table as Markdown to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Also write the table as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run_bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let options = RunnerOptions {
+        parts: args.parts.clone(),
+        quick: args.quick,
+        gpu: args.gpu,
+        scratch_dir: args.scratch_dir.clone(),
+    };
+    let table = run(&options, |what| eprintln!("measuring {what} ..."));
+    print!("{}", table.to_text());
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, table.to_markdown())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, table.to_json())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
