@@ -333,7 +333,7 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
         path: config.data_dir.clone(),
         source,
     })?;
-    let log = Log::open(&config.data_dir.join("log"), config.log.clone())?;
+    let log = Log::open(&config.data_dir.join("log"), config.log)?;
     replay(genesis, &log)
 }
 
@@ -345,7 +345,7 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let log = Log::open(&config.data_dir.join("log"), config.log.clone())?;
+        let log = Log::open(&config.data_dir.join("log"), config.log)?;
         let recovered = replay(genesis, &log)?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());

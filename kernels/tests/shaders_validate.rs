@@ -1,10 +1,12 @@
 //! Parses and validates every WGSL file under `shaders/` (subfolders included) with naga: no
 //! GPU needed, so a plain `cargo test` catches shader errors on any machine.
 //!
-//! Convention for shared code (WGSL has no imports): a file may start with lines
-//! `// requires: other.wgsl` (path relative to the file's folder); the listed files are
-//! prepended, in order, before parsing, exactly as the kernels do with `concat!`. A library
-//! file (no entry point) is validated on its own too. Each file has at most one entry point.
+//! Convention for shared code (WGSL has no imports): the leading comment block of a file
+//! names the library files it needs, either as `// requires: other.wgsl` or in prose as
+//! `needs field.wgsl and curve.wgsl` (paths relative to the file's folder). Those files are
+//! prepended, in the order named and each once, before parsing, as the kernels do on the
+//! host. A library file (no entry point) is validated on its own too. Each file has at most
+//! one entry point.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,10 +26,42 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.expect("readable folder entry").path();
         if path.is_dir() {
             wgsl_files(&path, out);
-        } else if path.extension().is_some_and(|extension| extension == "wgsl") {
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "wgsl")
+        {
             out.push(path);
         }
     }
+}
+
+/// The `.wgsl` names after `requires:` or `needs` in the leading comment block, in order.
+fn required_files(source: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for line in source.lines() {
+        let Some(comment) = line.trim().strip_prefix("//") else {
+            if line.trim().is_empty() {
+                continue;
+            }
+            break; // The leading comment block has ended.
+        };
+        let lower = comment.to_ascii_lowercase();
+        let start = [REQUIRES_PREFIX.trim_start_matches("//").trim(), "needs "]
+            .iter()
+            .filter_map(|marker| lower.find(marker))
+            .min();
+        let Some(start) = start else { continue };
+        for word in comment[start..].split(|c: char| c.is_whitespace() || c == ',') {
+            // Names end in "wgsl"; drop the punctuation of the prose around them.
+            let word = word
+                .trim_end_matches(|c: char| !c.is_alphanumeric())
+                .trim_start_matches(|c: char| !(c.is_alphanumeric() || "._".contains(c)));
+            if word.ends_with(".wgsl") && !files.iter().any(|file| file == word) {
+                files.push(word.to_owned());
+            }
+        }
+    }
+    files
 }
 
 /// The source of `path` with its `// requires:` files prepended (each once, depth-first).
@@ -46,10 +80,8 @@ fn resolve(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize, out: &mut Str
     let source = std::fs::read_to_string(path)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
     let folder = path.parent().expect("a file has a folder");
-    for line in source.lines() {
-        if let Some(required) = line.trim().strip_prefix(REQUIRES_PREFIX) {
-            resolve(&folder.join(required.trim()), seen, depth + 1, out);
-        }
+    for required in required_files(&source) {
+        resolve(&folder.join(required), seen, depth + 1, out);
     }
     out.push_str(&source);
     out.push('\n');
@@ -60,7 +92,11 @@ fn every_shader_parses_and_validates() {
     let mut files = Vec::new();
     wgsl_files(&shaders_dir(), &mut files);
     files.sort();
-    assert!(!files.is_empty(), "no .wgsl file found under {}", shaders_dir().display());
+    assert!(
+        !files.is_empty(),
+        "no .wgsl file found under {}",
+        shaders_dir().display()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let mut source = String::new();

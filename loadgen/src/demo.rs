@@ -26,6 +26,8 @@ pub struct DemoOptions {
     /// Transactions signed before the clock starts when no rate bounds the run.
     pub closed_loop_tx_count: usize,
     pub progress: bool,
+    /// Record every acknowledgement in this file (see `RunConfig::ack_log`).
+    pub ack_log: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -39,6 +41,7 @@ impl Default for DemoOptions {
             backend: Backend::Cpu,
             closed_loop_tx_count: 600_000,
             progress: false,
+            ack_log: None,
         }
     }
 }
@@ -112,6 +115,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         rate_per_s: options.rate_per_s,
         duration: options.duration,
         progress: options.progress,
+        ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
     let result = run(&handle, &txs, id_base, &run_config);

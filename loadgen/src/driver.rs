@@ -7,6 +7,7 @@ use crossbeam::channel::{unbounded, RecvTimeoutError};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_engine::mempool::Ack;
@@ -28,6 +29,9 @@ pub struct RunConfig {
     /// How long to wait for the last acknowledgements after sending stops.
     pub drain_timeout: Duration,
     pub progress: bool,
+    /// Append one line `id code height` per acknowledgement to this file, flushed at least
+    /// every few milliseconds (crash tests read it to know what the node acknowledged).
+    pub ack_log: Option<std::path::PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -39,6 +43,7 @@ impl Default for RunConfig {
             in_flight_tx_max: 131_072,
             drain_timeout: Duration::from_secs(30),
             progress: false,
+            ack_log: None,
         }
     }
 }
@@ -66,8 +71,19 @@ impl RunResult {
 }
 
 /// Sends `txs` (ids `id_base + 1 ..= id_base + txs.len()`, in order) to the node.
+///
+/// Panics if the ack log cannot be created or written: a crash test without its record of
+/// acknowledgements would prove nothing.
 pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunConfig) -> RunResult {
     assert!(config.submit_batch_tx_max > 0 && config.in_flight_tx_max > 0);
+    let mut ack_log = config.ack_log.as_ref().map(|path| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("cannot open ack log {}: {e}", path.display()));
+        std::io::BufWriter::new(file)
+    });
     let start = Instant::now();
     let send_ns: Arc<Vec<AtomicU64>> = Arc::new((0..txs.len()).map(|_| AtomicU64::new(0)).collect());
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -84,13 +100,24 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
                     .expect("valid histogram bounds");
                 let mut counts = Counts::default();
                 let mut last_ack = start;
+                let mut last_flush = start;
                 loop {
-                    let ack = match acks.recv_timeout(Duration::from_millis(20)) {
+                    if let Some(log) = ack_log.as_mut() {
+                        if last_flush.elapsed() >= Duration::from_millis(5) {
+                            log.flush().expect("write the ack log");
+                            last_flush = Instant::now();
+                        }
+                    }
+                    let ack = match acks.recv_timeout(Duration::from_millis(5)) {
                         Ok(ack) => ack,
                         Err(RecvTimeoutError::Timeout) if sending_done.load(Ordering::Acquire) => break,
                         Err(RecvTimeoutError::Timeout) => continue,
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
+                    if let Some(log) = ack_log.as_mut() {
+                        let height = ack.height.map_or(-1, |h| h as i128);
+                        writeln!(log, "{} {} {height}", ack.id, ack.code as u8).expect("write the ack log");
+                    }
                     let now = Instant::now();
                     last_ack = now;
                     let slot = ack.id.wrapping_sub(id_base + 1) as usize;
@@ -101,6 +128,9 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
                     }
                     counts.add(ack.code);
                     acknowledged.fetch_add(1, Ordering::Release);
+                }
+                if let Some(log) = ack_log.as_mut() {
+                    log.flush().expect("write the ack log");
                 }
                 (latency_us, counts, last_ack)
             })

@@ -17,17 +17,57 @@ fn pt_identity() -> Pt {
     return Pt(fe_zero(), fe_one(), fe_one(), fe_zero());
 }
 
+// add-2008-hwcd-3 as a program over a register file, so that one pt_add holds ONE inlined
+// fe_mul, fe_add and fe_sub (shader compilers inline every call; written out, the 9
+// multiplications made llvmpipe's compile take minutes). Registers: 0-3 = X1 Y1 Z1 T1
+// (and the result), 4-7 = X2 Y2 Z2 T2, 8-14 temporaries, 15 = 2d. Step = (op, dst, a, b),
+// op 0 = mul, 1 = add, 2 = sub.
+var<private> PT_ADD_PROGRAM: array<vec4<u32>, 18> = array<vec4<u32>, 18>(
+    vec4<u32>(2u, 8u, 1u, 0u),    // r8  = Y1 - X1
+    vec4<u32>(2u, 9u, 5u, 4u),    // r9  = Y2 - X2
+    vec4<u32>(0u, 8u, 8u, 9u),    // A   = r8 * r9
+    vec4<u32>(1u, 9u, 1u, 0u),    // r9  = Y1 + X1
+    vec4<u32>(1u, 10u, 5u, 4u),   // r10 = Y2 + X2
+    vec4<u32>(0u, 9u, 9u, 10u),   // B   = r9 * r10
+    vec4<u32>(0u, 10u, 3u, 15u),  // r10 = T1 * 2d
+    vec4<u32>(0u, 10u, 10u, 7u),  // C   = r10 * T2
+    vec4<u32>(0u, 11u, 2u, 6u),   // r11 = Z1 * Z2
+    vec4<u32>(1u, 11u, 11u, 11u), // D   = 2 r11
+    vec4<u32>(2u, 12u, 9u, 8u),   // E   = B - A
+    vec4<u32>(2u, 13u, 11u, 10u), // F   = D - C
+    vec4<u32>(1u, 14u, 11u, 10u), // G   = D + C
+    vec4<u32>(1u, 9u, 9u, 8u),    // H   = B + A
+    vec4<u32>(0u, 0u, 12u, 13u),  // X3  = E F
+    vec4<u32>(0u, 1u, 14u, 9u),   // Y3  = G H
+    vec4<u32>(0u, 2u, 13u, 14u),  // Z3  = F G
+    vec4<u32>(0u, 3u, 12u, 9u));  // T3  = E H
+
 fn pt_add(p: Pt, q: Pt) -> Pt {
-    let a = fe_mul(fe_sub(p.y, p.x), fe_sub(q.y, q.x));
-    let b = fe_mul(fe_add(p.y, p.x), fe_add(q.y, q.x));
-    let c = fe_mul(fe_mul(p.t, FE_D2), q.t);
-    let zz = fe_mul(p.z, q.z);
-    let d = fe_add(zz, zz);
-    let e = fe_sub(b, a);
-    let f = fe_sub(d, c);
-    let g = fe_add(d, c);
-    let h = fe_add(b, a);
-    return Pt(fe_mul(e, f), fe_mul(g, h), fe_mul(f, g), fe_mul(e, h));
+    var r: array<Fe, 16>;
+    r[0] = p.x;
+    r[1] = p.y;
+    r[2] = p.z;
+    r[3] = p.t;
+    r[4] = q.x;
+    r[5] = q.y;
+    r[6] = q.z;
+    r[7] = q.t;
+    r[15] = FE_D2;
+    for (var i = 0u; i < 18u; i++) {
+        let step = PT_ADD_PROGRAM[i];
+        let a = r[step.z];
+        let b = r[step.w];
+        var v: Fe;
+        if (step.x == 0u) {
+            v = fe_mul(a, b);
+        } else if (step.x == 1u) {
+            v = fe_add(a, b);
+        } else {
+            v = fe_sub(a, b);
+        }
+        r[step.y] = v;
+    }
+    return Pt(r[0], r[1], r[2], r[3]);
 }
 
 fn pt_neg(p: Pt) -> Pt {

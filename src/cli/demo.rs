@@ -37,6 +37,9 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Append `id code height` for every acknowledgement to this file (for crash tests).
+    #[arg(long)]
+    ack_log: Option<PathBuf>,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -56,6 +59,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         backend: args.backend,
         closed_loop_tx_count: args.closed_loop_tx_count,
         progress: !args.quiet,
+        ack_log: args.ack_log.clone(),
         ..DemoOptions::default()
     };
     options.population.banks = args.banks;

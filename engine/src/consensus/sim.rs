@@ -410,29 +410,6 @@ impl Sim {
                 target = Some(decided_max.unwrap_or(0) + self.config.heights_after_heal);
                 continue;
             }
-            if std::env::var_os("TALLY_SIM_TRACE").is_some() && self.report.events % 1000 == 0 {
-                let states: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .map(|n| match &n.machine {
-                        Some(m) => format!("{}:{}/{}/{:?}", n.chain.len(), m.height(), m.round(), m.step()),
-                        None => "down".to_string(),
-                    })
-                    .collect();
-                eprintln!("t={} ev={} q={} {:?}", self.now_ms, self.report.events, self.queue.len(), states);
-                if self.report.events % 20000 == 0 {
-                    for n in &self.nodes {
-                        if let Some(m) = &n.machine {
-                            eprintln!("   {:?}", m);
-                            for (r, v) in m.votes().rounds() {
-                                eprintln!("     r{} props {:?} prevotes {:?} precommits {:?}", r, v.proposals().map(|p| (short_hex(&p.0)[..4].to_string() + &hex::encode(&p.0[8..9]), p.1)).collect::<Vec<_>>(),
-                                    (0..4).map(|i| v.vote(VoteKind::Prevote, i).map(|x| x.map(|x| hex::encode(&x[8..9])))).collect::<Vec<_>>(),
-                                    (0..4).map(|i| v.vote(VoteKind::Precommit, i).map(|x| x.map(|x| hex::encode(&x[8..9])))).collect::<Vec<_>>());
-                            }
-                        }
-                    }
-                }
-            }
             self.process(event)?;
             if let Some(target) = target {
                 if self.honest().all(|(_, node)| node.chain.len() as u64 >= target) {
@@ -555,16 +532,6 @@ impl Sim {
         // answer each other forever.
         let own_message = self.set.index_of(message.message().sender()) == Some(from);
         let traced = self.handle(to, Event::Message(message));
-        if std::env::var_os("TALLY_SIM_TRACE").is_some() && self.now_ms > 50_000 && self.now_ms < 50_400 {
-            eprintln!("deliver {from}->{to} {:?} => {:?}", message.body(), traced);
-            if let Some(m) = &self.nodes[to].machine {
-                if let Some(r) = m.votes().round(0) {
-                    eprintln!("   node {to} {:?} r0 proposal={:?} precommits total={} prevotes total={}", m, r.proposal().map(|p| short_hex(&p.0)), r.total(VoteKind::Precommit), r.total(VoteKind::Prevote));
-                    eprintln!("   precommits {:?}", (0..4).map(|i| r.vote(VoteKind::Precommit, i).map(|v| v.map(|v| short_hex(&v)))).collect::<Vec<_>>());
-                    if let Some((v, _)) = r.proposal() { eprintln!("   count {} valid {}", r.count(VoteKind::Precommit, &Some(v)), SimApp { validator_count: 4 }.is_valid(4, &v)); }
-                }
-            }
-        }
         match traced {
             Ok(Err(ConsensusError::PastHeight { height, .. })) if own_message => {
                 self.block_sync(to, from, height);

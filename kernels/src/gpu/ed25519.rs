@@ -127,7 +127,9 @@ impl GpuEd25519 {
         let device = &context.device;
         let items_bytes = (GPU_BATCH_ITEMS_MAX * ITEM_WORDS * 4) as u64;
         let tables_bytes = TABLE_SLOTS_MAX as u64 * TABLE_SLOT_BYTES;
-        let limit = u64::from(context.limits.max_storage_buffer_binding_size)
+        let limit = context
+            .limits
+            .max_storage_buffer_binding_size
             .min(context.limits.max_buffer_size);
         for (what, needed_bytes) in [
             ("the ed25519 item buffer", items_bytes),
