@@ -14,7 +14,7 @@
 use crate::block::{self, BlockHeader, BLOCK_MAGIC, BLOCK_TX_COUNT_MAX};
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
-use crate::log::{Log, LogConfig, LogError, ReplayError};
+use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, ReplayError};
 use crate::mempool::{Ack, Mempool, PendingTx};
 use crate::result::ResultCode;
 use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
@@ -45,6 +45,8 @@ pub struct NodeConfig {
     /// Most blocks made durable by one flush.
     pub group_commit_blocks_max: usize,
     pub log: LogConfig,
+    /// The log's file operations: the operating system's, or a fault injector in tests.
+    pub file_ops: Arc<dyn FileOps>,
 }
 
 impl NodeConfig {
@@ -60,6 +62,7 @@ impl NodeConfig {
             commit_queue_blocks_max: 16,
             group_commit_blocks_max: 16,
             log: LogConfig::default(),
+            file_ops: Arc::new(OsFileOps),
         }
     }
 }
@@ -333,7 +336,7 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
         path: config.data_dir.clone(),
         source,
     })?;
-    let log = Log::open(&config.data_dir.join("log"), config.log)?;
+    let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
     replay(genesis, &log)
 }
 
@@ -345,7 +348,7 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let log = Log::open(&config.data_dir.join("log"), config.log)?;
+        let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
         let recovered = replay(genesis, &log)?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());

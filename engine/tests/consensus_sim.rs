@@ -58,14 +58,20 @@ fn simulated_clusters_are_safe_and_live() {
                         }
                     }
                 }
-                totals.lock().expect("no panics hold the lock").extend(reports);
+                totals
+                    .lock()
+                    .expect("no panics hold the lock")
+                    .extend(reports);
             });
         }
     });
     let elapsed_s = started.elapsed().as_secs_f64();
     let reports = totals.into_inner().expect("threads joined");
     let failures = failures.into_inner().expect("threads joined");
-    let heights: u64 = reports.iter().map(|r| r.heights.iter().min().copied().unwrap_or(0)).sum();
+    let heights: u64 = reports
+        .iter()
+        .map(|r| r.heights.iter().min().copied().unwrap_or(0))
+        .sum();
     let evidence: u64 = reports.iter().map(|r| r.evidence).sum();
     let crashes: u64 = reports.iter().map(|r| r.crashes).sum();
     let round_max = reports.iter().map(|r| r.round_max).max().unwrap_or(0);
@@ -85,6 +91,9 @@ fn simulated_clusters_are_safe_and_live() {
     // The faults must actually have been exercised, or the run proves little.
     if seed_count >= 100 {
         assert!(crashes > 0, "no validator ever crashed");
-        assert!(evidence > 0, "Byzantine validators never caught equivocating");
+        assert!(
+            evidence > 0,
+            "Byzantine validators never caught equivocating"
+        );
     }
 }

@@ -209,3 +209,59 @@ fn a_configuration_that_cannot_work_is_refused() {
     let error = Node::start(&f.genesis, huge).err().expect("refused");
     assert!(error.to_string().contains("block_tx_max"), "{error}");
 }
+
+/// Fails every flush once armed: fdatasync and msync both answer EIO.
+#[derive(Debug, Default)]
+struct FailingFlushes {
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl tally_engine::log::FileOps for FailingFlushes {
+    fn sync_file(&self, path: &std::path::Path, file: &std::fs::File) -> std::io::Result<()> {
+        if self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        tally_engine::log::OsFileOps.sync_file(path, file)
+    }
+    fn flush_map(&self, path: &std::path::Path, map: &tally_engine::log::MmapMut, offset: usize, bytes: usize) -> std::io::Result<()> {
+        if self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        tally_engine::log::OsFileOps.flush_map(path, map, offset, bytes)
+    }
+}
+
+#[test]
+fn a_failed_flush_stops_the_node_and_acknowledges_nothing_it_did_not_make_durable() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = std::sync::Arc::new(FailingFlushes::default());
+    let mut with_faults = config(dir.path());
+    with_faults.file_ops = faults.clone();
+    let node = Node::start(&f.genesis, with_faults).unwrap();
+    let handle = node.handle();
+    let (reply, acks) = unbounded();
+    handle.submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 10)], &reply).unwrap();
+    let durable = collect(&acks, 1);
+    assert_eq!(durable[&1].code, ResultCode::Ok);
+    faults.armed.store(true, std::sync::atomic::Ordering::Release);
+    let batch: Vec<TxRecord> = (2..=50u128).map(|id| f.tx(id, TxKind::Transfer, ALICE, BOB, 1)).collect();
+    handle.submit(&batch, &reply).unwrap();
+    // Wait for the log thread to hit the fault and stop the node.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while handle.fatal_error().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reason = handle.fatal_error().expect("the failed flush stopped the node");
+    assert!(reason.contains("never retried"), "{reason}");
+    assert!(matches!(handle.submit(&batch, &reply), Err(SubmitError::Stopped { .. })));
+    let outcome = node.shutdown();
+    assert!(outcome.fatal.is_some());
+    while let Ok(ack) = acks.try_recv() {
+        assert!(ack.height.is_none(), "transaction {} was acknowledged durable after a failed flush", ack.id);
+    }
+    // After the fault is gone, a restart finds only what was durable.
+    faults.armed.store(false, std::sync::atomic::Ordering::Release);
+    let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
+    assert!(replayed.ledger.is_settled(1));
+}

@@ -59,7 +59,7 @@ fn wgsl_compression_matches_official_keyed_vectors() {
     let Some(mut gpu) = gpu_merkle() else { return };
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/blake3_test_vectors.json"
+        "/tests/vectors/blake3_test_vectors.json"
     );
     let path = std::env::var("TALLY_BLAKE3_VECTORS").unwrap_or_else(|_| path.to_owned());
     let text = std::fs::read_to_string(&path)

@@ -20,9 +20,16 @@ fn runner(cases: u32) -> TestRunner {
     eprintln!("proptest seed: {seed} (re-run with PROPTEST_RNG_SEED={seed})");
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let cases = std::env::var("TALLY_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    let cases = std::env::var("TALLY_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     TestRunner::new_with_rng(
-        Config { cases, failure_persistence: None, ..Config::default() },
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     )
 }
@@ -33,7 +40,10 @@ fn hostile_batch() -> impl Strategy<Value = Vec<Case>> {
     (any::<u64>(), proptest::collection::vec(mutation, 1..24)).prop_map(|(seed, mutations)| {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let (valid, _) = random_valid(&mut rng, mutations.len(), 3);
-        let weird: Vec<[u8; 32]> = small_order_encodings().into_iter().chain(non_canonical_encodings()).collect();
+        let weird: Vec<[u8; 32]> = small_order_encodings()
+            .into_iter()
+            .chain(non_canonical_encodings())
+            .collect();
         valid
             .into_iter()
             .zip(mutations)
@@ -73,6 +83,7 @@ fn cpu_matches_zebra_on_hostile_batches() {
 }
 
 #[test]
+#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
 fn gpu_matches_zebra_on_hostile_batches() {
     let verifier = match Verifier::new(Backend::Gpu) {
         Ok(verifier) => verifier,

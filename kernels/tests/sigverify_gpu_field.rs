@@ -245,6 +245,7 @@ fn field_ops_match_the_reference() {
 }
 
 #[test]
+#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
 fn point_ops_match_dalek() {
     let Some(context) = test_context() else {
         return;

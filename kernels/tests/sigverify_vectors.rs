@@ -148,6 +148,7 @@ fn auto_without_hardware_gpu_agrees() {
 }
 
 #[test]
+#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
 fn gpu_agrees_with_zebra_on_vectors() {
     let Some(mut verifier) = gpu_verifier() else {
         return;
@@ -167,6 +168,7 @@ fn gpu_agrees_with_zebra_on_vectors() {
 }
 
 #[test]
+#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
 fn gpu_agrees_with_zebra_on_bit_flips() {
     let Some(mut verifier) = gpu_verifier() else {
         return;

@@ -52,7 +52,9 @@ pub enum CertificateError {
     DuplicateValidator { validator: String },
     #[error("certificate signature of validator {validator} is invalid: forged, altered, or from another network")]
     BadSignature { validator: String },
-    #[error("certificate has {have} valid signatures for block {value}, a quorum is {need}: not final")]
+    #[error(
+        "certificate has {have} valid signatures for block {value}, a quorum is {need}: not final"
+    )]
     NotEnoughSignatures {
         have: usize,
         need: usize,
@@ -137,8 +139,7 @@ impl Certificate {
 
     /// Wire bytes (see the module comment).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(CERTIFICATE_HEADER_BYTES + self.signatures.len() * 96);
+        let mut out = Vec::with_capacity(CERTIFICATE_HEADER_BYTES + self.signatures.len() * 96);
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&self.height.to_le_bytes());
         out.extend_from_slice(&self.round.to_le_bytes());

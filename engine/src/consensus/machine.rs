@@ -203,7 +203,9 @@ pub enum ConsensusError {
     PastHeight { height: u64, current: u64 },
     #[error("message for height {height} is too far ahead (now at {current}): this node lags; fetch the missing blocks (block sync)")]
     FutureHeight { height: u64, current: u64 },
-    #[error("buffer of next-height messages is full ({max}): message dropped, gossip will resend it")]
+    #[error(
+        "buffer of next-height messages is full ({max}): message dropped, gossip will resend it"
+    )]
     FutureBufferFull { max: usize },
     #[error("message verified against epoch {message} but height runs epoch {current}: verify with the set of the message's height")]
     WrongEpoch { message: u64, current: u64 },
@@ -496,7 +498,9 @@ impl Tendermint {
                 let Some(index) = self.set().index_of(message.sender()) else {
                     continue;
                 };
-                let _ = self.votes.record(&VerifiedMessage::trusted(message, index, epoch));
+                let _ = self
+                    .votes
+                    .record(&VerifiedMessage::trusted(message, index, epoch));
             }
             if self.step == Step::Propose {
                 self.schedule(TimeoutKind::Propose, outbox);
@@ -607,7 +611,7 @@ impl Tendermint {
             Recorded::Duplicate => Ok(false),
             Recorded::Equivocation(evidence) => {
                 if self.evidence.len() < EVIDENCE_MAX {
-                    self.evidence.push(evidence);
+                    self.evidence.push(*evidence);
                 } else {
                     self.evidence_dropped += 1;
                 }
@@ -767,7 +771,9 @@ impl Tendermint {
             value,
             signatures: votes.precommit_signatures(&value, set.public_keys()),
         };
-        let proposal = *votes.signed_proposal(&value).expect("round has the proposal");
+        let proposal = *votes
+            .signed_proposal(&value)
+            .expect("round has the proposal");
         debug_assert!(certificate.signatures.len() >= quorum);
         outbox.decision = Some(Decision {
             height: self.height,
@@ -775,7 +781,7 @@ impl Tendermint {
             certificate,
             proposal,
         }); // line 51
-        // lines 52-53: next height, reset lockedRound/Value, validRound/Value, message log.
+            // lines 52-53: next height, reset lockedRound/Value, validRound/Value, message log.
         self.height += 1;
         self.started = false;
         self.round = 0;
@@ -937,7 +943,10 @@ impl Tendermint {
 
     /// Keeps the prevotes behind `locked` and `valid`, to be persisted with them.
     fn keep_polkas(&mut self) {
-        let set = self.validator_set.as_ref().expect("a running height has a set");
+        let set = self
+            .validator_set
+            .as_ref()
+            .expect("a running height has a set");
         let mut polkas = Vec::new();
         let mut justified = [self.locked, self.valid];
         if justified[0] == justified[1] {

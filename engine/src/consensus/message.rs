@@ -246,11 +246,10 @@ impl SignedMessage {
     /// [`DecodeError::RoundTooLarge`], [`DecodeError::ValidRoundNotBelowRound`]. Every byte
     /// string has at most one decoding and re-encodes to itself.
     pub fn decode(bytes: &[u8]) -> Result<SignedMessage, DecodeError> {
-        let bytes: &[u8; MESSAGE_BYTES] =
-            bytes.try_into().map_err(|_| DecodeError::Length {
-                expected: MESSAGE_BYTES,
-                actual: bytes.len(),
-            })?;
+        let bytes: &[u8; MESSAGE_BYTES] = bytes.try_into().map_err(|_| DecodeError::Length {
+            expected: MESSAGE_BYTES,
+            actual: bytes.len(),
+        })?;
         let kind = bytes[0];
         let flags = bytes[1];
         if flags & !FLAG_VALUE != 0 {

@@ -35,7 +35,7 @@ pub use message::{
     Body, DecodeError, SignedMessage, VerifiedMessage, VerifyError, VoteKind, MESSAGE_BYTES,
 };
 pub use validators::{
-    ValidatorChange, ValidatorSchedule, ValidatorSet, ValidatorSetError, ScheduleError,
+    ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet, ValidatorSetError,
 };
 
 /// A proposed value: the 32-byte hash of a block. Consensus never looks inside a block; the

@@ -103,7 +103,7 @@ impl SimConfig {
     /// and loss, duplication, delay, partitions and crashes drawn from the seed.
     pub fn for_seed(seed: u64) -> SimConfig {
         let mut rng = SimRng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let validator_count = if seed % 2 == 0 { 4 } else { 7 };
+        let validator_count = if seed.is_multiple_of(2) { 4 } else { 7 };
         let f = (validator_count - 1) / 3;
         SimConfig {
             seed,
@@ -199,7 +199,8 @@ pub struct SimApp {
 impl SimApp {
     /// The only valid value proposed at (height, round): made by that round's proposer.
     pub fn value(validator_count: usize, height: u64, round: u32) -> BlockId {
-        let proposer = ((height % validator_count as u64 + u64::from(round) % validator_count as u64)
+        let proposer = ((height % validator_count as u64
+            + u64::from(round) % validator_count as u64)
             % validator_count as u64) as u16;
         let mut value = [0u8; 32];
         value[..8].copy_from_slice(&height.to_le_bytes());
@@ -226,11 +227,26 @@ impl Application for SimApp {
 
 #[derive(Clone, Debug)]
 enum SimEvent {
-    Deliver { from: usize, to: usize, bytes: Box<[u8; MESSAGE_BYTES]> },
-    Timer { node: usize, incarnation: u64, timeout: Timeout },
-    Gossip { node: usize, incarnation: u64 },
-    Restart { node: usize },
-    PartitionStart { side_mask: u64 },
+    Deliver {
+        from: usize,
+        to: usize,
+        bytes: Box<[u8; MESSAGE_BYTES]>,
+    },
+    Timer {
+        node: usize,
+        incarnation: u64,
+        timeout: Timeout,
+    },
+    Gossip {
+        node: usize,
+        incarnation: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    PartitionStart {
+        side_mask: u64,
+    },
     PartitionEnd,
     Heal,
 }
@@ -326,7 +342,7 @@ impl Sim {
             .enumerate()
             .map(|(index, key)| {
                 let machine_config = Config {
-                    signing_key: key.clone(),
+                    signing_key: key,
                     timeouts: config.timeouts,
                 };
                 let machine = Tendermint::new(machine_config, 0);
@@ -375,7 +391,10 @@ impl Sim {
     }
 
     fn honest(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.nodes.iter().enumerate().filter(|(_, node)| !node.byzantine)
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| !node.byzantine)
     }
 
     fn run(mut self) -> Result<SimReport, SimFailure> {
@@ -392,7 +411,13 @@ impl Sim {
         for node in 0..self.nodes.len() {
             let interval = self.config.gossip_interval_ms;
             let first = self.rng.range(1, interval);
-            self.schedule(first, SimEvent::Gossip { node, incarnation: 0 });
+            self.schedule(
+                first,
+                SimEvent::Gossip {
+                    node,
+                    incarnation: 0,
+                },
+            );
             self.start_height(node, 0)?;
         }
         let mut target = None;
@@ -412,7 +437,10 @@ impl Sim {
             }
             self.process(event)?;
             if let Some(target) = target {
-                if self.honest().all(|(_, node)| node.chain.len() as u64 >= target) {
+                if self
+                    .honest()
+                    .all(|(_, node)| node.chain.len() as u64 >= target)
+                {
                     break;
                 }
                 if self.now_ms > self.report.heal_ms + self.config.liveness_ms_max {
@@ -456,8 +484,7 @@ impl Sim {
                 incarnation,
                 timeout,
             } => {
-                if self.nodes[node].incarnation != incarnation
-                    || self.nodes[node].machine.is_none()
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].machine.is_none()
                 {
                     return Ok(());
                 }
@@ -592,11 +619,15 @@ impl Sim {
         for action in actions {
             match action {
                 Action::Decide(decision) => {
-                    self.record_decision(node, decision.height, Decided {
-                        value: decision.value,
-                        certificate: decision.certificate,
-                        proposal: decision.proposal,
-                    })?;
+                    self.record_decision(
+                        node,
+                        decision.height,
+                        Decided {
+                            value: decision.value,
+                            certificate: decision.certificate,
+                            proposal: decision.proposal,
+                        },
+                    )?;
                     next_height = Some(decision.height + 1);
                 }
                 Action::Persist(state) => self.nodes[node].persisted = state,
@@ -606,11 +637,14 @@ impl Sim {
                     duration_ms,
                 } if !crash => {
                     let incarnation = self.nodes[node].incarnation;
-                    self.schedule(duration_ms, SimEvent::Timer {
-                        node,
-                        incarnation,
-                        timeout,
-                    });
+                    self.schedule(
+                        duration_ms,
+                        SimEvent::Timer {
+                            node,
+                            incarnation,
+                            timeout,
+                        },
+                    );
                 }
                 Action::Broadcast(_) | Action::ScheduleTimeout { .. } => {}
             }
@@ -655,7 +689,7 @@ impl Sim {
     /// Restarts `node` from what it persisted: its machine state and its decided blocks.
     fn restart(&mut self, node: usize) -> Result<(), SimFailure> {
         let config = Config {
-            signing_key: self.nodes[node].key.clone(),
+            signing_key: self.nodes[node].key,
             timeouts: self.config.timeouts,
         };
         let persisted = self.nodes[node].persisted.clone();
@@ -828,7 +862,11 @@ impl Sim {
                     _ => Some(self.some_value(height, round + 2)),
                 };
                 let other = if other == value {
-                    Some(SimApp::value(self.config.validator_count, height, round + 3))
+                    Some(SimApp::value(
+                        self.config.validator_count,
+                        height,
+                        round + 3,
+                    ))
                 } else {
                     other
                 };
@@ -880,11 +918,14 @@ impl Sim {
         };
         for _ in 0..copies {
             let delay = self.rng.range(1, delay_ms_max);
-            self.schedule(delay, SimEvent::Deliver {
-                from,
-                to,
-                bytes: Box::new(*bytes),
-            });
+            self.schedule(
+                delay,
+                SimEvent::Deliver {
+                    from,
+                    to,
+                    bytes: Box::new(*bytes),
+                },
+            );
         }
     }
 }

@@ -69,11 +69,10 @@ impl ValidatorSet {
         }
         let mut verification_keys = Vec::with_capacity(public_keys.len());
         for key in &public_keys {
-            let verification_key = VerificationKey::try_from(*key).map_err(|_| {
-                ValidatorSetError::InvalidKey {
+            let verification_key =
+                VerificationKey::try_from(*key).map_err(|_| ValidatorSetError::InvalidKey {
                     public_key: hex::encode(key),
-                }
-            })?;
+                })?;
             verification_keys.push(verification_key);
         }
         let mut sorted: Vec<([u8; 32], u16)> = public_keys
@@ -177,7 +176,9 @@ pub enum ValidatorChange {
 pub enum ScheduleError {
     #[error("heights_per_epoch must be at least 1")]
     ZeroEpochLength,
-    #[error("{voter} is not a validator of epoch {epoch}: only current validators vote on changes")]
+    #[error(
+        "{voter} is not a validator of epoch {epoch}: only current validators vote on changes"
+    )]
     NotAValidator { voter: String, epoch: u64 },
     #[error("validator {public_key} is already in the next set: nothing to add")]
     AlreadyMember { public_key: String },

@@ -19,7 +19,7 @@ pub enum Recorded {
     Duplicate,
     /// A conflicting message from the same validator for the same slot: evidence. A vote still
     /// counts for its value, a proposal is still kept (both within their caps).
-    Equivocation(Evidence),
+    Equivocation(Box<Evidence>),
 }
 
 /// Distinct values one validator may vote for in one (round, type) before further ones are
@@ -274,7 +274,11 @@ impl HeightVotes {
         let round = self.round_mut(message.body().round());
         let recorded = match *message.body() {
             Body::Proposal { value, .. } => {
-                match round.proposals.iter().find(|held| held.body() == signed.body()) {
+                match round
+                    .proposals
+                    .iter()
+                    .find(|held| held.body() == signed.body())
+                {
                     Some(_) => Recorded::Duplicate,
                     None => {
                         let evidence = round.proposals.first().map(|held| Evidence {
@@ -287,7 +291,7 @@ impl HeightVotes {
                         }
                         match evidence {
                             None => Recorded::New,
-                            Some(evidence) => Recorded::Equivocation(evidence),
+                            Some(evidence) => Recorded::Equivocation(Box::new(evidence)),
                         }
                     }
                 }
@@ -339,10 +343,10 @@ impl HeightVotes {
                             *signed.sender(),
                             first_signature,
                         );
-                        Recorded::Equivocation(Evidence {
+                        Recorded::Equivocation(Box::new(Evidence {
                             first,
                             second: signed,
-                        })
+                        }))
                     }
                 }
             }
