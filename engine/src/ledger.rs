@@ -259,3 +259,172 @@ pub fn tax_of(gross: u64, rate_bp: u32) -> i64 {
     let tax = u128::from(gross) * u128::from(rate_bp) / u128::from(BASIS_POINTS_ONE);
     i64::try_from(tax).expect("rate_bp <= 10_000 keeps tax <= gross")
 }
+
+/// Magic at the start of a ledger snapshot.
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP1";
+/// Bytes of one account in a snapshot.
+const SNAPSHOT_ACCOUNT_BYTES: usize = 64;
+
+/// Why a snapshot cannot be restored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("snapshot is cut short at byte {0}")]
+    Truncated(usize),
+    #[error("snapshot magic is wrong: not a ledger snapshot of this format")]
+    BadMagic,
+    #[error("snapshot belongs to another genesis")]
+    OtherGenesis,
+    #[error("snapshot field {0} is invalid")]
+    Invalid(&'static str),
+    #[error("snapshot has {0} bytes after its end")]
+    TrailingBytes(usize),
+}
+
+/// A position in the chain a snapshot was taken at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    pub height: u64,
+    pub last_block_hash: Hash,
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self.at.checked_add(count).filter(|end| *end <= self.bytes.len()).ok_or(SnapshotError::Truncated(self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+}
+
+impl Ledger {
+    /// Encodes the whole state after block `point.height` (deterministic bytes: accounts by
+    /// id, settled ids sorted), bound to the genesis by its hash.
+    pub fn snapshot(&self, genesis_hash: &Hash, point: SnapshotPoint) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            200 + self.accounts.len() * SNAPSHOT_ACCOUNT_BYTES + self.settled_ids.len() * 16,
+        );
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(genesis_hash);
+        out.extend_from_slice(&point.height.to_le_bytes());
+        out.extend_from_slice(&point.last_block_hash);
+        out.extend_from_slice(&u64::from(self.ledger).to_le_bytes());
+        out.extend_from_slice(&self.central_bank.to_le_bytes());
+        out.extend_from_slice(&self.tax_authority.to_le_bytes());
+        out.extend_from_slice(&self.total_balance.to_le_bytes());
+        out.extend_from_slice(&self.settled_ids_digest);
+        out.extend_from_slice(&(self.accounts.len() as u64).to_le_bytes());
+        for account in &self.accounts {
+            out.extend_from_slice(&account.id.to_le_bytes());
+            out.extend_from_slice(&(account.role as u64).to_le_bytes());
+            out.extend_from_slice(&account.owner);
+            out.extend_from_slice(&account.balance.to_le_bytes());
+            out.extend_from_slice(&account.bank.unwrap_or(0).to_le_bytes());
+        }
+        out.extend_from_slice(&(self.tax_rates_bp.len() as u64).to_le_bytes());
+        for (category, rate) in &self.tax_rates_bp {
+            out.extend_from_slice(&category.to_le_bytes());
+            out.extend_from_slice(&rate.to_le_bytes());
+        }
+        let mut ids: Vec<u128> = self.settled_ids.iter().copied().collect();
+        ids.sort_unstable();
+        out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+        for id in ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        out
+    }
+
+    /// Restores a state from [`Ledger::snapshot`] bytes, checking that it belongs to the
+    /// genesis with `genesis_hash`.
+    pub fn restore(bytes: &[u8], genesis_hash: &Hash) -> Result<(Ledger, SnapshotPoint), SnapshotError> {
+        use crate::genesis::Role::*;
+        let mut r = Reader { bytes, at: 0 };
+        if r.array::<8>()? != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        if &r.array::<32>()? != genesis_hash {
+            return Err(SnapshotError::OtherGenesis);
+        }
+        let point = SnapshotPoint {
+            height: r.u64()?,
+            last_block_hash: r.array()?,
+        };
+        let ledger = u32::try_from(r.u64()?).map_err(|_| SnapshotError::Invalid("ledger"))?;
+        let central_bank = r.u64()?;
+        let tax_authority = r.u64()?;
+        let total_balance = i128::from_le_bytes(r.array()?);
+        let settled_ids_digest = r.array()?;
+        let account_count = r.u64()? as usize;
+        if account_count > bytes.len() / SNAPSHOT_ACCOUNT_BYTES {
+            return Err(SnapshotError::Invalid("account count"));
+        }
+        let mut accounts = Vec::with_capacity(account_count);
+        for _ in 0..account_count {
+            let id = r.u64()?;
+            let role = match r.u64()? {
+                0 => CentralBank,
+                1 => Bank,
+                2 => TaxAuthority,
+                3 => Merchant,
+                4 => Consumer,
+                5 => Observer,
+                _ => return Err(SnapshotError::Invalid("account role")),
+            };
+            let owner = r.array()?;
+            let balance = i64::from_le_bytes(r.array()?);
+            let bank = Some(r.u64()?).filter(|bank| *bank != 0);
+            accounts.push(Account { id, role, owner, balance, bank });
+        }
+        if accounts.windows(2).any(|pair| pair[0].id >= pair[1].id) {
+            return Err(SnapshotError::Invalid("account order"));
+        }
+        let rate_count = r.u64()? as usize;
+        let mut tax_rates_bp = BTreeMap::new();
+        for _ in 0..rate_count {
+            let category = u32::from_le_bytes(r.array()?);
+            let rate = u32::from_le_bytes(r.array()?);
+            tax_rates_bp.insert(category, rate);
+        }
+        let id_count = r.u64()? as usize;
+        if id_count > bytes.len() / 16 {
+            return Err(SnapshotError::Invalid("settled id count"));
+        }
+        let mut settled_ids = HashSet::with_capacity(id_count);
+        for _ in 0..id_count {
+            settled_ids.insert(u128::from_le_bytes(r.array()?));
+        }
+        if r.at != bytes.len() {
+            return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
+        }
+        let index = accounts.iter().enumerate().map(|(i, a)| (a.id, i)).collect::<HashMap<_, _>>();
+        if !index.contains_key(&central_bank) || !index.contains_key(&tax_authority) {
+            return Err(SnapshotError::Invalid("central bank or tax authority"));
+        }
+        let restored = Ledger {
+            ledger,
+            central_bank,
+            tax_authority,
+            accounts,
+            index,
+            tax_rates_bp,
+            settled_ids,
+            settled_ids_digest,
+            total_balance,
+        };
+        if restored.sum_of_balances() != total_balance {
+            return Err(SnapshotError::Invalid("balances do not add up to the total"));
+        }
+        Ok((restored, point))
+    }
+}

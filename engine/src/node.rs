@@ -13,13 +13,14 @@
 
 use crate::block::{self, BlockHeader, BLOCK_MAGIC, BLOCK_TX_COUNT_MAX};
 use crate::genesis::Genesis;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, SnapshotPoint};
+use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
 use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, ReplayError};
 use crate::mempool::{Ack, Mempool, PendingTx};
 use crate::result::ResultCode;
 use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -47,6 +48,11 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// The log's file operations: the operating system's, or a fault injector in tests.
     pub file_ops: Arc<dyn FileOps>,
+    /// A checkpoint of the ledger after every this many blocks (0: never).
+    pub checkpoint_interval_blocks: u64,
+    /// When set, log segments older than the previous checkpoint move here after each
+    /// checkpoint (so restart time and the live log stay bounded).
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -63,6 +69,8 @@ impl NodeConfig {
             group_commit_blocks_max: 16,
             log: LogConfig::default(),
             file_ops: Arc::new(OsFileOps),
+            checkpoint_interval_blocks: 4_096,
+            archive_dir: None,
         }
     }
 }
@@ -85,6 +93,16 @@ pub enum NodeError {
     BadBlock { sequence: u64, reason: String },
     #[error("replaying block {height} gave {what} different from the log: the log was written by different code or a different genesis, or it is damaged")]
     ReplayMismatch { height: u64, what: &'static str },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("checkpoint {path} is at height {height} but the log holds only {log_height} blocks: the log lost durable blocks; restore it from a replica or backup")]
+    CheckpointAheadOfLog {
+        path: PathBuf,
+        height: u64,
+        log_height: u64,
+    },
+    #[error("checkpoint {path} does not match block {height} of the log (different block hash): keep all files and restore from a replica or backup")]
+    CheckpointMismatch { path: PathBuf, height: u64 },
 }
 
 /// Why a submission was not taken.
@@ -250,6 +268,15 @@ struct SealedBlock {
     entry: Vec<u8>,
     txs: Vec<PendingTx>,
     results: Vec<ResultCode>,
+    /// A snapshot of the ledger after this block, written once the block is durable.
+    checkpoint: Option<Vec<u8>>,
+}
+
+/// Where the log thread puts checkpoints and archived segments.
+struct CheckpointPlan {
+    dir: PathBuf,
+    file_ops: Arc<dyn FileOps>,
+    archive_dir: Option<PathBuf>,
 }
 
 /// State recovered from the log.
@@ -262,10 +289,76 @@ pub struct Recovered {
 /// Replays every block of `log` over the genesis state, checking each block's link, result
 /// codes and state root.
 pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
-    let mut ledger = Ledger::from_genesis(genesis);
-    let mut height = 0;
-    let mut last_block_hash = genesis.hash();
-    let result = log.replay(0, |sequence, entry| -> Result<(), NodeError> {
+    let start = Recovered {
+        ledger: Ledger::from_genesis(genesis),
+        height: 0,
+        last_block_hash: genesis.hash(),
+    };
+    replay_from(genesis, log, start)
+}
+
+/// Recovers the state: the newest checkpoint in `checkpoints_dir` that is intact, belongs to
+/// this genesis and agrees with the log, then the log after it. Damaged checkpoints are
+/// skipped with a warning (the log is the record; checkpoints only save time).
+pub fn recover(genesis: &Genesis, log: &Log, checkpoints_dir: &Path) -> Result<Recovered, NodeError> {
+    let genesis_hash = genesis.hash();
+    let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
+    for (path, reason) in damaged {
+        tracing::warn!(path = %path.display(), %reason, "skipping a damaged checkpoint");
+    }
+    let log_height = log.next_sequence();
+    for checkpoint in stored {
+        if checkpoint.height > log_height {
+            return Err(NodeError::CheckpointAheadOfLog {
+                path: checkpoint.path,
+                height: checkpoint.height,
+                log_height,
+            });
+        }
+        let (ledger, point) = match Ledger::restore(&checkpoint.bytes, &genesis_hash) {
+            Ok(restored) => restored,
+            Err(error) => {
+                tracing::warn!(path = %checkpoint.path.display(), %error, "skipping a checkpoint that does not restore");
+                continue;
+            }
+        };
+        if point.height != checkpoint.height {
+            tracing::warn!(path = %checkpoint.path.display(), "skipping a checkpoint whose name and content disagree");
+            continue;
+        }
+        // Where the block is still in the live log, its hash must be the checkpoint's.
+        if point.height > 0 {
+            if let Ok(mut entries) = log.entries(point.height - 1) {
+                if let Some(Ok((_, entry))) = entries.next() {
+                    let matches = block::decode_entry(entry)
+                        .is_ok_and(|view| view.header.hash() == point.last_block_hash);
+                    if !matches {
+                        return Err(NodeError::CheckpointMismatch {
+                            path: checkpoint.path,
+                            height: point.height,
+                        });
+                    }
+                }
+            }
+        }
+        let start = Recovered {
+            ledger,
+            height: point.height,
+            last_block_hash: point.last_block_hash,
+        };
+        return replay_from(genesis, log, start);
+    }
+    replay(genesis, log)
+}
+
+/// Replays the blocks after `start.height` over `start`.
+fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recovered, NodeError> {
+    let Recovered {
+        mut ledger,
+        mut height,
+        mut last_block_hash,
+    } = start;
+    let result = log.replay(height, |sequence, entry| -> Result<(), NodeError> {
         let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
             sequence,
             reason: error.to_string(),
@@ -337,7 +430,12 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
         source,
     })?;
     let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
-    replay(genesis, &log)
+    recover(genesis, &log, &checkpoints_dir(config))
+}
+
+/// Where a node keeps its checkpoints.
+pub fn checkpoints_dir(config: &NodeConfig) -> PathBuf {
+    config.data_dir.join("checkpoints")
 }
 
 impl Node {
@@ -349,7 +447,7 @@ impl Node {
             source,
         })?;
         let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
-        let recovered = replay(genesis, &log)?;
+        let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
 
@@ -380,22 +478,25 @@ impl Node {
         *shared.sigverify_thread.lock().expect("lock") = Some(sigverify.thread().clone());
         let executor = {
             let shared = Arc::clone(&shared);
-            let block_tx_max = config.block_tx_max;
+            let limits = ExecutorLimits {
+                block_tx_max: config.block_tx_max,
+                checkpoint_interval_blocks: config.checkpoint_interval_blocks,
+                genesis_hash: genesis.hash(),
+            };
             spawn("tally-executor", move || {
-                let ledger = executor_stage(
-                    &shared,
-                    recovered,
-                    block_tx_max,
-                    &verified_rx,
-                    &sealed_tx,
-                );
+                let ledger = executor_stage(&shared, recovered, &limits, &verified_rx, &sealed_tx);
                 let _ = ledger_tx.send(ledger);
             })
         };
         let committer = {
             let shared = Arc::clone(&shared);
             let group_max = config.group_commit_blocks_max;
-            spawn("tally-log", move || log_stage(&shared, log, group_max, &sealed_rx))
+            let plan = CheckpointPlan {
+                dir: checkpoints_dir(&config),
+                file_ops: Arc::clone(&config.file_ops),
+                archive_dir: config.archive_dir.clone(),
+            };
+            spawn("tally-log", move || log_stage(&shared, log, group_max, &plan, &sealed_rx))
         };
         Ok(Node {
             handle: NodeHandle { shared },
@@ -533,13 +634,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+struct ExecutorLimits {
+    block_tx_max: usize,
+    checkpoint_interval_blocks: u64,
+    genesis_hash: [u8; 32],
+}
+
 fn executor_stage(
     shared: &Shared,
     recovered: Recovered,
-    block_tx_max: usize,
+    limits: &ExecutorLimits,
     verified: &Receiver<VerifiedBatch>,
     sealed: &Sender<SealedBlock>,
 ) -> Ledger {
+    let block_tx_max = limits.block_tx_max;
     let Recovered {
         mut ledger,
         mut height,
@@ -606,11 +714,20 @@ fn executor_stage(
                 .counters
                 .executed
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
+            let interval = limits.checkpoint_interval_blocks;
+            let checkpoint = (interval > 0 && height % interval == 0).then(|| {
+                let point = SnapshotPoint {
+                    height,
+                    last_block_hash: previous_hash,
+                };
+                ledger.snapshot(&limits.genesis_hash, point)
+            });
             let block = SealedBlock {
                 height,
                 entry,
                 txs,
                 results,
+                checkpoint,
             };
             if sealed.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded
@@ -622,7 +739,14 @@ fn executor_stage(
     }
 }
 
-fn log_stage(shared: &Shared, mut log: Log, group_max: usize, sealed: &Receiver<SealedBlock>) {
+fn log_stage(
+    shared: &Shared,
+    mut log: Log,
+    group_max: usize,
+    plan: &CheckpointPlan,
+    sealed: &Receiver<SealedBlock>,
+) {
+    let mut previous_checkpoint_height: Option<u64> = None;
     let mut group: Vec<SealedBlock> = Vec::with_capacity(group_max);
     while let Ok(first) = sealed.recv() {
         group.push(first);
@@ -654,6 +778,22 @@ fn log_stage(shared: &Shared, mut log: Log, group_max: usize, sealed: &Receiver<
             }
             shared.counters.blocks.fetch_add(1, Ordering::Relaxed);
             shared.counters.height.store(block.height, Ordering::Release);
+            let Some(snapshot) = &block.checkpoint else {
+                continue;
+            };
+            if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops) {
+                shared.set_fatal(format!("writing the checkpoint of block {} failed: {error}", block.height));
+                return;
+            }
+            // Keep the log back to the previous checkpoint too, so that a damaged newest
+            // checkpoint can still be recovered from the older one.
+            if let (Some(archive_dir), Some(before)) = (&plan.archive_dir, previous_checkpoint_height) {
+                if let Err(error) = log.archive_before(before, archive_dir) {
+                    shared.set_fatal(format!("archiving the log before block {before} failed: {error}"));
+                    return;
+                }
+            }
+            previous_checkpoint_height = Some(block.height);
         }
     }
 }

@@ -53,7 +53,7 @@ fn set_of(keys: &[SigningKey]) -> ValidatorSet {
 
 fn config(key: &SigningKey) -> Config {
     Config {
-        signing_key: key.clone(),
+        signing_key: *key,
         timeouts: TimeoutConfig::default(),
     }
 }

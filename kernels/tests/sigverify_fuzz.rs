@@ -16,7 +16,7 @@ fn runner(cases: u32) -> TestRunner {
     let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     eprintln!("proptest seed: {seed} (re-run with PROPTEST_RNG_SEED={seed})");
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());

@@ -6,6 +6,7 @@ mod inspect;
 mod keys;
 mod proof;
 mod prove;
+mod sigcheck;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     Prove(prove::ProveArgs),
     /// Check a Merkle inclusion proof (JSON) without trusting any node.
     VerifyProof(proof::VerifyProofArgs),
+    /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
+    Sigcheck(sigcheck::SigcheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,5 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(InspectCommand::Log(args)) => inspect::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Prove(args) => prove::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
+        Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

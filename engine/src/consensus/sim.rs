@@ -15,10 +15,12 @@
 //! - liveness: after healing, every honest validator decides `heights_after_heal` more
 //!   heights within `liveness_ms_max` simulated milliseconds.
 //!
-//! Gossip is modelled as the paper assumes it (every message eventually arrives after the
-//! network stabilises): each validator re-sends its own messages of the current height every
-//! `gossip_interval_ms`, and a validator that receives a message for a height it has decided
-//! answers with that height's proposal and certificate precommits (a minimal block sync).
+//! Gossip is modelled as the paper assumes it (a message one correct validator received
+//! eventually reaches every correct validator once the network stabilises): every
+//! `gossip_interval_ms` each validator relays all messages it counts for its current height
+//! ([`Tendermint::known_messages`]), and a validator that receives a peer's own message for a
+//! height it has decided answers with that height's proposal and certificate precommits (a
+//! minimal block sync, at most once per peer per gossip interval).
 
 use super::certificate::Certificate;
 use super::machine::{
@@ -559,6 +561,9 @@ impl Sim {
         // answer each other forever.
         let own_message = self.set.index_of(message.message().sender()) == Some(from);
         let traced = self.handle(to, Event::Message(message));
+        if std::env::var_os("TALLY_SIM_TRACE").is_some() && (to == 3 || from == 3) && self.now_ms > 30_000 && self.now_ms < 30_300 {
+            eprintln!("t={} deliver {from}->{to} h{} r{} {:?} => {:?} [{:?}]", self.now_ms, message.body().height(), message.body().round(), std::mem::discriminant(message.body()), traced, self.nodes[to].machine);
+        }
         match traced {
             Ok(Err(ConsensusError::PastHeight { height, .. })) if own_message => {
                 self.block_sync(to, from, height);

@@ -11,7 +11,7 @@ use super::BlockId;
 use std::collections::BTreeMap;
 
 /// What recording a message did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// New information: the rules must be evaluated again.
     New,

@@ -94,8 +94,8 @@ pub enum LogError {
 
     /// A segment file between the first and the last is missing.
     #[error(
-        "segment index {index} ({}) is missing from {}; restore it from a replica or backup, \
-         the log cannot skip entries",
+        "segment index {index} ({}) is missing from {}{detail}; restore it from a replica or \
+         backup, the log cannot skip entries",
         super::format::segment_file_name(*index),
         dir.display()
     )]
@@ -104,6 +104,71 @@ pub enum LogError {
         dir: PathBuf,
         /// The missing index.
         index: u64,
+        /// What else the operator should know (empty, or starting with "; "), e.g. that an
+        /// archive marker is missing.
+        detail: String,
+    },
+
+    /// `replay`/`entries` asked for entries that were archived out of the live log.
+    #[error(
+        "replay from sequence {from} asked, but entries before sequence {first_sequence} were \
+         archived out of the live log; replay from a checkpoint at or after {first_sequence}, \
+         or restore the archived segments to read older entries"
+    )]
+    SequenceArchived {
+        /// The sequence asked for.
+        from: u64,
+        /// The first sequence still in the live log.
+        first_sequence: u64,
+    },
+
+    /// The archive marker file is unreadable or inconsistent.
+    #[error(
+        "archive marker {} is corrupt: {reason}; the log cannot know where its live part \
+         starts: restore the marker from a backup or replica (`tally inspect log` shows the \
+         first live segment)",
+        file.display()
+    )]
+    CorruptArchiveMarker {
+        /// The marker file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The archive marker does not describe the first live segment.
+    #[error(
+        "archive marker {} disagrees with the first live segment {}: {reason}; the marker \
+         belongs to another log or another cut, or entries are missing: do not delete \
+         anything, run `tally inspect log` and restore the log (marker and segments) from a \
+         replica or backup",
+        marker.display(),
+        segment.display()
+    )]
+    ArchiveMarkerMismatch {
+        /// The marker file.
+        marker: PathBuf,
+        /// The first live segment.
+        segment: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
+
+    /// Archiving stopped without damage: the live log keeps working.
+    #[error(
+        "could not {action} {}: {source}; archiving stopped, the live log keeps working: fix \
+         the cause and archive again (segments not moved yet stay in the live directory below \
+         its base and the next archive moves them)",
+        path.display()
+    )]
+    ArchiveFailed {
+        /// What the archive was doing.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: io::Error,
     },
 
     /// A segment does not start with the sequence that follows the previous segment.

@@ -3,8 +3,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::archive::{self, ArchiveBase};
 use super::error::LogError;
-use super::format::{SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES};
+use super::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use super::mmap;
 use super::scan::{self, SegmentView, TailState};
 
@@ -35,15 +36,25 @@ pub struct SegmentSummary {
 pub struct InspectReport {
     /// The directory inspected.
     pub dir: PathBuf,
-    /// Every segment file, in index order.
+    /// The archive marker: where the live log starts (`None` when nothing was archived, or
+    /// when the marker is unreadable, which is then the `problem`).
+    pub archive_base: Option<ArchiveBase>,
+    /// Segment files below the archive base still in the directory (an interrupted
+    /// archive); not verified, `open` ignores them and the next archive moves them.
+    pub segments_below_base: Vec<PathBuf>,
+    /// Whether the first live entry was checked to link to the marker's hash of the last
+    /// archived entry (false without a marker, or when the live log holds no entry yet).
+    pub archive_link_verified: bool,
+    /// Every live segment file, in index order.
     pub segments: Vec<SegmentSummary>,
-    /// Valid entries in the verified chain.
+    /// Valid entries in the verified chain (live entries only).
     pub entry_count: u64,
     /// Bytes used by those entries.
     pub entry_bytes: u64,
     /// Sequence the next append would get.
     pub next_sequence: u64,
-    /// Hash of the last valid entry ([`GENESIS_HASH`] when there is none).
+    /// Hash of the last valid entry (the marker's hash of the last archived entry, or
+    /// [`super::GENESIS_HASH`], when the live log holds none).
     pub last_entry_hash: [u8; 32],
     /// What follows the last valid entry.
     pub tail: TailState,
@@ -66,17 +77,34 @@ impl InspectReport {
 /// Corruption is reported in [`InspectReport::problem`]; the error is returned only when the
 /// directory or a file cannot be read at all (`Io`).
 pub fn inspect(dir: &Path) -> Result<InspectReport, LogError> {
-    let listing = scan::list_segments(dir)?;
+    let (marker, marker_problem) = match archive::read_marker(dir) {
+        Ok(marker) => (marker, None),
+        Err(problem @ LogError::CorruptArchiveMarker { .. }) => (None, Some(problem)),
+        Err(error) => return Err(error),
+    };
+    let marker_path = marker.map(|_| archive::marker_path(dir));
+    let base = marker.unwrap_or(ArchiveBase::GENESIS);
+    let mut listing = scan::list_segments(dir)?;
+    let (segments_below_base, live_files) =
+        archive::split_at_base(std::mem::take(&mut listing.files), &base);
+    listing.files = live_files;
+    let marker_temporary = archive::marker_temporary_path(dir);
+    if marker_temporary.exists() {
+        listing.temporary_files.push(marker_temporary);
+    }
     let mut report = InspectReport {
         dir: dir.to_path_buf(),
+        archive_base: marker,
+        segments_below_base,
+        archive_link_verified: false,
         segments: Vec::with_capacity(listing.files.len()),
         entry_count: 0,
         entry_bytes: 0,
-        next_sequence: 0,
-        last_entry_hash: GENESIS_HASH,
+        next_sequence: base.first_sequence,
+        last_entry_hash: base.previous_hash,
         tail: TailState::Clean,
         temporary_files: listing.temporary_files,
-        problem: None,
+        problem: marker_problem,
     };
     let io_error = |action: &'static str, path: &Path| {
         let path = path.to_path_buf();
@@ -118,9 +146,22 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, LogError> {
         }
     }
     if report.problem.is_none() {
-        if let Err(problem) = scan::check_contiguous(dir, &listing.files) {
+        if let Err(problem) =
+            scan::check_contiguous(dir, &listing.files, base.segment_index, marker_path.as_deref())
+        {
             report.problem = Some(problem);
         }
+    }
+    if report.problem.is_none() && marker.is_some() && listing.files.is_empty() {
+        report.problem = Some(LogError::MissingSegment {
+            dir: dir.to_path_buf(),
+            index: base.segment_index,
+            detail: format!(
+                "; the archive marker {} says the live log starts there, and no live segment \
+                 is left",
+                archive::marker_path(dir).display()
+            ),
+        });
     }
     if report.problem.is_some() || listing.files.is_empty() {
         return Ok(report);
@@ -137,7 +178,14 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, LogError> {
             bytes: &map[..],
         })
         .collect();
-    let outcome = scan::scan(&views);
+    if let Err(problem) = archive::check_base(marker_path.as_deref(), &base, &views[0]) {
+        report.problem = Some(problem);
+        return Ok(report);
+    }
+    let outcome = scan::scan(&views, &base);
+    // The scan checks the first live entry's previous hash against the marker's.
+    report.archive_link_verified = marker.is_some()
+        && outcome.segments.first().is_some_and(|first| first.entry_count > 0);
     for (summary, scanned) in report.segments.iter_mut().zip(&outcome.segments) {
         let first = summary.first_sequence.unwrap_or(0);
         summary.entry_count = scanned.entry_count;

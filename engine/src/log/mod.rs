@@ -12,6 +12,8 @@
 //!
 //! Only this module writes log files (docs/ARCHITECTURE.md invariant).
 
+pub mod checkpoint;
+mod archive;
 mod error;
 mod format;
 mod inspect;
@@ -23,6 +25,10 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use archive::{
+    ArchiveBase, ArchiveReport, ARCHIVE_MARKER_BYTES, ARCHIVE_MARKER_FILE_NAME,
+    ARCHIVE_MARKER_MAGIC, ARCHIVE_MARKER_VERSION, ARCHIVE_SEGMENT_COUNT_MAX,
+};
 pub use error::{EntryFault, LogError, ReplayError};
 pub use format::{
     entry_bytes, segment_file_name, ENTRY_ALIGN_BYTES, ENTRY_HEADER_BYTES, ENTRY_MAGIC,
@@ -108,8 +114,13 @@ impl LogConfig {
 pub struct Recovery {
     /// The tail as found (a `Torn` tail has been zeroed and its orphan segments removed).
     pub tail: TailState,
-    /// Segment files left half-created by a crash, removed (they never held entries).
+    /// Segment files left half-created by a crash, and a half-written archive marker,
+    /// removed (they never held entries and were never the marker).
     pub removed_temporary_files: Vec<PathBuf>,
+    /// Segments below the archive base still in the live directory: an archive stopped
+    /// after writing its marker and before moving them. They are ignored (not read) and
+    /// the next `archive_before` moves them.
+    pub segments_below_base: Vec<PathBuf>,
     /// A last segment shorter than its header says, extended back to full length.
     pub extended_segment: Option<PathBuf>,
 }
@@ -139,6 +150,10 @@ pub struct Log {
     next_sequence: u64,
     durable_sequence: u64,
     last_entry_hash: [u8; 32],
+    /// Where the live log starts (the archive marker; genesis when there is none).
+    base: ArchiveBase,
+    /// Segment files below the base still in the live directory, waiting to be archived.
+    segments_below_base: Vec<PathBuf>,
     /// The message of the first durability failure; once set, every call fails.
     poisoned: Option<String>,
     recovery: Recovery,
@@ -159,14 +174,19 @@ impl std::fmt::Debug for Log {
 impl Log {
     /// Opens or creates the log in `dir`, running recovery.
     ///
-    /// Creates `dir` if needed and takes an exclusive lock on it. Verifies every segment
+    /// Creates `dir` if needed and takes an exclusive lock on it. Reads the archive marker,
+    /// if any: the live log then starts at the marker's segment and sequence, and its first
+    /// entry must link to the marker's hash; segments below the base left by an interrupted
+    /// archive are ignored (see [`Recovery::segments_below_base`]). Verifies every segment
     /// header, every entry checksum and the hash chain. A torn tail (bytes after the last
     /// valid entry that hold no valid entry, and later segments without valid entries) is
     /// zeroed and made durable, so a second open finds the same bytes; appends resume after
     /// the last valid entry.
     ///
     /// Errors: `InvalidConfig`; `Locked` when another handle has the log open;
-    /// `MissingSegment`, `CorruptSegmentHeader`, `SegmentSequenceMismatch`, `CorruptEntry`
+    /// `MissingSegment` (also: the first live segment is not 0 and there is no marker),
+    /// `CorruptArchiveMarker`, `ArchiveMarkerMismatch` (the marker does not describe the
+    /// first live segment), `CorruptSegmentHeader`, `SegmentSequenceMismatch`, `CorruptEntry`
     /// (damage with a valid entry after it, never cut); `Io`/`Flush` when the disk fails.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         Log::open_with(dir, config, Arc::new(OsFileOps))
@@ -205,10 +225,39 @@ impl Log {
             });
         }
 
-        let listing = scan::list_segments(dir)?;
-        scan::check_contiguous(dir, &listing.files)?;
+        let marker = archive::read_marker(dir)?;
+        let marker_path = marker.map(|_| archive::marker_path(dir));
+        let base = marker.unwrap_or(ArchiveBase::GENESIS);
+        let mut listing = scan::list_segments(dir)?;
+        let (segments_below_base, live_files) =
+            archive::split_at_base(std::mem::take(&mut listing.files), &base);
+        listing.files = live_files;
+        scan::check_contiguous(dir, &listing.files, base.segment_index, marker_path.as_deref())?;
+        if marker.is_some() && listing.files.is_empty() {
+            return Err(LogError::MissingSegment {
+                dir: dir.to_path_buf(),
+                index: base.segment_index,
+                detail: format!(
+                    "; the archive marker {} says the live log starts there, and no live \
+                     segment is left",
+                    archive::marker_path(dir).display()
+                ),
+            });
+        }
+        if !segments_below_base.is_empty() {
+            tracing::warn!(
+                count = segments_below_base.len(),
+                first_sequence = base.first_sequence,
+                "segments below the archive base are still in the log directory (an archive \
+                 was interrupted); they are ignored until the next archive moves them"
+            );
+        }
+        let marker_temporary = archive::marker_temporary_path(dir);
+        if marker_temporary.exists() {
+            listing.temporary_files.push(marker_temporary);
+        }
         for path in &listing.temporary_files {
-            fs::remove_file(path).map_err(io_error("remove the half-created segment", path))?;
+            fs::remove_file(path).map_err(io_error("remove the half-created file", path))?;
         }
         if !listing.temporary_files.is_empty() {
             sync_dir(ops.as_ref(), dir, &dir_file)?;
@@ -238,10 +287,13 @@ impl Log {
             next_sequence: 0,
             durable_sequence: 0,
             last_entry_hash: GENESIS_HASH,
+            base,
+            segments_below_base: segments_below_base.clone(),
             poisoned: None,
             recovery: Recovery {
                 tail: TailState::Clean,
                 removed_temporary_files: listing.temporary_files.clone(),
+                segments_below_base,
                 extended_segment: None,
             },
         };
@@ -263,7 +315,8 @@ impl Log {
                     bytes: &map[..],
                 })
                 .collect();
-            scan::scan(&views)
+            archive::check_base(marker_path.as_deref(), &base, &views[0])?;
+            scan::scan(&views, &base)
         };
         if let Some(problem) = outcome.problem {
             return Err(problem);
@@ -352,7 +405,9 @@ impl Log {
     /// Calls `visit(sequence, payload)` for every valid entry in order with sequence >= from.
     ///
     /// Payloads borrow the mapped segments (no copy). Entries appended but not yet committed
-    /// are included. Errors: `SequenceBeyondEnd` when `from > next_sequence()`, `Poisoned`,
+    /// are included. Errors: `SequenceArchived` when `from < first_sequence()` (the entries
+    /// were archived; replay never silently starts later), `SequenceBeyondEnd` when
+    /// `from > next_sequence()`, `Poisoned`,
     /// `ChangedUnderLog` when verified bytes changed, or the visitor's error (replay stops).
     pub fn replay<E>(
         &self,
@@ -370,13 +425,20 @@ impl Log {
     /// order; the same contract as [`Log::replay`].
     pub fn entries(&self, from: u64) -> Result<Entries<'_>, LogError> {
         self.check_poisoned()?;
+        if from < self.base.first_sequence {
+            return Err(LogError::SequenceArchived {
+                from,
+                first_sequence: self.base.first_sequence,
+            });
+        }
         if from > self.next_sequence {
             return Err(LogError::SequenceBeyondEnd {
                 from,
                 next_sequence: self.next_sequence,
             });
         }
-        // Skip whole segments by their first sequence; segment 0 starts at 0 <= from.
+        // Skip whole segments by their first sequence; the first live segment starts at the
+        // base <= from.
         let segment = self
             .segments
             .partition_point(|segment| segment.first_sequence <= from)

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use super::error::LogError;
 use super::format::{
     check_entry_chained, find_self_consistent_entry, is_zero, nonzero_end, parse_segment_file_name,
-    EntryFault, SegmentHeader, GENESIS_HASH, SEGMENT_HEADER_BYTES,
+    EntryFault, SegmentHeader, SEGMENT_HEADER_BYTES,
 };
+use super::archive::ArchiveBase;
 
 /// Suffix of a segment file that was being created when the process stopped. It never held
 /// entries: a segment is renamed to its final name only after its header is durable.
@@ -50,14 +51,36 @@ pub(crate) fn list_segments(dir: &Path) -> Result<SegmentListing, LogError> {
     })
 }
 
-/// Fails with `MissingSegment` unless the indices run 0, 1, 2, ... without a gap.
-pub(crate) fn check_contiguous(dir: &Path, files: &[(u64, PathBuf)]) -> Result<(), LogError> {
+/// Fails with `MissingSegment` unless the indices of the live `files` run `first_index`,
+/// `first_index + 1`, ... without a gap. `marker` is the archive marker that set
+/// `first_index` (`None` when there is none and the log must start at segment 0).
+pub(crate) fn check_contiguous(
+    dir: &Path,
+    files: &[(u64, PathBuf)],
+    first_index: u64,
+    marker: Option<&Path>,
+) -> Result<(), LogError> {
     for (position, (index, _)) in files.iter().enumerate() {
-        let expected = position as u64;
+        let expected = first_index + position as u64;
         if *index != expected {
+            let detail = match (position, marker) {
+                (0, None) => format!(
+                    "; the live log starts at segment {index} ({}) but there is no archive \
+                     marker {} saying that the segments before it were archived (if they were, \
+                     restore the marker from a backup)",
+                    files[0].1.display(),
+                    super::archive::marker_path(dir).display()
+                ),
+                (0, Some(marker)) => format!(
+                    "; the archive marker {} says the live log starts at segment {expected}",
+                    marker.display()
+                ),
+                _ => String::new(),
+            };
             return Err(LogError::MissingSegment {
                 dir: dir.to_path_buf(),
                 index: expected,
+                detail,
             });
         }
     }
@@ -158,21 +181,22 @@ pub(crate) struct ScanOutcome {
 }
 
 /// Verifies every entry and the hash chain across `views` (which must be non-empty and in
-/// index order). Never writes.
-pub(crate) fn scan(views: &[SegmentView<'_>]) -> ScanOutcome {
+/// index order), starting at `base` (the chain continues from the last archived entry).
+/// Never writes.
+pub(crate) fn scan(views: &[SegmentView<'_>], base: &ArchiveBase) -> ScanOutcome {
     assert!(!views.is_empty(), "scan needs at least one segment");
     let mut outcome = ScanOutcome {
         segments: Vec::with_capacity(views.len()),
-        next_sequence: 0,
-        last_entry_hash: GENESIS_HASH,
+        next_sequence: base.first_sequence,
+        last_entry_hash: base.previous_hash,
         resume_segment: 0,
         tail: TailState::Clean,
         problem: None,
     };
-    if views[0].header.first_sequence != 0 {
+    if views[0].header.first_sequence != base.first_sequence {
         outcome.problem = Some(LogError::SegmentSequenceMismatch {
             file: views[0].path.to_path_buf(),
-            expected: 0,
+            expected: base.first_sequence,
             found: views[0].header.first_sequence,
         });
         return outcome;

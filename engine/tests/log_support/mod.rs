@@ -133,3 +133,38 @@ pub fn flip_bit(file: &Path, offset: usize, bit: u8) {
     bytes[offset] ^= 1 << bit;
     fs::write(file, bytes).expect("write segment");
 }
+
+/// The archive marker bytes for a base, written from the layout in docs/STORAGE.md (an
+/// independent encoder, so the tests also check the documented format).
+pub fn encode_marker(segment_index: u64, first_sequence: u64, previous_hash: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = vec![0u8; 80];
+    bytes[0..8].copy_from_slice(b"TALLYBAS");
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[16..24].copy_from_slice(&segment_index.to_le_bytes());
+    bytes[24..32].copy_from_slice(&first_sequence.to_le_bytes());
+    bytes[32..64].copy_from_slice(previous_hash);
+    let mut hasher = blake3::Hasher::new_derive_key("tally 2026-11 log archive marker v1");
+    hasher.update(&bytes[0..72]);
+    let checksum = hasher.finalize();
+    bytes[72..80].copy_from_slice(&checksum.as_bytes()[0..8]);
+    bytes
+}
+
+/// The entry hash stored in the entry at `span` (bytes 48..80 of its header).
+pub fn stored_entry_hash(span: &EntrySpan) -> [u8; 32] {
+    let bytes = fs::read(&span.file).expect("read segment");
+    bytes[span.offset + 48..span.offset + 80].try_into().unwrap()
+}
+
+/// The first sequence and index of every segment file of `dir`, read from the headers.
+pub fn segment_starts(dir: &Path) -> Vec<(u64, u64)> {
+    segment_files(dir)
+        .iter()
+        .map(|file| {
+            let bytes = fs::read(file).expect("read segment");
+            let index = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
+            let first = u64::from_le_bytes(bytes[24..32].try_into().unwrap());
+            (index, first)
+        })
+        .collect()
+}
