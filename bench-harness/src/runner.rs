@@ -254,7 +254,7 @@ impl Table {
             let _ = writeln!(out, "{line}");
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}", "part", "figure", "value", "unit", "ceiling", "ratio", "note");
+        let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  note", "part", "figure", "value", "unit", "ceiling", "ratio");
         for r in &self.rows {
             let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}", r.part, r.figure, number(r.value), r.unit, number(r.ceiling_value), number(r.ratio), r.note);
         }

@@ -50,6 +50,9 @@ impl Mempool {
     }
 
     /// Adds one transaction, or hands it back when the mempool is full.
+    // The transaction comes back by value, as with `ArrayQueue::push`: boxing it would
+    // allocate per transaction on the hot path.
+    #[allow(clippy::result_large_err)]
     pub fn push(&self, tx: PendingTx) -> Result<(), PendingTx> {
         self.queue.push(tx)
     }

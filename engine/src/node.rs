@@ -303,8 +303,8 @@ pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
 pub fn recover(genesis: &Genesis, log: &Log, checkpoints_dir: &Path) -> Result<Recovered, NodeError> {
     let genesis_hash = genesis.hash();
     let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
-    for (path, reason) in damaged {
-        tracing::warn!(path = %path.display(), %reason, "skipping a damaged checkpoint");
+    for skipped in damaged {
+        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping a damaged checkpoint");
     }
     let log_height = log.next_sequence();
     for checkpoint in stored {

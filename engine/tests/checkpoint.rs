@@ -2,9 +2,9 @@
 //! state as a full replay; damaged checkpoints are skipped; the archived log prefix is not
 //! needed.
 
-mod common_fixture;
+mod common;
 
-use common_fixture::*;
+use common::*;
 use crossbeam::channel::unbounded;
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn config(dir: &Path, archive: bool) -> NodeConfig {
     config.checkpoint_interval_blocks = 4;
     config.log = LogConfig {
         segment_bytes: 64 * 1024,
-        ..LogConfig::default()
+        entry_bytes_max: 32 * 1024,
     };
     config.block_tx_max = 64;
     if archive {

@@ -847,11 +847,11 @@ fn non_validator_follows_without_signing() {
         &keys[0],
     );
     let mut messages = vec![proposal];
-    for from in 0..3 {
+    for key in &keys[..3] {
         messages.push(SignedMessage::sign(
             vote(VoteKind::Precommit, 0, 0, Some(v)),
             NETWORK_ID,
-            &keys[from],
+            key,
         ));
     }
     for message in messages {

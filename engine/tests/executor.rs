@@ -1,8 +1,8 @@
 //! The executor: every rejection reason gives its own result code and changes no balance.
 
-mod common_fixture;
+mod common;
 
-use common_fixture::*;
+use common::*;
 use proptest::prelude::*;
 use tally_engine::ledger::{tax_of, Ledger};
 use tally_engine::result::ResultCode;

@@ -102,7 +102,10 @@ fn archive_then_reopen_replay_and_append() {
     let mut payloads = build(&dir, &mut rng, ENTRY_COUNT);
     let segments_before = segment_files(&dir);
     let (base_index, base_sequence) = segment_start_of(&dir, ARCHIVE_BEFORE);
-    assert!(base_index >= 2, "the test needs several segments before the cut");
+    assert!(
+        base_index >= 2,
+        "the test needs several segments before the cut"
+    );
     let spans = entry_spans(&dir);
     let last_archived_hash = stored_entry_hash(&spans[base_sequence as usize - 1]);
 
@@ -123,7 +126,11 @@ fn archive_then_reopen_replay_and_append() {
     assert_eq!(report.moved_segments, moved);
     let moved_bytes: u64 = segments_before[..base_index as usize]
         .iter()
-        .map(|file| fs::metadata(archive.join(file.file_name().unwrap())).unwrap().len())
+        .map(|file| {
+            fs::metadata(archive.join(file.file_name().unwrap()))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert_eq!(report.moved_bytes, moved_bytes);
     for index in 0..base_index {
@@ -137,8 +144,14 @@ fn archive_then_reopen_replay_and_append() {
 
     // The running log: chain head unchanged, replay from the base, before it an error.
     assert_eq!(log.last_entry_hash(), head);
-    assert_eq!(collect(&log, base_sequence), expected(&payloads, base_sequence));
-    assert_eq!(collect(&log, ARCHIVE_BEFORE), expected(&payloads, ARCHIVE_BEFORE));
+    assert_eq!(
+        collect(&log, base_sequence),
+        expected(&payloads, base_sequence)
+    );
+    assert_eq!(
+        collect(&log, ARCHIVE_BEFORE),
+        expected(&payloads, ARCHIVE_BEFORE)
+    );
     assert_archived_error(&log, 0, base_sequence);
     assert_archived_error(&log, base_sequence - 1, base_sequence);
 
@@ -156,7 +169,10 @@ fn archive_then_reopen_replay_and_append() {
     assert_eq!(log.next_sequence(), payloads.len() as u64);
     assert_eq!(log.last_entry_hash(), head);
     assert!(log.recovery().segments_below_base.is_empty());
-    assert_eq!(collect(&log, base_sequence), expected(&payloads, base_sequence));
+    assert_eq!(
+        collect(&log, base_sequence),
+        expected(&payloads, base_sequence)
+    );
     assert_archived_error(&log, 0, base_sequence);
     let payload = b"after reopen".to_vec();
     assert_eq!(log.append(&payload).unwrap(), payloads.len() as u64);
@@ -212,7 +228,11 @@ fn marker_corrupted_deleted_or_truncated_is_refused() {
     // Truncated.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&reference, copy.path());
-    fs::write(copy.path().join(ARCHIVE_MARKER_FILE_NAME), &marker_bytes[..40]).unwrap();
+    fs::write(
+        copy.path().join(ARCHIVE_MARKER_FILE_NAME),
+        &marker_bytes[..40],
+    )
+    .unwrap();
     assert!(matches!(
         Log::open(copy.path(), small_config()),
         Err(LogError::CorruptArchiveMarker { .. })
@@ -229,7 +249,10 @@ fn marker_corrupted_deleted_or_truncated_is_refused() {
     }
     let message = error.to_string();
     assert!(message.contains(ARCHIVE_MARKER_FILE_NAME), "{message}");
-    assert!(message.contains(&segment_file_name(base_index)), "{message}");
+    assert!(
+        message.contains(&segment_file_name(base_index)),
+        "{message}"
+    );
     assert!(matches!(
         inspect(copy.path()).unwrap().problem,
         Some(LogError::MissingSegment { index: 0, .. })
@@ -275,7 +298,11 @@ fn marker_that_disagrees_with_the_segments_is_refused() {
     // Wrong hash of the last archived entry (a marker of another log of the same shape).
     let mut other_hash = base.previous_hash;
     other_hash[0] ^= 1;
-    let copy = with_marker(encode_marker(base.segment_index, base.first_sequence, &other_hash));
+    let copy = with_marker(encode_marker(
+        base.segment_index,
+        base.first_sequence,
+        &other_hash,
+    ));
     expect_mismatch(copy.path(), "previous hash");
     // The files must be untouched: a disagreeing marker is never "repaired" by a cut.
     assert_eq!(
@@ -299,7 +326,10 @@ fn marker_that_disagrees_with_the_segments_is_refused() {
     ));
     match Log::open(copy.path(), small_config()) {
         Err(error @ LogError::MissingSegment { .. }) => {
-            assert!(error.to_string().contains(ARCHIVE_MARKER_FILE_NAME), "{error}");
+            assert!(
+                error.to_string().contains(ARCHIVE_MARKER_FILE_NAME),
+                "{error}"
+            );
         }
         other => panic!("expected MissingSegment, got {other:?}"),
     }
@@ -307,7 +337,9 @@ fn marker_that_disagrees_with_the_segments_is_refused() {
     // A marker naming an earlier segment than the first live one: segments are missing.
     let copy = with_marker(encode_marker(1, 1, &base.previous_hash));
     match Log::open(copy.path(), small_config()) {
-        Err(LogError::MissingSegment { index: 1, detail, .. }) => {
+        Err(LogError::MissingSegment {
+            index: 1, detail, ..
+        }) => {
             assert!(detail.contains(ARCHIVE_MARKER_FILE_NAME), "{detail}");
         }
         other => panic!("expected MissingSegment 1, got {other:?}"),
@@ -335,8 +367,18 @@ fn every_crash_state_of_an_archive_opens() {
         ("crash while writing the marker", false, 0, true),
         ("marker in place, nothing moved", true, 0, false),
         ("marker in place, one segment moved", true, 1, false),
-        ("marker in place, one segment moved, stale temporary", true, 1, true),
-        ("marker in place, all moved", true, base.segment_index, false),
+        (
+            "marker in place, one segment moved, stale temporary",
+            true,
+            1,
+            true,
+        ),
+        (
+            "marker in place, all moved",
+            true,
+            base.segment_index,
+            false,
+        ),
     ];
     for &(label, marker_written, moved_count, temporary) in states {
         let state = tempfile::tempdir().unwrap();
@@ -347,8 +389,11 @@ fn every_crash_state_of_an_archive_opens() {
             fs::write(dir.join(ARCHIVE_MARKER_FILE_NAME), &marker).unwrap();
         }
         if temporary {
-            fs::write(dir.join(format!("{ARCHIVE_MARKER_FILE_NAME}.tmp")), &marker[..33])
-                .unwrap();
+            fs::write(
+                dir.join(format!("{ARCHIVE_MARKER_FILE_NAME}.tmp")),
+                &marker[..33],
+            )
+            .unwrap();
         }
         for index in 0..moved_count {
             let name = segment_file_name(index);
@@ -370,7 +415,10 @@ fn every_crash_state_of_an_archive_opens() {
             left_below,
             "{label}"
         );
-        assert_eq!(report.segments_below_base, log.recovery().segments_below_base);
+        assert_eq!(
+            report.segments_below_base,
+            log.recovery().segments_below_base
+        );
         assert_eq!(
             log.recovery().removed_temporary_files.len(),
             usize::from(temporary),
@@ -492,7 +540,10 @@ fn nothing_to_archive_touches_nothing() {
     // A cut beyond the end is the caller's mistake.
     assert!(matches!(
         log.archive_before(4, &archive),
-        Err(LogError::SequenceBeyondEnd { from: 4, next_sequence: 3 })
+        Err(LogError::SequenceBeyondEnd {
+            from: 4,
+            next_sequence: 3
+        })
     ));
     assert_eq!(collect(&log, 0).len(), 3);
 }
@@ -528,4 +579,96 @@ fn occupied_archive_directory_is_refused_before_anything_changes() {
     fs::remove_file(archive.join(segment_file_name(1))).unwrap();
     let report = log.archive_before(ARCHIVE_BEFORE, &archive).unwrap();
     assert!(report.marker_written);
+}
+
+#[test]
+fn torn_first_live_entry_is_cut_and_the_chain_resumes_at_the_marker() {
+    let mut rng = seeded_rng("torn_first_live_entry_is_cut_and_the_chain_resumes_at_the_marker");
+    let root = tempfile::tempdir().unwrap();
+    let (dir, archive) = (root.path().join("log"), root.path().join("archive"));
+    let mut log = Log::open(&dir, small_config()).unwrap();
+    let mut payloads = Vec::new();
+    // Append until a rollover: the segment being written then holds exactly one entry.
+    while log.segment_count() < 3 {
+        let payload = random_payload(&mut rng, 700);
+        log.append(&payload).unwrap();
+        payloads.push(payload);
+    }
+    log.commit().unwrap();
+    let last = log.next_sequence() - 1;
+    let report = log.archive_before(log.next_sequence(), &archive).unwrap();
+    assert_eq!(report.first_sequence, last);
+    let base = log.archive_base();
+    drop(log);
+
+    // Tear the only live entry: it is a torn tail, cut, and appends link to the marker.
+    let spans = entry_spans(&dir);
+    assert_eq!(spans.len(), 1);
+    overwrite(&spans[0].file, spans[0].offset + 8, &[0xFF; 8], 0);
+    let mut log = Log::open(&dir, small_config()).unwrap();
+    assert!(matches!(
+        log.recovery().tail,
+        tally_engine::log::TailState::Torn { sequence, .. } if sequence == last
+    ));
+    assert_eq!(log.first_sequence(), last);
+    assert_eq!(log.next_sequence(), last);
+    assert_eq!(log.last_entry_hash(), base.previous_hash);
+    assert!(collect(&log, last).is_empty());
+    // The first live segment is empty and is the one being written: nothing to archive.
+    let nothing = log.archive_before(last, &archive).unwrap();
+    assert!(nothing.moved_segments.is_empty() && !nothing.marker_written);
+    payloads.truncate(last as usize);
+    for _ in 0..3 {
+        let payload = random_payload(&mut rng, 700);
+        log.append(&payload).unwrap();
+        payloads.push(payload);
+    }
+    log.commit().unwrap();
+    drop(log);
+    let log = Log::open(&dir, small_config()).unwrap();
+    assert_eq!(collect(&log, last), expected(&payloads, last));
+    drop(log);
+    assert!(inspect(&dir).unwrap().archive_link_verified);
+    assert_archive_and_live_form_one_chain(&archive, &dir, &payloads);
+}
+
+/// Fails every directory fsync once switched on; everything else is the real system.
+#[derive(Debug, Default)]
+struct FailingDirectorySync {
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl tally_engine::log::FileOps for FailingDirectorySync {
+    fn sync_dir(&self, path: &Path, dir: &std::fs::File) -> std::io::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected directory fsync failure"));
+        }
+        tally_engine::log::OsFileOps.sync_dir(path, dir)
+    }
+}
+
+#[test]
+fn failed_directory_fsync_while_archiving_poisons_and_the_log_reopens() {
+    let mut rng = seeded_rng("failed_directory_fsync_while_archiving_poisons_and_the_log_reopens");
+    let root = tempfile::tempdir().unwrap();
+    let (dir, archive) = (root.path().join("log"), root.path().join("archive"));
+    let payloads = build(&dir, &mut rng, ENTRY_COUNT);
+    let faults = std::sync::Arc::new(FailingDirectorySync::default());
+    let mut log = Log::open_with(&dir, small_config(), faults.clone()).unwrap();
+    faults.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    match log.archive_before(ARCHIVE_BEFORE, &archive) {
+        Err(error @ LogError::Flush { .. }) => {
+            assert!(error.to_string().contains("poisoned"), "{error}");
+        }
+        other => panic!("expected Flush, got {other:?}"),
+    }
+    assert!(log.poisoned().is_some());
+    assert!(matches!(log.append(b"x"), Err(LogError::Poisoned { .. })));
+    drop(log);
+
+    // Whatever reached the disk is a valid state: the restart opens and replays.
+    let log = Log::open(&dir, small_config()).unwrap();
+    let first = log.first_sequence();
+    assert!(first <= ARCHIVE_BEFORE);
+    assert_eq!(collect(&log, first), expected(&payloads, first));
 }

@@ -1,9 +1,9 @@
 //! The single-node pipeline end to end: ingress, mempool, signature batches, blocks, log,
 //! acknowledgements, restart.
 
-mod common_fixture;
+mod common;
 
-use common_fixture::*;
+use common::*;
 use crossbeam::channel::{unbounded, Receiver};
 use std::collections::BTreeMap;
 use std::time::Duration;

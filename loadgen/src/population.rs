@@ -31,9 +31,9 @@ impl Default for PopulationSpec {
             banks: 20,
             merchants: 200,
             consumers: 400,
-            bank_opening_balance: 1_000_000_000_00,
-            merchant_opening_balance: 10_000_00,
-            consumer_opening_balance: 50_000_00,
+            bank_opening_balance: 100_000_000_000,
+            merchant_opening_balance: 1_000_000,
+            consumer_opening_balance: 5_000_000,
             seed: 1,
         }
     }

@@ -73,12 +73,12 @@ pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count:
             fields.kind = TxKind::TaxedPayment;
             fields.debit_account = pick(&mut rng, &population.consumers);
             fields.credit_account = pick(&mut rng, &population.merchants);
-            fields.amount = amount(&mut rng, 20_00);
+            fields.amount = amount(&mut rng, 2_000);
             fields.category = rng.random_range(1..=3);
         } else if roll < { threshold += mix.interbank_pct; threshold } {
             fields.debit_account = pick(&mut rng, &population.banks);
             fields.credit_account = pick(&mut rng, &population.banks);
-            fields.amount = amount(&mut rng, 1_000_000_00);
+            fields.amount = amount(&mut rng, 100_000_000);
             if fields.debit_account == fields.credit_account {
                 fields.credit_account = population.banks[(population.banks.iter().position(|b| *b == fields.debit_account).unwrap_or(0) + 1) % population.banks.len()];
             }
@@ -88,10 +88,10 @@ pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count:
         } else if roll < { threshold += mix.refund_pct; threshold } {
             fields.debit_account = pick(&mut rng, &population.merchants);
             fields.credit_account = pick(&mut rng, &population.consumers);
-            fields.amount = amount(&mut rng, 10_00);
+            fields.amount = amount(&mut rng, 1_000);
         } else if roll < { threshold += mix.central_bank_pct; threshold } {
             let bank = pick(&mut rng, &population.banks);
-            fields.amount = amount(&mut rng, 10_000_000_00);
+            fields.amount = amount(&mut rng, 1_000_000_000);
             if rng.random_bool(0.5) {
                 fields.kind = TxKind::Pledge;
                 (fields.debit_account, fields.credit_account) = (CENTRAL_BANK_ID, bank);
@@ -102,7 +102,7 @@ pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count:
         } else {
             fields.debit_account = pick(&mut rng, &population.consumers);
             fields.credit_account = pick(&mut rng, &population.consumers);
-            fields.amount = amount(&mut rng, 30_00);
+            fields.amount = amount(&mut rng, 3_000);
             if fields.debit_account == fields.credit_account {
                 fields.credit_account = population.merchants[0];
             }

@@ -1,5 +1,6 @@
-//! `tally inspect log DIR`: a read-only report of a node's append log (segments, entries,
-//! the hash chain, the tail), exiting non-zero when `Log::open` would refuse the log.
+//! `tally inspect log DIR`: a read-only report of a node's append log (the archived base,
+//! segments, entries, the hash chain, the tail), exiting non-zero when `Log::open` would
+//! refuse the log.
 
 use std::path::PathBuf;
 
@@ -38,6 +39,39 @@ fn render(report: &InspectReport, quiet: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "log {}", report.dir.display());
+    match &report.archive_base {
+        None if matches!(
+            report.problem,
+            Some(tally_engine::log::LogError::CorruptArchiveMarker { .. })
+        ) =>
+        {
+            let _ = writeln!(out, "archived: unknown, the archive marker is corrupt");
+        }
+        None => {
+            let _ = writeln!(out, "archived: nothing (the live log starts at sequence 0)");
+        }
+        Some(base) => {
+            let link = if report.archive_link_verified {
+                "verified: the first live entry links to it"
+            } else {
+                "not checked yet: the live log holds no entry"
+            };
+            let _ = writeln!(
+                out,
+                "archived: sequences 0..{} (segments 0..{}); last archived entry hash {} ({link})",
+                base.first_sequence,
+                base.segment_index,
+                hex::encode(base.previous_hash)
+            );
+        }
+    }
+    for below in &report.segments_below_base {
+        let _ = writeln!(
+            out,
+            "below the archive base, not yet moved {} (ignored by open; the next archive moves it)",
+            below.display()
+        );
+    }
     if !quiet {
         let _ = writeln!(
             out,

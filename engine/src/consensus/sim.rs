@@ -560,11 +560,7 @@ impl Sim {
         // relays (block sync answers) must not trigger answers, or up-to-date peers would
         // answer each other forever.
         let own_message = self.set.index_of(message.message().sender()) == Some(from);
-        let traced = self.handle(to, Event::Message(message));
-        if std::env::var_os("TALLY_SIM_TRACE").is_some() && (to == 3 || from == 3) && self.now_ms > 30_000 && self.now_ms < 30_300 {
-            eprintln!("t={} deliver {from}->{to} h{} r{} {:?} => {:?} [{:?}]", self.now_ms, message.body().height(), message.body().round(), std::mem::discriminant(message.body()), traced, self.nodes[to].machine);
-        }
-        match traced {
+        match self.handle(to, Event::Message(message)) {
             Ok(Err(ConsensusError::PastHeight { height, .. })) if own_message => {
                 self.block_sync(to, from, height);
                 Ok(())

@@ -22,8 +22,8 @@ pub enum Recorded {
     Equivocation(Box<Evidence>),
 }
 
-/// Distinct values one validator may vote for in one (round, type) before further ones are
-/// ignored. Honest validators vote once; more than one is equivocation. Counting a few lets a
+/// New values one validator may introduce in one (round, type); its votes for values others
+/// introduced always count. Honest validators vote once; more than one is equivocation. Counting a few lets a
 /// lagging validator still count an equivocator's vote that is part of a commit (the paper
 /// counts every message received); the cap bounds what a Byzantine validator can make us keep.
 pub const VALUES_PER_VALIDATOR_MAX: u8 = 4;
@@ -44,7 +44,7 @@ struct ValueVotes {
 struct Tally {
     /// First vote of each validator, by index: what `∗` thresholds count.
     first: Vec<Option<Option<BlockId>>>,
-    /// Distinct values each validator voted for.
+    /// Value entries each validator created.
     values_per_validator: Vec<u8>,
     total: usize,
     /// Senders per value; at most `VALUES_PER_VALIDATOR_MAX` per validator.
@@ -286,7 +286,14 @@ impl HeightVotes {
                             second: signed,
                         });
                         let known_value = round.signed_proposal(&value).is_some();
-                        if !known_value && round.proposals.len() < PROPOSALS_PER_ROUND_MAX {
+                        // Beyond the cap, a proposal is still kept if votes name its value
+                        // (bounded by the value entries), so junk proposals from an
+                        // equivocating proposer cannot hide the one that was decided.
+                        let voted = round.prevotes.value(&Some(value)).is_some()
+                            || round.precommits.value(&Some(value)).is_some();
+                        if !known_value
+                            && (round.proposals.len() < PROPOSALS_PER_ROUND_MAX || voted)
+                        {
                             round.proposals.push(signed);
                         }
                         match evidence {
@@ -308,16 +315,23 @@ impl HeightVotes {
                     }
                 }
                 let first = tally.first[index];
-                if tally.values_per_validator[index] < VALUES_PER_VALIDATOR_MAX {
-                    tally.values_per_validator[index] += 1;
-                    let position = position.unwrap_or_else(|| {
+                // The cap limits the value entries a validator can create; a vote for a value
+                // that already has an entry costs no memory and always counts, so junk votes
+                // cannot hide an equivocator's vote for the value that was decided.
+                let position = match position {
+                    Some(position) => Some(position),
+                    None if tally.values_per_validator[index] < VALUES_PER_VALIDATOR_MAX => {
+                        tally.values_per_validator[index] += 1;
                         tally.values.push(ValueVotes {
                             value,
                             signatures: vec![None; tally.first.len()],
                             count: 0,
                         });
-                        tally.values.len() - 1
-                    });
+                        Some(tally.values.len() - 1)
+                    }
+                    None => None,
+                };
+                if let Some(position) = position {
                     let votes = &mut tally.values[position];
                     votes.signatures[index] = Some(*signed.signature());
                     votes.count += 1;

@@ -83,7 +83,10 @@ impl ArchiveBase {
             ));
         }
         if bytes[0..8] != ARCHIVE_MARKER_MAGIC {
-            return Err(format!("bad magic {:02x?}, expected TALLYBAS", &bytes[0..8]));
+            return Err(format!(
+                "bad magic {:02x?}, expected TALLYBAS",
+                &bytes[0..8]
+            ));
         }
         if marker_checksum(&bytes[..MARKER_CHECKSUM_OFFSET]) != bytes[MARKER_CHECKSUM_OFFSET..] {
             return Err("marker checksum mismatch".to_string());
@@ -129,7 +132,9 @@ pub(crate) fn marker_path(dir: &Path) -> PathBuf {
 
 /// Path of the half-written marker of the log in `dir`.
 pub(crate) fn marker_temporary_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{ARCHIVE_MARKER_FILE_NAME}{MARKER_TEMPORARY_SUFFIX}"))
+    dir.join(format!(
+        "{ARCHIVE_MARKER_FILE_NAME}{MARKER_TEMPORARY_SUFFIX}"
+    ))
 }
 
 /// Reads the marker of the log in `dir`: `None` when there is none (nothing archived).
@@ -452,7 +457,11 @@ impl Log {
 }
 
 fn archive_target(source: &Path, archive_dir: &Path) -> PathBuf {
-    archive_dir.join(source.file_name().expect("segment paths end in a file name"))
+    archive_dir.join(
+        source
+            .file_name()
+            .expect("segment paths end in a file name"),
+    )
 }
 
 fn archive_failed(action: &'static str, path: &Path, source: io::Error) -> LogError {

@@ -30,7 +30,11 @@ pub enum CheckpointError {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError {
     let path = path.to_path_buf();
-    move |source| CheckpointError::Io { action, path, source }
+    move |source| CheckpointError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// Path of the checkpoint of `height` in `dir`.
@@ -40,7 +44,12 @@ pub fn checkpoint_path(dir: &Path, height: u64) -> PathBuf {
 
 /// Writes the checkpoint of `height` atomically and durably, then removes all but the
 /// newest [`CHECKPOINTS_KEPT`].
-pub fn write_checkpoint(dir: &Path, height: u64, bytes: &[u8], ops: &dyn FileOps) -> Result<PathBuf, CheckpointError> {
+pub fn write_checkpoint(
+    dir: &Path,
+    height: u64,
+    bytes: &[u8],
+    ops: &dyn FileOps,
+) -> Result<PathBuf, CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let temporary = dir.join(format!("{PREFIX}{height:020}.tmp"));
     let target = checkpoint_path(dir, height);
@@ -54,7 +63,8 @@ pub fn write_checkpoint(dir: &Path, height: u64, bytes: &[u8], ops: &dyn FileOps
         file.write_all(bytes).map_err(io("write", &temporary))?;
         file.write_all(blake3::hash(bytes).as_bytes())
             .map_err(io("write", &temporary))?;
-        ops.sync_file(&temporary, &file).map_err(io("sync", &temporary))?;
+        ops.sync_file(&temporary, &file)
+            .map_err(io("sync", &temporary))?;
     }
     std::fs::rename(&temporary, &target).map_err(io("rename", &temporary))?;
     let directory = File::open(dir).map_err(io("open", dir))?;
@@ -98,9 +108,17 @@ pub struct StoredCheckpoint {
     pub bytes: Vec<u8>,
 }
 
+/// A checkpoint file that failed its checksum.
+pub struct DamagedCheckpoint {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// The checkpoints in `dir`, newest first, with the ones whose checksum fails reported
-/// separately (path and reason), so the caller can say what it skipped.
-pub fn load_checkpoints(dir: &Path) -> Result<(Vec<StoredCheckpoint>, Vec<(PathBuf, String)>), CheckpointError> {
+/// separately, so the caller can say what it skipped.
+pub fn load_checkpoints(
+    dir: &Path,
+) -> Result<(Vec<StoredCheckpoint>, Vec<DamagedCheckpoint>), CheckpointError> {
     let mut heights = list_heights(dir)?;
     heights.sort_unstable_by(|a, b| b.cmp(a));
     let mut good = Vec::new();
@@ -109,15 +127,19 @@ pub fn load_checkpoints(dir: &Path) -> Result<(Vec<StoredCheckpoint>, Vec<(PathB
         let path = checkpoint_path(dir, height);
         let mut bytes = std::fs::read(&path).map_err(io("read", &path))?;
         if bytes.len() < 32 {
-            damaged.push((path, "shorter than its checksum".to_string()));
+            damaged.push(DamagedCheckpoint { path, reason: "shorter than its checksum".to_string() });
             continue;
         }
         let checksum = bytes.split_off(bytes.len() - 32);
         if blake3::hash(&bytes).as_bytes()[..] != checksum[..] {
-            damaged.push((path, "checksum mismatch".to_string()));
+            damaged.push(DamagedCheckpoint { path, reason: "checksum mismatch".to_string() });
             continue;
         }
-        good.push(StoredCheckpoint { height, path, bytes });
+        good.push(StoredCheckpoint {
+            height,
+            path,
+            bytes,
+        });
     }
     Ok((good, damaged))
 }

@@ -146,9 +146,12 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, LogError> {
         }
     }
     if report.problem.is_none() {
-        if let Err(problem) =
-            scan::check_contiguous(dir, &listing.files, base.segment_index, marker_path.as_deref())
-        {
+        if let Err(problem) = scan::check_contiguous(
+            dir,
+            &listing.files,
+            base.segment_index,
+            marker_path.as_deref(),
+        ) {
             report.problem = Some(problem);
         }
     }
@@ -185,7 +188,10 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, LogError> {
     let outcome = scan::scan(&views, &base);
     // The scan checks the first live entry's previous hash against the marker's.
     report.archive_link_verified = marker.is_some()
-        && outcome.segments.first().is_some_and(|first| first.entry_count > 0);
+        && outcome
+            .segments
+            .first()
+            .is_some_and(|first| first.entry_count > 0);
     for (summary, scanned) in report.segments.iter_mut().zip(&outcome.segments) {
         let first = summary.first_sequence.unwrap_or(0);
         summary.entry_count = scanned.entry_count;

@@ -12,8 +12,8 @@
 //!
 //! Only this module writes log files (docs/ARCHITECTURE.md invariant).
 
-pub mod checkpoint;
 mod archive;
+pub mod checkpoint;
 mod error;
 mod format;
 mod inspect;
@@ -232,7 +232,12 @@ impl Log {
         let (segments_below_base, live_files) =
             archive::split_at_base(std::mem::take(&mut listing.files), &base);
         listing.files = live_files;
-        scan::check_contiguous(dir, &listing.files, base.segment_index, marker_path.as_deref())?;
+        scan::check_contiguous(
+            dir,
+            &listing.files,
+            base.segment_index,
+            marker_path.as_deref(),
+        )?;
         if marker.is_some() && listing.files.is_empty() {
             return Err(LogError::MissingSegment {
                 dir: dir.to_path_buf(),

@@ -4,12 +4,12 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use super::archive::ArchiveBase;
 use super::error::LogError;
 use super::format::{
     check_entry_chained, find_self_consistent_entry, is_zero, nonzero_end, parse_segment_file_name,
     EntryFault, SegmentHeader, SEGMENT_HEADER_BYTES,
 };
-use super::archive::ArchiveBase;
 
 /// Suffix of a segment file that was being created when the process stopped. It never held
 /// entries: a segment is renamed to its final name only after its header is durable.

@@ -153,7 +153,9 @@ pub fn encode_marker(segment_index: u64, first_sequence: u64, previous_hash: &[u
 /// The entry hash stored in the entry at `span` (bytes 48..80 of its header).
 pub fn stored_entry_hash(span: &EntrySpan) -> [u8; 32] {
     let bytes = fs::read(&span.file).expect("read segment");
-    bytes[span.offset + 48..span.offset + 80].try_into().unwrap()
+    bytes[span.offset + 48..span.offset + 80]
+        .try_into()
+        .unwrap()
 }
 
 /// The first sequence and index of every segment file of `dir`, read from the headers.

@@ -23,6 +23,12 @@ pub struct Fixture {
     pub keys: BTreeMap<u64, SigningKey>,
 }
 
+impl Default for Fixture {
+    fn default() -> Fixture {
+        Fixture::new()
+    }
+}
+
 impl Fixture {
     pub fn new() -> Fixture {
         let mut keys = BTreeMap::new();
