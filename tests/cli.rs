@@ -39,7 +39,11 @@ fn keygen_writes_an_owner_only_key_and_refuses_to_overwrite() {
 
 fn write_spec(dir: &Path, bank_key_ref: &str) -> std::path::PathBuf {
     for name in ["cb", "tax", "bank", "v0"] {
-        let output = run(&["keygen", "--out", dir.join(format!("{name}.key")).to_str().unwrap()]);
+        let output = run(&[
+            "keygen",
+            "--out",
+            dir.join(format!("{name}.key")).to_str().unwrap(),
+        ]);
         assert!(output.status.success(), "{}", text(&output));
     }
     let spec = format!(
@@ -84,7 +88,13 @@ fn genesis_resolves_key_files_and_names_a_broken_field() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "file:bank.key");
     let out = dir.path().join("genesis.toml");
-    let output = run(&["genesis", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let output = run(&[
+        "genesis",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{}", text(&output));
     let genesis = tally_engine::genesis::Genesis::load(&out).expect("the written genesis loads");
     assert_eq!(genesis.accounts.len(), 3);
@@ -92,20 +102,54 @@ fn genesis_resolves_key_files_and_names_a_broken_field() {
 
     let other = tempfile::tempdir().unwrap();
     let broken = write_spec(other.path(), "12ab");
-    let output = run(&["genesis", "--spec", broken.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let output = run(&[
+        "genesis",
+        "--spec",
+        broken.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("accounts[2].owner"), "{}", text(&output));
+    assert!(
+        text(&output).contains("accounts[2].owner"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]
 fn demo_runs_and_reports_conservation() {
-    let output = run(&["demo", "--duration", "2", "--rate", "2000", "--quiet", "--banks", "4", "--merchants", "10", "--consumers", "20"]);
+    let output = run(&[
+        "demo",
+        "--duration",
+        "2",
+        "--rate",
+        "2000",
+        "--quiet",
+        "--banks",
+        "4",
+        "--merchants",
+        "10",
+        "--consumers",
+        "20",
+    ]);
     let all = text(&output);
     assert!(output.status.success(), "{all}");
-    for expected in ["throughput:", "p99.9", "results:", "ok ", "final state root:", "conserved", "replay of the log"] {
+    for expected in [
+        "throughput:",
+        "p99.9",
+        "results:",
+        "ok ",
+        "final state root:",
+        "conserved",
+        "replay of the log",
+    ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
-    assert!(!all.contains("NOT CONSERVED") && !all.contains("DIFFERS"), "{all}");
+    assert!(
+        !all.contains("NOT CONSERVED") && !all.contains("DIFFERS"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -115,18 +159,40 @@ fn demo_refuses_bad_options_with_a_reason() {
     assert!(text(&output).contains("--duration"), "{}", text(&output));
     let output = run(&["demo", "--backend", "quantum"]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("unknown signature backend"), "{}", text(&output));
+    assert!(
+        text(&output).contains("unknown signature backend"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]
 fn a_node_killed_with_sigkill_restarts_on_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let seed = std::env::var("TALLY_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    let seed = std::env::var("TALLY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
     eprintln!("a_node_killed_with_sigkill_restarts_on_its_log: seed {seed} (rerun with TALLY_TEST_SEED={seed})");
     for round in 0..3u64 {
         let mut child = tally()
-            .args(["demo", "--duration", "8", "--rate", "2000", "--quiet", "--banks", "4", "--merchants", "10", "--consumers", "20", "--data-dir", data.to_str().unwrap()])
+            .args([
+                "demo",
+                "--duration",
+                "8",
+                "--rate",
+                "2000",
+                "--quiet",
+                "--banks",
+                "4",
+                "--merchants",
+                "10",
+                "--consumers",
+                "20",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -137,10 +203,28 @@ fn a_node_killed_with_sigkill_restarts_on_its_log() {
         child.wait().unwrap();
     }
     // The next start recovers the log, replays it, and finishes a run on top of it.
-    let output = run(&["demo", "--duration", "1", "--rate", "500", "--quiet", "--banks", "4", "--merchants", "10", "--consumers", "20", "--data-dir", data.to_str().unwrap()]);
+    let output = run(&[
+        "demo",
+        "--duration",
+        "1",
+        "--rate",
+        "500",
+        "--quiet",
+        "--banks",
+        "4",
+        "--merchants",
+        "10",
+        "--consumers",
+        "20",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     let all = text(&output);
     assert!(output.status.success(), "{all}");
-    assert!(all.contains("conserved") && all.contains("matches"), "{all}");
+    assert!(
+        all.contains("conserved") && all.contains("matches"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -148,7 +232,22 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
-    let demo = ["demo", "--duration", "1", "--rate", "2000", "--quiet", "--banks", "4", "--merchants", "10", "--consumers", "20", "--data-dir", data_arg];
+    let demo = [
+        "demo",
+        "--duration",
+        "1",
+        "--rate",
+        "2000",
+        "--quiet",
+        "--banks",
+        "4",
+        "--merchants",
+        "10",
+        "--consumers",
+        "20",
+        "--data-dir",
+        data_arg,
+    ];
     let output = run(&demo);
     assert!(output.status.success(), "{}", text(&output));
     let log_dir = data.join("log");
@@ -164,20 +263,51 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
     std::fs::write(&proof_path, &output.stdout).unwrap();
     let output = run(&["verify-proof", proof_path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
-    let mut proof: serde_json::Value = serde_json::from_slice(&std::fs::read(&proof_path).unwrap()).unwrap();
+    let mut proof: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proof_path).unwrap()).unwrap();
     let leaf = proof["leaf"].as_str().unwrap().to_string();
-    let altered = format!("{}{}", &leaf[..40], if &leaf[40..41] == "0" { "1" } else { "0" }) + &leaf[41..];
+    let altered = format!(
+        "{}{}",
+        &leaf[..40],
+        if &leaf[40..41] == "0" { "1" } else { "0" }
+    ) + &leaf[41..];
     proof["leaf"] = serde_json::Value::String(altered);
     std::fs::write(&proof_path, proof.to_string()).unwrap();
     let output = run(&["verify-proof", proof_path.to_str().unwrap()]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("does NOT verify"), "{}", text(&output));
-    let output = run(&["prove", "--data-dir", data_arg, "--block", "999999", "--tx", &id]);
+    assert!(
+        text(&output).contains("does NOT verify"),
+        "{}",
+        text(&output)
+    );
+    let output = run(&[
+        "prove",
+        "--data-dir",
+        data_arg,
+        "--block",
+        "999999",
+        "--tx",
+        &id,
+    ]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("not in the log"), "{}", text(&output));
+    assert!(
+        text(&output).contains("not in the log"),
+        "{}",
+        text(&output)
+    );
 
     // Flip one bit in the middle of the first segment: inspect names it, the node refuses.
-    let segment = std::fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("segment-")).min().unwrap();
+    let segment = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("segment-")
+        })
+        .min()
+        .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let report = text(&run(&["inspect", "log", log_dir.to_str().unwrap()]));
     assert!(report.contains("entries"), "{report}");
@@ -186,6 +316,14 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
     let output = run(&["inspect", "log", log_dir.to_str().unwrap()]);
     assert!(!output.status.success(), "{}", text(&output));
     let output = run(&demo);
-    assert!(!output.status.success(), "a node started on a corrupt log: {}", text(&output));
-    assert!(text(&output).contains("is damaged") && text(&output).contains("at byte"), "{}", text(&output));
+    assert!(
+        !output.status.success(),
+        "a node started on a corrupt log: {}",
+        text(&output)
+    );
+    assert!(
+        text(&output).contains("is damaged") && text(&output).contains("at byte"),
+        "{}",
+        text(&output)
+    );
 }

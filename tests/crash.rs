@@ -21,15 +21,35 @@ const CONSUMERS: usize = 20;
 
 fn demo_args<'a>(data: &'a str, acks: &'a str, duration: &'a str) -> Vec<&'a str> {
     vec![
-        "demo", "--quiet", "--rate", "4000", "--duration", duration, "--banks", "4", "--merchants", "10",
-        "--consumers", "20", "--data-dir", data, "--ack-log", acks,
+        "demo",
+        "--quiet",
+        "--rate",
+        "4000",
+        "--duration",
+        duration,
+        "--banks",
+        "4",
+        "--merchants",
+        "10",
+        "--consumers",
+        "20",
+        "--data-dir",
+        data,
+        "--ack-log",
+        acks,
     ]
 }
 
 #[test]
 fn every_acknowledged_transaction_survives_sigkill_exactly_once() {
-    let rounds: u64 = std::env::var("TALLY_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let seed = std::env::var("TALLY_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    let rounds: u64 = std::env::var("TALLY_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let seed = std::env::var("TALLY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
     eprintln!("crash test: {rounds} rounds, seed {seed} (rerun with TALLY_TEST_SEED={seed})");
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -48,16 +68,35 @@ fn every_acknowledged_transaction_survives_sigkill_exactly_once() {
         child.kill().unwrap(); // SIGKILL
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!stderr.contains("error:"), "round {round}: the node failed before the kill: {stderr}");
+        assert!(
+            !stderr.contains("error:"),
+            "round {round}: the node failed before the kill: {stderr}"
+        );
     }
     // A last clean run on top of every crash.
-    let output = Command::new(env!("CARGO_BIN_EXE_tally")).args(demo_args(data_arg, acks_arg, "1")).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(demo_args(data_arg, acks_arg, "1"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 
-    let population = Population::generate(&PopulationSpec { banks: BANKS, merchants: MERCHANTS, consumers: CONSUMERS, ..PopulationSpec::default() });
+    let population = Population::generate(&PopulationSpec {
+        banks: BANKS,
+        merchants: MERCHANTS,
+        consumers: CONSUMERS,
+        ..PopulationSpec::default()
+    });
     let config = NodeConfig::new(data.clone());
-    let recovered = replay_dir(&population.genesis, &config).expect("the chain replays without a gap");
-    assert_eq!(recovered.ledger.sum_of_balances(), recovered.ledger.genesis_total());
+    let recovered =
+        replay_dir(&population.genesis, &config).expect("the chain replays without a gap");
+    assert_eq!(
+        recovered.ledger.sum_of_balances(),
+        recovered.ledger.genesis_total()
+    );
 
     // Where each settled id is in the log, and how many times.
     let log = Log::open(&data.join("log"), LogConfig::default()).unwrap();
@@ -67,30 +106,53 @@ fn every_acknowledged_transaction_survives_sigkill_exactly_once() {
         let block = decode_entry(payload).unwrap();
         for (record, &code) in block.records.iter().zip(block.results) {
             if code == ResultCode::Ok as u8 {
-                let slot = settled.entry(record.id()).or_insert((block.header.height(), 0));
+                let slot = settled
+                    .entry(record.id())
+                    .or_insert((block.header.height(), 0));
                 slot.1 += 1;
             }
         }
     }
-    assert!(settled.values().all(|(_, count)| *count == 1), "an id settled twice");
+    assert!(
+        settled.values().all(|(_, count)| *count == 1),
+        "an id settled twice"
+    );
     let text = std::fs::read_to_string(&acks).unwrap();
     let mut checked = 0usize;
     for line in text.lines() {
         let mut fields = line.split(' ');
-        let (Some(id), Some(code), Some(height), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+        let (Some(id), Some(code), Some(height), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             continue; // the last line of a killed writer may be cut
         };
-        let (Ok(id), Ok(code), Ok(height)) = (id.parse::<u128>(), code.parse::<u8>(), height.parse::<i64>()) else {
+        let (Ok(id), Ok(code), Ok(height)) = (
+            id.parse::<u128>(),
+            code.parse::<u8>(),
+            height.parse::<i64>(),
+        ) else {
             continue;
         };
         if code != ResultCode::Ok as u8 {
             continue;
         }
-        let (found_height, count) = settled.get(&id).copied().unwrap_or_else(|| panic!("acknowledged transaction {id} is not in the log"));
+        let (found_height, count) = settled
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| panic!("acknowledged transaction {id} is not in the log"));
         assert_eq!(count, 1);
-        assert_eq!(found_height as i64, height, "transaction {id} moved to another block");
+        assert_eq!(
+            found_height as i64, height,
+            "transaction {id} moved to another block"
+        );
         checked += 1;
     }
-    eprintln!("{checked} acknowledged transactions found exactly once; {} blocks", recovered.height);
-    assert!(checked > 0, "no acknowledgement was recorded: the test proved nothing");
+    eprintln!(
+        "{checked} acknowledged transactions found exactly once; {} blocks",
+        recovered.height
+    );
+    assert!(
+        checked > 0,
+        "no acknowledgement was recorded: the test proved nothing"
+    );
 }

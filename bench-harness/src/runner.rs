@@ -76,7 +76,15 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
-fn row(part: &str, figure: String, value: f64, unit: &str, ceiling: &str, ceiling_value: f64, note: String) -> Row {
+fn row(
+    part: &str,
+    figure: String,
+    value: f64,
+    unit: &str,
+    ceiling: &str,
+    ceiling_value: f64,
+    note: String,
+) -> Row {
     Row {
         part: part.to_string(),
         figure,
@@ -100,9 +108,22 @@ pub fn manifest(gpu: bool) -> Manifest {
             .map(|(_, value)| value.trim().to_string())
             .unwrap_or_default()
     };
-    let interesting = ["avx2", "avx512f", "avx512ifma", "sha_ni", "bmi2", "adx", "neon", "asimd"];
+    let interesting = [
+        "avx2",
+        "avx512f",
+        "avx512ifma",
+        "sha_ni",
+        "bmi2",
+        "adx",
+        "neon",
+        "asimd",
+    ];
     let flags = field("flags");
-    let flags = if flags.is_empty() { field("Features") } else { flags };
+    let flags = if flags.is_empty() {
+        field("Features")
+    } else {
+        flags
+    };
     let cpu_flags = flags
         .split_whitespace()
         .filter(|flag| interesting.contains(flag))
@@ -122,7 +143,11 @@ pub fn manifest(gpu: bool) -> Manifest {
                 context.info.name,
                 context.info.device_type,
                 context.info.backend,
-                if context.is_cpu_adapter() { ", a CPU-type adapter: its figures are not GPU figures" } else { "" }
+                if context.is_cpu_adapter() {
+                    ", a CPU-type adapter: its figures are not GPU figures"
+                } else {
+                    ""
+                }
             ),
             Err(error) => format!("none: {error}"),
         }
@@ -157,40 +182,116 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
         match part {
             Part::Sigverify => {
                 progress("signature verification");
-                let sizes: &[usize] = if options.quick { &[64, 1_024, 16_384] } else { &[64, 256, 1_024, 4_096, 16_384, 65_536] };
+                let sizes: &[usize] = if options.quick {
+                    &[64, 1_024, 16_384]
+                } else {
+                    &[64, 256, 1_024, 4_096, 16_384, 65_536]
+                };
                 for figures in crate::sigverify::measure(sizes, options.gpu) {
                     let n = figures.batch_items;
                     let ceiling = "ed25519-zebra batch, all cores";
-                    rows.push(row("sigverify", format!("ed25519-zebra single, batch of {n}"), figures.zebra_single_per_s, "sig/s", ceiling, figures.zebra_batch_per_s, String::new()));
-                    rows.push(row("sigverify", format!("tally cpu, batch of {n}"), figures.cpu_per_s, "sig/s", ceiling, figures.zebra_batch_per_s, format!("zebra best chunk {}", figures.zebra_batch_chunk_items)));
+                    rows.push(row(
+                        "sigverify",
+                        format!("ed25519-zebra single, batch of {n}"),
+                        figures.zebra_single_per_s,
+                        "sig/s",
+                        ceiling,
+                        figures.zebra_batch_per_s,
+                        String::new(),
+                    ));
+                    rows.push(row(
+                        "sigverify",
+                        format!("tally cpu, batch of {n}"),
+                        figures.cpu_per_s,
+                        "sig/s",
+                        ceiling,
+                        figures.zebra_batch_per_s,
+                        format!("zebra best chunk {}", figures.zebra_batch_chunk_items),
+                    ));
                     if let Some(gpu) = figures.gpu_per_s {
-                        rows.push(row("sigverify", format!("tally gpu, batch of {n}"), gpu, "sig/s", ceiling, figures.zebra_batch_per_s, figures.gpu_note.clone()));
+                        rows.push(row(
+                            "sigverify",
+                            format!("tally gpu, batch of {n}"),
+                            gpu,
+                            "sig/s",
+                            ceiling,
+                            figures.zebra_batch_per_s,
+                            figures.gpu_note.clone(),
+                        ));
                     } else if options.gpu {
-                        rows.push(row("sigverify", format!("tally gpu, batch of {n}"), f64::NAN, "sig/s", ceiling, figures.zebra_batch_per_s, figures.gpu_note.clone()));
+                        rows.push(row(
+                            "sigverify",
+                            format!("tally gpu, batch of {n}"),
+                            f64::NAN,
+                            "sig/s",
+                            ceiling,
+                            figures.zebra_batch_per_s,
+                            figures.gpu_note.clone(),
+                        ));
                     }
                 }
             }
             Part::Merkle => {
                 progress("merkle trees");
-                let counts: &[usize] = if options.quick { &[1 << 16] } else { &[1 << 16, 1 << 20] };
+                let counts: &[usize] = if options.quick {
+                    &[1 << 16]
+                } else {
+                    &[1 << 16, 1 << 20]
+                };
                 for &count in counts {
                     let figures = crate::merkle::measure(count, 192, options.gpu);
                     let ceiling = "blake3 crate, leaves alone, all cores";
-                    rows.push(row("merkle", format!("tally cpu tree, {count} leaves of 192 B"), figures.cpu_tree_leaves_per_s, "leaves/s", ceiling, figures.blake3_leaves_per_s, "target ratio >= 0.91 (time <= 1.1x)".into()));
+                    rows.push(row(
+                        "merkle",
+                        format!("tally cpu tree, {count} leaves of 192 B"),
+                        figures.cpu_tree_leaves_per_s,
+                        "leaves/s",
+                        ceiling,
+                        figures.blake3_leaves_per_s,
+                        "target ratio >= 0.91 (time <= 1.1x)".into(),
+                    ));
                     if let Some(gpu) = &figures.gpu {
-                        let note = if gpu.cpu_type_adapter { format!("{} is a CPU-type adapter: not a GPU figure", gpu.adapter) } else { gpu.adapter.clone() };
-                        rows.push(row("merkle", format!("tally gpu tree, {count} leaves of 192 B"), gpu.tree_leaves_per_s, "leaves/s", ceiling, figures.blake3_leaves_per_s, note));
+                        let note = if gpu.cpu_type_adapter {
+                            format!("{} is a CPU-type adapter: not a GPU figure", gpu.adapter)
+                        } else {
+                            gpu.adapter.clone()
+                        };
+                        rows.push(row(
+                            "merkle",
+                            format!("tally gpu tree, {count} leaves of 192 B"),
+                            gpu.tree_leaves_per_s,
+                            "leaves/s",
+                            ceiling,
+                            figures.blake3_leaves_per_s,
+                            note,
+                        ));
                     } else if let Some(reason) = &figures.gpu_unavailable {
-                        rows.push(row("merkle", format!("tally gpu tree, {count} leaves of 192 B"), f64::NAN, "leaves/s", ceiling, figures.blake3_leaves_per_s, reason.clone()));
+                        rows.push(row(
+                            "merkle",
+                            format!("tally gpu tree, {count} leaves of 192 B"),
+                            f64::NAN,
+                            "leaves/s",
+                            ceiling,
+                            figures.blake3_leaves_per_s,
+                            reason.clone(),
+                        ));
                     }
                 }
             }
             Part::Storage => {
                 progress("storage");
                 let duration = Duration::from_secs(if options.quick { 2 } else { 5 });
-                let dir = tempfile::Builder::new().prefix("tally-bench-storage-").tempdir_in(&options.scratch_dir).expect("a scratch directory");
+                let dir = tempfile::Builder::new()
+                    .prefix("tally-bench-storage-")
+                    .tempdir_in(&options.scratch_dir)
+                    .expect("a scratch directory");
                 for (entry_bytes, per_commit) in [(4_096usize, 16usize), (786_432, 1)] {
-                    let figures = crate::storage::measure_log_vs_raw(&dir.path().join(format!("{entry_bytes}")), entry_bytes, per_commit, duration);
+                    let figures = crate::storage::measure_log_vs_raw(
+                        &dir.path().join(format!("{entry_bytes}")),
+                        entry_bytes,
+                        per_commit,
+                        duration,
+                    );
                     rows.push(row(
                         "storage",
                         format!("log append+commit, {entry_bytes} B entries, {per_commit}/commit"),
@@ -203,7 +304,15 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 }
                 let tx_count = if options.quick { 100_000 } else { 1_000_000 };
                 let replay = crate::storage::measure_replay(dir.path(), tx_count);
-                rows.push(row("storage", format!("restart (open + replay) of a log of {tx_count} tx"), replay.restart().as_secs_f64() * 1e3, "ms", "none", f64::NAN, replay.to_string()));
+                rows.push(row(
+                    "storage",
+                    format!("restart (open + replay) of a log of {tx_count} tx"),
+                    replay.restart().as_secs_f64() * 1e3,
+                    "ms",
+                    "none",
+                    f64::NAN,
+                    replay.to_string(),
+                ));
             }
             Part::Pipeline => {
                 progress("single-node pipeline");
@@ -216,9 +325,20 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         "tx/s",
                         "ed25519-zebra batch, all cores",
                         figures.zebra_batch_per_s,
-                        format!("latency p50 {:.1} ms, p99 {:.1} ms", figures.latency_ms_p50, figures.latency_ms_p99),
+                        format!(
+                            "latency p50 {:.1} ms, p99 {:.1} ms",
+                            figures.latency_ms_p50, figures.latency_ms_p99
+                        ),
                     )),
-                    Err(error) => rows.push(row("pipeline", "1 node".into(), f64::NAN, "tx/s", "ed25519-zebra batch, all cores", f64::NAN, error.to_string())),
+                    Err(error) => rows.push(row(
+                        "pipeline",
+                        "1 node".into(),
+                        f64::NAN,
+                        "tx/s",
+                        "ed25519-zebra batch, all cores",
+                        f64::NAN,
+                        error.to_string(),
+                    )),
                 }
             }
         }
@@ -240,7 +360,12 @@ impl Table {
     fn manifest_lines(&self) -> Vec<String> {
         let m = &self.manifest;
         vec![
-            format!("CPU: {} ({} cores; {})", m.cpu_model, m.cores, m.cpu_flags.join(" ")),
+            format!(
+                "CPU: {} ({} cores; {})",
+                m.cpu_model,
+                m.cores,
+                m.cpu_flags.join(" ")
+            ),
             format!("memory: {:.1} GiB; {}", m.memory_gib, m.os),
             format!("GPU adapter: {}", m.gpu_adapter),
             format!("commit: {}", m.commit),
@@ -254,9 +379,23 @@ impl Table {
             let _ = writeln!(out, "{line}");
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  note", "part", "figure", "value", "unit", "ceiling", "ratio");
+        let _ = writeln!(
+            out,
+            "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  note",
+            "part", "figure", "value", "unit", "ceiling", "ratio"
+        );
         for r in &self.rows {
-            let _ = writeln!(out, "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}", r.part, r.figure, number(r.value), r.unit, number(r.ceiling_value), number(r.ratio), r.note);
+            let _ = writeln!(
+                out,
+                "{:<10} {:<58} {:>14} {:<9} {:>14} {:>7}  {}",
+                r.part,
+                r.figure,
+                number(r.value),
+                r.unit,
+                number(r.ceiling_value),
+                number(r.ratio),
+                r.note
+            );
         }
         out
     }
@@ -268,10 +407,24 @@ impl Table {
             let _ = writeln!(out, "- {line}");
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "| part | figure | value | unit | ceiling (same run) | ceiling value | ratio | note |");
+        let _ = writeln!(
+            out,
+            "| part | figure | value | unit | ceiling (same run) | ceiling value | ratio | note |"
+        );
         let _ = writeln!(out, "| --- | --- | ---: | --- | --- | ---: | ---: | --- |");
         for r in &self.rows {
-            let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} | {} | {} |", r.part, r.figure, number(r.value), r.unit, r.ceiling, number(r.ceiling_value), number(r.ratio), r.note.replace('|', "/"));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.part,
+                r.figure,
+                number(r.value),
+                r.unit,
+                r.ceiling,
+                number(r.ceiling_value),
+                number(r.ratio),
+                r.note.replace('|', "/")
+            );
         }
         out
     }

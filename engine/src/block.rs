@@ -101,9 +101,18 @@ pub fn results_hash(results: &[u8]) -> Hash {
 }
 
 /// Writes a block entry into `out` (cleared first).
-pub fn encode_entry(header: &BlockHeader, records: &[TxRecord], results: &[ResultCode], out: &mut Vec<u8>) {
+pub fn encode_entry(
+    header: &BlockHeader,
+    records: &[TxRecord],
+    results: &[ResultCode],
+    out: &mut Vec<u8>,
+) {
     assert_eq!(records.len(), results.len(), "one result per record");
-    assert_eq!(header.tx_count(), records.len(), "header counts the records");
+    assert_eq!(
+        header.tx_count(),
+        records.len(),
+        "header counts the records"
+    );
     out.clear();
     out.extend_from_slice(bytemuck::bytes_of(header));
     out.extend_from_slice(bytemuck::cast_slice(records));

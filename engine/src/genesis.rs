@@ -168,7 +168,10 @@ impl Genesis {
             return Err(field_error("ledger", "must be non-zero"));
         }
         if self.validators.is_empty() {
-            return Err(field_error("validators", "at least one validator is needed"));
+            return Err(field_error(
+                "validators",
+                "at least one validator is needed",
+            ));
         }
         if self.validators.len() > VALIDATORS_MAX {
             return Err(field_error(
@@ -227,7 +230,8 @@ impl Genesis {
                     format!("account id {} is listed twice", account.id),
                 ));
             }
-            parse_public_key(&account.owner).map_err(|reason| field_error(field("owner"), reason))?;
+            parse_public_key(&account.owner)
+                .map_err(|reason| field_error(field("owner"), reason))?;
             if account.role == Role::CentralBank && account.balance != 0 {
                 return Err(field_error(
                     field("balance"),
@@ -276,7 +280,10 @@ impl Genesis {
             if count != 1 {
                 return Err(field_error(
                     "accounts",
-                    format!("exactly one {} account is needed, found {count}", role.name()),
+                    format!(
+                        "exactly one {} account is needed, found {count}",
+                        role.name()
+                    ),
                 ));
             }
         }
@@ -320,8 +327,9 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
         return Err("a key file reference: run `tally genesis` to resolve the spec".to_string());
     }
     let key = decode_hex32(text)?;
-    ed25519_zebra::VerificationKey::try_from(key)
-        .map_err(|_| "not a valid Ed25519 public key (the point does not decompress)".to_string())?;
+    ed25519_zebra::VerificationKey::try_from(key).map_err(|_| {
+        "not a valid Ed25519 public key (the point does not decompress)".to_string()
+    })?;
     Ok(key)
 }
 
@@ -385,17 +393,26 @@ mod tests {
         check(&|g| g.network_id = 0, "network_id");
         check(&|g| g.ledger = 0, "ledger");
         check(&|g| g.validators.clear(), "validators");
-        check(&|g| g.validators[0].public_key = "abc".into(), "validators[0].public_key");
-        check(&|g| g.accounts[3].owner = "00".repeat(31), "accounts[3].owner");
+        check(
+            &|g| g.validators[0].public_key = "abc".into(),
+            "validators[0].public_key",
+        );
+        check(
+            &|g| g.accounts[3].owner = "00".repeat(31),
+            "accounts[3].owner",
+        );
         check(&|g| g.accounts[3].id = 10, "accounts[3].id");
         check(&|g| g.accounts[2].id = 0, "accounts[2].id");
         check(&|g| g.accounts[3].bank = Some(2), "accounts[3].bank");
         check(&|g| g.accounts[3].bank = None, "accounts[3].bank");
         check(&|g| g.accounts[0].balance = 5, "accounts[0].balance");
         check(&|g| g.tax_rates[0].rate_bp = 10_001, "tax_rates[0].rate_bp");
-        check(&|g| {
-            g.accounts.remove(1);
-        }, "tax_authority");
+        check(
+            &|g| {
+                g.accounts.remove(1);
+            },
+            "tax_authority",
+        );
         let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
         assert!(matches!(error, GenesisError::Syntax(_)), "{error}");
     }

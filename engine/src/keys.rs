@@ -84,7 +84,11 @@ pub fn read_key_file(path: &Path) -> Result<SigningKey, KeyError> {
         path: path.to_path_buf(),
         source,
     };
-    let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode() & 0o777;
+    let mode = std::fs::metadata(path)
+        .map_err(read_error)?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
             path: path.to_path_buf(),

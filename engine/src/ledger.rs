@@ -169,7 +169,10 @@ impl Ledger {
         let mut updated: [(usize, i64); 3] = [(usize::MAX, 0); 3];
         let mut updated_count = 0;
         for (account, delta) in movements {
-            let slot = match updated[..updated_count].iter().position(|(a, _)| *a == account) {
+            let slot = match updated[..updated_count]
+                .iter()
+                .position(|(a, _)| *a == account)
+            {
                 Some(slot) => slot,
                 None => {
                     updated[updated_count] = (account, self.accounts[account].balance);
@@ -294,7 +297,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, count: usize) -> Result<&'a [u8], SnapshotError> {
-        let end = self.at.checked_add(count).filter(|end| *end <= self.bytes.len()).ok_or(SnapshotError::Truncated(self.at))?;
+        let end = self
+            .at
+            .checked_add(count)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(SnapshotError::Truncated(self.at))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
@@ -347,7 +354,10 @@ impl Ledger {
 
     /// Restores a state from [`Ledger::snapshot`] bytes, checking that it belongs to the
     /// genesis with `genesis_hash`.
-    pub fn restore(bytes: &[u8], genesis_hash: &Hash) -> Result<(Ledger, SnapshotPoint), SnapshotError> {
+    pub fn restore(
+        bytes: &[u8],
+        genesis_hash: &Hash,
+    ) -> Result<(Ledger, SnapshotPoint), SnapshotError> {
         use crate::genesis::Role::*;
         let mut r = Reader { bytes, at: 0 };
         if r.array::<8>()? != SNAPSHOT_MAGIC {
@@ -384,7 +394,13 @@ impl Ledger {
             let owner = r.array()?;
             let balance = i64::from_le_bytes(r.array()?);
             let bank = Some(r.u64()?).filter(|bank| *bank != 0);
-            accounts.push(Account { id, role, owner, balance, bank });
+            accounts.push(Account {
+                id,
+                role,
+                owner,
+                balance,
+                bank,
+            });
         }
         if accounts.windows(2).any(|pair| pair[0].id >= pair[1].id) {
             return Err(SnapshotError::Invalid("account order"));
@@ -407,7 +423,11 @@ impl Ledger {
         if r.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
         }
-        let index = accounts.iter().enumerate().map(|(i, a)| (a.id, i)).collect::<HashMap<_, _>>();
+        let index = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id, i))
+            .collect::<HashMap<_, _>>();
         if !index.contains_key(&central_bank) || !index.contains_key(&tax_authority) {
             return Err(SnapshotError::Invalid("central bank or tax authority"));
         }
@@ -423,7 +443,9 @@ impl Ledger {
             total_balance,
         };
         if restored.sum_of_balances() != total_balance {
-            return Err(SnapshotError::Invalid("balances do not add up to the total"));
+            return Err(SnapshotError::Invalid(
+                "balances do not add up to the total",
+            ));
         }
         Ok((restored, point))
     }

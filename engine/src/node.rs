@@ -185,7 +185,9 @@ impl NodeHandle {
             }
             if self.shared.mempool.push(pending).is_err() {
                 self.wake_sigverify();
-                counters.submitted.fetch_add(taken as u64, Ordering::Relaxed);
+                counters
+                    .submitted
+                    .fetch_add(taken as u64, Ordering::Relaxed);
                 return Err(SubmitError::Busy { accepted: taken });
             }
         }
@@ -300,7 +302,11 @@ pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
 /// Recovers the state: the newest checkpoint in `checkpoints_dir` that is intact, belongs to
 /// this genesis and agrees with the log, then the log after it. Damaged checkpoints are
 /// skipped with a warning (the log is the record; checkpoints only save time).
-pub fn recover(genesis: &Genesis, log: &Log, checkpoints_dir: &Path) -> Result<Recovered, NodeError> {
+pub fn recover(
+    genesis: &Genesis,
+    log: &Log,
+    checkpoints_dir: &Path,
+) -> Result<Recovered, NodeError> {
     let genesis_hash = genesis.hash();
     let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
     for skipped in damaged {
@@ -429,7 +435,11 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
         path: config.data_dir.clone(),
         source,
     })?;
-    let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
+    let log = Log::open_with(
+        &config.data_dir.join("log"),
+        config.log,
+        Arc::clone(&config.file_ops),
+    )?;
     recover(genesis, &log, &checkpoints_dir(config))
 }
 
@@ -446,7 +456,11 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let log = Log::open_with(&config.data_dir.join("log"), config.log, Arc::clone(&config.file_ops))?;
+        let log = Log::open_with(
+            &config.data_dir.join("log"),
+            config.log,
+            Arc::clone(&config.file_ops),
+        )?;
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
@@ -496,7 +510,9 @@ impl Node {
                 file_ops: Arc::clone(&config.file_ops),
                 archive_dir: config.archive_dir.clone(),
             };
-            spawn("tally-log", move || log_stage(&shared, log, group_max, &plan, &sealed_rx))
+            spawn("tally-log", move || {
+                log_stage(&shared, log, group_max, &plan, &sealed_rx)
+            })
         };
         Ok(Node {
             handle: NodeHandle { shared },
@@ -551,7 +567,10 @@ fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
         ("mempool_tx_max", config.mempool_tx_max),
         ("sigverify_batch_tx_max", config.sigverify_batch_tx_max),
         ("block_tx_max", config.block_tx_max),
-        ("verified_queue_batches_max", config.verified_queue_batches_max),
+        (
+            "verified_queue_batches_max",
+            config.verified_queue_batches_max,
+        ),
         ("commit_queue_blocks_max", config.commit_queue_blocks_max),
         ("group_commit_blocks_max", config.group_commit_blocks_max),
     ];
@@ -687,7 +706,10 @@ fn executor_stage(
                     records.push(tx.record);
                     txs.push(tx);
                 } else {
-                    shared.counters.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .bad_signatures
+                        .fetch_add(1, Ordering::Relaxed);
                     tx.acknowledge(ResultCode::BadSignature, None);
                 }
             }
@@ -777,19 +799,30 @@ fn log_stage(
                 tx.acknowledge(*code, Some(block.height));
             }
             shared.counters.blocks.fetch_add(1, Ordering::Relaxed);
-            shared.counters.height.store(block.height, Ordering::Release);
+            shared
+                .counters
+                .height
+                .store(block.height, Ordering::Release);
             let Some(snapshot) = &block.checkpoint else {
                 continue;
             };
-            if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops) {
-                shared.set_fatal(format!("writing the checkpoint of block {} failed: {error}", block.height));
+            if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops)
+            {
+                shared.set_fatal(format!(
+                    "writing the checkpoint of block {} failed: {error}",
+                    block.height
+                ));
                 return;
             }
             // Keep the log back to the previous checkpoint too, so that a damaged newest
             // checkpoint can still be recovered from the older one.
-            if let (Some(archive_dir), Some(before)) = (&plan.archive_dir, previous_checkpoint_height) {
+            if let (Some(archive_dir), Some(before)) =
+                (&plan.archive_dir, previous_checkpoint_height)
+            {
                 if let Err(error) = log.archive_before(before, archive_dir) {
-                    shared.set_fatal(format!("archiving the log before block {before} failed: {error}"));
+                    shared.set_fatal(format!(
+                        "archiving the log before block {before} failed: {error}"
+                    ));
                     return;
                 }
             }

@@ -29,7 +29,12 @@ pub enum QueryError {
 
 /// Builds the proof that transaction `id` is in block `height` of the log in
 /// `data_dir/log`. The node must not be running (opening the log may cut a torn tail).
-pub fn prove_transaction(data_dir: &Path, config: LogConfig, height: u64, id: u128) -> Result<TxProof, QueryError> {
+pub fn prove_transaction(
+    data_dir: &Path,
+    config: LogConfig,
+    height: u64,
+    id: u128,
+) -> Result<TxProof, QueryError> {
     let log = Log::open(&data_dir.join("log"), config)?;
     let last = log.next_sequence();
     if height == 0 || height > last {

@@ -241,7 +241,9 @@ impl TxRecord {
             credit_account: self.credit_account(),
             amount: self.amount(),
             ledger: self.ledger(),
-            kind: self.kind().expect("fields() is called on validated records"),
+            kind: self
+                .kind()
+                .expect("fields() is called on validated records"),
             flags: TxFlags(u16::from_le_bytes(self.flags)),
             reference: u128::from_le_bytes(self.reference),
             related_id: self.related_id(),
@@ -361,7 +363,10 @@ mod tests {
         assert_eq!(with(&|b| b[32..40].fill(0)), Err(DecodeError::ZeroAmount));
         assert_eq!(with(&|b| b[40..44].fill(0)), Err(DecodeError::ZeroLedger));
         assert_eq!(with(&|b| b[44] = 9), Err(DecodeError::UnknownKind(9)));
-        assert_eq!(with(&|b| b[47] = 0x80), Err(DecodeError::UnknownFlags(0x8000)));
+        assert_eq!(
+            with(&|b| b[47] = 0x80),
+            Err(DecodeError::UnknownFlags(0x8000))
+        );
         assert_eq!(with(&|b| b[90] = 1), Err(DecodeError::ReservedNotZero));
         assert_eq!(with(&|b| b[85] = 1), Err(DecodeError::ReservedNotZero));
         assert_eq!(

@@ -34,7 +34,9 @@ fn run_blocks(f: &Fixture, config: &NodeConfig, first_id: u128, blocks: u128) ->
     let handle = node.handle();
     let (reply, acks) = unbounded();
     for id in first_id..first_id + blocks {
-        handle.submit(&[f.tx(id, TxKind::TaxedPayment, ALICE, SHOP, 3)], &reply).unwrap();
+        handle
+            .submit(&[f.tx(id, TxKind::TaxedPayment, ALICE, SHOP, 3)], &reply)
+            .unwrap();
         let ack = acks.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(ack.code, ResultCode::Ok);
     }
@@ -60,20 +62,35 @@ fn a_snapshot_restores_the_same_state_and_refuses_damage() {
     for id in 1..=20u128 {
         ledger.execute(&f.tx(id, TxKind::TaxedPayment, ALICE, SHOP, 11));
     }
-    let point = SnapshotPoint { height: 7, last_block_hash: [9; 32] };
+    let point = SnapshotPoint {
+        height: 7,
+        last_block_hash: [9; 32],
+    };
     let bytes = ledger.snapshot(&f.genesis.hash(), point);
     let (restored, restored_point) = Ledger::restore(&bytes, &f.genesis.hash()).unwrap();
     assert_eq!(restored_point, point);
     assert_eq!(restored.state_root(), ledger.state_root());
     assert!(restored.is_settled(20));
-    assert_eq!(Ledger::restore(&bytes, &[0; 32]).err(), Some(SnapshotError::OtherGenesis));
-    assert!(matches!(Ledger::restore(&bytes[..bytes.len() - 5], &f.genesis.hash()), Err(SnapshotError::Truncated(_))));
+    assert_eq!(
+        Ledger::restore(&bytes, &[0; 32]).err(),
+        Some(SnapshotError::OtherGenesis)
+    );
+    assert!(matches!(
+        Ledger::restore(&bytes[..bytes.len() - 5], &f.genesis.hash()),
+        Err(SnapshotError::Truncated(_))
+    ));
     let mut extra = bytes.clone();
     extra.push(0);
-    assert_eq!(Ledger::restore(&extra, &f.genesis.hash()).err(), Some(SnapshotError::TrailingBytes(1)));
+    assert_eq!(
+        Ledger::restore(&extra, &f.genesis.hash()).err(),
+        Some(SnapshotError::TrailingBytes(1))
+    );
     let mut bad_magic = bytes;
     bad_magic[0] ^= 1;
-    assert_eq!(Ledger::restore(&bad_magic, &f.genesis.hash()).err(), Some(SnapshotError::BadMagic));
+    assert_eq!(
+        Ledger::restore(&bad_magic, &f.genesis.hash()).err(),
+        Some(SnapshotError::BadMagic)
+    );
 }
 
 #[test]
@@ -84,22 +101,35 @@ fn restart_from_a_checkpoint_equals_a_full_replay_and_skips_a_damaged_one() {
     let (root, height) = run_blocks(&f, &config, 1, 10);
     assert_eq!(height, 10);
     let files = checkpoint_files(&config);
-    assert_eq!(files.len(), 2, "the two newest checkpoints are kept: {files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "the two newest checkpoints are kept: {files:?}"
+    );
     assert!(files[1].to_string_lossy().contains("00000000000000000008"));
     let recovered = replay_dir(&f.genesis, &config).unwrap();
-    assert_eq!((recovered.ledger.state_root(), recovered.height), (root, height));
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
 
     // Damage the newest checkpoint: recovery falls back to the older one, same state.
     let mut bytes = std::fs::read(&files[1]).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&files[1], bytes).unwrap();
     let recovered = replay_dir(&f.genesis, &config).unwrap();
-    assert_eq!((recovered.ledger.state_root(), recovered.height), (root, height));
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
 
     // Without any checkpoint, the full log gives the same state too.
     std::fs::remove_dir_all(checkpoints_dir(&config)).unwrap();
     let recovered = replay_dir(&f.genesis, &config).unwrap();
-    assert_eq!((recovered.ledger.state_root(), recovered.height), (root, height));
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
 }
 
 #[test]
@@ -108,14 +138,27 @@ fn with_archiving_the_live_log_stays_short_and_restart_needs_no_archive() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), true);
     let (root, height) = run_blocks(&f, &config, 1, 200);
-    let archived: Vec<_> = std::fs::read_dir(dir.path().join("archive")).unwrap().collect();
-    assert!(!archived.is_empty(), "segments before the older checkpoint were archived");
+    let archived: Vec<_> = std::fs::read_dir(dir.path().join("archive"))
+        .unwrap()
+        .collect();
+    assert!(
+        !archived.is_empty(),
+        "segments before the older checkpoint were archived"
+    );
     let recovered = replay_dir(&f.genesis, &config).unwrap();
-    assert_eq!((recovered.ledger.state_root(), recovered.height), (root, height));
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
     // And the node goes on from there, the id index intact.
     let node = Node::start(&f.genesis, config.clone()).unwrap();
     let (reply, acks) = unbounded();
-    node.handle().submit(&[f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 3)], &reply).unwrap();
-    assert_eq!(acks.recv_timeout(Duration::from_secs(30)).unwrap().code, ResultCode::DuplicateId);
+    node.handle()
+        .submit(&[f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 3)], &reply)
+        .unwrap();
+    assert_eq!(
+        acks.recv_timeout(Duration::from_secs(30)).unwrap().code,
+        ResultCode::DuplicateId
+    );
     node.shutdown();
 }

@@ -20,7 +20,11 @@ fn expect_code(fixture: &Fixture, tx: &TxRecord, expected: ResultCode) {
     let root = ledger.state_root();
     assert_eq!(ledger.execute(tx), expected, "{tx:?}");
     if expected != ResultCode::Ok {
-        assert_eq!(balances(&ledger), before, "a rejected transaction moved money");
+        assert_eq!(
+            balances(&ledger),
+            before,
+            "a rejected transaction moved money"
+        );
         assert_eq!(ledger.state_root(), root);
     }
 }
@@ -29,24 +33,67 @@ fn expect_code(fixture: &Fixture, tx: &TxRecord, expected: ResultCode) {
 fn each_rejection_reason_has_its_code_and_moves_nothing() {
     let f = Fixture::new();
     let t = |fields: tally_engine::tx::TxFields| f.signed_by(fields.debit_account, &fields);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, ALICE, BOB, 100), ResultCode::Ok);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, ALICE, 999, 100), ResultCode::UnknownCreditAccount);
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, ALICE, BOB, 100),
+        ResultCode::Ok,
+    );
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, ALICE, 999, 100),
+        ResultCode::UnknownCreditAccount,
+    );
     let mut fields = f.fields(1, TxKind::Transfer, 998, BOB, 100);
     fields.debit_account = 998;
-    expect_code(&f, &f.signed_by(ALICE, &fields), ResultCode::UnknownDebitAccount);
-    expect_code(&f, &f.signed_by(BOB, &f.fields(1, TxKind::Transfer, ALICE, BOB, 100)), ResultCode::NotOwner);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, BOB, ALICE, 501), ResultCode::InsufficientFunds);
+    expect_code(
+        &f,
+        &f.signed_by(ALICE, &fields),
+        ResultCode::UnknownDebitAccount,
+    );
+    expect_code(
+        &f,
+        &f.signed_by(BOB, &f.fields(1, TxKind::Transfer, ALICE, BOB, 100)),
+        ResultCode::NotOwner,
+    );
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, BOB, ALICE, 501),
+        ResultCode::InsufficientFunds,
+    );
     let mut other_ledger = f.fields(1, TxKind::Transfer, ALICE, BOB, 1);
     other_ledger.ledger = 840;
     expect_code(&f, &t(other_ledger), ResultCode::LedgerMismatch);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, ALICE, OBSERVER, 1), ResultCode::NotPermitted);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, BANK_A, CENTRAL_BANK, 1), ResultCode::NotPermitted);
-    expect_code(&f, &f.signed_by(BANK_A, &f.fields(1, TxKind::Pledge, CENTRAL_BANK, BANK_A, 5)), ResultCode::NotCentralBank);
-    expect_code(&f, &f.tx(1, TxKind::Pledge, CENTRAL_BANK, ALICE, 5), ResultCode::NotPermitted);
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, ALICE, OBSERVER, 1),
+        ResultCode::NotPermitted,
+    );
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, BANK_A, CENTRAL_BANK, 1),
+        ResultCode::NotPermitted,
+    );
+    expect_code(
+        &f,
+        &f.signed_by(
+            BANK_A,
+            &f.fields(1, TxKind::Pledge, CENTRAL_BANK, BANK_A, 5),
+        ),
+        ResultCode::NotCentralBank,
+    );
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Pledge, CENTRAL_BANK, ALICE, 5),
+        ResultCode::NotPermitted,
+    );
     let mut unknown_category = f.fields(1, TxKind::TaxedPayment, ALICE, SHOP, 100);
     unknown_category.category = 77;
     expect_code(&f, &t(unknown_category), ResultCode::UnknownTaxCategory);
-    expect_code(&f, &f.tx(1, TxKind::Transfer, ALICE, BOB, u64::MAX), ResultCode::Overflow);
+    expect_code(
+        &f,
+        &f.tx(1, TxKind::Transfer, ALICE, BOB, u64::MAX),
+        ResultCode::Overflow,
+    );
     // malformed records reach the executor only through replay or a bug: still refused
     let mut bytes = *f.tx(1, TxKind::Transfer, ALICE, BOB, 1).as_bytes();
     bytes[44] = 99;
@@ -63,19 +110,31 @@ fn a_duplicate_id_is_applied_once() {
     let after_first = balances(&ledger);
     assert_eq!(ledger.execute(&tx), ResultCode::DuplicateId);
     // same id, different content: still a duplicate
-    assert_eq!(ledger.execute(&f.tx(5, TxKind::Transfer, ALICE, BOB, 7)), ResultCode::DuplicateId);
+    assert_eq!(
+        ledger.execute(&f.tx(5, TxKind::Transfer, ALICE, BOB, 7)),
+        ResultCode::DuplicateId
+    );
     assert_eq!(balances(&ledger), after_first);
     assert_eq!(ledger.balance(BOB), Some(600));
     // a failed id may be used again once it can settle
-    assert_eq!(ledger.execute(&f.tx(6, TxKind::Transfer, BOB, ALICE, 10_000)), ResultCode::InsufficientFunds);
-    assert_eq!(ledger.execute(&f.tx(6, TxKind::Transfer, BOB, ALICE, 100)), ResultCode::Ok);
+    assert_eq!(
+        ledger.execute(&f.tx(6, TxKind::Transfer, BOB, ALICE, 10_000)),
+        ResultCode::InsufficientFunds
+    );
+    assert_eq!(
+        ledger.execute(&f.tx(6, TxKind::Transfer, BOB, ALICE, 100)),
+        ResultCode::Ok
+    );
 }
 
 #[test]
 fn a_taxed_payment_splits_net_and_tax_atomically() {
     let f = Fixture::new();
     let mut ledger = Ledger::from_genesis(&f.genesis);
-    assert_eq!(ledger.execute(&f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 1_999)), ResultCode::Ok);
+    assert_eq!(
+        ledger.execute(&f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 1_999)),
+        ResultCode::Ok
+    );
     // 9% of 1999 = 179.91, rounded down to 179; the payee gets the rest
     assert_eq!(tax_of(1_999, 900), 179);
     assert_eq!(ledger.balance(ALICE), Some(10_000 - 1_999));
@@ -88,10 +147,16 @@ fn pledge_and_redeem_are_the_only_way_money_changes() {
     let f = Fixture::new();
     let mut ledger = Ledger::from_genesis(&f.genesis);
     let circulation = ledger.money_in_circulation();
-    assert_eq!(ledger.execute(&f.tx(1, TxKind::Pledge, CENTRAL_BANK, BANK_A, 5_000)), ResultCode::Ok);
+    assert_eq!(
+        ledger.execute(&f.tx(1, TxKind::Pledge, CENTRAL_BANK, BANK_A, 5_000)),
+        ResultCode::Ok
+    );
     assert_eq!(ledger.money_in_circulation(), circulation + 5_000);
     assert_eq!(ledger.balance(CENTRAL_BANK), Some(-5_000));
-    assert_eq!(ledger.execute(&f.tx(2, TxKind::Redeem, BANK_B, CENTRAL_BANK, 2_000)), ResultCode::Ok);
+    assert_eq!(
+        ledger.execute(&f.tx(2, TxKind::Redeem, BANK_B, CENTRAL_BANK, 2_000)),
+        ResultCode::Ok
+    );
     assert_eq!(ledger.money_in_circulation(), circulation + 3_000);
     assert_eq!(ledger.sum_of_balances(), ledger.genesis_total());
 }

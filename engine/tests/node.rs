@@ -48,7 +48,11 @@ fn transactions_flow_to_durable_blocks_with_their_result_codes() {
     altered.public_key = public_key;
     altered.signature = signature;
     // signed for another network
-    let other_network = TxRecord::signed(&f.fields(4, TxKind::Transfer, ALICE, BOB, 1), NETWORK + 1, &f.keys[&ALICE]);
+    let other_network = TxRecord::signed(
+        &f.fields(4, TxKind::Transfer, ALICE, BOB, 1),
+        NETWORK + 1,
+        &f.keys[&ALICE],
+    );
     let duplicate = f.tx(1, TxKind::Transfer, ALICE, BOB, 100);
     let poor = f.tx(5, TxKind::Transfer, BOB, ALICE, 1_000_000);
     let wrong_owner = f.signed_by(BOB, &f.fields(6, TxKind::Transfer, ALICE, BOB, 1));
@@ -62,7 +66,10 @@ fn transactions_flow_to_durable_blocks_with_their_result_codes() {
         .unwrap();
     // The duplicate answers under id 1 again, so gather the four answers as a list.
     let second: Vec<Ack> = (0..4)
-        .map(|_| acks.recv_timeout(Duration::from_secs(30)).expect("acknowledged"))
+        .map(|_| {
+            acks.recv_timeout(Duration::from_secs(30))
+                .expect("acknowledged")
+        })
         .collect();
     assert_eq!(first[&1].code, ResultCode::Ok);
     assert!(first[&1].height.is_some());
@@ -70,7 +77,13 @@ fn transactions_flow_to_durable_blocks_with_their_result_codes() {
     assert_eq!(first[&2].height, None);
     assert_eq!(first[&3].code, ResultCode::BadSignature);
     assert_eq!(first[&4].code, ResultCode::BadSignature);
-    let by_id = |id: u128| second.iter().find(|ack| ack.id == id).expect("answered").code;
+    let by_id = |id: u128| {
+        second
+            .iter()
+            .find(|ack| ack.id == id)
+            .expect("answered")
+            .code
+    };
     assert_eq!(by_id(1), ResultCode::DuplicateId);
     let second: BTreeMap<u128, Ack> = second.iter().map(|ack| (ack.id, *ack)).collect();
     assert_eq!(second[&5].code, ResultCode::InsufficientFunds);
@@ -82,7 +95,10 @@ fn transactions_flow_to_durable_blocks_with_their_result_codes() {
     assert_eq!(outcome.ledger.balance(BOB), Some(600));
     assert_eq!(outcome.ledger.balance(SHOP), Some(910));
     assert_eq!(outcome.ledger.balance(TAX), Some(90));
-    assert_eq!(outcome.ledger.sum_of_balances(), outcome.ledger.genesis_total());
+    assert_eq!(
+        outcome.ledger.sum_of_balances(),
+        outcome.ledger.genesis_total()
+    );
 }
 
 #[test]
@@ -95,13 +111,58 @@ fn malformed_bytes_are_answered_with_their_code_and_change_nothing() {
     let good = *f.tx(9, TxKind::Transfer, ALICE, BOB, 5).as_bytes();
     let cases: Vec<(Vec<u8>, ResultCode)> = vec![
         (good[..100].to_vec(), ResultCode::MalformedLength),
-        ([&good[..], &[0u8][..]].concat(), ResultCode::MalformedLength),
-        ({ let mut b = good; b[44] = 0; b.to_vec() }, ResultCode::MalformedUnknownKind),
-        ({ let mut b = good; b[46] = 0x10; b.to_vec() }, ResultCode::MalformedUnknownFlags),
-        ({ let mut b = good; b[32..40].fill(0); b.to_vec() }, ResultCode::MalformedZeroAmount),
-        ({ let mut b = good; b[40..44].fill(0); b.to_vec() }, ResultCode::MalformedZeroLedger),
-        ({ let mut b = good; b[95] = 1; b.to_vec() }, ResultCode::MalformedReservedNotZero),
-        ({ let mut b = good; b[24..32].copy_from_slice(&ALICE.to_le_bytes()); b.to_vec() }, ResultCode::MalformedSameAccount),
+        (
+            [&good[..], &[0u8][..]].concat(),
+            ResultCode::MalformedLength,
+        ),
+        (
+            {
+                let mut b = good;
+                b[44] = 0;
+                b.to_vec()
+            },
+            ResultCode::MalformedUnknownKind,
+        ),
+        (
+            {
+                let mut b = good;
+                b[46] = 0x10;
+                b.to_vec()
+            },
+            ResultCode::MalformedUnknownFlags,
+        ),
+        (
+            {
+                let mut b = good;
+                b[32..40].fill(0);
+                b.to_vec()
+            },
+            ResultCode::MalformedZeroAmount,
+        ),
+        (
+            {
+                let mut b = good;
+                b[40..44].fill(0);
+                b.to_vec()
+            },
+            ResultCode::MalformedZeroLedger,
+        ),
+        (
+            {
+                let mut b = good;
+                b[95] = 1;
+                b.to_vec()
+            },
+            ResultCode::MalformedReservedNotZero,
+        ),
+        (
+            {
+                let mut b = good;
+                b[24..32].copy_from_slice(&ALICE.to_le_bytes());
+                b.to_vec()
+            },
+            ResultCode::MalformedSameAccount,
+        ),
     ];
     for (bytes, expected) in &cases {
         handle.submit_bytes(bytes, &reply).unwrap();
@@ -142,11 +203,17 @@ fn a_full_mempool_answers_busy_and_loses_nothing_it_took() {
         }
         accepted = next;
     }
-    assert!(busy > 0, "a mempool of 8 must push back on 2000 transactions");
+    assert!(
+        busy > 0,
+        "a mempool of 8 must push back on 2000 transactions"
+    );
     let acked = collect(&acks, accepted);
     assert!(acked.values().all(|ack| ack.code == ResultCode::Ok));
     let outcome = node.shutdown();
-    assert_eq!(outcome.ledger.balance(BANK_B), Some(1_000_000 + accepted as i64));
+    assert_eq!(
+        outcome.ledger.balance(BANK_B),
+        Some(1_000_000 + accepted as i64)
+    );
 }
 
 #[test]
@@ -158,7 +225,15 @@ fn a_restarted_node_replays_its_log_to_the_same_state_root() {
     let (reply, acks) = unbounded();
     for round in 0..5u128 {
         let batch: Vec<TxRecord> = (0..50u128)
-            .map(|i| f.tx(round * 100 + i + 1, TxKind::TaxedPayment, ALICE, SHOP, 7 + i as u64))
+            .map(|i| {
+                f.tx(
+                    round * 100 + i + 1,
+                    TxKind::TaxedPayment,
+                    ALICE,
+                    SHOP,
+                    7 + i as u64,
+                )
+            })
             .collect();
         handle.submit(&batch, &reply).unwrap();
         collect(&acks, 50);
@@ -169,8 +244,14 @@ fn a_restarted_node_replays_its_log_to_the_same_state_root() {
     let restarted = Node::start(&f.genesis, config(dir.path())).unwrap();
     assert_eq!(restarted.replayed_height(), first.height);
     let handle = restarted.handle();
-    handle.submit(&[f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 7)], &reply).unwrap();
-    assert_eq!(collect(&acks, 1)[&1].code, ResultCode::DuplicateId, "the id index survived restart");
+    handle
+        .submit(&[f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 7)], &reply)
+        .unwrap();
+    assert_eq!(
+        collect(&acks, 1)[&1].code,
+        ResultCode::DuplicateId,
+        "the id index survived restart"
+    );
     let second = restarted.shutdown();
     assert_eq!(second.height, first.height + 1);
     let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
@@ -184,13 +265,17 @@ fn a_data_directory_of_another_genesis_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&f.genesis, config(dir.path())).unwrap();
     let (reply, acks) = unbounded();
-    node.handle().submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 1)], &reply).unwrap();
+    node.handle()
+        .submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 1)], &reply)
+        .unwrap();
     collect(&acks, 1);
     node.shutdown();
     let mut other = f.genesis.clone();
     other.accounts[5].balance += 1;
     match Node::start(&other, config(dir.path())) {
-        Err(NodeError::BadBlock { reason, .. }) => assert!(reason.contains("another genesis"), "{reason}"),
+        Err(NodeError::BadBlock { reason, .. }) => {
+            assert!(reason.contains("another genesis"), "{reason}")
+        }
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a log of another genesis was accepted"),
     }
@@ -223,7 +308,13 @@ impl tally_engine::log::FileOps for FailingFlushes {
         }
         tally_engine::log::OsFileOps.sync_file(path, file)
     }
-    fn flush_map(&self, path: &std::path::Path, map: &tally_engine::log::MmapMut, offset: usize, bytes: usize) -> std::io::Result<()> {
+    fn flush_map(
+        &self,
+        path: &std::path::Path,
+        map: &tally_engine::log::MmapMut,
+        offset: usize,
+        bytes: usize,
+    ) -> std::io::Result<()> {
         if self.armed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(std::io::Error::from_raw_os_error(5));
         }
@@ -241,27 +332,44 @@ fn a_failed_flush_stops_the_node_and_acknowledges_nothing_it_did_not_make_durabl
     let node = Node::start(&f.genesis, with_faults).unwrap();
     let handle = node.handle();
     let (reply, acks) = unbounded();
-    handle.submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 10)], &reply).unwrap();
+    handle
+        .submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 10)], &reply)
+        .unwrap();
     let durable = collect(&acks, 1);
     assert_eq!(durable[&1].code, ResultCode::Ok);
-    faults.armed.store(true, std::sync::atomic::Ordering::Release);
-    let batch: Vec<TxRecord> = (2..=50u128).map(|id| f.tx(id, TxKind::Transfer, ALICE, BOB, 1)).collect();
+    faults
+        .armed
+        .store(true, std::sync::atomic::Ordering::Release);
+    let batch: Vec<TxRecord> = (2..=50u128)
+        .map(|id| f.tx(id, TxKind::Transfer, ALICE, BOB, 1))
+        .collect();
     handle.submit(&batch, &reply).unwrap();
     // Wait for the log thread to hit the fault and stop the node.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while handle.fatal_error().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let reason = handle.fatal_error().expect("the failed flush stopped the node");
+    let reason = handle
+        .fatal_error()
+        .expect("the failed flush stopped the node");
     assert!(reason.contains("never retried"), "{reason}");
-    assert!(matches!(handle.submit(&batch, &reply), Err(SubmitError::Stopped { .. })));
+    assert!(matches!(
+        handle.submit(&batch, &reply),
+        Err(SubmitError::Stopped { .. })
+    ));
     let outcome = node.shutdown();
     assert!(outcome.fatal.is_some());
     while let Ok(ack) = acks.try_recv() {
-        assert!(ack.height.is_none(), "transaction {} was acknowledged durable after a failed flush", ack.id);
+        assert!(
+            ack.height.is_none(),
+            "transaction {} was acknowledged durable after a failed flush",
+            ack.id
+        );
     }
     // After the fault is gone, a restart finds only what was durable.
-    faults.armed.store(false, std::sync::atomic::Ordering::Release);
+    faults
+        .armed
+        .store(false, std::sync::atomic::Ordering::Release);
     let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
     assert!(replayed.ledger.is_settled(1));
 }

@@ -9,8 +9,8 @@ use crate::population::{Population, PopulationSpec};
 use crate::workload::{presign, TransferMix};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tally_engine::node::{Node, NodeConfig, NodeError};
 use tally_engine::node::Backend;
+use tally_engine::node::{Node, NodeConfig, NodeError};
 
 /// Options of a demo run.
 #[derive(Clone, Debug)]
@@ -88,7 +88,12 @@ pub enum DemoError {
 pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let temporary = match options.data_dir {
         Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("tally-demo-").tempdir().map_err(DemoError::TempDir)?),
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("tally-demo-")
+                .tempdir()
+                .map_err(DemoError::TempDir)?,
+        ),
     };
     let data_dir = options
         .data_dir

@@ -6,8 +6,8 @@ use crate::report::Counts;
 use crossbeam::channel::{unbounded, RecvTimeoutError};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_engine::mempool::Ack;
@@ -85,7 +85,8 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
         std::io::BufWriter::new(file)
     });
     let start = Instant::now();
-    let send_ns: Arc<Vec<AtomicU64>> = Arc::new((0..txs.len()).map(|_| AtomicU64::new(0)).collect());
+    let send_ns: Arc<Vec<AtomicU64>> =
+        Arc::new((0..txs.len()).map(|_| AtomicU64::new(0)).collect());
     let acknowledged = Arc::new(AtomicU64::new(0));
     let sending_done = Arc::new(AtomicBool::new(false));
     let (reply, acks) = unbounded::<Ack>();
@@ -110,20 +111,24 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
                     }
                     let ack = match acks.recv_timeout(Duration::from_millis(5)) {
                         Ok(ack) => ack,
-                        Err(RecvTimeoutError::Timeout) if sending_done.load(Ordering::Acquire) => break,
+                        Err(RecvTimeoutError::Timeout) if sending_done.load(Ordering::Acquire) => {
+                            break
+                        }
                         Err(RecvTimeoutError::Timeout) => continue,
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
                     if let Some(log) = ack_log.as_mut() {
                         let height = ack.height.map_or(-1, |h| h as i128);
-                        writeln!(log, "{} {} {height}", ack.id, ack.code as u8).expect("write the ack log");
+                        writeln!(log, "{} {} {height}", ack.id, ack.code as u8)
+                            .expect("write the ack log");
                     }
                     let now = Instant::now();
                     last_ack = now;
                     let slot = ack.id.wrapping_sub(id_base + 1) as usize;
                     if let Some(sent) = send_ns.get(slot) {
                         let sent_ns = sent.load(Ordering::Acquire);
-                        let latency_ns = (now - start).as_nanos() as u64 - sent_ns.min((now - start).as_nanos() as u64);
+                        let latency_ns = (now - start).as_nanos() as u64
+                            - sent_ns.min((now - start).as_nanos() as u64);
                         latency_us.saturating_record((latency_ns / 1_000).max(1));
                     }
                     counts.add(ack.code);
@@ -227,7 +232,9 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
         sent,
         acknowledged: acknowledged_now,
         busy_answers,
-        elapsed: last_ack.saturating_duration_since(start).max(Duration::from_micros(1)),
+        elapsed: last_ack
+            .saturating_duration_since(start)
+            .max(Duration::from_micros(1)),
         stopped,
     }
 }

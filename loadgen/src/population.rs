@@ -67,7 +67,12 @@ impl Population {
         let validator_keys = vec![key()];
         let mut keys = BTreeMap::new();
         let mut accounts = Vec::new();
-        let mut add = |id: u64, name: String, role: Role, balance: u64, bank: Option<u64>, signing: SigningKey| {
+        let mut add = |id: u64,
+                       name: String,
+                       role: Role,
+                       balance: u64,
+                       bank: Option<u64>,
+                       signing: SigningKey| {
             accounts.push(AccountSpec {
                 id,
                 name,
@@ -78,21 +83,67 @@ impl Population {
             });
             keys.insert(id, signing);
         };
-        add(CENTRAL_BANK_ID, "central-bank".into(), Role::CentralBank, 0, None, key());
-        add(TAX_AUTHORITY_ID, "tax-authority".into(), Role::TaxAuthority, 0, None, key());
-        add(OBSERVER_ID, "regulator".into(), Role::Observer, 0, None, key());
+        add(
+            CENTRAL_BANK_ID,
+            "central-bank".into(),
+            Role::CentralBank,
+            0,
+            None,
+            key(),
+        );
+        add(
+            TAX_AUTHORITY_ID,
+            "tax-authority".into(),
+            Role::TaxAuthority,
+            0,
+            None,
+            key(),
+        );
+        add(
+            OBSERVER_ID,
+            "regulator".into(),
+            Role::Observer,
+            0,
+            None,
+            key(),
+        );
         let banks: Vec<u64> = (0..spec.banks as u64).map(|i| FIRST_BANK_ID + i).collect();
         for &bank in &banks {
-            add(bank, format!("bank-{bank}"), Role::Bank, spec.bank_opening_balance, None, key());
+            add(
+                bank,
+                format!("bank-{bank}"),
+                Role::Bank,
+                spec.bank_opening_balance,
+                None,
+                key(),
+            );
         }
         let bank_of = |i: usize| (!banks.is_empty()).then(|| banks[i % banks.len()]);
-        let merchants: Vec<u64> = (0..spec.merchants as u64).map(|i| FIRST_MERCHANT_ID + i).collect();
+        let merchants: Vec<u64> = (0..spec.merchants as u64)
+            .map(|i| FIRST_MERCHANT_ID + i)
+            .collect();
         for (i, &merchant) in merchants.iter().enumerate() {
-            add(merchant, format!("merchant-{merchant}"), Role::Merchant, spec.merchant_opening_balance, bank_of(i), key());
+            add(
+                merchant,
+                format!("merchant-{merchant}"),
+                Role::Merchant,
+                spec.merchant_opening_balance,
+                bank_of(i),
+                key(),
+            );
         }
-        let consumers: Vec<u64> = (0..spec.consumers as u64).map(|i| FIRST_CONSUMER_ID + i).collect();
+        let consumers: Vec<u64> = (0..spec.consumers as u64)
+            .map(|i| FIRST_CONSUMER_ID + i)
+            .collect();
         for (i, &consumer) in consumers.iter().enumerate() {
-            add(consumer, format!("consumer-{consumer}"), Role::Consumer, spec.consumer_opening_balance, bank_of(i), key());
+            add(
+                consumer,
+                format!("consumer-{consumer}"),
+                Role::Consumer,
+                spec.consumer_opening_balance,
+                bank_of(i),
+                key(),
+            );
         }
         let genesis = Genesis {
             network_id: spec.network_id,
@@ -106,9 +157,18 @@ impl Population {
                 })
                 .collect(),
             tax_rates: vec![
-                TaxRateSpec { category: 1, rate_bp: 900 },
-                TaxRateSpec { category: 2, rate_bp: 500 },
-                TaxRateSpec { category: 3, rate_bp: 0 },
+                TaxRateSpec {
+                    category: 1,
+                    rate_bp: 900,
+                },
+                TaxRateSpec {
+                    category: 2,
+                    rate_bp: 500,
+                },
+                TaxRateSpec {
+                    category: 3,
+                    rate_bp: 0,
+                },
             ],
             accounts,
         };

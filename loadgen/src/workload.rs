@@ -47,7 +47,12 @@ fn amount(rng: &mut ChaCha20Rng, scale: u64) -> u64 {
 
 /// Builds `count` transactions with ids `id_base + 1 ..= id_base + count` and signs them on
 /// all cores. The same population, mix and ids give the same bytes.
-pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count: usize) -> Vec<TxRecord> {
+pub fn presign(
+    population: &Population,
+    mix: &TransferMix,
+    id_base: u128,
+    count: usize,
+) -> Vec<TxRecord> {
     let network_id = population.genesis.network_id;
     let ledger = population.genesis.ledger;
     let mut rng = ChaCha20Rng::seed_from_u64(mix.seed);
@@ -75,21 +80,36 @@ pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count:
             fields.credit_account = pick(&mut rng, &population.merchants);
             fields.amount = amount(&mut rng, 2_000);
             fields.category = rng.random_range(1..=3);
-        } else if roll < { threshold += mix.interbank_pct; threshold } {
+        } else if roll < {
+            threshold += mix.interbank_pct;
+            threshold
+        } {
             fields.debit_account = pick(&mut rng, &population.banks);
             fields.credit_account = pick(&mut rng, &population.banks);
             fields.amount = amount(&mut rng, 100_000_000);
             if fields.debit_account == fields.credit_account {
-                fields.credit_account = population.banks[(population.banks.iter().position(|b| *b == fields.debit_account).unwrap_or(0) + 1) % population.banks.len()];
+                fields.credit_account = population.banks[(population
+                    .banks
+                    .iter()
+                    .position(|b| *b == fields.debit_account)
+                    .unwrap_or(0)
+                    + 1)
+                    % population.banks.len()];
             }
             if rng.random_bool(0.2) {
                 fields.flags = TxFlags(TxFlags::URGENT);
             }
-        } else if roll < { threshold += mix.refund_pct; threshold } {
+        } else if roll < {
+            threshold += mix.refund_pct;
+            threshold
+        } {
             fields.debit_account = pick(&mut rng, &population.merchants);
             fields.credit_account = pick(&mut rng, &population.consumers);
             fields.amount = amount(&mut rng, 1_000);
-        } else if roll < { threshold += mix.central_bank_pct; threshold } {
+        } else if roll < {
+            threshold += mix.central_bank_pct;
+            threshold
+        } {
             let bank = pick(&mut rng, &population.banks);
             fields.amount = amount(&mut rng, 1_000_000_000);
             if rng.random_bool(0.5) {
@@ -116,9 +136,9 @@ pub fn presign(population: &Population, mix: &TransferMix, id_base: u128, count:
         if rng.random_range(0..100u32) < mix.invalid_pct {
             corruption = rng.random_range(1..=3);
             match corruption {
-                1 => {} // signature bit flipped after signing
+                1 => {}                                              // signature bit flipped after signing
                 2 => signer = pick(&mut rng, &population.consumers), // wrong signer
-                _ => fields.credit_account = u64::MAX - 1,            // unknown account
+                _ => fields.credit_account = u64::MAX - 1,           // unknown account
             }
             if corruption == 2 && signer == fields.debit_account {
                 signer = population.merchants[0];

@@ -8,7 +8,11 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Parts to measure, comma-separated: sigverify, merkle, storage, pipeline.
-    #[arg(long, value_delimiter = ',', default_value = "sigverify,merkle,storage,pipeline")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sigverify,merkle,storage,pipeline"
+    )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.
     #[arg(long)]

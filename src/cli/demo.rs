@@ -51,7 +51,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
     }
     anyhow::ensure!(args.banks >= 2, "--banks must be at least 2");
-    anyhow::ensure!(args.merchants >= 1 && args.consumers >= 2, "--merchants must be at least 1 and --consumers at least 2");
+    anyhow::ensure!(
+        args.merchants >= 1 && args.consumers >= 2,
+        "--merchants must be at least 1 and --consumers at least 2"
+    );
     let mut options = DemoOptions {
         duration: Duration::from_secs_f64(args.duration),
         rate_per_s: args.rate,
@@ -72,8 +75,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         population.merchants,
         population.consumers,
         options.backend,
-        args.rate
-            .map_or("closed loop".to_string(), |r| format!("open loop at {r:.0} tx/s")),
+        args.rate.map_or("closed loop".to_string(), |r| format!(
+            "open loop at {r:.0} tx/s"
+        )),
         args.duration
     );
     let report = run_demo(&options)?;
@@ -83,12 +87,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         report.signing_time.as_secs_f64()
     );
     print!("{}", summary(&report.run));
-    println!("blocks: {}  final state root: {}", report.height, hex::encode(report.state_root));
+    println!(
+        "blocks: {}  final state root: {}",
+        report.height,
+        hex::encode(report.state_root)
+    );
     println!(
         "money: sum of all balances {} at genesis, {} at the end: {}",
         report.genesis_total,
         report.final_total,
-        if report.conserved() { "conserved" } else { "NOT CONSERVED" }
+        if report.conserved() {
+            "conserved"
+        } else {
+            "NOT CONSERVED"
+        }
     );
     println!(
         "money in circulation: {} before, {} after (changes only by pledge and redeem)",
@@ -98,11 +110,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "replay of the log: height {}, state root {}: {}",
         report.replayed_height,
         hex::encode(report.replayed_state_root),
-        if report.replay_matches() { "matches" } else { "DIFFERS" }
+        if report.replay_matches() {
+            "matches"
+        } else {
+            "DIFFERS"
+        }
     );
     if args.data_dir.is_some() {
         println!("data directory kept: {}", report.data_dir.display());
     }
     let healthy = report.conserved() && report.replay_matches() && report.run.stopped.is_none();
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

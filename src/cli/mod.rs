@@ -63,7 +63,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keys::run_keygen(&args),
         Command::Genesis(args) => keys::run_genesis(&args),
         Command::Bench(args) => bench::run_bench(&args),
-        Command::Inspect(InspectCommand::Log(args)) => inspect::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(InspectCommand::Log(args)) => {
+            inspect::run(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Prove(args) => prove::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
         Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),

@@ -127,12 +127,18 @@ pub fn load_checkpoints(
         let path = checkpoint_path(dir, height);
         let mut bytes = std::fs::read(&path).map_err(io("read", &path))?;
         if bytes.len() < 32 {
-            damaged.push(DamagedCheckpoint { path, reason: "shorter than its checksum".to_string() });
+            damaged.push(DamagedCheckpoint {
+                path,
+                reason: "shorter than its checksum".to_string(),
+            });
             continue;
         }
         let checksum = bytes.split_off(bytes.len() - 32);
         if blake3::hash(&bytes).as_bytes()[..] != checksum[..] {
-            damaged.push(DamagedCheckpoint { path, reason: "checksum mismatch".to_string() });
+            damaged.push(DamagedCheckpoint {
+                path,
+                reason: "checksum mismatch".to_string(),
+            });
             continue;
         }
         good.push(StoredCheckpoint {

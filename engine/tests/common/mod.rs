@@ -64,8 +64,14 @@ impl Fixture {
                 public_key: hex::encode(public_key_of(&validator)),
             }],
             tax_rates: vec![
-                TaxRateSpec { category: 1, rate_bp: 900 },
-                TaxRateSpec { category: 2, rate_bp: 0 },
+                TaxRateSpec {
+                    category: 1,
+                    rate_bp: 900,
+                },
+                TaxRateSpec {
+                    category: 2,
+                    rate_bp: 0,
+                },
             ],
             accounts,
         };

@@ -115,9 +115,11 @@ pub fn copy_dir(source: &Path, target: &Path) {
 }
 
 /// Replaces `file` bytes from `offset` by `replacement`, then zeroes the rest of the file up
-/// to `zero_end` (exclusive, capped at the file length).
+/// to `zero_end` (exclusive, capped at the file length). Bytes past the end of the file are
+/// dropped: a write there never reaches a preallocated segment.
 pub fn overwrite(file: &Path, offset: usize, replacement: &[u8], zero_end: usize) {
     let mut bytes = fs::read(file).expect("read segment");
+    let offset = offset.min(bytes.len());
     let replaced_end = (offset + replacement.len()).min(bytes.len());
     bytes[offset..replaced_end].copy_from_slice(&replacement[..replaced_end - offset]);
     let zero_end = zero_end.min(bytes.len());

@@ -131,7 +131,9 @@ impl Verifier {
             gpu_table_keys: 0,
         };
         if let Some(gpu) = verifier.gpu.as_ref() {
-            verifier.gpu_known_answers(gpu).map_err(VerifierError::NoGpu)?;
+            verifier
+                .gpu_known_answers(gpu)
+                .map_err(VerifierError::NoGpu)?;
         }
         Ok(verifier)
     }
@@ -151,12 +153,17 @@ impl Verifier {
             .collect();
         let mut verdicts = vec![false; items.len()];
         let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
-            for (item, words) in items[range].iter().zip(words.chunks_mut(ed25519::ITEM_WORDS)) {
+            for (item, words) in items[range]
+                .iter()
+                .zip(words.chunks_mut(ed25519::ITEM_WORDS))
+            {
                 pack_gpu_item(&self.registry, self.gpu_table_keys, item, words);
             }
         };
         gpu.verify_with(items.len(), pack, &mut verdicts)
-            .map_err(|error| format!("the GPU signature kernel failed its known-answer check: {error}"))?;
+            .map_err(|error| {
+                format!("the GPU signature kernel failed its known-answer check: {error}")
+            })?;
         for (index, (item, verdict)) in items.iter().zip(&verdicts).enumerate() {
             if *verdict != verify_single(item) {
                 return Err(format!(
@@ -251,8 +258,8 @@ fn known_answer_cases() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
         cases.push((public_key, bad_message, signature));
         // S + L: same point equation, non-canonical scalar, must be rejected.
         let l: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
         let mut s_plus_l = signature;
         let mut carry = 0u16;
@@ -335,7 +342,9 @@ mod known_answer_tests {
             })
             .collect();
         let mut batch = vec![false; items.len()];
-        Verifier::new(Backend::Cpu).unwrap().verify_batch(&items, &mut batch);
+        Verifier::new(Backend::Cpu)
+            .unwrap()
+            .verify_batch(&items, &mut batch);
         assert_eq!(batch, expected);
     }
 }
