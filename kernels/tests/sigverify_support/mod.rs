@@ -48,14 +48,13 @@ fn hex32(s: &str) -> [u8; 32] {
 /// be a `SigItem`; the test asserts Wycheproof calls them invalid). Returns the cases and
 /// Wycheproof's expectation ("valid"/"invalid") per case.
 pub fn wycheproof() -> (Vec<Case>, Vec<String>) {
-    let text = std::fs::read_to_string("/work/shared/vectors/wycheproof_ed25519_test.json")
-        .or_else(|_| {
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/vectors/wycheproof_ed25519_test.json"
-            ))
-        })
-        .expect("Wycheproof vectors at /work/shared/vectors/wycheproof_ed25519_test.json");
+    // Copied into the repository with its source named (tests/vectors/README.md).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/wycheproof_ed25519_test.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read the Wycheproof vectors at {path}: {error}"));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut cases = Vec::new();
     let mut expected = Vec::new();
