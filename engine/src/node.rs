@@ -21,7 +21,7 @@ use crate::result::ResultCode;
 use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -131,6 +131,9 @@ struct Shared {
     mempool: Mempool,
     counters: NodeCounters,
     stopping: AtomicBool,
+    /// Submit calls under way: the signature stage may end only when none is, so that a
+    /// submit racing with shutdown never leaves a transaction unanswered in the mempool.
+    submits_in_flight: AtomicUsize,
     fatal: Mutex<Option<String>>,
     sigverify_thread: Mutex<Option<std::thread::Thread>>,
 }
@@ -140,8 +143,9 @@ impl Shared {
         if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
             return Some(reason);
         }
+        // SeqCst pairs with the in-flight count in `submit` (see `sigverify_stage`).
         self.stopping
-            .load(Ordering::Acquire)
+            .load(Ordering::SeqCst)
             .then(|| "the node is shutting down".to_string())
     }
 
@@ -149,7 +153,7 @@ impl Shared {
         tracing::error!(%reason, "node stopping");
         let mut fatal = self.fatal.lock().expect("fatal lock");
         fatal.get_or_insert(reason);
-        self.stopping.store(true, Ordering::Release);
+        self.stopping.store(true, Ordering::SeqCst);
     }
 }
 
@@ -167,6 +171,17 @@ impl NodeHandle {
     /// Errors: `Busy { accepted }` when the mempool filled after `accepted` records (the
     /// rest were not taken); `Stopped` when the node no longer takes transactions.
     pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        self.shared.submits_in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = self.submit_counted(records, reply);
+        self.shared.submits_in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn submit_counted(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> Result<usize, SubmitError> {
         if let Some(reason) = self.shared.stopped_reason() {
             return Err(SubmitError::Stopped { reason });
         }
@@ -431,6 +446,12 @@ fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recover
 /// Opens the log of a node that is not running and replays it (recovery may cut a torn
 /// tail, as at start).
 pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, NodeError> {
+    let log = open_log(config)?;
+    recover(genesis, &log, &checkpoints_dir(config))
+}
+
+/// Creates the data directory if needed and opens (recovers) the node's log.
+fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -440,7 +461,7 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
         config.log,
         Arc::clone(&config.file_ops),
     )?;
-    recover(genesis, &log, &checkpoints_dir(config))
+    Ok(log)
 }
 
 /// Where a node keeps its checkpoints.
@@ -452,15 +473,7 @@ impl Node {
     /// Opens the data directory, replays the log and starts the pipeline threads.
     pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
         check_config(&config)?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let log = Log::open_with(
-            &config.data_dir.join("log"),
-            config.log,
-            Arc::clone(&config.file_ops),
-        )?;
+        let log = open_log(&config)?;
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
@@ -470,6 +483,7 @@ impl Node {
             mempool: Mempool::new(config.mempool_tx_max),
             counters: NodeCounters::default(),
             stopping: AtomicBool::new(false),
+            submits_in_flight: AtomicUsize::new(0),
             fatal: Mutex::new(None),
             sigverify_thread: Mutex::new(None),
         });
@@ -542,7 +556,7 @@ impl Node {
     /// joins the threads and returns the final state.
     pub fn shutdown(self) -> NodeOutcome {
         let shared = &self.handle.shared;
-        shared.stopping.store(true, Ordering::Release);
+        shared.stopping.store(true, Ordering::SeqCst);
         self.handle.wake_sigverify();
         for thread in self.threads {
             if thread.join().is_err() {
@@ -614,7 +628,12 @@ fn sigverify_stage(
         let mut txs = Vec::with_capacity(batch_max);
         shared.mempool.drain_into(&mut txs, batch_max);
         if txs.is_empty() {
-            if shared.stopping.load(Ordering::Acquire) && shared.mempool.is_empty() {
+            // Stop only when no submit can still push: it raised the in-flight count before
+            // it read `stopping`, so a zero count read after `stopping` means none will.
+            if shared.stopping.load(Ordering::SeqCst)
+                && shared.submits_in_flight.load(Ordering::SeqCst) == 0
+                && shared.mempool.is_empty()
+            {
                 return;
             }
             std::thread::park_timeout(IDLE_PARK);

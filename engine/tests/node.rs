@@ -373,3 +373,44 @@ fn a_failed_flush_stops_the_node_and_acknowledges_nothing_it_did_not_make_durabl
     let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
     assert!(replayed.ledger.is_settled(1));
 }
+
+#[test]
+fn every_transaction_taken_during_shutdown_is_answered() {
+    let f = std::sync::Arc::new(Fixture::new());
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&f.genesis, config(dir.path())).unwrap();
+    let (reply, acks) = unbounded();
+    let submitters: Vec<_> = (0..2u128)
+        .map(|thread| {
+            let handle = node.handle();
+            let reply = reply.clone();
+            let f = std::sync::Arc::clone(&f);
+            std::thread::spawn(move || {
+                let mut taken = 0usize;
+                for i in 0..100_000u128 {
+                    let id = thread * 1_000_000 + i + 1;
+                    match handle.submit(&[f.tx(id, TxKind::Transfer, BANK_A, BANK_B, 1)], &reply) {
+                        Ok(count) => taken += count,
+                        Err(SubmitError::Busy { .. }) => std::thread::yield_now(),
+                        Err(SubmitError::Stopped { .. }) => break,
+                    }
+                }
+                taken
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let outcome = node.shutdown();
+    let taken: usize = submitters.into_iter().map(|t| t.join().unwrap()).sum();
+    drop(reply);
+    let answered = acks.iter().count();
+    assert!(taken > 0);
+    assert_eq!(
+        answered, taken,
+        "a transaction taken while the node stopped was never answered"
+    );
+    assert_eq!(
+        outcome.ledger.balance(BANK_B),
+        Some(1_000_000 + taken as i64)
+    );
+}

@@ -112,6 +112,9 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     };
     let mut mix = options.mix.clone();
     mix.seed ^= node.replayed_height();
+    if options.progress {
+        eprintln!("signing {count} transactions on all cores before the clock starts ...");
+    }
     let signing_start = Instant::now();
     let txs = presign(&population, &mix, id_base, count);
     let signing_time = signing_start.elapsed();

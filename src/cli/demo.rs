@@ -12,10 +12,14 @@ pub struct DemoArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Open-loop rate in transactions per second; without it the demo runs closed loop, as
-    /// fast as the node takes transactions.
+    /// Open-loop rate in transactions per second, latency measured from each intended send
+    /// time.
+    #[arg(long, default_value_t = 50_000.0)]
+    rate: f64,
+    /// Ignore --rate and drive the node as fast as it takes transactions (maximum
+    /// throughput; latency then measures queueing in the deep window).
     #[arg(long)]
-    rate: Option<f64>,
+    closed_loop: bool,
     /// Data directory (kept afterwards); without it a temporary one is used and removed.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -47,9 +51,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be a positive number of seconds"
     );
-    if let Some(rate) = args.rate {
-        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
-    }
+    anyhow::ensure!(
+        args.rate.is_finite() && args.rate > 0.0,
+        "--rate must be a positive number of transactions per second"
+    );
+    let rate = (!args.closed_loop).then_some(args.rate);
     anyhow::ensure!(args.banks >= 2, "--banks must be at least 2");
     anyhow::ensure!(
         args.merchants >= 1 && args.consumers >= 2,
@@ -57,7 +63,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let mut options = DemoOptions {
         duration: Duration::from_secs_f64(args.duration),
-        rate_per_s: args.rate,
+        rate_per_s: rate,
         data_dir: args.data_dir.clone(),
         backend: args.backend,
         closed_loop_tx_count: args.closed_loop_tx_count,
@@ -75,7 +81,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         population.merchants,
         population.consumers,
         options.backend,
-        args.rate.map_or("closed loop".to_string(), |r| format!(
+        rate.map_or("closed loop".to_string(), |r| format!(
             "open loop at {r:.0} tx/s"
         )),
         args.duration

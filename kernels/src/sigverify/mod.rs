@@ -143,14 +143,7 @@ impl Verifier {
     /// differing verdict would split the chain.
     fn gpu_known_answers(&self, gpu: &GpuEd25519) -> Result<(), String> {
         let cases = known_answer_cases();
-        let items: Vec<SigItem<'_>> = cases
-            .iter()
-            .map(|(public_key, message, signature)| SigItem {
-                public_key,
-                message,
-                signature,
-            })
-            .collect();
+        let items = known_answer_items(&cases);
         let mut verdicts = vec![false; items.len()];
         let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
             for (item, words) in items[range]
@@ -279,6 +272,17 @@ fn known_answer_cases() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
     cases
 }
 
+fn known_answer_items(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'_>> {
+    cases
+        .iter()
+        .map(|(public_key, message, signature)| SigItem {
+            public_key,
+            message,
+            signature,
+        })
+        .collect()
+}
+
 /// Host half of the GPU check: `S < L` and the challenge `k`; the slot of a registered key.
 fn pack_gpu_item(
     registry: &keys::KeyRegistry,
@@ -315,16 +319,8 @@ mod known_answer_tests {
     #[test]
     fn known_answer_cases_cover_both_verdicts_under_the_reference_rule() {
         let cases = known_answer_cases();
-        let verdicts: Vec<bool> = cases
-            .iter()
-            .map(|(public_key, message, signature)| {
-                verify_single(&SigItem {
-                    public_key,
-                    message,
-                    signature,
-                })
-            })
-            .collect();
+        let items = known_answer_items(&cases);
+        let verdicts: Vec<bool> = items.iter().map(verify_single).collect();
         // Per key: valid, bad R, bad S, bad message, S + L; then the small-order case.
         let mut expected = Vec::new();
         for _ in 0..4 {
@@ -333,14 +329,6 @@ mod known_answer_tests {
         expected.push(true);
         assert_eq!(verdicts, expected);
         // The CPU batch path agrees item by item.
-        let items: Vec<SigItem<'_>> = cases
-            .iter()
-            .map(|(public_key, message, signature)| SigItem {
-                public_key,
-                message,
-                signature,
-            })
-            .collect();
         let mut batch = vec![false; items.len()];
         Verifier::new(Backend::Cpu)
             .unwrap()
