@@ -43,6 +43,12 @@ const CHUNK_ITEMS_MIN: usize = 64;
 /// A failing piece at most this large is judged item by item instead of bisected further.
 const BISECT_ITEMS_MIN: usize = 4;
 
+/// A failing piece is split into this many parts, not two: with a few bad items in a chunk
+/// of 2048, halving re-verifies the whole chunk at every one of nine levels (about 7 times
+/// the chunk's work at 1% bad items), eight-way splitting at three levels (about 3.5 times;
+/// about 2.2 times for a single bad item, against 3 for halving).
+const SPLIT_WAYS: usize = 8;
+
 /// Below this many dynamic points dalek's Straus (mixed with the static tables) beats
 /// Pippenger; dalek switches at the same size.
 const PIPPENGER_POINTS_MIN: usize = 190;
@@ -77,7 +83,7 @@ fn verify_chunk(registry: &KeyRegistry, items: &[SigItem<'_>], verdicts: &mut [b
     resolve(registry, &ready, verdicts);
 }
 
-/// Writes the verdict of every item in `ready` by batch equation and bisection.
+/// Writes the verdict of every item in `ready` by batch equation and splitting.
 fn resolve(registry: &KeyRegistry, ready: &[(usize, Prepared)], verdicts: &mut [bool]) {
     if ready.len() <= BISECT_ITEMS_MIN {
         for (index, prepared) in ready {
@@ -91,9 +97,9 @@ fn resolve(registry: &KeyRegistry, ready: &[(usize, Prepared)], verdicts: &mut [
         }
         return;
     }
-    let (left, right) = ready.split_at(ready.len() / 2);
-    resolve(registry, left, verdicts);
-    resolve(registry, right, verdicts);
+    for piece in ready.chunks(ready.len().div_ceil(SPLIT_WAYS)) {
+        resolve(registry, piece, verdicts);
+    }
 }
 
 /// The single cofactored check, `[8](R - (sB - kA)) == identity`, as ed25519-zebra's
