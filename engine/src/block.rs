@@ -100,13 +100,9 @@ pub fn results_hash(results: &[u8]) -> Hash {
     *blake3::hash(results).as_bytes()
 }
 
-/// Writes a block entry into `out` (cleared first).
-pub fn encode_entry(
-    header: &BlockHeader,
-    records: &[TxRecord],
-    results: &[ResultCode],
-    out: &mut Vec<u8>,
-) {
+/// Writes a block entry into `out` (cleared first); `results` are the result codes' bytes,
+/// one per record.
+pub fn encode_entry(header: &BlockHeader, records: &[TxRecord], results: &[u8], out: &mut Vec<u8>) {
     assert_eq!(records.len(), results.len(), "one result per record");
     assert_eq!(
         header.tx_count(),
@@ -116,7 +112,7 @@ pub fn encode_entry(
     out.clear();
     out.extend_from_slice(bytemuck::bytes_of(header));
     out.extend_from_slice(bytemuck::cast_slice(records));
-    out.extend(results.iter().map(|code| *code as u8));
+    out.extend_from_slice(results);
     out.resize(entry_bytes(records.len()), 0);
 }
 

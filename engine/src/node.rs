@@ -264,6 +264,7 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     executor_result: Receiver<Ledger>,
     replayed_height: u64,
+    replayed_money_in_circulation: i128,
     genesis_hash: [u8; 32],
 }
 
@@ -495,6 +496,7 @@ impl Node {
         let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
         let (ledger_tx, executor_result) = bounded(1);
         let replayed_height = recovered.height;
+        let replayed_money_in_circulation = recovered.ledger.money_in_circulation();
 
         let sigverify = {
             let shared = Arc::clone(&shared);
@@ -533,6 +535,7 @@ impl Node {
             threads: vec![sigverify, executor, committer],
             executor_result,
             replayed_height,
+            replayed_money_in_circulation,
             genesis_hash: genesis.hash(),
         })
     }
@@ -545,6 +548,11 @@ impl Node {
     /// Height reached by replaying the log at start.
     pub fn replayed_height(&self) -> u64 {
         self.replayed_height
+    }
+
+    /// Money in circulation in the state recovered at start.
+    pub fn replayed_money_in_circulation(&self) -> i128 {
+        self.replayed_money_in_circulation
     }
 
     /// Hash of the genesis this node runs.
@@ -662,10 +670,6 @@ fn sigverify_stage(
     }
 }
 
-fn result_bytes(results: &[ResultCode]) -> Vec<u8> {
-    results.iter().map(|code| *code as u8).collect()
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -735,6 +739,7 @@ fn executor_stage(
         }
         if !records.is_empty() {
             let results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
+            let result_codes: Vec<u8> = results.iter().map(|code| *code as u8).collect();
             height += 1;
             let header = BlockHeader {
                 magic: BLOCK_MAGIC,
@@ -745,12 +750,12 @@ fn executor_stage(
                 network_id: shared.network_id.to_le_bytes(),
                 previous_hash,
                 tx_root: block::tx_root(&records),
-                results_hash: block::results_hash(&result_bytes(&results)),
+                results_hash: block::results_hash(&result_codes),
                 state_root: ledger.state_root(),
             };
             previous_hash = header.hash();
             let mut entry = Vec::with_capacity(block::entry_bytes(records.len()));
-            block::encode_entry(&header, &records, &results, &mut entry);
+            block::encode_entry(&header, &records, &result_codes, &mut entry);
             shared
                 .counters
                 .executed

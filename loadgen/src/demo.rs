@@ -102,8 +102,8 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let population = Population::generate(&options.population);
     let mut config = NodeConfig::new(data_dir.clone());
     config.backend = options.backend;
-    let before = tally_engine::node::replay_dir(&population.genesis, &config)?;
     let node = Node::start(&population.genesis, config.clone())?;
+    let money_in_circulation_before = node.replayed_money_in_circulation();
     // A rerun on the same data directory continues after the ids already used.
     let id_base = (u128::from(node.replayed_height()) << 64) | (u128::from(options.mix.seed) << 32);
     let count = match options.rate_per_s {
@@ -138,7 +138,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         state_root: outcome.state_root,
         genesis_total: outcome.ledger.genesis_total(),
         final_total: outcome.ledger.sum_of_balances(),
-        money_in_circulation_before: before.ledger.money_in_circulation(),
+        money_in_circulation_before,
         money_in_circulation_after: outcome.ledger.money_in_circulation(),
         replayed_height: replayed.height,
         replayed_state_root: replayed.ledger.state_root(),
