@@ -69,7 +69,18 @@ fn print_figures(_c: &mut Criterion) {
     if !std::env::args().any(|arg| arg == "figures") {
         return;
     }
-    let sizes = [64, 256, 1024, 4096, 16384, 65536];
+    // TALLY_BENCH_SIZES=64,256 picks other batch sizes (a software GPU adapter is slow).
+    let sizes: Vec<usize> = match std::env::var("TALLY_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|size| {
+                size.trim().parse().unwrap_or_else(|_| {
+                    panic!("TALLY_BENCH_SIZES must be comma-separated batch sizes, got {list:?}")
+                })
+            })
+            .collect(),
+        Err(_) => vec![64, 256, 1024, 4096, 16384, 65536],
+    };
     let gpu = std::env::var("TALLY_BENCH_GPU").as_deref() == Ok("1");
     println!(
         "batch  zebra_single/s  zebra_batch/s(chunk)  tally_cpu/s (ratio)  tally_gpu/s (ratio)"

@@ -161,7 +161,12 @@ pub fn measure(batch_sizes: &[usize], gpu: bool) -> Vec<SigFigures> {
         match Verifier::new(Backend::Gpu) {
             Ok(mut verifier) => {
                 verifier.register_keys(&corpus.keys);
-                let note = verifier.gpu_adapter_name().unwrap_or_default();
+                let mut note = verifier.gpu_adapter_name().unwrap_or_default();
+                if let Some(kernels) = verifier.gpu_kernels() {
+                    if kernels.context().is_cpu_adapter() {
+                        note.push_str(": a CPU-type adapter, its speed means nothing for a GPU");
+                    }
+                }
                 (Some(verifier), note)
             }
             Err(error) => (None, error.to_string()),

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::{non_canonical_encodings, seed, small_order_encodings};
 use tally_kernels::gpu::ed25519::{
-    run_test_kernel, shader_source, FIELD_TEST_WGSL, KEY_TABLES_WGSL, POINT_TEST_WGSL, VERIFY_WGSL,
+    run_test_kernel, shader_source, FIELD_TEST_WGSL, POINT_TEST_WGSL, VERIFY_WGSL,
 };
 use tally_kernels::gpu::test_context;
 
@@ -19,7 +19,6 @@ use tally_kernels::gpu::test_context;
 fn every_shader_validates_with_naga() {
     for (name, entry) in [
         ("verify", VERIFY_WGSL),
-        ("key_tables", KEY_TABLES_WGSL),
         ("field_test", FIELD_TEST_WGSL),
         ("point_test", POINT_TEST_WGSL),
     ] {

@@ -2,29 +2,14 @@
 //! RFC 8032, random valid signatures, every single-bit flip of some of them, small-order,
 //! mixed-order and non-canonical encodings, S >= L. Verdicts must be identical per item.
 //!
-//! GPU tests run on any adapter (llvmpipe without a GPU) with smaller corpora; without an
-//! adapter they print a notice, or fail when TALLY_REQUIRE_GPU=1.
+//! The GPU backend's agreement tests are in ed25519_gpu.rs.
 
 mod sigverify_support;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::*;
-use tally_kernels::gpu::{gpu_required, REQUIRE_GPU_ENV};
 use tally_kernels::sigverify::{verify_single, Backend, SigItem, Verifier};
-
-fn gpu_verifier() -> Option<Verifier> {
-    match Verifier::new(Backend::Gpu) {
-        Ok(verifier) => Some(verifier),
-        Err(error) if gpu_required() => {
-            panic!("{REQUIRE_GPU_ENV}=1 but the GPU verifier failed: {error}")
-        }
-        Err(error) => {
-            eprintln!("notice: GPU test skipped: {error}");
-            None
-        }
-    }
-}
 
 /// The corpus every backend must agree on. `flip_sources` valid cases get all bit flips.
 fn corpus(seed: u64, random: usize, flip_sources: usize) -> (Vec<Case>, Vec<[u8; 32]>) {
@@ -144,40 +129,5 @@ fn auto_without_hardware_gpu_agrees() {
     let seed = seed();
     let (cases, _) = corpus(seed, 20, 0);
     let verifier = Verifier::new(Backend::Auto).unwrap();
-    assert_agrees(&verifier, &cases);
-}
-
-#[test]
-#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
-fn gpu_agrees_with_zebra_on_vectors() {
-    let Some(mut verifier) = gpu_verifier() else {
-        return;
-    };
-    let seed = seed();
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (wycheproof, _) = wycheproof();
-    let (valid, keys) = random_valid(&mut rng, 8, 4);
-    let mut cases = wycheproof;
-    cases.extend(rfc8032());
-    cases.extend(valid);
-    cases.extend(hostile(&mut rng));
-    assert_agrees(&verifier, &cases);
-    verifier.register_keys(&keys);
-    verifier.register_keys(&small_order_encodings());
-    assert_agrees(&verifier, &cases);
-}
-
-#[test]
-#[ignore = "llvmpipe takes minutes to compile this kernel; run with `-- --ignored`"]
-fn gpu_agrees_with_zebra_on_bit_flips() {
-    let Some(mut verifier) = gpu_verifier() else {
-        return;
-    };
-    let seed = seed();
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (valid, keys) = random_valid(&mut rng, 1, 1);
-    verifier.register_keys(&keys);
-    let mut cases = valid.clone();
-    cases.extend(bit_flips(&valid[0]).into_iter().step_by(3));
     assert_agrees(&verifier, &cases);
 }

@@ -1,34 +1,109 @@
-// Entry point `verify`: one thread per signature, the cofactored ZIP-215 check
-// [8](R - (sB + k(-A))) == identity, exactly ed25519-zebra's single-verifier equation.
+// Entry points `prepare` and `ladder`: together, per signature, the cofactored ZIP-215
+// check [8](R - (sB + k(-A))) == identity, exactly ed25519-zebra's single-verifier equation.
 // Needs field.wgsl and curve.wgsl (prepended by the host).
+//
+// The check is split over several dispatches so that each pipeline stays small enough for
+// shader compilers (llvmpipe did not finish compiling the whole check as one kernel in 14
+// minutes): `prepare` decompresses R, and A when the key has no table (two threads per
+// item, one per point); `ladder` runs a range [op_start, op_end) of the point additions (one
+// thread per item), keeping its accumulator in the `state` buffer between dispatches, and
+// writes the verdict after the last one. Each pipeline holds one inlined fe_mul: pt_add and
+// pt_decompress loop around theirs, and the ladder loops around its one pt_add.
 //
 // Host-side work (CPU, rayon): S < L is checked there (items with S >= L never get here,
 // they are marked KEY_SKIP), k = SHA-512(R || A || M) mod L is computed there.
 //
 // Item layout, ITEM_WORDS u32 words, little-endian byte order inside words:
 //   [0, 8) R encoding, [8, 16) A encoding, [16, 24) s, [24, 32) k,
-//   [32] key slot: a slot in `tables` (registered key, table of j(-A) already built),
-//        KEY_DECOMPRESS (decompress A here), or KEY_SKIP (already invalid: verdict 0).
-// Table layout: slot * 16 entries of 4 coordinates of 16 limbs; slot 0 is the base point
-// (entries jB), slot i + 1 registered key i (entries j(-A)).
+//   [32] key slot: a slot in `tables` (registered key, table of j(-A) built by the host),
+//        KEY_DECOMPRESS (decompress A here), or KEY_SKIP (already invalid).
+// Points in buffers are "packed": 4 coordinates of 8 words, each word two 16-bit limbs
+// (lossless: loose limbs are < 2^16). A table is 16 points j P, j = 0..15 (TABLE_WORDS).
+// `tables`: slot 0 is the base point (entries jB), slot i + 1 registered key i (entries
+// j(-A)). `state`, STATE_WORDS per item: the item's own table of j(-A) (unregistered keys),
+// then R, then the accumulator, then two flags (R, A decompressed: 1, else 0).
+// Verdicts: 0 = pending (the host zeroes them), 1 = valid, 2 = invalid.
 
 const ITEM_WORDS: u32 = 33u;
 const KEY_DECOMPRESS: u32 = 0xffffffffu;
 const KEY_SKIP: u32 = 0xfffffffeu;
-const TABLE_ENTRY_WORDS: u32 = 64u;
-const TABLE_SLOT_WORDS: u32 = 1024u;
+const PT_WORDS: u32 = 32u;
+const TABLE_WORDS: u32 = 512u;
+const STATE_R: u32 = 512u;
+const STATE_ACC: u32 = 544u;
+const STATE_FLAGS: u32 = 576u;
+const STATE_WORDS: u32 = 578u;
+const VERDICT_PENDING: u32 = 0u;
+const VERDICT_VALID: u32 = 1u;
+const VERDICT_INVALID: u32 = 2u;
+
+// Point additions per item: TABLE_OPS to fill entries 2..15 of an item's own table (only for
+// KEY_DECOMPRESS), then 64 windows of (4 doublings, + k_w(-A), + s_w B), then R + (-acc),
+// then 3 doublings (the cofactor).
+const TABLE_OPS: u32 = 14u;
+const MAIN_OPS: u32 = 384u;
+const TAIL_OPS: u32 = 4u;
 
 struct Params {
     item_count: u32,
     slot_count: u32,
+    op_start: u32,
+    op_end: u32,
 }
 
 @group(0) @binding(0) var<storage, read> items: array<u32>;
 @group(0) @binding(1) var<storage, read> tables: array<u32>;
-@group(0) @binding(2) var<storage, read_write> verdicts: array<u32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read_write> state: array<u32>;
+@group(0) @binding(3) var<storage, read_write> verdicts: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
-fn load_words(base: u32) -> array<u32, 8> {
+// Packed field elements: 8 words, two 16-bit limbs each. Explicit per-coordinate calls
+// (no arrays of field elements indexed at run time: compilers turn those into large
+// selects or scratch memory).
+fn state_load_fe(base: u32) -> Fe {
+    var r: Fe;
+    for (var i = 0u; i < 8u; i++) {
+        let w = state[base + i];
+        r[2u * i] = w & FE_MASK;
+        r[2u * i + 1u] = w >> 16u;
+    }
+    return r;
+}
+
+fn table_load_fe(base: u32) -> Fe {
+    var r: Fe;
+    for (var i = 0u; i < 8u; i++) {
+        let w = tables[base + i];
+        r[2u * i] = w & FE_MASK;
+        r[2u * i + 1u] = w >> 16u;
+    }
+    return r;
+}
+
+fn state_store_fe(base: u32, a: Fe) {
+    for (var i = 0u; i < 8u; i++) {
+        state[base + i] = a[2u * i] | (a[2u * i + 1u] << 16u);
+    }
+}
+
+fn state_load_pt(base: u32) -> Pt {
+    return Pt(state_load_fe(base), state_load_fe(base + 8u), state_load_fe(base + 16u),
+              state_load_fe(base + 24u));
+}
+
+fn table_load_pt(base: u32) -> Pt {
+    return Pt(table_load_fe(base), table_load_fe(base + 8u), table_load_fe(base + 16u),
+              table_load_fe(base + 24u));
+}
+
+fn state_store_pt(base: u32, p: Pt) {
+    state_store_fe(base, p.x);
+    state_store_fe(base + 8u, p.y);
+    state_store_fe(base + 16u, p.z);
+    state_store_fe(base + 24u, p.t);
+}
+
+fn item_words(base: u32) -> array<u32, 8> {
     var w: array<u32, 8>;
     for (var i = 0u; i < 8u; i++) {
         w[i] = items[base + i];
@@ -36,106 +111,121 @@ fn load_words(base: u32) -> array<u32, 8> {
     return w;
 }
 
-fn load_fe(base: u32) -> Fe {
-    var r: Fe;
-    for (var i = 0u; i < 16u; i++) {
-        r[i] = tables[base + i];
+// Nibble `index` (0 = least significant) of the scalar at items[base .. base + 8).
+fn item_nibble(base: u32, index: u32) -> u32 {
+    return (items[base + index / 8u] >> (4u * (index % 8u))) & 15u;
+}
+
+// `item` when it is one of this dispatch's items, else 0xffffffff (also when a buffer is
+// too small for it: never with the host's sizes).
+fn checked_item(item: u32) -> u32 {
+    if (item >= params.item_count || item >= arrayLength(&verdicts)
+        || (item + 1u) * ITEM_WORDS > arrayLength(&items)
+        || (item + 1u) * STATE_WORDS > arrayLength(&state)) {
+        return 0xffffffffu;
     }
-    return r;
+    return item;
 }
 
-fn load_entry(slot: u32, j: u32) -> Pt {
-    let base = slot * TABLE_SLOT_WORDS + j * TABLE_ENTRY_WORDS;
-    return Pt(load_fe(base), load_fe(base + 16u), load_fe(base + 32u), load_fe(base + 48u));
-}
-
-fn nibble(w: array<u32, 8>, index: u32) -> u32 {
-    return (w[index / 8u] >> (4u * (index % 8u))) & 15u;
-}
-
-// Count of point additions after the table: 64 windows of (4 doublings, + k_w(-A), + s_w B),
-// then R + (-acc), then 3 doublings (the cofactor).
-const MAIN_OPS: u32 = 384u;
-const TAIL_OPS: u32 = 4u;
-
-fn check(item: u32) -> bool {
+// Two threads per item: even ones decompress R, odd ones A (when the key has no table).
+@compute @workgroup_size(64)
+fn prepare(@builtin(global_invocation_id) id: vec3<u32>) {
+    let item = checked_item(id.x / 2u);
+    if (item == 0xffffffffu) {
+        return;
+    }
+    let which = id.x % 2u;
     let base = item * ITEM_WORDS;
     let slot = items[base + 32u];
-    if (slot == KEY_SKIP) {
-        return false;
+    let sbase = item * STATE_WORDS;
+    if (which == 1u && slot != KEY_DECOMPRESS) {
+        return;
     }
-    if (slot != KEY_DECOMPRESS
-        && (slot >= params.slot_count || (slot + 1u) * TABLE_SLOT_WORDS > arrayLength(&tables))) {
-        return false;
-    }
-    // Decompress R, and A when it has no table, in one loop: one inlined decompression.
-    let decompress_count = select(1u, 2u, slot == KEY_DECOMPRESS);
-    var points: array<Pt, 2>;
-    var valid = true;
-    for (var i = 0u; i < decompress_count; i++) {
-        let d = pt_decompress(load_words(base + 8u * i));
-        points[i] = d.point;
-        valid = valid && d.valid;
-    }
-    if (!valid) {
-        return false;
-    }
-    // Table of j(-A), j = 0..15: loaded, or built below by the first 15 additions.
-    var table_a: array<Pt, 16>;
-    table_a[0] = pt_identity();
-    var table_ops = 15u;
-    if (slot != KEY_DECOMPRESS) {
-        for (var j = 0u; j < 16u; j++) {
-            table_a[j] = load_entry(slot, j);
+    // KEY_SKIP (S >= L) and a slot without a table fail here, on the R thread.
+    var ok = slot == KEY_DECOMPRESS
+        || (slot < params.slot_count && (slot + 1u) * TABLE_WORDS <= arrayLength(&tables));
+    if (ok) {
+        let d = pt_decompress(item_words(base + 8u * which));
+        ok = d.valid;
+        if (which == 0u) {
+            state_store_pt(sbase + STATE_R, d.point);
+        } else {
+            // The item's own table: entry 0 the identity, entry 1 -A; ladder fills the rest.
+            state_store_pt(sbase, pt_identity());
+            state_store_pt(sbase + PT_WORDS, pt_neg(d.point));
         }
-        table_ops = 0u;
     }
-    let minus_a = pt_neg(points[1]);
-    let s = load_words(base + 16u);
-    let k = load_words(base + 24u);
-    // Every point operation of the check runs through this loop: a single pt_add call site.
+    state[sbase + STATE_FLAGS + which] = select(0u, 1u, ok);
+}
+
+@compute @workgroup_size(64)
+fn ladder(@builtin(global_invocation_id) id: vec3<u32>) {
+    let item = checked_item(id.x);
+    if (item == 0xffffffffu || verdicts[item] != VERDICT_PENDING) {
+        return;
+    }
+    let base = item * ITEM_WORDS;
+    let sbase = item * STATE_WORDS;
+    let slot = items[base + 32u];
+    let own_table = slot == KEY_DECOMPRESS;
+    if (params.op_start == 0u) {
+        let decompressed = state[sbase + STATE_FLAGS] == 1u
+            && (!own_table || state[sbase + STATE_FLAGS + 1u] == 1u);
+        if (!decompressed) {
+            verdicts[item] = VERDICT_INVALID;
+            return;
+        }
+    }
+    let table_ops = select(0u, TABLE_OPS, own_table);
+    let total = table_ops + MAIN_OPS + TAIL_OPS;
+    let start = params.op_start;
+    let end = min(params.op_end, total);
+    var acc = pt_identity();
+    if (start > 0u) {
+        acc = state_load_pt(sbase + STATE_ACC);
+    }
+    // Every point operation runs through this loop: a single inlined pt_add.
     // acc = sB + k(-A) by Straus with 4-bit windows, most significant first; then
     // acc = [8](R - acc).
-    var acc = pt_identity();
-    let total_ops = table_ops + MAIN_OPS + TAIL_OPS;
-    for (var op = 0u; op < total_ops; op++) {
+    for (var op = start; op < end; op++) {
         var x = acc;
         var y = acc;
+        var store_at = 0xffffffffu;
         if (op < table_ops) {
-            x = table_a[op];
-            y = minus_a;
+            // entry[op + 2] = entry[op + 1] + entry[1]
+            x = state_load_pt(sbase + PT_WORDS * (op + 1u));
+            y = state_load_pt(sbase + PT_WORDS);
+            store_at = sbase + PT_WORDS * (op + 2u);
         } else {
             let m = op - table_ops;
             if (m < MAIN_OPS) {
                 let window = 63u - m / 6u;
                 let phase = m % 6u;
                 if (phase == 4u) {
-                    y = table_a[nibble(k, window)];
+                    let digit = item_nibble(base + 24u, window);
+                    if (own_table) {
+                        y = state_load_pt(sbase + PT_WORDS * digit);
+                    } else {
+                        y = table_load_pt(slot * TABLE_WORDS + PT_WORDS * digit);
+                    }
                 } else if (phase == 5u) {
-                    y = load_entry(0u, nibble(s, window));
+                    y = table_load_pt(PT_WORDS * item_nibble(base + 16u, window));
                 }
             } else if (m == MAIN_OPS) {
-                x = points[0];
+                x = state_load_pt(sbase + STATE_R);
                 y = pt_neg(acc);
             }
         }
         let sum = pt_add(x, y);
-        if (op < table_ops) {
-            table_a[op + 1u] = sum;
+        if (store_at != 0xffffffffu) {
+            state_store_pt(store_at, sum);
         } else {
             acc = sum;
         }
     }
-    return pt_is_identity(acc);
-}
-
-@compute @workgroup_size(64)
-fn verify(@builtin(global_invocation_id) id: vec3<u32>) {
-    let item = id.x;
-    if (item >= params.item_count || item >= arrayLength(&verdicts)
-        || (item + 1u) * ITEM_WORDS > arrayLength(&items)) {
-        return;
+    if (end >= total) {
+        verdicts[item] = select(VERDICT_INVALID, VERDICT_VALID, pt_is_identity(acc));
+    } else if (end > start) {
+        state_store_pt(sbase + STATE_ACC, acc);
     }
-    // 1 = valid, 2 = invalid; the host zeroes the buffer, so 0 means never written.
-    verdicts[item] = select(2u, 1u, check(item));
 }
