@@ -6,6 +6,7 @@ use tally_engine::node::{Backend, Node, NodeConfig};
 use tally_loadgen::driver::{run, RunConfig};
 use tally_loadgen::population::{Population, PopulationSpec};
 use tally_loadgen::workload::{presign, TransferMix};
+use tally_loadgen::Pacing;
 
 /// Figures of one pipeline run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -52,11 +53,11 @@ pub fn measure(tx_count: usize, backend: Backend) -> Result<PipelineFigures, Pip
     let result = run(
         &node.handle(),
         &txs,
-        0,
         &RunConfig {
-            rate_per_s: None,
+            pacing: Pacing::Closed {
+                in_flight_tx_max: 65_536,
+            },
             duration: Duration::from_secs(600),
-            in_flight_tx_max: 65_536,
             ..RunConfig::default()
         },
     );

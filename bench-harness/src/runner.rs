@@ -14,6 +14,7 @@ pub enum Part {
     Merkle,
     Storage,
     Pipeline,
+    Executor,
 }
 
 impl std::str::FromStr for Part {
@@ -24,8 +25,9 @@ impl std::str::FromStr for Part {
             "merkle" => Ok(Part::Merkle),
             "storage" => Ok(Part::Storage),
             "pipeline" => Ok(Part::Pipeline),
+            "executor" => Ok(Part::Executor),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage or pipeline"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline or executor"
             )),
         }
     }
@@ -313,6 +315,34 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                     f64::NAN,
                     replay.to_string(),
                 ));
+            }
+            Part::Executor => {
+                progress("executor");
+                let tx_count = if options.quick { 100_000 } else { 1_000_000 };
+                let ceiling = crate::sigverify::measure(&[4_096], false);
+                let zebra = ceiling.first().map_or(f64::NAN, |f| f.zebra_batch_per_s);
+                for figures in crate::executor::measure(tx_count) {
+                    rows.push(row(
+                        "executor",
+                        format!(
+                            "{}, {} tx in blocks of {}",
+                            figures.workload.name(),
+                            figures.tx_count,
+                            crate::executor::BLOCK_TX
+                        ),
+                        figures.tx_per_s,
+                        "tx/s",
+                        "ed25519-zebra batch, all cores",
+                        zebra,
+                        format!(
+                            "one thread; ok {}, queued {}, settled from queue {}; state root {:.0}/s",
+                            figures.settled,
+                            figures.queued,
+                            figures.settled_from_queue,
+                            figures.state_roots_per_s
+                        ),
+                    ));
+                }
             }
             Part::Pipeline => {
                 progress("single-node pipeline");

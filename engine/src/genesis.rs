@@ -30,6 +30,9 @@ pub enum Role {
     Consumer,
     /// A regulator: reads, never moves money.
     Observer,
+    /// A merchant's restricted tax sub-account: credited with tax where the rate says so,
+    /// debited only by the tax authority's key, to the tax authority.
+    TaxSubAccount,
 }
 
 impl Role {
@@ -41,6 +44,7 @@ impl Role {
             Role::Merchant => "merchant",
             Role::Consumer => "consumer",
             Role::Observer => "observer",
+            Role::TaxSubAccount => "tax_sub_account",
         }
     }
 }
@@ -66,13 +70,50 @@ pub struct AccountSpec {
     /// The bank that holds this account (merchants and consumers), by account id.
     #[serde(default)]
     pub bank: Option<u64>,
+    /// How far below zero the balance may go (intraday credit). Default 0: no overdraft.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overdraft_max: u64,
+    /// Most the balance may hold (merchants and consumers only). Default: no maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_max: Option<u64>,
+    /// A merchant's restricted tax sub-account (an account of role `tax_sub_account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_sub_account: Option<u64>,
 }
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_default_settlement(value: &SettlementSpec) -> bool {
+    *value == SettlementSpec::default()
+}
+
+/// Settlement-day settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementSpec {
+    /// The end of the business day, as milliseconds after midnight UTC (default 0:
+    /// midnight). Queued payments expire at the first cut-off after they were queued.
+    #[serde(default)]
+    pub day_cutoff_ms: u64,
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 86_400_000;
 
 /// One tax rate: `rate_bp` basis points on payments of `category`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRateSpec {
     pub category: u32,
     pub rate_bp: u32,
+    /// The tax goes to the payee's restricted tax sub-account where it has one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub to_sub_account: bool,
 }
 
 /// The genesis file. Keys are hex public keys.
@@ -86,6 +127,8 @@ pub struct Genesis {
     #[serde(default)]
     pub tax_rates: Vec<TaxRateSpec>,
     pub accounts: Vec<AccountSpec>,
+    #[serde(default, skip_serializing_if = "is_default_settlement")]
+    pub settlement: SettlementSpec,
 }
 
 /// A spec has the same shape; keys may be `file:PATH` (relative to the spec's folder).
@@ -275,6 +318,73 @@ impl Genesis {
                 (_, None) => {}
             }
         }
+        if self.settlement.day_cutoff_ms >= DAY_MS {
+            return Err(field_error(
+                "settlement.day_cutoff_ms",
+                format!("{} ms is not within a day", self.settlement.day_cutoff_ms),
+            ));
+        }
+        let mut sub_accounts_named = BTreeSet::new();
+        for (index, account) in self.accounts.iter().enumerate() {
+            let field = |name: &str| format!("accounts[{index}].{name}");
+            if account.balance_max.is_some()
+                && !matches!(account.role, Role::Merchant | Role::Consumer)
+            {
+                return Err(field_error(
+                    field("balance_max"),
+                    "only merchants and consumers have a balance maximum",
+                ));
+            }
+            if let Some(max) = account.balance_max {
+                if account.balance > max {
+                    return Err(field_error(
+                        field("balance_max"),
+                        format!(
+                            "the opening balance {} is above it ({max})",
+                            account.balance
+                        ),
+                    ));
+                }
+            }
+            if account.overdraft_max > 0
+                && matches!(
+                    account.role,
+                    Role::CentralBank | Role::Observer | Role::TaxSubAccount
+                )
+            {
+                return Err(field_error(
+                    field("overdraft_max"),
+                    format!("a {} account has no overdraft", account.role.name()),
+                ));
+            }
+            if account.overdraft_max > i64::MAX as u64 / 2 {
+                return Err(field_error(field("overdraft_max"), "too large"));
+            }
+            if let Some(sub) = account.tax_sub_account {
+                if account.role != Role::Merchant {
+                    return Err(field_error(
+                        field("tax_sub_account"),
+                        "only merchants have a tax sub-account",
+                    ));
+                }
+                let is_sub = self
+                    .accounts
+                    .iter()
+                    .any(|other| other.id == sub && other.role == Role::TaxSubAccount);
+                if !is_sub {
+                    return Err(field_error(
+                        field("tax_sub_account"),
+                        format!("account {sub} is not a tax_sub_account account in this genesis"),
+                    ));
+                }
+                if !sub_accounts_named.insert(sub) {
+                    return Err(field_error(
+                        field("tax_sub_account"),
+                        format!("tax sub-account {sub} already belongs to another merchant"),
+                    ));
+                }
+            }
+        }
         for role in [Role::CentralBank, Role::TaxAuthority] {
             let count = self.accounts.iter().filter(|a| a.role == role).count();
             if count != 1 {
@@ -350,6 +460,9 @@ mod tests {
             owner: key_hex(),
             balance,
             bank,
+            overdraft_max: 0,
+            balance_max: None,
+            tax_sub_account: None,
         };
         Genesis {
             network_id: 7,
@@ -361,13 +474,17 @@ mod tests {
             tax_rates: vec![TaxRateSpec {
                 category: 1,
                 rate_bp: 900,
+                to_sub_account: false,
             }],
             accounts: vec![
                 account(1, Role::CentralBank, 0, None),
                 account(2, Role::TaxAuthority, 0, None),
                 account(10, Role::Bank, 1_000, None),
                 account(100, Role::Consumer, 50, Some(10)),
+                account(200, Role::Merchant, 0, Some(10)),
+                account(201, Role::TaxSubAccount, 0, None),
             ],
+            settlement: SettlementSpec::default(),
         }
     }
 
@@ -412,6 +529,30 @@ mod tests {
                 g.accounts.remove(1);
             },
             "tax_authority",
+        );
+        check(
+            &|g| g.accounts[2].balance_max = Some(5),
+            "accounts[2].balance_max",
+        );
+        check(
+            &|g| g.accounts[3].balance_max = Some(5),
+            "accounts[3].balance_max",
+        );
+        check(
+            &|g| g.accounts[0].overdraft_max = 5,
+            "accounts[0].overdraft_max",
+        );
+        check(
+            &|g| g.accounts[3].tax_sub_account = Some(201),
+            "accounts[3].tax_sub_account",
+        );
+        check(
+            &|g| g.accounts[4].tax_sub_account = Some(100),
+            "accounts[4].tax_sub_account",
+        );
+        check(
+            &|g| g.settlement.day_cutoff_ms = DAY_MS,
+            "settlement.day_cutoff_ms",
         );
         let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
         assert!(matches!(error, GenesisError::Syntax(_)), "{error}");

@@ -11,6 +11,8 @@ pub mod keys;
 pub mod ledger;
 pub mod log;
 pub mod mempool;
+pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod query;
 pub mod result;

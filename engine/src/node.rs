@@ -17,12 +17,13 @@ use crate::ledger::{Ledger, SnapshotPoint};
 use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
 use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, ReplayError};
 use crate::mempool::{Ack, Mempool, PendingTx};
+use crate::metrics::NodeMetrics;
 use crate::result::ResultCode;
-use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crate::tx::{signing_message, TxFlags, TxRecord, SIGNING_MESSAGE_BYTES};
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use tally_kernels::sigverify::Backend;
@@ -126,10 +127,36 @@ pub struct NodeCounters {
     pub flushes: AtomicU64,
 }
 
+/// A question about the state, run by the executor thread between blocks (never during
+/// one), so it sees a consistent ledger. It must be quick: it holds up execution.
+pub type LedgerQuery = Box<dyn FnOnce(&Ledger) + Send>;
+
+/// Called after acknowledgements were sent (once per group of blocks, not per transaction),
+/// so that a network front can wake up and forward them.
+pub type AckListener = Arc<dyn Fn() + Send + Sync>;
+
+/// Most ledger queries waiting for the executor; past it `query_ledger` answers Busy.
+pub const LEDGER_QUERY_QUEUE_MAX: usize = 1_024;
+/// Most ledger queries the executor answers between two blocks when it is busy.
+const LEDGER_QUERIES_PER_BLOCK_MAX: usize = 64;
+
+/// The named maxima of the node's queues, for status and metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    pub mempool_tx_max: usize,
+    pub verified_queue_batches_max: usize,
+    pub commit_queue_blocks_max: usize,
+}
+
 struct Shared {
     network_id: u64,
+    genesis_hash: [u8; 32],
     mempool: Mempool,
     counters: NodeCounters,
+    metrics: NodeMetrics,
+    limits: QueueLimits,
+    ack_listeners: RwLock<Vec<AckListener>>,
+    ledger_queries: (Sender<LedgerQuery>, Receiver<LedgerQuery>),
     stopping: AtomicBool,
     /// Submit calls under way: the signature stage may end only when none is, so that a
     /// submit racing with shutdown never leaves a transaction unanswered in the mempool.
@@ -154,6 +181,40 @@ impl Shared {
         let mut fatal = self.fatal.lock().expect("fatal lock");
         fatal.get_or_insert(reason);
         self.stopping.store(true, Ordering::SeqCst);
+        drop(fatal);
+        // Whoever forwards acknowledgements learns of the stop at once.
+        self.notify_ack_listeners();
+    }
+
+    fn notify_ack_listeners(&self) {
+        for listener in self.ack_listeners.read().expect("listeners lock").iter() {
+            listener();
+        }
+    }
+}
+
+/// Answers queued ledger queries: at most `max`, without waiting.
+fn serve_ledger_queries(shared: &Shared, ledger: &Ledger, max: usize) {
+    for query in shared.ledger_queries.1.try_iter().take(max) {
+        query(ledger);
+    }
+}
+
+/// Waits for the next verified batch, answering ledger queries while it waits.
+fn recv_serving_queries(
+    shared: &Shared,
+    verified: &Receiver<VerifiedBatch>,
+    ledger: &Ledger,
+) -> Result<VerifiedBatch, crossbeam::channel::RecvError> {
+    loop {
+        crossbeam::select! {
+            recv(verified) -> batch => return batch,
+            recv(shared.ledger_queries.1) -> query => {
+                if let Ok(query) = query {
+                    query(ledger);
+                }
+            }
+        }
     }
 }
 
@@ -187,7 +248,12 @@ impl NodeHandle {
         }
         let received_at = Instant::now();
         let counters = &self.shared.counters;
+        // Whether the previous record of this submission carried the linked flag: the
+        // record after a linked one closes (or continues) its chain.
+        let mut in_chain = false;
         for (taken, record) in records.iter().enumerate() {
+            let chain_member = in_chain || record.flags().0 & TxFlags::LINKED != 0;
+            in_chain = record.flags().0 & TxFlags::LINKED != 0;
             let pending = PendingTx {
                 record: *record,
                 reply: reply.clone(),
@@ -196,6 +262,14 @@ impl NodeHandle {
             if let Err(error) = record.validate() {
                 counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
                 pending.acknowledge(error.into(), None);
+                continue;
+            }
+            // A whole chain (its linked records and the record that closes it) is refused
+            // until the node keeps chains whole (see the code's documentation): settling
+            // part of a chain would break its all-or-nothing promise.
+            if chain_member {
+                counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
+                pending.acknowledge(ResultCode::LinkedNotAcceptedByNode, None);
                 continue;
             }
             if self.shared.mempool.push(pending).is_err() {
@@ -249,6 +323,66 @@ impl NodeHandle {
     /// Why the node stopped, if it did.
     pub fn fatal_error(&self) -> Option<String> {
         self.shared.fatal.lock().expect("fatal lock").clone()
+    }
+
+    /// Why the node no longer takes transactions (stopped, or shutting down), if so.
+    pub fn stopped_reason(&self) -> Option<String> {
+        self.shared.stopped_reason()
+    }
+
+    /// The node's metrics (latencies, batch sizes, queue depths, network counters).
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.shared.metrics
+    }
+
+    /// Mempool capacity (`mempool_tx_max`).
+    pub fn mempool_capacity(&self) -> usize {
+        self.shared.mempool.capacity()
+    }
+
+    /// The named maxima of the node's queues.
+    pub fn config_limits(&self) -> QueueLimits {
+        self.shared.limits
+    }
+
+    pub fn network_id(&self) -> u64 {
+        self.shared.network_id
+    }
+
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        self.shared.genesis_hash
+    }
+
+    /// Height of the last durable block.
+    pub fn height(&self) -> u64 {
+        self.shared.counters.height.load(Ordering::Acquire)
+    }
+
+    /// Registers a function called after acknowledgements were sent (once per group of
+    /// blocks or signature batch with failures, never per transaction) and when the node
+    /// stops. It runs on a pipeline thread: it must be quick and must not block (waking a
+    /// poll loop is the intended use).
+    pub fn add_ack_listener(&self, listener: AckListener) {
+        self.shared
+            .ack_listeners
+            .write()
+            .expect("listeners lock")
+            .push(listener);
+    }
+
+    /// Queues a question about the state for the executor, which runs it between blocks.
+    /// `Busy` when [`LEDGER_QUERY_QUEUE_MAX`] are already waiting; `Stopped` when the node
+    /// stopped (a query queued just before the stop may be dropped unanswered: callers that
+    /// wait for an answer must also watch for the stop).
+    pub fn query_ledger(&self, query: LedgerQuery) -> Result<(), SubmitError> {
+        if let Some(reason) = self.shared.stopped_reason() {
+            return Err(SubmitError::Stopped { reason });
+        }
+        self.shared
+            .ledger_queries
+            .0
+            .try_send(query)
+            .map_err(|_| SubmitError::Busy { accepted: 0 })
     }
 
     fn wake_sigverify(&self) {
@@ -414,9 +548,11 @@ fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recover
                 reason: format!("{what} does not match"),
             });
         }
-        for (record, &stored) in view.records.iter().zip(view.results) {
-            let code = ledger.execute(record);
-            if code as u8 != stored {
+        ledger.begin_block(block_height, header.timestamp_ms());
+        let mut codes: Vec<ResultCode> = view.records.iter().map(|r| ledger.execute(r)).collect();
+        ledger.end_block(&mut codes);
+        for (code, &stored) in codes.iter().zip(view.results) {
+            if *code as u8 != stored {
                 return Err(NodeError::ReplayMismatch {
                     height: block_height,
                     what: "a result code",
@@ -478,11 +614,22 @@ impl Node {
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
+        let metrics = NodeMetrics::new();
+        metrics.set_backend(&backend_in_use(&verifier));
 
         let shared = Arc::new(Shared {
             network_id: genesis.network_id,
+            genesis_hash: genesis.hash(),
             mempool: Mempool::new(config.mempool_tx_max),
             counters: NodeCounters::default(),
+            metrics,
+            limits: QueueLimits {
+                mempool_tx_max: config.mempool_tx_max,
+                verified_queue_batches_max: config.verified_queue_batches_max,
+                commit_queue_blocks_max: config.commit_queue_blocks_max,
+            },
+            ack_listeners: RwLock::new(Vec::new()),
+            ledger_queries: bounded(LEDGER_QUERY_QUEUE_MAX),
             stopping: AtomicBool::new(false),
             submits_in_flight: AtomicUsize::new(0),
             fatal: Mutex::new(None),
@@ -565,6 +712,7 @@ impl Node {
     pub fn shutdown(self) -> NodeOutcome {
         let shared = &self.handle.shared;
         shared.stopping.store(true, Ordering::SeqCst);
+        shared.notify_ack_listeners();
         self.handle.wake_sigverify();
         for thread in self.threads {
             if thread.join().is_err() {
@@ -615,6 +763,15 @@ fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The backend's name for status and metrics: `cpu`, `gpu`, or what `auto` can use.
+fn backend_in_use(verifier: &Verifier) -> String {
+    match (verifier.backend(), verifier.gpu_adapter_name()) {
+        (Backend::Auto, Some(_)) => "auto-gpu".to_string(),
+        (Backend::Auto, None) => "auto-cpu".to_string(),
+        (backend, _) => backend.to_string(),
+    }
+}
+
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_string())
@@ -647,6 +804,15 @@ fn sigverify_stage(
             std::thread::park_timeout(IDLE_PARK);
             continue;
         }
+        let started = Instant::now();
+        let metrics = &shared.metrics;
+        {
+            let mut wait = metrics.stage.mempool_wait.local();
+            for tx in &txs {
+                wait.observe_duration(started.saturating_duration_since(tx.received_at));
+            }
+        }
+        metrics.batch.sigverify.observe(txs.len() as u64);
         messages.clear();
         messages.extend(
             txs.iter()
@@ -664,9 +830,11 @@ fn sigverify_stage(
         let mut verdicts = vec![false; txs.len()];
         verifier.verify_batch(&items, &mut verdicts);
         drop(items);
+        metrics.stage.sigverify.observe_duration(started.elapsed());
         if verified.send(VerifiedBatch { txs, verdicts }).is_err() {
             return; // the executor stopped; the node is stopping
         }
+        metrics.verified_queue_batches.set(verified.len() as i64);
     }
 }
 
@@ -701,10 +869,11 @@ fn executor_stage(
         let mut txs: Vec<PendingTx> = Vec::new();
         let mut records: Vec<TxRecord> = Vec::new();
         let mut disconnected = false;
+        let mut rejected_now = false;
         loop {
             let batch = match pending_batch.take() {
                 Some(batch) => batch,
-                None if txs.is_empty() => match verified.recv() {
+                None if txs.is_empty() => match recv_serving_queries(shared, verified, &ledger) {
                     Ok(batch) => batch,
                     Err(_) => {
                         disconnected = true;
@@ -734,17 +903,29 @@ fn executor_stage(
                         .bad_signatures
                         .fetch_add(1, Ordering::Relaxed);
                     tx.acknowledge(ResultCode::BadSignature, None);
+                    rejected_now = true;
                 }
             }
         }
+        shared
+            .metrics
+            .verified_queue_batches
+            .set(verified.len() as i64);
+        if rejected_now {
+            shared.notify_ack_listeners();
+        }
         if !records.is_empty() {
-            let results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
+            let execution_started = Instant::now();
+            let timestamp_ms = now_ms();
+            ledger.begin_block(height + 1, timestamp_ms);
+            let mut results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
+            ledger.end_block(&mut results);
             let result_codes: Vec<u8> = results.iter().map(|code| *code as u8).collect();
             height += 1;
             let header = BlockHeader {
                 magic: BLOCK_MAGIC,
                 height: height.to_le_bytes(),
-                timestamp_ms: now_ms().to_le_bytes(),
+                timestamp_ms: timestamp_ms.to_le_bytes(),
                 tx_count: (records.len() as u32).to_le_bytes(),
                 proposer: 0u32.to_le_bytes(),
                 network_id: shared.network_id.to_le_bytes(),
@@ -768,6 +949,12 @@ fn executor_stage(
                 };
                 ledger.snapshot(&limits.genesis_hash, point)
             });
+            let metrics = &shared.metrics;
+            metrics
+                .stage
+                .execution
+                .observe_duration(execution_started.elapsed());
+            metrics.batch.block.observe(txs.len() as u64);
             let block = SealedBlock {
                 height,
                 entry,
@@ -778,6 +965,8 @@ fn executor_stage(
             if sealed.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded
             }
+            metrics.commit_queue_blocks.set(sealed.len() as i64);
+            serve_ledger_queries(shared, &ledger, LEDGER_QUERIES_PER_BLOCK_MAX);
         }
         if disconnected {
             return ledger;
@@ -802,6 +991,10 @@ fn log_stage(
                 Err(_) => break,
             }
         }
+        let metrics = &shared.metrics;
+        metrics.commit_queue_blocks.set(sealed.len() as i64);
+        metrics.batch.group_commit.observe(group.len() as u64);
+        let flush_started = Instant::now();
         for block in &group {
             if let Err(error) = log.append(&block.entry) {
                 shared.set_fatal(format!(
@@ -818,6 +1011,18 @@ fn log_stage(
             return;
         }
         shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        let flushed_at = Instant::now();
+        metrics
+            .stage
+            .log_flush
+            .observe_duration(flushed_at - flush_started);
+        let mut end_to_end = metrics.stage.end_to_end.local();
+        for block in &group {
+            for tx in &block.txs {
+                end_to_end.observe_duration(flushed_at.saturating_duration_since(tx.received_at));
+            }
+        }
+        end_to_end.flush();
         for block in group.drain(..) {
             for (tx, code) in block.txs.iter().zip(&block.results) {
                 tx.acknowledge(*code, Some(block.height));
@@ -830,6 +1035,8 @@ fn log_stage(
             let Some(snapshot) = &block.checkpoint else {
                 continue;
             };
+            // Clients hear about the blocks acknowledged so far before the checkpoint.
+            shared.notify_ack_listeners();
             if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops)
             {
                 shared.set_fatal(format!(
@@ -852,5 +1059,6 @@ fn log_stage(
             }
             previous_checkpoint_height = Some(block.height);
         }
+        shared.notify_ack_listeners();
     }
 }

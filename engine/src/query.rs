@@ -1,9 +1,12 @@
-//! Read-side queries over a node's data directory: inclusion proofs of transactions.
+//! Read-side queries over a node's data directory: inclusion proofs of transactions, and the
+//! blocks that carried a transaction or touched an account (with their result codes). The
+//! ledger's own queries (balances, statuses, queues, tax reports) are methods of
+//! [`crate::ledger::Ledger`] over the replayed state.
 
 use crate::block::{self, BlockHeader};
 use crate::log::{Log, LogConfig, LogError};
 use crate::result::ResultCode;
-use crate::tx::TX_BYTES;
+use crate::tx::{TxRecord, TX_BYTES};
 use std::path::Path;
 use tally_kernels::merkle::{build_proof, tree_levels, ProofJson};
 
@@ -61,5 +64,87 @@ pub fn prove_transaction(
         header: view.header,
         result: ResultCode::from_wire(view.results[index]).expect("decode_entry checked the codes"),
         proof: ProofJson::new(&proof, &view.header.tx_root, leaf),
+    })
+}
+
+/// One appearance of a transaction in a block of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoggedTx {
+    pub height: u64,
+    pub timestamp_ms: u64,
+    /// Position in the block.
+    pub index: usize,
+    pub record: TxRecord,
+    /// The code the block recorded for it.
+    pub result: ResultCode,
+}
+
+/// What a scan of the log found.
+#[derive(Clone, Debug, Default)]
+pub struct LogScan {
+    /// The first block still in the live log (earlier ones were archived), 0 if none.
+    pub first_height: u64,
+    /// The last block of the log.
+    pub last_height: u64,
+    pub found: Vec<LoggedTx>,
+}
+
+/// Every transaction of the live log for which `keep` is true, in block order. The node
+/// must not be running (opening the log may cut a torn tail).
+pub fn scan_transactions(
+    data_dir: &Path,
+    config: LogConfig,
+    mut keep: impl FnMut(&TxRecord) -> bool,
+) -> Result<LogScan, QueryError> {
+    let log = Log::open(&data_dir.join("log"), config)?;
+    let first = log.first_sequence();
+    let mut scan = LogScan {
+        first_height: if log.next_sequence() > first {
+            first + 1
+        } else {
+            0
+        },
+        last_height: log.next_sequence(),
+        found: Vec::new(),
+    };
+    for item in log.entries(first)? {
+        let (sequence, entry) = item?;
+        let height = sequence + 1;
+        let view = block::decode_entry(entry).map_err(|error| QueryError::BadBlock {
+            height,
+            reason: error.to_string(),
+        })?;
+        for (index, (record, &code)) in view.records.iter().zip(view.results).enumerate() {
+            if keep(record) {
+                scan.found.push(LoggedTx {
+                    height,
+                    timestamp_ms: view.header.timestamp_ms(),
+                    index,
+                    record: *record,
+                    result: ResultCode::from_wire(code).expect("decode_entry checked the codes"),
+                });
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Every appearance of transaction `id` (rejected attempts included) in the live log.
+pub fn transaction_history(
+    data_dir: &Path,
+    config: LogConfig,
+    id: u128,
+) -> Result<LogScan, QueryError> {
+    scan_transactions(data_dir, config, |record| record.id() == id)
+}
+
+/// Every transaction of the live log that names `account` as debit or credit account.
+pub fn account_history(
+    data_dir: &Path,
+    config: LogConfig,
+    account: u64,
+) -> Result<LogScan, QueryError> {
+    scan_transactions(data_dir, config, |record| {
+        record.debit_account() == account || record.credit_account() == account
     })
 }

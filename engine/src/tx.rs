@@ -15,10 +15,22 @@
 //! | 48 | 16 | `reference`: u128 invoice or payment reference, free for the client |
 //! | 64 | 16 | `related_id`: u128 id of a related transaction (refund of, post of), or zero |
 //! | 80 | 4 | `category`: tax category of a taxed payment, else zero |
-//! | 84 | 4 | `reserved_a`: must be zero |
-//! | 88 | 8 | `reserved_b`: must be zero |
+//! | 84 | 4 | `reserved_a`: a pending transfer's timeout (s, 0: none); a tax rate's basis points; else zero |
+//! | 88 | 8 | `reserved_b`: a tax rate's effective-from block time (ms); else zero |
 //! | 96 | 32 | `public_key`: the signer's Ed25519 public key |
 //! | 128 | 64 | `signature`: Ed25519 over [`signing_message`] |
+//!
+//! Per kind (format rules checked by [`TxRecord::validate`], each with its own error):
+//!
+//! | kind | debit | credit | amount | related_id | category | flags |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | 1 transfer | payer | payee | > 0 | post/void: the pending id | 0 | urgent, linked, one of pending/post/void |
+//! | 2 taxed payment | payer | payee | gross > 0 | free | > 0 | urgent, linked |
+//! | 3 pledge, 4 redeem | issuance / bank | bank / issuance | > 0 | free | 0 | urgent, linked |
+//! | 5 refund | original payee | original payer | gross refunded > 0 | the taxed payment | 0 | urgent, linked |
+//! | 6 set tax rate | tax authority | 0 | 0 | free | > 0 | tax-to-sub-account |
+//! | 7 suspend, 8 reinstate | issuance | the participant | 0 | free | 0 | none |
+//! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
 //!
 //! The signed message is a 16-byte domain tag, the 8-byte network id and the 96-byte body
 //! (offsets 0..96): 120 bytes, so a signature is bound to one network and cannot be replayed
@@ -67,25 +79,54 @@ const _: () = assert!(SIGNING_MESSAGE_BYTES == 120);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u16)]
 pub enum TxKind {
-    /// Move `amount` from the debit account to the credit account.
+    /// Move `amount` from the debit account to the credit account. Between two banks it is an
+    /// RTGS payment: queued, not rejected, when the payer lacks liquidity. With a two-phase
+    /// flag it reserves, posts or voids (docs/SETTLEMENT.md).
     Transfer = 1,
-    /// Gross `amount` from the payer; tax by `category` to the tax authority, the rest to the
-    /// payee, atomically.
+    /// Gross `amount` from the payer; tax by `category` to the tax authority (or the payee's
+    /// tax sub-account), the rest to the payee, atomically.
     TaxedPayment = 2,
     /// Central bank mints `amount` of reserves to the credit account (signed by the central
     /// bank; the debit account is the central bank's issuance account).
     Pledge = 3,
     /// Central bank burns `amount` of reserves from the debit account back to issuance.
     Redeem = 4,
+    /// The payee of taxed payment `related_id` (debit) pays back `amount` of its gross to the
+    /// payer (credit); the tax is reversed pro rata.
+    Refund = 5,
+    /// The tax authority (debit account, its key) sets the rate of `category`:
+    /// `reserved_a` basis points from block time `reserved_b` (ms) on.
+    SetTaxRate = 6,
+    /// The central bank (debit: its issuance account) suspends the credit account.
+    Suspend = 7,
+    /// The central bank (debit: its issuance account) reinstates the credit account.
+    Reinstate = 8,
+    /// The payer (debit account) holds its queued payment `related_id`.
+    QueueHold = 9,
+    /// The payer releases its held queued payment `related_id`.
+    QueueRelease = 10,
+    /// The payer cancels its queued payment `related_id`.
+    QueueCancel = 11,
+    /// The payer gives its queued payment `related_id` the priority of this record's
+    /// `URGENT` flag (set: urgent, clear: normal), keeping its arrival order.
+    QueueReprioritise = 12,
 }
 
 impl TxKind {
     /// Every kind, in wire order.
-    pub const ALL: [TxKind; 4] = [
+    pub const ALL: [TxKind; 12] = [
         TxKind::Transfer,
         TxKind::TaxedPayment,
         TxKind::Pledge,
         TxKind::Redeem,
+        TxKind::Refund,
+        TxKind::SetTaxRate,
+        TxKind::Suspend,
+        TxKind::Reinstate,
+        TxKind::QueueHold,
+        TxKind::QueueRelease,
+        TxKind::QueueCancel,
+        TxKind::QueueReprioritise,
     ];
 
     fn from_wire(value: u16) -> Option<TxKind> {
@@ -99,19 +140,101 @@ impl TxKind {
             TxKind::TaxedPayment => "taxed_payment",
             TxKind::Pledge => "pledge",
             TxKind::Redeem => "redeem",
+            TxKind::Refund => "refund",
+            TxKind::SetTaxRate => "set_tax_rate",
+            TxKind::Suspend => "suspend",
+            TxKind::Reinstate => "reinstate",
+            TxKind::QueueHold => "queue_hold",
+            TxKind::QueueRelease => "queue_release",
+            TxKind::QueueCancel => "queue_cancel",
+            TxKind::QueueReprioritise => "queue_reprioritise",
+        }
+    }
+
+    /// Whether the kind moves money (`amount` must be positive); the others must carry
+    /// amount 0.
+    pub fn moves_money(self) -> bool {
+        matches!(
+            self,
+            TxKind::Transfer
+                | TxKind::TaxedPayment
+                | TxKind::Pledge
+                | TxKind::Redeem
+                | TxKind::Refund
+        )
+    }
+
+    /// Whether the kind acts on a queued payment named by `related_id`.
+    pub fn is_queue_operation(self) -> bool {
+        matches!(
+            self,
+            TxKind::QueueHold
+                | TxKind::QueueRelease
+                | TxKind::QueueCancel
+                | TxKind::QueueReprioritise
+        )
+    }
+
+    /// Whether the record has no credit account (it must be 0).
+    pub fn has_no_credit_account(self) -> bool {
+        self == TxKind::SetTaxRate || self.is_queue_operation()
+    }
+
+    /// Flag bits this kind may carry.
+    pub fn allowed_flags(self) -> u16 {
+        match self {
+            TxKind::Transfer => {
+                TxFlags::URGENT
+                    | TxFlags::LINKED
+                    | TxFlags::PENDING
+                    | TxFlags::POST_PENDING
+                    | TxFlags::VOID_PENDING
+            }
+            TxKind::TaxedPayment | TxKind::Pledge | TxKind::Redeem | TxKind::Refund => {
+                TxFlags::URGENT | TxFlags::LINKED
+            }
+            TxKind::SetTaxRate => TxFlags::TAX_TO_SUB_ACCOUNT,
+            TxKind::QueueReprioritise => TxFlags::URGENT,
+            TxKind::Suspend
+            | TxKind::Reinstate
+            | TxKind::QueueHold
+            | TxKind::QueueRelease
+            | TxKind::QueueCancel => 0,
         }
     }
 }
 
-/// Flag bits. Bits not named here must be zero.
+/// Flag bits. Bits not named here must be zero; each kind allows some
+/// ([`TxKind::allowed_flags`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct TxFlags(pub u16);
 
 impl TxFlags {
     /// An urgent payment: settles before normal ones when queued.
     pub const URGENT: u16 = 1 << 0;
+    /// Linked to the next record of the block: the chain settles all or nothing.
+    pub const LINKED: u16 = 1 << 1;
+    /// Two-phase, first phase: reserve `amount` (timeout in `reserved_a`, seconds, 0: none).
+    pub const PENDING: u16 = 1 << 2;
+    /// Two-phase: post the pending transfer `related_id` (up to its amount).
+    pub const POST_PENDING: u16 = 1 << 3;
+    /// Two-phase: void the pending transfer `related_id` (amount: the reserved amount).
+    pub const VOID_PENDING: u16 = 1 << 4;
+    /// A tax rate whose tax goes to the payee's restricted tax sub-account.
+    pub const TAX_TO_SUB_ACCOUNT: u16 = 1 << 5;
     /// Every bit that has a meaning.
-    pub const KNOWN: u16 = TxFlags::URGENT;
+    pub const KNOWN: u16 = TxFlags::URGENT
+        | TxFlags::LINKED
+        | TxFlags::PENDING
+        | TxFlags::POST_PENDING
+        | TxFlags::VOID_PENDING
+        | TxFlags::TAX_TO_SUB_ACCOUNT;
+    /// The two-phase bits: at most one may be set.
+    pub const TWO_PHASE: u16 = TxFlags::PENDING | TxFlags::POST_PENDING | TxFlags::VOID_PENDING;
+
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
 }
 
 /// Why a record is malformed. Each reason has its own result code.
@@ -125,7 +248,7 @@ pub enum DecodeError {
     ZeroAmount,
     #[error("ledger 0 is reserved: name the currency ledger of the accounts")]
     ZeroLedger,
-    #[error("unknown transaction kind {0}: expected 1 (transfer), 2 (taxed payment), 3 (pledge) or 4 (redeem)")]
+    #[error("unknown transaction kind {0}: expected 1 to 12 (see docs/SETTLEMENT.md)")]
     UnknownKind(u16),
     #[error("unknown flag bits {0:#06x} are set")]
     UnknownFlags(u16),
@@ -133,10 +256,22 @@ pub enum DecodeError {
     ReservedNotZero,
     #[error("debit and credit account are the same account {0}")]
     SameAccount(u64),
-    #[error("a taxed payment needs a non-zero tax category")]
+    #[error("a taxed payment or a tax rate needs a non-zero tax category")]
     MissingCategory,
-    #[error("only a taxed payment carries a tax category, got category {0}")]
+    #[error("only a taxed payment or a tax rate carries a tax category, got category {0}")]
     UnexpectedCategory(u32),
+    #[error("a {kind} moves no money: its amount must be 0, got {amount}")]
+    UnexpectedAmount { kind: &'static str, amount: u64 },
+    #[error("a {0} names the transaction it acts on in related_id, which is 0")]
+    MissingRelatedId(&'static str),
+    #[error("flag bits {flags:#06x} have no meaning on a {kind}")]
+    FlagNotForKind { kind: &'static str, flags: u16 },
+    #[error("at most one of the pending, post-pending and void-pending flags may be set")]
+    FlagsConflict,
+    #[error("a {kind} has no credit account: it must be 0, got {account}")]
+    UnexpectedCreditAccount { kind: &'static str, account: u64 },
+    #[error("tax rate {0} bp is over 100% (10000 bp)")]
+    TaxRateOverFull(u32),
 }
 
 /// The fields of a transaction, for building and reading records.
@@ -152,6 +287,36 @@ pub struct TxFields {
     pub reference: u128,
     pub related_id: u128,
     pub category: u32,
+    /// Per kind: a pending transfer's timeout in seconds; a tax rate's basis points; else 0.
+    pub reserved_a: u32,
+    /// Per kind: a tax rate's effective-from block time (ms); else 0.
+    pub reserved_b: u64,
+}
+
+impl TxFields {
+    /// A transfer of `amount` with every optional field zero.
+    pub fn transfer(
+        id: u128,
+        debit_account: u64,
+        credit_account: u64,
+        amount: u64,
+        ledger: u32,
+    ) -> TxFields {
+        TxFields {
+            id,
+            debit_account,
+            credit_account,
+            amount,
+            ledger,
+            kind: TxKind::Transfer,
+            flags: TxFlags::default(),
+            reference: 0,
+            related_id: 0,
+            category: 0,
+            reserved_a: 0,
+            reserved_b: 0,
+        }
+    }
 }
 
 impl TxRecord {
@@ -168,8 +333,8 @@ impl TxRecord {
             reference: fields.reference.to_le_bytes(),
             related_id: fields.related_id.to_le_bytes(),
             category: fields.category.to_le_bytes(),
-            reserved_a: [0; 4],
-            reserved_b: [0; 8],
+            reserved_a: fields.reserved_a.to_le_bytes(),
+            reserved_b: fields.reserved_b.to_le_bytes(),
             public_key: [0; 32],
             signature: [0; 64],
         }
@@ -200,7 +365,8 @@ impl TxRecord {
         Ok(record)
     }
 
-    /// Checks the format rules that need no ledger state.
+    /// Checks the format rules that need no ledger state (the per-kind rules of the layout
+    /// table in the module documentation).
     pub fn validate(&self) -> Result<(), DecodeError> {
         let kind_wire = u16::from_le_bytes(self.kind);
         let kind = TxKind::from_wire(kind_wire).ok_or(DecodeError::UnknownKind(kind_wire))?;
@@ -208,26 +374,69 @@ impl TxRecord {
         if flags & !TxFlags::KNOWN != 0 {
             return Err(DecodeError::UnknownFlags(flags & !TxFlags::KNOWN));
         }
-        if self.reserved_a != [0; 4] || self.reserved_b != [0; 8] {
+        if flags & !kind.allowed_flags() != 0 {
+            return Err(DecodeError::FlagNotForKind {
+                kind: kind.name(),
+                flags: flags & !kind.allowed_flags(),
+            });
+        }
+        if (flags & TxFlags::TWO_PHASE).count_ones() > 1 {
+            return Err(DecodeError::FlagsConflict);
+        }
+        let reserved_a_used = kind == TxKind::SetTaxRate
+            || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0);
+        let reserved_b_used = kind == TxKind::SetTaxRate;
+        if (!reserved_a_used && self.reserved_a != [0; 4])
+            || (!reserved_b_used && self.reserved_b != [0; 8])
+        {
             return Err(DecodeError::ReservedNotZero);
         }
         if self.id() == 0 {
             return Err(DecodeError::ZeroId);
         }
-        if self.amount() == 0 {
+        let amount = self.amount();
+        if kind.moves_money() && amount == 0 {
             return Err(DecodeError::ZeroAmount);
+        }
+        if !kind.moves_money() && amount != 0 {
+            return Err(DecodeError::UnexpectedAmount {
+                kind: kind.name(),
+                amount,
+            });
         }
         if self.ledger() == 0 {
             return Err(DecodeError::ZeroLedger);
         }
-        if self.debit_account() == self.credit_account() {
+        if kind.has_no_credit_account() {
+            if self.credit_account() != 0 {
+                return Err(DecodeError::UnexpectedCreditAccount {
+                    kind: kind.name(),
+                    account: self.credit_account(),
+                });
+            }
+        } else if self.debit_account() == self.credit_account() {
             return Err(DecodeError::SameAccount(self.debit_account()));
         }
+        let needs_related = kind == TxKind::Refund
+            || kind.is_queue_operation()
+            || flags & (TxFlags::POST_PENDING | TxFlags::VOID_PENDING) != 0;
+        if needs_related && self.related_id() == 0 {
+            let what = if kind == TxKind::Transfer {
+                "post or void of a pending transfer"
+            } else {
+                kind.name()
+            };
+            return Err(DecodeError::MissingRelatedId(what));
+        }
+        if kind == TxKind::SetTaxRate && self.reserved_a() > crate::genesis::BASIS_POINTS_ONE {
+            return Err(DecodeError::TaxRateOverFull(self.reserved_a()));
+        }
         let category = self.category();
-        match (kind, category) {
-            (TxKind::TaxedPayment, 0) => Err(DecodeError::MissingCategory),
-            (TxKind::TaxedPayment, _) | (_, 0) => Ok(()),
-            (_, other) => Err(DecodeError::UnexpectedCategory(other)),
+        let carries_category = matches!(kind, TxKind::TaxedPayment | TxKind::SetTaxRate);
+        match (carries_category, category) {
+            (true, 0) => Err(DecodeError::MissingCategory),
+            (true, _) | (false, 0) => Ok(()),
+            (false, other) => Err(DecodeError::UnexpectedCategory(other)),
         }
     }
 
@@ -248,6 +457,8 @@ impl TxRecord {
             reference: u128::from_le_bytes(self.reference),
             related_id: self.related_id(),
             category: self.category(),
+            reserved_a: self.reserved_a(),
+            reserved_b: self.reserved_b(),
         }
     }
 
@@ -277,6 +488,17 @@ impl TxRecord {
     }
     pub fn category(&self) -> u32 {
         u32::from_le_bytes(self.category)
+    }
+    pub fn reference(&self) -> u128 {
+        u128::from_le_bytes(self.reference)
+    }
+    /// A pending transfer's timeout in seconds, or a tax rate's basis points.
+    pub fn reserved_a(&self) -> u32 {
+        u32::from_le_bytes(self.reserved_a)
+    }
+    /// A tax rate's effective-from block time in milliseconds.
+    pub fn reserved_b(&self) -> u64 {
+        u64::from_le_bytes(self.reserved_b)
     }
 
     /// The record's bytes.
@@ -329,6 +551,8 @@ mod tests {
             reference: 99,
             related_id: 0,
             category: 0,
+            reserved_a: 0,
+            reserved_b: 0,
         }
     }
 
@@ -362,7 +586,7 @@ mod tests {
         assert_eq!(with(&|b| b[0..16].fill(0)), Err(DecodeError::ZeroId));
         assert_eq!(with(&|b| b[32..40].fill(0)), Err(DecodeError::ZeroAmount));
         assert_eq!(with(&|b| b[40..44].fill(0)), Err(DecodeError::ZeroLedger));
-        assert_eq!(with(&|b| b[44] = 9), Err(DecodeError::UnknownKind(9)));
+        assert_eq!(with(&|b| b[44] = 99), Err(DecodeError::UnknownKind(99)));
         assert_eq!(
             with(&|b| b[47] = 0x80),
             Err(DecodeError::UnknownFlags(0x8000))
@@ -378,6 +602,72 @@ mod tests {
             Err(DecodeError::UnexpectedCategory(3))
         );
         assert_eq!(with(&|b| b[44] = 2), Err(DecodeError::MissingCategory));
+        // queue cancel: no amount, no credit account, names the queued payment
+        assert_eq!(
+            with(&|b| b[44] = 11),
+            Err(DecodeError::UnexpectedAmount {
+                kind: "queue_cancel",
+                amount: 500
+            })
+        );
+        assert_eq!(
+            with(&|b| {
+                b[44] = 11;
+                b[32..40].fill(0);
+            }),
+            Err(DecodeError::UnexpectedCreditAccount {
+                kind: "queue_cancel",
+                account: 200
+            })
+        );
+        assert_eq!(
+            with(&|b| {
+                b[44] = 11;
+                b[32..40].fill(0);
+                b[24..32].fill(0);
+            }),
+            Err(DecodeError::MissingRelatedId("queue_cancel"))
+        );
+        assert_eq!(
+            with(&|b| b[46] = (TxFlags::TAX_TO_SUB_ACCOUNT) as u8),
+            Err(DecodeError::FlagNotForKind {
+                kind: "transfer",
+                flags: TxFlags::TAX_TO_SUB_ACCOUNT
+            })
+        );
+        assert_eq!(
+            with(&|b| b[46] = (TxFlags::PENDING | TxFlags::VOID_PENDING) as u8),
+            Err(DecodeError::FlagsConflict)
+        );
+        assert_eq!(
+            with(&|b| b[46] = TxFlags::POST_PENDING as u8),
+            Err(DecodeError::MissingRelatedId(
+                "post or void of a pending transfer"
+            ))
+        );
+        // a pending transfer carries its timeout in reserved_a
+        let pending = with(&|b| {
+            b[46] = TxFlags::PENDING as u8;
+            b[84] = 30;
+        })
+        .expect("a pending transfer with a timeout is well formed");
+        assert_eq!(pending.reserved_a(), 30);
+        assert_eq!(with(&|b| b[84] = 30), Err(DecodeError::ReservedNotZero));
+        let mut rate = TxFields {
+            kind: TxKind::SetTaxRate,
+            credit_account: 0,
+            amount: 0,
+            category: 4,
+            reserved_a: 10_001,
+            ..transfer()
+        };
+        assert_eq!(
+            TxRecord::new(&rate).validate(),
+            Err(DecodeError::TaxRateOverFull(10_001))
+        );
+        rate.reserved_a = 10_000;
+        rate.reserved_b = 5;
+        assert_eq!(TxRecord::new(&rate).validate(), Ok(()));
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn each_rejection_reason_has_its_code_and_moves_nothing() {
     expect_code(
         &f,
         &f.tx(1, TxKind::Transfer, ALICE, OBSERVER, 1),
-        ResultCode::NotPermitted,
+        ResultCode::ObserverReadOnly,
     );
     expect_code(
         &f,

@@ -11,14 +11,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::{non_canonical_encodings, seed, small_order_encodings};
 use tally_kernels::gpu::ed25519::{
-    run_test_kernel, shader_source, FIELD_TEST_WGSL, POINT_TEST_WGSL, VERIFY_WGSL,
+    run_test_kernel, shader_source, FIELD_TEST_WGSL, LADDER_WGSL, POINT_TEST_WGSL, PREPARE_WGSL,
+    VERIFY_WGSL,
 };
 use tally_kernels::gpu::test_context;
 
 #[test]
 fn every_shader_validates_with_naga() {
+    let prepare = format!("{VERIFY_WGSL}\n{PREPARE_WGSL}");
+    let ladder = format!("{VERIFY_WGSL}\n{LADDER_WGSL}");
     for (name, entry) in [
-        ("verify", VERIFY_WGSL),
+        ("prepare", prepare.as_str()),
+        ("ladder", ladder.as_str()),
         ("field_test", FIELD_TEST_WGSL),
         ("point_test", POINT_TEST_WGSL),
     ] {

@@ -5,6 +5,7 @@
 //! afterwards that money is conserved and that the node's state matches a replay of its log.
 
 use crate::driver::{run, RunConfig, RunResult};
+use crate::pacing::Pacing;
 use crate::population::{Population, PopulationSpec};
 use crate::workload::{presign, TransferMix};
 use std::path::PathBuf;
@@ -120,13 +121,16 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let signing_time = signing_start.elapsed();
     let handle = node.handle();
     let run_config = RunConfig {
-        rate_per_s: options.rate_per_s,
+        pacing: match options.rate_per_s {
+            Some(rate_per_s) => Pacing::Fixed { rate_per_s },
+            None => RunConfig::default().pacing,
+        },
         duration: options.duration,
         progress: options.progress,
         ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
-    let result = run(&handle, &txs, id_base, &run_config);
+    let result = run(&handle, &txs, &run_config);
     let outcome = node.shutdown();
     let replayed = tally_engine::node::replay_dir(&population.genesis, &config)?;
     Ok(DemoReport {

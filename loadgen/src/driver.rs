@@ -1,33 +1,44 @@
-//! Drives a node with pre-signed transactions, open loop at a fixed rate or closed loop as
-//! fast as the node takes them, and measures latency from each transaction's intended send
-//! time to its acknowledgement.
+//! Drives a target with pre-signed transactions, open loop (constant or Poisson rate) or
+//! closed loop, and measures latency from each transaction's intended send time to its
+//! acknowledgement.
+//!
+//! One sender thread paces submissions; one receiver thread takes acknowledgements, records
+//! latencies in an HDR histogram and builds the timeline (per-interval throughput, latency
+//! and result codes) that the reports plot. Transactions whose intended send time falls in
+//! the warm-up are sent and counted but kept out of the latency figures.
 
+use crate::pacing::Pacing;
 use crate::report::Counts;
+use crate::target::Target;
 use crossbeam::channel::{unbounded, RecvTimeoutError};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_engine::mempool::Ack;
-use tally_engine::node::{NodeHandle, SubmitError};
+use tally_engine::node::SubmitError;
 use tally_engine::tx::TxRecord;
 
-/// How to drive the node.
+/// Highest latency the histograms hold, in microseconds (one hour).
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// How to drive the target.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    /// Open loop at this many transactions per second; `None` is closed loop (as fast as the
-    /// node takes them, with at most `in_flight_tx_max` unacknowledged).
-    pub rate_per_s: Option<f64>,
+    pub pacing: Pacing,
     /// Stop sending after this long (or when the transactions run out).
     pub duration: Duration,
+    /// Transactions meant to be sent in this first part of the run are kept out of the
+    /// latency figures (they still count as sent and acknowledged).
+    pub warmup: Duration,
     /// Most transactions in one submit call.
     pub submit_batch_tx_max: usize,
-    /// Closed loop: most transactions sent and not yet acknowledged.
-    pub in_flight_tx_max: usize,
     /// How long to wait for the last acknowledgements after sending stops.
     pub drain_timeout: Duration,
+    /// Width of one timeline interval.
+    pub interval: Duration,
     pub progress: bool,
     /// Append one line `id code height` per acknowledgement to this file, flushed at least
     /// every few milliseconds (crash tests read it to know what the node acknowledged).
@@ -37,20 +48,40 @@ pub struct RunConfig {
 impl Default for RunConfig {
     fn default() -> RunConfig {
         RunConfig {
-            rate_per_s: None,
+            pacing: Pacing::Closed {
+                in_flight_tx_max: 131_072,
+            },
             duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
             submit_batch_tx_max: 1024,
-            in_flight_tx_max: 131_072,
             drain_timeout: Duration::from_secs(30),
+            interval: Duration::from_secs(1),
             progress: false,
             ack_log: None,
         }
     }
 }
 
+/// What happened in one interval of the run (by acknowledgement time).
+#[derive(Clone, Debug)]
+pub struct Interval {
+    /// Seconds from the start of the run to the start of the interval.
+    pub start_s: f64,
+    pub length_s: f64,
+    pub acknowledged: u64,
+    pub counts: Counts,
+    /// Latencies (microseconds) of the acknowledgements in this interval, warm-up excluded.
+    pub latency_us: Histogram<u64>,
+}
+
 /// What a run measured.
 pub struct RunResult {
-    /// Latency in microseconds from intended send to acknowledgement.
+    pub pacing: Pacing,
+    pub warmup: Duration,
+    pub target: String,
+    /// Wall-clock time of the start of the run (the HdrHistogram log's StartTime).
+    pub started_at: std::time::SystemTime,
+    /// Latency in microseconds from intended send to acknowledgement, warm-up excluded.
     pub latency_us: Histogram<u64>,
     pub counts: Counts,
     pub sent: u64,
@@ -59,8 +90,9 @@ pub struct RunResult {
     pub busy_answers: u64,
     /// From the first intended send to the last acknowledgement.
     pub elapsed: Duration,
-    /// Why sending stopped early, if the node stopped.
+    /// Why sending stopped early, if the target stopped.
     pub stopped: Option<String>,
+    pub timeline: Vec<Interval>,
 }
 
 impl RunResult {
@@ -70,12 +102,70 @@ impl RunResult {
     }
 }
 
-/// Sends `txs` (ids `id_base + 1 ..= id_base + txs.len()`, in order) to the node.
+/// Finds a transaction's position from its id: arithmetic when the ids are consecutive (as
+/// generated workloads are), a map otherwise (recorded or hand-made workloads).
+enum IdIndex {
+    Consecutive { first: u128, count: usize },
+    Map(HashMap<u128, usize>),
+}
+
+impl IdIndex {
+    fn new(txs: &[TxRecord]) -> IdIndex {
+        let first = txs.first().map_or(0, TxRecord::id);
+        let consecutive = txs
+            .iter()
+            .enumerate()
+            .all(|(slot, tx)| tx.id() == first.wrapping_add(slot as u128));
+        if consecutive {
+            IdIndex::Consecutive {
+                first,
+                count: txs.len(),
+            }
+        } else {
+            IdIndex::Map(
+                txs.iter()
+                    .enumerate()
+                    .map(|(slot, tx)| (tx.id(), slot))
+                    .collect(),
+            )
+        }
+    }
+
+    fn slot(&self, id: u128) -> Option<usize> {
+        match self {
+            IdIndex::Consecutive { first, count } => {
+                let slot = id.wrapping_sub(*first);
+                (slot < *count as u128).then_some(slot as usize)
+            }
+            IdIndex::Map(map) => map.get(&id).copied(),
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
+/// Live figures the receiver publishes for the progress bar.
+#[derive(Default)]
+struct Live {
+    acknowledged: AtomicU64,
+    last_interval_p99_us: AtomicU64,
+}
+
+/// Sends `txs` in order to `target` and measures what comes back.
 ///
 /// Panics if the ack log cannot be created or written: a crash test without its record of
 /// acknowledgements would prove nothing.
-pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunConfig) -> RunResult {
-    assert!(config.submit_batch_tx_max > 0 && config.in_flight_tx_max > 0);
+pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResult {
+    assert!(config.submit_batch_tx_max > 0);
+    assert!(
+        !config.interval.is_zero(),
+        "the timeline interval must be positive"
+    );
+    if let Pacing::Closed { in_flight_tx_max } = config.pacing {
+        assert!(in_flight_tx_max > 0);
+    }
     let mut ack_log = config.ack_log.as_ref().map(|path| {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -84,22 +174,24 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
             .unwrap_or_else(|e| panic!("cannot open ack log {}: {e}", path.display()));
         std::io::BufWriter::new(file)
     });
+    let schedule_ns = config.pacing.schedule_ns(txs.len());
+    let index = IdIndex::new(txs);
+    let started_at = std::time::SystemTime::now();
     let start = Instant::now();
-    let send_ns: Arc<Vec<AtomicU64>> =
-        Arc::new((0..txs.len()).map(|_| AtomicU64::new(0)).collect());
-    let acknowledged = Arc::new(AtomicU64::new(0));
-    let sending_done = Arc::new(AtomicBool::new(false));
+    let send_ns: Vec<AtomicU64> = (0..txs.len()).map(|_| AtomicU64::new(0)).collect();
+    let live = Live::default();
+    let sending_done = AtomicBool::new(false);
+    let warmup_ns = config.warmup.as_nanos() as u64;
+    let interval_ns = config.interval.as_nanos() as u64;
     let (reply, acks) = unbounded::<Ack>();
-    let receiver = {
-        let send_ns = Arc::clone(&send_ns);
-        let acknowledged = Arc::clone(&acknowledged);
-        let sending_done = Arc::clone(&sending_done);
-        std::thread::Builder::new()
+
+    std::thread::scope(|scope| {
+        let receiver = std::thread::Builder::new()
             .name("loadgen-acks".into())
-            .spawn(move || {
-                let mut latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("valid histogram bounds");
+            .spawn_scoped(scope, || {
+                let mut latency_us = new_histogram();
                 let mut counts = Counts::default();
+                let mut timeline: Vec<Interval> = Vec::new();
                 let mut last_ack = start;
                 let mut last_flush = start;
                 loop {
@@ -124,24 +216,98 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
                     }
                     let now = Instant::now();
                     last_ack = now;
-                    let slot = ack.id.wrapping_sub(id_base + 1) as usize;
-                    if let Some(sent) = send_ns.get(slot) {
-                        let sent_ns = sent.load(Ordering::Acquire);
-                        let latency_ns = (now - start).as_nanos() as u64
-                            - sent_ns.min((now - start).as_nanos() as u64);
-                        latency_us.saturating_record((latency_ns / 1_000).max(1));
+                    let now_ns = (now - start).as_nanos() as u64;
+                    let bucket = (now_ns / interval_ns) as usize;
+                    while timeline.len() <= bucket {
+                        if let Some(done) = timeline.last() {
+                            live.last_interval_p99_us
+                                .store(done.latency_us.value_at_quantile(0.99), Ordering::Relaxed);
+                        }
+                        timeline.push(Interval {
+                            start_s: (timeline.len() as u64 * interval_ns) as f64 / 1e9,
+                            length_s: interval_ns as f64 / 1e9,
+                            acknowledged: 0,
+                            counts: Counts::default(),
+                            latency_us: new_histogram(),
+                        });
                     }
+                    let interval = &mut timeline[bucket];
+                    if let Some(slot) = index.slot(ack.id) {
+                        let sent_ns = send_ns[slot].load(Ordering::Acquire);
+                        if sent_ns >= warmup_ns {
+                            let latency = (now_ns.saturating_sub(sent_ns) / 1_000).max(1);
+                            latency_us.saturating_record(latency);
+                            interval.latency_us.saturating_record(latency);
+                        }
+                    }
+                    interval.acknowledged += 1;
+                    interval.counts.add(ack.code);
                     counts.add(ack.code);
-                    acknowledged.fetch_add(1, Ordering::Release);
+                    live.acknowledged.fetch_add(1, Ordering::Release);
                 }
                 if let Some(log) = ack_log.as_mut() {
                     log.flush().expect("write the ack log");
                 }
-                (latency_us, counts, last_ack)
+                (latency_us, counts, timeline, last_ack)
             })
-            .expect("start the acknowledgement thread")
-    };
+            .expect("start the acknowledgement thread");
 
+        let (sent, busy_answers, mut stopped) = send(
+            target,
+            txs,
+            config,
+            schedule_ns.as_deref(),
+            &send_ns,
+            &live,
+            start,
+            reply,
+        );
+        let drain_until = Instant::now() + config.drain_timeout;
+        while live.acknowledged.load(Ordering::Acquire) < sent && Instant::now() < drain_until {
+            if stopped.is_none() {
+                stopped = target.fatal_error();
+            }
+            if stopped.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The target holds reply senders until it acknowledges: tell the receiver to stop
+        // once the channel is quiet instead of waiting for every sender to go.
+        sending_done.store(true, Ordering::Release);
+        let (latency_us, counts, timeline, last_ack) =
+            receiver.join().expect("acknowledgement thread");
+        RunResult {
+            pacing: config.pacing,
+            warmup: config.warmup,
+            target: target.describe(),
+            started_at,
+            latency_us,
+            counts,
+            sent,
+            acknowledged: live.acknowledged.load(Ordering::Acquire),
+            busy_answers,
+            elapsed: last_ack
+                .saturating_duration_since(start)
+                .max(Duration::from_micros(1)),
+            stopped,
+            timeline,
+        }
+    })
+}
+
+/// The sender loop: returns (sent, busy answers, why the target stopped).
+#[allow(clippy::too_many_arguments)]
+fn send(
+    target: &dyn Target,
+    txs: &[TxRecord],
+    config: &RunConfig,
+    schedule_ns: Option<&[u64]>,
+    send_ns: &[AtomicU64],
+    live: &Live,
+    start: Instant,
+    reply: crossbeam::channel::Sender<Ack>,
+) -> (u64, u64, Option<String>) {
     let progress = if config.progress {
         let bar = ProgressBar::new(config.duration.as_secs().max(1));
         bar.set_style(
@@ -162,27 +328,27 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
         if elapsed >= config.duration {
             break;
         }
-        let due = match config.rate_per_s {
-            Some(rate) => ((elapsed.as_secs_f64() * rate) as usize + 1).min(txs.len()),
-            None => {
-                let in_flight = next as u64 - acknowledged.load(Ordering::Acquire);
-                let room = (config.in_flight_tx_max as u64).saturating_sub(in_flight) as usize;
+        let elapsed_ns = elapsed.as_nanos() as u64;
+        let due = match (schedule_ns, config.pacing) {
+            (Some(schedule), _) => next + schedule[next..].partition_point(|&at| at <= elapsed_ns),
+            (None, Pacing::Closed { in_flight_tx_max }) => {
+                let in_flight = next as u64 - live.acknowledged.load(Ordering::Acquire);
+                let room = (in_flight_tx_max as u64).saturating_sub(in_flight) as usize;
                 (next + room).min(txs.len())
             }
+            (None, _) => unreachable!("open-loop pacing always has a schedule"),
         };
         if due <= next {
             std::thread::sleep(Duration::from_micros(50));
         }
         while next < due {
             let end = (next + config.submit_batch_tx_max).min(due);
-            for (slot, sent) in send_ns[next..end].iter().enumerate() {
-                let intended_ns = match config.rate_per_s {
-                    Some(rate) => ((next + slot) as f64 / rate * 1e9) as u64,
-                    None => start.elapsed().as_nanos() as u64,
-                };
+            let now_ns = start.elapsed().as_nanos() as u64;
+            for (offset, sent) in send_ns[next..end].iter().enumerate() {
+                let intended_ns = schedule_ns.map_or(now_ns, |schedule| schedule[next + offset]);
                 sent.store(intended_ns, Ordering::Release);
             }
-            match handle.submit(&txs[next..end], &reply) {
+            match target.submit(&txs[next..end], &reply) {
                 Ok(taken) => next += taken,
                 Err(SubmitError::Busy { accepted }) => {
                     next += accepted;
@@ -200,41 +366,17 @@ pub fn run(handle: &NodeHandle, txs: &[TxRecord], id_base: u128, config: &RunCon
             break;
         }
         if last_progress.elapsed() >= Duration::from_millis(250) {
-            let acked = acknowledged.load(Ordering::Acquire);
+            let acked = live.acknowledged.load(Ordering::Acquire);
             let rate = (acked - last_acked) as f64 / last_progress.elapsed().as_secs_f64();
+            let p99_ms = live.last_interval_p99_us.load(Ordering::Relaxed) as f64 / 1e3;
             progress.set_position(start.elapsed().as_secs());
-            progress.set_message(format!("{acked} acknowledged, {rate:.0} tx/s"));
+            progress.set_message(format!(
+                "{acked} acknowledged, {rate:.0} tx/s, p99 {p99_ms:.1} ms (last interval)"
+            ));
             last_progress = Instant::now();
             last_acked = acked;
         }
     }
     progress.finish_and_clear();
-    let sent = next as u64;
-    drop(reply);
-    let drain_until = Instant::now() + config.drain_timeout;
-    while acknowledged.load(Ordering::Acquire) < sent && Instant::now() < drain_until {
-        if stopped.is_none() {
-            stopped = handle.fatal_error();
-        }
-        if stopped.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // The node holds reply senders until it acknowledges: tell the receiver to stop once
-    // the channel is quiet instead of waiting for every sender to go.
-    sending_done.store(true, Ordering::Release);
-    let (latency_us, counts, last_ack) = receiver.join().expect("acknowledgement thread");
-    let acknowledged_now = acknowledged.load(Ordering::Acquire);
-    RunResult {
-        latency_us,
-        counts,
-        sent,
-        acknowledged: acknowledged_now,
-        busy_answers,
-        elapsed: last_ack
-            .saturating_duration_since(start)
-            .max(Duration::from_micros(1)),
-        stopped,
-    }
+    (next as u64, busy_answers, stopped)
 }

@@ -7,10 +7,17 @@
 
 pub mod demo;
 pub mod driver;
+pub mod html;
+pub mod pacing;
 pub mod population;
+pub mod recording;
 pub mod report;
+pub mod session;
+pub mod target;
 pub mod workload;
 
 pub use driver::{run, RunConfig, RunResult};
+pub use pacing::Pacing;
 pub use population::{Population, PopulationSpec};
-pub use workload::{presign, TransferMix};
+pub use target::Target;
+pub use workload::{presign, TransferMix, WorkloadName};

@@ -80,6 +80,9 @@ impl Population {
                 owner: hex::encode(public_key_of(&signing)),
                 balance,
                 bank,
+                overdraft_max: 0,
+                balance_max: None,
+                tax_sub_account: None,
             });
             keys.insert(id, signing);
         };
@@ -160,17 +163,21 @@ impl Population {
                 TaxRateSpec {
                     category: 1,
                     rate_bp: 900,
+                    to_sub_account: false,
                 },
                 TaxRateSpec {
                     category: 2,
                     rate_bp: 500,
+                    to_sub_account: false,
                 },
                 TaxRateSpec {
                     category: 3,
                     rate_bp: 0,
+                    to_sub_account: false,
                 },
             ],
             accounts,
+            settlement: Default::default(),
         };
         Population {
             genesis,

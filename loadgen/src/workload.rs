@@ -1,6 +1,6 @@
 //! Workloads: streams of signed transactions over a [`Population`].
 
-use crate::population::{Population, CENTRAL_BANK_ID};
+use crate::population::{Population, PopulationSpec, CENTRAL_BANK_ID};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -18,6 +18,13 @@ pub struct TransferMix {
     pub refund_pct: u32,
     /// Central-bank pledges and redeems.
     pub central_bank_pct: u32,
+    /// Scale of interbank amounts (minor units; amounts are heavy-tailed around it).
+    pub interbank_amount_scale: u64,
+    /// Share of interbank payments marked urgent, in percent.
+    pub urgent_pct: u32,
+    /// Share of interbank traffic that is a payer acting on one of its recent payments
+    /// (hold, release, cancel, re-prioritise: effective while the payment is queued).
+    pub queue_ops_pct: u32,
     /// Deliberately invalid transactions (bad signature, wrong signer, unknown account), so
     /// that the rejection paths run under load too.
     pub invalid_pct: u32,
@@ -31,19 +38,128 @@ impl Default for TransferMix {
             interbank_pct: 10,
             refund_pct: 5,
             central_bank_pct: 2,
+            interbank_amount_scale: 100_000_000,
+            urgent_pct: 20,
+            queue_ops_pct: 2,
             invalid_pct: 1,
             seed: 7,
         }
     }
 }
 
+/// How many recent payments refunds and queue operations choose from.
+const RECENT_MAX: usize = 1024;
+
+/// Keeps `item` among the last [`RECENT_MAX`] (order does not matter: picks are random).
+fn remember<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == RECENT_MAX {
+        list.swap_remove(0);
+    }
+    list.push(item);
+}
+
+/// The named workloads of `tally loadgen`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadName {
+    /// Interbank RTGS payments as Project Ubin ran them: heavy-tailed amounts, a priority
+    /// mix, and banks holding little liquidity beside their payments (a squeeze that drives
+    /// queues and gridlock), with the central bank pledging and redeeming reserves.
+    Ubin,
+    /// Consumers paying merchants across tax categories, with refunds.
+    Vat,
+    /// Retail, taxed, interbank and central-bank traffic together.
+    Mixed,
+}
+
+impl WorkloadName {
+    pub const ALL: [WorkloadName; 3] = [WorkloadName::Ubin, WorkloadName::Vat, WorkloadName::Mixed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadName::Ubin => "ubin",
+            WorkloadName::Vat => "vat",
+            WorkloadName::Mixed => "mixed",
+        }
+    }
+
+    /// The transaction mix; `invalid_pct` percent are deliberately invalid.
+    pub fn mix(self, seed: u64, invalid_pct: u32) -> TransferMix {
+        let base = TransferMix {
+            invalid_pct,
+            seed,
+            ..TransferMix::default()
+        };
+        match self {
+            WorkloadName::Ubin => TransferMix {
+                taxed_payment_pct: 0,
+                interbank_pct: 96,
+                refund_pct: 0,
+                central_bank_pct: 4,
+                interbank_amount_scale: 200_000_000,
+                urgent_pct: 15,
+                queue_ops_pct: 4,
+                ..base
+            },
+            WorkloadName::Vat => TransferMix {
+                taxed_payment_pct: 90,
+                interbank_pct: 0,
+                refund_pct: 10,
+                central_bank_pct: 0,
+                ..base
+            },
+            WorkloadName::Mixed => base,
+        }
+    }
+
+    /// The population the workload runs over (`banks` banks).
+    pub fn population(self, seed: u64, banks: usize) -> PopulationSpec {
+        let base = PopulationSpec {
+            banks,
+            seed,
+            ..PopulationSpec::default()
+        };
+        match self {
+            // Opening reserves of 25 times the typical payment: the heavy tail and the
+            // random direction of flows leave some banks short, so payments wait for
+            // liquidity.
+            WorkloadName::Ubin => PopulationSpec {
+                bank_opening_balance: 5_000_000_000,
+                merchants: 0,
+                consumers: 0,
+                ..base
+            },
+            WorkloadName::Vat | WorkloadName::Mixed => base,
+        }
+    }
+}
+
+impl std::str::FromStr for WorkloadName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WorkloadName, String> {
+        WorkloadName::ALL
+            .into_iter()
+            .find(|w| w.name() == text)
+            .ok_or_else(|| format!("unknown workload {text:?}: expected ubin, vat or mixed"))
+    }
+}
+
 /// Heavy-tailed amount in minor units: most payments are small, a few are large.
 fn amount(rng: &mut ChaCha20Rng, scale: u64) -> u64 {
+    amount_capped(rng, scale, 1000.0)
+}
+
+/// Pareto with shape 1.5 (mean 3x the scale), capped at `cap` times the scale.
+fn amount_capped(rng: &mut ChaCha20Rng, scale: u64, cap: f64) -> u64 {
     let uniform: f64 = rng.random_range(0.0001..1.0);
-    // Pareto with shape 1.5, capped at 1000x the scale.
-    let factor = (1.0 / uniform.powf(1.0 / 1.5)).min(1000.0);
+    let factor = (1.0 / uniform.powf(1.0 / 1.5)).min(cap);
     ((scale as f64) * factor) as u64 + 1
 }
+
+/// Interbank amounts stop at this many times their scale: large enough to exceed a bank's
+/// reserves (so payments queue and gridlock forms), small enough that offsetting and
+/// incoming payments can release them within the day.
+const INTERBANK_CAP: f64 = 40.0;
 
 /// Builds `count` transactions with ids `id_base + 1 ..= id_base + count` and signs them on
 /// all cores. The same population, mix and ids give the same bytes.
@@ -58,6 +174,9 @@ pub fn presign(
     let mut rng = ChaCha20Rng::seed_from_u64(mix.seed);
     let pick = |rng: &mut ChaCha20Rng, from: &[u64]| from[rng.random_range(0..from.len())];
     let mut plans: Vec<(TxFields, u64, u8)> = Vec::with_capacity(count);
+    // Recent payments that later records refer to: (id, payer, payee, gross).
+    let mut recent_taxed: Vec<(u128, u64, u64, u64)> = Vec::new();
+    let mut recent_interbank: Vec<(u128, u64)> = Vec::new();
     for index in 0..count {
         let id = id_base + index as u128 + 1;
         let roll = rng.random_range(0..100u32);
@@ -72,6 +191,8 @@ pub fn presign(
             reference: rng.random(),
             related_id: 0,
             category: 0,
+            reserved_a: 0,
+            reserved_b: 0,
         };
         let mut threshold = mix.taxed_payment_pct;
         if roll < threshold {
@@ -80,13 +201,40 @@ pub fn presign(
             fields.credit_account = pick(&mut rng, &population.merchants);
             fields.amount = amount(&mut rng, 2_000);
             fields.category = rng.random_range(1..=3);
+            remember(
+                &mut recent_taxed,
+                (
+                    id,
+                    fields.debit_account,
+                    fields.credit_account,
+                    fields.amount,
+                ),
+            );
         } else if roll < {
             threshold += mix.interbank_pct;
             threshold
         } {
+            if !recent_interbank.is_empty() && rng.random_range(0..100u32) < mix.queue_ops_pct {
+                // The payer acts on one of its recent payments; if it is not queued (any
+                // more), the ledger answers `queued_payment_not_found`.
+                let (target, payer) = recent_interbank[rng.random_range(0..recent_interbank.len())];
+                fields.kind = [
+                    TxKind::QueueHold,
+                    TxKind::QueueRelease,
+                    TxKind::QueueCancel,
+                    TxKind::QueueReprioritise,
+                ][rng.random_range(0..4usize)];
+                fields.debit_account = payer;
+                fields.related_id = target;
+                if fields.kind == TxKind::QueueReprioritise && rng.random_bool(0.5) {
+                    fields.flags = TxFlags(TxFlags::URGENT);
+                }
+                plans.push((fields, payer, 0));
+                continue;
+            }
             fields.debit_account = pick(&mut rng, &population.banks);
             fields.credit_account = pick(&mut rng, &population.banks);
-            fields.amount = amount(&mut rng, 100_000_000);
+            fields.amount = amount_capped(&mut rng, mix.interbank_amount_scale, INTERBANK_CAP);
             if fields.debit_account == fields.credit_account {
                 fields.credit_account = population.banks[(population
                     .banks
@@ -96,16 +244,33 @@ pub fn presign(
                     + 1)
                     % population.banks.len()];
             }
-            if rng.random_bool(0.2) {
+            if rng.random_range(0..100u32) < mix.urgent_pct {
                 fields.flags = TxFlags(TxFlags::URGENT);
             }
+            remember(&mut recent_interbank, (id, fields.debit_account));
         } else if roll < {
             threshold += mix.refund_pct;
             threshold
         } {
-            fields.debit_account = pick(&mut rng, &population.merchants);
-            fields.credit_account = pick(&mut rng, &population.consumers);
-            fields.amount = amount(&mut rng, 1_000);
+            if recent_taxed.is_empty() {
+                fields.debit_account = pick(&mut rng, &population.merchants);
+                fields.credit_account = pick(&mut rng, &population.consumers);
+                fields.amount = amount(&mut rng, 1_000);
+            } else {
+                // The merchant refunds a recent taxed payment in full or in part; the
+                // ledger reverses its tax pro rata.
+                let (original, payer, payee, gross) =
+                    recent_taxed[rng.random_range(0..recent_taxed.len())];
+                fields.kind = TxKind::Refund;
+                fields.debit_account = payee;
+                fields.credit_account = payer;
+                fields.related_id = original;
+                fields.amount = if rng.random_bool(0.5) {
+                    gross
+                } else {
+                    gross / 2 + 1
+                };
+            }
         } else if roll < {
             threshold += mix.central_bank_pct;
             threshold
@@ -136,12 +301,17 @@ pub fn presign(
         if rng.random_range(0..100u32) < mix.invalid_pct {
             corruption = rng.random_range(1..=3);
             match corruption {
-                1 => {}                                              // signature bit flipped after signing
-                2 => signer = pick(&mut rng, &population.consumers), // wrong signer
-                _ => fields.credit_account = u64::MAX - 1,           // unknown account
-            }
-            if corruption == 2 && signer == fields.debit_account {
-                signer = population.merchants[0];
+                // 1: a signature bit flipped after signing.
+                1 => {}
+                // 2: signed by the key of another account than the payer's.
+                2 => {
+                    signer = pick(&mut rng, &population.banks);
+                    if signer == fields.debit_account || signer == CENTRAL_BANK_ID {
+                        signer = crate::population::TAX_AUTHORITY_ID;
+                    }
+                }
+                // 3: an account that does not exist.
+                _ => fields.credit_account = u64::MAX - 1,
             }
         }
         plans.push((fields, signer, corruption));

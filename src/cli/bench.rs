@@ -7,11 +7,11 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Parts to measure, comma-separated: sigverify, merkle, storage, pipeline.
+    /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,pipeline"
+        default_value = "sigverify,merkle,storage,executor,pipeline"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

@@ -4,9 +4,13 @@ mod bench;
 mod demo;
 mod inspect;
 mod keys;
+mod loadgen;
+mod node;
 mod proof;
 mod prove;
+mod query;
 mod sigcheck;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +31,9 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Build a genesis file from a spec (resolves key files, checks every field).
     Genesis(keys::GenesisArgs),
+    /// Drive a node with a named workload (ubin, vat, mixed), open or closed loop, and write
+    /// a text summary, JSON, an HdrHistogram log and an HTML report with plots.
+    Loadgen(loadgen::LoadgenArgs),
     /// Measure each stage beside the ceiling of the same machine in the same run.
     Bench(bench::BenchArgs),
     /// Look inside a node's files.
@@ -34,10 +41,17 @@ enum Command {
     Inspect(InspectCommand),
     /// Print the Merkle inclusion proof (JSON) of a transaction in a block of a stopped node.
     Prove(prove::ProveArgs),
+    /// Ledger queries over a stopped node's data directory: balance, status, history, queue,
+    /// tax-report (JSON).
+    Query(query::QueryArgs),
     /// Check a Merkle inclusion proof (JSON) without trusting any node.
     VerifyProof(proof::VerifyProofArgs),
     /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
     Sigcheck(sigcheck::SigcheckArgs),
+    /// Run one validator node with its client port and /metrics until SIGINT or SIGTERM.
+    Node(node::NodeArgs),
+    /// Show a running node's height, mempool, counters and backend (client protocol).
+    Status(status::StatusArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,11 +77,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keys::run_keygen(&args),
         Command::Genesis(args) => keys::run_genesis(&args),
         Command::Bench(args) => bench::run_bench(&args),
+        Command::Loadgen(args) => loadgen::run(&args),
         Command::Inspect(InspectCommand::Log(args)) => {
             inspect::run(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Prove(args) => prove::run(&args),
+        Command::Query(args) => query::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
         Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Node(args) => node::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

@@ -52,6 +52,9 @@ impl Fixture {
                 owner: hex::encode(public_key_of(&key)),
                 balance,
                 bank,
+                overdraft_max: 0,
+                balance_max: None,
+                tax_sub_account: None,
             });
             keys.insert(id, key);
         }
@@ -67,13 +70,16 @@ impl Fixture {
                 TaxRateSpec {
                     category: 1,
                     rate_bp: 900,
+                    to_sub_account: false,
                 },
                 TaxRateSpec {
                     category: 2,
                     rate_bp: 0,
+                    to_sub_account: false,
                 },
             ],
             accounts,
+            settlement: Default::default(),
         };
         genesis.validate().expect("fixture genesis is valid");
         Fixture { genesis, keys }
@@ -91,6 +97,8 @@ impl Fixture {
             reference: 0,
             related_id: 0,
             category: if kind == TxKind::TaxedPayment { 1 } else { 0 },
+            reserved_a: 0,
+            reserved_b: 0,
         }
     }
 
@@ -126,5 +134,91 @@ pub fn proptest_config(test: &str, cases: u32) -> proptest::test_runner::Config 
         rng_seed: proptest::test_runner::RngSeed::Fixed(test_seed(test)),
         failure_persistence: None,
         ..proptest::test_runner::Config::default()
+    }
+}
+
+/// A bank for [`Fixture::from_table`]: (id, role, opening balance, bank).
+pub type AccountRow = (u64, Role, u64, Option<u64>);
+
+impl Fixture {
+    /// A fixture over any account table (keys derived from the account id, as in `new`),
+    /// tax rates 1 (9%) and 2 (0%), and a last edit of the genesis (limits, sub-accounts,
+    /// rates, cut-off) before it is validated.
+    pub fn from_table(table: &[AccountRow], edit: impl FnOnce(&mut Genesis)) -> Fixture {
+        let mut keys = BTreeMap::new();
+        let mut accounts = Vec::new();
+        for &(id, role, balance, bank) in table {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&id.to_le_bytes());
+            seed[31] = 0x5a;
+            let key = SigningKey::from(seed);
+            accounts.push(AccountSpec {
+                id,
+                name: format!("account-{id}"),
+                role,
+                owner: hex::encode(public_key_of(&key)),
+                balance,
+                bank,
+                overdraft_max: 0,
+                balance_max: None,
+                tax_sub_account: None,
+            });
+            keys.insert(id, key);
+        }
+        let validator = SigningKey::from([250u8; 32]);
+        let mut genesis = Genesis {
+            network_id: NETWORK,
+            ledger: LEDGER,
+            validators: vec![ValidatorSpec {
+                name: "v0".into(),
+                public_key: hex::encode(public_key_of(&validator)),
+            }],
+            tax_rates: vec![
+                TaxRateSpec {
+                    category: 1,
+                    rate_bp: 900,
+                    to_sub_account: false,
+                },
+                TaxRateSpec {
+                    category: 2,
+                    rate_bp: 0,
+                    to_sub_account: false,
+                },
+            ],
+            accounts,
+            settlement: Default::default(),
+        };
+        edit(&mut genesis);
+        genesis.validate().expect("fixture genesis is valid");
+        Fixture { genesis, keys }
+    }
+
+    /// The central bank, the tax authority, an observer and `count` banks with ids
+    /// `BANK_A, BANK_A + 1, ...` opening at `opening` each.
+    pub fn banks(count: u64, opening: u64) -> Fixture {
+        let mut table: Vec<AccountRow> = vec![
+            (CENTRAL_BANK, Role::CentralBank, 0, None),
+            (TAX, Role::TaxAuthority, 0, None),
+            (OBSERVER, Role::Observer, 0, None),
+        ];
+        table.extend((0..count).map(|i| (BANK_A + i, Role::Bank, opening, None)));
+        Fixture::from_table(&table, |_| {})
+    }
+
+    /// A record with `edit` applied to its fields, signed by `signer`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn custom(
+        &self,
+        signer: u64,
+        id: u128,
+        kind: TxKind,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+        edit: impl FnOnce(&mut TxFields),
+    ) -> TxRecord {
+        let mut fields = self.fields(id, kind, debit, credit, amount);
+        edit(&mut fields);
+        self.signed_by(signer, &fields)
     }
 }

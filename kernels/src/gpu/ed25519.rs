@@ -36,8 +36,12 @@ use std::time::{Duration, Instant};
 pub const FIELD_WGSL: &str = include_str!("../../../shaders/ed25519/field.wgsl");
 /// Point arithmetic and decompression library (no entry point).
 pub const CURVE_WGSL: &str = include_str!("../../../shaders/ed25519/curve.wgsl");
-/// Entry points `prepare` and `ladder`.
+/// Layout, bindings and helpers shared by the verification kernels (no entry point).
 pub const VERIFY_WGSL: &str = include_str!("../../../shaders/ed25519/verify.wgsl");
+/// Entry point `prepare` (needs [`VERIFY_WGSL`]).
+pub const PREPARE_WGSL: &str = include_str!("../../../shaders/ed25519/prepare.wgsl");
+/// Entry point `ladder` (needs [`VERIFY_WGSL`]).
+pub const LADDER_WGSL: &str = include_str!("../../../shaders/ed25519/ladder.wgsl");
 /// Test entry point `field_ops`.
 pub const FIELD_TEST_WGSL: &str = include_str!("../../../shaders/ed25519/field_test.wgsl");
 /// Test entry point `point_ops`.
@@ -209,11 +213,13 @@ impl GpuEd25519 {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("ed25519_verify"),
-            source: wgpu::ShaderSource::Wgsl(shader_source(VERIFY_WGSL).into()),
-        });
-        let pipeline = |label: &str, entry: &str| {
+        let pipeline = |label: &str, entry: &str, entry_wgsl: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(
+                    shader_source(&format!("{VERIFY_WGSL}\n{entry_wgsl}")).into(),
+                ),
+            });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(label),
                 layout: Some(&pipeline_layout),
@@ -296,9 +302,12 @@ impl GpuEd25519 {
         // compiles at the first dispatch).
         let mut compile_times = Vec::new();
         let mut pipelines = Vec::new();
-        for (label, entry) in [("ed25519_prepare", "prepare"), ("ed25519_ladder", "ladder")] {
+        for (label, entry, entry_wgsl) in [
+            ("ed25519_prepare", "prepare", PREPARE_WGSL),
+            ("ed25519_ladder", "ladder", LADDER_WGSL),
+        ] {
             let started = Instant::now();
-            let pipeline = pipeline(label, entry);
+            let pipeline = pipeline(label, entry, entry_wgsl);
             context
                 .queue
                 .write_buffer(&slots[0].params, 0, &words_to_bytes(&[0, 1, 0, 0]));

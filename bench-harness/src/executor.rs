@@ -1,0 +1,267 @@
+//! Executor throughput: plain transfers, taxed payments and a gridlock-heavy interbank mix
+//! executed block by block (`begin_block`, `execute` per record, `end_block` with queue
+//! retries and the liquidity-saving mechanism), signatures excluded (the executor trusts
+//! the signature stage). Quoted beside ed25519-zebra's batch verifier on the same machine in
+//! the same run: execution must stay far below the cost of verifying the signatures.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::time::Instant;
+use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
+use tally_engine::ledger::Ledger;
+use tally_engine::result::ResultCode;
+use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
+
+/// Records per block in the measurement.
+pub const BLOCK_TX: usize = 4_096;
+const LEDGER: u32 = 702;
+const BANKS: u64 = 32;
+const CONSUMERS: u64 = 20_000;
+const MERCHANTS: u64 = 1_000;
+const FIRST_BANK: u64 = 1_000;
+const FIRST_CONSUMER: u64 = 100_000;
+const FIRST_MERCHANT: u64 = 1_000_000;
+
+/// Which records are executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorWorkload {
+    /// Consumer-to-consumer transfers.
+    PlainTransfers,
+    /// Consumer-to-merchant taxed payments over three categories.
+    TaxedPayments,
+    /// Interbank payments larger than the banks' liquidity (most queue), a fifth urgent, with
+    /// a few pledges: the queues and the offsetting run at every block's end.
+    GridlockHeavy,
+}
+
+impl ExecutorWorkload {
+    pub const ALL: [ExecutorWorkload; 3] = [
+        ExecutorWorkload::PlainTransfers,
+        ExecutorWorkload::TaxedPayments,
+        ExecutorWorkload::GridlockHeavy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorWorkload::PlainTransfers => "plain transfers",
+            ExecutorWorkload::TaxedPayments => "taxed payments",
+            ExecutorWorkload::GridlockHeavy => "gridlock-heavy interbank mix",
+        }
+    }
+}
+
+/// Figures of one workload.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExecutorFigures {
+    pub workload: ExecutorWorkload,
+    pub tx_count: usize,
+    pub blocks: usize,
+    /// Records executed per second (begin, execute, end of block; state root excluded).
+    pub tx_per_s: f64,
+    /// Records answered `ok` in their block.
+    pub settled: u64,
+    /// Records answered `queued`.
+    pub queued: u64,
+    /// Queued payments that settled at a block's end (retries and offsetting).
+    pub settled_from_queue: u64,
+    /// State-root computations per second (one per block in the node).
+    pub state_roots_per_s: f64,
+}
+
+struct Setup {
+    genesis: Genesis,
+    owners: std::collections::HashMap<u64, [u8; 32]>,
+}
+
+fn setup() -> Setup {
+    let mut owners = std::collections::HashMap::new();
+    let mut accounts = Vec::new();
+    let mut add = |id: u64, role: Role, balance: u64, bank: Option<u64>| {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&id.to_le_bytes());
+        let key = ed25519_zebra::SigningKey::from(seed);
+        let public: [u8; 32] = ed25519_zebra::VerificationKey::from(&key).into();
+        owners.insert(id, public);
+        accounts.push(AccountSpec {
+            id,
+            name: format!("account-{id}"),
+            role,
+            owner: hex_encode(&public),
+            balance,
+            bank,
+            overdraft_max: 0,
+            balance_max: None,
+            tax_sub_account: None,
+        });
+    };
+    add(1, Role::CentralBank, 0, None);
+    add(2, Role::TaxAuthority, 0, None);
+    add(3, Role::Observer, 0, None);
+    for i in 0..BANKS {
+        add(FIRST_BANK + i, Role::Bank, 50_000, None);
+    }
+    for i in 0..CONSUMERS {
+        add(
+            FIRST_CONSUMER + i,
+            Role::Consumer,
+            1_000_000_000,
+            Some(FIRST_BANK + i % BANKS),
+        );
+    }
+    for i in 0..MERCHANTS {
+        add(
+            FIRST_MERCHANT + i,
+            Role::Merchant,
+            0,
+            Some(FIRST_BANK + i % BANKS),
+        );
+    }
+    let validator = ed25519_zebra::SigningKey::from([9u8; 32]);
+    let genesis = Genesis {
+        network_id: 7,
+        ledger: LEDGER,
+        validators: vec![ValidatorSpec {
+            name: "v0".into(),
+            public_key: hex_encode(&ed25519_zebra::VerificationKey::from(&validator).into()),
+        }],
+        tax_rates: [(1, 900), (2, 500), (3, 0)]
+            .into_iter()
+            .map(|(category, rate_bp)| TaxRateSpec {
+                category,
+                rate_bp,
+                to_sub_account: false,
+            })
+            .collect(),
+        accounts,
+        settlement: Default::default(),
+    };
+    genesis.validate().expect("the bench genesis is valid");
+    Setup { genesis, owners }
+}
+
+fn hex_encode(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records of a workload: unsigned, with the owner's public key (the executor checks the key,
+/// the signature stage checks the signature).
+fn records(setup: &Setup, workload: ExecutorWorkload, count: usize) -> Vec<TxRecord> {
+    let mut rng = ChaCha20Rng::seed_from_u64(0x7a11_e8ec);
+    (0..count)
+        .map(|i| {
+            let id = i as u128 + 1;
+            let mut fields = TxFields::transfer(id, 0, 0, 0, LEDGER);
+            let mut signer = 0;
+            match workload {
+                ExecutorWorkload::PlainTransfers => {
+                    fields.debit_account = FIRST_CONSUMER + rng.random_range(0..CONSUMERS);
+                    fields.credit_account = FIRST_CONSUMER
+                        + (fields.debit_account - FIRST_CONSUMER
+                            + 1
+                            + rng.random_range(0..CONSUMERS - 1))
+                            % CONSUMERS;
+                    fields.amount = rng.random_range(1..10_000);
+                }
+                ExecutorWorkload::TaxedPayments => {
+                    fields.kind = TxKind::TaxedPayment;
+                    fields.debit_account = FIRST_CONSUMER + rng.random_range(0..CONSUMERS);
+                    fields.credit_account = FIRST_MERCHANT + rng.random_range(0..MERCHANTS);
+                    fields.amount = rng.random_range(1..10_000);
+                    fields.category = rng.random_range(1..=3);
+                }
+                ExecutorWorkload::GridlockHeavy => {
+                    if rng.random_range(0..100) < 2 {
+                        fields.kind = TxKind::Pledge;
+                        fields.debit_account = 1;
+                        fields.credit_account = FIRST_BANK + rng.random_range(0..BANKS);
+                        fields.amount = 200_000;
+                        signer = 1;
+                    } else {
+                        fields.debit_account = FIRST_BANK + rng.random_range(0..BANKS);
+                        fields.credit_account = FIRST_BANK
+                            + (fields.debit_account - FIRST_BANK
+                                + 1
+                                + rng.random_range(0..BANKS - 1))
+                                % BANKS;
+                        fields.amount = rng.random_range(10_000..120_000);
+                        if rng.random_range(0..5) == 0 {
+                            fields.flags = TxFlags(TxFlags::URGENT);
+                        }
+                    }
+                }
+            }
+            if signer == 0 {
+                signer = fields.debit_account;
+            }
+            let mut record = TxRecord::new(&fields);
+            record.public_key = setup.owners[&signer];
+            record
+        })
+        .collect()
+}
+
+/// Executes `tx_count` records of each workload in blocks of [`BLOCK_TX`].
+pub fn measure(tx_count: usize) -> Vec<ExecutorFigures> {
+    let setup = setup();
+    ExecutorWorkload::ALL
+        .iter()
+        .map(|&workload| {
+            let records = records(&setup, workload, tx_count);
+            let mut ledger = Ledger::from_genesis(&setup.genesis);
+            let mut results: Vec<ResultCode> = Vec::with_capacity(BLOCK_TX);
+            let (mut settled, mut queued, mut from_queue) = (0u64, 0u64, 0u64);
+            let started = Instant::now();
+            let mut blocks = 0;
+            for (height, block) in records.chunks(BLOCK_TX).enumerate() {
+                ledger.begin_block(height as u64 + 1, 1_000 + height as u64);
+                results.clear();
+                results.extend(block.iter().map(|record| ledger.execute(record)));
+                from_queue += ledger.end_block(&mut results).len() as u64;
+                settled += results.iter().filter(|c| **c == ResultCode::Ok).count() as u64;
+                queued += results.iter().filter(|c| **c == ResultCode::Queued).count() as u64;
+                blocks += 1;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let roots = 5;
+            let root_started = Instant::now();
+            for _ in 0..roots {
+                std::hint::black_box(ledger.state_root());
+            }
+            let root_elapsed = root_started.elapsed().as_secs_f64();
+            ExecutorFigures {
+                workload,
+                tx_count: records.len(),
+                blocks,
+                tx_per_s: records.len() as f64 / elapsed,
+                settled,
+                queued,
+                settled_from_queue: from_queue,
+                state_roots_per_s: f64::from(roots) / root_elapsed,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_executes_and_the_gridlock_mix_queues_and_offsets() {
+        let figures = measure(3 * BLOCK_TX);
+        let plain = &figures[0];
+        assert_eq!(
+            plain.settled, plain.tx_count as u64,
+            "funded transfers all settle"
+        );
+        assert_eq!(figures[1].settled, figures[1].tx_count as u64);
+        let gridlock = &figures[2];
+        assert!(
+            gridlock.queued > gridlock.tx_count as u64 / 2,
+            "{gridlock:?}"
+        );
+        assert!(gridlock.settled_from_queue > 0, "{gridlock:?}");
+        assert!(figures.iter().all(|f| f.tx_per_s > 0.0 && f.blocks == 3));
+    }
+}

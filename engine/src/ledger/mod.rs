@@ -1,0 +1,1013 @@
+//! The ledger state and the executor: the single writer of balances.
+//!
+//! Execution is deterministic (DESIGN.md, decision 8): the same blocks (records, heights and
+//! timestamps) give the same result codes and the same state root on every node and every
+//! backend. Nothing here reads a clock, a random number or a hash-map iteration order: hash
+//! maps serve look-ups only; every ordered walk goes over a `BTreeMap` or a sorted `Vec`.
+//!
+//! Money: every balance is an `i64`. Only the central bank's issuance account and accounts
+//! with an overdraft allowance may go below zero; no account goes below its limit
+//! (`-overdraft_max`, counting the amounts reserved by pending transfers). The sum of all
+//! balances never changes (every movement debits what it credits), and the money in
+//! circulation (every account but issuance) changes only by pledge and redeem.
+//!
+//! A block is executed as `begin_block`, one `execute` per record in block order, then
+//! `end_block`: time-outs and end-of-day expiry run at the start of a block, queue retries and
+//! the liquidity-saving mechanism at its end, and `end_block` rewrites the codes of linked
+//! chains that failed (docs/SETTLEMENT.md).
+
+mod journal;
+mod query;
+mod rtgs;
+mod snapshot;
+mod tax;
+
+pub use query::{PendingTransfer, TxStatus};
+pub use rtgs::{QueueKey, QueuedPayment, QUEUED_PAYMENTS_MAX};
+pub use snapshot::{SnapshotError, SnapshotPoint};
+pub use tax::{tax_of, TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
+
+use crate::genesis::{Genesis, Role, DAY_MS};
+use crate::result::ResultCode;
+use crate::tx::{TxFlags, TxKind, TxRecord};
+use journal::{Chain, Undo};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use tally_kernels::merkle::{self, Hash};
+
+/// Most two-phase reservations open at once (`pending_transfers_full` beyond).
+pub const PENDING_TRANSFERS_MAX: usize = 1 << 20;
+
+/// One account's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: u64,
+    pub role: Role,
+    pub owner: [u8; 32],
+    pub balance: i64,
+    pub bank: Option<u64>,
+    /// How far below zero the balance may go.
+    pub overdraft_max: i64,
+    /// Most the balance may hold, if limited.
+    pub balance_max: Option<i64>,
+    /// A merchant's restricted tax sub-account.
+    pub tax_sub_account: Option<u64>,
+    /// Reserved by pending transfers out of this account (not yet moved).
+    pub debits_pending: i64,
+    /// Reserved by pending transfers into this account (not yet moved).
+    pub credits_pending: i64,
+    /// Suspended by the central bank: neither pays nor is paid.
+    pub suspended: bool,
+}
+
+impl Account {
+    /// What the account can still pay: balance, less pending debits, plus its overdraft.
+    pub fn available(&self) -> i128 {
+        i128::from(self.balance) - i128::from(self.debits_pending) + i128::from(self.overdraft_max)
+    }
+}
+
+/// A terminal outcome other than "settled in its own block", kept per transaction id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// A queued payment settled at the end of block `height` (by the liquidity-saving
+    /// mechanism if `via_lsm`).
+    SettledFromQueue { height: u64, via_lsm: bool },
+    /// A queued payment cancelled by its payer in block `height`.
+    Cancelled { height: u64 },
+    /// A queued payment not settled by the end of its business day (expired at the start of
+    /// block `height`).
+    Expired { height: u64 },
+    /// A pending transfer posted by transaction `by`, for `amount`.
+    Posted { by: u128, amount: u64 },
+    /// A pending transfer voided by transaction `by`.
+    Voided { by: u128 },
+    /// A pending transfer that timed out (released at the start of block `height`).
+    PendingExpired { height: u64 },
+}
+
+/// Something that happened outside the block's own records: reported by `end_block`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettlementEvent {
+    /// A queued payment settled.
+    SettledFromQueue {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+        via_lsm: bool,
+    },
+    /// A queued payment expired at the end of its business day.
+    QueueExpired { id: u128 },
+    /// A pending transfer timed out; its reservation was released.
+    PendingExpired { id: u128 },
+}
+
+/// A two-phase reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub debit: usize,
+    pub credit: usize,
+    pub amount: i64,
+    /// Block time at which it times out; 0: never.
+    pub expires_at_ms: u64,
+    pub created_height: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockContext {
+    height: u64,
+    time_ms: u64,
+    open: bool,
+    next_index: u32,
+}
+
+/// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
+const ACCOUNT_LEAF_BYTES: usize = 64;
+
+/// The whole ledger state.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    ledger: u32,
+    central_bank: u64,
+    tax_authority: u64,
+    central_bank_index: usize,
+    tax_authority_index: usize,
+    day_cutoff_ms: u64,
+    /// Sorted by id: the state tree's leaf order.
+    accounts: Vec<Account>,
+    index: HashMap<u64, usize>,
+    /// (category, effective-from ms) -> rate.
+    tax_rates: BTreeMap<(u32, u64), TaxRate>,
+    /// Ids of accepted transactions (settled, queued, pending): never accepted again.
+    used_ids: HashSet<u128>,
+    /// Running BLAKE3 over accepted ids in acceptance order: commits the id index.
+    used_ids_digest: Hash,
+    /// Running BLAKE3 over status changes and tax records: commits them.
+    history_digest: Hash,
+    /// RTGS queues of every payer, in settlement order.
+    queue: BTreeMap<QueueKey, QueuedPayment>,
+    queue_index: HashMap<u128, QueueKey>,
+    next_seq: u64,
+    queue_earliest_expiry_ms: u64,
+    pending: BTreeMap<u128, Pending>,
+    pending_earliest_expiry_ms: u64,
+    closed: HashMap<u128, Closed>,
+    tax_payments: HashMap<u128, TaxPayment>,
+    /// (payee, business day, category) -> totals.
+    tax_totals: BTreeMap<(u64, u64, u32), TaxTotals>,
+    total_balance: i128,
+    block: BlockContext,
+    chain: Option<Chain>,
+    corrections: Vec<(u32, ResultCode)>,
+    events: Vec<SettlementEvent>,
+}
+
+impl Ledger {
+    /// The state a validated genesis describes.
+    pub fn from_genesis(genesis: &Genesis) -> Ledger {
+        let mut accounts: Vec<Account> = genesis
+            .accounts
+            .iter()
+            .map(|spec| Account {
+                id: spec.id,
+                role: spec.role,
+                owner: crate::genesis::parse_public_key(&spec.owner)
+                    .expect("genesis was validated"),
+                balance: i64::try_from(spec.balance).expect("genesis was validated"),
+                bank: spec.bank,
+                overdraft_max: i64::try_from(spec.overdraft_max).expect("genesis was validated"),
+                balance_max: spec
+                    .balance_max
+                    .map(|max| i64::try_from(max).unwrap_or(i64::MAX)),
+                tax_sub_account: spec.tax_sub_account,
+                debits_pending: 0,
+                credits_pending: 0,
+                suspended: false,
+            })
+            .collect();
+        accounts.sort_by_key(|account| account.id);
+        let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
+        let tax_rates = genesis
+            .tax_rates
+            .iter()
+            .map(|rate| {
+                (
+                    (rate.category, 0),
+                    TaxRate {
+                        rate_bp: rate.rate_bp,
+                        to_sub_account: rate.to_sub_account,
+                    },
+                )
+            })
+            .collect();
+        Ledger::assemble(
+            genesis.ledger,
+            genesis.central_bank().id,
+            genesis.tax_authority().id,
+            genesis.settlement.day_cutoff_ms,
+            accounts,
+            tax_rates,
+            total_balance,
+        )
+    }
+
+    fn assemble(
+        ledger: u32,
+        central_bank: u64,
+        tax_authority: u64,
+        day_cutoff_ms: u64,
+        accounts: Vec<Account>,
+        tax_rates: BTreeMap<(u32, u64), TaxRate>,
+        total_balance: i128,
+    ) -> Ledger {
+        let index: HashMap<u64, usize> = accounts
+            .iter()
+            .enumerate()
+            .map(|(position, account)| (account.id, position))
+            .collect();
+        Ledger {
+            ledger,
+            central_bank,
+            tax_authority,
+            central_bank_index: index[&central_bank],
+            tax_authority_index: index[&tax_authority],
+            day_cutoff_ms,
+            accounts,
+            index,
+            tax_rates,
+            used_ids: HashSet::new(),
+            used_ids_digest: [0; 32],
+            history_digest: [0; 32],
+            queue: BTreeMap::new(),
+            queue_index: HashMap::new(),
+            next_seq: 0,
+            queue_earliest_expiry_ms: u64::MAX,
+            pending: BTreeMap::new(),
+            pending_earliest_expiry_ms: u64::MAX,
+            closed: HashMap::new(),
+            tax_payments: HashMap::new(),
+            tax_totals: BTreeMap::new(),
+            total_balance,
+            block: BlockContext::default(),
+            chain: None,
+            corrections: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Opens block `height` at block time `timestamp_ms` (from the block header). Time never
+    /// runs backwards: the ledger's time is the largest timestamp seen. Pending transfers
+    /// that timed out and queued payments whose business day has ended are closed here,
+    /// before the block's records.
+    pub fn begin_block(&mut self, height: u64, timestamp_ms: u64) {
+        // a chain left open by a caller that never ended its block settles nothing
+        if let Some(chain) = self.chain.take() {
+            if !chain.failed {
+                self.undo(chain);
+            }
+        }
+        self.block = BlockContext {
+            height,
+            time_ms: self.block.time_ms.max(timestamp_ms),
+            open: true,
+            next_index: 0,
+        };
+        self.corrections.clear();
+        self.events.clear();
+        self.expire_pending();
+        self.expire_queue();
+    }
+
+    /// Closes the block: a linked chain still open is undone and its records answered
+    /// `linked_event_chain_open`; `results` (the codes `execute` returned, in block order)
+    /// get the corrections of failed linked chains; then queued payments are retried and the
+    /// liquidity-saving mechanism offsets what is still gridlocked. Returns what settled or
+    /// expired outside the block's own records.
+    pub fn end_block(&mut self, results: &mut [ResultCode]) -> &[SettlementEvent] {
+        if let Some(chain) = self.chain.take() {
+            let start = chain.start_index;
+            if !chain.failed {
+                self.undo(chain);
+            }
+            for index in start..self.block.next_index {
+                self.corrections
+                    .push((index, ResultCode::LinkedEventChainOpen));
+            }
+        }
+        for &(index, code) in &self.corrections {
+            if let Some(slot) = results.get_mut(index as usize) {
+                *slot = code;
+            }
+        }
+        self.corrections.clear();
+        self.settle_queues();
+        self.block.open = false;
+        self.block.next_index = 0;
+        &self.events
+    }
+
+    /// Executes a whole block: `begin_block`, `execute` each record, `end_block`.
+    pub fn execute_block(
+        &mut self,
+        height: u64,
+        timestamp_ms: u64,
+        records: &[TxRecord],
+    ) -> Vec<ResultCode> {
+        self.begin_block(height, timestamp_ms);
+        let mut results: Vec<ResultCode> = records.iter().map(|r| self.execute(r)).collect();
+        self.end_block(&mut results);
+        results
+    }
+
+    /// Applies one record whose signature has been verified. Changes nothing unless the
+    /// result is accepted ([`ResultCode::is_ok`]). In a linked chain the code may still be
+    /// corrected by `end_block` (the chain failed later, or stayed open).
+    pub fn execute(&mut self, tx: &TxRecord) -> ResultCode {
+        let index = self.block.next_index;
+        self.block.next_index = index.wrapping_add(1);
+        let linked = tx.flags().has(TxFlags::LINKED);
+        match &self.chain {
+            Some(chain) if chain.failed => {
+                if !linked {
+                    self.chain = None;
+                }
+                return ResultCode::LinkedEventFailed;
+            }
+            Some(_) => {}
+            None if linked => {
+                self.chain = Some(Chain::start(
+                    index,
+                    self.used_ids_digest,
+                    self.history_digest,
+                ));
+            }
+            None => {}
+        }
+        let code = self.check_and_apply(tx);
+        if code.is_ok() {
+            self.record_used_id(tx.id());
+        }
+        if let Some(chain) = self.chain.take() {
+            if !code.is_ok() {
+                let start = chain.start_index;
+                self.undo(chain);
+                for earlier in start..index {
+                    self.corrections
+                        .push((earlier, ResultCode::LinkedEventFailed));
+                }
+                if linked {
+                    self.chain = Some(Chain::failed(start));
+                }
+            } else if linked {
+                self.chain = Some(chain);
+            }
+        }
+        debug_assert_eq!(self.sum_of_balances(), self.total_balance);
+        code
+    }
+
+    fn record_used_id(&mut self, id: u128) {
+        self.used_ids.insert(id);
+        self.journal(Undo::UsedId(id));
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.used_ids_digest);
+        hasher.update(&id.to_le_bytes());
+        self.used_ids_digest = *hasher.finalize().as_bytes();
+    }
+
+    /// Folds a status change or a tax record into the history digest.
+    fn note(&mut self, bytes: &[u8]) {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.history_digest);
+        hasher.update(bytes);
+        self.history_digest = *hasher.finalize().as_bytes();
+    }
+
+    fn close(&mut self, id: u128, outcome: Closed) {
+        self.closed.insert(id, outcome);
+        self.journal(Undo::ClosedInserted(id));
+        let (tag, a, b): (u8, u128, u64) = match outcome {
+            Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
+            Closed::Cancelled { height } => (2, 0, height),
+            Closed::Expired { height } => (3, 0, height),
+            Closed::Posted { by, amount } => (4, by, amount),
+            Closed::Voided { by } => (5, by, 0),
+            Closed::PendingExpired { height } => (6, 0, height),
+        };
+        let mut bytes = [0u8; 41];
+        bytes[0] = tag;
+        bytes[1..17].copy_from_slice(&id.to_le_bytes());
+        bytes[17..33].copy_from_slice(&a.to_le_bytes());
+        bytes[33..41].copy_from_slice(&b.to_le_bytes());
+        self.note(&bytes);
+    }
+
+    /// Remembers an account's state before a change, when inside a linked chain.
+    fn touch(&mut self, account: usize) {
+        if self.chain.is_some() {
+            let before = self.accounts[account].clone();
+            self.journal(Undo::Account(account, before));
+        }
+    }
+
+    fn journal(&mut self, undo: Undo) {
+        if let Some(chain) = &mut self.chain {
+            chain.undo.push(undo);
+        }
+    }
+
+    /// Business day of a block time: days counted from the first cut-off.
+    pub fn business_day(&self, time_ms: u64) -> u64 {
+        time_ms.saturating_sub(self.day_cutoff_ms) / DAY_MS
+    }
+
+    /// The end of the business day of `time_ms`: the first cut-off after it.
+    pub fn end_of_day_ms(&self, time_ms: u64) -> u64 {
+        (self.business_day(time_ms) + 1) * DAY_MS + self.day_cutoff_ms
+    }
+
+    fn check_and_apply(&mut self, tx: &TxRecord) -> ResultCode {
+        if let Err(error) = tx.validate() {
+            return error.into();
+        }
+        if self.used_ids.contains(&tx.id()) {
+            return ResultCode::DuplicateId;
+        }
+        let kind = tx.kind().expect("validated above");
+        let Some(debit) = self.index.get(&tx.debit_account()).copied() else {
+            return ResultCode::UnknownDebitAccount;
+        };
+        let credit = if kind.has_no_credit_account() {
+            None
+        } else {
+            match self.index.get(&tx.credit_account()) {
+                Some(&credit) => Some(credit),
+                None => return ResultCode::UnknownCreditAccount,
+            }
+        };
+        if tx.ledger() != self.ledger {
+            return ResultCode::LedgerMismatch;
+        }
+        let Ok(amount) = i64::try_from(tx.amount()) else {
+            return ResultCode::Overflow;
+        };
+        let debit_role = self.accounts[debit].role;
+        let credit_role = credit.map(|c| self.accounts[c].role);
+        if debit_role == Role::Observer || credit_role == Some(Role::Observer) {
+            return ResultCode::ObserverReadOnly;
+        }
+        let result = match (kind, credit) {
+            (TxKind::Transfer, Some(credit)) => {
+                let flags = tx.flags();
+                if flags.has(TxFlags::PENDING) {
+                    self.create_pending(tx, debit, credit, amount)
+                } else if flags.has(TxFlags::POST_PENDING) {
+                    self.post_pending(tx, debit, credit, amount)
+                } else if flags.has(TxFlags::VOID_PENDING) {
+                    self.void_pending(tx, debit, credit, amount)
+                } else {
+                    self.transfer(tx, debit, credit, amount)
+                }
+            }
+            (TxKind::TaxedPayment, Some(credit)) => self.taxed_payment(tx, debit, credit, amount),
+            (TxKind::Refund, Some(credit)) => self.refund(tx, debit, credit, amount),
+            (TxKind::Pledge | TxKind::Redeem, Some(credit)) => {
+                self.central_bank_money(tx, kind, debit, credit, amount)
+            }
+            (TxKind::Suspend | TxKind::Reinstate, Some(credit)) => {
+                self.suspension(tx, kind, debit, credit)
+            }
+            (TxKind::SetTaxRate, None) => self.set_tax_rate(tx, debit),
+            (kind, None) if kind.is_queue_operation() => self.queue_operation(tx, kind, debit),
+            _ => unreachable!("validate() ties the credit account to the kind"),
+        };
+        match result {
+            Ok(code) => code,
+            Err(code) => code,
+        }
+    }
+
+    /// The rules for a payment from `debit` to `credit` signed by `tx.public_key`.
+    fn check_parties(
+        &self,
+        tx: &TxRecord,
+        debit: usize,
+        credit: usize,
+        check_suspension: bool,
+    ) -> Result<(), ResultCode> {
+        let (payer, payee) = (&self.accounts[debit], &self.accounts[credit]);
+        if payer.role == Role::CentralBank || payee.role == Role::CentralBank {
+            return Err(ResultCode::NotPermitted);
+        }
+        if payee.role == Role::TaxSubAccount {
+            return Err(ResultCode::NotPermitted);
+        }
+        if payer.role == Role::TaxSubAccount {
+            // a sweep: only by the tax authority's key, only to the tax authority
+            if tx.public_key != self.accounts[self.tax_authority_index].owner {
+                return Err(ResultCode::NotOwner);
+            }
+            if credit != self.tax_authority_index {
+                return Err(ResultCode::NotPermitted);
+            }
+        } else if tx.public_key != payer.owner {
+            return Err(ResultCode::NotOwner);
+        }
+        if check_suspension {
+            if payer.suspended {
+                return Err(ResultCode::DebitAccountSuspended);
+            }
+            if payee.suspended {
+                return Err(ResultCode::CreditAccountSuspended);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a credit that would take an account above its balance maximum.
+    fn check_credit_room(&self, account: usize, credit: i64) -> Result<(), ResultCode> {
+        let account = &self.accounts[account];
+        match account.balance_max {
+            Some(max) if i128::from(account.balance) + i128::from(credit) > i128::from(max) => {
+                Err(ResultCode::BalanceLimitExceeded)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_available(&self, account: usize, amount: i64) -> Result<(), ResultCode> {
+        let account = &self.accounts[account];
+        if account.role != Role::CentralBank && account.available() < i128::from(amount) {
+            return Err(ResultCode::InsufficientFunds);
+        }
+        Ok(())
+    }
+
+    /// Applies movements (account, delta) that add up to zero, folding repeated accounts,
+    /// all or nothing.
+    fn apply_movements(&mut self, movements: &[(usize, i64)]) -> Result<(), ResultCode> {
+        let mut updated: [(usize, i64); 3] = [(usize::MAX, 0); 3];
+        let mut updated_count = 0;
+        debug_assert!(movements.len() <= 3);
+        for &(account, delta) in movements {
+            let slot = match updated[..updated_count]
+                .iter()
+                .position(|(a, _)| *a == account)
+            {
+                Some(slot) => slot,
+                None => {
+                    updated[updated_count] = (account, self.accounts[account].balance);
+                    updated_count += 1;
+                    updated_count - 1
+                }
+            };
+            let Some(balance) = updated[slot].1.checked_add(delta) else {
+                return Err(ResultCode::Overflow);
+            };
+            updated[slot].1 = balance;
+        }
+        for &(account, balance) in &updated[..updated_count] {
+            self.touch(account);
+            self.accounts[account].balance = balance;
+        }
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        tx: &TxRecord,
+        debit: usize,
+        credit: usize,
+        amount: i64,
+    ) -> Result<ResultCode, ResultCode> {
+        self.check_parties(tx, debit, credit, true)?;
+        self.check_credit_room(credit, amount)?;
+        let rtgs = self.accounts[debit].role == Role::Bank
+            && self.accounts[credit].role == Role::Bank
+            && self.chain.is_none();
+        if rtgs {
+            let urgent = tx.flags().has(TxFlags::URGENT);
+            if self.queue_blocks(self.accounts[debit].id, urgent)
+                || self.accounts[debit].available() < i128::from(amount)
+            {
+                return self.enqueue(tx, debit, credit, amount, urgent);
+            }
+        } else {
+            self.check_available(debit, amount)?;
+        }
+        self.apply_movements(&[(debit, -amount), (credit, amount)])?;
+        Ok(ResultCode::Ok)
+    }
+
+    fn central_bank_money(
+        &mut self,
+        tx: &TxRecord,
+        kind: TxKind,
+        debit: usize,
+        credit: usize,
+        amount: i64,
+    ) -> Result<ResultCode, ResultCode> {
+        if tx.public_key != self.accounts[self.central_bank_index].owner {
+            return Err(ResultCode::NotCentralBank);
+        }
+        let (debit_role, credit_role) = (self.accounts[debit].role, self.accounts[credit].role);
+        let shape_ok = match kind {
+            TxKind::Pledge => debit_role == Role::CentralBank && credit_role == Role::Bank,
+            _ => debit_role == Role::Bank && credit_role == Role::CentralBank,
+        };
+        if !shape_ok {
+            return Err(ResultCode::NotPermitted);
+        }
+        if kind == TxKind::Pledge {
+            if self.accounts[credit].suspended {
+                return Err(ResultCode::CreditAccountSuspended);
+            }
+        } else {
+            // burn only reserves the bank holds: no overdraft, nothing reserved
+            let bank = &self.accounts[debit];
+            if i128::from(bank.balance) - i128::from(bank.debits_pending) < i128::from(amount) {
+                return Err(ResultCode::InsufficientFunds);
+            }
+        }
+        self.apply_movements(&[(debit, -amount), (credit, amount)])?;
+        Ok(ResultCode::Ok)
+    }
+
+    fn suspension(
+        &mut self,
+        tx: &TxRecord,
+        kind: TxKind,
+        debit: usize,
+        target: usize,
+    ) -> Result<ResultCode, ResultCode> {
+        if tx.public_key != self.accounts[self.central_bank_index].owner {
+            return Err(ResultCode::NotCentralBank);
+        }
+        if debit != self.central_bank_index {
+            return Err(ResultCode::NotPermitted);
+        }
+        let suspend = kind == TxKind::Suspend;
+        match (suspend, self.accounts[target].suspended) {
+            (true, true) => return Err(ResultCode::AlreadySuspended),
+            (false, false) => return Err(ResultCode::NotSuspended),
+            _ => {}
+        }
+        self.touch(target);
+        self.accounts[target].suspended = suspend;
+        Ok(ResultCode::Ok)
+    }
+
+    fn create_pending(
+        &mut self,
+        tx: &TxRecord,
+        debit: usize,
+        credit: usize,
+        amount: i64,
+    ) -> Result<ResultCode, ResultCode> {
+        self.check_parties(tx, debit, credit, true)?;
+        self.check_available(debit, amount)?;
+        if self.pending.len() >= PENDING_TRANSFERS_MAX {
+            return Err(ResultCode::PendingTransfersFull);
+        }
+        let (Some(debits), Some(credits)) = (
+            self.accounts[debit].debits_pending.checked_add(amount),
+            self.accounts[credit].credits_pending.checked_add(amount),
+        ) else {
+            return Err(ResultCode::Overflow);
+        };
+        let timeout_s = tx.reserved_a();
+        let expires_at_ms = if timeout_s == 0 {
+            0
+        } else {
+            self.block.time_ms + u64::from(timeout_s) * 1_000
+        };
+        self.touch(debit);
+        self.touch(credit);
+        self.accounts[debit].debits_pending = debits;
+        self.accounts[credit].credits_pending = credits;
+        let id = tx.id();
+        self.pending.insert(
+            id,
+            Pending {
+                debit,
+                credit,
+                amount,
+                expires_at_ms,
+                created_height: self.block.height,
+            },
+        );
+        self.journal(Undo::PendingInserted(id));
+        if expires_at_ms != 0 {
+            self.pending_earliest_expiry_ms = self.pending_earliest_expiry_ms.min(expires_at_ms);
+        }
+        Ok(ResultCode::Ok)
+    }
+
+    /// The open reservation `related_id`, or why there is none.
+    fn find_pending(&self, related: u128) -> Result<Pending, ResultCode> {
+        if let Some(pending) = self.pending.get(&related) {
+            if pending.expires_at_ms != 0 && self.block.time_ms >= pending.expires_at_ms {
+                return Err(ResultCode::PendingTransferExpired);
+            }
+            return Ok(*pending);
+        }
+        Err(match self.closed.get(&related) {
+            Some(Closed::Posted { .. }) => ResultCode::PendingTransferAlreadyPosted,
+            Some(Closed::Voided { .. }) => ResultCode::PendingTransferAlreadyVoided,
+            Some(Closed::PendingExpired { .. }) => ResultCode::PendingTransferExpired,
+            _ => ResultCode::PendingTransferNotFound,
+        })
+    }
+
+    fn release_pending(&mut self, id: u128, pending: &Pending) {
+        self.touch(pending.debit);
+        self.touch(pending.credit);
+        self.accounts[pending.debit].debits_pending -= pending.amount;
+        self.accounts[pending.credit].credits_pending -= pending.amount;
+        self.pending.remove(&id);
+        self.journal(Undo::PendingRemoved(id, *pending));
+    }
+
+    fn post_pending(
+        &mut self,
+        tx: &TxRecord,
+        debit: usize,
+        credit: usize,
+        amount: i64,
+    ) -> Result<ResultCode, ResultCode> {
+        let related = tx.related_id();
+        let pending = self.find_pending(related)?;
+        if pending.debit != debit || pending.credit != credit {
+            return Err(ResultCode::PendingAccountsMismatch);
+        }
+        self.check_parties(tx, debit, credit, true)?;
+        if amount > pending.amount {
+            return Err(ResultCode::PendingAmountExceeded);
+        }
+        self.check_credit_room(credit, amount)?;
+        // the reservation guaranteed the funds: release it and move what is posted
+        let debit_balance = self.accounts[debit].balance.checked_sub(amount);
+        let credit_balance = self.accounts[credit].balance.checked_add(amount);
+        if debit_balance.is_none() || credit_balance.is_none() {
+            return Err(ResultCode::Overflow);
+        }
+        self.release_pending(related, &pending);
+        self.apply_movements(&[(debit, -amount), (credit, amount)])?;
+        self.close(
+            related,
+            Closed::Posted {
+                by: tx.id(),
+                amount: amount as u64,
+            },
+        );
+        Ok(ResultCode::Ok)
+    }
+
+    fn void_pending(
+        &mut self,
+        tx: &TxRecord,
+        debit: usize,
+        credit: usize,
+        amount: i64,
+    ) -> Result<ResultCode, ResultCode> {
+        let related = tx.related_id();
+        let pending = self.find_pending(related)?;
+        if pending.debit != debit || pending.credit != credit {
+            return Err(ResultCode::PendingAccountsMismatch);
+        }
+        self.check_parties(tx, debit, credit, false)?;
+        if amount != pending.amount {
+            return Err(ResultCode::PendingAmountMismatch);
+        }
+        self.release_pending(related, &pending);
+        self.close(related, Closed::Voided { by: tx.id() });
+        Ok(ResultCode::Ok)
+    }
+
+    fn expire_pending(&mut self) {
+        let now = self.block.time_ms;
+        if now < self.pending_earliest_expiry_ms {
+            return;
+        }
+        let expired: Vec<(u128, Pending)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.expires_at_ms != 0 && p.expires_at_ms <= now)
+            .map(|(id, p)| (*id, *p))
+            .collect();
+        for (id, pending) in expired {
+            self.release_pending(id, &pending);
+            self.close(
+                id,
+                Closed::PendingExpired {
+                    height: self.block.height,
+                },
+            );
+            self.events.push(SettlementEvent::PendingExpired { id });
+        }
+        self.pending_earliest_expiry_ms = self
+            .pending
+            .values()
+            .filter(|p| p.expires_at_ms != 0)
+            .map(|p| p.expires_at_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// Undoes every change of a linked chain.
+    fn undo(&mut self, chain: Chain) {
+        for undo in chain.undo.into_iter().rev() {
+            match undo {
+                Undo::Account(index, before) => self.accounts[index] = before,
+                Undo::UsedId(id) => {
+                    self.used_ids.remove(&id);
+                }
+                Undo::PendingInserted(id) => {
+                    self.pending.remove(&id);
+                }
+                Undo::PendingRemoved(id, pending) => {
+                    self.pending.insert(id, pending);
+                }
+                Undo::ClosedInserted(id) => {
+                    self.closed.remove(&id);
+                }
+                Undo::TaxPaymentInserted(id) => {
+                    self.tax_payments.remove(&id);
+                }
+                Undo::TaxPaymentUpdated(id, before) => {
+                    self.tax_payments.insert(id, before);
+                }
+                Undo::TaxTotals(key, before) => match before {
+                    Some(totals) => {
+                        self.tax_totals.insert(key, totals);
+                    }
+                    None => {
+                        self.tax_totals.remove(&key);
+                    }
+                },
+                Undo::TaxRate(key, before) => match before {
+                    Some(rate) => {
+                        self.tax_rates.insert(key, rate);
+                    }
+                    None => {
+                        self.tax_rates.remove(&key);
+                    }
+                },
+                Undo::Queue(key, before) => match before {
+                    Some(queued) => {
+                        self.queue_index.insert(queued.id, key);
+                        self.queue.insert(key, queued);
+                    }
+                    None => {
+                        if let Some(queued) = self.queue.remove(&key) {
+                            self.queue_index.remove(&queued.id);
+                        }
+                    }
+                },
+            }
+        }
+        self.used_ids_digest = chain.used_ids_digest;
+        self.history_digest = chain.history_digest;
+    }
+
+    /// Root of the state: the Merkle root of the account leaves (sorted by id) joined with
+    /// the digest of everything else.
+    ///
+    /// Account leaf (64 bytes, little-endian): id (0..8), balance (8..16), role (16),
+    /// suspended (17), zero (18..24), overdraft_max (24..32), balance_max or `u64::MAX`
+    /// (32..40), debits_pending (40..48), credits_pending (48..56), tax sub-account or 0
+    /// (56..64). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
+    /// history digest, the arrival counter, the queues in settlement order, the open
+    /// reservations by id and the tax-rate table by (category, effective-from).
+    pub fn state_root(&self) -> Hash {
+        let mut leaves = vec![0u8; self.accounts.len() * ACCOUNT_LEAF_BYTES];
+        for (leaf, account) in leaves
+            .chunks_exact_mut(ACCOUNT_LEAF_BYTES)
+            .zip(&self.accounts)
+        {
+            leaf[0..8].copy_from_slice(&account.id.to_le_bytes());
+            leaf[8..16].copy_from_slice(&account.balance.to_le_bytes());
+            leaf[16] = account.role as u8;
+            leaf[17] = u8::from(account.suspended);
+            leaf[24..32].copy_from_slice(&account.overdraft_max.to_le_bytes());
+            let max = account.balance_max.map_or(u64::MAX, |m| m as u64);
+            leaf[32..40].copy_from_slice(&max.to_le_bytes());
+            leaf[40..48].copy_from_slice(&account.debits_pending.to_le_bytes());
+            leaf[48..56].copy_from_slice(&account.credits_pending.to_le_bytes());
+            leaf[56..64].copy_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
+        }
+        let accounts_root = merkle::root(&leaves, ACCOUNT_LEAF_BYTES);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"TALLY-STATE-V2\0\0");
+        hasher.update(&self.used_ids_digest);
+        hasher.update(&self.history_digest);
+        hasher.update(&self.next_seq.to_le_bytes());
+        hasher.update(&(self.queue.len() as u64).to_le_bytes());
+        for queued in self.queue.values() {
+            hasher.update(&queued.encode());
+        }
+        hasher.update(&(self.pending.len() as u64).to_le_bytes());
+        for (id, pending) in &self.pending {
+            hasher.update(&id.to_le_bytes());
+            hasher.update(&self.accounts[pending.debit].id.to_le_bytes());
+            hasher.update(&self.accounts[pending.credit].id.to_le_bytes());
+            hasher.update(&pending.amount.to_le_bytes());
+            hasher.update(&pending.expires_at_ms.to_le_bytes());
+            hasher.update(&pending.created_height.to_le_bytes());
+        }
+        hasher.update(&(self.tax_rates.len() as u64).to_le_bytes());
+        for (&(category, from), rate) in &self.tax_rates {
+            hasher.update(&category.to_le_bytes());
+            hasher.update(&from.to_le_bytes());
+            hasher.update(&rate.rate_bp.to_le_bytes());
+            hasher.update(&[u8::from(rate.to_sub_account)]);
+        }
+        let rest: Hash = *hasher.finalize().as_bytes();
+        merkle::node_hash(&accounts_root, &rest)
+    }
+
+    /// Balance of an account, if it exists.
+    pub fn balance(&self, account: u64) -> Option<i64> {
+        self.index.get(&account).map(|&i| self.accounts[i].balance)
+    }
+
+    /// An account, if it exists.
+    pub fn account(&self, account: u64) -> Option<&Account> {
+        self.index.get(&account).map(|&i| &self.accounts[i])
+    }
+
+    /// Every account, sorted by id.
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    /// Sum of every balance, issuance included: constant from genesis on.
+    pub fn sum_of_balances(&self) -> i128 {
+        self.accounts.iter().map(|a| i128::from(a.balance)).sum()
+    }
+
+    /// The sum of balances at genesis.
+    pub fn genesis_total(&self) -> i128 {
+        self.total_balance
+    }
+
+    /// Money in circulation: every balance but the central bank's issuance account.
+    pub fn money_in_circulation(&self) -> i128 {
+        self.sum_of_balances() - i128::from(self.accounts[self.central_bank_index].balance)
+    }
+
+    /// Whether `id` has settled (in its own block, from a queue, or as a post of a pending
+    /// transfer). A queued, pending, cancelled, expired or voided transaction has not.
+    pub fn is_settled(&self, id: u128) -> bool {
+        self.used_ids.contains(&id)
+            && !self.queue_index.contains_key(&id)
+            && !self.pending.contains_key(&id)
+            && matches!(
+                self.closed.get(&id),
+                None | Some(Closed::SettledFromQueue { .. })
+            )
+    }
+
+    /// Whether `id` was accepted (its id is used up).
+    pub fn is_accepted(&self, id: u128) -> bool {
+        self.used_ids.contains(&id)
+    }
+
+    /// Count of accepted transactions.
+    pub fn settled_count(&self) -> usize {
+        self.used_ids.len()
+    }
+
+    /// Every registered owner key (for the verifier's key cache).
+    pub fn owner_keys(&self) -> Vec<[u8; 32]> {
+        let mut keys: Vec<[u8; 32]> = self.accounts.iter().map(|a| a.owner).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The central bank's issuance account.
+    pub fn central_bank(&self) -> u64 {
+        self.central_bank
+    }
+
+    /// The tax authority's account.
+    pub fn tax_authority(&self) -> u64 {
+        self.tax_authority
+    }
+
+    /// The ledger's time: the largest block timestamp seen (ms).
+    pub fn time_ms(&self) -> u64 {
+        self.block.time_ms
+    }
+
+    /// Height of the last block begun.
+    pub fn height(&self) -> u64 {
+        self.block.height
+    }
+
+    /// What happened outside the records of the last block (queue settlements, expiries).
+    pub fn last_block_events(&self) -> &[SettlementEvent] {
+        &self.events
+    }
+}

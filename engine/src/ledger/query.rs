@@ -1,0 +1,149 @@
+//! Read-side views of the ledger: transaction status, queues, reservations.
+
+use super::{Closed, Ledger, QueueKey, QueuedPayment};
+
+/// What the ledger knows of a transaction id. A rejected transaction leaves no trace in the
+/// state: its code is in the block that carried it (`tally query status` reads both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Never accepted on this ledger.
+    Unknown,
+    /// Settled in the block that carried it.
+    Settled,
+    /// Queued, then settled at the end of block `height`.
+    SettledFromQueue { height: u64, via_lsm: bool },
+    /// Waiting in its payer's queue, at `position` (1: next to settle).
+    Queued {
+        payment: QueuedPayment,
+        position: usize,
+    },
+    /// Cancelled by its payer while queued.
+    Cancelled { height: u64 },
+    /// Still queued at the end of its business day.
+    Expired { height: u64 },
+    /// A two-phase reservation, open.
+    Pending(PendingTransfer),
+    /// A reservation posted by `by` for `amount`.
+    Posted { by: u128, amount: u64 },
+    /// A reservation voided by `by`.
+    Voided { by: u128 },
+    /// A reservation that timed out.
+    PendingExpired { height: u64 },
+}
+
+impl TxStatus {
+    /// snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxStatus::Unknown => "unknown",
+            TxStatus::Settled => "settled",
+            TxStatus::SettledFromQueue { .. } => "settled_from_queue",
+            TxStatus::Queued { .. } => "queued",
+            TxStatus::Cancelled { .. } => "cancelled",
+            TxStatus::Expired { .. } => "expired",
+            TxStatus::Pending(_) => "pending",
+            TxStatus::Posted { .. } => "posted",
+            TxStatus::Voided { .. } => "voided",
+            TxStatus::PendingExpired { .. } => "pending_expired",
+        }
+    }
+}
+
+/// An open two-phase reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingTransfer {
+    pub id: u128,
+    pub debit_account: u64,
+    pub credit_account: u64,
+    pub amount: u64,
+    /// Block time it times out at; 0: never.
+    pub expires_at_ms: u64,
+    pub created_height: u64,
+}
+
+impl Ledger {
+    /// The status of transaction `id`.
+    pub fn status(&self, id: u128) -> TxStatus {
+        if let Some(key) = self.queue_index.get(&id) {
+            let payment = self.queue[key];
+            let position = self
+                .queue
+                .range(
+                    QueueKey {
+                        payer: key.payer,
+                        rank: 0,
+                        seq: 0,
+                    }..=*key,
+                )
+                .count();
+            return TxStatus::Queued { payment, position };
+        }
+        if let Some(pending) = self.pending_transfer(id) {
+            return TxStatus::Pending(pending);
+        }
+        match self.closed.get(&id) {
+            Some(Closed::SettledFromQueue { height, via_lsm }) => TxStatus::SettledFromQueue {
+                height: *height,
+                via_lsm: *via_lsm,
+            },
+            Some(Closed::Cancelled { height }) => TxStatus::Cancelled { height: *height },
+            Some(Closed::Expired { height }) => TxStatus::Expired { height: *height },
+            Some(Closed::Posted { by, amount }) => TxStatus::Posted {
+                by: *by,
+                amount: *amount,
+            },
+            Some(Closed::Voided { by }) => TxStatus::Voided { by: *by },
+            Some(Closed::PendingExpired { height }) => TxStatus::PendingExpired { height: *height },
+            None if self.used_ids.contains(&id) => TxStatus::Settled,
+            None => TxStatus::Unknown,
+        }
+    }
+
+    /// Queued payments in settlement order (by payer, then priority, then arrival), of one
+    /// payer or of all.
+    pub fn queued_payments(&self, payer: Option<u64>) -> Vec<QueuedPayment> {
+        match payer {
+            Some(payer) => self
+                .queue
+                .range(
+                    QueueKey {
+                        payer,
+                        rank: 0,
+                        seq: 0,
+                    }..=QueueKey {
+                        payer,
+                        rank: u8::MAX,
+                        seq: u64::MAX,
+                    },
+                )
+                .map(|(_, queued)| *queued)
+                .collect(),
+            None => self.queue.values().copied().collect(),
+        }
+    }
+
+    /// Count of queued payments.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// An open reservation.
+    pub fn pending_transfer(&self, id: u128) -> Option<PendingTransfer> {
+        self.pending.get(&id).map(|pending| PendingTransfer {
+            id,
+            debit_account: self.accounts[pending.debit].id,
+            credit_account: self.accounts[pending.credit].id,
+            amount: pending.amount as u64,
+            expires_at_ms: pending.expires_at_ms,
+            created_height: pending.created_height,
+        })
+    }
+
+    /// Every open reservation, by id.
+    pub fn pending_transfers(&self) -> Vec<PendingTransfer> {
+        self.pending
+            .keys()
+            .filter_map(|id| self.pending_transfer(*id))
+            .collect()
+    }
+}

@@ -1,0 +1,442 @@
+//! Snapshots of the whole ledger state, for checkpoints (docs/STORAGE.md): deterministic bytes
+//! (everything in id or key order), bound to the genesis by its hash.
+
+use super::rtgs::QUEUED_BYTES;
+use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate, TaxTotals};
+use crate::genesis::Role;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use tally_kernels::merkle::Hash;
+
+/// Magic at the start of a ledger snapshot (version 2: settlement state).
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP2";
+/// Bytes of one account in a snapshot.
+const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
+
+/// Why a snapshot cannot be restored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("snapshot is cut short at byte {0}")]
+    Truncated(usize),
+    #[error("snapshot magic is wrong: not a ledger snapshot of this format")]
+    BadMagic,
+    #[error("snapshot belongs to another genesis")]
+    OtherGenesis,
+    #[error("snapshot field {0} is invalid")]
+    Invalid(&'static str),
+    #[error("snapshot has {0} bytes after its end")]
+    TrailingBytes(usize),
+}
+
+/// A position in the chain a snapshot was taken at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    pub height: u64,
+    pub last_block_hash: Hash,
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self
+            .at
+            .checked_add(count)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(SnapshotError::Truncated(self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> Result<u128, SnapshotError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+    fn bool(&mut self, field: &'static str) -> Result<bool, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(SnapshotError::Invalid(field)),
+        }
+    }
+    /// A count of items of `item_bytes` each: more than the whole snapshot could hold is
+    /// invalid (never allocated); fewer bytes left than the items need reads as truncated.
+    fn count(&mut self, item_bytes: usize, field: &'static str) -> Result<usize, SnapshotError> {
+        let count = self.u64()?;
+        if count > (self.bytes.len() / item_bytes) as u64 {
+            return Err(SnapshotError::Invalid(field));
+        }
+        Ok(count as usize)
+    }
+}
+
+fn role_of(value: u64) -> Result<Role, SnapshotError> {
+    use Role::*;
+    Ok(match value {
+        0 => CentralBank,
+        1 => Bank,
+        2 => TaxAuthority,
+        3 => Merchant,
+        4 => Consumer,
+        5 => Observer,
+        6 => TaxSubAccount,
+        _ => return Err(SnapshotError::Invalid("account role")),
+    })
+}
+
+fn put_totals(out: &mut Vec<u8>, totals: &TaxTotals) {
+    out.extend_from_slice(&totals.payments.to_le_bytes());
+    out.extend_from_slice(&totals.gross.to_le_bytes());
+    out.extend_from_slice(&totals.tax.to_le_bytes());
+    out.extend_from_slice(&totals.refunds.to_le_bytes());
+    out.extend_from_slice(&totals.refunded_gross.to_le_bytes());
+    out.extend_from_slice(&totals.refunded_tax.to_le_bytes());
+}
+
+impl Ledger {
+    /// Encodes the whole state after block `point.height`.
+    pub fn snapshot(&self, genesis_hash: &Hash, point: SnapshotPoint) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            300 + self.accounts.len() * SNAPSHOT_ACCOUNT_BYTES
+                + self.used_ids.len() * 16
+                + self.queue.len() * QUEUED_BYTES
+                + self.tax_payments.len() * 90,
+        );
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(genesis_hash);
+        out.extend_from_slice(&point.height.to_le_bytes());
+        out.extend_from_slice(&point.last_block_hash);
+        out.extend_from_slice(&u64::from(self.ledger).to_le_bytes());
+        out.extend_from_slice(&self.central_bank.to_le_bytes());
+        out.extend_from_slice(&self.tax_authority.to_le_bytes());
+        out.extend_from_slice(&self.day_cutoff_ms.to_le_bytes());
+        out.extend_from_slice(&self.total_balance.to_le_bytes());
+        out.extend_from_slice(&self.used_ids_digest);
+        out.extend_from_slice(&self.history_digest);
+        out.extend_from_slice(&self.next_seq.to_le_bytes());
+        out.extend_from_slice(&self.block.height.to_le_bytes());
+        out.extend_from_slice(&self.block.time_ms.to_le_bytes());
+        out.extend_from_slice(&(self.accounts.len() as u64).to_le_bytes());
+        for account in &self.accounts {
+            out.extend_from_slice(&account.id.to_le_bytes());
+            out.extend_from_slice(&(account.role as u64).to_le_bytes());
+            out.extend_from_slice(&account.owner);
+            out.extend_from_slice(&account.balance.to_le_bytes());
+            out.extend_from_slice(&account.bank.unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(&account.overdraft_max.to_le_bytes());
+            let max = account.balance_max.map_or(u64::MAX, |max| max as u64);
+            out.extend_from_slice(&max.to_le_bytes());
+            out.extend_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(&account.debits_pending.to_le_bytes());
+            out.extend_from_slice(&account.credits_pending.to_le_bytes());
+            out.extend_from_slice(&u64::from(account.suspended).to_le_bytes());
+        }
+        out.extend_from_slice(&(self.tax_rates.len() as u64).to_le_bytes());
+        for (&(category, from), rate) in &self.tax_rates {
+            out.extend_from_slice(&category.to_le_bytes());
+            out.extend_from_slice(&from.to_le_bytes());
+            out.extend_from_slice(&rate.rate_bp.to_le_bytes());
+            out.push(u8::from(rate.to_sub_account));
+        }
+        let mut ids: Vec<u128> = self.used_ids.iter().copied().collect();
+        ids.sort_unstable();
+        out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+        for id in ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.queue.len() as u64).to_le_bytes());
+        for queued in self.queue.values() {
+            out.extend_from_slice(&queued.encode());
+        }
+        out.extend_from_slice(&(self.pending.len() as u64).to_le_bytes());
+        for (id, pending) in &self.pending {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&self.accounts[pending.debit].id.to_le_bytes());
+            out.extend_from_slice(&self.accounts[pending.credit].id.to_le_bytes());
+            out.extend_from_slice(&pending.amount.to_le_bytes());
+            out.extend_from_slice(&pending.expires_at_ms.to_le_bytes());
+            out.extend_from_slice(&pending.created_height.to_le_bytes());
+        }
+        let mut closed: Vec<(&u128, &Closed)> = self.closed.iter().collect();
+        closed.sort_unstable_by_key(|(id, _)| **id);
+        out.extend_from_slice(&(closed.len() as u64).to_le_bytes());
+        for (id, outcome) in closed {
+            let (tag, a, b): (u8, u128, u64) = match *outcome {
+                Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
+                Closed::Cancelled { height } => (2, 0, height),
+                Closed::Expired { height } => (3, 0, height),
+                Closed::Posted { by, amount } => (4, by, amount),
+                Closed::Voided { by } => (5, by, 0),
+                Closed::PendingExpired { height } => (6, 0, height),
+            };
+            out.extend_from_slice(&id.to_le_bytes());
+            out.push(tag);
+            out.extend_from_slice(&a.to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        let mut payments: Vec<(&u128, &TaxPayment)> = self.tax_payments.iter().collect();
+        payments.sort_unstable_by_key(|(id, _)| **id);
+        out.extend_from_slice(&(payments.len() as u64).to_le_bytes());
+        for (id, p) in payments {
+            out.extend_from_slice(&id.to_le_bytes());
+            for word in [
+                p.payer,
+                p.payee,
+                p.gross,
+                p.tax,
+                p.tax_account,
+                p.refunded_gross,
+                p.refunded_tax,
+                p.time_ms,
+            ] {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+            out.extend_from_slice(&p.category.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.tax_totals.len() as u64).to_le_bytes());
+        for (&(payee, day, category), totals) in &self.tax_totals {
+            out.extend_from_slice(&payee.to_le_bytes());
+            out.extend_from_slice(&day.to_le_bytes());
+            out.extend_from_slice(&category.to_le_bytes());
+            put_totals(&mut out, totals);
+        }
+        out
+    }
+
+    /// Restores a state from [`Ledger::snapshot`] bytes, checking that it belongs to the
+    /// genesis with `genesis_hash`.
+    pub fn restore(
+        bytes: &[u8],
+        genesis_hash: &Hash,
+    ) -> Result<(Ledger, SnapshotPoint), SnapshotError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.array::<8>()? != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        if &r.array::<32>()? != genesis_hash {
+            return Err(SnapshotError::OtherGenesis);
+        }
+        let point = SnapshotPoint {
+            height: r.u64()?,
+            last_block_hash: r.array()?,
+        };
+        let ledger = u32::try_from(r.u64()?).map_err(|_| SnapshotError::Invalid("ledger"))?;
+        let central_bank = r.u64()?;
+        let tax_authority = r.u64()?;
+        let day_cutoff_ms = r.u64()?;
+        let total_balance = i128::from_le_bytes(r.array()?);
+        let used_ids_digest = r.array()?;
+        let history_digest = r.array()?;
+        let next_seq = r.u64()?;
+        let block_height = r.u64()?;
+        let block_time_ms = r.u64()?;
+        let account_count = r.count(SNAPSHOT_ACCOUNT_BYTES, "account count")?;
+        let mut accounts = Vec::with_capacity(account_count);
+        for _ in 0..account_count {
+            let id = r.u64()?;
+            let role = role_of(r.u64()?)?;
+            let owner = r.array()?;
+            let balance = r.i64()?;
+            let bank = Some(r.u64()?).filter(|bank| *bank != 0);
+            let overdraft_max = r.i64()?;
+            let balance_max = Some(r.u64()?)
+                .filter(|max| *max != u64::MAX)
+                .map(|max| max as i64);
+            let tax_sub_account = Some(r.u64()?).filter(|sub| *sub != 0);
+            let debits_pending = r.i64()?;
+            let credits_pending = r.i64()?;
+            let suspended = match r.u64()? {
+                0 => false,
+                1 => true,
+                _ => return Err(SnapshotError::Invalid("account suspended flag")),
+            };
+            accounts.push(Account {
+                id,
+                role,
+                owner,
+                balance,
+                bank,
+                overdraft_max,
+                balance_max,
+                tax_sub_account,
+                debits_pending,
+                credits_pending,
+                suspended,
+            });
+        }
+        if accounts.windows(2).any(|pair| pair[0].id >= pair[1].id) {
+            return Err(SnapshotError::Invalid("account order"));
+        }
+        let position = |id: u64| accounts.binary_search_by_key(&id, |a| a.id).ok();
+        if position(central_bank).is_none() || position(tax_authority).is_none() {
+            return Err(SnapshotError::Invalid("central bank or tax authority"));
+        }
+        let rate_count = r.count(17, "tax rate count")?;
+        let mut tax_rates = BTreeMap::new();
+        for _ in 0..rate_count {
+            let category = r.u32()?;
+            let from = r.u64()?;
+            let rate_bp = r.u32()?;
+            let to_sub_account = r.bool("tax rate regime")?;
+            tax_rates.insert(
+                (category, from),
+                TaxRate {
+                    rate_bp,
+                    to_sub_account,
+                },
+            );
+        }
+        let id_count = r.count(16, "settled id count")?;
+        let mut used_ids = HashSet::with_capacity(id_count);
+        for _ in 0..id_count {
+            used_ids.insert(r.u128()?);
+        }
+        let queue_count = r.count(QUEUED_BYTES, "queue length")?;
+        let mut queue = BTreeMap::new();
+        for _ in 0..queue_count {
+            let queued = QueuedPayment::decode(&r.array()?)
+                .ok_or(SnapshotError::Invalid("queued payment"))?;
+            if position(queued.payer).is_none() || position(queued.payee).is_none() {
+                return Err(SnapshotError::Invalid("queued payment account"));
+            }
+            queue.insert(queued.key(), queued);
+        }
+        let pending_count = r.count(56, "pending count")?;
+        let mut pending = BTreeMap::new();
+        for _ in 0..pending_count {
+            let id = r.u128()?;
+            let debit = position(r.u64()?).ok_or(SnapshotError::Invalid("pending debit"))?;
+            let credit = position(r.u64()?).ok_or(SnapshotError::Invalid("pending credit"))?;
+            pending.insert(
+                id,
+                Pending {
+                    debit,
+                    credit,
+                    amount: r.i64()?,
+                    expires_at_ms: r.u64()?,
+                    created_height: r.u64()?,
+                },
+            );
+        }
+        let closed_count = r.count(41, "closed count")?;
+        let mut closed = HashMap::with_capacity(closed_count);
+        for _ in 0..closed_count {
+            let id = r.u128()?;
+            let tag = r.u8()?;
+            let a = r.u128()?;
+            let b = r.u64()?;
+            let outcome = match tag {
+                1 => Closed::SettledFromQueue {
+                    height: b,
+                    via_lsm: a == 1,
+                },
+                2 => Closed::Cancelled { height: b },
+                3 => Closed::Expired { height: b },
+                4 => Closed::Posted { by: a, amount: b },
+                5 => Closed::Voided { by: a },
+                6 => Closed::PendingExpired { height: b },
+                _ => return Err(SnapshotError::Invalid("closed outcome")),
+            };
+            closed.insert(id, outcome);
+        }
+        let payment_count = r.count(16 + 64 + 4, "tax payment count")?;
+        let mut tax_payments = HashMap::with_capacity(payment_count);
+        for _ in 0..payment_count {
+            let id = r.u128()?;
+            let mut words = [0u64; 8];
+            for word in &mut words {
+                *word = r.u64()?;
+            }
+            let [payer, payee, gross, tax, tax_account, refunded_gross, refunded_tax, time_ms] =
+                words;
+            if position(tax_account).is_none() {
+                return Err(SnapshotError::Invalid("tax payment account"));
+            }
+            tax_payments.insert(
+                id,
+                TaxPayment {
+                    payer,
+                    payee,
+                    category: r.u32()?,
+                    gross,
+                    tax,
+                    tax_account,
+                    refunded_gross,
+                    refunded_tax,
+                    time_ms,
+                },
+            );
+        }
+        let totals_count = r.count(20 + 8 * 2 + 16 * 4, "tax totals count")?;
+        let mut tax_totals = BTreeMap::new();
+        for _ in 0..totals_count {
+            let key = (r.u64()?, r.u64()?, r.u32()?);
+            let totals = TaxTotals {
+                payments: r.u64()?,
+                gross: r.u128()?,
+                tax: r.u128()?,
+                refunds: r.u64()?,
+                refunded_gross: r.u128()?,
+                refunded_tax: r.u128()?,
+            };
+            tax_totals.insert(key, totals);
+        }
+        if r.at != bytes.len() {
+            return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
+        }
+        let mut restored = Ledger::assemble(
+            ledger,
+            central_bank,
+            tax_authority,
+            day_cutoff_ms,
+            accounts,
+            tax_rates,
+            total_balance,
+        );
+        restored.used_ids = used_ids;
+        restored.used_ids_digest = used_ids_digest;
+        restored.history_digest = history_digest;
+        restored.next_seq = next_seq;
+        restored.queue_index = queue.iter().map(|(key, q)| (q.id, *key)).collect();
+        restored.queue_earliest_expiry_ms = queue
+            .values()
+            .map(|q| q.expires_at_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+        restored.queue = queue;
+        restored.pending_earliest_expiry_ms = pending
+            .values()
+            .filter(|p| p.expires_at_ms != 0)
+            .map(|p| p.expires_at_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+        restored.pending = pending;
+        restored.closed = closed;
+        restored.tax_payments = tax_payments;
+        restored.tax_totals = tax_totals;
+        restored.block.height = block_height;
+        restored.block.time_ms = block_time_ms;
+        if restored.sum_of_balances() != total_balance {
+            return Err(SnapshotError::Invalid(
+                "balances do not add up to the total",
+            ));
+        }
+        Ok((restored, point))
+    }
+}

@@ -1,0 +1,587 @@
+//! The node's metrics: counters, gauges and bucketed histograms in atomics, written out in the
+//! Prometheus text format 0.0.4 (served at `/metrics`, docs/OPERATIONS.md).
+//!
+//! Stages record per batch, not per transaction: a stage that times many transactions at
+//! once counts them into a [`LocalHistogram`] and adds it to the shared one in one step.
+
+use crate::node::NodeHandle;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A monotonically increasing count.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+    pub fn add(&self, delta: i64) {
+        self.0.fetch_add(delta, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds (50 us to 10 s).
+pub const LATENCY_BOUNDS_S: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+/// Upper bounds of the batch-size buckets (1 to 65536).
+pub const SIZE_BOUNDS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+    16384.0, 65536.0,
+];
+
+/// A histogram with fixed buckets. Values are recorded in integer units (nanoseconds for
+/// latencies, items for sizes) and written out scaled (seconds, items).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Bound of each bucket in recorded units.
+    bounds_units: Vec<u64>,
+    /// Per-bucket counts (not cumulative); the last is `+Inf`.
+    counts: Vec<AtomicU64>,
+    sum_units: AtomicU64,
+    /// Recorded unit in the written unit (1e-9 for nanoseconds to seconds).
+    unit: f64,
+}
+
+impl Histogram {
+    fn with_bounds(bounds: &'static [f64], unit: f64) -> Histogram {
+        Histogram {
+            bounds,
+            bounds_units: bounds.iter().map(|b| (b / unit).round() as u64).collect(),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_units: AtomicU64::new(0),
+            unit,
+        }
+    }
+
+    /// A latency histogram (record with [`Histogram::observe_duration`]).
+    pub fn latency() -> Histogram {
+        Histogram::with_bounds(LATENCY_BOUNDS_S, 1e-9)
+    }
+
+    /// A size histogram (record with [`Histogram::observe`]).
+    pub fn sizes() -> Histogram {
+        Histogram::with_bounds(SIZE_BOUNDS, 1.0)
+    }
+
+    fn bucket(&self, units: u64) -> usize {
+        self.bounds_units.partition_point(|&bound| bound < units)
+    }
+
+    /// Records one value in recorded units.
+    pub fn observe(&self, units: u64) {
+        self.counts[self.bucket(units)].fetch_add(1, Ordering::Relaxed);
+        self.sum_units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    pub fn observe_duration(&self, duration: Duration) {
+        self.observe(duration.as_nanos().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// A local accumulator with this histogram's buckets.
+    pub fn local(&self) -> LocalHistogram<'_> {
+        LocalHistogram {
+            target: self,
+            counts: vec![0; self.counts.len()],
+            sum_units: 0,
+        }
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Sum of observations in written units.
+    pub fn sum(&self) -> f64 {
+        self.sum_units.load(Ordering::Relaxed) as f64 * self.unit
+    }
+}
+
+/// Observations gathered on one thread, added to their histogram by [`LocalHistogram::flush`]
+/// (or on drop).
+pub struct LocalHistogram<'a> {
+    target: &'a Histogram,
+    counts: Vec<u64>,
+    sum_units: u64,
+}
+
+impl LocalHistogram<'_> {
+    pub fn observe(&mut self, units: u64) {
+        self.counts[self.target.bucket(units)] += 1;
+        self.sum_units = self.sum_units.saturating_add(units);
+    }
+
+    pub fn observe_duration(&mut self, duration: Duration) {
+        self.observe(duration.as_nanos().min(u128::from(u64::MAX)) as u64);
+    }
+
+    pub fn flush(&mut self) {
+        for (shared, local) in self.target.counts.iter().zip(&mut self.counts) {
+            if *local > 0 {
+                shared.fetch_add(*local, Ordering::Relaxed);
+                *local = 0;
+            }
+        }
+        if self.sum_units > 0 {
+            self.target
+                .sum_units
+                .fetch_add(self.sum_units, Ordering::Relaxed);
+            self.sum_units = 0;
+        }
+    }
+}
+
+impl Drop for LocalHistogram<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Latency per pipeline stage (`tally_stage_seconds{stage=...}`).
+#[derive(Debug)]
+pub struct StageLatency {
+    /// From a SubmitBatch frame decoded to its records queued (the server's work).
+    pub ingress: Histogram,
+    /// From a transaction's arrival to the signature stage taking it, per transaction.
+    pub mempool_wait: Histogram,
+    /// One signature batch.
+    pub sigverify: Histogram,
+    /// One consensus decision (empty until consensus is wired to the network).
+    pub consensus: Histogram,
+    /// Executing one block (results, transaction root, state root, entry encoding).
+    pub execution: Histogram,
+    /// Appending one group of blocks and making it durable.
+    pub log_flush: Histogram,
+    /// From a transaction's arrival to its acknowledgement, per transaction.
+    pub end_to_end: Histogram,
+}
+
+/// Batch sizes (`tally_batch_size{batch=...}`).
+#[derive(Debug)]
+pub struct BatchSizes {
+    /// Records per SubmitBatch frame.
+    pub submit: Histogram,
+    /// Transactions per signature batch.
+    pub sigverify: Histogram,
+    /// Transactions per block.
+    pub block: Histogram,
+    /// Blocks per flush.
+    pub group_commit: Histogram,
+}
+
+/// Every metric of a node that is not already one of [`crate::node::NodeCounters`].
+#[derive(Debug)]
+pub struct NodeMetrics {
+    pub stage: StageLatency,
+    pub batch: BatchSizes,
+    /// Verified batches waiting for the executor.
+    pub verified_queue_batches: Gauge,
+    /// Sealed blocks waiting for the log thread.
+    pub commit_queue_blocks: Gauge,
+    pub consensus_height: Gauge,
+    pub consensus_round: Gauge,
+    pub client_connections: Gauge,
+    pub peers_connected: Gauge,
+    pub connections_accepted: Counter,
+    /// Connections closed because they sent something invalid.
+    pub connections_rejected: Counter,
+    pub frames_received: Counter,
+    /// Frames or messages refused (bad frame, bad message, unexpected message).
+    pub frames_rejected: Counter,
+    /// Transactions refused with Busy (mempool full).
+    pub busy_tx: Counter,
+    pub queries: Counter,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    /// Times a connection was paused because its unanswered work or output reached its bound.
+    pub backpressure_pauses: Counter,
+    /// Signature backend in use (`cpu`, `gpu`), set at start.
+    backend: Mutex<String>,
+    started: std::time::Instant,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> NodeMetrics {
+        NodeMetrics::new()
+    }
+}
+
+impl NodeMetrics {
+    pub fn new() -> NodeMetrics {
+        NodeMetrics {
+            stage: StageLatency {
+                ingress: Histogram::latency(),
+                mempool_wait: Histogram::latency(),
+                sigverify: Histogram::latency(),
+                consensus: Histogram::latency(),
+                execution: Histogram::latency(),
+                log_flush: Histogram::latency(),
+                end_to_end: Histogram::latency(),
+            },
+            batch: BatchSizes {
+                submit: Histogram::sizes(),
+                sigverify: Histogram::sizes(),
+                block: Histogram::sizes(),
+                group_commit: Histogram::sizes(),
+            },
+            verified_queue_batches: Gauge::default(),
+            commit_queue_blocks: Gauge::default(),
+            consensus_height: Gauge::default(),
+            consensus_round: Gauge::default(),
+            client_connections: Gauge::default(),
+            peers_connected: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_rejected: Counter::default(),
+            frames_received: Counter::default(),
+            frames_rejected: Counter::default(),
+            busy_tx: Counter::default(),
+            queries: Counter::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            backpressure_pauses: Counter::default(),
+            backend: Mutex::new(String::from("cpu")),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn set_backend(&self, name: &str) {
+        *self.backend.lock().expect("backend lock") = name.to_string();
+    }
+
+    pub fn backend(&self) -> String {
+        self.backend.lock().expect("backend lock").clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Writes Prometheus text-format families.
+pub struct TextEncoder {
+    out: String,
+}
+
+impl Default for TextEncoder {
+    fn default() -> TextEncoder {
+        TextEncoder::new()
+    }
+}
+
+impl TextEncoder {
+    pub fn new() -> TextEncoder {
+        TextEncoder {
+            out: String::with_capacity(16 * 1024),
+        }
+    }
+
+    fn header(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.header(name, help, "counter");
+        let _ = writeln!(self.out, "{name} {value}");
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: i64) {
+        self.header(name, help, "gauge");
+        let _ = writeln!(self.out, "{name} {value}");
+    }
+
+    /// A gauge family with one label.
+    pub fn gauge_family(&mut self, name: &str, help: &str, label: &str, values: &[(&str, i64)]) {
+        self.header(name, help, "gauge");
+        for (value_label, value) in values {
+            let _ = writeln!(
+                self.out,
+                "{name}{{{label}=\"{}\"}} {value}",
+                escape_label(value_label)
+            );
+        }
+    }
+
+    /// A histogram family with one label.
+    pub fn histogram_family(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        histograms: &[(&str, &Histogram)],
+    ) {
+        self.header(name, help, "histogram");
+        for (value_label, histogram) in histograms {
+            let value_label = escape_label(value_label);
+            let mut cumulative = 0u64;
+            for (i, count) in histogram.counts.iter().enumerate() {
+                cumulative += count.load(Ordering::Relaxed);
+                let le = match histogram.bounds.get(i) {
+                    Some(bound) => format_float(*bound),
+                    None => "+Inf".to_string(),
+                };
+                let _ = writeln!(
+                    self.out,
+                    "{name}_bucket{{{label}=\"{value_label}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                self.out,
+                "{name}_sum{{{label}=\"{value_label}\"}} {}",
+                format_float(histogram.sum())
+            );
+            let _ = writeln!(
+                self.out,
+                "{name}_count{{{label}=\"{value_label}\"}} {cumulative}"
+            );
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn format_float(value: f64) -> String {
+    let text = format!("{value}");
+    if text.contains('.') || text.contains('e') || text.contains("inf") || text.contains("NaN") {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole `/metrics` page of a node.
+pub fn render(node: &NodeHandle) -> String {
+    let m = node.metrics();
+    let c = node.counters();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut e = TextEncoder::new();
+    e.counter(
+        "tally_transactions_submitted_total",
+        "Transactions taken into the pipeline (queued or answered at ingress).",
+        load(&c.submitted),
+    );
+    e.counter(
+        "tally_transactions_rejected_at_ingress_total",
+        "Malformed transactions answered at ingress.",
+        load(&c.rejected_at_ingress),
+    );
+    e.counter(
+        "tally_transactions_bad_signature_total",
+        "Transactions whose signature failed verification.",
+        load(&c.bad_signatures),
+    );
+    e.counter(
+        "tally_transactions_executed_total",
+        "Transactions executed into blocks (settled or rejected by the ledger).",
+        load(&c.executed),
+    );
+    e.counter(
+        "tally_transactions_busy_total",
+        "Transactions refused with Busy because the mempool was full.",
+        m.busy_tx.get(),
+    );
+    e.counter(
+        "tally_blocks_total",
+        "Blocks made durable.",
+        load(&c.blocks),
+    );
+    e.counter(
+        "tally_log_flushes_total",
+        "Group commits of the log.",
+        load(&c.flushes),
+    );
+    e.gauge(
+        "tally_height",
+        "Height of the last durable block.",
+        load(&c.height) as i64,
+    );
+    e.gauge_family(
+        "tally_queue_depth",
+        "Items waiting in each queue of the pipeline (mempool: transactions; verified and commit: batches, blocks).",
+        "queue",
+        &[
+            ("mempool", node.mempool_len() as i64),
+            ("verified", m.verified_queue_batches.get()),
+            ("commit", m.commit_queue_blocks.get()),
+        ],
+    );
+    e.gauge_family(
+        "tally_queue_capacity",
+        "Named maximum of each queue.",
+        "queue",
+        &[
+            ("mempool", node.mempool_capacity() as i64),
+            (
+                "verified",
+                node.config_limits().verified_queue_batches_max as i64,
+            ),
+            (
+                "commit",
+                node.config_limits().commit_queue_blocks_max as i64,
+            ),
+        ],
+    );
+    e.histogram_family(
+        "tally_stage_seconds",
+        "Latency of each pipeline stage.",
+        "stage",
+        &[
+            ("ingress", &m.stage.ingress),
+            ("mempool_wait", &m.stage.mempool_wait),
+            ("sigverify", &m.stage.sigverify),
+            ("consensus", &m.stage.consensus),
+            ("execution", &m.stage.execution),
+            ("log_flush", &m.stage.log_flush),
+            ("end_to_end", &m.stage.end_to_end),
+        ],
+    );
+    e.histogram_family(
+        "tally_batch_size",
+        "Size of each kind of batch (records per submit, transactions per signature batch and block, blocks per flush).",
+        "batch",
+        &[
+            ("submit", &m.batch.submit),
+            ("sigverify", &m.batch.sigverify),
+            ("block", &m.batch.block),
+            ("group_commit", &m.batch.group_commit),
+        ],
+    );
+    let backend = m.backend();
+    e.gauge_family(
+        "tally_backend",
+        "Signature backend in use (1 for the one in use).",
+        "backend",
+        &[(backend.as_str(), 1)],
+    );
+    e.gauge(
+        "tally_consensus_height",
+        "Consensus height (0 until consensus runs over the network).",
+        m.consensus_height.get(),
+    );
+    e.gauge(
+        "tally_consensus_round",
+        "Consensus round (0 until consensus runs over the network).",
+        m.consensus_round.get(),
+    );
+    e.gauge(
+        "tally_peers_connected",
+        "Validator peers connected.",
+        m.peers_connected.get(),
+    );
+    e.gauge(
+        "tally_client_connections",
+        "Client connections open.",
+        m.client_connections.get(),
+    );
+    e.counter(
+        "tally_client_connections_accepted_total",
+        "Client connections accepted.",
+        m.connections_accepted.get(),
+    );
+    e.counter(
+        "tally_client_connections_rejected_total",
+        "Client connections closed for sending invalid frames or messages.",
+        m.connections_rejected.get(),
+    );
+    e.counter(
+        "tally_frames_received_total",
+        "Frames received from clients.",
+        m.frames_received.get(),
+    );
+    e.counter(
+        "tally_frames_rejected_total",
+        "Frames refused (bad frame, bad message, unexpected message).",
+        m.frames_rejected.get(),
+    );
+    e.counter("tally_queries_total", "Queries answered.", m.queries.get());
+    e.counter(
+        "tally_network_received_bytes_total",
+        "Bytes read from client connections.",
+        m.bytes_received.get(),
+    );
+    e.counter(
+        "tally_network_sent_bytes_total",
+        "Bytes written to client connections.",
+        m.bytes_sent.get(),
+    );
+    e.counter(
+        "tally_backpressure_pauses_total",
+        "Times a connection stopped being read because its unanswered work or output reached its bound.",
+        m.backpressure_pauses.get(),
+    );
+    e.gauge(
+        "tally_up",
+        "1 while the node takes transactions, 0 once it stopped.",
+        i64::from(node.fatal_error().is_none()),
+    );
+    e.gauge(
+        "tally_uptime_seconds",
+        "Seconds since the node started.",
+        m.uptime().as_secs() as i64,
+    );
+    e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_hold_values_up_to_their_bound() {
+        let h = Histogram::sizes();
+        h.observe(1);
+        h.observe(2);
+        h.observe(3);
+        h.observe(100_000);
+        let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(counts[0], 1); // le 1
+        assert_eq!(counts[1], 1); // le 2
+        assert_eq!(counts[2], 1); // le 4
+        assert_eq!(*counts.last().unwrap(), 1); // +Inf
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum(), 100_006.0);
+        let l = Histogram::latency();
+        {
+            let mut local = l.local();
+            local.observe_duration(Duration::from_micros(50));
+            local.observe_duration(Duration::from_micros(51));
+            assert_eq!(l.count(), 0, "nothing shared before the flush");
+        }
+        let counts: Vec<u64> = l.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(&counts[..2], &[1, 1]);
+    }
+}

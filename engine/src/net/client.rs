@@ -1,0 +1,634 @@
+//! The blocking client library: one TCP connection to a node, usable from many threads.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tally_engine::net::Client;
+//! let client = Client::connect("127.0.0.1:7400")?;
+//! let (reply, acks) = crossbeam::channel::unbounded();
+//! # let records: Vec<tally_engine::tx::TxRecord> = Vec::new();
+//! let taken = client.submit(&records, &reply)?; // blocks for the node's receipt
+//! for _ in 0..taken {
+//!     let ack = acks.recv()?; // final result: id, code, height
+//! }
+//! println!("{:?}", client.status()?);
+//! # Ok(()) }
+//! ```
+//!
+//! `submit` has the contract of [`crate::node::NodeHandle::submit`]: every record the node
+//! took is answered exactly once on the `reply` channel, by the client's reader thread, as
+//! soon as its Results frame arrives.
+
+use super::frame::{self, FRAME_HEADER_BYTES};
+use super::message::{
+    encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt,
+    Welcome, PROTOCOL_VERSION,
+};
+use super::query::{Answer, NodeStatus, Query, QueryResult};
+use crate::mempool::Ack;
+use crate::node::SubmitError;
+use crate::tx::TxRecord;
+use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How a client connects and waits.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for a receipt or a query's answer; past it the connection is given up.
+    pub request_timeout: Duration,
+    /// The network the client means; 0 accepts the node's, whatever it is.
+    pub network_id: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            network_id: 0,
+        }
+    }
+}
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot resolve node address {addr}: {reason}")]
+    Resolve { addr: String, reason: String },
+    #[error("cannot connect to node at {addr}: {source}")]
+    Connect { addr: SocketAddr, source: io::Error },
+    #[error("node at {addr} refused the connection ({}): {text}", code.name())]
+    Refused {
+        addr: SocketAddr,
+        code: ErrorCode,
+        text: String,
+    },
+    #[error("node at {addr} broke the protocol: {reason}")]
+    Protocol { addr: SocketAddr, reason: String },
+    #[error("connection to node at {addr} failed: {source}")]
+    Io { addr: SocketAddr, source: io::Error },
+    #[error("connection to node at {addr} is closed: {reason}")]
+    Closed { addr: SocketAddr, reason: String },
+    #[error("node at {addr} did not answer within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
+    #[error("node refused the request ({}): {text}", code.name())]
+    RequestRefused { code: ErrorCode, text: String },
+    #[error("query failed: {0}")]
+    QueryFailed(String),
+    #[error("node answered a different query: {0:?}")]
+    UnexpectedAnswer(Box<Answer>),
+}
+
+enum Reply {
+    Receipt(SubmitReceipt),
+    Query(QueryResult),
+    Error(ErrorMessage),
+}
+
+/// Where results go: one default channel (the fast path), or per id when a caller passes a
+/// different channel.
+#[derive(Default)]
+struct Sinks {
+    default: Option<Sender<Ack>>,
+    by_id: HashMap<u128, (Sender<Ack>, u32)>,
+}
+
+impl Sinks {
+    fn sink_for(&mut self, id: u128) -> Option<Sender<Ack>> {
+        if let Some((sender, count)) = self.by_id.get_mut(&id) {
+            let sender = sender.clone();
+            *count -= 1;
+            if *count == 0 {
+                self.by_id.remove(&id);
+            }
+            return Some(sender);
+        }
+        self.default.clone()
+    }
+
+    fn unregister(&mut self, id: u128) {
+        if let Some((_, count)) = self.by_id.get_mut(&id) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}
+
+struct Inner {
+    addr: SocketAddr,
+    writer: Mutex<TcpStream>,
+    /// The same socket, outside the writer's lock: shutting it down unblocks a writer stuck
+    /// on a node that stopped reading.
+    closer: TcpStream,
+    next_request: AtomicU64,
+    pending: Mutex<HashMap<u64, Sender<Reply>>>,
+    sinks: Mutex<Sinks>,
+    in_flight: AtomicUsize,
+    dead: Mutex<Option<String>>,
+    options: ClientOptions,
+}
+
+impl Inner {
+    fn die(&self, reason: String) {
+        let mut dead = self.dead.lock().expect("dead lock");
+        if dead.is_none() {
+            tracing::debug!(addr = %self.addr, %reason, "client connection ended");
+            *dead = Some(reason);
+        }
+        drop(dead);
+        // Waiters see their reply channel close and read the reason.
+        self.pending.lock().expect("pending lock").clear();
+        let _ = self.closer.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn dead_reason(&self) -> Option<String> {
+        self.dead.lock().expect("dead lock").clone()
+    }
+
+    fn closed_error(&self) -> ClientError {
+        ClientError::Closed {
+            addr: self.addr,
+            reason: self
+                .dead_reason()
+                .unwrap_or_else(|| "the connection ended".to_string()),
+        }
+    }
+
+    /// Sends a frame with a fresh request id, waits for the reply to that id.
+    fn request(&self, encode: impl FnOnce(u64, &mut Vec<u8>)) -> Result<Reply, ClientError> {
+        if self.dead_reason().is_some() {
+            return Err(self.closed_error());
+        }
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = bounded(1);
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(request_id, tx);
+        let mut bytes = Vec::new();
+        encode(request_id, &mut bytes);
+        let written = self.writer.lock().expect("writer lock").write_all(&bytes);
+        if let Err(source) = written {
+            self.pending
+                .lock()
+                .expect("pending lock")
+                .remove(&request_id);
+            self.die(format!("write failed: {source}"));
+            return Err(ClientError::Io {
+                addr: self.addr,
+                source,
+            });
+        }
+        match rx.recv_timeout(self.options.request_timeout) {
+            Ok(reply) => Ok(reply),
+            Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
+            Err(RecvTimeoutError::Timeout) => {
+                self.die(format!(
+                    "no answer to request {request_id} within {:?}",
+                    self.options.request_timeout
+                ));
+                Err(ClientError::Timeout {
+                    addr: self.addr,
+                    timeout: self.options.request_timeout,
+                })
+            }
+        }
+    }
+}
+
+/// One connection to a node. `Send + Sync`: share it between threads.
+pub struct Client {
+    inner: Arc<Inner>,
+    welcome: Welcome,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Connects with the default options.
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        Client::connect_with(addr, &ClientOptions::default())
+    }
+
+    /// Connects, says Hello and waits for the node's Welcome.
+    pub fn connect_with(
+        addr: impl ToSocketAddrs,
+        options: &ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let resolved: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|error| ClientError::Resolve {
+                addr: String::new(),
+                reason: error.to_string(),
+            })?
+            .collect();
+        let Some(&addr) = resolved.first() else {
+            return Err(ClientError::Resolve {
+                addr: String::new(),
+                reason: "the name resolves to no address".into(),
+            });
+        };
+        let mut stream = TcpStream::connect_timeout(&addr, options.connect_timeout)
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let io_error = |source| ClientError::Io { addr, source };
+        stream.set_nodelay(true).map_err(io_error)?;
+        let mut hello = Vec::new();
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Client,
+            network_id: options.network_id,
+        })
+        .encode(&mut hello);
+        stream.write_all(&hello).map_err(io_error)?;
+        stream
+            .set_read_timeout(Some(options.connect_timeout))
+            .map_err(io_error)?;
+        let mut buf = Vec::new();
+        let welcome = match read_frame(&mut stream, &mut buf) {
+            Ok(Some(bytes)) => match decode_owned(&bytes) {
+                Ok(Message::Welcome(welcome)) => welcome,
+                Ok(Message::Error(error)) => {
+                    return Err(ClientError::Refused {
+                        addr,
+                        code: error.code,
+                        text: error.text,
+                    })
+                }
+                Ok(other) => {
+                    return Err(ClientError::Protocol {
+                        addr,
+                        reason: format!("expected welcome, got {}", other.kind().name()),
+                    })
+                }
+                Err(reason) => return Err(ClientError::Protocol { addr, reason }),
+            },
+            Ok(None) => {
+                return Err(ClientError::Closed {
+                    addr,
+                    reason: "the node closed the connection before its welcome".into(),
+                })
+            }
+            Err(ReadError::Io(source)) => return Err(ClientError::Io { addr, source }),
+            Err(ReadError::Frame(reason)) => return Err(ClientError::Protocol { addr, reason }),
+        };
+        if welcome.version != PROTOCOL_VERSION {
+            return Err(ClientError::Protocol {
+                addr,
+                reason: format!(
+                    "node speaks protocol version {}, this client {PROTOCOL_VERSION}",
+                    welcome.version
+                ),
+            });
+        }
+        stream.set_read_timeout(None).map_err(io_error)?;
+        let reader_stream = stream.try_clone().map_err(io_error)?;
+        let closer = stream.try_clone().map_err(io_error)?;
+        let inner = Arc::new(Inner {
+            addr,
+            writer: Mutex::new(stream),
+            closer,
+            next_request: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            sinks: Mutex::new(Sinks::default()),
+            in_flight: AtomicUsize::new(0),
+            dead: Mutex::new(None),
+            options: options.clone(),
+        });
+        let reader = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("tally-client-reader".into())
+                .spawn(move || read_loop(&inner, reader_stream, buf))
+                .expect("the operating system starts a thread")
+        };
+        Ok(Client {
+            inner,
+            welcome,
+            reader: Some(reader),
+        })
+    }
+
+    /// What the node said when the client connected.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    pub fn network_id(&self) -> u64 {
+        self.welcome.network_id
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Records taken by the node and not yet answered on this connection.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Why the connection ended, if it did.
+    pub fn connection_error(&self) -> Option<String> {
+        self.inner.dead_reason()
+    }
+
+    /// Submits records: the contract of [`crate::node::NodeHandle::submit`]. Returns how many
+    /// the node took, in order from the first; each taken record is answered exactly once on
+    /// `reply`. Slices longer than the node's batch maximum go as several batches, one
+    /// round trip each.
+    ///
+    /// Errors: `Busy { accepted }` when the node's mempool filled after `accepted` records;
+    /// `Stopped` when the node stopped or the connection failed (the reason says which).
+    /// When the node stops after taking part of a multi-batch slice, `Ok(taken)` is less
+    /// than `records.len()` and the next call answers `Stopped`.
+    pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        let batch_max = (self.welcome.submit_batch_tx_max as usize).max(1);
+        let mut taken = 0;
+        for chunk in records.chunks(batch_max) {
+            match self.submit_batch(chunk, reply) {
+                Ok(n) => taken += n,
+                Err(SubmitError::Busy { accepted }) => {
+                    return Err(SubmitError::Busy {
+                        accepted: taken + accepted,
+                    })
+                }
+                Err(stopped) if taken == 0 => return Err(stopped),
+                Err(_) => return Ok(taken),
+            }
+        }
+        Ok(taken)
+    }
+
+    fn submit_batch(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> Result<usize, SubmitError> {
+        let inner = &*self.inner;
+        let stopped = |reason: String| SubmitError::Stopped { reason };
+        {
+            let mut sinks = inner.sinks.lock().expect("sinks lock");
+            let default = sinks.default.get_or_insert_with(|| reply.clone());
+            if !default.same_channel(reply) {
+                for record in records {
+                    sinks
+                        .by_id
+                        .entry(record.id())
+                        .or_insert_with(|| (reply.clone(), 0))
+                        .1 += 1;
+                }
+            }
+        }
+        inner.in_flight.fetch_add(records.len(), Ordering::AcqRel);
+        let outcome =
+            inner.request(|request_id, bytes| encode_submit_batch(request_id, records, bytes));
+        let (accepted, result) = match outcome {
+            Ok(Reply::Receipt(receipt)) => {
+                let accepted = (receipt.accepted as usize).min(records.len());
+                let result = match receipt.refusal {
+                    Refusal::None => Ok(accepted),
+                    Refusal::Busy => Err(SubmitError::Busy { accepted }),
+                    Refusal::Stopped(reason) => Err(stopped(format!("node stopped: {reason}"))),
+                };
+                (accepted, result)
+            }
+            Ok(Reply::Error(error)) => (
+                0,
+                Err(stopped(format!(
+                    "node refused the batch ({}): {}",
+                    error.code.name(),
+                    error.text
+                ))),
+            ),
+            Ok(Reply::Query(_)) => {
+                inner.die("node answered a submit with a query reply".into());
+                (0, Err(stopped(inner.closed_error().to_string())))
+            }
+            Err(error) => (0, Err(stopped(error.to_string()))),
+        };
+        let refused = &records[accepted..];
+        if !refused.is_empty() {
+            inner.in_flight.fetch_sub(refused.len(), Ordering::AcqRel);
+            let mut sinks = inner.sinks.lock().expect("sinks lock");
+            if !sinks.by_id.is_empty() {
+                for record in refused {
+                    sinks.unregister(record.id());
+                }
+            }
+        }
+        result
+    }
+
+    /// Asks the node a question.
+    pub fn query(&self, query: &Query) -> Result<Answer, ClientError> {
+        let reply = self.inner.request(|request_id, bytes| {
+            Message::Query {
+                request_id,
+                query: query.clone(),
+            }
+            .encode(bytes)
+        })?;
+        match reply {
+            Reply::Query(QueryResult::Ok(answer)) => Ok(answer),
+            Reply::Query(QueryResult::Error(text)) => Err(ClientError::QueryFailed(text)),
+            Reply::Error(error) => Err(ClientError::RequestRefused {
+                code: error.code,
+                text: error.text,
+            }),
+            Reply::Receipt(_) => {
+                self.inner
+                    .die("node answered a query with a submit receipt".into());
+                Err(self.inner.closed_error())
+            }
+        }
+    }
+
+    /// The node's height, queues, counters and backend.
+    pub fn status(&self) -> Result<NodeStatus, ClientError> {
+        match self.query(&Query::Status)? {
+            Answer::Status(status) => Ok(*status),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// An account's balance (`None`: no such account).
+    pub fn balance(&self, account: u64) -> Result<Option<i64>, ClientError> {
+        match self.query(&Query::Balance { account })? {
+            Answer::Balance { balance, .. } => Ok(balance),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// Whether a transaction id has settled.
+    pub fn transaction_settled(&self, id: u128) -> Result<bool, ClientError> {
+        match self.query(&Query::Transaction { id })? {
+            Answer::Transaction { settled, .. } => Ok(settled),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.inner.closer.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+enum ReadError {
+    Io(io::Error),
+    Frame(String),
+}
+
+/// Reads one whole frame (header included) from a blocking stream; `Ok(None)` at a clean end
+/// between frames. `buf` keeps bytes read past the frame.
+fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, ReadError> {
+    loop {
+        match frame::frame_len(buf) {
+            Ok(Some(total)) if buf.len() >= total => {
+                let rest = buf.split_off(total);
+                return Ok(Some(std::mem::replace(buf, rest)));
+            }
+            Ok(_) => {}
+            Err(error) => return Err(ReadError::Frame(error.to_string())),
+        }
+        let want = match frame::frame_len(buf) {
+            Ok(Some(total)) => total - buf.len(),
+            _ => FRAME_HEADER_BYTES - buf.len(),
+        }
+        .max(64 * 1024);
+        let filled = buf.len();
+        buf.resize(filled + want, 0);
+        let n = loop {
+            match stream.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    buf.truncate(filled);
+                    return Err(ReadError::Io(error));
+                }
+            }
+        };
+        buf.truncate(filled + n);
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(ReadError::Frame(frame::truncated(buf).to_string()));
+        }
+    }
+}
+
+fn decode_owned(bytes: &[u8]) -> Result<Message<'_>, String> {
+    let frame = frame::decode_complete(bytes).map_err(|e| e.to_string())?;
+    Message::decode(frame).map_err(|e| format!("bad {} message: {e}", frame.kind.name()))
+}
+
+fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
+    let reason = loop {
+        let bytes = match read_frame(&mut stream, &mut buf) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => break "the node closed the connection".to_string(),
+            Err(ReadError::Io(error)) => break format!("read failed: {error}"),
+            Err(ReadError::Frame(reason)) => break format!("bad frame from the node: {reason}"),
+        };
+        let message = match decode_owned(&bytes) {
+            Ok(message) => message,
+            Err(reason) => break format!("bad message from the node: {reason}"),
+        };
+        let (request_id, reply) = match message {
+            Message::Results(acks) => {
+                deliver(inner, &acks);
+                continue;
+            }
+            Message::SubmitReceipt(receipt) => (receipt.request_id, Reply::Receipt(receipt)),
+            Message::QueryReply { request_id, result } => (request_id, Reply::Query(result)),
+            Message::Error(error) if error.request_id != 0 => {
+                (error.request_id, Reply::Error(error))
+            }
+            Message::Error(error) => {
+                break format!(
+                    "node closed the connection ({}): {}",
+                    error.code.name(),
+                    error.text
+                )
+            }
+            other => break format!("node sent an unexpected {}", other.kind().name()),
+        };
+        let waiter = inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&request_id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(reply);
+            }
+            None => tracing::debug!(request_id, "answer to a request nobody waits for"),
+        }
+    };
+    inner.die(reason);
+}
+
+fn deliver(inner: &Inner, acks: &[Ack]) {
+    let mut sinks = inner.sinks.lock().expect("sinks lock");
+    if sinks.by_id.is_empty() {
+        if let Some(sink) = &sinks.default {
+            for ack in acks {
+                let _ = sink.send(*ack);
+            }
+        }
+    } else {
+        for ack in acks {
+            if let Some(sink) = sinks.sink_for(ack.id) {
+                let _ = sink.send(*ack);
+            }
+        }
+    }
+    drop(sinks);
+    inner.in_flight.fetch_sub(acks.len(), Ordering::AcqRel);
+}
+
+/// A stream of results for tests and tools that submit and wait: submits `records` and
+/// waits for every taken record's result (at most `timeout` in all).
+pub fn submit_and_wait(
+    client: &Client,
+    records: &[TxRecord],
+    timeout: Duration,
+) -> Result<(Vec<Ack>, Option<SubmitError>), ClientError> {
+    let (reply, acks): (Sender<Ack>, Receiver<Ack>) = crossbeam::channel::unbounded();
+    let (taken, refusal) = match client.submit(records, &reply) {
+        Ok(taken) => (taken, None),
+        Err(SubmitError::Busy { accepted }) => (accepted, Some(SubmitError::Busy { accepted })),
+        Err(stopped) => (0, Some(stopped)),
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut results = Vec::with_capacity(taken);
+    while results.len() < taken {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match acks.recv_timeout(left) {
+            Ok(ack) => results.push(ack),
+            Err(_) => {
+                return Err(match client.connection_error() {
+                    Some(reason) => ClientError::Closed {
+                        addr: client.peer_addr(),
+                        reason,
+                    },
+                    None => ClientError::Timeout {
+                        addr: client.peer_addr(),
+                        timeout,
+                    },
+                })
+            }
+        }
+    }
+    Ok((results, refusal))
+}

@@ -1,0 +1,282 @@
+//! The configuration file of `tally node` (TOML, docs/OPERATIONS.md). Every wrong field is
+//! named in the error; relative paths are relative to the file's directory.
+
+use super::server::ServerConfig;
+use super::service::ServiceConfig;
+use crate::node::{Backend, NodeConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// Directory of the node's log and checkpoints (created if missing).
+    pub data_dir: PathBuf,
+    /// The genesis file (from `tally genesis`).
+    pub genesis: PathBuf,
+    /// Client protocol address, e.g. "127.0.0.1:7400".
+    pub listen: String,
+    /// Prometheus `/metrics` address, e.g. "127.0.0.1:9400"; omit to serve no metrics.
+    pub metrics_listen: Option<String>,
+    /// Signature backend: cpu, gpu or auto (default cpu).
+    pub backend: Option<String>,
+    /// Where log segments older than the previous checkpoint move (omit to keep them).
+    pub archive_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Optional limits; each defaults to the value in [`NodeConfig::new`] / [`ServerConfig`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub mempool_tx_max: Option<usize>,
+    pub sigverify_batch_tx_max: Option<usize>,
+    pub block_tx_max: Option<usize>,
+    pub verified_queue_batches_max: Option<usize>,
+    pub commit_queue_blocks_max: Option<usize>,
+    pub group_commit_blocks_max: Option<usize>,
+    pub checkpoint_interval_blocks: Option<u64>,
+    pub connections_max: Option<usize>,
+    pub connection_inflight_tx_max: Option<usize>,
+    pub connection_output_bytes_max: Option<usize>,
+    pub submit_batch_tx_max: Option<usize>,
+    pub drain_timeout_ms: Option<u64>,
+}
+
+/// A configuration ready to run.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub genesis_path: PathBuf,
+    pub node: NodeConfig,
+    pub service: ServiceConfig,
+}
+
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: field `{field}`: {message}")]
+    Field {
+        path: PathBuf,
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn address(path: &Path, field: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|error| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        message: format!("{text:?} is not an address like 127.0.0.1:7400 ({error})"),
+    })
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_toml(&text, path)
+}
+
+/// Parses a config whose relative paths are relative to `path`'s directory.
+pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let file: NodeFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string().trim_end().to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let field = |field: &'static str, message: String| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        message,
+    };
+    let mut node = NodeConfig::new(resolve(&file.data_dir));
+    if let Some(backend) = &file.backend {
+        node.backend = backend
+            .parse::<Backend>()
+            .map_err(|error| field("backend", error.to_string()))?;
+    }
+    node.archive_dir = file.archive_dir.as_deref().map(resolve);
+    let limits = &file.limits;
+    let positive = |name: &'static str, value: Option<usize>, slot: &mut usize| {
+        if let Some(value) = value {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".into()));
+            }
+            *slot = value;
+        }
+        Ok(())
+    };
+    positive(
+        "limits.mempool_tx_max",
+        limits.mempool_tx_max,
+        &mut node.mempool_tx_max,
+    )?;
+    positive(
+        "limits.sigverify_batch_tx_max",
+        limits.sigverify_batch_tx_max,
+        &mut node.sigverify_batch_tx_max,
+    )?;
+    positive(
+        "limits.block_tx_max",
+        limits.block_tx_max,
+        &mut node.block_tx_max,
+    )?;
+    positive(
+        "limits.verified_queue_batches_max",
+        limits.verified_queue_batches_max,
+        &mut node.verified_queue_batches_max,
+    )?;
+    positive(
+        "limits.commit_queue_blocks_max",
+        limits.commit_queue_blocks_max,
+        &mut node.commit_queue_blocks_max,
+    )?;
+    positive(
+        "limits.group_commit_blocks_max",
+        limits.group_commit_blocks_max,
+        &mut node.group_commit_blocks_max,
+    )?;
+    if let Some(interval) = limits.checkpoint_interval_blocks {
+        node.checkpoint_interval_blocks = interval;
+    }
+    let mut server = ServerConfig {
+        listen: address(path, "listen", &file.listen)?,
+        ..ServerConfig::default()
+    };
+    positive(
+        "limits.connections_max",
+        limits.connections_max,
+        &mut server.connections_max,
+    )?;
+    positive(
+        "limits.connection_inflight_tx_max",
+        limits.connection_inflight_tx_max,
+        &mut server.connection_inflight_tx_max,
+    )?;
+    positive(
+        "limits.connection_output_bytes_max",
+        limits.connection_output_bytes_max,
+        &mut server.connection_output_bytes_max,
+    )?;
+    positive(
+        "limits.submit_batch_tx_max",
+        limits.submit_batch_tx_max,
+        &mut server.submit_batch_tx_max,
+    )?;
+    if let Some(ms) = limits.drain_timeout_ms {
+        server.drain_timeout = Duration::from_millis(ms);
+    }
+    server.check().map_err(|message| field("limits", message))?;
+    let metrics_listen = file
+        .metrics_listen
+        .as_deref()
+        .map(|text| address(path, "metrics_listen", text))
+        .transpose()?;
+    if metrics_listen == Some(server.listen) && server.listen.port() != 0 {
+        return Err(field(
+            "metrics_listen",
+            format!("{} is also `listen`: use another port", server.listen),
+        ));
+    }
+    Ok(LoadedConfig {
+        genesis_path: resolve(&file.genesis),
+        node,
+        service: ServiceConfig {
+            server,
+            metrics_listen,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LoadedConfig, String> {
+        from_toml(text, Path::new("/etc/tally/node.toml")).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+data_dir = "data"
+genesis = "/srv/genesis.toml"
+listen = "127.0.0.1:7400"
+metrics_listen = "127.0.0.1:9400"
+backend = "auto"
+[limits]
+mempool_tx_max = 1000
+submit_batch_tx_max = 512
+"#;
+
+    #[test]
+    fn a_good_file_gives_the_configs() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.node.data_dir, Path::new("/etc/tally/data"));
+        assert_eq!(config.genesis_path, Path::new("/srv/genesis.toml"));
+        assert_eq!(config.node.backend, Backend::Auto);
+        assert_eq!(config.node.mempool_tx_max, 1000);
+        assert_eq!(config.service.server.submit_batch_tx_max, 512);
+        assert_eq!(
+            config.service.metrics_listen,
+            Some("127.0.0.1:9400".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn every_wrong_field_is_named() {
+        let cases = [
+            (
+                GOOD.replace("backend = \"auto\"", "backend = \"tpu\""),
+                "`backend`",
+            ),
+            (GOOD.replace("127.0.0.1:7400", "localhost"), "`listen`"),
+            (GOOD.replace("127.0.0.1:9400", "9400"), "`metrics_listen`"),
+            (
+                GOOD.replace("127.0.0.1:9400", "127.0.0.1:7400"),
+                "`metrics_listen`",
+            ),
+            (
+                GOOD.replace("mempool_tx_max = 1000", "mempool_tx_max = 0"),
+                "limits.mempool_tx_max",
+            ),
+            (
+                GOOD.replace("mempool_tx_max = 1000", "mempool_txmax = 5"),
+                "mempool_txmax",
+            ),
+            (
+                GOOD.replace("mempool_tx_max = 1000", "mempool_tx_max = -5"),
+                "mempool_tx_max",
+            ),
+            (
+                GOOD.replace("submit_batch_tx_max = 512", "submit_batch_tx_max = 9000"),
+                "submit_batch_tx_max",
+            ),
+            (GOOD.replace("listen = \"127.0.0.1:7400\"\n", ""), "listen"),
+            (format!("{GOOD}\ncolour = 1\n"), "colour"),
+        ];
+        for (text, needle) in cases {
+            let error = parse(&text).expect_err(needle);
+            assert!(error.contains(needle), "{needle:?} not in {error:?}");
+            assert!(error.contains("/etc/tally/node.toml"), "{error}");
+        }
+    }
+}

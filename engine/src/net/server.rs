@@ -1,0 +1,783 @@
+//! The client-facing server: one ingress thread with a mio poll loop.
+//!
+//! It accepts connections, decodes frames incrementally from each connection's read buffer,
+//! hands SubmitBatch records to [`NodeHandle::submit`] and writes the results back as they
+//! come out of the pipeline. Acknowledgements arrive on one crossbeam channel per
+//! connection; the node wakes the loop (a [`mio::Waker`]) after each group of them.
+//!
+//! Backpressure, never unbounded buffers: a connection may have at most
+//! `connection_inflight_tx_max` records submitted and unanswered and at most
+//! `connection_output_bytes_max` bytes waiting to be written; at either bound the server
+//! stops reading that connection (TCP then pushes back on the client) until it drains. A
+//! connection that sends a bad frame or message gets an Error frame and is closed, with a
+//! log line; the node and the other connections go on.
+
+use super::frame::{self, FRAME_BYTES_MAX, FRAME_HEADER_BYTES};
+use super::message::{
+    encode_results, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt, Welcome,
+    PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
+};
+use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult};
+use crate::mempool::Ack;
+use crate::node::{NodeHandle, SubmitError};
+use crossbeam::channel::{unbounded, Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Limits of the client server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks a free port; see [`Server::local_addr`]).
+    pub listen: SocketAddr,
+    /// Most client connections open at once; one more is refused with an Error frame.
+    pub connections_max: usize,
+    /// Most records one connection may have submitted and not yet answered.
+    pub connection_inflight_tx_max: usize,
+    /// Most bytes waiting to be written to one connection.
+    pub connection_output_bytes_max: usize,
+    /// Most records in one SubmitBatch (at most [`SUBMIT_BATCH_TX_MAX`]).
+    pub submit_batch_tx_max: usize,
+    /// At shutdown, how long to keep writing results to clients that read slowly.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            connections_max: 1_024,
+            connection_inflight_tx_max: 65_536,
+            connection_output_bytes_max: 8 * 1024 * 1024,
+            submit_batch_tx_max: SUBMIT_BATCH_TX_MAX,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the limits; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.connections_max == 0 {
+            return Err("connections_max must be at least 1".into());
+        }
+        if self.submit_batch_tx_max == 0 || self.submit_batch_tx_max > SUBMIT_BATCH_TX_MAX {
+            return Err(format!(
+                "submit_batch_tx_max must be 1 to {SUBMIT_BATCH_TX_MAX}, got {}",
+                self.submit_batch_tx_max
+            ));
+        }
+        if self.connection_inflight_tx_max < self.submit_batch_tx_max {
+            return Err(format!(
+                "connection_inflight_tx_max ({}) must be at least submit_batch_tx_max ({})",
+                self.connection_inflight_tx_max, self.submit_batch_tx_max
+            ));
+        }
+        if self.connection_output_bytes_max < FRAME_BYTES_MAX {
+            return Err(format!(
+                "connection_output_bytes_max ({}) must be at least one frame ({FRAME_BYTES_MAX} bytes)",
+                self.connection_output_bytes_max
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot set up the poll loop: {0}")]
+    Poll(io::Error),
+}
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+/// Bytes read from a socket at a time when no larger frame is expected.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a connection closed for an error may take to receive its Error frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    waker: Arc<Waker>,
+    finish: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the listener and starts the ingress thread.
+    pub fn start(node: NodeHandle, config: ServerConfig) -> Result<Server, ServerError> {
+        config.check().map_err(ServerError::Config)?;
+        let mut listener =
+            TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(ServerError::Poll)?;
+        let poll = Poll::new().map_err(ServerError::Poll)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
+        {
+            let waker = Arc::clone(&waker);
+            node.add_ack_listener(Arc::new(move || {
+                let _ = waker.wake();
+            }));
+        }
+        let finish = Arc::new(AtomicBool::new(false));
+        let (replies_tx, replies_rx) = unbounded();
+        let mut ingress = Ingress {
+            node,
+            config,
+            poll,
+            listener: Some(listener),
+            waker: Arc::clone(&waker),
+            finish: Arc::clone(&finish),
+            connections: HashMap::new(),
+            next_token: FIRST_CONNECTION,
+            replies_tx,
+            replies_rx,
+            scratch: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("tally-ingress".into())
+            .spawn(move || ingress.run())
+            .expect("the operating system starts a thread");
+        Ok(Server {
+            addr,
+            waker,
+            finish,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and reading, writes every result still pending (waiting
+    /// at most the configured drain timeout for slow readers), closes every connection and
+    /// joins the thread. Call after [`crate::node::Node::shutdown`], so that every
+    /// acknowledgement has been produced.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.finish.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the ingress thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Bytes read and not yet decoded: `read_buf[read_start..]`.
+    read_buf: Vec<u8>,
+    read_start: usize,
+    /// Bytes to write: `out[out_start..]`.
+    out: Vec<u8>,
+    out_start: usize,
+    acks_tx: Sender<Ack>,
+    acks_rx: Receiver<Ack>,
+    /// Records taken and not yet answered.
+    inflight: usize,
+    /// Ledger queries sent to the executor and not yet answered.
+    queries_pending: usize,
+    greeted: bool,
+    /// Edge-triggered readiness not yet used up.
+    readable: bool,
+    /// The peer closed its side.
+    eof: bool,
+    /// Set when the connection is being closed: stop reading, flush, then drop.
+    closing: Option<Instant>,
+    /// The write side was shut down after the last frame of a closing connection.
+    write_shut: bool,
+    paused: bool,
+}
+
+impl Connection {
+    fn pending_out(&self) -> usize {
+        self.out.len() - self.out_start
+    }
+}
+
+struct Ingress {
+    node: NodeHandle,
+    config: ServerConfig,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    waker: Arc<Waker>,
+    finish: Arc<AtomicBool>,
+    connections: HashMap<Token, Connection>,
+    next_token: usize,
+    /// Answers of ledger queries, from the executor thread.
+    replies_tx: Sender<(Token, Vec<u8>)>,
+    replies_rx: Receiver<(Token, Vec<u8>)>,
+    scratch: Vec<Ack>,
+}
+
+enum Closed {
+    No,
+    Yes,
+}
+
+impl Ingress {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1_024);
+        let mut finishing_since: Option<Instant> = None;
+        loop {
+            let timeout = if finishing_since.is_some()
+                || self.connections.values().any(|c| c.closing.is_some())
+            {
+                Some(Duration::from_millis(50))
+            } else {
+                None
+            };
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(%error, "client server poll failed; closing every client connection");
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    token => {
+                        if let Some(conn) = self.connections.get_mut(&token) {
+                            if event.is_readable() || event.is_read_closed() {
+                                conn.readable = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if finishing_since.is_none() && self.finish.load(Ordering::SeqCst) {
+                finishing_since = Some(Instant::now());
+                if let Some(mut listener) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut listener);
+                }
+            }
+            self.forward_query_replies();
+            let tokens: Vec<Token> = self.connections.keys().copied().collect();
+            for token in tokens {
+                self.service(token, finishing_since.is_some());
+            }
+            if let Some(since) = finishing_since {
+                let all_flushed = self
+                    .connections
+                    .values()
+                    .all(|c| c.pending_out() == 0 && c.acks_rx.is_empty());
+                if all_flushed || since.elapsed() >= self.config.drain_timeout {
+                    let left = self.connections.len();
+                    for (_, mut conn) in self.connections.drain() {
+                        let _ = self.poll.registry().deregister(&mut conn.stream);
+                    }
+                    self.node.metrics().client_connections.set(0);
+                    tracing::info!(connections = left, "client server stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // Out of file descriptors and the like: the listener stays; try later.
+                    tracing::warn!(%error, "accepting a client connection failed");
+                    return;
+                }
+            };
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            if let Err(error) = self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!(%peer, %error, "cannot register a client connection");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let (acks_tx, acks_rx) = unbounded();
+            let mut conn = Connection {
+                stream,
+                peer,
+                read_buf: Vec::new(),
+                read_start: 0,
+                out: Vec::new(),
+                out_start: 0,
+                acks_tx,
+                acks_rx,
+                inflight: 0,
+                queries_pending: 0,
+                greeted: false,
+                readable: true,
+                eof: false,
+                closing: None,
+                write_shut: false,
+                paused: false,
+            };
+            let metrics = self.node.metrics();
+            metrics.connections_accepted.inc();
+            if self.connections.len() >= self.config.connections_max {
+                tracing::warn!(%peer, max = self.config.connections_max, "refusing a client connection: too many connections");
+                refuse(
+                    &mut conn,
+                    0,
+                    ErrorCode::Busy,
+                    format!(
+                        "too many client connections (connections_max = {}); retry later",
+                        self.config.connections_max
+                    ),
+                );
+            } else {
+                tracing::debug!(%peer, "client connected");
+            }
+            self.connections.insert(token, conn);
+            metrics
+                .client_connections
+                .set(self.connections.len() as i64);
+        }
+    }
+
+    fn forward_query_replies(&mut self) {
+        while let Ok((token, bytes)) = self.replies_rx.try_recv() {
+            if let Some(conn) = self.connections.get_mut(&token) {
+                conn.out.extend_from_slice(&bytes);
+                conn.queries_pending = conn.queries_pending.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Moves acknowledgements to the output, writes, reads and decodes: everything one
+    /// connection needs after a wake-up. Drops the connection when it is done.
+    fn service(&mut self, token: Token, finishing: bool) {
+        let Some(mut conn) = self.connections.remove(&token) else {
+            return;
+        };
+        let closed = self.service_connection(token, &mut conn, finishing);
+        match closed {
+            Closed::No => {
+                self.connections.insert(token, conn);
+            }
+            Closed::Yes => {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                self.node
+                    .metrics()
+                    .client_connections
+                    .set(self.connections.len() as i64);
+                tracing::debug!(peer = %conn.peer, "client connection closed");
+            }
+        }
+    }
+
+    fn service_connection(
+        &mut self,
+        token: Token,
+        conn: &mut Connection,
+        finishing: bool,
+    ) -> Closed {
+        loop {
+            self.move_acks(conn);
+            if let Err(error) = write_out(conn, self.node.metrics()) {
+                tracing::debug!(peer = %conn.peer, %error, "client connection write failed");
+                return Closed::Yes;
+            }
+            if let Some(since) = conn.closing {
+                if since.elapsed() >= CLOSE_LINGER {
+                    return Closed::Yes;
+                }
+                if conn.pending_out() > 0 {
+                    return Closed::No;
+                }
+                // Error frame written: send FIN, then discard what the peer still sends until
+                // it closes, so that closing does not reset the connection before the peer
+                // has read the Error frame.
+                if !conn.write_shut {
+                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                    conn.write_shut = true;
+                }
+                return if discard_input(conn) {
+                    Closed::Yes
+                } else {
+                    Closed::No
+                };
+            }
+            if finishing {
+                return Closed::No;
+            }
+            if self.backpressured(conn) {
+                if !conn.paused {
+                    conn.paused = true;
+                    self.node.metrics().backpressure_pauses.inc();
+                }
+                return Closed::No;
+            }
+            conn.paused = false;
+            // Frames already buffered first, then the socket.
+            if self.decode_buffered(token, conn) {
+                continue;
+            }
+            if conn.closing.is_some() || self.backpressured(conn) {
+                continue;
+            }
+            if conn.eof {
+                let rest = &conn.read_buf[conn.read_start..];
+                if !rest.is_empty() {
+                    let error = frame::truncated(rest);
+                    self.reject(conn, ErrorCode::BadFrame, format!("bad frame: {error}"));
+                    continue;
+                }
+                // The peer sent everything it will; stay until its answers are written.
+                if conn.inflight == 0 && conn.queries_pending == 0 && conn.pending_out() == 0 {
+                    return Closed::Yes;
+                }
+                return Closed::No;
+            }
+            if !conn.readable {
+                return Closed::No;
+            }
+            match read_some(conn, self.node.metrics()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    conn.readable = false;
+                    return Closed::No;
+                }
+                Err(error) => {
+                    tracing::debug!(peer = %conn.peer, %error, "client connection read failed");
+                    return Closed::Yes;
+                }
+            }
+        }
+    }
+
+    fn backpressured(&self, conn: &Connection) -> bool {
+        conn.inflight >= self.config.connection_inflight_tx_max
+            || conn.pending_out() >= self.config.connection_output_bytes_max
+    }
+
+    /// Decodes and handles whole frames already in the read buffer while the connection is
+    /// not backpressured. Returns whether it handled any.
+    fn decode_buffered(&mut self, token: Token, conn: &mut Connection) -> bool {
+        let mut handled = false;
+        while conn.closing.is_none() && !self.backpressured(conn) {
+            let buf = std::mem::take(&mut conn.read_buf);
+            let outcome = frame::decode(&buf[conn.read_start..]);
+            match outcome {
+                Ok(Some((frame, used))) => {
+                    conn.read_start += used;
+                    self.node.metrics().frames_received.inc();
+                    match Message::decode(frame) {
+                        Ok(message) => self.handle(token, conn, message),
+                        Err(error) => {
+                            let text = format!("bad {} message: {error}", frame.kind.name());
+                            self.reject(conn, ErrorCode::BadMessage, text);
+                        }
+                    }
+                    conn.read_buf = buf;
+                    handled = true;
+                }
+                Ok(None) => {
+                    conn.read_buf = buf;
+                    break;
+                }
+                Err(error) => {
+                    conn.read_buf = buf;
+                    self.reject(conn, ErrorCode::BadFrame, format!("bad frame: {error}"));
+                    break;
+                }
+            }
+        }
+        if conn.read_start == conn.read_buf.len() {
+            conn.read_buf.clear();
+            conn.read_start = 0;
+        }
+        handled
+    }
+
+    /// Sends an Error frame and closes the connection once it is written.
+    fn reject(&self, conn: &mut Connection, code: ErrorCode, text: String) {
+        tracing::warn!(peer = %conn.peer, code = code.name(), reason = %text, "closing a client connection");
+        let metrics = self.node.metrics();
+        metrics.frames_rejected.inc();
+        metrics.connections_rejected.inc();
+        refuse(conn, 0, code, text);
+    }
+
+    fn handle(&mut self, token: Token, conn: &mut Connection, message: Message<'_>) {
+        if !conn.greeted {
+            let Message::Hello(hello) = message else {
+                let text = format!("expected hello first, got {}", message.kind().name());
+                return self.reject(conn, ErrorCode::UnexpectedMessage, text);
+            };
+            return self.greet(conn, hello);
+        }
+        match message {
+            Message::SubmitBatch {
+                request_id,
+                records,
+            } => self.submit(conn, request_id, records),
+            Message::Query { request_id, query } => self.query(token, conn, request_id, query),
+            other => {
+                let text = format!("a client may not send {}", other.kind().name());
+                self.reject(conn, ErrorCode::UnexpectedMessage, text);
+            }
+        }
+    }
+
+    fn greet(&self, conn: &mut Connection, hello: Hello) {
+        if hello.version != PROTOCOL_VERSION {
+            let text = format!(
+                "protocol version {} is not spoken here; this node speaks version {PROTOCOL_VERSION}",
+                hello.version
+            );
+            return self.reject(conn, ErrorCode::VersionMismatch, text);
+        }
+        if hello.role != Role::Client {
+            let text =
+                "validator connections are not accepted yet: this port serves clients".to_string();
+            return self.reject(conn, ErrorCode::UnexpectedMessage, text);
+        }
+        let network_id = self.node.network_id();
+        if hello.network_id != 0 && hello.network_id != network_id {
+            let text = format!(
+                "this node runs network {network_id}, the client asked for network {}",
+                hello.network_id
+            );
+            return self.reject(conn, ErrorCode::WrongNetwork, text);
+        }
+        conn.greeted = true;
+        Message::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            network_id,
+            genesis_hash: self.node.genesis_hash(),
+            height: self.node.height(),
+            submit_batch_tx_max: self.config.submit_batch_tx_max as u32,
+            inflight_tx_max: self.config.connection_inflight_tx_max as u32,
+        })
+        .encode(&mut conn.out);
+    }
+
+    fn submit(&self, conn: &mut Connection, request_id: u64, records: &[crate::tx::TxRecord]) {
+        if records.len() > self.config.submit_batch_tx_max {
+            let text = format!(
+                "submit_batch of {} records is over this node's submit_batch_tx_max {}",
+                records.len(),
+                self.config.submit_batch_tx_max
+            );
+            return self.reject(conn, ErrorCode::BadMessage, text);
+        }
+        let started = Instant::now();
+        let metrics = self.node.metrics();
+        metrics.batch.submit.observe(records.len() as u64);
+        let (accepted, refusal) = match self.node.submit(records, &conn.acks_tx) {
+            Ok(taken) => (taken, Refusal::None),
+            Err(SubmitError::Busy { accepted }) => (accepted, Refusal::Busy),
+            Err(SubmitError::Stopped { reason }) => (0, Refusal::Stopped(reason)),
+        };
+        let refused = records.len() - accepted;
+        if refusal == Refusal::Busy {
+            metrics.busy_tx.add(refused as u64);
+        }
+        let refusal = if refused == 0 { Refusal::None } else { refusal };
+        conn.inflight += accepted;
+        Message::SubmitReceipt(SubmitReceipt {
+            request_id,
+            accepted: accepted as u32,
+            refused: refused as u32,
+            refusal,
+        })
+        .encode(&mut conn.out);
+        metrics.stage.ingress.observe_duration(started.elapsed());
+    }
+
+    fn query(&self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
+        self.node.metrics().queries.inc();
+        if !query.needs_ledger() {
+            let result = match query {
+                Query::Status => QueryResult::Ok(Answer::Status(Box::new(node_status(
+                    &self.node,
+                    self.connections.len() as u64 + 1,
+                )))),
+                _ => unreachable!("only status is answered without the ledger"),
+            };
+            return Message::QueryReply { request_id, result }.encode(&mut conn.out);
+        }
+        let replies = self.replies_tx.clone();
+        let waker = Arc::clone(&self.waker);
+        let asked = self.node.query_ledger(Box::new(move |ledger| {
+            let result = answer_from_ledger(ledger, &query);
+            let mut bytes = Vec::new();
+            Message::QueryReply { request_id, result }.encode(&mut bytes);
+            if replies.send((token, bytes)).is_ok() {
+                let _ = waker.wake();
+            }
+        }));
+        let (code, text) = match asked {
+            Ok(()) => {
+                conn.queries_pending += 1;
+                return;
+            }
+            Err(SubmitError::Busy { .. }) => (
+                ErrorCode::Busy,
+                "too many queries waiting for the executor; retry later".to_string(),
+            ),
+            Err(SubmitError::Stopped { reason }) => (ErrorCode::Stopped, reason),
+        };
+        Message::Error(ErrorMessage {
+            request_id,
+            code,
+            text,
+        })
+        .encode(&mut conn.out);
+    }
+
+    /// Moves acknowledgements from the connection's channel to its output, while the output
+    /// is under its bound (the rest wait in the channel, bounded by the in-flight limit).
+    fn move_acks(&mut self, conn: &mut Connection) {
+        while conn.pending_out() < self.config.connection_output_bytes_max {
+            self.scratch.clear();
+            self.scratch.extend(
+                conn.acks_rx
+                    .try_iter()
+                    .take(super::message::RESULTS_PER_FRAME_MAX),
+            );
+            if self.scratch.is_empty() {
+                return;
+            }
+            conn.inflight = conn.inflight.saturating_sub(self.scratch.len());
+            if conn.closing.is_none() {
+                encode_results(&self.scratch, &mut conn.out);
+            }
+        }
+    }
+}
+
+fn refuse(conn: &mut Connection, request_id: u64, code: ErrorCode, text: String) {
+    Message::Error(ErrorMessage {
+        request_id,
+        code,
+        text,
+    })
+    .encode(&mut conn.out);
+    conn.closing = Some(Instant::now());
+}
+
+/// Writes as much output as the socket takes.
+fn write_out(conn: &mut Connection, metrics: &crate::metrics::NodeMetrics) -> io::Result<()> {
+    while conn.out_start < conn.out.len() {
+        match conn.stream.write(&conn.out[conn.out_start..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.out_start += n;
+                metrics.bytes_sent.add(n as u64);
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    if conn.out_start == conn.out.len() {
+        conn.out.clear();
+        conn.out_start = 0;
+        if conn.out.capacity() > 4 * FRAME_BYTES_MAX {
+            conn.out.shrink_to(FRAME_BYTES_MAX);
+        }
+    } else if conn.out_start > conn.out.len() / 2 {
+        conn.out.drain(..conn.out_start);
+        conn.out_start = 0;
+    }
+    Ok(())
+}
+
+/// Reads and drops input. Returns whether the peer closed (or the socket failed).
+fn discard_input(conn: &mut Connection) -> bool {
+    let mut sink = [0u8; 8 * 1024];
+    loop {
+        match conn.stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Reads once into the buffer. `Ok(true)`: read something or saw the end; `Ok(false)`: no
+/// bytes waiting.
+fn read_some(conn: &mut Connection, metrics: &crate::metrics::NodeMetrics) -> io::Result<bool> {
+    if conn.read_start > 0 {
+        conn.read_buf.drain(..conn.read_start);
+        conn.read_start = 0;
+    }
+    // Room for the frame being read (its length is known once the header is in), at least
+    // a chunk; never more than one frame plus a chunk.
+    let want = match frame::frame_len(&conn.read_buf) {
+        Ok(Some(total)) => total
+            .saturating_sub(conn.read_buf.len())
+            .max(READ_CHUNK_BYTES),
+        _ => READ_CHUNK_BYTES.max(FRAME_HEADER_BYTES),
+    };
+    let filled = conn.read_buf.len();
+    conn.read_buf.resize(filled + want, 0);
+    loop {
+        match conn.stream.read(&mut conn.read_buf[filled..]) {
+            Ok(0) => {
+                conn.read_buf.truncate(filled);
+                conn.eof = true;
+                return Ok(true);
+            }
+            Ok(n) => {
+                conn.read_buf.truncate(filled + n);
+                metrics.bytes_received.add(n as u64);
+                return Ok(true);
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                conn.read_buf.truncate(filled);
+                return Ok(false);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                conn.read_buf.truncate(filled);
+                return Err(error);
+            }
+        }
+    }
+}

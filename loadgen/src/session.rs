@@ -1,0 +1,266 @@
+//! One `tally loadgen` run: build (or replay) a workload, drive a target with it, write the
+//! reports.
+//!
+//! The population (genesis and every key) is generated from the workload name, the seed and
+//! the bank count, so a node started with the genesis that [`write_genesis`] writes accepts
+//! the load generator's signatures.
+
+use crate::driver::{run, RunConfig, RunResult};
+use crate::pacing::Pacing;
+use crate::population::Population;
+use crate::recording::{self, RecordingError};
+use crate::report::{write_all, ReportError, WrittenReport};
+use crate::target::{RemoteTarget, Target};
+use crate::workload::{presign, WorkloadName};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tally_engine::node::{Backend, Node, NodeConfig, NodeError};
+
+/// What the load goes to.
+#[derive(Clone, Debug)]
+pub enum TargetChoice {
+    /// A node started in this process (data directory kept when given, else temporary).
+    InProcess {
+        data_dir: Option<PathBuf>,
+        backend: Backend,
+    },
+    /// A running node (or a cluster's validator) at this address, over `connections`
+    /// connections.
+    Remote { address: String, connections: usize },
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct LoadgenOptions {
+    pub workload: WorkloadName,
+    /// Seed of the population (keys) and of the transaction stream.
+    pub seed: u64,
+    pub banks: usize,
+    /// Percent of deliberately invalid transactions.
+    pub invalid_pct: u32,
+    pub pacing: Pacing,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Transactions signed up front for a closed-loop run.
+    pub closed_loop_tx_count: usize,
+    /// Ids are `id_base + 1 ..`: choose a fresh base for each run against a long-lived node.
+    pub id_base: u128,
+    pub target: TargetChoice,
+    /// Directory for summary.txt, report.json, latency.hlog and report.html.
+    pub out_dir: Option<PathBuf>,
+    /// Write the signed workload to this file before running it.
+    pub record: Option<PathBuf>,
+    /// Run the workload recorded in this file instead of generating one.
+    pub replay: Option<PathBuf>,
+    pub submit_batch_tx_max: usize,
+    pub progress: bool,
+}
+
+impl Default for LoadgenOptions {
+    fn default() -> LoadgenOptions {
+        LoadgenOptions {
+            workload: WorkloadName::Mixed,
+            seed: 1,
+            banks: 20,
+            invalid_pct: 0,
+            pacing: Pacing::Fixed {
+                rate_per_s: 10_000.0,
+            },
+            duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
+            closed_loop_tx_count: 300_000,
+            id_base: 0,
+            target: TargetChoice::InProcess {
+                data_dir: None,
+                backend: Backend::Cpu,
+            },
+            out_dir: None,
+            record: None,
+            replay: None,
+            submit_batch_tx_max: 1024,
+            progress: false,
+        }
+    }
+}
+
+/// What a run produced.
+pub struct LoadgenOutcome {
+    pub workload: String,
+    pub result: RunResult,
+    pub written: Option<WrittenReport>,
+    pub signed_tx_count: usize,
+}
+
+/// Why a run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("the recording {path} was signed for genesis {recorded} (network {recorded_network:#x}), but this run's population has genesis {ours} (network {our_network:#x}): pass the --workload, --seed and --banks the recording was made with")]
+    GenesisMismatch {
+        path: PathBuf,
+        recorded: String,
+        recorded_network: u64,
+        ours: String,
+        our_network: u64,
+    },
+    #[error("cannot make a temporary data directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot write the genesis {path}: {source}")]
+    WriteGenesis {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Connect(#[from] tally_engine::net::ClientError),
+    #[error("the node at {address} runs genesis {theirs} (network {their_network:#x}), but this workload signs for genesis {ours} (network {our_network:#x}): start the node with the genesis `tally loadgen --write-genesis FILE` writes for the same --workload, --seed and --banks")]
+    NodeGenesisMismatch {
+        address: String,
+        theirs: String,
+        their_network: u64,
+        ours: String,
+        our_network: u64,
+    },
+    #[error("the workload is empty: nothing to send")]
+    Empty,
+}
+
+/// The population of a workload.
+pub fn population_of(options: &LoadgenOptions) -> Population {
+    Population::generate(&options.workload.population(options.seed, options.banks))
+}
+
+/// Writes the genesis of the population the load generator signs for, so an operator can
+/// start a node (or a cluster) that accepts its transactions.
+pub fn write_genesis(options: &LoadgenOptions, path: &Path) -> Result<[u8; 32], LoadgenError> {
+    let population = population_of(options);
+    std::fs::write(path, population.genesis.to_toml()).map_err(|source| {
+        LoadgenError::WriteGenesis {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(population.genesis.hash())
+}
+
+/// Builds or reads the signed workload.
+fn workload(
+    options: &LoadgenOptions,
+    population: &Population,
+) -> Result<(String, Vec<tally_engine::tx::TxRecord>), LoadgenError> {
+    if let Some(path) = &options.replay {
+        let recorded = recording::read(path)?;
+        let ours = population.genesis.hash();
+        if recorded.genesis_hash != ours || recorded.network_id != population.genesis.network_id {
+            return Err(LoadgenError::GenesisMismatch {
+                path: path.clone(),
+                recorded: hex::encode(recorded.genesis_hash),
+                recorded_network: recorded.network_id,
+                ours: hex::encode(ours),
+                our_network: population.genesis.network_id,
+            });
+        }
+        return Ok((recorded.workload, recorded.records));
+    }
+    let count = match options.pacing.rate_per_s() {
+        // Poisson arrivals may run ahead of the mean: sign a margin.
+        Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
+        None => options.closed_loop_tx_count,
+    };
+    let mix = options.workload.mix(options.seed, options.invalid_pct);
+    if options.progress {
+        eprintln!("signing {count} transactions on all cores before the clock starts ...");
+    }
+    let records = presign(population, &mix, options.id_base, count);
+    if let Some(path) = &options.record {
+        recording::write(
+            path,
+            population.genesis.network_id,
+            &population.genesis.hash(),
+            options.workload.name(),
+            &records,
+        )?;
+    }
+    Ok((options.workload.name().to_string(), records))
+}
+
+/// Runs the load against `target` and writes the reports.
+pub fn run_against(
+    options: &LoadgenOptions,
+    target: &dyn Target,
+    records: &[tally_engine::tx::TxRecord],
+    workload: &str,
+) -> Result<LoadgenOutcome, LoadgenError> {
+    if records.is_empty() {
+        return Err(LoadgenError::Empty);
+    }
+    let config = RunConfig {
+        pacing: options.pacing,
+        duration: options.duration,
+        warmup: options.warmup,
+        submit_batch_tx_max: options.submit_batch_tx_max,
+        progress: options.progress,
+        ..RunConfig::default()
+    };
+    let result = run(target, records, &config);
+    let written = match &options.out_dir {
+        Some(dir) => Some(write_all(dir, workload, &result)?),
+        None => None,
+    };
+    Ok(LoadgenOutcome {
+        workload: workload.to_string(),
+        result,
+        written,
+        signed_tx_count: records.len(),
+    })
+}
+
+/// The whole run: population, workload, target, load, reports.
+pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenError> {
+    let population = population_of(options);
+    let (name, records) = workload(options, &population)?;
+    match &options.target {
+        TargetChoice::InProcess { data_dir, backend } => {
+            let temporary = match data_dir {
+                Some(_) => None,
+                None => Some(
+                    tempfile::Builder::new()
+                        .prefix("tally-loadgen-")
+                        .tempdir()
+                        .map_err(LoadgenError::TempDir)?,
+                ),
+            };
+            let dir = data_dir
+                .clone()
+                .unwrap_or_else(|| temporary.as_ref().expect("made above").path().into());
+            let mut config = NodeConfig::new(dir);
+            config.backend = *backend;
+            let node = Node::start(&population.genesis, config)?;
+            let outcome = run_against(options, &node.handle(), &records, &name);
+            node.shutdown();
+            outcome
+        }
+        TargetChoice::Remote {
+            address,
+            connections,
+        } => {
+            let target = RemoteTarget::connect(address, *connections)?;
+            let welcome = target.welcome();
+            let ours = population.genesis.hash();
+            if welcome.genesis_hash != ours || welcome.network_id != population.genesis.network_id {
+                return Err(LoadgenError::NodeGenesisMismatch {
+                    address: address.clone(),
+                    theirs: hex::encode(welcome.genesis_hash),
+                    their_network: welcome.network_id,
+                    ours: hex::encode(ours),
+                    our_network: population.genesis.network_id,
+                });
+            }
+            run_against(options, &target, &records, &name)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Where load goes: a node in this process, or a node reached over the network.
+
+use crossbeam::channel::Sender;
+use tally_engine::mempool::Ack;
+use tally_engine::node::{NodeHandle, SubmitError};
+use tally_engine::tx::TxRecord;
+
+/// Something that takes signed transactions and answers each with an [`Ack`].
+///
+/// `submit` behaves as [`NodeHandle::submit`]: it returns how many records it took (each
+/// taken record is answered exactly once through `reply`), `Busy { accepted }` when the
+/// node took only the first `accepted`, and `Stopped` when it takes no more.
+pub trait Target: Sync {
+    fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError>;
+
+    /// Why the target stopped, when it has (checked while waiting for the last acks).
+    fn fatal_error(&self) -> Option<String>;
+
+    /// A short description for reports ("in-process node", "node at 127.0.0.1:7400").
+    fn describe(&self) -> String;
+}
+
+impl Target for NodeHandle {
+    fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        NodeHandle::submit(self, records, reply)
+    }
+
+    fn fatal_error(&self) -> Option<String> {
+        NodeHandle::fatal_error(self)
+    }
+
+    fn describe(&self) -> String {
+        "in-process node".to_string()
+    }
+}
+
+/// A node reached over the network through the client library, with the load spread over
+/// several connections in turn.
+pub struct RemoteTarget {
+    address: String,
+    clients: Vec<tally_engine::net::Client>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl RemoteTarget {
+    /// Opens `connections` connections to the node at `address`.
+    pub fn connect(
+        address: &str,
+        connections: usize,
+    ) -> Result<RemoteTarget, tally_engine::net::ClientError> {
+        let clients = (0..connections.max(1))
+            .map(|_| tally_engine::net::Client::connect(address))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RemoteTarget {
+            address: address.to_string(),
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// What the node said about itself when the first connection opened.
+    pub fn welcome(&self) -> &tally_engine::net::message::Welcome {
+        self.clients[0].welcome()
+    }
+}
+
+impl Target for RemoteTarget {
+    fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[turn % self.clients.len()].submit(records, reply)
+    }
+
+    fn fatal_error(&self) -> Option<String> {
+        self.clients
+            .iter()
+            .find_map(|client| client.connection_error())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "node at {} ({} connections)",
+            self.address,
+            self.clients.len()
+        )
+    }
+}

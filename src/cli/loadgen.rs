@@ -1,0 +1,214 @@
+//! `tally loadgen`: drive a node with a named workload and write the reports.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tally_engine::node::Backend;
+use tally_loadgen::report::summary;
+use tally_loadgen::session::{run_loadgen, write_genesis, LoadgenOptions, TargetChoice};
+use tally_loadgen::{Pacing, WorkloadName};
+
+#[derive(clap::Args, Debug)]
+pub struct LoadgenArgs {
+    /// Workload: ubin (interbank RTGS with a liquidity squeeze), vat (taxed retail payments
+    /// with refunds) or mixed.
+    #[arg(long, default_value = "mixed")]
+    workload: WorkloadName,
+    /// Open-loop rate in transactions per second (latency from each intended send time).
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Open-loop arrivals as a Poisson process at --rate (exponential gaps) instead of a
+    /// constant spacing.
+    #[arg(long)]
+    poisson: bool,
+    /// Closed loop: as fast as the node takes them, at most --in-flight unacknowledged
+    /// (maximum throughput; --rate is ignored).
+    #[arg(long)]
+    closed_loop: bool,
+    /// Closed loop: most transactions in flight.
+    #[arg(long, default_value_t = 65_536)]
+    in_flight: usize,
+    /// Closed loop: transactions signed up front.
+    #[arg(long, default_value_t = 300_000)]
+    closed_loop_tx_count: usize,
+    /// Seconds of load (sending stops then; the last acknowledgements are awaited).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds at the start kept out of the latency figures.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Seed of the population (keys) and of the transaction stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Banks in the population.
+    #[arg(long, default_value_t = 20)]
+    banks: usize,
+    /// Percent of deliberately invalid transactions (bad signature, wrong signer, unknown
+    /// account), so that rejection paths run under load.
+    #[arg(long, default_value_t = 0)]
+    invalid_pct: u32,
+    /// First transaction id minus one; defaults to a value derived from the clock so that
+    /// reruns against a long-lived node do not reuse ids.
+    #[arg(long)]
+    id_base: Option<u128>,
+    /// Address of a running node (`tally node`, or a validator of `tally cluster up`); without
+    /// it a node is started in this process.
+    #[arg(long)]
+    node: Option<String>,
+    /// Connections to the node (load is spread over them in turn).
+    #[arg(long, default_value_t = 4, requires = "node")]
+    connections: usize,
+    /// Data directory of the in-process node (kept); a temporary one otherwise.
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
+    /// Signature backend of the in-process node: cpu, gpu or auto.
+    #[arg(long, default_value = "cpu")]
+    backend: Backend,
+    /// Write summary.txt, report.json, latency.hlog (HdrHistogram log) and report.html here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Save the signed workload to this file (replay it later with --replay).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Run the workload saved in this file instead of generating one.
+    #[arg(long, conflicts_with = "record")]
+    replay: Option<PathBuf>,
+    /// Write the genesis of this workload's population to this file and exit (start a node
+    /// with it, then point the load generator at the node).
+    #[arg(long)]
+    write_genesis: Option<PathBuf>,
+    /// Most transactions in one submission.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Print the JSON report to standard output instead of the text summary.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn seconds(value: f64, flag: &str, allow_zero: bool) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0)),
+        "{flag} must be a {} number of seconds, got {value}",
+        if allow_zero {
+            "non-negative"
+        } else {
+            "positive"
+        }
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
+    let pacing = if args.closed_loop {
+        anyhow::ensure!(args.in_flight > 0, "--in-flight must be at least 1");
+        Pacing::Closed {
+            in_flight_tx_max: args.in_flight,
+        }
+    } else {
+        anyhow::ensure!(
+            args.rate.is_finite() && args.rate > 0.0,
+            "--rate must be a positive number of transactions per second, got {}",
+            args.rate
+        );
+        if args.poisson {
+            Pacing::Poisson {
+                rate_per_s: args.rate,
+                seed: args.seed,
+            }
+        } else {
+            Pacing::Fixed {
+                rate_per_s: args.rate,
+            }
+        }
+    };
+    anyhow::ensure!(args.banks >= 2, "--banks must be at least 2");
+    anyhow::ensure!(
+        args.invalid_pct <= 100,
+        "--invalid-pct is a percentage (0..=100), got {}",
+        args.invalid_pct
+    );
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    let duration = seconds(args.duration, "--duration", false)?;
+    let warmup = seconds(args.warmup, "--warmup", true)?;
+    anyhow::ensure!(
+        warmup < duration,
+        "--warmup ({}) must be shorter than --duration ({})",
+        args.warmup,
+        args.duration
+    );
+    let id_base = args.id_base.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        now << 32
+    });
+    let options = LoadgenOptions {
+        workload: args.workload,
+        seed: args.seed,
+        banks: args.banks,
+        invalid_pct: args.invalid_pct,
+        pacing,
+        duration,
+        warmup,
+        closed_loop_tx_count: args.closed_loop_tx_count,
+        id_base,
+        target: match &args.node {
+            Some(address) => {
+                anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+                TargetChoice::Remote {
+                    address: address.clone(),
+                    connections: args.connections,
+                }
+            }
+            None => TargetChoice::InProcess {
+                data_dir: args.data_dir.clone(),
+                backend: args.backend,
+            },
+        },
+        out_dir: args.out.clone(),
+        record: args.record.clone(),
+        replay: args.replay.clone(),
+        submit_batch_tx_max: args.batch,
+        progress: !args.quiet && !args.json,
+    };
+    if let Some(path) = &args.write_genesis {
+        let hash = write_genesis(&options, path)?;
+        println!(
+            "wrote the genesis of workload {} (seed {}, {} banks) to {}: genesis hash {}",
+            args.workload.name(),
+            args.seed,
+            args.banks,
+            path.display(),
+            hex::encode(hash)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = run_loadgen(&options)?;
+    if args.json {
+        let report = tally_loadgen::report::Report::new(&outcome.workload, &outcome.result);
+        println!("{}", report.to_json());
+    } else {
+        println!(
+            "workload {} ({} signed transactions)",
+            outcome.workload, outcome.signed_tx_count
+        );
+        print!("{}", summary(&outcome.result));
+        if let Some(written) = &outcome.written {
+            println!(
+                "reports: {}, {}, {}, {}",
+                written.summary.display(),
+                written.json.display(),
+                written.hdr_log.display(),
+                written.html.display()
+            );
+        }
+    }
+    Ok(if outcome.result.stopped.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

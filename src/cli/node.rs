@@ -1,0 +1,91 @@
+//! `tally node --config FILE`: runs one validator (a PoA of one until consensus runs over the
+//! network) with its client port and `/metrics`, until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use crossbeam::channel::RecvTimeoutError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tally_engine::genesis::Genesis;
+use tally_engine::net::config;
+use tally_engine::net::NodeService;
+
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// The node's configuration file (TOML; see docs/OPERATIONS.md).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&args.config)?;
+    let genesis = Genesis::load(&loaded.genesis_path).with_context(|| {
+        format!(
+            "genesis file {} (field `genesis` of {})",
+            loaded.genesis_path.display(),
+            args.config.display()
+        )
+    })?;
+    // Signals are caught from here on; the handler only writes to a pipe (signal-hook).
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing the SIGINT/SIGTERM handlers")?;
+    let signal_handle = signals.handle();
+    let (signal_tx, signal_rx) = crossbeam::channel::bounded(1);
+    let signal_thread = std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = signal_tx.send(signal);
+        }
+    });
+    let data_dir = loaded.node.data_dir.clone();
+    let service = NodeService::start(&genesis, loaded.node, loaded.service)
+        .with_context(|| format!("starting the node on {}", data_dir.display()))?;
+    let handle = service.handle();
+    println!(
+        "tally node: network {}, genesis {}, data {}, height {} (replayed), backend {}",
+        genesis.network_id,
+        hex::encode(genesis.hash()),
+        data_dir.display(),
+        service.replayed_height(),
+        handle.metrics().backend()
+    );
+    println!("clients: {}", service.client_addr());
+    match service.metrics_addr() {
+        Some(addr) => println!("metrics: http://{addr}/metrics"),
+        None => println!("metrics: off"),
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tracing::info!(clients = %service.client_addr(), "node running");
+
+    let cause = loop {
+        match signal_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(signal) => break format!("signal {signal}"),
+            Err(RecvTimeoutError::Disconnected) => break "signal handler ended".to_string(),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(reason) = handle.fatal_error() {
+                    break format!("fatal error: {reason}");
+                }
+            }
+        }
+    };
+    println!("stopping ({cause}): finishing accepted transactions");
+    let _ = std::io::stdout().flush();
+    let outcome = service.shutdown();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    println!(
+        "stopped at height {}, state root {}",
+        outcome.height,
+        hex::encode(outcome.state_root)
+    );
+    match outcome.fatal {
+        Some(reason) => {
+            eprintln!("error: the node stopped on an error: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}

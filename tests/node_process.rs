@@ -1,0 +1,211 @@
+//! `tally node` as a process: start it from a config file, submit over the client protocol,
+//! look with `tally status` and `/metrics`, stop it with SIGTERM (every accepted transaction
+//! acknowledged), restart it on the same data and find the state kept. A config with a wrong
+//! field is refused with the field named.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tally_engine::net::client::submit_and_wait;
+use tally_engine::net::http::fetch_metrics;
+use tally_engine::net::Client;
+use tally_engine::result::ResultCode;
+use tally_engine::tx::{TxFields, TxRecord};
+use tally_loadgen::population::{Population, PopulationSpec};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Running {
+    child: Child,
+    clients: String,
+    metrics: String,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+fn start(config: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["node", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut clients, mut metrics) = (None, None);
+    while clients.is_none() || metrics.is_none() {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the node exited before listening"
+        );
+        if let Some(addr) = line.trim().strip_prefix("clients: ") {
+            clients = Some(addr.to_string());
+        }
+        if let Some(url) = line.trim().strip_prefix("metrics: http://") {
+            metrics = Some(url.trim_end_matches("/metrics").to_string());
+        }
+    }
+    Running {
+        child,
+        clients: clients.unwrap(),
+        metrics: metrics.unwrap(),
+        stdout,
+    }
+}
+
+fn sigterm(mut running: Running) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut running.stdout, &mut rest).unwrap();
+    let exit = running.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "the node exits cleanly on SIGTERM: {exit:?}\n{rest}"
+    );
+    rest
+}
+
+fn transfers(population: &Population, first_id: u128, count: usize) -> Vec<TxRecord> {
+    let (payer, payee) = (population.banks[0], population.banks[1]);
+    (0..count as u128)
+        .map(|i| {
+            let fields =
+                TxFields::transfer(first_id + i, payer, payee, 1, population.genesis.ledger);
+            TxRecord::signed(
+                &fields,
+                population.genesis.network_id,
+                &population.keys[&payer],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
+    let population = Population::generate(&PopulationSpec {
+        banks: 2,
+        merchants: 1,
+        consumers: 1,
+        ..PopulationSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("genesis.toml"),
+        population.genesis.to_toml(),
+    )
+    .unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbackend = \"cpu\"\n[limits]\nmempool_tx_max = 100000\n",
+    )
+    .unwrap();
+
+    let node = start(&config);
+    let client = Client::connect(node.clients.as_str()).unwrap();
+    assert_eq!(client.network_id(), population.genesis.network_id);
+    let payee = population.banks[1];
+    let opening = client.balance(payee).unwrap().unwrap();
+    let (acks, refusal) = submit_and_wait(&client, &transfers(&population, 1, 500), WAIT).unwrap();
+    assert_eq!(refusal, None);
+    assert_eq!(acks.len(), 500);
+    assert!(acks
+        .iter()
+        .all(|a| a.code == ResultCode::Ok && a.height.is_some()));
+
+    let status = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["status", "--node", &node.clients, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["counters"]["executed"], 500);
+    assert_eq!(json["backend"], "cpu");
+    let height = json["height"].as_u64().unwrap();
+    assert!(height >= 1);
+    let table = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["status", "--node", &node.clients])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("executed") && table.contains("500"),
+        "{table}"
+    );
+
+    let metrics = fetch_metrics(node.metrics.parse().unwrap()).unwrap();
+    assert!(
+        metrics.contains("tally_transactions_executed_total 500"),
+        "{metrics}"
+    );
+
+    // SIGTERM while a second batch is in flight: every accepted one is acknowledged.
+    let (reply, acks) = crossbeam::channel::unbounded();
+    let taken = client
+        .submit(&transfers(&population, 1_001, 2_000), &reply)
+        .unwrap();
+    let stopped = sigterm(node);
+    assert!(stopped.contains("stopped at height"), "{stopped}");
+    for _ in 0..taken {
+        let ack = acks
+            .recv_timeout(WAIT)
+            .expect("acknowledged before the node exited");
+        assert_eq!(ack.code, ResultCode::Ok);
+    }
+    drop(client);
+
+    let node = start(&config);
+    let client = Client::connect(node.clients.as_str()).unwrap();
+    assert_eq!(
+        client.balance(payee).unwrap(),
+        Some(opening + 500 + taken as i64),
+        "the restarted node replayed its log"
+    );
+    assert!(client.welcome().height > height);
+    // An id settled before the restart is a duplicate now.
+    let (acks, _) = submit_and_wait(&client, &transfers(&population, 1, 1), WAIT).unwrap();
+    assert_eq!(acks[0].code, ResultCode::DuplicateId);
+    drop(client);
+    sigterm(node);
+}
+
+#[test]
+fn a_wrong_config_field_is_named_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    for (text, needle) in [
+        (
+            "data_dir = \"d\"\ngenesis = \"g\"\nlisten = \"nowhere\"\n",
+            "`listen`",
+        ),
+        (
+            "data_dir = \"d\"\ngenesis = \"g\"\nlisten = \"127.0.0.1:0\"\nbackend = \"fpga\"\n",
+            "`backend`",
+        ),
+        (
+            "data_dir = \"d\"\ngenesis = \"g\"\nlisten = \"127.0.0.1:0\"\nport = 5\n",
+            "port",
+        ),
+        (
+            "data_dir = \"d\"\ngenesis = \"missing.toml\"\nlisten = \"127.0.0.1:0\"\n",
+            "missing.toml",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["node", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+}
