@@ -201,6 +201,30 @@ fn records(setup: &Setup, workload: ExecutorWorkload, count: usize) -> Vec<TxRec
         .collect()
 }
 
+/// The genesis and `count` records of `workload`, as [`measure`] executes them (for the
+/// criterion bench).
+pub fn workload_input(workload: ExecutorWorkload, count: usize) -> (Genesis, Vec<TxRecord>) {
+    let setup = setup();
+    let records = records(&setup, workload, count);
+    (setup.genesis, records)
+}
+
+/// Executes `records` in blocks of [`BLOCK_TX`] on `ledger`, from block `first_height`
+/// on; returns how many settled or queued.
+pub fn execute_blocks(ledger: &mut Ledger, records: &[TxRecord], first_height: u64) -> u64 {
+    let mut results: Vec<ResultCode> = Vec::with_capacity(BLOCK_TX);
+    let mut accepted = 0;
+    for (offset, block) in records.chunks(BLOCK_TX).enumerate() {
+        let height = first_height + offset as u64;
+        ledger.begin_block(height, 1_000 + height);
+        results.clear();
+        results.extend(block.iter().map(|record| ledger.execute(record)));
+        ledger.end_block(&mut results);
+        accepted += results.iter().filter(|code| code.is_ok()).count() as u64;
+    }
+    accepted
+}
+
 /// Executes `tx_count` records of each workload in blocks of [`BLOCK_TX`].
 pub fn measure(tx_count: usize) -> Vec<ExecutorFigures> {
     let setup = setup();
