@@ -8,23 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use crossbeam::channel::unbounded;
 use std::time::Instant;
 use tally_engine::mempool::{Ack, Mempool, PendingTx};
-use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
+use tally_engine::tx::{TxFields, TxRecord};
 
 fn record(id: u128) -> TxRecord {
-    TxRecord::new(&TxFields {
-        id,
-        debit_account: 1_000,
-        credit_account: 1_001,
-        amount: 1,
-        ledger: 702,
-        kind: TxKind::Transfer,
-        flags: TxFlags::default(),
-        reference: 0,
-        related_id: 0,
-        category: 0,
-        reserved_a: 0,
-        reserved_b: 0,
-    })
+    TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702))
 }
 
 fn bench_single_thread(c: &mut Criterion) {
