@@ -6,7 +6,10 @@ use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_zebra::{SigningKey, VerificationKey};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rand::Rng;
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha512};
 use tally_kernels::sigverify::{verify_single, SigItem, Verifier};
@@ -342,4 +345,76 @@ pub fn assert_agrees(verifier: &Verifier, cases: &[Case]) -> usize {
         valid += usize::from(reference);
     }
     valid
+}
+
+/// A proptest runner with a printed seed (`PROPTEST_RNG_SEED` replays it) and `cases` cases
+/// (`TALLY_FUZZ_CASES` overrides).
+pub fn runner(cases: u32) -> TestRunner {
+    let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("proptest seed: {seed} (re-run with PROPTEST_RNG_SEED={seed})");
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let cases = std::env::var("TALLY_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    )
+}
+
+/// A hostile batch of 1 to `len_max - 1` cases: valid signatures, each mutated one way (flipped signature bits,
+/// small-order or non-canonical A or R spliced in, S at or above L, random key bytes).
+pub fn hostile_batch(len_max: usize) -> impl Strategy<Value = Vec<Case>> {
+    let mutation = (0usize..7, any::<usize>(), any::<u8>(), any::<[u8; 32]>());
+    (
+        any::<u64>(),
+        proptest::collection::vec(mutation, 1..len_max),
+    )
+        .prop_map(|(seed, mutations)| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let (valid, _) = random_valid(&mut rng, mutations.len(), 3);
+            let weird: Vec<[u8; 32]> = small_order_encodings()
+                .into_iter()
+                .chain(non_canonical_encodings())
+                .collect();
+            valid
+                .into_iter()
+                .zip(mutations)
+                .map(|(mut case, (kind, index, byte, bytes))| {
+                    match kind {
+                        0 => {}
+                        1 => case.sig[index % 64] ^= byte | 1,
+                        2 => case.pk = weird[index % weird.len()],
+                        3 => case.sig[..32].copy_from_slice(&weird[index % weird.len()]),
+                        4 => {
+                            // S near or above L: top byte 0x10..0x1f.
+                            case.sig[32..].copy_from_slice(&bytes);
+                            case.sig[63] = 0x10 | (byte & 0x0f);
+                        }
+                        5 => {
+                            // Both points small order or non-canonical, S small.
+                            case.pk = weird[index % weird.len()];
+                            case.sig[..32].copy_from_slice(&weird[(index / 7) % weird.len()]);
+                            case.sig[32..].fill(0);
+                            case.sig[32] = byte & 7;
+                        }
+                        _ => {
+                            case.pk = bytes;
+                            case.sig[index % 64] = byte;
+                        }
+                    }
+                    case.name = format!("mutation {kind} ({index}, {byte})");
+                    case
+                })
+                .collect()
+        })
 }
