@@ -1,25 +1,12 @@
 //! Whole-system tests of the `tally` binary: keys, genesis, demo, and a node process killed
 //! with SIGKILL and restarted.
 
+mod common;
+
+use common::{run, tally, text};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-fn tally() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-}
-
-fn run(args: &[&str]) -> Output {
-    tally().args(args).output().expect("the tally binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn keygen_writes_an_owner_only_key_and_refuses_to_overwrite() {

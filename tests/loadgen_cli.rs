@@ -1,23 +1,10 @@
 //! `tally loadgen` as a load tester runs it: in-process, against a node process over the
 //! network, with recordings, and with wrong arguments.
 
-use std::process::{Command, Output};
+mod common;
 
-fn tally() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-}
-
-fn run(args: &[&str]) -> Output {
-    tally().args(args).output().expect("the tally binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{run, tally, text};
+use std::process::Command;
 
 #[test]
 fn loadgen_writes_every_report_and_replays_its_recording() {
