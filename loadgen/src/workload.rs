@@ -259,8 +259,9 @@ pub fn presign(
             } else {
                 // The merchant refunds a recent taxed payment in full or in part; the
                 // ledger reverses its tax pro rata.
+                // Each payment is refunded at most once (in full or in part), as shops do.
                 let (original, payer, payee, gross) =
-                    recent_taxed[rng.random_range(0..recent_taxed.len())];
+                    recent_taxed.swap_remove(rng.random_range(0..recent_taxed.len()));
                 fields.kind = TxKind::Refund;
                 fields.debit_account = payee;
                 fields.credit_account = payer;
