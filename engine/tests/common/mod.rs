@@ -31,9 +31,7 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        let mut keys = BTreeMap::new();
-        let mut accounts = Vec::new();
-        let table = [
+        let table: [AccountRow; 8] = [
             (CENTRAL_BANK, Role::CentralBank, 0, None),
             (TAX, Role::TaxAuthority, 0, None),
             (OBSERVER, Role::Observer, 0, None),
@@ -43,46 +41,7 @@ impl Fixture {
             (BOB, Role::Consumer, 500, Some(BANK_B)),
             (SHOP, Role::Merchant, 0, Some(BANK_A)),
         ];
-        for (id, role, balance, bank) in table {
-            let key = SigningKey::from([id as u8; 32]);
-            accounts.push(AccountSpec {
-                id,
-                name: format!("account-{id}"),
-                role,
-                owner: hex::encode(public_key_of(&key)),
-                balance,
-                bank,
-                overdraft_max: 0,
-                balance_max: None,
-                tax_sub_account: None,
-            });
-            keys.insert(id, key);
-        }
-        let validator = SigningKey::from([250u8; 32]);
-        let genesis = Genesis {
-            network_id: NETWORK,
-            ledger: LEDGER,
-            validators: vec![ValidatorSpec {
-                name: "v0".into(),
-                public_key: hex::encode(public_key_of(&validator)),
-            }],
-            tax_rates: vec![
-                TaxRateSpec {
-                    category: 1,
-                    rate_bp: 900,
-                    to_sub_account: false,
-                },
-                TaxRateSpec {
-                    category: 2,
-                    rate_bp: 0,
-                    to_sub_account: false,
-                },
-            ],
-            accounts,
-            settlement: Default::default(),
-        };
-        genesis.validate().expect("fixture genesis is valid");
-        Fixture { genesis, keys }
+        Fixture::from_table(&table, |_| {})
     }
 
     pub fn fields(&self, id: u128, kind: TxKind, debit: u64, credit: u64, amount: u64) -> TxFields {
