@@ -1,5 +1,5 @@
-//! Frames: the unit of every byte stream between a node and its clients (and, later, its
-//! peers). docs/PROTOCOL.md part 2 describes the layout.
+//! Frames: the unit of every byte stream between a node and its clients, and between
+//! validators (`super::peers`). docs/PROTOCOL.md part 2 describes the layout.
 //!
 //! ```text
 //! offset size field
@@ -124,6 +124,12 @@ pub fn encode(kind: MessageType, payload: &[u8], out: &mut Vec<u8>) {
 /// Like [`encode`], with the payload given in pieces (header fields, then records), so that
 /// large bodies are copied once.
 pub fn encode_parts(kind: MessageType, parts: &[&[u8]], out: &mut Vec<u8>) {
+    encode_raw(kind as u8, parts, out);
+}
+
+/// Like [`encode_parts`], with the type given as a raw byte: validator links
+/// (`super::peers`) send types `0x40..=0x7F`, which are not [`MessageType`]s.
+pub fn encode_raw(kind: u8, parts: &[&[u8]], out: &mut Vec<u8>) {
     let length: usize = parts.iter().map(|p| p.len()).sum();
     assert!(
         length <= FRAME_PAYLOAD_BYTES_MAX,
@@ -131,7 +137,7 @@ pub fn encode_parts(kind: MessageType, parts: &[&[u8]], out: &mut Vec<u8>) {
     );
     let mut front = [0u8; 8];
     front[..4].copy_from_slice(&(length as u32).to_le_bytes());
-    front[4] = kind as u8;
+    front[4] = kind;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&front);
     for part in parts {
@@ -165,6 +171,36 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
 /// `Ok(None)` when more bytes are needed. Errors are final for the connection: the stream
 /// can no longer be trusted to be in step.
 pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
+    let Some((raw, total)) = decode_raw(buf)? else {
+        return Ok(None);
+    };
+    let kind = match MessageType::from_wire(raw.kind) {
+        Some(kind) => kind,
+        None if VALIDATOR_TYPES.contains(&raw.kind) => {
+            return Err(FrameError::ValidatorType(raw.kind))
+        }
+        None => return Err(FrameError::UnknownType(raw.kind)),
+    };
+    Ok(Some((
+        Frame {
+            kind,
+            payload: raw.payload,
+        },
+        total,
+    )))
+}
+
+/// A frame whose type byte is not interpreted: what [`decode_raw`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawFrame<'a> {
+    pub kind: u8,
+    pub payload: &'a [u8],
+}
+
+/// Like [`decode`] (length, reserved bytes and checksum checked), but leaves the type byte
+/// to the caller: validator links (`super::peers`) accept types `0x40..=0x7F` and refuse
+/// the rest themselves.
+pub fn decode_raw(buf: &[u8]) -> Result<Option<(RawFrame<'_>, usize)>, FrameError> {
     let Some(total) = frame_len(buf)? else {
         return Ok(None);
     };
@@ -181,15 +217,13 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     if expected != actual {
         return Err(FrameError::BadChecksum { expected, actual });
     }
-    let type_byte = buf[4];
-    let kind = match MessageType::from_wire(type_byte) {
-        Some(kind) => kind,
-        None if VALIDATOR_TYPES.contains(&type_byte) => {
-            return Err(FrameError::ValidatorType(type_byte))
-        }
-        None => return Err(FrameError::UnknownType(type_byte)),
-    };
-    Ok(Some((Frame { kind, payload }, total)))
+    Ok(Some((
+        RawFrame {
+            kind: buf[4],
+            payload,
+        },
+        total,
+    )))
 }
 
 /// Decodes exactly one frame that must fill `buf`: for a stream that has ended, the bytes

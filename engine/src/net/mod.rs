@@ -2,19 +2,22 @@
 //! client library, the `/metrics` HTTP endpoint and the `tally node` service
 //! (docs/PROTOCOL.md part 2, docs/OPERATIONS.md).
 //!
-//! Validator-to-validator traffic (consensus messages, block sync) will use the same frames;
-//! its message types (`0x40..=0x7F`) are reserved and refused on client connections.
+//! Validator-to-validator traffic (consensus messages, block sync) uses the same frames on
+//! separate, authenticated links (`peers`); its message types (`0x40..=0x7F`) are refused on
+//! client connections.
 
 pub mod client;
 pub mod config;
 pub mod frame;
 pub mod http;
 pub mod message;
+pub mod peers;
 pub mod query;
 pub mod server;
 pub mod service;
 
 pub use client::{Client, ClientError, ClientOptions};
+pub use peers::{PeerConfig, PeerEvent, PeerLinks, PeerSendError, PeerSpec, PeerStats};
 pub use server::{Server, ServerConfig};
 pub use service::{NodeService, ServiceConfig};
 
