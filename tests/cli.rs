@@ -130,6 +130,8 @@ fn demo_runs_and_reports_conservation() {
         "final state root:",
         "conserved",
         "replay of the log",
+        "validator 3: height",
+        "validators: every log holds the same final blocks",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
@@ -154,14 +156,14 @@ fn demo_refuses_bad_options_with_a_reason() {
 }
 
 #[test]
-fn a_node_killed_with_sigkill_restarts_on_its_log() {
+fn four_validators_killed_with_sigkill_restart_on_their_logs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let seed = std::env::var("TALLY_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
-    eprintln!("a_node_killed_with_sigkill_restarts_on_its_log: seed {seed} (rerun with TALLY_TEST_SEED={seed})");
+    eprintln!("four_validators_killed_with_sigkill_restart_on_their_logs: seed {seed} (rerun with TALLY_TEST_SEED={seed})");
     for round in 0..3u64 {
         let mut child = tally()
             .args([
@@ -221,6 +223,8 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
     let data_arg = data.to_str().unwrap();
     let demo = [
         "demo",
+        "--validators",
+        "0",
         "--duration",
         "1",
         "--rate",

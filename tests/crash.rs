@@ -22,6 +22,8 @@ const CONSUMERS: usize = 20;
 fn demo_args<'a>(data: &'a str, acks: &'a str, duration: &'a str) -> Vec<&'a str> {
     vec![
         "demo",
+        "--validators",
+        "0",
         "--quiet",
         "--rate",
         "4000",

@@ -1,10 +1,13 @@
-//! The single-node pipeline's throughput beside the raw signature-verification rate of the
-//! same machine in the same run.
+//! The pipeline's throughput, one standalone node or a network of validators in this process
+//! (each a whole node, linked over TCP on loopback), beside the raw signature-verification
+//! rate of the same machine in the same run.
 
 use std::time::Duration;
 use tally_engine::node::{Backend, Node, NodeConfig};
+use tally_engine::validator::{cluster, ValidatorConfig};
 use tally_loadgen::driver::{run, RunConfig};
 use tally_loadgen::population::{Population, PopulationSpec};
+use tally_loadgen::target::{ClusterTarget, Target};
 use tally_loadgen::workload::{presign, TransferMix};
 use tally_loadgen::Pacing;
 
@@ -13,6 +16,10 @@ use tally_loadgen::Pacing;
 pub struct PipelineFigures {
     pub tx_count: usize,
     pub backend: String,
+    /// Validators (0: a standalone node that builds blocks alone, without consensus).
+    pub validators: usize,
+    /// Blocks the first node made durable.
+    pub blocks: u64,
     /// Durable, acknowledged transactions per second, closed loop.
     pub pipeline_tx_per_s: f64,
     pub latency_ms_p50: f64,
@@ -31,13 +38,21 @@ pub enum PipelineBenchError {
     TempDir(std::io::Error),
     #[error("the node stopped during the measurement: {0}")]
     Stopped(String),
+    #[error("cannot bind the validators' loopback ports: {0}")]
+    Bind(std::io::Error),
 }
 
 /// Signs `tx_count` valid transactions (taxed payments, transfers, interbank, central-bank
-/// operations), drives them through a fresh node as fast as it takes them, and measures the
-/// zebra batch ceiling beside it.
-pub fn measure(tx_count: usize, backend: Backend) -> Result<PipelineFigures, PipelineBenchError> {
-    let population = Population::generate(&PopulationSpec::default());
+/// operations), drives them through a fresh node (`validators == 0`) or a fresh network of
+/// `validators` validators, spread over them in turn, as fast as it takes them, and measures
+/// the zebra batch ceiling beside it. With validators, an acknowledgement means final (a
+/// quorum's certificate) and durable.
+pub fn measure(
+    tx_count: usize,
+    backend: Backend,
+    validators: usize,
+) -> Result<PipelineFigures, PipelineBenchError> {
+    let mut population = Population::generate(&PopulationSpec::default());
     let mix = TransferMix {
         invalid_pct: 0,
         ..TransferMix::default()
@@ -49,20 +64,47 @@ pub fn measure(tx_count: usize, backend: Backend) -> Result<PipelineFigures, Pip
         .map_err(PipelineBenchError::TempDir)?;
     let mut config = NodeConfig::new(dir.path().to_path_buf());
     config.backend = backend;
-    let node = Node::start(&population.genesis, config)?;
+    let nodes = if validators == 0 {
+        vec![Node::start(&population.genesis, config)?]
+    } else {
+        let keys = cluster::validator_keys(validators, 1);
+        cluster::set_validators(&mut population.genesis, &keys);
+        config.validator = Some(ValidatorConfig::new(
+            keys[0],
+            "127.0.0.1:0".parse().expect("an address"),
+            Vec::new(),
+        ));
+        let configs = cluster::loopback_configs(&config, dir.path(), &keys)
+            .map_err(PipelineBenchError::Bind)?;
+        cluster::start(&population.genesis, &configs)?
+    };
+    let target: Box<dyn Target> = if validators == 0 {
+        Box::new(nodes[0].handle())
+    } else {
+        Box::new(ClusterTarget::new(nodes.iter().map(Node::handle).collect()))
+    };
     let result = run(
-        &node.handle(),
+        &*target,
         &txs,
         &RunConfig {
             pacing: Pacing::Closed {
-                in_flight_tx_max: 65_536,
+                // A network decides one block at a time: a deeper window only queues.
+                in_flight_tx_max: if validators == 0 { 65_536 } else { 16_384 },
             },
             duration: Duration::from_secs(600),
             ..RunConfig::default()
         },
     );
-    let outcome = node.shutdown();
-    if let Some(reason) = result.stopped.clone().or(outcome.fatal) {
+    let mut blocks = 0;
+    let mut fatal = None;
+    for (index, node) in nodes.into_iter().enumerate() {
+        let outcome = node.shutdown();
+        if index == 0 {
+            blocks = outcome.height;
+        }
+        fatal = fatal.or(outcome.fatal);
+    }
+    if let Some(reason) = result.stopped.clone().or(fatal) {
         return Err(PipelineBenchError::Stopped(reason));
     }
     let ceiling = crate::sigverify::measure(&[4_096], false);
@@ -71,6 +113,8 @@ pub fn measure(tx_count: usize, backend: Backend) -> Result<PipelineFigures, Pip
     Ok(PipelineFigures {
         tx_count,
         backend: backend.to_string(),
+        validators,
+        blocks,
         pipeline_tx_per_s,
         latency_ms_p50: result.latency_us.value_at_quantile(0.5) as f64 / 1e3,
         latency_ms_p99: result.latency_us.value_at_quantile(0.99) as f64 / 1e3,

@@ -15,6 +15,7 @@ pub enum Part {
     Storage,
     Pipeline,
     Executor,
+    Finality,
 }
 
 impl std::str::FromStr for Part {
@@ -26,8 +27,9 @@ impl std::str::FromStr for Part {
             "storage" => Ok(Part::Storage),
             "pipeline" => Ok(Part::Pipeline),
             "executor" => Ok(Part::Executor),
+            "finality" => Ok(Part::Finality),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline or executor"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor or finality"
             )),
         }
     }
@@ -347,7 +349,7 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
             Part::Pipeline => {
                 progress("single-node pipeline");
                 let tx_count = if options.quick { 100_000 } else { 400_000 };
-                match crate::pipeline::measure(tx_count, Backend::Cpu) {
+                match crate::pipeline::measure(tx_count, Backend::Cpu, 0) {
                     Ok(figures) => rows.push(row(
                         "pipeline",
                         format!("1 node, {} tx closed loop, durable acks", figures.tx_count),
@@ -371,9 +373,56 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                     )),
                 }
             }
+            Part::Finality => {
+                progress("finality: 1 and 4 validators");
+                finality_rows(options.quick, &mut rows);
+            }
         }
     }
     Table { manifest, rows }
+}
+
+/// Rows of finalized transactions per second and finality latency for networks of `1` and
+/// `4` validators in this process.
+fn finality_rows(quick: bool, rows: &mut Vec<Row>) {
+    for validators in [1usize, 4] {
+        let tx_count = match (quick, validators) {
+            (true, 1) => 40_000,
+            (true, _) => 20_000,
+            (false, 1) => 200_000,
+            (false, _) => 60_000,
+        };
+        let label = format!(
+            "{validators} validator{}",
+            if validators == 1 { "" } else { "s" }
+        );
+        match crate::pipeline::measure(tx_count, Backend::Cpu, validators) {
+            Ok(figures) => rows.push(row(
+                "finality",
+                format!(
+                    "{label}, {} tx closed loop, final + durable acks",
+                    figures.tx_count
+                ),
+                figures.pipeline_tx_per_s,
+                "tx/s",
+                "ed25519-zebra batch, all cores",
+                figures.zebra_batch_per_s,
+                format!(
+                    "finality latency p50 {:.1} ms, p99 {:.1} ms; {} blocks",
+                    figures.latency_ms_p50, figures.latency_ms_p99, figures.blocks
+                ),
+            )),
+            Err(error) => rows.push(row(
+                "finality",
+                label,
+                f64::NAN,
+                "tx/s",
+                "ed25519-zebra batch, all cores",
+                f64::NAN,
+                error.to_string(),
+            )),
+        }
+    }
 }
 
 fn number(value: f64) -> String {

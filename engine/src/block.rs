@@ -2,9 +2,15 @@
 //!
 //! The log entry of a block (the payload engine::log stores) is:
 //! `header (BLOCK_HEADER_BYTES) | records (tx_count * TX_BYTES) | result codes (tx_count bytes,
-//! zero-padded to a multiple of 8)`. The block hash is BLAKE3 of the header; the header commits
-//! to the records (`tx_root`), the result codes (`results_hash`) and the state after the block
-//! (`state_root`).
+//! zero-padded to a multiple of 8) [| certificate section]`. The block hash is BLAKE3 of the
+//! header; the header commits to the records (`tx_root`), the result codes (`results_hash`)
+//! and the state after the block (`state_root`).
+//!
+//! A validator's blocks carry a certificate section: `magic "TLYCERT1" (8) | length u32 |
+//! zero u32 | commit certificate (length bytes, zero-padded to a multiple of 8)`. The
+//! certificate signs the block's proposal id ([`proposal_id`]): the header with
+//! `results_hash` and `state_root` zeroed, which is what validators agree on before the block
+//! is executed (docs/PROTOCOL.md, part 3).
 
 use crate::result::ResultCode;
 use crate::tx::{TxRecord, TX_BYTES};
@@ -76,13 +82,47 @@ pub enum BlockDecodeError {
     TxRootMismatch,
     #[error("results hash does not match the block's result codes")]
     ResultsHashMismatch,
+    #[error("block entry has {0} bytes after its result codes that are not a certificate section")]
+    BadCertificateSection(usize),
 }
+
+/// Magic at the start of a block entry's certificate section: "TLYCERT1".
+pub const CERTIFICATE_MAGIC: [u8; 8] = *b"TLYCERT1";
+/// Bytes before the certificate in a certificate section.
+pub const CERTIFICATE_SECTION_HEADER_BYTES: usize = 16;
 
 /// A decoded block borrowing its entry.
 pub struct BlockView<'a> {
     pub header: BlockHeader,
     pub records: &'a [TxRecord],
     pub results: &'a [u8],
+    /// The encoded commit certificate of a validator's block (not checked here: checking
+    /// needs the validator set of the block's height).
+    pub certificate: Option<&'a [u8]>,
+}
+
+/// The id validators vote on for a block: BLAKE3, under its own domain tag, of the header
+/// with `results_hash` and `state_root` zeroed (both are known only after execution, which
+/// follows the decision). The previous-block hash in the header covers the previous block's
+/// results and state root, so agreeing on this id also agrees on the state before the block.
+pub fn proposal_id(header: &BlockHeader) -> Hash {
+    let mut proposal = *header;
+    proposal.results_hash = [0; 32];
+    proposal.state_root = [0; 32];
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"tally-proposal-v1");
+    hasher.update(bytemuck::bytes_of(&proposal));
+    *hasher.finalize().as_bytes()
+}
+
+/// Appends a certificate section holding `certificate` to a block entry built by
+/// [`encode_entry`].
+pub fn append_certificate(certificate: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&CERTIFICATE_MAGIC);
+    out.extend_from_slice(&(certificate.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(certificate);
+    out.resize(out.len().next_multiple_of(8), 0);
 }
 
 /// Bytes of a block entry with `tx_count` transactions.
@@ -130,13 +170,17 @@ pub fn decode_entry(entry: &[u8]) -> Result<BlockView<'_>, BlockDecodeError> {
         return Err(BlockDecodeError::TooManyTransactions { tx_count });
     }
     let expected = entry_bytes(tx_count);
-    if entry.len() != expected {
+    if entry.len() < expected {
         return Err(BlockDecodeError::WrongLength {
             tx_count,
             expected,
             found: entry.len(),
         });
     }
+    let certificate = match &entry[expected..] {
+        [] => None,
+        section => Some(certificate_section(section)?),
+    };
     let records_end = BLOCK_HEADER_BYTES + tx_count * TX_BYTES;
     let records: &[TxRecord] = bytemuck::cast_slice(&entry[BLOCK_HEADER_BYTES..records_end]);
     let results = &entry[records_end..records_end + tx_count];
@@ -157,5 +201,22 @@ pub fn decode_entry(entry: &[u8]) -> Result<BlockView<'_>, BlockDecodeError> {
         header,
         records,
         results,
+        certificate,
     })
+}
+
+/// The certificate inside a certificate section (which must fill the rest of the entry).
+fn certificate_section(section: &[u8]) -> Result<&[u8], BlockDecodeError> {
+    let bad = || BlockDecodeError::BadCertificateSection(section.len());
+    if section.len() < CERTIFICATE_SECTION_HEADER_BYTES || section[..8] != CERTIFICATE_MAGIC {
+        return Err(bad());
+    }
+    let length = u32::from_le_bytes(section[8..12].try_into().expect("4 bytes")) as usize;
+    let end = CERTIFICATE_SECTION_HEADER_BYTES
+        .checked_add(length)
+        .ok_or_else(bad)?;
+    if section[12..16] != [0; 4] || end.next_multiple_of(8) != section.len() {
+        return Err(bad());
+    }
+    Ok(&section[CERTIFICATE_SECTION_HEADER_BYTES..end])
 }

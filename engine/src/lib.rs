@@ -17,3 +17,4 @@ pub mod node;
 pub mod query;
 pub mod result;
 pub mod tx;
+pub mod validator;

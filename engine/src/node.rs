@@ -16,10 +16,11 @@ use crate::genesis::Genesis;
 use crate::ledger::{Ledger, SnapshotPoint};
 use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
 use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, ReplayError};
-use crate::mempool::{Ack, Mempool, PendingTx};
+use crate::mempool::{Ack, Mempool, PendingTx, LINKED_CHAIN_TX_MAX};
 use crate::metrics::NodeMetrics;
 use crate::result::ResultCode;
 use crate::tx::{signing_message, TxFlags, TxRecord, SIGNING_MESSAGE_BYTES};
+use crate::validator::{ValidatorConfig, ValidatorRuntime};
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -54,6 +55,9 @@ pub struct NodeConfig {
     /// When set, log segments older than the previous checkpoint move here after each
     /// checkpoint (so restart time and the live log stay bounded).
     pub archive_dir: Option<PathBuf>,
+    /// Set on a validator of a network of several: blocks are then decided by consensus
+    /// with the other validators (crate::validator) instead of built alone.
+    pub validator: Option<ValidatorConfig>,
 }
 
 impl NodeConfig {
@@ -72,6 +76,7 @@ impl NodeConfig {
             file_ops: Arc::new(OsFileOps),
             checkpoint_interval_blocks: 4_096,
             archive_dir: None,
+            validator: None,
         }
     }
 }
@@ -104,6 +109,10 @@ pub enum NodeError {
     },
     #[error("checkpoint {path} does not match block {height} of the log (different block hash): keep all files and restore from a replica or backup")]
     CheckpointMismatch { path: PathBuf, height: u64 },
+    #[error(transparent)]
+    Peers(#[from] crate::net::peers::PeerError),
+    #[error("validator: {0}")]
+    Validator(String),
 }
 
 /// Why a submission was not taken.
@@ -148,25 +157,31 @@ pub struct QueueLimits {
     pub commit_queue_blocks_max: usize,
 }
 
-struct Shared {
-    network_id: u64,
+pub(crate) struct Shared {
+    pub(crate) network_id: u64,
     genesis_hash: [u8; 32],
-    mempool: Mempool,
-    counters: NodeCounters,
-    metrics: NodeMetrics,
+    pub(crate) mempool: Mempool,
+    pub(crate) counters: NodeCounters,
+    pub(crate) metrics: NodeMetrics,
     limits: QueueLimits,
     ack_listeners: RwLock<Vec<AckListener>>,
-    ledger_queries: (Sender<LedgerQuery>, Receiver<LedgerQuery>),
-    stopping: AtomicBool,
+    pub(crate) ledger_queries: (Sender<LedgerQuery>, Receiver<LedgerQuery>),
+    pub(crate) stopping: AtomicBool,
     /// Submit calls under way: the signature stage may end only when none is, so that a
     /// submit racing with shutdown never leaves a transaction unanswered in the mempool.
     submits_in_flight: AtomicUsize,
     fatal: Mutex<Option<String>>,
     sigverify_thread: Mutex<Option<std::thread::Thread>>,
+    /// Most transactions in one linked chain taken at ingress (see `linked_chain_tx_max`).
+    linked_chain_tx_max: usize,
+    /// The reply channel of transactions other validators pass on: their clients are
+    /// answered by their own node, so nobody listens here (sends fail silently). It also
+    /// marks such transactions in verified batches.
+    pub(crate) gossip_reply: Sender<Ack>,
 }
 
 impl Shared {
-    fn stopped_reason(&self) -> Option<String> {
+    pub(crate) fn stopped_reason(&self) -> Option<String> {
         if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
             return Some(reason);
         }
@@ -176,7 +191,7 @@ impl Shared {
             .then(|| "the node is shutting down".to_string())
     }
 
-    fn set_fatal(&self, reason: String) {
+    pub(crate) fn set_fatal(&self, reason: String) {
         tracing::error!(%reason, "node stopping");
         let mut fatal = self.fatal.lock().expect("fatal lock");
         fatal.get_or_insert(reason);
@@ -184,6 +199,41 @@ impl Shared {
         drop(fatal);
         // Whoever forwards acknowledgements learns of the stop at once.
         self.notify_ack_listeners();
+    }
+
+    /// Queues transactions another validator passed on for this node's own signature stage
+    /// (whole chains as one unit); what does not fit is dropped.
+    pub(crate) fn push_gossip(&self, records: Vec<TxRecord>) {
+        // Clients come first: past half full, passed-on transactions are dropped (the
+        // validator that took them still proposes them, and they are verified then).
+        if self.mempool.len() >= self.mempool.capacity() / 2 {
+            self.metrics.busy_tx.add(records.len() as u64);
+            return;
+        }
+        let received_at = Instant::now();
+        let pending = |record: &TxRecord| PendingTx {
+            record: *record,
+            reply: self.gossip_reply.clone(),
+            received_at,
+        };
+        let mut start = 0;
+        while start < records.len() {
+            let end = unit_end(records.len(), start, |i| is_linked(&records[i]));
+            let pushed = if end == start + 1 {
+                self.mempool.push(pending(&records[start])).is_ok()
+            } else {
+                let unit: Box<[PendingTx]> = records[start..end].iter().map(pending).collect();
+                self.mempool.push_chain(unit).is_ok()
+            };
+            if !pushed {
+                self.metrics.busy_tx.add((records.len() - start) as u64);
+                break;
+            }
+            start = end;
+        }
+        if let Some(thread) = self.sigverify_thread.lock().expect("lock").as_ref() {
+            thread.unpark();
+        }
     }
 
     fn notify_ack_listeners(&self) {
@@ -194,7 +244,7 @@ impl Shared {
 }
 
 /// Answers queued ledger queries: at most `max`, without waiting.
-fn serve_ledger_queries(shared: &Shared, ledger: &Ledger, max: usize) {
+pub(crate) fn serve_ledger_queries(shared: &Shared, ledger: &Ledger, max: usize) {
     for query in shared.ledger_queries.1.try_iter().take(max) {
         query(ledger);
     }
@@ -226,11 +276,15 @@ pub struct NodeHandle {
 
 impl NodeHandle {
     /// Checks each record's format and queues it. Malformed records are answered at once
-    /// through `reply` with their result code. Returns the number of records taken (answered
-    /// or queued).
+    /// through `reply` with their result code. A linked chain (a run of linked records and
+    /// the record that closes it, within this call) is taken or refused whole: open at the
+    /// end of `records`, longer than [`NodeHandle::linked_chain_tx_max`], or with a malformed
+    /// record, every record of it is answered at once. Returns the number of records taken
+    /// (answered or queued).
     ///
     /// Errors: `Busy { accepted }` when the mempool filled after `accepted` records (the
-    /// rest were not taken); `Stopped` when the node no longer takes transactions.
+    /// rest were not taken; `accepted` never ends inside a chain); `Stopped` when the node
+    /// no longer takes transactions.
     pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
         self.shared.submits_in_flight.fetch_add(1, Ordering::SeqCst);
         let result = self.submit_counted(records, reply);
@@ -248,43 +302,87 @@ impl NodeHandle {
         }
         let received_at = Instant::now();
         let counters = &self.shared.counters;
-        // Whether the previous record of this submission carried the linked flag: the
-        // record after a linked one closes (or continues) its chain.
-        let mut in_chain = false;
-        for (taken, record) in records.iter().enumerate() {
-            let chain_member = in_chain || record.flags().0 & TxFlags::LINKED != 0;
-            in_chain = record.flags().0 & TxFlags::LINKED != 0;
-            let pending = PendingTx {
-                record: *record,
-                reply: reply.clone(),
-                received_at,
+        let pending = |record: &TxRecord| PendingTx {
+            record: *record,
+            reply: reply.clone(),
+            received_at,
+        };
+        // One unit at a time: a record of its own, or a whole linked chain (a maximal run
+        // of linked records and the record that closes it), which is taken or refused whole.
+        let mut start = 0;
+        while start < records.len() {
+            let end = unit_end(records.len(), start, |i| is_linked(&records[i]));
+            let pushed = if end == start + 1 && !is_linked(&records[start]) {
+                let record = &records[start];
+                if let Err(error) = record.validate() {
+                    counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
+                    pending(record).acknowledge(error.into(), None);
+                    true
+                } else {
+                    self.shared.mempool.push(pending(record)).is_ok()
+                }
+            } else {
+                let chain = &records[start..end];
+                match self.chain_refusal(chain) {
+                    Some(codes) => {
+                        counters
+                            .rejected_at_ingress
+                            .fetch_add(chain.len() as u64, Ordering::Relaxed);
+                        for (record, code) in chain.iter().zip(codes) {
+                            pending(record).acknowledge(code, None);
+                        }
+                        true
+                    }
+                    None => {
+                        let unit: Box<[PendingTx]> = chain.iter().map(pending).collect();
+                        self.shared.mempool.push_chain(unit).is_ok()
+                    }
+                }
             };
-            if let Err(error) = record.validate() {
-                counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
-                pending.acknowledge(error.into(), None);
-                continue;
-            }
-            // A whole chain (its linked records and the record that closes it) is refused
-            // until the node keeps chains whole (see the code's documentation): settling
-            // part of a chain would break its all-or-nothing promise.
-            if chain_member {
-                counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
-                pending.acknowledge(ResultCode::LinkedNotAcceptedByNode, None);
-                continue;
-            }
-            if self.shared.mempool.push(pending).is_err() {
+            if !pushed {
+                // Nothing of this unit was taken: the client retries from its start.
                 self.wake_sigverify();
                 counters
                     .submitted
-                    .fetch_add(taken as u64, Ordering::Relaxed);
-                return Err(SubmitError::Busy { accepted: taken });
+                    .fetch_add(start as u64, Ordering::Relaxed);
+                return Err(SubmitError::Busy { accepted: start });
             }
+            start = end;
         }
         counters
             .submitted
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.wake_sigverify();
         Ok(records.len())
+    }
+
+    /// Why a linked chain (`chain`: its linked records and, unless it is open, the record
+    /// that closes it) cannot be taken, as each member's code; `None` when it can.
+    fn chain_refusal(&self, chain: &[TxRecord]) -> Option<Vec<ResultCode>> {
+        let every = |code| Some(vec![code; chain.len()]);
+        if chain.last().is_some_and(is_linked) {
+            return every(ResultCode::LinkedEventChainOpen);
+        }
+        if chain.len() > self.shared.linked_chain_tx_max {
+            return every(ResultCode::LinkedChainTooLong);
+        }
+        let codes: Vec<ResultCode> = chain
+            .iter()
+            .map(|record| match record.validate() {
+                Ok(()) => ResultCode::LinkedEventFailed,
+                Err(error) => error.into(),
+            })
+            .collect();
+        codes
+            .iter()
+            .any(|code| *code != ResultCode::LinkedEventFailed)
+            .then_some(codes)
+    }
+
+    /// Most transactions in one linked chain this node takes: [`LINKED_CHAIN_TX_MAX`], or
+    /// its mempool or block size when smaller.
+    pub fn linked_chain_tx_max(&self) -> usize {
+        self.shared.linked_chain_tx_max
     }
 
     /// Decodes raw bytes into a record and submits it; a malformed record is answered
@@ -410,18 +508,24 @@ pub struct NodeOutcome {
     pub fatal: Option<String>,
 }
 
-struct VerifiedBatch {
-    txs: Vec<PendingTx>,
-    verdicts: Vec<bool>,
+/// Transactions that passed the signature stage, for the stage that orders them into blocks:
+/// only valid ones, in mempool order, every linked chain whole and contiguous (a chain with a
+/// bad signature was answered and left out whole). A batch holds at most `block_tx_max`
+/// transactions, so a block cut between batches never cuts a chain.
+pub(crate) struct VerifiedBatch {
+    pub(crate) txs: Vec<PendingTx>,
 }
 
-struct SealedBlock {
-    height: u64,
-    entry: Vec<u8>,
-    txs: Vec<PendingTx>,
-    results: Vec<ResultCode>,
+pub(crate) struct SealedBlock {
+    pub(crate) height: u64,
+    pub(crate) entry: Vec<u8>,
+    pub(crate) txs: Vec<PendingTx>,
+    pub(crate) results: Vec<ResultCode>,
     /// A snapshot of the ledger after this block, written once the block is durable.
-    checkpoint: Option<Vec<u8>>,
+    pub(crate) checkpoint: Option<Vec<u8>>,
+    /// Told the height once the block is durable (a validator waits for it before the next
+    /// height).
+    pub(crate) durable: Option<Sender<u64>>,
 }
 
 /// Where the log thread puts checkpoints and archived segments.
@@ -634,6 +738,10 @@ impl Node {
             submits_in_flight: AtomicUsize::new(0),
             fatal: Mutex::new(None),
             sigverify_thread: Mutex::new(None),
+            gossip_reply: bounded(0).0,
+            linked_chain_tx_max: LINKED_CHAIN_TX_MAX
+                .min(config.mempool_tx_max)
+                .min(config.block_tx_max),
         });
         shared
             .counters
@@ -645,6 +753,13 @@ impl Node {
         let replayed_height = recovered.height;
         let replayed_money_in_circulation = recovered.ledger.money_in_circulation();
 
+        let log = Arc::new(RwLock::new(log));
+        let validator = match &config.validator {
+            Some(validator) => Some(validator_runtime(
+                genesis, &config, validator, &recovered, &log,
+            )?),
+            None => None,
+        };
         let sigverify = {
             let shared = Arc::clone(&shared);
             let batch_max = config.sigverify_batch_tx_max;
@@ -660,10 +775,24 @@ impl Node {
                 checkpoint_interval_blocks: config.checkpoint_interval_blocks,
                 genesis_hash: genesis.hash(),
             };
-            spawn("tally-executor", move || {
-                let ledger = executor_stage(&shared, recovered, &limits, &verified_rx, &sealed_tx);
-                let _ = ledger_tx.send(ledger);
-            })
+            match validator {
+                None => spawn("tally-executor", move || {
+                    let ledger =
+                        executor_stage(&shared, recovered, &limits, &verified_rx, &sealed_tx);
+                    let _ = ledger_tx.send(ledger);
+                }),
+                Some(runtime) => spawn("tally-consensus", move || {
+                    let ledger = crate::validator::consensus_stage(
+                        &shared,
+                        recovered,
+                        &limits,
+                        runtime,
+                        &verified_rx,
+                        &sealed_tx,
+                    );
+                    let _ = ledger_tx.send(ledger);
+                }),
+            }
         };
         let committer = {
             let shared = Arc::clone(&shared);
@@ -746,6 +875,15 @@ fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
     ];
     if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
         return Err(NodeError::Config(format!("{name} must be at least 1")));
+    }
+    // A signature batch goes into one block whole, so that a block never cuts a linked
+    // chain: it must fit. (A chain is a batch's first unit at most, and no longer than
+    // block_tx_max: see `linked_chain_tx_max`.)
+    if config.block_tx_max < config.sigverify_batch_tx_max {
+        return Err(NodeError::Config(format!(
+            "block_tx_max ({}) must be at least sigverify_batch_tx_max ({}): a signature batch goes into one block whole",
+            config.block_tx_max, config.sigverify_batch_tx_max
+        )));
     }
     if config.block_tx_max > BLOCK_TX_COUNT_MAX {
         return Err(NodeError::Config(format!(
@@ -830,24 +968,85 @@ fn sigverify_stage(
         let mut verdicts = vec![false; txs.len()];
         verifier.verify_batch(&items, &mut verdicts);
         drop(items);
+        let txs = if verdicts.iter().all(|valid| *valid) {
+            txs
+        } else {
+            answer_failed_signatures(shared, txs, &verdicts)
+        };
         metrics.stage.sigverify.observe_duration(started.elapsed());
-        if verified.send(VerifiedBatch { txs, verdicts }).is_err() {
+        if txs.is_empty() {
+            continue;
+        }
+        if verified.send(VerifiedBatch { txs }).is_err() {
             return; // the executor stopped; the node is stopping
         }
         metrics.verified_queue_batches.set(verified.len() as i64);
     }
 }
 
-fn now_ms() -> u64 {
+/// Whether a record carries the linked flag (it belongs to the chain that the next record
+/// continues or closes).
+fn is_linked(record: &TxRecord) -> bool {
+    record.flags().has(TxFlags::LINKED)
+}
+
+/// End (exclusive) of the unit that starts at `start` among `len` records: the next index for
+/// a record that is not linked, else past the first record without the flag that closes the
+/// chain (`len` when the chain is still open at the end).
+fn unit_end(len: usize, start: usize, linked: impl Fn(usize) -> bool) -> usize {
+    (start..len)
+        .find(|&i| !linked(i))
+        .map_or(len, |close| close + 1)
+}
+
+/// Answers the transactions of a signature batch that fail there and returns the others, in
+/// order. A bad signature is answered `bad_signature`; a linked chain with one fails whole
+/// (all or nothing), its other members answered `linked_event_failed`. Chains are found by
+/// their flags: the mempool delivers each one whole and contiguous.
+fn answer_failed_signatures(
+    shared: &Shared,
+    txs: Vec<PendingTx>,
+    verdicts: &[bool],
+) -> Vec<PendingTx> {
+    let mut failed = vec![false; txs.len()];
+    let mut start = 0;
+    while start < txs.len() {
+        let end = unit_end(txs.len(), start, |i| is_linked(&txs[i].record));
+        if verdicts[start..end].contains(&false) {
+            failed[start..end].fill(true);
+        }
+        start = end;
+    }
+    // Counted before the answers go out, so that a client that heard sees the count.
+    let bad_signatures = verdicts.iter().filter(|valid| !**valid).count();
+    shared
+        .counters
+        .bad_signatures
+        .fetch_add(bad_signatures as u64, Ordering::Relaxed);
+    let mut valid = Vec::with_capacity(txs.len());
+    for ((tx, &signature_ok), &fails) in txs.into_iter().zip(verdicts).zip(&failed) {
+        if !fails {
+            valid.push(tx);
+        } else if signature_ok {
+            tx.acknowledge(ResultCode::LinkedEventFailed, None);
+        } else {
+            tx.acknowledge(ResultCode::BadSignature, None);
+        }
+    }
+    shared.notify_ack_listeners();
+    valid
+}
+
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-struct ExecutorLimits {
-    block_tx_max: usize,
-    checkpoint_interval_blocks: u64,
-    genesis_hash: [u8; 32],
+pub(crate) struct ExecutorLimits {
+    pub(crate) block_tx_max: usize,
+    pub(crate) checkpoint_interval_blocks: u64,
+    pub(crate) genesis_hash: [u8; 32],
 }
 
 fn executor_stage(
@@ -869,7 +1068,6 @@ fn executor_stage(
         let mut txs: Vec<PendingTx> = Vec::new();
         let mut records: Vec<TxRecord> = Vec::new();
         let mut disconnected = false;
-        let mut rejected_now = false;
         loop {
             let batch = match pending_batch.take() {
                 Some(batch) => batch,
@@ -893,27 +1091,14 @@ fn executor_stage(
                 pending_batch = Some(batch);
                 break;
             }
-            for (tx, valid) in batch.txs.into_iter().zip(batch.verdicts) {
-                if valid {
-                    records.push(tx.record);
-                    txs.push(tx);
-                } else {
-                    shared
-                        .counters
-                        .bad_signatures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tx.acknowledge(ResultCode::BadSignature, None);
-                    rejected_now = true;
-                }
-            }
+            // Whole batches only: a block ends between batches, never inside a chain.
+            records.extend(batch.txs.iter().map(|tx| tx.record));
+            txs.extend(batch.txs);
         }
         shared
             .metrics
             .verified_queue_batches
             .set(verified.len() as i64);
-        if rejected_now {
-            shared.notify_ack_listeners();
-        }
         if !records.is_empty() {
             let execution_started = Instant::now();
             let timestamp_ms = now_ms();
@@ -961,6 +1146,7 @@ fn executor_stage(
                 txs,
                 results,
                 checkpoint,
+                durable: None,
             };
             if sealed.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded
@@ -976,7 +1162,7 @@ fn executor_stage(
 
 fn log_stage(
     shared: &Shared,
-    mut log: Log,
+    log: Arc<RwLock<Log>>,
     group_max: usize,
     plan: &CheckpointPlan,
     sealed: &Receiver<SealedBlock>,
@@ -995,8 +1181,9 @@ fn log_stage(
         metrics.commit_queue_blocks.set(sealed.len() as i64);
         metrics.batch.group_commit.observe(group.len() as u64);
         let flush_started = Instant::now();
+        let mut writer = log.write().expect("log lock");
         for block in &group {
-            if let Err(error) = log.append(&block.entry) {
+            if let Err(error) = writer.append(&block.entry) {
                 shared.set_fatal(format!(
                     "appending block {} to the log failed: {error}",
                     block.height
@@ -1004,12 +1191,13 @@ fn log_stage(
                 return;
             }
         }
-        if let Err(error) = log.commit() {
+        if let Err(error) = writer.commit() {
             shared.set_fatal(format!(
                 "making blocks durable failed (never retried, see docs/STORAGE.md): {error}"
             ));
             return;
         }
+        drop(writer);
         shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         let flushed_at = Instant::now();
         metrics
@@ -1032,6 +1220,9 @@ fn log_stage(
                 .counters
                 .height
                 .store(block.height, Ordering::Release);
+            if let Some(durable) = &block.durable {
+                let _ = durable.send(block.height);
+            }
             let Some(snapshot) = &block.checkpoint else {
                 continue;
             };
@@ -1050,7 +1241,11 @@ fn log_stage(
             if let (Some(archive_dir), Some(before)) =
                 (&plan.archive_dir, previous_checkpoint_height)
             {
-                if let Err(error) = log.archive_before(before, archive_dir) {
+                let archived = log
+                    .write()
+                    .expect("log lock")
+                    .archive_before(before, archive_dir);
+                if let Err(error) = archived {
                     shared.set_fatal(format!(
                         "archiving the log before block {before} failed: {error}"
                     ));
@@ -1061,4 +1256,106 @@ fn log_stage(
         }
         shared.notify_ack_listeners();
     }
+}
+
+/// Checks a validator's configuration against the genesis and builds what its consensus
+/// stage needs: the validator set, the machine (restored from the state file when it is for
+/// the next height), the validator links and a verifier for proposals.
+fn validator_runtime(
+    genesis: &Genesis,
+    config: &NodeConfig,
+    validator: &ValidatorConfig,
+    recovered: &Recovered,
+    log: &Arc<RwLock<Log>>,
+) -> Result<ValidatorRuntime, NodeError> {
+    use crate::consensus::ValidatorSet;
+    use crate::net::peers::{PeerConfig, PeerLinks};
+    let keys = genesis.validator_keys();
+    let own = crate::keys::public_key_of(&validator.signing_key);
+    if !keys.contains(&own) {
+        return Err(NodeError::Config(format!(
+            "the validator key {} is not one of the genesis validators",
+            hex::encode(own)
+        )));
+    }
+    for peer in &validator.peers {
+        if !keys.contains(&peer.public_key) {
+            return Err(NodeError::Config(format!(
+                "peer {} ({}) is not a genesis validator",
+                hex::encode(peer.public_key),
+                peer.addr
+            )));
+        }
+    }
+    for key in keys.iter().filter(|key| **key != own) {
+        if !validator.peers.iter().any(|peer| peer.public_key == *key) {
+            return Err(NodeError::Config(format!(
+                "genesis validator {} has no address among the peers: list every other validator",
+                hex::encode(key)
+            )));
+        }
+    }
+    // Blocks take whole signature batches (a batch never splits a linked chain).
+    if config.sigverify_batch_tx_max > crate::validator::VALIDATOR_BLOCK_TX_MAX {
+        return Err(NodeError::Config(format!(
+            "sigverify_batch_tx_max {} is above a validator block's maximum {}",
+            config.sigverify_batch_tx_max,
+            crate::validator::VALIDATOR_BLOCK_TX_MAX
+        )));
+    }
+    let set = ValidatorSet::new(genesis.network_id, 0, keys)
+        .map_err(|error| NodeError::Config(error.to_string()))?;
+    let machine = crate::validator::machine_at(validator, &config.data_dir, recovered.height)
+        .map_err(NodeError::Validator)?;
+    let last_timestamp_ms = if recovered.height == 0 {
+        0
+    } else {
+        let log = log.read().expect("log lock");
+        let mut entries = log.entries(recovered.height - 1)?;
+        match entries.next() {
+            Some(Ok((_, entry))) => block::decode_entry(entry)
+                .map(|view| view.header.timestamp_ms())
+                .map_err(|error| NodeError::BadBlock {
+                    sequence: recovered.height - 1,
+                    reason: error.to_string(),
+                })?,
+            _ => 0,
+        }
+    };
+    let mut verifier = Verifier::new(config.backend)?;
+    verifier.register_keys(&recovered.ledger.owner_keys());
+    let (events_tx, peer_events) = bounded(crate::validator::PEER_EVENTS_MAX);
+    let peer_config = PeerConfig {
+        listen: validator.listen,
+        peers: validator.peers.clone(),
+        network_id: genesis.network_id,
+        genesis_hash: genesis.hash(),
+        backoff_min: validator.backoff_min,
+        backoff_max: validator.backoff_max,
+        out_bytes_max: validator.peer_out_bytes_max,
+    };
+    let links = match &validator.listener {
+        Some(listener) => PeerLinks::start_with_listener(
+            listener.try_clone().map_err(|source| NodeError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?,
+            peer_config,
+            validator.signing_key,
+            events_tx,
+        )?,
+        None => PeerLinks::start(peer_config, validator.signing_key, events_tx)?,
+    };
+    Ok(ValidatorRuntime {
+        config: validator.clone(),
+        set,
+        links,
+        peer_events,
+        verifier,
+        machine,
+        log: Arc::clone(log),
+        data_dir: config.data_dir.clone(),
+        file_ops: Arc::clone(&config.file_ops),
+        last_timestamp_ms,
+    })
 }

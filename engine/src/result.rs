@@ -77,16 +77,19 @@ pub enum ResultCode {
     LinkedEventFailed = 54,
     /// The block ended inside this linked chain: nothing of the chain settled.
     LinkedEventChainOpen = 55,
-    /// A node does not take linked records yet: it cannot yet keep a chain whole through
-    /// ingress, signature batches and blocks (a member with a bad signature, or records of
-    /// other clients between its members, could split it). The executor's chain rules are
-    /// in place for when it can.
+    /// No longer produced: nodes used to refuse every linked record at ingress with it,
+    /// before they kept a chain whole from ingress to the block. It stays in the table
+    /// because codes are wire format and the log may hold it.
     LinkedNotAcceptedByNode = 56,
+    /// The chain has more records than a node takes in one chain (`LINKED_CHAIN_TX_MAX`,
+    /// or the node's mempool or block size when smaller), or than one submit batch holds
+    /// (answered by the client library): nothing of it was taken.
+    LinkedChainTooLong = 57,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 57] = [
+    pub const ALL: [ResultCode; 58] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -144,6 +147,7 @@ impl ResultCode {
         ResultCode::LinkedEventFailed,
         ResultCode::LinkedEventChainOpen,
         ResultCode::LinkedNotAcceptedByNode,
+        ResultCode::LinkedChainTooLong,
     ];
 
     /// The code for a byte read from the log or the wire.
@@ -211,6 +215,7 @@ impl ResultCode {
             ResultCode::LinkedEventFailed => "linked_event_failed",
             ResultCode::LinkedEventChainOpen => "linked_event_chain_open",
             ResultCode::LinkedNotAcceptedByNode => "linked_not_accepted_by_node",
+            ResultCode::LinkedChainTooLong => "linked_chain_too_long",
         }
     }
 
@@ -267,6 +272,8 @@ mod tests {
         // wire values never move: spot-check the first and the appended ones
         assert_eq!(ResultCode::Overflow as u8, 21);
         assert_eq!(ResultCode::Queued as u8, 22);
+        assert_eq!(ResultCode::LinkedNotAcceptedByNode as u8, 56);
+        assert_eq!(ResultCode::LinkedChainTooLong as u8, 57);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
     }

@@ -22,6 +22,7 @@ fn config(dir: &Path, archive: bool) -> NodeConfig {
         entry_bytes_max: 32 * 1024,
     };
     config.block_tx_max = 64;
+    config.sigverify_batch_tx_max = 64;
     if archive {
         config.archive_dir = Some(dir.join("archive"));
     }

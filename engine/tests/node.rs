@@ -10,7 +10,7 @@ use std::time::Duration;
 use tally_engine::mempool::Ack;
 use tally_engine::node::{replay_dir, Node, NodeConfig, NodeError, SubmitError};
 use tally_engine::result::ResultCode;
-use tally_engine::tx::{TxFlags, TxKind, TxRecord};
+use tally_engine::tx::{TxKind, TxRecord};
 
 fn collect(acks: &Receiver<Ack>, count: usize) -> BTreeMap<u128, Ack> {
     let mut out = BTreeMap::new();
@@ -413,30 +413,4 @@ fn every_transaction_taken_during_shutdown_is_answered() {
         outcome.ledger.balance(BANK_B),
         Some(1_000_000 + taken as i64)
     );
-}
-
-#[test]
-fn linked_records_are_refused_at_ingress_and_move_nothing() {
-    let f = Fixture::new();
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(&f.genesis, config(dir.path())).unwrap();
-    let handle = node.handle();
-    let (reply, acks) = unbounded();
-    // A chain of two: the first carries the linked flag, the second closes it.
-    let mut head = f.fields(1, TxKind::Transfer, ALICE, BOB, 100);
-    head.flags = TxFlags(TxFlags::LINKED);
-    let head = f.signed_by(ALICE, &head);
-    let tail = f.tx(2, TxKind::Transfer, ALICE, BOB, 200);
-    let plain = f.tx(3, TxKind::Transfer, ALICE, BOB, 300);
-    handle.submit(&[head, tail, plain], &reply).unwrap();
-    let answered = collect(&acks, 3);
-    // The whole chain is refused, the record that closes it too; the next one is a
-    // transaction of its own.
-    assert_eq!(answered[&1].code, ResultCode::LinkedNotAcceptedByNode);
-    assert_eq!(answered[&1].height, None);
-    assert_eq!(answered[&2].code, ResultCode::LinkedNotAcceptedByNode);
-    assert_eq!(answered[&3].code, ResultCode::Ok);
-    let outcome = node.shutdown();
-    assert_eq!(outcome.ledger.balance(ALICE), Some(10_000 - 300));
-    assert!(!outcome.ledger.is_settled(1) && !outcome.ledger.is_settled(2));
 }

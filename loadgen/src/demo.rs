@@ -1,17 +1,22 @@
-//! `tally demo`: a whole single-node run that needs nothing else.
+//! `tally demo`: a whole run of a network of validators that needs nothing else.
 //!
 //! Makes a data directory and a genesis (a central bank, banks, a tax authority, merchants
-//! and consumers), starts a node in-process, drives signed transactions at it, and checks
-//! afterwards that money is conserved and that the node's state matches a replay of its log.
+//! and consumers, and the validators), starts the validators in-process, each a whole node
+//! with its own log, linked over TCP on loopback (engine::validator::cluster), drives signed
+//! transactions at them in turn, and checks afterwards that money is conserved, that every
+//! validator finalized the same blocks (same state root at each common height) and that
+//! each one's state matches a replay of its log.
 
 use crate::driver::{run, RunConfig, RunResult};
 use crate::pacing::Pacing;
 use crate::population::{Population, PopulationSpec};
+use crate::target::ClusterTarget;
 use crate::workload::{presign, TransferMix};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tally_engine::node::Backend;
-use tally_engine::node::{Node, NodeConfig, NodeError};
+use tally_engine::node::{replay_dir, Node, NodeConfig, NodeError};
+use tally_engine::validator::{cluster, ValidatorConfig};
 
 /// Options of a demo run.
 #[derive(Clone, Debug)]
@@ -29,6 +34,9 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Record every acknowledgement in this file (see `RunConfig::ack_log`).
     pub ack_log: Option<PathBuf>,
+    /// Validators (4 tolerates one faulty validator); 0 runs one node that builds blocks
+    /// alone, without consensus, in the data directory itself.
+    pub validators: usize,
 }
 
 impl Default for DemoOptions {
@@ -43,6 +51,7 @@ impl Default for DemoOptions {
             closed_loop_tx_count: 600_000,
             progress: false,
             ack_log: None,
+            validators: 4,
         }
     }
 }
@@ -51,6 +60,10 @@ impl Default for DemoOptions {
 pub struct DemoReport {
     pub run: RunResult,
     pub data_dir: PathBuf,
+    /// Each validator's final height and state root, in validator order.
+    pub validators: Vec<(u64, [u8; 32])>,
+    /// Whether every validator's log holds the same blocks up to the lowest final height.
+    pub validators_agree: bool,
     pub signed_tx_count: usize,
     pub signing_time: Duration,
     pub height: u64,
@@ -65,8 +78,7 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    /// Sum of every balance is the same before and after, and a replay of the log reaches
-    /// the same state.
+    /// Sum of every balance is the same before and after.
     pub fn conserved(&self) -> bool {
         self.genesis_total == self.final_total
     }
@@ -83,6 +95,10 @@ pub enum DemoError {
     Node(#[from] NodeError),
     #[error("cannot make a temporary data directory: {0}")]
     TempDir(std::io::Error),
+    #[error("cannot bind the validators' loopback ports: {0}")]
+    Bind(std::io::Error),
+    #[error("reading validator {index}'s log for the comparison: {reason}")]
+    Compare { index: usize, reason: String },
 }
 
 /// Runs the demo.
@@ -100,26 +116,41 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         .data_dir
         .clone()
         .unwrap_or_else(|| temporary.as_ref().expect("made above").path().to_path_buf());
-    let population = Population::generate(&options.population);
-    let mut config = NodeConfig::new(data_dir.clone());
-    config.backend = options.backend;
-    let node = Node::start(&population.genesis, config.clone())?;
-    let money_in_circulation_before = node.replayed_money_in_circulation();
+    let mut population = Population::generate(&options.population);
+    let mut template = NodeConfig::new(data_dir.clone());
+    template.backend = options.backend;
+    let configs = if options.validators == 0 {
+        vec![template]
+    } else {
+        let keys = cluster::validator_keys(options.validators, options.mix.seed);
+        cluster::set_validators(&mut population.genesis, &keys);
+        let mut validator = ValidatorConfig::new(
+            keys[0],
+            "127.0.0.1:0".parse().expect("an address"),
+            Vec::new(),
+        );
+        validator.empty_block_interval = Duration::from_millis(200);
+        template.validator = Some(validator);
+        cluster::loopback_configs(&template, &data_dir, &keys).map_err(DemoError::Bind)?
+    };
+    let nodes = cluster::start(&population.genesis, &configs)?;
+    let money_in_circulation_before = nodes[0].replayed_money_in_circulation();
+    let replayed_height = nodes.iter().map(|n| n.replayed_height()).max().unwrap_or(0);
     // A rerun on the same data directory continues after the ids already used.
-    let id_base = (u128::from(node.replayed_height()) << 64) | (u128::from(options.mix.seed) << 32);
+    let id_base = (u128::from(replayed_height) << 64) | (u128::from(options.mix.seed) << 32);
     let count = match options.rate_per_s {
         Some(rate) => (rate * options.duration.as_secs_f64()).ceil() as usize + 1,
         None => options.closed_loop_tx_count,
     };
     let mut mix = options.mix.clone();
-    mix.seed ^= node.replayed_height();
+    mix.seed ^= replayed_height;
     if options.progress {
         eprintln!("signing {count} transactions on all cores before the clock starts ...");
     }
     let signing_start = Instant::now();
     let txs = presign(&population, &mix, id_base, count);
     let signing_time = signing_start.elapsed();
-    let handle = node.handle();
+    let target = ClusterTarget::new(nodes.iter().map(Node::handle).collect());
     let run_config = RunConfig {
         pacing: match options.rate_per_s {
             Some(rate_per_s) => Pacing::Fixed { rate_per_s },
@@ -130,12 +161,19 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
-    let result = run(&handle, &txs, &run_config);
-    let outcome = node.shutdown();
-    let replayed = tally_engine::node::replay_dir(&population.genesis, &config)?;
+    let result = run(&target, &txs, &run_config);
+    let outcomes: Vec<_> = nodes.into_iter().map(|node| node.shutdown()).collect();
+    let validators: Vec<(u64, [u8; 32])> =
+        outcomes.iter().map(|o| (o.height, o.state_root)).collect();
+    let validators_agree = same_blocks(&configs)?;
+    // The first validator speaks for the run; the others are compared with it above.
+    let outcome = outcomes.into_iter().next().expect("at least one validator");
+    let replayed = replay_dir(&population.genesis, &configs[0])?;
     Ok(DemoReport {
         run: result,
         data_dir,
+        validators,
+        validators_agree,
         signed_tx_count: txs.len(),
         signing_time,
         height: outcome.height,
@@ -147,4 +185,26 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         replayed_height: replayed.height,
         replayed_state_root: replayed.ledger.state_root(),
     })
+}
+
+/// Whether every validator's log holds the same block hashes up to the shortest log.
+fn same_blocks(configs: &[NodeConfig]) -> Result<bool, DemoError> {
+    let mut chains = Vec::with_capacity(configs.len());
+    for (index, config) in configs.iter().enumerate() {
+        let compare = |reason: String| DemoError::Compare { index, reason };
+        let log = tally_engine::log::Log::open(&config.data_dir.join("log"), config.log)
+            .map_err(|e| compare(e.to_string()))?;
+        let mut hashes = Vec::new();
+        for item in log.entries(0).map_err(|e| compare(e.to_string()))? {
+            let (_, entry) = item.map_err(|e| compare(e.to_string()))?;
+            let view =
+                tally_engine::block::decode_entry(entry).map_err(|e| compare(e.to_string()))?;
+            hashes.push(view.header.hash());
+        }
+        chains.push(hashes);
+    }
+    let common = chains.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(chains
+        .windows(2)
+        .all(|pair| pair[0][..common] == pair[1][..common]))
 }

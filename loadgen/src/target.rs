@@ -34,6 +34,39 @@ impl Target for NodeHandle {
     }
 }
 
+/// The validators of a cluster in this process, each batch to the next validator in turn
+/// (each validator passes its clients' transactions on to the others).
+pub struct ClusterTarget {
+    handles: Vec<NodeHandle>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl ClusterTarget {
+    /// Spreads load over `handles` (at least one).
+    pub fn new(handles: Vec<NodeHandle>) -> ClusterTarget {
+        assert!(!handles.is_empty(), "a cluster has at least one validator");
+        ClusterTarget {
+            handles,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Target for ClusterTarget {
+    fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.handles[turn % self.handles.len()].submit(records, reply)
+    }
+
+    fn fatal_error(&self) -> Option<String> {
+        self.handles.iter().find_map(NodeHandle::fatal_error)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} in-process validators", self.handles.len())
+    }
+}
+
 /// A node reached over the network through the client library, with the load spread over
 /// several connections in turn.
 pub struct RemoteTarget {

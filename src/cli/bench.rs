@@ -7,11 +7,12 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline.
+    /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline,
+    /// finality (1 and 4 validators in this process).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,executor,pipeline"
+        default_value = "sigverify,merkle,storage,executor,pipeline,finality"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

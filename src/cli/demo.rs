@@ -14,7 +14,7 @@ pub struct DemoArgs {
     duration: f64,
     /// Open-loop rate in transactions per second, latency measured from each intended send
     /// time.
-    #[arg(long, default_value_t = 50_000.0)]
+    #[arg(long, default_value_t = 4_000.0)]
     rate: f64,
     /// Ignore --rate and drive the node as fast as it takes transactions (maximum
     /// throughput; latency then measures queueing in the deep window).
@@ -44,6 +44,11 @@ pub struct DemoArgs {
     /// Append `id code height` for every acknowledgement to this file (for crash tests).
     #[arg(long)]
     ack_log: Option<PathBuf>,
+    /// Validators of the network, each a whole node in this process, linked over TCP on
+    /// loopback, data in DATA_DIR/validator-N (4 tolerates one faulty validator); 0 runs
+    /// one node that builds blocks alone, data in DATA_DIR itself.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -69,6 +74,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         closed_loop_tx_count: args.closed_loop_tx_count,
         progress: !args.quiet,
         ack_log: args.ack_log.clone(),
+        validators: args.validators,
         ..DemoOptions::default()
     };
     options.population.banks = args.banks;
@@ -76,7 +82,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     options.population.consumers = args.consumers;
     let population = &options.population;
     println!(
-        "tally demo: 1 node, {} banks, {} merchants, {} consumers, backend {}, {} for {:.0} s",
+        "tally demo: {} validators (0: one node alone), {} banks, {} merchants, {} consumers, backend {}, {} for {:.0} s",
+        options.validators,
         population.banks,
         population.merchants,
         population.consumers,
@@ -97,6 +104,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "blocks: {}  final state root: {}",
         report.height,
         hex::encode(report.state_root)
+    );
+    for (index, (height, root)) in report.validators.iter().enumerate() {
+        println!(
+            "validator {index}: height {height}, state root {}",
+            hex::encode(root)
+        );
+    }
+    println!(
+        "validators: {}",
+        if report.validators_agree {
+            "every log holds the same final blocks"
+        } else {
+            "LOGS DIFFER"
+        }
     );
     println!(
         "money: sum of all balances {} at genesis, {} at the end: {}",
@@ -125,7 +146,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if args.data_dir.is_some() {
         println!("data directory kept: {}", report.data_dir.display());
     }
-    let healthy = report.conserved() && report.replay_matches() && report.run.stopped.is_none();
+    let healthy = report.conserved()
+        && report.replay_matches()
+        && report.validators_agree
+        && report.run.stopped.is_none();
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {

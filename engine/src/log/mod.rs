@@ -14,6 +14,7 @@
 
 mod archive;
 pub mod checkpoint;
+pub mod consensus_state;
 mod error;
 mod format;
 mod inspect;

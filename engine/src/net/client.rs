@@ -26,7 +26,8 @@ use super::message::{
 use super::query::{Answer, NodeStatus, Query, QueryResult};
 use crate::mempool::Ack;
 use crate::node::SubmitError;
-use crate::tx::TxRecord;
+use crate::result::ResultCode;
+use crate::tx::{TxFlags, TxRecord};
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -341,7 +342,10 @@ impl Client {
     /// Submits records: the contract of [`crate::node::NodeHandle::submit`]. Returns how many
     /// the node took, in order from the first; each taken record is answered exactly once on
     /// `reply`. Slices longer than the node's batch maximum go as several batches, one
-    /// round trip each.
+    /// round trip each, cut between linked chains: a chain travels in one batch, as the
+    /// protocol requires. A chain longer than the node's batch maximum cannot: it is not sent,
+    /// and each of its records is answered `linked_chain_too_long` on `reply` (it counts as
+    /// taken).
     ///
     /// Errors: `Busy { accepted }` when the node's mempool filled after `accepted` records;
     /// `Stopped` when the node stopped or the connection failed (the reason says which).
@@ -350,8 +354,21 @@ impl Client {
     pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
         let batch_max = (self.welcome.submit_batch_tx_max as usize).max(1);
         let mut taken = 0;
-        for chunk in records.chunks(batch_max) {
-            match self.submit_batch(chunk, reply) {
+        while taken < records.len() {
+            let rest = &records[taken..];
+            let (length, too_long) = next_batch(rest, batch_max);
+            if too_long {
+                for record in &rest[..length] {
+                    let _ = reply.send(Ack {
+                        id: record.id(),
+                        code: ResultCode::LinkedChainTooLong,
+                        height: None,
+                    });
+                }
+                taken += length;
+                continue;
+            }
+            match self.submit_batch(&rest[..length], reply) {
                 Ok(n) => taken += n,
                 Err(SubmitError::Busy { accepted }) => {
                     return Err(SubmitError::Busy {
@@ -595,6 +612,29 @@ fn deliver(inner: &Inner, acks: &[Ack]) {
     }
     drop(sinks);
     inner.in_flight.fetch_sub(acks.len(), Ordering::AcqRel);
+}
+
+/// How many of `records` go in the next batch of at most `batch_max`, cut before a linked
+/// chain that would straddle the cut; `true` with the length of the first chain when that
+/// chain alone is longer than `batch_max` (it cannot travel in one batch).
+fn next_batch(records: &[TxRecord], batch_max: usize) -> (usize, bool) {
+    let linked = |record: &TxRecord| record.flags().has(TxFlags::LINKED);
+    if records.len() <= batch_max || !linked(&records[batch_max - 1]) {
+        return (records.len().min(batch_max), false);
+    }
+    // The record before the cut is linked: its chain goes on past the cut.
+    let chain_start = records[..batch_max - 1]
+        .iter()
+        .rposition(|record| !linked(record))
+        .map_or(0, |closer| closer + 1);
+    if chain_start > 0 {
+        return (chain_start, false);
+    }
+    let chain_end = records
+        .iter()
+        .position(|record| !linked(record))
+        .map_or(records.len(), |closer| closer + 1);
+    (chain_end, true)
 }
 
 /// A stream of results for tests and tools that submit and wait: submits `records` and

@@ -1,9 +1,11 @@
 //! The configuration file of `tally node` (TOML, docs/OPERATIONS.md). Every wrong field is
 //! named in the error; relative paths are relative to the file's directory.
 
+use super::peers::PeerSpec;
 use super::server::ServerConfig;
 use super::service::ServiceConfig;
 use crate::node::{Backend, NodeConfig};
+use crate::validator::ValidatorConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,35 @@ pub struct NodeFile {
     pub archive_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
+    /// Present on a validator of a network of several (docs/OPERATIONS.md, "Validators").
+    pub validator: Option<ValidatorFile>,
+}
+
+/// The `[validator]` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorFile {
+    /// This validator's key file (from `tally keygen`); its public key must be in the
+    /// genesis's validators.
+    pub key_file: PathBuf,
+    /// Where the other validators connect, e.g. "127.0.0.1:7500".
+    pub listen: String,
+    /// Every other validator of the genesis.
+    pub peers: Vec<PeerFile>,
+    /// A proposer with nothing to propose waits this long before an empty block.
+    pub empty_block_interval_ms: Option<u64>,
+    /// Base of the propose timeout; prevote and precommit timeouts are a third of it.
+    pub propose_timeout_ms: Option<u64>,
+}
+
+/// One entry of `validator.peers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerFile {
+    /// Hex public key, as in the genesis.
+    pub public_key: String,
+    /// Its `validator.listen` address.
+    pub addr: String,
 }
 
 /// Optional limits; each defaults to the value in [`NodeConfig::new`] / [`ServerConfig`].
@@ -187,6 +218,9 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         server.drain_timeout = Duration::from_millis(ms);
     }
     server.check().map_err(|message| field("limits", message))?;
+    if let Some(validator) = &file.validator {
+        node.validator = Some(validator_config(path, validator, &resolve)?);
+    }
     let metrics_listen = file
         .metrics_listen
         .as_deref()
@@ -206,6 +240,72 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
             metrics_listen,
         },
     })
+}
+
+fn validator_config(
+    path: &Path,
+    file: &ValidatorFile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ValidatorConfig, ConfigError> {
+    let field = |field: &'static str, message: String| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        message,
+    };
+    let key_path = resolve(&file.key_file);
+    let key = crate::keys::read_key_file(&key_path)
+        .map_err(|error| field("validator.key_file", error.to_string()))?;
+    let listen = address(path, "validator.listen", &file.listen)?;
+    let mut peers = Vec::with_capacity(file.peers.len());
+    for (index, peer) in file.peers.iter().enumerate() {
+        let public_key = crate::keys::decode_hex32(&peer.public_key).map_err(|reason| {
+            field(
+                "validator.peers",
+                format!("peers[{index}].public_key: {reason}"),
+            )
+        })?;
+        let addr = peer.addr.parse().map_err(|error| {
+            field(
+                "validator.peers",
+                format!(
+                    "peers[{index}].addr {:?} is not an address like 127.0.0.1:7500 ({error})",
+                    peer.addr
+                ),
+            )
+        })?;
+        peers.push(PeerSpec { public_key, addr });
+    }
+    let mut config = ValidatorConfig::new(key, listen, peers);
+    if let Some(ms) = file.empty_block_interval_ms {
+        config.empty_block_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.propose_timeout_ms {
+        if ms == 0 {
+            return Err(field(
+                "validator.propose_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        config.timeouts = crate::consensus::TimeoutConfig {
+            propose_ms: ms,
+            propose_delta_ms: ms / 3,
+            prevote_ms: ms / 3,
+            prevote_delta_ms: ms / 6,
+            precommit_ms: ms / 3,
+            precommit_delta_ms: ms / 6,
+        };
+    }
+    if config.timeouts.propose_ms <= config.empty_block_interval.as_millis() as u64 {
+        return Err(field(
+            "validator.empty_block_interval_ms",
+            format!(
+                "{} ms must be below the propose timeout ({} ms), or every idle height changes round",
+                config.empty_block_interval.as_millis(),
+                config.timeouts.propose_ms
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -1,0 +1,1096 @@
+//! A node as one validator of a network: the consensus stage that replaces the single-node
+//! block builder when the node is configured with a validator key and peers.
+//!
+//! ```text
+//! sigverify --verified batches--> consensus stage --sealed blocks--> log stage
+//!                                   |   ^
+//!                     validator links (net::peers): proposals, votes, transactions, sync
+//! ```
+//!
+//! The consensus stage is the single writer of the ledger. It keeps a pool of verified
+//! transactions (its own clients' and those other validators pass on), runs the Tendermint
+//! machine of [`crate::consensus`] and, for each decided block, executes it, appends it to the
+//! log with its commit certificate, waits until it is durable, and only then starts the next
+//! height. docs/PROTOCOL.md part 3 describes the protocol; the invariants are:
+//!
+//! - Validators vote on the proposal id ([`crate::block::proposal_id`]): the header before
+//!   execution. Its previous-block hash covers the previous block's results and state root,
+//!   so a validator whose state differs from the proposer's refuses the proposal: every
+//!   validator checks every state root, one block later.
+//! - A proposal is valid only if every record is well formed and correctly signed; signatures
+//!   a validator already verified (its own clients' records, and records passed on by other
+//!   validators, which go through its own signature stage) are not verified again.
+//! - A decided block is executed and durable before the validator votes at the next height,
+//!   and the machine's state is durable before any vote it allows is sent, so a restart
+//!   never signs a second, different vote.
+//! - A validator that lags (restart, partition) fetches decided blocks with their
+//!   certificates from its peers, checks each certificate against the validator set and
+//!   executes the block.
+
+pub mod cluster;
+
+pub mod wire;
+
+/// The consensus state file and evidence file (kept with the node's other files in `log`).
+pub use crate::log::consensus_state as state_file;
+
+use crate::block::{self, BlockHeader, BLOCK_MAGIC};
+use crate::consensus::{
+    Action, Application, BlockId, Certificate, Config as MachineConfig, ConsensusError, Decision,
+    Event, Tendermint, Timeout, TimeoutConfig, ValidatorSet,
+};
+use crate::ledger::{Ledger, SnapshotPoint};
+use crate::log::{FileOps, Log};
+use crate::mempool::PendingTx;
+use crate::net::peers::{PeerEvent, PeerLinks};
+use crate::node::{
+    now_ms, serve_ledger_queries, ExecutorLimits, Recovered, SealedBlock, Shared, VerifiedBatch,
+};
+use crate::result::ResultCode;
+use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crossbeam::channel::{bounded, Receiver, Sender};
+use ed25519_zebra::SigningKey;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tally_kernels::sigverify::{SigItem, Verifier};
+use wire::{PeerMessage, ProposalBody};
+
+/// Most transactions in a validator's block: a proposal body and a sync block must fit in
+/// one frame ([`crate::net::frame::FRAME_BYTES_MAX`]). Part of the protocol: a proposal
+/// with more is invalid at every validator.
+pub const VALIDATOR_BLOCK_TX_MAX: usize = 8_192;
+/// Most blocks sent in answer to one sync request; the lagging validator asks again.
+pub const SYNC_BLOCKS_PER_REQUEST: u64 = 32;
+/// Peer events (frames, link changes) waiting for the consensus stage; while full, the links
+/// stop reading, so peers are pushed back by TCP.
+pub const PEER_EVENTS_MAX: usize = 4_096;
+/// Shortest gap between two sync requests of one validator.
+const SYNC_REQUEST_GAP: Duration = Duration::from_millis(200);
+/// How often the messages of the current height are sent again while it runs: lost
+/// messages (a link that was down) come back this way, which the algorithm's liveness needs.
+const REGOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// Ids of recently decided transactions remembered, so that a copy arriving late (passed on
+/// by a peer, verified after the block that held it) is not proposed again.
+const DECIDED_IDS_MAX: usize = 1 << 20;
+/// How long a stopping validator keeps running consensus for its clients' transactions.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How a node takes part in a network of validators.
+#[derive(Clone)]
+pub struct ValidatorConfig {
+    pub signing_key: SigningKey,
+    /// Where the other validators connect.
+    pub listen: std::net::SocketAddr,
+    /// An already bound listener for `listen` (tests bind every node's port first).
+    pub listener: Option<Arc<std::net::TcpListener>>,
+    /// Every other validator: public key and address.
+    pub peers: Vec<crate::net::peers::PeerSpec>,
+    pub timeouts: TimeoutConfig,
+    /// A proposer with nothing to propose waits this long before proposing an empty block
+    /// (which moves the clock on, so queued payments expire and retries run).
+    pub empty_block_interval: Duration,
+    /// Most verified transactions waiting for a block.
+    pub pool_tx_max: usize,
+    /// Reconnect backoff of the validator links.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Per-peer queued outbound bytes.
+    pub peer_out_bytes_max: usize,
+}
+
+impl ValidatorConfig {
+    /// Defaults for a validator with `signing_key`, listening on `listen`.
+    pub fn new(
+        signing_key: SigningKey,
+        listen: std::net::SocketAddr,
+        peers: Vec<crate::net::peers::PeerSpec>,
+    ) -> ValidatorConfig {
+        ValidatorConfig {
+            signing_key,
+            listen,
+            listener: None,
+            peers,
+            timeouts: TimeoutConfig {
+                propose_ms: 1_500,
+                propose_delta_ms: 500,
+                prevote_ms: 500,
+                prevote_delta_ms: 250,
+                precommit_ms: 500,
+                precommit_delta_ms: 250,
+            },
+            empty_block_interval: Duration::from_millis(500),
+            pool_tx_max: 131_072,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            peer_out_bytes_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for ValidatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatorConfig")
+            .field("listen", &self.listen)
+            .field("peers", &self.peers.len())
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the consensus stage needs besides the pipeline's channels, built by `Node::start`.
+pub(crate) struct ValidatorRuntime {
+    pub config: ValidatorConfig,
+    pub set: ValidatorSet,
+    pub links: PeerLinks,
+    pub peer_events: Receiver<PeerEvent>,
+    pub verifier: Verifier,
+    pub machine: Tendermint,
+    pub log: Arc<RwLock<Log>>,
+    pub data_dir: PathBuf,
+    pub file_ops: Arc<dyn FileOps>,
+    pub last_timestamp_ms: u64,
+}
+
+/// Builds the machine for the height after `log_height`: restored from the state file when
+/// the file is for that height, fresh otherwise.
+pub(crate) fn machine_at(
+    config: &ValidatorConfig,
+    data_dir: &std::path::Path,
+    log_height: u64,
+) -> Result<Tendermint, String> {
+    let machine_config = MachineConfig {
+        signing_key: config.signing_key,
+        timeouts: config.timeouts,
+    };
+    match state_file::read(data_dir).map_err(|error| error.to_string())? {
+        Some(state) if state.height == log_height + 1 => {
+            Ok(Tendermint::restore(machine_config, state))
+        }
+        Some(state) if state.height > log_height + 1 => Err(format!(
+            "the consensus state is at height {} but the log ends at block {log_height}: blocks this validator decided are missing from its log; restore the data directory from a backup",
+            state.height
+        )),
+        _ => Ok(Tendermint::new(machine_config, log_height + 1)),
+    }
+}
+
+/// Verified transactions waiting for a block.
+struct Pool {
+    /// Whole batches in arrival order (a batch never splits a linked chain); records already
+    /// in a block are skipped and pruned.
+    chunks: VecDeque<Vec<TxRecord>>,
+    /// Pending records by id: what is verified and not yet in a block.
+    pending: HashMap<u128, TxRecord>,
+    /// This node's clients' transactions, answered when their block is durable.
+    local: HashMap<u128, PendingTx>,
+    max: usize,
+    /// Recently decided ids, oldest first in `decided_order`.
+    decided: std::collections::HashSet<u128>,
+    decided_order: VecDeque<u128>,
+}
+
+impl Pool {
+    fn has_room(&self) -> bool {
+        self.pending.len() < self.max
+    }
+
+    /// Adds a batch; returns the records taken (new ids). A record whose id is pending
+    /// already is left out (and a local one answered `duplicate_id`).
+    fn add(&mut self, records: Vec<TxRecord>) -> Vec<TxRecord> {
+        let mut taken = Vec::with_capacity(records.len());
+        // The pool may pass its maximum by one batch: `run` stops reading batches once it
+        // is reached, and nothing taken from a client is dropped.
+        for record in records {
+            if self.decided.contains(&record.id()) {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.pending.entry(record.id())
+            {
+                slot.insert(record);
+                taken.push(record);
+            }
+        }
+        if !taken.is_empty() {
+            self.chunks.push_back(taken.clone());
+        }
+        taken
+    }
+
+    /// Records for the next block, in arrival order, whole chunks only, at most `max`.
+    fn take_for_block(&self, max: usize) -> Vec<TxRecord> {
+        let mut out = Vec::new();
+        for chunk in &self.chunks {
+            let live: Vec<&TxRecord> = chunk
+                .iter()
+                .filter(|r| self.pending.contains_key(&r.id()))
+                .collect();
+            if out.len() + live.len() > max {
+                break;
+            }
+            out.extend(live.into_iter().copied());
+        }
+        out
+    }
+
+    /// Removes what a decided block holds; returns this node's clients' transactions among
+    /// them with their result codes.
+    fn remove_decided(
+        &mut self,
+        records: &[TxRecord],
+        codes: &[ResultCode],
+    ) -> (Vec<PendingTx>, Vec<ResultCode>) {
+        let mut txs = Vec::new();
+        let mut results = Vec::new();
+        for (record, code) in records.iter().zip(codes) {
+            let id = record.id();
+            if self.pending.get(&id) == Some(record) {
+                self.pending.remove(&id);
+            }
+            if self.decided.insert(id) {
+                self.decided_order.push_back(id);
+                if self.decided_order.len() > DECIDED_IDS_MAX {
+                    let oldest = self.decided_order.pop_front().expect("not empty");
+                    self.decided.remove(&oldest);
+                }
+            }
+            if let Some(local) = self.local.remove(&id) {
+                if local.record == *record {
+                    txs.push(local);
+                    results.push(*code);
+                } else {
+                    // Another transaction with the same id was decided first.
+                    local.acknowledge(ResultCode::DuplicateId, None);
+                }
+            }
+        }
+        let pending = &self.pending;
+        self.chunks.retain_mut(|chunk| {
+            chunk.retain(|r| pending.get(&r.id()) == Some(r));
+            !chunk.is_empty()
+        });
+        (txs, results)
+    }
+}
+
+/// The host side of the machine: proposals, validity, the pool.
+struct Host {
+    network_id: u64,
+    set: ValidatorSet,
+    own_index: Option<usize>,
+    /// Height of the last durable block, its hash and timestamp.
+    height: u64,
+    previous_hash: [u8; 32],
+    last_timestamp_ms: u64,
+    block_tx_max: usize,
+    pool: Pool,
+    /// Proposal bodies received or built, by id (this height and the next only).
+    proposals: HashMap<BlockId, ProposalBody>,
+    valid_cache: HashMap<BlockId, bool>,
+    verifier: Verifier,
+    links: PeerLinks,
+}
+
+impl Application for Host {
+    fn propose_value(&mut self, height: u64, _round: u32) -> BlockId {
+        let records = self.pool.take_for_block(self.block_tx_max);
+        let header = BlockHeader {
+            magic: BLOCK_MAGIC,
+            height: height.to_le_bytes(),
+            timestamp_ms: now_ms().max(self.last_timestamp_ms).to_le_bytes(),
+            tx_count: (records.len() as u32).to_le_bytes(),
+            proposer: (self.own_index.unwrap_or(0) as u32).to_le_bytes(),
+            network_id: self.network_id.to_le_bytes(),
+            previous_hash: self.previous_hash,
+            tx_root: block::tx_root(&records),
+            results_hash: [0; 32],
+            state_root: [0; 32],
+        };
+        let body = ProposalBody { header, records };
+        let id = body.id();
+        // Sent before the machine's proposal message, on the same links: peers have the
+        // body by the time they read the proposal.
+        self.links
+            .broadcast(wire::KIND_PROPOSAL_BODY, &body.encode());
+        self.proposals.insert(id, body);
+        self.valid_cache.insert(id, true);
+        id
+    }
+
+    fn is_valid(&mut self, height: u64, value: &BlockId) -> bool {
+        if let Some(&known) = self.valid_cache.get(value) {
+            return known;
+        }
+        let Some(body) = self.proposals.get(value) else {
+            return false; // not here yet: fed again when it arrives
+        };
+        let verdict = self.check_proposal(height, body);
+        if let Err(reason) = &verdict {
+            tracing::warn!(height, %reason, "refusing a proposal");
+        }
+        self.valid_cache.insert(*value, verdict.is_ok());
+        verdict.is_ok()
+    }
+}
+
+impl Host {
+    /// Deterministic checks of a proposal as the next block (the clock is not consulted).
+    fn check_proposal(&self, height: u64, body: &ProposalBody) -> Result<(), String> {
+        let header = &body.header;
+        if header.height() != height || height != self.height + 1 {
+            return Err(format!(
+                "height {} is not the next height {}",
+                header.height(),
+                self.height + 1
+            ));
+        }
+        if header.network_id() != self.network_id {
+            return Err(format!("network {}", header.network_id()));
+        }
+        if header.previous_hash != self.previous_hash {
+            return Err(
+                "previous-block hash differs from this validator's last block (different state, results or chain)"
+                    .into(),
+            );
+        }
+        if header.timestamp_ms() < self.last_timestamp_ms {
+            return Err("timestamp before the previous block's".into());
+        }
+        if u32::from_le_bytes(header.proposer) as usize >= self.set.len() {
+            return Err("proposer index outside the validator set".into());
+        }
+        if body.records.len() > VALIDATOR_BLOCK_TX_MAX {
+            return Err(format!(
+                "{} transactions, more than {VALIDATOR_BLOCK_TX_MAX}",
+                body.records.len()
+            ));
+        }
+        for (index, record) in body.records.iter().enumerate() {
+            record
+                .validate()
+                .map_err(|error| format!("record {index}: {error}"))?;
+        }
+        // Signatures not verified here before.
+        let unseen: Vec<&TxRecord> = body
+            .records
+            .iter()
+            .filter(|r| self.pool.pending.get(&r.id()) != Some(*r))
+            .collect();
+        if !unseen.is_empty() {
+            let messages: Vec<[u8; SIGNING_MESSAGE_BYTES]> = unseen
+                .iter()
+                .map(|r| signing_message(self.network_id, r))
+                .collect();
+            let items: Vec<SigItem<'_>> = unseen
+                .iter()
+                .zip(&messages)
+                .map(|(r, message)| SigItem {
+                    public_key: &r.public_key,
+                    message,
+                    signature: &r.signature,
+                })
+                .collect();
+            let mut verdicts = vec![false; items.len()];
+            self.verifier.verify_batch(&items, &mut verdicts);
+            if let Some(bad) = verdicts.iter().position(|ok| !ok) {
+                return Err(format!(
+                    "transaction {:032x} has a bad signature",
+                    unseen[bad].id()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the consensus stage stopped the node.
+type Fatal = String;
+
+struct Driver<'a> {
+    shared: &'a Shared,
+    limits: &'a ExecutorLimits,
+    ledger: Ledger,
+    machine: Tendermint,
+    host: Host,
+    config: ValidatorConfig,
+    peer_events: Receiver<PeerEvent>,
+    log: Arc<RwLock<Log>>,
+    data_dir: PathBuf,
+    file_ops: Arc<dyn FileOps>,
+    sealed: &'a Sender<SealedBlock>,
+    durable: (Sender<u64>, Receiver<u64>),
+    timers: BinaryHeap<Reverse<(Instant, u64, TimeoutKey)>>,
+    timer_sequence: u64,
+    /// When the last block was committed (the next height starts from then).
+    committed_at: Instant,
+    height_started_at: Option<Instant>,
+    /// A decision whose body this validator does not have: fetched by sync.
+    undelivered: Option<Decision>,
+    last_sync_request: Option<Instant>,
+    last_regossip: Instant,
+    /// Proposal messages whose body had not arrived, by block id, fed again when it does.
+    waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
+}
+
+/// A timeout in the timer heap (ordered by deadline, then insertion).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TimeoutKey {
+    height: u64,
+    round: u32,
+    kind: u8,
+}
+
+impl TimeoutKey {
+    fn from(timeout: Timeout) -> TimeoutKey {
+        use crate::consensus::TimeoutKind::*;
+        TimeoutKey {
+            height: timeout.height,
+            round: timeout.round,
+            kind: match timeout.kind {
+                Propose => 0,
+                Prevote => 1,
+                Precommit => 2,
+            },
+        }
+    }
+    fn timeout(self) -> Timeout {
+        use crate::consensus::TimeoutKind::*;
+        Timeout {
+            height: self.height,
+            round: self.round,
+            kind: match self.kind {
+                0 => Propose,
+                1 => Prevote,
+                _ => Precommit,
+            },
+        }
+    }
+}
+
+/// The consensus stage: runs until the signature stage ends (node stopping) and this node's
+/// clients' transactions are decided (or [`SHUTDOWN_GRACE`] passed), or a fatal error.
+pub(crate) fn consensus_stage(
+    shared: &Shared,
+    recovered: Recovered,
+    limits: &ExecutorLimits,
+    runtime: ValidatorRuntime,
+    verified: &Receiver<VerifiedBatch>,
+    sealed: &Sender<SealedBlock>,
+) -> Ledger {
+    let ValidatorRuntime {
+        config,
+        set,
+        links,
+        peer_events,
+        verifier,
+        machine,
+        log,
+        data_dir,
+        file_ops,
+        last_timestamp_ms,
+    } = runtime;
+    let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
+    let own_index = set.index_of(&own_key);
+    let pool = Pool {
+        chunks: VecDeque::new(),
+        pending: HashMap::new(),
+        local: HashMap::new(),
+        max: config.pool_tx_max,
+        decided: std::collections::HashSet::new(),
+        decided_order: VecDeque::new(),
+    };
+    let host = Host {
+        network_id: shared.network_id,
+        set,
+        own_index,
+        height: recovered.height,
+        previous_hash: recovered.last_block_hash,
+        last_timestamp_ms,
+        block_tx_max: limits.block_tx_max.min(VALIDATOR_BLOCK_TX_MAX),
+        pool,
+        proposals: HashMap::new(),
+        valid_cache: HashMap::new(),
+        verifier,
+        links,
+    };
+    let mut driver = Driver {
+        shared,
+        limits,
+        ledger: recovered.ledger,
+        machine,
+        host,
+        config,
+        peer_events,
+        log,
+        data_dir,
+        file_ops,
+        sealed,
+        durable: bounded(1),
+        timers: BinaryHeap::new(),
+        timer_sequence: 0,
+        committed_at: Instant::now(),
+        height_started_at: None,
+        undelivered: None,
+        last_sync_request: None,
+        last_regossip: Instant::now(),
+        waiting_for_body: HashMap::new(),
+    };
+    if let Err(reason) = driver.run(verified) {
+        shared.set_fatal(reason);
+    }
+    driver.ledger
+}
+
+impl Driver<'_> {
+    fn run(&mut self, verified: &Receiver<VerifiedBatch>) -> Result<(), Fatal> {
+        let never = crossbeam::channel::never();
+        let mut verified_open = true;
+        let mut stop_deadline: Option<Instant> = None;
+        loop {
+            if !verified_open {
+                let deadline =
+                    *stop_deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+                if self.host.pool.local.is_empty() || Instant::now() >= deadline {
+                    if !self.host.pool.local.is_empty() {
+                        tracing::warn!(
+                            transactions = self.host.pool.local.len(),
+                            "stopping with client transactions not yet decided: clients must query their status"
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+            self.maybe_start_height()?;
+            let wait = self.next_wake().saturating_duration_since(Instant::now());
+            let verified_now = if verified_open && self.host.pool.has_room() {
+                verified
+            } else {
+                &never
+            };
+            crossbeam::select! {
+                recv(verified_now) -> batch => match batch {
+                    Ok(batch) => {
+                        self.add_local(batch);
+                        // Everything verified so far goes into the next block: a height
+                        // takes milliseconds (fsyncs), batches come every few.
+                        while self.host.pool.has_room() {
+                            match verified.try_recv() {
+                                Ok(batch) => self.add_local(batch),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => verified_open = false,
+                },
+                recv(self.peer_events) -> event => {
+                    if let Ok(event) = event {
+                        self.on_peer_event(event)?;
+                    }
+                }
+                recv(self.shared.ledger_queries.1) -> query => {
+                    if let Ok(query) = query {
+                        query(&self.ledger);
+                    }
+                }
+                default(wait) => {}
+            }
+            self.fire_timers()?;
+            self.regossip();
+            self.shared
+                .metrics
+                .verified_queue_batches
+                .set(verified.len() as i64);
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.last_regossip + REGOSSIP_INTERVAL;
+        if let Some(Reverse((deadline, _, _))) = self.timers.peek() {
+            wake = wake.min(*deadline);
+        }
+        if !self.machine.is_running() {
+            wake = wake.min(self.committed_at + self.config.empty_block_interval);
+        }
+        wake.max(Instant::now() + Duration::from_micros(100))
+    }
+
+    /// This node's clients' verified transactions: into the pool and on to the peers.
+    fn add_local(&mut self, batch: VerifiedBatch) {
+        let mut records = Vec::with_capacity(batch.txs.len());
+        let mut locals = Vec::with_capacity(batch.txs.len());
+        let mut gossiped = Vec::new();
+        for tx in batch.txs {
+            let id = tx.record.id();
+            if tx.reply.same_channel(&self.shared.gossip_reply) {
+                gossiped.push(tx.record);
+                continue;
+            }
+            if self.host.pool.pending.contains_key(&id)
+                || self.host.pool.local.contains_key(&id)
+                || self.host.pool.decided.contains(&id)
+                || self.ledger.is_accepted(id)
+            {
+                tx.acknowledge(ResultCode::DuplicateId, None);
+                continue;
+            }
+            records.push(tx.record);
+            locals.push(tx);
+        }
+        let taken = self.host.pool.add(records);
+        let taken_ids: std::collections::HashSet<u128> = taken.iter().map(TxRecord::id).collect();
+        for tx in locals {
+            let id = tx.record.id();
+            if taken_ids.contains(&id) && !self.host.pool.local.contains_key(&id) {
+                self.host.pool.local.insert(id, tx);
+            } else {
+                tx.acknowledge(ResultCode::DuplicateId, None); // twice in one batch
+            }
+        }
+        if !taken.is_empty() {
+            self.host
+                .links
+                .broadcast(wire::KIND_TRANSACTIONS, wire::encode_transactions(&taken));
+        }
+        // Passed on by other validators and verified here: pooled, not passed on again.
+        if !gossiped.is_empty() {
+            self.host.pool.add(gossiped);
+        }
+    }
+
+    /// Starts the next height once the last is durable: at once on a validator that does
+    /// not propose first; on the first proposer when it has transactions or the empty-block
+    /// interval has passed.
+    fn maybe_start_height(&mut self) -> Result<(), Fatal> {
+        if self.machine.is_running() || self.machine.height() != self.host.height + 1 {
+            return Ok(());
+        }
+        let height = self.machine.height();
+        let first_proposer = self.host.set.proposer(height, 0);
+        let proposes = self.host.own_index == Some(first_proposer);
+        let due = !proposes
+            || !self.host.pool.pending.is_empty()
+            || self.committed_at.elapsed() >= self.config.empty_block_interval;
+        if !due {
+            return Ok(());
+        }
+        self.height_started_at = Some(Instant::now());
+        let event = Event::StartHeight {
+            height,
+            validator_set: self.host.set.clone(),
+        };
+        self.handle(event)
+    }
+
+    /// Feeds one event to the machine and carries out its actions.
+    fn handle(&mut self, event: Event) -> Result<(), Fatal> {
+        let mut actions = Vec::new();
+        let result = self.machine.handle(event, &mut self.host, &mut actions);
+        self.apply(actions)?;
+        match result {
+            Ok(()) => {}
+            Err(ConsensusError::FutureHeight { .. }) => self.request_sync(None),
+            Err(ConsensusError::Equivocation {
+                validator,
+                height,
+                round,
+            }) => {
+                tracing::warn!(
+                    validator,
+                    height,
+                    round,
+                    "a validator equivocated; evidence kept"
+                );
+            }
+            Err(error) => tracing::debug!(%error, "consensus event refused"),
+        }
+        for evidence in self.machine.take_evidence() {
+            state_file::append_evidence(&self.data_dir, &evidence, &*self.file_ops)
+                .map_err(|error| format!("keeping equivocation evidence failed: {error}"))?;
+        }
+        let metrics = &self.shared.metrics;
+        metrics.consensus_height.set(self.machine.height() as i64);
+        metrics.consensus_round.set(i64::from(self.machine.round()));
+        Ok(())
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) -> Result<(), Fatal> {
+        for action in actions {
+            match action {
+                Action::Decide(decision) => self.on_decision(decision)?,
+                Action::Persist(state) => {
+                    state_file::write(&self.data_dir, &state, &*self.file_ops).map_err(|error| {
+                        format!("writing the consensus state failed (never retried): {error}")
+                    })?
+                }
+                Action::Broadcast(message) => {
+                    self.host
+                        .links
+                        .broadcast(wire::KIND_CONSENSUS, &message.encode());
+                }
+                Action::ScheduleTimeout {
+                    timeout,
+                    duration_ms,
+                } => {
+                    self.timer_sequence += 1;
+                    self.timers.push(Reverse((
+                        Instant::now() + Duration::from_millis(duration_ms),
+                        self.timer_sequence,
+                        TimeoutKey::from(timeout),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fire_timers(&mut self) -> Result<(), Fatal> {
+        let now = Instant::now();
+        while let Some(Reverse((deadline, _, key))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            if key.height == self.machine.height() {
+                self.handle(Event::Timeout(key.timeout()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the current height's messages (and own proposal body) again, now and then.
+    fn regossip(&mut self) {
+        if self.last_regossip.elapsed() < REGOSSIP_INTERVAL {
+            return;
+        }
+        self.last_regossip = Instant::now();
+        if !self.machine.is_running() {
+            return;
+        }
+        self.send_height_state(None);
+        if self.undelivered.is_some() {
+            self.request_sync(None);
+        }
+    }
+
+    /// Sends the proposal bodies and consensus messages of the current height to `peer` (or
+    /// to all).
+    fn send_height_state(&self, peer: Option<&[u8; 32]>) {
+        let height = self.machine.height();
+        let links = &self.host.links;
+        let send = |kind: u8, payload: &[u8]| match peer {
+            Some(peer) => {
+                let _ = links.send(peer, kind, payload);
+            }
+            None => {
+                links.broadcast(kind, payload);
+            }
+        };
+        for body in self.host.proposals.values() {
+            if body.header.height() == height {
+                send(wire::KIND_PROPOSAL_BODY, &body.encode());
+            }
+        }
+        for message in self.machine.known_messages() {
+            send(wire::KIND_CONSENSUS, &message.encode());
+        }
+    }
+
+    fn request_sync(&mut self, peer: Option<&[u8; 32]>) {
+        if self
+            .last_sync_request
+            .is_some_and(|at| at.elapsed() < SYNC_REQUEST_GAP)
+        {
+            return;
+        }
+        self.last_sync_request = Some(Instant::now());
+        let from = (self.host.height + 1).to_le_bytes();
+        match peer {
+            Some(peer) => {
+                let _ = self.host.links.send(peer, wire::KIND_SYNC_REQUEST, &from);
+            }
+            None => {
+                self.host.links.broadcast(wire::KIND_SYNC_REQUEST, &from);
+            }
+        }
+    }
+
+    fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Fatal> {
+        match event {
+            PeerEvent::Connected { peer } => {
+                self.shared
+                    .metrics
+                    .peers_connected
+                    .set(self.host.links.connected().len() as i64);
+                // A peer that was away may be behind or ahead: offer what this height has,
+                // and ask for blocks this node may lack.
+                self.send_height_state(Some(&peer));
+                let from = (self.host.height + 1).to_le_bytes();
+                let _ = self.host.links.send(&peer, wire::KIND_SYNC_REQUEST, &from);
+                Ok(())
+            }
+            PeerEvent::Disconnected { peer, reason } => {
+                tracing::info!(peer = %hex::encode(&peer[..8]), %reason, "validator link down");
+                self.shared
+                    .metrics
+                    .peers_connected
+                    .set(self.host.links.connected().len() as i64);
+                Ok(())
+            }
+            PeerEvent::Frame {
+                peer,
+                kind,
+                payload,
+            } => match wire::decode(kind, &payload) {
+                Ok(message) => self.on_peer_message(peer, message),
+                Err(error) => {
+                    self.shared.metrics.frames_rejected.inc();
+                    tracing::warn!(peer = %hex::encode(&peer[..8]), %error, "refusing a validator message");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    fn on_peer_message(&mut self, peer: [u8; 32], message: PeerMessage) -> Result<(), Fatal> {
+        match message {
+            PeerMessage::Consensus(message) => {
+                let verified = match message.verify(&self.host.set) {
+                    Ok(verified) => verified,
+                    Err(error) => {
+                        self.shared.metrics.frames_rejected.inc();
+                        tracing::warn!(peer = %hex::encode(&peer[..8]), %error, "refusing a consensus message");
+                        return Ok(());
+                    }
+                };
+                if let crate::consensus::Body::Proposal { value, .. } = *verified.body() {
+                    if !self.host.proposals.contains_key(&value) {
+                        self.waiting_for_body.insert(value, verified);
+                    }
+                }
+                self.handle(Event::Message(verified))
+            }
+            PeerMessage::Proposal(body) => {
+                let height = body.header.height();
+                if height <= self.host.height || height > self.host.height + 2 {
+                    return Ok(());
+                }
+                let id = body.id();
+                self.host.proposals.entry(id).or_insert(body);
+                if let Some(decision) = self.undelivered.take() {
+                    if decision.value == id {
+                        return self.on_decision(decision);
+                    }
+                    self.undelivered = Some(decision);
+                }
+                if let Some(message) = self.waiting_for_body.remove(&id) {
+                    self.handle(Event::Message(message))?;
+                }
+                Ok(())
+            }
+            PeerMessage::Transactions(records) => {
+                // Verified by the sender; verified here again, in this node's own signature
+                // stage, before they count as verified. The peer's reply channel is closed:
+                // a peer's transaction is answered to its own client by its own node.
+                self.shared.push_gossip(records);
+                Ok(())
+            }
+            PeerMessage::SyncRequest { from_height } => {
+                self.serve_sync(&peer, from_height);
+                Ok(())
+            }
+            PeerMessage::SyncBlock(entry) => self.on_sync_block(&peer, &entry),
+        }
+    }
+
+    /// Sends decided blocks from `from_height` on, read from the log.
+    fn serve_sync(&self, peer: &[u8; 32], from_height: u64) {
+        if from_height == 0 || from_height > self.host.height {
+            return;
+        }
+        let last = self
+            .host
+            .height
+            .min(from_height + SYNC_BLOCKS_PER_REQUEST - 1);
+        let log = self.log.read().expect("log lock");
+        let Ok(entries) = log.entries(from_height - 1) else {
+            return; // archived: older than what the live log keeps
+        };
+        for item in entries.take((last - from_height + 1) as usize) {
+            let Ok((_, entry)) = item else { return };
+            if self
+                .host
+                .links
+                .send(peer, wire::KIND_SYNC_BLOCK, entry)
+                .is_err()
+            {
+                return; // the link is full or down: the peer asks again
+            }
+        }
+    }
+
+    /// A decided block from a peer: checked against the validator set, then committed.
+    fn on_sync_block(&mut self, peer: &[u8; 32], entry: &[u8]) -> Result<(), Fatal> {
+        let view = block::decode_entry(entry).expect("decoded by wire::decode");
+        let height = view.header.height();
+        if height != self.host.height + 1 {
+            if height > self.host.height + 1 {
+                self.request_sync(Some(peer));
+            }
+            return Ok(());
+        }
+        let refuse = |reason: String| {
+            tracing::warn!(peer = %hex::encode(&peer[..8]), height, %reason, "refusing a sync block");
+        };
+        let Some(certificate_bytes) = view.certificate else {
+            refuse("no certificate".into());
+            return Ok(());
+        };
+        let certificate = match Certificate::decode(certificate_bytes) {
+            Ok(certificate) => certificate,
+            Err(error) => {
+                refuse(error.to_string());
+                return Ok(());
+            }
+        };
+        let id = block::proposal_id(&view.header);
+        if certificate.height != height || certificate.value != id {
+            refuse("the certificate is for another block".into());
+            return Ok(());
+        }
+        if let Err(error) = certificate.verify(&self.host.set) {
+            refuse(error.to_string());
+            return Ok(());
+        }
+        if view.header.previous_hash != self.host.previous_hash {
+            return Err(format!(
+                "block {height}, final by its certificate, does not follow this validator's block {}: this validator's state diverged from the network's; stop it and restore its data directory from a healthy validator",
+                self.host.height
+            ));
+        }
+        let mut header = view.header;
+        header.results_hash = [0; 32];
+        header.state_root = [0; 32];
+        let body = ProposalBody {
+            header,
+            records: view.records.to_vec(),
+        };
+        let claimed = view.header;
+        self.commit(body, certificate, Some(&claimed))?;
+        // The machine was at this height (or waiting for it): move it on.
+        let machine_config = MachineConfig {
+            signing_key: self.config.signing_key,
+            timeouts: self.config.timeouts,
+        };
+        self.machine = Tendermint::new(machine_config, self.host.height + 1);
+        self.undelivered = None;
+        self.timers.clear();
+        Ok(())
+    }
+
+    fn on_decision(&mut self, decision: Decision) -> Result<(), Fatal> {
+        let Some(body) = self.host.proposals.get(&decision.value).cloned() else {
+            tracing::info!(
+                height = decision.height,
+                "decided a block whose body has not arrived; fetching it"
+            );
+            self.undelivered = Some(decision);
+            self.request_sync(None);
+            return Ok(());
+        };
+        if let Some(started) = self.height_started_at.take() {
+            self.shared
+                .metrics
+                .stage
+                .consensus
+                .observe_duration(started.elapsed());
+        }
+        self.commit(body, decision.certificate, None)
+    }
+
+    /// Executes a decided block, appends it with its certificate and waits until it is
+    /// durable; this node's clients' transactions in it are answered by the log stage.
+    fn commit(
+        &mut self,
+        body: ProposalBody,
+        certificate: Certificate,
+        claimed: Option<&BlockHeader>,
+    ) -> Result<(), Fatal> {
+        let execution_started = Instant::now();
+        let height = body.header.height();
+        let timestamp_ms = body.header.timestamp_ms();
+        self.ledger.begin_block(height, timestamp_ms);
+        let mut results: Vec<ResultCode> = body
+            .records
+            .iter()
+            .map(|r| self.ledger.execute(r))
+            .collect();
+        self.ledger.end_block(&mut results);
+        let codes: Vec<u8> = results.iter().map(|code| *code as u8).collect();
+        let mut header = body.header;
+        header.results_hash = block::results_hash(&codes);
+        header.state_root = self.ledger.state_root();
+        if let Some(claimed) = claimed {
+            if claimed.state_root != header.state_root
+                || claimed.results_hash != header.results_hash
+            {
+                tracing::error!(
+                    height,
+                    "a peer's copy of a final block has other results or another state root than this validator computed: one of the two diverged"
+                );
+            }
+        }
+        let mut entry = Vec::with_capacity(block::entry_bytes(body.records.len()) + 4096);
+        block::encode_entry(&header, &body.records, &codes, &mut entry);
+        block::append_certificate(&certificate.encode(), &mut entry);
+        let hash = header.hash();
+        let interval = self.limits.checkpoint_interval_blocks;
+        let checkpoint = (interval > 0 && height.is_multiple_of(interval)).then(|| {
+            self.ledger.snapshot(
+                &self.limits.genesis_hash,
+                SnapshotPoint {
+                    height,
+                    last_block_hash: hash,
+                },
+            )
+        });
+        let (txs, local_results) = self.host.pool.remove_decided(&body.records, &results);
+        self.shared
+            .counters
+            .executed
+            .fetch_add(body.records.len() as u64, Ordering::Relaxed);
+        let metrics = &self.shared.metrics;
+        metrics
+            .stage
+            .execution
+            .observe_duration(execution_started.elapsed());
+        metrics.batch.block.observe(body.records.len() as u64);
+        let sealed = SealedBlock {
+            height,
+            entry,
+            txs,
+            results: local_results,
+            checkpoint,
+            durable: Some(self.durable.0.clone()),
+        };
+        if self.sealed.send(sealed).is_err() || self.durable.1.recv().is_err() {
+            return Err(self
+                .shared
+                .stopped_reason()
+                .unwrap_or_else(|| "the log stage stopped".into()));
+        }
+        self.host.height = height;
+        self.host.previous_hash = hash;
+        self.host.last_timestamp_ms = timestamp_ms;
+        self.host
+            .proposals
+            .retain(|_, b| b.header.height() > height);
+        self.host.valid_cache.clear();
+        self.waiting_for_body.clear();
+        self.committed_at = Instant::now();
+        serve_ledger_queries(self.shared, &self.ledger, 64);
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! Four validators in one process over real TCP links on loopback: blocks are final with a
+//! commit certificate, every validator holds the same blocks and state roots, a stopped
+//! validator catches up by block sync, and wrong validator configurations are refused.
+
+mod common;
+
+use common::*;
+use crossbeam::channel::{unbounded, Receiver};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tally_engine::block::{self, proposal_id};
+use tally_engine::consensus::{Certificate, ValidatorSet};
+use tally_engine::keys::public_key_of;
+use tally_engine::log::{Log, LogConfig};
+use tally_engine::mempool::Ack;
+use tally_engine::node::{Node, NodeConfig, NodeError};
+use tally_engine::result::ResultCode;
+use tally_engine::tx::TxKind;
+use tally_engine::validator::{cluster, ValidatorConfig};
+
+const VALIDATORS: usize = 4;
+
+fn template(dir: &Path) -> NodeConfig {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.mempool_tx_max = 4_096;
+    let key = cluster::validator_keys(1, 0).remove(0);
+    let mut validator = ValidatorConfig::new(key, "127.0.0.1:0".parse().unwrap(), Vec::new());
+    validator.empty_block_interval = Duration::from_millis(200);
+    config.validator = Some(validator);
+    config
+}
+
+struct Cluster {
+    fixture: Fixture,
+    keys: Vec<ed25519_zebra::SigningKey>,
+    configs: Vec<NodeConfig>,
+}
+
+fn cluster_in(dir: &Path) -> Cluster {
+    let keys = cluster::validator_keys(VALIDATORS, 7);
+    let fixture = Fixture::from_table(
+        &[
+            (
+                CENTRAL_BANK,
+                tally_engine::genesis::Role::CentralBank,
+                0,
+                None,
+            ),
+            (TAX, tally_engine::genesis::Role::TaxAuthority, 0, None),
+            (BANK_A, tally_engine::genesis::Role::Bank, 1_000_000, None),
+            (BANK_B, tally_engine::genesis::Role::Bank, 1_000_000, None),
+            (
+                ALICE,
+                tally_engine::genesis::Role::Consumer,
+                1_000_000,
+                Some(BANK_A),
+            ),
+            (
+                BOB,
+                tally_engine::genesis::Role::Consumer,
+                1_000_000,
+                Some(BANK_B),
+            ),
+        ],
+        |genesis| cluster::set_validators(genesis, &keys),
+    );
+    let configs = cluster::loopback_configs(&template(dir), dir, &keys).unwrap();
+    Cluster {
+        fixture,
+        keys,
+        configs,
+    }
+}
+
+fn collect(acks: &Receiver<Ack>, count: usize) -> BTreeMap<u128, Ack> {
+    let mut out = BTreeMap::new();
+    while out.len() < count {
+        let ack = acks
+            .recv_timeout(Duration::from_secs(60))
+            .expect("every transaction is answered");
+        out.insert(ack.id, ack);
+    }
+    out
+}
+
+fn wait_for_height(node: &Node, height: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.handle().height() < height {
+        assert!(
+            Instant::now() < deadline,
+            "height {} did not reach {height}",
+            node.handle().height()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every block of a stopped node's log: (header hash, state root, certificate).
+fn blocks_of(config: &NodeConfig) -> Vec<([u8; 32], [u8; 32], Certificate)> {
+    let log = Log::open(&config.data_dir.join("log"), LogConfig::default()).unwrap();
+    let mut out = Vec::new();
+    for item in log.entries(0).unwrap() {
+        let (_, entry) = item.unwrap();
+        let view = block::decode_entry(entry).unwrap();
+        let certificate = Certificate::decode(view.certificate.expect("a certificate"))
+            .expect("a well-formed certificate");
+        assert_eq!(certificate.height, view.header.height());
+        assert_eq!(certificate.value, proposal_id(&view.header));
+        out.push((view.header.hash(), view.header.state_root, certificate));
+    }
+    out
+}
+
+fn validator_set(keys: &[ed25519_zebra::SigningKey]) -> ValidatorSet {
+    ValidatorSet::new(NETWORK, 0, keys.iter().map(public_key_of).collect()).unwrap()
+}
+
+/// Blocks all nodes hold agree, and every certificate is a quorum of the set.
+fn assert_same_chain(cluster: &Cluster, configs: &[&NodeConfig]) -> usize {
+    let set = validator_set(&cluster.keys);
+    let chains: Vec<_> = configs.iter().map(|c| blocks_of(c)).collect();
+    let common = chains.iter().map(Vec::len).min().unwrap();
+    assert!(common > 0, "no blocks");
+    for height in 0..common {
+        let (hash, root, certificate) = &chains[0][height];
+        certificate.verify(&set).expect("a quorum certificate");
+        for chain in &chains[1..] {
+            assert_eq!(
+                (&chain[height].0, &chain[height].1),
+                (hash, root),
+                "validators differ at height {}",
+                height + 1
+            );
+            chain[height].2.verify(&set).expect("a quorum certificate");
+        }
+    }
+    common
+}
+
+#[test]
+fn four_validators_finalize_the_same_blocks_with_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster_in(dir.path());
+    let nodes = cluster::start(&cluster.fixture.genesis, &cluster.configs).unwrap();
+    let f = &cluster.fixture;
+    let (reply, acks) = unbounded();
+    // Transactions enter at two different validators.
+    let count = 300u128;
+    for id in 1..=count {
+        let (payer, payee) = if id % 2 == 0 {
+            (ALICE, BOB)
+        } else {
+            (BOB, ALICE)
+        };
+        let node = &nodes[(id % 2) as usize * 2];
+        node.handle()
+            .submit(&[f.tx(id, TxKind::Transfer, payer, payee, 10)], &reply)
+            .unwrap();
+    }
+    // A bad signature is answered by the node that took it and never reaches a block.
+    let mut forged = f.tx(count + 1, TxKind::Transfer, ALICE, BOB, 10);
+    forged.signature[3] ^= 1;
+    nodes[1].handle().submit(&[forged], &reply).unwrap();
+    let answered = collect(&acks, count as usize + 1);
+    assert_eq!(answered[&(count + 1)].code, ResultCode::BadSignature);
+    let top = (1..=count)
+        .map(|id| {
+            let ack = answered[&id];
+            assert_eq!(ack.code, ResultCode::Ok, "transaction {id}");
+            ack.height.expect("a height")
+        })
+        .max()
+        .unwrap();
+    for node in &nodes {
+        wait_for_height(node, top);
+    }
+    let outcomes: Vec<_> = nodes.into_iter().map(Node::shutdown).collect();
+    for outcome in &outcomes {
+        assert_eq!(outcome.fatal, None);
+        assert_eq!(
+            outcome.ledger.sum_of_balances(),
+            outcome.ledger.genesis_total()
+        );
+    }
+    let configs: Vec<&NodeConfig> = cluster.configs.iter().collect();
+    let common = assert_same_chain(&cluster, &configs);
+    assert!(common as u64 >= top);
+}
+
+#[test]
+fn a_stopped_validator_catches_up_from_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster_in(dir.path());
+    let mut nodes = cluster::start(&cluster.fixture.genesis, &cluster.configs).unwrap();
+    let f = &cluster.fixture;
+    let (reply, acks) = unbounded();
+    let submit = |node: &Node, from: u128, to: u128| {
+        for id in from..to {
+            node.handle()
+                .submit(&[f.tx(id, TxKind::Transfer, ALICE, BOB, 1)], &reply)
+                .unwrap();
+        }
+    };
+    submit(&nodes[0], 1, 51);
+    collect(&acks, 50);
+    // Validator 3 stops; three of four are a quorum and keep finalizing.
+    let stopped = nodes.pop().unwrap().shutdown();
+    assert_eq!(stopped.fatal, None);
+    submit(&nodes[1], 51, 151);
+    let answered = collect(&acks, 100);
+    assert!(answered.values().all(|ack| ack.code == ResultCode::Ok));
+    let top = answered.values().filter_map(|a| a.height).max().unwrap();
+    assert!(top > stopped.height);
+    // It restarts on its address and fetches what it missed.
+    let config = &mut cluster.configs[3];
+    config.validator.as_mut().unwrap().listener = None;
+    let restarted = Node::start(&cluster.fixture.genesis, config.clone()).unwrap();
+    wait_for_height(&restarted, top);
+    nodes.push(restarted);
+    for node in nodes {
+        assert_eq!(node.shutdown().fatal, None);
+    }
+    let configs: Vec<&NodeConfig> = cluster.configs.iter().collect();
+    let common = assert_same_chain(&cluster, &configs);
+    assert!(common as u64 >= top);
+}
+
+#[test]
+fn a_wrong_validator_configuration_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster_in(dir.path());
+    let genesis = &cluster.fixture.genesis;
+    let start_error = |edit: &dyn Fn(&mut NodeConfig)| {
+        let mut config = cluster.configs[0].clone();
+        config.validator.as_mut().unwrap().listener = None;
+        config.validator.as_mut().unwrap().listen = "127.0.0.1:0".parse().unwrap();
+        edit(&mut config);
+        match Node::start(genesis, config) {
+            Err(NodeError::Config(message)) => message,
+            Err(other) => panic!("expected a configuration error, got {other}"),
+            Ok(node) => {
+                node.shutdown();
+                panic!("a wrong configuration started")
+            }
+        }
+    };
+    let outsider = start_error(&|config| {
+        config.validator.as_mut().unwrap().signing_key = cluster::validator_keys(1, 99).remove(0)
+    });
+    assert!(
+        outsider.contains("not one of the genesis validators"),
+        "{outsider}"
+    );
+    let missing = start_error(&|config| {
+        config.validator.as_mut().unwrap().peers.pop();
+    });
+    assert!(missing.contains("no address"), "{missing}");
+    let stranger = start_error(&|config| {
+        let validator = config.validator.as_mut().unwrap();
+        validator.peers[0].public_key = public_key_of(&cluster::validator_keys(1, 98)[0]);
+    });
+    assert!(stranger.contains("not a genesis validator"), "{stranger}");
+}
+
+#[test]
+fn a_faulty_validator_is_refused_its_equivocation_kept_and_the_others_go_on() {
+    use tally_engine::consensus::{Body, SignedMessage, VoteKind};
+    use tally_engine::net::peers::{PeerConfig, PeerEvent, PeerLinks};
+    use tally_engine::validator::{state_file, wire};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster_in(dir.path());
+    let genesis = &cluster.fixture.genesis;
+    // Validators 0-2 are honest nodes; validator 3's key is held by a raw link that sends
+    // whatever it likes.
+    let nodes = cluster::start(genesis, &cluster.configs[..3]).unwrap();
+    let faulty = cluster.configs[3].validator.clone().unwrap();
+    let (events_tx, events) = crossbeam::channel::bounded(1_024);
+    let links = PeerLinks::start_with_listener(
+        faulty.listener.as_ref().unwrap().try_clone().unwrap(),
+        PeerConfig {
+            listen: faulty.listen,
+            peers: faulty.peers.clone(),
+            network_id: NETWORK,
+            genesis_hash: genesis.hash(),
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            out_bytes_max: 8 * 1024 * 1024,
+        },
+        faulty.signing_key,
+        events_tx,
+    )
+    .unwrap();
+    let mut connected = 0;
+    while connected < 3 {
+        if let PeerEvent::Connected { .. } = events.recv_timeout(Duration::from_secs(30)).unwrap() {
+            connected += 1;
+        }
+    }
+    let before: u64 = nodes
+        .iter()
+        .map(|n| n.handle().metrics().frames_rejected.get())
+        .sum();
+    let height = nodes[0].handle().height() + 1;
+    let outsider = cluster::validator_keys(1, 1234).remove(0);
+    let prevote_at = |height: u64, value: [u8; 32], key: &ed25519_zebra::SigningKey| {
+        SignedMessage::sign(
+            Body::Vote {
+                kind: VoteKind::Prevote,
+                height,
+                round: 0,
+                value: Some(value),
+            },
+            NETWORK,
+            key,
+        )
+        .encode()
+    };
+    let prevote = |value: [u8; 32], key: &ed25519_zebra::SigningKey| prevote_at(height, value, key);
+    // Signed by a key outside the set; garbage; an unknown type; a proposal body whose
+    // records do not match its root; a "final" block without a quorum certificate.
+    links.broadcast(wire::KIND_CONSENSUS, &prevote([1; 32], &outsider));
+    links.broadcast(wire::KIND_CONSENSUS, &[0xAB; 152]);
+    links.broadcast(0x7E, b"what is this");
+    let mut junk_body = vec![0u8; tally_engine::block::BLOCK_HEADER_BYTES];
+    junk_body[..8].copy_from_slice(b"TLYBLK01");
+    links.broadcast(wire::KIND_PROPOSAL_BODY, &junk_body);
+    // Two different prevotes for the same height and round: equivocation (for this height
+    // and the next, in case a block is decided meanwhile: the next height's are buffered).
+    for at in [height, height + 1] {
+        links.broadcast(
+            wire::KIND_CONSENSUS,
+            &prevote_at(at, [1; 32], &faulty.signing_key),
+        );
+        links.broadcast(
+            wire::KIND_CONSENSUS,
+            &prevote_at(at, [2; 32], &faulty.signing_key),
+        );
+    }
+    // The honest three still finalize.
+    let f = &cluster.fixture;
+    let (reply, acks) = unbounded();
+    for id in 1..=50u128 {
+        nodes[(id % 3) as usize]
+            .handle()
+            .submit(&[f.tx(id, TxKind::Transfer, ALICE, BOB, 5)], &reply)
+            .unwrap();
+    }
+    let answered = collect(&acks, 50);
+    assert!(answered.values().all(|ack| ack.code == ResultCode::Ok));
+    let after: u64 = nodes
+        .iter()
+        .map(|n| n.handle().metrics().frames_rejected.get())
+        .sum();
+    assert!(
+        after >= before + 3 * 3,
+        "each honest node refuses the outsider's vote, the garbage and the unknown type ({before} -> {after})"
+    );
+    drop(links);
+    for node in nodes {
+        assert_eq!(node.shutdown().fatal, None);
+    }
+    let evidence: usize = cluster.configs[..3]
+        .iter()
+        .map(|c| state_file::read_evidence(&c.data_dir).unwrap().len())
+        .sum();
+    assert!(evidence >= 1, "the equivocation is kept as evidence");
+    for config in &cluster.configs[..3] {
+        for kept in state_file::read_evidence(&config.data_dir).unwrap() {
+            assert_eq!(kept.validator(), &public_key_of(&faulty.signing_key));
+            kept.verify(&validator_set(&cluster.keys)).unwrap();
+        }
+    }
+}
