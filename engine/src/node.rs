@@ -1305,8 +1305,13 @@ fn validator_runtime(
     }
     let set = ValidatorSet::new(genesis.network_id, 0, keys)
         .map_err(|error| NodeError::Config(error.to_string()))?;
-    let machine = crate::validator::machine_at(validator, &config.data_dir, recovered.height)
-        .map_err(NodeError::Validator)?;
+    let (machine, state_file) = crate::validator::machine_at(
+        validator,
+        &config.data_dir,
+        Arc::clone(&config.file_ops),
+        recovered.height,
+    )
+    .map_err(NodeError::Validator)?;
     let last_timestamp_ms = if recovered.height == 0 {
         0
     } else {
@@ -1353,6 +1358,7 @@ fn validator_runtime(
         peer_events,
         verifier,
         machine,
+        state_file,
         log: Arc::clone(log),
         data_dir: config.data_dir.clone(),
         file_ops: Arc::clone(&config.file_ops),

@@ -166,10 +166,6 @@ fn the_consensus_state_file_round_trips_and_names_damage() {
     };
     let bytes = state_file::encode(&state);
     assert_eq!(state_file::decode(&bytes).unwrap(), state);
-    let dir = tempfile::tempdir().unwrap();
-    assert_eq!(state_file::read(dir.path()).unwrap(), None);
-    state_file::write(dir.path(), &state, &tally_engine::log::OsFileOps).unwrap();
-    assert_eq!(state_file::read(dir.path()).unwrap(), Some(state));
     let mut flipped = bytes.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
@@ -177,13 +173,37 @@ fn the_consensus_state_file_round_trips_and_names_damage() {
         state_file::decode(&flipped).unwrap_err(),
         "checksum does not match"
     );
-    std::fs::write(dir.path().join(state_file::STATE_FILE), &flipped).unwrap();
+    assert!(state_file::decode(&bytes[..30]).is_err());
+
+    // Two slots written in turn; the newest intact one is read back.
+    let dir = tempfile::tempdir().unwrap();
+    let ops = std::sync::Arc::new(tally_engine::log::OsFileOps);
+    let (mut writer, found) = state_file::StateFile::open(dir.path(), ops.clone()).unwrap();
+    assert_eq!(found, None);
+    let mut later = state.clone();
+    later.round = 4;
+    writer.write(&state).unwrap();
+    writer.write(&later).unwrap();
+    assert_eq!(state_file::read(dir.path()).unwrap(), Some(later.clone()));
+    // A write torn by a crash damages only its slot: the previous state is read.
+    let newest = state_file::slot_path(dir.path(), 1);
+    let torn = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &torn[..torn.len() / 2]).unwrap();
+    assert_eq!(state_file::read(dir.path()).unwrap(), Some(state.clone()));
+    // A writer reopened after it continues in the damaged slot, and wins again.
+    let (mut writer, found) = state_file::StateFile::open(dir.path(), ops).unwrap();
+    assert_eq!(found, Some(state.clone()));
+    writer.write(&later).unwrap();
+    assert_eq!(state_file::read(dir.path()).unwrap(), Some(later));
+    // Both slots damaged: the validator must not vote without it.
+    for slot in 0..2 {
+        std::fs::write(state_file::slot_path(dir.path(), slot), &flipped).unwrap();
+    }
     let error = state_file::read(dir.path()).unwrap_err().to_string();
     assert!(
         error.contains("damaged") && error.contains("checksum"),
         "{error}"
     );
-    assert!(state_file::decode(&bytes[..30]).is_err());
 }
 
 proptest! {

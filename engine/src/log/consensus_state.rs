@@ -2,12 +2,15 @@
 //! [`PersistentState`] (written before any vote it allows is sent) and the equivocation
 //! evidence it has seen.
 //!
-//! `consensus.state`, rewritten atomically (temporary file, fdatasync, rename, directory
-//! fsync), little-endian:
+//! Two slot files, `consensus.state.0` and `consensus.state.1`, written in turn (one
+//! fdatasync per write, no rename): a write torn by a crash damages only the slot being
+//! written, and the other still holds the previous state, which is all that was durable
+//! before (nothing that state allowed was sent). Reading takes the intact slot with the
+//! higher sequence. Each slot, little-endian:
 //!
 //! ```text
-//! magic "TLYCONS1" (8) | BLAKE3 of the rest (32) | height u64 | started u8 | step u8 |
-//! zero u16 | round u32 | locked: flag u8, value [32], round u32 | valid: same |
+//! magic "TLYCONS2" (8) | BLAKE3 of the rest (32) | sequence u64 | height u64 | started u8 |
+//! step u8 | zero u16 | round u32 | locked: flag u8, value [32], round u32 | valid: same |
 //! own count u32 | polka count u32 | messages (152 bytes each, own first)
 //! ```
 //!
@@ -20,9 +23,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const STATE_MAGIC: [u8; 8] = *b"TLYCONS1";
+const STATE_MAGIC: [u8; 8] = *b"TLYCONS2";
 const EVIDENCE_MAGIC: [u8; 8] = *b"TLYEVID1";
-/// Name of the state file in the data directory.
+/// Prefix of the two state slot files in the data directory (`.0`, `.1`).
 pub const STATE_FILE: &str = "consensus.state";
 /// Name of the evidence file in the data directory.
 pub const EVIDENCE_FILE: &str = "evidence.log";
@@ -52,11 +55,21 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// Encodes a state (see the module comment).
+/// The path of state slot `slot` (0 or 1).
+pub fn slot_path(dir: &Path, slot: u64) -> PathBuf {
+    dir.join(format!("{STATE_FILE}.{slot}"))
+}
+
+/// Encodes a state as slot contents with sequence 0 (see the module comment).
 pub fn encode(state: &PersistentState) -> Vec<u8> {
+    encode_with_sequence(state, 0)
+}
+
+fn encode_with_sequence(state: &PersistentState, sequence: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(
-        64 + MESSAGE_BYTES * (state.own_messages.len() + state.polka_messages.len()),
+        72 + MESSAGE_BYTES * (state.own_messages.len() + state.polka_messages.len()),
     );
+    body.extend_from_slice(&sequence.to_le_bytes());
     body.extend_from_slice(&state.height.to_le_bytes());
     body.push(u8::from(state.started));
     body.push(match state.step {
@@ -87,8 +100,12 @@ pub fn encode(state: &PersistentState) -> Vec<u8> {
     out
 }
 
-/// Decodes a state; `Err` names what is wrong.
+/// Decodes slot contents; `Err` names what is wrong.
 pub fn decode(bytes: &[u8]) -> Result<PersistentState, String> {
+    decode_with_sequence(bytes).map(|(state, _)| state)
+}
+
+fn decode_with_sequence(bytes: &[u8]) -> Result<(PersistentState, u64), String> {
     if bytes.len() < 40 || bytes[..8] != STATE_MAGIC {
         return Err("not a consensus state file (magic)".into());
     }
@@ -97,6 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<PersistentState, String> {
         return Err("checksum does not match".into());
     }
     let mut reader = Reader { bytes: body };
+    let sequence = u64::from_le_bytes(reader.take()?);
     let height = u64::from_le_bytes(reader.take()?);
     let [started, step, _, _] = reader.take::<4>()?;
     let step = match step {
@@ -128,7 +146,7 @@ pub fn decode(bytes: &[u8]) -> Result<PersistentState, String> {
         .map(|chunk| SignedMessage::decode(chunk).map_err(|error| error.to_string()));
     let own_messages = messages.by_ref().take(own).collect::<Result<Vec<_>, _>>()?;
     let polka_messages = messages.collect::<Result<Vec<_>, _>>()?;
-    Ok(PersistentState {
+    let state = PersistentState {
         height,
         started: started == 1,
         round,
@@ -137,7 +155,8 @@ pub fn decode(bytes: &[u8]) -> Result<PersistentState, String> {
         valid,
         own_messages,
         polka_messages,
-    })
+    };
+    Ok((state, sequence))
 }
 
 struct Reader<'a> {
@@ -155,44 +174,100 @@ impl Reader<'_> {
     }
 }
 
-/// Writes `state` to `dir/consensus.state` atomically and durably.
-pub fn write(dir: &Path, state: &PersistentState, ops: &dyn FileOps) -> Result<(), StateFileError> {
-    let target = dir.join(STATE_FILE);
-    let temporary = dir.join(format!("{STATE_FILE}.tmp"));
-    {
+/// The writer of a validator's state slots.
+pub struct StateFile {
+    dir: PathBuf,
+    next_sequence: u64,
+    ops: std::sync::Arc<dyn FileOps>,
+}
+
+impl StateFile {
+    /// Reads the slots of `dir` (see [`read`]) and returns a writer that continues after
+    /// them, with the state read.
+    pub fn open(
+        dir: &Path,
+        ops: std::sync::Arc<dyn FileOps>,
+    ) -> Result<(StateFile, Option<PersistentState>), StateFileError> {
+        let (state, sequence) = match read_slots(dir)? {
+            Some((state, sequence)) => (Some(state), sequence + 1),
+            None => (None, 0),
+        };
+        let writer = StateFile {
+            dir: dir.to_path_buf(),
+            next_sequence: sequence,
+            ops,
+        };
+        Ok((writer, state))
+    }
+
+    /// Writes `state` durably into the slot not holding the newest state.
+    pub fn write(&mut self, state: &PersistentState) -> Result<(), StateFileError> {
+        let sequence = self.next_sequence;
+        let path = slot_path(&self.dir, sequence % 2);
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&temporary)
-            .map_err(io_error("create", &temporary))?;
-        file.write_all(&encode(state))
-            .map_err(io_error("write", &temporary))?;
-        ops.sync_file(&temporary, &file)
-            .map_err(io_error("sync", &temporary))?;
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        file.write_all(&encode_with_sequence(state, sequence))
+            .map_err(io_error("write", &path))?;
+        self.ops
+            .sync_file(&path, &file)
+            .map_err(io_error("sync", &path))?;
+        if created {
+            let directory = File::open(&self.dir).map_err(io_error("open", &self.dir))?;
+            self.ops
+                .sync_dir(&self.dir, &directory)
+                .map_err(io_error("sync", &self.dir))?;
+        }
+        self.next_sequence += 1;
+        Ok(())
     }
-    std::fs::rename(&temporary, &target).map_err(io_error("rename", &temporary))?;
-    let directory = File::open(dir).map_err(io_error("open", dir))?;
-    ops.sync_dir(dir, &directory).map_err(io_error("sync", dir))
 }
 
-/// Reads `dir/consensus.state`; `None` when there is none (a fresh validator).
+/// Reads the newest intact state of `dir`; `None` when there is none (a fresh validator).
+/// A damaged slot beside an intact one is skipped (a write torn by a crash); both damaged is
+/// an error.
 pub fn read(dir: &Path) -> Result<Option<PersistentState>, StateFileError> {
-    let path = dir.join(STATE_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateFileError::Io {
-                action: "read",
-                path,
-                source,
-            })
+    read_slots(dir).map(|found| found.map(|(state, _)| state))
+}
+
+fn read_slots(dir: &Path) -> Result<Option<(PersistentState, u64)>, StateFileError> {
+    let mut intact: Option<(PersistentState, u64)> = None;
+    let mut damaged = Vec::new();
+    for slot in 0..2 {
+        let path = slot_path(dir, slot);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(StateFileError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        match decode_with_sequence(&bytes) {
+            Ok((state, sequence)) => {
+                if intact.as_ref().is_none_or(|(_, newest)| sequence > *newest) {
+                    intact = Some((state, sequence));
+                }
+            }
+            Err(reason) => damaged.push((path, reason)),
         }
-    };
-    decode(&bytes)
-        .map(Some)
-        .map_err(|reason| StateFileError::Damaged { path, reason })
+    }
+    match (intact, damaged.pop()) {
+        (None, Some((path, reason))) => Err(StateFileError::Damaged { path, reason }),
+        (intact, skipped) => {
+            if let Some((path, reason)) = skipped {
+                tracing::warn!(path = %path.display(), %reason, "skipping a damaged consensus state slot (a write cut by a crash); the other slot holds the state");
+            }
+            Ok(intact)
+        }
+    }
 }
 
 /// Appends `evidence` durably to `dir/evidence.log`.

@@ -149,6 +149,7 @@ pub(crate) struct ValidatorRuntime {
     pub peer_events: Receiver<PeerEvent>,
     pub verifier: Verifier,
     pub machine: Tendermint,
+    pub state_file: state_file::StateFile,
     pub log: Arc<RwLock<Log>>,
     pub data_dir: PathBuf,
     pub file_ops: Arc<dyn FileOps>,
@@ -160,22 +161,24 @@ pub(crate) struct ValidatorRuntime {
 pub(crate) fn machine_at(
     config: &ValidatorConfig,
     data_dir: &std::path::Path,
+    file_ops: Arc<dyn FileOps>,
     log_height: u64,
-) -> Result<Tendermint, String> {
+) -> Result<(Tendermint, state_file::StateFile), String> {
     let machine_config = MachineConfig {
         signing_key: config.signing_key,
         timeouts: config.timeouts,
     };
-    match state_file::read(data_dir).map_err(|error| error.to_string())? {
-        Some(state) if state.height == log_height + 1 => {
-            Ok(Tendermint::restore(machine_config, state))
-        }
-        Some(state) if state.height > log_height + 1 => Err(format!(
+    let (writer, state) =
+        state_file::StateFile::open(data_dir, file_ops).map_err(|error| error.to_string())?;
+    let machine = match state {
+        Some(state) if state.height == log_height + 1 => Tendermint::restore(machine_config, state),
+        Some(state) if state.height > log_height + 1 => return Err(format!(
             "the consensus state is at height {} but the log ends at block {log_height}: blocks this validator decided are missing from its log; restore the data directory from a backup",
             state.height
         )),
-        _ => Ok(Tendermint::new(machine_config, log_height + 1)),
-    }
+        _ => Tendermint::new(machine_config, log_height + 1),
+    };
+    Ok((machine, writer))
 }
 
 /// Verified transactions waiting for a block.
@@ -414,6 +417,7 @@ struct Driver<'a> {
     limits: &'a ExecutorLimits,
     ledger: Ledger,
     machine: Tendermint,
+    state_file: state_file::StateFile,
     host: Host,
     config: ValidatorConfig,
     peer_events: Receiver<PeerEvent>,
@@ -487,6 +491,7 @@ pub(crate) fn consensus_stage(
         peer_events,
         verifier,
         machine,
+        state_file,
         log,
         data_dir,
         file_ops,
@@ -521,6 +526,7 @@ pub(crate) fn consensus_stage(
         limits,
         ledger: recovered.ledger,
         machine,
+        state_file,
         host,
         config,
         peer_events,
@@ -720,11 +726,9 @@ impl Driver<'_> {
         for action in actions {
             match action {
                 Action::Decide(decision) => self.on_decision(decision)?,
-                Action::Persist(state) => {
-                    state_file::write(&self.data_dir, &state, &*self.file_ops).map_err(|error| {
-                        format!("writing the consensus state failed (never retried): {error}")
-                    })?
-                }
+                Action::Persist(state) => self.state_file.write(&state).map_err(|error| {
+                    format!("writing the consensus state failed (never retried): {error}")
+                })?,
                 Action::Broadcast(message) => {
                     self.host
                         .links
