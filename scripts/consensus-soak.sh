@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Soak test of the consensus simulator: many seeds in release mode.
+# Soak test of the consensus simulator: many seeds in release mode. Every validator of every
+# seed executes the blocks it decides on its own ledger, and honest validators' state roots
+# are compared at every height (engine/tests/consensus_sim.rs).
 #
 #   scripts/consensus-soak.sh                  # 100000 seeds from 0
 #   TALLY_SIM_SEEDS=5000 scripts/consensus-soak.sh

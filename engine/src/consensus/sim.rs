@@ -13,7 +13,10 @@
 //! - same chain: every honest validator's decided blocks are a prefix of one chain;
 //! - certificates: every decision carries a certificate that verifies against the set;
 //! - liveness: after healing, every honest validator decides `heights_after_heal` more
-//!   heights within `liveness_ms_max` simulated milliseconds.
+//!   heights within `liveness_ms_max` simulated milliseconds;
+//! - same state: with a [`SimExecutor`] ([`run_with_executor`]), every validator executes each
+//!   block it decides, once and in height order, and no two honest validators have different
+//!   state roots after a height.
 //!
 //! Gossip is modelled as the paper assumes it (a message one correct validator received
 //! eventually reaches every correct validator once the network stabilises): every
@@ -135,6 +138,20 @@ impl SimConfig {
     }
 }
 
+/// Executes decided blocks for the simulator, one state per validator.
+///
+/// Consensus never looks inside a block, so the simulator hands the executor only the decided
+/// value: the executor maps it to a block (deterministically, the same block on every node)
+/// and applies it to `node`'s state. The simulator calls it exactly once per validator and
+/// height, in height order, when the validator decides; a crash does not reset it (a
+/// restarted validator keeps the blocks it decided, as its log would). It must be
+/// deterministic: the simulator compares honest validators' roots height by height.
+pub trait SimExecutor {
+    /// Applies the block behind `value`, decided at `height`, to `node`'s state and returns
+    /// the state root after it.
+    fn execute(&mut self, node: usize, height: u64, value: &BlockId) -> [u8; 32];
+}
+
 /// Why a run failed: a property of the protocol did not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimFailure {
@@ -165,6 +182,20 @@ pub enum SimFailure {
         heights: Vec<u64>,
         target: u64,
     },
+    #[error(
+        "STATE ROOT: seed {seed}: validators {first} and {second} have state roots {} and {} \
+         after height {height}",
+        hex::encode(first_root),
+        hex::encode(second_root)
+    )]
+    StateRoot {
+        seed: u64,
+        height: u64,
+        first: usize,
+        second: usize,
+        first_root: [u8; 32],
+        second_root: [u8; 32],
+    },
     #[error("EVENTS: more than {events_max} events without reaching the goal")]
     EventBudget { events_max: u64 },
     #[error("STATE MACHINE: validator {validator}: {reason}")]
@@ -189,6 +220,11 @@ pub struct SimReport {
     pub round_max: u32,
     /// Equivocation evidence gathered by honest validators.
     pub evidence: u64,
+    /// Blocks the executor applied (every validator's decisions; 0 without an executor).
+    pub blocks_executed: u64,
+    /// Honest decisions whose state root was checked against an earlier honest root of the
+    /// same height (0 without an executor).
+    pub roots_compared: u64,
 }
 
 /// The simulated application: block ids encode (height, round, proposer) and a checksum, so
@@ -293,7 +329,7 @@ struct Node {
     app: SimApp,
 }
 
-struct Sim {
+struct Sim<'e> {
     config: SimConfig,
     rng: SimRng,
     now_ms: u64,
@@ -309,17 +345,29 @@ struct Sim {
     sync_sent: HashMap<(usize, usize), (u64, u64)>,
     /// Height -> (validator, value) of the first honest decision.
     decided: BTreeMap<u64, (usize, BlockId)>,
+    executor: Option<&'e mut dyn SimExecutor>,
+    /// Height -> (validator, state root) of the first honest execution.
+    roots: BTreeMap<u64, (usize, [u8; 32])>,
     report: SimReport,
 }
 
 /// Runs one simulation. Returns the report, or the first property that failed.
 pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
-    let sim = Sim::new(config.clone());
-    sim.run()
+    Sim::new(config.clone(), None).run()
 }
 
-impl Sim {
-    fn new(config: SimConfig) -> Sim {
+/// Runs one simulation in which every validator executes the blocks it decides with
+/// `executor`, and checks that honest validators agree on the state root at every height.
+/// The schedule (messages, faults, decisions) is the one [`run`] gives for the same config.
+pub fn run_with_executor(
+    config: &SimConfig,
+    executor: &mut dyn SimExecutor,
+) -> Result<SimReport, SimFailure> {
+    Sim::new(config.clone(), Some(executor)).run()
+}
+
+impl<'e> Sim<'e> {
+    fn new(config: SimConfig, executor: Option<&'e mut dyn SimExecutor>) -> Sim<'e> {
         let mut rng = SimRng::new(config.seed);
         let n = config.validator_count;
         let keys: Vec<SigningKey> = (0..n)
@@ -378,6 +426,8 @@ impl Sim {
             certificates_verified: HashSet::new(),
             sync_sent: HashMap::new(),
             decided: BTreeMap::new(),
+            executor,
+            roots: BTreeMap::new(),
             report,
             config,
         }
@@ -763,7 +813,40 @@ impl Sim {
                 }
             }
         }
+        self.execute(node, height, &decided.value)?;
         self.nodes[node].chain.push(decided);
+        Ok(())
+    }
+
+    /// Executes `node`'s decision at `height` (the next height of its chain) and compares
+    /// an honest node's state root with the first honest root of the height.
+    fn execute(&mut self, node: usize, height: u64, value: &BlockId) -> Result<(), SimFailure> {
+        let Some(executor) = self.executor.as_mut() else {
+            return Ok(());
+        };
+        let root = executor.execute(node, height, value);
+        self.report.blocks_executed += 1;
+        if self.nodes[node].byzantine {
+            return Ok(());
+        }
+        match self.roots.get(&height) {
+            Some(&(first, first_root)) => {
+                self.report.roots_compared += 1;
+                if first_root != root {
+                    return Err(SimFailure::StateRoot {
+                        seed: self.config.seed,
+                        height,
+                        first,
+                        second: node,
+                        first_root,
+                        second_root: root,
+                    });
+                }
+            }
+            None => {
+                self.roots.insert(height, (node, root));
+            }
+        }
         Ok(())
     }
 
