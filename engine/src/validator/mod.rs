@@ -76,6 +76,9 @@ const REGOSSIP_INTERVAL: Duration = Duration::from_millis(500);
 /// Ids of recently decided transactions remembered, so that a copy arriving late (passed on
 /// by a peer, verified after the block that held it) is not proposed again.
 const DECIDED_IDS_MAX: usize = 1 << 20;
+/// How long after a decision a peer's messages for that height count as late copies rather
+/// than a sign that the peer missed the decision; also the least gap between two helps.
+const LAGGING_PEER_GAP: Duration = Duration::from_millis(500);
 /// How long a stopping validator keeps running consensus for its clients' transactions.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -437,6 +440,8 @@ struct Driver<'a> {
     last_regossip: Instant,
     /// Proposal messages whose body had not arrived, by block id, fed again when it does.
     waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
+    /// When each lagging peer was last sent decided blocks.
+    helped: HashMap<[u8; 32], Instant>,
 }
 
 /// A timeout in the timer heap (ordered by deadline, then insertion).
@@ -543,6 +548,7 @@ pub(crate) fn consensus_stage(
         last_sync_request: None,
         last_regossip: Instant::now(),
         waiting_for_body: HashMap::new(),
+        helped: HashMap::new(),
     };
     if let Err(reason) = driver.run(verified) {
         shared.set_fatal(reason);
@@ -770,13 +776,31 @@ impl Driver<'_> {
             return;
         }
         self.last_regossip = Instant::now();
+        // A decision whose body never came: ask again (the machine waits meanwhile).
+        if self.undelivered.is_some() {
+            self.request_sync(None);
+        }
         if !self.machine.is_running() {
             return;
         }
         self.send_height_state(None);
-        if self.undelivered.is_some() {
-            self.request_sync(None);
+    }
+
+    /// A peer still voting at a height this node has decided lags (it missed the decision):
+    /// send it the blocks from that height, at most every [`LAGGING_PEER_GAP`] per peer.
+    /// Messages that merely arrive late (right after the decision) are left alone.
+    fn help_lagging_peer(&mut self, peer: &[u8; 32], height: u64) {
+        let late_copy =
+            height == self.host.height && self.committed_at.elapsed() < LAGGING_PEER_GAP;
+        let recently = self
+            .helped
+            .get(peer)
+            .is_some_and(|at| at.elapsed() < LAGGING_PEER_GAP);
+        if late_copy || recently {
+            return;
         }
+        self.helped.insert(*peer, Instant::now());
+        self.serve_sync(peer, height);
     }
 
     /// Sends the proposal bodies and consensus messages of the current height to `peer` (or
@@ -869,6 +893,11 @@ impl Driver<'_> {
                         return Ok(());
                     }
                 };
+                let message_height = verified.body().height();
+                if message_height <= self.host.height {
+                    self.help_lagging_peer(&peer, message_height);
+                    return Ok(());
+                }
                 if let crate::consensus::Body::Proposal { value, .. } = *verified.body() {
                     if !self.host.proposals.contains_key(&value) {
                         self.waiting_for_body.insert(value, verified);
