@@ -5,6 +5,7 @@
 //! (no coordinated omission).
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod demo;
 pub mod driver;
 pub mod html;

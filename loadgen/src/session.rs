@@ -14,6 +14,7 @@ use crate::target::{RemoteTarget, Target};
 use crate::workload::{presign, WorkloadName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tally_engine::genesis::Genesis;
 use tally_engine::node::{Backend, Node, NodeConfig, NodeError};
 
 /// What the load goes to.
@@ -24,9 +25,12 @@ pub enum TargetChoice {
         data_dir: Option<PathBuf>,
         backend: Backend,
     },
-    /// A running node (or a cluster's validator) at this address, over `connections`
-    /// connections.
-    Remote { address: String, connections: usize },
+    /// Running nodes (one, or a cluster's validators) at these addresses, over
+    /// `connections` connections to each; batches go to each connection in turn.
+    Remote {
+        addresses: Vec<String>,
+        connections: usize,
+    },
 }
 
 /// Options of one run.
@@ -54,6 +58,9 @@ pub struct LoadgenOptions {
     pub replay: Option<PathBuf>,
     pub submit_batch_tx_max: usize,
     pub progress: bool,
+    /// The genesis the remote nodes run, when its validators are not the population's own
+    /// (a cluster of `tally cluster init`).
+    pub genesis: Option<PathBuf>,
 }
 
 impl Default for LoadgenOptions {
@@ -79,6 +86,7 @@ impl Default for LoadgenOptions {
             replay: None,
             submit_batch_tx_max: 1024,
             progress: false,
+            genesis: None,
         }
     }
 }
@@ -117,7 +125,7 @@ pub enum LoadgenError {
     },
     #[error(transparent)]
     Connect(#[from] tally_engine::net::ClientError),
-    #[error("the node at {address} runs genesis {theirs} (network {their_network:#x}), but this workload signs for genesis {ours} (network {our_network:#x}): start the node with the genesis `tally loadgen --write-genesis FILE` writes for the same --workload, --seed and --banks")]
+    #[error("the node at {address} runs genesis {theirs} (network {their_network:#x}), but this workload signs for genesis {ours} (network {our_network:#x}): start the node with the genesis `tally loadgen --write-genesis FILE` writes for the same --workload, --seed and --banks, or pass the genesis it runs with --genesis (a cluster of `tally cluster init`)")]
     NodeGenesisMismatch {
         address: String,
         theirs: String,
@@ -125,13 +133,59 @@ pub enum LoadgenError {
         ours: String,
         our_network: u64,
     },
+    #[error("--genesis names the genesis of running nodes: use it with --node")]
+    GenesisInProcess,
+    #[error("cannot use the genesis {path}: {reason}")]
+    ReadGenesis { path: PathBuf, reason: String },
+    #[error("the genesis {path} is not the population of workload {workload}, seed {seed}, {banks} banks (only its validators may differ): pass the --workload, --seed and --banks it was made with (`tally cluster init` prints them)")]
+    GenesisNotPopulation {
+        path: PathBuf,
+        workload: &'static str,
+        seed: u64,
+        banks: usize,
+    },
     #[error("the workload is empty: nothing to send")]
     Empty,
 }
 
+/// The population of a workload, seed and bank count (what `tally loadgen` signs for, and
+/// what `tally cluster init` opens in its genesis).
+pub fn population_for(workload: WorkloadName, seed: u64, banks: usize) -> Population {
+    Population::generate(&workload.population(seed, banks))
+}
+
 /// The population of a workload.
 pub fn population_of(options: &LoadgenOptions) -> Population {
-    Population::generate(&options.workload.population(options.seed, options.banks))
+    population_for(options.workload, options.seed, options.banks)
+}
+
+/// The population the target runs: [`population_of`], with the genesis of
+/// `options.genesis` when given (same accounts, network and rates; other validators, as
+/// `tally cluster init` writes).
+fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
+    let mut population = population_of(options);
+    let Some(path) = &options.genesis else {
+        return Ok(population);
+    };
+    if matches!(options.target, TargetChoice::InProcess { .. }) {
+        return Err(LoadgenError::GenesisInProcess);
+    }
+    let theirs = Genesis::load(path).map_err(|error| LoadgenError::ReadGenesis {
+        path: path.clone(),
+        reason: error.to_string(),
+    })?;
+    let mut ours = population.genesis.clone();
+    ours.validators = theirs.validators.clone();
+    if ours != theirs {
+        return Err(LoadgenError::GenesisNotPopulation {
+            path: path.clone(),
+            workload: options.workload.name(),
+            seed: options.seed,
+            banks: options.banks,
+        });
+    }
+    population.genesis = theirs;
+    Ok(population)
 }
 
 /// Writes the genesis of the population the load generator signs for, so an operator can
@@ -221,7 +275,7 @@ pub fn run_against(
 
 /// The whole run: population, workload, target, load, reports.
 pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenError> {
-    let population = population_of(options);
+    let population = target_population(options)?;
     let (name, records) = workload(options, &population)?;
     match &options.target {
         TargetChoice::InProcess { data_dir, backend } => {
@@ -245,20 +299,23 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
             outcome
         }
         TargetChoice::Remote {
-            address,
+            addresses,
             connections,
         } => {
-            let target = RemoteTarget::connect(address, *connections)?;
-            let welcome = target.welcome();
+            let target = RemoteTarget::connect(addresses, *connections)?;
             let ours = population.genesis.hash();
-            if welcome.genesis_hash != ours || welcome.network_id != population.genesis.network_id {
-                return Err(LoadgenError::NodeGenesisMismatch {
-                    address: address.clone(),
-                    theirs: hex::encode(welcome.genesis_hash),
-                    their_network: welcome.network_id,
-                    ours: hex::encode(ours),
-                    our_network: population.genesis.network_id,
-                });
+            for (address, welcome) in target.welcomes() {
+                if welcome.genesis_hash != ours
+                    || welcome.network_id != population.genesis.network_id
+                {
+                    return Err(LoadgenError::NodeGenesisMismatch {
+                        address: address.to_string(),
+                        theirs: hex::encode(welcome.genesis_hash),
+                        their_network: welcome.network_id,
+                        ours: hex::encode(ours),
+                        our_network: population.genesis.network_id,
+                    });
+                }
             }
             run_against(options, &target, &records, &name)
         }

@@ -67,33 +67,54 @@ impl Target for ClusterTarget {
     }
 }
 
-/// A node reached over the network through the client library, with the load spread over
-/// several connections in turn.
+/// Nodes reached over the network through the client library (one node, or the
+/// validators of a cluster), with `connections` connections to each. Batches go to the
+/// connections in turn, and consecutive connections are to different nodes, so the load
+/// is spread evenly over the nodes.
 pub struct RemoteTarget {
-    address: String,
+    addresses: Vec<String>,
+    connections: usize,
+    /// Connection `c` to node `n` is at `c * addresses.len() + n`.
     clients: Vec<tally_engine::net::Client>,
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl RemoteTarget {
-    /// Opens `connections` connections to the node at `address`.
+    /// Opens `connections` connections to each node of `addresses` (at least one).
     pub fn connect(
-        address: &str,
+        addresses: &[String],
         connections: usize,
     ) -> Result<RemoteTarget, tally_engine::net::ClientError> {
-        let clients = (0..connections.max(1))
-            .map(|_| tally_engine::net::Client::connect(address))
-            .collect::<Result<Vec<_>, _>>()?;
+        assert!(
+            !addresses.is_empty(),
+            "a remote target has at least one node"
+        );
+        let connections = connections.max(1);
+        let mut clients = Vec::with_capacity(connections * addresses.len());
+        for _ in 0..connections {
+            for address in addresses {
+                clients.push(tally_engine::net::Client::connect(address.as_str())?);
+            }
+        }
         Ok(RemoteTarget {
-            address: address.to_string(),
+            addresses: addresses.to_vec(),
+            connections,
             clients,
             next: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// What the node said about itself when the first connection opened.
+    /// What the first node said about itself when the first connection opened.
     pub fn welcome(&self) -> &tally_engine::net::message::Welcome {
         self.clients[0].welcome()
+    }
+
+    /// Each node's address and what it said when its first connection opened.
+    pub fn welcomes(&self) -> impl Iterator<Item = (&str, &tally_engine::net::message::Welcome)> {
+        self.addresses
+            .iter()
+            .zip(&self.clients)
+            .map(|(address, client)| (address.as_str(), client.welcome()))
     }
 }
 
@@ -110,10 +131,14 @@ impl Target for RemoteTarget {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "node at {} ({} connections)",
-            self.address,
-            self.clients.len()
-        )
+        match self.addresses.as_slice() {
+            [address] => format!("node at {address} ({} connections)", self.connections),
+            addresses => format!(
+                "{} nodes at {} ({} connections each)",
+                addresses.len(),
+                addresses.join(", "),
+                self.connections
+            ),
+        }
     }
 }

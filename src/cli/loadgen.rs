@@ -51,13 +51,18 @@ pub struct LoadgenArgs {
     /// reruns against a long-lived node do not reuse ids.
     #[arg(long)]
     id_base: Option<u128>,
-    /// Address of a running node (`tally node`, or a validator of `tally cluster up`); without
-    /// it a node is started in this process.
-    #[arg(long)]
-    node: Option<String>,
-    /// Connections to the node (load is spread over them in turn).
+    /// Address of a running node (`tally node`), or the addresses of several (the validators
+    /// of `tally cluster up`), comma-separated or the flag repeated: batches go to the nodes
+    /// in turn. Without it a node is started in this process.
+    #[arg(long, alias = "target", value_delimiter = ',', num_args = 1)]
+    node: Vec<String>,
+    /// Connections to each node (load is spread over them in turn).
     #[arg(long, default_value_t = 4, requires = "node")]
     connections: usize,
+    /// The genesis the nodes run, when it is this workload's population with other
+    /// validators (DIR/genesis.toml of `tally cluster init`).
+    #[arg(long, requires = "node")]
+    genesis: Option<PathBuf>,
     /// Data directory of the in-process node (kept); a temporary one otherwise.
     #[arg(long, conflicts_with = "node")]
     data_dir: Option<PathBuf>,
@@ -155,24 +160,30 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         warmup,
         closed_loop_tx_count: args.closed_loop_tx_count,
         id_base,
-        target: match &args.node {
-            Some(address) => {
-                anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
-                TargetChoice::Remote {
-                    address: address.clone(),
-                    connections: args.connections,
-                }
-            }
-            None => TargetChoice::InProcess {
+        target: if args.node.is_empty() {
+            TargetChoice::InProcess {
                 data_dir: args.data_dir.clone(),
                 backend: args.backend,
-            },
+            }
+        } else {
+            anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+            if let Some(empty) = args.node.iter().position(|a| a.trim().is_empty()) {
+                anyhow::bail!(
+                    "--node: address {} of the list is empty (give HOST:PORT[,HOST:PORT...])",
+                    empty + 1
+                );
+            }
+            TargetChoice::Remote {
+                addresses: args.node.iter().map(|a| a.trim().to_string()).collect(),
+                connections: args.connections,
+            }
         },
         out_dir: args.out.clone(),
         record: args.record.clone(),
         replay: args.replay.clone(),
         submit_batch_tx_max: args.batch,
         progress: !args.quiet && !args.json,
+        genesis: args.genesis.clone(),
     };
     if let Some(path) = &args.write_genesis {
         let hash = write_genesis(&options, path)?;

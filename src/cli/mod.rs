@@ -1,6 +1,7 @@
 //! Subcommands. Each one parses its arguments and calls into the library crates.
 
 mod bench;
+mod cluster;
 mod demo;
 mod inspect;
 mod keys;
@@ -52,6 +53,10 @@ enum Command {
     Node(node::NodeArgs),
     /// Show a running node's height, mempool, counters and backend (client protocol).
     Status(status::StatusArgs),
+    /// A cluster of validator processes on this machine: `init` writes its files, `up`
+    /// starts and supervises one `tally node` per validator.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,5 +92,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Cluster(command) => cluster::run(&command),
     }
 }
