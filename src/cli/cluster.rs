@@ -208,18 +208,7 @@ fn up(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     }
     let exe = std::env::current_exe().context("cannot find the tally executable")?;
     // Signals are caught before any child starts, so none is left behind by an early one.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("installing the SIGINT/SIGTERM handlers")?;
-    let signal_handle = signals.handle();
-    let (signal_tx, signal_rx) = crossbeam::channel::bounded(1);
-    let signal_thread = std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let _ = signal_tx.send(signal);
-        }
-    });
+    let signals = super::StopSignals::install()?;
 
     println!(
         "cluster of {} validators in {} ({}), genesis {}",
@@ -249,8 +238,7 @@ fn up(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 eprintln!("error: {error:#}; stopping the validators already started");
                 stop_all(&mut running);
-                signal_handle.close();
-                let _ = signal_thread.join();
+                signals.close();
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -260,7 +248,7 @@ fn up(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let _ = std::io::stdout().flush();
 
     let cause = loop {
-        match signal_rx.recv_timeout(Duration::from_millis(200)) {
+        match signals.received.recv_timeout(Duration::from_millis(200)) {
             Ok(signal) => break format!("signal {signal}"),
             Err(RecvTimeoutError::Disconnected) => break "signal handler ended".to_string(),
             Err(RecvTimeoutError::Timeout) => {}
@@ -287,8 +275,7 @@ fn up(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     println!("stopping ({cause}): SIGTERM to every validator");
     let _ = std::io::stdout().flush();
     let clean = stop_all(&mut running);
-    signal_handle.close();
-    let _ = signal_thread.join();
+    signals.close();
     Ok(if clean {
         ExitCode::SUCCESS
     } else {

@@ -95,3 +95,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(command) => cluster::run(&command),
     }
 }
+
+/// SIGINT and SIGTERM, caught from `install` on (the handler only writes to a pipe,
+/// signal-hook) and delivered on `received`.
+pub(crate) struct StopSignals {
+    pub received: crossbeam::channel::Receiver<i32>,
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StopSignals {
+    pub(crate) fn install() -> anyhow::Result<StopSignals> {
+        use anyhow::Context;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .context("installing the SIGINT/SIGTERM handlers")?;
+        let handle = signals.handle();
+        let (sender, received) = crossbeam::channel::bounded(1);
+        let thread = std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = sender.send(signal);
+            }
+        });
+        Ok(StopSignals {
+            received,
+            handle,
+            thread,
+        })
+    }
+
+    /// Stops catching and joins the watching thread.
+    pub(crate) fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}

@@ -27,18 +27,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     // Signals are caught from here on; the handler only writes to a pipe (signal-hook).
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("installing the SIGINT/SIGTERM handlers")?;
-    let signal_handle = signals.handle();
-    let (signal_tx, signal_rx) = crossbeam::channel::bounded(1);
-    let signal_thread = std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let _ = signal_tx.send(signal);
-        }
-    });
+    let signals = super::StopSignals::install()?;
     let data_dir = loaded.node.data_dir.clone();
     let service = NodeService::start(&genesis, loaded.node, loaded.service)
         .with_context(|| format!("starting the node on {}", data_dir.display()))?;
@@ -61,7 +50,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(clients = %service.client_addr(), "node running");
 
     let cause = loop {
-        match signal_rx.recv_timeout(Duration::from_millis(200)) {
+        match signals.received.recv_timeout(Duration::from_millis(200)) {
             Ok(signal) => break format!("signal {signal}"),
             Err(RecvTimeoutError::Disconnected) => break "signal handler ended".to_string(),
             Err(RecvTimeoutError::Timeout) => {
@@ -74,8 +63,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     println!("stopping ({cause}): finishing accepted transactions");
     let _ = std::io::stdout().flush();
     let outcome = service.shutdown();
-    signal_handle.close();
-    let _ = signal_thread.join();
+    signals.close();
     println!(
         "stopped at height {}, state root {}",
         outcome.height,
