@@ -872,3 +872,58 @@ fn a_dialled_address_answering_with_another_key_is_refused_and_redialled() {
     assert!(node.links.stats().dials >= 2);
     assert!(node.links.connected().is_empty());
 }
+
+#[test]
+fn ordinary_frames_overtake_queued_bulk_frames() {
+    let keys = keys(2, 0x51);
+    let listeners: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let mut config = config(peers_of(&keys, &addrs, i, &[]));
+        config.out_bytes_max = 128 * 1024 * 1024;
+        // The receiver's channel holds one event: it stops reading while nobody takes them.
+        let (tx, events) = bounded(1);
+        let links = PeerLinks::start_with_listener(listener, config, keys[i], tx).unwrap();
+        nodes.push(Node {
+            key: pk(&keys[i]),
+            links,
+            events,
+        });
+    }
+    expect_connected(&nodes[0], &[nodes[1].key]);
+    expect_connected(&nodes[1], &[nodes[0].key]);
+    // 48 MiB of bulk frames: far more than the sockets buffer while the receiver waits.
+    let bulk_frames = 48u32;
+    for seq in 0..bulk_frames {
+        let mut payload = vec![0u8; 1024 * 1024];
+        payload[..4].copy_from_slice(&seq.to_le_bytes());
+        nodes[0]
+            .links
+            .send_bulk(&nodes[1].key, 0x44, &payload)
+            .unwrap();
+    }
+    nodes[0].links.send(&nodes[1].key, 0x42, b"urgent").unwrap();
+    let mut order = Vec::new();
+    while order.len() < bulk_frames as usize + 1 {
+        match next_event(&nodes[1]) {
+            PeerEvent::Frame { kind, payload, .. } => order.push((kind, payload[..4].to_vec())),
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+    let urgent_at = order.iter().position(|(kind, _)| *kind == 0x42).unwrap();
+    assert!(
+        urgent_at < bulk_frames as usize / 2,
+        "the ordinary frame came {urgent_at}th of {}",
+        order.len()
+    );
+    // Bulk frames keep their order.
+    let bulk: Vec<u32> = order
+        .iter()
+        .filter(|(kind, _)| *kind == 0x44)
+        .map(|(_, head)| u32::from_le_bytes(head[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(bulk, (0..bulk_frames).collect::<Vec<_>>());
+}

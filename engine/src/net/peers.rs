@@ -59,6 +59,9 @@ const READS_PER_TURN_MAX: usize = 32;
 /// Poll timeout while the event channel is full.
 const BLOCKED_RETRY: Duration = Duration::from_millis(5);
 
+/// Bulk bytes moved into a connection's output at a time (see `take_queued`).
+const BULK_CHUNK_BYTES: usize = 256 * 1024;
+
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
@@ -506,6 +509,9 @@ struct SlotState {
     live: bool,
     /// Encoded frames not yet taken by the link thread.
     out: Vec<u8>,
+    /// Encoded bulk frames (see [`PeerLinks::broadcast_bulk`]), taken only when the
+    /// connection's output is nearly empty.
+    bulk: Vec<u8>,
     /// Bytes queued for this peer and not yet written: `out` plus what the link thread took
     /// and has not written. Bounded by `out_bytes_max`.
     queued: usize,
@@ -717,7 +723,58 @@ impl PeerLinks {
         queued
     }
 
+    /// Like [`PeerLinks::broadcast`], in the bulk lane: these frames leave only when the
+    /// link has little else to write, so frames sent the ordinary way (consensus messages)
+    /// never wait behind megabytes of bulk (transactions, blocks for a lagging peer). Frames
+    /// of one lane keep their order; the two lanes are not ordered with each other.
+    pub fn broadcast_bulk(&self, kind: u8, payload: &[u8]) -> usize {
+        if let Err(error) = check_frame(kind, payload) {
+            tracing::error!(%error, "broadcast refused");
+            return 0;
+        }
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let queued = self
+            .shared
+            .slots
+            .iter()
+            .filter(|slot| self.queue_in(slot, kind, &[payload], true).is_ok())
+            .count();
+        if queued > 0 {
+            self.shared.wake();
+        }
+        queued
+    }
+
+    /// Like [`PeerLinks::send`], in the bulk lane (see [`PeerLinks::broadcast_bulk`]).
+    pub fn send_bulk(
+        &self,
+        peer: &[u8; 32],
+        kind: u8,
+        payload: &[u8],
+    ) -> Result<(), PeerSendError> {
+        check_frame(kind, payload)?;
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Err(PeerSendError::Stopped);
+        }
+        let slot = self.shared.slot(peer).ok_or(PeerSendError::UnknownPeer)?;
+        self.queue_in(slot, kind, &[payload], true)?;
+        self.shared.wake();
+        Ok(())
+    }
+
     fn queue(&self, slot: &Slot, kind: u8, parts: &[&[u8]]) -> Result<(), PeerSendError> {
+        self.queue_in(slot, kind, parts, false)
+    }
+
+    fn queue_in(
+        &self,
+        slot: &Slot,
+        kind: u8,
+        parts: &[&[u8]],
+        bulk: bool,
+    ) -> Result<(), PeerSendError> {
         let bytes = FRAME_HEADER_BYTES + parts.iter().map(|p| p.len()).sum::<usize>();
         let mut state = lock(slot);
         if !state.live {
@@ -726,7 +783,12 @@ impl PeerLinks {
         if state.queued + bytes > self.shared.out_bytes_max {
             return Err(PeerSendError::Full);
         }
-        frame::encode_raw(kind, parts, &mut state.out);
+        let lane = if bulk {
+            &mut state.bulk
+        } else {
+            &mut state.out
+        };
+        frame::encode_raw(kind, parts, lane);
         state.queued += bytes;
         drop(state);
         self.shared
@@ -924,6 +986,7 @@ impl LinkThread {
             let mut state = lock(slot);
             state.live = false;
             state.out = Vec::new();
+            state.bulk = Vec::new();
             state.queued = 0;
         }
         for (_, mut conn) in self.conns.drain() {
@@ -1177,6 +1240,7 @@ impl LinkThread {
                 let mut state = lock(slot);
                 state.live = false;
                 state.out = Vec::new();
+                state.bulk = Vec::new();
                 state.queued = 0;
             }
             tracing::info!(addr = %conn.addr, peer = %short(&peer), reason = %text, "validator link down");
@@ -1220,8 +1284,12 @@ impl LinkThread {
         }
         let mut reads = 0;
         loop {
-            self.take_queued(conn);
+            let bulk_left = self.take_queued(conn);
             self.write_out(conn)?;
+            if bulk_left && conn.out_start == conn.out.len() {
+                // The socket took everything: no writable event will come for the rest.
+                self.more_work = true;
+            }
             self.decode_buffered(conn)?;
             if !self.pending.is_empty() {
                 // The event channel is full: leave the input in the socket (TCP pushes back).
@@ -1258,26 +1326,43 @@ impl LinkThread {
         self.write_out(conn)
     }
 
-    /// Moves frames queued by callers into the connection's output.
-    fn take_queued(&self, conn: &mut Conn) {
+    /// Moves frames queued by callers into the connection's output: every ordinary frame,
+    /// then bulk frames while less than [`BULK_CHUNK_BYTES`] wait to be written. Returns
+    /// whether bulk frames are left behind.
+    fn take_queued(&self, conn: &mut Conn) -> bool {
         let Some(peer) = conn.live_peer() else {
-            return;
+            return false;
         };
         let Some(slot) = self.shared.slot(&peer) else {
-            return;
+            return false;
         };
         let mut state = lock(slot);
-        if state.out.is_empty() {
-            return;
+        if !state.out.is_empty() {
+            if conn.out_start == conn.out.len() {
+                conn.out.clear();
+                conn.out_start = 0;
+                std::mem::swap(&mut conn.out, &mut state.out);
+            } else {
+                conn.out.extend_from_slice(&state.out);
+                state.out.clear();
+            }
         }
-        if conn.out_start == conn.out.len() {
-            conn.out.clear();
-            conn.out_start = 0;
-            std::mem::swap(&mut conn.out, &mut state.out);
-        } else {
-            conn.out.extend_from_slice(&state.out);
-            state.out.clear();
+        if state.bulk.is_empty() || conn.out.len() - conn.out_start >= BULK_CHUNK_BYTES {
+            return !state.bulk.is_empty();
         }
+        // Whole frames only (each was encoded whole, header first).
+        let mut cut = 0;
+        while cut < state.bulk.len() {
+            let length = u32::from_le_bytes(state.bulk[cut..cut + 4].try_into().expect("4 bytes"));
+            let next = cut + FRAME_HEADER_BYTES + length as usize;
+            if cut > 0 && next > BULK_CHUNK_BYTES {
+                break;
+            }
+            cut = next;
+        }
+        conn.out.extend_from_slice(&state.bulk[..cut]);
+        state.bulk.drain(..cut);
+        !state.bulk.is_empty()
     }
 
     /// Writes as much output as the socket takes.
@@ -1581,6 +1666,7 @@ impl LinkThread {
             let mut state = lock(slot);
             state.live = true;
             state.out.clear();
+            state.bulk.clear();
             state.queued = 0;
         }
         conn.stage = Stage::Live { peer: remote };

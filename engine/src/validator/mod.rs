@@ -297,6 +297,10 @@ struct Host {
     proposals: HashMap<BlockId, ProposalBody>,
     valid_cache: HashMap<BlockId, bool>,
     verifier: Verifier,
+    /// Threads of their own for verifying proposals: on the shared pool, a proposal would
+    /// wait behind every signature batch the node's signature stage has queued (a burst of
+    /// load stalled heights for seconds that way).
+    verify_pool: Option<rayon::ThreadPool>,
     links: PeerLinks,
 }
 
@@ -400,7 +404,10 @@ impl Host {
                 })
                 .collect();
             let mut verdicts = vec![false; items.len()];
-            self.verifier.verify_batch(&items, &mut verdicts);
+            match &self.verify_pool {
+                Some(pool) => pool.install(|| self.verifier.verify_batch(&items, &mut verdicts)),
+                None => self.verifier.verify_batch(&items, &mut verdicts),
+            }
             if let Some(bad) = verdicts.iter().position(|ok| !ok) {
                 return Err(format!(
                     "transaction {:032x} has a bad signature",
@@ -524,6 +531,12 @@ pub(crate) fn consensus_stage(
         proposals: HashMap::new(),
         valid_cache: HashMap::new(),
         verifier,
+        verify_pool: rayon::ThreadPoolBuilder::new()
+            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name(|index| format!("tally-proposal-verify-{index}"))
+            .build()
+            .map_err(|error| tracing::warn!(%error, "proposals are verified on the shared pool"))
+            .ok(),
         links,
     };
     let mut driver = Driver {
@@ -586,9 +599,13 @@ impl Driver<'_> {
                 recv(verified_now) -> batch => match batch {
                     Ok(batch) => {
                         self.add_local(batch);
-                        // Everything verified so far goes into the next block: a height
-                        // takes milliseconds (fsyncs), batches come every few.
-                        while self.host.pool.has_room() {
+                        // What is verified now goes into the next block (a height takes
+                        // milliseconds, batches come every few), but only what is queued
+                        // now: under a burst, batches keep coming, and consensus must run.
+                        for _ in 0..verified.len() {
+                            if !self.host.pool.has_room() {
+                                break;
+                            }
                             match verified.try_recv() {
                                 Ok(batch) => self.add_local(batch),
                                 Err(_) => break,
@@ -664,7 +681,7 @@ impl Driver<'_> {
         if !taken.is_empty() {
             self.host
                 .links
-                .broadcast(wire::KIND_TRANSACTIONS, wire::encode_transactions(&taken));
+                .broadcast_bulk(wire::KIND_TRANSACTIONS, wire::encode_transactions(&taken));
         }
         // Passed on by other validators and verified here: pooled, not passed on again.
         if !gossiped.is_empty() {
@@ -956,7 +973,7 @@ impl Driver<'_> {
             if self
                 .host
                 .links
-                .send(peer, wire::KIND_SYNC_BLOCK, entry)
+                .send_bulk(peer, wire::KIND_SYNC_BLOCK, entry)
                 .is_err()
             {
                 return; // the link is full or down: the peer asks again
