@@ -550,11 +550,34 @@ fn cluster_up_starts_prints_and_stops_every_validator_on_sigterm() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    args.extend(["--rate", "400", "--duration", "1", "--quiet", "--json"]);
+    let reports = dir.join("reports");
+    let reports_arg = reports.to_str().unwrap().to_string();
+    args.extend([
+        "--rate",
+        "400",
+        "--duration",
+        "1",
+        "--quiet",
+        "--json",
+        "--out",
+        &reports_arg,
+    ]);
     let output = common::run(&args);
     assert!(output.status.success(), "{}", common::text(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["acknowledged"], report["sent"], "{report}");
+    // Every report a load tester reads, from a run against the cluster.
+    for file in ["summary.txt", "report.json", "latency.hlog", "report.html"] {
+        let bytes = std::fs::read(reports.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!bytes.is_empty(), "{file} is empty");
+    }
+    let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "the HTML report draws its plots"
+    );
+    let summary = std::fs::read_to_string(reports.join("summary.txt")).unwrap();
+    assert!(summary.contains("4 nodes at "), "{summary}");
     assert!(report["sent"].as_u64().unwrap() >= 350, "{report}");
     let target = report["target"].as_str().unwrap();
     assert!(target.starts_with("4 nodes at "), "{target}");
