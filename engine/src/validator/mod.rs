@@ -79,6 +79,9 @@ const DECIDED_IDS_MAX: usize = 1 << 20;
 /// How long after a decision a peer's messages for that height count as late copies rather
 /// than a sign that the peer missed the decision; also the least gap between two helps.
 const LAGGING_PEER_GAP: Duration = Duration::from_millis(500);
+/// Proposal bodies kept for the current and next height (each up to a frame); more are
+/// kept only when a signed proposal or a decision names them.
+const PROPOSALS_MAX: usize = 64;
 /// How long a stopping validator keeps running consensus for its clients' transactions.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -928,6 +931,15 @@ impl Driver<'_> {
                     return Ok(());
                 }
                 let id = body.id();
+                if self.host.proposals.len() >= PROPOSALS_MAX
+                    && !self.host.proposals.contains_key(&id)
+                    && !self.waiting_for_body.contains_key(&id)
+                    && self.undelivered.as_ref().is_none_or(|d| d.value != id)
+                {
+                    // A faulty validator sending bodies nobody proposed: keep memory bounded.
+                    self.shared.metrics.frames_rejected.inc();
+                    return Ok(());
+                }
                 self.host.proposals.entry(id).or_insert(body);
                 if let Some(decision) = self.undelivered.take() {
                     if decision.value == id {
