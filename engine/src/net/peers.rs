@@ -690,37 +690,14 @@ impl PeerLinks {
     /// Queues one frame for `peer`. Frames to one peer arrive in the order they were queued,
     /// while its link stays up; a link that drops loses what was queued on it.
     pub fn send(&self, peer: &[u8; 32], kind: u8, payload: &[u8]) -> Result<(), PeerSendError> {
-        check_frame(kind, payload)?;
-        if self.shared.stopped.load(Ordering::SeqCst) {
-            return Err(PeerSendError::Stopped);
-        }
-        let slot = self.shared.slot(peer).ok_or(PeerSendError::UnknownPeer)?;
-        self.queue(slot, kind, &[payload])?;
-        self.shared.wake();
-        Ok(())
+        self.send_in(peer, kind, payload, false)
     }
 
     /// Queues one frame for every peer with a live link and room in its queue; returns how
     /// many it was queued for. An invalid kind or an oversized payload (caller bugs) is
     /// logged and queued for none.
     pub fn broadcast(&self, kind: u8, payload: &[u8]) -> usize {
-        if let Err(error) = check_frame(kind, payload) {
-            tracing::error!(%error, "broadcast refused");
-            return 0;
-        }
-        if self.shared.stopped.load(Ordering::SeqCst) {
-            return 0;
-        }
-        let queued = self
-            .shared
-            .slots
-            .iter()
-            .filter(|slot| self.queue(slot, kind, &[payload]).is_ok())
-            .count();
-        if queued > 0 {
-            self.shared.wake();
-        }
-        queued
+        self.broadcast_in(kind, payload, false)
     }
 
     /// Like [`PeerLinks::broadcast`], in the bulk lane: these frames leave only when the
@@ -728,23 +705,7 @@ impl PeerLinks {
     /// never wait behind megabytes of bulk (transactions, blocks for a lagging peer). Frames
     /// of one lane keep their order; the two lanes are not ordered with each other.
     pub fn broadcast_bulk(&self, kind: u8, payload: &[u8]) -> usize {
-        if let Err(error) = check_frame(kind, payload) {
-            tracing::error!(%error, "broadcast refused");
-            return 0;
-        }
-        if self.shared.stopped.load(Ordering::SeqCst) {
-            return 0;
-        }
-        let queued = self
-            .shared
-            .slots
-            .iter()
-            .filter(|slot| self.queue_in(slot, kind, &[payload], true).is_ok())
-            .count();
-        if queued > 0 {
-            self.shared.wake();
-        }
-        queued
+        self.broadcast_in(kind, payload, true)
     }
 
     /// Like [`PeerLinks::send`], in the bulk lane (see [`PeerLinks::broadcast_bulk`]).
@@ -754,18 +715,44 @@ impl PeerLinks {
         kind: u8,
         payload: &[u8],
     ) -> Result<(), PeerSendError> {
+        self.send_in(peer, kind, payload, true)
+    }
+
+    fn send_in(
+        &self,
+        peer: &[u8; 32],
+        kind: u8,
+        payload: &[u8],
+        bulk: bool,
+    ) -> Result<(), PeerSendError> {
         check_frame(kind, payload)?;
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(PeerSendError::Stopped);
         }
         let slot = self.shared.slot(peer).ok_or(PeerSendError::UnknownPeer)?;
-        self.queue_in(slot, kind, &[payload], true)?;
+        self.queue_in(slot, kind, &[payload], bulk)?;
         self.shared.wake();
         Ok(())
     }
 
-    fn queue(&self, slot: &Slot, kind: u8, parts: &[&[u8]]) -> Result<(), PeerSendError> {
-        self.queue_in(slot, kind, parts, false)
+    fn broadcast_in(&self, kind: u8, payload: &[u8], bulk: bool) -> usize {
+        if let Err(error) = check_frame(kind, payload) {
+            tracing::error!(%error, "broadcast refused");
+            return 0;
+        }
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let queued = self
+            .shared
+            .slots
+            .iter()
+            .filter(|slot| self.queue_in(slot, kind, &[payload], bulk).is_ok())
+            .count();
+        if queued > 0 {
+            self.shared.wake();
+        }
+        queued
     }
 
     fn queue_in(
