@@ -539,6 +539,67 @@ fn cluster_up_starts_prints_and_stops_every_validator_on_sigterm() {
     }
     drop(clients);
 
+    // The authorities vote validator 3 out with `tally validator vote`; `show` reads the
+    // schedule back. A key outside the set and a malformed key are refused, each saying why.
+    let genesis = files.genesis.to_str().unwrap();
+    let node = validators[1].1.as_str();
+    let removed = hex::encode(files.validators[3].public_key);
+    let vote = |voter: &Path, change: &str, key: &str| {
+        common::run(&[
+            "validator",
+            "vote",
+            "--node",
+            node,
+            "--genesis",
+            genesis,
+            "--key-file",
+            voter.to_str().unwrap(),
+            change,
+            key,
+        ])
+    };
+    for voter in 0..3 {
+        let output = vote(&files.validators[voter].key_file, "--remove", &removed);
+        let said = common::text(&output);
+        assert!(output.status.success(), "{said}");
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(answer["result"], "ok", "{said}");
+        assert_eq!(answer["change"], "remove");
+        assert_eq!(answer["validator"], removed.as_str());
+        assert_eq!(
+            answer["voter"],
+            hex::encode(files.validators[voter].public_key).as_str()
+        );
+    }
+    let outsider = dir.join("outsider.key");
+    assert!(
+        common::run(&["keygen", "--out", outsider.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let output = vote(&outsider, "--remove", &removed);
+    assert!(!output.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["result"], "not_a_validator");
+    let output = vote(&files.validators[0].key_file, "--add", "12ab");
+    assert!(!output.status.success());
+    assert!(common::text(&output).contains("validator key \"12ab\""));
+    let output = common::run(&["validator", "show", "--node", node]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["epoch"], 0);
+    assert_eq!(shown["quorum"], 3);
+    assert_eq!(shown["validators"].as_array().unwrap().len(), 4);
+    let next: Vec<&str> = shown["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key.as_str().unwrap())
+        .collect();
+    assert_eq!(next.len(), 3, "{shown}");
+    assert!(!next.contains(&removed.as_str()), "{shown}");
+    assert_eq!(shown["pending"].as_array().unwrap().len(), 0, "{shown}");
+
     // The load generator command it printed drives all four validators.
     let loadgen_line = loadgen_line.unwrap_or_else(|| panic!("no `load it:` line in\n{printed}"));
     let mut args: Vec<&str> = loadgen_line.split(' ').collect();

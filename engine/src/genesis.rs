@@ -129,6 +129,24 @@ pub struct Genesis {
     pub accounts: Vec<AccountSpec>,
     #[serde(default, skip_serializing_if = "is_default_settlement")]
     pub settlement: SettlementSpec,
+    /// Heights in one validator epoch: validator-set changes voted during an epoch take
+    /// effect from the next (docs/PROTOCOL.md). Default [`HEIGHTS_PER_EPOCH_DEFAULT`].
+    #[serde(
+        default = "default_heights_per_epoch",
+        skip_serializing_if = "is_default_heights_per_epoch"
+    )]
+    pub heights_per_epoch: u64,
+}
+
+/// Heights in one validator epoch when the genesis does not say.
+pub const HEIGHTS_PER_EPOCH_DEFAULT: u64 = 1_000;
+
+fn default_heights_per_epoch() -> u64 {
+    HEIGHTS_PER_EPOCH_DEFAULT
+}
+
+fn is_default_heights_per_epoch(value: &u64) -> bool {
+    *value == HEIGHTS_PER_EPOCH_DEFAULT
 }
 
 /// A spec has the same shape; keys may be `file:PATH` (relative to the spec's folder).
@@ -215,6 +233,9 @@ impl Genesis {
                 "validators",
                 "at least one validator is needed",
             ));
+        }
+        if self.heights_per_epoch == 0 {
+            return Err(field_error("heights_per_epoch", "must be at least 1"));
         }
         if self.validators.len() > VALIDATORS_MAX {
             return Err(field_error(
@@ -485,6 +506,7 @@ mod tests {
                 account(201, Role::TaxSubAccount, 0, None),
             ],
             settlement: SettlementSpec::default(),
+            heights_per_epoch: HEIGHTS_PER_EPOCH_DEFAULT,
         }
     }
 

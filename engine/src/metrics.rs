@@ -205,6 +205,10 @@ pub struct NodeMetrics {
     pub commit_queue_blocks: Gauge,
     pub consensus_height: Gauge,
     pub consensus_round: Gauge,
+    /// Validator epoch in force (its set validates the current height).
+    pub validator_epoch: Gauge,
+    /// Validators in the epoch's set.
+    pub validators: Gauge,
     pub client_connections: Gauge,
     pub peers_connected: Gauge,
     pub connections_accepted: Counter,
@@ -253,6 +257,8 @@ impl NodeMetrics {
             commit_queue_blocks: Gauge::default(),
             consensus_height: Gauge::default(),
             consensus_round: Gauge::default(),
+            validator_epoch: Gauge::default(),
+            validators: Gauge::default(),
             client_connections: Gauge::default(),
             peers_connected: Gauge::default(),
             connections_accepted: Counter::default(),
@@ -496,6 +502,16 @@ pub fn render(node: &NodeHandle) -> String {
         "tally_consensus_round",
         "Consensus round (0 until consensus runs over the network).",
         m.consensus_round.get(),
+    );
+    e.gauge(
+        "tally_validator_epoch",
+        "Validator epoch in force (0 until the first set change by authority vote).",
+        m.validator_epoch.get(),
+    );
+    e.gauge(
+        "tally_validators",
+        "Validators in the set in force (0 on a node alone).",
+        m.validators.get(),
     );
     e.gauge(
         "tally_peers_connected",

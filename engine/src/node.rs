@@ -1268,30 +1268,31 @@ fn validator_runtime(
     recovered: &Recovered,
     log: &Arc<RwLock<Log>>,
 ) -> Result<ValidatorRuntime, NodeError> {
-    use crate::consensus::ValidatorSet;
     use crate::net::peers::{PeerConfig, PeerLinks};
-    let keys = genesis.validator_keys();
+    // The set in force for the next height: the genesis's, or the one the authorities
+    // voted in (kept by the ledger).
+    let set = recovered.ledger.validator_schedule().current().clone();
     let own = crate::keys::public_key_of(&validator.signing_key);
-    if !keys.contains(&own) {
-        return Err(NodeError::Config(format!(
-            "the validator key {} is not one of the genesis validators",
-            hex::encode(own)
-        )));
-    }
-    for peer in &validator.peers {
-        if !keys.contains(&peer.public_key) {
+    if set.index_of(&own).is_none() {
+        if !validator.candidate {
             return Err(NodeError::Config(format!(
-                "peer {} ({}) is not a genesis validator",
-                hex::encode(peer.public_key),
-                peer.addr
+                "the validator key {} is not a validator of epoch {} (set `candidate = true` in [validator] to follow the chain until the authorities vote it in)",
+                hex::encode(own),
+                set.epoch()
             )));
         }
+        tracing::info!(
+            key = %hex::encode(own),
+            epoch = set.epoch(),
+            "not a validator of this epoch: following the chain until the authorities vote this key in"
+        );
     }
-    for key in keys.iter().filter(|key| **key != own) {
+    for key in set.public_keys().iter().filter(|key| **key != own) {
         if !validator.peers.iter().any(|peer| peer.public_key == *key) {
             return Err(NodeError::Config(format!(
-                "genesis validator {} has no address among the peers: list every other validator",
-                hex::encode(key)
+                "validator {} of epoch {} has no address among the peers: list every other validator",
+                hex::encode(key),
+                set.epoch()
             )));
         }
     }
@@ -1303,8 +1304,6 @@ fn validator_runtime(
             crate::validator::VALIDATOR_BLOCK_TX_MAX
         )));
     }
-    let set = ValidatorSet::new(genesis.network_id, 0, keys)
-        .map_err(|error| NodeError::Config(error.to_string()))?;
     let (machine, state_file) = crate::validator::machine_at(
         validator,
         &config.data_dir,

@@ -85,11 +85,31 @@ pub enum ResultCode {
     /// or the node's mempool or block size when smaller), or than one submit batch holds
     /// (answered by the client library): nothing of it was taken.
     LinkedChainTooLong = 57,
+    /// A validator vote names no accounts: its debit account must be 0.
+    MalformedUnexpectedDebitAccount = 58,
+    /// A validator vote's category is the change: 1 adds, 2 removes a validator.
+    MalformedUnknownValidatorChange = 59,
+    /// The signer of a validator vote is not a validator of the current epoch.
+    NotAValidator = 60,
+    /// The key a vote would add is already in the next epoch's set.
+    ValidatorAlreadyMember = 61,
+    /// The key a vote would remove is not in the next epoch's set.
+    ValidatorNotMember = 62,
+    /// The removal would leave the next epoch without validators.
+    ValidatorSetWouldEmpty = 63,
+    /// The addition would make the next epoch's set larger than its maximum.
+    ValidatorSetFull = 64,
+    /// The key a vote would add is not an Ed25519 public key.
+    InvalidValidatorKey = 65,
+    /// Too many distinct changes are pending a vote this epoch.
+    ValidatorChangesFull = 66,
+    /// This validator's vote for this change was counted already this epoch.
+    ValidatorVoteAlreadyCounted = 67,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 58] = [
+    pub const ALL: [ResultCode; 68] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -148,6 +168,16 @@ impl ResultCode {
         ResultCode::LinkedEventChainOpen,
         ResultCode::LinkedNotAcceptedByNode,
         ResultCode::LinkedChainTooLong,
+        ResultCode::MalformedUnexpectedDebitAccount,
+        ResultCode::MalformedUnknownValidatorChange,
+        ResultCode::NotAValidator,
+        ResultCode::ValidatorAlreadyMember,
+        ResultCode::ValidatorNotMember,
+        ResultCode::ValidatorSetWouldEmpty,
+        ResultCode::ValidatorSetFull,
+        ResultCode::InvalidValidatorKey,
+        ResultCode::ValidatorChangesFull,
+        ResultCode::ValidatorVoteAlreadyCounted,
     ];
 
     /// The code for a byte read from the log or the wire.
@@ -216,6 +246,16 @@ impl ResultCode {
             ResultCode::LinkedEventChainOpen => "linked_event_chain_open",
             ResultCode::LinkedNotAcceptedByNode => "linked_not_accepted_by_node",
             ResultCode::LinkedChainTooLong => "linked_chain_too_long",
+            ResultCode::MalformedUnexpectedDebitAccount => "malformed_unexpected_debit_account",
+            ResultCode::MalformedUnknownValidatorChange => "malformed_unknown_validator_change",
+            ResultCode::NotAValidator => "not_a_validator",
+            ResultCode::ValidatorAlreadyMember => "validator_already_member",
+            ResultCode::ValidatorNotMember => "validator_not_member",
+            ResultCode::ValidatorSetWouldEmpty => "validator_set_would_empty",
+            ResultCode::ValidatorSetFull => "validator_set_full",
+            ResultCode::InvalidValidatorKey => "invalid_validator_key",
+            ResultCode::ValidatorChangesFull => "validator_changes_full",
+            ResultCode::ValidatorVoteAlreadyCounted => "validator_vote_already_counted",
         }
     }
 
@@ -253,6 +293,10 @@ impl From<DecodeError> for ResultCode {
                 ResultCode::MalformedUnexpectedCreditAccount
             }
             DecodeError::TaxRateOverFull(_) => ResultCode::MalformedTaxRateOverFull,
+            DecodeError::UnexpectedDebitAccount { .. } => {
+                ResultCode::MalformedUnexpectedDebitAccount
+            }
+            DecodeError::UnknownValidatorChange(_) => ResultCode::MalformedUnknownValidatorChange,
         }
     }
 }
@@ -274,6 +318,7 @@ mod tests {
         assert_eq!(ResultCode::Queued as u8, 22);
         assert_eq!(ResultCode::LinkedNotAcceptedByNode as u8, 56);
         assert_eq!(ResultCode::LinkedChainTooLong as u8, 57);
+        assert_eq!(ResultCode::ValidatorVoteAlreadyCounted as u8, 67);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
     }

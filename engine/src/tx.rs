@@ -31,6 +31,11 @@
 //! | 6 set tax rate | tax authority | 0 | 0 | free | > 0 | tax-to-sub-account |
 //! | 7 suspend, 8 reinstate | issuance | the participant | 0 | free | 0 | none |
 //! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
+//! | 13 validator vote | 0 | 0 | 0 | key bytes 16..32 (`reference`: bytes 0..16) | 1 add, 2 remove | none |
+//!
+//! A validator vote is signed by a validator of the current epoch with its validator key
+//! (`public_key`); the validator it adds or removes is the 32-byte key `reference ||
+//! related_id` (docs/PROTOCOL.md, "Validator set changes").
 //!
 //! The signed message is a 16-byte domain tag, the 8-byte network id and the 96-byte body
 //! (offsets 0..96): 120 bytes, so a signature is bound to one network and cannot be replayed
@@ -110,11 +115,20 @@ pub enum TxKind {
     /// The payer gives its queued payment `related_id` the priority of this record's
     /// `URGENT` flag (set: urgent, clear: normal), keeping its arrival order.
     QueueReprioritise = 12,
+    /// A validator of the current epoch (the signer) votes to add (category 1) or remove
+    /// (category 2) the validator whose key is `reference || related_id`, from the next
+    /// epoch on.
+    ValidatorVote = 13,
 }
+
+/// A validator vote's category: add the validator.
+pub const VALIDATOR_CHANGE_ADD: u32 = 1;
+/// A validator vote's category: remove the validator.
+pub const VALIDATOR_CHANGE_REMOVE: u32 = 2;
 
 impl TxKind {
     /// Every kind, in wire order.
-    pub const ALL: [TxKind; 12] = [
+    pub const ALL: [TxKind; 13] = [
         TxKind::Transfer,
         TxKind::TaxedPayment,
         TxKind::Pledge,
@@ -127,6 +141,7 @@ impl TxKind {
         TxKind::QueueRelease,
         TxKind::QueueCancel,
         TxKind::QueueReprioritise,
+        TxKind::ValidatorVote,
     ];
 
     fn from_wire(value: u16) -> Option<TxKind> {
@@ -148,6 +163,7 @@ impl TxKind {
             TxKind::QueueRelease => "queue_release",
             TxKind::QueueCancel => "queue_cancel",
             TxKind::QueueReprioritise => "queue_reprioritise",
+            TxKind::ValidatorVote => "validator_vote",
         }
     }
 
@@ -177,7 +193,7 @@ impl TxKind {
 
     /// Whether the record has no credit account (it must be 0).
     pub fn has_no_credit_account(self) -> bool {
-        self == TxKind::SetTaxRate || self.is_queue_operation()
+        self == TxKind::SetTaxRate || self.is_queue_operation() || self == TxKind::ValidatorVote
     }
 
     /// Flag bits this kind may carry.
@@ -199,7 +215,8 @@ impl TxKind {
             | TxKind::Reinstate
             | TxKind::QueueHold
             | TxKind::QueueRelease
-            | TxKind::QueueCancel => 0,
+            | TxKind::QueueCancel
+            | TxKind::ValidatorVote => 0,
         }
     }
 }
@@ -248,7 +265,7 @@ pub enum DecodeError {
     ZeroAmount,
     #[error("ledger 0 is reserved: name the currency ledger of the accounts")]
     ZeroLedger,
-    #[error("unknown transaction kind {0}: expected 1 to 12 (see docs/SETTLEMENT.md)")]
+    #[error("unknown transaction kind {0}: expected 1 to 13 (see docs/SETTLEMENT.md)")]
     UnknownKind(u16),
     #[error("unknown flag bits {0:#06x} are set")]
     UnknownFlags(u16),
@@ -272,6 +289,10 @@ pub enum DecodeError {
     UnexpectedCreditAccount { kind: &'static str, account: u64 },
     #[error("tax rate {0} bp is over 100% (10000 bp)")]
     TaxRateOverFull(u32),
+    #[error("a {kind} names no account: its debit account must be 0, got {account}")]
+    UnexpectedDebitAccount { kind: &'static str, account: u64 },
+    #[error("a validator vote's category is the change, 1 (add) or 2 (remove), got {0}")]
+    UnknownValidatorChange(u32),
 }
 
 /// The fields of a transaction, for building and reading records.
@@ -315,6 +336,24 @@ impl TxFields {
             category: 0,
             reserved_a: 0,
             reserved_b: 0,
+        }
+    }
+
+    /// A validator vote: add (`add` true) or remove the validator with key `subject`.
+    pub fn validator_vote(id: u128, ledger: u32, add: bool, subject: &[u8; 32]) -> TxFields {
+        let (reference, related) = subject.split_at(16);
+        TxFields {
+            kind: TxKind::ValidatorVote,
+            amount: 0,
+            debit_account: 0,
+            reference: u128::from_le_bytes(reference.try_into().expect("16 bytes")),
+            related_id: u128::from_le_bytes(related.try_into().expect("16 bytes")),
+            category: if add {
+                VALIDATOR_CHANGE_ADD
+            } else {
+                VALIDATOR_CHANGE_REMOVE
+            },
+            ..TxFields::transfer(id, 0, 0, 0, ledger)
         }
     }
 }
@@ -432,6 +471,18 @@ impl TxRecord {
             return Err(DecodeError::TaxRateOverFull(self.reserved_a()));
         }
         let category = self.category();
+        if kind == TxKind::ValidatorVote {
+            if self.debit_account() != 0 {
+                return Err(DecodeError::UnexpectedDebitAccount {
+                    kind: kind.name(),
+                    account: self.debit_account(),
+                });
+            }
+            return match category {
+                VALIDATOR_CHANGE_ADD | VALIDATOR_CHANGE_REMOVE => Ok(()),
+                other => Err(DecodeError::UnknownValidatorChange(other)),
+            };
+        }
         let carries_category = matches!(kind, TxKind::TaxedPayment | TxKind::SetTaxRate);
         match (carries_category, category) {
             (true, 0) => Err(DecodeError::MissingCategory),
@@ -499,6 +550,14 @@ impl TxRecord {
     /// A tax rate's effective-from block time in milliseconds.
     pub fn reserved_b(&self) -> u64 {
         u64::from_le_bytes(self.reserved_b)
+    }
+
+    /// The key a validator vote adds or removes: `reference || related_id`, as stored.
+    pub fn validator_subject(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(&self.reference);
+        key[16..].copy_from_slice(&self.related_id);
+        key
     }
 
     /// The record's bytes.

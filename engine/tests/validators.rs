@@ -16,7 +16,7 @@ use tally_engine::log::{Log, LogConfig};
 use tally_engine::mempool::Ack;
 use tally_engine::node::{Node, NodeConfig, NodeError};
 use tally_engine::result::ResultCode;
-use tally_engine::tx::TxKind;
+use tally_engine::tx::{TxFields, TxKind, TxRecord};
 use tally_engine::validator::{cluster, ValidatorConfig};
 
 const VALIDATORS: usize = 4;
@@ -38,7 +38,13 @@ struct Cluster {
 }
 
 fn cluster_in(dir: &Path) -> Cluster {
-    let keys = cluster::validator_keys(VALIDATORS, 7);
+    cluster_of(dir, VALIDATORS, VALIDATORS, 1_000)
+}
+
+/// `nodes` validator nodes linked with each other; the first `members` keys are the
+/// genesis's validators, the others candidates.
+fn cluster_of(dir: &Path, nodes: usize, members: usize, heights_per_epoch: u64) -> Cluster {
+    let keys = cluster::validator_keys(nodes, 7);
     let fixture = Fixture::from_table(
         &[
             (
@@ -63,9 +69,15 @@ fn cluster_in(dir: &Path) -> Cluster {
                 Some(BANK_B),
             ),
         ],
-        |genesis| cluster::set_validators(genesis, &keys),
+        |genesis| {
+            cluster::set_validators(genesis, &keys[..members]);
+            genesis.heights_per_epoch = heights_per_epoch;
+        },
     );
-    let configs = cluster::loopback_configs(&template(dir), dir, &keys).unwrap();
+    let mut configs = cluster::loopback_configs(&template(dir), dir, &keys).unwrap();
+    for config in &mut configs[members..] {
+        config.validator.as_mut().unwrap().candidate = true;
+    }
     Cluster {
         fixture,
         keys,
@@ -249,18 +261,168 @@ fn a_wrong_validator_configuration_is_refused_with_its_reason() {
         config.validator.as_mut().unwrap().signing_key = cluster::validator_keys(1, 99).remove(0)
     });
     assert!(
-        outsider.contains("not one of the genesis validators"),
+        outsider.contains("is not a validator of epoch 0") && outsider.contains("candidate"),
         "{outsider}"
     );
     let missing = start_error(&|config| {
         config.validator.as_mut().unwrap().peers.pop();
     });
     assert!(missing.contains("no address"), "{missing}");
+    // A stranger in a member's place leaves that member without an address.
     let stranger = start_error(&|config| {
         let validator = config.validator.as_mut().unwrap();
         validator.peers[0].public_key = public_key_of(&cluster::validator_keys(1, 98)[0]);
     });
-    assert!(stranger.contains("not a genesis validator"), "{stranger}");
+    assert!(stranger.contains("no address"), "{stranger}");
+}
+
+/// Votes signed by validator `voter`'s key, submitted to `node`; returns their answers.
+fn vote(
+    cluster: &Cluster,
+    node: &Node,
+    votes: &[(u128, usize, bool, usize)],
+) -> BTreeMap<u128, Ack> {
+    let (reply, acks) = unbounded();
+    let records: Vec<TxRecord> = votes
+        .iter()
+        .map(|&(id, voter, add, subject)| {
+            let fields =
+                TxFields::validator_vote(id, LEDGER, add, &public_key_of(&cluster.keys[subject]));
+            TxRecord::signed(&fields, NETWORK, &cluster.keys[voter])
+        })
+        .collect();
+    node.handle().submit(&records, &reply).unwrap();
+    collect(&acks, votes.len())
+}
+
+#[test]
+fn the_authorities_vote_a_validator_in_and_another_out_from_the_next_epoch() {
+    const EPOCH: u64 = 6;
+    let dir = tempfile::tempdir().unwrap();
+    // Four genesis validators and a candidate (index 4), all linked.
+    let cluster = cluster_of(dir.path(), 5, 4, EPOCH);
+    let mut nodes = cluster::start(&cluster.fixture.genesis, &cluster.configs).unwrap();
+    let candidate = 4;
+
+    // The candidate cannot vote; three of the four validators (a quorum) vote it in; a
+    // second vote of the same validator counts once. One batch, so one block: votes lapse
+    // when their epoch ends.
+    let answers = vote(
+        &cluster,
+        &nodes[0],
+        &[
+            (1, candidate, true, candidate),
+            (2, 0, true, candidate),
+            (3, 0, true, candidate),
+            (4, 1, true, candidate),
+            (5, 2, true, candidate),
+        ],
+    );
+    assert_eq!(answers[&1].code, ResultCode::NotAValidator);
+    assert_eq!(answers[&3].code, ResultCode::ValidatorVoteAlreadyCounted);
+    for id in [2, 4, 5] {
+        assert_eq!(answers[&id].code, ResultCode::Ok, "vote {id}");
+    }
+    let adopted_at = answers[&5].height.unwrap();
+    // A later vote finds the candidate in the next set already.
+    let answers = vote(&cluster, &nodes[2], &[(6, 3, true, candidate)]);
+    assert_eq!(answers[&6].code, ResultCode::ValidatorAlreadyMember);
+    let joined = (adopted_at / EPOCH + 1) * EPOCH;
+    for node in &nodes {
+        wait_for_height(node, joined + 1);
+    }
+
+    // Validator 0 stops. Four of the five remain: exactly a quorum, so blocks are final
+    // only with the newcomer's precommits.
+    let stopped = nodes.remove(0).shutdown();
+    assert_eq!(stopped.fatal, None);
+    let f = &cluster.fixture;
+    let (reply, acks) = unbounded();
+    for id in 100..130u128 {
+        nodes[(id % 4) as usize]
+            .handle()
+            .submit(&[f.tx(id, TxKind::Transfer, ALICE, BOB, 1)], &reply)
+            .unwrap();
+    }
+    let answered = collect(&acks, 30);
+    assert!(answered.values().all(|ack| ack.code == ResultCode::Ok));
+
+    // The four vote validator 0 out (a quorum of five is four).
+    let answers = vote(
+        &cluster,
+        &nodes[0],
+        &[
+            (7, 1, false, 0),
+            (8, 2, false, 0),
+            (9, 3, false, 0),
+            (10, candidate, false, 0),
+        ],
+    );
+    assert!(
+        answers.values().all(|ack| ack.code == ResultCode::Ok),
+        "{answers:?}"
+    );
+    let removed_at = answers.values().filter_map(|ack| ack.height).max().unwrap();
+    let left = (removed_at / EPOCH + 1) * EPOCH;
+    for node in &nodes {
+        wait_for_height(node, left + 2);
+    }
+    let outcomes: Vec<_> = nodes.into_iter().map(Node::shutdown).collect();
+    let expected: Vec<[u8; 32]> = cluster.keys[1..].iter().map(public_key_of).collect();
+    for outcome in &outcomes {
+        assert_eq!(outcome.fatal, None);
+        let schedule = outcome.ledger.validator_schedule();
+        assert_eq!(schedule.current().public_keys(), &expected[..]);
+        assert_eq!(schedule.current().epoch(), outcome.height / EPOCH);
+    }
+
+    // Every certificate is a quorum of its epoch's set; the newcomer signs from its first
+    // epoch on (every block while validator 0 was stopped needs it).
+    let keys: Vec<[u8; 32]> = cluster.keys.iter().map(public_key_of).collect();
+    let set_of = |epoch: u64| {
+        let members: Vec<[u8; 32]> = if epoch < joined / EPOCH {
+            keys[..4].to_vec()
+        } else if epoch < left / EPOCH {
+            keys.clone()
+        } else {
+            keys[1..].to_vec()
+        };
+        ValidatorSet::new(NETWORK, epoch, members).unwrap()
+    };
+    let chains: Vec<_> = cluster.configs[1..].iter().map(blocks_of).collect();
+    let common = chains.iter().map(Vec::len).min().unwrap() as u64;
+    assert!(common >= left + 2);
+    let mut signed_by_newcomer = 0;
+    for (index, (hash, _, certificate)) in chains[0].iter().enumerate() {
+        let height = index as u64 + 1;
+        assert_eq!(certificate.epoch, height / EPOCH, "height {height}");
+        certificate
+            .verify(&set_of(certificate.epoch))
+            .unwrap_or_else(|error| panic!("height {height}: {error}"));
+        for chain in &chains[1..] {
+            if let Some(other) = chain.get(index) {
+                assert_eq!(&other.0, hash, "validators differ at height {height}");
+            }
+        }
+        let by_newcomer = certificate
+            .signatures
+            .iter()
+            .any(|s| s.validator == keys[candidate]);
+        assert!(!by_newcomer || height >= joined, "height {height}");
+        signed_by_newcomer += usize::from(by_newcomer);
+    }
+    assert!(signed_by_newcomer > 0);
+    let heights_after_stop: Vec<u64> = answered.values().filter_map(|a| a.height).collect();
+    for height in heights_after_stop {
+        let certificate = &chains[0][height as usize - 1].2;
+        assert!(
+            certificate
+                .signatures
+                .iter()
+                .any(|s| s.validator == keys[candidate]),
+            "block {height} was final without the newcomer"
+        );
+    }
 }
 
 #[test]

@@ -178,6 +178,7 @@ impl Population {
             ],
             accounts,
             settlement: Default::default(),
+            heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         };
         Population {
             genesis,

@@ -12,6 +12,7 @@ mod prove;
 mod query;
 mod sigcheck;
 mod status;
+mod validator;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// starts and supervises one `tally node` per validator.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Validator-set changes by authority vote: vote, or show the set and pending votes.
+    #[command(subcommand)]
+    Validator(validator::ValidatorCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(args) => node::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Cluster(command) => cluster::run(&command),
+        Command::Validator(command) => validator::run(&command),
     }
 }
 

@@ -35,7 +35,8 @@ pub use message::{
     Body, DecodeError, SignedMessage, VerifiedMessage, VerifyError, VoteKind, MESSAGE_BYTES,
 };
 pub use validators::{
-    ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet, ValidatorSetError,
+    ScheduleDecodeError, ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet,
+    ValidatorSetError,
 };
 
 /// A proposed value: the 32-byte hash of a block. Consensus never looks inside a block; the

@@ -186,6 +186,12 @@ pub enum ScheduleError {
     NotMember { public_key: String },
     #[error("removing {public_key} would leave no validator: add a replacement first")]
     WouldEmpty { public_key: String },
+    #[error("adding {public_key} would make more than {max} validators: remove one first")]
+    SetFull { public_key: String, max: usize },
+    #[error("{public_key} is not a valid Ed25519 public key: it cannot be a validator")]
+    InvalidKey { public_key: String },
+    #[error("{max} changes are already pending a vote this epoch: vote on those first")]
+    TooManyPending { max: usize },
     #[error("height {height} is in epoch {height_epoch}, the schedule is at epoch {epoch}")]
     OtherEpoch {
         height: u64,
@@ -197,7 +203,7 @@ pub enum ScheduleError {
 }
 
 /// What a change vote did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeVoteOutcome {
     /// Counted; the change has `votes` of the `quorum` it needs.
     Counted { votes: usize, quorum: usize },
@@ -306,11 +312,24 @@ impl ValidatorSchedule {
                     public_key: hex::encode(key),
                 })
             }
+            ValidatorChange::Add(key) if self.next_public_keys.len() >= VALIDATORS_MAX => {
+                return Err(ScheduleError::SetFull {
+                    public_key: hex::encode(key),
+                    max: VALIDATORS_MAX,
+                })
+            }
+            ValidatorChange::Add(key) if VerificationKey::try_from(key).is_err() => {
+                return Err(ScheduleError::InvalidKey {
+                    public_key: hex::encode(key),
+                })
+            }
             _ => {}
         }
         if !self.votes.contains_key(&change) && self.votes.len() >= PENDING_CHANGES_MAX {
             // A bound on memory; honest authorities never have this many changes in flight.
-            return Ok(ChangeVoteOutcome::Duplicate);
+            return Err(ScheduleError::TooManyPending {
+                max: PENDING_CHANGES_MAX,
+            });
         }
         let voters = self.votes.entry(change).or_default();
         if !voters.insert(*voter) {
@@ -331,24 +350,162 @@ impl ValidatorSchedule {
 
     /// Tells the schedule that `height` is decided. If `height` is the last height of the
     /// current epoch, the next set (with every adopted change) takes over and is returned;
-    /// votes that did not reach a quorum are dropped. Otherwise returns `None`.
+    /// votes that did not reach a quorum are dropped. Otherwise returns `None`. A height
+    /// beyond the current epoch (heights skipped) moves the schedule to the epoch of
+    /// `height + 1` at once.
     ///
-    /// Errors: [`ScheduleError::OtherEpoch`] if `height` is not in the current epoch;
-    /// [`ScheduleError::InvalidNextSet`] if an adopted key is not a valid public key.
+    /// Errors: [`ScheduleError::OtherEpoch`] if `height` is before the current epoch;
+    /// [`ScheduleError::InvalidNextSet`] if the next set cannot be built (votes check every
+    /// change, so this does not happen with sets built through [`ValidatorSchedule::vote`]).
     pub fn on_decided(&mut self, height: u64) -> Result<Option<&ValidatorSet>, ScheduleError> {
-        self.set_for_height(height)?;
-        if self.epoch_of(height + 1) == self.current.epoch() {
+        let height_epoch = self.epoch_of(height);
+        if height_epoch < self.current.epoch() {
+            return Err(ScheduleError::OtherEpoch {
+                height,
+                height_epoch,
+                epoch: self.current.epoch(),
+            });
+        }
+        let next_epoch = self.epoch_of(height.saturating_add(1));
+        if next_epoch == self.current.epoch() {
             return Ok(None);
         }
         let next = ValidatorSet::new(
             self.current.network_id(),
-            self.current.epoch() + 1,
+            next_epoch,
             self.next_public_keys.clone(),
         )?;
         self.current = next;
         self.votes.clear();
         Ok(Some(&self.current))
     }
+
+    /// Heights in one epoch.
+    pub fn heights_per_epoch(&self) -> u64 {
+        self.heights_per_epoch
+    }
+
+    /// Changes pending a vote, each with the keys of the validators that voted for it.
+    pub fn pending(&self) -> impl Iterator<Item = (&ValidatorChange, &BTreeSet<[u8; 32]>)> {
+        self.votes.iter()
+    }
+
+    /// Deterministic bytes of the whole schedule (epoch length, current epoch and keys, next
+    /// keys, pending votes in order): what the ledger's state root commits to and what its
+    /// snapshots store. [`ValidatorSchedule::decode`] reads them back.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let put_keys = |out: &mut Vec<u8>, keys: &[[u8; 32]]| {
+            out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+            for key in keys {
+                out.extend_from_slice(key);
+            }
+        };
+        out.extend_from_slice(&self.heights_per_epoch.to_le_bytes());
+        out.extend_from_slice(&self.current.network_id().to_le_bytes());
+        out.extend_from_slice(&self.current.epoch().to_le_bytes());
+        put_keys(out, self.current.public_keys());
+        put_keys(out, &self.next_public_keys);
+        out.extend_from_slice(&(self.votes.len() as u64).to_le_bytes());
+        for (change, voters) in &self.votes {
+            let (tag, key) = match change {
+                ValidatorChange::Add(key) => (1u8, key),
+                ValidatorChange::Remove(key) => (2u8, key),
+            };
+            out.push(tag);
+            out.extend_from_slice(key);
+            let voters: Vec<[u8; 32]> = voters.iter().copied().collect();
+            put_keys(out, &voters);
+        }
+    }
+
+    /// Reads a schedule from the front of `bytes` (as [`ValidatorSchedule::encode`] wrote
+    /// it); returns it and the bytes read. Errors name the field that is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<(ValidatorSchedule, usize), ScheduleDecodeError> {
+        let mut r = ScheduleReader { bytes, at: 0 };
+        let heights_per_epoch = r.u64("heights per epoch")?;
+        let network_id = r.u64("network id")?;
+        let epoch = r.u64("epoch")?;
+        let current_keys = r.keys("current validators")?;
+        let next_public_keys = r.keys("next validators")?;
+        let pending = r.u64("pending change count")?;
+        if pending > PENDING_CHANGES_MAX as u64 {
+            return Err(ScheduleDecodeError::Invalid("pending change count"));
+        }
+        let mut votes = BTreeMap::new();
+        for _ in 0..pending {
+            let tag = r.take(1, "pending change")?[0];
+            let key = r.key("pending change")?;
+            let change = match tag {
+                1 => ValidatorChange::Add(key),
+                2 => ValidatorChange::Remove(key),
+                _ => return Err(ScheduleDecodeError::Invalid("pending change kind")),
+            };
+            let voters: BTreeSet<[u8; 32]> = r.keys("pending change voters")?.into_iter().collect();
+            if votes.insert(change, voters).is_some() {
+                return Err(ScheduleDecodeError::Invalid("pending change order"));
+            }
+        }
+        if heights_per_epoch == 0 {
+            return Err(ScheduleDecodeError::Invalid("heights per epoch"));
+        }
+        let current = ValidatorSet::new(network_id, epoch, current_keys)
+            .map_err(|_| ScheduleDecodeError::Invalid("current validators"))?;
+        if next_public_keys.is_empty() {
+            return Err(ScheduleDecodeError::Invalid("next validators"));
+        }
+        Ok((
+            ValidatorSchedule {
+                heights_per_epoch,
+                current,
+                next_public_keys,
+                votes,
+            },
+            r.at,
+        ))
+    }
+}
+
+struct ScheduleReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> ScheduleReader<'a> {
+    fn take(&mut self, count: usize, field: &'static str) -> Result<&'a [u8], ScheduleDecodeError> {
+        let end = self
+            .at
+            .checked_add(count)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(ScheduleDecodeError::Truncated(field))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, ScheduleDecodeError> {
+        Ok(u64::from_le_bytes(
+            self.take(8, field)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn key(&mut self, field: &'static str) -> Result<[u8; 32], ScheduleDecodeError> {
+        Ok(self.take(32, field)?.try_into().expect("32 bytes"))
+    }
+    /// A count (at most [`VALIDATORS_MAX`]) and that many keys.
+    fn keys(&mut self, field: &'static str) -> Result<Vec<[u8; 32]>, ScheduleDecodeError> {
+        let count = self.u64(field)?;
+        if count > VALIDATORS_MAX as u64 {
+            return Err(ScheduleDecodeError::Invalid(field));
+        }
+        (0..count).map(|_| self.key(field)).collect()
+    }
+}
+
+/// Why schedule bytes cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleDecodeError {
+    #[error("validator schedule is cut short in its {0}")]
+    Truncated(&'static str),
+    #[error("validator schedule field {0} is invalid")]
+    Invalid(&'static str),
 }
 
 /// First 8 bytes of a block id in hex, for error messages and logs.

@@ -27,6 +27,7 @@ pub use rtgs::{QueueKey, QueuedPayment, QUEUED_PAYMENTS_MAX};
 pub use snapshot::{SnapshotError, SnapshotPoint};
 pub use tax::{tax_of, TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
 
+use crate::consensus::{ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet};
 use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
@@ -160,6 +161,8 @@ pub struct Ledger {
     chain: Option<Chain>,
     corrections: Vec<(u32, ResultCode)>,
     events: Vec<SettlementEvent>,
+    /// The validator set by epoch and the authorities' pending votes on changes.
+    schedule: ValidatorSchedule,
 }
 
 impl Ledger {
@@ -186,7 +189,6 @@ impl Ledger {
             })
             .collect();
         accounts.sort_by_key(|account| account.id);
-        let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
         let tax_rates = genesis
             .tax_rates
             .iter()
@@ -200,6 +202,10 @@ impl Ledger {
                 )
             })
             .collect();
+        let validators = ValidatorSet::new(genesis.network_id, 0, genesis.validator_keys())
+            .expect("genesis was validated");
+        let schedule = ValidatorSchedule::new(validators, genesis.heights_per_epoch)
+            .expect("genesis was validated");
         Ledger::assemble(
             genesis.ledger,
             genesis.central_bank().id,
@@ -207,7 +213,7 @@ impl Ledger {
             genesis.settlement.day_cutoff_ms,
             accounts,
             tax_rates,
-            total_balance,
+            schedule,
         )
     }
 
@@ -218,8 +224,9 @@ impl Ledger {
         day_cutoff_ms: u64,
         accounts: Vec<Account>,
         tax_rates: BTreeMap<(u32, u64), TaxRate>,
-        total_balance: i128,
+        schedule: ValidatorSchedule,
     ) -> Ledger {
+        let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
         let index: HashMap<u64, usize> = accounts
             .iter()
             .enumerate()
@@ -252,6 +259,7 @@ impl Ledger {
             chain: None,
             corrections: Vec::new(),
             events: Vec::new(),
+            schedule,
         }
     }
 
@@ -301,6 +309,11 @@ impl Ledger {
         }
         self.corrections.clear();
         self.settle_queues();
+        if let Err(error) = self.schedule.on_decided(self.block.height) {
+            // Only a height before the schedule's epoch (a caller executing heights out of
+            // order) gets here; the schedule stays as it was, on every node alike.
+            tracing::error!(height = self.block.height, %error, "validator schedule not advanced");
+        }
         self.block.open = false;
         self.block.next_index = 0;
         &self.events
@@ -434,6 +447,12 @@ impl Ledger {
             return ResultCode::DuplicateId;
         }
         let kind = tx.kind().expect("validated above");
+        if kind == TxKind::ValidatorVote {
+            if tx.ledger() != self.ledger {
+                return ResultCode::LedgerMismatch;
+            }
+            return self.validator_vote(tx);
+        }
         let Some(debit) = self.index.get(&tx.debit_account()).copied() else {
             return ResultCode::UnknownDebitAccount;
         };
@@ -484,6 +503,35 @@ impl Ledger {
         match result {
             Ok(code) => code,
             Err(code) => code,
+        }
+    }
+
+    /// A validator's vote on a change of the next epoch's set (kind 13). The signer is the
+    /// voter: it must be a validator of the current epoch. Never part of a linked chain (the
+    /// kind allows no flags), so it needs no undo.
+    fn validator_vote(&mut self, tx: &TxRecord) -> ResultCode {
+        use crate::consensus::validators::ChangeVoteOutcome;
+        let subject = tx.validator_subject();
+        let change = if tx.category() == crate::tx::VALIDATOR_CHANGE_ADD {
+            ValidatorChange::Add(subject)
+        } else {
+            ValidatorChange::Remove(subject)
+        };
+        match self.schedule.vote(&tx.public_key, change) {
+            Ok(ChangeVoteOutcome::Counted { .. } | ChangeVoteOutcome::Adopted) => ResultCode::Ok,
+            Ok(ChangeVoteOutcome::Duplicate) => ResultCode::ValidatorVoteAlreadyCounted,
+            Err(ScheduleError::NotAValidator { .. }) => ResultCode::NotAValidator,
+            Err(ScheduleError::AlreadyMember { .. }) => ResultCode::ValidatorAlreadyMember,
+            Err(ScheduleError::NotMember { .. }) => ResultCode::ValidatorNotMember,
+            Err(ScheduleError::WouldEmpty { .. }) => ResultCode::ValidatorSetWouldEmpty,
+            Err(ScheduleError::SetFull { .. }) => ResultCode::ValidatorSetFull,
+            Err(ScheduleError::InvalidKey { .. }) => ResultCode::InvalidValidatorKey,
+            Err(ScheduleError::TooManyPending { .. }) => ResultCode::ValidatorChangesFull,
+            Err(
+                ScheduleError::ZeroEpochLength
+                | ScheduleError::OtherEpoch { .. }
+                | ScheduleError::InvalidNextSet(_),
+            ) => unreachable!("a vote never returns these"),
         }
     }
 
@@ -878,7 +926,8 @@ impl Ledger {
     /// (32..40), debits_pending (40..48), credits_pending (48..56), tax sub-account or 0
     /// (56..64). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
     /// history digest, the arrival counter, the queues in settlement order, the open
-    /// reservations by id and the tax-rate table by (category, effective-from).
+    /// reservations by id, the tax-rate table by (category, effective-from) and the validator
+    /// schedule (length-prefixed `ValidatorSchedule::encode` bytes).
     pub fn state_root(&self) -> Hash {
         let mut leaves = vec![0u8; self.accounts.len() * ACCOUNT_LEAF_BYTES];
         for (leaf, account) in leaves
@@ -898,7 +947,7 @@ impl Ledger {
         }
         let accounts_root = merkle::root(&leaves, ACCOUNT_LEAF_BYTES);
         let mut hasher = blake3::Hasher::new();
-        hasher.update(b"TALLY-STATE-V2\0\0");
+        hasher.update(b"TALLY-STATE-V3\0\0");
         hasher.update(&self.used_ids_digest);
         hasher.update(&self.history_digest);
         hasher.update(&self.next_seq.to_le_bytes());
@@ -922,8 +971,18 @@ impl Ledger {
             hasher.update(&rate.rate_bp.to_le_bytes());
             hasher.update(&[u8::from(rate.to_sub_account)]);
         }
+        let mut schedule = Vec::new();
+        self.schedule.encode(&mut schedule);
+        hasher.update(&(schedule.len() as u64).to_le_bytes());
+        hasher.update(&schedule);
         let rest: Hash = *hasher.finalize().as_bytes();
         merkle::node_hash(&accounts_root, &rest)
+    }
+
+    /// The validator schedule: the set in force for the next block's height (the current
+    /// epoch's), the next epoch's keys so far and the pending votes.
+    pub fn validator_schedule(&self) -> &ValidatorSchedule {
+        &self.schedule
     }
 
     /// Balance of an account, if it exists.

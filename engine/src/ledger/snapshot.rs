@@ -3,12 +3,14 @@
 
 use super::rtgs::QUEUED_BYTES;
 use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate, TaxTotals};
+use crate::consensus::{ScheduleDecodeError, ValidatorSchedule};
 use crate::genesis::Role;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 2: settlement state).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP2";
+/// Magic at the start of a ledger snapshot (version 3: settlement state and the validator
+/// schedule; version 2 snapshots are not read, the node replays its log instead).
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP3";
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -216,6 +218,7 @@ impl Ledger {
             out.extend_from_slice(&category.to_le_bytes());
             put_totals(&mut out, totals);
         }
+        self.schedule.encode(&mut out);
         out
     }
 
@@ -397,6 +400,12 @@ impl Ledger {
             };
             tax_totals.insert(key, totals);
         }
+        let (schedule, read) =
+            ValidatorSchedule::decode(&bytes[r.at..]).map_err(|error| match error {
+                ScheduleDecodeError::Truncated(_) => SnapshotError::Truncated(bytes.len()),
+                ScheduleDecodeError::Invalid(_) => SnapshotError::Invalid("validator schedule"),
+            })?;
+        r.at += read;
         if r.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
         }
@@ -407,7 +416,7 @@ impl Ledger {
             day_cutoff_ms,
             accounts,
             tax_rates,
-            total_balance,
+            schedule,
         );
         restored.used_ids = used_ids;
         restored.used_ids_digest = used_ids_digest;

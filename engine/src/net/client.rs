@@ -482,6 +482,14 @@ impl Client {
         }
     }
 
+    /// The validator set in force and the votes on its changes (an [`Answer::Validators`]).
+    pub fn validators(&self) -> Result<Answer, ClientError> {
+        match self.query(&Query::Validators)? {
+            answer @ Answer::Validators { .. } => Ok(answer),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
     /// Whether a transaction id has settled.
     pub fn transaction_settled(&self, id: u128) -> Result<bool, ClientError> {
         match self.query(&Query::Transaction { id })? {

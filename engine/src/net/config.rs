@@ -38,12 +38,17 @@ pub struct NodeFile {
 #[serde(deny_unknown_fields)]
 pub struct ValidatorFile {
     /// This validator's key file (from `tally keygen`); its public key must be in the
-    /// genesis's validators.
+    /// current validator set, unless `candidate` is set.
     pub key_file: PathBuf,
     /// Where the other validators connect, e.g. "127.0.0.1:7500".
     pub listen: String,
-    /// Every other validator of the genesis.
+    /// Every other validator of the current set, and any candidate or follower to link with.
     pub peers: Vec<PeerFile>,
+    /// This node is not a validator yet: it follows the chain (links, block sync) until the
+    /// authorities vote its key in, then validates from that epoch on. Default false: a key
+    /// outside the set is refused as a configuration error.
+    #[serde(default)]
+    pub candidate: bool,
     /// A proposer with nothing to propose waits this long before an empty block.
     pub empty_block_interval_ms: Option<u64>,
     /// Base of the propose timeout; prevote and precommit timeouts are a third of it.
@@ -276,6 +281,7 @@ fn validator_config(
         peers.push(PeerSpec { public_key, addr });
     }
     let mut config = ValidatorConfig::new(key, listen, peers);
+    config.candidate = file.candidate;
     if let Some(ms) = file.empty_block_interval_ms {
         config.empty_block_interval = Duration::from_millis(ms);
     }

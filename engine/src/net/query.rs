@@ -28,6 +28,19 @@ pub enum Query {
         from_day: u64,
         to_day: u64,
     },
+    /// The validator set in force, the next epoch's keys so far and the pending votes.
+    Validators,
+}
+
+/// One change pending a vote in a `Validators` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// `add` or `remove`.
+    pub change: String,
+    /// Hex key of the validator added or removed.
+    pub validator: String,
+    /// Hex keys of the validators that voted for it this epoch.
+    pub voters: Vec<String>,
 }
 
 /// Most queued payments one `Queue` answer lists.
@@ -134,6 +147,18 @@ pub enum Answer {
         payee: u64,
         rows: Vec<TaxRow>,
     },
+    /// The set in force (`epoch`, `validators` in proposer order, `quorum`), the keys the
+    /// next epoch will have with the changes adopted so far, and the changes still short of
+    /// a quorum (they lapse when the epoch ends at height `epoch_end`).
+    Validators {
+        epoch: u64,
+        heights_per_epoch: u64,
+        epoch_end: u64,
+        quorum: u64,
+        validators: Vec<String>,
+        next: Vec<String>,
+        pending: Vec<PendingChange>,
+    },
 }
 
 /// A query's outcome on the wire.
@@ -214,6 +239,34 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
                 })
                 .collect(),
         }),
+        Query::Validators => {
+            use crate::consensus::ValidatorChange;
+            let schedule = ledger.validator_schedule();
+            let set = schedule.current();
+            let hex_all = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+            QueryResult::Ok(Answer::Validators {
+                epoch: set.epoch(),
+                heights_per_epoch: schedule.heights_per_epoch(),
+                epoch_end: (set.epoch() + 1) * schedule.heights_per_epoch() - 1,
+                quorum: set.quorum() as u64,
+                validators: hex_all(set.public_keys()),
+                next: hex_all(schedule.next_public_keys()),
+                pending: schedule
+                    .pending()
+                    .map(|(change, voters)| {
+                        let (name, key) = match change {
+                            ValidatorChange::Add(key) => ("add", key),
+                            ValidatorChange::Remove(key) => ("remove", key),
+                        };
+                        PendingChange {
+                            change: name.to_string(),
+                            validator: hex::encode(key),
+                            voters: voters.iter().map(hex::encode).collect(),
+                        }
+                    })
+                    .collect(),
+            })
+        }
         Query::Status => {
             QueryResult::Error("status is answered by the node, not the ledger".into())
         }

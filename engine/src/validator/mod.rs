@@ -93,8 +93,11 @@ pub struct ValidatorConfig {
     pub listen: std::net::SocketAddr,
     /// An already bound listener for `listen` (tests bind every node's port first).
     pub listener: Option<Arc<std::net::TcpListener>>,
-    /// Every other validator: public key and address.
+    /// Every other validator of the current set (public key and address), and any
+    /// candidate or follower to link with.
     pub peers: Vec<crate::net::peers::PeerSpec>,
+    /// Not a validator yet: follow the chain until the authorities vote this key in.
+    pub candidate: bool,
     pub timeouts: TimeoutConfig,
     /// A proposer with nothing to propose waits this long before proposing an empty block
     /// (which moves the clock on, so queued payments expire and retries run).
@@ -120,6 +123,7 @@ impl ValidatorConfig {
             listen,
             listener: None,
             peers,
+            candidate: false,
             timeouts: TimeoutConfig {
                 propose_ms: 1_500,
                 propose_delta_ms: 500,
@@ -566,6 +570,9 @@ pub(crate) fn consensus_stage(
         waiting_for_body: HashMap::new(),
         helped: HashMap::new(),
     };
+    let metrics = &driver.shared.metrics;
+    metrics.validator_epoch.set(driver.host.set.epoch() as i64);
+    metrics.validators.set(driver.host.set.len() as i64);
     if let Err(reason) = driver.run(verified) {
         shared.set_fatal(reason);
     }
@@ -905,6 +912,18 @@ impl Driver<'_> {
     fn on_peer_message(&mut self, peer: [u8; 32], message: PeerMessage) -> Result<(), Fatal> {
         match message {
             PeerMessage::Consensus(message) => {
+                let message_height = message.body().height();
+                if message_height <= self.host.height {
+                    // The peer (authenticated by its link) is still at a decided height.
+                    self.help_lagging_peer(&peer, message_height);
+                    return Ok(());
+                }
+                let schedule = self.ledger.validator_schedule();
+                if schedule.epoch_of(message_height) != self.host.set.epoch() {
+                    // A height of the next epoch, whose set this node learns when it has
+                    // committed the current epoch's last block: the peer sends it again.
+                    return Ok(());
+                }
                 let verified = match message.verify(&self.host.set) {
                     Ok(verified) => verified,
                     Err(error) => {
@@ -913,11 +932,6 @@ impl Driver<'_> {
                         return Ok(());
                     }
                 };
-                let message_height = verified.body().height();
-                if message_height <= self.host.height {
-                    self.help_lagging_peer(&peer, message_height);
-                    return Ok(());
-                }
                 if let crate::consensus::Body::Proposal { value, .. } = *verified.body() {
                     if !self.host.proposals.contains_key(&value) {
                         self.waiting_for_body.insert(value, verified);
@@ -1152,7 +1166,38 @@ impl Driver<'_> {
         self.host.valid_cache.clear();
         self.waiting_for_body.clear();
         self.committed_at = Instant::now();
+        self.follow_schedule();
         serve_ledger_queries(self.shared, &self.ledger, 64);
         Ok(())
+    }
+
+    /// After a block that ended an epoch: the set the authorities voted in takes over.
+    fn follow_schedule(&mut self) {
+        let set = self.ledger.validator_schedule().current();
+        if set.epoch() == self.host.set.epoch() {
+            return;
+        }
+        let own_key: [u8; 32] =
+            ed25519_zebra::VerificationKey::from(&self.config.signing_key).into();
+        let own_index = set.index_of(&own_key);
+        tracing::info!(
+            epoch = set.epoch(),
+            validators = set.len(),
+            member = own_index.is_some(),
+            "a new validator epoch begins"
+        );
+        for key in set.public_keys().iter().filter(|key| **key != own_key) {
+            if !self.config.peers.iter().any(|peer| peer.public_key == *key) {
+                tracing::warn!(
+                    validator = %hex::encode(key),
+                    epoch = set.epoch(),
+                    "a validator of the new epoch has no address among this node's peers: add it to [validator] peers"
+                );
+            }
+        }
+        self.host.set = set.clone();
+        self.host.own_index = own_index;
+        self.shared.metrics.validator_epoch.set(set.epoch() as i64);
+        self.shared.metrics.validators.set(set.len() as i64);
     }
 }

@@ -146,6 +146,7 @@ impl Fixture {
             ],
             accounts,
             settlement: Default::default(),
+            heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         };
         edit(&mut genesis);
         genesis.validate().expect("fixture genesis is valid");
