@@ -1,7 +1,8 @@
 //! The deterministic cluster simulator over many seeds: safety, one chain, valid
 //! certificates, liveness after healing and one state root per height, with loss, delay,
 //! reordering, duplication, partitions, crashes with restarts from persisted state, and
-//! Byzantine equivocators.
+//! Byzantine equivocators, and validator sets that change by epoch (standby nodes join as
+//! others leave).
 //!
 //! Every validator executes the blocks it decides on its own [`Ledger`] (built from a test
 //! genesis): the block behind a decided value is a deterministic list of signed transfers,
@@ -265,7 +266,7 @@ fn env_u64(name: &str) -> Option<u64> {
 /// Runs `seed` with a ledger per validator; a broken ledger invariant fails it too.
 fn run_seed(fixture: &Fixture, seed: u64) -> Result<(SimReport, ExecutionStats), String> {
     let config = SimConfig::for_seed(seed);
-    let mut executor = LedgerExecutor::new(fixture, config.validator_count);
+    let mut executor = LedgerExecutor::new(fixture, config.node_count());
     let report = run_with_executor(&config, &mut executor).map_err(|f| f.to_string())?;
     if !executor.violations.is_empty() {
         return Err(format!("LEDGER: {}", executor.violations.join("; ")));
@@ -339,13 +340,18 @@ fn simulated_clusters_are_safe_live_and_agree_on_state() {
     let crashes: u64 = reports.iter().map(|r| r.crashes).sum();
     let round_max = reports.iter().map(|r| r.round_max).max().unwrap_or(0);
     let with_byzantine = reports.iter().filter(|r| r.byzantine_count > 0).count();
+    let with_set_changes = reports
+        .iter()
+        .filter(|r| r.standby_count > 0 && r.epoch_max > 0)
+        .count();
     let events: u64 = reports.iter().map(|r| r.events).sum();
     let roots_compared: u64 = reports.iter().map(|r| r.roots_compared).sum();
     let execution = execution.into_inner().expect("threads joined");
     println!(
         "{} seeds from {seed_start} on {threads} threads in {elapsed_s:.1} s ({:.0} seeds/s, \
          {:.0} events/s): {heights} heights decided (min per run, summed), {crashes} crashes, \
-         {with_byzantine} runs with Byzantine validators, {evidence} evidence, highest round \
+         {with_byzantine} runs with Byzantine validators, {with_set_changes} with validator-set \
+         changes, {evidence} evidence, highest round \
          {round_max}; {} blocks executed, {roots_compared} honest state roots compared, \
          {execution:?}",
         reports.len(),
@@ -370,6 +376,7 @@ fn simulated_clusters_are_safe_live_and_agree_on_state() {
         assert!(execution.settled_from_queue > 0, "{execution:?}");
         assert!(execution.expired > 0, "{execution:?}");
         assert!(crashes > 0, "no validator ever crashed");
+        assert!(with_set_changes > 0, "no run changed its validator set");
         assert!(
             evidence > 0,
             "Byzantine validators never caught equivocating"
@@ -394,7 +401,7 @@ fn an_executor_does_not_change_the_run() {
             executed.heights.iter().sum::<u64>(),
             "seed {seed}"
         );
-        let honest = config.validator_count - config.byzantine_count;
+        let honest = config.node_count() - config.byzantine_count;
         let honest_decisions: u64 = executed.heights[..honest].iter().sum();
         let heights_decided = *executed.heights[..honest].iter().max().expect("honest");
         assert_eq!(
@@ -416,7 +423,7 @@ fn a_diverging_validator_fails_the_state_root_check() {
     for seed in 0..12 {
         let config = SimConfig::for_seed(seed);
         assert!(config.byzantine_count < config.validator_count - 2);
-        let mut executor = LedgerExecutor::new(&fixture, config.validator_count);
+        let mut executor = LedgerExecutor::new(&fixture, config.node_count());
         executor.diverge = Some((2, 3));
         let failure = run_with_executor(&config, &mut executor)
             .expect_err(&format!("seed {seed}: the divergence went unnoticed"));

@@ -8,6 +8,15 @@
 //! the end of the fault phase the network heals (no loss, no partition, bounded delay) and
 //! every crashed validator restarts.
 //!
+//! Validator sets change by epoch when `heights_per_epoch` is set: besides the
+//! `validator_count` validators of each set, `standby_count` more nodes run, and each epoch
+//! the set moves on by one node (one leaves, the next standby node joins), so every node is
+//! in and out of the set in turn, Byzantine ones included. In a node the changes come from
+//! authority votes in decided blocks, which every validator executes alike
+//! ([`super::ValidatorSchedule`]); here they follow a fixed plan every node knows, which is
+//! what the votes give the state machine: the set of each height. Nodes outside a height's
+//! set follow it (they sign nothing and decide from the others' votes).
+//!
 //! Checked for every run:
 //! - safety: no two honest validators decide different values at one height;
 //! - same chain: every honest validator's decided blocks are a prefix of one chain;
@@ -101,6 +110,10 @@ pub struct SimConfig {
     pub liveness_ms_max: u64,
     /// Bound on processed events (a run that exceeds it fails).
     pub events_max: u64,
+    /// Nodes outside the set at any time (0: the set never changes).
+    pub standby_count: usize,
+    /// Heights in one epoch; the set moves on by one node each epoch (0: one epoch).
+    pub heights_per_epoch: u64,
 }
 
 impl SimConfig {
@@ -134,6 +147,39 @@ impl SimConfig {
             heights_after_heal: 3,
             liveness_ms_max: 60_000,
             events_max: 2_000_000,
+            // Drawn last, so that seeds without set changes keep their schedule.
+            standby_count: [0, 0, 1, 2][rng.range(0, 3) as usize],
+            heights_per_epoch: rng.range(2, 6),
+        }
+    }
+
+    /// Every node of the run: the validators of a set and the standby nodes.
+    pub fn node_count(&self) -> usize {
+        self.validator_count + self.standby_count
+    }
+
+    /// Nodes in the set of `epoch`: all but `standby_count` consecutive ones (cyclically),
+    /// starting just before the Byzantine nodes in epoch 0 and one further each epoch. In
+    /// node order, which is the proposer rotation.
+    pub fn members(&self, epoch: u64) -> Vec<usize> {
+        let nodes = self.node_count();
+        if self.standby_count == 0 {
+            return (0..nodes).collect();
+        }
+        let first_out = nodes - self.byzantine_count - self.standby_count;
+        let start = (first_out as u64 + epoch % nodes as u64) as usize % nodes;
+        let out: Vec<usize> = (0..self.standby_count)
+            .map(|k| (start + k) % nodes)
+            .collect();
+        (0..nodes).filter(|node| !out.contains(node)).collect()
+    }
+
+    /// Epoch of `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        if self.standby_count == 0 || self.heights_per_epoch == 0 {
+            0
+        } else {
+            height / self.heights_per_epoch
         }
     }
 }
@@ -208,6 +254,10 @@ pub struct SimReport {
     pub seed: u64,
     pub validator_count: usize,
     pub byzantine_count: usize,
+    /// Nodes outside the set at any time.
+    pub standby_count: usize,
+    /// Highest epoch any honest node decided a height of.
+    pub epoch_max: u64,
     /// Decided heights per validator (Byzantine ones included).
     pub heights: Vec<u64>,
     pub heal_ms: u64,
@@ -321,6 +371,7 @@ struct Decided {
 
 struct Node {
     key: SigningKey,
+    public_key: [u8; 32],
     byzantine: bool,
     machine: Option<Tendermint>,
     persisted: PersistentState,
@@ -336,7 +387,10 @@ struct Sim<'e> {
     sequence: u64,
     queue: BinaryHeap<Scheduled>,
     nodes: Vec<Node>,
-    set: ValidatorSet,
+    /// Every node's public key, in node order.
+    public_keys: Vec<[u8; 32]>,
+    /// The set of each epoch, built when first needed.
+    sets: HashMap<u64, ValidatorSet>,
     healed: bool,
     partition_side_mask: Option<u64>,
     verify_cache: HashMap<[u8; MESSAGE_BYTES], Result<VerifiedMessage, VerifyError>>,
@@ -370,7 +424,7 @@ impl<'e> Sim<'e> {
     fn new(config: SimConfig, executor: Option<&'e mut dyn SimExecutor>) -> Sim<'e> {
         let mut rng = SimRng::new(config.seed);
         let n = config.validator_count;
-        let keys: Vec<SigningKey> = (0..n)
+        let keys: Vec<SigningKey> = (0..config.node_count())
             .map(|_| {
                 let mut seed = [0u8; 32];
                 for chunk in seed.chunks_exact_mut(8) {
@@ -379,14 +433,13 @@ impl<'e> Sim<'e> {
                 SigningKey::from(seed)
             })
             .collect();
-        let public_keys = keys
+        let public_keys: Vec<[u8; 32]> = keys
             .iter()
             .map(|key| ed25519_zebra::VerificationKey::from(key).into())
             .collect();
-        let set = ValidatorSet::new(SIM_NETWORK_ID, 0, public_keys).expect("distinct random keys");
-        // Byzantine validators are the last ones; which index they have does not matter
+        // Byzantine validators are the last nodes; which index they have does not matter
         // since the proposer rotates through everybody.
-        let byzantine_first = n - config.byzantine_count;
+        let byzantine_first = config.node_count() - config.byzantine_count;
         let nodes = keys
             .into_iter()
             .enumerate()
@@ -398,6 +451,7 @@ impl<'e> Sim<'e> {
                 let machine = Tendermint::new(machine_config, 0);
                 Node {
                     key,
+                    public_key: public_keys[index],
                     byzantine: index >= byzantine_first,
                     persisted: machine.persistent_state(),
                     machine: Some(machine),
@@ -411,6 +465,7 @@ impl<'e> Sim<'e> {
             seed: config.seed,
             validator_count: n,
             byzantine_count: config.byzantine_count,
+            standby_count: config.standby_count,
             ..SimReport::default()
         };
         Sim {
@@ -419,7 +474,8 @@ impl<'e> Sim<'e> {
             sequence: 0,
             queue: BinaryHeap::new(),
             nodes,
-            set,
+            public_keys,
+            sets: HashMap::new(),
             healed: false,
             partition_side_mask: None,
             verify_cache: HashMap::new(),
@@ -431,6 +487,22 @@ impl<'e> Sim<'e> {
             report,
             config,
         }
+    }
+
+    /// The validator set of `height`'s epoch.
+    fn set_for(&mut self, height: u64) -> &ValidatorSet {
+        let epoch = self.config.epoch_of(height);
+        let config = &self.config;
+        let public_keys = &self.public_keys;
+        self.sets.entry(epoch).or_insert_with(|| {
+            let members = config.members(epoch);
+            ValidatorSet::new(
+                SIM_NETWORK_ID,
+                epoch,
+                members.iter().map(|&node| public_keys[node]).collect(),
+            )
+            .expect("distinct random keys")
+        })
     }
 
     fn schedule(&mut self, delay_ms: u64, event: SimEvent) {
@@ -454,7 +526,7 @@ impl<'e> Sim<'e> {
         if self.config.partition {
             let start = self.rng.range(0, self.config.fault_phase_ms);
             let length = self.rng.range(100, self.config.fault_phase_ms);
-            let n = self.config.validator_count as u32;
+            let n = self.config.node_count() as u32;
             // A non-trivial split: some validators on each side.
             let side_mask = self.rng.range(1, (1u64 << n) - 2);
             self.schedule(start, SimEvent::PartitionStart { side_mask });
@@ -586,7 +658,7 @@ impl<'e> Sim<'e> {
         }
         // Decoding failures cannot happen between simulated honest encoders; treat as loss.
         let message = SignedMessage::decode(bytes).ok()?;
-        let result = message.verify(&self.set);
+        let result = message.verify(self.set_for(message.body().height()));
         if self.verify_cache.len() >= VERIFY_CACHE_ENTRIES_MAX {
             self.verify_cache.clear();
         }
@@ -609,10 +681,26 @@ impl<'e> Sim<'e> {
         // Only a peer's own message for an old height shows that the peer lags; messages it
         // relays (block sync answers) must not trigger answers, or up-to-date peers would
         // answer each other forever.
-        let own_message = self.set.index_of(message.message().sender()) == Some(from);
+        let own_message = *message.message().sender() == self.nodes[from].public_key;
+        let message_height = message.body().height();
+        let current = self.nodes[to].chain.len() as u64;
+        let receiver_key = self.nodes[to].public_key;
+        let follower = self.set_for(current).index_of(&receiver_key).is_none();
         match self.handle(to, Event::Message(message)) {
             Ok(Err(ConsensusError::PastHeight { height, .. })) if own_message => {
                 self.block_sync(to, from, height);
+                Ok(())
+            }
+            Ok(Err(ConsensusError::FutureHeight { current, .. })) => {
+                // The receiver lags: a node asks for blocks when messages of a later height
+                // arrive.
+                self.block_sync(from, to, current);
+                Ok(())
+            }
+            Ok(_) if follower && message_height > current => {
+                // A node outside its height's set signs nothing, so no peer learns from its
+                // messages that it lags: it asks as soon as a later height shows up.
+                self.block_sync(from, to, current);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -718,7 +806,7 @@ impl<'e> Sim<'e> {
     fn start_height(&mut self, node: usize, height: u64) -> Result<(), SimFailure> {
         let event = Event::StartHeight {
             height,
-            validator_set: self.set.clone(),
+            validator_set: self.set_for(height).clone(),
         };
         match self.handle(node, event)? {
             Ok(()) => Ok(()),
@@ -788,7 +876,7 @@ impl<'e> Sim<'e> {
         let encoded = certificate.encode();
         if !self.certificates_verified.contains(&encoded) {
             certificate
-                .verify(&self.set)
+                .verify(self.set_for(height))
                 .map_err(|error| SimFailure::Certificate {
                     validator: node,
                     height,
@@ -797,6 +885,7 @@ impl<'e> Sim<'e> {
             self.certificates_verified.insert(encoded);
         }
         if !self.nodes[node].byzantine {
+            self.report.epoch_max = self.report.epoch_max.max(self.config.epoch_of(height));
             match self.decided.get(&height) {
                 Some(&(first, value)) if value != decided.value => {
                     return Err(SimFailure::Safety {

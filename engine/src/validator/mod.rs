@@ -918,6 +918,11 @@ impl Driver<'_> {
                     self.help_lagging_peer(&peer, message_height);
                     return Ok(());
                 }
+                if message_height > self.host.height + 1 && self.host.own_index.is_none() {
+                    // Outside the set this node signs nothing, so no peer learns from its
+                    // messages that it lags: it asks when a later height shows up.
+                    self.request_sync(Some(&peer));
+                }
                 let schedule = self.ledger.validator_schedule();
                 if schedule.epoch_of(message_height) != self.host.set.epoch() {
                     // A height of the next epoch, whose set this node learns when it has
