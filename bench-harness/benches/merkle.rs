@@ -1,5 +1,5 @@
-//! Merkle benches: blake3 leaves alone, the CPU tree and the GPU tree (when an adapter
-//! exists) over 2^16 leaves of 192 bytes (criterion), then `tally_bench::merkle::measure`
+//! Merkle benches: blake3 leaves alone, the CPU tree (detected kernel, and the portable
+//! kernel where they differ) and the GPU tree (when an adapter exists) over 2^16 leaves of 192 bytes (criterion), then `tally_bench::merkle::measure`
 //! figures for 2^16 and 2^20 leaves printed as JSON lines.
 //!
 //! `cargo bench -p tally-bench --bench merkle`; `TALLY_MERKLE_FIGURES_ONLY=1` skips criterion.
@@ -7,7 +7,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 use tally_kernels::gpu::{GpuContext, GpuMerkle};
-use tally_kernels::merkle::{self, LEAF_KEY};
+use tally_kernels::merkle::{self, Kernel, LEAF_KEY};
 
 const LEAF_BYTES: usize = 192;
 const LEAF_COUNT: usize = 1 << 16;
@@ -30,9 +30,16 @@ fn benches(criterion: &mut Criterion) {
             })
         },
     );
-    group.bench_function(BenchmarkId::new("cpu_tree", LEAF_COUNT), |bench| {
-        bench.iter(|| merkle::root(&data, LEAF_BYTES))
-    });
+    let kernel = Kernel::detect().name();
+    group.bench_function(
+        BenchmarkId::new(format!("cpu_tree_{kernel}"), LEAF_COUNT),
+        |bench| bench.iter(|| merkle::root(&data, LEAF_BYTES)),
+    );
+    if Kernel::detect() != Kernel::portable() {
+        group.bench_function(BenchmarkId::new("cpu_tree_portable", LEAF_COUNT), |bench| {
+            bench.iter(|| merkle::root_with(Kernel::portable(), &data, LEAF_BYTES))
+        });
+    }
     match GpuContext::shared().and_then(GpuMerkle::new) {
         Ok(mut gpu) => {
             let name = if gpu.context().is_cpu_adapter() {

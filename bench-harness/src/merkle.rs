@@ -1,5 +1,6 @@
 //! Merkle figures: the blake3 crate hashing the leaves alone (the ceiling) against Tally's
-//! CPU tree and GPU tree, on the same leaves in the same run.
+//! CPU tree (with the kernel it detects, and with the portable kernel) and GPU tree, on the
+//! same leaves in the same run.
 //!
 //! Every figure is leaves per second over all cores (rayon), best of [`REPETITIONS`] runs of
 //! at least [`MEASURE_SECONDS_MIN`] each. The GPU figure is end to end from a host slice
@@ -12,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use tally_kernels::gpu::{GpuContext, GpuMerkle};
-use tally_kernels::merkle::{self, Hash, LEAF_KEY};
+use tally_kernels::merkle::{self, Hash, Kernel, LEAF_KEY};
 
 /// Each figure runs the same work repeatedly for at least this long.
 pub const MEASURE_SECONDS_MIN: f64 = 0.3;
@@ -31,10 +32,16 @@ pub struct MerkleFigures {
     pub threads: usize,
     /// `blake3::keyed_hash` of every leaf, rayon over the leaves, results kept in a vector.
     pub blake3_leaves_per_s: f64,
+    /// The hashing kernel `merkle::root` picked on this CPU (`avx2` or `portable`).
+    pub cpu_kernel: String,
     /// `tally_kernels::merkle::root` (leaves and all levels).
     pub cpu_tree_leaves_per_s: f64,
     /// Time of the CPU tree over time of the leaves alone: the target is at most 1.1.
     pub cpu_tree_time_over_blake3: f64,
+    /// `merkle::root_with(Kernel::portable(), ..)`: the same tree hashed one input at a
+    /// time by the blake3 crate (the path of CPUs without AVX2).
+    pub cpu_tree_portable_leaves_per_s: f64,
+    pub cpu_tree_portable_time_over_blake3: f64,
     /// Present when a GPU context was asked for and created.
     pub gpu: Option<GpuFigures>,
     /// Why there is no GPU figure, when one was asked for.
@@ -56,13 +63,16 @@ impl std::fmt::Display for MerkleFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} leaves x {} B, {} threads: blake3 leaves alone {:.2} M leaves/s; CPU tree {:.2} M leaves/s ({:.3}x the time)",
+            "{} leaves x {} B, {} threads: blake3 leaves alone {:.2} M leaves/s; CPU tree ({}) {:.2} M leaves/s ({:.3}x the time); CPU tree (portable) {:.2} M leaves/s ({:.3}x the time)",
             self.leaf_count,
             self.leaf_bytes,
             self.threads,
             self.blake3_leaves_per_s / 1e6,
+            self.cpu_kernel,
             self.cpu_tree_leaves_per_s / 1e6,
             self.cpu_tree_time_over_blake3,
+            self.cpu_tree_portable_leaves_per_s / 1e6,
+            self.cpu_tree_portable_time_over_blake3,
         )?;
         if let Some(gpu) = &self.gpu {
             let label = if gpu.cpu_type_adapter {
@@ -109,6 +119,15 @@ pub fn measure(leaf_count: usize, leaf_bytes: usize, gpu: bool) -> MerkleFigures
     let cpu_seconds = best_seconds(|| {
         cpu_root = std::hint::black_box(merkle::root(&data, leaf_bytes));
     });
+    let mut portable_root = [0u8; 32];
+    let portable_seconds = best_seconds(|| {
+        portable_root =
+            std::hint::black_box(merkle::root_with(Kernel::portable(), &data, leaf_bytes));
+    });
+    assert_eq!(
+        portable_root, cpu_root,
+        "portable-kernel root differs from the detected kernel's root: a correctness bug"
+    );
 
     let (gpu_figures, gpu_unavailable) = if gpu {
         match measure_gpu(&data, leaf_bytes, &cpu_root) {
@@ -131,8 +150,11 @@ pub fn measure(leaf_count: usize, leaf_bytes: usize, gpu: bool) -> MerkleFigures
         leaf_bytes,
         threads: rayon::current_num_threads(),
         blake3_leaves_per_s: leaf_count as f64 / blake3_seconds,
+        cpu_kernel: Kernel::detect().name().to_string(),
         cpu_tree_leaves_per_s: leaf_count as f64 / cpu_seconds,
         cpu_tree_time_over_blake3: cpu_seconds / blake3_seconds,
+        cpu_tree_portable_leaves_per_s: leaf_count as f64 / portable_seconds,
+        cpu_tree_portable_time_over_blake3: portable_seconds / blake3_seconds,
         gpu: gpu_figures,
         gpu_unavailable,
     }
@@ -196,6 +218,9 @@ mod tests {
         assert!(figures.cpu_tree_leaves_per_s.is_finite() && figures.cpu_tree_leaves_per_s > 0.0);
         let ratio = figures.blake3_leaves_per_s / figures.cpu_tree_leaves_per_s;
         assert!((ratio - figures.cpu_tree_time_over_blake3).abs() < 1e-9);
+        let portable = figures.blake3_leaves_per_s / figures.cpu_tree_portable_leaves_per_s;
+        assert!((portable - figures.cpu_tree_portable_time_over_blake3).abs() < 1e-9);
+        assert_eq!(figures.cpu_kernel, Kernel::detect().name());
         assert!(figures.gpu.is_none() && figures.gpu_unavailable.is_none());
         eprintln!("{figures}");
     }

@@ -11,9 +11,11 @@
 
 mod cpu;
 mod proof;
+mod simd;
 
-pub use cpu::{root, tree_levels};
+pub use cpu::{root, root_with, tree_levels, tree_levels_with};
 pub use proof::{build_proof, verify_proof, Proof, ProofError, ProofJson};
+pub use simd::{Kernel, SIMD_LEAF_BYTES_MAX};
 
 /// Bytes in one hash.
 pub const HASH_BYTES: usize = 32;
