@@ -1,30 +1,26 @@
-//! Registered keys: decompressed once, with per-key precomputed tables for the CPU backend.
+//! Registered keys: decompressed once.
 //!
 //! The ledger knows its account keys in advance. Decompressing a key costs about as much as
-//! one field inversion, and a width-8 NAF table lets the batch equation spend fewer point
-//! additions on it; both are paid once at registration instead of once per signature.
+//! one field inversion (about 8 us on one core of the 2-core VM, as much as the rest of a
+//! signature's share of the batch equation): it is paid once at registration instead of in
+//! every batch. The CPU backend keeps no per-key precomputed tables: with more keys than fit
+//! in the cache, a width-8 NAF table costs as much per use as the key's point in Pippenger's
+//! multiscalar multiplication, plus a NAF and 256 digit tests for every table entry, used or
+//! not (measured: docs/BENCHMARKS.md).
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
-use curve25519_dalek::traits::VartimePrecomputedMultiscalarMul;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use std::collections::HashMap;
 
 /// Most keys kept decompressed (160 bytes each, 160 MiB at the maximum). Keys beyond it are
 /// verified on the unregistered path: the same verdicts, slower.
 pub const REGISTERED_KEYS_MAX: usize = 1 << 20;
 
-/// Most keys that also get a width-8 NAF table (about 7.7 KiB each, 31 MiB at the maximum).
-pub const KEY_TABLES_MAX: usize = 4096;
-
-/// Decompressed registered keys and the static precomputation `[B, A_0, A_1, ...]`.
+/// Decompressed registered keys.
 pub(crate) struct KeyRegistry {
     index_by_key: HashMap<[u8; 32], u32>,
     /// `points[i]` is the ZIP-215 decompression of `keys[i]`.
     points: Vec<EdwardsPoint>,
     keys: Vec<[u8; 32]>,
-    /// Static points: the base point at index 0, then `points[..table_keys]`.
-    table: VartimeEdwardsPrecomputation,
-    table_keys: usize,
 }
 
 impl KeyRegistry {
@@ -33,8 +29,6 @@ impl KeyRegistry {
             index_by_key: HashMap::new(),
             points: Vec::new(),
             keys: Vec::new(),
-            table: VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT]),
-            table_keys: 0,
         }
     }
 
@@ -55,13 +49,6 @@ impl KeyRegistry {
             self.points.push(point);
             self.keys.push(*key);
         }
-        let table_keys = self.points.len().min(KEY_TABLES_MAX);
-        if table_keys != self.table_keys {
-            self.table = VartimeEdwardsPrecomputation::new(
-                std::iter::once(&ED25519_BASEPOINT_POINT).chain(&self.points[..table_keys]),
-            );
-            self.table_keys = table_keys;
-        }
     }
 
     /// The index of a registered key, if registered.
@@ -76,14 +63,5 @@ impl KeyRegistry {
     /// Registered keys in index order (the GPU backend uploads their decompressed points).
     pub(crate) fn keys(&self) -> &[[u8; 32]] {
         &self.keys
-    }
-
-    /// Keys with an index below this have a table in [`KeyRegistry::table`] at `index + 1`.
-    pub(crate) fn table_keys(&self) -> usize {
-        self.table_keys
-    }
-
-    pub(crate) fn table(&self) -> &VartimeEdwardsPrecomputation {
-        &self.table
     }
 }

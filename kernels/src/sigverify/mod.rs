@@ -8,7 +8,7 @@ mod keys;
 mod prepare;
 
 pub use cpu::CHUNK_ITEMS_MAX;
-pub use keys::{KEY_TABLES_MAX, REGISTERED_KEYS_MAX};
+pub use keys::REGISTERED_KEYS_MAX;
 
 use crate::gpu::ed25519::{self, GpuEd25519};
 use crate::gpu::GpuContext;
