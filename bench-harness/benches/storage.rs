@@ -2,10 +2,11 @@
 //! open + replay of a 64 MiB log.
 //!
 //! Run: `cargo bench -p tally-bench --bench storage`. After the criterion groups it prints
-//! the side-by-side figures (raw pwrite + fdatasync against the log, on the same disk) and
+//! the side-by-side figures (raw pwrite + fdatasync of the same bytes against the log, on the
+//! same disk, alternating in rounds: `tally_bench::storage::measure_log_vs_raw`) and
 //! the restart time of a log of about a million 192-byte transactions. Environment:
 //! `TALLY_STORAGE_DIR` (where to write; default the system temp dir), `TALLY_STORAGE_SECONDS`
-//! (seconds per side-by-side run, default 3), `TALLY_STORAGE_TX_COUNT` (default 1000000).
+//! (seconds per side of a side-by-side run, default 3), `TALLY_STORAGE_TX_COUNT` (default 1000000).
 
 use std::time::Duration;
 
@@ -101,11 +102,15 @@ fn print_figures() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(1_000_000);
-    println!("\nstorage figures ({seconds} s per run, same directory for raw and log)");
+    println!(
+        "\nstorage figures (about {seconds} s per side, raw and log alternating, same directory)"
+    );
+    // The last two are the runner's (`tally bench --parts storage`).
     for (entry_bytes, entries_per_commit) in [
         (TX_RECORD_BYTES, 1),
         (TX_RECORD_BYTES, 64),
         (TX_RECORD_BYTES, 4096),
+        (4096, 16),
         (BLOCK_TX_COUNT * TX_RECORD_BYTES, 1),
     ] {
         let dir = bench_dir();

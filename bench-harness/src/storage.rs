@@ -1,13 +1,20 @@
 //! Storage figures: the append log against the raw disk it runs on, and the restart time of
 //! a log the size of a million transactions.
 //!
-//! `measure_log_vs_raw` runs, in one process on one directory (so on one disk):
-//! 1. raw: `pwrite` of `entry_bytes` buffers into 64 MiB files pre-sized with `set_len`,
-//!    `fdatasync` every `entries_per_commit` writes; the floor any log pays on this disk;
-//! 2. log: `Log::append` of `entry_bytes` payloads (each entry carries 80 header bytes and
-//!    padding on top) and `Log::commit` every `entries_per_commit` appends.
+//! `measure_log_vs_raw` runs, in one process on one directory (so on one disk and one
+//! filesystem), two writers that do the same work per commit:
+//! 1. raw: one `pwrite` per entry of exactly the bytes the log stores for it (payload plus
+//!    the 80-byte header and padding), `fdatasync` every `entries_per_commit` writes. It
+//!    appends to new 64 MiB files (sized with `set_len`, so each write lands on new file
+//!    space, as the log's do) and fsyncs the directory once per new file, which any writer
+//!    that wants its data found after a crash must do: the floor a log pays on this disk.
+//! 2. log: `Log::append` of `entry_bytes` payloads and `Log::commit` every
+//!    `entries_per_commit` appends (segment rollover included).
 //!
-//! Both run for the same wall-clock `duration`; figures are per second of that run.
+//! The two alternate in rounds so that both see the same background load: the round's
+//! leader (raw and log by turns) commits for a tenth of `duration`, then the other makes
+//! exactly as many commits, until the two have run for `2 * duration` together. Both sides end with the same number of commits and entries;
+//! each side's rate is over its own time.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -164,83 +171,134 @@ impl CommitClock {
     }
 }
 
-fn new_raw_file(dir: &Path, index: u64) -> File {
-    let path = dir.join(format!("raw-{index:06}.bin"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    file.set_len(RAW_FILE_BYTES)
-        .unwrap_or_else(|e| panic!("size {}: {e}", path.display()));
-    file
+/// Raw sequential `pwrite` + `fdatasync` into new files of [`RAW_FILE_BYTES`].
+struct RawWriter {
+    dir: std::path::PathBuf,
+    dir_file: File,
+    buffer: Vec<u8>,
+    file: File,
+    file_index: u64,
+    offset: u64,
 }
 
-fn measure_raw(
-    dir: &Path,
-    entry_bytes: usize,
-    entries_per_commit: usize,
-    duration: Duration,
-) -> WriterFigures {
-    std::fs::create_dir_all(dir).expect("create raw dir");
-    let buffer = vec![0xA5u8; entry_bytes];
-    let mut clock = CommitClock::default();
-    let mut file_index = 0;
-    let mut file = new_raw_file(dir, file_index);
-    let mut offset = 0u64;
-    let mut entries = 0u64;
-    let start = Instant::now();
-    while start.elapsed() < duration {
-        for _ in 0..entries_per_commit {
-            if offset + entry_bytes as u64 > RAW_FILE_BYTES {
-                file.sync_data().expect("fdatasync raw file");
-                file_index += 1;
-                file = new_raw_file(dir, file_index);
-                offset = 0;
+impl RawWriter {
+    fn new(dir: &Path, write_bytes: usize) -> RawWriter {
+        std::fs::create_dir_all(dir).expect("create raw dir");
+        let dir_file = File::open(dir).expect("open raw dir");
+        // Distinct bytes per entry would not change what the disk does; a fixed pattern
+        // that is not zero keeps any layer from skipping the write.
+        let buffer = vec![0xA5u8; write_bytes];
+        let file = Self::new_file(dir, &dir_file, 0);
+        RawWriter {
+            dir: dir.to_path_buf(),
+            dir_file,
+            buffer,
+            file,
+            file_index: 0,
+            offset: 0,
+        }
+    }
+
+    fn new_file(dir: &Path, dir_file: &File, index: u64) -> File {
+        let path = dir.join(format!("raw-{index:06}.bin"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        file.set_len(RAW_FILE_BYTES)
+            .unwrap_or_else(|e| panic!("size {}: {e}", path.display()));
+        dir_file.sync_all().expect("fsync raw dir");
+        file
+    }
+
+    /// Writes `entries` buffers and makes them durable; returns the time of the fdatasync.
+    fn commit_round(&mut self, entries: usize) -> Duration {
+        let bytes = self.buffer.len() as u64;
+        for _ in 0..entries {
+            if self.offset + bytes > RAW_FILE_BYTES {
+                self.file.sync_data().expect("fdatasync raw file");
+                self.file_index += 1;
+                self.file = Self::new_file(&self.dir, &self.dir_file, self.file_index);
+                self.offset = 0;
             }
-            file.write_all_at(&buffer, offset).expect("write raw file");
-            offset += entry_bytes as u64;
-            entries += 1;
+            self.file
+                .write_all_at(&self.buffer, self.offset)
+                .expect("write raw file");
+            self.offset += bytes;
         }
         let before = Instant::now();
-        file.sync_data().expect("fdatasync raw file");
-        clock.record(before.elapsed());
+        self.file.sync_data().expect("fdatasync raw file");
+        before.elapsed()
     }
-    let elapsed = start.elapsed();
-    clock.figures(entries, entries * entry_bytes as u64, elapsed)
 }
 
-fn measure_log(
-    dir: &Path,
-    entry_bytes: usize,
-    entries_per_commit: usize,
-    duration: Duration,
-) -> WriterFigures {
-    let mut log = Log::open(dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}"));
-    let payload = vec![0x5Au8; entry_bytes];
-    let mut clock = CommitClock::default();
-    let start = Instant::now();
-    while start.elapsed() < duration {
-        for _ in 0..entries_per_commit {
-            log.append(&payload).unwrap_or_else(|e| panic!("{e}"));
+/// `Log::append` + `Log::commit`.
+struct LogWriter {
+    log: Log,
+    payload: Vec<u8>,
+}
+
+impl LogWriter {
+    fn new(dir: &Path, entry_bytes: usize) -> LogWriter {
+        LogWriter {
+            log: Log::open(dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}")),
+            payload: vec![0x5Au8; entry_bytes],
+        }
+    }
+
+    /// Appends `entries` payloads and commits; returns the time of the commit.
+    fn commit_round(&mut self, entries: usize) -> Duration {
+        for _ in 0..entries {
+            self.log
+                .append(&self.payload)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let before = Instant::now();
-        log.commit().unwrap_or_else(|e| panic!("{e}"));
-        clock.record(before.elapsed());
+        self.log.commit().unwrap_or_else(|e| panic!("{e}"));
+        before.elapsed()
     }
-    let elapsed = start.elapsed();
-    let entries = log.durable_sequence();
-    clock.figures(
-        entries,
-        entries * log_entry_bytes(entry_bytes) as u64,
-        elapsed,
-    )
+}
+
+/// One side's running totals over its rounds.
+#[derive(Default)]
+struct Side {
+    clock: CommitClock,
+    elapsed: Duration,
+}
+
+impl Side {
+    /// Commits until `limit` has passed (at least once) or `count` times; returns the count.
+    fn run(
+        &mut self,
+        mut commit: impl FnMut() -> Duration,
+        limit: Option<Duration>,
+        count: u64,
+    ) -> u64 {
+        let start = Instant::now();
+        let mut done = 0u64;
+        loop {
+            let took = commit();
+            self.clock.record(took);
+            done += 1;
+            match limit {
+                Some(limit) if start.elapsed() >= limit => break,
+                Some(_) => {}
+                None if done >= count => break,
+                None => {}
+            }
+        }
+        self.elapsed += start.elapsed();
+        done
+    }
 }
 
 /// Measures raw sequential write + fdatasync and the log's append + commit at the same entry
-/// size and commit interval, each for `duration`, in subdirectories of `dir` (same disk).
+/// size and commit interval, in subdirectories of `dir` (same disk), alternating in rounds
+/// (see the module docs) for about `2 * duration` in all. Both sides make the same number
+/// of commits of the same bytes.
 ///
 /// Assumes `dir` is writable, has room for what `duration` of writing produces, and that
 /// `entry_bytes` fits the default log configuration (16 MiB entries). The files stay in
@@ -258,13 +316,40 @@ pub fn measure_log_vs_raw(
         entries_per_commit > 0,
         "commit at least one entry at a time"
     );
-    let raw = measure_raw(&dir.join("raw"), entry_bytes, entries_per_commit, duration);
-    let log = measure_log(&dir.join("log"), entry_bytes, entries_per_commit, duration);
+    let stored_bytes = log_entry_bytes(entry_bytes);
+    let mut raw_writer = RawWriter::new(&dir.join("raw"), stored_bytes);
+    let mut log_writer = LogWriter::new(&dir.join("log"), entry_bytes);
+    let mut raw = Side::default();
+    let mut log = Side::default();
+    let slice = duration / 10;
+    let mut raw_leads = true;
+    while raw.elapsed + log.elapsed < 2 * duration {
+        if raw_leads {
+            let count = raw.run(
+                || raw_writer.commit_round(entries_per_commit),
+                Some(slice),
+                0,
+            );
+            log.run(|| log_writer.commit_round(entries_per_commit), None, count);
+        } else {
+            let count = log.run(
+                || log_writer.commit_round(entries_per_commit),
+                Some(slice),
+                0,
+            );
+            raw.run(|| raw_writer.commit_round(entries_per_commit), None, count);
+        }
+        raw_leads = !raw_leads;
+    }
+    let entries = log_writer.log.durable_sequence();
+    let raw_entries = raw.clock.commits * entries_per_commit as u64;
+    assert_eq!(raw_entries, entries, "both sides made the same commits");
+    let disk_bytes = entries * stored_bytes as u64;
     StorageFigures {
         entry_bytes,
         entries_per_commit,
-        raw,
-        log,
+        raw: raw.clock.figures(entries, disk_bytes, raw.elapsed),
+        log: log.clock.figures(entries, disk_bytes, log.elapsed),
     }
 }
 
@@ -344,8 +429,12 @@ mod tests {
             assert!(writer.entries > 0 && writer.commits > 0);
             assert_eq!(writer.entries, writer.commits * 8);
         }
-        assert_eq!(figures.raw.disk_bytes, figures.raw.entries * 192);
+        assert_eq!(figures.raw.commits, figures.log.commits, "same commits");
+        // Both write what the log stores: 192 payload + 80 header bytes per entry.
+        assert_eq!(figures.raw.disk_bytes, figures.raw.entries * 272);
         assert_eq!(figures.log.disk_bytes, figures.log.entries * 272);
+        assert!(figures.raw.elapsed >= Duration::from_millis(50));
+        assert!(figures.log.elapsed >= Duration::from_millis(50));
         let replay = measure_replay(dir.path(), 10_000);
         assert_eq!(replay.entries, 3);
         assert_eq!(replay.payload_bytes, 10_000 * 192);

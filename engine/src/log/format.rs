@@ -144,12 +144,21 @@ fn segment_header_checksum(bytes: &[u8]) -> [u8; 8] {
 /// chunks, and below this size the fork-join costs more than it saves.
 const PARALLEL_HASH_BYTES_MIN: usize = 256 * 1024;
 
-/// The entry hash over the first 48 header bytes and the payload.
+/// The entry hash over the first 48 header bytes and the payload; large payloads are hashed
+/// on the rayon pool (bulk verification in `open` and `inspect`).
 pub(crate) fn entry_hash(hashed_header: &[u8], payload: &[u8]) -> [u8; 32] {
+    entry_hash_with(
+        hashed_header,
+        payload,
+        payload.len() >= PARALLEL_HASH_BYTES_MIN,
+    )
+}
+
+fn entry_hash_with(hashed_header: &[u8], payload: &[u8], parallel: bool) -> [u8; 32] {
     debug_assert_eq!(hashed_header.len(), ENTRY_HASHED_HEADER_BYTES);
     let mut hasher = blake3::Hasher::new_derive_key(ENTRY_HASH_CONTEXT);
     hasher.update(hashed_header);
-    if payload.len() >= PARALLEL_HASH_BYTES_MIN {
+    if parallel {
         hasher.update_rayon(payload);
     } else {
         hasher.update(payload);
@@ -157,28 +166,31 @@ pub(crate) fn entry_hash(hashed_header: &[u8], payload: &[u8]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// Writes a complete entry into `target`, which must be exactly `entry_bytes(payload.len())`
-/// long; returns the entry hash.
-pub(crate) fn encode_entry(
-    target: &mut [u8],
+/// The 80-byte header of the entry with `sequence` after `previous_hash` carrying `payload`,
+/// and the entry hash (which the header holds at offset 48). On disk the header is followed
+/// by the payload and `entry_bytes(payload.len()) - 80 - payload.len()` zero bytes.
+pub(crate) fn encode_entry_header(
     sequence: u64,
     previous_hash: &[u8; 32],
     payload: &[u8],
-) -> [u8; 32] {
-    assert_eq!(target.len(), entry_bytes(payload.len()));
+) -> ([u8; ENTRY_HEADER_BYTES], [u8; 32]) {
     let payload_bytes = u32::try_from(payload.len()).expect("payload length checked by caller");
-    let (header, rest) = target.split_at_mut(ENTRY_HEADER_BYTES);
+    let mut header = [0u8; ENTRY_HEADER_BYTES];
     header[0..4].copy_from_slice(&ENTRY_MAGIC);
     header[4..8].copy_from_slice(&payload_bytes.to_le_bytes());
     header[8..16].copy_from_slice(&sequence.to_le_bytes());
     header[16..48].copy_from_slice(previous_hash);
-    let (payload_target, padding) = rest.split_at_mut(payload.len());
-    payload_target.copy_from_slice(payload);
-    padding.fill(0);
-    let hash = entry_hash(&header[0..ENTRY_HASHED_HEADER_BYTES], payload);
+    // On the calling thread, never on the rayon pool: the writer is not a pool thread, so a
+    // pool hash would wait until a pool thread is free, and in a node the pool is busy with
+    // signature batches (measured: under CPU load the append of a 768 KiB entry took several
+    // times longer with the pool than on its own thread).
+    let hash = entry_hash_with(&header[0..ENTRY_HASHED_HEADER_BYTES], payload, false);
     header[48..80].copy_from_slice(&hash);
-    hash
+    (header, hash)
 }
+
+/// Zero bytes for the padding after a payload (at most `ENTRY_ALIGN_BYTES - 1` are used).
+pub(crate) const ENTRY_PADDING: [u8; ENTRY_ALIGN_BYTES] = [0; ENTRY_ALIGN_BYTES];
 
 /// Why the bytes at an entry position are not the expected next entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

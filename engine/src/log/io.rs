@@ -1,12 +1,12 @@
 //! The seam between the log and the operating system.
 //!
 //! Every operation that can fail to reach the disk (reserving a file, writing the segment
-//! header, fdatasync, msync, fsync of the directory) goes through [`FileOps`]. Production
-//! uses [`OsFileOps`]; tests wrap it to inject short writes and failed flushes while the
-//! real log logic runs over real files.
+//! header and the entries, fdatasync, msync, fsync of the directory) goes through
+//! [`FileOps`]. Production uses [`OsFileOps`]; tests wrap it to inject short writes and
+//! failed flushes while the real log logic runs over real files.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -29,6 +29,20 @@ pub trait FileOps: Send + Sync + std::fmt::Debug {
         file.write_at(bytes, offset)
     }
 
+    /// Writes some prefix of the concatenation of `parts` at `offset` with one call
+    /// (`pwritev(2)`); returns how many bytes it wrote, which may be fewer than asked.
+    /// `append` writes every entry (header, payload, padding) this way.
+    fn write_vectored_at(
+        &self,
+        path: &Path,
+        file: &File,
+        parts: &[IoSlice<'_>],
+        offset: u64,
+    ) -> io::Result<usize> {
+        let _ = path;
+        super::mmap::write_vectored_at(file, parts, offset)
+    }
+
     /// Makes the data of `file` durable (fdatasync).
     fn sync_file(&self, path: &Path, file: &File) -> io::Result<()> {
         let _ = path;
@@ -36,6 +50,8 @@ pub trait FileOps: Send + Sync + std::fmt::Debug {
     }
 
     /// Makes the bytes `offset..offset + bytes` of a mapped segment durable (msync MS_SYNC).
+    /// On Linux this is `fdatasync` of that byte range of the file (`vfs_fsync_range`),
+    /// whether the bytes were written through the map or with `pwrite`.
     fn flush_map(&self, path: &Path, map: &MmapMut, offset: usize, bytes: usize) -> io::Result<()> {
         let _ = path;
         map.flush_range(offset, bytes)
@@ -75,6 +91,42 @@ pub(crate) fn write_all_at(
                 bytes = bytes.get(written..).ok_or_else(|| {
                     io::Error::other("write reported more bytes than it was given")
                 })?;
+                offset += written as u64;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of the concatenation of `parts` at `offset` through `ops`, continuing after
+/// short writes. A write that makes no progress is an error, never a busy loop.
+pub(crate) fn write_all_vectored_at(
+    ops: &dyn FileOps,
+    path: &Path,
+    file: &File,
+    parts: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
+    let mut parts = parts;
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match ops.write_vectored_at(path, file, parts, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write made no progress",
+                ))
+            }
+            Ok(written) => {
+                let asked: usize = parts.iter().map(|part| part.len()).sum();
+                if written > asked {
+                    return Err(io::Error::other(
+                        "write reported more bytes than it was given",
+                    ));
+                }
+                IoSlice::advance_slices(&mut parts, written);
                 offset += written as u64;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -1,5 +1,5 @@
-//! The only unsafe code of the log: mapping segment files, reserving their blocks and
-//! locking the log directory.
+//! The only unsafe code of the log: mapping segment files, reserving their blocks, writing
+//! entries with `pwritev` and locking the log directory.
 //!
 //! Sharp tool: a mapping is only sound while no one truncates or rewrites the file behind
 //! it. The log holds an exclusive `flock` on its directory while open (see [`lock_exclusive`]),
@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -18,7 +18,9 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 pub(crate) fn map_mut(file: &File) -> io::Result<MmapMut> {
     // SAFETY: the caller holds the directory lock (module docs), so no other cooperating
     // process truncates or writes the file while the map lives; the log itself only changes
-    // the file's length before mapping it, never after.
+    // the file's length before mapping it, never after. The log's own `pwritev` of an entry
+    // changes bytes past the last entry only, which no borrowed slice of the map covers
+    // (`append` takes `&mut Log`, so no reader's slice is alive during the write).
     unsafe { MmapOptions::new().map_mut(file) }
 }
 
@@ -30,8 +32,8 @@ pub(crate) fn map_read(file: &File) -> io::Result<Mmap> {
     unsafe { MmapOptions::new().map(file) }
 }
 
-/// Sets the file length to `bytes` and reserves its blocks, so that writes through the
-/// map cannot hit ENOSPC later (which a mapping reports as SIGBUS, killing the process).
+/// Sets the file length to `bytes` and reserves its blocks, so that entry writes cannot hit
+/// ENOSPC later (and the stores through the map that cut a torn tail cannot raise SIGBUS).
 pub(crate) fn allocate(file: &File, bytes: u64) -> io::Result<()> {
     let length = libc::off_t::try_from(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
@@ -44,6 +46,35 @@ pub(crate) fn allocate(file: &File, bytes: u64) -> io::Result<()> {
         // docs/STORAGE.md: such a filesystem can still run out of space under the map).
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(bytes),
         code => Err(io::Error::from_raw_os_error(code)),
+    }
+}
+
+/// Writes some prefix of the concatenation of `parts` at `offset` with one `pwritev(2)`;
+/// returns how many bytes it wrote (a short write is possible, as with `pwrite`).
+pub(crate) fn write_vectored_at(
+    file: &File,
+    parts: &[IoSlice<'_>],
+    offset: u64,
+) -> io::Result<usize> {
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "write offset too large"))?;
+    // At most IOV_MAX (1024 on Linux) slices per call; the log passes three.
+    let count = libc::c_int::try_from(parts.len().min(1024)).expect("at most 1024");
+    // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix (documented by std);
+    // `parts` borrows `count` valid slices for the duration of the call, which only reads
+    // them; the descriptor is valid because `file` is borrowed for the call.
+    let written = unsafe {
+        libc::pwritev(
+            file.as_raw_fd(),
+            parts.as_ptr().cast::<libc::iovec>(),
+            count,
+            offset,
+        )
+    };
+    if written < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(written as usize)
     }
 }
 

@@ -1,12 +1,16 @@
 //! The durable append log: every block the node settles is one entry here before any client
 //! hears "settled" (DESIGN.md, decision 5; docs/STORAGE.md has the format and the rules).
 //!
-//! - Segment files of `LogConfig::segment_bytes` each are preallocated and written through a
-//!   shared memory map. An entry never spans two segments.
+//! - Segment files of `LogConfig::segment_bytes` each are preallocated and memory-mapped;
+//!   `append` writes each entry into its segment file with one `pwritev` (never through the
+//!   map: see docs/STORAGE.md, "Why entries are written with pwritev"), and reads (`open`,
+//!   `replay`) go through the map, which shares the page cache with the writes. An entry
+//!   never spans two segments.
 //! - Each entry carries its sequence, the BLAKE3 hash of the previous entry and its own
 //!   BLAKE3 hash (the checksum), so a log verifies as one hash chain.
-//! - Group commit: `append` copies into the map (not durable); `commit` makes everything
-//!   appended durable with one msync. A durability failure poisons the log for good.
+//! - Group commit: `append` writes into the page cache (not durable); `commit` makes
+//!   everything appended durable with one msync of the written range (on Linux, fdatasync of
+//!   that range). A write or durability failure poisons the log for good.
 //! - `open` verifies everything, cuts a torn tail (zeroes it, so a second open sees the same
 //!   bytes) and refuses to open on damage that has valid entries after it.
 //!
@@ -23,6 +27,7 @@ mod mmap;
 mod scan;
 
 use std::fs::{self, File, OpenOptions};
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,7 +44,7 @@ pub use inspect::{inspect, InspectReport, SegmentSummary};
 pub use io::{FileOps, MmapMut, OsFileOps};
 pub use scan::TailState;
 
-use format::{encode_entry, read_verified_entry, SegmentHeader};
+use format::{encode_entry_header, read_verified_entry, SegmentHeader, ENTRY_PADDING};
 use scan::{SegmentView, TEMPORARY_SUFFIX};
 
 /// Name of the lock file inside the log directory.
@@ -129,6 +134,8 @@ pub struct Recovery {
 /// One mapped segment.
 struct Segment {
     path: PathBuf,
+    /// The open segment file: entries are written through it (`pwritev`), read through `map`.
+    file: File,
     first_sequence: u64,
     index: u64,
     map: MmapMut,
@@ -390,10 +397,11 @@ impl Log {
             log.recovery.extended_segment = Some(resume_path.clone());
         }
 
-        for (position, map) in maps.into_iter().enumerate().take(resume + 1) {
+        for (position, (map, file)) in maps.into_iter().zip(files).enumerate().take(resume + 1) {
             let scanned = &outcome.segments[position];
             log.segments.push(Segment {
                 path: listing.files[position].1.clone(),
+                file,
                 first_sequence: headers[position].first_sequence,
                 index: headers[position].index,
                 map,
@@ -460,9 +468,12 @@ impl Log {
 
     /// Appends one entry (not yet durable); returns its sequence (the first entry is 0).
     ///
-    /// Starts a new segment when the entry does not fit in the current one; the finished
-    /// segment is made durable first. Errors: `EntryTooLarge` (the log is unchanged),
-    /// `Poisoned`, and `Flush` when starting a segment fails (which poisons the log).
+    /// The entry (header, payload, padding) goes into the segment file with one `pwritev`
+    /// (short writes are continued): into the page cache, visible to `replay` through the
+    /// map at once, durable after the next `commit`. Starts a new segment when the entry does
+    /// not fit in the current one; the finished segment is made durable first. Errors:
+    /// `EntryTooLarge` (the log is unchanged), `Poisoned`, and `Flush` when the write or
+    /// starting a segment fails (which poisons the log; nothing of the entry counts).
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, LogError> {
         self.check_poisoned()?;
         if payload.len() > self.config.payload_bytes_max() {
@@ -481,18 +492,37 @@ impl Log {
         }
         let sequence = self.next_sequence;
         let previous_hash = self.last_entry_hash;
-        let segment = self.segments.last_mut().expect("an open log has a segment");
+        let padding = &ENTRY_PADDING[..stored_bytes - ENTRY_HEADER_BYTES - payload.len()];
+        let segment = self.segments.last().expect("an open log has a segment");
         let start = segment.write_offset;
         assert!(
             start + stored_bytes <= segment.map.len(),
             "a fresh segment fits any entry"
         );
-        let hash = encode_entry(
-            &mut segment.map[start..start + stored_bytes],
-            sequence,
-            &previous_hash,
-            payload,
-        );
+        let (header, hash) = encode_entry_header(sequence, &previous_hash, payload);
+        if let Err(source) = io::write_all_vectored_at(
+            self.ops.as_ref(),
+            &segment.path,
+            &segment.file,
+            &mut [
+                IoSlice::new(&header),
+                IoSlice::new(payload),
+                IoSlice::new(padding),
+            ],
+            start as u64,
+        ) {
+            // Part of the entry may sit in the page cache past the last entry; nothing counts
+            // it, a restart cuts it as a torn tail, and the log refuses every later call.
+            let error = LogError::Flush {
+                action: "write entry",
+                path: segment.path.clone(),
+                offset: start as u64,
+                bytes: stored_bytes as u64,
+                source,
+            };
+            return Err(self.poison(error));
+        }
+        let segment = self.segments.last_mut().expect("an open log has a segment");
         segment.write_offset = start + stored_bytes;
         segment.entry_count += 1;
         self.next_sequence = sequence + 1;
@@ -502,7 +532,8 @@ impl Log {
 
     /// Makes every appended entry durable; returns the number of durable entries (next sequence).
     ///
-    /// One msync of the bytes appended since the last commit (group commit). On failure the
+    /// One msync of the bytes appended since the last commit (group commit): on Linux the
+    /// same `vfs_fsync_range` as fdatasync, limited to those bytes. On failure the
     /// log is poisoned: this and every later call fails, and nothing appended since the last
     /// successful commit may be acknowledged.
     pub fn commit(&mut self) -> Result<u64, LogError> {
@@ -676,6 +707,7 @@ impl Log {
         assert_eq!(map.len() as u64, self.config.segment_bytes);
         Ok(Segment {
             path,
+            file,
             first_sequence,
             index,
             map,
