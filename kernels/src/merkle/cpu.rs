@@ -145,17 +145,8 @@ fn next_level(kernel: Kernel, level: &[Hash]) -> Vec<Hash> {
 mod tests {
     use super::super::{leaf_hash, node_hash};
     use super::*;
-    use rand::{RngExt, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn seeded_rng(test: &str) -> ChaCha8Rng {
-        let seed = std::env::var("TALLY_TEST_SEED")
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| rand::rng().random::<u64>());
-        eprintln!("{test}: seed {seed} (re-run with TALLY_TEST_SEED={seed})");
-        ChaCha8Rng::seed_from_u64(seed)
-    }
+    use crate::merkle::seeded_rng;
+    use rand::RngExt;
 
     /// Level by level with `leaf_hash` / `node_hash` (the blake3 crate), one hash at a time.
     fn plain_root(data: &[u8], leaf_bytes: usize) -> Hash {

@@ -45,3 +45,16 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 pub fn empty_root() -> Hash {
     *blake3::keyed_hash(&NODE_KEY, b"").as_bytes()
 }
+
+/// A seeded generator for this module's unit tests; prints its seed (`TALLY_TEST_SEED`
+/// replays it).
+#[cfg(test)]
+pub(crate) fn seeded_rng(test: &str) -> rand_chacha::ChaCha8Rng {
+    use rand::{RngExt, SeedableRng};
+    let seed = std::env::var("TALLY_TEST_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u64>());
+    eprintln!("{test}: seed {seed} (re-run with TALLY_TEST_SEED={seed})");
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}

@@ -480,17 +480,9 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{RngExt, SeedableRng};
+    use crate::merkle::seeded_rng;
+    use rand::RngExt;
     use rand_chacha::ChaCha8Rng;
-
-    fn seeded_rng(test: &str) -> ChaCha8Rng {
-        let seed = std::env::var("TALLY_TEST_SEED")
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| rand::rng().random::<u64>());
-        eprintln!("{test}: seed {seed} (re-run with TALLY_TEST_SEED={seed})");
-        ChaCha8Rng::seed_from_u64(seed)
-    }
 
     /// Every kernel this machine can run, portable first.
     fn kernels() -> Vec<Kernel> {
