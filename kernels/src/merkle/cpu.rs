@@ -145,7 +145,7 @@ fn next_level(kernel: Kernel, level: &[Hash]) -> Vec<Hash> {
 mod tests {
     use super::super::{leaf_hash, node_hash};
     use super::*;
-    use crate::merkle::seeded_rng;
+    use crate::merkle::{seeded_rng, test_kernels as kernels};
     use rand::RngExt;
 
     /// Level by level with `leaf_hash` / `node_hash` (the blake3 crate), one hash at a time.
@@ -165,15 +165,6 @@ mod tests {
                 .collect();
         }
         level[0]
-    }
-
-    fn kernels() -> Vec<Kernel> {
-        let mut kernels = vec![Kernel::portable()];
-        match Kernel::avx2() {
-            Some(kernel) => kernels.push(kernel),
-            None => eprintln!("no AVX2 on this CPU: only the portable kernel is tested"),
-        }
-        kernels
     }
 
     #[test]

@@ -58,3 +58,14 @@ pub(crate) fn seeded_rng(test: &str) -> rand_chacha::ChaCha8Rng {
     eprintln!("{test}: seed {seed} (re-run with TALLY_TEST_SEED={seed})");
     rand_chacha::ChaCha8Rng::seed_from_u64(seed)
 }
+
+/// Every kernel this machine can run, portable first, for the module's unit tests.
+#[cfg(test)]
+pub(crate) fn test_kernels() -> Vec<Kernel> {
+    let mut kernels = vec![Kernel::portable()];
+    match Kernel::avx2() {
+        Some(kernel) => kernels.push(kernel),
+        None => eprintln!("no AVX2 on this CPU: only the portable kernel is tested"),
+    }
+    kernels
+}

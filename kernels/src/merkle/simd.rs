@@ -480,19 +480,9 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merkle::seeded_rng;
+    use crate::merkle::{seeded_rng, test_kernels as kernels};
     use rand::RngExt;
     use rand_chacha::ChaCha8Rng;
-
-    /// Every kernel this machine can run, portable first.
-    fn kernels() -> Vec<Kernel> {
-        let mut kernels = vec![Kernel::portable()];
-        match Kernel::avx2() {
-            Some(kernel) => kernels.push(kernel),
-            None => eprintln!("no AVX2 on this CPU: only the portable kernel is tested"),
-        }
-        kernels
-    }
 
     fn check_leaves(kernel: Kernel, rng: &mut ChaCha8Rng, leaf_bytes: usize) {
         for count in 1..=17 {

@@ -436,16 +436,7 @@ mod tests {
         (cases, registry)
     }
 
-    fn items(cases: &[Case]) -> Vec<SigItem<'_>> {
-        cases
-            .iter()
-            .map(|(public_key, message, signature)| SigItem {
-                public_key,
-                message,
-                signature,
-            })
-            .collect()
-    }
+    use crate::sigverify::items_of as items;
 
     /// Every verdict equals the reference's, and exactly the altered items fail.
     fn assert_verdicts(items: &[SigItem<'_>], verdicts: &[bool], altered: &[usize]) {

@@ -147,7 +147,7 @@ impl Verifier {
     /// differing verdict would split the chain.
     fn gpu_known_answers(&self, gpu: &GpuEd25519) -> Result<(), String> {
         let cases = known_answer_cases();
-        let items = known_answer_items(&cases);
+        let items = items_of(&cases);
         let mut verdicts = vec![false; items.len()];
         let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
             for (item, words) in items[range]
@@ -307,7 +307,8 @@ fn known_answer_cases() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
     cases
 }
 
-fn known_answer_items(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'_>> {
+/// Items borrowing owned (public key, message, signature) triples.
+pub(crate) fn items_of(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'_>> {
     cases
         .iter()
         .map(|(public_key, message, signature)| SigItem {
@@ -354,7 +355,7 @@ mod known_answer_tests {
     #[test]
     fn known_answer_cases_cover_both_verdicts_under_the_reference_rule() {
         let cases = known_answer_cases();
-        let items = known_answer_items(&cases);
+        let items = items_of(&cases);
         let verdicts: Vec<bool> = items.iter().map(verify_single).collect();
         // Per key: valid, bad R, bad S, bad message, S + L; then the small-order case.
         let mut expected = Vec::new();
