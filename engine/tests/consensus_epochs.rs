@@ -4,8 +4,8 @@
 use ed25519_zebra::{SigningKey, VerificationKey};
 use tally_engine::consensus::validators::ChangeVoteOutcome;
 use tally_engine::consensus::{
-    Body, Certificate, CertificateError, CommitSignature, ScheduleError, SignedMessage,
-    ValidatorChange, ValidatorSchedule, ValidatorSet, ValidatorSetError, VoteKind,
+    Body, Certificate, CertificateError, CommitSignature, ScheduleDecodeError, ScheduleError,
+    SignedMessage, ValidatorChange, ValidatorSchedule, ValidatorSet, ValidatorSetError, VoteKind,
 };
 
 const NETWORK_ID: u64 = 0xe90c;
@@ -150,6 +150,120 @@ fn authority_vote_changes_the_set_at_the_next_epoch() {
             votes: 1,
             quorum: 4
         })
+    );
+}
+
+/// Schedule bytes (what state roots commit to and checkpoints store) read back equal, and
+/// every kind of damage is refused with the field it hit: each cut, and each invalid field.
+#[test]
+fn schedule_bytes_round_trip_and_damage_names_its_field() {
+    let mut schedule = ValidatorSchedule::new(set(3, &[1, 2, 3, 4]), 10).expect("schedule");
+    for voter in [1, 2, 3] {
+        schedule
+            .vote(&public(voter), ValidatorChange::Add(public(5)))
+            .expect("vote");
+    }
+    for voter in [1, 2] {
+        schedule
+            .vote(&public(voter), ValidatorChange::Remove(public(4)))
+            .expect("vote");
+    }
+    schedule
+        .vote(&public(3), ValidatorChange::Add(public(6)))
+        .expect("vote");
+    let mut bytes = Vec::new();
+    schedule.encode(&mut bytes);
+    let (decoded, read) = ValidatorSchedule::decode(&bytes).expect("round trip");
+    assert_eq!(read, bytes.len());
+    let mut again = Vec::new();
+    decoded.encode(&mut again);
+    assert_eq!(again, bytes);
+    assert_eq!(decoded.next_public_keys(), schedule.next_public_keys());
+    assert_eq!(decoded.pending().count(), 2);
+    // Trailing bytes are the caller's (a snapshot's next section): not read.
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[7; 5]);
+    assert_eq!(
+        ValidatorSchedule::decode(&longer).expect("prefix").1,
+        bytes.len()
+    );
+
+    // Every cut is refused as truncated, never read as a smaller schedule.
+    for cut in 0..bytes.len() {
+        assert!(
+            matches!(
+                ValidatorSchedule::decode(&bytes[..cut]),
+                Err(ScheduleDecodeError::Truncated(_))
+            ),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(
+        ValidatorSchedule::decode(&bytes[..30]).err(),
+        Some(ScheduleDecodeError::Truncated("current validators"))
+    );
+
+    // Offsets of the layout: epoch length, network id, epoch, current keys (count, keys),
+    // next keys (count, keys), pending count, then per change: kind, key, voters.
+    let current_count = 24;
+    let next_count = current_count + 8 + 4 * 32;
+    let pending_count = next_count + 8 + 5 * 32;
+    let first_change = pending_count + 8;
+    let put_u64 = |bytes: &mut Vec<u8>, at: usize, value: u64| {
+        bytes[at..at + 8].copy_from_slice(&value.to_le_bytes())
+    };
+    let damaged = |change: &dyn Fn(&mut Vec<u8>)| {
+        let mut copy = bytes.clone();
+        change(&mut copy);
+        ValidatorSchedule::decode(&copy).err()
+    };
+    let invalid = |field| Some(ScheduleDecodeError::Invalid(field));
+    assert_eq!(damaged(&|b| put_u64(b, 0, 0)), invalid("heights per epoch"));
+    assert_eq!(
+        damaged(&|b| put_u64(b, current_count, 257)),
+        invalid("current validators")
+    );
+    // A repeated key makes the current set invalid.
+    assert_eq!(
+        damaged(&|b| {
+            let first: Vec<u8> = b[current_count + 8..current_count + 40].to_vec();
+            b[current_count + 40..current_count + 72].copy_from_slice(&first);
+        }),
+        invalid("current validators")
+    );
+    assert_eq!(
+        damaged(&|b| put_u64(b, next_count, 257)),
+        invalid("next validators")
+    );
+    assert_eq!(
+        damaged(&|b| {
+            // An empty next set: the count says 0 and the keys are gone.
+            put_u64(b, next_count, 0);
+            b.drain(next_count + 8..next_count + 8 + 5 * 32);
+        }),
+        invalid("next validators")
+    );
+    assert_eq!(
+        damaged(&|b| put_u64(b, pending_count, 1025)),
+        invalid("pending change count")
+    );
+    assert_eq!(
+        damaged(&|b| b[first_change] = 3),
+        invalid("pending change kind")
+    );
+    assert_eq!(
+        damaged(&|b| put_u64(b, first_change + 33, 257)),
+        invalid("pending change voters")
+    );
+    // The same change twice.
+    assert_eq!(
+        damaged(&|b| {
+            put_u64(b, pending_count, 3);
+            let first_end = first_change + 33 + 8 + 32;
+            let first: Vec<u8> = b[first_change..first_end].to_vec();
+            b.extend_from_slice(&first);
+        }),
+        invalid("pending change order")
     );
 }
 
