@@ -519,11 +519,32 @@ fn handshake_violations_are_refused_counted_and_real_links_go_on() {
         }
     );
 
-    // A second link for the same key while the first is live.
-    let mut raw = Raw::connect(addr);
-    raw.hello(pk(raw_key), NETWORK, GENESIS);
-    raw.auth(raw_key);
-    refused(Refusal::Duplicate, raw);
+    // A second authenticated link for the same key while the first is live (the validator
+    // restarted, its old link silently dead): the new one replaces the old, which is
+    // closed; frames go to the new one. A hello alone replaces nothing.
+    let mut unauthenticated = Raw::connect(addr);
+    unauthenticated.hello(pk(raw_key), NETWORK, GENESIS);
+    let old = live;
+    let mut live = Raw::connect(addr);
+    live.hello(pk(raw_key), NETWORK, GENESIS);
+    live.auth(raw_key);
+    live.read_auth();
+    let reason = expect_disconnected(node, pk(raw_key));
+    assert!(
+        reason.contains("replaced by a new authenticated connection"),
+        "{reason}"
+    );
+    expect_connected(node, &[pk(raw_key)]);
+    assert_eq!(node.links.stats().links_replaced, 1);
+    old.expect_closed();
+    node.links
+        .send(&pk(raw_key), 0x62, b"to the new link")
+        .unwrap();
+    let mut buf = vec![0u8; FRAME_HEADER_BYTES + 15];
+    live.stream.read_exact(&mut buf).unwrap();
+    let (frame, _) = decode_peer_frame(&buf).unwrap().unwrap();
+    assert_eq!((frame.kind, frame.payload), (0x62, &b"to the new link"[..]));
+    drop(unauthenticated);
 
     // A handshake frame, then a client type, on the authenticated link close it.
     live.send(&frame_bytes(PEER_HELLO, &[0; PEER_HELLO_BYTES]));
@@ -537,7 +558,7 @@ fn handshake_violations_are_refused_counted_and_real_links_go_on() {
     live.send(&frame_bytes(MessageType::SubmitBatch as u8, &[0; 16]));
     refused(Refusal::ClientType, live);
     expect_disconnected(node, pk(raw_key));
-    assert_eq!(node.links.stats().reconnects, 1);
+    assert_eq!(node.links.stats().reconnects, 2);
 
     // The real link never noticed.
     let (a, b) = (&nodes[0], &nodes[1]);

@@ -51,6 +51,16 @@ pub const PEER_AUTH_SIGNING_BYTES: usize = 16 + 8 + 32 + 32 + 32 + 32;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connections being authenticated at once; one more accepted is closed at once.
 pub const HANDSHAKES_MAX: usize = 64;
+/// A link with nothing received for this long is probed by TCP keepalive.
+pub const LINK_KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+/// Time between keepalive probes.
+pub const LINK_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Unanswered keepalive probes after which the kernel closes the link.
+pub const LINK_KEEPALIVE_PROBES: u32 = 3;
+/// Sent bytes left unacknowledged by the peer for this long close the link (Linux
+/// `TCP_USER_TIMEOUT`): a peer whose machine or network died is noticed in seconds, not after
+/// the kernel's retransmission limit of about 15 minutes.
+pub const LINK_UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes read from a socket at a time when no larger frame is expected.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Most socket reads for one connection per loop turn, so that one busy link cannot starve
@@ -182,7 +192,7 @@ pub enum PeerSendError {
 }
 
 /// How many kinds of [`Refusal`] there are.
-pub const REFUSAL_KINDS: usize = 15;
+pub const REFUSAL_KINDS: usize = 14;
 
 /// Why a connection was closed by this node: each refusal has a counter in [`PeerStats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,8 +214,6 @@ pub enum Refusal {
     BadHandshake,
     /// The auth signature does not verify.
     BadSignature,
-    /// The validator already has a live link.
-    Duplicate,
     /// A frame other than the next handshake frame before authentication.
     BeforeAuth,
     /// A handshake frame on an authenticated link.
@@ -231,7 +239,6 @@ impl Refusal {
         Refusal::WrongGenesis,
         Refusal::BadHandshake,
         Refusal::BadSignature,
-        Refusal::Duplicate,
         Refusal::BeforeAuth,
         Refusal::UnexpectedHandshake,
         Refusal::ClientType,
@@ -251,7 +258,6 @@ impl Refusal {
             Refusal::WrongGenesis => "wrong_genesis",
             Refusal::BadHandshake => "bad_handshake",
             Refusal::BadSignature => "bad_signature",
-            Refusal::Duplicate => "duplicate",
             Refusal::BeforeAuth => "before_auth",
             Refusal::UnexpectedHandshake => "unexpected_handshake",
             Refusal::ClientType => "client_type",
@@ -289,6 +295,9 @@ pub struct PeerStats {
     pub links_established: u64,
     /// Links authenticated to a validator that had been linked before.
     pub reconnects: u64,
+    /// Live links closed because the same validator authenticated a new connection (it
+    /// restarted, or its side of the old link died unnoticed).
+    pub links_replaced: u64,
     /// Connections closed by this node, per [`Refusal`] in the order of [`Refusal::ALL`].
     pub refused: [u64; REFUSAL_KINDS],
 }
@@ -527,6 +536,7 @@ struct Counters {
     dial_failures: AtomicU64,
     links_established: AtomicU64,
     reconnects: AtomicU64,
+    links_replaced: AtomicU64,
     refused: [AtomicU64; REFUSAL_KINDS],
 }
 
@@ -808,6 +818,7 @@ impl PeerLinks {
             dial_failures: get(&c.dial_failures),
             links_established: get(&c.links_established),
             reconnects: get(&c.reconnects),
+            links_replaced: get(&c.links_replaced),
             refused: std::array::from_fn(|i| get(&c.refused[i])),
         }
     }
@@ -1117,7 +1128,7 @@ impl LinkThread {
                 tracing::warn!(%addr, %error, "cannot register a validator connection");
                 continue;
             }
-            let _ = stream.set_nodelay(true);
+            configure_link_socket(&stream, addr);
             tracing::debug!(%addr, "validator connection accepted");
             let conn = self.new_conn(stream, addr, None);
             self.conns.insert(token, conn);
@@ -1137,7 +1148,7 @@ impl LinkThread {
             self.shared.counters.dials.fetch_add(1, Ordering::Relaxed);
             match TcpStream::connect(addr) {
                 Ok(mut stream) => {
-                    let _ = stream.set_nodelay(true);
+                    configure_link_socket(&stream, addr);
                     let token = self.new_token();
                     if let Err(error) = self.poll.registry().register(
                         &mut stream,
@@ -1593,7 +1604,6 @@ impl LinkThread {
                 }
             }
         }
-        self.refuse_duplicate(&remote)?;
         let auth = PeerAuth::sign(
             &self.key,
             self.config.network_id,
@@ -1611,15 +1621,28 @@ impl LinkThread {
         Ok(())
     }
 
-    fn refuse_duplicate(&self, remote: &[u8; 32]) -> Result<(), Close> {
-        let live = self.shared.slot(remote).is_some_and(|slot| lock(slot).live);
-        if live {
-            return Err(Close::Refused(
-                Refusal::Duplicate,
-                format!("validator {} already has a live link", hex::encode(remote)),
-            ));
+    /// Closes the live link of `remote`, if any, because `replacement` (from `addr`) has just
+    /// authenticated as the same validator: a restarted validator dials again while this
+    /// node may still hold its old, silently dead link. The newest authenticated connection
+    /// wins; only the holder of the validator's key can authenticate one.
+    fn replace_live_link(&mut self, remote: &[u8; 32], addr: SocketAddr) {
+        let old = self
+            .conns
+            .iter()
+            .find(|(_, conn)| conn.live_peer() == Some(*remote))
+            .map(|(token, _)| *token);
+        if let Some(token) = old {
+            let conn = self.conns.remove(&token).expect("found");
+            self.shared
+                .counters
+                .links_replaced
+                .fetch_add(1, Ordering::Relaxed);
+            let text = format!(
+                "replaced by a new authenticated connection from {addr} (the old one from {})",
+                conn.addr
+            );
+            self.close(conn, Close::Ended(text));
         }
-        Ok(())
     }
 
     fn on_auth(
@@ -1647,7 +1670,7 @@ impl LinkThread {
                 ),
             ));
         }
-        self.refuse_duplicate(&remote)?;
+        self.replace_live_link(&remote, conn.addr);
         let slot = self.shared.slot(&remote).expect("a configured validator");
         {
             let mut state = lock(slot);
@@ -1673,6 +1696,33 @@ impl LinkThread {
     }
 }
 
+/// Sets the options of a validator link's socket: no Nagle delay, TCP keepalive
+/// ([`LINK_KEEPALIVE_IDLE`], [`LINK_KEEPALIVE_INTERVAL`], [`LINK_KEEPALIVE_PROBES`]) and, on
+/// Linux, [`LINK_UNACKNOWLEDGED_TIMEOUT`], so that a link whose peer vanished without closing
+/// it (machine or network down) ends and is dialled again instead of staying half open. A
+/// refused option is logged; the link still works, it only notices a dead peer later.
+fn configure_link_socket(stream: &TcpStream, addr: SocketAddr) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(LINK_KEEPALIVE_IDLE)
+        .with_interval(LINK_KEEPALIVE_INTERVAL)
+        .with_retries(LINK_KEEPALIVE_PROBES);
+    let mut results = vec![
+        ("TCP_NODELAY", socket.set_tcp_nodelay(true)),
+        ("SO_KEEPALIVE", socket.set_tcp_keepalive(&keepalive)),
+    ];
+    #[cfg(target_os = "linux")]
+    results.push((
+        "TCP_USER_TIMEOUT",
+        socket.set_tcp_user_timeout(Some(LINK_UNACKNOWLEDGED_TIMEOUT)),
+    ));
+    for (option, result) in results {
+        if let Err(error) = result {
+            tracing::warn!(%addr, option, %error, "cannot set a validator link socket option");
+        }
+    }
+}
+
 /// The first bytes of a key, for logs.
 fn short(key: &[u8; 32]) -> String {
     hex::encode(&key[..6])
@@ -1681,6 +1731,37 @@ fn short(key: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_sockets_probe_idle_peers_and_bound_unacknowledged_data() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dialled = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        for stream in [dialled, accepted] {
+            let stream = TcpStream::from_std(stream);
+            let before = socket2::SockRef::from(&stream);
+            assert!(!before.keepalive().unwrap());
+            configure_link_socket(&stream, addr);
+            let socket = socket2::SockRef::from(&stream);
+            assert!(socket.tcp_nodelay().unwrap());
+            assert!(socket.keepalive().unwrap());
+            assert_eq!(socket.tcp_keepalive_time().unwrap(), LINK_KEEPALIVE_IDLE);
+            assert_eq!(
+                socket.tcp_keepalive_interval().unwrap(),
+                LINK_KEEPALIVE_INTERVAL
+            );
+            assert_eq!(
+                socket.tcp_keepalive_retries().unwrap(),
+                LINK_KEEPALIVE_PROBES
+            );
+            #[cfg(target_os = "linux")]
+            assert_eq!(
+                socket.tcp_user_timeout().unwrap(),
+                Some(LINK_UNACKNOWLEDGED_TIMEOUT)
+            );
+        }
+    }
 
     #[test]
     fn refusals_have_distinct_names_and_counter_slots() {
