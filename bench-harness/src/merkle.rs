@@ -189,6 +189,126 @@ fn measure_gpu(
     }
 }
 
+/// The GPU block (signatures and tree over one upload of the records) beside the separate
+/// GPU calls (records for the tree, packed items for the signatures) on the same records.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GpuBlockFigures {
+    pub adapter: String,
+    /// True for llvmpipe and other software adapters: the figures are CPU figures.
+    pub cpu_type_adapter: bool,
+    pub records: usize,
+    /// `GpuBlock::verify_and_root`, end to end from host memory.
+    pub block_records_per_s: f64,
+    /// `GpuBlock::verify_and_root_separately` on the same records.
+    pub separate_records_per_s: f64,
+    pub block_upload_bytes_per_record: f64,
+    pub separate_upload_bytes_per_record: f64,
+}
+
+/// Signing keys of the block figure's records (registered on the GPU).
+pub const BLOCK_KEY_COUNT: usize = 64;
+
+/// Measures [`GpuBlockFigures`] over `record_count` signed 192-byte transfer records.
+///
+/// Errors: why there is no figure (no adapter, kernels refused, a GPU failure). Panics if a
+/// verdict or root differs from the CPU's (a correctness failure, never a figure).
+pub fn measure_gpu_block(record_count: usize) -> Result<GpuBlockFigures, String> {
+    use tally_engine::tx::{signing_message, TxFields, TxRecord, TX_BYTES};
+    use tally_kernels::gpu::block::{GpuBlock, RecordLayout};
+    use tally_kernels::sigverify::{verify_single, SigItem};
+    const NETWORK_ID: u64 = 7;
+    let layout = RecordLayout {
+        record_bytes: TX_BYTES,
+        public_key: 96,
+        r: 128,
+        s: 160,
+    };
+    let keys: Vec<ed25519_zebra::SigningKey> = (0..BLOCK_KEY_COUNT)
+        .map(|index| ed25519_zebra::SigningKey::from([index as u8 + 1; 32]))
+        .collect();
+    let records: Vec<TxRecord> = (0..record_count)
+        .into_par_iter()
+        .map(|index| {
+            let fields = TxFields::transfer(index as u128 + 1, 1, 2, index as u64 + 1, 1);
+            TxRecord::signed(&fields, NETWORK_ID, &keys[index % keys.len()])
+        })
+        .collect();
+    let messages: Vec<_> = records
+        .iter()
+        .map(|record| signing_message(NETWORK_ID, record))
+        .collect();
+    let items: Vec<SigItem<'_>> = records
+        .iter()
+        .zip(&messages)
+        .map(|(record, message)| SigItem {
+            public_key: &record.public_key,
+            message,
+            signature: &record.signature,
+        })
+        .collect();
+    let bytes: Vec<u8> = records
+        .iter()
+        .flat_map(|record| record.as_bytes().iter().copied())
+        .collect();
+    let context = GpuContext::shared().map_err(|error| error.to_string())?;
+    let mut block = GpuBlock::new(context.clone()).map_err(|error| error.to_string())?;
+    let public_keys: Vec<[u8; 32]> = keys
+        .iter()
+        .map(|key| ed25519_zebra::VerificationKey::from(key).into())
+        .collect();
+    block
+        .register_keys(&public_keys)
+        .map_err(|error| error.to_string())?;
+    let cpu_root = merkle::root(&bytes, TX_BYTES);
+    let expected: Vec<bool> = items.par_iter().map(verify_single).collect();
+    let mut verdicts = vec![false; items.len()];
+    let mut failure = None;
+    let mut upload = [0u64; 2];
+    let mut seconds = [0f64; 2];
+    for (which, share) in [(0, true), (1, false)] {
+        seconds[which] = best_seconds(|| {
+            if failure.is_some() {
+                return;
+            }
+            let run = if share {
+                block.verify_and_root(&bytes, &layout, &items, &mut verdicts)
+            } else {
+                block.verify_and_root_separately(&bytes, &layout, &items, &mut verdicts)
+            };
+            match run {
+                Ok(run) => {
+                    if let Some(error) = run.fallback {
+                        failure = Some(error.to_string());
+                        return;
+                    }
+                    assert_eq!(
+                        run.root, cpu_root,
+                        "GPU block root differs from the CPU root"
+                    );
+                    assert!(
+                        verdicts == expected,
+                        "GPU block verdicts differ from the reference"
+                    );
+                    upload[which] = run.upload.total();
+                }
+                Err(error) => failure = Some(error.to_string()),
+            }
+        });
+    }
+    if let Some(reason) = failure {
+        return Err(reason);
+    }
+    Ok(GpuBlockFigures {
+        adapter: context.info.name.clone(),
+        cpu_type_adapter: context.is_cpu_adapter(),
+        records: record_count,
+        block_records_per_s: record_count as f64 / seconds[0],
+        separate_records_per_s: record_count as f64 / seconds[1],
+        block_upload_bytes_per_record: upload[0] as f64 / record_count as f64,
+        separate_upload_bytes_per_record: upload[1] as f64 / record_count as f64,
+    })
+}
+
 /// Best over [`REPETITIONS`] of the mean seconds per call, each repetition calling `work`
 /// until [`MEASURE_SECONDS_MIN`] has passed.
 fn best_seconds(mut work: impl FnMut()) -> f64 {
@@ -223,5 +343,31 @@ mod tests {
         assert_eq!(figures.cpu_kernel, Kernel::detect().name());
         assert!(figures.gpu.is_none() && figures.gpu_unavailable.is_none());
         eprintln!("{figures}");
+    }
+
+    /// The GPU block figure on whatever adapter exists; about two minutes on llvmpipe
+    /// (pipelines, then 64 signatures per call), so run on request:
+    /// `cargo test -p tally-bench --lib merkle::tests::gpu_block -- --ignored`.
+    #[test]
+    #[ignore]
+    fn gpu_block_figures_are_consistent() {
+        match measure_gpu_block(64) {
+            Ok(figures) => {
+                assert_eq!(figures.block_upload_bytes_per_record, 192.0 + 36.0);
+                assert_eq!(figures.separate_upload_bytes_per_record, 192.0 + 132.0);
+                assert!(
+                    figures.block_records_per_s.is_finite() && figures.block_records_per_s > 0.0
+                );
+                assert!(
+                    figures.separate_records_per_s.is_finite()
+                        && figures.separate_records_per_s > 0.0
+                );
+                eprintln!("{figures:?}");
+            }
+            Err(reason) if tally_kernels::gpu::gpu_required() => {
+                panic!("TALLY_REQUIRE_GPU=1 but no GPU block figure: {reason}")
+            }
+            Err(reason) => eprintln!("notice: no GPU block figure: {reason}"),
+        }
     }
 }

@@ -281,6 +281,46 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         ));
                     }
                 }
+                if options.gpu {
+                    // Signatures and tree of one block over one upload, beside the separate
+                    // GPU calls on the same records (few records: llvmpipe verifies slowly).
+                    let count = if options.quick { 256 } else { 1024 };
+                    let figure = format!(
+                        "GPU block (signatures + tree, one upload), {count} records of 192 B"
+                    );
+                    let ceiling = "the two separate GPU calls on the same records";
+                    match crate::merkle::measure_gpu_block(count) {
+                        Ok(block) => {
+                            let adapter = if block.cpu_type_adapter {
+                                format!("{} is a CPU-type adapter: not a GPU figure", block.adapter)
+                            } else {
+                                block.adapter.clone()
+                            };
+                            rows.push(row(
+                                "merkle",
+                                figure,
+                                block.block_records_per_s,
+                                "records/s",
+                                ceiling,
+                                block.separate_records_per_s,
+                                format!(
+                                    "uploaded {:.0} B/record vs {:.0} B/record; {adapter}",
+                                    block.block_upload_bytes_per_record,
+                                    block.separate_upload_bytes_per_record
+                                ),
+                            ));
+                        }
+                        Err(reason) => rows.push(row(
+                            "merkle",
+                            figure,
+                            f64::NAN,
+                            "records/s",
+                            ceiling,
+                            f64::NAN,
+                            reason,
+                        )),
+                    }
+                }
             }
             Part::Storage => {
                 progress("storage");

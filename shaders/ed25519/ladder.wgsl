@@ -8,9 +8,10 @@ fn ladder(@builtin(global_invocation_id) id: vec3<u32>) {
     if (item == 0xffffffffu || verdicts[item] != VERDICT_PENDING) {
         return;
     }
-    let base = item * ITEM_WORDS;
+    let kbase = key_base(item);
+    let s_at = record_base(item, params.s_word);
     let sbase = item * STATE_WORDS;
-    let slot = items[base + 32u];
+    let slot = keys[kbase + 8u];
     let own_table = slot == KEY_DECOMPRESS;
     if (params.op_start == 0u) {
         let decompressed = state[sbase + STATE_FLAGS] == 1u
@@ -46,14 +47,14 @@ fn ladder(@builtin(global_invocation_id) id: vec3<u32>) {
                 let window = 63u - m / 6u;
                 let phase = m % 6u;
                 if (phase == 4u) {
-                    let digit = item_nibble(base + 24u, window);
+                    let digit = key_nibble(kbase, window);
                     if (own_table) {
                         y = state_load_pt(sbase + PT_WORDS * digit);
                     } else {
                         y = table_load_pt(slot * TABLE_WORDS + PT_WORDS * digit);
                     }
                 } else if (phase == 5u) {
-                    y = table_load_pt(PT_WORDS * item_nibble(base + 16u, window));
+                    y = table_load_pt(PT_WORDS * record_nibble(s_at, window));
                 }
             } else if (m == MAIN_OPS) {
                 x = state_load_pt(sbase + STATE_R);

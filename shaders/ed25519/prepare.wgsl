@@ -9,8 +9,7 @@ fn prepare(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let which = id.x % 2u;
-    let base = item * ITEM_WORDS;
-    let slot = items[base + 32u];
+    let slot = keys[key_base(item) + 8u];
     let sbase = item * STATE_WORDS;
     if (which == 1u && slot != KEY_DECOMPRESS) {
         return;
@@ -19,7 +18,8 @@ fn prepare(@builtin(global_invocation_id) id: vec3<u32>) {
     var ok = slot == KEY_DECOMPRESS
         || (slot < params.slot_count && (slot + 1u) * TABLE_WORDS <= arrayLength(&tables));
     if (ok) {
-        let d = pt_decompress(item_words(base + 8u * which));
+        let offset = select(params.r_word, params.a_word, which == 1u);
+        let d = pt_decompress(record_words(record_base(item, offset)));
         ok = d.valid;
         if (which == 0u) {
             state_store_pt(sbase + STATE_R, d.point);

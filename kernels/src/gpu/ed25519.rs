@@ -21,6 +21,15 @@
 //! Buffers are allocated once in [`GpuEd25519::new`]: two sets (items, state, verdicts,
 //! readback, params) of [`GPU_BATCH_ITEMS_MAX`] items, used in turn, so that the host prepares
 //! and uploads sub-batch N+1 while the GPU computes sub-batch N.
+//!
+//! Two input layouts, one set of pipelines (the kernels read R, A, s at a stride and word
+//! offsets given per dispatch, k and the key slot at another; `verify.wgsl` documents both):
+//! - [`GpuEd25519::verify_with`]: the host packs [`ITEM_WORDS`] words per item (R, A, s, k,
+//!   slot: 132 bytes uploaded per item);
+//! - [`GpuEd25519::verify_records`]: R, A and s are read from records already in a GPU buffer
+//!   (a block's transaction records, uploaded once and also hashed as the Merkle leaves, see
+//!   [`super::GpuBlock`]); the host uploads only k and the slot, [`KEY_ITEM_WORDS`] words
+//!   (36 bytes) per item.
 
 use super::{GpuContext, GpuError};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -28,7 +37,7 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use rayon::prelude::*;
 use std::num::NonZeroU64;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,8 +56,11 @@ pub const FIELD_TEST_WGSL: &str = include_str!("../../../shaders/ed25519/field_t
 /// Test entry point `point_ops`.
 pub const POINT_TEST_WGSL: &str = include_str!("../../../shaders/ed25519/point_test.wgsl");
 
-/// u32 words per item in the upload buffer (layout in `verify.wgsl`).
+/// u32 words per item in the upload buffer of [`GpuEd25519::verify_with`] (layout in
+/// `verify.wgsl`).
 pub const ITEM_WORDS: usize = 33;
+/// u32 words per item uploaded by [`GpuEd25519::verify_records`]: k (8 words), key slot.
+pub const KEY_ITEM_WORDS: usize = 9;
 /// Key slot value: the kernel decompresses `A` itself.
 pub const KEY_DECOMPRESS: u32 = u32::MAX;
 /// Key slot value: the item is already invalid (`S >= L`), the kernel writes false.
@@ -70,7 +82,9 @@ const STATE_WORDS: usize = TABLE_WORDS + 2 * PT_WORDS + 2;
 /// Point additions of the longest item (own table, 64 windows, tail), as in `verify.wgsl`.
 const TOTAL_OPS_MAX: u32 = 14 + 384 + 4;
 const TABLE_SLOTS_MAX: usize = 1 + GPU_KEY_TABLES_MAX;
-const PARAMS_BYTES: u64 = 16;
+/// The shaders' `Params`: 11 u32 and a pad word.
+const PARAMS_BYTES: u64 = 48;
+const PARAMS_WORDS: usize = PARAMS_BYTES as usize / 4;
 /// Stride of the per-dispatch parameters (the dynamic offset alignment WebGPU guarantees).
 const PARAMS_STRIDE: u64 = 256;
 
@@ -104,26 +118,79 @@ pub fn bytes_to_words(bytes: &[u8; 32], words: &mut [u32]) {
     }
 }
 
-/// Packs one item: `r`, `a` (encodings as given), `s` and `k` (scalar bytes), `slot`
-/// (a table slot, [`KEY_DECOMPRESS`] or [`KEY_SKIP`]) into `words` (`ITEM_WORDS` long).
-pub fn pack_item(
-    r: &[u8; 32],
-    a: &[u8; 32],
-    s: &[u8; 32],
-    k: &[u8; 32],
-    slot: u32,
-    words: &mut [u32],
-) {
-    assert_eq!(words.len(), ITEM_WORDS);
-    bytes_to_words(r, &mut words[0..8]);
-    bytes_to_words(a, &mut words[8..16]);
-    bytes_to_words(s, &mut words[16..24]);
-    bytes_to_words(k, &mut words[24..32]);
-    words[32] = slot;
+/// Where a block's records keep the signature parts, in bytes (all multiples of 4: the kernels
+/// read whole words). `r` and `s` are the signature's two halves, `public_key` is A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLayout {
+    /// Bytes per record (the stride).
+    pub record_bytes: usize,
+    /// Offset of the 32-byte public key A inside a record.
+    pub public_key: usize,
+    /// Offset of the 32-byte R (signature bytes 0..32).
+    pub r: usize,
+    /// Offset of the 32-byte S (signature bytes 32..64).
+    pub s: usize,
 }
+
+impl RecordLayout {
+    /// Checks the layout: stride and offsets multiples of 4, each 32-byte field inside the
+    /// record, at most [`super::merkle::LEAF_BYTES_MAX`] bytes per record (the GPU Merkle
+    /// leaf limit).
+    ///
+    /// Errors: `InvalidInput` naming the first offending field.
+    pub fn check(&self) -> Result<(), GpuError> {
+        if self.record_bytes == 0
+            || !self.record_bytes.is_multiple_of(4)
+            || self.record_bytes > super::merkle::LEAF_BYTES_MAX
+        {
+            return Err(GpuError::InvalidInput(format!(
+                "record_bytes {} must be a non-zero multiple of 4 of at most {} bytes",
+                self.record_bytes,
+                super::merkle::LEAF_BYTES_MAX
+            )));
+        }
+        for (field, offset) in [
+            ("public_key", self.public_key),
+            ("r", self.r),
+            ("s", self.s),
+        ] {
+            if !offset.is_multiple_of(4) || offset + 32 > self.record_bytes {
+                return Err(GpuError::InvalidInput(format!(
+                    "the {field} offset {offset} must be a multiple of 4 with its 32 bytes inside the {}-byte record",
+                    self.record_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The per-dispatch parameters that say where the kernels read their inputs.
+#[derive(Clone, Copy)]
+struct InputWords {
+    first_record: u32,
+    record_stride: u32,
+    r: u32,
+    a: u32,
+    s: u32,
+    key_stride: u32,
+    k: u32,
+}
+
+/// The packed layout of [`GpuEd25519::verify_with`]: items are their own records.
+const PACKED_INPUT: InputWords = InputWords {
+    first_record: 0,
+    record_stride: ITEM_WORDS as u32,
+    r: 0,
+    a: 8,
+    s: 16,
+    key_stride: ITEM_WORDS as u32,
+    k: 24,
+};
 
 struct Slot {
     items: wgpu::Buffer,
+    state: wgpu::Buffer,
     verdicts: wgpu::Buffer,
     readback: wgpu::Buffer,
     params: wgpu::Buffer,
@@ -139,6 +206,7 @@ struct Staging {
 /// The GPU verifier: pipelines and buffers on one [`GpuContext`].
 pub struct GpuEd25519 {
     context: Arc<GpuContext>,
+    layout: wgpu::BindGroupLayout,
     prepare_pipeline: wgpu::ComputePipeline,
     ladder_pipeline: wgpu::ComputePipeline,
     tables: wgpu::Buffer,
@@ -149,6 +217,8 @@ pub struct GpuEd25519 {
     compile_times: Vec<(&'static str, Duration)>,
     sub_batch_items: AtomicUsize,
     fault: Mutex<Option<InjectedFault>>,
+    /// Bytes the last verify call wrote to the GPU (items or k and slots; not parameters).
+    last_upload_bytes: AtomicU64,
 }
 
 impl GpuEd25519 {
@@ -206,6 +276,7 @@ impl GpuEd25519 {
                     },
                     count: None,
                 },
+                storage_entry(5, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -287,10 +358,16 @@ impl GpuEd25519 {
                             size: NonZeroU64::new(PARAMS_BYTES),
                         }),
                     },
+                    // Packed items: R, A, s and k, slot from the same buffer.
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: items.as_entire_binding(),
+                    },
                 ],
             });
             Slot {
                 items,
+                state,
                 verdicts,
                 readback,
                 params,
@@ -308,9 +385,12 @@ impl GpuEd25519 {
         ] {
             let started = Instant::now();
             let pipeline = pipeline(label, entry, entry_wgsl);
+            let mut params = [0u32; PARAMS_WORDS];
+            params[1] = 1;
+            write_input_words(&mut params, &PACKED_INPUT);
             context
                 .queue
-                .write_buffer(&slots[0].params, 0, &words_to_bytes(&[0, 1, 0, 0]));
+                .write_buffer(&slots[0].params, 0, &words_to_bytes(&params));
             let mut encoder = device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             {
@@ -339,6 +419,7 @@ impl GpuEd25519 {
         context.check_health()?;
         let mut gpu = GpuEd25519 {
             context,
+            layout,
             prepare_pipeline,
             ladder_pipeline,
             tables,
@@ -351,6 +432,7 @@ impl GpuEd25519 {
             compile_times,
             sub_batch_items: AtomicUsize::new(GPU_BATCH_ITEMS_MAX),
             fault: Mutex::new(None),
+            last_upload_bytes: AtomicU64::new(0),
         };
         gpu.build_tables(&[])?;
         Ok(gpu)
@@ -440,7 +522,134 @@ impl GpuEd25519 {
         pack: impl Fn(Range<usize>, &mut [u32]),
         verdicts: &mut [bool],
     ) -> Result<(), GpuError> {
+        self.run_sub_batches(item_count, None, ITEM_WORDS, pack, verdicts)
+    }
+
+    /// Verifies `item_count` items whose R, A and s lie in `records`, record `i` at byte
+    /// `i * layout.record_bytes` (the buffer needs `STORAGE` usage and is only read).
+    /// `fill_keys(range, words)` fills `words` (`range.len() * KEY_ITEM_WORDS` words) with k
+    /// (8 words) and the key slot of each item of `range`, on the host while the GPU computes
+    /// the previous sub-batch; only those words are uploaded.
+    ///
+    /// Errors: `InvalidInput` for a bad layout or a buffer smaller than the records (or above
+    /// the adapter's binding limit); otherwise as [`Self::verify_with`].
+    pub fn verify_records(
+        &self,
+        records: &wgpu::Buffer,
+        layout: &RecordLayout,
+        item_count: usize,
+        fill_keys: impl Fn(Range<usize>, &mut [u32]),
+        verdicts: &mut [bool],
+    ) -> Result<(), GpuError> {
+        layout.check()?;
+        let records_bytes = (item_count as u64) * layout.record_bytes as u64;
+        let binding_max = self
+            .context
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.context.limits.max_buffer_size)
+            .min(u64::from(u32::MAX));
+        if records_bytes > records.size() || records_bytes > binding_max {
+            return Err(GpuError::InvalidInput(format!(
+                "{item_count} records of {} bytes ({records_bytes} bytes) do not fit the {}-byte records buffer within the {binding_max}-byte binding limit",
+                layout.record_bytes,
+                records.size()
+            )));
+        }
+        if item_count == 0 {
+            assert!(verdicts.is_empty(), "one verdict slot per item");
+            self.last_upload_bytes.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        let words = |bytes: usize| (bytes / 4) as u32;
+        let input = InputWords {
+            first_record: 0,
+            record_stride: words(layout.record_bytes),
+            r: words(layout.r),
+            a: words(layout.public_key),
+            s: words(layout.s),
+            key_stride: KEY_ITEM_WORDS as u32,
+            k: 0,
+        };
+        let bind_group = |slot: &Slot| {
+            self.context
+                .device
+                .create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("ed25519_verify_records"),
+                    layout: &self.layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: records,
+                                offset: 0,
+                                size: NonZeroU64::new(records_bytes),
+                            }),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: self.tables.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: slot.state.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: slot.verdicts.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 4,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &slot.params,
+                                offset: 0,
+                                size: NonZeroU64::new(PARAMS_BYTES),
+                            }),
+                        },
+                        // k and slot of the sub-batch, in the slot's item buffer.
+                        wgpu::BindGroupEntry {
+                            binding: 5,
+                            resource: slot.items.as_entire_binding(),
+                        },
+                    ],
+                })
+        };
+        let bind_groups = [bind_group(&self.slots[0]), bind_group(&self.slots[1])];
+        self.run_sub_batches(
+            item_count,
+            Some((&bind_groups, input)),
+            KEY_ITEM_WORDS,
+            fill_keys,
+            verdicts,
+        )
+    }
+
+    /// Bytes the last [`Self::verify_with`] or [`Self::verify_records`] call uploaded: the
+    /// packed items, or the k and slot words (the per-dispatch parameters, a few hundred
+    /// bytes per sub-batch, are not counted).
+    pub fn last_upload_bytes(&self) -> u64 {
+        self.last_upload_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Self::last_upload_bytes`] to 0 (a caller about to report it after a call that
+    /// may fail before uploading).
+    pub(crate) fn clear_upload_bytes(&self) {
+        self.last_upload_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// The double-buffered sub-batch loop of both layouts. `records`: the bind groups (one
+    /// per slot) and input words of records already on the GPU; `None` for packed items.
+    /// `fill(range, words)` writes `item_words` words per item of `range`.
+    fn run_sub_batches(
+        &self,
+        item_count: usize,
+        records: Option<(&[wgpu::BindGroup; 2], InputWords)>,
+        item_words: usize,
+        fill: impl Fn(Range<usize>, &mut [u32]),
+        verdicts: &mut [bool],
+    ) -> Result<(), GpuError> {
         assert_eq!(verdicts.len(), item_count);
+        self.last_upload_bytes.store(0, Ordering::Relaxed);
         let mut staging = self
             .staging
             .lock()
@@ -450,6 +659,7 @@ impl GpuEd25519 {
         let mut pending: Option<(usize, Range<usize>, wgpu::SubmissionIndex)> = None;
         let mut start = 0;
         let mut turn = 0;
+        let mut uploaded = 0u64;
         while start < item_count || pending.is_some() {
             let mut submitted = None;
             if start < item_count {
@@ -463,12 +673,22 @@ impl GpuEd25519 {
                 self.context.check_health()?;
                 let range = start..(start + sub_batch_items).min(item_count);
                 let slot = &self.slots[turn % 2];
+                let (bind_group, input) = match records {
+                    Some((bind_groups, input)) => (
+                        &bind_groups[turn % 2],
+                        InputWords {
+                            first_record: range.start as u32,
+                            ..input
+                        },
+                    ),
+                    None => (&slot.bind_group, PACKED_INPUT),
+                };
                 staging.words.clear();
-                staging.words.resize(range.len() * ITEM_WORDS, 0);
-                pack(range.clone(), &mut staging.words);
-                self.context
-                    .queue
-                    .write_buffer(&slot.items, 0, &words_to_bytes(&staging.words));
+                staging.words.resize(range.len() * item_words, 0);
+                fill(range.clone(), &mut staging.words);
+                let bytes = words_to_bytes(&staging.words);
+                uploaded += bytes.len() as u64;
+                self.context.queue.write_buffer(&slot.items, 0, &bytes);
                 staging.params.clear();
                 staging
                     .params
@@ -476,12 +696,14 @@ impl GpuEd25519 {
                 let ops_per_pass = TOTAL_OPS_MAX.div_ceil(LADDER_PASSES as u32);
                 for pass in 0..LADDER_PASSES as u32 {
                     let at = pass as usize * PARAMS_STRIDE as usize / 4;
-                    staging.params[at..at + 4].copy_from_slice(&[
+                    let params = &mut staging.params[at..at + PARAMS_WORDS];
+                    params[..4].copy_from_slice(&[
                         range.len() as u32,
                         self.slot_count,
                         pass * ops_per_pass,
                         ((pass + 1) * ops_per_pass).min(TOTAL_OPS_MAX),
                     ]);
+                    write_input_words(params, &input);
                 }
                 self.context
                     .queue
@@ -504,7 +726,7 @@ impl GpuEd25519 {
                     let workgroups = range.len().div_ceil(WORKGROUP_ITEMS) as u32;
                     // Two `prepare` threads per item (R and A).
                     pass.set_pipeline(&self.prepare_pipeline);
-                    pass.set_bind_group(0, &slot.bind_group, &[0]);
+                    pass.set_bind_group(0, bind_group, &[0]);
                     pass.dispatch_workgroups(
                         (2 * range.len()).div_ceil(WORKGROUP_ITEMS) as u32,
                         1,
@@ -512,11 +734,7 @@ impl GpuEd25519 {
                     );
                     pass.set_pipeline(&self.ladder_pipeline);
                     for ladder_pass in 0..LADDER_PASSES as u32 {
-                        pass.set_bind_group(
-                            0,
-                            &slot.bind_group,
-                            &[ladder_pass * PARAMS_STRIDE as u32],
-                        );
+                        pass.set_bind_group(0, bind_group, &[ladder_pass * PARAMS_STRIDE as u32]);
                         pass.dispatch_workgroups(workgroups, 1, 1);
                     }
                 }
@@ -542,6 +760,7 @@ impl GpuEd25519 {
                 }
             }
         }
+        self.last_upload_bytes.store(uploaded, Ordering::Relaxed);
         Ok(())
     }
 
@@ -817,6 +1036,20 @@ mod host_field {
         }
         Some((x, y))
     }
+}
+
+/// Writes the input-location words (4..12) of one `Params` slot.
+fn write_input_words(params: &mut [u32], input: &InputWords) {
+    params[4..PARAMS_WORDS].copy_from_slice(&[
+        input.first_record,
+        input.record_stride,
+        input.r,
+        input.a,
+        input.s,
+        input.key_stride,
+        input.k,
+        0,
+    ]);
 }
 
 fn words_to_bytes(words: &[u32]) -> Vec<u8> {

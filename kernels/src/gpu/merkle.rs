@@ -56,6 +56,8 @@ pub struct GpuMerkle {
     /// Staging for params slots and the read-back, reused across calls.
     params_bytes: Vec<u8>,
     readback_bytes: Vec<u8>,
+    /// Leaf bytes the last call wrote to the GPU (parameters not counted).
+    last_upload_bytes: u64,
 }
 
 /// Where each level of a tree of `leaf_count` leaves starts in `tree`, in nodes.
@@ -166,6 +168,7 @@ impl GpuMerkle {
             bind_group,
             params_bytes: Vec::new(),
             readback_bytes: Vec::new(),
+            last_upload_bytes: 0,
         };
         // Shader compilation errors surface as uncaptured errors: report them here, once.
         merkle.context.wait_idle()?;
@@ -175,6 +178,13 @@ impl GpuMerkle {
     /// The context this backend runs on.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.context
+    }
+
+    /// Leaf bytes the last call uploaded (0 when it uploaded none, e.g. an empty tree or
+    /// leaves already staged by [`super::GpuBlock`]); the per-dispatch parameters are not
+    /// counted.
+    pub fn last_upload_bytes(&self) -> u64 {
+        self.last_upload_bytes
     }
 
     /// Root of the tree over `data.len() / leaf_bytes` leaves of `leaf_bytes` bytes each, the
@@ -189,6 +199,7 @@ impl GpuMerkle {
                 "leaf_bytes is 0: leaves must have at least one byte".to_owned(),
             ));
         }
+        self.last_upload_bytes = 0;
         let leaf_count = check_leaves(data, leaf_bytes, data.len() / leaf_bytes)?;
         if leaf_count == 0 {
             return Ok(empty_root());
@@ -196,7 +207,7 @@ impl GpuMerkle {
         let levels = Levels::new(leaf_count as u64);
         let root_offset = levels.spans.last().expect("at least the leaf level").0;
         self.run(
-            data,
+            Some(data),
             leaf_bytes,
             leaf_count,
             &LEAF_KEY,
@@ -234,6 +245,7 @@ impl GpuMerkle {
         leaf_count: usize,
         key: &[u8; 32],
     ) -> Result<Vec<Hash>, GpuError> {
+        self.last_upload_bytes = 0;
         let leaf_count = check_leaves(data, leaf_bytes, leaf_count)?;
         if leaf_count == 0 {
             return Ok(Vec::new());
@@ -244,7 +256,7 @@ impl GpuMerkle {
             total_nodes: leaf_count as u64,
         };
         self.run(
-            data,
+            Some(data),
             leaf_bytes,
             leaf_count,
             key,
@@ -259,13 +271,14 @@ impl GpuMerkle {
             .collect())
     }
 
-    /// Uploads the leaves piece by piece, hashes them, reduces `levels` (all but the first
+    /// Uploads the leaves piece by piece (`None`: they are already in the data buffer, one
+    /// piece, see [`Self::stage_leaves`]), hashes them, reduces `levels` (all but the first
     /// span), and reads back `readback_nodes` nodes from node `readback_offset` into
     /// `self.readback_bytes`.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
-        data: &[u8],
+        data: Option<&[u8]>,
         leaf_bytes: usize,
         leaf_count: usize,
         key: &[u8; 32],
@@ -293,17 +306,105 @@ impl GpuMerkle {
             return Err(GpuError::Validation(error.to_string()));
         }
         let readback_bytes = submitted?;
+        self.read_back(readback_bytes)
+    }
+
+    /// Waits for the submitted work and reads `readback_bytes` into `self.readback_bytes`.
+    fn read_back(&mut self, readback_bytes: u64) -> Result<(), GpuError> {
         self.context
             .read_buffer_into(&self.readback, readback_bytes, &mut self.readback_bytes)?;
         assert_eq!(self.readback_bytes.len() as u64, readback_bytes);
         Ok(())
     }
 
+    /// Leaves per upload piece for leaves of `leaf_bytes` bytes.
+    fn piece_leaves_max(&self, leaf_bytes: usize, leaf_count: usize) -> usize {
+        let upload_bytes_max = self.binding_bytes_max().min(UPLOAD_BYTES_MAX) & !3;
+        // At least one leaf (leaf_bytes <= 1024 is far below any binding limit).
+        (upload_bytes_max as usize)
+            .checked_div(leaf_bytes)
+            .map_or(leaf_count, |leaves| leaves.max(1))
+    }
+
+    /// Uploads `data` (whole leaves of `leaf_bytes` bytes, `leaf_bytes` a multiple of 4) into
+    /// the data buffer as one piece, for other kernels to read too ([`super::GpuBlock`]: the
+    /// signature kernels read R, A, s from the same records). Returns `false`, uploading
+    /// nothing, when the leaves need more than one piece (the caller then uses separate
+    /// uploads). Follow with [`Self::submit_staged_root`].
+    ///
+    /// Errors: `InvalidInput` for a bad leaf layout (as [`Self::root`]).
+    pub(crate) fn stage_leaves(
+        &mut self,
+        data: &[u8],
+        leaf_bytes: usize,
+    ) -> Result<bool, GpuError> {
+        self.last_upload_bytes = 0;
+        if leaf_bytes == 0 || !leaf_bytes.is_multiple_of(4) {
+            return Err(GpuError::InvalidInput(format!(
+                "leaf_bytes {leaf_bytes} must be a non-zero multiple of 4 for shared leaves"
+            )));
+        }
+        let leaf_count = check_leaves(data, leaf_bytes, data.len() / leaf_bytes)?;
+        if leaf_count > self.piece_leaves_max(leaf_bytes, leaf_count) {
+            return Ok(false);
+        }
+        self.reserve(data.len() as u64, 0, 0);
+        self.upload_piece(data);
+        Ok(true)
+    }
+
+    /// The buffer [`Self::stage_leaves`] wrote the leaves to (valid until the next call).
+    pub(crate) fn data_buffer(&self) -> &wgpu::Buffer {
+        &self.data
+    }
+
+    /// Submits the tree over the `leaf_count` staged leaves (at least one) without waiting;
+    /// [`Self::finish_root`] reads the root.
+    ///
+    /// Errors: as [`Self::root`].
+    pub(crate) fn submit_staged_root(
+        &mut self,
+        leaf_bytes: usize,
+        leaf_count: usize,
+    ) -> Result<u64, GpuError> {
+        assert!(leaf_count > 0, "an empty tree needs no GPU");
+        self.context.check_health()?;
+        let levels = Levels::new(leaf_count as u64);
+        let root_offset = levels.spans.last().expect("at least the leaf level").0;
+        let scope = self
+            .context
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let submitted = self.submit(
+            None,
+            leaf_bytes,
+            leaf_count,
+            &LEAF_KEY,
+            &levels,
+            root_offset,
+            1,
+        );
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        submitted
+    }
+
+    /// Waits for the work of [`Self::submit_staged_root`] and returns the root.
+    ///
+    /// Errors: `DeviceLost`, `Map`, `Poll`.
+    pub(crate) fn finish_root(&mut self, readback_bytes: u64) -> Result<Hash, GpuError> {
+        self.read_back(readback_bytes)?;
+        Ok(self.readback_bytes[..HASH_BYTES]
+            .try_into()
+            .expect("read back one hash"))
+    }
+
     /// Encodes and submits the work of [`Self::run`]; returns the bytes to read back.
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &mut self,
-        data: &[u8],
+        data: Option<&[u8]>,
         leaf_bytes: usize,
         leaf_count: usize,
         key: &[u8; 32],
@@ -330,11 +431,11 @@ impl GpuMerkle {
                 limit_bytes: tree_bytes_max,
             });
         }
-        let upload_bytes_max = binding_bytes_max.min(UPLOAD_BYTES_MAX) & !3;
-        // Leaves per piece: at least one (leaf_bytes <= 1024 is far below any binding limit).
-        let piece_leaves_max = (upload_bytes_max as usize)
-            .checked_div(leaf_bytes)
-            .map_or(leaf_count, |leaves| leaves.max(1));
+        let piece_leaves_max = self.piece_leaves_max(leaf_bytes, leaf_count);
+        assert!(
+            data.is_some() || piece_leaves_max >= leaf_count,
+            "staged leaves are one piece"
+        );
         let piece_bytes_max = (piece_leaves_max.min(leaf_count) * leaf_bytes).next_multiple_of(4);
         let readback_bytes = (readback_nodes * HASH_BYTES) as u64;
         self.reserve(piece_bytes_max as u64, tree_bytes, readback_bytes);
@@ -360,8 +461,11 @@ impl GpuMerkle {
         let mut first_leaf = 0;
         while first_leaf < leaf_count {
             let piece_leaves = piece_leaves_max.min(leaf_count - first_leaf);
-            let piece = &data[first_leaf * leaf_bytes..(first_leaf + piece_leaves) * leaf_bytes];
-            self.upload_piece(piece);
+            if let Some(data) = data {
+                let piece =
+                    &data[first_leaf * leaf_bytes..(first_leaf + piece_leaves) * leaf_bytes];
+                self.upload_piece(piece);
+            }
             let mut slot = [0u8; PARAMS_BYTES as usize];
             write_params(
                 &mut slot,
@@ -418,6 +522,7 @@ impl GpuMerkle {
     /// Writes `piece` at byte 0 of the data buffer; a tail of 1..=3 bytes is zero-padded
     /// because buffer writes must be whole words.
     fn upload_piece(&mut self, piece: &[u8]) {
+        self.last_upload_bytes += piece.len() as u64;
         let aligned = piece.len() & !3;
         if aligned > 0 {
             self.context

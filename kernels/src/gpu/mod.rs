@@ -4,10 +4,12 @@
 //! against it on the same edge cases. Without a hardware GPU the tests run the same WGSL on
 //! Mesa's llvmpipe.
 
+pub mod block;
 mod context;
 pub mod ed25519;
 pub mod merkle;
 
+pub use block::GpuBlock;
 pub use context::{gpu_required, GpuContext, GpuError, REQUIRE_GPU_ENV};
 pub use merkle::GpuMerkle;
 

@@ -267,7 +267,7 @@ pub const GPU_SIGVERIFY_VALIDATED: bool = true;
 
 /// Deterministic known-answer cases: valid signatures, each with a flipped bit in R, in S
 /// and in the message, a non-canonical S (S + L) and a small-order public key.
-fn known_answer_cases() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+pub(crate) fn known_answer_cases() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
     let mut cases = Vec::new();
     for seed in 1..=4u8 {
         let key = ed25519_zebra::SigningKey::from([seed; 32]);
@@ -319,7 +319,56 @@ pub(crate) fn items_of(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'
         .collect()
 }
 
-/// Host half of the GPU check: `S < L` and the challenge `k`; the slot of a registered key.
+/// Registered keys and their GPU tables for a GPU user other than [`Verifier`]
+/// (`gpu::GpuBlock`): the same host preparation ([`gpu_key_words`]) and the same CPU
+/// fallback as the verifier's.
+pub(crate) struct HostKeys {
+    registry: keys::KeyRegistry,
+    /// Registered keys with GPU tables (the first ones of the registry).
+    table_keys: usize,
+}
+
+impl HostKeys {
+    pub(crate) fn new() -> Self {
+        HostKeys {
+            registry: keys::KeyRegistry::new(),
+            table_keys: 0,
+        }
+    }
+
+    /// Registers `keys` (as [`Verifier::register_keys`]) and rebuilds `gpu`'s tables.
+    ///
+    /// Errors: those of [`GpuEd25519::build_tables`]; the keys stay registered, without
+    /// tables (verdicts do not change, only speed).
+    pub(crate) fn register(
+        &mut self,
+        keys: &[[u8; 32]],
+        gpu: &mut GpuEd25519,
+    ) -> Result<usize, crate::gpu::GpuError> {
+        self.registry.register(keys);
+        self.table_keys = 0;
+        self.table_keys = gpu.build_tables(self.registry.keys())?;
+        Ok(self.table_keys)
+    }
+
+    /// k and the slot of `item` (`KEY_ITEM_WORDS` words), see [`gpu_key_words`].
+    pub(crate) fn key_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
+        gpu_key_words(&self.registry, self.table_keys, item, words);
+    }
+
+    /// Packs `item` for [`GpuEd25519::verify_with`] (`ITEM_WORDS` words).
+    pub(crate) fn packed_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
+        pack_gpu_item(&self.registry, self.table_keys, item, words);
+    }
+
+    /// The CPU batch verifier over the same registry.
+    pub(crate) fn verify_cpu(&self, items: &[SigItem<'_>], verdicts: &mut [bool]) {
+        cpu::verify_batch(&self.registry, items, verdicts);
+    }
+}
+
+/// Host half of the GPU check for packed items (`ITEM_WORDS` words): R, A, s as given, then
+/// [`gpu_key_words`].
 fn pack_gpu_item(
     registry: &keys::KeyRegistry,
     table_keys: usize,
@@ -330,6 +379,23 @@ fn pack_gpu_item(
     r.copy_from_slice(&item.signature[..32]);
     let mut s = [0u8; 32];
     s.copy_from_slice(&item.signature[32..]);
+    ed25519::bytes_to_words(&r, &mut words[0..8]);
+    ed25519::bytes_to_words(item.public_key, &mut words[8..16]);
+    ed25519::bytes_to_words(&s, &mut words[16..24]);
+    gpu_key_words(registry, table_keys, item, &mut words[24..]);
+}
+
+/// Host half of the GPU check, the same for both input layouts: `S < L` and the challenge
+/// `k`; the slot of a registered key (one of the first `table_keys`, which have GPU tables).
+/// Writes `KEY_ITEM_WORDS` words: k, then the slot (`KEY_SKIP` with k = 0 when `S >= L`,
+/// `KEY_DECOMPRESS` for a key without a table).
+fn gpu_key_words(
+    registry: &keys::KeyRegistry,
+    table_keys: usize,
+    item: &SigItem<'_>,
+    words: &mut [u32],
+) {
+    assert_eq!(words.len(), ed25519::KEY_ITEM_WORDS);
     let (k, slot) = match prepare::canonical_s(item) {
         None => ([0u8; 32], ed25519::KEY_SKIP),
         Some(_) => {
@@ -340,7 +406,8 @@ fn pack_gpu_item(
             (prepare::challenge(item).to_bytes(), slot)
         }
     };
-    ed25519::pack_item(&r, item.public_key, &s, &k, slot, words);
+    ed25519::bytes_to_words(&k, &mut words[..8]);
+    words[8] = slot;
 }
 
 /// Verifies one signature with ed25519-zebra's single verifier: the reference rule.
