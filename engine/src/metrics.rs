@@ -4,6 +4,7 @@
 //! Stages record per batch, not per transaction: a stage that times many transactions at
 //! once counts them into a [`LocalHistogram`] and adds it to the shared one in one step.
 
+use crate::net::peers::{PeerStatsHandle, Refusal};
 use crate::node::NodeHandle;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -226,6 +227,8 @@ pub struct NodeMetrics {
     pub backpressure_pauses: Counter,
     /// Signature backend in use (`cpu`, `gpu`), set at start.
     backend: Mutex<String>,
+    /// The validator links' counters, read at each scrape (set when the links start).
+    peer_stats: Mutex<Option<PeerStatsHandle>>,
     started: std::time::Instant,
 }
 
@@ -271,12 +274,18 @@ impl NodeMetrics {
             bytes_sent: Counter::default(),
             backpressure_pauses: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
+            peer_stats: Mutex::new(None),
             started: std::time::Instant::now(),
         }
     }
 
     pub fn set_backend(&self, name: &str) {
         *self.backend.lock().expect("backend lock") = name.to_string();
+    }
+
+    /// Makes `/metrics` report the counters of these validator links.
+    pub fn set_peer_stats(&self, handle: PeerStatsHandle) {
+        *self.peer_stats.lock().expect("peer stats lock") = Some(handle);
     }
 
     pub fn backend(&self) -> String {
@@ -319,6 +328,18 @@ impl TextEncoder {
     pub fn gauge(&mut self, name: &str, help: &str, value: i64) {
         self.header(name, help, "gauge");
         let _ = writeln!(self.out, "{name} {value}");
+    }
+
+    /// A counter family with one label.
+    pub fn counter_family(&mut self, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+        self.header(name, help, "counter");
+        for (value_label, value) in values {
+            let _ = writeln!(
+                self.out,
+                "{name}{{{label}=\"{}\"}} {value}",
+                escape_label(value_label)
+            );
+        }
     }
 
     /// A gauge family with one label.
@@ -518,6 +539,69 @@ pub fn render(node: &NodeHandle) -> String {
         "Validator peers connected.",
         m.peers_connected.get(),
     );
+    let peer_stats = m
+        .peer_stats
+        .lock()
+        .expect("peer stats lock")
+        .as_ref()
+        .map(PeerStatsHandle::stats);
+    if let Some(stats) = peer_stats {
+        e.counter(
+            "tally_peer_dials_total",
+            "Connections this node started to validators with larger keys.",
+            stats.dials,
+        );
+        e.counter(
+            "tally_peer_dial_failures_total",
+            "Connection attempts that failed before authentication without a refusal.",
+            stats.dial_failures,
+        );
+        e.counter(
+            "tally_peer_links_established_total",
+            "Validator links authenticated.",
+            stats.links_established,
+        );
+        e.counter(
+            "tally_peer_reconnects_total",
+            "Validator links authenticated to a validator linked before.",
+            stats.reconnects,
+        );
+        e.counter(
+            "tally_peer_links_replaced_total",
+            "Live links closed because the same validator authenticated a new connection.",
+            stats.links_replaced,
+        );
+        let refused: Vec<(&str, u64)> = Refusal::ALL
+            .iter()
+            .map(|reason| (reason.name(), stats.refused(*reason)))
+            .collect();
+        e.counter_family(
+            "tally_peer_refused_total",
+            "Validator connections closed by this node, per reason.",
+            "reason",
+            &refused,
+        );
+        e.counter(
+            "tally_peer_frames_sent_total",
+            "Frames queued to validator links (one per peer).",
+            stats.frames_sent,
+        );
+        e.counter(
+            "tally_peer_frames_received_total",
+            "Frames received on validator links.",
+            stats.frames_received,
+        );
+        e.counter(
+            "tally_peer_sent_bytes_total",
+            "Bytes written to validator links (handshakes included).",
+            stats.bytes_sent,
+        );
+        e.counter(
+            "tally_peer_received_bytes_total",
+            "Bytes read from validator links.",
+            stats.bytes_received,
+        );
+    }
     e.gauge(
         "tally_client_connections",
         "Client connections open.",

@@ -200,6 +200,16 @@ fn four_validators_finalize_the_same_blocks_with_certificates() {
     assert!(common as u64 >= top);
 }
 
+/// The value of an unlabelled metric on `node`'s /metrics page.
+fn metric(node: &Node, name: &str) -> u64 {
+    let page = tally_engine::metrics::render(&node.handle());
+    let line = page
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} is on the page"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn a_stopped_validator_catches_up_from_its_peers() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +240,24 @@ fn a_stopped_validator_catches_up_from_its_peers() {
     let restarted = Node::start(&cluster.fixture.genesis, config.clone()).unwrap();
     wait_for_height(&restarted, top);
     nodes.push(restarted);
+    // /metrics shows the links: the three saw validator 3 come back, and it linked to all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reconnects: Vec<u64> = nodes[..3]
+            .iter()
+            .map(|node| metric(node, "tally_peer_reconnects_total"))
+            .collect();
+        let established = metric(&nodes[3], "tally_peer_links_established_total");
+        if reconnects.iter().all(|count| *count >= 1) && established >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reconnects {reconnects:?}, links of the restarted validator {established}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&nodes[0], "tally_peer_links_replaced_total"), 0);
     for node in nodes {
         assert_eq!(node.shutdown().fatal, None);
     }

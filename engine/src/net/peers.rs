@@ -194,6 +194,23 @@ pub enum PeerSendError {
 /// How many kinds of [`Refusal`] there are.
 pub const REFUSAL_KINDS: usize = 14;
 
+/// Reads the [`PeerStats`] of a [`PeerLinks`] (see [`PeerLinks::stats_handle`]).
+#[derive(Clone)]
+pub struct PeerStatsHandle(Arc<Shared>);
+
+impl PeerStatsHandle {
+    /// Counters since the links started.
+    pub fn stats(&self) -> PeerStats {
+        self.0.stats()
+    }
+}
+
+impl std::fmt::Debug for PeerStatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerStatsHandle").finish_non_exhaustive()
+    }
+}
+
 /// Why a connection was closed by this node: each refusal has a counter in [`PeerStats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
@@ -558,6 +575,23 @@ impl Shared {
             .map(|i| &self.slots[i])
     }
 
+    fn stats(&self) -> PeerStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PeerStats {
+            frames_sent: get(&c.frames_sent),
+            frames_received: get(&c.frames_received),
+            bytes_sent: get(&c.bytes_sent),
+            bytes_received: get(&c.bytes_received),
+            dials: get(&c.dials),
+            dial_failures: get(&c.dial_failures),
+            links_established: get(&c.links_established),
+            reconnects: get(&c.reconnects),
+            links_replaced: get(&c.links_replaced),
+            refused: std::array::from_fn(|i| get(&c.refused[i])),
+        }
+    }
+
     fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
             let _ = self.waker.wake();
@@ -807,20 +841,13 @@ impl PeerLinks {
 
     /// Counters since start.
     pub fn stats(&self) -> PeerStats {
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        PeerStats {
-            frames_sent: get(&c.frames_sent),
-            frames_received: get(&c.frames_received),
-            bytes_sent: get(&c.bytes_sent),
-            bytes_received: get(&c.bytes_received),
-            dials: get(&c.dials),
-            dial_failures: get(&c.dial_failures),
-            links_established: get(&c.links_established),
-            reconnects: get(&c.reconnects),
-            links_replaced: get(&c.links_replaced),
-            refused: std::array::from_fn(|i| get(&c.refused[i])),
-        }
+        self.shared.stats()
+    }
+
+    /// A handle that reads [`Self::stats`] from elsewhere (the `/metrics` page) for as long
+    /// as it lives, also after the links stopped.
+    pub fn stats_handle(&self) -> PeerStatsHandle {
+        PeerStatsHandle(self.shared.clone())
     }
 
     /// Closes every link and the listener and joins the thread. Queued frames are dropped;

@@ -571,6 +571,7 @@ pub(crate) fn consensus_stage(
         helped: HashMap::new(),
     };
     let metrics = &driver.shared.metrics;
+    metrics.set_peer_stats(driver.host.links.stats_handle());
     metrics.validator_epoch.set(driver.host.set.epoch() as i64);
     metrics.validators.set(driver.host.set.len() as i64);
     if let Err(reason) = driver.run(verified) {
