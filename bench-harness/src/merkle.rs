@@ -217,11 +217,12 @@ pub fn measure_gpu_block(record_count: usize) -> Result<GpuBlockFigures, String>
     use tally_kernels::gpu::block::{GpuBlock, RecordLayout};
     use tally_kernels::sigverify::{verify_single, SigItem};
     const NETWORK_ID: u64 = 7;
+    let signature = std::mem::offset_of!(TxRecord, signature);
     let layout = RecordLayout {
         record_bytes: TX_BYTES,
-        public_key: 96,
-        r: 128,
-        s: 160,
+        public_key: std::mem::offset_of!(TxRecord, public_key),
+        r: signature,
+        s: signature + 32,
     };
     let keys: Vec<ed25519_zebra::SigningKey> = (0..BLOCK_KEY_COUNT)
         .map(|index| ed25519_zebra::SigningKey::from([index as u8 + 1; 32]))
