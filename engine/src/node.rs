@@ -774,6 +774,7 @@ impl Node {
                 block_tx_max: config.block_tx_max,
                 checkpoint_interval_blocks: config.checkpoint_interval_blocks,
                 genesis_hash: genesis.hash(),
+                archive_dir: config.archive_dir.clone(),
             };
             match validator {
                 None => spawn("tally-executor", move || {
@@ -1047,6 +1048,8 @@ pub(crate) struct ExecutorLimits {
     pub(crate) block_tx_max: usize,
     pub(crate) checkpoint_interval_blocks: u64,
     pub(crate) genesis_hash: [u8; 32],
+    /// Where the log thread archives segments (a validator serves block sync from there too).
+    pub(crate) archive_dir: Option<PathBuf>,
 }
 
 fn executor_stage(

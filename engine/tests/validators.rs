@@ -266,6 +266,71 @@ fn a_stopped_validator_catches_up_from_its_peers() {
     assert!(common as u64 >= top);
 }
 
+/// Validators that archive their log at checkpoints still serve block sync from the
+/// archive: a validator stopped for longer than its peers keep blocks in their live logs
+/// catches up.
+#[test]
+fn a_validator_behind_the_archive_horizon_catches_up_from_archived_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster_in(dir.path());
+    for config in &mut cluster.configs {
+        config.checkpoint_interval_blocks = 4;
+        config.archive_dir = Some(config.data_dir.join("archive"));
+        config.log = LogConfig {
+            segment_bytes: 16 * 1024,
+            entry_bytes_max: 8 * 1024,
+        };
+        config.block_tx_max = 16;
+        config.sigverify_batch_tx_max = 16;
+        config.validator.as_mut().unwrap().empty_block_interval = Duration::from_millis(50);
+    }
+    let mut nodes = cluster::start(&cluster.fixture.genesis, &cluster.configs).unwrap();
+    let f = &cluster.fixture;
+    let (reply, acks) = unbounded();
+    for id in 1..=20u128 {
+        nodes[(id % 4) as usize]
+            .handle()
+            .submit(&[f.tx(id, TxKind::Transfer, ALICE, BOB, 1)], &reply)
+            .unwrap();
+    }
+    collect(&acks, 20);
+    let stopped = nodes.pop().unwrap().shutdown();
+    assert_eq!(stopped.fatal, None);
+    // The three go on (empty blocks every 50 ms) until each has archived the block after the
+    // stopped validator's height out of its live log.
+    let needed = stopped.height; // log sequence of block stopped.height + 1
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for config in &cluster.configs[..3] {
+        let archive = config.archive_dir.clone().unwrap();
+        while !archive.exists()
+            || tally_engine::log::read_archived(&archive, needed, |_, _| false).unwrap() == 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "block {} was not archived in time",
+                needed + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    submit_one(&nodes[0], f, 1_000, &reply);
+    let top = collect(&acks, 1)[&1_000].height.unwrap();
+    let config = &mut cluster.configs[3];
+    config.validator.as_mut().unwrap().listener = None;
+    let restarted = Node::start(&cluster.fixture.genesis, config.clone()).unwrap();
+    wait_for_height(&restarted, top);
+    nodes.push(restarted);
+    for node in nodes {
+        assert_eq!(node.shutdown().fatal, None);
+    }
+}
+
+fn submit_one(node: &Node, f: &Fixture, id: u128, reply: &crossbeam::channel::Sender<Ack>) {
+    node.handle()
+        .submit(&[f.tx(id, TxKind::Transfer, ALICE, BOB, 1)], reply)
+        .unwrap();
+}
+
 #[test]
 fn a_wrong_validator_configuration_is_refused_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,8 +23,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::error::LogError;
-use super::format::{check_entry_self, GENESIS_HASH, SEGMENT_HEADER_BYTES};
-use super::scan::SegmentView;
+use super::format::{
+    check_entry_chained, check_entry_self, EntryFault, GENESIS_HASH, SEGMENT_HEADER_BYTES,
+};
+use super::scan::{self, SegmentView};
 use super::{io as log_io, sync_dir, Log};
 
 /// Name of the archive marker file inside the log directory.
@@ -454,6 +456,119 @@ impl Log {
         }
         sync_dir(ops, &self.dir, &self.dir_file).map_err(|error| self.poison(error))
     }
+}
+
+/// Reads entries `from`, `from + 1`, ... out of the segments that [`Log::archive_before`]
+/// moved into `archive_dir`, checking each entry's checksum and that each follows the one
+/// before it, and hands them to `visit` (sequence, payload) until it returns `false` or the
+/// archive ends (the later entries are in the live log). Returns how many it handed over: 0
+/// when no archived segment holds `from`.
+///
+/// Errors: `Io` (the directory or a file cannot be read), `CorruptSegmentHeader`,
+/// `DamagedArchive` (a damaged entry, or segments that do not follow each other, named with
+/// file, offset and sequence).
+pub fn read_archived(
+    archive_dir: &Path,
+    from: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<u64, LogError> {
+    let listing = scan::list_segments(archive_dir)?;
+    let mut segments = Vec::with_capacity(listing.files.len());
+    for (index, path) in listing.files {
+        let file = File::open(&path).map_err(|source| LogError::Io {
+            action: "open the archived segment",
+            path: path.clone(),
+            source,
+        })?;
+        let header = scan::read_segment_header(&path, &file, index)?;
+        segments.push((path, file, header));
+    }
+    let Some(start) = segments
+        .iter()
+        .rposition(|(_, _, header)| header.first_sequence <= from)
+    else {
+        return Ok(0);
+    };
+    let mut visited = 0;
+    let mut sequence = segments[start].2.first_sequence;
+    let mut previous: Option<[u8; 32]> = None;
+    for (position, (path, file, header)) in segments.iter().enumerate().skip(start) {
+        let damaged = |offset: usize, sequence: u64, fault: EntryFault| LogError::DamagedArchive {
+            file: path.clone(),
+            offset: offset as u64,
+            sequence,
+            fault,
+        };
+        if position > start
+            && (header.index != segments[position - 1].2.index + 1
+                || header.first_sequence != sequence)
+        {
+            // A gap: the entries after it cannot be linked to the ones handed over.
+            return Err(damaged(
+                SEGMENT_HEADER_BYTES,
+                sequence,
+                EntryFault::SequenceMismatch {
+                    found: header.first_sequence,
+                },
+            ));
+        }
+        let map = super::mmap::map_read(file).map_err(|source| LogError::Io {
+            action: "map the archived segment",
+            path: path.clone(),
+            source,
+        })?;
+        let mut offset = SEGMENT_HEADER_BYTES;
+        while offset < map.len() {
+            if sequence < from {
+                // Before `from`: walked by the lengths in the headers, not hashed (a far
+                // behind peer asks again and again; each ask would hash the whole prefix).
+                match super::format::read_verified_entry(&map, offset) {
+                    Some((found, _, end)) if found == sequence => {
+                        sequence += 1;
+                        offset = end;
+                        continue;
+                    }
+                    Some((found, _, _)) => {
+                        return Err(damaged(
+                            offset,
+                            sequence,
+                            EntryFault::SequenceMismatch { found },
+                        ))
+                    }
+                    None => break,
+                }
+            }
+            let checked = match &previous {
+                Some(previous_hash) => check_entry_chained(&map, offset, sequence, previous_hash),
+                None => check_entry_self(&map, offset),
+            };
+            let entry = match checked {
+                Ok(entry) => entry,
+                // The rest of the segment was never written.
+                Err(EntryFault::Zeroed) => break,
+                Err(fault) => return Err(damaged(offset, sequence, fault)),
+            };
+            let (found, payload, _) =
+                super::format::read_verified_entry(&map, offset).expect("a checked entry reads");
+            if previous.is_none() && found != sequence {
+                return Err(damaged(
+                    offset,
+                    sequence,
+                    EntryFault::SequenceMismatch { found },
+                ));
+            }
+            if found >= from {
+                visited += 1;
+                if !visit(found, &map[payload]) {
+                    return Ok(visited);
+                }
+            }
+            previous = Some(entry.hash);
+            sequence = found + 1;
+            offset = entry.end;
+        }
+    }
+    Ok(visited)
 }
 
 fn archive_target(source: &Path, archive_dir: &Path) -> PathBuf {

@@ -212,6 +212,23 @@ pub enum LogError {
         valid_offset: u64,
     },
 
+    /// An archived segment holds a damaged entry, or its entries do not follow each other.
+    #[error(
+        "archived entry {sequence} at byte {offset} of {} is damaged ({fault}); restore the \
+         archive from a replica or backup",
+        file.display()
+    )]
+    DamagedArchive {
+        /// The archived segment file.
+        file: PathBuf,
+        /// Byte offset of the entry.
+        offset: u64,
+        /// The sequence expected there.
+        sequence: u64,
+        /// What is wrong with it.
+        fault: EntryFault,
+    },
+
     /// `replay` was asked to start after the last entry.
     #[error(
         "replay from sequence {from} asked, but the log ends before sequence {next_sequence}; \

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use archive::{
-    ArchiveBase, ArchiveReport, ARCHIVE_MARKER_BYTES, ARCHIVE_MARKER_FILE_NAME,
+    read_archived, ArchiveBase, ArchiveReport, ARCHIVE_MARKER_BYTES, ARCHIVE_MARKER_FILE_NAME,
     ARCHIVE_MARKER_MAGIC, ARCHIVE_MARKER_VERSION, ARCHIVE_SEGMENT_COUNT_MAX,
 };
 pub use error::{EntryFault, LogError, ReplayError};

@@ -40,7 +40,7 @@ use crate::consensus::{
     Event, Tendermint, Timeout, TimeoutConfig, ValidatorSet,
 };
 use crate::ledger::{Ledger, SnapshotPoint};
-use crate::log::{FileOps, Log};
+use crate::log::{FileOps, Log, LogError};
 use crate::mempool::PendingTx;
 use crate::net::peers::{PeerEvent, PeerLinks};
 use crate::node::{
@@ -996,11 +996,18 @@ impl Driver<'_> {
             .host
             .height
             .min(from_height + SYNC_BLOCKS_PER_REQUEST - 1);
+        let count = (last - from_height + 1) as usize;
         let log = self.log.read().expect("log lock");
-        let Ok(entries) = log.entries(from_height - 1) else {
-            return; // archived: older than what the live log keeps
+        let entries = match log.entries(from_height - 1) {
+            Ok(entries) => entries,
+            Err(LogError::SequenceArchived { .. }) => {
+                drop(log);
+                self.serve_sync_from_archive(peer, from_height, count);
+                return;
+            }
+            Err(_) => return,
         };
-        for item in entries.take((last - from_height + 1) as usize) {
+        for item in entries.take(count) {
             let Ok((_, entry)) = item else { return };
             if self
                 .host
@@ -1010,6 +1017,32 @@ impl Driver<'_> {
             {
                 return; // the link is full or down: the peer asks again
             }
+        }
+    }
+
+    /// Sends `count` decided blocks from `from_height` on out of the archived log segments
+    /// (a peer far behind asks for blocks the live log no longer holds); the peer asks
+    /// again for what follows. Nothing is sent without an archive directory or when the
+    /// archive does not hold them; a damaged archive is logged.
+    fn serve_sync_from_archive(&self, peer: &[u8; 32], from_height: u64, count: usize) {
+        let Some(archive_dir) = &self.limits.archive_dir else {
+            return;
+        };
+        let mut sent = 0;
+        let read = crate::log::read_archived(archive_dir, from_height - 1, |_, entry| {
+            if self
+                .host
+                .links
+                .send_bulk(peer, wire::KIND_SYNC_BLOCK, entry)
+                .is_err()
+            {
+                return false; // the link is full or down: the peer asks again
+            }
+            sent += 1;
+            sent < count
+        });
+        if let Err(error) = read {
+            tracing::error!(%error, from_height, "cannot serve block sync from the archive");
         }
     }
 
