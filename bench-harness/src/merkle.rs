@@ -265,37 +265,36 @@ pub fn measure_gpu_block(record_count: usize) -> Result<GpuBlockFigures, String>
     let mut verdicts = vec![false; items.len()];
     let mut failure = None;
     let mut upload = [0u64; 2];
-    let mut seconds = [0f64; 2];
-    for (which, share) in [(0, true), (1, false)] {
-        seconds[which] = best_seconds(|| {
-            if failure.is_some() {
-                return;
-            }
-            let run = if share {
-                block.verify_and_root(&bytes, &layout, &items, &mut verdicts)
-            } else {
-                block.verify_and_root_separately(&bytes, &layout, &items, &mut verdicts)
-            };
-            match run {
-                Ok(run) => {
-                    if let Some(error) = run.fallback {
-                        failure = Some(error.to_string());
-                        return;
-                    }
-                    assert_eq!(
-                        run.root, cpu_root,
-                        "GPU block root differs from the CPU root"
-                    );
-                    assert!(
-                        verdicts == expected,
-                        "GPU block verdicts differ from the reference"
-                    );
-                    upload[which] = run.upload.total();
+    // Way 0 the shared upload, way 1 the separate calls, in interleaved rounds.
+    let seconds = best_seconds_each(2, |which| {
+        if failure.is_some() {
+            return;
+        }
+        let share = which == 0;
+        let run = if share {
+            block.verify_and_root(&bytes, &layout, &items, &mut verdicts)
+        } else {
+            block.verify_and_root_separately(&bytes, &layout, &items, &mut verdicts)
+        };
+        match run {
+            Ok(run) => {
+                if let Some(error) = run.fallback {
+                    failure = Some(error.to_string());
+                    return;
                 }
-                Err(error) => failure = Some(error.to_string()),
+                assert_eq!(
+                    run.root, cpu_root,
+                    "GPU block root differs from the CPU root"
+                );
+                assert!(
+                    verdicts == expected,
+                    "GPU block verdicts differ from the reference"
+                );
+                upload[which] = run.upload.total();
             }
-        });
-    }
+            Err(error) => failure = Some(error.to_string()),
+        }
+    });
     if let Some(reason) = failure {
         return Err(reason);
     }
@@ -313,16 +312,27 @@ pub fn measure_gpu_block(record_count: usize) -> Result<GpuBlockFigures, String>
 /// Best over [`REPETITIONS`] of the mean seconds per call, each repetition calling `work`
 /// until [`MEASURE_SECONDS_MIN`] has passed.
 fn best_seconds(mut work: impl FnMut()) -> f64 {
-    work(); // Warm-up: page faults, buffer growth, pipeline caches.
-    let mut best = f64::INFINITY;
+    best_seconds_each(1, |_| work())[0]
+}
+
+/// [`best_seconds`] of `count` competing ways (`work(i)` runs way `i`), measured in
+/// interleaved rounds (way 0, way 1, ... in each repetition), so that a change in the
+/// machine's load falls on every way alike.
+fn best_seconds_each(count: usize, mut work: impl FnMut(usize)) -> Vec<f64> {
+    for way in 0..count {
+        work(way); // Warm-up: page faults, buffer growth, pipeline caches.
+    }
+    let mut best = vec![f64::INFINITY; count];
     for _ in 0..REPETITIONS {
-        let start = Instant::now();
-        let mut calls = 0u32;
-        while calls == 0 || start.elapsed().as_secs_f64() < MEASURE_SECONDS_MIN {
-            work();
-            calls += 1;
+        for (way, best) in best.iter_mut().enumerate() {
+            let start = Instant::now();
+            let mut calls = 0u32;
+            while calls == 0 || start.elapsed().as_secs_f64() < MEASURE_SECONDS_MIN {
+                work(way);
+                calls += 1;
+            }
+            *best = best.min(start.elapsed().as_secs_f64() / f64::from(calls));
         }
-        best = best.min(start.elapsed().as_secs_f64() / f64::from(calls));
     }
     best
 }
