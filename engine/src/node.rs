@@ -15,7 +15,7 @@ use crate::block::{self, BlockHeader, BLOCK_MAGIC, BLOCK_TX_COUNT_MAX};
 use crate::genesis::Genesis;
 use crate::ledger::{Ledger, SnapshotPoint};
 use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
-use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, ReplayError};
+use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, PreparedEntry, ReplayError};
 use crate::mempool::{Ack, Mempool, PendingTx, LINKED_CHAIN_TX_MAX};
 use crate::metrics::NodeMetrics;
 use crate::result::ResultCode;
@@ -518,7 +518,9 @@ pub(crate) struct VerifiedBatch {
 
 pub(crate) struct SealedBlock {
     pub(crate) height: u64,
-    pub(crate) entry: Vec<u8>,
+    /// The block's log entry, hashed as far as it can be before its place in the log is
+    /// known (here, not on the log thread, which meanwhile waits for the previous flush).
+    pub(crate) entry: PreparedEntry,
     pub(crate) txs: Vec<PendingTx>,
     pub(crate) results: Vec<ResultCode>,
     /// A snapshot of the ledger after this block, written once the block is durable.
@@ -1125,6 +1127,7 @@ fn executor_stage(
             previous_hash = header.hash();
             let mut entry = Vec::with_capacity(block::entry_bytes(records.len()));
             block::encode_entry(&header, &records, &result_codes, &mut entry);
+            let entry = PreparedEntry::new(entry);
             shared
                 .counters
                 .executed
@@ -1186,7 +1189,7 @@ fn log_stage(
         let flush_started = Instant::now();
         let mut writer = log.write().expect("log lock");
         for block in &group {
-            if let Err(error) = writer.append(&block.entry) {
+            if let Err(error) = writer.append_prepared(&block.entry) {
                 shared.set_fatal(format!(
                     "appending block {} to the log failed: {error}",
                     block.height

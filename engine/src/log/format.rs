@@ -32,6 +32,8 @@
 //! BLAKE3 hash of every entry anyway, so a separate crc32c would be extra work that detects
 //! less (see docs/STORAGE.md).
 
+use super::prepared::PreparedEntry;
+
 /// Bytes of the segment header at the start of every segment file.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 /// Bytes of the header in front of every payload.
@@ -47,7 +49,7 @@ pub const ENTRY_MAGIC: [u8; 4] = *b"TLYE";
 /// `previous_hash` of the entry with sequence 0.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
-const ENTRY_HASH_CONTEXT: &str = "tally 2026-11 log entry v1";
+pub(crate) const ENTRY_HASH_CONTEXT: &str = "tally 2026-11 log entry v1";
 const SEGMENT_HASH_CONTEXT: &str = "tally 2026-11 log segment header v1";
 
 /// Offset of the entry hash inside the entry header; bytes before it are hashed.
@@ -144,21 +146,14 @@ fn segment_header_checksum(bytes: &[u8]) -> [u8; 8] {
 /// chunks, and below this size the fork-join costs more than it saves.
 const PARALLEL_HASH_BYTES_MIN: usize = 256 * 1024;
 
-/// The entry hash over the first 48 header bytes and the payload; large payloads are hashed
-/// on the rayon pool (bulk verification in `open` and `inspect`).
+/// The entry hash over the first 48 header bytes and the payload, in one pass; large
+/// payloads are hashed on the rayon pool (bulk verification in `open` and `inspect`). The
+/// writer computes the same hash in two steps (`PreparedEntry`); readers always use this one.
 pub(crate) fn entry_hash(hashed_header: &[u8], payload: &[u8]) -> [u8; 32] {
-    entry_hash_with(
-        hashed_header,
-        payload,
-        payload.len() >= PARALLEL_HASH_BYTES_MIN,
-    )
-}
-
-fn entry_hash_with(hashed_header: &[u8], payload: &[u8], parallel: bool) -> [u8; 32] {
     debug_assert_eq!(hashed_header.len(), ENTRY_HASHED_HEADER_BYTES);
     let mut hasher = blake3::Hasher::new_derive_key(ENTRY_HASH_CONTEXT);
     hasher.update(hashed_header);
-    if parallel {
+    if payload.len() >= PARALLEL_HASH_BYTES_MIN {
         hasher.update_rayon(payload);
     } else {
         hasher.update(payload);
@@ -166,15 +161,17 @@ fn entry_hash_with(hashed_header: &[u8], payload: &[u8], parallel: bool) -> [u8;
     *hasher.finalize().as_bytes()
 }
 
-/// The 80-byte header of the entry with `sequence` after `previous_hash` carrying `payload`,
-/// and the entry hash (which the header holds at offset 48). On disk the header is followed
-/// by the payload and `entry_bytes(payload.len()) - 80 - payload.len()` zero bytes.
-pub(crate) fn encode_entry_header(
+/// The 80-byte header of the entry with `sequence` after `previous_hash` carrying the
+/// prepared payload, and the entry hash (which the header holds at offset 48). On disk the
+/// header is followed by the payload and `entry_bytes(payload.len()) - 80 - payload.len()`
+/// zero bytes.
+pub(crate) fn encode_entry_header<P: AsRef<[u8]>>(
     sequence: u64,
     previous_hash: &[u8; 32],
-    payload: &[u8],
+    entry: &PreparedEntry<P>,
 ) -> ([u8; ENTRY_HEADER_BYTES], [u8; 32]) {
-    let payload_bytes = u32::try_from(payload.len()).expect("payload length checked by caller");
+    let payload_bytes =
+        u32::try_from(entry.payload().len()).expect("payload length checked by caller");
     let mut header = [0u8; ENTRY_HEADER_BYTES];
     header[0..4].copy_from_slice(&ENTRY_MAGIC);
     header[4..8].copy_from_slice(&payload_bytes.to_le_bytes());
@@ -182,9 +179,9 @@ pub(crate) fn encode_entry_header(
     header[16..48].copy_from_slice(previous_hash);
     // On the calling thread, never on the rayon pool: the writer is not a pool thread, so a
     // pool hash would wait until a pool thread is free, and in a node the pool is busy with
-    // signature batches (measured: under CPU load the append of a 768 KiB entry took several
-    // times longer with the pool than on its own thread).
-    let hash = entry_hash_with(&header[0..ENTRY_HASHED_HEADER_BYTES], payload, false);
+    // signature batches. Only the first chunk and the joins up the tree's left edge are left
+    // to hash here; the rest was hashed when the entry was prepared.
+    let hash = entry.entry_hash(&header[0..ENTRY_HASHED_HEADER_BYTES]);
     header[48..80].copy_from_slice(&hash);
     (header, hash)
 }

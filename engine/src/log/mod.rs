@@ -24,6 +24,7 @@ mod format;
 mod inspect;
 mod io;
 mod mmap;
+mod prepared;
 mod scan;
 
 use std::fs::{self, File, OpenOptions};
@@ -42,6 +43,7 @@ pub use format::{
 };
 pub use inspect::{inspect, InspectReport, SegmentSummary};
 pub use io::{FileOps, MmapMut, OsFileOps};
+pub use prepared::PreparedEntry;
 pub use scan::TailState;
 
 use format::{encode_entry_header, read_verified_entry, SegmentHeader, ENTRY_PADDING};
@@ -474,17 +476,24 @@ impl Log {
     /// not fit in the current one; the finished segment is made durable first. Errors:
     /// `EntryTooLarge` (the log is unchanged), `Poisoned`, and `Flush` when the write or
     /// starting a segment fails (which poisons the log; nothing of the entry counts).
+    ///
+    /// Hashes the whole payload on the calling thread; a writer that should not wait for
+    /// that takes entries prepared elsewhere ([`Log::append_prepared`]).
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, LogError> {
-        self.check_poisoned()?;
-        if payload.len() > self.config.payload_bytes_max() {
-            return Err(LogError::EntryTooLarge {
-                payload_bytes: payload.len() as u64,
-                entry_bytes: (ENTRY_HEADER_BYTES as u64)
-                    .saturating_add(payload.len() as u64)
-                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64),
-                entry_bytes_max: self.config.entry_bytes_max,
-            });
-        }
+        self.check_appendable(payload.len())?;
+        self.append_prepared(&PreparedEntry::new(payload))
+    }
+
+    /// Appends an entry whose payload was hashed by [`PreparedEntry::new`], typically on the
+    /// thread that produced it: only the entry's first 1024-byte chunk and one join per tree
+    /// level are hashed here. Writes the same bytes as [`Log::append`] of the payload, with
+    /// the same errors.
+    pub fn append_prepared<P: AsRef<[u8]>>(
+        &mut self,
+        entry: &PreparedEntry<P>,
+    ) -> Result<u64, LogError> {
+        let payload = entry.payload();
+        self.check_appendable(payload.len())?;
         let stored_bytes = entry_bytes(payload.len());
         let current = self.segments.last().expect("an open log has a segment");
         if current.write_offset + stored_bytes > current.map.len() {
@@ -499,7 +508,7 @@ impl Log {
             start + stored_bytes <= segment.map.len(),
             "a fresh segment fits any entry"
         );
-        let (header, hash) = encode_entry_header(sequence, &previous_hash, payload);
+        let (header, hash) = encode_entry_header(sequence, &previous_hash, entry);
         if let Err(source) = io::write_all_vectored_at(
             self.ops.as_ref(),
             &segment.path,
@@ -528,6 +537,22 @@ impl Log {
         self.next_sequence = sequence + 1;
         self.last_entry_hash = hash;
         Ok(sequence)
+    }
+
+    /// `Poisoned` once a write or flush failed, `EntryTooLarge` for a payload the
+    /// configuration does not take; nothing changes either way.
+    fn check_appendable(&self, payload_bytes: usize) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        if payload_bytes > self.config.payload_bytes_max() {
+            return Err(LogError::EntryTooLarge {
+                payload_bytes: payload_bytes as u64,
+                entry_bytes: (ENTRY_HEADER_BYTES as u64)
+                    .saturating_add(payload_bytes as u64)
+                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64),
+                entry_bytes_max: self.config.entry_bytes_max,
+            });
+        }
+        Ok(())
     }
 
     /// Makes every appended entry durable; returns the number of durable entries (next sequence).

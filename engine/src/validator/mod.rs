@@ -40,7 +40,7 @@ use crate::consensus::{
     Event, Tendermint, Timeout, TimeoutConfig, ValidatorSet,
 };
 use crate::ledger::{Ledger, SnapshotPoint};
-use crate::log::{FileOps, Log, LogError};
+use crate::log::{FileOps, Log, LogError, PreparedEntry};
 use crate::mempool::PendingTx;
 use crate::net::peers::{PeerEvent, PeerLinks};
 use crate::node::{
@@ -1160,6 +1160,7 @@ impl Driver<'_> {
         let mut entry = Vec::with_capacity(block::entry_bytes(body.records.len()) + 4096);
         block::encode_entry(&header, &body.records, &codes, &mut entry);
         block::append_certificate(&certificate.encode(), &mut entry);
+        let entry = PreparedEntry::new(entry);
         let hash = header.hash();
         let interval = self.limits.checkpoint_interval_blocks;
         let checkpoint = (interval > 0 && height.is_multiple_of(interval)).then(|| {
