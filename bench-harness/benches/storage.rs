@@ -2,8 +2,9 @@
 //! open + replay of a 64 MiB log.
 //!
 //! Run: `cargo bench -p tally-bench --bench storage`. After the criterion groups it prints
-//! the side-by-side figures (raw pwrite + fdatasync of the same bytes against the log, on the
-//! same disk, alternating in rounds: `tally_bench::storage::measure_log_vs_raw`) and
+//! the side-by-side figures (raw pwrite + fdatasync of the same bytes against the log, with
+//! entries prepared on a producer thread and on one thread, on the same disk, alternating in
+//! rounds: `tally_bench::storage::measure_log_vs_raw`) and
 //! the restart time of a log of about a million 192-byte transactions. Environment:
 //! `TALLY_STORAGE_DIR` (where to write; default the system temp dir), `TALLY_STORAGE_SECONDS`
 //! (seconds per side of a side-by-side run, default 3), `TALLY_STORAGE_TX_COUNT` (default 1000000).
@@ -103,7 +104,7 @@ fn print_figures() {
         .and_then(|text| text.parse().ok())
         .unwrap_or(1_000_000);
     println!(
-        "\nstorage figures (about {seconds} s per side, raw and log alternating, same directory)"
+        "\nstorage figures (about {seconds} s per side, raw and both logs alternating, same directory)"
     );
     // The last two are the runner's (`tally bench --parts storage`).
     for (entry_bytes, entries_per_commit) in [

@@ -2,26 +2,34 @@
 //! a log the size of a million transactions.
 //!
 //! `measure_log_vs_raw` runs, in one process on one directory (so on one disk and one
-//! filesystem), two writers that do the same work per commit:
+//! filesystem), three writers that do the same work per commit:
 //! 1. raw: one `pwrite` per entry of exactly the bytes the log stores for it (payload plus
 //!    the 80-byte header and padding), `fdatasync` every `entries_per_commit` writes. It
 //!    appends to new 64 MiB files (sized with `set_len`, so each write lands on new file
 //!    space, as the log's do) and fsyncs the directory once per new file, which any writer
 //!    that wants its data found after a crash must do: the floor a log pays on this disk.
-//! 2. log: `Log::append` of `entry_bytes` payloads and `Log::commit` every
-//!    `entries_per_commit` appends (segment rollover included).
+//! 2. log: `Log::append_prepared` of `entry_bytes` payloads and `Log::commit` every
+//!    `entries_per_commit` appends (segment rollover included). The payloads are prepared
+//!    (`PreparedEntry::new`, the payload-only part of the entry hash) on a producer thread,
+//!    one commit's worth at a time, as a node's execution stage prepares each block while
+//!    its log stage waits for the previous flush. The producer runs at most one commit ahead.
+//! 3. log, one thread: `Log::append` (the whole hash on the writer's thread) and
+//!    `Log::commit`, for comparison.
 //!
-//! The two alternate in rounds so that both see the same background load: the round's
-//! leader (raw and log by turns) commits for a tenth of `duration`, then the other makes
-//! exactly as many commits, until the two have run for `2 * duration` together. Both sides end with the same number of commits and entries;
-//! each side's rate is over its own time.
+//! The three alternate in rounds so that all see the same background load: the round's
+//! leader (each by turns) commits for a tenth of `duration`, then the others make exactly as
+//! many commits, until the three have run for `3 * duration` together. All end with the same
+//! number of commits and entries; each side's rate is over its own time.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tally_engine::log::{entry_bytes as log_entry_bytes, Log, LogConfig};
+use tally_engine::log::{entry_bytes as log_entry_bytes, Log, LogConfig, PreparedEntry};
 
 /// Bytes of each raw file, the same as a default log segment.
 pub const RAW_FILE_BYTES: u64 = 64 << 20;
@@ -73,14 +81,22 @@ pub struct StorageFigures {
     pub entries_per_commit: usize,
     /// Raw pwrite + fdatasync.
     pub raw: WriterFigures,
-    /// `Log::append` + `Log::commit`.
+    /// `Log::append_prepared` + `Log::commit`, entries prepared on a producer thread (as in
+    /// a node).
     pub log: WriterFigures,
+    /// `Log::append` + `Log::commit` on one thread.
+    pub log_one_thread: WriterFigures,
 }
 
 impl StorageFigures {
     /// Log entries per second over raw entries per second (1.0: as fast as the raw disk).
     pub fn log_to_raw_ratio(&self) -> f64 {
         self.log.entries_per_second() / self.raw.entries_per_second()
+    }
+
+    /// The same for the log on one thread (`Log::append`).
+    pub fn log_one_thread_to_raw_ratio(&self) -> f64 {
+        self.log_one_thread.entries_per_second() / self.raw.entries_per_second()
     }
 }
 
@@ -91,10 +107,14 @@ impl std::fmt::Display for StorageFigures {
             "entry {} B, {} entries/commit",
             self.entry_bytes, self.entries_per_commit
         )?;
-        for (name, figures) in [("raw", &self.raw), ("log", &self.log)] {
+        for (name, figures) in [
+            ("raw", &self.raw),
+            ("log", &self.log),
+            ("log, one thread", &self.log_one_thread),
+        ] {
             writeln!(
                 f,
-                "  {name}: {:>10.0} entries/s {:>8.0} commits/s {:>8.1} MiB/s  commit mean {:>7.1} us, max {:>8.1} us",
+                "  {name:>15}: {:>10.0} entries/s {:>8.0} commits/s {:>8.1} MiB/s  commit mean {:>7.1} us, max {:>8.1} us",
                 figures.entries_per_second(),
                 figures.commits_per_second(),
                 figures.mib_per_second(),
@@ -102,7 +122,12 @@ impl std::fmt::Display for StorageFigures {
                 figures.commit_latency_us_max
             )?;
         }
-        write!(f, "  log/raw: {:.2}", self.log_to_raw_ratio())
+        write!(
+            f,
+            "  log/raw: {:.2} (one thread: {:.2})",
+            self.log_to_raw_ratio(),
+            self.log_one_thread_to_raw_ratio()
+        )
     }
 }
 
@@ -235,7 +260,7 @@ impl RawWriter {
     }
 }
 
-/// `Log::append` + `Log::commit`.
+/// `Log::append` + `Log::commit` on one thread.
 struct LogWriter {
     log: Log,
     payload: Vec<u8>,
@@ -259,6 +284,70 @@ impl LogWriter {
         let before = Instant::now();
         self.log.commit().unwrap_or_else(|e| panic!("{e}"));
         before.elapsed()
+    }
+}
+
+/// One commit's worth of prepared entries.
+type PreparedGroup = Vec<PreparedEntry<Arc<[u8]>>>;
+
+/// `Log::append_prepared` + `Log::commit`, fed by a producer thread that prepares one
+/// commit's entries at a time and runs at most one commit ahead of the writer.
+struct PreparedLogWriter {
+    log: Log,
+    groups: Option<Receiver<PreparedGroup>>,
+    producer: Option<JoinHandle<()>>,
+}
+
+impl PreparedLogWriter {
+    fn new(dir: &Path, entry_bytes: usize, entries_per_commit: usize) -> PreparedLogWriter {
+        let payload: Arc<[u8]> = vec![0x6Bu8; entry_bytes].into();
+        // Capacity 0: the producer hands over a group only when the writer takes it, so it
+        // prepares the next group while the writer appends and commits this one.
+        let (sender, groups) = sync_channel::<PreparedGroup>(0);
+        let producer = std::thread::Builder::new()
+            .name("bench-log-producer".into())
+            .spawn(move || loop {
+                let group = (0..entries_per_commit)
+                    .map(|_| PreparedEntry::new(Arc::clone(&payload)))
+                    .collect();
+                if sender.send(group).is_err() {
+                    return;
+                }
+            })
+            .expect("spawn the producer thread");
+        PreparedLogWriter {
+            log: Log::open(dir, LogConfig::default()).unwrap_or_else(|e| panic!("{e}")),
+            groups: Some(groups),
+            producer: Some(producer),
+        }
+    }
+
+    /// Appends one prepared group and commits; returns the time of the commit.
+    fn commit_round(&mut self) -> Duration {
+        let group = self
+            .groups
+            .as_ref()
+            .expect("the producer runs until drop")
+            .recv()
+            .expect("the producer thread runs");
+        for entry in &group {
+            self.log
+                .append_prepared(entry)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let before = Instant::now();
+        self.log.commit().unwrap_or_else(|e| panic!("{e}"));
+        before.elapsed()
+    }
+}
+
+impl Drop for PreparedLogWriter {
+    fn drop(&mut self) {
+        // Closing the receiver ends the producer's next send.
+        self.groups = None;
+        if let Some(producer) = self.producer.take() {
+            let _ = producer.join();
+        }
     }
 }
 
@@ -295,10 +384,10 @@ impl Side {
     }
 }
 
-/// Measures raw sequential write + fdatasync and the log's append + commit at the same entry
-/// size and commit interval, in subdirectories of `dir` (same disk), alternating in rounds
-/// (see the module docs) for about `2 * duration` in all. Both sides make the same number
-/// of commits of the same bytes.
+/// Measures raw sequential write + fdatasync and the log's append + commit (entries prepared
+/// on a producer thread, and all on one thread) at the same entry size and commit interval,
+/// in subdirectories of `dir` (same disk), alternating in rounds (see the module docs) for
+/// about `3 * duration` in all. All sides make the same number of commits of the same bytes.
 ///
 /// Assumes `dir` is writable, has room for what `duration` of writing produces, and that
 /// `entry_bytes` fits the default log configuration (16 MiB entries). The files stay in
@@ -318,38 +407,41 @@ pub fn measure_log_vs_raw(
     );
     let stored_bytes = log_entry_bytes(entry_bytes);
     let mut raw_writer = RawWriter::new(&dir.join("raw"), stored_bytes);
-    let mut log_writer = LogWriter::new(&dir.join("log"), entry_bytes);
-    let mut raw = Side::default();
-    let mut log = Side::default();
+    let mut log_writer = PreparedLogWriter::new(&dir.join("log"), entry_bytes, entries_per_commit);
+    let mut one_thread_writer = LogWriter::new(&dir.join("log-one-thread"), entry_bytes);
+    let mut sides: [Side; 3] = Default::default();
     let slice = duration / 10;
-    let mut raw_leads = true;
-    while raw.elapsed + log.elapsed < 2 * duration {
-        if raw_leads {
-            let count = raw.run(
-                || raw_writer.commit_round(entries_per_commit),
-                Some(slice),
-                0,
-            );
-            log.run(|| log_writer.commit_round(entries_per_commit), None, count);
-        } else {
-            let count = log.run(
-                || log_writer.commit_round(entries_per_commit),
-                Some(slice),
-                0,
-            );
-            raw.run(|| raw_writer.commit_round(entries_per_commit), None, count);
+    let mut leader = 0usize;
+    let mut commit = |side: usize| match side {
+        0 => raw_writer.commit_round(entries_per_commit),
+        1 => log_writer.commit_round(),
+        _ => one_thread_writer.commit_round(entries_per_commit),
+    };
+    while sides.iter().map(|side| side.elapsed).sum::<Duration>() < 3 * duration {
+        let count = sides[leader].run(|| commit(leader), Some(slice), 0);
+        for follower in (1..3).map(|step| (leader + step) % 3) {
+            sides[follower].run(|| commit(follower), None, count);
         }
-        raw_leads = !raw_leads;
+        leader = (leader + 1) % 3;
     }
     let entries = log_writer.log.durable_sequence();
-    let raw_entries = raw.clock.commits * entries_per_commit as u64;
-    assert_eq!(raw_entries, entries, "both sides made the same commits");
+    assert_eq!(
+        one_thread_writer.log.durable_sequence(),
+        entries,
+        "both logs made the same commits"
+    );
+    let raw_entries = sides[0].clock.commits * entries_per_commit as u64;
+    assert_eq!(raw_entries, entries, "raw and log made the same commits");
     let disk_bytes = entries * stored_bytes as u64;
+    let [raw, log, one_thread] = sides;
     StorageFigures {
         entry_bytes,
         entries_per_commit,
         raw: raw.clock.figures(entries, disk_bytes, raw.elapsed),
         log: log.clock.figures(entries, disk_bytes, log.elapsed),
+        log_one_thread: one_thread
+            .clock
+            .figures(entries, disk_bytes, one_thread.elapsed),
     }
 }
 
@@ -425,18 +517,25 @@ mod tests {
     fn short_runs_give_consistent_figures() {
         let dir = tempfile::tempdir().expect("tempdir");
         let figures = measure_log_vs_raw(dir.path(), 192, 8, Duration::from_millis(50));
-        for writer in [figures.raw, figures.log] {
+        let writers = [figures.raw, figures.log, figures.log_one_thread];
+        for writer in writers {
             assert!(writer.entries > 0 && writer.commits > 0);
             assert_eq!(writer.entries, writer.commits * 8);
+            // All write what the log stores: 192 payload + 80 header bytes per entry.
+            assert_eq!(writer.disk_bytes, writer.entries * 272);
+            assert!(writer.elapsed > Duration::ZERO);
         }
         assert_eq!(figures.raw.commits, figures.log.commits, "same commits");
-        // Both write what the log stores: 192 payload + 80 header bytes per entry.
-        assert_eq!(figures.raw.disk_bytes, figures.raw.entries * 272);
-        assert_eq!(figures.log.disk_bytes, figures.log.entries * 272);
-        // Rounds alternate until both sides together ran twice the duration; either side
-        // alone may have run less (the faster one).
-        assert!(figures.raw.elapsed > Duration::ZERO && figures.log.elapsed > Duration::ZERO);
-        assert!(figures.raw.elapsed + figures.log.elapsed >= 2 * Duration::from_millis(50));
+        assert_eq!(figures.raw.commits, figures.log_one_thread.commits);
+        // Rounds rotate until the sides together ran three times the duration; any side
+        // alone may have run less (the faster ones).
+        let together: Duration = writers.iter().map(|writer| writer.elapsed).sum();
+        assert!(together >= 3 * Duration::from_millis(50));
+        // Both logs hold what was appended, verified by a fresh open.
+        for name in ["log", "log-one-thread"] {
+            let log = Log::open(&dir.path().join(name), LogConfig::default()).expect("reopen");
+            assert_eq!(log.next_sequence(), figures.log.entries, "{name}");
+        }
         let replay = measure_replay(dir.path(), 10_000);
         assert_eq!(replay.entries, 3);
         assert_eq!(replay.payload_bytes, 10_000 * 192);
