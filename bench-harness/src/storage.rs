@@ -17,8 +17,9 @@
 //!    `Log::commit`, for comparison.
 //!
 //! The three alternate in rounds so that all see the same background load: the round's
-//! leader (each by turns) commits for a tenth of `duration`, then the others make exactly as
-//! many commits, until the three have run for `3 * duration` together. All end with the same
+//! leader (each by turns) commits for a fiftieth of `duration`, then the others make exactly
+//! as many commits, until the three have run for `3 * duration` together. Short rounds keep
+//! the sides close in time: this disk's commit time drifts over seconds. All end with the same
 //! number of commits and entries; each side's rate is over its own time.
 
 use std::fs::{File, OpenOptions};
@@ -410,7 +411,7 @@ pub fn measure_log_vs_raw(
     let mut log_writer = PreparedLogWriter::new(&dir.join("log"), entry_bytes, entries_per_commit);
     let mut one_thread_writer = LogWriter::new(&dir.join("log-one-thread"), entry_bytes);
     let mut sides: [Side; 3] = Default::default();
-    let slice = duration / 10;
+    let slice = duration / 50;
     let mut leader = 0usize;
     let mut commit = |side: usize| match side {
         0 => raw_writer.commit_round(entries_per_commit),
