@@ -336,32 +336,30 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         per_commit,
                         duration,
                     );
-                    rows.push(row(
-                        "storage",
-                        format!("log append+commit, {entry_bytes} B entries, {per_commit}/commit"),
-                        figures.log.entries_per_second(),
-                        "entries/s",
-                        "raw write + fdatasync, same disk",
-                        figures.raw.entries_per_second(),
-                        format!(
-                            "entries prepared on a producer thread, as in a node; commit mean {:.0} us",
-                            figures.log.commit_latency_us_mean
+                    for (kind, log, how) in [
+                        (
+                            "",
+                            &figures.log,
+                            "entries prepared on a producer thread, as in a node",
                         ),
-                    ));
-                    rows.push(row(
-                        "storage",
-                        format!(
-                            "log append+commit, one thread, {entry_bytes} B entries, {per_commit}/commit"
+                        (
+                            "one thread, ",
+                            &figures.log_one_thread,
+                            "the whole entry hash on the writer's thread",
                         ),
-                        figures.log_one_thread.entries_per_second(),
-                        "entries/s",
-                        "raw write + fdatasync, same disk",
-                        figures.raw.entries_per_second(),
-                        format!(
-                            "the whole entry hash on the writer's thread; commit mean {:.0} us",
-                            figures.log_one_thread.commit_latency_us_mean
-                        ),
-                    ));
+                    ] {
+                        rows.push(row(
+                            "storage",
+                            format!(
+                                "log append+commit, {kind}{entry_bytes} B entries, {per_commit}/commit"
+                            ),
+                            log.entries_per_second(),
+                            "entries/s",
+                            "raw write + fdatasync, same disk",
+                            figures.raw.entries_per_second(),
+                            format!("{how}; commit mean {:.0} us", log.commit_latency_us_mean),
+                        ));
+                    }
                 }
                 let tx_count = if options.quick { 100_000 } else { 1_000_000 };
                 let replay = crate::storage::measure_replay(dir.path(), tx_count);
