@@ -480,8 +480,9 @@ impl Log {
     /// Hashes the whole payload on the calling thread; a writer that should not wait for
     /// that takes entries prepared elsewhere ([`Log::append_prepared`]).
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, LogError> {
+        // Checked before hashing, so that a refused payload costs nothing.
         self.check_appendable(payload.len())?;
-        self.append_prepared(&PreparedEntry::new(payload))
+        self.write_entry(&PreparedEntry::new(payload))
     }
 
     /// Appends an entry whose payload was hashed by [`PreparedEntry::new`], typically on the
@@ -492,8 +493,13 @@ impl Log {
         &mut self,
         entry: &PreparedEntry<P>,
     ) -> Result<u64, LogError> {
+        self.check_appendable(entry.payload().len())?;
+        self.write_entry(entry)
+    }
+
+    /// Writes an entry that `check_appendable` accepted.
+    fn write_entry<P: AsRef<[u8]>>(&mut self, entry: &PreparedEntry<P>) -> Result<u64, LogError> {
         let payload = entry.payload();
-        self.check_appendable(payload.len())?;
         let stored_bytes = entry_bytes(payload.len());
         let current = self.segments.last().expect("an open log has a segment");
         if current.write_offset + stored_bytes > current.map.len() {
