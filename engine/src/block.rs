@@ -106,13 +106,20 @@ pub struct BlockView<'a> {
 /// follows the decision). The previous-block hash in the header covers the previous block's
 /// results and state root, so agreeing on this id also agrees on the state before the block.
 pub fn proposal_id(header: &BlockHeader) -> Hash {
-    let mut proposal = *header;
-    proposal.results_hash = [0; 32];
-    proposal.state_root = [0; 32];
+    let proposal = unsealed(header);
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"tally-proposal-v1");
     hasher.update(bytemuck::bytes_of(&proposal));
     *hasher.finalize().as_bytes()
+}
+
+/// `header` as it was proposed, before sealing: `results_hash` and `state_root` zeroed.
+pub fn unsealed(header: &BlockHeader) -> BlockHeader {
+    BlockHeader {
+        results_hash: [0; 32],
+        state_root: [0; 32],
+        ..*header
+    }
 }
 
 /// Appends a certificate section holding `certificate` to a block entry built by

@@ -34,15 +34,16 @@ pub mod wire;
 /// The consensus state file and evidence file (kept with the node's other files in `log`).
 pub use crate::log::consensus_state as state_file;
 
-use crate::block::{self, BlockHeader, BLOCK_MAGIC};
+use crate::block::{self, BlockHeader};
 use crate::consensus::{
     Action, Application, BlockId, Certificate, Config as MachineConfig, ConsensusError, Decision,
     Event, Tendermint, Timeout, TimeoutConfig, ValidatorSet,
 };
-use crate::ledger::{Ledger, SnapshotPoint};
-use crate::log::{FileOps, Log, LogError, PreparedEntry};
+use crate::ledger::Ledger;
+use crate::log::{FileOps, Log, LogError};
 use crate::mempool::PendingTx;
 use crate::net::peers::{PeerEvent, PeerLinks};
+use crate::node::seal::{self, ChainTip};
 use crate::node::{
     now_ms, serve_ledger_queries, ExecutorLimits, Recovered, SealedBlock, Shared, VerifiedBatch,
 };
@@ -163,7 +164,6 @@ pub(crate) struct ValidatorRuntime {
     pub log: Arc<RwLock<Log>>,
     pub data_dir: PathBuf,
     pub file_ops: Arc<dyn FileOps>,
-    pub last_timestamp_ms: u64,
 }
 
 /// Builds the machine for the height after `log_height`: restored from the state file when
@@ -294,10 +294,8 @@ struct Host {
     network_id: u64,
     set: ValidatorSet,
     own_index: Option<usize>,
-    /// Height of the last durable block, its hash and timestamp.
-    height: u64,
-    previous_hash: [u8; 32],
-    last_timestamp_ms: u64,
+    /// The last durable block.
+    tip: ChainTip,
     block_tx_max: usize,
     pool: Pool,
     /// Proposal bodies received or built, by id (this height and the next only).
@@ -314,18 +312,13 @@ struct Host {
 impl Application for Host {
     fn propose_value(&mut self, height: u64, _round: u32) -> BlockId {
         let records = self.pool.take_for_block(self.block_tx_max);
-        let header = BlockHeader {
-            magic: BLOCK_MAGIC,
-            height: height.to_le_bytes(),
-            timestamp_ms: now_ms().max(self.last_timestamp_ms).to_le_bytes(),
-            tx_count: (records.len() as u32).to_le_bytes(),
-            proposer: (self.own_index.unwrap_or(0) as u32).to_le_bytes(),
-            network_id: self.network_id.to_le_bytes(),
-            previous_hash: self.previous_hash,
-            tx_root: block::tx_root(&records),
-            results_hash: [0; 32],
-            state_root: [0; 32],
-        };
+        assert_eq!(
+            height,
+            self.tip.height + 1,
+            "the machine proposes the next height"
+        );
+        let proposer = self.own_index.unwrap_or(0) as u32;
+        let header = seal::propose(&self.tip, self.network_id, now_ms(), proposer, &records);
         let body = ProposalBody { header, records };
         let id = body.id();
         // Sent before the machine's proposal message, on the same links: peers have the
@@ -357,33 +350,25 @@ impl Host {
     /// Deterministic checks of a proposal as the next block (the clock is not consulted).
     fn check_proposal(&self, height: u64, body: &ProposalBody) -> Result<(), String> {
         let header = &body.header;
-        if header.height() != height || height != self.height + 1 {
+        if header.height() != height {
             return Err(format!(
-                "height {} is not the next height {}",
-                header.height(),
-                self.height + 1
+                "the proposal for height {height} carries a header of height {}",
+                header.height()
             ));
         }
-        if header.network_id() != self.network_id {
-            return Err(format!("network {}", header.network_id()));
-        }
-        if header.previous_hash != self.previous_hash {
-            return Err(
-                "previous-block hash differs from this validator's last block (different state, results or chain)"
-                    .into(),
-            );
-        }
-        if header.timestamp_ms() < self.last_timestamp_ms {
-            return Err("timestamp before the previous block's".into());
+        seal::check_header(
+            &self.tip,
+            self.network_id,
+            header,
+            body.records.len(),
+            VALIDATOR_BLOCK_TX_MAX,
+        )
+        .map_err(|error| error.to_string())?;
+        if header.results_hash != [0; 32] || header.state_root != [0; 32] {
+            return Err("a proposal carries results or a state root, which sealing makes".into());
         }
         if u32::from_le_bytes(header.proposer) as usize >= self.set.len() {
             return Err("proposer index outside the validator set".into());
-        }
-        if body.records.len() > VALIDATOR_BLOCK_TX_MAX {
-            return Err(format!(
-                "{} transactions, more than {VALIDATOR_BLOCK_TX_MAX}",
-                body.records.len()
-            ));
         }
         for (index, record) in body.records.iter().enumerate() {
             record
@@ -514,7 +499,6 @@ pub(crate) fn consensus_stage(
         log,
         data_dir,
         file_ops,
-        last_timestamp_ms,
     } = runtime;
     let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
     let own_index = set.index_of(&own_key);
@@ -530,9 +514,7 @@ pub(crate) fn consensus_stage(
         network_id: shared.network_id,
         set,
         own_index,
-        height: recovered.height,
-        previous_hash: recovered.last_block_hash,
-        last_timestamp_ms,
+        tip: recovered.tip(),
         block_tx_max: limits.block_tx_max.min(VALIDATOR_BLOCK_TX_MAX),
         pool,
         proposals: HashMap::new(),
@@ -704,7 +686,7 @@ impl Driver<'_> {
     /// not propose first; on the first proposer when it has transactions or the empty-block
     /// interval has passed.
     fn maybe_start_height(&mut self) -> Result<(), Fatal> {
-        if self.machine.is_running() || self.machine.height() != self.host.height + 1 {
+        if self.machine.is_running() || self.machine.height() != self.host.tip.height + 1 {
             return Ok(());
         }
         let height = self.machine.height();
@@ -819,7 +801,7 @@ impl Driver<'_> {
     /// Messages that merely arrive late (right after the decision) are left alone.
     fn help_lagging_peer(&mut self, peer: &[u8; 32], height: u64) {
         let late_copy =
-            height == self.host.height && self.committed_at.elapsed() < LAGGING_PEER_GAP;
+            height == self.host.tip.height && self.committed_at.elapsed() < LAGGING_PEER_GAP;
         let recently = self
             .helped
             .get(peer)
@@ -862,7 +844,7 @@ impl Driver<'_> {
             return;
         }
         self.last_sync_request = Some(Instant::now());
-        let from = (self.host.height + 1).to_le_bytes();
+        let from = (self.host.tip.height + 1).to_le_bytes();
         match peer {
             Some(peer) => {
                 let _ = self.host.links.send(peer, wire::KIND_SYNC_REQUEST, &from);
@@ -883,7 +865,7 @@ impl Driver<'_> {
                 // A peer that was away may be behind or ahead: offer what this height has,
                 // and ask for blocks this node may lack.
                 self.send_height_state(Some(&peer));
-                let from = (self.host.height + 1).to_le_bytes();
+                let from = (self.host.tip.height + 1).to_le_bytes();
                 let _ = self.host.links.send(&peer, wire::KIND_SYNC_REQUEST, &from);
                 Ok(())
             }
@@ -914,12 +896,12 @@ impl Driver<'_> {
         match message {
             PeerMessage::Consensus(message) => {
                 let message_height = message.body().height();
-                if message_height <= self.host.height {
+                if message_height <= self.host.tip.height {
                     // The peer (authenticated by its link) is still at a decided height.
                     self.help_lagging_peer(&peer, message_height);
                     return Ok(());
                 }
-                if message_height > self.host.height + 1 && self.host.own_index.is_none() {
+                if message_height > self.host.tip.height + 1 && self.host.own_index.is_none() {
                     // Outside the set this node signs nothing, so no peer learns from its
                     // messages that it lags: it asks when a later height shows up.
                     self.request_sync(Some(&peer));
@@ -947,7 +929,7 @@ impl Driver<'_> {
             }
             PeerMessage::Proposal(body) => {
                 let height = body.header.height();
-                if height <= self.host.height || height > self.host.height + 2 {
+                if height <= self.host.tip.height || height > self.host.tip.height + 2 {
                     return Ok(());
                 }
                 let id = body.id();
@@ -989,11 +971,12 @@ impl Driver<'_> {
 
     /// Sends decided blocks from `from_height` on, read from the log.
     fn serve_sync(&self, peer: &[u8; 32], from_height: u64) {
-        if from_height == 0 || from_height > self.host.height {
+        if from_height == 0 || from_height > self.host.tip.height {
             return;
         }
         let last = self
             .host
+            .tip
             .height
             .min(from_height + SYNC_BLOCKS_PER_REQUEST - 1);
         let count = (last - from_height + 1) as usize;
@@ -1050,8 +1033,8 @@ impl Driver<'_> {
     fn on_sync_block(&mut self, peer: &[u8; 32], entry: &[u8]) -> Result<(), Fatal> {
         let view = block::decode_entry(entry).expect("decoded by wire::decode");
         let height = view.header.height();
-        if height != self.host.height + 1 {
-            if height > self.host.height + 1 {
+        if height != self.host.tip.height + 1 {
+            if height > self.host.tip.height + 1 {
                 self.request_sync(Some(peer));
             }
             return Ok(());
@@ -1079,17 +1062,19 @@ impl Driver<'_> {
             refuse(error.to_string());
             return Ok(());
         }
-        if view.header.previous_hash != self.host.previous_hash {
+        if let Err(error) = seal::check_header(
+            &self.host.tip,
+            self.host.network_id,
+            &view.header,
+            view.records.len(),
+            VALIDATOR_BLOCK_TX_MAX,
+        ) {
             return Err(format!(
-                "block {height}, final by its certificate, does not follow this validator's block {}: this validator's state diverged from the network's; stop it and restore its data directory from a healthy validator",
-                self.host.height
+                "block {height}, final by its certificate, does not extend this validator's chain ({error}): this validator's state diverged from the network's; stop it and restore its data directory from a healthy validator"
             ));
         }
-        let mut header = view.header;
-        header.results_hash = [0; 32];
-        header.state_root = [0; 32];
         let body = ProposalBody {
-            header,
+            header: block::unsealed(&view.header),
             records: view.records.to_vec(),
         };
         let claimed = view.header;
@@ -1099,7 +1084,7 @@ impl Driver<'_> {
             signing_key: self.config.signing_key,
             timeouts: self.config.timeouts,
         };
-        self.machine = Tendermint::new(machine_config, self.host.height + 1);
+        self.machine = Tendermint::new(machine_config, self.host.tip.height + 1);
         self.undelivered = None;
         self.timers.clear();
         Ok(())
@@ -1134,44 +1119,21 @@ impl Driver<'_> {
         claimed: Option<&BlockHeader>,
     ) -> Result<(), Fatal> {
         let execution_started = Instant::now();
-        let height = body.header.height();
-        let timestamp_ms = body.header.timestamp_ms();
-        self.ledger.begin_block(height, timestamp_ms);
-        let mut results: Vec<ResultCode> = body
-            .records
-            .iter()
-            .map(|r| self.ledger.execute(r))
-            .collect();
-        self.ledger.end_block(&mut results);
-        let codes: Vec<u8> = results.iter().map(|code| *code as u8).collect();
-        let mut header = body.header;
-        header.results_hash = block::results_hash(&codes);
-        header.state_root = self.ledger.state_root();
+        let tip = self.host.tip;
+        let sealed = seal::seal(&mut self.ledger, &tip, &body.header, &body.records);
         if let Some(claimed) = claimed {
-            if claimed.state_root != header.state_root
-                || claimed.results_hash != header.results_hash
-            {
+            if *claimed != sealed.header {
                 tracing::error!(
-                    height,
+                    height = tip.height + 1,
                     "a peer's copy of a final block has other results or another state root than this validator computed: one of the two diverged"
                 );
             }
         }
-        let mut entry = Vec::with_capacity(block::entry_bytes(body.records.len()) + 4096);
-        block::encode_entry(&header, &body.records, &codes, &mut entry);
-        block::append_certificate(&certificate.encode(), &mut entry);
-        let entry = PreparedEntry::new(entry);
-        let hash = header.hash();
-        let interval = self.limits.checkpoint_interval_blocks;
-        let checkpoint = (interval > 0 && height.is_multiple_of(interval)).then(|| {
-            self.ledger.snapshot(
-                &self.limits.genesis_hash,
-                SnapshotPoint {
-                    height,
-                    last_block_hash: hash,
-                },
-            )
-        });
+        let entry = sealed.prepared_entry(&body.records, Some(&certificate.encode()));
+        let new_tip = sealed.tip();
+        let height = new_tip.height;
+        let checkpoint = self.limits.checkpoint_after(&self.ledger, &new_tip);
+        let results = sealed.results;
         let (txs, local_results) = self.host.pool.remove_decided(&body.records, &results);
         self.shared
             .counters
@@ -1197,9 +1159,7 @@ impl Driver<'_> {
                 .stopped_reason()
                 .unwrap_or_else(|| "the log stage stopped".into()));
         }
-        self.host.height = height;
-        self.host.previous_hash = hash;
-        self.host.last_timestamp_ms = timestamp_ms;
+        self.host.tip = new_tip;
         self.host
             .proposals
             .retain(|_, b| b.header.height() > height);

@@ -11,7 +11,9 @@
 //! durable. A flush error stops the node (DESIGN.md, decision 5): the log thread records the
 //! reason, the pipeline stops, and submit answers `Stopped` with that reason.
 
-use crate::block::{self, BlockHeader, BLOCK_MAGIC, BLOCK_TX_COUNT_MAX};
+pub mod seal;
+
+use crate::block::{self, BLOCK_TX_COUNT_MAX};
 use crate::genesis::Genesis;
 use crate::ledger::{Ledger, SnapshotPoint};
 use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
@@ -22,6 +24,7 @@ use crate::result::ResultCode;
 use crate::tx::{signing_message, TxFlags, TxRecord, SIGNING_MESSAGE_BYTES};
 use crate::validator::{ValidatorConfig, ValidatorRuntime};
 use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
+pub use seal::ChainTip;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -544,6 +547,17 @@ pub struct Recovered {
     pub last_block_hash: [u8; 32],
 }
 
+impl Recovered {
+    /// The chain's tip: the last block's height and hash, and the ledger's time after it.
+    pub fn tip(&self) -> ChainTip {
+        ChainTip {
+            height: self.height,
+            hash: self.last_block_hash,
+            timestamp_ms: self.ledger.time_ms(),
+        }
+    }
+}
+
 /// Replays every block of `log` over the genesis state, checking each block's link, result
 /// codes and state root.
 pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
@@ -613,73 +627,52 @@ pub fn recover(
     replay(genesis, log)
 }
 
-/// Replays the blocks after `start.height` over `start`.
+/// Replays the blocks after `start.height` over `start`: each block's header is checked
+/// against the chain ([`seal::check_header`]), the block sealed again ([`seal::seal`]), and
+/// what sealing made compared with what the log holds. Equal result codes and an equal header
+/// (results hash and state root included) mean the entry sealing would write is the stored
+/// one, byte for byte: the records are the same bytes and the certificate is carried over.
 fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recovered, NodeError> {
-    let Recovered {
-        mut ledger,
-        mut height,
-        mut last_block_hash,
-    } = start;
-    let result = log.replay(height, |sequence, entry| -> Result<(), NodeError> {
+    let mut tip = start.tip();
+    let mut ledger = start.ledger;
+    let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
         let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
             sequence,
             reason: error.to_string(),
         })?;
         let header = view.header;
-        let block_height = header.height();
-        if block_height != height + 1 {
-            return Err(NodeError::BadBlock {
-                sequence,
-                reason: format!("height {block_height} follows height {height}"),
-            });
-        }
-        if header.network_id() != genesis.network_id {
-            return Err(NodeError::BadBlock {
-                sequence,
-                reason: format!(
-                    "block is for network {}, this genesis is network {}",
-                    header.network_id(),
-                    genesis.network_id
-                ),
-            });
-        }
-        if header.previous_hash != last_block_hash {
-            let what = if block_height == 1 {
-                "a first block that does not follow this genesis (the data directory belongs to another genesis)"
-            } else {
-                "a previous-block hash"
-            };
-            return Err(NodeError::BadBlock {
-                sequence,
-                reason: format!("{what} does not match"),
-            });
-        }
-        ledger.begin_block(block_height, header.timestamp_ms());
-        let mut codes: Vec<ResultCode> = view.records.iter().map(|r| ledger.execute(r)).collect();
-        ledger.end_block(&mut codes);
-        for (code, &stored) in codes.iter().zip(view.results) {
-            if *code as u8 != stored {
-                return Err(NodeError::ReplayMismatch {
-                    height: block_height,
-                    what: "a result code",
-                });
-            }
-        }
-        if ledger.state_root() != header.state_root {
+        seal::check_header(
+            &tip,
+            genesis.network_id,
+            &header,
+            view.records.len(),
+            BLOCK_TX_COUNT_MAX,
+        )
+        .map_err(|error| NodeError::BadBlock {
+            sequence,
+            reason: error.to_string(),
+        })?;
+        let sealed = seal::seal(&mut ledger, &tip, &block::unsealed(&header), view.records);
+        if sealed.result_bytes() != view.results {
             return Err(NodeError::ReplayMismatch {
-                height: block_height,
+                height: header.height(),
+                what: "a result code",
+            });
+        }
+        if sealed.header != header {
+            return Err(NodeError::ReplayMismatch {
+                height: header.height(),
                 what: "a state root",
             });
         }
-        height = block_height;
-        last_block_hash = header.hash();
+        tip = sealed.tip();
         Ok(())
     });
     match result {
         Ok(()) => Ok(Recovered {
             ledger,
-            height,
-            last_block_hash,
+            height: tip.height,
+            last_block_hash: tip.hash,
         }),
         Err(ReplayError::Log(error)) => Err(NodeError::Log(error)),
         Err(ReplayError::Visitor { error, .. }) => Err(error),
@@ -1054,19 +1047,30 @@ pub(crate) struct ExecutorLimits {
     pub(crate) archive_dir: Option<PathBuf>,
 }
 
+impl ExecutorLimits {
+    /// A snapshot of `ledger` at `tip` when `tip` is a checkpoint height.
+    pub(crate) fn checkpoint_after(&self, ledger: &Ledger, tip: &ChainTip) -> Option<Vec<u8>> {
+        let interval = self.checkpoint_interval_blocks;
+        (interval > 0 && tip.height.is_multiple_of(interval)).then(|| {
+            let point = SnapshotPoint {
+                height: tip.height,
+                last_block_hash: tip.hash,
+            };
+            ledger.snapshot(&self.genesis_hash, point)
+        })
+    }
+}
+
 fn executor_stage(
     shared: &Shared,
     recovered: Recovered,
     limits: &ExecutorLimits,
     verified: &Receiver<VerifiedBatch>,
-    sealed: &Sender<SealedBlock>,
+    to_log: &Sender<SealedBlock>,
 ) -> Ledger {
     let block_tx_max = limits.block_tx_max;
-    let Recovered {
-        mut ledger,
-        mut height,
-        last_block_hash: mut previous_hash,
-    } = recovered;
+    let mut tip = recovered.tip();
+    let mut ledger = recovered.ledger;
     let mut pending_batch: Option<VerifiedBatch> = None;
     loop {
         // Take what is ready, up to a block: batching follows the load, no timer needed.
@@ -1106,40 +1110,17 @@ fn executor_stage(
             .set(verified.len() as i64);
         if !records.is_empty() {
             let execution_started = Instant::now();
-            let timestamp_ms = now_ms();
-            ledger.begin_block(height + 1, timestamp_ms);
-            let mut results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
-            ledger.end_block(&mut results);
-            let result_codes: Vec<u8> = results.iter().map(|code| *code as u8).collect();
-            height += 1;
-            let header = BlockHeader {
-                magic: BLOCK_MAGIC,
-                height: height.to_le_bytes(),
-                timestamp_ms: timestamp_ms.to_le_bytes(),
-                tx_count: (records.len() as u32).to_le_bytes(),
-                proposer: 0u32.to_le_bytes(),
-                network_id: shared.network_id.to_le_bytes(),
-                previous_hash,
-                tx_root: block::tx_root(&records),
-                results_hash: block::results_hash(&result_codes),
-                state_root: ledger.state_root(),
-            };
-            previous_hash = header.hash();
-            let mut entry = Vec::with_capacity(block::entry_bytes(records.len()));
-            block::encode_entry(&header, &records, &result_codes, &mut entry);
-            let entry = PreparedEntry::new(entry);
+            let proposal = seal::propose(&tip, shared.network_id, now_ms(), 0, &records);
+            let sealed = seal::seal(&mut ledger, &tip, &proposal, &records);
+            tip = sealed.tip();
+            let height = tip.height;
+            let entry = sealed.prepared_entry(&records, None);
+            let results = sealed.results;
             shared
                 .counters
                 .executed
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            let interval = limits.checkpoint_interval_blocks;
-            let checkpoint = (interval > 0 && height % interval == 0).then(|| {
-                let point = SnapshotPoint {
-                    height,
-                    last_block_hash: previous_hash,
-                };
-                ledger.snapshot(&limits.genesis_hash, point)
-            });
+            let checkpoint = limits.checkpoint_after(&ledger, &tip);
             let metrics = &shared.metrics;
             metrics
                 .stage
@@ -1154,10 +1135,10 @@ fn executor_stage(
                 checkpoint,
                 durable: None,
             };
-            if sealed.send(block).is_err() {
+            if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded
             }
-            metrics.commit_queue_blocks.set(sealed.len() as i64);
+            metrics.commit_queue_blocks.set(to_log.len() as i64);
             serve_ledger_queries(shared, &ledger, LEDGER_QUERIES_PER_BLOCK_MAX);
         }
         if disconnected {
@@ -1317,21 +1298,6 @@ fn validator_runtime(
         recovered.height,
     )
     .map_err(NodeError::Validator)?;
-    let last_timestamp_ms = if recovered.height == 0 {
-        0
-    } else {
-        let log = log.read().expect("log lock");
-        let mut entries = log.entries(recovered.height - 1)?;
-        match entries.next() {
-            Some(Ok((_, entry))) => block::decode_entry(entry)
-                .map(|view| view.header.timestamp_ms())
-                .map_err(|error| NodeError::BadBlock {
-                    sequence: recovered.height - 1,
-                    reason: error.to_string(),
-                })?,
-            _ => 0,
-        }
-    };
     let mut verifier = Verifier::new(config.backend)?;
     verifier.register_keys(&recovered.ledger.owner_keys());
     let (events_tx, peer_events) = bounded(crate::validator::PEER_EVENTS_MAX);
@@ -1367,6 +1333,5 @@ fn validator_runtime(
         log: Arc::clone(log),
         data_dir: config.data_dir.clone(),
         file_ops: Arc::clone(&config.file_ops),
-        last_timestamp_ms,
     })
 }
