@@ -202,7 +202,7 @@ fn four_validators_finalize_the_same_blocks_with_certificates() {
 
 /// The value of an unlabelled metric on `node`'s /metrics page.
 fn metric(node: &Node, name: &str) -> u64 {
-    let page = tally_engine::metrics::render(&node.handle());
+    let page = tally_engine::node::render_metrics(&node.handle());
     let line = page
         .lines()
         .find(|line| line.split_whitespace().next() == Some(name))

@@ -25,6 +25,7 @@ pub mod message;
 pub mod sim;
 pub mod validators;
 pub mod votes;
+pub mod wire;
 
 pub use certificate::{Certificate, CertificateError, CommitSignature, Evidence, EvidenceError};
 pub use machine::{

@@ -4,8 +4,8 @@
 use super::peers::PeerSpec;
 use super::server::ServerConfig;
 use super::service::ServiceConfig;
+use crate::node::ValidatorConfig;
 use crate::node::{Backend, NodeConfig};
-use crate::validator::ValidatorConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -700,7 +700,7 @@ fn refuse(conn: &mut Connection, request_id: u64, code: ErrorCode, text: String)
 }
 
 /// Writes as much output as the socket takes.
-fn write_out(conn: &mut Connection, metrics: &crate::metrics::NodeMetrics) -> io::Result<()> {
+fn write_out(conn: &mut Connection, metrics: &crate::node::NodeMetrics) -> io::Result<()> {
     while conn.out_start < conn.out.len() {
         match conn.stream.write(&conn.out[conn.out_start..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -742,7 +742,7 @@ fn discard_input(conn: &mut Connection) -> bool {
 
 /// Reads once into the buffer. `Ok(true)`: read something or saw the end; `Ok(false)`: no
 /// bytes waiting.
-fn read_some(conn: &mut Connection, metrics: &crate::metrics::NodeMetrics) -> io::Result<bool> {
+fn read_some(conn: &mut Connection, metrics: &crate::node::NodeMetrics) -> io::Result<bool> {
     if conn.read_start > 0 {
         conn.read_buf.drain(..conn.read_start);
         conn.read_start = 0;

@@ -49,7 +49,9 @@ impl NodeService {
         let metrics = match config.metrics_listen {
             Some(addr) => {
                 let render_handle = handle.clone();
-                match MetricsServer::start(addr, move || crate::metrics::render(&render_handle)) {
+                match MetricsServer::start(addr, move || {
+                    crate::node::render_metrics(&render_handle)
+                }) {
                     Ok(server) => Some(server),
                     Err(source) => {
                         node.shutdown();

@@ -1,88 +1,66 @@
-//! One node: the pipeline of DESIGN.md, stages as threads joined by bounded queues.
+//! One node: the pipeline of docs/DESIGN.md, stages as threads joined by bounded queues, one
+//! file per stage.
 //!
 //! ```text
-//! submit (ingress: format checks) -> mempool (ArrayQueue, Busy when full)
-//!   -> sigverify thread (batches through tally-kernels)
-//!   -> executor thread (builds the block: executes, tx root, state root)
-//!   -> log thread (append, group commit, then acknowledgements)
+//! submit (ingress.rs: format checks) -> mempool (ArrayQueue, Busy when full)
+//!   -> sigverify.rs   signature batches through tally-kernels
+//!   -> execute.rs     a node alone: blocks cut from verified batches and sealed
+//!      consensus/     a validator: blocks proposed, decided by Tendermint, then sealed
+//!   -> commit.rs      append, group commit, checkpoints, then acknowledgements
 //! ```
 //!
+//! `seal.rs` is the one block sealer and header check every path uses (execution, the
+//! consensus stage, recovery); `recovery.rs` builds the state a node starts from;
+//! `config.rs` holds the limits and refuses a configuration that cannot work; `metrics.rs`
+//! what the node measures and its `/metrics` page.
+//!
 //! A transaction is acknowledged with its block height only after the block's log entry is
-//! durable. A flush error stops the node (DESIGN.md, decision 5): the log thread records the
-//! reason, the pipeline stops, and submit answers `Stopped` with that reason.
+//! durable. A flush error stops the node (docs/DESIGN.md, decision 5): the log thread records
+//! the reason, the pipeline stops, and submit answers `Stopped` with that reason.
+//!
+//! Dependencies inside the engine run one way: `node` uses `consensus` (the machine, its
+//! messages and `wire`), `net::peers` (validator links), `ledger`, `log` and `metrics`
+//! (primitives); `validator` (names for operators, and `cluster`) and `net`'s server use
+//! `node`, never the reverse.
 
+mod commit;
+mod config;
+pub(crate) mod consensus;
+mod execute;
+mod ingress;
+mod metrics;
+mod recovery;
 pub mod seal;
+mod sigverify;
 
-use crate::block::{self, BLOCK_TX_COUNT_MAX};
+pub(crate) use commit::SealedBlock;
+pub use config::{Backend, NodeConfig, QueueLimits};
+pub use consensus::ValidatorConfig;
+pub(crate) use execute::{now_ms, serve_ledger_queries, ExecutorLimits};
+pub use ingress::{AckListener, LedgerQuery, NodeHandle, LEDGER_QUERY_QUEUE_MAX};
+pub use metrics::{render_metrics, BatchSizes, NodeMetrics, StageLatency};
+pub use recovery::{checkpoints_dir, recover, replay, replay_dir, Recovered};
+pub(crate) use sigverify::verify_signatures;
+
 use crate::genesis::Genesis;
-use crate::ledger::{Ledger, SnapshotPoint};
-use crate::log::checkpoint::{load_checkpoints, write_checkpoint, CheckpointError};
-use crate::log::{FileOps, Log, LogConfig, LogError, OsFileOps, PreparedEntry, ReplayError};
+use crate::ledger::Ledger;
+use crate::log::checkpoint::CheckpointError;
+use crate::log::LogError;
 use crate::mempool::{Ack, Mempool, PendingTx, LINKED_CHAIN_TX_MAX};
-use crate::metrics::NodeMetrics;
-use crate::result::ResultCode;
-use crate::tx::{signing_message, TxFlags, TxRecord, SIGNING_MESSAGE_BYTES};
-use crate::validator::{ValidatorConfig, ValidatorRuntime};
-use crossbeam::channel::{bounded, Receiver, Sender, TryRecvError};
+use crate::tx::{TxFlags, TxRecord};
+use commit::{log_stage, CheckpointPlan};
+use config::check_config;
+use crossbeam::channel::{bounded, Receiver, Sender};
+use execute::executor_stage;
+use recovery::open_log;
 pub use seal::ChainTip;
-use std::path::{Path, PathBuf};
+use sigverify::sigverify_stage;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-pub use tally_kernels::sigverify::Backend;
-use tally_kernels::sigverify::{SigItem, Verifier, VerifierError};
-
-/// Limits and choices of one node.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    pub data_dir: PathBuf,
-    pub backend: Backend,
-    /// Mempool capacity; a full mempool answers `Busy`.
-    pub mempool_tx_max: usize,
-    /// Most transactions verified in one signature batch.
-    pub sigverify_batch_tx_max: usize,
-    /// Most transactions in one block.
-    pub block_tx_max: usize,
-    /// Verified batches waiting for the executor.
-    pub verified_queue_batches_max: usize,
-    /// Blocks waiting for the log thread.
-    pub commit_queue_blocks_max: usize,
-    /// Most blocks made durable by one flush.
-    pub group_commit_blocks_max: usize,
-    pub log: LogConfig,
-    /// The log's file operations: the operating system's, or a fault injector in tests.
-    pub file_ops: Arc<dyn FileOps>,
-    /// A checkpoint of the ledger after every this many blocks (0: never).
-    pub checkpoint_interval_blocks: u64,
-    /// When set, log segments older than the previous checkpoint move here after each
-    /// checkpoint (so restart time and the live log stay bounded).
-    pub archive_dir: Option<PathBuf>,
-    /// Set on a validator of a network of several: blocks are then decided by consensus
-    /// with the other validators (crate::validator) instead of built alone.
-    pub validator: Option<ValidatorConfig>,
-}
-
-impl NodeConfig {
-    /// Defaults sized for a few hundred thousand transactions per second.
-    pub fn new(data_dir: PathBuf) -> NodeConfig {
-        NodeConfig {
-            data_dir,
-            backend: Backend::Cpu,
-            mempool_tx_max: 262_144,
-            sigverify_batch_tx_max: 4_096,
-            block_tx_max: 16_384,
-            verified_queue_batches_max: 16,
-            commit_queue_blocks_max: 16,
-            group_commit_blocks_max: 16,
-            log: LogConfig::default(),
-            file_ops: Arc::new(OsFileOps),
-            checkpoint_interval_blocks: 4_096,
-            archive_dir: None,
-            validator: None,
-        }
-    }
-}
+use std::time::Instant;
+use tally_kernels::sigverify::{Verifier, VerifierError};
 
 /// Why a node cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -137,27 +115,6 @@ pub struct NodeCounters {
     pub blocks: AtomicU64,
     pub height: AtomicU64,
     pub flushes: AtomicU64,
-}
-
-/// A question about the state, run by the executor thread between blocks (never during
-/// one), so it sees a consistent ledger. It must be quick: it holds up execution.
-pub type LedgerQuery = Box<dyn FnOnce(&Ledger) + Send>;
-
-/// Called after acknowledgements were sent (once per group of blocks, not per transaction),
-/// so that a network front can wake up and forward them.
-pub type AckListener = Arc<dyn Fn() + Send + Sync>;
-
-/// Most ledger queries waiting for the executor; past it `query_ledger` answers Busy.
-pub const LEDGER_QUERY_QUEUE_MAX: usize = 1_024;
-/// Most ledger queries the executor answers between two blocks when it is busy.
-const LEDGER_QUERIES_PER_BLOCK_MAX: usize = 64;
-
-/// The named maxima of the node's queues, for status and metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct QueueLimits {
-    pub mempool_tx_max: usize,
-    pub verified_queue_batches_max: usize,
-    pub commit_queue_blocks_max: usize,
 }
 
 pub(crate) struct Shared {
@@ -246,253 +203,6 @@ impl Shared {
     }
 }
 
-/// Answers queued ledger queries: at most `max`, without waiting.
-pub(crate) fn serve_ledger_queries(shared: &Shared, ledger: &Ledger, max: usize) {
-    for query in shared.ledger_queries.1.try_iter().take(max) {
-        query(ledger);
-    }
-}
-
-/// Waits for the next verified batch, answering ledger queries while it waits.
-fn recv_serving_queries(
-    shared: &Shared,
-    verified: &Receiver<VerifiedBatch>,
-    ledger: &Ledger,
-) -> Result<VerifiedBatch, crossbeam::channel::RecvError> {
-    loop {
-        crossbeam::select! {
-            recv(verified) -> batch => return batch,
-            recv(shared.ledger_queries.1) -> query => {
-                if let Ok(query) = query {
-                    query(ledger);
-                }
-            }
-        }
-    }
-}
-
-/// A cheap handle for submitting transactions from any thread.
-#[derive(Clone)]
-pub struct NodeHandle {
-    shared: Arc<Shared>,
-}
-
-impl NodeHandle {
-    /// Checks each record's format and queues it. Malformed records are answered at once
-    /// through `reply` with their result code. A linked chain (a run of linked records and
-    /// the record that closes it, within this call) is taken or refused whole: open at the
-    /// end of `records`, longer than [`NodeHandle::linked_chain_tx_max`], or with a malformed
-    /// record, every record of it is answered at once. Returns the number of records taken
-    /// (answered or queued).
-    ///
-    /// Errors: `Busy { accepted }` when the mempool filled after `accepted` records (the
-    /// rest were not taken; `accepted` never ends inside a chain); `Stopped` when the node
-    /// no longer takes transactions.
-    pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
-        self.shared.submits_in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = self.submit_counted(records, reply);
-        self.shared.submits_in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
-
-    fn submit_counted(
-        &self,
-        records: &[TxRecord],
-        reply: &Sender<Ack>,
-    ) -> Result<usize, SubmitError> {
-        if let Some(reason) = self.shared.stopped_reason() {
-            return Err(SubmitError::Stopped { reason });
-        }
-        let received_at = Instant::now();
-        let counters = &self.shared.counters;
-        let pending = |record: &TxRecord| PendingTx {
-            record: *record,
-            reply: reply.clone(),
-            received_at,
-        };
-        // One unit at a time: a record of its own, or a whole linked chain (a maximal run
-        // of linked records and the record that closes it), which is taken or refused whole.
-        let mut start = 0;
-        while start < records.len() {
-            let end = unit_end(records.len(), start, |i| is_linked(&records[i]));
-            let pushed = if end == start + 1 && !is_linked(&records[start]) {
-                let record = &records[start];
-                if let Err(error) = record.validate() {
-                    counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
-                    pending(record).acknowledge(error.into(), None);
-                    true
-                } else {
-                    self.shared.mempool.push(pending(record)).is_ok()
-                }
-            } else {
-                let chain = &records[start..end];
-                match self.chain_refusal(chain) {
-                    Some(codes) => {
-                        counters
-                            .rejected_at_ingress
-                            .fetch_add(chain.len() as u64, Ordering::Relaxed);
-                        for (record, code) in chain.iter().zip(codes) {
-                            pending(record).acknowledge(code, None);
-                        }
-                        true
-                    }
-                    None => {
-                        let unit: Box<[PendingTx]> = chain.iter().map(pending).collect();
-                        self.shared.mempool.push_chain(unit).is_ok()
-                    }
-                }
-            };
-            if !pushed {
-                // Nothing of this unit was taken: the client retries from its start.
-                self.wake_sigverify();
-                counters
-                    .submitted
-                    .fetch_add(start as u64, Ordering::Relaxed);
-                return Err(SubmitError::Busy { accepted: start });
-            }
-            start = end;
-        }
-        counters
-            .submitted
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.wake_sigverify();
-        Ok(records.len())
-    }
-
-    /// Why a linked chain (`chain`: its linked records and, unless it is open, the record
-    /// that closes it) cannot be taken, as each member's code; `None` when it can.
-    fn chain_refusal(&self, chain: &[TxRecord]) -> Option<Vec<ResultCode>> {
-        let every = |code| Some(vec![code; chain.len()]);
-        if chain.last().is_some_and(is_linked) {
-            return every(ResultCode::LinkedEventChainOpen);
-        }
-        if chain.len() > self.shared.linked_chain_tx_max {
-            return every(ResultCode::LinkedChainTooLong);
-        }
-        let codes: Vec<ResultCode> = chain
-            .iter()
-            .map(|record| match record.validate() {
-                Ok(()) => ResultCode::LinkedEventFailed,
-                Err(error) => error.into(),
-            })
-            .collect();
-        codes
-            .iter()
-            .any(|code| *code != ResultCode::LinkedEventFailed)
-            .then_some(codes)
-    }
-
-    /// Most transactions in one linked chain this node takes: [`LINKED_CHAIN_TX_MAX`], or
-    /// its mempool or block size when smaller.
-    pub fn linked_chain_tx_max(&self) -> usize {
-        self.shared.linked_chain_tx_max
-    }
-
-    /// Decodes raw bytes into a record and submits it; a malformed record is answered
-    /// through `reply` with its specific result code.
-    pub fn submit_bytes(&self, bytes: &[u8], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
-        match TxRecord::decode(bytes) {
-            Ok(record) => self.submit(&[record], reply),
-            Err(error) => {
-                let id = bytes
-                    .get(..16)
-                    .map_or(0, |b| u128::from_le_bytes(b.try_into().expect("16 bytes")));
-                let _ = reply.send(Ack {
-                    id,
-                    code: error.into(),
-                    height: None,
-                });
-                self.shared
-                    .counters
-                    .rejected_at_ingress
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(1)
-            }
-        }
-    }
-
-    /// The pipeline's counters.
-    pub fn counters(&self) -> &NodeCounters {
-        &self.shared.counters
-    }
-
-    /// Transactions waiting in the mempool.
-    pub fn mempool_len(&self) -> usize {
-        self.shared.mempool.len()
-    }
-
-    /// Why the node stopped, if it did.
-    pub fn fatal_error(&self) -> Option<String> {
-        self.shared.fatal.lock().expect("fatal lock").clone()
-    }
-
-    /// Why the node no longer takes transactions (stopped, or shutting down), if so.
-    pub fn stopped_reason(&self) -> Option<String> {
-        self.shared.stopped_reason()
-    }
-
-    /// The node's metrics (latencies, batch sizes, queue depths, network counters).
-    pub fn metrics(&self) -> &NodeMetrics {
-        &self.shared.metrics
-    }
-
-    /// Mempool capacity (`mempool_tx_max`).
-    pub fn mempool_capacity(&self) -> usize {
-        self.shared.mempool.capacity()
-    }
-
-    /// The named maxima of the node's queues.
-    pub fn config_limits(&self) -> QueueLimits {
-        self.shared.limits
-    }
-
-    pub fn network_id(&self) -> u64 {
-        self.shared.network_id
-    }
-
-    pub fn genesis_hash(&self) -> [u8; 32] {
-        self.shared.genesis_hash
-    }
-
-    /// Height of the last durable block.
-    pub fn height(&self) -> u64 {
-        self.shared.counters.height.load(Ordering::Acquire)
-    }
-
-    /// Registers a function called after acknowledgements were sent (once per group of
-    /// blocks or signature batch with failures, never per transaction) and when the node
-    /// stops. It runs on a pipeline thread: it must be quick and must not block (waking a
-    /// poll loop is the intended use).
-    pub fn add_ack_listener(&self, listener: AckListener) {
-        self.shared
-            .ack_listeners
-            .write()
-            .expect("listeners lock")
-            .push(listener);
-    }
-
-    /// Queues a question about the state for the executor, which runs it between blocks.
-    /// `Busy` when [`LEDGER_QUERY_QUEUE_MAX`] are already waiting; `Stopped` when the node
-    /// stopped (a query queued just before the stop may be dropped unanswered: callers that
-    /// wait for an answer must also watch for the stop).
-    pub fn query_ledger(&self, query: LedgerQuery) -> Result<(), SubmitError> {
-        if let Some(reason) = self.shared.stopped_reason() {
-            return Err(SubmitError::Stopped { reason });
-        }
-        self.shared
-            .ledger_queries
-            .0
-            .try_send(query)
-            .map_err(|_| SubmitError::Busy { accepted: 0 })
-    }
-
-    fn wake_sigverify(&self) {
-        if let Some(thread) = self.shared.sigverify_thread.lock().expect("lock").as_ref() {
-            thread.unpark();
-        }
-    }
-}
-
 /// A running node.
 pub struct Node {
     handle: NodeHandle,
@@ -519,192 +229,6 @@ pub(crate) struct VerifiedBatch {
     pub(crate) txs: Vec<PendingTx>,
 }
 
-pub(crate) struct SealedBlock {
-    pub(crate) height: u64,
-    /// The block's log entry, hashed as far as it can be before its place in the log is
-    /// known (here, not on the log thread, which meanwhile waits for the previous flush).
-    pub(crate) entry: PreparedEntry,
-    pub(crate) txs: Vec<PendingTx>,
-    pub(crate) results: Vec<ResultCode>,
-    /// A snapshot of the ledger after this block, written once the block is durable.
-    pub(crate) checkpoint: Option<Vec<u8>>,
-    /// Told the height once the block is durable (a validator waits for it before the next
-    /// height).
-    pub(crate) durable: Option<Sender<u64>>,
-}
-
-/// Where the log thread puts checkpoints and archived segments.
-struct CheckpointPlan {
-    dir: PathBuf,
-    file_ops: Arc<dyn FileOps>,
-    archive_dir: Option<PathBuf>,
-}
-
-/// State recovered from the log.
-pub struct Recovered {
-    pub ledger: Ledger,
-    pub height: u64,
-    pub last_block_hash: [u8; 32],
-}
-
-impl Recovered {
-    /// The chain's tip: the last block's height and hash, and the ledger's time after it.
-    pub fn tip(&self) -> ChainTip {
-        ChainTip {
-            height: self.height,
-            hash: self.last_block_hash,
-            timestamp_ms: self.ledger.time_ms(),
-        }
-    }
-}
-
-/// Replays every block of `log` over the genesis state, checking each block's link, result
-/// codes and state root.
-pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
-    let start = Recovered {
-        ledger: Ledger::from_genesis(genesis),
-        height: 0,
-        last_block_hash: genesis.hash(),
-    };
-    replay_from(genesis, log, start)
-}
-
-/// Recovers the state: the newest checkpoint in `checkpoints_dir` that is intact, belongs to
-/// this genesis and agrees with the log, then the log after it. Damaged checkpoints are
-/// skipped with a warning (the log is the record; checkpoints only save time).
-pub fn recover(
-    genesis: &Genesis,
-    log: &Log,
-    checkpoints_dir: &Path,
-) -> Result<Recovered, NodeError> {
-    let genesis_hash = genesis.hash();
-    let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
-    for skipped in damaged {
-        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping a damaged checkpoint");
-    }
-    let log_height = log.next_sequence();
-    for checkpoint in stored {
-        if checkpoint.height > log_height {
-            return Err(NodeError::CheckpointAheadOfLog {
-                path: checkpoint.path,
-                height: checkpoint.height,
-                log_height,
-            });
-        }
-        let (ledger, point) = match Ledger::restore(&checkpoint.bytes, &genesis_hash) {
-            Ok(restored) => restored,
-            Err(error) => {
-                tracing::warn!(path = %checkpoint.path.display(), %error, "skipping a checkpoint that does not restore");
-                continue;
-            }
-        };
-        if point.height != checkpoint.height {
-            tracing::warn!(path = %checkpoint.path.display(), "skipping a checkpoint whose name and content disagree");
-            continue;
-        }
-        // Where the block is still in the live log, its hash must be the checkpoint's.
-        if point.height > 0 {
-            if let Ok(mut entries) = log.entries(point.height - 1) {
-                if let Some(Ok((_, entry))) = entries.next() {
-                    let matches = block::decode_entry(entry)
-                        .is_ok_and(|view| view.header.hash() == point.last_block_hash);
-                    if !matches {
-                        return Err(NodeError::CheckpointMismatch {
-                            path: checkpoint.path,
-                            height: point.height,
-                        });
-                    }
-                }
-            }
-        }
-        let start = Recovered {
-            ledger,
-            height: point.height,
-            last_block_hash: point.last_block_hash,
-        };
-        return replay_from(genesis, log, start);
-    }
-    replay(genesis, log)
-}
-
-/// Replays the blocks after `start.height` over `start`: each block's header is checked
-/// against the chain ([`seal::check_header`]), the block sealed again ([`seal::seal`]), and
-/// what sealing made compared with what the log holds. Equal result codes and an equal header
-/// (results hash and state root included) mean the entry sealing would write is the stored
-/// one, byte for byte: the records are the same bytes and the certificate is carried over.
-fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recovered, NodeError> {
-    let mut tip = start.tip();
-    let mut ledger = start.ledger;
-    let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
-        let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
-            sequence,
-            reason: error.to_string(),
-        })?;
-        let header = view.header;
-        seal::check_header(
-            &tip,
-            genesis.network_id,
-            &header,
-            view.records.len(),
-            BLOCK_TX_COUNT_MAX,
-        )
-        .map_err(|error| NodeError::BadBlock {
-            sequence,
-            reason: error.to_string(),
-        })?;
-        let sealed = seal::seal(&mut ledger, &tip, &block::unsealed(&header), view.records);
-        if sealed.result_bytes() != view.results {
-            return Err(NodeError::ReplayMismatch {
-                height: header.height(),
-                what: "a result code",
-            });
-        }
-        if sealed.header != header {
-            return Err(NodeError::ReplayMismatch {
-                height: header.height(),
-                what: "a state root",
-            });
-        }
-        tip = sealed.tip();
-        Ok(())
-    });
-    match result {
-        Ok(()) => Ok(Recovered {
-            ledger,
-            height: tip.height,
-            last_block_hash: tip.hash,
-        }),
-        Err(ReplayError::Log(error)) => Err(NodeError::Log(error)),
-        Err(ReplayError::Visitor { error, .. }) => Err(error),
-    }
-}
-
-/// Opens the log of a node that is not running and replays it (recovery may cut a torn
-/// tail, as at start).
-pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, NodeError> {
-    let log = open_log(config)?;
-    recover(genesis, &log, &checkpoints_dir(config))
-}
-
-/// Creates the data directory if needed and opens (recovers) the node's log.
-fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
-    let log = Log::open_with(
-        &config.data_dir.join("log"),
-        config.log,
-        Arc::clone(&config.file_ops),
-    )?;
-    Ok(log)
-}
-
-/// Where a node keeps its checkpoints.
-pub fn checkpoints_dir(config: &NodeConfig) -> PathBuf {
-    config.data_dir.join("checkpoints")
-}
-
 impl Node {
     /// Opens the data directory, replays the log and starts the pipeline threads.
     pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
@@ -713,6 +237,7 @@ impl Node {
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
+        let verifier = Arc::new(verifier);
         let metrics = NodeMetrics::new();
         metrics.set_backend(&backend_in_use(&verifier));
 
@@ -750,8 +275,13 @@ impl Node {
 
         let log = Arc::new(RwLock::new(log));
         let validator = match &config.validator {
-            Some(validator) => Some(validator_runtime(
-                genesis, &config, validator, &recovered, &log,
+            Some(validator) => Some(consensus::runtime(
+                genesis,
+                &config,
+                validator,
+                &recovered,
+                &log,
+                Arc::clone(&verifier),
             )?),
             None => None,
         };
@@ -778,7 +308,7 @@ impl Node {
                     let _ = ledger_tx.send(ledger);
                 }),
                 Some(runtime) => spawn("tally-consensus", move || {
-                    let ledger = crate::validator::consensus_stage(
+                    let ledger = consensus::consensus_stage(
                         &shared,
                         recovered,
                         &limits,
@@ -857,46 +387,6 @@ impl Node {
     }
 }
 
-fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
-    let positive = [
-        ("mempool_tx_max", config.mempool_tx_max),
-        ("sigverify_batch_tx_max", config.sigverify_batch_tx_max),
-        ("block_tx_max", config.block_tx_max),
-        (
-            "verified_queue_batches_max",
-            config.verified_queue_batches_max,
-        ),
-        ("commit_queue_blocks_max", config.commit_queue_blocks_max),
-        ("group_commit_blocks_max", config.group_commit_blocks_max),
-    ];
-    if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-        return Err(NodeError::Config(format!("{name} must be at least 1")));
-    }
-    // A signature batch goes into one block whole, so that a block never cuts a linked
-    // chain: it must fit. (A chain is a batch's first unit at most, and no longer than
-    // block_tx_max: see `linked_chain_tx_max`.)
-    if config.block_tx_max < config.sigverify_batch_tx_max {
-        return Err(NodeError::Config(format!(
-            "block_tx_max ({}) must be at least sigverify_batch_tx_max ({}): a signature batch goes into one block whole",
-            config.block_tx_max, config.sigverify_batch_tx_max
-        )));
-    }
-    if config.block_tx_max > BLOCK_TX_COUNT_MAX {
-        return Err(NodeError::Config(format!(
-            "block_tx_max {} is above the block format's maximum {BLOCK_TX_COUNT_MAX}",
-            config.block_tx_max
-        )));
-    }
-    let entry_max = block::entry_bytes(config.block_tx_max);
-    if entry_max as u64 > u64::from(config.log.entry_bytes_max) {
-        return Err(NodeError::Config(format!(
-            "a block of block_tx_max = {} transactions needs {entry_max} bytes, above the log's entry_bytes_max {}",
-            config.block_tx_max, config.log.entry_bytes_max
-        )));
-    }
-    Ok(())
-}
-
 /// The backend's name for status and metrics: `cpu`, `gpu`, or what `auto` can use.
 fn backend_in_use(verifier: &Verifier) -> String {
     match (verifier.backend(), verifier.gpu_adapter_name()) {
@@ -913,425 +403,17 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .expect("the operating system starts a thread")
 }
 
-/// How long the signature stage sleeps when the mempool is empty (ingress wakes it sooner).
-const IDLE_PARK: Duration = Duration::from_millis(2);
-
-fn sigverify_stage(
-    shared: &Shared,
-    verifier: &Verifier,
-    batch_max: usize,
-    verified: &Sender<VerifiedBatch>,
-) {
-    let mut messages: Vec<[u8; SIGNING_MESSAGE_BYTES]> = Vec::with_capacity(batch_max);
-    loop {
-        let mut txs = Vec::with_capacity(batch_max);
-        shared.mempool.drain_into(&mut txs, batch_max);
-        if txs.is_empty() {
-            // Stop only when no submit can still push: it raised the in-flight count before
-            // it read `stopping`, so a zero count read after `stopping` means none will.
-            if shared.stopping.load(Ordering::SeqCst)
-                && shared.submits_in_flight.load(Ordering::SeqCst) == 0
-                && shared.mempool.is_empty()
-            {
-                return;
-            }
-            std::thread::park_timeout(IDLE_PARK);
-            continue;
-        }
-        let started = Instant::now();
-        let metrics = &shared.metrics;
-        {
-            let mut wait = metrics.stage.mempool_wait.local();
-            for tx in &txs {
-                wait.observe_duration(started.saturating_duration_since(tx.received_at));
-            }
-        }
-        metrics.batch.sigverify.observe(txs.len() as u64);
-        messages.clear();
-        messages.extend(
-            txs.iter()
-                .map(|tx| signing_message(shared.network_id, &tx.record)),
-        );
-        let items: Vec<SigItem<'_>> = txs
-            .iter()
-            .zip(&messages)
-            .map(|(tx, message)| SigItem {
-                public_key: &tx.record.public_key,
-                message,
-                signature: &tx.record.signature,
-            })
-            .collect();
-        let mut verdicts = vec![false; txs.len()];
-        verifier.verify_batch(&items, &mut verdicts);
-        drop(items);
-        let txs = if verdicts.iter().all(|valid| *valid) {
-            txs
-        } else {
-            answer_failed_signatures(shared, txs, &verdicts)
-        };
-        metrics.stage.sigverify.observe_duration(started.elapsed());
-        if txs.is_empty() {
-            continue;
-        }
-        if verified.send(VerifiedBatch { txs }).is_err() {
-            return; // the executor stopped; the node is stopping
-        }
-        metrics.verified_queue_batches.set(verified.len() as i64);
-    }
-}
-
 /// Whether a record carries the linked flag (it belongs to the chain that the next record
 /// continues or closes).
-fn is_linked(record: &TxRecord) -> bool {
+pub(super) fn is_linked(record: &TxRecord) -> bool {
     record.flags().has(TxFlags::LINKED)
 }
 
 /// End (exclusive) of the unit that starts at `start` among `len` records: the next index for
 /// a record that is not linked, else past the first record without the flag that closes the
 /// chain (`len` when the chain is still open at the end).
-fn unit_end(len: usize, start: usize, linked: impl Fn(usize) -> bool) -> usize {
+pub(super) fn unit_end(len: usize, start: usize, linked: impl Fn(usize) -> bool) -> usize {
     (start..len)
         .find(|&i| !linked(i))
         .map_or(len, |close| close + 1)
-}
-
-/// Answers the transactions of a signature batch that fail there and returns the others, in
-/// order. A bad signature is answered `bad_signature`; a linked chain with one fails whole
-/// (all or nothing), its other members answered `linked_event_failed`. Chains are found by
-/// their flags: the mempool delivers each one whole and contiguous.
-fn answer_failed_signatures(
-    shared: &Shared,
-    txs: Vec<PendingTx>,
-    verdicts: &[bool],
-) -> Vec<PendingTx> {
-    let mut failed = vec![false; txs.len()];
-    let mut start = 0;
-    while start < txs.len() {
-        let end = unit_end(txs.len(), start, |i| is_linked(&txs[i].record));
-        if verdicts[start..end].contains(&false) {
-            failed[start..end].fill(true);
-        }
-        start = end;
-    }
-    // Counted before the answers go out, so that a client that heard sees the count.
-    let bad_signatures = verdicts.iter().filter(|valid| !**valid).count();
-    shared
-        .counters
-        .bad_signatures
-        .fetch_add(bad_signatures as u64, Ordering::Relaxed);
-    let mut valid = Vec::with_capacity(txs.len());
-    for ((tx, &signature_ok), &fails) in txs.into_iter().zip(verdicts).zip(&failed) {
-        if !fails {
-            valid.push(tx);
-        } else if signature_ok {
-            tx.acknowledge(ResultCode::LinkedEventFailed, None);
-        } else {
-            tx.acknowledge(ResultCode::BadSignature, None);
-        }
-    }
-    shared.notify_ack_listeners();
-    valid
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-pub(crate) struct ExecutorLimits {
-    pub(crate) block_tx_max: usize,
-    pub(crate) checkpoint_interval_blocks: u64,
-    pub(crate) genesis_hash: [u8; 32],
-    /// Where the log thread archives segments (a validator serves block sync from there too).
-    pub(crate) archive_dir: Option<PathBuf>,
-}
-
-impl ExecutorLimits {
-    /// A snapshot of `ledger` at `tip` when `tip` is a checkpoint height.
-    pub(crate) fn checkpoint_after(&self, ledger: &Ledger, tip: &ChainTip) -> Option<Vec<u8>> {
-        let interval = self.checkpoint_interval_blocks;
-        (interval > 0 && tip.height.is_multiple_of(interval)).then(|| {
-            let point = SnapshotPoint {
-                height: tip.height,
-                last_block_hash: tip.hash,
-            };
-            ledger.snapshot(&self.genesis_hash, point)
-        })
-    }
-}
-
-fn executor_stage(
-    shared: &Shared,
-    recovered: Recovered,
-    limits: &ExecutorLimits,
-    verified: &Receiver<VerifiedBatch>,
-    to_log: &Sender<SealedBlock>,
-) -> Ledger {
-    let block_tx_max = limits.block_tx_max;
-    let mut tip = recovered.tip();
-    let mut ledger = recovered.ledger;
-    let mut pending_batch: Option<VerifiedBatch> = None;
-    loop {
-        // Take what is ready, up to a block: batching follows the load, no timer needed.
-        let mut txs: Vec<PendingTx> = Vec::new();
-        let mut records: Vec<TxRecord> = Vec::new();
-        let mut disconnected = false;
-        loop {
-            let batch = match pending_batch.take() {
-                Some(batch) => batch,
-                None if txs.is_empty() => match recv_serving_queries(shared, verified, &ledger) {
-                    Ok(batch) => batch,
-                    Err(_) => {
-                        disconnected = true;
-                        break;
-                    }
-                },
-                None => match verified.try_recv() {
-                    Ok(batch) => batch,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                },
-            };
-            if !txs.is_empty() && txs.len() + batch.txs.len() > block_tx_max {
-                pending_batch = Some(batch);
-                break;
-            }
-            // Whole batches only: a block ends between batches, never inside a chain.
-            records.extend(batch.txs.iter().map(|tx| tx.record));
-            txs.extend(batch.txs);
-        }
-        shared
-            .metrics
-            .verified_queue_batches
-            .set(verified.len() as i64);
-        if !records.is_empty() {
-            let execution_started = Instant::now();
-            let proposal = seal::propose(&tip, shared.network_id, now_ms(), 0, &records);
-            let sealed = seal::seal(&mut ledger, &tip, &proposal, &records);
-            tip = sealed.tip();
-            let height = tip.height;
-            let entry = sealed.prepared_entry(&records, None);
-            let results = sealed.results;
-            shared
-                .counters
-                .executed
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-            let checkpoint = limits.checkpoint_after(&ledger, &tip);
-            let metrics = &shared.metrics;
-            metrics
-                .stage
-                .execution
-                .observe_duration(execution_started.elapsed());
-            metrics.batch.block.observe(txs.len() as u64);
-            let block = SealedBlock {
-                height,
-                entry,
-                txs,
-                results,
-                checkpoint,
-                durable: None,
-            };
-            if to_log.send(block).is_err() {
-                return ledger; // the log stopped: fatal error already recorded
-            }
-            metrics.commit_queue_blocks.set(to_log.len() as i64);
-            serve_ledger_queries(shared, &ledger, LEDGER_QUERIES_PER_BLOCK_MAX);
-        }
-        if disconnected {
-            return ledger;
-        }
-    }
-}
-
-fn log_stage(
-    shared: &Shared,
-    log: Arc<RwLock<Log>>,
-    group_max: usize,
-    plan: &CheckpointPlan,
-    sealed: &Receiver<SealedBlock>,
-) {
-    let mut previous_checkpoint_height: Option<u64> = None;
-    let mut group: Vec<SealedBlock> = Vec::with_capacity(group_max);
-    while let Ok(first) = sealed.recv() {
-        group.push(first);
-        while group.len() < group_max {
-            match sealed.try_recv() {
-                Ok(block) => group.push(block),
-                Err(_) => break,
-            }
-        }
-        let metrics = &shared.metrics;
-        metrics.commit_queue_blocks.set(sealed.len() as i64);
-        metrics.batch.group_commit.observe(group.len() as u64);
-        let flush_started = Instant::now();
-        let mut writer = log.write().expect("log lock");
-        for block in &group {
-            if let Err(error) = writer.append_prepared(&block.entry) {
-                shared.set_fatal(format!(
-                    "appending block {} to the log failed: {error}",
-                    block.height
-                ));
-                return;
-            }
-        }
-        if let Err(error) = writer.commit() {
-            shared.set_fatal(format!(
-                "making blocks durable failed (never retried, see docs/STORAGE.md): {error}"
-            ));
-            return;
-        }
-        drop(writer);
-        shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        let flushed_at = Instant::now();
-        metrics
-            .stage
-            .log_flush
-            .observe_duration(flushed_at - flush_started);
-        let mut end_to_end = metrics.stage.end_to_end.local();
-        for block in &group {
-            for tx in &block.txs {
-                end_to_end.observe_duration(flushed_at.saturating_duration_since(tx.received_at));
-            }
-        }
-        end_to_end.flush();
-        for block in group.drain(..) {
-            for (tx, code) in block.txs.iter().zip(&block.results) {
-                tx.acknowledge(*code, Some(block.height));
-            }
-            shared.counters.blocks.fetch_add(1, Ordering::Relaxed);
-            shared
-                .counters
-                .height
-                .store(block.height, Ordering::Release);
-            if let Some(durable) = &block.durable {
-                let _ = durable.send(block.height);
-            }
-            let Some(snapshot) = &block.checkpoint else {
-                continue;
-            };
-            // Clients hear about the blocks acknowledged so far before the checkpoint.
-            shared.notify_ack_listeners();
-            if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops)
-            {
-                shared.set_fatal(format!(
-                    "writing the checkpoint of block {} failed: {error}",
-                    block.height
-                ));
-                return;
-            }
-            // Keep the log back to the previous checkpoint too, so that a damaged newest
-            // checkpoint can still be recovered from the older one.
-            if let (Some(archive_dir), Some(before)) =
-                (&plan.archive_dir, previous_checkpoint_height)
-            {
-                let archived = log
-                    .write()
-                    .expect("log lock")
-                    .archive_before(before, archive_dir);
-                if let Err(error) = archived {
-                    shared.set_fatal(format!(
-                        "archiving the log before block {before} failed: {error}"
-                    ));
-                    return;
-                }
-            }
-            previous_checkpoint_height = Some(block.height);
-        }
-        shared.notify_ack_listeners();
-    }
-}
-
-/// Checks a validator's configuration against the genesis and builds what its consensus
-/// stage needs: the validator set, the machine (restored from the state file when it is for
-/// the next height), the validator links and a verifier for proposals.
-fn validator_runtime(
-    genesis: &Genesis,
-    config: &NodeConfig,
-    validator: &ValidatorConfig,
-    recovered: &Recovered,
-    log: &Arc<RwLock<Log>>,
-) -> Result<ValidatorRuntime, NodeError> {
-    use crate::net::peers::{PeerConfig, PeerLinks};
-    // The set in force for the next height: the genesis's, or the one the authorities
-    // voted in (kept by the ledger).
-    let set = recovered.ledger.validator_schedule().current().clone();
-    let own = crate::keys::public_key_of(&validator.signing_key);
-    if set.index_of(&own).is_none() {
-        if !validator.candidate {
-            return Err(NodeError::Config(format!(
-                "the validator key {} is not a validator of epoch {} (set `candidate = true` in [validator] to follow the chain until the authorities vote it in)",
-                hex::encode(own),
-                set.epoch()
-            )));
-        }
-        tracing::info!(
-            key = %hex::encode(own),
-            epoch = set.epoch(),
-            "not a validator of this epoch: following the chain until the authorities vote this key in"
-        );
-    }
-    for key in set.public_keys().iter().filter(|key| **key != own) {
-        if !validator.peers.iter().any(|peer| peer.public_key == *key) {
-            return Err(NodeError::Config(format!(
-                "validator {} of epoch {} has no address among the peers: list every other validator",
-                hex::encode(key),
-                set.epoch()
-            )));
-        }
-    }
-    // Blocks take whole signature batches (a batch never splits a linked chain).
-    if config.sigverify_batch_tx_max > crate::validator::VALIDATOR_BLOCK_TX_MAX {
-        return Err(NodeError::Config(format!(
-            "sigverify_batch_tx_max {} is above a validator block's maximum {}",
-            config.sigverify_batch_tx_max,
-            crate::validator::VALIDATOR_BLOCK_TX_MAX
-        )));
-    }
-    let (machine, state_file) = crate::validator::machine_at(
-        validator,
-        &config.data_dir,
-        Arc::clone(&config.file_ops),
-        recovered.height,
-    )
-    .map_err(NodeError::Validator)?;
-    let mut verifier = Verifier::new(config.backend)?;
-    verifier.register_keys(&recovered.ledger.owner_keys());
-    let (events_tx, peer_events) = bounded(crate::validator::PEER_EVENTS_MAX);
-    let peer_config = PeerConfig {
-        listen: validator.listen,
-        peers: validator.peers.clone(),
-        network_id: genesis.network_id,
-        genesis_hash: genesis.hash(),
-        backoff_min: validator.backoff_min,
-        backoff_max: validator.backoff_max,
-        out_bytes_max: validator.peer_out_bytes_max,
-    };
-    let links = match &validator.listener {
-        Some(listener) => PeerLinks::start_with_listener(
-            listener.try_clone().map_err(|source| NodeError::DataDir {
-                path: config.data_dir.clone(),
-                source,
-            })?,
-            peer_config,
-            validator.signing_key,
-            events_tx,
-        )?,
-        None => PeerLinks::start(peer_config, validator.signing_key, events_tx)?,
-    };
-    Ok(ValidatorRuntime {
-        config: validator.clone(),
-        set,
-        links,
-        peer_events,
-        verifier,
-        machine,
-        state_file,
-        log: Arc::clone(log),
-        data_dir: config.data_dir.clone(),
-        file_ops: Arc::clone(&config.file_ops),
-    })
 }

@@ -1,0 +1,139 @@
+//! What a node needs to run as a validator, checked against the genesis and built at
+//! start: the set of the next height, the consensus machine, the validator links.
+
+use super::*;
+use crate::genesis::Genesis;
+use crate::log::Log;
+use crate::node::{NodeConfig, NodeError, Recovered};
+use crossbeam::channel::bounded;
+use std::sync::{Arc, RwLock};
+use tally_kernels::sigverify::Verifier;
+
+/// What the consensus stage needs besides the pipeline's channels, built by `Node::start`.
+pub(crate) struct ValidatorRuntime {
+    pub config: ValidatorConfig,
+    pub set: ValidatorSet,
+    pub links: PeerLinks,
+    pub peer_events: Receiver<PeerEvent>,
+    pub verifier: Arc<Verifier>,
+    pub machine: Tendermint,
+    pub state_file: state_file::StateFile,
+    pub log: Arc<RwLock<Log>>,
+    pub data_dir: PathBuf,
+    pub file_ops: Arc<dyn FileOps>,
+}
+
+/// Builds the machine for the height after `log_height`: restored from the state file when
+/// the file is for that height, fresh otherwise.
+pub(crate) fn machine_at(
+    config: &ValidatorConfig,
+    data_dir: &std::path::Path,
+    file_ops: Arc<dyn FileOps>,
+    log_height: u64,
+) -> Result<(Tendermint, state_file::StateFile), String> {
+    let machine_config = MachineConfig {
+        signing_key: config.signing_key,
+        timeouts: config.timeouts,
+    };
+    let (writer, state) =
+        state_file::StateFile::open(data_dir, file_ops).map_err(|error| error.to_string())?;
+    let machine = match state {
+        Some(state) if state.height == log_height + 1 => Tendermint::restore(machine_config, state),
+        Some(state) if state.height > log_height + 1 => return Err(format!(
+            "the consensus state is at height {} but the log ends at block {log_height}: blocks this validator decided are missing from its log; restore the data directory from a backup",
+            state.height
+        )),
+        _ => Tendermint::new(machine_config, log_height + 1),
+    };
+    Ok((machine, writer))
+}
+
+/// Checks a validator's configuration against the genesis and builds what its consensus
+/// stage needs: the validator set, the machine (restored from the state file when it is for
+/// the next height) and the validator links; proposals are verified with the node's own
+/// `verifier`, the one its signature stage uses.
+pub(crate) fn runtime(
+    genesis: &Genesis,
+    config: &NodeConfig,
+    validator: &ValidatorConfig,
+    recovered: &Recovered,
+    log: &Arc<RwLock<Log>>,
+    verifier: Arc<Verifier>,
+) -> Result<ValidatorRuntime, NodeError> {
+    use crate::net::peers::{PeerConfig, PeerLinks};
+    // The set in force for the next height: the genesis's, or the one the authorities
+    // voted in (kept by the ledger).
+    let set = recovered.ledger.validator_schedule().current().clone();
+    let own = crate::keys::public_key_of(&validator.signing_key);
+    if set.index_of(&own).is_none() {
+        if !validator.candidate {
+            return Err(NodeError::Config(format!(
+                "the validator key {} is not a validator of epoch {} (set `candidate = true` in [validator] to follow the chain until the authorities vote it in)",
+                hex::encode(own),
+                set.epoch()
+            )));
+        }
+        tracing::info!(
+            key = %hex::encode(own),
+            epoch = set.epoch(),
+            "not a validator of this epoch: following the chain until the authorities vote this key in"
+        );
+    }
+    for key in set.public_keys().iter().filter(|key| **key != own) {
+        if !validator.peers.iter().any(|peer| peer.public_key == *key) {
+            return Err(NodeError::Config(format!(
+                "validator {} of epoch {} has no address among the peers: list every other validator",
+                hex::encode(key),
+                set.epoch()
+            )));
+        }
+    }
+    // Blocks take whole signature batches (a batch never splits a linked chain).
+    if config.sigverify_batch_tx_max > VALIDATOR_BLOCK_TX_MAX {
+        return Err(NodeError::Config(format!(
+            "sigverify_batch_tx_max {} is above a validator block's maximum {}",
+            config.sigverify_batch_tx_max, VALIDATOR_BLOCK_TX_MAX
+        )));
+    }
+    let (machine, state_file) = machine_at(
+        validator,
+        &config.data_dir,
+        Arc::clone(&config.file_ops),
+        recovered.height,
+    )
+    .map_err(NodeError::Validator)?;
+    let (events_tx, peer_events) = bounded(PEER_EVENTS_MAX);
+    let peer_config = PeerConfig {
+        listen: validator.listen,
+        peers: validator.peers.clone(),
+        network_id: genesis.network_id,
+        genesis_hash: genesis.hash(),
+        backoff_min: validator.backoff_min,
+        backoff_max: validator.backoff_max,
+        out_bytes_max: validator.peer_out_bytes_max,
+    };
+    let links = match &validator.listener {
+        Some(listener) => PeerLinks::start_with_listener(
+            listener.try_clone().map_err(|source| NodeError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?,
+            peer_config,
+            validator.signing_key,
+            events_tx,
+        )?,
+        None => PeerLinks::start(peer_config, validator.signing_key, events_tx)?,
+    };
+    Ok(ValidatorRuntime {
+        config: validator.clone(),
+        set,
+        links,
+        peer_events,
+        verifier,
+        machine,
+        state_file,
+        log: Arc::clone(log),
+        data_dir: config.data_dir.clone(),
+        file_ops: Arc::clone(&config.file_ops),
+    })
+}

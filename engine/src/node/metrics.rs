@@ -1,0 +1,388 @@
+//! What a node measures, and its `/metrics` page (Prometheus text format, docs/OPERATIONS.md).
+
+use super::NodeHandle;
+use crate::metrics::{Counter, Gauge, Histogram, TextEncoder};
+use crate::net::peers::{PeerStatsHandle, Refusal};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency per pipeline stage (`tally_stage_seconds{stage=...}`).
+#[derive(Debug)]
+pub struct StageLatency {
+    /// From a SubmitBatch frame decoded to its records queued (the server's work).
+    pub ingress: Histogram,
+    /// From a transaction's arrival to the signature stage taking it, per transaction.
+    pub mempool_wait: Histogram,
+    /// One signature batch.
+    pub sigverify: Histogram,
+    /// One consensus decision (empty until consensus is wired to the network).
+    pub consensus: Histogram,
+    /// Executing one block (results, transaction root, state root, entry encoding).
+    pub execution: Histogram,
+    /// Appending one group of blocks and making it durable.
+    pub log_flush: Histogram,
+    /// From a transaction's arrival to its acknowledgement, per transaction.
+    pub end_to_end: Histogram,
+}
+
+/// Batch sizes (`tally_batch_size{batch=...}`).
+#[derive(Debug)]
+pub struct BatchSizes {
+    /// Records per SubmitBatch frame.
+    pub submit: Histogram,
+    /// Transactions per signature batch.
+    pub sigverify: Histogram,
+    /// Transactions per block.
+    pub block: Histogram,
+    /// Blocks per flush.
+    pub group_commit: Histogram,
+}
+
+/// Every metric of a node that is not already one of [`crate::node::NodeCounters`].
+#[derive(Debug)]
+pub struct NodeMetrics {
+    pub stage: StageLatency,
+    pub batch: BatchSizes,
+    /// Verified batches waiting for the executor.
+    pub verified_queue_batches: Gauge,
+    /// Sealed blocks waiting for the log thread.
+    pub commit_queue_blocks: Gauge,
+    pub consensus_height: Gauge,
+    pub consensus_round: Gauge,
+    /// Validator epoch in force (its set validates the current height).
+    pub validator_epoch: Gauge,
+    /// Validators in the epoch's set.
+    pub validators: Gauge,
+    pub client_connections: Gauge,
+    pub peers_connected: Gauge,
+    pub connections_accepted: Counter,
+    /// Connections closed because they sent something invalid.
+    pub connections_rejected: Counter,
+    pub frames_received: Counter,
+    /// Frames or messages refused (bad frame, bad message, unexpected message).
+    pub frames_rejected: Counter,
+    /// Transactions refused with Busy (mempool full).
+    pub busy_tx: Counter,
+    pub queries: Counter,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    /// Times a connection was paused because its unanswered work or output reached its bound.
+    pub backpressure_pauses: Counter,
+    /// Signature backend in use (`cpu`, `gpu`), set at start.
+    backend: Mutex<String>,
+    /// The validator links' counters, read at each scrape (set when the links start).
+    peer_stats: Mutex<Option<PeerStatsHandle>>,
+    started: std::time::Instant,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> NodeMetrics {
+        NodeMetrics::new()
+    }
+}
+
+impl NodeMetrics {
+    pub fn new() -> NodeMetrics {
+        NodeMetrics {
+            stage: StageLatency {
+                ingress: Histogram::latency(),
+                mempool_wait: Histogram::latency(),
+                sigverify: Histogram::latency(),
+                consensus: Histogram::latency(),
+                execution: Histogram::latency(),
+                log_flush: Histogram::latency(),
+                end_to_end: Histogram::latency(),
+            },
+            batch: BatchSizes {
+                submit: Histogram::sizes(),
+                sigverify: Histogram::sizes(),
+                block: Histogram::sizes(),
+                group_commit: Histogram::sizes(),
+            },
+            verified_queue_batches: Gauge::default(),
+            commit_queue_blocks: Gauge::default(),
+            consensus_height: Gauge::default(),
+            consensus_round: Gauge::default(),
+            validator_epoch: Gauge::default(),
+            validators: Gauge::default(),
+            client_connections: Gauge::default(),
+            peers_connected: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_rejected: Counter::default(),
+            frames_received: Counter::default(),
+            frames_rejected: Counter::default(),
+            busy_tx: Counter::default(),
+            queries: Counter::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            backpressure_pauses: Counter::default(),
+            backend: Mutex::new(String::from("cpu")),
+            peer_stats: Mutex::new(None),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn set_backend(&self, name: &str) {
+        *self.backend.lock().expect("backend lock") = name.to_string();
+    }
+
+    /// Makes `/metrics` report the counters of these validator links.
+    pub fn set_peer_stats(&self, handle: PeerStatsHandle) {
+        *self.peer_stats.lock().expect("peer stats lock") = Some(handle);
+    }
+
+    pub fn backend(&self) -> String {
+        self.backend.lock().expect("backend lock").clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// The whole `/metrics` page of a node.
+pub fn render_metrics(node: &NodeHandle) -> String {
+    let m = node.metrics();
+    let c = node.counters();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut e = TextEncoder::new();
+    e.counter(
+        "tally_transactions_submitted_total",
+        "Transactions taken into the pipeline (queued or answered at ingress).",
+        load(&c.submitted),
+    );
+    e.counter(
+        "tally_transactions_rejected_at_ingress_total",
+        "Malformed transactions answered at ingress.",
+        load(&c.rejected_at_ingress),
+    );
+    e.counter(
+        "tally_transactions_bad_signature_total",
+        "Transactions whose signature failed verification.",
+        load(&c.bad_signatures),
+    );
+    e.counter(
+        "tally_transactions_executed_total",
+        "Transactions executed into blocks (settled or rejected by the ledger).",
+        load(&c.executed),
+    );
+    e.counter(
+        "tally_transactions_busy_total",
+        "Transactions refused with Busy because the mempool was full.",
+        m.busy_tx.get(),
+    );
+    e.counter(
+        "tally_blocks_total",
+        "Blocks made durable.",
+        load(&c.blocks),
+    );
+    e.counter(
+        "tally_log_flushes_total",
+        "Group commits of the log.",
+        load(&c.flushes),
+    );
+    e.gauge(
+        "tally_height",
+        "Height of the last durable block.",
+        load(&c.height) as i64,
+    );
+    e.gauge_family(
+        "tally_queue_depth",
+        "Items waiting in each queue of the pipeline (mempool: transactions; verified and commit: batches, blocks).",
+        "queue",
+        &[
+            ("mempool", node.mempool_len() as i64),
+            ("verified", m.verified_queue_batches.get()),
+            ("commit", m.commit_queue_blocks.get()),
+        ],
+    );
+    e.gauge_family(
+        "tally_queue_capacity",
+        "Named maximum of each queue.",
+        "queue",
+        &[
+            ("mempool", node.mempool_capacity() as i64),
+            (
+                "verified",
+                node.config_limits().verified_queue_batches_max as i64,
+            ),
+            (
+                "commit",
+                node.config_limits().commit_queue_blocks_max as i64,
+            ),
+        ],
+    );
+    e.histogram_family(
+        "tally_stage_seconds",
+        "Latency of each pipeline stage.",
+        "stage",
+        &[
+            ("ingress", &m.stage.ingress),
+            ("mempool_wait", &m.stage.mempool_wait),
+            ("sigverify", &m.stage.sigverify),
+            ("consensus", &m.stage.consensus),
+            ("execution", &m.stage.execution),
+            ("log_flush", &m.stage.log_flush),
+            ("end_to_end", &m.stage.end_to_end),
+        ],
+    );
+    e.histogram_family(
+        "tally_batch_size",
+        "Size of each kind of batch (records per submit, transactions per signature batch and block, blocks per flush).",
+        "batch",
+        &[
+            ("submit", &m.batch.submit),
+            ("sigverify", &m.batch.sigverify),
+            ("block", &m.batch.block),
+            ("group_commit", &m.batch.group_commit),
+        ],
+    );
+    let backend = m.backend();
+    e.gauge_family(
+        "tally_backend",
+        "Signature backend in use (1 for the one in use).",
+        "backend",
+        &[(backend.as_str(), 1)],
+    );
+    e.gauge(
+        "tally_consensus_height",
+        "Consensus height (0 until consensus runs over the network).",
+        m.consensus_height.get(),
+    );
+    e.gauge(
+        "tally_consensus_round",
+        "Consensus round (0 until consensus runs over the network).",
+        m.consensus_round.get(),
+    );
+    e.gauge(
+        "tally_validator_epoch",
+        "Validator epoch in force (0 until the first set change by authority vote).",
+        m.validator_epoch.get(),
+    );
+    e.gauge(
+        "tally_validators",
+        "Validators in the set in force (0 on a node alone).",
+        m.validators.get(),
+    );
+    e.gauge(
+        "tally_peers_connected",
+        "Validator peers connected.",
+        m.peers_connected.get(),
+    );
+    let peer_stats = m
+        .peer_stats
+        .lock()
+        .expect("peer stats lock")
+        .as_ref()
+        .map(PeerStatsHandle::stats);
+    if let Some(stats) = peer_stats {
+        e.counter(
+            "tally_peer_dials_total",
+            "Connections this node started to validators with larger keys.",
+            stats.dials,
+        );
+        e.counter(
+            "tally_peer_dial_failures_total",
+            "Connection attempts that failed before authentication without a refusal.",
+            stats.dial_failures,
+        );
+        e.counter(
+            "tally_peer_links_established_total",
+            "Validator links authenticated.",
+            stats.links_established,
+        );
+        e.counter(
+            "tally_peer_reconnects_total",
+            "Validator links authenticated to a validator linked before.",
+            stats.reconnects,
+        );
+        e.counter(
+            "tally_peer_links_replaced_total",
+            "Live links closed because the same validator authenticated a new connection.",
+            stats.links_replaced,
+        );
+        let refused: Vec<(&str, u64)> = Refusal::ALL
+            .iter()
+            .map(|reason| (reason.name(), stats.refused(*reason)))
+            .collect();
+        e.counter_family(
+            "tally_peer_refused_total",
+            "Validator connections closed by this node, per reason.",
+            "reason",
+            &refused,
+        );
+        e.counter(
+            "tally_peer_frames_sent_total",
+            "Frames queued to validator links (one per peer).",
+            stats.frames_sent,
+        );
+        e.counter(
+            "tally_peer_frames_received_total",
+            "Frames received on validator links.",
+            stats.frames_received,
+        );
+        e.counter(
+            "tally_peer_sent_bytes_total",
+            "Bytes written to validator links (handshakes included).",
+            stats.bytes_sent,
+        );
+        e.counter(
+            "tally_peer_received_bytes_total",
+            "Bytes read from validator links.",
+            stats.bytes_received,
+        );
+    }
+    e.gauge(
+        "tally_client_connections",
+        "Client connections open.",
+        m.client_connections.get(),
+    );
+    e.counter(
+        "tally_client_connections_accepted_total",
+        "Client connections accepted.",
+        m.connections_accepted.get(),
+    );
+    e.counter(
+        "tally_client_connections_rejected_total",
+        "Client connections closed for sending invalid frames or messages.",
+        m.connections_rejected.get(),
+    );
+    e.counter(
+        "tally_frames_received_total",
+        "Frames received from clients.",
+        m.frames_received.get(),
+    );
+    e.counter(
+        "tally_frames_rejected_total",
+        "Frames refused (bad frame, bad message, unexpected message).",
+        m.frames_rejected.get(),
+    );
+    e.counter("tally_queries_total", "Queries answered.", m.queries.get());
+    e.counter(
+        "tally_network_received_bytes_total",
+        "Bytes read from client connections.",
+        m.bytes_received.get(),
+    );
+    e.counter(
+        "tally_network_sent_bytes_total",
+        "Bytes written to client connections.",
+        m.bytes_sent.get(),
+    );
+    e.counter(
+        "tally_backpressure_pauses_total",
+        "Times a connection stopped being read because its unanswered work or output reached its bound.",
+        m.backpressure_pauses.get(),
+    );
+    e.gauge(
+        "tally_up",
+        "1 while the node takes transactions, 0 once it stopped.",
+        i64::from(node.fatal_error().is_none()),
+    );
+    e.gauge(
+        "tally_uptime_seconds",
+        "Seconds since the node started.",
+        m.uptime().as_secs() as i64,
+    );
+    e.finish()
+}

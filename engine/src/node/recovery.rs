@@ -1,0 +1,179 @@
+//! Recovery: the state a node starts from. The newest intact checkpoint that belongs to
+//! this genesis and agrees with the log, then every block of the log after it, each header
+//! checked against the chain and each block sealed again and compared with what the log
+//! holds (docs/STORAGE.md, "Recovery").
+
+use super::seal::{self, ChainTip};
+use super::{NodeConfig, NodeError};
+use crate::block::{self, BLOCK_TX_COUNT_MAX};
+use crate::genesis::Genesis;
+use crate::ledger::Ledger;
+use crate::log::checkpoint::load_checkpoints;
+use crate::log::{Log, ReplayError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// State recovered from the log.
+pub struct Recovered {
+    pub ledger: Ledger,
+    pub height: u64,
+    pub last_block_hash: [u8; 32],
+}
+
+impl Recovered {
+    /// The chain's tip: the last block's height and hash, and the ledger's time after it.
+    pub fn tip(&self) -> ChainTip {
+        ChainTip {
+            height: self.height,
+            hash: self.last_block_hash,
+            timestamp_ms: self.ledger.time_ms(),
+        }
+    }
+}
+
+/// Replays every block of `log` over the genesis state, checking each block's link, result
+/// codes and state root.
+pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
+    let start = Recovered {
+        ledger: Ledger::from_genesis(genesis),
+        height: 0,
+        last_block_hash: genesis.hash(),
+    };
+    replay_from(genesis, log, start)
+}
+
+/// Recovers the state: the newest checkpoint in `checkpoints_dir` that is intact, belongs to
+/// this genesis and agrees with the log, then the log after it. Damaged checkpoints are
+/// skipped with a warning (the log is the record; checkpoints only save time).
+pub fn recover(
+    genesis: &Genesis,
+    log: &Log,
+    checkpoints_dir: &Path,
+) -> Result<Recovered, NodeError> {
+    let genesis_hash = genesis.hash();
+    let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
+    for skipped in damaged {
+        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping a damaged checkpoint");
+    }
+    let log_height = log.next_sequence();
+    for checkpoint in stored {
+        if checkpoint.height > log_height {
+            return Err(NodeError::CheckpointAheadOfLog {
+                path: checkpoint.path,
+                height: checkpoint.height,
+                log_height,
+            });
+        }
+        let (ledger, point) = match Ledger::restore(&checkpoint.bytes, &genesis_hash) {
+            Ok(restored) => restored,
+            Err(error) => {
+                tracing::warn!(path = %checkpoint.path.display(), %error, "skipping a checkpoint that does not restore");
+                continue;
+            }
+        };
+        if point.height != checkpoint.height {
+            tracing::warn!(path = %checkpoint.path.display(), "skipping a checkpoint whose name and content disagree");
+            continue;
+        }
+        // Where the block is still in the live log, its hash must be the checkpoint's.
+        if point.height > 0 {
+            if let Ok(mut entries) = log.entries(point.height - 1) {
+                if let Some(Ok((_, entry))) = entries.next() {
+                    let matches = block::decode_entry(entry)
+                        .is_ok_and(|view| view.header.hash() == point.last_block_hash);
+                    if !matches {
+                        return Err(NodeError::CheckpointMismatch {
+                            path: checkpoint.path,
+                            height: point.height,
+                        });
+                    }
+                }
+            }
+        }
+        let start = Recovered {
+            ledger,
+            height: point.height,
+            last_block_hash: point.last_block_hash,
+        };
+        return replay_from(genesis, log, start);
+    }
+    replay(genesis, log)
+}
+
+/// Replays the blocks after `start.height` over `start`: each block's header is checked
+/// against the chain ([`seal::check_header`]), the block sealed again ([`seal::seal`]), and
+/// what sealing made compared with what the log holds. Equal result codes and an equal header
+/// (results hash and state root included) mean the entry sealing would write is the stored
+/// one, byte for byte: the records are the same bytes and the certificate is carried over.
+fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recovered, NodeError> {
+    let mut tip = start.tip();
+    let mut ledger = start.ledger;
+    let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
+        let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
+            sequence,
+            reason: error.to_string(),
+        })?;
+        let header = view.header;
+        seal::check_header(
+            &tip,
+            genesis.network_id,
+            &header,
+            view.records.len(),
+            BLOCK_TX_COUNT_MAX,
+        )
+        .map_err(|error| NodeError::BadBlock {
+            sequence,
+            reason: error.to_string(),
+        })?;
+        let sealed = seal::seal(&mut ledger, &tip, &block::unsealed(&header), view.records);
+        if sealed.result_bytes() != view.results {
+            return Err(NodeError::ReplayMismatch {
+                height: header.height(),
+                what: "a result code",
+            });
+        }
+        if sealed.header != header {
+            return Err(NodeError::ReplayMismatch {
+                height: header.height(),
+                what: "a state root",
+            });
+        }
+        tip = sealed.tip();
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(Recovered {
+            ledger,
+            height: tip.height,
+            last_block_hash: tip.hash,
+        }),
+        Err(ReplayError::Log(error)) => Err(NodeError::Log(error)),
+        Err(ReplayError::Visitor { error, .. }) => Err(error),
+    }
+}
+
+/// Opens the log of a node that is not running and replays it (recovery may cut a torn
+/// tail, as at start).
+pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, NodeError> {
+    let log = open_log(config)?;
+    recover(genesis, &log, &checkpoints_dir(config))
+}
+
+/// Creates the data directory if needed and opens (recovers) the node's log.
+pub(super) fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let log = Log::open_with(
+        &config.data_dir.join("log"),
+        config.log,
+        Arc::clone(&config.file_ops),
+    )?;
+    Ok(log)
+}
+
+/// Where a node keeps its checkpoints.
+pub fn checkpoints_dir(config: &NodeConfig) -> PathBuf {
+    config.data_dir.join("checkpoints")
+}

@@ -1,0 +1,134 @@
+//! The signature stage: batches from the mempool verified through tally-kernels (cpu, gpu
+//! or auto, docs/VERIFY_RULES.md). A bad signature is answered here, and a linked chain
+//! with one fails whole; only valid transactions go on, in mempool order.
+
+use super::{is_linked, unit_end, Shared, VerifiedBatch};
+use crate::mempool::PendingTx;
+use crate::result::ResultCode;
+use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crossbeam::channel::Sender;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tally_kernels::sigverify::{SigItem, Verifier};
+
+/// How long the signature stage sleeps when the mempool is empty (ingress wakes it sooner).
+const IDLE_PARK: Duration = Duration::from_millis(2);
+
+pub(super) fn sigverify_stage(
+    shared: &Shared,
+    verifier: &Verifier,
+    batch_max: usize,
+    verified: &Sender<VerifiedBatch>,
+) {
+    let mut messages: Vec<[u8; SIGNING_MESSAGE_BYTES]> = Vec::with_capacity(batch_max);
+    loop {
+        let mut txs = Vec::with_capacity(batch_max);
+        shared.mempool.drain_into(&mut txs, batch_max);
+        if txs.is_empty() {
+            // Stop only when no submit can still push: it raised the in-flight count before
+            // it read `stopping`, so a zero count read after `stopping` means none will.
+            if shared.stopping.load(Ordering::SeqCst)
+                && shared.submits_in_flight.load(Ordering::SeqCst) == 0
+                && shared.mempool.is_empty()
+            {
+                return;
+            }
+            std::thread::park_timeout(IDLE_PARK);
+            continue;
+        }
+        let started = Instant::now();
+        let metrics = &shared.metrics;
+        {
+            let mut wait = metrics.stage.mempool_wait.local();
+            for tx in &txs {
+                wait.observe_duration(started.saturating_duration_since(tx.received_at));
+            }
+        }
+        metrics.batch.sigverify.observe(txs.len() as u64);
+        let verdicts = verify_signatures(
+            verifier,
+            shared.network_id,
+            txs.iter().map(|tx| &tx.record),
+            &mut messages,
+        );
+        let txs = if verdicts.iter().all(|valid| *valid) {
+            txs
+        } else {
+            answer_failed_signatures(shared, txs, &verdicts)
+        };
+        metrics.stage.sigverify.observe_duration(started.elapsed());
+        if txs.is_empty() {
+            continue;
+        }
+        if verified.send(VerifiedBatch { txs }).is_err() {
+            return; // the executor stopped; the node is stopping
+        }
+        metrics.verified_queue_batches.set(verified.len() as i64);
+    }
+}
+
+/// Verifies the signatures of `records` signed for network `network_id`, in one batch:
+/// one verdict per record, in order. `messages` is scratch space kept by the caller. The
+/// signature stage and a validator's check of a proposal both verify through here.
+pub(crate) fn verify_signatures<'r>(
+    verifier: &Verifier,
+    network_id: u64,
+    records: impl Iterator<Item = &'r TxRecord> + Clone,
+    messages: &mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
+) -> Vec<bool> {
+    messages.clear();
+    messages.extend(
+        records
+            .clone()
+            .map(|record| signing_message(network_id, record)),
+    );
+    let items: Vec<SigItem<'_>> = records
+        .zip(messages.iter())
+        .map(|(record, message)| SigItem {
+            public_key: &record.public_key,
+            message,
+            signature: &record.signature,
+        })
+        .collect();
+    let mut verdicts = vec![false; items.len()];
+    verifier.verify_batch(&items, &mut verdicts);
+    verdicts
+}
+
+/// Answers the transactions of a signature batch that fail there and returns the others, in
+/// order. A bad signature is answered `bad_signature`; a linked chain with one fails whole
+/// (all or nothing), its other members answered `linked_event_failed`. Chains are found by
+/// their flags: the mempool delivers each one whole and contiguous.
+fn answer_failed_signatures(
+    shared: &Shared,
+    txs: Vec<PendingTx>,
+    verdicts: &[bool],
+) -> Vec<PendingTx> {
+    let mut failed = vec![false; txs.len()];
+    let mut start = 0;
+    while start < txs.len() {
+        let end = unit_end(txs.len(), start, |i| is_linked(&txs[i].record));
+        if verdicts[start..end].contains(&false) {
+            failed[start..end].fill(true);
+        }
+        start = end;
+    }
+    // Counted before the answers go out, so that a client that heard sees the count.
+    let bad_signatures = verdicts.iter().filter(|valid| !**valid).count();
+    shared
+        .counters
+        .bad_signatures
+        .fetch_add(bad_signatures as u64, Ordering::Relaxed);
+    let mut valid = Vec::with_capacity(txs.len());
+    for ((tx, &signature_ok), &fails) in txs.into_iter().zip(verdicts).zip(&failed) {
+        if !fails {
+            valid.push(tx);
+        } else if signature_ok {
+            tx.acknowledge(ResultCode::LinkedEventFailed, None);
+        } else {
+            tx.acknowledge(ResultCode::BadSignature, None);
+        }
+    }
+    shared.notify_ack_listeners();
+    valid
+}
