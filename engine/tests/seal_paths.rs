@@ -40,32 +40,28 @@ fn workload(f: &Fixture) -> Vec<Vec<TxRecord>> {
     units.push(vec![f.tx(200, TxKind::Transfer, BANK_B, BANK_A, 1_500_000)]);
     units.push(vec![f.tx(201, TxKind::Transfer, BANK_A, BANK_B, 900_000)]);
     // A linked chain of two, and one that fails as a whole.
-    let mut chain = Vec::new();
-    for (id, amount, last) in [(300u128, 5u64, false), (301, 6, true)] {
-        let mut fields = f.fields(id, TxKind::Transfer, ALICE, BOB, amount);
-        fields.flags = if last {
-            TxFlags(0)
-        } else {
-            TxFlags(TxFlags::LINKED)
-        };
-        chain.push(f.signed_by(ALICE, &fields));
-    }
-    units.push(chain);
-    let mut failing = Vec::new();
-    for (id, amount, last) in [(310u128, 5u64, false), (311, u64::MAX / 4, true)] {
-        let mut fields = f.fields(id, TxKind::Transfer, ALICE, BOB, amount);
-        fields.flags = if last {
-            TxFlags(0)
-        } else {
-            TxFlags(TxFlags::LINKED)
-        };
-        failing.push(f.signed_by(ALICE, &fields));
-    }
-    units.push(failing);
+    units.push(linked_chain(f, &[(300, 5), (301, 6)]));
+    units.push(linked_chain(f, &[(310, 5), (311, u64::MAX / 4)]));
     // A duplicate id and an unknown account: refused with their own codes, still in a block.
     units.push(vec![f.tx(1, TxKind::Transfer, BOB, ALICE, 7)]);
     units.push(vec![f.tx(400, TxKind::Transfer, ALICE, 9_999, 7)]);
     units
+}
+
+/// Alice's transfers to Bob of `(id, amount)`, each linked to the next.
+fn linked_chain(f: &Fixture, transfers: &[(u128, u64)]) -> Vec<TxRecord> {
+    let last = transfers.len() - 1;
+    transfers
+        .iter()
+        .enumerate()
+        .map(|(index, &(id, amount))| {
+            let mut fields = f.fields(id, TxKind::Transfer, ALICE, BOB, amount);
+            if index < last {
+                fields.flags = TxFlags(TxFlags::LINKED);
+            }
+            f.signed_by(ALICE, &fields)
+        })
+        .collect()
 }
 
 fn fixture(edit: impl FnOnce(&mut Genesis)) -> Fixture {
