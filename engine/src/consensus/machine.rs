@@ -1,6 +1,9 @@
 //! Tendermint, Algorithm 1 of "The latest gossip on BFT consensus" (Buchman, Kwon, Milosevic,
 //! 2018, arXiv:1807.04938), as a sans-IO state machine. Comments `(line N)` cite the paper.
 //!
+//! Over 800 lines on purpose: the algorithm stays in one file, in the paper's order, so that
+//! it can be read against the paper line by line.
+//!
 //! How a node drives it:
 //! 1. `Tendermint::new(config, first_height)` on a fresh node, or `Tendermint::restore(config,
 //!    persisted)` after a restart, with the last [`PersistentState`] the node wrote.

@@ -1,4 +1,6 @@
 //! Deterministic cluster simulator: N validators in one thread over a simulated network.
+//! Over 800 lines on purpose: one scheduler, its fault model and the checks of every run
+//! belong together, and none of it runs in a node.
 //!
 //! Everything random comes from one seed (SplitMix64), time is simulated milliseconds, and
 //! events are processed in (time, sequence) order, so a seed replays exactly. The network

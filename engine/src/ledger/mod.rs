@@ -1,4 +1,7 @@
 //! The ledger state and the executor: the single writer of balances.
+//! Over 800 lines on purpose: the executor's rules for every kind of record share the state's
+//! private invariants (limits, reservations, the accepted-id index); the queues, tax, the
+//! journal, queries and snapshots live in their own files.
 //!
 //! Execution is deterministic (DESIGN.md, decision 8): the same blocks (records, heights and
 //! timestamps) give the same result codes and the same state root on every node and every
