@@ -534,6 +534,11 @@ impl TxRecord {
     pub fn flags(&self) -> TxFlags {
         TxFlags(u16::from_le_bytes(self.flags))
     }
+    /// Whether the record carries the linked flag: it belongs to the chain that the next
+    /// record continues or closes.
+    pub fn is_linked(&self) -> bool {
+        self.flags().has(TxFlags::LINKED)
+    }
     pub fn related_id(&self) -> u128 {
         u128::from_le_bytes(self.related_id)
     }
@@ -594,9 +599,61 @@ pub fn signing_message(network_id: u64, record: &TxRecord) -> [u8; SIGNING_MESSA
     message
 }
 
+/// The units of a run of records, in order, as index ranges: a record of its own, or a
+/// linked chain (a maximal run of linked records and the record that closes it; a chain
+/// still open at the end of the run ends there). `linked` says whether an item carries the
+/// linked flag. Every place that cuts records into units (ingress, the signature stage,
+/// passed-on transactions, the client library's batches) uses this one iterator.
+pub fn linked_units<T, F: Fn(&T) -> bool>(items: &[T], linked: F) -> LinkedUnits<'_, T, F> {
+    LinkedUnits {
+        items,
+        start: 0,
+        linked,
+    }
+}
+
+/// The iterator of [`linked_units`].
+pub struct LinkedUnits<'a, T, F> {
+    items: &'a [T],
+    start: usize,
+    linked: F,
+}
+
+impl<T, F: Fn(&T) -> bool> Iterator for LinkedUnits<'_, T, F> {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<std::ops::Range<usize>> {
+        let start = self.start;
+        if start >= self.items.len() {
+            return None;
+        }
+        let end = self.items[start..]
+            .iter()
+            .position(|item| !(self.linked)(item))
+            .map_or(self.items.len(), |close| start + close + 1);
+        self.start = end;
+        Some(start..end)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linked_units_cut_single_records_and_whole_chains() {
+        // 'L' is a linked record, '.' one without the flag.
+        let cut = |flags: &str| -> Vec<std::ops::Range<usize>> {
+            let items: Vec<char> = flags.chars().collect();
+            linked_units(&items, |c| *c == 'L').collect()
+        };
+        assert_eq!(cut(""), vec![]);
+        assert_eq!(cut("."), vec![0..1]);
+        assert_eq!(cut("L"), vec![0..1], "an open chain ends with the run");
+        assert_eq!(cut("..L."), vec![0..1, 1..2, 2..4]);
+        assert_eq!(cut("LL.L"), vec![0..3, 3..4]);
+        assert_eq!(cut(".LLL.LL"), vec![0..1, 1..5, 5..7]);
+    }
 
     fn transfer() -> TxFields {
         TxFields {

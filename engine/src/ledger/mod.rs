@@ -341,7 +341,7 @@ impl Ledger {
     pub fn execute(&mut self, tx: &TxRecord) -> ResultCode {
         let index = self.block.next_index;
         self.block.next_index = index.wrapping_add(1);
-        let linked = tx.flags().has(TxFlags::LINKED);
+        let linked = tx.is_linked();
         match &self.chain {
             Some(chain) if chain.failed => {
                 if !linked {

@@ -3,11 +3,11 @@
 //! bounded mempool (full: `Busy`, never a silent drop). Ledger queries are queued here for
 //! the stage that holds the ledger.
 
-use super::{is_linked, unit_end, NodeCounters, NodeMetrics, QueueLimits, Shared, SubmitError};
+use super::{NodeCounters, NodeMetrics, QueueLimits, Shared, SubmitError};
 use crate::ledger::Ledger;
 use crate::mempool::{Ack, PendingTx};
 use crate::result::ResultCode;
-use crate::tx::TxRecord;
+use crate::tx::{linked_units, TxRecord};
 use crossbeam::channel::Sender;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -65,10 +65,9 @@ impl NodeHandle {
         };
         // One unit at a time: a record of its own, or a whole linked chain (a maximal run
         // of linked records and the record that closes it), which is taken or refused whole.
-        let mut start = 0;
-        while start < records.len() {
-            let end = unit_end(records.len(), start, |i| is_linked(&records[i]));
-            let pushed = if end == start + 1 && !is_linked(&records[start]) {
+        for unit in linked_units(records, TxRecord::is_linked) {
+            let (start, end) = (unit.start, unit.end);
+            let pushed = if end == start + 1 && !records[start].is_linked() {
                 let record = &records[start];
                 if let Err(error) = record.validate() {
                     counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +102,6 @@ impl NodeHandle {
                     .fetch_add(start as u64, Ordering::Relaxed);
                 return Err(SubmitError::Busy { accepted: start });
             }
-            start = end;
         }
         counters
             .submitted
@@ -116,7 +114,7 @@ impl NodeHandle {
     /// that closes it) cannot be taken, as each member's code; `None` when it can.
     fn chain_refusal(&self, chain: &[TxRecord]) -> Option<Vec<ResultCode>> {
         let every = |code| Some(vec![code; chain.len()]);
-        if chain.last().is_some_and(is_linked) {
+        if chain.last().is_some_and(TxRecord::is_linked) {
             return every(ResultCode::LinkedEventChainOpen);
         }
         if chain.len() > self.shared.linked_chain_tx_max {

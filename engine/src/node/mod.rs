@@ -47,7 +47,7 @@ use crate::ledger::Ledger;
 use crate::log::checkpoint::CheckpointError;
 use crate::log::LogError;
 use crate::mempool::{Ack, Mempool, PendingTx, LINKED_CHAIN_TX_MAX};
-use crate::tx::{TxFlags, TxRecord};
+use crate::tx::{linked_units, TxRecord};
 use commit::{log_stage, CheckpointPlan};
 use config::check_config;
 use crossbeam::channel::{bounded, Receiver, Sender};
@@ -176,20 +176,19 @@ impl Shared {
             reply: self.gossip_reply.clone(),
             received_at,
         };
-        let mut start = 0;
-        while start < records.len() {
-            let end = unit_end(records.len(), start, |i| is_linked(&records[i]));
-            let pushed = if end == start + 1 {
-                self.mempool.push(pending(&records[start])).is_ok()
+        for unit in linked_units(&records, TxRecord::is_linked) {
+            let pushed = if unit.len() == 1 {
+                self.mempool.push(pending(&records[unit.start])).is_ok()
             } else {
-                let unit: Box<[PendingTx]> = records[start..end].iter().map(pending).collect();
-                self.mempool.push_chain(unit).is_ok()
+                let chain: Box<[PendingTx]> = records[unit.clone()].iter().map(pending).collect();
+                self.mempool.push_chain(chain).is_ok()
             };
             if !pushed {
-                self.metrics.busy_tx.add((records.len() - start) as u64);
+                self.metrics
+                    .busy_tx
+                    .add((records.len() - unit.start) as u64);
                 break;
             }
-            start = end;
         }
         if let Some(thread) = self.sigverify_thread.lock().expect("lock").as_ref() {
             thread.unpark();
@@ -401,19 +400,4 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .name(name.to_string())
         .spawn(body)
         .expect("the operating system starts a thread")
-}
-
-/// Whether a record carries the linked flag (it belongs to the chain that the next record
-/// continues or closes).
-pub(super) fn is_linked(record: &TxRecord) -> bool {
-    record.flags().has(TxFlags::LINKED)
-}
-
-/// End (exclusive) of the unit that starts at `start` among `len` records: the next index for
-/// a record that is not linked, else past the first record without the flag that closes the
-/// chain (`len` when the chain is still open at the end).
-pub(super) fn unit_end(len: usize, start: usize, linked: impl Fn(usize) -> bool) -> usize {
-    (start..len)
-        .find(|&i| !linked(i))
-        .map_or(len, |close| close + 1)
 }

@@ -2,10 +2,10 @@
 //! or auto, docs/VERIFY_RULES.md). A bad signature is answered here, and a linked chain
 //! with one fails whole; only valid transactions go on, in mempool order.
 
-use super::{is_linked, unit_end, Shared, VerifiedBatch};
+use super::{Shared, VerifiedBatch};
 use crate::mempool::PendingTx;
 use crate::result::ResultCode;
-use crate::tx::{signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crate::tx::{linked_units, signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
 use crossbeam::channel::Sender;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -105,13 +105,10 @@ fn answer_failed_signatures(
     verdicts: &[bool],
 ) -> Vec<PendingTx> {
     let mut failed = vec![false; txs.len()];
-    let mut start = 0;
-    while start < txs.len() {
-        let end = unit_end(txs.len(), start, |i| is_linked(&txs[i].record));
-        if verdicts[start..end].contains(&false) {
-            failed[start..end].fill(true);
+    for unit in linked_units(&txs, |tx| tx.record.is_linked()) {
+        if verdicts[unit.clone()].contains(&false) {
+            failed[unit].fill(true);
         }
-        start = end;
     }
     // Counted before the answers go out, so that a client that heard sees the count.
     let bad_signatures = verdicts.iter().filter(|valid| !**valid).count();
