@@ -4,7 +4,7 @@
 //! The machine ([`Tendermint`]) owns no clock, thread, socket or random source: the node feeds
 //! it [`Event`]s (start of a height, a verified message, a timeout that fired) and executes the
 //! [`Action`]s it returns, in order (decide, persist, broadcast, schedule a timeout). Because it
-//! is deterministic, the simulator in [`sim`] can run a whole cluster in one thread from a seed
+//! is deterministic, the simulator (`sim`) can run a whole cluster in one thread from a seed
 //! and replay any run exactly.
 //!
 //! Code map:
@@ -14,7 +14,8 @@
 //! - [`certificate`]: commit certificates (2f + 1 signed precommits) and equivocation evidence.
 //! - [`votes`]: per-round bookkeeping of received messages and the paper's thresholds.
 //! - [`machine`]: Algorithm 1 itself, with the paper's line numbers next to each rule.
-//! - [`sim`]: the deterministic cluster simulator used by the tests and the soak script.
+//! - `sim` (feature `simulator`, enabled by the engine's tests): the deterministic cluster
+//!   simulator used by the tests and the soak script.
 //!
 //! docs/PROTOCOL.md describes the protocol for operators and implementers of other nodes.
 #![forbid(unsafe_code)]
@@ -22,6 +23,9 @@
 pub mod certificate;
 pub mod machine;
 pub mod message;
+/// The deterministic cluster simulator: for tests, never in a node's build (the `simulator`
+/// feature, which the engine's tests enable).
+#[cfg(feature = "simulator")]
 pub mod sim;
 pub mod validators;
 pub mod votes;
