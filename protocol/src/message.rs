@@ -6,10 +6,10 @@
 //! Every decoder refuses bad input with a specific [`MessageError`]; every accepted payload
 //! re-encodes to the same bytes (JSON payloads excepted: they are compared by value).
 
-use super::frame::{self, Frame, MessageType, FRAME_PAYLOAD_BYTES_MAX};
-use super::query::{Query, QueryResult};
-use crate::mempool::Ack;
+use crate::frame::{self, Frame, MessageType, FRAME_PAYLOAD_BYTES_MAX};
+use crate::query::{Query, QueryResult};
 use crate::result::ResultCode;
+use crate::submit::Ack;
 use crate::tx::{TxRecord, TX_BYTES};
 
 /// Version of the client protocol this code speaks.

@@ -2,10 +2,10 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use tally_engine::net::Client;
+//! use tally_protocol::client::Client;
 //! let client = Client::connect("127.0.0.1:7400")?;
 //! let (reply, acks) = crossbeam::channel::unbounded();
-//! # let records: Vec<tally_engine::tx::TxRecord> = Vec::new();
+//! # let records: Vec<tally_protocol::tx::TxRecord> = Vec::new();
 //! let taken = client.submit(&records, &reply)?; // blocks for the node's receipt
 //! for _ in 0..taken {
 //!     let ack = acks.recv()?; // final result: id, code, height
@@ -14,19 +14,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `submit` has the contract of [`crate::node::NodeHandle::submit`]: every record the node
-//! took is answered exactly once on the `reply` channel, by the client's reader thread, as
-//! soon as its Results frame arrives.
+//! `submit` has the contract of a node's own `submit` (`tally_engine::node::NodeHandle`,
+//! [`crate::submit`]): every record the node took is answered exactly once on the `reply`
+//! channel, by the client's reader thread, as soon as its Results frame arrives.
 
-use super::frame::{self, FRAME_HEADER_BYTES};
-use super::message::{
+use crate::frame::{self, FRAME_HEADER_BYTES};
+use crate::message::{
     encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt,
     Welcome, PROTOCOL_VERSION,
 };
-use super::query::{Answer, NodeStatus, Query, QueryResult};
-use crate::mempool::Ack;
-use crate::node::SubmitError;
+use crate::query::{Answer, NodeStatus, Query, QueryResult};
 use crate::result::ResultCode;
+use crate::submit::{Ack, SubmitError};
 use crate::tx::{TxFlags, TxRecord};
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -339,8 +338,8 @@ impl Client {
         self.inner.dead_reason()
     }
 
-    /// Submits records: the contract of [`crate::node::NodeHandle::submit`]. Returns how many
-    /// the node took, in order from the first; each taken record is answered exactly once on
+    /// Submits records: the contract of a node's own `submit` ([`crate::submit`]). Returns
+    /// how many the node took, in order from the first; each taken record is answered exactly once on
     /// `reply`. Slices longer than the node's batch maximum go as several batches, one
     /// round trip each, cut between linked chains: a chain travels in one batch, as the
     /// protocol requires. A chain longer than the node's batch maximum cannot: it is not sent,
