@@ -23,7 +23,7 @@ use crate::message::{
     encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt,
     Welcome, PROTOCOL_VERSION,
 };
-use crate::query::{Answer, NodeStatus, Query, QueryResult};
+use crate::query::{AccountInfo, Answer, NodeStatus, Query, QueryResult, TxStatusInfo};
 use crate::result::ResultCode;
 use crate::submit::{Ack, SubmitError};
 use crate::tx::{TxFlags, TxRecord};
@@ -477,6 +477,23 @@ impl Client {
     pub fn balance(&self, account: u64) -> Result<Option<i64>, ClientError> {
         match self.query(&Query::Balance { account })? {
             Answer::Balance { balance, .. } => Ok(balance),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// An account: balance, role, limits, reservations, suspension (an error names a missing
+    /// account).
+    pub fn account(&self, account: u64) -> Result<AccountInfo, ClientError> {
+        match self.query(&Query::Account { account })? {
+            Answer::Account(info) => Ok(*info),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// What the ledger knows of a transaction: settled, queued (where), pending, ...
+    pub fn tx_status(&self, id: u128) -> Result<TxStatusInfo, ClientError> {
+        match self.query(&Query::TxStatus { id })? {
+            Answer::TxStatus(info) => Ok(*info),
             other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
         }
     }

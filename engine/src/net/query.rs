@@ -3,77 +3,127 @@
 
 pub use tally_protocol::query::*;
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, QueuedPayment, TxStatus};
 
-/// Answers a query that reads the state. Runs on the executor thread between blocks, so it
-/// must be quick (no scans proportional to history without a bound).
+/// What the ledger knows of transaction `id`, as the protocol states it.
+pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
+    let status = ledger.status(id);
+    let mut info = TxStatusInfo {
+        id,
+        status: status.name().to_string(),
+        height: None,
+        queue_position: None,
+        settled_by: None,
+        queued: None,
+        pending: None,
+        closed_by: None,
+        posted_amount: None,
+    };
+    match status {
+        TxStatus::Unknown | TxStatus::Settled => {}
+        TxStatus::SettledFromQueue { height, via_lsm } => {
+            info.height = Some(height);
+            info.settled_by = Some(
+                if via_lsm {
+                    "liquidity_saving"
+                } else {
+                    "queue_retry"
+                }
+                .to_string(),
+            );
+        }
+        TxStatus::Queued { payment, position } => {
+            info.queue_position = Some(position as u64);
+            info.queued = Some(queued_info(&payment));
+        }
+        TxStatus::Cancelled { height }
+        | TxStatus::Expired { height }
+        | TxStatus::PendingExpired { height } => info.height = Some(height),
+        TxStatus::Pending(pending) => {
+            info.pending = Some(PendingInfo {
+                debit_account: pending.debit_account,
+                credit_account: pending.credit_account,
+                amount: pending.amount,
+                expires_at_ms: pending.expires_at_ms,
+                created_height: pending.created_height,
+            })
+        }
+        TxStatus::Posted { by, amount } => {
+            info.closed_by = Some(by);
+            info.posted_amount = Some(amount);
+        }
+        TxStatus::Voided { by } => info.closed_by = Some(by),
+    }
+    info
+}
+
+/// A queued payment, as the protocol states it.
+pub fn queued_info(queued: &QueuedPayment) -> QueuedInfo {
+    QueuedInfo {
+        id: queued.id,
+        payer: queued.payer,
+        payee: queued.payee,
+        amount: queued.amount,
+        urgent: queued.urgent,
+        held: queued.held,
+        arrival: queued.seq,
+        queued_height: queued.queued_height,
+        expires_at_ms: queued.expires_at_ms,
+    }
+}
+
+/// Answers a query that reads the state: the one answer function of the network server
+/// (run on the executor thread between blocks) and of `tally query` over a stopped node's
+/// replayed ledger ([`crate::query::answer_offline`]). Quick on a running node: it scans no
+/// history without a bound (queries that would, [`Answerer::Log`], are refused here).
 pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
     match query {
         Query::Balance { account } => QueryResult::Ok(Answer::Balance {
             account: *account,
             balance: ledger.balance(*account),
         }),
+        Query::Account { account } => {
+            let Some(found) = ledger.account(*account) else {
+                return QueryResult::Error(format!("account {account} is not in this ledger"));
+            };
+            QueryResult::Ok(Answer::Account(Box::new(AccountInfo {
+                account: found.id,
+                role: found.role.name().to_string(),
+                balance: found.balance,
+                available: found.available(),
+                debits_pending: found.debits_pending,
+                credits_pending: found.credits_pending,
+                overdraft_max: found.overdraft_max,
+                balance_max: found.balance_max,
+                bank: found.bank,
+                suspended: found.suspended,
+                queued_out: ledger.queued_payments(Some(found.id)).len() as u64,
+            })))
+        }
         Query::Transaction { id } => QueryResult::Ok(Answer::Transaction {
             id: *id,
             settled: ledger.is_settled(*id),
         }),
         Query::TxStatus { id } => {
-            use crate::ledger::TxStatus;
-            let status = ledger.status(*id);
-            let (height, queue_position) = match status {
-                TxStatus::SettledFromQueue { height, .. }
-                | TxStatus::Cancelled { height }
-                | TxStatus::Expired { height }
-                | TxStatus::PendingExpired { height } => (Some(height), None),
-                TxStatus::Queued { position, .. } => (None, Some(position as u64)),
-                _ => (None, None),
-            };
-            QueryResult::Ok(Answer::TxStatus {
-                id: *id,
-                status: status.name().to_string(),
-                height,
-                queue_position,
-            })
+            QueryResult::Ok(Answer::TxStatus(Box::new(tx_status_info(ledger, *id))))
         }
         Query::Queue { payer } => {
-            let queued = ledger.queued_payments(Some(*payer));
+            let queued = ledger.queued_payments(*payer);
             QueryResult::Ok(Answer::Queue {
                 payer: *payer,
                 total: queued.len() as u64,
                 payments: queued
                     .iter()
                     .take(QUEUE_ANSWER_MAX)
-                    .map(|q| QueuedInfo {
-                        id: q.id,
-                        payee: q.payee,
-                        amount: q.amount,
-                        urgent: q.urgent,
-                        held: q.held,
-                        expires_at_ms: q.expires_at_ms,
-                    })
+                    .map(queued_info)
                     .collect(),
             })
         }
         Query::TaxReport {
-            payee,
+            payee: Some(payee),
             from_day,
             to_day,
-        } => QueryResult::Ok(Answer::TaxReport {
-            payee: *payee,
-            rows: ledger
-                .tax_report(Some(*payee), *from_day, *to_day)
-                .iter()
-                .map(|row| TaxRow {
-                    category: row.category,
-                    payments: row.totals.payments,
-                    gross: row.totals.gross,
-                    tax: row.totals.tax,
-                    refunds: row.totals.refunds,
-                    refunded_gross: row.totals.refunded_gross,
-                    refunded_tax: row.totals.refunded_tax,
-                })
-                .collect(),
-        }),
+        } => QueryResult::Ok(tax_report(ledger, Some(*payee), *from_day, *to_day)),
         Query::Validators => {
             use crate::consensus::ValidatorChange;
             let schedule = ledger.validator_schedule();
@@ -103,8 +153,41 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
             })
         }
         Query::Status => {
-            QueryResult::Error("status is answered by the node, not the ledger".into())
+            QueryResult::Error("status is answered by a running node, not the ledger".into())
         }
+        Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::TaxReport { .. } => {
+            QueryResult::Error(OFFLINE_ONLY.into())
+        }
+    }
+}
+
+/// Why a running node refuses a query that reads the log or every tax record.
+pub const OFFLINE_ONLY: &str = "this query reads the log or every tax record: it is answered \
+    offline, over a stopped node's data directory (`tally query`)";
+
+/// A tax report of one payee or of all (the latter only offline: it reads every tax record).
+pub fn tax_report(ledger: &Ledger, payee: Option<u64>, from_day: u64, to_day: u64) -> Answer {
+    let rows: Vec<TaxRow> = ledger
+        .tax_report(payee, from_day, to_day)
+        .iter()
+        .map(|row| TaxRow {
+            payee: row.payee,
+            category: row.category,
+            payments: row.totals.payments,
+            gross: row.totals.gross,
+            tax: row.totals.tax,
+            refunds: row.totals.refunds,
+            refunded_gross: row.totals.refunded_gross,
+            refunded_tax: row.totals.refunded_tax,
+            net_tax: row.totals.net_tax(),
+        })
+        .collect();
+    Answer::TaxReport {
+        payee,
+        from_day,
+        to_day,
+        net_tax: rows.iter().map(|row| row.net_tax).sum(),
+        rows,
     }
 }
 
