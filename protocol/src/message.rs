@@ -18,7 +18,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const SUBMIT_BATCH_TX_MAX: usize = 8_192;
 /// Bytes before the records in a SubmitBatch: request id u64, count u32, reserved u32.
 pub const SUBMIT_HEADER_BYTES: usize = 16;
-/// Bytes of one entry in a Results frame: id u128, height u64, code u8, reserved [7].
+/// Bytes of one entry in a Results frame: id u128, height u64, code u8, reserved 7 bytes.
 pub const RESULT_ENTRY_BYTES: usize = 32;
 /// Bytes before the entries in a Results frame: count u32, reserved u32.
 pub const RESULTS_HEADER_BYTES: usize = 8;
