@@ -318,3 +318,176 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
         text(&output)
     );
 }
+
+/// What `tally query` prints.
+#[derive(serde::Deserialize)]
+struct Printed {
+    ledger_height: u64,
+    answers: Vec<tally_engine::net::query::Answer>,
+}
+
+fn query(data: &Path, genesis: &Path, what: &[&str]) -> Printed {
+    let mut args = vec![
+        "query",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ];
+    args.extend(what);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", text(&output)))
+}
+
+#[test]
+fn query_answers_a_stopped_node_as_the_running_node_answered() {
+    use std::io::{BufRead, BufReader};
+    use tally_engine::net::query::{Answer, Query};
+    use tally_engine::net::{Client, ClientError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = dir.path().join("genesis.toml");
+    let data = dir.path().join("data");
+    let population = ["--workload", "vat", "--seed", "5", "--banks", "3"];
+    // Ids above u64: JSON carries them whole.
+    let first: u128 = (1 << 70) + 1;
+    let id_base = (first - 1).to_string();
+    let mut args = vec!["loadgen", "--write-genesis", genesis.to_str().unwrap()];
+    args.extend(population);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", text(&output));
+    // A short run in this process leaves a ledger with payments, refunds and tax.
+    let mut args = vec![
+        "loadgen",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--rate",
+        "400",
+        "--duration",
+        "1",
+        "--quiet",
+        "--id-base",
+        &id_base,
+    ];
+    args.extend(population);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", text(&output));
+
+    // The node on that data directory answers over the network...
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut node = tally()
+        .args(["node", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the node prints its client address")
+            .unwrap();
+        if let Some(address) = line.strip_prefix("clients: ") {
+            break address.trim().to_string();
+        }
+    };
+    let (bank, merchant) = (1_000, 100_000);
+    let asked = [
+        Query::Account { account: bank },
+        Query::Balance { account: merchant },
+        Query::Transaction { id: first },
+        Query::TxStatus { id: first },
+        Query::Queue { payer: Some(bank) },
+        Query::TaxReport {
+            payee: Some(merchant),
+            from_day: 0,
+            to_day: u64::MAX,
+        },
+        Query::Validators,
+    ];
+    let client = Client::connect(address.as_str()).unwrap();
+    let online: Vec<Answer> = asked
+        .iter()
+        .map(|query| client.query(query).unwrap())
+        .collect();
+    let Answer::TxStatus(status) = &online[3] else {
+        panic!("{:?}", online[3]);
+    };
+    assert_eq!(status.status, "settled", "{status:?}");
+    let Answer::TaxReport { rows, .. } = &online[5] else {
+        panic!("{:?}", online[5]);
+    };
+    assert!(!rows.is_empty(), "the merchant was paid taxed payments");
+    // ... and refuses what reads the log.
+    match client.query(&Query::TxHistory { id: first }) {
+        Err(ClientError::QueryFailed(why)) => assert!(why.contains("tally query"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(node.wait().unwrap().success());
+
+    // Stopped, its data directory gives the same answers in the same JSON.
+    for (asked, answer) in asked.iter().zip(&online) {
+        let json = serde_json::to_string(asked).unwrap();
+        let printed = query(&data, &genesis, &["ask", &json]);
+        assert!(printed.ledger_height > 0);
+        assert_eq!(printed.answers, vec![answer.clone()], "{json}");
+    }
+    // The subcommands ask the same queries.
+    let printed = query(&data, &genesis, &["balance", "1000"]);
+    assert_eq!(printed.answers, vec![online[0].clone()]);
+    let printed = query(&data, &genesis, &["status", &first.to_string()]);
+    assert_eq!(printed.answers[0], online[3]);
+    let Answer::TxHistory { id, blocks, .. } = &printed.answers[1] else {
+        panic!("{:?}", printed.answers);
+    };
+    assert_eq!(*id, first);
+    assert_eq!(blocks.len(), 1, "the first transaction was carried once");
+    assert_eq!((blocks[0].id, blocks[0].result.as_str()), (first, "ok"));
+    let printed = query(&data, &genesis, &["history", "100000"]);
+    let Answer::AccountHistory { transactions, .. } = &printed.answers[0] else {
+        panic!("{:?}", printed.answers);
+    };
+    assert!(transactions
+        .iter()
+        .all(|t| t.debit_account == merchant || t.credit_account == merchant));
+    assert!(transactions.iter().any(|t| t.status.is_some()));
+    let printed = query(&data, &genesis, &["tax-report"]);
+    let Answer::TaxReport {
+        payee: None,
+        rows,
+        net_tax,
+        ..
+    } = &printed.answers[0]
+    else {
+        panic!("{:?}", printed.answers);
+    };
+    assert_eq!(*net_tax, rows.iter().map(|row| row.net_tax).sum::<i128>());
+    let output = run(&[
+        "query",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "balance",
+        "999999999",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("not in this ledger"),
+        "{}",
+        text(&output)
+    );
+}

@@ -6,8 +6,6 @@
 
 pub mod block;
 pub mod consensus;
-pub mod genesis;
-pub mod keys;
 pub mod ledger;
 pub mod log;
 pub mod mempool;
@@ -15,6 +13,8 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod query;
-pub mod result;
-pub mod tx;
 pub mod validator;
+
+// The record, result codes, genesis and key files are the protocol's (tally-protocol), at
+// their old paths.
+pub use tally_protocol::{genesis, keys, result, tx};

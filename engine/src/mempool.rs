@@ -14,22 +14,13 @@ use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+pub use tally_protocol::submit::Ack;
 
 /// Most transactions in one linked chain a node takes (its linked records and the record that
 /// closes it). A node takes less when its mempool or its blocks are smaller: a chain is one
 /// mempool unit and never crosses a block boundary. Longer chains are answered
 /// `linked_chain_too_long` at ingress.
 pub const LINKED_CHAIN_TX_MAX: usize = 512;
-
-/// What a client hears about one transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ack {
-    pub id: u128,
-    pub code: ResultCode,
-    /// Height of the durable block that holds the transaction; `None` when it was rejected
-    /// before a block (malformed, bad signature).
-    pub height: Option<u64>,
-}
 
 /// A transaction waiting in the pipeline, with where to send its acknowledgement.
 pub struct PendingTx {

@@ -1,10 +1,17 @@
 //! Read-side queries over a node's data directory: inclusion proofs of transactions, and the
 //! blocks that carried a transaction or touched an account (with their result codes). The
 //! ledger's own queries (balances, statuses, queues, tax reports) are methods of
-//! [`crate::ledger::Ledger`] over the replayed state.
+//! [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
+//! protocol's queries over a stopped node's data directory (`tally query`), with the network
+//! server's answer function for the ledger's.
 
 use crate::block::{self, BlockHeader};
+use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig, LogError};
+use crate::net::query::{
+    answer_from_ledger, tax_report, tx_status_info, Answer, LoggedTxInfo, Query, QueryResult,
+    TxStatusInfo,
+};
 use crate::result::ResultCode;
 use crate::tx::{TxRecord, TX_BYTES};
 use std::path::Path;
@@ -146,5 +153,80 @@ pub fn account_history(
 ) -> Result<LogScan, QueryError> {
     scan_transactions(data_dir, config, |record| {
         record.debit_account() == account || record.credit_account() == account
+    })
+}
+
+/// A logged transaction, as the protocol states it, with the ledger's status when given.
+fn logged_info(logged: &LoggedTx, status: Option<TxStatusInfo>) -> LoggedTxInfo {
+    let record = &logged.record;
+    LoggedTxInfo {
+        height: logged.height,
+        timestamp_ms: logged.timestamp_ms,
+        index: logged.index as u64,
+        id: record.id(),
+        kind: record
+            .kind()
+            .map_or("unknown", |kind| kind.name())
+            .to_string(),
+        debit_account: record.debit_account(),
+        credit_account: record.credit_account(),
+        amount: record.amount(),
+        result: logged.result.name().to_string(),
+        status,
+    }
+}
+
+/// Answers a query over a stopped node's data directory (`tally query`): `ledger` is the state
+/// replayed from it. Queries of the state go to the network server's answer function
+/// ([`answer_from_ledger`]), so a running node and its stopped data directory give the same
+/// answers in the same JSON; the queries only this path answers (the log's `TxHistory` and
+/// `AccountHistory`, a `TaxReport` of every payee) are answered here. The node must not be
+/// running (opening the log may cut a torn tail).
+pub fn answer_offline(
+    ledger: &Ledger,
+    data_dir: &Path,
+    config: LogConfig,
+    query: &Query,
+) -> Result<QueryResult, QueryError> {
+    Ok(match query {
+        Query::TxHistory { id } => {
+            let scan = transaction_history(data_dir, config, *id)?;
+            QueryResult::Ok(Answer::TxHistory {
+                id: *id,
+                first_height: scan.first_height,
+                last_height: scan.last_height,
+                blocks: scan.found.iter().map(|l| logged_info(l, None)).collect(),
+            })
+        }
+        Query::AccountHistory { account } => {
+            if ledger.account(*account).is_none() {
+                return Ok(QueryResult::Error(format!(
+                    "account {account} is not in this ledger"
+                )));
+            }
+            let scan = account_history(data_dir, config, *account)?;
+            QueryResult::Ok(Answer::AccountHistory {
+                account: *account,
+                first_height: scan.first_height,
+                last_height: scan.last_height,
+                transactions: scan
+                    .found
+                    .iter()
+                    .map(|logged| {
+                        let status = logged
+                            .result
+                            .is_ok()
+                            .then(|| tx_status_info(ledger, logged.record.id()));
+                        logged_info(logged, status)
+                    })
+                    .collect(),
+            })
+        }
+        Query::TaxReport {
+            payee: None,
+            from_day,
+            to_day,
+        } => QueryResult::Ok(tax_report(ledger, None, *from_day, *to_day)),
+        _ => answer_from_ledger(ledger, query),
     })
 }

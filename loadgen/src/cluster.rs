@@ -19,10 +19,10 @@ use crate::workload::WorkloadName;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use tally_engine::genesis::Genesis;
-use tally_engine::keys::{generate_key, public_key_of, write_key_file};
 use tally_engine::node::Backend;
 use tally_engine::validator::cluster::set_validators;
+use tally_protocol::genesis::Genesis;
+use tally_protocol::keys::{generate_key, public_key_of, write_key_file};
 
 /// Most validators of one cluster: the client, metrics and validator ports of each are 100
 /// apart, so more would overlap.

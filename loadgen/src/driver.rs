@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tally_engine::mempool::Ack;
-use tally_engine::node::SubmitError;
-use tally_engine::tx::TxRecord;
+use tally_protocol::submit::Ack;
+use tally_protocol::submit::SubmitError;
+use tally_protocol::tx::TxRecord;
 
 /// Highest latency the histograms hold, in microseconds (one hour).
 pub const LATENCY_US_MAX: u64 = 3_600_000_000;

@@ -5,8 +5,8 @@ use ed25519_zebra::SigningKey;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::BTreeMap;
-use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
-use tally_engine::keys::public_key_of;
+use tally_protocol::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
+use tally_protocol::keys::public_key_of;
 
 /// How many of each participant, and their opening balances (in minor units).
 #[derive(Clone, Debug)]
@@ -178,7 +178,7 @@ impl Population {
             ],
             accounts,
             settlement: Default::default(),
-            heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
+            heights_per_epoch: tally_protocol::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         };
         Population {
             genesis,

@@ -15,7 +15,7 @@
 //! | 88 + 192 n | 32 | BLAKE3 of every byte before it |
 
 use std::path::{Path, PathBuf};
-use tally_engine::tx::{TxRecord, TX_BYTES};
+use tally_protocol::tx::{TxRecord, TX_BYTES};
 
 pub const RECORDING_MAGIC: [u8; 8] = *b"TLYWKLD1";
 const HEADER_BYTES: usize = 88;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tally_engine::result::ResultCode;
+use tally_protocol::result::ResultCode;
 
 /// Acknowledgements counted by result code.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

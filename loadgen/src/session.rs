@@ -14,13 +14,16 @@ use crate::target::{RemoteTarget, Target};
 use crate::workload::{presign, WorkloadName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tally_engine::genesis::Genesis;
+#[cfg(feature = "engine")]
 use tally_engine::node::{Backend, Node, NodeConfig, NodeError};
+use tally_protocol::genesis::Genesis;
 
 /// What the load goes to.
 #[derive(Clone, Debug)]
 pub enum TargetChoice {
-    /// A node started in this process (data directory kept when given, else temporary).
+    /// A node started in this process (data directory kept when given, else temporary); with
+    /// the `engine` feature only.
+    #[cfg(feature = "engine")]
     InProcess {
         data_dir: Option<PathBuf>,
         backend: Backend,
@@ -77,9 +80,15 @@ impl Default for LoadgenOptions {
             warmup: Duration::ZERO,
             closed_loop_tx_count: 300_000,
             id_base: 0,
+            #[cfg(feature = "engine")]
             target: TargetChoice::InProcess {
                 data_dir: None,
                 backend: Backend::Cpu,
+            },
+            #[cfg(not(feature = "engine"))]
+            target: TargetChoice::Remote {
+                addresses: vec!["127.0.0.1:7400".to_string()],
+                connections: 1,
             },
             out_dir: None,
             record: None,
@@ -102,6 +111,7 @@ pub struct LoadgenOutcome {
 /// Why a run could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
+    #[cfg(feature = "engine")]
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
@@ -124,7 +134,7 @@ pub enum LoadgenError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Connect(#[from] tally_engine::net::ClientError),
+    Connect(#[from] tally_protocol::client::ClientError),
     #[error("the node at {address} runs genesis {theirs} (network {their_network:#x}), but this workload signs for genesis {ours} (network {our_network:#x}): start the node with the genesis `tally loadgen --write-genesis FILE` writes for the same --workload, --seed and --banks, or pass the genesis it runs with --genesis (a cluster of `tally cluster init`)")]
     NodeGenesisMismatch {
         address: String,
@@ -167,6 +177,7 @@ fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenErro
     let Some(path) = &options.genesis else {
         return Ok(population);
     };
+    #[cfg(feature = "engine")]
     if matches!(options.target, TargetChoice::InProcess { .. }) {
         return Err(LoadgenError::GenesisInProcess);
     }
@@ -205,7 +216,7 @@ pub fn write_genesis(options: &LoadgenOptions, path: &Path) -> Result<[u8; 32], 
 fn workload(
     options: &LoadgenOptions,
     population: &Population,
-) -> Result<(String, Vec<tally_engine::tx::TxRecord>), LoadgenError> {
+) -> Result<(String, Vec<tally_protocol::tx::TxRecord>), LoadgenError> {
     if let Some(path) = &options.replay {
         let recorded = recording::read(path)?;
         let ours = population.genesis.hash();
@@ -246,7 +257,7 @@ fn workload(
 pub fn run_against(
     options: &LoadgenOptions,
     target: &dyn Target,
-    records: &[tally_engine::tx::TxRecord],
+    records: &[tally_protocol::tx::TxRecord],
     workload: &str,
 ) -> Result<LoadgenOutcome, LoadgenError> {
     if records.is_empty() {
@@ -278,6 +289,7 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
     let population = target_population(options)?;
     let (name, records) = workload(options, &population)?;
     match &options.target {
+        #[cfg(feature = "engine")]
         TargetChoice::InProcess { data_dir, backend } => {
             let temporary = match data_dir {
                 Some(_) => None,

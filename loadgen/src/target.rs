@@ -1,13 +1,15 @@
-//! Where load goes: a node in this process, or a node reached over the network.
+//! Where load goes: nodes reached over the network through the client library, or (with the
+//! `engine` feature) a node or the validators of a cluster in this process.
 
 use crossbeam::channel::Sender;
-use tally_engine::mempool::Ack;
-use tally_engine::node::{NodeHandle, SubmitError};
-use tally_engine::tx::TxRecord;
+#[cfg(feature = "engine")]
+use tally_engine::node::NodeHandle;
+use tally_protocol::submit::{Ack, SubmitError};
+use tally_protocol::tx::TxRecord;
 
 /// Something that takes signed transactions and answers each with an [`Ack`].
 ///
-/// `submit` behaves as [`NodeHandle::submit`]: it returns how many records it took (each
+/// `submit` behaves as a node's own `submit` (`tally_protocol::submit`): it returns how many records it took (each
 /// taken record is answered exactly once through `reply`), `Busy { accepted }` when the
 /// node took only the first `accepted`, and `Stopped` when it takes no more.
 pub trait Target: Sync {
@@ -20,6 +22,7 @@ pub trait Target: Sync {
     fn describe(&self) -> String;
 }
 
+#[cfg(feature = "engine")]
 impl Target for NodeHandle {
     fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
         NodeHandle::submit(self, records, reply)
@@ -36,11 +39,13 @@ impl Target for NodeHandle {
 
 /// The validators of a cluster in this process, each batch to the next validator in turn
 /// (each validator passes its clients' transactions on to the others).
+#[cfg(feature = "engine")]
 pub struct ClusterTarget {
     handles: Vec<NodeHandle>,
     next: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(feature = "engine")]
 impl ClusterTarget {
     /// Spreads load over `handles` (at least one).
     pub fn new(handles: Vec<NodeHandle>) -> ClusterTarget {
@@ -52,6 +57,7 @@ impl ClusterTarget {
     }
 }
 
+#[cfg(feature = "engine")]
 impl Target for ClusterTarget {
     fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -75,7 +81,7 @@ pub struct RemoteTarget {
     addresses: Vec<String>,
     connections: usize,
     /// Connection `c` to node `n` is at `c * addresses.len() + n`.
-    clients: Vec<tally_engine::net::Client>,
+    clients: Vec<tally_protocol::client::Client>,
     next: std::sync::atomic::AtomicUsize,
 }
 
@@ -84,7 +90,7 @@ impl RemoteTarget {
     pub fn connect(
         addresses: &[String],
         connections: usize,
-    ) -> Result<RemoteTarget, tally_engine::net::ClientError> {
+    ) -> Result<RemoteTarget, tally_protocol::client::ClientError> {
         assert!(
             !addresses.is_empty(),
             "a remote target has at least one node"
@@ -93,7 +99,7 @@ impl RemoteTarget {
         let mut clients = Vec::with_capacity(connections * addresses.len());
         for _ in 0..connections {
             for address in addresses {
-                clients.push(tally_engine::net::Client::connect(address.as_str())?);
+                clients.push(tally_protocol::client::Client::connect(address.as_str())?);
             }
         }
         Ok(RemoteTarget {
@@ -105,12 +111,12 @@ impl RemoteTarget {
     }
 
     /// What the first node said about itself when the first connection opened.
-    pub fn welcome(&self) -> &tally_engine::net::message::Welcome {
+    pub fn welcome(&self) -> &tally_protocol::message::Welcome {
         self.clients[0].welcome()
     }
 
     /// Each node's address and what it said when its first connection opened.
-    pub fn welcomes(&self) -> impl Iterator<Item = (&str, &tally_engine::net::message::Welcome)> {
+    pub fn welcomes(&self) -> impl Iterator<Item = (&str, &tally_protocol::message::Welcome)> {
         self.addresses
             .iter()
             .zip(&self.clients)

@@ -4,7 +4,7 @@ use crate::population::{Population, PopulationSpec, CENTRAL_BANK_ID};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
-use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
+use tally_protocol::tx::{TxFields, TxFlags, TxKind, TxRecord};
 
 /// Shares of each kind of transaction, in percent of the whole; the rest are consumer to
 /// consumer transfers.

@@ -4,12 +4,12 @@
 use crossbeam::channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tally_engine::mempool::Ack;
-use tally_engine::node::{Node, NodeConfig, NodeHandle, SubmitError};
-use tally_engine::tx::TxRecord;
+use tally_engine::node::{Node, NodeConfig, NodeHandle};
 use tally_loadgen::{
     presign, run, Pacing, Population, PopulationSpec, RunConfig, Target, TransferMix,
 };
+use tally_protocol::submit::{Ack, SubmitError};
+use tally_protocol::tx::TxRecord;
 
 /// A real node whose ingress stops answering for `stall` once `stall_at` has passed since
 /// the first submission, as a node paused by the operating system or a long GC would.

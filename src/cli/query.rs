@@ -1,14 +1,16 @@
-//! `tally query`: ledger queries over a stopped node's data directory, answered offline by
-//! replaying its log (from the newest intact checkpoint) over the genesis. Prints JSON.
+//! `tally query`: queries over a stopped node's data directory, answered offline by replaying
+//! its log (from the newest intact checkpoint) over the genesis. Each subcommand is one or two
+//! protocol queries (`tally_protocol::query::Query`), answered by the engine's one answer
+//! function (the network server's) plus the log queries only this path can answer; the
+//! answers are printed as JSON in the protocol's shape (docs/PROTOCOL.md, "Queries").
 
-use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tally_engine::genesis::Genesis;
-use tally_engine::ledger::{Ledger, QueuedPayment, TxStatus};
 use tally_engine::log::LogConfig;
+use tally_engine::net::query::{Answer, Query, QueryResult};
 use tally_engine::node::{replay_dir, NodeConfig};
-use tally_engine::query::{account_history, transaction_history, LoggedTx};
+use tally_engine::query::answer_offline;
 
 #[derive(clap::Args, Debug)]
 pub struct QueryArgs {
@@ -24,29 +26,32 @@ pub struct QueryArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum QueryCommand {
-    /// An account's balance, limits, reservations and suspension.
+    /// An account's balance, limits, reservations and suspension (the `account` query).
     Balance {
         /// Account id.
         account: u64,
     },
     /// A transaction's status (settled, queued, pending, cancelled, expired...) and every
-    /// block that carried it with its result code (rejected: why).
+    /// block that carried it with its result code (rejected: why): the `tx_status` and
+    /// `tx_history` queries.
     Status {
         /// Transaction id (decimal u128).
         id: u128,
     },
-    /// Every transaction of the live log that names the account, with its result code.
+    /// Every transaction of the live log that names the account, with its result code (the
+    /// `account_history` query).
     History {
         /// Account id.
         account: u64,
     },
-    /// The RTGS queues in settlement order (of one bank, or all).
+    /// The RTGS queues in settlement order, of one bank or all (the `queue` query).
     Queue {
         /// Only this payer bank's queue.
         #[arg(long)]
         bank: Option<u64>,
     },
-    /// Tax per merchant and category over a period of business days.
+    /// Tax per merchant and category over a period of business days (the `tax_report`
+    /// query).
     TaxReport {
         /// Only this payee.
         #[arg(long)]
@@ -58,169 +63,66 @@ enum QueryCommand {
         #[arg(long, default_value_t = u64::MAX)]
         to_day: u64,
     },
+    /// Any protocol query, as the JSON a client sends (`'{"balance":{"account":5}}'`).
+    Ask {
+        /// The query (docs/PROTOCOL.md, "Queries").
+        query: String,
+    },
 }
 
-fn queued_json(queued: &QueuedPayment) -> Value {
-    json!({
-        "id": queued.id.to_string(),
-        "payer": queued.payer,
-        "payee": queued.payee,
-        "amount": queued.amount,
-        "priority": if queued.urgent { "urgent" } else { "normal" },
-        "held": queued.held,
-        "arrival": queued.seq,
-        "queued_height": queued.queued_height,
-        "expires_at_ms": queued.expires_at_ms,
-    })
+/// What `tally query` prints.
+#[derive(serde::Serialize)]
+struct Printed {
+    ledger_height: u64,
+    answers: Vec<Answer>,
 }
 
-fn status_json(status: &TxStatus) -> Value {
-    let mut value = json!({ "status": status.name() });
-    let fields = match *status {
-        TxStatus::SettledFromQueue { height, via_lsm } => {
-            json!({ "height": height, "by": if via_lsm { "liquidity_saving" } else { "queue_retry" } })
-        }
-        TxStatus::Queued { payment, position } => {
-            json!({ "position": position, "payment": queued_json(&payment) })
-        }
-        TxStatus::Cancelled { height }
-        | TxStatus::Expired { height }
-        | TxStatus::PendingExpired { height } => json!({ "height": height }),
-        TxStatus::Pending(pending) => json!({
-            "debit_account": pending.debit_account,
-            "credit_account": pending.credit_account,
-            "amount": pending.amount,
-            "expires_at_ms": pending.expires_at_ms,
-            "created_height": pending.created_height,
-        }),
-        TxStatus::Posted { by, amount } => json!({ "by": by.to_string(), "amount": amount }),
-        TxStatus::Voided { by } => json!({ "by": by.to_string() }),
-        TxStatus::Unknown | TxStatus::Settled => json!({}),
-    };
-    if let (Some(out), Value::Object(extra)) = (value.as_object_mut(), fields) {
-        out.extend(extra);
-    }
-    value
-}
-
-fn logged_json(logged: &LoggedTx) -> Value {
-    let record = &logged.record;
-    json!({
-        "height": logged.height,
-        "timestamp_ms": logged.timestamp_ms,
-        "index": logged.index,
-        "id": record.id().to_string(),
-        "kind": record.kind().map_or("unknown", |kind| kind.name()),
-        "debit_account": record.debit_account(),
-        "credit_account": record.credit_account(),
-        "amount": record.amount(),
-        "result": logged.result.name(),
-    })
-}
-
-fn answer(args: &QueryArgs, ledger: &Ledger) -> anyhow::Result<Value> {
-    let log_config = LogConfig::default();
-    Ok(match &args.what {
-        QueryCommand::Balance { account } => {
-            let Some(found) = ledger.account(*account) else {
-                anyhow::bail!("account {account} is not in this ledger");
-            };
-            json!({
-                "account": found.id,
-                "role": found.role.name(),
-                "balance": found.balance,
-                "available": found.available().to_string(),
-                "debits_pending": found.debits_pending,
-                "credits_pending": found.credits_pending,
-                "overdraft_max": found.overdraft_max,
-                "balance_max": found.balance_max,
-                "suspended": found.suspended,
-                "queued_out": ledger.queued_payments(Some(found.id)).len(),
-            })
-        }
+/// The protocol queries a subcommand asks.
+fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
+    Ok(match what {
+        QueryCommand::Balance { account } => vec![Query::Account { account: *account }],
         QueryCommand::Status { id } => {
-            let scan = transaction_history(&args.data_dir, log_config, *id)?;
-            let mut value = status_json(&ledger.status(*id));
-            value["id"] = json!(id.to_string());
-            value["blocks"] = scan.found.iter().map(logged_json).collect();
-            if scan.first_height > 1 {
-                value["note"] = json!(format!(
-                    "blocks before {} are archived and not searched",
-                    scan.first_height
-                ));
-            }
-            value
+            vec![Query::TxStatus { id: *id }, Query::TxHistory { id: *id }]
         }
-        QueryCommand::History { account } => {
-            if ledger.account(*account).is_none() {
-                anyhow::bail!("account {account} is not in this ledger");
-            }
-            let scan = account_history(&args.data_dir, log_config, *account)?;
-            let entries: Vec<Value> = scan
-                .found
-                .iter()
-                .map(|logged| {
-                    let mut value = logged_json(logged);
-                    if logged.result.is_ok() {
-                        value["status"] = status_json(&ledger.status(logged.record.id()));
-                    }
-                    value
-                })
-                .collect();
-            json!({
-                "account": account,
-                "first_height": scan.first_height,
-                "last_height": scan.last_height,
-                "transactions": entries,
-            })
-        }
-        QueryCommand::Queue { bank } => {
-            let queued: Vec<Value> = ledger
-                .queued_payments(*bank)
-                .iter()
-                .map(queued_json)
-                .collect();
-            json!({ "count": queued.len(), "queue": queued })
-        }
+        QueryCommand::History { account } => vec![Query::AccountHistory { account: *account }],
+        QueryCommand::Queue { bank } => vec![Query::Queue { payer: *bank }],
         QueryCommand::TaxReport {
             merchant,
             from_day,
             to_day,
-        } => {
-            let rows = ledger.tax_report(*merchant, *from_day, *to_day);
-            let mut net_total: i128 = 0;
-            let rows: Vec<Value> = rows
-                .iter()
-                .map(|row| {
-                    net_total += row.totals.net_tax();
-                    json!({
-                        "payee": row.payee,
-                        "category": row.category,
-                        "payments": row.totals.payments,
-                        "gross": row.totals.gross.to_string(),
-                        "tax": row.totals.tax.to_string(),
-                        "refunds": row.totals.refunds,
-                        "refunded_gross": row.totals.refunded_gross.to_string(),
-                        "refunded_tax": row.totals.refunded_tax.to_string(),
-                        "net_tax": row.totals.net_tax().to_string(),
-                    })
-                })
-                .collect();
-            json!({
-                "from_day": from_day,
-                "to_day": to_day,
-                "rows": rows,
-                "net_tax": net_total.to_string(),
-            })
+        } => vec![Query::TaxReport {
+            payee: *merchant,
+            from_day: *from_day,
+            to_day: *to_day,
+        }],
+        QueryCommand::Ask { query } => {
+            vec![serde_json::from_str(query)
+                .map_err(|error| anyhow::anyhow!("not a query: {error}"))?]
         }
     })
 }
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let queries = queries(&args.what)?;
     let genesis = Genesis::load(&args.genesis)?;
     let recovered = replay_dir(&genesis, &NodeConfig::new(args.data_dir.clone()))?;
-    let mut value = answer(args, &recovered.ledger)?;
-    value["ledger_height"] = json!(recovered.height);
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    let mut answers = Vec::with_capacity(queries.len());
+    for query in &queries {
+        match answer_offline(
+            &recovered.ledger,
+            &args.data_dir,
+            LogConfig::default(),
+            query,
+        )? {
+            QueryResult::Ok(answer) => answers.push(answer),
+            QueryResult::Error(why) => anyhow::bail!("{why}"),
+        }
+    }
+    // Serialised directly (not through `serde_json::Value`, which has no room for u128 ids).
+    let printed = Printed {
+        ledger_height: recovered.height,
+        answers,
+    };
+    println!("{}", serde_json::to_string_pretty(&printed)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,244 +1,129 @@
-//! Queries a client can ask a running node, and their answers.
-//!
-//! Queries travel as JSON (externally tagged: `"status"`, `{"balance":{"account":5}}`), so a
-//! new query is: a variant of [`Query`], a variant of [`Answer`], and an arm in
-//! [`answer_from_ledger`] (for questions about the state, answered by the executor between
-//! blocks) or in the server's `answer_now` (for questions about the node itself).
+//! The engine's side of queries: answering them from the ledger and the node. The query and
+//! answer types are the protocol's (`tally_protocol::query`), re-exported here.
 
-use crate::ledger::Ledger;
-use serde::{Deserialize, Serialize};
+pub use tally_protocol::query::*;
 
-/// A question to a node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Query {
-    /// The node's height, queues, counters and backend.
-    Status,
-    /// An account's balance.
-    Balance { account: u64 },
-    /// Whether a transaction id has settled.
-    Transaction { id: u128 },
-    /// A transaction's settlement status (queued, settled from the queue, pending...).
-    TxStatus { id: u128 },
-    /// A payer bank's RTGS queue in settlement order (at most `QUEUE_ANSWER_MAX` entries).
-    Queue { payer: u64 },
-    /// A payee's tax over business days `from_day..=to_day`, per category.
-    TaxReport {
-        payee: u64,
-        from_day: u64,
-        to_day: u64,
-    },
-    /// The validator set in force, the next epoch's keys so far and the pending votes.
-    Validators,
+use crate::ledger::{Ledger, QueuedPayment, TxStatus};
+
+/// What the ledger knows of transaction `id`, as the protocol states it.
+pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
+    let status = ledger.status(id);
+    let mut info = TxStatusInfo {
+        id,
+        status: status.name().to_string(),
+        height: None,
+        queue_position: None,
+        settled_by: None,
+        queued: None,
+        pending: None,
+        closed_by: None,
+        posted_amount: None,
+    };
+    match status {
+        TxStatus::Unknown | TxStatus::Settled => {}
+        TxStatus::SettledFromQueue { height, via_lsm } => {
+            info.height = Some(height);
+            info.settled_by = Some(
+                if via_lsm {
+                    "liquidity_saving"
+                } else {
+                    "queue_retry"
+                }
+                .to_string(),
+            );
+        }
+        TxStatus::Queued { payment, position } => {
+            info.queue_position = Some(position as u64);
+            info.queued = Some(queued_info(&payment));
+        }
+        TxStatus::Cancelled { height }
+        | TxStatus::Expired { height }
+        | TxStatus::PendingExpired { height } => info.height = Some(height),
+        TxStatus::Pending(pending) => {
+            info.pending = Some(PendingInfo {
+                debit_account: pending.debit_account,
+                credit_account: pending.credit_account,
+                amount: pending.amount,
+                expires_at_ms: pending.expires_at_ms,
+                created_height: pending.created_height,
+            })
+        }
+        TxStatus::Posted { by, amount } => {
+            info.closed_by = Some(by);
+            info.posted_amount = Some(amount);
+        }
+        TxStatus::Voided { by } => info.closed_by = Some(by),
+    }
+    info
 }
 
-/// One change pending a vote in a `Validators` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingChange {
-    /// `add` or `remove`.
-    pub change: String,
-    /// Hex key of the validator added or removed.
-    pub validator: String,
-    /// Hex keys of the validators that voted for it this epoch.
-    pub voters: Vec<String>,
-}
-
-/// Most queued payments one `Queue` answer lists.
-pub const QUEUE_ANSWER_MAX: usize = 1_000;
-
-/// One queued payment in a `Queue` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedInfo {
-    pub id: u128,
-    pub payee: u64,
-    pub amount: u64,
-    pub urgent: bool,
-    pub held: bool,
-    pub expires_at_ms: u64,
-}
-
-/// One category of a `TaxReport` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaxRow {
-    pub category: u32,
-    pub payments: u64,
-    pub gross: u128,
-    pub tax: u128,
-    pub refunds: u64,
-    pub refunded_gross: u128,
-    pub refunded_tax: u128,
-}
-
-impl Query {
-    /// Whether the executor must answer it (it reads the ledger).
-    pub fn needs_ledger(&self) -> bool {
-        !matches!(self, Query::Status)
+/// A queued payment, as the protocol states it.
+pub fn queued_info(queued: &QueuedPayment) -> QueuedInfo {
+    QueuedInfo {
+        id: queued.id,
+        payer: queued.payer,
+        payee: queued.payee,
+        amount: queued.amount,
+        urgent: queued.urgent,
+        held: queued.held,
+        arrival: queued.seq,
+        queued_height: queued.queued_height,
+        expires_at_ms: queued.expires_at_ms,
     }
 }
 
-/// Counters of a node's pipeline, as in [`crate::node::NodeCounters`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusCounters {
-    pub submitted: u64,
-    pub rejected_at_ingress: u64,
-    pub bad_signatures: u64,
-    pub executed: u64,
-    pub blocks: u64,
-    pub flushes: u64,
-}
-
-/// What `Query::Status` answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// Version of the node's software.
-    pub version: String,
-    pub network_id: u64,
-    /// Hex of the genesis hash.
-    pub genesis_hash: String,
-    /// Height of the last durable block.
-    pub height: u64,
-    pub mempool_depth: u64,
-    pub mempool_capacity: u64,
-    /// Signature backend in use: `cpu` or `gpu` (what `auto` chose).
-    pub backend: String,
-    /// Consensus height and round; 0 while the node runs as a PoA of one (consensus not
-    /// wired to the network yet).
-    pub consensus_height: u64,
-    pub consensus_round: u64,
-    /// Client connections open now.
-    pub client_connections: u64,
-    /// Validator peers connected (0 until validator transport exists).
-    pub peers_connected: u64,
-    pub uptime_s: u64,
-    pub counters: StatusCounters,
-    /// Why the node stopped taking transactions, if it did.
-    pub fatal: Option<String>,
-}
-
-/// An answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Answer {
-    Status(Box<NodeStatus>),
-    /// `balance` is `None` when no such account exists.
-    Balance {
-        account: u64,
-        balance: Option<i64>,
-    },
-    Transaction {
-        id: u128,
-        settled: bool,
-    },
-    /// `status`: a name of `ledger::TxStatus` (`unknown`, `settled`, `settled_from_queue`,
-    /// `queued`, ...); `height` where the status has one; `queue_position` when queued.
-    TxStatus {
-        id: u128,
-        status: String,
-        height: Option<u64>,
-        queue_position: Option<u64>,
-    },
-    Queue {
-        payer: u64,
-        /// Payments waiting, of which `payments` lists the first `QUEUE_ANSWER_MAX`.
-        total: u64,
-        payments: Vec<QueuedInfo>,
-    },
-    TaxReport {
-        payee: u64,
-        rows: Vec<TaxRow>,
-    },
-    /// The set in force (`epoch`, `validators` in proposer order, `quorum`), the keys the
-    /// next epoch will have with the changes adopted so far, and the changes still short of
-    /// a quorum (they lapse when the epoch ends at height `epoch_end`).
-    Validators {
-        epoch: u64,
-        heights_per_epoch: u64,
-        epoch_end: u64,
-        quorum: u64,
-        validators: Vec<String>,
-        next: Vec<String>,
-        pending: Vec<PendingChange>,
-    },
-}
-
-/// A query's outcome on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum QueryResult {
-    Ok(Answer),
-    /// Why the query was not answered.
-    Error(String),
-}
-
-/// Answers a query that reads the state. Runs on the executor thread between blocks, so it
-/// must be quick (no scans proportional to history without a bound).
+/// Answers a query that reads the state: the one answer function of the network server
+/// (run on the executor thread between blocks) and of `tally query` over a stopped node's
+/// replayed ledger ([`crate::query::answer_offline`]). Quick on a running node: it scans no
+/// history without a bound (queries that would, [`Answerer::Log`], are refused here).
 pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
     match query {
         Query::Balance { account } => QueryResult::Ok(Answer::Balance {
             account: *account,
             balance: ledger.balance(*account),
         }),
+        Query::Account { account } => {
+            let Some(found) = ledger.account(*account) else {
+                return QueryResult::Error(format!("account {account} is not in this ledger"));
+            };
+            QueryResult::Ok(Answer::Account(Box::new(AccountInfo {
+                account: found.id,
+                role: found.role.name().to_string(),
+                balance: found.balance,
+                available: found.available(),
+                debits_pending: found.debits_pending,
+                credits_pending: found.credits_pending,
+                overdraft_max: found.overdraft_max,
+                balance_max: found.balance_max,
+                bank: found.bank,
+                suspended: found.suspended,
+                queued_out: ledger.queued_payments(Some(found.id)).len() as u64,
+            })))
+        }
         Query::Transaction { id } => QueryResult::Ok(Answer::Transaction {
             id: *id,
             settled: ledger.is_settled(*id),
         }),
         Query::TxStatus { id } => {
-            use crate::ledger::TxStatus;
-            let status = ledger.status(*id);
-            let (height, queue_position) = match status {
-                TxStatus::SettledFromQueue { height, .. }
-                | TxStatus::Cancelled { height }
-                | TxStatus::Expired { height }
-                | TxStatus::PendingExpired { height } => (Some(height), None),
-                TxStatus::Queued { position, .. } => (None, Some(position as u64)),
-                _ => (None, None),
-            };
-            QueryResult::Ok(Answer::TxStatus {
-                id: *id,
-                status: status.name().to_string(),
-                height,
-                queue_position,
-            })
+            QueryResult::Ok(Answer::TxStatus(Box::new(tx_status_info(ledger, *id))))
         }
         Query::Queue { payer } => {
-            let queued = ledger.queued_payments(Some(*payer));
+            let queued = ledger.queued_payments(*payer);
             QueryResult::Ok(Answer::Queue {
                 payer: *payer,
                 total: queued.len() as u64,
                 payments: queued
                     .iter()
                     .take(QUEUE_ANSWER_MAX)
-                    .map(|q| QueuedInfo {
-                        id: q.id,
-                        payee: q.payee,
-                        amount: q.amount,
-                        urgent: q.urgent,
-                        held: q.held,
-                        expires_at_ms: q.expires_at_ms,
-                    })
+                    .map(queued_info)
                     .collect(),
             })
         }
         Query::TaxReport {
-            payee,
+            payee: Some(payee),
             from_day,
             to_day,
-        } => QueryResult::Ok(Answer::TaxReport {
-            payee: *payee,
-            rows: ledger
-                .tax_report(Some(*payee), *from_day, *to_day)
-                .iter()
-                .map(|row| TaxRow {
-                    category: row.category,
-                    payments: row.totals.payments,
-                    gross: row.totals.gross,
-                    tax: row.totals.tax,
-                    refunds: row.totals.refunds,
-                    refunded_gross: row.totals.refunded_gross,
-                    refunded_tax: row.totals.refunded_tax,
-                })
-                .collect(),
-        }),
+        } => QueryResult::Ok(tax_report(ledger, Some(*payee), *from_day, *to_day)),
         Query::Validators => {
             use crate::consensus::ValidatorChange;
             let schedule = ledger.validator_schedule();
@@ -268,8 +153,41 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
             })
         }
         Query::Status => {
-            QueryResult::Error("status is answered by the node, not the ledger".into())
+            QueryResult::Error("status is answered by a running node, not the ledger".into())
         }
+        Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::TaxReport { .. } => {
+            QueryResult::Error(OFFLINE_ONLY.into())
+        }
+    }
+}
+
+/// Why a running node refuses a query that reads the log or every tax record.
+pub const OFFLINE_ONLY: &str = "this query reads the log or every tax record: it is answered \
+    offline, over a stopped node's data directory (`tally query`)";
+
+/// A tax report of one payee or of all (the latter only offline: it reads every tax record).
+pub fn tax_report(ledger: &Ledger, payee: Option<u64>, from_day: u64, to_day: u64) -> Answer {
+    let rows: Vec<TaxRow> = ledger
+        .tax_report(payee, from_day, to_day)
+        .iter()
+        .map(|row| TaxRow {
+            payee: row.payee,
+            category: row.category,
+            payments: row.totals.payments,
+            gross: row.totals.gross,
+            tax: row.totals.tax,
+            refunds: row.totals.refunds,
+            refunded_gross: row.totals.refunded_gross,
+            refunded_tax: row.totals.refunded_tax,
+            net_tax: row.totals.net_tax(),
+        })
+        .collect();
+    Answer::TaxReport {
+        payee,
+        from_day,
+        to_day,
+        net_tax: rows.iter().map(|row| row.net_tax).sum(),
+        rows,
     }
 }
 

@@ -17,7 +17,7 @@ use super::message::{
     encode_results, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt, Welcome,
     PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
 };
-use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult};
+use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, OFFLINE_ONLY};
 use crate::mempool::Ack;
 use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
@@ -635,7 +635,8 @@ impl Ingress {
                     &self.node,
                     self.connections.len() as u64 + 1,
                 )))),
-                _ => unreachable!("only status is answered without the ledger"),
+                // What reads the log or every tax record is answered offline only.
+                _ => QueryResult::Error(OFFLINE_ONLY.into()),
             };
             return Message::QueryReply { request_id, result }.encode(&mut conn.out);
         }

@@ -96,14 +96,8 @@ pub enum NodeError {
     Validator(String),
 }
 
-/// Why a submission was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("node is busy: the mempool is full; {accepted} of the batch were accepted, retry the rest later")]
-    Busy { accepted: usize },
-    #[error("node has stopped: {reason}")]
-    Stopped { reason: String },
-}
+/// Why a submission was not taken (a protocol type: the client library returns it too).
+pub use tally_protocol::submit::SubmitError;
 
 /// Counters published by the pipeline.
 #[derive(Default)]

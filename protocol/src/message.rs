@@ -6,10 +6,10 @@
 //! Every decoder refuses bad input with a specific [`MessageError`]; every accepted payload
 //! re-encodes to the same bytes (JSON payloads excepted: they are compared by value).
 
-use super::frame::{self, Frame, MessageType, FRAME_PAYLOAD_BYTES_MAX};
-use super::query::{Query, QueryResult};
-use crate::mempool::Ack;
+use crate::frame::{self, Frame, MessageType, FRAME_PAYLOAD_BYTES_MAX};
+use crate::query::{Query, QueryResult};
 use crate::result::ResultCode;
+use crate::submit::Ack;
 use crate::tx::{TxRecord, TX_BYTES};
 
 /// Version of the client protocol this code speaks.
@@ -18,7 +18,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const SUBMIT_BATCH_TX_MAX: usize = 8_192;
 /// Bytes before the records in a SubmitBatch: request id u64, count u32, reserved u32.
 pub const SUBMIT_HEADER_BYTES: usize = 16;
-/// Bytes of one entry in a Results frame: id u128, height u64, code u8, reserved [7].
+/// Bytes of one entry in a Results frame: id u128, height u64, code u8, reserved 7 bytes.
 pub const RESULT_ENTRY_BYTES: usize = 32;
 /// Bytes before the entries in a Results frame: count u32, reserved u32.
 pub const RESULTS_HEADER_BYTES: usize = 8;

@@ -2,10 +2,10 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use tally_engine::net::Client;
+//! use tally_protocol::client::Client;
 //! let client = Client::connect("127.0.0.1:7400")?;
 //! let (reply, acks) = crossbeam::channel::unbounded();
-//! # let records: Vec<tally_engine::tx::TxRecord> = Vec::new();
+//! # let records: Vec<tally_protocol::tx::TxRecord> = Vec::new();
 //! let taken = client.submit(&records, &reply)?; // blocks for the node's receipt
 //! for _ in 0..taken {
 //!     let ack = acks.recv()?; // final result: id, code, height
@@ -14,20 +14,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `submit` has the contract of [`crate::node::NodeHandle::submit`]: every record the node
-//! took is answered exactly once on the `reply` channel, by the client's reader thread, as
-//! soon as its Results frame arrives.
+//! `submit` has the contract of a node's own `submit` (`tally_engine::node::NodeHandle`,
+//! [`crate::submit`]): every record the node took is answered exactly once on the `reply`
+//! channel, by the client's reader thread, as soon as its Results frame arrives.
 
-use super::frame::{self, FRAME_HEADER_BYTES};
-use super::message::{
+use crate::frame::{self, FRAME_HEADER_BYTES};
+use crate::message::{
     encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt,
     Welcome, PROTOCOL_VERSION,
 };
-use super::query::{Answer, NodeStatus, Query, QueryResult};
-use crate::mempool::Ack;
-use crate::node::SubmitError;
+use crate::query::{AccountInfo, Answer, NodeStatus, Query, QueryResult, TxStatusInfo};
 use crate::result::ResultCode;
-use crate::tx::{TxFlags, TxRecord};
+use crate::submit::{Ack, SubmitError};
+use crate::tx::{linked_units, TxRecord};
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -339,8 +338,8 @@ impl Client {
         self.inner.dead_reason()
     }
 
-    /// Submits records: the contract of [`crate::node::NodeHandle::submit`]. Returns how many
-    /// the node took, in order from the first; each taken record is answered exactly once on
+    /// Submits records: the contract of a node's own `submit` ([`crate::submit`]). Returns
+    /// how many the node took, in order from the first; each taken record is answered exactly once on
     /// `reply`. Slices longer than the node's batch maximum go as several batches, one
     /// round trip each, cut between linked chains: a chain travels in one batch, as the
     /// protocol requires. A chain longer than the node's batch maximum cannot: it is not sent,
@@ -478,6 +477,23 @@ impl Client {
     pub fn balance(&self, account: u64) -> Result<Option<i64>, ClientError> {
         match self.query(&Query::Balance { account })? {
             Answer::Balance { balance, .. } => Ok(balance),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// An account: balance, role, limits, reservations, suspension (an error names a missing
+    /// account).
+    pub fn account(&self, account: u64) -> Result<AccountInfo, ClientError> {
+        match self.query(&Query::Account { account })? {
+            Answer::Account(info) => Ok(*info),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
+        }
+    }
+
+    /// What the ledger knows of a transaction: settled, queued (where), pending, ...
+    pub fn tx_status(&self, id: u128) -> Result<TxStatusInfo, ClientError> {
+        match self.query(&Query::TxStatus { id })? {
+            Answer::TxStatus(info) => Ok(*info),
             other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
         }
     }
@@ -626,23 +642,17 @@ fn deliver(inner: &Inner, acks: &[Ack]) {
 /// chain that would straddle the cut; `true` with the length of the first chain when that
 /// chain alone is longer than `batch_max` (it cannot travel in one batch).
 fn next_batch(records: &[TxRecord], batch_max: usize) -> (usize, bool) {
-    let linked = |record: &TxRecord| record.flags().has(TxFlags::LINKED);
-    if records.len() <= batch_max || !linked(&records[batch_max - 1]) {
-        return (records.len().min(batch_max), false);
+    let mut taken = 0;
+    for unit in linked_units(records, TxRecord::is_linked) {
+        if unit.end <= batch_max {
+            taken = unit.end;
+        } else if taken == 0 {
+            return (unit.end, true);
+        } else {
+            break;
+        }
     }
-    // The record before the cut is linked: its chain goes on past the cut.
-    let chain_start = records[..batch_max - 1]
-        .iter()
-        .rposition(|record| !linked(record))
-        .map_or(0, |closer| closer + 1);
-    if chain_start > 0 {
-        return (chain_start, false);
-    }
-    let chain_end = records
-        .iter()
-        .position(|record| !linked(record))
-        .map_or(records.len(), |closer| closer + 1);
-    (chain_end, true)
+    (taken, false)
 }
 
 /// A stream of results for tests and tools that submit and wait: submits `records` and

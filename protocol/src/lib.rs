@@ -1,0 +1,21 @@
+//! tally-protocol: what a client of a Tally network needs, without the engine or the GPU: the
+//! 192-byte transaction record and its signing message, result codes, the genesis and key
+//! files, the network frames and client messages, the query and answer types, and the
+//! blocking client library (docs/PROTOCOL.md part 2). A participant's gateway, the load
+//! generator and any SDK depend on this crate alone; the engine re-exports it.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod frame;
+pub mod genesis;
+pub mod keys;
+pub mod message;
+pub mod query;
+pub mod result;
+pub mod submit;
+pub mod tx;
+
+pub use client::{Client, ClientError, ClientOptions};
+pub use result::ResultCode;
+pub use submit::{Ack, SubmitError};
+pub use tx::TxRecord;

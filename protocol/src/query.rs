@@ -1,0 +1,338 @@
+//! Queries a client can ask a running node, and their answers; `tally query` asks the same
+//! queries of a stopped node's data directory and prints the same answers.
+//!
+//! Queries travel as JSON (externally tagged: `"status"`, `{"balance":{"account":5}}`), so a
+//! new query is: a variant of [`Query`], a variant of [`Answer`], and an arm in the engine's
+//! `tally_engine::net::query::answer_from_ledger` (for questions about the state, answered by
+//! the executor between blocks) or in the server's `answer_now` (for questions about the node
+//! itself).
+
+use serde::{Deserialize, Serialize};
+
+/// A question to a node, or to a stopped node's data directory (`tally query`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Query {
+    /// The node's height, queues, counters and backend.
+    Status,
+    /// An account's balance.
+    Balance { account: u64 },
+    /// An account: balance, role, limits, reservations, suspension, queued payments.
+    Account { account: u64 },
+    /// Whether a transaction id has settled.
+    Transaction { id: u128 },
+    /// A transaction's settlement status (queued, settled from the queue, pending...).
+    TxStatus { id: u128 },
+    /// A payer bank's RTGS queue in settlement order, or every bank's when `payer` is absent
+    /// (at most `QUEUE_ANSWER_MAX` entries).
+    Queue {
+        #[serde(default)]
+        payer: Option<u64>,
+    },
+    /// Tax over business days `from_day..=to_day` per payee and category: of one payee, or of
+    /// every payee when `payee` is absent (offline only: it reads every tax record).
+    TaxReport {
+        #[serde(default)]
+        payee: Option<u64>,
+        from_day: u64,
+        to_day: u64,
+    },
+    /// The validator set in force, the next epoch's keys so far and the pending votes.
+    Validators,
+    /// Every block of the live log that carried the transaction, with the code it recorded
+    /// (offline only: it reads the log).
+    TxHistory { id: u128 },
+    /// Every transaction of the live log that names the account (offline only: it reads the
+    /// log).
+    AccountHistory { account: u64 },
+}
+
+/// Who answers a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answerer {
+    /// The node itself, from its counters (`status`).
+    Node,
+    /// The ledger: the executor of a running node between blocks, or the replayed ledger of a
+    /// stopped one.
+    Ledger,
+    /// The log of a stopped node's data directory (`tally query`): a running node refuses it.
+    Log,
+}
+
+impl Query {
+    /// Who answers it.
+    pub fn answerer(&self) -> Answerer {
+        match self {
+            Query::Status => Answerer::Node,
+            Query::TxHistory { .. }
+            | Query::AccountHistory { .. }
+            | Query::TaxReport { payee: None, .. } => Answerer::Log,
+            _ => Answerer::Ledger,
+        }
+    }
+
+    /// Whether the executor must answer it (it reads the ledger).
+    pub fn needs_ledger(&self) -> bool {
+        self.answerer() == Answerer::Ledger
+    }
+}
+
+/// One change pending a vote in a `Validators` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// `add` or `remove`.
+    pub change: String,
+    /// Hex key of the validator added or removed.
+    pub validator: String,
+    /// Hex keys of the validators that voted for it this epoch.
+    pub voters: Vec<String>,
+}
+
+/// Most queued payments one `Queue` answer lists.
+pub const QUEUE_ANSWER_MAX: usize = 1_000;
+
+/// One queued payment (a `Queue` answer, a queued transaction's status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedInfo {
+    pub id: u128,
+    pub payer: u64,
+    pub payee: u64,
+    pub amount: u64,
+    pub urgent: bool,
+    pub held: bool,
+    /// Arrival order in the queue.
+    pub arrival: u64,
+    pub queued_height: u64,
+    pub expires_at_ms: u64,
+}
+
+/// An open two-phase reservation (a pending transaction's status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInfo {
+    pub debit_account: u64,
+    pub credit_account: u64,
+    pub amount: u64,
+    /// Block time it times out at; 0: never.
+    pub expires_at_ms: u64,
+    pub created_height: u64,
+}
+
+/// What the ledger knows of a transaction id (a `TxStatus` answer, and each accepted
+/// transaction of an `AccountHistory` answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatusInfo {
+    pub id: u128,
+    /// `unknown`, `settled`, `settled_from_queue`, `queued`, `cancelled`, `expired`,
+    /// `pending`, `posted`, `voided` or `pending_expired`. A rejected transaction leaves no
+    /// trace in the ledger (`unknown`): its code is in the block that carried it
+    /// (`TxHistory`).
+    pub status: String,
+    /// The block of a settled-from-queue, cancelled, expired or timed-out transaction.
+    pub height: Option<u64>,
+    /// Queued: its place in its payer's queue (1: next to settle).
+    pub queue_position: Option<u64>,
+    /// Settled from the queue: `liquidity_saving` or `queue_retry`.
+    pub settled_by: Option<String>,
+    /// Queued: the payment waiting.
+    pub queued: Option<QueuedInfo>,
+    /// Pending: the open reservation.
+    pub pending: Option<PendingInfo>,
+    /// Posted or voided: the transaction that closed the reservation.
+    pub closed_by: Option<u128>,
+    /// Posted: the amount posted.
+    pub posted_amount: Option<u64>,
+}
+
+/// An account (an `Account` answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub account: u64,
+    /// The genesis role (`central_bank`, `bank`, `merchant`, ...).
+    pub role: String,
+    pub balance: i64,
+    /// What it may spend now: balance less reservations plus the overdraft it is granted.
+    pub available: i128,
+    pub debits_pending: i64,
+    pub credits_pending: i64,
+    pub overdraft_max: i64,
+    pub balance_max: Option<i64>,
+    /// Its bank, for a merchant or consumer.
+    pub bank: Option<u64>,
+    pub suspended: bool,
+    /// Payments it has waiting in the RTGS queue as payer.
+    pub queued_out: u64,
+}
+
+/// One payee and category of a `TaxReport` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRow {
+    pub payee: u64,
+    pub category: u32,
+    pub payments: u64,
+    pub gross: u128,
+    pub tax: u128,
+    pub refunds: u64,
+    pub refunded_gross: u128,
+    pub refunded_tax: u128,
+    /// `tax - refunded_tax`.
+    pub net_tax: i128,
+}
+
+/// One appearance of a transaction in a block of the log (`TxHistory`, `AccountHistory`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedTxInfo {
+    pub height: u64,
+    pub timestamp_ms: u64,
+    /// Position in the block.
+    pub index: u64,
+    pub id: u128,
+    /// The kind's name (`transfer`, `taxed_payment`, ...), `unknown` for an unknown kind.
+    pub kind: String,
+    pub debit_account: u64,
+    pub credit_account: u64,
+    pub amount: u64,
+    /// The code the block recorded (`ok`, `queued`, `insufficient_funds`, ...).
+    pub result: String,
+    /// In an `AccountHistory`, the ledger's status of an accepted transaction.
+    pub status: Option<TxStatusInfo>,
+}
+
+/// Counters of a node's pipeline, as in `tally_engine::node::NodeCounters`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounters {
+    pub submitted: u64,
+    pub rejected_at_ingress: u64,
+    pub bad_signatures: u64,
+    pub executed: u64,
+    pub blocks: u64,
+    pub flushes: u64,
+}
+
+/// What `Query::Status` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Version of the node's software.
+    pub version: String,
+    pub network_id: u64,
+    /// Hex of the genesis hash.
+    pub genesis_hash: String,
+    /// Height of the last durable block.
+    pub height: u64,
+    pub mempool_depth: u64,
+    pub mempool_capacity: u64,
+    /// Signature backend in use: `cpu` or `gpu` (what `auto` chose).
+    pub backend: String,
+    /// Consensus height and round; 0 while the node runs as a PoA of one (consensus not
+    /// wired to the network yet).
+    pub consensus_height: u64,
+    pub consensus_round: u64,
+    /// Client connections open now.
+    pub client_connections: u64,
+    /// Validator peers connected (0 until validator transport exists).
+    pub peers_connected: u64,
+    pub uptime_s: u64,
+    pub counters: StatusCounters,
+    /// Why the node stopped taking transactions, if it did.
+    pub fatal: Option<String>,
+}
+
+/// An answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Answer {
+    Status(Box<NodeStatus>),
+    /// `balance` is `None` when no such account exists.
+    Balance {
+        account: u64,
+        balance: Option<i64>,
+    },
+    Account(Box<AccountInfo>),
+    Transaction {
+        id: u128,
+        settled: bool,
+    },
+    TxStatus(Box<TxStatusInfo>),
+    Queue {
+        /// The bank asked about; `None`: every bank.
+        payer: Option<u64>,
+        /// Payments waiting, of which `payments` lists the first `QUEUE_ANSWER_MAX`.
+        total: u64,
+        payments: Vec<QueuedInfo>,
+    },
+    TaxReport {
+        /// The payee asked about; `None`: every payee.
+        payee: Option<u64>,
+        from_day: u64,
+        to_day: u64,
+        /// By payee, then category.
+        rows: Vec<TaxRow>,
+        /// The sum of the rows' `net_tax`.
+        net_tax: i128,
+    },
+    /// The set in force (`epoch`, `validators` in proposer order, `quorum`), the keys the
+    /// next epoch will have with the changes adopted so far, and the changes still short of
+    /// a quorum (they lapse when the epoch ends at height `epoch_end`).
+    Validators {
+        epoch: u64,
+        heights_per_epoch: u64,
+        epoch_end: u64,
+        quorum: u64,
+        validators: Vec<String>,
+        next: Vec<String>,
+        pending: Vec<PendingChange>,
+    },
+    /// The live log holds blocks `first_height..=last_height` (`first_height` 0: none);
+    /// earlier ones were archived and are not searched.
+    TxHistory {
+        id: u128,
+        first_height: u64,
+        last_height: u64,
+        blocks: Vec<LoggedTxInfo>,
+    },
+    AccountHistory {
+        account: u64,
+        first_height: u64,
+        last_height: u64,
+        transactions: Vec<LoggedTxInfo>,
+    },
+}
+
+/// A query's outcome on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueryResult {
+    Ok(Answer),
+    /// Why the query was not answered.
+    Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_as_clients_send_them_and_name_who_answers() {
+        let parse = |text: &str| serde_json::from_str::<Query>(text).unwrap();
+        assert_eq!(parse(r#"{"queue":{}}"#), Query::Queue { payer: None });
+        assert_eq!(
+            parse(r#"{"queue":{"payer":5}}"#),
+            Query::Queue { payer: Some(5) }
+        );
+        assert!(serde_json::from_str::<Query>(r#"{"queue":{"bank":5}}"#).is_err());
+        let all = parse(r#"{"tax_report":{"from_day":0,"to_day":9}}"#);
+        assert_eq!(all.answerer(), Answerer::Log);
+        let one = parse(r#"{"tax_report":{"payee":7,"from_day":0,"to_day":9}}"#);
+        assert_eq!(one.answerer(), Answerer::Ledger);
+        assert!(one.needs_ledger());
+        assert_eq!(parse(r#""status""#).answerer(), Answerer::Node);
+        assert_eq!(
+            parse(r#"{"account_history":{"account":3}}"#).answerer(),
+            Answerer::Log
+        );
+        // Ids are u128 and travel whole.
+        let id = u128::MAX;
+        let text = serde_json::to_string(&Query::TxHistory { id }).unwrap();
+        assert_eq!(text, format!(r#"{{"tx_history":{{"id":{id}}}}}"#));
+        assert_eq!(parse(&text), Query::TxHistory { id });
+    }
+}
