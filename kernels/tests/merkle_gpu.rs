@@ -7,7 +7,8 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tally_kernels::gpu::{test_context, GpuError, GpuMerkle};
+use tally_kernels::gpu::{test_context, GpuError};
+use tally_kernels::merkle::gpu::GpuMerkle;
 use tally_kernels::merkle::{self, leaf_hash, LEAF_KEY};
 
 fn seeded_rng(test: &str) -> ChaCha8Rng {
