@@ -9,7 +9,8 @@
 //! file per backend: [`sigverify`] (`cpu.rs`, `gpu.rs`) and [`merkle`] (`cpu.rs` over the
 //! `portable.rs` or `avx2.rs` hashing kernel, `gpu.rs`). [`gpu`] holds what the GPU backends
 //! share: the context, the one WGSL loader ([`gpu::shader`]) and the shared-upload
-//! [`gpu::GpuBlock`].
+//! [`gpu::GpuBlock`]. Test hooks (device-loss injection, test contexts) exist only with the
+//! `testing` feature (`testing` module).
 // Unsafe code is denied everywhere except the one module that allows it by name:
 // `merkle::avx2` (AVX2 intrinsics behind run-time detection).
 #![deny(unsafe_code)]
@@ -17,6 +18,8 @@
 pub mod gpu;
 pub mod merkle;
 pub mod sigverify;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use gpu::{GpuContext, GpuError};
 pub use merkle::{Hash, HASH_BYTES};

@@ -15,8 +15,9 @@ use rand_chacha::ChaCha20Rng;
 use sigverify_support::*;
 use std::sync::{Mutex, OnceLock};
 use tally_kernels::gpu::{gpu_required, GpuContext, REQUIRE_GPU_ENV};
-use tally_kernels::sigverify::gpu::{InjectedFault, GPU_BATCH_ITEMS_MAX};
+use tally_kernels::sigverify::gpu::GPU_BATCH_ITEMS_MAX;
 use tally_kernels::sigverify::{verify_single, Backend, SigItem, Verifier};
+use tally_kernels::testing::InjectedFault;
 
 /// One GPU verifier for the whole binary (building one compiles the pipelines), behind a
 /// lock: tests register keys and set the sub-batch size on it. `None` without an adapter.

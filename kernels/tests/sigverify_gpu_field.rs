@@ -11,8 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::{non_canonical_encodings, seed, small_order_encodings};
 use tally_kernels::gpu::shader::Shader;
-use tally_kernels::gpu::test_context;
-use tally_kernels::sigverify::gpu::run_test_kernel;
+use tally_kernels::testing::{run_test_kernel, test_context};
 
 // Reference arithmetic mod p on 4 u64 limbs (a second, independent implementation).
 type U256 = [u64; 4];

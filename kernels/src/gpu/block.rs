@@ -179,15 +179,15 @@ impl GpuBlock {
         self.keys.register(keys, &mut self.ed25519)
     }
 
-    /// Tests and benchmarks only: the signature kernels (fault injection, sub-batch size,
-    /// separate calls).
-    #[doc(hidden)]
+    /// The signature kernels (feature `testing`: fault injection, sub-batch size, separate
+    /// calls).
+    #[cfg(feature = "testing")]
     pub fn ed25519(&self) -> &GpuEd25519 {
         &self.ed25519
     }
 
-    /// Tests and benchmarks only: the Merkle backend (separate calls).
-    #[doc(hidden)]
+    /// The Merkle backend (feature `testing`: separate calls).
+    #[cfg(feature = "testing")]
     pub fn merkle(&mut self) -> &mut GpuMerkle {
         &mut self.merkle
     }

@@ -14,21 +14,3 @@ pub mod shader;
 
 pub use block::GpuBlock;
 pub use context::{gpu_required, GpuContext, GpuError, REQUIRE_GPU_ENV};
-
-/// For tests: the shared context, or `None` with a notice on stderr when no adapter exists.
-///
-/// Panics when no adapter exists and [`gpu_required`] is true (CI sets `TALLY_REQUIRE_GPU=1`
-/// so that a missing driver fails the build instead of silently skipping GPU tests).
-#[doc(hidden)]
-pub fn test_context() -> Option<std::sync::Arc<GpuContext>> {
-    match GpuContext::shared() {
-        Ok(context) => Some(context),
-        Err(error) if gpu_required() => {
-            panic!("{REQUIRE_GPU_ENV}=1 but no GPU context could be created: {error}")
-        }
-        Err(error) => {
-            eprintln!("notice: GPU test skipped, no GPU context: {error}");
-            None
-        }
-    }
-}

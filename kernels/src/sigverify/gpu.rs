@@ -33,9 +33,9 @@
 //!   [`crate::gpu::GpuBlock`]); the host uploads only k and the slot, [`KEY_ITEM_WORDS`] words
 //!   (36 bytes) per item.
 //!
-//! Over 800 lines, kept whole: one type, whose buffers, pipelines and double-buffered
+//! Just over 800 lines, kept whole: one type, whose buffers, pipelines and double-buffered
 //! sub-batch loop read best together. The host's key-table arithmetic is in `gpu_tables.rs`,
-//! the per-item packing in `prepare.rs`.
+//! the per-item packing in `prepare.rs`, the fault type of the test hooks in `crate::testing`.
 
 use super::gpu_tables;
 use super::keys::KeyRegistry;
@@ -44,6 +44,8 @@ use super::SigItem;
 use crate::gpu::block::RecordLayout;
 use crate::gpu::shader::Shader;
 use crate::gpu::{GpuContext, GpuError};
+#[cfg(feature = "testing")]
+use crate::testing::InjectedFault;
 use std::num::NonZeroU64;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -68,7 +70,7 @@ pub const GPU_KEY_TABLES_MAX: usize = 4096;
 pub const LADDER_PASSES: usize = 6;
 
 /// Invocations per workgroup; must match `@workgroup_size` in the shaders.
-const WORKGROUP_ITEMS: usize = 64;
+pub(crate) const WORKGROUP_ITEMS: usize = 64;
 /// Words of one packed point (4 coordinates of 8 words) and of one 16-entry table.
 pub(super) const PT_WORDS: usize = 32;
 pub(super) const TABLE_WORDS: usize = 16 * PT_WORDS;
@@ -82,17 +84,6 @@ const PARAMS_BYTES: u64 = 48;
 const PARAMS_WORDS: usize = PARAMS_BYTES as usize / 4;
 /// Stride of the per-dispatch parameters (the dynamic offset alignment WebGPU guarantees).
 const PARAMS_STRIDE: u64 = 256;
-
-/// A fault the host injects into [`GpuEd25519::verify_with`], for tests of the CPU fallback.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InjectedFault {
-    /// Reading back sub-batch `sub_batch` (0-based, within one call) reports a mapping
-    /// failure, as a real `map_async` error would.
-    MapFailure { sub_batch: usize },
-    /// The device is destroyed (lost for real) before sub-batch `sub_batch` is submitted.
-    DeviceLoss { sub_batch: usize },
-}
 
 /// The per-dispatch parameters that say where the kernels read their inputs.
 #[derive(Clone, Copy)]
@@ -146,6 +137,7 @@ pub struct GpuEd25519 {
     compile_times: Vec<(&'static str, Duration)>,
     /// Items per sub-batch: [`GPU_BATCH_ITEMS_MAX`] unless a test made it smaller.
     sub_batch_items: AtomicUsize,
+    #[cfg(feature = "testing")]
     fault: Mutex<Option<InjectedFault>>,
     /// Bytes the last verify call wrote to the GPU (items or k and slots; not parameters).
     last_upload_bytes: AtomicU64,
@@ -353,6 +345,7 @@ impl GpuEd25519 {
             }),
             compile_times,
             sub_batch_items: AtomicUsize::new(GPU_BATCH_ITEMS_MAX),
+            #[cfg(feature = "testing")]
             fault: Mutex::new(None),
             last_upload_bytes: AtomicU64::new(0),
         };
@@ -743,19 +736,17 @@ impl HostKeys {
     }
 }
 
-/// Test hooks: sub-batch size and fault injection.
+/// Test hooks (feature `testing`): sub-batch size and fault injection.
+#[cfg(feature = "testing")]
 impl GpuEd25519 {
-    /// Tests only: makes sub-batches at most `items` long (clamped to 1..=[`GPU_BATCH_ITEMS_MAX`]), so
+    /// Makes sub-batches at most `items` long (clamped to 1..=[`GPU_BATCH_ITEMS_MAX`]), so
     /// that small tests cross sub-batch boundaries.
-    #[doc(hidden)]
     pub fn set_sub_batch_items(&self, items: usize) {
         self.sub_batch_items
             .store(items.clamp(1, GPU_BATCH_ITEMS_MAX), Ordering::Relaxed);
     }
 
-    /// Tests only: arms (or clears) a fault for the next verify call that reaches it; it
-    /// fires once.
-    #[doc(hidden)]
+    /// Arms (or clears) a fault for the next verify call that reaches it; it fires once.
     pub fn inject_fault(&self, fault: Option<InjectedFault>) {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
     }
@@ -787,6 +778,18 @@ impl GpuEd25519 {
     }
 }
 
+/// Without the `testing` feature no fault can be armed.
+#[cfg(not(feature = "testing"))]
+impl GpuEd25519 {
+    fn device_loss_injected(&self, _sub_batch: usize) -> bool {
+        false
+    }
+
+    fn map_failure_injected(&self, _sub_batch: usize) -> bool {
+        false
+    }
+}
+
 /// Writes the input-location words (4..12) of one `Params` slot.
 fn write_input_words(params: &mut [u32], input: &InputWords) {
     params[4..PARAMS_WORDS].copy_from_slice(&[
@@ -802,85 +805,6 @@ fn write_input_words(params: &mut [u32], input: &InputWords) {
 }
 
 /// The words as little-endian bytes, for `write_buffer`.
-fn words_to_bytes(words: &[u32]) -> Vec<u8> {
+pub(crate) fn words_to_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|word| word.to_le_bytes()).collect()
-}
-
-/// Runs a test kernel ([`Shader::Ed25519FieldTest`], [`Shader::Ed25519PointTest`]) as the
-/// loader builds it, one thread per case: `cases` words in (binding 0), `result_words` words
-/// out (binding 1).
-///
-/// Errors: any device error.
-#[doc(hidden)]
-pub fn run_test_kernel(
-    context: &GpuContext,
-    shader: Shader,
-    cases: &[u32],
-    case_count: usize,
-    result_words: usize,
-) -> Result<Vec<u32>, GpuError> {
-    let device = &context.device;
-    let entry = shader.entry_point();
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry),
-        layout: None,
-        module: &shader.module(device),
-        entry_point: Some(entry),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let input = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("cases"),
-        size: (cases.len() * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    context
-        .queue
-        .write_buffer(&input, 0, &words_to_bytes(cases));
-    let output_bytes = (result_words * 4) as u64;
-    let output = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("results"),
-        size: output_bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let readback = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("results_readback"),
-        size: output_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(entry),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: input.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: output.as_entire_binding(),
-            },
-        ],
-    });
-    let mut encoder =
-        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(entry),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(case_count.div_ceil(WORKGROUP_ITEMS) as u32, 1, 1);
-    }
-    encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, output_bytes);
-    context.queue.submit([encoder.finish()]);
-    let bytes = context.read_buffer(&readback, output_bytes)?;
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
 }

@@ -176,11 +176,11 @@ impl Verifier {
         Ok(())
     }
 
-    /// Tests only: a `Backend::Gpu` verifier on the given context (not the shared one), so
-    /// that a test can lose that device without disturbing others.
+    /// A `Backend::Gpu` verifier on the given context (not the shared one), so that a test
+    /// can lose that device without disturbing others (feature `testing`).
     ///
     /// Errors: `NoGpu` when the kernels fail to build or fail the known-answer check.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn gpu_on(context: Arc<GpuContext>) -> Result<Self, VerifierError> {
         let gpu =
             GpuEd25519::new(context).map_err(|error| VerifierError::NoGpu(error.to_string()))?;
@@ -198,9 +198,9 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// Tests and benchmarks only: the GPU kernels this verifier uses, if any (fault
-    /// injection, sub-batch size, compile times).
-    #[doc(hidden)]
+    /// The GPU kernels this verifier uses, if any: their context, pipeline compile times and
+    /// upload figures (benchmarks report them; with the `testing` feature, tests also inject
+    /// faults and shrink sub-batches through them).
     pub fn gpu_kernels(&self) -> Option<&GpuEd25519> {
         self.gpu.as_ref()
     }
