@@ -175,7 +175,7 @@ impl GpuMerkle {
     }
 
     /// Root of the tree over `data.len() / leaf_bytes` leaves of `leaf_bytes` bytes each, the
-    /// same value as [`super::root`]`(data, leaf_bytes)`.
+    /// same value as the CPU's `merkle::root(data, leaf_bytes)`.
     ///
     /// Errors: `InvalidInput` if `leaf_bytes` is 0 or above [`LEAF_BYTES_MAX`] or `data` does
     /// not hold whole leaves; `TooLarge` if the tree does not fit the adapter's buffers;
