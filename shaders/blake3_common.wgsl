@@ -1,7 +1,8 @@
 // BLAKE3 compression function, u32 operations only (runs on every adapter, no SHADER_INT64).
 // A library file: no entry point. Files that need it say so with a line
 //     // requires: blake3_common.wgsl
-// and the loader (kernels/src/gpu/merkle.rs, kernels/tests/shaders_validate.rs) prepends it.
+// and the one loader (kernels/src/gpu/shader.rs, which the host and the naga test use)
+// prepends it.
 //
 // The 16-word state is held as four rows of vec4<u32> (row a = words 0..3, b = 4..7,
 // c = 8..11, d = 12..15), so each G step works on four columns (or four diagonals) at once.

@@ -6,7 +6,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
-use tally_kernels::gpu::{GpuContext, GpuMerkle};
+use tally_kernels::gpu::GpuContext;
+use tally_kernels::merkle::gpu::GpuMerkle;
 use tally_kernels::merkle::{self, Kernel, LEAF_KEY};
 
 const LEAF_BYTES: usize = 192;

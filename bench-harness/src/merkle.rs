@@ -12,7 +12,8 @@ use std::time::Instant;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
-use tally_kernels::gpu::{GpuContext, GpuMerkle};
+use tally_kernels::gpu::GpuContext;
+use tally_kernels::merkle::gpu::GpuMerkle;
 use tally_kernels::merkle::{self, Hash, Kernel, LEAF_KEY};
 
 /// Each figure runs the same work repeatedly for at least this long.

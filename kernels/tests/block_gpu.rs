@@ -17,10 +17,11 @@ use rand_chacha::ChaCha20Rng;
 use sigverify_support::{non_canonical_encodings, seed, small_order_encodings};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use tally_kernels::gpu::block::{GpuBlock, RecordLayout};
-use tally_kernels::gpu::ed25519::{InjectedFault, GPU_BATCH_ITEMS_MAX, ITEM_WORDS, KEY_ITEM_WORDS};
-use tally_kernels::gpu::{test_context, GpuError};
+use tally_kernels::gpu::GpuError;
 use tally_kernels::merkle;
+use tally_kernels::sigverify::gpu::{GPU_BATCH_ITEMS_MAX, ITEM_WORDS, KEY_ITEM_WORDS};
 use tally_kernels::sigverify::{verify_single, SigItem};
+use tally_kernels::testing::{test_context, InjectedFault};
 
 /// The transaction record's layout: body 0..96, A, R, S.
 const TX_LAYOUT: RecordLayout = RecordLayout {

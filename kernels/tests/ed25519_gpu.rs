@@ -14,9 +14,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::*;
 use std::sync::{Mutex, OnceLock};
-use tally_kernels::gpu::ed25519::{InjectedFault, GPU_BATCH_ITEMS_MAX};
 use tally_kernels::gpu::{gpu_required, GpuContext, REQUIRE_GPU_ENV};
+use tally_kernels::sigverify::gpu::GPU_BATCH_ITEMS_MAX;
 use tally_kernels::sigverify::{verify_single, Backend, SigItem, Verifier};
+use tally_kernels::testing::InjectedFault;
 
 /// One GPU verifier for the whole binary (building one compiles the pipelines), behind a
 /// lock: tests register keys and set the sub-batch size on it. `None` without an adapter.
@@ -271,7 +272,7 @@ fn gpu_matches_zebra_on_hostile_batches_proptest() {
 #[ignore = "a measurement (prints compile times), not a check"]
 fn print_pipeline_compile_times() {
     let context = std::sync::Arc::new(GpuContext::new().expect("an adapter"));
-    let kernels = tally_kernels::gpu::ed25519::GpuEd25519::new(context).expect("kernels build");
+    let kernels = tally_kernels::sigverify::gpu::GpuEd25519::new(context).expect("kernels build");
     for (pipeline, time) in kernels.pipeline_compile_times() {
         eprintln!(
             "{pipeline}: compiled and ran once in {:.1} s on {}",

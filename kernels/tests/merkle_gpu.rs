@@ -7,8 +7,10 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tally_kernels::gpu::{test_context, GpuError, GpuMerkle};
+use tally_kernels::gpu::GpuError;
+use tally_kernels::merkle::gpu::GpuMerkle;
 use tally_kernels::merkle::{self, leaf_hash, LEAF_KEY};
+use tally_kernels::testing::test_context;
 
 fn seeded_rng(test: &str) -> ChaCha8Rng {
     let seed = std::env::var("TALLY_TEST_SEED")

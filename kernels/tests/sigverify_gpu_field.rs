@@ -1,6 +1,6 @@
-//! The WGSL field and point arithmetic against references: every shader parses and
-//! validates with naga (no GPU needed); `field_ops` against a u64-limb reference mod p;
-//! `point_ops` against curve25519-dalek (decompression, add, double, cofactor, subtract).
+//! The WGSL field and point arithmetic against references (naga validation of every shader
+//! is in `shaders_validate.rs`): `field_ops` against a u64-limb reference mod p; `point_ops`
+//! against curve25519-dalek (decompression, add, double, cofactor, subtract).
 
 mod sigverify_support;
 
@@ -10,32 +10,8 @@ use curve25519_dalek::scalar::Scalar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::{non_canonical_encodings, seed, small_order_encodings};
-use tally_kernels::gpu::ed25519::{
-    run_test_kernel, shader_source, FIELD_TEST_WGSL, LADDER_WGSL, POINT_TEST_WGSL, PREPARE_WGSL,
-    VERIFY_WGSL,
-};
-use tally_kernels::gpu::test_context;
-
-#[test]
-fn every_shader_validates_with_naga() {
-    let prepare = format!("{VERIFY_WGSL}\n{PREPARE_WGSL}");
-    let ladder = format!("{VERIFY_WGSL}\n{LADDER_WGSL}");
-    for (name, entry) in [
-        ("prepare", prepare.as_str()),
-        ("ladder", ladder.as_str()),
-        ("field_test", FIELD_TEST_WGSL),
-        ("point_test", POINT_TEST_WGSL),
-    ] {
-        let module = naga::front::wgsl::parse_str(&shader_source(entry))
-            .unwrap_or_else(|error| panic!("{name}: {error}"));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|error| panic!("{name}: {error:?}"));
-    }
-}
+use tally_kernels::gpu::shader::Shader;
+use tally_kernels::testing::{run_test_kernel, test_context};
 
 // Reference arithmetic mod p on 4 u64 limbs (a second, independent implementation).
 type U256 = [u64; 4];
@@ -205,8 +181,7 @@ fn field_ops_match_the_reference() {
     }
     let results = run_test_kernel(
         &context,
-        FIELD_TEST_WGSL,
-        "field_ops",
+        Shader::Ed25519FieldTest,
         &cases,
         pairs.len(),
         pairs.len() * 64,
@@ -285,8 +260,7 @@ fn point_ops_match_dalek() {
     }
     let results = run_test_kernel(
         &context,
-        POINT_TEST_WGSL,
-        "point_ops",
+        Shader::Ed25519PointTest,
         &cases,
         pairs.len(),
         pairs.len() * 42,

@@ -17,12 +17,56 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::ed25519::{GpuEd25519, ITEM_WORDS, KEY_ITEM_WORDS};
-use super::{GpuContext, GpuError, GpuMerkle};
+use super::{GpuContext, GpuError};
+use crate::merkle::gpu::{GpuMerkle, LEAF_BYTES_MAX};
 use crate::merkle::{empty_root, Hash};
-use crate::sigverify::{items_of, known_answer_cases, verify_single, HostKeys, SigItem};
+use crate::sigverify::gpu::{GpuEd25519, HostKeys, ITEM_WORDS, KEY_ITEM_WORDS};
+use crate::sigverify::{items_of, known_answer_cases, verify_single, SigItem};
 
-pub use super::ed25519::RecordLayout;
+/// Where a block's records keep the signature parts, in bytes (all multiples of 4: the kernels
+/// read whole words). `r` and `s` are the signature's two halves, `public_key` is A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLayout {
+    /// Bytes per record (the stride).
+    pub record_bytes: usize,
+    /// Offset of the 32-byte public key A inside a record.
+    pub public_key: usize,
+    /// Offset of the 32-byte R (signature bytes 0..32).
+    pub r: usize,
+    /// Offset of the 32-byte S (signature bytes 32..64).
+    pub s: usize,
+}
+
+impl RecordLayout {
+    /// Checks the layout: stride and offsets multiples of 4, each 32-byte field inside the
+    /// record, at most [`LEAF_BYTES_MAX`] bytes per record (the GPU Merkle leaf limit).
+    ///
+    /// Errors: `InvalidInput` naming the first offending field.
+    pub fn check(&self) -> Result<(), GpuError> {
+        if self.record_bytes == 0
+            || !self.record_bytes.is_multiple_of(4)
+            || self.record_bytes > LEAF_BYTES_MAX
+        {
+            return Err(GpuError::InvalidInput(format!(
+                "record_bytes {} must be a non-zero multiple of 4 of at most {} bytes",
+                self.record_bytes, LEAF_BYTES_MAX
+            )));
+        }
+        for (field, offset) in [
+            ("public_key", self.public_key),
+            ("r", self.r),
+            ("s", self.s),
+        ] {
+            if !offset.is_multiple_of(4) || offset + 32 > self.record_bytes {
+                return Err(GpuError::InvalidInput(format!(
+                    "the {field} offset {offset} must be a multiple of 4 with its 32 bytes inside the {}-byte record",
+                    self.record_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Bytes one [`GpuBlock::verify_and_root`] call wrote to the GPU (the per-dispatch
 /// parameters, a few hundred bytes per call, are not counted).
@@ -135,15 +179,15 @@ impl GpuBlock {
         self.keys.register(keys, &mut self.ed25519)
     }
 
-    /// Tests and benchmarks only: the signature kernels (fault injection, sub-batch size,
-    /// separate calls).
-    #[doc(hidden)]
+    /// The signature kernels (feature `testing`: fault injection, sub-batch size, separate
+    /// calls).
+    #[cfg(feature = "testing")]
     pub fn ed25519(&self) -> &GpuEd25519 {
         &self.ed25519
     }
 
-    /// Tests and benchmarks only: the Merkle backend (separate calls).
-    #[doc(hidden)]
+    /// The Merkle backend (feature `testing`: separate calls).
+    #[cfg(feature = "testing")]
     pub fn merkle(&mut self) -> &mut GpuMerkle {
         &mut self.merkle
     }

@@ -1,5 +1,6 @@
 //! CPU backend: leaves and levels hashed in parallel with rayon, 8 hashes per call with the
-//! many-input AVX2 kernel where the CPU has it (`simd.rs`), else with the blake3 crate.
+//! many-input AVX2 kernel where the CPU has it (`avx2.rs`), else with the portable kernel
+//! (`portable.rs`, the blake3 crate).
 //!
 //! `root` splits the leaves into aligned subtrees of `SUBTREE_LEAVES` leaves. One rayon task
 //! hashes a subtree's leaves and reduces them to the subtree's root in cache-resident
@@ -8,8 +9,7 @@
 //! below its root, so pairs never straddle two subtrees, and the only odd node a subtree can
 //! end a level with is the last node of the whole level, which the rule promotes anyway.
 
-use super::simd::Kernel;
-use super::{empty_root, Hash};
+use super::{empty_root, Hash, Kernel};
 use rayon::prelude::*;
 
 /// Levels below this many nodes are hashed on the calling thread: rayon's fork costs more.

@@ -2,16 +2,24 @@
 //!
 //! The API returns one verdict per item, never one bit for the whole batch: a failing batch is
 //! resolved to the exact failing items.
+//!
+//! Backends, one file each: `cpu.rs` (rayon, curve25519-dalek) and `gpu.rs` (the host side of
+//! the WGSL kernels, [`gpu::GpuEd25519`]; its key tables are computed in `gpu_tables.rs`).
+//! [`Verifier`] here picks the backend per batch ([`Backend`]). Shared per-item preparation
+//! (`S < L`, the challenge, decompression) is in `prepare.rs`, registered keys in `keys.rs`.
 
 mod cpu;
+pub mod gpu;
+mod gpu_tables;
 mod keys;
 mod prepare;
 
 pub use cpu::CHUNK_ITEMS_MAX;
 pub use keys::REGISTERED_KEYS_MAX;
 
-use crate::gpu::ed25519::{self, GpuEd25519};
 use crate::gpu::GpuContext;
+use gpu::GpuEd25519;
+use prepare::pack_gpu_item;
 use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
@@ -150,10 +158,7 @@ impl Verifier {
         let items = items_of(&cases);
         let mut verdicts = vec![false; items.len()];
         let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
-            for (item, words) in items[range]
-                .iter()
-                .zip(words.chunks_mut(ed25519::ITEM_WORDS))
-            {
+            for (item, words) in items[range].iter().zip(words.chunks_mut(gpu::ITEM_WORDS)) {
                 pack_gpu_item(&self.registry, self.gpu_table_keys, item, words);
             }
         };
@@ -171,11 +176,11 @@ impl Verifier {
         Ok(())
     }
 
-    /// Tests only: a `Backend::Gpu` verifier on the given context (not the shared one), so
-    /// that a test can lose that device without disturbing others.
+    /// A `Backend::Gpu` verifier on the given context (not the shared one), so that a test
+    /// can lose that device without disturbing others (feature `testing`).
     ///
     /// Errors: `NoGpu` when the kernels fail to build or fail the known-answer check.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn gpu_on(context: Arc<GpuContext>) -> Result<Self, VerifierError> {
         let gpu =
             GpuEd25519::new(context).map_err(|error| VerifierError::NoGpu(error.to_string()))?;
@@ -193,9 +198,9 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// Tests and benchmarks only: the GPU kernels this verifier uses, if any (fault
-    /// injection, sub-batch size, compile times).
-    #[doc(hidden)]
+    /// The GPU kernels this verifier uses, if any: their context, pipeline compile times and
+    /// upload figures (benchmarks report them; with the `testing` feature, tests also inject
+    /// faults and shrink sub-batches through them).
     pub fn gpu_kernels(&self) -> Option<&GpuEd25519> {
         self.gpu.as_ref()
     }
@@ -247,7 +252,7 @@ impl Verifier {
         let pack = |range: std::ops::Range<usize>, words: &mut [u32]| {
             items[range]
                 .par_iter()
-                .zip(words.par_chunks_mut(ed25519::ITEM_WORDS))
+                .zip(words.par_chunks_mut(gpu::ITEM_WORDS))
                 .for_each(|(item, words)| {
                     pack_gpu_item(&self.registry, self.gpu_table_keys, item, words)
                 });
@@ -317,97 +322,6 @@ pub(crate) fn items_of(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'
             signature,
         })
         .collect()
-}
-
-/// Registered keys and their GPU tables for a GPU user other than [`Verifier`]
-/// (`gpu::GpuBlock`): the same host preparation ([`gpu_key_words`]) and the same CPU
-/// fallback as the verifier's.
-pub(crate) struct HostKeys {
-    registry: keys::KeyRegistry,
-    /// Registered keys with GPU tables (the first ones of the registry).
-    table_keys: usize,
-}
-
-impl HostKeys {
-    pub(crate) fn new() -> Self {
-        HostKeys {
-            registry: keys::KeyRegistry::new(),
-            table_keys: 0,
-        }
-    }
-
-    /// Registers `keys` (as [`Verifier::register_keys`]) and rebuilds `gpu`'s tables.
-    ///
-    /// Errors: those of [`GpuEd25519::build_tables`]; the keys stay registered, without
-    /// tables (verdicts do not change, only speed).
-    pub(crate) fn register(
-        &mut self,
-        keys: &[[u8; 32]],
-        gpu: &mut GpuEd25519,
-    ) -> Result<usize, crate::gpu::GpuError> {
-        self.registry.register(keys);
-        self.table_keys = 0;
-        self.table_keys = gpu.build_tables(self.registry.keys())?;
-        Ok(self.table_keys)
-    }
-
-    /// k and the slot of `item` (`KEY_ITEM_WORDS` words), see [`gpu_key_words`].
-    pub(crate) fn key_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
-        gpu_key_words(&self.registry, self.table_keys, item, words);
-    }
-
-    /// Packs `item` for [`GpuEd25519::verify_with`] (`ITEM_WORDS` words).
-    pub(crate) fn packed_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
-        pack_gpu_item(&self.registry, self.table_keys, item, words);
-    }
-
-    /// The CPU batch verifier over the same registry.
-    pub(crate) fn verify_cpu(&self, items: &[SigItem<'_>], verdicts: &mut [bool]) {
-        cpu::verify_batch(&self.registry, items, verdicts);
-    }
-}
-
-/// Host half of the GPU check for packed items (`ITEM_WORDS` words): R, A, s as given, then
-/// [`gpu_key_words`].
-fn pack_gpu_item(
-    registry: &keys::KeyRegistry,
-    table_keys: usize,
-    item: &SigItem<'_>,
-    words: &mut [u32],
-) {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&item.signature[..32]);
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&item.signature[32..]);
-    ed25519::bytes_to_words(&r, &mut words[0..8]);
-    ed25519::bytes_to_words(item.public_key, &mut words[8..16]);
-    ed25519::bytes_to_words(&s, &mut words[16..24]);
-    gpu_key_words(registry, table_keys, item, &mut words[24..]);
-}
-
-/// Host half of the GPU check, the same for both input layouts: `S < L` and the challenge
-/// `k`; the slot of a registered key (one of the first `table_keys`, which have GPU tables).
-/// Writes `KEY_ITEM_WORDS` words: k, then the slot (`KEY_SKIP` with k = 0 when `S >= L`,
-/// `KEY_DECOMPRESS` for a key without a table).
-fn gpu_key_words(
-    registry: &keys::KeyRegistry,
-    table_keys: usize,
-    item: &SigItem<'_>,
-    words: &mut [u32],
-) {
-    assert_eq!(words.len(), ed25519::KEY_ITEM_WORDS);
-    let (k, slot) = match prepare::canonical_s(item) {
-        None => ([0u8; 32], ed25519::KEY_SKIP),
-        Some(_) => {
-            let slot = match registry.index(item.public_key) {
-                Some(index) if (index as usize) < table_keys => index + 1,
-                _ => ed25519::KEY_DECOMPRESS,
-            };
-            (prepare::challenge(item).to_bytes(), slot)
-        }
-    };
-    ed25519::bytes_to_words(&k, &mut words[..8]);
-    words[8] = slot;
 }
 
 /// Verifies one signature with ed25519-zebra's single verifier: the reference rule.

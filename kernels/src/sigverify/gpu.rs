@@ -1,4 +1,5 @@
-//! GPU Ed25519 verification: WGSL kernels in `shaders/ed25519/`, one thread per signature.
+//! GPU Ed25519 verification, the host side: WGSL kernels in `shaders/ed25519/` (built from
+//! the one loader, `crate::gpu::shader`), one thread per signature.
 //!
 //! The kernels make ed25519-zebra's single-verifier check, `[8](R - (sB + k(-A))) ==
 //! identity`, with ZIP-215 decompression of `R` and `A` (see docs/VERIFY_RULES.md). The host
@@ -7,15 +8,16 @@
 //! bounds are documented in `shaders/ed25519/field.wgsl`): no 64-bit integers needed.
 //!
 //! The check is split into small pipelines (`shaders/ed25519/verify.wgsl`): `prepare`
-//! decompresses the points (one thread per point), then `ladder` runs [`LADDER_PASSES`] times over a range of the
-//! point additions each, keeping its accumulator in a per-item `state` buffer. Each
+//! decompresses the points (one thread per point), then `ladder` runs [`LADDER_PASSES`] times
+//! over a range of the point additions each, keeping its accumulator in a per-item `state`
+//! buffer. Each
 //! pipeline holds one inlined point addition or decompression, so shader compilers finish it
 //! quickly (llvmpipe: seconds; the whole check as one kernel did not compile in 14 minutes).
 //! [`GpuEd25519::pipeline_compile_times`] reports what each pipeline cost on this adapter.
 //!
 //! Tables of `j P`, `j = 0..15`, live in one storage buffer: slot 0 is the base point, slot
 //! `i + 1` registered key `i`. The host builds them from curve25519-dalek's points (the
-//! reference's own arithmetic). Unregistered keys are decompressed and tabulated per item on
+//! reference's own arithmetic; `gpu_tables.rs`). Unregistered keys are decompressed and tabulated per item on
 //! the GPU, in the item's `state`.
 //!
 //! Buffers are allocated once in [`GpuEd25519::new`]: two sets (items, state, verdicts,
@@ -28,33 +30,27 @@
 //!   slot: 132 bytes uploaded per item);
 //! - [`GpuEd25519::verify_records`]: R, A and s are read from records already in a GPU buffer
 //!   (a block's transaction records, uploaded once and also hashed as the Merkle leaves, see
-//!   [`super::GpuBlock`]); the host uploads only k and the slot, [`KEY_ITEM_WORDS`] words
+//!   [`crate::gpu::GpuBlock`]); the host uploads only k and the slot, [`KEY_ITEM_WORDS`] words
 //!   (36 bytes) per item.
+//!
+//! Just over 800 lines, kept whole: one type, whose buffers, pipelines and double-buffered
+//! sub-batch loop read best together. The host's key-table arithmetic is in `gpu_tables.rs`,
+//! the per-item packing in `prepare.rs`, the fault type of the test hooks in `crate::testing`.
 
-use super::{GpuContext, GpuError};
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use rayon::prelude::*;
+use super::gpu_tables;
+use super::keys::KeyRegistry;
+use super::prepare::{gpu_key_words, pack_gpu_item};
+use super::SigItem;
+use crate::gpu::block::RecordLayout;
+use crate::gpu::shader::Shader;
+use crate::gpu::{GpuContext, GpuError};
+#[cfg(feature = "testing")]
+use crate::testing::InjectedFault;
 use std::num::NonZeroU64;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Field arithmetic library (no entry point).
-pub const FIELD_WGSL: &str = include_str!("../../../shaders/ed25519/field.wgsl");
-/// Point arithmetic and decompression library (no entry point).
-pub const CURVE_WGSL: &str = include_str!("../../../shaders/ed25519/curve.wgsl");
-/// Layout, bindings and helpers shared by the verification kernels (no entry point).
-pub const VERIFY_WGSL: &str = include_str!("../../../shaders/ed25519/verify.wgsl");
-/// Entry point `prepare` (needs [`VERIFY_WGSL`]).
-pub const PREPARE_WGSL: &str = include_str!("../../../shaders/ed25519/prepare.wgsl");
-/// Entry point `ladder` (needs [`VERIFY_WGSL`]).
-pub const LADDER_WGSL: &str = include_str!("../../../shaders/ed25519/ladder.wgsl");
-/// Test entry point `field_ops`.
-pub const FIELD_TEST_WGSL: &str = include_str!("../../../shaders/ed25519/field_test.wgsl");
-/// Test entry point `point_ops`.
-pub const POINT_TEST_WGSL: &str = include_str!("../../../shaders/ed25519/point_test.wgsl");
 
 /// u32 words per item in the upload buffer of [`GpuEd25519::verify_with`] (layout in
 /// `verify.wgsl`).
@@ -73,10 +69,11 @@ pub const GPU_KEY_TABLES_MAX: usize = 4096;
 /// so no single dispatch runs long enough to trip a display driver's watchdog.
 pub const LADDER_PASSES: usize = 6;
 
-const WORKGROUP_ITEMS: usize = 64;
+/// Invocations per workgroup; must match `@workgroup_size` in the shaders.
+pub(crate) const WORKGROUP_ITEMS: usize = 64;
 /// Words of one packed point (4 coordinates of 8 words) and of one 16-entry table.
-const PT_WORDS: usize = 32;
-const TABLE_WORDS: usize = 16 * PT_WORDS;
+pub(super) const PT_WORDS: usize = 32;
+pub(super) const TABLE_WORDS: usize = 16 * PT_WORDS;
 /// Per-item state: own table, R, accumulator, two flags (`verify.wgsl`).
 const STATE_WORDS: usize = TABLE_WORDS + 2 * PT_WORDS + 2;
 /// Point additions of the longest item (own table, 64 windows, tail), as in `verify.wgsl`.
@@ -87,83 +84,6 @@ const PARAMS_BYTES: u64 = 48;
 const PARAMS_WORDS: usize = PARAMS_BYTES as usize / 4;
 /// Stride of the per-dispatch parameters (the dynamic offset alignment WebGPU guarantees).
 const PARAMS_STRIDE: u64 = 256;
-
-/// A fault the host injects into [`GpuEd25519::verify_with`], for tests of the CPU fallback.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InjectedFault {
-    /// Reading back sub-batch `sub_batch` (0-based, within one call) reports a mapping
-    /// failure, as a real `map_async` error would.
-    MapFailure { sub_batch: usize },
-    /// The device is destroyed (lost for real) before sub-batch `sub_batch` is submitted.
-    DeviceLoss { sub_batch: usize },
-}
-
-/// The WGSL of an entry file with the field and curve libraries prepended.
-pub fn shader_source(entry_wgsl: &str) -> String {
-    let mut source =
-        String::with_capacity(FIELD_WGSL.len() + CURVE_WGSL.len() + entry_wgsl.len() + 2);
-    source.push_str(FIELD_WGSL);
-    source.push('\n');
-    source.push_str(CURVE_WGSL);
-    source.push('\n');
-    source.push_str(entry_wgsl);
-    source
-}
-
-/// Packs 32 little-endian bytes into 8 u32 words.
-pub fn bytes_to_words(bytes: &[u8; 32], words: &mut [u32]) {
-    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
-        *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
-}
-
-/// Where a block's records keep the signature parts, in bytes (all multiples of 4: the kernels
-/// read whole words). `r` and `s` are the signature's two halves, `public_key` is A.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordLayout {
-    /// Bytes per record (the stride).
-    pub record_bytes: usize,
-    /// Offset of the 32-byte public key A inside a record.
-    pub public_key: usize,
-    /// Offset of the 32-byte R (signature bytes 0..32).
-    pub r: usize,
-    /// Offset of the 32-byte S (signature bytes 32..64).
-    pub s: usize,
-}
-
-impl RecordLayout {
-    /// Checks the layout: stride and offsets multiples of 4, each 32-byte field inside the
-    /// record, at most [`super::merkle::LEAF_BYTES_MAX`] bytes per record (the GPU Merkle
-    /// leaf limit).
-    ///
-    /// Errors: `InvalidInput` naming the first offending field.
-    pub fn check(&self) -> Result<(), GpuError> {
-        if self.record_bytes == 0
-            || !self.record_bytes.is_multiple_of(4)
-            || self.record_bytes > super::merkle::LEAF_BYTES_MAX
-        {
-            return Err(GpuError::InvalidInput(format!(
-                "record_bytes {} must be a non-zero multiple of 4 of at most {} bytes",
-                self.record_bytes,
-                super::merkle::LEAF_BYTES_MAX
-            )));
-        }
-        for (field, offset) in [
-            ("public_key", self.public_key),
-            ("r", self.r),
-            ("s", self.s),
-        ] {
-            if !offset.is_multiple_of(4) || offset + 32 > self.record_bytes {
-                return Err(GpuError::InvalidInput(format!(
-                    "the {field} offset {offset} must be a multiple of 4 with its 32 bytes inside the {}-byte record",
-                    self.record_bytes
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The per-dispatch parameters that say where the kernels read their inputs.
 #[derive(Clone, Copy)]
@@ -215,7 +135,9 @@ pub struct GpuEd25519 {
     slots: [Slot; 2],
     staging: Mutex<Staging>,
     compile_times: Vec<(&'static str, Duration)>,
+    /// Items per sub-batch: [`GPU_BATCH_ITEMS_MAX`] unless a test made it smaller.
     sub_batch_items: AtomicUsize,
+    #[cfg(feature = "testing")]
     fault: Mutex<Option<InjectedFault>>,
     /// Bytes the last verify call wrote to the GPU (items or k and slots; not parameters).
     last_upload_bytes: AtomicU64,
@@ -284,18 +206,12 @@ impl GpuEd25519 {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = |label: &str, entry: &str, entry_wgsl: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(
-                    shader_source(&format!("{VERIFY_WGSL}\n{entry_wgsl}")).into(),
-                ),
-            });
+        let pipeline = |shader: Shader| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
+                label: Some(shader.label()),
                 layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
+                module: &shader.module(device),
+                entry_point: Some(shader.entry_point()),
                 compilation_options: Default::default(),
                 cache: None,
             })
@@ -379,12 +295,10 @@ impl GpuEd25519 {
         // compiles at the first dispatch).
         let mut compile_times = Vec::new();
         let mut pipelines = Vec::new();
-        for (label, entry, entry_wgsl) in [
-            ("ed25519_prepare", "prepare", PREPARE_WGSL),
-            ("ed25519_ladder", "ladder", LADDER_WGSL),
-        ] {
+        for shader in [Shader::Ed25519Prepare, Shader::Ed25519Ladder] {
+            let label = shader.label();
             let started = Instant::now();
-            let pipeline = pipeline(label, entry, entry_wgsl);
+            let pipeline = pipeline(shader);
             let mut params = [0u32; PARAMS_WORDS];
             params[1] = 1;
             write_input_words(&mut params, &PACKED_INPUT);
@@ -431,6 +345,7 @@ impl GpuEd25519 {
             }),
             compile_times,
             sub_batch_items: AtomicUsize::new(GPU_BATCH_ITEMS_MAX),
+            #[cfg(feature = "testing")]
             fault: Mutex::new(None),
             last_upload_bytes: AtomicU64::new(0),
         };
@@ -449,31 +364,6 @@ impl GpuEd25519 {
         &self.compile_times
     }
 
-    /// Tests only: makes sub-batches at most `items` long (clamped to
-    /// 1..=[`GPU_BATCH_ITEMS_MAX`]), so that small tests cross sub-batch boundaries.
-    #[doc(hidden)]
-    pub fn set_sub_batch_items(&self, items: usize) {
-        self.sub_batch_items
-            .store(items.clamp(1, GPU_BATCH_ITEMS_MAX), Ordering::Relaxed);
-    }
-
-    /// Tests only: arms (or clears) a fault for the next [`Self::verify_with`] call that
-    /// reaches it; it fires once.
-    #[doc(hidden)]
-    pub fn inject_fault(&self, fault: Option<InjectedFault>) {
-        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
-    }
-
-    /// Takes the armed fault if it matches `sub_batch` and `which`.
-    fn take_fault(&self, sub_batch: usize, which: fn(&InjectedFault) -> Option<usize>) -> bool {
-        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
-        if fault.as_ref().and_then(which) == Some(sub_batch) {
-            *fault = None;
-            return true;
-        }
-        false
-    }
-
     /// Rebuilds all tables: the base point in slot 0, `keys[i]` in slot `i + 1`, for at most
     /// [`GPU_KEY_TABLES_MAX`] keys. The host computes the entries `j(-A)` with
     /// curve25519-dalek from its ZIP-215 decompression of each key; returns how many keys got
@@ -482,23 +372,7 @@ impl GpuEd25519 {
     /// Errors: `InvalidInput` when a key is not a valid point encoding (the caller registers
     /// only keys that decompress), any error of the device.
     pub fn build_tables(&mut self, keys: &[[u8; 32]]) -> Result<usize, GpuError> {
-        let key_count = keys.len().min(GPU_KEY_TABLES_MAX);
-        let mut points = Vec::with_capacity(key_count + 1);
-        points.push(ED25519_BASEPOINT_POINT);
-        for (index, key) in keys[..key_count].iter().enumerate() {
-            let point = CompressedEdwardsY(*key).decompress().ok_or_else(|| {
-                GpuError::InvalidInput(format!(
-                    "registered key {index} ({}) is not a point encoding",
-                    hex_bytes(key)
-                ))
-            })?;
-            points.push(-point);
-        }
-        let mut words = vec![0u32; points.len() * TABLE_WORDS];
-        words
-            .par_chunks_mut(TABLE_WORDS)
-            .zip(points.par_iter())
-            .try_for_each(|(table, point)| host_table(point, table))?;
+        let (words, key_count) = gpu_tables::table_words(keys)?;
         // Nothing may read the old tables while they change: wait for pending work.
         self.context.wait_idle()?;
         self.slot_count = 0;
@@ -506,7 +380,7 @@ impl GpuEd25519 {
             .queue
             .write_buffer(&self.tables, 0, &words_to_bytes(&words));
         self.context.wait_idle()?;
-        self.slot_count = points.len() as u32;
+        self.slot_count = (words.len() / TABLE_WORDS) as u32;
         Ok(key_count)
     }
 
@@ -663,10 +537,7 @@ impl GpuEd25519 {
         while start < item_count || pending.is_some() {
             let mut submitted = None;
             if start < item_count {
-                if self.take_fault(turn, |fault| match fault {
-                    InjectedFault::DeviceLoss { sub_batch } => Some(*sub_batch),
-                    _ => None,
-                }) {
+                if self.device_loss_injected(turn) {
                     tracing::warn!(sub_batch = turn, "injected fault: destroying the device");
                     self.context.device.destroy();
                 }
@@ -793,10 +664,7 @@ impl GpuEd25519 {
             Err(_) => return Err(GpuError::Map("map callback never ran".to_owned())),
         }
         let result = (|| {
-            if self.take_fault(sub_batch, |fault| match fault {
-                InjectedFault::MapFailure { sub_batch } => Some(*sub_batch),
-                _ => None,
-            }) {
+            if self.map_failure_injected(sub_batch) {
                 return Err(GpuError::Map(format!(
                     "injected mapping failure on sub-batch {sub_batch}"
                 )));
@@ -820,221 +688,105 @@ impl GpuEd25519 {
     }
 }
 
-fn hex_bytes(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Registered keys and their GPU tables for a GPU user other than [`super::Verifier`]
+/// ([`crate::gpu::GpuBlock`]): the same host preparation (`super::prepare`) and the same CPU
+/// fallback as the verifier's.
+pub(crate) struct HostKeys {
+    registry: KeyRegistry,
+    /// Registered keys with GPU tables (the first ones of the registry).
+    table_keys: usize,
 }
 
-/// Fills `table` (`TABLE_WORDS`) with the packed points `j P`, `j = 0..15`, each in affine
-/// extended coordinates `(x, y, 1, xy)` with canonical limbs.
-fn host_table(point: &EdwardsPoint, table: &mut [u32]) -> Result<(), GpuError> {
-    let mut multiple = EdwardsPoint::default();
-    for (j, entry) in table.chunks_exact_mut(PT_WORDS).enumerate() {
-        if j > 0 {
-            multiple += point;
-        }
-        let encoding = multiple.compress().to_bytes();
-        let (x, y) = host_field::affine(&encoding).ok_or_else(|| {
-            GpuError::InvalidInput(format!(
-                "table entry {j} ({}) did not decompress on the host",
-                hex_bytes(&encoding)
-            ))
-        })?;
-        let coordinates = [x, y, host_field::ONE, host_field::mul(&x, &y)];
-        for (words, value) in entry.chunks_exact_mut(8).zip(coordinates.iter()) {
-            words.copy_from_slice(&host_field::to_words(value));
+impl HostKeys {
+    pub(crate) fn new() -> Self {
+        HostKeys {
+            registry: KeyRegistry::new(),
+            table_keys: 0,
         }
     }
-    Ok(())
+
+    /// Registers `keys` (as [`super::Verifier::register_keys`]) and rebuilds `gpu`'s tables.
+    ///
+    /// Errors: those of [`GpuEd25519::build_tables`]; the keys stay registered, without
+    /// tables (verdicts do not change, only speed).
+    pub(crate) fn register(
+        &mut self,
+        keys: &[[u8; 32]],
+        gpu: &mut GpuEd25519,
+    ) -> Result<usize, GpuError> {
+        self.registry.register(keys);
+        self.table_keys = 0;
+        self.table_keys = gpu.build_tables(self.registry.keys())?;
+        Ok(self.table_keys)
+    }
+
+    /// k and the slot of `item` ([`KEY_ITEM_WORDS`] words), as `super::prepare::gpu_key_words` writes them.
+    pub(crate) fn key_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
+        gpu_key_words(&self.registry, self.table_keys, item, words);
+    }
+
+    /// Packs `item` for [`GpuEd25519::verify_with`] ([`ITEM_WORDS`] words).
+    pub(crate) fn packed_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
+        pack_gpu_item(&self.registry, self.table_keys, item, words);
+    }
+
+    /// The CPU batch verifier over the same registry.
+    pub(crate) fn verify_cpu(&self, items: &[SigItem<'_>], verdicts: &mut [bool]) {
+        super::cpu::verify_batch(&self.registry, items, verdicts);
+    }
 }
 
-/// Arithmetic mod p = 2^255 - 19 on 4 u64 limbs, canonical (< p) after every operation: just
-/// enough for the host to turn a point encoding into affine coordinates for the GPU tables.
-mod host_field {
-    pub(super) type Fe = [u64; 4];
-    const P: Fe = [
-        0xffff_ffff_ffff_ffed,
-        u64::MAX,
-        u64::MAX,
-        0x7fff_ffff_ffff_ffff,
-    ];
-    pub(super) const ONE: Fe = [1, 0, 0, 0];
-
-    fn geq_p(a: &Fe) -> bool {
-        for i in (0..4).rev() {
-            if a[i] != P[i] {
-                return a[i] > P[i];
-            }
-        }
-        true
+/// Test hooks (feature `testing`): sub-batch size and fault injection.
+#[cfg(feature = "testing")]
+impl GpuEd25519 {
+    /// Makes sub-batches at most `items` long (clamped to 1..=[`GPU_BATCH_ITEMS_MAX`]), so
+    /// that small tests cross sub-batch boundaries.
+    pub fn set_sub_batch_items(&self, items: usize) {
+        self.sub_batch_items
+            .store(items.clamp(1, GPU_BATCH_ITEMS_MAX), Ordering::Relaxed);
     }
 
-    fn sub_p(a: &Fe) -> Fe {
-        let mut out = [0u64; 4];
-        let mut borrow = 0u64;
-        for i in 0..4 {
-            let (d1, b1) = a[i].overflowing_sub(P[i]);
-            let (d2, b2) = d1.overflowing_sub(borrow);
-            out[i] = d2;
-            borrow = u64::from(b1 || b2);
-        }
-        out
+    /// Arms (or clears) a fault for the next verify call that reaches it; it fires once.
+    pub fn inject_fault(&self, fault: Option<InjectedFault>) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
     }
 
-    /// Reduces `low + 2^256 high` (high small) to canonical form.
-    fn fold(low: Fe, high: u128) -> Fe {
-        let mut out = low;
-        // 2^256 = 38 mod p.
-        let mut carry = high * 38;
-        while carry != 0 {
-            for limb in out.iter_mut() {
-                let v = u128::from(*limb) + carry;
-                *limb = v as u64;
-                carry = v >> 64;
-            }
-            carry *= 38;
+    /// Takes the armed fault if `which` gives `sub_batch` for it.
+    fn take_fault(&self, sub_batch: usize, which: fn(&InjectedFault) -> Option<usize>) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        if fault.as_ref().and_then(which) == Some(sub_batch) {
+            *fault = None;
+            return true;
         }
-        while geq_p(&out) {
-            out = sub_p(&out);
-        }
-        out
+        false
     }
 
-    pub(super) fn add(a: &Fe, b: &Fe) -> Fe {
-        let mut out = [0u64; 4];
-        let mut carry = 0u128;
-        for i in 0..4 {
-            let v = u128::from(a[i]) + u128::from(b[i]) + carry;
-            out[i] = v as u64;
-            carry = v >> 64;
-        }
-        fold(out, carry)
+    /// Whether an armed `DeviceLoss` fires before sub-batch `sub_batch` is submitted.
+    fn device_loss_injected(&self, sub_batch: usize) -> bool {
+        self.take_fault(sub_batch, |fault| match fault {
+            InjectedFault::DeviceLoss { sub_batch } => Some(*sub_batch),
+            _ => None,
+        })
     }
 
-    pub(super) fn neg(a: &Fe) -> Fe {
-        if *a == [0; 4] {
-            return *a;
-        }
-        let mut out = [0u64; 4];
-        let mut borrow = 0u64;
-        for i in 0..4 {
-            let (d1, b1) = P[i].overflowing_sub(a[i]);
-            let (d2, b2) = d1.overflowing_sub(borrow);
-            out[i] = d2;
-            borrow = u64::from(b1 || b2);
-        }
-        out
+    /// Whether an armed `MapFailure` fires when sub-batch `sub_batch` is read back.
+    fn map_failure_injected(&self, sub_batch: usize) -> bool {
+        self.take_fault(sub_batch, |fault| match fault {
+            InjectedFault::MapFailure { sub_batch } => Some(*sub_batch),
+            _ => None,
+        })
+    }
+}
+
+/// Without the `testing` feature no fault can be armed.
+#[cfg(not(feature = "testing"))]
+impl GpuEd25519 {
+    fn device_loss_injected(&self, _sub_batch: usize) -> bool {
+        false
     }
 
-    pub(super) fn sub(a: &Fe, b: &Fe) -> Fe {
-        add(a, &neg(b))
-    }
-
-    pub(super) fn mul(a: &Fe, b: &Fe) -> Fe {
-        let mut t = [0u128; 8];
-        for i in 0..4 {
-            let mut carry = 0u128;
-            for j in 0..4 {
-                let v = t[i + j] + u128::from(a[i]) * u128::from(b[j]) + carry;
-                t[i + j] = u128::from(v as u64);
-                carry = v >> 64;
-            }
-            t[i + 4] = carry;
-        }
-        // low + 38 high, limb by limb, then fold the last carry.
-        let mut out = [0u64; 4];
-        let mut carry = 0u128;
-        for i in 0..4 {
-            let v = t[i] + t[i + 4] * 38 + carry;
-            out[i] = v as u64;
-            carry = v >> 64;
-        }
-        fold(out, carry)
-    }
-
-    fn pow(a: &Fe, exponent: &Fe) -> Fe {
-        let mut result = ONE;
-        for i in (0..256).rev() {
-            result = mul(&result, &result);
-            if (exponent[i / 64] >> (i % 64)) & 1 == 1 {
-                result = mul(&result, a);
-            }
-        }
-        result
-    }
-
-    fn from_u64(v: u64) -> Fe {
-        [v, 0, 0, 0]
-    }
-
-    /// Edwards d = -121665/121666 and sqrt(-1) = 2^((p - 1) / 4).
-    pub(super) static CONSTANTS: std::sync::LazyLock<(Fe, Fe)> = std::sync::LazyLock::new(|| {
-        let p_minus_2 = sub(&[0; 4], &from_u64(2));
-        let d = mul(
-            &neg(&from_u64(121_665)),
-            &pow(&from_u64(121_666), &p_minus_2),
-        );
-        let p14 = [
-            0xffff_ffff_ffff_fffb,
-            u64::MAX,
-            u64::MAX,
-            0x1fff_ffff_ffff_ffff,
-        ];
-        (d, pow(&from_u64(2), &p14))
-    });
-
-    /// The canonical value as 8 little-endian u32 words (the GPU's packed limbs).
-    pub(super) fn to_words(a: &Fe) -> [u32; 8] {
-        let mut w = [0u32; 8];
-        for i in 0..4 {
-            w[2 * i] = a[i] as u32;
-            w[2 * i + 1] = (a[i] >> 32) as u32;
-        }
-        w
-    }
-
-    /// Affine (x, y) of a canonical point encoding (y < p, as curve25519-dalek's `compress`
-    /// writes it); `None` when it is not a point or not canonical. x is the root whose parity
-    /// is the sign bit (x = 0 only with the sign bit clear).
-    pub(super) fn affine(encoding: &[u8; 32]) -> Option<(Fe, Fe)> {
-        let mut y = [0u64; 4];
-        for (i, limb) in y.iter_mut().enumerate() {
-            *limb = u64::from_le_bytes(encoding[8 * i..8 * i + 8].try_into().ok()?);
-        }
-        let sign = y[3] >> 63;
-        y[3] &= 0x7fff_ffff_ffff_ffff;
-        if geq_p(&y) {
-            return None;
-        }
-        let (d, sqrt_m1) = *CONSTANTS;
-        let yy = mul(&y, &y);
-        let u = sub(&yy, &ONE);
-        let v = add(&mul(&d, &yy), &ONE);
-        // x^2 = u / v; x = u v^3 (u v^7)^((p - 5) / 8), times sqrt(-1) when that squares to -u/v.
-        let v3 = mul(&mul(&v, &v), &v);
-        let v7 = mul(&mul(&v3, &v3), &v);
-        let p58 = [
-            0xffff_ffff_ffff_fffd,
-            u64::MAX,
-            u64::MAX,
-            0x0fff_ffff_ffff_ffff,
-        ];
-        let mut x = mul(&mul(&u, &v3), &pow(&mul(&u, &v7), &p58));
-        let check = mul(&v, &mul(&x, &x));
-        if check == neg(&u) {
-            x = mul(&x, &sqrt_m1);
-        } else if check != u {
-            return None;
-        }
-        if mul(&v, &mul(&x, &x)) != u {
-            return None;
-        }
-        if x[0] & 1 != sign {
-            if x == [0; 4] {
-                return None;
-            }
-            x = neg(&x);
-        }
-        Some((x, y))
+    fn map_failure_injected(&self, _sub_batch: usize) -> bool {
+        false
     }
 }
 
@@ -1052,192 +804,7 @@ fn write_input_words(params: &mut [u32], input: &InputWords) {
     ]);
 }
 
-fn words_to_bytes(words: &[u32]) -> Vec<u8> {
+/// The words as little-endian bytes, for `write_buffer`.
+pub(crate) fn words_to_bytes(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|word| word.to_le_bytes()).collect()
-}
-
-/// Runs a test kernel (`field_ops`, `point_ops`): `entry_wgsl` with the libraries, one
-/// thread per case, `cases` words in, `result_words` words out.
-///
-/// Errors: any device error.
-#[doc(hidden)]
-pub fn run_test_kernel(
-    context: &GpuContext,
-    entry_wgsl: &str,
-    entry: &str,
-    cases: &[u32],
-    case_count: usize,
-    result_words: usize,
-) -> Result<Vec<u32>, GpuError> {
-    let device = &context.device;
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(entry),
-        source: wgpu::ShaderSource::Wgsl(shader_source(entry_wgsl).into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry),
-        layout: None,
-        module: &module,
-        entry_point: Some(entry),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let input = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("cases"),
-        size: (cases.len() * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    context
-        .queue
-        .write_buffer(&input, 0, &words_to_bytes(cases));
-    let output_bytes = (result_words * 4) as u64;
-    let output = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("results"),
-        size: output_bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let readback = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("results_readback"),
-        size: output_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(entry),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: input.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: output.as_entire_binding(),
-            },
-        ],
-    });
-    let mut encoder =
-        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(entry),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(case_count.div_ceil(WORKGROUP_ITEMS) as u32, 1, 1);
-    }
-    encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, output_bytes);
-    context.queue.submit([encoder.finish()]);
-    let bytes = context.read_buffer(&readback, output_bytes)?;
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use curve25519_dalek::scalar::Scalar;
-
-    #[test]
-    fn host_constants_match_the_shader_constants() {
-        let (d, sqrt_m1) = *host_field::CONSTANTS;
-        // FE_D and FE_SQRT_M1 of field.wgsl, as 16-bit limbs packed two per word.
-        assert_eq!(
-            host_field::to_words(&d),
-            [
-                0x1359_78a3,
-                0x75eb_4dca,
-                0x4141_d8ab,
-                0x0070_0a4d,
-                0x7779_e898,
-                0x8cc7_4079,
-                0x2b6f_fe73,
-                0x5203_6cee
-            ]
-        );
-        assert_eq!(
-            host_field::to_words(&sqrt_m1),
-            [
-                0x4a0e_a0b0,
-                0xc4ee_1b27,
-                0xad2f_e478,
-                0x2f43_1806,
-                0x3dfb_d7a7,
-                0x2b4d_0099,
-                0x4fc1_df0b,
-                0x2b83_2480
-            ]
-        );
-    }
-
-    /// The host's affine coordinates re-encode to dalek's encoding and lie on the curve.
-    #[test]
-    fn host_affine_coordinates_match_dalek() {
-        let (d, _) = *host_field::CONSTANTS;
-        let mut points: Vec<EdwardsPoint> = curve25519_dalek::constants::EIGHT_TORSION.to_vec();
-        for i in 1..40u64 {
-            points.push(
-                ED25519_BASEPOINT_POINT * Scalar::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            );
-            points.push(-points[points.len() - 1]);
-        }
-        for point in &points {
-            let encoding = point.compress().to_bytes();
-            let (x, y) = host_field::affine(&encoding).expect("a dalek encoding decompresses");
-            let mut words = [0u32; 8];
-            bytes_to_words(&encoding, &mut words);
-            let sign = words[7] >> 31;
-            words[7] &= 0x7fff_ffff;
-            assert_eq!(
-                host_field::to_words(&y),
-                words,
-                "y of {}",
-                hex_bytes(&encoding)
-            );
-            assert_eq!(
-                x[0] as u32 & 1,
-                sign,
-                "sign of x of {}",
-                hex_bytes(&encoding)
-            );
-            let xx = host_field::mul(&x, &x);
-            let yy = host_field::mul(&y, &y);
-            let left = host_field::sub(&yy, &xx);
-            let right = host_field::add(
-                &host_field::ONE,
-                &host_field::mul(&d, &host_field::mul(&xx, &yy)),
-            );
-            assert_eq!(left, right, "curve equation for {}", hex_bytes(&encoding));
-        }
-        // Not points, or not canonical: refused.
-        let mut not_canonical = [0xffu8; 32];
-        not_canonical[0] = 0xee;
-        not_canonical[31] = 0x7f;
-        assert_eq!(host_field::affine(&not_canonical), None);
-        let mut not_a_point = [0u8; 32];
-        not_a_point[0] = 2;
-        assert!(CompressedEdwardsY(not_a_point).decompress().is_none());
-        assert_eq!(host_field::affine(&not_a_point), None);
-    }
-
-    #[test]
-    fn host_table_entries_are_the_multiples() {
-        let point = ED25519_BASEPOINT_POINT * Scalar::from(12345u64);
-        let mut table = vec![0u32; TABLE_WORDS];
-        host_table(&point, &mut table).unwrap();
-        for j in 0..16u64 {
-            let expected = (point * Scalar::from(j)).compress().to_bytes();
-            let entry = &table[j as usize * PT_WORDS..(j as usize + 1) * PT_WORDS];
-            let mut y = [0u32; 8];
-            bytes_to_words(&expected, &mut y);
-            y[7] &= 0x7fff_ffff;
-            assert_eq!(&entry[8..16], &y, "y of entry {j}");
-            assert_eq!(&entry[16..24], &[1, 0, 0, 0, 0, 0, 0, 0], "z of entry {j}");
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! GPU backend of the Merkle tree (docs/MERKLE.md): keyed BLAKE3 leaves and the level-by-level
 //! reduction in WGSL compute shaders, u32 operations only.
 //!
-//! Shape (the CPU mirror is `crate::merkle::cpu`, same levels, same order):
+//! Shape (the CPU mirror is `super::cpu`, same levels, same order; the WGSL comes from the
+//! one loader, `crate::gpu::shader`):
 //! - `shaders/blake3_leaves.wgsl`: one invocation per leaf, writes level 0 into `tree`;
 //! - `shaders/blake3_nodes.wgsl`: one dispatch per level, one invocation per parent.
 //!
@@ -12,19 +13,9 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use super::{GpuContext, GpuError};
-use crate::merkle::{empty_root, Hash, HASH_BYTES, LEAF_KEY, NODE_KEY};
-
-const LEAVES_WGSL: &str = concat!(
-    include_str!("../../../shaders/blake3_common.wgsl"),
-    "\n",
-    include_str!("../../../shaders/blake3_leaves.wgsl"),
-);
-const NODES_WGSL: &str = concat!(
-    include_str!("../../../shaders/blake3_common.wgsl"),
-    "\n",
-    include_str!("../../../shaders/blake3_nodes.wgsl"),
-);
+use super::{empty_root, Hash, HASH_BYTES, LEAF_KEY, NODE_KEY};
+use crate::gpu::shader::Shader;
+use crate::gpu::{GpuContext, GpuError};
 
 /// Largest leaf the GPU hashes: one BLAKE3 chunk.
 pub const LEAF_BYTES_MAX: usize = 1024;
@@ -121,22 +112,18 @@ impl GpuMerkle {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = |label: &str, source: &str, entry: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        let pipeline = |shader: Shader| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
+                label: Some(shader.label()),
                 layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
+                module: &shader.module(device),
+                entry_point: Some(shader.entry_point()),
                 compilation_options: Default::default(),
                 cache: None,
             })
         };
-        let leaves_pipeline = pipeline("blake3_leaves", LEAVES_WGSL, "hash_leaves");
-        let nodes_pipeline = pipeline("blake3_nodes", NODES_WGSL, "hash_nodes");
+        let leaves_pipeline = pipeline(Shader::Blake3Leaves);
+        let nodes_pipeline = pipeline(Shader::Blake3Nodes);
         let params_stride_bytes = PARAMS_BYTES.next_multiple_of(u64::from(
             context.limits.min_uniform_buffer_offset_alignment,
         ));
@@ -181,14 +168,14 @@ impl GpuMerkle {
     }
 
     /// Leaf bytes the last call uploaded (0 when it uploaded none, e.g. an empty tree or
-    /// leaves already staged by [`super::GpuBlock`]); the per-dispatch parameters are not
+    /// leaves already staged by [`crate::gpu::GpuBlock`]); the per-dispatch parameters are not
     /// counted.
     pub fn last_upload_bytes(&self) -> u64 {
         self.last_upload_bytes
     }
 
     /// Root of the tree over `data.len() / leaf_bytes` leaves of `leaf_bytes` bytes each, the
-    /// same value as `crate::merkle::root(data, leaf_bytes)`.
+    /// same value as the CPU's `merkle::root(data, leaf_bytes)`.
     ///
     /// Errors: `InvalidInput` if `leaf_bytes` is 0 or above [`LEAF_BYTES_MAX`] or `data` does
     /// not hold whole leaves; `TooLarge` if the tree does not fit the adapter's buffers;
@@ -327,7 +314,7 @@ impl GpuMerkle {
     }
 
     /// Uploads `data` (whole leaves of `leaf_bytes` bytes, `leaf_bytes` a multiple of 4) into
-    /// the data buffer as one piece, for other kernels to read too ([`super::GpuBlock`]: the
+    /// the data buffer as one piece, for other kernels to read too ([`crate::gpu::GpuBlock`]: the
     /// signature kernels read R, A, s from the same records). Returns `false`, uploading
     /// nothing, when the leaves need more than one piece (the caller then uses separate
     /// uploads). Follow with [`Self::submit_staged_root`].
