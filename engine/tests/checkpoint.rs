@@ -124,6 +124,45 @@ fn restart_from_a_checkpoint_equals_a_full_replay_and_skips_a_damaged_one() {
         (root, height)
     );
 
+    // A checkpoint whose state is of another height than it names (crafted from the older
+    // checkpoint's state) is skipped too, not trusted.
+    let file = std::fs::read(&files[0]).unwrap();
+    let snapshot = &file[..file.len() - 32]; // the file ends with its BLAKE3 checksum
+    let (older, _) = Ledger::restore(snapshot, &f.genesis.hash()).unwrap();
+    assert_eq!(older.height(), 4);
+    let log_block_8 = tally_engine::log::Log::open(&config.data_dir.join("log"), config.log)
+        .unwrap()
+        .entries(7)
+        .unwrap()
+        .next()
+        .unwrap()
+        .map(|(_, entry)| {
+            tally_engine::block::decode_entry(entry)
+                .unwrap()
+                .header
+                .hash()
+        })
+        .unwrap();
+    let crafted = older.snapshot(
+        &f.genesis.hash(),
+        SnapshotPoint {
+            height: 8,
+            last_block_hash: log_block_8,
+        },
+    );
+    tally_engine::log::checkpoint::write_checkpoint(
+        &checkpoints_dir(&config),
+        8,
+        &crafted,
+        &tally_engine::log::OsFileOps,
+    )
+    .unwrap();
+    let recovered = replay_dir(&f.genesis, &config).unwrap();
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
+
     // Without any checkpoint, the full log gives the same state too.
     std::fs::remove_dir_all(checkpoints_dir(&config)).unwrap();
     let recovered = replay_dir(&f.genesis, &config).unwrap();

@@ -282,12 +282,9 @@ type Edit = fn(&mut BlockHeader, &mut Vec<u8>);
 #[test]
 fn replay_refuses_a_block_that_sealing_would_not_write() {
     let f = fixture(|_| {});
-    let cases: [(&str, Edit); 4] = [
+    let cases: [(&str, Edit); 3] = [
         ("result", |_, results| results[0] ^= 1),
         ("state", |header, _| header.state_root[0] ^= 1),
-        ("time", |header, _| {
-            header.timestamp_ms = 0u64.to_le_bytes();
-        }),
         ("network", |header, _| {
             header.network_id = (NETWORK + 1).to_le_bytes();
         }),
@@ -306,18 +303,61 @@ fn replay_refuses_a_block_that_sealing_would_not_write() {
             ("state", NodeError::ReplayMismatch { height: h, what }) => {
                 assert_eq!((*h, *what), (height, "a state root"))
             }
-            ("time" | "network", NodeError::BadBlock { sequence, reason }) => {
+            ("network", NodeError::BadBlock { sequence, reason }) => {
                 assert_eq!(*sequence, height - 1);
-                let expected = if name == "time" {
-                    "before the previous block's"
-                } else {
-                    "for network"
-                };
-                assert!(reason.contains(expected), "{reason}");
+                assert!(reason.contains("for network"), "{reason}");
             }
             _ => panic!("{name}: unexpected error {error}"),
         }
     }
+}
+
+/// A node alone once stamped blocks with its clock alone, so its log can hold a block whose
+/// time went back: such a log still replays (the ledger's time is the largest timestamp),
+/// while a new proposal whose time goes back is refused.
+#[test]
+fn a_stored_block_whose_time_went_back_still_replays() {
+    let f = fixture(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    single_node_log(dir.path(), &f);
+    let stored = entries(dir.path());
+    let before = block::decode_entry(&stored[stored.len() - 2])
+        .unwrap()
+        .header
+        .timestamp_ms();
+    // The last block sealed again with time 0, as an old node whose clock stepped back.
+    let mut ledger = Ledger::from_genesis(&f.genesis);
+    let mut tip = ChainTip::genesis(f.genesis.hash());
+    let mut rewritten = Vec::new();
+    for (index, entry) in stored.iter().enumerate() {
+        let view = block::decode_entry(entry).unwrap();
+        let mut proposal = block::unsealed(&view.header);
+        if index == stored.len() - 1 {
+            proposal.timestamp_ms = 0u64.to_le_bytes();
+            assert_eq!(
+                seal::check_timestamp(&tip, &proposal),
+                Err(HeaderError::TimestampBackwards {
+                    timestamp_ms: 0,
+                    previous_ms: before
+                })
+            );
+        }
+        let sealed = seal::seal(&mut ledger, &tip, &proposal, view.records);
+        rewritten.push(sealed.entry(view.records, None));
+        tip = sealed.tip();
+    }
+    assert_eq!(
+        tip.timestamp_ms, before,
+        "the ledger's time does not go back"
+    );
+    std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    let mut log = Log::open(&dir.path().join("log"), LogConfig::default()).unwrap();
+    for entry in &rewritten {
+        log.append(entry).unwrap();
+    }
+    log.commit().unwrap();
+    let recovered = replay(&f.genesis, &log).unwrap();
+    assert_eq!(recovered.tip(), tip);
 }
 
 #[test]
@@ -382,11 +422,17 @@ fn the_header_check_names_each_break_of_the_chain() {
     bad.timestamp_ms = 1_999u64.to_le_bytes();
     assert_eq!(
         check(&bad, 1, 8),
+        Ok(()),
+        "time is checked on new blocks only"
+    );
+    assert_eq!(
+        seal::check_timestamp(&tip, &bad),
         Err(HeaderError::TimestampBackwards {
             timestamp_ms: 1_999,
             previous_ms: 2_000
         })
     );
+    assert_eq!(seal::check_timestamp(&tip, &next), Ok(()));
     assert_eq!(
         check(&next, 9, 8),
         Err(HeaderError::TooManyTransactions { count: 9, max: 8 })

@@ -281,7 +281,7 @@ impl Node {
         let sigverify = {
             let shared = Arc::clone(&shared);
             let batch_max = config.sigverify_batch_tx_max;
-            spawn("tally-sigverify", move || {
+            spawn("tally-sigverify", Arc::clone(&shared), move || {
                 sigverify_stage(&shared, &verifier, batch_max, &verified_tx)
             })
         };
@@ -295,12 +295,12 @@ impl Node {
                 archive_dir: config.archive_dir.clone(),
             };
             match validator {
-                None => spawn("tally-executor", move || {
+                None => spawn("tally-executor", Arc::clone(&shared), move || {
                     let ledger =
                         executor_stage(&shared, recovered, &limits, &verified_rx, &sealed_tx);
                     let _ = ledger_tx.send(ledger);
                 }),
-                Some(runtime) => spawn("tally-consensus", move || {
+                Some(runtime) => spawn("tally-consensus", Arc::clone(&shared), move || {
                     let ledger = consensus::consensus_stage(
                         &shared,
                         recovered,
@@ -321,7 +321,7 @@ impl Node {
                 file_ops: Arc::clone(&config.file_ops),
                 archive_dir: config.archive_dir.clone(),
             };
-            spawn("tally-log", move || {
+            spawn("tally-log", Arc::clone(&shared), move || {
                 log_stage(&shared, log, group_max, &plan, &sealed_rx)
             })
         };
@@ -367,10 +367,18 @@ impl Node {
                 shared.set_fatal("a pipeline thread panicked".to_string());
             }
         }
-        let ledger = self
-            .executor_result
-            .recv()
-            .expect("the executor thread sends its ledger when it ends");
+        let ledger = self.executor_result.recv().unwrap_or_else(|_| {
+            // Only a panic (a bug) ends the stage without its ledger; its reason is set.
+            panic!(
+                "the node stopped without its state: {}",
+                shared
+                    .fatal
+                    .lock()
+                    .expect("fatal lock")
+                    .clone()
+                    .unwrap_or_default()
+            )
+        });
         NodeOutcome {
             height: shared.counters.height.load(Ordering::Acquire),
             state_root: ledger.state_root(),
@@ -389,9 +397,28 @@ fn backend_in_use(verifier: &Verifier) -> String {
     }
 }
 
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+/// Starts a pipeline thread. A panic in it (a broken assertion: a bug, never bad input)
+/// stops the node at once with the panic's message as its reason, in the log, in `/metrics`
+/// and in every later `Stopped` answer, instead of leaving a node that silently does nothing.
+fn spawn(
+    name: &'static str,
+    shared: Arc<Shared>,
+    body: impl FnOnce() + Send + 'static,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(body)
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+            if let Err(panic) = outcome {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                shared.set_fatal(format!(
+                    "the {name} thread hit an internal error: {message}"
+                ));
+            }
+        })
         .expect("the operating system starts a thread")
 }

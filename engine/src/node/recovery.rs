@@ -71,7 +71,7 @@ pub fn recover(
                 continue;
             }
         };
-        if point.height != checkpoint.height {
+        if point.height != checkpoint.height || ledger.height() != point.height {
             tracing::warn!(path = %checkpoint.path.display(), "skipping a checkpoint whose name and content disagree");
             continue;
         }

@@ -24,7 +24,7 @@ use crate::tx::TxRecord;
 use tally_kernels::merkle::Hash;
 
 /// The last block of a chain as the next block sees it: its height, its hash and the ledger's
-/// time after it (the largest block timestamp so far; timestamps never go back).
+/// time after it (the largest block timestamp so far).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainTip {
     pub height: u64,
@@ -45,7 +45,8 @@ impl ChainTip {
 
 /// Why a block header does not extend a chain. Every path that takes a block from outside
 /// this process (a proposal, a synced block, a log entry at replay) refuses it with one of
-/// these before it is executed.
+/// these before it is executed; a proposal is also refused when its time goes back
+/// ([`check_timestamp`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     #[error("block header magic is wrong")]
@@ -70,6 +71,12 @@ pub enum HeaderError {
 /// network `network_id`, within `tx_max` records (at most [`BLOCK_TX_COUNT_MAX`]). Checks the
 /// header alone: the transaction root and results hash are checked where the block is decoded
 /// ([`block::decode_entry`], the proposal decoder), signatures and certificates by the caller.
+///
+/// The block's time is not checked here: a block already in a log or final by its
+/// certificate is taken with the time it has (the ledger's time is the largest timestamp so
+/// far, so a time that went back changes nothing; logs a node alone wrote before its blocks
+/// took the tip's time as their floor can hold such blocks). A new block must not go back:
+/// [`propose`] never does, and proposal validation calls [`check_timestamp`].
 pub fn check_header(
     tip: &ChainTip,
     network_id: u64,
@@ -100,12 +107,6 @@ pub fn check_header(
             HeaderError::OtherPrevious { height: tip.height }
         });
     }
-    if header.timestamp_ms() < tip.timestamp_ms {
-        return Err(HeaderError::TimestampBackwards {
-            timestamp_ms: header.timestamp_ms(),
-            previous_ms: tip.timestamp_ms,
-        });
-    }
     let max = tx_max.min(BLOCK_TX_COUNT_MAX);
     if record_count > max {
         return Err(HeaderError::TooManyTransactions {
@@ -117,6 +118,18 @@ pub fn check_header(
         return Err(HeaderError::CountMismatch {
             header: header.tx_count(),
             records: record_count,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a new block's time does not go back: its timestamp is at least the ledger's
+/// time at `tip` (the largest block timestamp so far).
+pub fn check_timestamp(tip: &ChainTip, header: &BlockHeader) -> Result<(), HeaderError> {
+    if header.timestamp_ms() < tip.timestamp_ms {
+        return Err(HeaderError::TimestampBackwards {
+            timestamp_ms: header.timestamp_ms(),
+            previous_ms: tip.timestamp_ms,
         });
     }
     Ok(())
@@ -158,6 +171,7 @@ pub struct Sealed {
     pub header: BlockHeader,
     pub results: Vec<ResultCode>,
     result_bytes: Vec<u8>,
+    tip: ChainTip,
 }
 
 impl Sealed {
@@ -168,11 +182,7 @@ impl Sealed {
 
     /// The chain's tip after this block.
     pub fn tip(&self) -> ChainTip {
-        ChainTip {
-            height: self.header.height(),
-            hash: self.header.hash(),
-            timestamp_ms: self.header.timestamp_ms(),
-        }
+        self.tip
     }
 
     /// The block's log entry: header, `records` (the ones sealed), result codes, and the
@@ -220,10 +230,6 @@ pub fn seal(
     assert_eq!(height, tip.height + 1, "a block follows its tip");
     assert_eq!(proposal.previous_hash, tip.hash, "a block links to its tip");
     assert_eq!(ledger.height(), tip.height, "the ledger is at the tip");
-    assert!(
-        proposal.timestamp_ms() >= tip.timestamp_ms,
-        "block time never goes back"
-    );
     assert_eq!(
         proposal.tx_count(),
         records.len(),
@@ -253,9 +259,15 @@ pub fn seal(
     let mut header = *proposal;
     header.results_hash = block::results_hash(&result_bytes);
     header.state_root = ledger.state_root();
+    let tip = ChainTip {
+        height,
+        hash: header.hash(),
+        timestamp_ms: ledger.time_ms(),
+    };
     Sealed {
         header,
         results,
         result_bytes,
+        tip,
     }
 }

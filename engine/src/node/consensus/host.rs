@@ -79,6 +79,7 @@ impl Host {
             VALIDATOR_BLOCK_TX_MAX,
         )
         .map_err(|error| error.to_string())?;
+        seal::check_timestamp(&self.tip, header).map_err(|error| error.to_string())?;
         if header.results_hash != [0; 32] || header.state_root != [0; 32] {
             return Err("a proposal carries results or a state root, which sealing makes".into());
         }

@@ -612,8 +612,10 @@ impl Driver<'_> {
         self.commit(body, decision.certificate, None)
     }
 
-    /// Executes a decided block, appends it with its certificate and waits until it is
-    /// durable; this node's clients' transactions in it are answered by the log stage.
+    /// Executes a decided block (decided here, or final by a certificate checked by sync),
+    /// appends it with its certificate and waits until it is durable; this node's clients'
+    /// transactions in it are answered by the log stage. A decided block that does not extend
+    /// this validator's chain means its state diverged from the quorum's: the node stops.
     fn commit(
         &mut self,
         body: ProposalBody,
@@ -622,6 +624,18 @@ impl Driver<'_> {
     ) -> Result<(), Fatal> {
         let execution_started = Instant::now();
         let tip = self.host.tip;
+        if let Err(error) = seal::check_header(
+            &tip,
+            self.host.network_id,
+            &body.header,
+            body.records.len(),
+            VALIDATOR_BLOCK_TX_MAX,
+        ) {
+            return Err(format!(
+                "block {}, final by its certificate, does not extend this validator's chain ({error}): this validator's state diverged from the network's; stop it and restore its data directory from a healthy validator",
+                tip.height + 1
+            ));
+        }
         let sealed = seal::seal(&mut self.ledger, &tip, &body.header, &body.records);
         if let Some(claimed) = claimed {
             if *claimed != sealed.header {

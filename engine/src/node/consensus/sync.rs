@@ -157,17 +157,6 @@ impl Driver<'_> {
             refuse(error.to_string());
             return Ok(());
         }
-        if let Err(error) = seal::check_header(
-            &self.host.tip,
-            self.host.network_id,
-            &view.header,
-            view.records.len(),
-            VALIDATOR_BLOCK_TX_MAX,
-        ) {
-            return Err(format!(
-                "block {height}, final by its certificate, does not extend this validator's chain ({error}): this validator's state diverged from the network's; stop it and restore its data directory from a healthy validator"
-            ));
-        }
         let body = ProposalBody {
             header: block::unsealed(&view.header),
             records: view.records.to_vec(),
