@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, tally, text};
+use common::{run, start_node, tally, text, NodeProcess};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -343,7 +343,6 @@ fn query(data: &Path, genesis: &Path, what: &[&str]) -> Printed {
 
 #[test]
 fn query_answers_a_stopped_node_as_the_running_node_answered() {
-    use std::io::{BufRead, BufReader};
     use tally_engine::net::query::{Answer, Query};
     use tally_engine::net::{Client, ClientError};
 
@@ -376,28 +375,12 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
     assert!(output.status.success(), "{}", text(&output));
 
     // The node on that data directory answers over the network...
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let mut node = tally()
-        .args(["node", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the node prints its client address")
-            .unwrap();
-        if let Some(address) = line.strip_prefix("clients: ") {
-            break address.trim().to_string();
-        }
-    };
+    // The node's standard output stays open (it prints on its way out).
+    let NodeProcess {
+        child: mut node,
+        address,
+        stdout: _stdout,
+    } = start_node(dir.path());
     let (bank, merchant) = (1_000, 100_000);
     let asked = [
         Query::Account { account: bank },

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, tally, text};
+use common::{run, start_node, tally, text, NodeProcess};
 use std::process::Command;
 
 #[test]
@@ -129,7 +129,6 @@ fn loadgen_names_each_wrong_argument() {
 /// recorded latencies hold the pause (measured from the intended send times).
 #[test]
 fn loadgen_over_the_network_records_a_paused_node() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     use std::time::Duration;
 
@@ -140,28 +139,12 @@ fn loadgen_over_the_network_records_a_paused_node() {
     args.extend(population);
     let output = run(&args);
     assert!(output.status.success(), "{}", text(&output));
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let mut node = tally()
-        .args(["node", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the node prints its client address")
-            .unwrap();
-        if let Some(address) = line.strip_prefix("clients: ") {
-            break address.trim().to_string();
-        }
-    };
+    // The node's standard output stays open (it prints on its way out).
+    let NodeProcess {
+        child: mut node,
+        address,
+        stdout: _stdout,
+    } = start_node(dir.path());
     let out = dir.path().join("out");
     let mut args = vec![
         "loadgen",

@@ -2,7 +2,9 @@
 //! printed.
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Lines};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 /// The `tally` binary of this build.
 pub fn tally() -> Command {
@@ -21,4 +23,46 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// A `tally node` process started in `dir` (data in `dir/data`, genesis `dir/genesis.toml`,
+/// clients on a free loopback port), with its client address and the rest of its standard
+/// output (keep it while the node runs: a node whose output pipe is closed fails when it
+/// prints).
+pub struct NodeProcess {
+    pub child: Child,
+    pub address: String,
+    pub stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// Writes `dir/node.toml` and starts `tally node` on it; returns once the node printed the
+/// address its clients connect to.
+pub fn start_node(dir: &Path) -> NodeProcess {
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = tally()
+        .args(["node", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = stdout
+            .next()
+            .expect("the node prints its client address")
+            .unwrap();
+        if let Some(address) = line.strip_prefix("clients: ") {
+            break address.trim().to_string();
+        }
+    };
+    NodeProcess {
+        child,
+        address,
+        stdout,
+    }
 }
