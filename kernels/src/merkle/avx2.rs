@@ -69,6 +69,7 @@ const NODE_KEY_WORDS: [u32; 8] = key_words(&NODE_KEY);
 ///
 /// Panics unless `leaf_bytes` is 1..=[`SIMD_LEAF_BYTES_MAX`] and `data` holds exactly
 /// `out.len()` leaves (the caller, `super::Kernel`, checked both).
+#[inline]
 pub(super) fn hash_inputs(key: &[u8; 32], data: &[u8], leaf_bytes: usize, out: &mut [Hash]) {
     assert!((1..=SIMD_LEAF_BYTES_MAX).contains(&leaf_bytes));
     assert_eq!(data.len(), out.len() * leaf_bytes);
@@ -99,6 +100,7 @@ pub(super) fn hash_inputs(key: &[u8; 32], data: &[u8], leaf_bytes: usize, out: &
 }
 
 /// Inner nodes, 8 per call: parent `i` hashes the 64 bytes of `children[2i..2i + 2]`.
+#[inline]
 pub(super) fn hash_nodes(children: &[Hash], out: &mut [Hash]) {
     assert_eq!(children.len(), 2 * out.len());
     let no_tails = [[0u8; BLOCK_LEN]; LANES];

@@ -110,6 +110,7 @@ impl Kernel {
     /// Writes the hash of leaf `i` (`data[i * leaf_bytes..][..leaf_bytes]`) to `out[i]`.
     ///
     /// Panics if `leaf_bytes == 0` or `data.len() != out.len() * leaf_bytes`.
+    #[inline]
     pub(crate) fn hash_leaves(self, data: &[u8], leaf_bytes: usize, out: &mut [Hash]) {
         self.hash_keyed(&LEAF_KEY, data, leaf_bytes, out);
     }
@@ -118,6 +119,7 @@ impl Kernel {
     /// `data[i * input_bytes..][..input_bytes]`.
     ///
     /// Panics if `input_bytes == 0` or `data.len() != out.len() * input_bytes`.
+    #[inline]
     pub(crate) fn hash_keyed(
         self,
         key: &[u8; 32],
@@ -143,6 +145,7 @@ impl Kernel {
     /// Writes `node_hash(children[2i], children[2i + 1])` to `out[i]`.
     ///
     /// Panics if `children.len() != 2 * out.len()`.
+    #[inline]
     pub(crate) fn hash_nodes(self, children: &[Hash], out: &mut [Hash]) {
         assert_eq!(
             children.len(),

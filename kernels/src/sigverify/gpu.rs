@@ -39,7 +39,7 @@
 
 use super::gpu_tables;
 use super::keys::KeyRegistry;
-use super::prepare::{gpu_key_words, pack_gpu_item};
+use super::gpu_tables::{gpu_key_words, pack_gpu_item};
 use super::SigItem;
 use crate::gpu::block::RecordLayout;
 use crate::gpu::shader::Shader;
@@ -720,7 +720,7 @@ impl HostKeys {
         Ok(self.table_keys)
     }
 
-    /// k and the slot of `item` ([`KEY_ITEM_WORDS`] words), as `super::prepare::gpu_key_words` writes them.
+    /// k and the slot of `item` ([`KEY_ITEM_WORDS`] words), as `super::gpu_tables::gpu_key_words` writes them.
     pub(crate) fn key_words(&self, item: &SigItem<'_>, words: &mut [u32]) {
         gpu_key_words(&self.registry, self.table_keys, item, words);
     }

@@ -1,14 +1,69 @@
-//! The GPU key tables, built on the host for `super::gpu::GpuEd25519::build_tables`: for the
-//! base point B and each registered key A, the 16 multiples `j P` (`P` = B or -A),
-//! `j = 0..15`, as packed affine points (layout in `shaders/ed25519/verify.wgsl`). The
-//! multiples come from curve25519-dalek, the reference's own arithmetic; the small field
-//! arithmetic below only turns each into affine coordinates with canonical limbs.
+//! The GPU kernels' inputs made on the host: each item packed as words (`S < L`, the
+//! challenge `k` and the key slot from `prepare.rs`'s checks), and the key tables for
+//! `super::gpu::GpuEd25519::build_tables`: for the base point B and each registered key A,
+//! the 16 multiples `j P` (`P` = B or -A), `j = 0..15`, as packed affine points (layout in
+//! `shaders/ed25519/verify.wgsl`). The multiples come from curve25519-dalek, the reference's
+//! own arithmetic; the small field arithmetic below only turns each into affine coordinates
+//! with canonical limbs.
 
-use super::gpu::{GPU_KEY_TABLES_MAX, PT_WORDS, TABLE_WORDS};
+use super::gpu::{self, GPU_KEY_TABLES_MAX, PT_WORDS, TABLE_WORDS};
+use super::keys::KeyRegistry;
+use super::prepare::{canonical_s, challenge};
+use super::SigItem;
 use crate::gpu::GpuError;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use rayon::prelude::*;
+
+/// Host half of the GPU check for packed items (`ITEM_WORDS` words): R, A, s as given, then
+/// [`gpu_key_words`].
+pub(super) fn pack_gpu_item(
+    registry: &KeyRegistry,
+    table_keys: usize,
+    item: &SigItem<'_>,
+    words: &mut [u32],
+) {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&item.signature[..32]);
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&item.signature[32..]);
+    bytes_to_words(&r, &mut words[0..8]);
+    bytes_to_words(item.public_key, &mut words[8..16]);
+    bytes_to_words(&s, &mut words[16..24]);
+    gpu_key_words(registry, table_keys, item, &mut words[24..]);
+}
+
+/// Host half of the GPU check, the same for both input layouts: `S < L` and the challenge
+/// `k`; the slot of a registered key (one of the first `table_keys`, which have GPU tables).
+/// Writes `KEY_ITEM_WORDS` words: k, then the slot (`KEY_SKIP` with k = 0 when `S >= L`,
+/// `KEY_DECOMPRESS` for a key without a table).
+pub(super) fn gpu_key_words(
+    registry: &KeyRegistry,
+    table_keys: usize,
+    item: &SigItem<'_>,
+    words: &mut [u32],
+) {
+    assert_eq!(words.len(), gpu::KEY_ITEM_WORDS);
+    let (k, slot) = match canonical_s(item) {
+        None => ([0u8; 32], gpu::KEY_SKIP),
+        Some(_) => {
+            let slot = match registry.index(item.public_key) {
+                Some(index) if (index as usize) < table_keys => index + 1,
+                _ => gpu::KEY_DECOMPRESS,
+            };
+            (challenge(item).to_bytes(), slot)
+        }
+    };
+    bytes_to_words(&k, &mut words[..8]);
+    words[8] = slot;
+}
+
+/// Packs 32 little-endian bytes into 8 u32 words.
+pub(super) fn bytes_to_words(bytes: &[u8; 32], words: &mut [u32]) {
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+        *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+}
 
 /// The table words of every slot: the base point in slot 0, `-keys[i]` in slot `i + 1`, for
 /// the first [`GPU_KEY_TABLES_MAX`] keys; and how many keys got tables.
@@ -257,7 +312,6 @@ mod host_field {
 
 #[cfg(test)]
 mod tests {
-    use super::super::prepare::bytes_to_words;
     use super::*;
     use curve25519_dalek::scalar::Scalar;
 

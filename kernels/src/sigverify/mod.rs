@@ -19,7 +19,7 @@ pub use keys::REGISTERED_KEYS_MAX;
 
 use crate::gpu::GpuContext;
 use gpu::GpuEd25519;
-use prepare::pack_gpu_item;
+use gpu_tables::pack_gpu_item;
 use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;

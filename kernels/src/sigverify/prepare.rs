@@ -1,12 +1,11 @@
 //! Per-item preparation shared by the backends: the canonical-S check, the challenge
-//! `k = SHA-512(R || A || M) mod L`, and ZIP-215 decompression of `A` and `R` (CPU); the
-//! same checks and `k` packed as words for the GPU kernels (`gpu.rs`).
+//! `k = SHA-512(R || A || M) mod L`, and ZIP-215 decompression of `A` and `R`. The GPU
+//! kernels' packing of the same checks is in `gpu_tables.rs`.
 //!
 //! Decompression is curve25519-dalek's `CompressedEdwardsY::decompress`, the very function
 //! ed25519-zebra calls: it reads y as 255 bits without requiring y < p (non-canonical
 //! encodings accepted, as ZIP-215 demands) and accepts x = 0 with the sign bit set.
 
-use super::gpu;
 use super::keys::KeyRegistry;
 use super::SigItem;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -62,54 +61,4 @@ pub(crate) fn prepare(item: &SigItem<'_>, registry: &KeyRegistry) -> Option<Prep
     let r = CompressedEdwardsY(r_bytes).decompress()?;
     let k = challenge(item);
     Some(Prepared { s, k, r, key })
-}
-
-/// Host half of the GPU check for packed items (`ITEM_WORDS` words): R, A, s as given, then
-/// [`gpu_key_words`].
-pub(super) fn pack_gpu_item(
-    registry: &KeyRegistry,
-    table_keys: usize,
-    item: &SigItem<'_>,
-    words: &mut [u32],
-) {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&item.signature[..32]);
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&item.signature[32..]);
-    bytes_to_words(&r, &mut words[0..8]);
-    bytes_to_words(item.public_key, &mut words[8..16]);
-    bytes_to_words(&s, &mut words[16..24]);
-    gpu_key_words(registry, table_keys, item, &mut words[24..]);
-}
-
-/// Host half of the GPU check, the same for both input layouts: `S < L` and the challenge
-/// `k`; the slot of a registered key (one of the first `table_keys`, which have GPU tables).
-/// Writes `KEY_ITEM_WORDS` words: k, then the slot (`KEY_SKIP` with k = 0 when `S >= L`,
-/// `KEY_DECOMPRESS` for a key without a table).
-pub(super) fn gpu_key_words(
-    registry: &KeyRegistry,
-    table_keys: usize,
-    item: &SigItem<'_>,
-    words: &mut [u32],
-) {
-    assert_eq!(words.len(), gpu::KEY_ITEM_WORDS);
-    let (k, slot) = match canonical_s(item) {
-        None => ([0u8; 32], gpu::KEY_SKIP),
-        Some(_) => {
-            let slot = match registry.index(item.public_key) {
-                Some(index) if (index as usize) < table_keys => index + 1,
-                _ => gpu::KEY_DECOMPRESS,
-            };
-            (challenge(item).to_bytes(), slot)
-        }
-    };
-    bytes_to_words(&k, &mut words[..8]);
-    words[8] = slot;
-}
-
-/// Packs 32 little-endian bytes into 8 u32 words.
-pub(super) fn bytes_to_words(bytes: &[u8; 32], words: &mut [u32]) {
-    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
-        *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
 }
