@@ -34,12 +34,12 @@
 //!   (36 bytes) per item.
 //!
 //! Just over 800 lines, kept whole: one type, whose buffers, pipelines and double-buffered
-//! sub-batch loop read best together. The host's key-table arithmetic is in `gpu_tables.rs`,
-//! the per-item packing in `prepare.rs`, the fault type of the test hooks in `crate::testing`.
+//! sub-batch loop read best together. The host's key-table arithmetic and per-item packing
+//! are in `gpu_tables.rs`, the fault type of the test hooks in `crate::testing`.
 
 use super::gpu_tables;
-use super::keys::KeyRegistry;
 use super::gpu_tables::{gpu_key_words, pack_gpu_item};
+use super::keys::KeyRegistry;
 use super::SigItem;
 use crate::gpu::block::RecordLayout;
 use crate::gpu::shader::Shader;
