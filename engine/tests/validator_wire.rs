@@ -195,6 +195,14 @@ fn the_consensus_state_file_round_trips_and_names_damage() {
     assert_eq!(found, Some(state.clone()));
     writer.write(&later).unwrap();
     assert_eq!(state_file::read(dir.path()).unwrap(), Some(later));
+    // The first write ever, torn (the only slot): nothing was durable before, so no state.
+    let first = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state_file::slot_path(first.path(), 0),
+        &bytes[..bytes.len() / 3],
+    )
+    .unwrap();
+    assert_eq!(state_file::read(first.path()).unwrap(), None);
     // Both slots damaged: the validator must not vote without it.
     for slot in 0..2 {
         std::fs::write(state_file::slot_path(dir.path(), slot), &flipped).unwrap();

@@ -6,7 +6,8 @@
 //! fdatasync per write, no rename): a write torn by a crash damages only the slot being
 //! written, and the other still holds the previous state, which is all that was durable
 //! before (nothing that state allowed was sent). Reading takes the intact slot with the
-//! higher sequence. Each slot, little-endian:
+//! higher sequence; a single slot that is damaged is the first write, torn, and reads as no
+//! state (nothing was durable before it). Each slot, little-endian:
 //!
 //! ```text
 //! magic "TLYCONS2" (8) | BLAKE3 of the rest (32) | sequence u64 | height u64 | started u8 |
@@ -259,7 +260,15 @@ fn read_slots(dir: &Path) -> Result<Option<(PersistentState, u64)>, StateFileErr
             Err(reason) => damaged.push((path, reason)),
         }
     }
+    let slots_found = u32::from(intact.is_some()) + damaged.len() as u32;
     match (intact, damaged.pop()) {
+        // The only slot there is, damaged: the first write ever, cut by a crash before its
+        // sync returned, so nothing it allowed was sent. (A second write goes to the other
+        // slot, so any later state leaves two slots.)
+        (None, Some((path, reason))) if slots_found == 1 => {
+            tracing::warn!(path = %path.display(), %reason, "the first consensus state write was cut by a crash; starting without a state");
+            Ok(None)
+        }
         (None, Some((path, reason))) => Err(StateFileError::Damaged { path, reason }),
         (intact, skipped) => {
             if let Some((path, reason)) = skipped {
