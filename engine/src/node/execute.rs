@@ -142,7 +142,6 @@ pub(super) fn executor_stage(
                 txs,
                 results,
                 checkpoint,
-                durable: None,
             };
             if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded

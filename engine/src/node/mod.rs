@@ -23,7 +23,7 @@
 //! (primitives); `validator` (names for operators, and `cluster`) and `net`'s server use
 //! `node`, never the reverse.
 
-mod commit;
+pub(crate) mod commit;
 mod config;
 pub(crate) mod consensus;
 mod execute;
@@ -40,6 +40,7 @@ pub(crate) use execute::{now_ms, serve_ledger_queries, ExecutorLimits};
 pub use ingress::{AckListener, LedgerQuery, NodeHandle, LEDGER_QUERY_QUEUE_MAX};
 pub use metrics::{render_metrics, BatchSizes, NodeMetrics, StageLatency};
 pub use recovery::{checkpoints_dir, recover, replay, replay_dir, Recovered};
+pub(crate) use recovery::{open_log, CHECKPOINTS_DIR};
 pub(crate) use sigverify::verify_signatures;
 
 use crate::genesis::Genesis;
@@ -52,7 +53,6 @@ use commit::{log_stage, CheckpointPlan};
 use config::check_config;
 use crossbeam::channel::{bounded, Receiver, Sender};
 use execute::executor_stage;
-use recovery::open_log;
 pub use seal::ChainTip;
 use sigverify::sigverify_stage;
 use std::path::PathBuf;
@@ -135,6 +135,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state the stages of a node share, for `genesis` and `config`.
+    pub(crate) fn new(genesis: &Genesis, config: &NodeConfig, metrics: NodeMetrics) -> Shared {
+        Shared {
+            network_id: genesis.network_id,
+            genesis_hash: genesis.hash(),
+            mempool: Mempool::new(config.mempool_tx_max),
+            counters: NodeCounters::default(),
+            metrics,
+            limits: QueueLimits {
+                mempool_tx_max: config.mempool_tx_max,
+                verified_queue_batches_max: config.verified_queue_batches_max,
+                commit_queue_blocks_max: config.commit_queue_blocks_max,
+            },
+            ack_listeners: RwLock::new(Vec::new()),
+            ledger_queries: bounded(LEDGER_QUERY_QUEUE_MAX),
+            stopping: AtomicBool::new(false),
+            submits_in_flight: AtomicUsize::new(0),
+            fatal: Mutex::new(None),
+            sigverify_thread: Mutex::new(None),
+            gossip_reply: bounded(0).0,
+            linked_chain_tx_max: LINKED_CHAIN_TX_MAX
+                .min(config.mempool_tx_max)
+                .min(config.block_tx_max),
+        }
+    }
+
     pub(crate) fn stopped_reason(&self) -> Option<String> {
         if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
             return Some(reason);
@@ -234,34 +260,12 @@ impl Node {
         let metrics = NodeMetrics::new();
         metrics.set_backend(&backend_in_use(&verifier));
 
-        let shared = Arc::new(Shared {
-            network_id: genesis.network_id,
-            genesis_hash: genesis.hash(),
-            mempool: Mempool::new(config.mempool_tx_max),
-            counters: NodeCounters::default(),
-            metrics,
-            limits: QueueLimits {
-                mempool_tx_max: config.mempool_tx_max,
-                verified_queue_batches_max: config.verified_queue_batches_max,
-                commit_queue_blocks_max: config.commit_queue_blocks_max,
-            },
-            ack_listeners: RwLock::new(Vec::new()),
-            ledger_queries: bounded(LEDGER_QUERY_QUEUE_MAX),
-            stopping: AtomicBool::new(false),
-            submits_in_flight: AtomicUsize::new(0),
-            fatal: Mutex::new(None),
-            sigverify_thread: Mutex::new(None),
-            gossip_reply: bounded(0).0,
-            linked_chain_tx_max: LINKED_CHAIN_TX_MAX
-                .min(config.mempool_tx_max)
-                .min(config.block_tx_max),
-        });
+        let shared = Arc::new(Shared::new(genesis, &config, metrics));
         shared
             .counters
             .height
             .store(recovered.height, Ordering::Release);
         let (verified_tx, verified_rx) = bounded(config.verified_queue_batches_max);
-        let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
         let (ledger_tx, executor_result) = bounded(1);
         let replayed_height = recovered.height;
         let replayed_money_in_circulation = recovered.ledger.money_in_circulation();
@@ -286,48 +290,56 @@ impl Node {
             })
         };
         *shared.sigverify_thread.lock().expect("lock") = Some(sigverify.thread().clone());
-        let executor = {
-            let shared = Arc::clone(&shared);
-            let limits = ExecutorLimits {
-                block_tx_max: config.block_tx_max,
-                checkpoint_interval_blocks: config.checkpoint_interval_blocks,
-                genesis_hash: genesis.hash(),
-                archive_dir: config.archive_dir.clone(),
-            };
-            match validator {
-                None => spawn("tally-executor", Arc::clone(&shared), move || {
-                    let ledger =
-                        executor_stage(&shared, recovered, &limits, &verified_rx, &sealed_tx);
-                    let _ = ledger_tx.send(ledger);
-                }),
-                Some(runtime) => spawn("tally-consensus", Arc::clone(&shared), move || {
-                    let ledger = consensus::consensus_stage(
-                        &shared,
+        let limits = ExecutorLimits {
+            block_tx_max: config.block_tx_max,
+            checkpoint_interval_blocks: config.checkpoint_interval_blocks,
+            genesis_hash: genesis.hash(),
+            archive_dir: config.archive_dir.clone(),
+        };
+        let mut threads = vec![sigverify];
+        match validator {
+            None => {
+                let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
+                let shared_executor = Arc::clone(&shared);
+                threads.push(spawn("tally-executor", Arc::clone(&shared), move || {
+                    let ledger = executor_stage(
+                        &shared_executor,
                         recovered,
                         &limits,
-                        runtime,
                         &verified_rx,
                         &sealed_tx,
                     );
                     let _ = ledger_tx.send(ledger);
-                }),
+                }));
+                let shared_log = Arc::clone(&shared);
+                let group_max = config.group_commit_blocks_max;
+                let plan = CheckpointPlan {
+                    dir: checkpoints_dir(&config),
+                    file_ops: Arc::clone(&config.file_ops),
+                    archive_dir: config.archive_dir.clone(),
+                };
+                threads.push(spawn("tally-log", Arc::clone(&shared), move || {
+                    log_stage(&shared_log, log, group_max, &plan, &sealed_rx)
+                }));
             }
-        };
-        let committer = {
-            let shared = Arc::clone(&shared);
-            let group_max = config.group_commit_blocks_max;
-            let plan = CheckpointPlan {
-                dir: checkpoints_dir(&config),
-                file_ops: Arc::clone(&config.file_ops),
-                archive_dir: config.archive_dir.clone(),
-            };
-            spawn("tally-log", Arc::clone(&shared), move || {
-                log_stage(&shared, log, group_max, &plan, &sealed_rx)
-            })
-        };
+            // A validator commits each decided block itself (see consensus/).
+            Some(runtime) => {
+                let shared_consensus = Arc::clone(&shared);
+                threads.push(spawn("tally-consensus", Arc::clone(&shared), move || {
+                    let ledger = consensus::consensus_stage(
+                        &shared_consensus,
+                        recovered,
+                        limits,
+                        runtime,
+                        &verified_rx,
+                    );
+                    let _ = ledger_tx.send(ledger);
+                }));
+            }
+        }
         Ok(Node {
             handle: NodeHandle { shared },
-            threads: vec![sigverify, executor, committer],
+            threads,
             executor_result,
             replayed_height,
             replayed_money_in_circulation,

@@ -160,7 +160,7 @@ pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, N
 }
 
 /// Creates the data directory if needed and opens (recovers) the node's log.
-pub(super) fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
+pub(crate) fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -173,7 +173,10 @@ pub(super) fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
     Ok(log)
 }
 
+/// The directory of a node's checkpoints, in its data directory.
+pub(crate) const CHECKPOINTS_DIR: &str = "checkpoints";
+
 /// Where a node keeps its checkpoints.
 pub fn checkpoints_dir(config: &NodeConfig) -> PathBuf {
-    config.data_dir.join("checkpoints")
+    config.data_dir.join(CHECKPOINTS_DIR)
 }

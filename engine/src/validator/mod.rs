@@ -4,6 +4,9 @@
 //! process, for the demo, the benchmarks and tests.
 
 pub mod cluster;
+/// The cluster simulator over the production consensus stage (tests only).
+#[cfg(feature = "simulator")]
+pub use crate::node::consensus::sim;
 
 pub use crate::consensus::wire;
 /// The consensus state file and evidence file (kept with the node's other files in `log`).

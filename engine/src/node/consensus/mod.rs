@@ -29,12 +29,15 @@
 
 mod config;
 mod host;
+pub(crate) mod io;
 mod pool;
 mod runtime;
+#[cfg(feature = "simulator")]
+pub mod sim;
 mod sync;
 
 pub use config::ValidatorConfig;
-pub(crate) use runtime::{runtime, ValidatorRuntime};
+pub(crate) use runtime::{consensus_stage, runtime};
 
 /// The consensus state file and evidence file (kept with the node's other files in `log`).
 use crate::log::consensus_state as state_file;
@@ -48,16 +51,18 @@ use crate::consensus::{
 use crate::ledger::Ledger;
 use crate::log::{FileOps, Log, LogError};
 use crate::mempool::PendingTx;
-use crate::net::peers::{PeerEvent, PeerLinks};
+use crate::net::peers::PeerEvent;
+use crate::node::commit::{commit_group, CheckpointPlan};
 use crate::node::seal::{self, ChainTip};
 use crate::node::verify_signatures;
 use crate::node::{
-    now_ms, serve_ledger_queries, ExecutorLimits, Recovered, SealedBlock, Shared, VerifiedBatch,
+    serve_ledger_queries, ExecutorLimits, Recovered, SealedBlock, Shared, VerifiedBatch,
 };
 use crate::result::ResultCode;
 use crate::tx::TxRecord;
-use crossbeam::channel::{bounded, Receiver, Sender};
+use crossbeam::channel::Receiver;
 use host::Host;
+use io::{Clock, Links, SystemClock};
 use pool::Pool;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -96,20 +101,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why the consensus stage stopped the node.
 type Fatal = String;
 
-struct Driver<'a> {
-    shared: &'a Shared,
-    limits: &'a ExecutorLimits,
+/// The consensus stage's state: the machine, the host (proposals, pool, links), the ledger
+/// and the storage it commits to. Generic over the clock and the links so that the
+/// simulator runs this very code (see [`io`]).
+pub(crate) struct Driver<C: Clock, L: Links> {
+    shared: Arc<Shared>,
+    limits: ExecutorLimits,
     ledger: Ledger,
     machine: Tendermint,
     state_file: state_file::StateFile,
-    host: Host,
+    host: Host<C, L>,
     config: ValidatorConfig,
-    peer_events: Receiver<PeerEvent>,
     log: Arc<RwLock<Log>>,
     data_dir: PathBuf,
     file_ops: Arc<dyn FileOps>,
-    sealed: &'a Sender<SealedBlock>,
-    durable: (Sender<u64>, Receiver<u64>),
+    /// Where commits put checkpoints and archived segments.
+    plan: CheckpointPlan,
+    previous_checkpoint_height: Option<u64>,
     timers: BinaryHeap<Reverse<(Instant, u64, TimeoutKey)>>,
     timer_sequence: u64,
     /// When the last block was committed (the next height starts from then).
@@ -123,6 +131,39 @@ struct Driver<'a> {
     waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
     /// When each lagging peer was last sent decided blocks.
     helped: HashMap<[u8; 32], Instant>,
+    /// A bug switched on by the simulator's tests, to show that the simulator catches it.
+    #[cfg(feature = "simulator")]
+    pub(crate) injected_bug: Option<InjectedBug>,
+}
+
+/// Bugs the simulator's tests switch on in the production driver (never in a node's
+/// build), each of which the simulator must catch.
+#[cfg(feature = "simulator")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedBug {
+    /// A proposal is taken without checking its header against the chain: its previous
+    /// block hash, which covers the previous block's results and state root.
+    SkipProposalHeaderCheck,
+    /// The machine's state is written after the votes it allows are sent, not before.
+    VoteBeforeStateDurable,
+}
+
+/// What a driver is built from: a node's recovered state and its validator parts.
+pub(crate) struct DriverParts<C, L> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: ExecutorLimits,
+    pub(crate) recovered: Recovered,
+    pub(crate) config: ValidatorConfig,
+    pub(crate) set: ValidatorSet,
+    pub(crate) machine: Tendermint,
+    pub(crate) state_file: state_file::StateFile,
+    pub(crate) log: Arc<RwLock<Log>>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) file_ops: Arc<dyn FileOps>,
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) verify_pool: Option<rayon::ThreadPool>,
+    pub(crate) clock: C,
+    pub(crate) links: L,
 }
 
 /// A timeout in the timer heap (ordered by deadline, then insertion).
@@ -160,157 +201,120 @@ impl TimeoutKey {
     }
 }
 
-/// The consensus stage: runs until the signature stage ends (node stopping) and this node's
-/// clients' transactions are decided (or [`SHUTDOWN_GRACE`] passed), or a fatal error.
-pub(crate) fn consensus_stage(
-    shared: &Shared,
-    recovered: Recovered,
-    limits: &ExecutorLimits,
-    runtime: ValidatorRuntime,
-    verified: &Receiver<VerifiedBatch>,
-    sealed: &Sender<SealedBlock>,
-) -> Ledger {
-    let ValidatorRuntime {
-        config,
-        set,
-        links,
-        peer_events,
-        verifier,
-        machine,
-        state_file,
-        log,
-        data_dir,
-        file_ops,
-    } = runtime;
-    let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
-    let own_index = set.index_of(&own_key);
-    let pool = Pool {
-        chunks: VecDeque::new(),
-        pending: HashMap::new(),
-        local: HashMap::new(),
-        max: config.pool_tx_max,
-        decided: std::collections::HashSet::new(),
-        decided_order: VecDeque::new(),
-    };
-    let host = Host {
-        network_id: shared.network_id,
-        set,
-        own_index,
-        tip: recovered.tip(),
-        block_tx_max: limits.block_tx_max.min(VALIDATOR_BLOCK_TX_MAX),
-        pool,
-        proposals: HashMap::new(),
-        valid_cache: HashMap::new(),
-        verifier,
-        verify_pool: rayon::ThreadPoolBuilder::new()
-            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .thread_name(|index| format!("tally-proposal-verify-{index}"))
-            .build()
-            .map_err(|error| tracing::warn!(%error, "proposals are verified on the shared pool"))
-            .ok(),
-        links,
-    };
-    let mut driver = Driver {
-        shared,
-        limits,
-        ledger: recovered.ledger,
-        machine,
-        state_file,
-        host,
-        config,
-        peer_events,
-        log,
-        data_dir,
-        file_ops,
-        sealed,
-        durable: bounded(1),
-        timers: BinaryHeap::new(),
-        timer_sequence: 0,
-        committed_at: Instant::now(),
-        height_started_at: None,
-        undelivered: None,
-        last_sync_request: None,
-        last_regossip: Instant::now(),
-        waiting_for_body: HashMap::new(),
-        helped: HashMap::new(),
-    };
-    let metrics = &driver.shared.metrics;
-    metrics.set_peer_stats(driver.host.links.stats_handle());
-    metrics.validator_epoch.set(driver.host.set.epoch() as i64);
-    metrics.validators.set(driver.host.set.len() as i64);
-    if let Err(reason) = driver.run(verified) {
-        shared.set_fatal(reason);
-    }
-    driver.ledger
-}
-
-impl Driver<'_> {
-    fn run(&mut self, verified: &Receiver<VerifiedBatch>) -> Result<(), Fatal> {
-        let never = crossbeam::channel::never();
-        let mut verified_open = true;
-        let mut stop_deadline: Option<Instant> = None;
-        loop {
-            if !verified_open {
-                let deadline =
-                    *stop_deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
-                if self.host.pool.local.is_empty() || Instant::now() >= deadline {
-                    if !self.host.pool.local.is_empty() {
-                        tracing::warn!(
-                            transactions = self.host.pool.local.len(),
-                            "stopping with client transactions not yet decided: clients must query their status"
-                        );
-                    }
-                    return Ok(());
-                }
-            }
-            self.maybe_start_height()?;
-            let wait = self.next_wake().saturating_duration_since(Instant::now());
-            let verified_now = if verified_open && self.host.pool.has_room() {
-                verified
-            } else {
-                &never
-            };
-            crossbeam::select! {
-                recv(verified_now) -> batch => match batch {
-                    Ok(batch) => {
-                        self.add_local(batch);
-                        // What is verified now goes into the next block (a height takes
-                        // milliseconds, batches come every few), but only what is queued
-                        // now: under a burst, batches keep coming, and consensus must run.
-                        for _ in 0..verified.len() {
-                            if !self.host.pool.has_room() {
-                                break;
-                            }
-                            match verified.try_recv() {
-                                Ok(batch) => self.add_local(batch),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    Err(_) => verified_open = false,
-                },
-                recv(self.peer_events) -> event => {
-                    if let Ok(event) = event {
-                        self.on_peer_event(event)?;
-                    }
-                }
-                recv(self.shared.ledger_queries.1) -> query => {
-                    if let Ok(query) = query {
-                        query(&self.ledger);
-                    }
-                }
-                default(wait) => {}
-            }
-            self.fire_timers()?;
-            self.regossip();
-            self.shared
-                .metrics
-                .verified_queue_batches
-                .set(verified.len() as i64);
+impl<C: Clock, L: Links> Driver<C, L> {
+    pub(crate) fn new(parts: DriverParts<C, L>) -> Driver<C, L> {
+        let DriverParts {
+            shared,
+            limits,
+            recovered,
+            config,
+            set,
+            machine,
+            state_file,
+            log,
+            data_dir,
+            file_ops,
+            verifier,
+            verify_pool,
+            clock,
+            links,
+        } = parts;
+        let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
+        let own_index = set.index_of(&own_key);
+        let pool = Pool {
+            chunks: VecDeque::new(),
+            pending: HashMap::new(),
+            local: HashMap::new(),
+            max: config.pool_tx_max,
+            decided: std::collections::HashSet::new(),
+            decided_order: VecDeque::new(),
+        };
+        let now = clock.now();
+        let host = Host {
+            network_id: shared.network_id,
+            set,
+            own_index,
+            tip: recovered.tip(),
+            block_tx_max: limits.block_tx_max.min(VALIDATOR_BLOCK_TX_MAX),
+            pool,
+            proposals: HashMap::new(),
+            valid_cache: HashMap::new(),
+            verifier,
+            verify_pool,
+            clock,
+            links,
+            #[cfg(feature = "simulator")]
+            injected_bug: None,
+        };
+        let plan = CheckpointPlan {
+            dir: data_dir.join(crate::node::CHECKPOINTS_DIR),
+            file_ops: Arc::clone(&file_ops),
+            archive_dir: limits.archive_dir.clone(),
+        };
+        let metrics = &shared.metrics;
+        metrics.validator_epoch.set(host.set.epoch() as i64);
+        metrics.validators.set(host.set.len() as i64);
+        Driver {
+            shared,
+            limits,
+            ledger: recovered.ledger,
+            machine,
+            state_file,
+            host,
+            config,
+            log,
+            data_dir,
+            file_ops,
+            plan,
+            previous_checkpoint_height: None,
+            timers: BinaryHeap::new(),
+            timer_sequence: 0,
+            committed_at: now,
+            height_started_at: None,
+            undelivered: None,
+            last_sync_request: None,
+            last_regossip: now,
+            waiting_for_body: HashMap::new(),
+            helped: HashMap::new(),
+            #[cfg(feature = "simulator")]
+            injected_bug: None,
         }
     }
 
-    fn next_wake(&self) -> Instant {
+    fn now(&self) -> Instant {
+        self.host.clock.now()
+    }
+
+    /// Time since `then` by this stage's clock.
+    fn since(&self, then: Instant) -> Duration {
+        self.now().saturating_duration_since(then)
+    }
+
+    /// Switches a bug on (the simulator's tests).
+    #[cfg(feature = "simulator")]
+    pub(crate) fn inject_bug(&mut self, bug: InjectedBug) {
+        self.injected_bug = Some(bug);
+        self.host.injected_bug = Some(bug);
+    }
+
+    /// What the stage does between events, in the order its loop does it: due timeouts,
+    /// the periodic re-gossip, and the start of the next height when it is due (the
+    /// simulator's step; [`Self::run`] interleaves the same calls with its waits).
+    #[cfg(feature = "simulator")]
+    pub(crate) fn tick(&mut self) -> Result<(), Fatal> {
+        self.fire_timers()?;
+        self.regossip();
+        self.maybe_start_height()
+    }
+
+    /// Whether the pool takes more verified transactions now.
+    #[cfg(feature = "simulator")]
+    pub(crate) fn has_room(&self) -> bool {
+        self.host.pool.has_room()
+    }
+
+    /// When the stage next has something to do without an event.
+    pub(crate) fn next_wake(&self) -> Instant {
         let mut wake = self.last_regossip + REGOSSIP_INTERVAL;
         if let Some(Reverse((deadline, _, _))) = self.timers.peek() {
             wake = wake.min(*deadline);
@@ -318,11 +322,11 @@ impl Driver<'_> {
         if !self.machine.is_running() {
             wake = wake.min(self.committed_at + self.config.empty_block_interval);
         }
-        wake.max(Instant::now() + Duration::from_micros(100))
+        wake.max(self.now() + Duration::from_micros(100))
     }
 
     /// This node's clients' verified transactions: into the pool and on to the peers.
-    fn add_local(&mut self, batch: VerifiedBatch) {
+    pub(crate) fn add_local(&mut self, batch: VerifiedBatch) {
         let mut records = Vec::with_capacity(batch.txs.len());
         let mut locals = Vec::with_capacity(batch.txs.len());
         let mut gossiped = Vec::new();
@@ -376,11 +380,11 @@ impl Driver<'_> {
         let proposes = self.host.own_index == Some(first_proposer);
         let due = !proposes
             || !self.host.pool.pending.is_empty()
-            || self.committed_at.elapsed() >= self.config.empty_block_interval;
+            || self.since(self.committed_at) >= self.config.empty_block_interval;
         if !due {
             return Ok(());
         }
-        self.height_started_at = Some(Instant::now());
+        self.height_started_at = Some(self.now());
         let event = Event::StartHeight {
             height,
             validator_set: self.host.set.clone(),
@@ -421,12 +425,21 @@ impl Driver<'_> {
     }
 
     fn apply(&mut self, actions: Vec<Action>) -> Result<(), Fatal> {
+        #[cfg(feature = "simulator")]
+        let mut late_state = None;
         for action in actions {
             match action {
                 Action::Decide(decision) => self.on_decision(decision)?,
-                Action::Persist(state) => self.state_file.write(&state).map_err(|error| {
-                    format!("writing the consensus state failed (never retried): {error}")
-                })?,
+                Action::Persist(state) => {
+                    #[cfg(feature = "simulator")]
+                    if self.injected_bug == Some(InjectedBug::VoteBeforeStateDurable) {
+                        late_state = Some(state);
+                        continue;
+                    }
+                    self.state_file.write(&state).map_err(|error| {
+                        format!("writing the consensus state failed (never retried): {error}")
+                    })?
+                }
                 Action::Broadcast(message) => {
                     self.host
                         .links
@@ -438,18 +451,24 @@ impl Driver<'_> {
                 } => {
                     self.timer_sequence += 1;
                     self.timers.push(Reverse((
-                        Instant::now() + Duration::from_millis(duration_ms),
+                        self.now() + Duration::from_millis(duration_ms),
                         self.timer_sequence,
                         TimeoutKey::from(timeout),
                     )));
                 }
             }
         }
+        #[cfg(feature = "simulator")]
+        if let Some(state) = late_state {
+            self.state_file.write(&state).map_err(|error| {
+                format!("writing the consensus state failed (never retried): {error}")
+            })?;
+        }
         Ok(())
     }
 
     fn fire_timers(&mut self) -> Result<(), Fatal> {
-        let now = Instant::now();
+        let now = self.now();
         while let Some(Reverse((deadline, _, key))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -464,10 +483,10 @@ impl Driver<'_> {
 
     /// Sends the current height's messages (and own proposal body) again, now and then.
     fn regossip(&mut self) {
-        if self.last_regossip.elapsed() < REGOSSIP_INTERVAL {
+        if self.since(self.last_regossip) < REGOSSIP_INTERVAL {
             return;
         }
-        self.last_regossip = Instant::now();
+        self.last_regossip = self.now();
         // A decision whose body never came: ask again (the machine waits meanwhile).
         if self.undelivered.is_some() {
             self.request_sync(None);
@@ -478,7 +497,7 @@ impl Driver<'_> {
         self.send_height_state(None);
     }
 
-    fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Fatal> {
+    pub(crate) fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Fatal> {
         match event {
             PeerEvent::Connected { peer } => {
                 self.shared
@@ -607,7 +626,7 @@ impl Driver<'_> {
                 .metrics
                 .stage
                 .consensus
-                .observe_duration(started.elapsed());
+                .observe_duration(self.since(started));
         }
         self.commit(body, decision.certificate, None)
     }
@@ -622,7 +641,7 @@ impl Driver<'_> {
         certificate: Certificate,
         claimed: Option<&BlockHeader>,
     ) -> Result<(), Fatal> {
-        let execution_started = Instant::now();
+        let execution_started = self.now();
         let tip = self.host.tip;
         if let Err(error) = seal::check_header(
             &tip,
@@ -659,31 +678,31 @@ impl Driver<'_> {
         metrics
             .stage
             .execution
-            .observe_duration(execution_started.elapsed());
+            .observe_duration(self.since(execution_started));
         metrics.batch.block.observe(body.records.len() as u64);
-        let sealed = SealedBlock {
+        let mut group = vec![SealedBlock {
             height,
             entry,
             txs,
             results: local_results,
             checkpoint,
-            durable: Some(self.durable.0.clone()),
-        };
-        if self.sealed.send(sealed).is_err() || self.durable.1.recv().is_err() {
-            return Err(self
-                .shared
-                .stopped_reason()
-                .unwrap_or_else(|| "the log stage stopped".into()));
-        }
+        }];
+        commit_group(
+            &self.shared,
+            &self.log,
+            &self.plan,
+            &mut group,
+            &mut self.previous_checkpoint_height,
+        )?;
         self.host.tip = new_tip;
         self.host
             .proposals
             .retain(|_, b| b.header.height() > height);
         self.host.valid_cache.clear();
         self.waiting_for_body.clear();
-        self.committed_at = Instant::now();
+        self.committed_at = self.now();
         self.follow_schedule();
-        serve_ledger_queries(self.shared, &self.ledger, 64);
+        serve_ledger_queries(&self.shared, &self.ledger, 64);
         Ok(())
     }
 

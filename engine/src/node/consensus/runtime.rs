@@ -1,9 +1,11 @@
 //! What a node needs to run as a validator, checked against the genesis and built at
-//! start: the set of the next height, the consensus machine, the validator links.
+//! start (the set of the next height, the consensus machine, the validator links), and the
+//! stage's thread: the driver fed from the node's channels on the system clock.
 
 use super::*;
 use crate::genesis::Genesis;
 use crate::log::Log;
+use crate::net::peers::PeerLinks;
 use crate::node::{NodeConfig, NodeError, Recovered};
 use crossbeam::channel::bounded;
 use std::sync::{Arc, RwLock};
@@ -60,7 +62,7 @@ pub(crate) fn runtime(
     log: &Arc<RwLock<Log>>,
     verifier: Arc<Verifier>,
 ) -> Result<ValidatorRuntime, NodeError> {
-    use crate::net::peers::{PeerConfig, PeerLinks};
+    use crate::net::peers::PeerConfig;
     // The set in force for the next height: the genesis's, or the one the authorities
     // voted in (kept by the ledger).
     let set = recovered.ledger.validator_schedule().current().clone();
@@ -136,4 +138,129 @@ pub(crate) fn runtime(
         data_dir: config.data_dir.clone(),
         file_ops: Arc::clone(&config.file_ops),
     })
+}
+
+/// The consensus stage: runs until the signature stage ends (node stopping) and this node's
+/// clients' transactions are decided (or [`SHUTDOWN_GRACE`] passed), or a fatal error.
+/// A validator commits its blocks itself (it waits for each to be durable before the next
+/// height anyway), with the log stage's own commit step.
+pub(crate) fn consensus_stage(
+    shared: &Arc<Shared>,
+    recovered: Recovered,
+    limits: ExecutorLimits,
+    runtime: ValidatorRuntime,
+    verified: &Receiver<VerifiedBatch>,
+) -> Ledger {
+    let ValidatorRuntime {
+        config,
+        set,
+        links,
+        peer_events,
+        verifier,
+        machine,
+        state_file,
+        log,
+        data_dir,
+        file_ops,
+    } = runtime;
+    shared.metrics.set_peer_stats(links.stats_handle());
+    let verify_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .thread_name(|index| format!("tally-proposal-verify-{index}"))
+        .build()
+        .map_err(|error| tracing::warn!(%error, "proposals are verified on the shared pool"))
+        .ok();
+    let mut driver = Driver::new(DriverParts {
+        shared: Arc::clone(shared),
+        limits,
+        recovered,
+        config,
+        set,
+        machine,
+        state_file,
+        log,
+        data_dir,
+        file_ops,
+        verifier,
+        verify_pool,
+        clock: SystemClock,
+        links,
+    });
+    if let Err(reason) = driver.run(verified, &peer_events) {
+        shared.set_fatal(reason);
+    }
+    driver.ledger
+}
+
+impl Driver<SystemClock, PeerLinks> {
+    /// The stage's loop: verified batches, peer events and ledger queries as they come,
+    /// timeouts and re-gossip between them.
+    fn run(
+        &mut self,
+        verified: &Receiver<VerifiedBatch>,
+        peer_events: &Receiver<PeerEvent>,
+    ) -> Result<(), Fatal> {
+        let never = crossbeam::channel::never();
+        let mut verified_open = true;
+        let mut stop_deadline: Option<Instant> = None;
+        loop {
+            if !verified_open {
+                let now = self.now();
+                let deadline = *stop_deadline.get_or_insert(now + SHUTDOWN_GRACE);
+                if self.host.pool.local.is_empty() || now >= deadline {
+                    if !self.host.pool.local.is_empty() {
+                        tracing::warn!(
+                            transactions = self.host.pool.local.len(),
+                            "stopping with client transactions not yet decided: clients must query their status"
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+            self.maybe_start_height()?;
+            let wait = self.next_wake().saturating_duration_since(self.now());
+            let verified_now = if verified_open && self.host.pool.has_room() {
+                verified
+            } else {
+                &never
+            };
+            crossbeam::select! {
+                recv(verified_now) -> batch => match batch {
+                    Ok(batch) => {
+                        self.add_local(batch);
+                        // What is verified now goes into the next block (a height takes
+                        // milliseconds, batches come every few), but only what is queued
+                        // now: under a burst, batches keep coming, and consensus must run.
+                        for _ in 0..verified.len() {
+                            if !self.host.pool.has_room() {
+                                break;
+                            }
+                            match verified.try_recv() {
+                                Ok(batch) => self.add_local(batch),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => verified_open = false,
+                },
+                recv(peer_events) -> event => {
+                    if let Ok(event) = event {
+                        self.on_peer_event(event)?;
+                    }
+                }
+                recv(self.shared.ledger_queries.1) -> query => {
+                    if let Ok(query) = query {
+                        query(&self.ledger);
+                    }
+                }
+                default(wait) => {}
+            }
+            self.fire_timers()?;
+            self.regossip();
+            self.shared
+                .metrics
+                .verified_queue_batches
+                .set(verified.len() as i64);
+        }
+    }
 }

@@ -4,15 +4,15 @@
 
 use super::*;
 
-impl Driver<'_> {
+impl<C: Clock, L: Links> Driver<C, L> {
     pub(super) fn request_sync(&mut self, peer: Option<&[u8; 32]>) {
         if self
             .last_sync_request
-            .is_some_and(|at| at.elapsed() < SYNC_REQUEST_GAP)
+            .is_some_and(|at| self.since(at) < SYNC_REQUEST_GAP)
         {
             return;
         }
-        self.last_sync_request = Some(Instant::now());
+        self.last_sync_request = Some(self.now());
         let from = (self.host.tip.height + 1).to_le_bytes();
         match peer {
             Some(peer) => {
@@ -29,15 +29,16 @@ impl Driver<'_> {
     /// Messages that merely arrive late (right after the decision) are left alone.
     pub(super) fn help_lagging_peer(&mut self, peer: &[u8; 32], height: u64) {
         let late_copy =
-            height == self.host.tip.height && self.committed_at.elapsed() < LAGGING_PEER_GAP;
+            height == self.host.tip.height && self.since(self.committed_at) < LAGGING_PEER_GAP;
         let recently = self
             .helped
             .get(peer)
-            .is_some_and(|at| at.elapsed() < LAGGING_PEER_GAP);
+            .is_some_and(|at| self.since(*at) < LAGGING_PEER_GAP);
         if late_copy || recently {
             return;
         }
-        self.helped.insert(*peer, Instant::now());
+        let now = self.now();
+        self.helped.insert(*peer, now);
         self.serve_sync(peer, height);
     }
 
@@ -54,10 +55,16 @@ impl Driver<'_> {
                 links.broadcast(kind, payload);
             }
         };
-        for body in self.host.proposals.values() {
-            if body.header.height() == height {
-                send(wire::KIND_PROPOSAL_BODY, &body.encode());
-            }
+        // In id order: what leaves does not hang on a map's iteration order.
+        let mut bodies: Vec<(&BlockId, &ProposalBody)> = self
+            .host
+            .proposals
+            .iter()
+            .filter(|(_, body)| body.header.height() == height)
+            .collect();
+        bodies.sort_unstable_by_key(|(id, _)| **id);
+        for (_, body) in bodies {
+            send(wire::KIND_PROPOSAL_BODY, &body.encode());
         }
         for message in self.machine.known_messages() {
             send(wire::KIND_CONSENSUS, &message.encode());
