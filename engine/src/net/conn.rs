@@ -80,6 +80,16 @@ impl Input {
         );
         self.start += bytes;
     }
+
+    /// The whole length of the frame at the front, when its header is in and announces more
+    /// than `limit` bytes: a connection that takes only small frames (a handshake) refuses
+    /// a longer one before buffering it.
+    pub(crate) fn frame_over(&self, limit: usize) -> Option<usize> {
+        match frame::frame_len(self.unread()) {
+            Ok(Some(total)) if total > limit => Some(total),
+            _ => None,
+        }
+    }
 }
 
 impl FramedConn {
@@ -128,6 +138,24 @@ impl FramedConn {
     /// Whether the peer closed its side (everything it sent has been read).
     pub(crate) fn eof(&self) -> bool {
         self.eof
+    }
+
+    /// For a dialled connection: `Ok(true)` once the TCP connection is established,
+    /// `Ok(false)` while it is still being set up, the error when it failed.
+    pub(crate) fn connect_finished(&self) -> io::Result<bool> {
+        if let Some(error) = self.stream.take_error().ok().flatten() {
+            return Err(error);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error.kind() == io::ErrorKind::NotConnected
+                    || error.kind() == io::ErrorKind::WouldBlock =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads once into the input, with room for the frame being read (its length is known
@@ -207,6 +235,22 @@ impl FramedConn {
     /// Appends encoded frames to the output.
     pub(crate) fn queue(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
+    }
+
+    /// Moves every byte of `bytes` (whole encoded frames) to the output, leaving it empty;
+    /// when nothing is waiting to be written the two buffers are swapped, not copied.
+    pub(crate) fn queue_all(&mut self, bytes: &mut Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.out_start == self.out.len() {
+            self.out.clear();
+            self.out_start = 0;
+            std::mem::swap(&mut self.out, bytes);
+        } else {
+            self.out.extend_from_slice(bytes);
+            bytes.clear();
+        }
     }
 
     /// Bytes waiting to be written.
@@ -386,6 +430,23 @@ mod tests {
         );
         // Nothing past the header was buffered for it.
         assert!(input.buf.capacity() <= READ_CHUNK_BYTES + FRAME_HEADER_BYTES);
+        // Over the protocol's maximum it is the decoder's refusal, not a connection limit's.
+        assert_eq!(input.frame_over(200), None);
+        conn.put_input(input);
+    }
+
+    #[test]
+    fn a_connection_limit_below_the_maximum_names_the_announced_length() {
+        let (mut conn, mut other) = pair(FRAME_BYTES_MAX);
+        let bytes = a_frame(0x42, &[0; 500]);
+        other.write_all(&bytes[..FRAME_HEADER_BYTES]).unwrap();
+        assert_eq!(
+            read_until_data(&mut conn),
+            ReadOutcome::Bytes(FRAME_HEADER_BYTES)
+        );
+        let input = conn.take_input();
+        assert_eq!(input.frame_over(200), Some(bytes.len()));
+        assert_eq!(input.frame_over(bytes.len()), None);
         conn.put_input(input);
     }
 
@@ -461,6 +522,23 @@ mod tests {
     }
 
     #[test]
+    fn queue_all_moves_whole_buffers_behind_unwritten_output() {
+        let (mut conn, _other) = pair(16);
+        let mut queued = vec![1, 2, 3];
+        conn.queue_all(&mut queued);
+        assert!(queued.is_empty());
+        assert_eq!(conn.pending_out(), 3);
+        let mut more = vec![4, 5];
+        conn.queue_all(&mut more);
+        assert!(more.is_empty());
+        conn.output().extend_from_slice(&[6]);
+        assert_eq!(conn.out[conn.out_start..], [1, 2, 3, 4, 5, 6]);
+        assert!(!conn.output_full());
+        conn.queue(&[0; 10]);
+        assert!(conn.output_full());
+    }
+
+    #[test]
     fn a_closing_connection_shuts_its_write_side_and_sees_the_peer_close() {
         let (mut conn, mut other) = pair(FRAME_BYTES_MAX);
         conn.queue(b"last words");
@@ -478,6 +556,39 @@ mod tests {
         while !conn.discard_input() {
             assert!(Instant::now() < deadline, "the close was not seen");
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_dialled_connection_reports_when_it_is_connected() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).unwrap();
+        let conn = FramedConn::new(stream, addr, FRAME_BYTES_MAX);
+        let _accepted = listener.accept().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !conn.connect_finished().unwrap() {
+            assert!(Instant::now() < deadline, "never connected");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Nobody listens on a port just released: the attempt fails.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        let Ok(stream) = TcpStream::connect(gone_addr) else {
+            return; // refused at once: nothing left to watch
+        };
+        let conn = FramedConn::new(stream, gone_addr, 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match conn.connect_finished() {
+                Ok(false) => {
+                    assert!(Instant::now() < deadline, "the failed attempt never ended");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(true) => panic!("connected to a closed port"),
+                Err(_) => break,
+            }
         }
     }
 }
