@@ -8,6 +8,8 @@
 //! client connections.
 
 pub mod config;
+mod conn;
+mod event_loop;
 pub mod http;
 pub mod peers;
 pub mod query;

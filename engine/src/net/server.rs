@@ -12,7 +12,9 @@
 //! connection that sends a bad frame or message gets an Error frame and is closed, with a
 //! log line; the node and the other connections go on.
 
-use super::frame::{self, FRAME_BYTES_MAX, FRAME_HEADER_BYTES};
+use super::conn::{FramedConn, ReadOutcome};
+use super::event_loop::{self, EventLoop};
+use super::frame::{self, FRAME_BYTES_MAX};
 use super::message::{
     encode_results, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt, Welcome,
     PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
@@ -21,10 +23,10 @@ use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, 
 use crate::mempool::Ack;
 use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::net::TcpListener;
+use mio::{Token, Waker};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -100,11 +102,8 @@ pub enum ServerError {
     Poll(io::Error),
 }
 
-const LISTENER: Token = Token(0);
-const WAKER: Token = Token(1);
-const FIRST_CONNECTION: usize = 2;
-/// Bytes read from a socket at a time when no larger frame is expected.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Readiness events taken per poll-loop turn.
+const EVENTS_PER_TURN: usize = 1_024;
 /// How long a connection closed for an error may take to receive its Error frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
@@ -126,11 +125,9 @@ impl Server {
                 source,
             })?;
         let addr = listener.local_addr().map_err(ServerError::Poll)?;
-        let poll = Poll::new().map_err(ServerError::Poll)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(ServerError::Poll)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServerError::Poll)?);
+        let (event_loop, waker) =
+            EventLoop::new(&mut listener, EVENTS_PER_TURN).map_err(ServerError::Poll)?;
+        let waker = Arc::new(waker);
         {
             let waker = Arc::clone(&waker);
             node.add_ack_listener(Arc::new(move || {
@@ -142,12 +139,11 @@ impl Server {
         let mut ingress = Ingress {
             node,
             config,
-            poll,
+            event_loop,
             listener: Some(listener),
             waker: Arc::clone(&waker),
             finish: Arc::clone(&finish),
             connections: HashMap::new(),
-            next_token: FIRST_CONNECTION,
             replies_tx,
             replies_rx,
             scratch: Vec::new(),
@@ -178,13 +174,7 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        self.finish.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the ingress thread panicked");
-            }
-        }
+        event_loop::stop_thread(&self.finish, &self.waker, &mut self.thread, "ingress");
     }
 }
 
@@ -195,14 +185,9 @@ impl Drop for Server {
 }
 
 struct Connection {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// Bytes read and not yet decoded: `read_buf[read_start..]`.
-    read_buf: Vec<u8>,
-    read_start: usize,
-    /// Bytes to write: `out[out_start..]`.
-    out: Vec<u8>,
-    out_start: usize,
+    /// The socket, its input and its output (bounded softly by
+    /// `connection_output_bytes_max`).
+    io: FramedConn,
     acks_tx: Sender<Ack>,
     acks_rx: Receiver<Ack>,
     /// Records taken and not yet answered.
@@ -210,32 +195,25 @@ struct Connection {
     /// Ledger queries sent to the executor and not yet answered.
     queries_pending: usize,
     greeted: bool,
-    /// Edge-triggered readiness not yet used up.
-    readable: bool,
-    /// The peer closed its side.
-    eof: bool,
     /// Set when the connection is being closed: stop reading, flush, then drop.
     closing: Option<Instant>,
-    /// The write side was shut down after the last frame of a closing connection.
-    write_shut: bool,
     paused: bool,
 }
 
-impl Connection {
-    fn pending_out(&self) -> usize {
-        self.out.len() - self.out_start
+impl AsMut<FramedConn> for Connection {
+    fn as_mut(&mut self) -> &mut FramedConn {
+        &mut self.io
     }
 }
 
 struct Ingress {
     node: NodeHandle,
     config: ServerConfig,
-    poll: Poll,
+    event_loop: EventLoop,
     listener: Option<TcpListener>,
     waker: Arc<Waker>,
     finish: Arc<AtomicBool>,
     connections: HashMap<Token, Connection>,
-    next_token: usize,
     /// Answers of ledger queries, from the executor thread.
     replies_tx: Sender<(Token, Vec<u8>)>,
     replies_rx: Receiver<(Token, Vec<u8>)>,
@@ -249,7 +227,6 @@ enum Closed {
 
 impl Ingress {
     fn run(&mut self) {
-        let mut events = Events::with_capacity(1_024);
         let mut finishing_since: Option<Instant> = None;
         loop {
             let timeout = if finishing_since.is_some()
@@ -259,30 +236,18 @@ impl Ingress {
             } else {
                 None
             };
-            if let Err(error) = self.poll.poll(&mut events, timeout) {
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                tracing::error!(%error, "client server poll failed; closing every client connection");
-                return;
-            }
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    token => {
-                        if let Some(conn) = self.connections.get_mut(&token) {
-                            if event.is_readable() || event.is_read_closed() {
-                                conn.readable = true;
-                            }
-                        }
-                    }
+            match self.event_loop.wait(timeout, &mut self.connections) {
+                Ok(true) => self.accept(),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, "client server poll failed; closing every client connection");
+                    return;
                 }
             }
             if finishing_since.is_none() && self.finish.load(Ordering::SeqCst) {
                 finishing_since = Some(Instant::now());
                 if let Some(mut listener) = self.listener.take() {
-                    let _ = self.poll.registry().deregister(&mut listener);
+                    self.event_loop.deregister_listener(&mut listener);
                 }
             }
             self.forward_query_replies();
@@ -294,11 +259,11 @@ impl Ingress {
                 let all_flushed = self
                     .connections
                     .values()
-                    .all(|c| c.pending_out() == 0 && c.acks_rx.is_empty());
+                    .all(|c| c.io.pending_out() == 0 && c.acks_rx.is_empty());
                 if all_flushed || since.elapsed() >= self.config.drain_timeout {
                     let left = self.connections.len();
                     for (_, mut conn) in self.connections.drain() {
-                        let _ = self.poll.registry().deregister(&mut conn.stream);
+                        self.event_loop.deregister(&mut conn.io);
                     }
                     self.node.metrics().client_connections.set(0);
                     tracing::info!(connections = left, "client server stopped");
@@ -313,44 +278,33 @@ impl Ingress {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            let (mut stream, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            let (stream, peer) = match event_loop::accept(listener) {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return,
                 Err(error) => {
                     // Out of file descriptors and the like: the listener stays; try later.
                     tracing::warn!(%error, "accepting a client connection failed");
                     return;
                 }
             };
-            let token = Token(self.next_token);
-            self.next_token += 1;
-            if let Err(error) = self.poll.registry().register(
-                &mut stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                tracing::warn!(%peer, %error, "cannot register a client connection");
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
+            let mut io = FramedConn::new(stream, peer, self.config.connection_output_bytes_max);
+            let token = match self.event_loop.register(&mut io) {
+                Ok(token) => token,
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "cannot register a client connection");
+                    continue;
+                }
+            };
+            let _ = io.stream().set_nodelay(true);
             let (acks_tx, acks_rx) = unbounded();
             let mut conn = Connection {
-                stream,
-                peer,
-                read_buf: Vec::new(),
-                read_start: 0,
-                out: Vec::new(),
-                out_start: 0,
+                io,
                 acks_tx,
                 acks_rx,
                 inflight: 0,
                 queries_pending: 0,
                 greeted: false,
-                readable: true,
-                eof: false,
                 closing: None,
-                write_shut: false,
                 paused: false,
             };
             let metrics = self.node.metrics();
@@ -379,7 +333,7 @@ impl Ingress {
     fn forward_query_replies(&mut self) {
         while let Ok((token, bytes)) = self.replies_rx.try_recv() {
             if let Some(conn) = self.connections.get_mut(&token) {
-                conn.out.extend_from_slice(&bytes);
+                conn.io.queue(&bytes);
                 conn.queries_pending = conn.queries_pending.saturating_sub(1);
             }
         }
@@ -397,12 +351,12 @@ impl Ingress {
                 self.connections.insert(token, conn);
             }
             Closed::Yes => {
-                let _ = self.poll.registry().deregister(&mut conn.stream);
+                self.event_loop.deregister(&mut conn.io);
                 self.node
                     .metrics()
                     .client_connections
                     .set(self.connections.len() as i64);
-                tracing::debug!(peer = %conn.peer, "client connection closed");
+                tracing::debug!(peer = %conn.io.addr(), "client connection closed");
             }
         }
     }
@@ -415,25 +369,24 @@ impl Ingress {
     ) -> Closed {
         loop {
             self.move_acks(conn);
-            if let Err(error) = write_out(conn, self.node.metrics()) {
-                tracing::debug!(peer = %conn.peer, %error, "client connection write failed");
+            let (written, result) = conn.io.write_out();
+            self.node.metrics().bytes_sent.add(written as u64);
+            if let Err(error) = result {
+                tracing::debug!(peer = %conn.io.addr(), %error, "client connection write failed");
                 return Closed::Yes;
             }
             if let Some(since) = conn.closing {
                 if since.elapsed() >= CLOSE_LINGER {
                     return Closed::Yes;
                 }
-                if conn.pending_out() > 0 {
+                if conn.io.pending_out() > 0 {
                     return Closed::No;
                 }
                 // Error frame written: send FIN, then discard what the peer still sends until
                 // it closes, so that closing does not reset the connection before the peer
                 // has read the Error frame.
-                if !conn.write_shut {
-                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-                    conn.write_shut = true;
-                }
-                return if discard_input(conn) {
+                conn.io.shutdown_write();
+                return if conn.io.discard_input() {
                     Closed::Yes
                 } else {
                     Closed::No
@@ -457,30 +410,26 @@ impl Ingress {
             if conn.closing.is_some() || self.backpressured(conn) {
                 continue;
             }
-            if conn.eof {
-                let rest = &conn.read_buf[conn.read_start..];
-                if !rest.is_empty() {
-                    let error = frame::truncated(rest);
+            if conn.io.eof() {
+                if let Some(error) = conn.io.truncated_input() {
                     self.reject(conn, ErrorCode::BadFrame, format!("bad frame: {error}"));
                     continue;
                 }
                 // The peer sent everything it will; stay until its answers are written.
-                if conn.inflight == 0 && conn.queries_pending == 0 && conn.pending_out() == 0 {
+                if conn.inflight == 0 && conn.queries_pending == 0 && conn.io.pending_out() == 0 {
                     return Closed::Yes;
                 }
                 return Closed::No;
             }
-            if !conn.readable {
+            if !conn.io.readable() {
                 return Closed::No;
             }
-            match read_some(conn, self.node.metrics()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    conn.readable = false;
-                    return Closed::No;
-                }
+            match conn.io.read_some() {
+                Ok(ReadOutcome::Bytes(n)) => self.node.metrics().bytes_received.add(n as u64),
+                Ok(ReadOutcome::Eof) => {}
+                Ok(ReadOutcome::Empty) => return Closed::No,
                 Err(error) => {
-                    tracing::debug!(peer = %conn.peer, %error, "client connection read failed");
+                    tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
                     return Closed::Yes;
                 }
             }
@@ -488,8 +437,7 @@ impl Ingress {
     }
 
     fn backpressured(&self, conn: &Connection) -> bool {
-        conn.inflight >= self.config.connection_inflight_tx_max
-            || conn.pending_out() >= self.config.connection_output_bytes_max
+        conn.inflight >= self.config.connection_inflight_tx_max || conn.io.output_full()
     }
 
     /// Decodes and handles whole frames already in the read buffer while the connection is
@@ -497,11 +445,10 @@ impl Ingress {
     fn decode_buffered(&mut self, token: Token, conn: &mut Connection) -> bool {
         let mut handled = false;
         while conn.closing.is_none() && !self.backpressured(conn) {
-            let buf = std::mem::take(&mut conn.read_buf);
-            let outcome = frame::decode(&buf[conn.read_start..]);
-            match outcome {
+            // The frame borrows the input while its message is handled with the connection.
+            let mut input = conn.io.take_input();
+            let outcome = match frame::decode(input.unread()) {
                 Ok(Some((frame, used))) => {
-                    conn.read_start += used;
                     self.node.metrics().frames_received.inc();
                     match Message::decode(frame) {
                         Ok(message) => self.handle(token, conn, message),
@@ -510,30 +457,28 @@ impl Ingress {
                             self.reject(conn, ErrorCode::BadMessage, text);
                         }
                     }
-                    conn.read_buf = buf;
-                    handled = true;
+                    input.consume(used);
+                    Ok(true)
                 }
-                Ok(None) => {
-                    conn.read_buf = buf;
-                    break;
-                }
+                Ok(None) => Ok(false),
+                Err(error) => Err(error),
+            };
+            conn.io.put_input(input);
+            match outcome {
+                Ok(true) => handled = true,
+                Ok(false) => break,
                 Err(error) => {
-                    conn.read_buf = buf;
                     self.reject(conn, ErrorCode::BadFrame, format!("bad frame: {error}"));
                     break;
                 }
             }
-        }
-        if conn.read_start == conn.read_buf.len() {
-            conn.read_buf.clear();
-            conn.read_start = 0;
         }
         handled
     }
 
     /// Sends an Error frame and closes the connection once it is written.
     fn reject(&self, conn: &mut Connection, code: ErrorCode, text: String) {
-        tracing::warn!(peer = %conn.peer, code = code.name(), reason = %text, "closing a client connection");
+        tracing::warn!(peer = %conn.io.addr(), code = code.name(), reason = %text, "closing a client connection");
         let metrics = self.node.metrics();
         metrics.frames_rejected.inc();
         metrics.connections_rejected.inc();
@@ -591,7 +536,7 @@ impl Ingress {
             submit_batch_tx_max: self.config.submit_batch_tx_max as u32,
             inflight_tx_max: self.config.connection_inflight_tx_max as u32,
         })
-        .encode(&mut conn.out);
+        .encode(conn.io.output());
     }
 
     fn submit(&self, conn: &mut Connection, request_id: u64, records: &[crate::tx::TxRecord]) {
@@ -623,7 +568,7 @@ impl Ingress {
             refused: refused as u32,
             refusal,
         })
-        .encode(&mut conn.out);
+        .encode(conn.io.output());
         metrics.stage.ingress.observe_duration(started.elapsed());
     }
 
@@ -638,7 +583,7 @@ impl Ingress {
                 // What reads the log or every tax record is answered offline only.
                 _ => QueryResult::Error(OFFLINE_ONLY.into()),
             };
-            return Message::QueryReply { request_id, result }.encode(&mut conn.out);
+            return Message::QueryReply { request_id, result }.encode(conn.io.output());
         }
         let replies = self.replies_tx.clone();
         let waker = Arc::clone(&self.waker);
@@ -666,13 +611,13 @@ impl Ingress {
             code,
             text,
         })
-        .encode(&mut conn.out);
+        .encode(conn.io.output());
     }
 
     /// Moves acknowledgements from the connection's channel to its output, while the output
     /// is under its bound (the rest wait in the channel, bounded by the in-flight limit).
     fn move_acks(&mut self, conn: &mut Connection) {
-        while conn.pending_out() < self.config.connection_output_bytes_max {
+        while !conn.io.output_full() {
             self.scratch.clear();
             self.scratch.extend(
                 conn.acks_rx
@@ -684,7 +629,7 @@ impl Ingress {
             }
             conn.inflight = conn.inflight.saturating_sub(self.scratch.len());
             if conn.closing.is_none() {
-                encode_results(&self.scratch, &mut conn.out);
+                encode_results(&self.scratch, conn.io.output());
             }
         }
     }
@@ -696,89 +641,6 @@ fn refuse(conn: &mut Connection, request_id: u64, code: ErrorCode, text: String)
         code,
         text,
     })
-    .encode(&mut conn.out);
+    .encode(conn.io.output());
     conn.closing = Some(Instant::now());
-}
-
-/// Writes as much output as the socket takes.
-fn write_out(conn: &mut Connection, metrics: &crate::node::NodeMetrics) -> io::Result<()> {
-    while conn.out_start < conn.out.len() {
-        match conn.stream.write(&conn.out[conn.out_start..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                conn.out_start += n;
-                metrics.bytes_sent.add(n as u64);
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    if conn.out_start == conn.out.len() {
-        conn.out.clear();
-        conn.out_start = 0;
-        if conn.out.capacity() > 4 * FRAME_BYTES_MAX {
-            conn.out.shrink_to(FRAME_BYTES_MAX);
-        }
-    } else if conn.out_start > conn.out.len() / 2 {
-        conn.out.drain(..conn.out_start);
-        conn.out_start = 0;
-    }
-    Ok(())
-}
-
-/// Reads and drops input. Returns whether the peer closed (or the socket failed).
-fn discard_input(conn: &mut Connection) -> bool {
-    let mut sink = [0u8; 8 * 1024];
-    loop {
-        match conn.stream.read(&mut sink) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Reads once into the buffer. `Ok(true)`: read something or saw the end; `Ok(false)`: no
-/// bytes waiting.
-fn read_some(conn: &mut Connection, metrics: &crate::node::NodeMetrics) -> io::Result<bool> {
-    if conn.read_start > 0 {
-        conn.read_buf.drain(..conn.read_start);
-        conn.read_start = 0;
-    }
-    // Room for the frame being read (its length is known once the header is in), at least
-    // a chunk; never more than one frame plus a chunk.
-    let want = match frame::frame_len(&conn.read_buf) {
-        Ok(Some(total)) => total
-            .saturating_sub(conn.read_buf.len())
-            .max(READ_CHUNK_BYTES),
-        _ => READ_CHUNK_BYTES.max(FRAME_HEADER_BYTES),
-    };
-    let filled = conn.read_buf.len();
-    conn.read_buf.resize(filled + want, 0);
-    loop {
-        match conn.stream.read(&mut conn.read_buf[filled..]) {
-            Ok(0) => {
-                conn.read_buf.truncate(filled);
-                conn.eof = true;
-                return Ok(true);
-            }
-            Ok(n) => {
-                conn.read_buf.truncate(filled + n);
-                metrics.bytes_received.add(n as u64);
-                return Ok(true);
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                conn.read_buf.truncate(filled);
-                return Ok(false);
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                conn.read_buf.truncate(filled);
-                return Err(error);
-            }
-        }
-    }
 }

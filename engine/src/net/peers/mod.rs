@@ -22,13 +22,15 @@ mod link;
 pub use handshake::{auth_signing_bytes, HandshakeError, PeerAuth, PeerHello};
 use link::{Dial, LinkThread, PeerInfo};
 
+use crate::net::conn::{FramedConn, ReadOutcome};
+use crate::net::event_loop::{self, EventLoop};
 use crate::net::frame::{self, FrameError, RawFrame, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
 use crossbeam::channel::{Sender, TrySendError};
 use ed25519_zebra::{Signature, SigningKey, VerificationKey};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Token, Waker};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,20 +69,17 @@ pub const LINK_KEEPALIVE_PROBES: u32 = 3;
 /// `TCP_USER_TIMEOUT`): a peer whose machine or network died is noticed in seconds, not after
 /// the kernel's retransmission limit of about 15 minutes.
 pub const LINK_UNACKNOWLEDGED_TIMEOUT: Duration = Duration::from_secs(15);
-/// Bytes read from a socket at a time when no larger frame is expected.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Most socket reads for one connection per loop turn, so that one busy link cannot starve
 /// the others.
 const READS_PER_TURN_MAX: usize = 32;
 /// Poll timeout while the event channel is full.
 const BLOCKED_RETRY: Duration = Duration::from_millis(5);
 
-/// Bulk bytes moved into a connection's output at a time (see `take_queued`).
+/// Bulk bytes moved into a connection's output at a time (see `take_queued`): the soft
+/// bound of a connection's output, past which bulk frames wait in their lane.
 const BULK_CHUNK_BYTES: usize = 256 * 1024;
-
-const LISTENER: Token = Token(0);
-const WAKER: Token = Token(1);
-const FIRST_CONNECTION: usize = 2;
+/// Readiness events taken per poll-loop turn.
+const EVENTS_PER_TURN: usize = 256;
 
 /// One other validator: its key and where it listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -512,11 +511,8 @@ impl PeerLinks {
         mut listener: TcpListener,
     ) -> Result<PeerLinks, PeerError> {
         let addr = listener.local_addr().map_err(PeerError::Poll)?;
-        let poll = Poll::new().map_err(PeerError::Poll)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(PeerError::Poll)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(PeerError::Poll)?;
+        let (event_loop, waker) =
+            EventLoop::new(&mut listener, EVENTS_PER_TURN).map_err(PeerError::Poll)?;
         let mut slots: Vec<Slot> = config
             .peers
             .iter()
@@ -563,7 +559,7 @@ impl PeerLinks {
             own,
             key,
             config,
-            poll,
+            event_loop,
             listener,
             shared: Arc::clone(&shared),
             events,
@@ -572,7 +568,6 @@ impl PeerLinks {
             peers,
             dials,
             conns: HashMap::new(),
-            next_token: FIRST_CONNECTION,
             more_work: false,
         };
         let thread = std::thread::Builder::new()
@@ -717,13 +712,13 @@ impl PeerLinks {
     }
 
     fn stop(&mut self) {
-        self.shared.stopped.store(true, Ordering::SeqCst);
-        let _ = self.shared.waker.wake();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the validator link thread panicked");
-            }
-        }
+        let shared = &self.shared;
+        event_loop::stop_thread(
+            &shared.stopped,
+            &shared.waker,
+            &mut self.thread,
+            "validator link",
+        );
     }
 }
 
@@ -741,4 +736,40 @@ fn check_frame(kind: u8, payload: &[u8]) -> Result<(), PeerSendError> {
         return Err(PeerSendError::Oversized(payload.len()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_have_distinct_names_and_counter_slots() {
+        let mut names: Vec<&str> = Refusal::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), REFUSAL_KINDS);
+        for (i, reason) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
+    }
+
+    #[test]
+    fn peer_frames_pass_and_client_frames_are_refused() {
+        let mut out = Vec::new();
+        frame::encode_raw(0x42, &[b"consensus"], &mut out);
+        let (raw, used) = decode_peer_frame(&out).unwrap().unwrap();
+        assert_eq!(
+            (raw.kind, raw.payload, used),
+            (0x42, &b"consensus"[..], out.len())
+        );
+        // The client decoder refuses the same bytes.
+        assert_eq!(frame::decode(&out), Err(FrameError::ValidatorType(0x42)));
+        let mut client = Vec::new();
+        frame::encode(frame::MessageType::Hello, &[0; 12], &mut client);
+        assert_eq!(
+            decode_peer_frame(&client),
+            Err(PeerFrameError::ClientType(0x01))
+        );
+        assert_eq!(decode_peer_frame(&client[..5]), Ok(None));
+    }
 }
