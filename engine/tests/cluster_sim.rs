@@ -19,34 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use tally_engine::consensus::sim::SimRng;
-use tally_engine::genesis::Role;
 use tally_engine::tx::{TxFlags, TxKind, TxRecord};
 use tally_engine::validator::sim::{
     run, ClusterSimConfig, ClusterSimFailure, ClusterSimReport, InjectedBug,
 };
 
-const BANKS: [u64; 4] = [BANK_A, BANK_A + 1, BANK_A + 2, BANK_A + 3];
-const CONSUMERS: [u64; 3] = [100, 101, 102];
-const MERCHANT: u64 = 200;
-
-/// The central bank, the tax authority, an observer, four banks with little liquidity (so
-/// interbank payments queue), three consumers and a merchant.
-fn sim_fixture() -> Fixture {
-    let mut table: Vec<AccountRow> = vec![
-        (CENTRAL_BANK, Role::CentralBank, 0, None),
-        (TAX, Role::TaxAuthority, 0, None),
-        (OBSERVER, Role::Observer, 0, None),
-    ];
-    table.extend(BANKS.iter().map(|&bank| (bank, Role::Bank, 400, None)));
-    table.extend(
-        CONSUMERS
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (c, Role::Consumer, 5_000, Some(BANKS[i]))),
-    );
-    table.push((MERCHANT, Role::Merchant, 0, Some(BANKS[1])));
-    Fixture::from_table(&table, |_| {})
-}
+const BANKS: [u64; 4] = SIM_BANKS;
+const CONSUMERS: [u64; 3] = SIM_CONSUMERS;
+const MERCHANT: u64 = SIM_MERCHANT;
 
 fn pick<T: Copy>(rng: &mut SimRng, items: &[T]) -> T {
     items[rng.range(0, items.len() as u64 - 1) as usize]

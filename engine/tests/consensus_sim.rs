@@ -35,31 +35,11 @@ use tally_engine::ledger::{Ledger, SettlementEvent};
 use tally_engine::result::ResultCode;
 use tally_engine::tx::{TxFlags, TxKind, TxRecord};
 
-const BANKS: [u64; 4] = [BANK_A, BANK_A + 1, BANK_A + 2, BANK_A + 3];
-const CONSUMERS: [u64; 3] = [100, 101, 102];
-const MERCHANT: u64 = 200;
+const BANKS: [u64; 4] = SIM_BANKS;
+const CONSUMERS: [u64; 3] = SIM_CONSUMERS;
+const MERCHANT: u64 = SIM_MERCHANT;
 /// Blocks per business day: queued payments that do not settle within a few blocks expire.
 const BLOCKS_PER_DAY: u64 = 6;
-
-/// The genesis every simulated validator starts from: the central bank, the tax authority,
-/// an observer, four banks with little liquidity (so that interbank payments queue), three
-/// consumers and a merchant.
-fn sim_fixture() -> Fixture {
-    let mut table: Vec<AccountRow> = vec![
-        (CENTRAL_BANK, Role::CentralBank, 0, None),
-        (TAX, Role::TaxAuthority, 0, None),
-        (OBSERVER, Role::Observer, 0, None),
-    ];
-    table.extend(BANKS.iter().map(|&bank| (bank, Role::Bank, 400, None)));
-    table.extend(
-        CONSUMERS
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (c, Role::Consumer, 2_000, Some(BANKS[i]))),
-    );
-    table.push((MERCHANT, Role::Merchant, 0, Some(BANKS[1])));
-    Fixture::from_table(&table, |_| {})
-}
 
 /// Block time of `height`, from the height alone so that every validator agrees.
 fn block_time_ms(height: u64) -> u64 {

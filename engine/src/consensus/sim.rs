@@ -48,6 +48,15 @@ use ed25519_zebra::SigningKey;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
+/// The timeouts of simulated validators: short, so that a run covers many rounds.
+pub const SIM_TIMEOUTS: TimeoutConfig = TimeoutConfig {
+    propose_ms: 200,
+    propose_delta_ms: 50,
+    prevote_ms: 100,
+    prevote_delta_ms: 50,
+    precommit_ms: 100,
+    precommit_delta_ms: 50,
+};
 /// Network id of simulated clusters.
 pub const SIM_NETWORK_ID: u64 = 0x5349_4d00_0000_0001;
 /// Bound on verified messages cached by the simulated network before the cache is cleared.
@@ -81,17 +90,83 @@ impl SimRng {
     pub fn chance(&mut self, per_mille: u32) -> bool {
         self.next_u64() % 1000 < u64::from(per_mille)
     }
+
+    /// 32 random bytes (a key seed, a block id).
+    pub fn bytes32(&mut self) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        bytes
+    }
 }
 
-/// Parameters of one simulated run.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub seed: u64,
-    pub validator_count: usize,
-    /// Byzantine (equivocating) validators, at most `f`.
-    pub byzantine_count: usize,
+/// Events in (time, sequence) order, the scheduler of both simulators: events due at the
+/// same millisecond run in the order they were scheduled, so a seed replays exactly.
+pub struct EventQueue<E> {
+    heap: BinaryHeap<Scheduled<E>>,
+    sequence: u64,
+}
+
+struct Scheduled<E> {
+    time_ms: u64,
+    sequence: u64,
+    event: E,
+}
+
+impl<E> PartialEq for Scheduled<E> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ms, self.sequence) == (other.time_ms, other.sequence)
+    }
+}
+impl<E> Eq for Scheduled<E> {}
+impl<E> PartialOrd for Scheduled<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<E> Ord for Scheduled<E> {
+    /// Reversed, so the max-heap pops the earliest event first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time_ms, other.sequence).cmp(&(self.time_ms, self.sequence))
+    }
+}
+
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        EventQueue {
+            heap: BinaryHeap::new(),
+            sequence: 0,
+        }
+    }
+}
+
+impl<E> EventQueue<E> {
+    /// Schedules `event` at `time_ms`.
+    pub fn push(&mut self, time_ms: u64, event: E) {
+        self.sequence += 1;
+        self.heap.push(Scheduled {
+            time_ms,
+            sequence: self.sequence,
+            event,
+        });
+    }
+
+    /// The earliest event and its time.
+    pub fn pop(&mut self) -> Option<(u64, E)> {
+        self.heap.pop().map(|s| (s.time_ms, s.event))
+    }
+}
+
+/// The faults of a run, in both simulators: during the fault phase the network loses,
+/// delays and duplicates messages and may split in two, and honest validators crash; then
+/// the network heals (no loss, no partition, bounded delay) and every validator restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Faults {
     /// Length of the faulty period, simulated ms.
     pub fault_phase_ms: u64,
+    /// Probability that a message is lost (in the cluster simulator, a lost frame breaks
+    /// its link until it connects again).
     pub loss_per_mille: u32,
     pub duplicate_per_mille: u32,
     /// Delay range during the fault phase; wide ranges reorder messages.
@@ -104,6 +179,41 @@ pub struct SimConfig {
     pub crash_per_mille: u32,
     /// How long a crashed validator stays down (at most; all restart at healing).
     pub downtime_ms_max: u64,
+}
+
+impl Faults {
+    /// When the partition starts and ends, and which nodes are on one side (a bit each),
+    /// for a run of `nodes` nodes; `None` without a partition.
+    pub fn partition_plan(&self, rng: &mut SimRng, nodes: usize) -> Option<(u64, u64, u64)> {
+        if !self.partition {
+            return None;
+        }
+        let start = rng.range(0, self.fault_phase_ms);
+        let length = rng.range(100, self.fault_phase_ms);
+        // A non-trivial split: some nodes on each side.
+        let side_mask = rng.range(1, (1u64 << nodes) - 2);
+        Some((start, start + length, side_mask))
+    }
+
+    /// A message's delay, before or after healing.
+    pub fn delay_ms(&self, rng: &mut SimRng, healed: bool) -> u64 {
+        let max = if healed {
+            self.healed_delay_ms_max
+        } else {
+            self.fault_delay_ms_max
+        };
+        rng.range(1, max)
+    }
+}
+
+/// Parameters of one simulated run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub validator_count: usize,
+    /// Byzantine (equivocating) validators, at most `f`.
+    pub byzantine_count: usize,
+    pub faults: Faults,
     pub gossip_interval_ms: u64,
     pub timeouts: TimeoutConfig,
     /// Heights every honest validator must decide after healing.
@@ -129,23 +239,18 @@ impl SimConfig {
             seed,
             validator_count,
             byzantine_count: if rng.chance(850) { f } else { 0 },
-            fault_phase_ms: rng.range(500, 2500),
-            loss_per_mille: rng.range(0, 300) as u32,
-            duplicate_per_mille: rng.range(0, 200) as u32,
-            fault_delay_ms_max: rng.range(5, 300),
-            healed_delay_ms_max: rng.range(2, 40),
-            partition: rng.chance(500),
-            crash_per_mille: rng.range(0, 8) as u32,
-            downtime_ms_max: rng.range(50, 1500),
-            gossip_interval_ms: 150,
-            timeouts: TimeoutConfig {
-                propose_ms: 200,
-                propose_delta_ms: 50,
-                prevote_ms: 100,
-                prevote_delta_ms: 50,
-                precommit_ms: 100,
-                precommit_delta_ms: 50,
+            faults: Faults {
+                fault_phase_ms: rng.range(500, 2500),
+                loss_per_mille: rng.range(0, 300) as u32,
+                duplicate_per_mille: rng.range(0, 200) as u32,
+                fault_delay_ms_max: rng.range(5, 300),
+                healed_delay_ms_max: rng.range(2, 40),
+                partition: rng.chance(500),
+                crash_per_mille: rng.range(0, 8) as u32,
+                downtime_ms_max: rng.range(50, 1500),
             },
+            gossip_interval_ms: 150,
+            timeouts: SIM_TIMEOUTS,
             heights_after_heal: 3,
             liveness_ms_max: 60_000,
             events_max: 2_000_000,
@@ -341,30 +446,6 @@ enum SimEvent {
     Heal,
 }
 
-struct Scheduled {
-    time_ms: u64,
-    sequence: u64,
-    event: SimEvent,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time_ms, self.sequence) == (other.time_ms, other.sequence)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    /// Reversed, so the max-heap pops the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time_ms, other.sequence).cmp(&(self.time_ms, self.sequence))
-    }
-}
-
 struct Decided {
     value: BlockId,
     certificate: Certificate,
@@ -386,8 +467,7 @@ struct Sim<'e> {
     config: SimConfig,
     rng: SimRng,
     now_ms: u64,
-    sequence: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<SimEvent>,
     nodes: Vec<Node>,
     /// Every node's public key, in node order.
     public_keys: Vec<[u8; 32]>,
@@ -427,13 +507,7 @@ impl<'e> Sim<'e> {
         let mut rng = SimRng::new(config.seed);
         let n = config.validator_count;
         let keys: Vec<SigningKey> = (0..config.node_count())
-            .map(|_| {
-                let mut seed = [0u8; 32];
-                for chunk in seed.chunks_exact_mut(8) {
-                    chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
-                }
-                SigningKey::from(seed)
-            })
+            .map(|_| SigningKey::from(rng.bytes32()))
             .collect();
         let public_keys: Vec<[u8; 32]> = keys
             .iter()
@@ -473,8 +547,7 @@ impl<'e> Sim<'e> {
         Sim {
             rng,
             now_ms: 0,
-            sequence: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             nodes,
             public_keys,
             sets: HashMap::new(),
@@ -508,12 +581,7 @@ impl<'e> Sim<'e> {
     }
 
     fn schedule(&mut self, delay_ms: u64, event: SimEvent) {
-        self.sequence += 1;
-        self.queue.push(Scheduled {
-            time_ms: self.now_ms + delay_ms,
-            sequence: self.sequence,
-            event,
-        });
+        self.queue.push(self.now_ms + delay_ms, event);
     }
 
     fn honest(&self) -> impl Iterator<Item = (usize, &Node)> {
@@ -524,15 +592,13 @@ impl<'e> Sim<'e> {
     }
 
     fn run(mut self) -> Result<SimReport, SimFailure> {
-        self.schedule(self.config.fault_phase_ms, SimEvent::Heal);
-        if self.config.partition {
-            let start = self.rng.range(0, self.config.fault_phase_ms);
-            let length = self.rng.range(100, self.config.fault_phase_ms);
-            let n = self.config.node_count() as u32;
-            // A non-trivial split: some validators on each side.
-            let side_mask = self.rng.range(1, (1u64 << n) - 2);
+        self.schedule(self.config.faults.fault_phase_ms, SimEvent::Heal);
+        let nodes = self.config.node_count();
+        if let Some((start, end, side_mask)) =
+            self.config.faults.partition_plan(&mut self.rng, nodes)
+        {
             self.schedule(start, SimEvent::PartitionStart { side_mask });
-            self.schedule(start + length, SimEvent::PartitionEnd);
+            self.schedule(end, SimEvent::PartitionEnd);
         }
         for node in 0..self.nodes.len() {
             let interval = self.config.gossip_interval_ms;
@@ -547,7 +613,7 @@ impl<'e> Sim<'e> {
             self.start_height(node, 0)?;
         }
         let mut target = None;
-        while let Some(Scheduled { time_ms, event, .. }) = self.queue.pop() {
+        while let Some((time_ms, event)) = self.queue.pop() {
             self.now_ms = time_ms;
             self.report.events += 1;
             if self.report.events > self.config.events_max {
@@ -755,7 +821,7 @@ impl<'e> Sim<'e> {
         // broadcasts and timeouts of this batch are lost.
         let crash = !self.healed
             && !self.nodes[node].byzantine
-            && self.rng.chance(self.config.crash_per_mille);
+            && self.rng.chance(self.config.faults.crash_per_mille);
         let mut next_height = None;
         for action in actions {
             match action {
@@ -823,7 +889,7 @@ impl<'e> Sim<'e> {
         self.report.crashes += 1;
         self.nodes[node].machine = None;
         self.nodes[node].incarnation += 1;
-        let downtime = self.rng.range(1, self.config.downtime_ms_max);
+        let downtime = self.rng.range(1, self.config.faults.downtime_ms_max);
         self.schedule(downtime, SimEvent::Restart { node });
     }
 
@@ -997,11 +1063,7 @@ impl<'e> Sim<'e> {
     /// (sometimes) an invalid one.
     fn some_value(&mut self, height: u64, round_max: u32) -> BlockId {
         if self.rng.chance(150) {
-            let mut value = [0u8; 32];
-            for chunk in value.chunks_exact_mut(8) {
-                chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
-            }
-            return value;
+            return self.rng.bytes32();
         }
         let round = self.rng.range(0, u64::from(round_max)) as u32;
         SimApp::value(self.config.validator_count, height, round)
@@ -1076,23 +1138,18 @@ impl<'e> Sim<'e> {
                     return;
                 }
             }
-            if self.rng.chance(self.config.loss_per_mille) {
+            if self.rng.chance(self.config.faults.loss_per_mille) {
                 self.report.messages_lost += 1;
                 return;
             }
-            if self.rng.chance(self.config.duplicate_per_mille) {
+            if self.rng.chance(self.config.faults.duplicate_per_mille) {
                 2
             } else {
                 1
             }
         };
-        let delay_ms_max = if self.healed {
-            self.config.healed_delay_ms_max
-        } else {
-            self.config.fault_delay_ms_max
-        };
         for _ in 0..copies {
-            let delay = self.rng.range(1, delay_ms_max);
+            let delay = self.config.faults.delay_ms(&mut self.rng, self.healed);
             self.schedule(
                 delay,
                 SimEvent::Deliver {

@@ -182,3 +182,30 @@ impl Fixture {
         self.signed_by(signer, &fields)
     }
 }
+
+/// Banks, consumers (each served by one of the first banks) and the merchant of the
+/// simulators' genesis ([`sim_fixture`]).
+pub const SIM_BANKS: [u64; 4] = [BANK_A, BANK_A + 1, BANK_A + 2, BANK_A + 3];
+pub const SIM_CONSUMERS: [u64; 3] = [100, 101, 102];
+pub const SIM_MERCHANT: u64 = 200;
+
+/// The genesis of the simulators' tests: the central bank, the tax authority, an observer,
+/// four banks with little liquidity (so that interbank payments queue), three consumers
+/// and a merchant.
+#[allow(dead_code)]
+pub fn sim_fixture() -> Fixture {
+    let mut table: Vec<AccountRow> = vec![
+        (CENTRAL_BANK, Role::CentralBank, 0, None),
+        (TAX, Role::TaxAuthority, 0, None),
+        (OBSERVER, Role::Observer, 0, None),
+    ];
+    table.extend(SIM_BANKS.iter().map(|&bank| (bank, Role::Bank, 400, None)));
+    table.extend(
+        SIM_CONSUMERS
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, Role::Consumer, 2_000, Some(SIM_BANKS[i]))),
+    );
+    table.push((SIM_MERCHANT, Role::Merchant, 0, Some(SIM_BANKS[1])));
+    Fixture::from_table(&table, |_| {})
+}

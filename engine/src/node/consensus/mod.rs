@@ -37,6 +37,8 @@ pub mod sim;
 mod sync;
 
 pub use config::ValidatorConfig;
+#[cfg(feature = "simulator")]
+use runtime::stage_parts;
 pub(crate) use runtime::{consensus_stage, runtime};
 
 /// The consensus state file and evidence file (kept with the node's other files in `log`).
@@ -148,11 +150,10 @@ pub enum InjectedBug {
     VoteBeforeStateDurable,
 }
 
-/// What a driver is built from: a node's recovered state and its validator parts.
-pub(crate) struct DriverParts<C, L> {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) limits: ExecutorLimits,
-    pub(crate) recovered: Recovered,
+/// What a validator's consensus stage holds besides its clock and links, built at start by
+/// [`runtime::stage_parts`]: its configuration, the set of the next height, the machine
+/// and its state file, the log, and the node's verifier.
+pub(crate) struct StageParts {
     pub(crate) config: ValidatorConfig,
     pub(crate) set: ValidatorSet,
     pub(crate) machine: Tendermint,
@@ -161,6 +162,15 @@ pub(crate) struct DriverParts<C, L> {
     pub(crate) data_dir: PathBuf,
     pub(crate) file_ops: Arc<dyn FileOps>,
     pub(crate) verifier: Arc<Verifier>,
+}
+
+/// What a driver is built from: a node's shared state and recovered ledger, the stage's
+/// parts, and its seams.
+pub(crate) struct DriverParts<C, L> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: ExecutorLimits,
+    pub(crate) recovered: Recovered,
+    pub(crate) stage: StageParts,
     pub(crate) verify_pool: Option<rayon::ThreadPool>,
     pub(crate) clock: C,
     pub(crate) links: L,
@@ -207,6 +217,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
             shared,
             limits,
             recovered,
+            stage,
+            verify_pool,
+            clock,
+            links,
+        } = parts;
+        let StageParts {
             config,
             set,
             machine,
@@ -215,10 +231,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             data_dir,
             file_ops,
             verifier,
-            verify_pool,
-            clock,
-            links,
-        } = parts;
+        } = stage;
         let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
         let own_index = set.index_of(&own_key);
         let pool = Pool {

@@ -13,16 +13,38 @@ use tally_kernels::sigverify::Verifier;
 
 /// What the consensus stage needs besides the pipeline's channels, built by `Node::start`.
 pub(crate) struct ValidatorRuntime {
-    pub config: ValidatorConfig,
-    pub set: ValidatorSet,
+    pub stage: StageParts,
     pub links: PeerLinks,
     pub peer_events: Receiver<PeerEvent>,
-    pub verifier: Arc<Verifier>,
-    pub machine: Tendermint,
-    pub state_file: state_file::StateFile,
-    pub log: Arc<RwLock<Log>>,
-    pub data_dir: PathBuf,
-    pub file_ops: Arc<dyn FileOps>,
+}
+
+/// The stage's parts for a node with `config` and `validator` that recovered `recovered`
+/// from `log`: the set in force for the next height (the genesis's, or the one the
+/// authorities voted in, kept by the ledger) and the machine, restored from the state file
+/// when that is for the next height.
+pub(crate) fn stage_parts(
+    config: &NodeConfig,
+    validator: &ValidatorConfig,
+    recovered: &Recovered,
+    log: &Arc<RwLock<Log>>,
+    verifier: Arc<Verifier>,
+) -> Result<StageParts, String> {
+    let (machine, state_file) = machine_at(
+        validator,
+        &config.data_dir,
+        Arc::clone(&config.file_ops),
+        recovered.height,
+    )?;
+    Ok(StageParts {
+        config: validator.clone(),
+        set: recovered.ledger.validator_schedule().current().clone(),
+        machine,
+        state_file,
+        log: Arc::clone(log),
+        data_dir: config.data_dir.clone(),
+        file_ops: Arc::clone(&config.file_ops),
+        verifier,
+    })
 }
 
 /// Builds the machine for the height after `log_height`: restored from the state file when
@@ -97,13 +119,8 @@ pub(crate) fn runtime(
             config.sigverify_batch_tx_max, VALIDATOR_BLOCK_TX_MAX
         )));
     }
-    let (machine, state_file) = machine_at(
-        validator,
-        &config.data_dir,
-        Arc::clone(&config.file_ops),
-        recovered.height,
-    )
-    .map_err(NodeError::Validator)?;
+    let stage =
+        stage_parts(config, validator, recovered, log, verifier).map_err(NodeError::Validator)?;
     let (events_tx, peer_events) = bounded(PEER_EVENTS_MAX);
     let peer_config = PeerConfig {
         listen: validator.listen,
@@ -127,16 +144,9 @@ pub(crate) fn runtime(
         None => PeerLinks::start(peer_config, validator.signing_key, events_tx)?,
     };
     Ok(ValidatorRuntime {
-        config: validator.clone(),
-        set,
+        stage,
         links,
         peer_events,
-        verifier,
-        machine,
-        state_file,
-        log: Arc::clone(log),
-        data_dir: config.data_dir.clone(),
-        file_ops: Arc::clone(&config.file_ops),
     })
 }
 
@@ -152,16 +162,9 @@ pub(crate) fn consensus_stage(
     verified: &Receiver<VerifiedBatch>,
 ) -> Ledger {
     let ValidatorRuntime {
-        config,
-        set,
+        stage,
         links,
         peer_events,
-        verifier,
-        machine,
-        state_file,
-        log,
-        data_dir,
-        file_ops,
     } = runtime;
     shared.metrics.set_peer_stats(links.stats_handle());
     let verify_pool = rayon::ThreadPoolBuilder::new()
@@ -174,14 +177,7 @@ pub(crate) fn consensus_stage(
         shared: Arc::clone(shared),
         limits,
         recovered,
-        config,
-        set,
-        machine,
-        state_file,
-        log,
-        data_dir,
-        file_ops,
-        verifier,
+        stage,
         verify_pool,
         clock: SystemClock,
         links,

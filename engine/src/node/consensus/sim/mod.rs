@@ -41,9 +41,10 @@ mod net;
 
 use super::io::Clock;
 pub use super::InjectedBug;
-use super::{Driver, DriverParts, ValidatorConfig};
+use super::{stage_parts, Driver, DriverParts, ValidatorConfig};
 use crate::block::{self, BlockHeader};
-use crate::consensus::sim::SimRng;
+pub use crate::consensus::sim::Faults;
+use crate::consensus::sim::{EventQueue, SimRng, SIM_TIMEOUTS};
 use crate::consensus::wire::{self, ProposalBody};
 use crate::consensus::{Body, SignedMessage, TimeoutConfig};
 use crate::genesis::Genesis;
@@ -60,8 +61,7 @@ use ed25519_zebra::SigningKey;
 use files::SimDisk;
 use net::{DurableVotes, Outgoing, SimClock, SimLinks};
 use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -75,26 +75,11 @@ pub struct ClusterSimConfig {
     pub validator_count: usize,
     /// Byzantine validators, at most `f`.
     pub byzantine_count: usize,
-    /// Length of the faulty period, simulated ms.
-    pub fault_phase_ms: u64,
-    /// Probability that a frame is lost, which breaks its link (a TCP stream) until it
-    /// connects again.
-    pub loss_per_mille: u32,
-    /// Probability that a frame arrives twice (as when a peer relays it).
-    pub duplicate_per_mille: u32,
-    /// Delay range during the fault phase; wide ranges reorder frames of different links.
-    pub fault_delay_ms_max: u64,
-    /// Delay bound after healing.
-    pub healed_delay_ms_max: u64,
-    /// A partition into two sides starts and heals within the fault phase.
-    pub partition: bool,
-    /// Probability that an honest validator crashes after handling an event (fault phase).
-    pub crash_per_mille: u32,
+    /// Network faults and crashes between events (see [`Faults`]).
+    pub faults: Faults,
     /// Probability that an honest validator, at each start in the fault phase, is set to
     /// crash in the middle of one of its next syncs.
     pub sync_crash_per_mille: u32,
-    /// How long a crashed validator stays down (at most; all restart at healing).
-    pub downtime_ms_max: u64,
     /// Most simulated ms between two client transactions.
     pub client_interval_ms_max: u64,
     pub timeouts: TimeoutConfig,
@@ -122,24 +107,19 @@ impl ClusterSimConfig {
             seed,
             validator_count,
             byzantine_count: if rng.chance(800) { f } else { 0 },
-            fault_phase_ms: rng.range(1_000, 4_000),
-            loss_per_mille: rng.range(0, 40) as u32,
-            duplicate_per_mille: rng.range(0, 150) as u32,
-            fault_delay_ms_max: rng.range(5, 250),
-            healed_delay_ms_max: rng.range(2, 30),
-            partition: rng.chance(400),
-            crash_per_mille: rng.range(0, 6) as u32,
-            sync_crash_per_mille: rng.range(0, 600) as u32,
-            downtime_ms_max: rng.range(50, 1_500),
-            client_interval_ms_max: rng.range(5, 60),
-            timeouts: TimeoutConfig {
-                propose_ms: 200,
-                propose_delta_ms: 50,
-                prevote_ms: 100,
-                prevote_delta_ms: 50,
-                precommit_ms: 100,
-                precommit_delta_ms: 50,
+            faults: Faults {
+                fault_phase_ms: rng.range(1_000, 4_000),
+                loss_per_mille: rng.range(0, 40) as u32,
+                duplicate_per_mille: rng.range(0, 150) as u32,
+                fault_delay_ms_max: rng.range(5, 250),
+                healed_delay_ms_max: rng.range(2, 30),
+                partition: rng.chance(400),
+                crash_per_mille: rng.range(0, 6) as u32,
+                downtime_ms_max: rng.range(50, 1_500),
             },
+            sync_crash_per_mille: rng.range(0, 600) as u32,
+            client_interval_ms_max: rng.range(5, 60),
+            timeouts: SIM_TIMEOUTS,
             empty_block_interval_ms: 100,
             checkpoint_interval_blocks: rng.range(3, 8),
             heights_after_heal: 3,
@@ -255,30 +235,6 @@ enum SimEvent {
     Heal,
 }
 
-struct Scheduled {
-    time_ms: u64,
-    sequence: u64,
-    event: SimEvent,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time_ms, self.sequence) == (other.time_ms, other.sequence)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    /// Reversed, so the max-heap pops the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time_ms, other.sequence).cmp(&(self.time_ms, self.sequence))
-    }
-}
-
 struct SimNode {
     key: SigningKey,
     byzantine: bool,
@@ -297,8 +253,7 @@ struct Sim<'w> {
     genesis: Genesis,
     rng: SimRng,
     clock: SimClock,
-    sequence: u64,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<SimEvent>,
     nodes: Vec<SimNode>,
     keys: Rc<Vec<[u8; 32]>>,
     outbox: Rc<RefCell<Vec<Outgoing>>>,
@@ -352,13 +307,7 @@ impl<'w> Sim<'w> {
     ) -> Result<Sim<'w>, ClusterSimFailure> {
         let mut rng = SimRng::new(config.seed);
         let keys: Vec<SigningKey> = (0..config.validator_count)
-            .map(|_| {
-                let mut seed = [0u8; 32];
-                for chunk in seed.chunks_exact_mut(8) {
-                    chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
-                }
-                SigningKey::from(seed)
-            })
+            .map(|_| SigningKey::from(rng.bytes32()))
             .collect();
         let mut genesis = genesis.clone();
         crate::validator::cluster::set_validators(&mut genesis, &keys);
@@ -399,8 +348,7 @@ impl<'w> Sim<'w> {
                 base: Instant::now(),
                 now_ms: Rc::new(Cell::new(0)),
             },
-            sequence: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             nodes,
             outbox: Rc::new(RefCell::new(Vec::new())),
             vote_failure: Rc::new(RefCell::new(None)),
@@ -423,12 +371,7 @@ impl<'w> Sim<'w> {
     }
 
     fn schedule(&mut self, delay_ms: u64, event: SimEvent) {
-        self.sequence += 1;
-        self.queue.push(Scheduled {
-            time_ms: self.now_ms() + delay_ms,
-            sequence: self.sequence,
-            event,
-        });
+        self.queue.push(self.now_ms() + delay_ms, event);
     }
 
     fn honest(&self) -> impl Iterator<Item = (usize, &SimNode)> {
@@ -443,21 +386,20 @@ impl<'w> Sim<'w> {
     }
 
     fn run(&mut self) -> Result<ClusterSimReport, ClusterSimFailure> {
-        self.schedule(self.config.fault_phase_ms, SimEvent::Heal);
-        if self.config.partition {
-            let start = self.rng.range(0, self.config.fault_phase_ms);
-            let length = self.rng.range(100, self.config.fault_phase_ms);
-            let n = self.config.validator_count as u32;
-            let side_mask = self.rng.range(1, (1u64 << n) - 2);
+        self.schedule(self.config.faults.fault_phase_ms, SimEvent::Heal);
+        let nodes = self.config.validator_count;
+        if let Some((start, end, side_mask)) =
+            self.config.faults.partition_plan(&mut self.rng, nodes)
+        {
             self.schedule(start, SimEvent::PartitionStart { side_mask });
-            self.schedule(start + length, SimEvent::PartitionEnd);
+            self.schedule(end, SimEvent::PartitionEnd);
         }
         self.schedule(1, SimEvent::Client);
         for node in 0..self.nodes.len() {
             self.start(node)?;
         }
         let mut target = None;
-        while let Some(Scheduled { time_ms, event, .. }) = self.queue.pop() {
+        while let Some((time_ms, event)) = self.queue.pop() {
             self.clock.now_ms.set(time_ms);
             self.report.events += 1;
             if self.report.events > self.config.events_max {
@@ -656,14 +598,10 @@ impl<'w> Sim<'w> {
         let log = open_log(&config).map_err(|e| recovery(e.to_string()))?;
         let recovered = recover(&self.genesis, &log, &node.data_dir.join(CHECKPOINTS_DIR))
             .map_err(|e| recovery(e.to_string()))?;
-        let (machine, state_file) = super::runtime::machine_at(
-            &validator,
-            &node.data_dir,
-            config.file_ops.clone(),
-            recovered.height,
-        )
-        .map_err(recovery)?;
-        let set = recovered.ledger.validator_schedule().current().clone();
+        let log = Arc::new(std::sync::RwLock::new(log));
+        let verifier = Arc::clone(&self.verifier);
+        let stage =
+            stage_parts(&config, &validator, &recovered, &log, verifier).map_err(recovery)?;
         let shared = Arc::new(Shared::new(&self.genesis, &config, NodeMetrics::new()));
         let limits = ExecutorLimits {
             block_tx_max: config.block_tx_max,
@@ -679,14 +617,7 @@ impl<'w> Sim<'w> {
             shared,
             limits,
             recovered,
-            config: validator,
-            set,
-            machine,
-            state_file,
-            log: Arc::new(std::sync::RwLock::new(log)),
-            data_dir: node.data_dir.clone(),
-            file_ops: config.file_ops.clone(),
-            verifier: Arc::clone(&self.verifier),
+            stage,
             verify_pool: None,
             clock: self.clock.clone(),
             links: SimLinks {
@@ -755,7 +686,7 @@ impl<'w> Sim<'w> {
         self.check_tip(node)?;
         if !self.healed
             && !self.nodes[node].byzantine
-            && self.rng.chance(self.config.crash_per_mille)
+            && self.rng.chance(self.config.faults.crash_per_mille)
         {
             self.report.crashes += 1;
             return self.crash(node);
@@ -814,7 +745,7 @@ impl<'w> Sim<'w> {
         if self.healed {
             return self.start(node);
         }
-        let downtime = self.rng.range(1, self.config.downtime_ms_max);
+        let downtime = self.rng.range(1, self.config.faults.downtime_ms_max);
         self.schedule(downtime, SimEvent::Restart { node });
         Ok(())
     }
@@ -1020,10 +951,7 @@ impl<'w> Sim<'w> {
                         round,
                         ..
                     } if self.rng.chance(300) => {
-                        let mut value = [0u8; 32];
-                        for chunk in value.chunks_exact_mut(8) {
-                            chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
-                        }
+                        let value = self.rng.bytes32();
                         Body::Vote {
                             kind,
                             height,
@@ -1059,24 +987,20 @@ impl<'w> Sim<'w> {
         let copies = if self.healed {
             1
         } else {
-            if self.across_partition(from, to) || self.rng.chance(self.config.loss_per_mille) {
+            if self.across_partition(from, to) || self.rng.chance(self.config.faults.loss_per_mille)
+            {
                 self.report.frames_lost += 1;
                 self.break_link(from, to);
                 return;
             }
-            if self.rng.chance(self.config.duplicate_per_mille) {
+            if self.rng.chance(self.config.faults.duplicate_per_mille) {
                 2
             } else {
                 1
             }
         };
-        let delay_ms_max = if self.healed {
-            self.config.healed_delay_ms_max
-        } else {
-            self.config.fault_delay_ms_max
-        };
         for _ in 0..copies {
-            let delay = self.rng.range(1, delay_ms_max);
+            let delay = self.config.faults.delay_ms(&mut self.rng, self.healed);
             let last = self.delivery_order.entry((from, to)).or_insert(0);
             let at = (self.clock.now_ms.get() + delay).max(*last);
             *last = at;
