@@ -66,6 +66,9 @@ pub struct Row {
 pub struct Manifest {
     pub cpu_model: String,
     pub cpu_flags: Vec<String>,
+    /// The curve arithmetic under the CPU signature verifiers (`avx512-ifma`, `avx2`,
+    /// `portable`): the build and the CPU decide it.
+    pub curve_backend: String,
     pub cores: usize,
     pub memory_gib: f64,
     pub gpu_adapter: String,
@@ -168,6 +171,7 @@ pub fn manifest(gpu: bool) -> Manifest {
     Manifest {
         cpu_model: field("model name"),
         cpu_flags,
+        curve_backend: tally_kernels::sigverify::cpu_curve_backend().to_string(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_gib: memory_kib / (1024.0 * 1024.0),
         gpu_adapter,
@@ -495,10 +499,11 @@ impl Table {
         let m = &self.manifest;
         vec![
             format!(
-                "CPU: {} ({} cores; {})",
+                "CPU: {} ({} cores; {}); curve arithmetic: {}",
                 m.cpu_model,
                 m.cores,
-                m.cpu_flags.join(" ")
+                m.cpu_flags.join(" "),
+                m.curve_backend
             ),
             format!("memory: {:.1} GiB; {}", m.memory_gib, m.os),
             format!("GPU adapter: {}", m.gpu_adapter),

@@ -9,7 +9,7 @@ mod sigverify_support;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sigverify_support::*;
-use tally_kernels::sigverify::{verify_single, Backend, SigItem, Verifier};
+use tally_kernels::sigverify::{cpu_curve_backend, verify_single, Backend, SigItem, Verifier};
 
 /// The corpus every backend must agree on. `flip_sources` valid cases get all bit flips.
 fn corpus(seed: u64, random: usize, flip_sources: usize) -> (Vec<Case>, Vec<[u8; 32]>) {
@@ -24,6 +24,18 @@ fn corpus(seed: u64, random: usize, flip_sources: usize) -> (Vec<Case>, Vec<[u8;
     }
     cases.extend(hostile(&mut rng));
     (cases, keys)
+}
+
+/// Which curve arithmetic these verdicts come from. CI names the one it expects in
+/// `TALLY_EXPECT_CURVE_BACKEND` (from the CPU's flags, and `avx2` for the run with the AVX2
+/// backend forced), so that each run proves the path it claims.
+#[test]
+fn the_expected_curve_arithmetic_runs() {
+    let backend = cpu_curve_backend();
+    println!("curve arithmetic: {backend}");
+    if let Ok(expected) = std::env::var("TALLY_EXPECT_CURVE_BACKEND") {
+        assert_eq!(backend, expected, "TALLY_EXPECT_CURVE_BACKEND");
+    }
 }
 
 #[test]

@@ -324,6 +324,27 @@ pub(crate) fn items_of(cases: &[([u8; 32], Vec<u8>, [u8; 64])]) -> Vec<SigItem<'
         .collect()
 }
 
+/// The curve arithmetic that verifies signatures on the CPU in this process, as
+/// curve25519-dalek picks it at start: `avx512-ifma` when the build has that backend
+/// (`.cargo/config.toml`) and the CPU has AVX-512 IFMA and VL, else `avx2` when the CPU has
+/// AVX2, else `portable`. For reports and the tests that must know which path ran.
+pub fn cpu_curve_backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[cfg(curve25519_dalek_backend = "avx512")]
+        if std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return "avx512-ifma";
+        }
+        #[cfg(not(any(curve25519_dalek_backend = "serial", curve25519_dalek_backend = "fiat")))]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Verifies one signature with ed25519-zebra's single verifier: the reference rule.
 pub fn verify_single(item: &SigItem<'_>) -> bool {
     cpu::verify_single(item)
