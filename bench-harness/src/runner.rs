@@ -161,13 +161,8 @@ pub fn manifest(gpu: bool) -> Manifest {
     } else {
         "not measured".to_string()
     };
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".to_string());
+    // The commit this binary was built from (build.rs), not the working directory's.
+    let commit = env!("TALLY_BUILD_COMMIT").to_string();
     Manifest {
         cpu_model: field("model name"),
         cpu_flags,
@@ -571,5 +566,33 @@ impl Table {
     /// JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a table always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manifest;
+
+    /// The table names the commit the binary was built from: this checkout's HEAD (the test
+    /// binary is built from it), whatever directory the binary runs in.
+    #[test]
+    fn the_manifest_names_the_commit_the_binary_was_built_from() {
+        let head = std::process::Command::new("git")
+            .args([
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ])
+            .output()
+            .expect("git runs");
+        assert!(head.status.success(), "the tests run in a git checkout");
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let commit = manifest(false).commit;
+        assert!(
+            commit == head || commit == format!("{head}-dirty"),
+            "manifest commit {commit}, checkout HEAD {head}"
+        );
     }
 }
