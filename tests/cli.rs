@@ -44,6 +44,8 @@ public_key = "file:v0.key"
 [[tax_rates]]
 category = 1
 rate_bp = 900
+basis = "inclusive"
+rounding = "half_up"
 
 [[accounts]]
 id = 1
@@ -99,6 +101,28 @@ fn genesis_resolves_key_files_and_names_a_broken_field() {
     assert!(!output.status.success());
     assert!(
         text(&output).contains("accounts[2].owner"),
+        "{}",
+        text(&output)
+    );
+
+    // A rate that names no basis is refused with what to add.
+    let third = tempfile::tempdir().unwrap();
+    let spec = write_spec(third.path(), "file:bank.key");
+    let without_basis = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("basis = \"inclusive\"\n", "");
+    std::fs::write(&spec, without_basis).unwrap();
+    let output = run(&[
+        "genesis",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("tax_rates[0].basis")
+            && text(&output).contains("add basis = \"inclusive\""),
         "{}",
         text(&output)
     );
