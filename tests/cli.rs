@@ -156,11 +156,17 @@ fn demo_runs_and_reports_conservation() {
         "replay of the log",
         "validator 3: height",
         "validators: every log holds the same final blocks",
+        "tax: collected",
+        "(inclusive ",
+        "the tax accounts moved",
+        "reconciled",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
     assert!(
-        !all.contains("NOT CONSERVED") && !all.contains("DIFFERS"),
+        !all.contains("NOT CONSERVED")
+            && !all.contains("DIFFERS")
+            && !all.contains("NOT RECONCILED"),
         "{all}"
     );
 }
@@ -405,7 +411,20 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         address,
         stdout: _stdout,
     } = start_node(dir.path());
-    let (bank, merchant) = (1_000, 100_000);
+    let client = Client::connect(address.as_str()).unwrap();
+    // A merchant the short run paid with tax (which ones the workload drew).
+    let paid = |merchant: u64| {
+        let report = client.query(&Query::TaxReport {
+            payee: Some(merchant),
+            from_day: 0,
+            to_day: u64::MAX,
+        });
+        matches!(report, Ok(Answer::TaxReport { rows, .. }) if !rows.is_empty())
+    };
+    let merchant = (100_000..100_200u64)
+        .find(|merchant| paid(*merchant))
+        .expect("the run paid some merchant with tax");
+    let bank = 1_000;
     let asked = [
         Query::Account { account: bank },
         Query::Balance { account: merchant },
@@ -419,7 +438,6 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         },
         Query::Validators,
     ];
-    let client = Client::connect(address.as_str()).unwrap();
     let online: Vec<Answer> = asked
         .iter()
         .map(|query| client.query(query).unwrap())
@@ -463,7 +481,7 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
     assert_eq!(*id, first);
     assert_eq!(blocks.len(), 1, "the first transaction was carried once");
     assert_eq!((blocks[0].id, blocks[0].result.as_str()), (first, "ok"));
-    let printed = query(&data, &genesis, &["history", "100000"]);
+    let printed = query(&data, &genesis, &["history", &merchant.to_string()]);
     let Answer::AccountHistory { transactions, .. } = &printed.answers[0] else {
         panic!("{:?}", printed.answers);
     };
@@ -482,6 +500,17 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         panic!("{:?}", printed.answers);
     };
     assert_eq!(*net_tax, rows.iter().map(|row| row.net_tax).sum::<i128>());
+    // retail prices carry their tax inside, business invoices add it to the net
+    for basis in ["inclusive", "exclusive"] {
+        assert!(
+            rows.iter().any(|row| row.basis == basis && row.tax > 0),
+            "no {basis} tax in {rows:?}"
+        );
+    }
+    for row in rows {
+        assert_eq!(row.net_tax, row.tax as i128 - row.refunded_tax as i128);
+        assert!(row.tax <= row.gross, "{row:?}");
+    }
     let output = run(&[
         "query",
         "--data-dir",
