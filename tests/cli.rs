@@ -44,6 +44,8 @@ public_key = "file:v0.key"
 [[tax_rates]]
 category = 1
 rate_bp = 900
+basis = "inclusive"
+rounding = "half_up"
 
 [[accounts]]
 id = 1
@@ -102,6 +104,28 @@ fn genesis_resolves_key_files_and_names_a_broken_field() {
         "{}",
         text(&output)
     );
+
+    // A rate that names no basis is refused with what to add.
+    let third = tempfile::tempdir().unwrap();
+    let spec = write_spec(third.path(), "file:bank.key");
+    let without_basis = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("basis = \"inclusive\"\n", "");
+    std::fs::write(&spec, without_basis).unwrap();
+    let output = run(&[
+        "genesis",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("tax_rates[0].basis")
+            && text(&output).contains("add basis = \"inclusive\""),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]
@@ -132,11 +156,17 @@ fn demo_runs_and_reports_conservation() {
         "replay of the log",
         "validator 3: height",
         "validators: every log holds the same final blocks",
+        "tax: collected",
+        "(inclusive ",
+        "the tax accounts moved",
+        "reconciled",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
     assert!(
-        !all.contains("NOT CONSERVED") && !all.contains("DIFFERS"),
+        !all.contains("NOT CONSERVED")
+            && !all.contains("DIFFERS")
+            && !all.contains("NOT RECONCILED"),
         "{all}"
     );
 }
@@ -381,7 +411,20 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         address,
         stdout: _stdout,
     } = start_node(dir.path());
-    let (bank, merchant) = (1_000, 100_000);
+    let client = Client::connect(address.as_str()).unwrap();
+    // A merchant the short run paid with tax (which ones the workload drew).
+    let paid = |merchant: u64| {
+        let report = client.query(&Query::TaxReport {
+            payee: Some(merchant),
+            from_day: 0,
+            to_day: u64::MAX,
+        });
+        matches!(report, Ok(Answer::TaxReport { rows, .. }) if !rows.is_empty())
+    };
+    let merchant = (100_000..100_200u64)
+        .find(|merchant| paid(*merchant))
+        .expect("the run paid some merchant with tax");
+    let bank = 1_000;
     let asked = [
         Query::Account { account: bank },
         Query::Balance { account: merchant },
@@ -395,7 +438,6 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         },
         Query::Validators,
     ];
-    let client = Client::connect(address.as_str()).unwrap();
     let online: Vec<Answer> = asked
         .iter()
         .map(|query| client.query(query).unwrap())
@@ -439,7 +481,7 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
     assert_eq!(*id, first);
     assert_eq!(blocks.len(), 1, "the first transaction was carried once");
     assert_eq!((blocks[0].id, blocks[0].result.as_str()), (first, "ok"));
-    let printed = query(&data, &genesis, &["history", "100000"]);
+    let printed = query(&data, &genesis, &["history", &merchant.to_string()]);
     let Answer::AccountHistory { transactions, .. } = &printed.answers[0] else {
         panic!("{:?}", printed.answers);
     };
@@ -458,6 +500,17 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         panic!("{:?}", printed.answers);
     };
     assert_eq!(*net_tax, rows.iter().map(|row| row.net_tax).sum::<i128>());
+    // retail prices carry their tax inside, business invoices add it to the net
+    for basis in ["inclusive", "exclusive"] {
+        assert!(
+            rows.iter().any(|row| row.basis == basis && row.tax > 0),
+            "no {basis} tax in {rows:?}"
+        );
+    }
+    for row in rows {
+        assert_eq!(row.net_tax, row.tax as i128 - row.refunded_tax as i128);
+        assert!(row.tax <= row.gross, "{row:?}");
+    }
     let output = run(&[
         "query",
         "--data-dir",

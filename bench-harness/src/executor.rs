@@ -10,6 +10,7 @@ use std::time::Instant;
 use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
 use tally_engine::ledger::Ledger;
 use tally_engine::result::ResultCode;
+use tally_engine::tax::{Rounding, TaxBasis};
 use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
 
 /// Records per block in the measurement.
@@ -125,14 +126,12 @@ fn setup() -> Setup {
             name: "v0".into(),
             public_key: hex_encode(&ed25519_zebra::VerificationKey::from(&validator).into()),
         }],
-        tax_rates: [(1, 900), (2, 500), (3, 0)]
-            .into_iter()
-            .map(|(category, rate_bp)| TaxRateSpec {
-                category,
-                rate_bp,
-                to_sub_account: false,
-            })
-            .collect(),
+        // every basis: retail GST in the price, VAT on a net invoice, a withholding
+        tax_rates: vec![
+            TaxRateSpec::new(1, 900, TaxBasis::Inclusive, Rounding::HalfUp),
+            TaxRateSpec::new(2, 2_000, TaxBasis::Exclusive, Rounding::HalfUp),
+            TaxRateSpec::new(3, 1_000, TaxBasis::Gross, Rounding::Down),
+        ],
         accounts,
         settlement: Default::default(),
         heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,

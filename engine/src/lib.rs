@@ -15,6 +15,6 @@ pub mod node;
 pub mod query;
 pub mod validator;
 
-// The record, result codes, genesis and key files are the protocol's (tally-protocol), at
+// The record, result codes, tax arithmetic, genesis and key files are the protocol's (tally-protocol), at
 // their old paths.
-pub use tally_protocol::{genesis, keys, result, tx};
+pub use tally_protocol::{genesis, keys, result, tax, tx};

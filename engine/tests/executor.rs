@@ -4,8 +4,9 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use tally_engine::ledger::{tax_of, Ledger};
+use tally_engine::ledger::Ledger;
 use tally_engine::result::ResultCode;
+use tally_engine::tax::{tax_on, Rounding, TaxBasis};
 use tally_engine::tx::{TxKind, TxRecord, TX_BYTES};
 
 fn balances(ledger: &Ledger) -> Vec<i64> {
@@ -135,8 +136,8 @@ fn a_taxed_payment_splits_net_and_tax_atomically() {
         ledger.execute(&f.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 1_999)),
         ResultCode::Ok
     );
-    // 9% of 1999 = 179.91, rounded down to 179; the payee gets the rest
-    assert_eq!(tax_of(1_999, 900), 179);
+    // a levy of 9% on the gross 1999 = 179.91, rounded down to 179; the payee gets the rest
+    assert_eq!(tax_on(1_999, 900, TaxBasis::Gross, Rounding::Down), 179);
     assert_eq!(ledger.balance(ALICE), Some(10_000 - 1_999));
     assert_eq!(ledger.balance(SHOP), Some(1_999 - 179));
     assert_eq!(ledger.balance(TAX), Some(179));

@@ -126,7 +126,8 @@ fn malformed_bytes_are_answered_with_their_code_and_change_nothing() {
         (
             {
                 let mut b = good;
-                b[46] = 0x80;
+                // bit 15: no flag has it
+                b[47] = 0x80;
                 b.to_vec()
             },
             ResultCode::MalformedUnknownFlags,

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use tally_engine::genesis::{Role, TaxRateSpec, DAY_MS};
 use tally_engine::ledger::{Ledger, SnapshotPoint, TxStatus};
 use tally_engine::result::ResultCode;
+use tally_engine::tax::{Rounding, TaxBasis};
 use tally_engine::tx::{TxFlags, TxKind, TxRecord};
 
 const BANKS: [u64; 5] = [10, 11, 12, 13, 14];
@@ -36,9 +37,8 @@ fn fixture() -> Fixture {
         g.accounts[9].balance_max = Some(5_000); // the third consumer has a holding limit
         g.accounts[11].tax_sub_account = Some(SUB);
         g.tax_rates.push(TaxRateSpec {
-            category: 3,
-            rate_bp: 1_750,
             to_sub_account: true,
+            ..TaxRateSpec::new(3, 1_750, TaxBasis::Inclusive, Rounding::HalfEven)
         });
     })
 }
@@ -222,6 +222,13 @@ fn build(f: &Fixture, id: u128, op: Op, issued: &[u128], pools: &Pools) -> TxRec
             t.reserved_a = (amount as u32 * 11) % 3_000;
             // 0: in the past (rejected); else 10 to 70 days on
             t.reserved_b = u64::from(extra) * 10 * DAY_MS;
+            // a basis and a rounding rule, or neither (kept from the rate in force)
+            let basis = [None, Some(TaxBasis::Inclusive), Some(TaxBasis::Exclusive)];
+            let rounding = [None, Some(Rounding::HalfUp), Some(Rounding::Down)];
+            let (basis, rounding) = (basis[b % 3], rounding[(b / 3) % 3]);
+            t.flags = TxFlags(
+                basis.map_or(0, TxFlags::of_basis) | rounding.map_or(0, TxFlags::of_rounding),
+            );
         }),
         14 => f.signed_by(TAX, &f.fields(id, TxKind::Transfer, SUB, TAX, amount)),
         _ => f.custom(

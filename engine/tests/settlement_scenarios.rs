@@ -9,6 +9,7 @@ use common::*;
 use tally_engine::genesis::{Role, TaxRateSpec, DAY_MS};
 use tally_engine::ledger::{Ledger, SettlementEvent, SnapshotPoint, TxStatus};
 use tally_engine::result::ResultCode;
+use tally_engine::tax::{Rounding, TaxBasis};
 use tally_engine::tx::{TxFlags, TxKind, TxRecord};
 
 /// A bank network: `count` banks from `BANK_A` opening at `opening`.
@@ -435,7 +436,7 @@ fn a_taxed_payment_and_its_refunds_have_exact_amounts() {
         2,
         DAY_MS + 5,
         &[
-            // half: floor(179 * 1000 / 1999) = 89 of tax comes back, 911 from the merchant
+            // about half: the levy on 10.00, floor(90.00) = 90, comes back; 910 from the merchant
             refund(2, 1_000, 1, SHOP, ALICE),
             refund(3, 1_000, 1, SHOP, ALICE),
             refund(4, 10, 1, SHOP, BOB),
@@ -460,7 +461,10 @@ fn a_taxed_payment_and_its_refunds_have_exact_amounts() {
     assert_eq!(ledger.balance(SHOP), Some(0));
     assert_eq!(ledger.balance(TAX), Some(0));
     let payment = ledger.tax_payment(1).unwrap();
-    assert_eq!((payment.refunded_gross, payment.refunded_tax), (1_999, 179));
+    assert_eq!(
+        (payment.refunded_amount, payment.refunded_tax),
+        (1_999, 179)
+    );
     // the report: collected on day 0, refunded on day 1
     let day0 = ledger.tax_report(Some(SHOP), 0, 0);
     assert_eq!(day0.len(), 1);
@@ -540,9 +544,8 @@ fn tax_goes_to_the_restricted_sub_account_where_the_regime_says_so() {
         |g| {
             g.accounts[4].tax_sub_account = Some(SUB);
             g.tax_rates.push(TaxRateSpec {
-                category: 3,
-                rate_bp: 2_000,
                 to_sub_account: true,
+                ..TaxRateSpec::new(3, 2_000, TaxBasis::Gross, Rounding::Down)
             });
         },
     );
@@ -820,6 +823,7 @@ fn a_snapshot_carries_every_part_of_the_settlement_state() {
                 t.category = 9;
                 t.reserved_a = 1_500;
                 t.reserved_b = 90_000;
+                t.flags = TxFlags(TxFlags::TAX_BASIS_EXCLUSIVE | TxFlags::TAX_ROUND_HALF_EVEN);
             }),
             f.tx(7, TxKind::Transfer, BANK_B, BANK_A, 100_000),
             f.custom(BANK_A, 8, TxKind::QueueHold, BANK_A, 0, 0, |t| {
@@ -839,7 +843,11 @@ fn a_snapshot_carries_every_part_of_the_settlement_state() {
     assert!(matches!(restored.status(3), TxStatus::Queued { .. }));
     assert!(matches!(restored.status(4), TxStatus::Pending(_)));
     assert!(restored.account(BOB).unwrap().suspended);
-    assert_eq!(restored.tax_rate(9, 90_000).unwrap().rate_bp, 1_500);
+    let rate = restored.tax_rate(9, 90_000).unwrap();
+    assert_eq!(
+        (rate.rate_bp, rate.basis, rate.rounding),
+        (1_500, TaxBasis::Exclusive, Rounding::HalfEven)
+    );
     // the same next block gives the same state on both
     let next = [
         f.custom(BANK_A, 9, TxKind::QueueRelease, BANK_A, 0, 0, |t| {

@@ -14,8 +14,10 @@ use crate::target::ClusterTarget;
 use crate::workload::{presign, TransferMix};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tally_engine::genesis::Role;
 use tally_engine::node::Backend;
 use tally_engine::node::{replay_dir, Node, NodeConfig, NodeError};
+use tally_engine::tax::TaxBasis;
 use tally_engine::validator::{cluster, ValidatorConfig};
 
 /// Options of a demo run.
@@ -75,6 +77,24 @@ pub struct DemoReport {
     /// Height and state root a fresh replay of the log reached.
     pub replayed_height: u64,
     pub replayed_state_root: [u8; 32],
+    /// Tax since genesis, one line per basis.
+    pub tax: Vec<TaxLine>,
+    /// The tax accounts' (the tax authority's and every tax sub-account's) balances added up,
+    /// at genesis and at the end.
+    pub tax_accounts_at_genesis: i128,
+    pub tax_accounts_at_end: i128,
+}
+
+/// Tax on one basis since genesis (the ledger's tax report over every payee and day).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaxLine {
+    pub basis: TaxBasis,
+    pub payments: u64,
+    /// Tax collected.
+    pub tax: u128,
+    pub refunds: u64,
+    /// Tax reversed by refunds.
+    pub refunded_tax: u128,
 }
 
 impl DemoReport {
@@ -86,6 +106,52 @@ impl DemoReport {
     pub fn replay_matches(&self) -> bool {
         self.replayed_height == self.height && self.replayed_state_root == self.state_root
     }
+
+    /// Tax collected less tax reversed, over every basis.
+    pub fn net_tax(&self) -> i128 {
+        self.tax
+            .iter()
+            .map(|line| line.tax as i128 - line.refunded_tax as i128)
+            .sum()
+    }
+
+    /// The tax report equals the tax accounts' movement (in the demo's population nothing
+    /// else moves them).
+    pub fn tax_reconciled(&self) -> bool {
+        self.net_tax() == self.tax_accounts_at_end - self.tax_accounts_at_genesis
+    }
+}
+
+/// Tax per basis over the whole ledger, and the tax accounts' balances added up.
+fn tax_lines(ledger: &tally_engine::ledger::Ledger) -> (Vec<TaxLine>, i128) {
+    let mut lines: Vec<TaxLine> = TaxBasis::ALL
+        .iter()
+        .map(|&basis| TaxLine {
+            basis,
+            payments: 0,
+            tax: 0,
+            refunds: 0,
+            refunded_tax: 0,
+        })
+        .collect();
+    for row in ledger.tax_report(None, 0, u64::MAX) {
+        let line = lines
+            .iter_mut()
+            .find(|line| line.basis == row.basis)
+            .expect("every basis has a line");
+        line.payments += row.totals.payments;
+        line.tax += row.totals.tax;
+        line.refunds += row.totals.refunds;
+        line.refunded_tax += row.totals.refunded_tax;
+    }
+    lines.retain(|line| line.payments > 0);
+    let tax_accounts = ledger
+        .accounts()
+        .iter()
+        .filter(|a| matches!(a.role, Role::TaxAuthority | Role::TaxSubAccount))
+        .map(|a| i128::from(a.balance))
+        .sum();
+    (lines, tax_accounts)
 }
 
 /// Errors of a demo run.
@@ -169,6 +235,14 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     // The first validator speaks for the run; the others are compared with it above.
     let outcome = outcomes.into_iter().next().expect("at least one validator");
     let replayed = replay_dir(&population.genesis, &configs[0])?;
+    let (tax, tax_accounts_at_end) = tax_lines(&outcome.ledger);
+    let tax_accounts_at_genesis = population
+        .genesis
+        .accounts
+        .iter()
+        .filter(|a| matches!(a.role, Role::TaxAuthority | Role::TaxSubAccount))
+        .map(|a| i128::from(a.balance))
+        .sum();
     Ok(DemoReport {
         run: result,
         data_dir,
@@ -184,6 +258,9 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         money_in_circulation_after: outcome.ledger.money_in_circulation(),
         replayed_height: replayed.height,
         replayed_state_root: replayed.ledger.state_root(),
+        tax,
+        tax_accounts_at_genesis,
+        tax_accounts_at_end,
     })
 }
 

@@ -7,6 +7,7 @@ use rand_chacha::ChaCha20Rng;
 use std::collections::BTreeMap;
 use tally_protocol::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
 use tally_protocol::keys::public_key_of;
+use tally_protocol::tax::{Rounding, TaxBasis};
 
 /// How many of each participant, and their opening balances (in minor units).
 #[derive(Clone, Debug)]
@@ -48,6 +49,15 @@ pub const FIRST_BANK_ID: u64 = 1_000;
 pub const FIRST_MERCHANT_ID: u64 = 100_000;
 pub const FIRST_CONSUMER_ID: u64 = 1_000_000;
 
+/// Tax category of retail prices: 9% GST inside the price (tax-inclusive, the tax fraction
+/// 9/109), rounded half up.
+pub const RETAIL_CATEGORY: u32 = 1;
+/// Tax category of business invoices: 20% VAT added to the net (tax-exclusive), rounded half
+/// up.
+pub const INVOICE_CATEGORY: u32 = 2;
+/// Tax category of zero-rated retail: 0%, tax-inclusive.
+pub const ZERO_RATED_CATEGORY: u32 = 3;
+
 /// The generated population: genesis and every account's signing key.
 pub struct Population {
     pub genesis: Genesis,
@@ -59,8 +69,8 @@ pub struct Population {
 }
 
 impl Population {
-    /// Builds the population and its genesis (one validator, tax categories 1..=3 at 9%,
-    /// 5%, 0%).
+    /// Builds the population and its genesis (one validator; tax categories
+    /// [`RETAIL_CATEGORY`], [`INVOICE_CATEGORY`] and [`ZERO_RATED_CATEGORY`]).
     pub fn generate(spec: &PopulationSpec) -> Population {
         let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
         let mut key = || SigningKey::from(rng.random::<[u8; 32]>());
@@ -160,21 +170,19 @@ impl Population {
                 })
                 .collect(),
             tax_rates: vec![
-                TaxRateSpec {
-                    category: 1,
-                    rate_bp: 900,
-                    to_sub_account: false,
-                },
-                TaxRateSpec {
-                    category: 2,
-                    rate_bp: 500,
-                    to_sub_account: false,
-                },
-                TaxRateSpec {
-                    category: 3,
-                    rate_bp: 0,
-                    to_sub_account: false,
-                },
+                TaxRateSpec::new(RETAIL_CATEGORY, 900, TaxBasis::Inclusive, Rounding::HalfUp),
+                TaxRateSpec::new(
+                    INVOICE_CATEGORY,
+                    2_000,
+                    TaxBasis::Exclusive,
+                    Rounding::HalfUp,
+                ),
+                TaxRateSpec::new(
+                    ZERO_RATED_CATEGORY,
+                    0,
+                    TaxBasis::Inclusive,
+                    Rounding::HalfUp,
+                ),
             ],
             accounts,
             settlement: Default::default(),

@@ -1,6 +1,9 @@
 //! Workloads: streams of signed transactions over a [`Population`].
 
-use crate::population::{Population, PopulationSpec, CENTRAL_BANK_ID};
+use crate::population::{
+    Population, PopulationSpec, CENTRAL_BANK_ID, INVOICE_CATEGORY, RETAIL_CATEGORY,
+    ZERO_RATED_CATEGORY,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -10,8 +13,11 @@ use tally_protocol::tx::{TxFields, TxFlags, TxKind, TxRecord};
 /// consumer transfers.
 #[derive(Clone, Debug)]
 pub struct TransferMix {
-    /// Consumers paying merchants with tax.
+    /// Taxed payments: consumers paying merchants tax-inclusive retail prices, and (a share
+    /// of them, `invoice_pct`) merchants paying each other tax-exclusive invoices.
     pub taxed_payment_pct: u32,
+    /// Of the taxed payments, the share in percent that are business invoices.
+    pub invoice_pct: u32,
     /// Banks paying banks (large amounts).
     pub interbank_pct: u32,
     /// Merchants refunding consumers.
@@ -35,6 +41,7 @@ impl Default for TransferMix {
     fn default() -> TransferMix {
         TransferMix {
             taxed_payment_pct: 60,
+            invoice_pct: 20,
             interbank_pct: 10,
             refund_pct: 5,
             central_bank_pct: 2,
@@ -65,7 +72,8 @@ pub enum WorkloadName {
     /// mix, and banks holding little liquidity beside their payments (a squeeze that drives
     /// queues and gridlock), with the central bank pledging and redeeming reserves.
     Ubin,
-    /// Consumers paying merchants across tax categories, with refunds.
+    /// Consumers paying merchants tax-inclusive retail prices, merchants paying each other
+    /// tax-exclusive invoices, with refunds.
     Vat,
     /// Retail, taxed, interbank and central-bank traffic together.
     Mixed,
@@ -174,7 +182,7 @@ pub fn presign(
     let mut rng = ChaCha20Rng::seed_from_u64(mix.seed);
     let pick = |rng: &mut ChaCha20Rng, from: &[u64]| from[rng.random_range(0..from.len())];
     let mut plans: Vec<(TxFields, u64, u8)> = Vec::with_capacity(count);
-    // Recent payments that later records refer to: (id, payer, payee, gross).
+    // Recent payments that later records refer to: (id, payer, payee, the record's amount).
     let mut recent_taxed: Vec<(u128, u64, u64, u64)> = Vec::new();
     let mut recent_interbank: Vec<(u128, u64)> = Vec::new();
     for index in 0..count {
@@ -197,10 +205,33 @@ pub fn presign(
         let mut threshold = mix.taxed_payment_pct;
         if roll < threshold {
             fields.kind = TxKind::TaxedPayment;
-            fields.debit_account = pick(&mut rng, &population.consumers);
-            fields.credit_account = pick(&mut rng, &population.merchants);
-            fields.amount = amount(&mut rng, 2_000);
-            fields.category = rng.random_range(1..=3);
+            if population.merchants.len() > 1 && rng.random_range(0..100u32) < mix.invoice_pct {
+                // a business invoice: the record carries the net, the payer is debited
+                // net + 20% VAT
+                fields.debit_account = pick(&mut rng, &population.merchants);
+                fields.credit_account = pick(&mut rng, &population.merchants);
+                if fields.debit_account == fields.credit_account {
+                    let at = population
+                        .merchants
+                        .iter()
+                        .position(|m| *m == fields.debit_account)
+                        .unwrap_or(0);
+                    fields.credit_account =
+                        population.merchants[(at + 1) % population.merchants.len()];
+                }
+                fields.amount = amount_capped(&mut rng, 10_000, 50.0);
+                fields.category = INVOICE_CATEGORY;
+            } else {
+                // a retail price with the tax inside it (or zero-rated)
+                fields.debit_account = pick(&mut rng, &population.consumers);
+                fields.credit_account = pick(&mut rng, &population.merchants);
+                fields.amount = amount(&mut rng, 2_000);
+                fields.category = if rng.random_range(0..4u32) == 0 {
+                    ZERO_RATED_CATEGORY
+                } else {
+                    RETAIL_CATEGORY
+                };
+            }
             remember(
                 &mut recent_taxed,
                 (
@@ -257,19 +288,20 @@ pub fn presign(
                 fields.credit_account = pick(&mut rng, &population.consumers);
                 fields.amount = amount(&mut rng, 1_000);
             } else {
-                // The merchant refunds a recent taxed payment in full or in part; the
-                // ledger reverses its tax pro rata.
+                // The payee refunds a recent taxed payment in full or in part (an amount of
+                // what its record carried: the price, or an invoice's net); the ledger
+                // reverses the tax by the payment's own basis and rounding.
                 // Each payment is refunded at most once (in full or in part), as shops do.
-                let (original, payer, payee, gross) =
+                let (original, payer, payee, carried) =
                     recent_taxed.swap_remove(rng.random_range(0..recent_taxed.len()));
                 fields.kind = TxKind::Refund;
                 fields.debit_account = payee;
                 fields.credit_account = payer;
                 fields.related_id = original;
                 fields.amount = if rng.random_bool(0.5) {
-                    gross
+                    carried
                 } else {
-                    gross / 2 + 1
+                    carried / 2 + 1
                 };
             }
         } else if roll < {

@@ -1,6 +1,6 @@
 //! The named workloads do what they claim: ubin squeezes liquidity so that interbank
-//! payments queue (and payers act on queued payments); vat pays merchants with tax across
-//! categories and refunds some of those payments.
+//! payments queue (and payers act on queued payments); vat pays merchants tax-inclusive retail
+//! prices and tax-exclusive business invoices and refunds some of those payments.
 
 use tally_loadgen::{presign, Population, WorkloadName};
 use tally_protocol::tx::TxKind;
@@ -40,6 +40,48 @@ fn vat_is_taxed_retail_with_refunds() {
     println!("vat kinds (seed 11): {kinds:?}");
     assert!(kinds[&TxKind::TaxedPayment] > 17_000);
     assert!(kinds[&TxKind::Refund] > 1_500);
+}
+
+#[test]
+fn vat_prices_retail_tax_inclusive_and_invoices_businesses_tax_exclusive() {
+    use tally_loadgen::population::{INVOICE_CATEGORY, RETAIL_CATEGORY, ZERO_RATED_CATEGORY};
+    use tally_protocol::tax::TaxBasis;
+    let population = Population::generate(&WorkloadName::Vat.population(11, 5));
+    let basis = |category: u32| {
+        let rates = &population.genesis.tax_rates;
+        rates
+            .iter()
+            .find(|rate| rate.category == category)
+            .and_then(|rate| rate.basis)
+    };
+    assert_eq!(basis(RETAIL_CATEGORY), Some(TaxBasis::Inclusive));
+    assert_eq!(basis(ZERO_RATED_CATEGORY), Some(TaxBasis::Inclusive));
+    assert_eq!(basis(INVOICE_CATEGORY), Some(TaxBasis::Exclusive));
+    let records = presign(&population, &WorkloadName::Vat.mix(11, 0), 0, 20_000);
+    let (mut retail, mut invoices) = (0, 0);
+    for record in records
+        .iter()
+        .filter(|r| r.kind() == Some(TxKind::TaxedPayment))
+    {
+        let payer_is_merchant = population.merchants.contains(&record.debit_account());
+        assert!(population.merchants.contains(&record.credit_account()));
+        match record.category() {
+            INVOICE_CATEGORY => {
+                assert!(payer_is_merchant, "an invoice is paid by a business");
+                invoices += 1;
+            }
+            RETAIL_CATEGORY | ZERO_RATED_CATEGORY => {
+                assert!(population.consumers.contains(&record.debit_account()));
+                retail += 1;
+            }
+            other => panic!("category {other} is not in the genesis"),
+        }
+    }
+    println!("vat (seed 11): {retail} retail payments, {invoices} invoices");
+    assert!(
+        retail > 12_000 && invoices > 2_500,
+        "{retail} retail, {invoices} invoices"
+    );
 }
 
 /// Runs a node in this process: needs the `engine` feature.

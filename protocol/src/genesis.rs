@@ -7,6 +7,7 @@
 //! genesis` resolves it into a [`Genesis`].
 
 use crate::keys::{decode_hex32, public_key_of, read_key_file};
+use crate::tax::{Rounding, TaxBasis, ROUNDING_NAMES, TAX_BASIS_NAMES};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -106,14 +107,37 @@ pub struct SettlementSpec {
 /// Milliseconds in a day.
 pub const DAY_MS: u64 = 86_400_000;
 
-/// One tax rate: `rate_bp` basis points on payments of `category`.
+/// One tax rate: `rate_bp` basis points on payments of `category`, on `basis`, rounded by
+/// `rounding`. Both are required: [`Genesis::validate`] refuses a rate that does not name
+/// them, saying what to add (they are options only so that the message can name the field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TaxRateSpec {
     pub category: u32,
     pub rate_bp: u32,
+    /// What the rate applies to: `inclusive`, `exclusive` or `gross` ([`TaxBasis`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<TaxBasis>,
+    /// How the tax is taken to the minor unit: `half_up`, `half_even` or `down`
+    /// ([`Rounding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<Rounding>,
     /// The tax goes to the payee's restricted tax sub-account where it has one.
     #[serde(default, skip_serializing_if = "is_false")]
     pub to_sub_account: bool,
+}
+
+impl TaxRateSpec {
+    /// A rate with its basis and rounding named.
+    pub fn new(category: u32, rate_bp: u32, basis: TaxBasis, rounding: Rounding) -> TaxRateSpec {
+        TaxRateSpec {
+            category,
+            rate_bp,
+            basis: Some(basis),
+            rounding: Some(rounding),
+            to_sub_account: false,
+        }
+    }
 }
 
 /// The genesis file. Keys are hex public keys.
@@ -272,6 +296,26 @@ impl Genesis {
                 return Err(field_error(
                     format!("tax_rates[{index}].category"),
                     format!("category {} is listed twice", rate.category),
+                ));
+            }
+            if rate.basis.is_none() {
+                return Err(field_error(
+                    format!("tax_rates[{index}].basis"),
+                    format!(
+                        "category {} names no tax basis: add basis = {TAX_BASIS_NAMES} \
+                         (a rate on the gross rounded down, the rule before tax bases, is \
+                         basis = \"gross\" with rounding = \"down\")",
+                        rate.category
+                    ),
+                ));
+            }
+            if rate.rounding.is_none() {
+                return Err(field_error(
+                    format!("tax_rates[{index}].rounding"),
+                    format!(
+                        "category {} names no rounding rule: add rounding = {ROUNDING_NAMES}",
+                        rate.category
+                    ),
                 ));
             }
         }
@@ -492,11 +536,11 @@ mod tests {
                 name: "v0".into(),
                 public_key: key_hex(),
             }],
-            tax_rates: vec![TaxRateSpec {
-                category: 1,
-                rate_bp: 900,
-                to_sub_account: false,
-            }],
+            tax_rates: vec![
+                TaxRateSpec::new(1, 900, TaxBasis::Inclusive, Rounding::HalfUp),
+                TaxRateSpec::new(2, 2_000, TaxBasis::Exclusive, Rounding::HalfEven),
+                TaxRateSpec::new(3, 1_000, TaxBasis::Gross, Rounding::Down),
+            ],
             accounts: vec![
                 account(1, Role::CentralBank, 0, None),
                 account(2, Role::TaxAuthority, 0, None),
@@ -578,5 +622,65 @@ mod tests {
         );
         let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
         assert!(matches!(error, GenesisError::Syntax(_)), "{error}");
+    }
+
+    #[test]
+    fn a_rate_without_its_basis_or_rounding_is_refused_with_what_to_add() {
+        let mut genesis = sample();
+        genesis.tax_rates[1].basis = None;
+        let error = Genesis::from_toml(&genesis.to_toml())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("tax_rates[1].basis")
+                && error.contains("category 2 names no tax basis")
+                && error.contains("add basis = \"inclusive\"")
+                && error.contains("\"exclusive\"")
+                && error.contains("\"gross\""),
+            "{error}"
+        );
+        let mut genesis = sample();
+        genesis.tax_rates[2].rounding = None;
+        let error = Genesis::from_toml(&genesis.to_toml())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("tax_rates[2].rounding")
+                && error.contains("add rounding = \"half_up\", \"half_even\" or \"down\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_basis_or_rounding_name_is_refused_with_the_names_accepted() {
+        let rate = |basis: &str, rounding: &str| {
+            let mut text = sample().to_toml();
+            let start = text.find("[[tax_rates]]").unwrap();
+            let end = text[start..].find("[[accounts]]").unwrap() + start;
+            text.replace_range(
+                start..end,
+                &format!(
+                    "[[tax_rates]]\ncategory = 1\nrate_bp = 900\nbasis = \"{basis}\"\n\
+                     rounding = \"{rounding}\"\n\n"
+                ),
+            );
+            Genesis::from_toml(&text)
+        };
+        assert!(rate("inclusive", "half_up").is_ok());
+        let error = rate("vat", "half_up").unwrap_err().to_string();
+        assert!(
+            error.contains("unknown tax basis \"vat\"") && error.contains("\"inclusive\""),
+            "{error}"
+        );
+        let error = rate("gross", "nearest").unwrap_err().to_string();
+        assert!(
+            error.contains("unknown rounding rule \"nearest\"") && error.contains("\"half_even\""),
+            "{error}"
+        );
+        let text = sample()
+            .to_toml()
+            .replace("rate_bp = 900", "rate_bp = 900\nbase = \"gross\"");
+        let error = Genesis::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("base"), "an unknown key is named: {error}");
     }
 }

@@ -1,8 +1,8 @@
 //! tally-protocol: what a client of a Tally network needs, without the engine or the GPU: the
-//! 192-byte transaction record and its signing message, result codes, the genesis and key
-//! files, the network frames and client messages, the query and answer types, and the
-//! blocking client library (docs/PROTOCOL.md part 2). A participant's gateway, the load
-//! generator and any SDK depend on this crate alone; the engine re-exports it.
+//! 192-byte transaction record and its signing message, result codes, the tax arithmetic,
+//! the genesis and key files, the network frames and client messages, the query and answer
+//! types, and the blocking client library (docs/PROTOCOL.md part 2). A participant's gateway,
+//! the load generator and any SDK depend on this crate alone; the engine re-exports it.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -13,6 +13,7 @@ pub mod message;
 pub mod query;
 pub mod result;
 pub mod submit;
+pub mod tax;
 pub mod tx;
 
 pub use client::{Client, ClientError, ClientOptions};

@@ -141,6 +141,34 @@ pub struct TxStatusInfo {
     pub closed_by: Option<u128>,
     /// Posted: the amount posted.
     pub posted_amount: Option<u64>,
+    /// A settled taxed payment: its tax, what the payer was debited and its refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxed: Option<TaxedPaymentInfo>,
+}
+
+/// A settled taxed payment (a `TxStatus` answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxedPaymentInfo {
+    pub category: u32,
+    /// The rate it settled at, in basis points.
+    pub rate_bp: u32,
+    /// `inclusive`, `exclusive` or `gross`.
+    pub basis: String,
+    /// `half_up`, `half_even` or `down`.
+    pub rounding: String,
+    /// What the record carried: the price (inclusive), the net (exclusive) or the gross.
+    pub amount: u64,
+    pub tax: u64,
+    /// What the payer's account was debited: `amount + tax` on an exclusive basis, else
+    /// `amount`.
+    pub debited: u64,
+    /// What the payee was credited: `debited - tax`.
+    pub net: u64,
+    /// The account the tax went to (the tax authority or the payee's tax sub-account).
+    pub tax_account: u64,
+    /// Of `amount`, refunded so far, and the tax reversed so far.
+    pub refunded_amount: u64,
+    pub refunded_tax: u64,
 }
 
 /// An account (an `Account` answer).
@@ -163,15 +191,20 @@ pub struct AccountInfo {
     pub queued_out: u64,
 }
 
-/// One payee and category of a `TaxReport` answer.
+/// One payee, category and basis of a `TaxReport` answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRow {
     pub payee: u64,
     pub category: u32,
+    /// The basis the payments settled on: `inclusive`, `exclusive` or `gross` (a category
+    /// whose basis changed within the period has a row per basis).
+    pub basis: String,
     pub payments: u64,
+    /// What payers paid, tax included (net + tax, on every basis).
     pub gross: u128,
     pub tax: u128,
     pub refunds: u64,
+    /// What payers got back, tax included.
     pub refunded_gross: u128,
     pub refunded_tax: u128,
     /// `tax - refunded_tax`.
@@ -264,9 +297,10 @@ pub enum Answer {
         payee: Option<u64>,
         from_day: u64,
         to_day: u64,
-        /// By payee, then category.
+        /// By payee, then category, then basis.
         rows: Vec<TaxRow>,
-        /// The sum of the rows' `net_tax`.
+        /// The sum of the rows' `net_tax`: what the tax accounts received as tax over the
+        /// period less what refunds took back.
         net_tax: i128,
     },
     /// The set in force (`epoch`, `validators` in proposer order, `quorum`), the keys the

@@ -105,11 +105,21 @@ pub enum ResultCode {
     ValidatorChangesFull = 66,
     /// This validator's vote for this change was counted already this epoch.
     ValidatorVoteAlreadyCounted = 67,
+    /// A tax rate record sets more than one of the tax-basis flags.
+    MalformedTaxBasisConflict = 68,
+    /// A tax rate record sets more than one of the rounding flags.
+    MalformedTaxRoundingConflict = 69,
+    /// A tax rate record names no basis, and its category has no rate in force at the
+    /// record's effective time whose basis it could keep.
+    TaxBasisNotNamed = 70,
+    /// A tax rate record names no rounding rule, and its category has no rate in force at
+    /// the record's effective time whose rule it could keep.
+    TaxRoundingNotNamed = 71,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 68] = [
+    pub const ALL: [ResultCode; 72] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -178,6 +188,10 @@ impl ResultCode {
         ResultCode::InvalidValidatorKey,
         ResultCode::ValidatorChangesFull,
         ResultCode::ValidatorVoteAlreadyCounted,
+        ResultCode::MalformedTaxBasisConflict,
+        ResultCode::MalformedTaxRoundingConflict,
+        ResultCode::TaxBasisNotNamed,
+        ResultCode::TaxRoundingNotNamed,
     ];
 
     /// The code for a byte read from the log or the wire.
@@ -256,6 +270,10 @@ impl ResultCode {
             ResultCode::InvalidValidatorKey => "invalid_validator_key",
             ResultCode::ValidatorChangesFull => "validator_changes_full",
             ResultCode::ValidatorVoteAlreadyCounted => "validator_vote_already_counted",
+            ResultCode::MalformedTaxBasisConflict => "malformed_tax_basis_conflict",
+            ResultCode::MalformedTaxRoundingConflict => "malformed_tax_rounding_conflict",
+            ResultCode::TaxBasisNotNamed => "tax_basis_not_named",
+            ResultCode::TaxRoundingNotNamed => "tax_rounding_not_named",
         }
     }
 
@@ -297,6 +315,8 @@ impl From<DecodeError> for ResultCode {
                 ResultCode::MalformedUnexpectedDebitAccount
             }
             DecodeError::UnknownValidatorChange(_) => ResultCode::MalformedUnknownValidatorChange,
+            DecodeError::TaxBasisConflict => ResultCode::MalformedTaxBasisConflict,
+            DecodeError::TaxRoundingConflict => ResultCode::MalformedTaxRoundingConflict,
         }
     }
 }
@@ -319,6 +339,7 @@ mod tests {
         assert_eq!(ResultCode::LinkedNotAcceptedByNode as u8, 56);
         assert_eq!(ResultCode::LinkedChainTooLong as u8, 57);
         assert_eq!(ResultCode::ValidatorVoteAlreadyCounted as u8, 67);
+        assert_eq!(ResultCode::TaxRoundingNotNamed as u8, 71);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
     }

@@ -28,7 +28,7 @@
 //! | 2 taxed payment | payer | payee | gross > 0 | free | > 0 | urgent, linked |
 //! | 3 pledge, 4 redeem | issuance / bank | bank / issuance | > 0 | free | 0 | urgent, linked |
 //! | 5 refund | original payee | original payer | gross refunded > 0 | the taxed payment | 0 | urgent, linked |
-//! | 6 set tax rate | tax authority | 0 | 0 | free | > 0 | tax-to-sub-account |
+//! | 6 set tax rate | tax authority | 0 | 0 | free | > 0 | tax-to-sub-account; at most one basis (inclusive, exclusive, gross); at most one rounding (half up, half even, down) |
 //! | 7 suspend, 8 reinstate | issuance | the participant | 0 | free | 0 | none |
 //! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
 //! | 13 validator vote | 0 | 0 | 0 | key bytes 16..32 (`reference`: bytes 0..16) | 1 add, 2 remove | none |
@@ -41,6 +41,7 @@
 //! (offsets 0..96): 120 bytes, so a signature is bound to one network and cannot be replayed
 //! on another.
 
+use crate::tax::{Rounding, TaxBasis};
 use bytemuck::{Pod, Zeroable};
 use ed25519_zebra::SigningKey;
 
@@ -97,10 +98,11 @@ pub enum TxKind {
     /// Central bank burns `amount` of reserves from the debit account back to issuance.
     Redeem = 4,
     /// The payee of taxed payment `related_id` (debit) pays back `amount` of its gross to the
-    /// payer (credit); the tax is reversed pro rata.
+    /// payer (credit); the tax is reversed by the payment's rate, basis and rounding.
     Refund = 5,
     /// The tax authority (debit account, its key) sets the rate of `category`:
-    /// `reserved_a` basis points from block time `reserved_b` (ms) on.
+    /// `reserved_a` basis points from block time `reserved_b` (ms) on, on the basis and with
+    /// the rounding its flags name (none named: those of the rate in force at that time).
     SetTaxRate = 6,
     /// The central bank (debit: its issuance account) suspends the credit account.
     Suspend = 7,
@@ -209,7 +211,9 @@ impl TxKind {
             TxKind::TaxedPayment | TxKind::Pledge | TxKind::Redeem | TxKind::Refund => {
                 TxFlags::URGENT | TxFlags::LINKED
             }
-            TxKind::SetTaxRate => TxFlags::TAX_TO_SUB_ACCOUNT,
+            TxKind::SetTaxRate => {
+                TxFlags::TAX_TO_SUB_ACCOUNT | TxFlags::TAX_BASIS | TxFlags::TAX_ROUNDING
+            }
             TxKind::QueueReprioritise => TxFlags::URGENT,
             TxKind::Suspend
             | TxKind::Reinstate
@@ -239,18 +243,71 @@ impl TxFlags {
     pub const VOID_PENDING: u16 = 1 << 4;
     /// A tax rate whose tax goes to the payee's restricted tax sub-account.
     pub const TAX_TO_SUB_ACCOUNT: u16 = 1 << 5;
+    /// A tax rate on a tax-inclusive price (VAT/GST: the tax fraction of the amount).
+    pub const TAX_BASIS_INCLUSIVE: u16 = 1 << 6;
+    /// A tax rate added to a net amount (VAT/GST on a tax-exclusive invoice).
+    pub const TAX_BASIS_EXCLUSIVE: u16 = 1 << 7;
+    /// A tax rate levied on the gross (withholding, a transaction tax).
+    pub const TAX_BASIS_GROSS: u16 = 1 << 8;
+    /// A tax rate rounded to the nearest minor unit, a half up.
+    pub const TAX_ROUND_HALF_UP: u16 = 1 << 9;
+    /// A tax rate rounded to the nearest minor unit, a half to the even neighbour.
+    pub const TAX_ROUND_HALF_EVEN: u16 = 1 << 10;
+    /// A tax rate rounded down to the minor unit.
+    pub const TAX_ROUND_DOWN: u16 = 1 << 11;
+    /// The basis bits of a tax rate: at most one may be set; none keeps the basis in force.
+    pub const TAX_BASIS: u16 =
+        TxFlags::TAX_BASIS_INCLUSIVE | TxFlags::TAX_BASIS_EXCLUSIVE | TxFlags::TAX_BASIS_GROSS;
+    /// The rounding bits of a tax rate: at most one may be set; none keeps the rule in force.
+    pub const TAX_ROUNDING: u16 =
+        TxFlags::TAX_ROUND_HALF_UP | TxFlags::TAX_ROUND_HALF_EVEN | TxFlags::TAX_ROUND_DOWN;
     /// Every bit that has a meaning.
     pub const KNOWN: u16 = TxFlags::URGENT
         | TxFlags::LINKED
         | TxFlags::PENDING
         | TxFlags::POST_PENDING
         | TxFlags::VOID_PENDING
-        | TxFlags::TAX_TO_SUB_ACCOUNT;
+        | TxFlags::TAX_TO_SUB_ACCOUNT
+        | TxFlags::TAX_BASIS
+        | TxFlags::TAX_ROUNDING;
     /// The two-phase bits: at most one may be set.
     pub const TWO_PHASE: u16 = TxFlags::PENDING | TxFlags::POST_PENDING | TxFlags::VOID_PENDING;
 
     pub fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
+    }
+
+    /// The flag bits that name `basis` on a tax rate record.
+    pub fn of_basis(basis: TaxBasis) -> u16 {
+        match basis {
+            TaxBasis::Inclusive => TxFlags::TAX_BASIS_INCLUSIVE,
+            TaxBasis::Exclusive => TxFlags::TAX_BASIS_EXCLUSIVE,
+            TaxBasis::Gross => TxFlags::TAX_BASIS_GROSS,
+        }
+    }
+
+    /// The flag bits that name `rounding` on a tax rate record.
+    pub fn of_rounding(rounding: Rounding) -> u16 {
+        match rounding {
+            Rounding::HalfUp => TxFlags::TAX_ROUND_HALF_UP,
+            Rounding::HalfEven => TxFlags::TAX_ROUND_HALF_EVEN,
+            Rounding::Down => TxFlags::TAX_ROUND_DOWN,
+        }
+    }
+
+    /// The basis a tax rate record names, if it names one (a validated record names at most
+    /// one).
+    pub fn tax_basis(self) -> Option<TaxBasis> {
+        TaxBasis::ALL
+            .into_iter()
+            .find(|basis| self.has(TxFlags::of_basis(*basis)))
+    }
+
+    /// The rounding rule a tax rate record names, if it names one.
+    pub fn tax_rounding(self) -> Option<Rounding> {
+        Rounding::ALL
+            .into_iter()
+            .find(|rule| self.has(TxFlags::of_rounding(*rule)))
     }
 }
 
@@ -293,6 +350,12 @@ pub enum DecodeError {
     UnexpectedDebitAccount { kind: &'static str, account: u64 },
     #[error("a validator vote's category is the change, 1 (add) or 2 (remove), got {0}")]
     UnknownValidatorChange(u32),
+    #[error("a tax rate names at most one basis: one of the inclusive, exclusive and gross flags")]
+    TaxBasisConflict,
+    #[error(
+        "a tax rate names at most one rounding rule: one of the half-up, half-even and down flags"
+    )]
+    TaxRoundingConflict,
 }
 
 /// The fields of a transaction, for building and reading records.
@@ -421,6 +484,12 @@ impl TxRecord {
         }
         if (flags & TxFlags::TWO_PHASE).count_ones() > 1 {
             return Err(DecodeError::FlagsConflict);
+        }
+        if (flags & TxFlags::TAX_BASIS).count_ones() > 1 {
+            return Err(DecodeError::TaxBasisConflict);
+        }
+        if (flags & TxFlags::TAX_ROUNDING).count_ones() > 1 {
+            return Err(DecodeError::TaxRoundingConflict);
         }
         let reserved_a_used = kind == TxKind::SetTaxRate
             || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0);
@@ -784,6 +853,45 @@ mod tests {
         rate.reserved_a = 10_000;
         rate.reserved_b = 5;
         assert_eq!(TxRecord::new(&rate).validate(), Ok(()));
+        // a rate names at most one basis and at most one rounding rule, or neither
+        for basis in TaxBasis::ALL {
+            for rounding in Rounding::ALL {
+                rate.flags = TxFlags(TxFlags::of_basis(basis) | TxFlags::of_rounding(rounding));
+                let record = TxRecord::new(&rate);
+                assert_eq!(record.validate(), Ok(()));
+                assert_eq!(record.flags().tax_basis(), Some(basis));
+                assert_eq!(record.flags().tax_rounding(), Some(rounding));
+            }
+        }
+        rate.flags = TxFlags(TxFlags::TAX_TO_SUB_ACCOUNT);
+        let record = TxRecord::new(&rate);
+        assert_eq!(record.validate(), Ok(()));
+        assert_eq!(record.flags().tax_basis(), None);
+        assert_eq!(record.flags().tax_rounding(), None);
+        rate.flags = TxFlags(TxFlags::TAX_BASIS_INCLUSIVE | TxFlags::TAX_BASIS_GROSS);
+        assert_eq!(
+            TxRecord::new(&rate).validate(),
+            Err(DecodeError::TaxBasisConflict)
+        );
+        rate.flags = TxFlags(TxFlags::TAX_ROUND_DOWN | TxFlags::TAX_ROUND_HALF_EVEN);
+        assert_eq!(
+            TxRecord::new(&rate).validate(),
+            Err(DecodeError::TaxRoundingConflict)
+        );
+        // the basis and rounding flags belong to the rate record alone
+        let payment = TxFields {
+            kind: TxKind::TaxedPayment,
+            category: 1,
+            flags: TxFlags(TxFlags::TAX_BASIS_EXCLUSIVE),
+            ..transfer()
+        };
+        assert_eq!(
+            TxRecord::new(&payment).validate(),
+            Err(DecodeError::FlagNotForKind {
+                kind: "taxed_payment",
+                flags: TxFlags::TAX_BASIS_EXCLUSIVE
+            })
+        );
     }
 
     #[test]

@@ -133,6 +133,31 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "money in circulation: {} before, {} after (changes only by pledge and redeem)",
         report.money_in_circulation_before, report.money_in_circulation_after
     );
+    let by_basis: Vec<String> = report
+        .tax
+        .iter()
+        .map(|line| format!("{} {}", line.basis, line.tax))
+        .collect();
+    println!(
+        "tax: collected {} on {} payments ({}), {} reversed by {} refunds, net {}; the tax \
+         accounts moved {}: {}",
+        report.tax.iter().map(|line| line.tax).sum::<u128>(),
+        report.tax.iter().map(|line| line.payments).sum::<u64>(),
+        by_basis.join(", "),
+        report
+            .tax
+            .iter()
+            .map(|line| line.refunded_tax)
+            .sum::<u128>(),
+        report.tax.iter().map(|line| line.refunds).sum::<u64>(),
+        report.net_tax(),
+        report.tax_accounts_at_end - report.tax_accounts_at_genesis,
+        if report.tax_reconciled() {
+            "reconciled"
+        } else {
+            "NOT RECONCILED"
+        }
+    );
     println!(
         "replay of the log: height {}, state root {}: {}",
         report.replayed_height,
@@ -147,6 +172,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         println!("data directory kept: {}", report.data_dir.display());
     }
     let healthy = report.conserved()
+        && report.tax_reconciled()
         && report.replay_matches()
         && report.validators_agree
         && report.run.stopped.is_none();

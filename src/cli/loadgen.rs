@@ -10,8 +10,8 @@ use tally_loadgen::{Pacing, WorkloadName};
 
 #[derive(clap::Args, Debug)]
 pub struct LoadgenArgs {
-    /// Workload: ubin (interbank RTGS with a liquidity squeeze), vat (taxed retail payments
-    /// with refunds) or mixed.
+    /// Workload: ubin (interbank RTGS with a liquidity squeeze), vat (tax-inclusive retail
+    /// prices and tax-exclusive business invoices, with refunds) or mixed.
     #[arg(long, default_value = "mixed")]
     workload: WorkloadName,
     /// Open-loop rate in transactions per second (latency from each intended send time).

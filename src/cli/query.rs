@@ -50,8 +50,8 @@ enum QueryCommand {
         #[arg(long)]
         bank: Option<u64>,
     },
-    /// Tax per merchant and category over a period of business days (the `tax_report`
-    /// query).
+    /// Tax per merchant, category and basis over a period of business days (the
+    /// `tax_report` query).
     TaxReport {
         /// Only this payee.
         #[arg(long)]

@@ -14,7 +14,7 @@ pub(super) enum Undo {
     ClosedInserted(u128),
     TaxPaymentInserted(u128),
     TaxPaymentUpdated(u128, TaxPayment),
-    TaxTotals((u64, u64, u32), Option<TaxTotals>),
+    TaxTotals(super::tax::TaxTotalsKey, Option<TaxTotals>),
     TaxRate((u32, u64), Option<TaxRate>),
     /// The queue entry at a key before the change (None: there was none).
     Queue(QueueKey, Option<QueuedPayment>),

@@ -28,7 +28,7 @@ mod tax;
 pub use query::{PendingTransfer, TxStatus};
 pub use rtgs::{QueueKey, QueuedPayment, QUEUED_PAYMENTS_MAX};
 pub use snapshot::{SnapshotError, SnapshotPoint};
-pub use tax::{tax_of, TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
+pub use tax::{TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
 
 use crate::consensus::{ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet};
 use crate::genesis::{Genesis, Role, DAY_MS};
@@ -125,6 +125,11 @@ struct BlockContext {
     next_index: u32,
 }
 
+/// Domain tag of the state root's digest, versioned with its bytes (version 4: each rate of
+/// the tax-rate table carries its basis and rounding; the tax records folded into the history
+/// digest carry the rate, basis and rounding a payment settled at).
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V4\0\0";
+
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
 const ACCOUNT_LEAF_BYTES: usize = 64;
 
@@ -157,8 +162,8 @@ pub struct Ledger {
     pending_earliest_expiry_ms: u64,
     closed: HashMap<u128, Closed>,
     tax_payments: HashMap<u128, TaxPayment>,
-    /// (payee, business day, category) -> totals.
-    tax_totals: BTreeMap<(u64, u64, u32), TaxTotals>,
+    /// (payee, business day, category, basis) -> totals.
+    tax_totals: BTreeMap<tax::TaxTotalsKey, TaxTotals>,
     total_balance: i128,
     block: BlockContext,
     chain: Option<Chain>,
@@ -200,6 +205,8 @@ impl Ledger {
                     (rate.category, 0),
                     TaxRate {
                         rate_bp: rate.rate_bp,
+                        basis: rate.basis.expect("genesis was validated"),
+                        rounding: rate.rounding.expect("genesis was validated"),
                         to_sub_account: rate.to_sub_account,
                     },
                 )
@@ -929,8 +936,10 @@ impl Ledger {
     /// (32..40), debits_pending (40..48), credits_pending (48..56), tax sub-account or 0
     /// (56..64). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
     /// history digest, the arrival counter, the queues in settlement order, the open
-    /// reservations by id, the tax-rate table by (category, effective-from) and the validator
-    /// schedule (length-prefixed `ValidatorSchedule::encode` bytes).
+    /// reservations by id, the tax-rate table by (category, effective-from: the rate, the codes
+    /// of its basis and rounding, the sub-account flag) and the validator schedule
+    /// (length-prefixed `ValidatorSchedule::encode` bytes). The domain tag is
+    /// [`STATE_ROOT_TAG`].
     pub fn state_root(&self) -> Hash {
         let mut leaves = vec![0u8; self.accounts.len() * ACCOUNT_LEAF_BYTES];
         for (leaf, account) in leaves
@@ -950,7 +959,7 @@ impl Ledger {
         }
         let accounts_root = merkle::root(&leaves, ACCOUNT_LEAF_BYTES);
         let mut hasher = blake3::Hasher::new();
-        hasher.update(b"TALLY-STATE-V3\0\0");
+        hasher.update(STATE_ROOT_TAG);
         hasher.update(&self.used_ids_digest);
         hasher.update(&self.history_digest);
         hasher.update(&self.next_seq.to_le_bytes());
@@ -972,7 +981,11 @@ impl Ledger {
             hasher.update(&category.to_le_bytes());
             hasher.update(&from.to_le_bytes());
             hasher.update(&rate.rate_bp.to_le_bytes());
-            hasher.update(&[u8::from(rate.to_sub_account)]);
+            hasher.update(&[
+                rate.basis.code(),
+                rate.rounding.code(),
+                u8::from(rate.to_sub_account),
+            ]);
         }
         let mut schedule = Vec::new();
         self.schedule.encode(&mut schedule);

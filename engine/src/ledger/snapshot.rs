@@ -5,12 +5,14 @@ use super::rtgs::QUEUED_BYTES;
 use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate, TaxTotals};
 use crate::consensus::{ScheduleDecodeError, ValidatorSchedule};
 use crate::genesis::Role;
+use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 3: settlement state and the validator
-/// schedule; version 2 snapshots are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP3";
+/// Magic at the start of a ledger snapshot (version 4: the tax-rate table, taxed payments and
+/// tax totals carry their basis and rounding; snapshots of an older version are not read, the
+/// node replays its log instead).
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP4";
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -102,6 +104,18 @@ fn role_of(value: u64) -> Result<Role, SnapshotError> {
     })
 }
 
+fn basis_of(code: u8) -> Result<TaxBasis, SnapshotError> {
+    TaxBasis::from_code(code).ok_or(SnapshotError::Invalid("tax basis"))
+}
+
+fn rounding_of(code: u8) -> Result<Rounding, SnapshotError> {
+    Rounding::from_code(code).ok_or(SnapshotError::Invalid("tax rounding"))
+}
+
+/// Bytes of one taxed payment in a snapshot: id, eight u64 words, category, rate, basis,
+/// rounding.
+const SNAPSHOT_TAX_PAYMENT_BYTES: usize = 16 + 8 * 8 + 4 + 4 + 1 + 1;
+
 fn put_totals(out: &mut Vec<u8>, totals: &TaxTotals) {
     out.extend_from_slice(&totals.payments.to_le_bytes());
     out.extend_from_slice(&totals.gross.to_le_bytes());
@@ -118,7 +132,7 @@ impl Ledger {
             300 + self.accounts.len() * SNAPSHOT_ACCOUNT_BYTES
                 + self.used_ids.len() * 16
                 + self.queue.len() * QUEUED_BYTES
-                + self.tax_payments.len() * 90,
+                + self.tax_payments.len() * SNAPSHOT_TAX_PAYMENT_BYTES,
         );
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(genesis_hash);
@@ -154,6 +168,8 @@ impl Ledger {
             out.extend_from_slice(&category.to_le_bytes());
             out.extend_from_slice(&from.to_le_bytes());
             out.extend_from_slice(&rate.rate_bp.to_le_bytes());
+            out.push(rate.basis.code());
+            out.push(rate.rounding.code());
             out.push(u8::from(rate.to_sub_account));
         }
         let mut ids: Vec<u128> = self.used_ids.iter().copied().collect();
@@ -200,22 +216,26 @@ impl Ledger {
             for word in [
                 p.payer,
                 p.payee,
-                p.gross,
+                p.amount,
                 p.tax,
                 p.tax_account,
-                p.refunded_gross,
+                p.refunded_amount,
                 p.refunded_tax,
                 p.time_ms,
             ] {
                 out.extend_from_slice(&word.to_le_bytes());
             }
             out.extend_from_slice(&p.category.to_le_bytes());
+            out.extend_from_slice(&p.rate_bp.to_le_bytes());
+            out.push(p.basis.code());
+            out.push(p.rounding.code());
         }
         out.extend_from_slice(&(self.tax_totals.len() as u64).to_le_bytes());
-        for (&(payee, day, category), totals) in &self.tax_totals {
+        for (&(payee, day, category, basis), totals) in &self.tax_totals {
             out.extend_from_slice(&payee.to_le_bytes());
             out.extend_from_slice(&day.to_le_bytes());
             out.extend_from_slice(&category.to_le_bytes());
+            out.push(basis.code());
             put_totals(&mut out, totals);
         }
         self.schedule.encode(&mut out);
@@ -290,17 +310,24 @@ impl Ledger {
         if position(central_bank).is_none() || position(tax_authority).is_none() {
             return Err(SnapshotError::Invalid("central bank or tax authority"));
         }
-        let rate_count = r.count(17, "tax rate count")?;
+        let rate_count = r.count(19, "tax rate count")?;
         let mut tax_rates = BTreeMap::new();
         for _ in 0..rate_count {
             let category = r.u32()?;
             let from = r.u64()?;
             let rate_bp = r.u32()?;
+            if rate_bp > crate::genesis::BASIS_POINTS_ONE {
+                return Err(SnapshotError::Invalid("tax rate over 100%"));
+            }
+            let basis = basis_of(r.u8()?)?;
+            let rounding = rounding_of(r.u8()?)?;
             let to_sub_account = r.bool("tax rate regime")?;
             tax_rates.insert(
                 (category, from),
                 TaxRate {
                     rate_bp,
+                    basis,
+                    rounding,
                     to_sub_account,
                 },
             );
@@ -358,7 +385,7 @@ impl Ledger {
             };
             closed.insert(id, outcome);
         }
-        let payment_count = r.count(16 + 64 + 4, "tax payment count")?;
+        let payment_count = r.count(SNAPSHOT_TAX_PAYMENT_BYTES, "tax payment count")?;
         let mut tax_payments = HashMap::with_capacity(payment_count);
         for _ in 0..payment_count {
             let id = r.u128()?;
@@ -366,30 +393,38 @@ impl Ledger {
             for word in &mut words {
                 *word = r.u64()?;
             }
-            let [payer, payee, gross, tax, tax_account, refunded_gross, refunded_tax, time_ms] =
+            let [payer, payee, amount, tax, tax_account, refunded_amount, refunded_tax, time_ms] =
                 words;
             if position(tax_account).is_none() {
                 return Err(SnapshotError::Invalid("tax payment account"));
             }
-            tax_payments.insert(
-                id,
-                TaxPayment {
-                    payer,
-                    payee,
-                    category: r.u32()?,
-                    gross,
-                    tax,
-                    tax_account,
-                    refunded_gross,
-                    refunded_tax,
-                    time_ms,
-                },
-            );
+            let payment = TaxPayment {
+                payer,
+                payee,
+                category: r.u32()?,
+                rate_bp: r.u32()?,
+                basis: basis_of(r.u8()?)?,
+                rounding: rounding_of(r.u8()?)?,
+                amount,
+                tax,
+                tax_account,
+                refunded_amount,
+                refunded_tax,
+                time_ms,
+            };
+            if payment.rate_bp > crate::genesis::BASIS_POINTS_ONE
+                || payment.tax > payment.amount
+                || refunded_amount > amount
+                || refunded_tax > tax
+            {
+                return Err(SnapshotError::Invalid("tax payment amounts"));
+            }
+            tax_payments.insert(id, payment);
         }
-        let totals_count = r.count(20 + 8 * 2 + 16 * 4, "tax totals count")?;
+        let totals_count = r.count(21 + 8 * 2 + 16 * 4, "tax totals count")?;
         let mut tax_totals = BTreeMap::new();
         for _ in 0..totals_count {
-            let key = (r.u64()?, r.u64()?, r.u32()?);
+            let key = (r.u64()?, r.u64()?, r.u32()?, basis_of(r.u8()?)?);
             let totals = TaxTotals {
                 payments: r.u64()?,
                 gross: r.u128()?,

@@ -18,6 +18,19 @@ pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
         pending: None,
         closed_by: None,
         posted_amount: None,
+        taxed: ledger.tax_payment(id).map(|p| TaxedPaymentInfo {
+            category: p.category,
+            rate_bp: p.rate_bp,
+            basis: p.basis.name().to_string(),
+            rounding: p.rounding.name().to_string(),
+            amount: p.amount,
+            tax: p.tax,
+            debited: p.debited(),
+            net: p.net(),
+            tax_account: p.tax_account,
+            refunded_amount: p.refunded_amount,
+            refunded_tax: p.refunded_tax,
+        }),
     };
     match status {
         TxStatus::Unknown | TxStatus::Settled => {}
@@ -173,6 +186,7 @@ pub fn tax_report(ledger: &Ledger, payee: Option<u64>, from_day: u64, to_day: u6
         .map(|row| TaxRow {
             payee: row.payee,
             category: row.category,
+            basis: row.basis.name().to_string(),
             payments: row.totals.payments,
             gross: row.totals.gross,
             tax: row.totals.tax,

@@ -5,6 +5,7 @@ use ed25519_zebra::SigningKey;
 use std::collections::BTreeMap;
 use tally_engine::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
 use tally_engine::keys::public_key_of;
+use tally_engine::tax::{Rounding, TaxBasis};
 use tally_engine::tx::{TxFields, TxFlags, TxKind, TxRecord};
 
 pub const NETWORK: u64 = 42;
@@ -101,7 +102,7 @@ pub type AccountRow = (u64, Role, u64, Option<u64>);
 
 impl Fixture {
     /// A fixture over any account table (keys derived from the account id, as in `new`),
-    /// tax rates 1 (9%) and 2 (0%), and a last edit of the genesis (limits, sub-accounts,
+    /// tax rates 1 (9%) and 2 (0%), both levies on the gross rounded down, and a last edit of the genesis (limits, sub-accounts,
     /// rates, cut-off) before it is validated.
     pub fn from_table(table: &[AccountRow], edit: impl FnOnce(&mut Genesis)) -> Fixture {
         let mut keys = BTreeMap::new();
@@ -132,17 +133,10 @@ impl Fixture {
                 name: "v0".into(),
                 public_key: hex::encode(public_key_of(&validator)),
             }],
+            // a levy on the gross rounded down: the fixtures' tests count on floor(amount * rate)
             tax_rates: vec![
-                TaxRateSpec {
-                    category: 1,
-                    rate_bp: 900,
-                    to_sub_account: false,
-                },
-                TaxRateSpec {
-                    category: 2,
-                    rate_bp: 0,
-                    to_sub_account: false,
-                },
+                TaxRateSpec::new(1, 900, TaxBasis::Gross, Rounding::Down),
+                TaxRateSpec::new(2, 0, TaxBasis::Gross, Rounding::Down),
             ],
             accounts,
             settlement: Default::default(),
