@@ -74,7 +74,10 @@ fn transfers(population: &Population, first_id: u128, count: usize) -> Vec<TxRec
     (0..count as u128)
         .map(|i| {
             let fields =
-                TxFields::transfer(first_id + i, payer, payee, 1, population.genesis.ledger);
+                TxFields::transfer(first_id + i, payer, payee, 1, population.genesis.ledger)
+                    .valid_until(tally_loadgen::workload::valid_until_from_now(
+                        &population.genesis,
+                    ));
             TxRecord::signed(
                 &fields,
                 population.genesis.network_id,

@@ -11,7 +11,7 @@ use tally_engine::mempool::{Ack, Mempool, PendingTx};
 use tally_engine::tx::{TxFields, TxRecord};
 
 fn record(id: u128) -> TxRecord {
-    TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702))
+    TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702).valid_until(1_000))
 }
 
 fn bench_single_thread(c: &mut Criterion) {

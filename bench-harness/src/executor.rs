@@ -151,7 +151,9 @@ fn records(setup: &Setup, workload: ExecutorWorkload, count: usize) -> Vec<TxRec
     (0..count)
         .map(|i| {
             let id = i as u128 + 1;
-            let mut fields = TxFields::transfer(id, 0, 0, 0, LEDGER);
+            // blocks run at times 1_000 + height: valid through the whole run
+            let mut fields = TxFields::transfer(id, 0, 0, 0, LEDGER)
+                .valid_until(tally_engine::genesis::VALIDITY_WINDOW_MS_DEFAULT);
             let mut signer = 0;
             match workload {
                 ExecutorWorkload::PlainTransfers => {

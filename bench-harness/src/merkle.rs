@@ -231,7 +231,8 @@ pub fn measure_gpu_block(record_count: usize) -> Result<GpuBlockFigures, String>
     let records: Vec<TxRecord> = (0..record_count)
         .into_par_iter()
         .map(|index| {
-            let fields = TxFields::transfer(index as u128 + 1, 1, 2, index as u64 + 1, 1);
+            let fields =
+                TxFields::transfer(index as u128 + 1, 1, 2, index as u64 + 1, 1).valid_until(1_000);
             TxRecord::signed(&fields, NETWORK_ID, &keys[index % keys.len()])
         })
         .collect();

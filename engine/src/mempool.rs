@@ -190,7 +190,7 @@ mod tests {
 
     fn pending(id: u128, reply: &Sender<Ack>) -> PendingTx {
         PendingTx {
-            record: TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702)),
+            record: TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702).valid_until(1_000)),
             reply: reply.clone(),
             received_at: Instant::now(),
         }

@@ -151,10 +151,18 @@ fn malformed_bytes_are_answered_with_their_code_and_change_nothing() {
         (
             {
                 let mut b = good;
-                b[95] = 1;
+                b[86] = 1; // reserved_a of a plain transfer
                 b.to_vec()
             },
             ResultCode::MalformedReservedNotZero,
+        ),
+        (
+            {
+                let mut b = good;
+                b[88..96].fill(0);
+                b.to_vec()
+            },
+            ResultCode::MalformedZeroValidUntil,
         ),
         (
             {

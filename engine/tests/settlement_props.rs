@@ -221,7 +221,7 @@ fn build(f: &Fixture, id: u128, op: Op, issued: &[u128], pools: &Pools) -> TxRec
             t.category = 1 + (a as u32 % 3);
             t.reserved_a = (amount as u32 * 11) % 3_000;
             // 0: in the past (rejected); else 10 to 70 days on
-            t.reserved_b = u64::from(extra) * 10 * DAY_MS;
+            t.amount = u64::from(extra) * 10 * DAY_MS;
             // a basis and a rounding rule, or neither (kept from the rate in force)
             let basis = [None, Some(TaxBasis::Inclusive), Some(TaxBasis::Exclusive)];
             let rounding = [None, Some(Rounding::HalfUp), Some(Rounding::Down)];

@@ -387,7 +387,7 @@ fn every_unauthorised_operation_is_rejected_with_its_own_code() {
         f.custom(SHOP, 11, TxKind::SetTaxRate, SHOP, 0, 0, |t| {
             t.category = 1;
             t.reserved_a = 0;
-            t.reserved_b = 5_000;
+            t.amount = 5_000;
         }),
         // an observer moving money
         f.tx(12, TxKind::Transfer, OBSERVER, ALICE, 1),
@@ -490,7 +490,7 @@ fn tax_rates_are_effective_dated_and_set_only_by_the_tax_authority() {
         f.custom(signer, id, TxKind::SetTaxRate, debit, 0, 0, |t| {
             t.category = 1;
             t.reserved_a = bp;
-            t.reserved_b = from;
+            t.amount = from;
         })
     };
     let codes = ledger.execute_block(
@@ -822,7 +822,7 @@ fn a_snapshot_carries_every_part_of_the_settlement_state() {
             f.custom(TAX, 6, TxKind::SetTaxRate, TAX, 0, 0, |t| {
                 t.category = 9;
                 t.reserved_a = 1_500;
-                t.reserved_b = 90_000;
+                t.amount = 90_000;
                 t.flags = TxFlags(TxFlags::TAX_BASIS_EXCLUSIVE | TxFlags::TAX_ROUND_HALF_EVEN);
             }),
             f.tx(7, TxKind::Transfer, BANK_B, BANK_A, 100_000),

@@ -60,7 +60,7 @@ fn rate_record(
     f.custom(TAX, id, TxKind::SetTaxRate, TAX, 0, 0, |t| {
         t.category = category;
         t.reserved_a = rate_bp;
-        t.reserved_b = from;
+        t.amount = from;
         t.flags = TxFlags(flags);
     })
 }

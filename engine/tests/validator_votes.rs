@@ -36,7 +36,10 @@ impl Votes {
         public_key_of(&self.keys[index])
     }
     fn vote(&self, id: u128, voter: usize, add: bool, subject: [u8; 32]) -> TxRecord {
-        self.signed(voter, &TxFields::validator_vote(id, LEDGER, add, &subject))
+        self.signed(
+            voter,
+            &TxFields::validator_vote(id, LEDGER, add, &subject).valid_until(VALID_UNTIL),
+        )
     }
     fn signed(&self, voter: usize, fields: &TxFields) -> TxRecord {
         TxRecord::signed(fields, NETWORK, &self.keys[voter])
@@ -47,7 +50,7 @@ impl Votes {
 fn malformed_votes_are_refused_with_their_own_codes() {
     let v = votes_fixture(4);
     let mut ledger = Ledger::from_genesis(&v.genesis);
-    let add = TxFields::validator_vote(1, LEDGER, true, &v.key(4));
+    let add = TxFields::validator_vote(1, LEDGER, true, &v.key(4)).valid_until(VALID_UNTIL);
     let cases: Vec<(&str, TxFields, ResultCode)> = vec![
         (
             "a debit account",

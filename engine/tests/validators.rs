@@ -380,7 +380,8 @@ fn vote(
         .iter()
         .map(|&(id, voter, add, subject)| {
             let fields =
-                TxFields::validator_vote(id, LEDGER, add, &public_key_of(&cluster.keys[subject]));
+                TxFields::validator_vote(id, LEDGER, add, &public_key_of(&cluster.keys[subject]))
+                    .valid_until(VALID_UNTIL);
             TxRecord::signed(&fields, NETWORK, &cluster.keys[voter])
         })
         .collect();

@@ -169,8 +169,20 @@ fn amount_capped(rng: &mut ChaCha20Rng, scale: u64, cap: f64) -> u64 {
 /// incoming payments can release them within the day.
 const INTERBANK_CAP: f64 = 40.0;
 
+/// The `valid_until` of records signed now for a network with `genesis`: now (wall clock,
+/// rounded down to the second) plus half the genesis's validity window. Half, so that a node
+/// whose clock is behind this one's by less than half a window still finds `valid_until`
+/// within its window.
+pub fn valid_until_from_now(genesis: &tally_protocol::genesis::Genesis) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    (now_ms / 1_000 * 1_000).saturating_add(genesis.settlement.validity_window_ms / 2)
+}
+
 /// Builds `count` transactions with ids `id_base + 1 ..= id_base + count` and signs them on
-/// all cores. The same population, mix and ids give the same bytes.
+/// all cores, each valid until half a validity window of the genesis after now (wall clock,
+/// [`valid_until_from_now`]): run them within that time. The same population, mix, ids and second give the same bytes.
 pub fn presign(
     population: &Population,
     mix: &TransferMix,
@@ -179,6 +191,7 @@ pub fn presign(
 ) -> Vec<TxRecord> {
     let network_id = population.genesis.network_id;
     let ledger = population.genesis.ledger;
+    let valid_until = valid_until_from_now(&population.genesis);
     let mut rng = ChaCha20Rng::seed_from_u64(mix.seed);
     let pick = |rng: &mut ChaCha20Rng, from: &[u64]| from[rng.random_range(0..from.len())];
     let mut plans: Vec<(TxFields, u64, u8)> = Vec::with_capacity(count);
@@ -200,7 +213,7 @@ pub fn presign(
             related_id: 0,
             category: 0,
             reserved_a: 0,
-            reserved_b: 0,
+            valid_until,
         };
         let mut threshold = mix.taxed_payment_pct;
         if roll < threshold {

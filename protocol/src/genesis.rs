@@ -95,13 +95,38 @@ fn is_default_settlement(value: &SettlementSpec) -> bool {
 }
 
 /// Settlement-day settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettlementSpec {
     /// The end of the business day, as milliseconds after midnight UTC (default 0:
     /// midnight). Queued payments expire at the first cut-off after they were queued.
     #[serde(default)]
     pub day_cutoff_ms: u64,
+    /// The validity window: a record's `valid_until` may be at most this many milliseconds
+    /// after the time of the block that executes it (default
+    /// [`VALIDITY_WINDOW_MS_DEFAULT`], at least [`VALIDITY_WINDOW_MS_MIN`]). The ledger keeps
+    /// an accepted id in memory for at most this long, so its id set holds at most the
+    /// transactions of one window (docs/SETTLEMENT.md, "Idempotency and expiry").
+    #[serde(default = "default_validity_window_ms")]
+    pub validity_window_ms: u64,
+}
+
+impl Default for SettlementSpec {
+    fn default() -> SettlementSpec {
+        SettlementSpec {
+            day_cutoff_ms: 0,
+            validity_window_ms: VALIDITY_WINDOW_MS_DEFAULT,
+        }
+    }
+}
+
+/// The validity window when the genesis names none: one hour.
+pub const VALIDITY_WINDOW_MS_DEFAULT: u64 = 3_600_000;
+/// The shortest validity window a genesis may set: one second.
+pub const VALIDITY_WINDOW_MS_MIN: u64 = 1_000;
+
+fn default_validity_window_ms() -> u64 {
+    VALIDITY_WINDOW_MS_DEFAULT
 }
 
 /// Milliseconds in a day.
@@ -389,6 +414,15 @@ impl Genesis {
                 format!("{} ms is not within a day", self.settlement.day_cutoff_ms),
             ));
         }
+        if self.settlement.validity_window_ms < VALIDITY_WINDOW_MS_MIN {
+            return Err(field_error(
+                "settlement.validity_window_ms",
+                format!(
+                    "{} ms is shorter than the least validity window, {VALIDITY_WINDOW_MS_MIN} ms",
+                    self.settlement.validity_window_ms
+                ),
+            ));
+        }
         let mut sub_accounts_named = BTreeSet::new();
         for (index, account) in self.accounts.iter().enumerate() {
             let field = |name: &str| format!("accounts[{index}].{name}");
@@ -619,6 +653,10 @@ mod tests {
         check(
             &|g| g.settlement.day_cutoff_ms = DAY_MS,
             "settlement.day_cutoff_ms",
+        );
+        check(
+            &|g| g.settlement.validity_window_ms = 999,
+            "settlement.validity_window_ms",
         );
         let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
         assert!(matches!(error, GenesisError::Syntax(_)), "{error}");

@@ -115,11 +115,19 @@ pub enum ResultCode {
     /// A tax rate record names no rounding rule, and its category has no rate in force at
     /// the record's effective time whose rule it could keep.
     TaxRoundingNotNamed = 71,
+    /// The record's `valid_until` is before the block's time (or, at ingress, before the
+    /// time of the last block): it can never execute, and a copy of it never will.
+    Expired = 72,
+    /// The record's `valid_until` is further after the block's time than the genesis's
+    /// validity window (`settlement.validity_window_ms`).
+    ValidUntilBeyondWindow = 73,
+    /// The record's `valid_until` is 0.
+    MalformedZeroValidUntil = 74,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 72] = [
+    pub const ALL: [ResultCode; 75] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -192,6 +200,9 @@ impl ResultCode {
         ResultCode::MalformedTaxRoundingConflict,
         ResultCode::TaxBasisNotNamed,
         ResultCode::TaxRoundingNotNamed,
+        ResultCode::Expired,
+        ResultCode::ValidUntilBeyondWindow,
+        ResultCode::MalformedZeroValidUntil,
     ];
 
     /// The code for a byte read from the log or the wire.
@@ -274,6 +285,9 @@ impl ResultCode {
             ResultCode::MalformedTaxRoundingConflict => "malformed_tax_rounding_conflict",
             ResultCode::TaxBasisNotNamed => "tax_basis_not_named",
             ResultCode::TaxRoundingNotNamed => "tax_rounding_not_named",
+            ResultCode::Expired => "expired",
+            ResultCode::ValidUntilBeyondWindow => "valid_until_beyond_window",
+            ResultCode::MalformedZeroValidUntil => "malformed_zero_valid_until",
         }
     }
 
@@ -295,6 +309,7 @@ impl From<DecodeError> for ResultCode {
         match error {
             DecodeError::WrongLength { .. } => ResultCode::MalformedLength,
             DecodeError::ZeroId => ResultCode::MalformedZeroId,
+            DecodeError::ZeroValidUntil => ResultCode::MalformedZeroValidUntil,
             DecodeError::ZeroAmount => ResultCode::MalformedZeroAmount,
             DecodeError::ZeroLedger => ResultCode::MalformedZeroLedger,
             DecodeError::UnknownKind(_) => ResultCode::MalformedUnknownKind,
@@ -340,6 +355,8 @@ mod tests {
         assert_eq!(ResultCode::LinkedChainTooLong as u8, 57);
         assert_eq!(ResultCode::ValidatorVoteAlreadyCounted as u8, 67);
         assert_eq!(ResultCode::TaxRoundingNotNamed as u8, 71);
+        assert_eq!(ResultCode::Expired as u8, 72);
+        assert_eq!(ResultCode::MalformedZeroValidUntil as u8, 74);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
     }

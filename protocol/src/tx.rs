@@ -8,7 +8,7 @@
 //! | 0 | 16 | `id`: client-chosen u128, the idempotency key, never zero |
 //! | 16 | 8 | `debit_account` |
 //! | 24 | 8 | `credit_account` |
-//! | 32 | 8 | `amount` (gross amount for a taxed payment), never zero |
+//! | 32 | 8 | `amount` (gross amount for a taxed payment; a tax rate's effective-from block time, ms) |
 //! | 40 | 4 | `ledger` (currency code), never zero |
 //! | 44 | 2 | `kind` ([`TxKind`]) |
 //! | 46 | 2 | `flags` ([`TxFlags`]) |
@@ -16,7 +16,7 @@
 //! | 64 | 16 | `related_id`: u128 id of a related transaction (refund of, post of), or zero |
 //! | 80 | 4 | `category`: tax category of a taxed payment, else zero |
 //! | 84 | 4 | `reserved_a`: a pending transfer's timeout (s, 0: none); a tax rate's basis points; else zero |
-//! | 88 | 8 | `reserved_b`: a tax rate's effective-from block time (ms); else zero |
+//! | 88 | 8 | `valid_until`: the last block time (ms) at which the record may execute, never zero |
 //! | 96 | 32 | `public_key`: the signer's Ed25519 public key |
 //! | 128 | 64 | `signature`: Ed25519 over [`signing_message`] |
 //!
@@ -28,7 +28,7 @@
 //! | 2 taxed payment | payer | payee | gross > 0 | free | > 0 | urgent, linked |
 //! | 3 pledge, 4 redeem | issuance / bank | bank / issuance | > 0 | free | 0 | urgent, linked |
 //! | 5 refund | original payee | original payer | gross refunded > 0 | the taxed payment | 0 | urgent, linked |
-//! | 6 set tax rate | tax authority | 0 | 0 | free | > 0 | tax-to-sub-account; at most one basis (inclusive, exclusive, gross); at most one rounding (half up, half even, down) |
+//! | 6 set tax rate | tax authority | 0 | effective-from (ms), any | free | > 0 | tax-to-sub-account; at most one basis (inclusive, exclusive, gross); at most one rounding (half up, half even, down) |
 //! | 7 suspend, 8 reinstate | issuance | the participant | 0 | free | 0 | none |
 //! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
 //! | 13 validator vote | 0 | 0 | 0 | key bytes 16..32 (`reference`: bytes 0..16) | 1 add, 2 remove | none |
@@ -36,6 +36,13 @@
 //! A validator vote is signed by a validator of the current epoch with its validator key
 //! (`public_key`); the validator it adds or removes is the 32-byte key `reference ||
 //! related_id` (docs/PROTOCOL.md, "Validator set changes").
+//!
+//! Every record carries `valid_until` (version 2 of the record, tag `TALLY-TX-V2`): a block
+//! whose time is after it refuses the record as `expired`, and a block refuses a record whose
+//! `valid_until` is more than the genesis's validity window after the block's time
+//! (`valid_until_beyond_window`). That bound is what lets a ledger forget an accepted id once
+//! its window has passed and still never apply a signed record twice (docs/DESIGN.md,
+//! decision 14; docs/SETTLEMENT.md, "Idempotency and expiry").
 //!
 //! The signed message is a 16-byte domain tag, the 8-byte network id and the 96-byte body
 //! (offsets 0..96): 120 bytes, so a signature is bound to one network and cannot be replayed
@@ -50,7 +57,10 @@ pub const TX_BYTES: usize = 192;
 /// Bytes of the signed body (everything before the public key).
 pub const TX_BODY_BYTES: usize = 96;
 /// Domain tag at the start of every signed message.
-pub const SIGNING_DOMAIN_TAG: [u8; 16] = *b"TALLY-TX-V1\0\0\0\0\0";
+pub const SIGNING_DOMAIN_TAG: [u8; 16] = *b"TALLY-TX-V2\0\0\0\0\0";
+/// Version of the record layout and its rules (2: `valid_until` at offset 88, a tax rate's
+/// effective-from moved to `amount`).
+pub const TX_FORMAT_VERSION: u16 = 2;
 /// Bytes in one signed message.
 pub const SIGNING_MESSAGE_BYTES: usize = 16 + 8 + TX_BODY_BYTES;
 
@@ -70,7 +80,7 @@ pub struct TxRecord {
     related_id: [u8; 16],
     category: [u8; 4],
     reserved_a: [u8; 4],
-    reserved_b: [u8; 8],
+    valid_until: [u8; 8],
     pub public_key: [u8; 32],
     pub signature: [u8; 64],
 }
@@ -101,7 +111,7 @@ pub enum TxKind {
     /// payer (credit); the tax is reversed by the payment's rate, basis and rounding.
     Refund = 5,
     /// The tax authority (debit account, its key) sets the rate of `category`:
-    /// `reserved_a` basis points from block time `reserved_b` (ms) on, on the basis and with
+    /// `reserved_a` basis points from block time `amount` (ms) on, on the basis and with
     /// the rounding its flags name (none named: those of the rate in force at that time).
     SetTaxRate = 6,
     /// The central bank (debit: its issuance account) suspends the credit account.
@@ -318,6 +328,8 @@ pub enum DecodeError {
     WrongLength { expected: usize, found: usize },
     #[error("transaction id 0 is reserved: choose a non-zero u128 id")]
     ZeroId,
+    #[error("valid_until 0 has passed: set it to the last block time (ms) at which the record may execute, within the genesis's validity window")]
+    ZeroValidUntil,
     #[error("amount 0 moves nothing: a transaction must carry a positive amount")]
     ZeroAmount,
     #[error("ledger 0 is reserved: name the currency ledger of the accounts")]
@@ -373,8 +385,9 @@ pub struct TxFields {
     pub category: u32,
     /// Per kind: a pending transfer's timeout in seconds; a tax rate's basis points; else 0.
     pub reserved_a: u32,
-    /// Per kind: a tax rate's effective-from block time (ms); else 0.
-    pub reserved_b: u64,
+    /// The last block time (ms) at which the record may execute; never 0, and at most the
+    /// genesis's validity window after the time of the block that executes it.
+    pub valid_until: u64,
 }
 
 impl TxFields {
@@ -398,7 +411,16 @@ impl TxFields {
             related_id: 0,
             category: 0,
             reserved_a: 0,
-            reserved_b: 0,
+            valid_until: 0,
+        }
+    }
+
+    /// These fields with `valid_until` set to `valid_until_ms` (a builder's record has 0,
+    /// which is malformed, until it is set).
+    pub fn valid_until(self, valid_until_ms: u64) -> TxFields {
+        TxFields {
+            valid_until: valid_until_ms,
+            ..self
         }
     }
 
@@ -436,7 +458,7 @@ impl TxRecord {
             related_id: fields.related_id.to_le_bytes(),
             category: fields.category.to_le_bytes(),
             reserved_a: fields.reserved_a.to_le_bytes(),
-            reserved_b: fields.reserved_b.to_le_bytes(),
+            valid_until: fields.valid_until.to_le_bytes(),
             public_key: [0; 32],
             signature: [0; 64],
         }
@@ -493,20 +515,21 @@ impl TxRecord {
         }
         let reserved_a_used = kind == TxKind::SetTaxRate
             || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0);
-        let reserved_b_used = kind == TxKind::SetTaxRate;
-        if (!reserved_a_used && self.reserved_a != [0; 4])
-            || (!reserved_b_used && self.reserved_b != [0; 8])
-        {
+        if !reserved_a_used && self.reserved_a != [0; 4] {
             return Err(DecodeError::ReservedNotZero);
         }
         if self.id() == 0 {
             return Err(DecodeError::ZeroId);
         }
+        if self.valid_until() == 0 {
+            return Err(DecodeError::ZeroValidUntil);
+        }
         let amount = self.amount();
         if kind.moves_money() && amount == 0 {
             return Err(DecodeError::ZeroAmount);
         }
-        if !kind.moves_money() && amount != 0 {
+        // a tax rate carries its effective-from time in `amount`
+        if !kind.moves_money() && kind != TxKind::SetTaxRate && amount != 0 {
             return Err(DecodeError::UnexpectedAmount {
                 kind: kind.name(),
                 amount,
@@ -578,7 +601,7 @@ impl TxRecord {
             related_id: self.related_id(),
             category: self.category(),
             reserved_a: self.reserved_a(),
-            reserved_b: self.reserved_b(),
+            valid_until: self.valid_until(),
         }
     }
 
@@ -621,9 +644,13 @@ impl TxRecord {
     pub fn reserved_a(&self) -> u32 {
         u32::from_le_bytes(self.reserved_a)
     }
-    /// A tax rate's effective-from block time in milliseconds.
-    pub fn reserved_b(&self) -> u64 {
-        u64::from_le_bytes(self.reserved_b)
+    /// The last block time (ms) at which the record may execute.
+    pub fn valid_until(&self) -> u64 {
+        u64::from_le_bytes(self.valid_until)
+    }
+    /// A tax rate's effective-from block time in milliseconds (its `amount`).
+    pub fn effective_from_ms(&self) -> u64 {
+        self.amount()
     }
 
     /// The key a validator vote adds or removes: `reference || related_id`, as stored.
@@ -737,7 +764,7 @@ mod tests {
             related_id: 0,
             category: 0,
             reserved_a: 0,
-            reserved_b: 0,
+            valid_until: 1_000,
         }
     }
 
@@ -776,7 +803,10 @@ mod tests {
             with(&|b| b[47] = 0x80),
             Err(DecodeError::UnknownFlags(0x8000))
         );
-        assert_eq!(with(&|b| b[90] = 1), Err(DecodeError::ReservedNotZero));
+        assert_eq!(
+            with(&|b| b[88..96].fill(0)),
+            Err(DecodeError::ZeroValidUntil)
+        );
         assert_eq!(with(&|b| b[85] = 1), Err(DecodeError::ReservedNotZero));
         assert_eq!(
             with(&|b| b[24..32].copy_from_slice(&100u64.to_le_bytes())),
@@ -851,7 +881,8 @@ mod tests {
             Err(DecodeError::TaxRateOverFull(10_001))
         );
         rate.reserved_a = 10_000;
-        rate.reserved_b = 5;
+        rate.amount = 5; // its effective-from time
+        assert_eq!(TxRecord::new(&rate).effective_from_ms(), 5);
         assert_eq!(TxRecord::new(&rate).validate(), Ok(()));
         // a rate names at most one basis and at most one rounding rule, or neither
         for basis in TaxBasis::ALL {

@@ -87,7 +87,8 @@ fn vote(args: &VoteArgs) -> anyhow::Result<ExitCode> {
     let subject = decode_hex32(subject_hex)
         .map_err(|reason| anyhow::anyhow!("validator key {subject_hex:?}: {reason}"))?;
     let id = args.id.unwrap_or_else(|| rand::random::<u128>().max(1));
-    let fields = TxFields::validator_vote(id, genesis.ledger, add, &subject);
+    let fields = TxFields::validator_vote(id, genesis.ledger, add, &subject)
+        .valid_until(tally_loadgen::workload::valid_until_from_now(&genesis));
     let record = TxRecord::signed(&fields, genesis.network_id, &key);
     let client = connect(&args.node, args.timeout_s)?;
     let status = client.status()?;

@@ -8,7 +8,7 @@ use tally_kernels::merkle::Hash;
 #[derive(Clone, Debug)]
 pub(super) enum Undo {
     Account(usize, Account),
-    UsedId(u128),
+    UsedId(u128, u64),
     PendingInserted(u128),
     PendingRemoved(u128, Pending),
     ClosedInserted(u128),

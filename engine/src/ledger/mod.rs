@@ -35,7 +35,7 @@ use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
 use journal::{Chain, Undo};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::{self, Hash};
 
 /// Most two-phase reservations open at once (`pending_transfers_full` beyond).
@@ -142,13 +142,21 @@ pub struct Ledger {
     central_bank_index: usize,
     tax_authority_index: usize,
     day_cutoff_ms: u64,
+    /// The genesis's validity window: a record's `valid_until` is at most this far after
+    /// its block's time.
+    validity_window_ms: u64,
     /// Sorted by id: the state tree's leaf order.
     accounts: Vec<Account>,
     index: HashMap<u64, usize>,
     /// (category, effective-from ms) -> rate.
     tax_rates: BTreeMap<(u32, u64), TaxRate>,
-    /// Ids of accepted transactions (settled, queued, pending): never accepted again.
-    used_ids: HashSet<u128>,
+    /// Ids of accepted transactions whose records are still valid, with their
+    /// `valid_until`: a copy of such a record is refused as a duplicate. An id leaves when
+    /// the block time passes its `valid_until`; from then on every copy is refused as expired
+    /// (docs/SETTLEMENT.md, "Idempotency and expiry"), so the set holds one window.
+    used_ids: HashMap<u128, u64>,
+    /// The same ids by (`valid_until`, id): the order in which they leave.
+    used_ids_by_expiry: BTreeSet<(u64, u128)>,
     /// Running BLAKE3 over accepted ids in acceptance order: commits the id index.
     used_ids_digest: Hash,
     /// Running BLAKE3 over status changes and tax records: commits them.
@@ -161,6 +169,9 @@ pub struct Ledger {
     pending: BTreeMap<u128, Pending>,
     pending_earliest_expiry_ms: u64,
     closed: HashMap<u128, Closed>,
+    /// The closed outcomes by (block time after which they are forgotten, id): an outcome is
+    /// kept for one validity window after it happened.
+    closed_by_expiry: BTreeSet<(u64, u128)>,
     tax_payments: HashMap<u128, TaxPayment>,
     /// (payee, business day, category, basis) -> totals.
     tax_totals: BTreeMap<tax::TaxTotalsKey, TaxTotals>,
@@ -221,17 +232,21 @@ impl Ledger {
             genesis.central_bank().id,
             genesis.tax_authority().id,
             genesis.settlement.day_cutoff_ms,
+            genesis.settlement.validity_window_ms,
             accounts,
             tax_rates,
             schedule,
         )
     }
 
+    // every part of a ledger that is not derived from the others, named (genesis and restore)
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         ledger: u32,
         central_bank: u64,
         tax_authority: u64,
         day_cutoff_ms: u64,
+        validity_window_ms: u64,
         accounts: Vec<Account>,
         tax_rates: BTreeMap<(u32, u64), TaxRate>,
         schedule: ValidatorSchedule,
@@ -249,10 +264,12 @@ impl Ledger {
             central_bank_index: index[&central_bank],
             tax_authority_index: index[&tax_authority],
             day_cutoff_ms,
+            validity_window_ms,
             accounts,
             index,
             tax_rates,
-            used_ids: HashSet::new(),
+            used_ids: HashMap::new(),
+            used_ids_by_expiry: BTreeSet::new(),
             used_ids_digest: [0; 32],
             history_digest: [0; 32],
             queue: BTreeMap::new(),
@@ -262,6 +279,7 @@ impl Ledger {
             pending: BTreeMap::new(),
             pending_earliest_expiry_ms: u64::MAX,
             closed: HashMap::new(),
+            closed_by_expiry: BTreeSet::new(),
             tax_payments: HashMap::new(),
             tax_totals: BTreeMap::new(),
             total_balance,
@@ -292,6 +310,7 @@ impl Ledger {
         };
         self.corrections.clear();
         self.events.clear();
+        self.forget_expired();
         self.expire_pending();
         self.expire_queue();
     }
@@ -368,7 +387,7 @@ impl Ledger {
         }
         let code = self.check_and_apply(tx);
         if code.is_ok() {
-            self.record_used_id(tx.id());
+            self.record_used_id(tx.id(), tx.valid_until());
         }
         if let Some(chain) = self.chain.take() {
             if !code.is_ok() {
@@ -389,9 +408,10 @@ impl Ledger {
         code
     }
 
-    fn record_used_id(&mut self, id: u128) {
-        self.used_ids.insert(id);
-        self.journal(Undo::UsedId(id));
+    fn record_used_id(&mut self, id: u128, valid_until: u64) {
+        self.used_ids.insert(id, valid_until);
+        self.used_ids_by_expiry.insert((valid_until, id));
+        self.journal(Undo::UsedId(id, valid_until));
         let mut hasher = blake3::Hasher::new();
         hasher.update(&self.used_ids_digest);
         hasher.update(&id.to_le_bytes());
@@ -406,8 +426,36 @@ impl Ledger {
         self.history_digest = *hasher.finalize().as_bytes();
     }
 
+    /// Forgets, at the start of a block, the ids whose records have expired and the closed
+    /// outcomes older than one validity window. Depends on the block time alone, so every
+    /// node forgets the same entries at the same block.
+    fn forget_expired(&mut self) {
+        let now = self.block.time_ms;
+        while let Some(&(valid_until, id)) = self.used_ids_by_expiry.first() {
+            if valid_until >= now {
+                break;
+            }
+            self.used_ids_by_expiry.pop_first();
+            self.used_ids.remove(&id);
+        }
+        while let Some(&(forget_at, id)) = self.closed_by_expiry.first() {
+            if forget_at >= now {
+                break;
+            }
+            self.closed_by_expiry.pop_first();
+            self.closed.remove(&id);
+        }
+    }
+
+    /// When a closed outcome recorded in this block is forgotten.
+    fn closed_forget_at(&self) -> u64 {
+        self.block.time_ms.saturating_add(self.validity_window_ms)
+    }
+
     fn close(&mut self, id: u128, outcome: Closed) {
-        self.closed.insert(id, outcome);
+        if self.closed.insert(id, outcome).is_none() {
+            self.closed_by_expiry.insert((self.closed_forget_at(), id));
+        }
         self.journal(Undo::ClosedInserted(id));
         let (tag, a, b): (u8, u128, u64) = match outcome {
             Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
@@ -453,7 +501,14 @@ impl Ledger {
         if let Err(error) = tx.validate() {
             return error.into();
         }
-        if self.used_ids.contains(&tx.id()) {
+        let valid_until = tx.valid_until();
+        if valid_until < self.block.time_ms {
+            return ResultCode::Expired;
+        }
+        if valid_until - self.block.time_ms > self.validity_window_ms {
+            return ResultCode::ValidUntilBeyondWindow;
+        }
+        if self.id_in_use(tx.id()) {
             return ResultCode::DuplicateId;
         }
         let kind = tx.kind().expect("validated above");
@@ -877,8 +932,9 @@ impl Ledger {
         for undo in chain.undo.into_iter().rev() {
             match undo {
                 Undo::Account(index, before) => self.accounts[index] = before,
-                Undo::UsedId(id) => {
+                Undo::UsedId(id, valid_until) => {
                     self.used_ids.remove(&id);
+                    self.used_ids_by_expiry.remove(&(valid_until, id));
                 }
                 Undo::PendingInserted(id) => {
                     self.pending.remove(&id);
@@ -887,7 +943,10 @@ impl Ledger {
                     self.pending.insert(id, pending);
                 }
                 Undo::ClosedInserted(id) => {
-                    self.closed.remove(&id);
+                    if self.closed.remove(&id).is_some() {
+                        let forget_at = self.closed_forget_at();
+                        self.closed_by_expiry.remove(&(forget_at, id));
+                    }
                 }
                 Undo::TaxPaymentInserted(id) => {
                     self.tax_payments.remove(&id);
@@ -1032,9 +1091,11 @@ impl Ledger {
     }
 
     /// Whether `id` has settled (in its own block, from a queue, or as a post of a pending
-    /// transfer). A queued, pending, cancelled, expired or voided transaction has not.
+    /// transfer) and its record is still valid (the ledger holds ids for one validity
+    /// window; the history index answers for older ones). A queued, pending, cancelled,
+    /// expired or voided transaction has not.
     pub fn is_settled(&self, id: u128) -> bool {
-        self.used_ids.contains(&id)
+        self.used_ids.contains_key(&id)
             && !self.queue_index.contains_key(&id)
             && !self.pending.contains_key(&id)
             && matches!(
@@ -1043,14 +1104,44 @@ impl Ledger {
             )
     }
 
-    /// Whether `id` was accepted (its id is used up).
+    /// Whether `id` names a transaction the ledger still holds: an accepted record that is
+    /// still valid, an open reservation, a queued payment, a refundable taxed payment or a
+    /// closed outcome it still remembers. A record with such an id is refused as a
+    /// duplicate.
     pub fn is_accepted(&self, id: u128) -> bool {
-        self.used_ids.contains(&id)
+        self.id_in_use(id)
     }
 
-    /// Count of accepted transactions.
+    fn id_in_use(&self, id: u128) -> bool {
+        self.used_ids.contains_key(&id)
+            || self.pending.contains_key(&id)
+            || self.queue_index.contains_key(&id)
+            || self.tax_payments.contains_key(&id)
+            || self.closed.contains_key(&id)
+    }
+
+    /// Count of accepted transactions whose records are still valid (the ids held against
+    /// duplicates: at most one validity window of them).
     pub fn settled_count(&self) -> usize {
         self.used_ids.len()
+    }
+
+    /// The genesis's validity window (ms).
+    pub fn validity_window_ms(&self) -> u64 {
+        self.validity_window_ms
+    }
+
+    /// Sizes of the ledger's per-transaction structures: (valid ids held, closed outcomes
+    /// held, taxed payments held, open reservations, queued payments). Each is bounded by
+    /// what one window (or the refund window, or the limits) admits.
+    pub fn retained_counts(&self) -> [usize; 5] {
+        [
+            self.used_ids.len(),
+            self.closed.len(),
+            self.tax_payments.len(),
+            self.pending.len(),
+            self.queue.len(),
+        ]
     }
 
     /// Every registered owner key (for the verifier's key cache).

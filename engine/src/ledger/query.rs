@@ -94,7 +94,7 @@ impl Ledger {
             },
             Some(Closed::Voided { by }) => TxStatus::Voided { by: *by },
             Some(Closed::PendingExpired { height }) => TxStatus::PendingExpired { height: *height },
-            None if self.used_ids.contains(&id) => TxStatus::Settled,
+            None if self.used_ids.contains_key(&id) => TxStatus::Settled,
             None => TxStatus::Unknown,
         }
     }

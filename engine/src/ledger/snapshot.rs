@@ -6,13 +6,14 @@ use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate
 use crate::consensus::{ScheduleDecodeError, ValidatorSchedule};
 use crate::genesis::Role;
 use crate::tax::{Rounding, TaxBasis};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 4: the tax-rate table, taxed payments and
-/// tax totals carry their basis and rounding; snapshots of an older version are not read, the
-/// node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP4";
+/// Magic at the start of a ledger snapshot (version 5: the validity window, each held id with
+/// its `valid_until`, each closed outcome with the block time after which it is forgotten;
+/// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
+/// snapshots of an older version are not read, the node replays its log instead).
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP5";
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -130,7 +131,7 @@ impl Ledger {
     pub fn snapshot(&self, genesis_hash: &Hash, point: SnapshotPoint) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             300 + self.accounts.len() * SNAPSHOT_ACCOUNT_BYTES
-                + self.used_ids.len() * 16
+                + self.used_ids.len() * 24
                 + self.queue.len() * QUEUED_BYTES
                 + self.tax_payments.len() * SNAPSHOT_TAX_PAYMENT_BYTES,
         );
@@ -142,6 +143,7 @@ impl Ledger {
         out.extend_from_slice(&self.central_bank.to_le_bytes());
         out.extend_from_slice(&self.tax_authority.to_le_bytes());
         out.extend_from_slice(&self.day_cutoff_ms.to_le_bytes());
+        out.extend_from_slice(&self.validity_window_ms.to_le_bytes());
         out.extend_from_slice(&self.total_balance.to_le_bytes());
         out.extend_from_slice(&self.used_ids_digest);
         out.extend_from_slice(&self.history_digest);
@@ -172,11 +174,10 @@ impl Ledger {
             out.push(rate.rounding.code());
             out.push(u8::from(rate.to_sub_account));
         }
-        let mut ids: Vec<u128> = self.used_ids.iter().copied().collect();
-        ids.sort_unstable();
-        out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-        for id in ids {
+        out.extend_from_slice(&(self.used_ids_by_expiry.len() as u64).to_le_bytes());
+        for (valid_until, id) in &self.used_ids_by_expiry {
             out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&valid_until.to_le_bytes());
         }
         out.extend_from_slice(&(self.queue.len() as u64).to_le_bytes());
         for queued in self.queue.values() {
@@ -191,10 +192,9 @@ impl Ledger {
             out.extend_from_slice(&pending.expires_at_ms.to_le_bytes());
             out.extend_from_slice(&pending.created_height.to_le_bytes());
         }
-        let mut closed: Vec<(&u128, &Closed)> = self.closed.iter().collect();
-        closed.sort_unstable_by_key(|(id, _)| **id);
-        out.extend_from_slice(&(closed.len() as u64).to_le_bytes());
-        for (id, outcome) in closed {
+        out.extend_from_slice(&(self.closed_by_expiry.len() as u64).to_le_bytes());
+        for (forget_at, id) in &self.closed_by_expiry {
+            let outcome = &self.closed[id];
             let (tag, a, b): (u8, u128, u64) = match *outcome {
                 Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
                 Closed::Cancelled { height } => (2, 0, height),
@@ -207,6 +207,7 @@ impl Ledger {
             out.push(tag);
             out.extend_from_slice(&a.to_le_bytes());
             out.extend_from_slice(&b.to_le_bytes());
+            out.extend_from_slice(&forget_at.to_le_bytes());
         }
         let mut payments: Vec<(&u128, &TaxPayment)> = self.tax_payments.iter().collect();
         payments.sort_unstable_by_key(|(id, _)| **id);
@@ -263,6 +264,7 @@ impl Ledger {
         let central_bank = r.u64()?;
         let tax_authority = r.u64()?;
         let day_cutoff_ms = r.u64()?;
+        let validity_window_ms = r.u64()?;
         let total_balance = i128::from_le_bytes(r.array()?);
         let used_ids_digest = r.array()?;
         let history_digest = r.array()?;
@@ -332,10 +334,16 @@ impl Ledger {
                 },
             );
         }
-        let id_count = r.count(16, "settled id count")?;
-        let mut used_ids = HashSet::with_capacity(id_count);
+        let id_count = r.count(24, "settled id count")?;
+        let mut used_ids = HashMap::with_capacity(id_count);
+        let mut used_ids_by_expiry = BTreeSet::new();
         for _ in 0..id_count {
-            used_ids.insert(r.u128()?);
+            let id = r.u128()?;
+            let valid_until = r.u64()?;
+            if used_ids.insert(id, valid_until).is_some() {
+                return Err(SnapshotError::Invalid("settled id repeated"));
+            }
+            used_ids_by_expiry.insert((valid_until, id));
         }
         let queue_count = r.count(QUEUED_BYTES, "queue length")?;
         let mut queue = BTreeMap::new();
@@ -364,8 +372,9 @@ impl Ledger {
                 },
             );
         }
-        let closed_count = r.count(41, "closed count")?;
+        let closed_count = r.count(49, "closed count")?;
         let mut closed = HashMap::with_capacity(closed_count);
+        let mut closed_by_expiry = BTreeSet::new();
         for _ in 0..closed_count {
             let id = r.u128()?;
             let tag = r.u8()?;
@@ -383,7 +392,11 @@ impl Ledger {
                 6 => Closed::PendingExpired { height: b },
                 _ => return Err(SnapshotError::Invalid("closed outcome")),
             };
-            closed.insert(id, outcome);
+            let forget_at = r.u64()?;
+            if closed.insert(id, outcome).is_some() {
+                return Err(SnapshotError::Invalid("closed outcome repeated"));
+            }
+            closed_by_expiry.insert((forget_at, id));
         }
         let payment_count = r.count(SNAPSHOT_TAX_PAYMENT_BYTES, "tax payment count")?;
         let mut tax_payments = HashMap::with_capacity(payment_count);
@@ -449,11 +462,14 @@ impl Ledger {
             central_bank,
             tax_authority,
             day_cutoff_ms,
+            validity_window_ms,
             accounts,
             tax_rates,
             schedule,
         );
         restored.used_ids = used_ids;
+        restored.used_ids_by_expiry = used_ids_by_expiry;
+        restored.closed_by_expiry = closed_by_expiry;
         restored.used_ids_digest = used_ids_digest;
         restored.history_digest = history_digest;
         restored.next_seq = next_seq;

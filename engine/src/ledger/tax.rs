@@ -339,7 +339,7 @@ impl Ledger {
         if tx.public_key != authority.owner || debit != self.tax_authority_index {
             return Err(ResultCode::NotTaxAuthority);
         }
-        let from = tx.reserved_b();
+        let from = tx.effective_from_ms();
         if from < self.block.time_ms {
             return Err(ResultCode::TaxRateInThePast);
         }

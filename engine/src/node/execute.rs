@@ -129,6 +129,10 @@ pub(super) fn executor_stage(
                 .counters
                 .executed
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
+            shared
+                .counters
+                .block_time_ms
+                .fetch_max(ledger.time_ms(), Ordering::Release);
             let checkpoint = limits.checkpoint_after(&ledger, &tip);
             let metrics = &shared.metrics;
             metrics

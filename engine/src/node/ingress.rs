@@ -69,9 +69,9 @@ impl NodeHandle {
             let (start, end) = (unit.start, unit.end);
             let pushed = if end == start + 1 && !records[start].is_linked() {
                 let record = &records[start];
-                if let Err(error) = record.validate() {
+                if let Err(code) = self.ingress_check(record) {
                     counters.rejected_at_ingress.fetch_add(1, Ordering::Relaxed);
-                    pending(record).acknowledge(error.into(), None);
+                    pending(record).acknowledge(code, None);
                     true
                 } else {
                     self.shared.mempool.push(pending(record)).is_ok()
@@ -110,6 +110,19 @@ impl NodeHandle {
         Ok(records.len())
     }
 
+    /// The checks a record passes before it is queued: its format, and that it has not
+    /// expired (its `valid_until` is not before the last executed block's time, which never
+    /// runs backwards, so no later block could execute it). Whether `valid_until` is within
+    /// the validity window depends on the time of the block that executes it, which only
+    /// the executor knows.
+    fn ingress_check(&self, record: &TxRecord) -> Result<(), ResultCode> {
+        record.validate()?;
+        if record.valid_until() < self.shared.counters.block_time_ms.load(Ordering::Acquire) {
+            return Err(ResultCode::Expired);
+        }
+        Ok(())
+    }
+
     /// Why a linked chain (`chain`: its linked records and, unless it is open, the record
     /// that closes it) cannot be taken, as each member's code; `None` when it can.
     fn chain_refusal(&self, chain: &[TxRecord]) -> Option<Vec<ResultCode>> {
@@ -122,9 +135,9 @@ impl NodeHandle {
         }
         let codes: Vec<ResultCode> = chain
             .iter()
-            .map(|record| match record.validate() {
+            .map(|record| match self.ingress_check(record) {
                 Ok(()) => ResultCode::LinkedEventFailed,
-                Err(error) => error.into(),
+                Err(code) => code,
             })
             .collect();
         codes

@@ -108,6 +108,9 @@ pub struct NodeCounters {
     pub executed: AtomicU64,
     pub blocks: AtomicU64,
     pub height: AtomicU64,
+    /// The ledger's time after the last executed block (ms): ingress refuses a record whose
+    /// `valid_until` is before it, as no later block can execute it.
+    pub block_time_ms: AtomicU64,
     pub flushes: AtomicU64,
 }
 
@@ -265,6 +268,10 @@ impl Node {
             .counters
             .height
             .store(recovered.height, Ordering::Release);
+        shared
+            .counters
+            .block_time_ms
+            .store(recovered.ledger.time_ms(), Ordering::Release);
         let (verified_tx, verified_rx) = bounded(config.verified_queue_batches_max);
         let (ledger_tx, executor_result) = bounded(1);
         let replayed_height = recovered.height;

@@ -18,6 +18,11 @@ pub const BANK_B: u64 = 11;
 pub const ALICE: u64 = 100;
 pub const BOB: u64 = 101;
 pub const SHOP: u64 = 200;
+/// The `valid_until` of the fixtures' records, and the validity window of their genesis: far
+/// enough that a record stays valid at any block time a test uses, wall clock included. The
+/// tests of expiry set their own.
+pub const VALID_UNTIL: u64 = u64::MAX / 4;
+pub const FIXTURE_VALIDITY_WINDOW_MS: u64 = u64::MAX / 2;
 
 pub struct Fixture {
     pub genesis: Genesis,
@@ -58,7 +63,7 @@ impl Fixture {
             related_id: 0,
             category: if kind == TxKind::TaxedPayment { 1 } else { 0 },
             reserved_a: 0,
-            reserved_b: 0,
+            valid_until: VALID_UNTIL,
         }
     }
 
@@ -139,7 +144,10 @@ impl Fixture {
                 TaxRateSpec::new(2, 0, TaxBasis::Gross, Rounding::Down),
             ],
             accounts,
-            settlement: Default::default(),
+            settlement: tally_engine::genesis::SettlementSpec {
+                validity_window_ms: FIXTURE_VALIDITY_WINDOW_MS,
+                ..Default::default()
+            },
             heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         };
         edit(&mut genesis);

@@ -687,6 +687,10 @@ impl<C: Clock, L: Links> Driver<C, L> {
             .counters
             .executed
             .fetch_add(body.records.len() as u64, Ordering::Relaxed);
+        self.shared
+            .counters
+            .block_time_ms
+            .fetch_max(self.ledger.time_ms(), Ordering::Release);
         let metrics = &self.shared.metrics;
         metrics
             .stage
