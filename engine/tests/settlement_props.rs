@@ -333,6 +333,9 @@ proptest! {
                 }
             }
             check_invariants(&ledger, circulation, issued)?;
+            // the kept accounts' tree, updated for what this block changed (chains undone,
+            // offsetting, reservations), gives the root of a full rehash
+            prop_assert_eq!(ledger.state_root(), ledger.state_root_from_scratch());
             chain.push((height, time, records, codes));
             if height == 3 {
                 let point = SnapshotPoint { height, last_block_hash: [0; 32] };

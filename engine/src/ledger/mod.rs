@@ -19,6 +19,7 @@
 //! the liquidity-saving mechanism at its end, and `end_block` rewrites the codes of linked
 //! chains that failed (docs/SETTLEMENT.md).
 
+mod account_tree;
 mod journal;
 mod query;
 mod rtgs;
@@ -133,6 +134,21 @@ pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V4\0\0";
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
 const ACCOUNT_LEAF_BYTES: usize = 64;
 
+/// One account's leaf of the state tree (layout in [`Ledger::state_root`]).
+fn account_leaf(account: &Account, leaf: &mut [u8]) {
+    leaf.fill(0);
+    leaf[0..8].copy_from_slice(&account.id.to_le_bytes());
+    leaf[8..16].copy_from_slice(&account.balance.to_le_bytes());
+    leaf[16] = account.role as u8;
+    leaf[17] = u8::from(account.suspended);
+    leaf[24..32].copy_from_slice(&account.overdraft_max.to_le_bytes());
+    let max = account.balance_max.map_or(u64::MAX, |m| m as u64);
+    leaf[32..40].copy_from_slice(&max.to_le_bytes());
+    leaf[40..48].copy_from_slice(&account.debits_pending.to_le_bytes());
+    leaf[48..56].copy_from_slice(&account.credits_pending.to_le_bytes());
+    leaf[56..64].copy_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
+}
+
 /// The whole ledger state.
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -147,6 +163,8 @@ pub struct Ledger {
     validity_window_ms: u64,
     /// Sorted by id: the state tree's leaf order.
     accounts: Vec<Account>,
+    /// The accounts' Merkle tree, updated for the accounts each block changed.
+    account_tree: account_tree::AccountTree,
     index: HashMap<u64, usize>,
     /// (category, effective-from ms) -> rate.
     tax_rates: BTreeMap<(u32, u64), TaxRate>,
@@ -266,6 +284,7 @@ impl Ledger {
             day_cutoff_ms,
             validity_window_ms,
             accounts,
+            account_tree: Default::default(),
             index,
             tax_rates,
             used_ids: HashMap::new(),
@@ -475,6 +494,7 @@ impl Ledger {
 
     /// Remembers an account's state before a change, when inside a linked chain.
     fn touch(&mut self, account: usize) {
+        self.account_tree.mark(account);
         if self.chain.is_some() {
             let before = self.accounts[account].clone();
             self.journal(Undo::Account(account, before));
@@ -931,7 +951,10 @@ impl Ledger {
     fn undo(&mut self, chain: Chain) {
         for undo in chain.undo.into_iter().rev() {
             match undo {
-                Undo::Account(index, before) => self.accounts[index] = before,
+                Undo::Account(index, before) => {
+                    self.accounts[index] = before;
+                    self.account_tree.mark(index);
+                }
                 Undo::UsedId(id, valid_until) => {
                     self.used_ids.remove(&id);
                     self.used_ids_by_expiry.remove(&(valid_until, id));
@@ -999,24 +1022,33 @@ impl Ledger {
     /// of its basis and rounding, the sub-account flag) and the validator schedule
     /// (length-prefixed `ValidatorSchedule::encode` bytes). The domain tag is
     /// [`STATE_ROOT_TAG`].
+    ///
+    /// The accounts' tree is kept between calls and updated for the accounts changed since
+    /// the last call (O(changed x log n)); [`Ledger::state_root_from_scratch`] rehashes every
+    /// account and gives the same root.
     pub fn state_root(&self) -> Hash {
+        let accounts_root =
+            self.account_tree
+                .root(self.accounts.len(), ACCOUNT_LEAF_BYTES, |index, leaf| {
+                    account_leaf(&self.accounts[index], leaf)
+                });
+        self.root_with_accounts(&accounts_root)
+    }
+
+    /// [`Ledger::state_root`] computed from every account leaf, without the kept tree (for
+    /// tests and benchmarks).
+    pub fn state_root_from_scratch(&self) -> Hash {
         let mut leaves = vec![0u8; self.accounts.len() * ACCOUNT_LEAF_BYTES];
         for (leaf, account) in leaves
             .chunks_exact_mut(ACCOUNT_LEAF_BYTES)
             .zip(&self.accounts)
         {
-            leaf[0..8].copy_from_slice(&account.id.to_le_bytes());
-            leaf[8..16].copy_from_slice(&account.balance.to_le_bytes());
-            leaf[16] = account.role as u8;
-            leaf[17] = u8::from(account.suspended);
-            leaf[24..32].copy_from_slice(&account.overdraft_max.to_le_bytes());
-            let max = account.balance_max.map_or(u64::MAX, |m| m as u64);
-            leaf[32..40].copy_from_slice(&max.to_le_bytes());
-            leaf[40..48].copy_from_slice(&account.debits_pending.to_le_bytes());
-            leaf[48..56].copy_from_slice(&account.credits_pending.to_le_bytes());
-            leaf[56..64].copy_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
+            account_leaf(account, leaf);
         }
-        let accounts_root = merkle::root(&leaves, ACCOUNT_LEAF_BYTES);
+        self.root_with_accounts(&merkle::root(&leaves, ACCOUNT_LEAF_BYTES))
+    }
+
+    fn root_with_accounts(&self, accounts_root: &Hash) -> Hash {
         let mut hasher = blake3::Hasher::new();
         hasher.update(STATE_ROOT_TAG);
         hasher.update(&self.used_ids_digest);
@@ -1051,7 +1083,7 @@ impl Ledger {
         hasher.update(&(schedule.len() as u64).to_le_bytes());
         hasher.update(&schedule);
         let rest: Hash = *hasher.finalize().as_bytes();
-        merkle::node_hash(&accounts_root, &rest)
+        merkle::node_hash(accounts_root, &rest)
     }
 
     /// The validator schedule: the set in force for the next block's height (the current

@@ -387,6 +387,7 @@ impl Ledger {
             balances.push((index, balance));
         }
         for (index, balance) in balances {
+            self.account_tree.mark(index);
             self.accounts[index].balance = balance;
         }
         let count = settling.len();

@@ -1,0 +1,96 @@
+//! The accounts' Merkle tree, kept between blocks and updated for the accounts a block
+//! changed: O(changed x log n) hashes per block instead of rehashing every account
+//! (docs/MERKLE.md, "The state tree"). Its root is the root that `merkle::root` gives over
+//! every account leaf, the same tree (keyed BLAKE3, an odd last node promoted unchanged), so
+//! the state root's definition does not depend on how it was computed.
+
+use std::sync::Mutex;
+use tally_kernels::merkle::{self, Hash};
+
+/// Every level of the tree (leaf hashes first, root last) and the leaves changed since the
+/// last root. Behind a mutex so that `Ledger::state_root(&self)` can bring it up to date; only
+/// the executor's thread ever takes it.
+#[derive(Debug, Default)]
+pub(super) struct AccountTree {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Inner {
+    /// Empty until first built from every leaf.
+    levels: Vec<Vec<Hash>>,
+    /// Leaf indices whose account changed since the levels were last brought up to date.
+    dirty: Vec<usize>,
+}
+
+impl Clone for AccountTree {
+    fn clone(&self) -> AccountTree {
+        AccountTree {
+            inner: Mutex::new(self.lock().clone()),
+        }
+    }
+}
+
+impl AccountTree {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Notes that leaf `index` changed.
+    pub(super) fn mark(&mut self, index: usize) {
+        let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !inner.levels.is_empty() {
+            inner.dirty.push(index);
+        }
+    }
+
+    /// The root over `count` leaves, `leaf(i)` giving the bytes of leaf `i` (`leaf_bytes`
+    /// each): built from every leaf the first time, then updated for the changed leaves.
+    pub(super) fn root(
+        &self,
+        count: usize,
+        leaf_bytes: usize,
+        leaf: impl Fn(usize, &mut [u8]),
+    ) -> Hash {
+        let mut inner = self.lock();
+        if inner.levels.is_empty() || inner.levels[0].len() != count {
+            let mut leaves = vec![0u8; count * leaf_bytes];
+            for (index, bytes) in leaves.chunks_exact_mut(leaf_bytes).enumerate() {
+                leaf(index, bytes);
+            }
+            inner.levels = merkle::tree_levels(&leaves, leaf_bytes);
+            inner.dirty.clear();
+            return *inner.levels.last().and_then(|l| l.first()).expect("a root");
+        }
+        if !inner.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut inner.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            let mut bytes = vec![0u8; leaf_bytes];
+            for &index in &dirty {
+                leaf(index, &mut bytes);
+                inner.levels[0][index] = merkle::leaf_hash(&bytes);
+            }
+            for level in 0..inner.levels.len() - 1 {
+                for parent in dirty.iter_mut() {
+                    *parent /= 2;
+                }
+                dirty.dedup();
+                let (lower, upper) = inner.levels.split_at_mut(level + 1);
+                let (below, above) = (&lower[level], &mut upper[0]);
+                for &parent in &dirty {
+                    let left = 2 * parent;
+                    above[parent] = match below.get(left + 1) {
+                        Some(right) => merkle::node_hash(&below[left], right),
+                        None => below[left],
+                    };
+                }
+            }
+            inner.dirty = dirty;
+            inner.dirty.clear();
+        }
+        *inner.levels.last().and_then(|l| l.first()).expect("a root")
+    }
+}
