@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tally_protocol::submit::Ack;
 use tally_protocol::submit::SubmitError;
@@ -93,9 +93,41 @@ pub struct RunResult {
     /// Why sending stopped early, if the target stopped.
     pub stopped: Option<String>,
     pub timeline: Vec<Interval>,
+    /// What each node of the target took and answered.
+    pub nodes: Vec<NodeFigures>,
+    /// The least share of `ok` the workload promises (set by the session that knows the
+    /// workload); a run below it is reported loudly.
+    pub ok_share_min: Option<f64>,
+    /// Records sent again to another node after theirs was lost (remote targets).
+    pub failed_over: u64,
+    /// Nodes lost during the run: "address: why", in order (remote targets).
+    pub lost: Vec<String>,
+}
+
+/// What one node of the target took and answered.
+#[derive(Clone, Debug)]
+pub struct NodeFigures {
+    pub name: String,
+    /// Records the node took.
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub ok: u64,
+    /// Latencies (microseconds) of its acknowledgements, warm-up excluded.
+    pub latency_us: Histogram<u64>,
 }
 
 impl RunResult {
+    /// Share of acknowledgements that are `ok` (1 when nothing was acknowledged).
+    pub fn ok_share(&self) -> f64 {
+        ok_share(&self.counts)
+    }
+
+    /// Whether the `ok` share fell below what the workload promises.
+    pub fn ok_share_below_promise(&self) -> bool {
+        self.ok_share_min
+            .is_some_and(|min| self.acknowledged > 0 && self.ok_share() < min)
+    }
+
     /// Acknowledged transactions per second over the run.
     pub fn throughput_per_s(&self) -> f64 {
         self.acknowledged as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -142,6 +174,21 @@ impl IdIndex {
     }
 }
 
+/// Share of `counts` that are `ok` (1 when empty).
+pub fn ok_share(counts: &Counts) -> f64 {
+    let total = counts.total();
+    if total == 0 {
+        return 1.0;
+    }
+    counts.get(tally_protocol::result::ResultCode::Ok) as f64 / total as f64
+}
+
+/// How often the sender asks the target whether it stopped while it waits.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Most nodes the per-node figures tell apart (the rest count with the last).
+const NODES_MAX: usize = 255;
+
 fn new_histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
 }
@@ -179,6 +226,9 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
     let started_at = std::time::SystemTime::now();
     let start = Instant::now();
     let send_ns: Vec<AtomicU64> = (0..txs.len()).map(|_| AtomicU64::new(0)).collect();
+    let node_names = target.nodes();
+    let node_count = node_names.len().clamp(1, NODES_MAX);
+    let node_of: Vec<AtomicU8> = (0..txs.len()).map(|_| AtomicU8::new(0)).collect();
     let live = Live::default();
     let sending_done = AtomicBool::new(false);
     let warmup_ns = config.warmup.as_nanos() as u64;
@@ -192,6 +242,8 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
                 let mut latency_us = new_histogram();
                 let mut counts = Counts::default();
                 let mut timeline: Vec<Interval> = Vec::new();
+                let mut per_node: Vec<(u64, u64, Histogram<u64>)> =
+                    (0..node_count).map(|_| (0, 0, new_histogram())).collect();
                 let mut last_ack = start;
                 let mut last_flush = start;
                 loop {
@@ -234,10 +286,17 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
                     let interval = &mut timeline[bucket];
                     if let Some(slot) = index.slot(ack.id) {
                         let sent_ns = send_ns[slot].load(Ordering::Acquire);
+                        let node = &mut per_node
+                            [(node_of[slot].load(Ordering::Acquire) as usize).min(node_count - 1)];
+                        node.0 += 1;
+                        if ack.code == tally_protocol::result::ResultCode::Ok {
+                            node.1 += 1;
+                        }
                         if sent_ns >= warmup_ns {
                             let latency = (now_ns.saturating_sub(sent_ns) / 1_000).max(1);
                             latency_us.saturating_record(latency);
                             interval.latency_us.saturating_record(latency);
+                            node.2.saturating_record(latency);
                         }
                     }
                     interval.acknowledged += 1;
@@ -248,16 +307,16 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
                 if let Some(log) = ack_log.as_mut() {
                     log.flush().expect("write the ack log");
                 }
-                (latency_us, counts, timeline, last_ack)
+                (latency_us, counts, timeline, last_ack, per_node)
             })
             .expect("start the acknowledgement thread");
 
-        let (sent, busy_answers, mut stopped) = send(
+        let (sent, busy_answers, mut stopped, sent_by_node) = send(
             target,
             txs,
             config,
             schedule_ns.as_deref(),
-            &send_ns,
+            (&send_ns, &node_of),
             &live,
             start,
             reply,
@@ -275,8 +334,22 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
         // The target holds reply senders until it acknowledges: tell the receiver to stop
         // once the channel is quiet instead of waiting for every sender to go.
         sending_done.store(true, Ordering::Release);
-        let (latency_us, counts, timeline, last_ack) =
+        let (latency_us, counts, timeline, last_ack, per_node) =
             receiver.join().expect("acknowledgement thread");
+        let nodes = per_node
+            .into_iter()
+            .enumerate()
+            .map(|(i, (acknowledged, ok, latency_us))| NodeFigures {
+                name: node_names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("node {i}")),
+                sent: sent_by_node.get(i).copied().unwrap_or(0),
+                acknowledged,
+                ok,
+                latency_us,
+            })
+            .collect();
         RunResult {
             pacing: config.pacing,
             warmup: config.warmup,
@@ -292,22 +365,29 @@ pub fn run(target: &dyn Target, txs: &[TxRecord], config: &RunConfig) -> RunResu
                 .max(Duration::from_micros(1)),
             stopped,
             timeline,
+            nodes,
+            ok_share_min: None,
+            failed_over: target.failed_over(),
+            lost: target.lost(),
         }
     })
 }
 
-/// The sender loop: returns (sent, busy answers, why the target stopped).
+/// The sender loop: returns (sent, busy answers, why the target stopped, taken by each
+/// node).
 #[allow(clippy::too_many_arguments)]
 fn send(
     target: &dyn Target,
     txs: &[TxRecord],
     config: &RunConfig,
     schedule_ns: Option<&[u64]>,
-    send_ns: &[AtomicU64],
+    (send_ns, node_of): (&[AtomicU64], &[AtomicU8]),
     live: &Live,
     start: Instant,
     reply: crossbeam::channel::Sender<Ack>,
-) -> (u64, u64, Option<String>) {
+) -> (u64, u64, Option<String>, Vec<u64>) {
+    let mut sent_by_node = vec![0u64; NODES_MAX];
+    let mut last_stop_check = start;
     let progress = if config.progress {
         let bar = ProgressBar::new(config.duration.as_secs().max(1));
         bar.set_style(
@@ -339,6 +419,15 @@ fn send(
             (None, _) => unreachable!("open-loop pacing always has a schedule"),
         };
         if due <= next {
+            // Waiting (for room in the window, or for the next send time): a target that
+            // stopped answering ends the run instead of leaving it waiting to the end.
+            if last_stop_check.elapsed() >= STOP_CHECK {
+                last_stop_check = Instant::now();
+                if let Some(reason) = target.fatal_error() {
+                    stopped = Some(reason);
+                    break;
+                }
+            }
             std::thread::sleep(Duration::from_micros(50));
         }
         while next < due {
@@ -348,7 +437,17 @@ fn send(
                 let intended_ns = schedule_ns.map_or(now_ns, |schedule| schedule[next + offset]);
                 sent.store(intended_ns, Ordering::Release);
             }
-            match target.submit(&txs[next..end], &reply) {
+            let (node, outcome) = target.submit_routed(&txs[next..end], &reply);
+            let node = node.min(NODES_MAX - 1);
+            let taken = match outcome {
+                Ok(taken) | Err(SubmitError::Busy { accepted: taken }) => taken,
+                Err(SubmitError::Stopped { .. }) => 0,
+            };
+            sent_by_node[node] += taken as u64;
+            for slot in &node_of[next..next + taken] {
+                slot.store(node as u8, Ordering::Release);
+            }
+            match outcome {
                 Ok(taken) => next += taken,
                 Err(SubmitError::Busy { accepted }) => {
                     next += accepted;
@@ -378,5 +477,5 @@ fn send(
         }
     }
     progress.finish_and_clear();
-    (next as u64, busy_answers, stopped)
+    (next as u64, busy_answers, stopped, sent_by_node)
 }

@@ -11,7 +11,7 @@ use crate::population::Population;
 use crate::recording::{self, RecordingError};
 use crate::report::{write_all, ReportError, WrittenReport};
 use crate::target::{RemoteTarget, Target};
-use crate::workload::{presign, WorkloadName};
+use crate::workload::{presign, transfer_population, Distribution, WorkloadName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 #[cfg(feature = "engine")]
@@ -43,6 +43,10 @@ pub struct LoadgenOptions {
     /// Seed of the population (keys) and of the transaction stream.
     pub seed: u64,
     pub banks: usize,
+    /// Accounts of the `transfer` workload.
+    pub accounts: usize,
+    /// How the `transfer` workload picks its accounts.
+    pub distribution: Distribution,
     /// Percent of deliberately invalid transactions.
     pub invalid_pct: u32,
     pub pacing: Pacing,
@@ -61,6 +65,10 @@ pub struct LoadgenOptions {
     pub replay: Option<PathBuf>,
     pub submit_batch_tx_max: usize,
     pub progress: bool,
+    /// Append one line `id code height` per acknowledgement to this file.
+    pub ack_log: Option<PathBuf>,
+    /// How a remote target notices a node that stopped answering.
+    pub liveness: crate::target::Liveness,
     /// The genesis the remote nodes run, when its validators are not the population's own
     /// (a cluster of `tally cluster init`).
     pub genesis: Option<PathBuf>,
@@ -72,6 +80,8 @@ impl Default for LoadgenOptions {
             workload: WorkloadName::Mixed,
             seed: 1,
             banks: 20,
+            accounts: crate::workload::TRANSFER_ACCOUNTS_DEFAULT,
+            distribution: Distribution::Uniform,
             invalid_pct: 0,
             pacing: Pacing::Fixed {
                 rate_per_s: 10_000.0,
@@ -95,6 +105,8 @@ impl Default for LoadgenOptions {
             replay: None,
             submit_batch_tx_max: 1024,
             progress: false,
+            ack_log: None,
+            liveness: crate::target::Liveness::default(),
             genesis: None,
         }
     }
@@ -156,6 +168,8 @@ pub enum LoadgenError {
     },
     #[error("the workload is empty: nothing to send")]
     Empty,
+    #[error("a sweep needs at least one level")]
+    EmptySweep,
 }
 
 /// The population of a workload, seed and bank count (what `tally loadgen` signs for, and
@@ -164,15 +178,33 @@ pub fn population_for(workload: WorkloadName, seed: u64, banks: usize) -> Popula
     Population::generate(&workload.population(seed, banks))
 }
 
-/// The population of a workload.
+/// The population of a workload (the `transfer` workload with `options.accounts`
+/// accounts).
 pub fn population_of(options: &LoadgenOptions) -> Population {
-    population_for(options.workload, options.seed, options.banks)
+    match options.workload {
+        WorkloadName::Transfer => Population::generate(&transfer_population(
+            options.seed,
+            options.banks,
+            options.accounts,
+        )),
+        workload => population_for(workload, options.seed, options.banks),
+    }
+}
+
+/// The transaction mix of a run: the workload's, with the `transfer` workload's account
+/// distribution.
+pub fn mix_of(options: &LoadgenOptions) -> crate::workload::TransferMix {
+    let mut mix = options.workload.mix(options.seed, options.invalid_pct);
+    if let Some(plain) = mix.plain.as_mut() {
+        plain.distribution = options.distribution;
+    }
+    mix
 }
 
 /// The population the target runs: [`population_of`], with the genesis of
 /// `options.genesis` when given (same accounts, network and rates; other validators, as
 /// `tally cluster init` writes).
-fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
+pub(crate) fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
     let mut population = population_of(options);
     let Some(path) = &options.genesis else {
         return Ok(population);
@@ -213,7 +245,7 @@ pub fn write_genesis(options: &LoadgenOptions, path: &Path) -> Result<[u8; 32], 
 }
 
 /// Builds or reads the signed workload.
-fn workload(
+pub(crate) fn workload(
     options: &LoadgenOptions,
     population: &Population,
 ) -> Result<(String, Vec<tally_protocol::tx::TxRecord>), LoadgenError> {
@@ -236,7 +268,7 @@ fn workload(
         Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
         None => options.closed_loop_tx_count,
     };
-    let mix = options.workload.mix(options.seed, options.invalid_pct);
+    let mix = mix_of(options);
     if options.progress {
         eprintln!("signing {count} transactions on all cores before the clock starts ...");
     }
@@ -269,9 +301,13 @@ pub fn run_against(
         warmup: options.warmup,
         submit_batch_tx_max: options.submit_batch_tx_max,
         progress: options.progress,
+        ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
-    let result = run(target, records, &config);
+    let mut result = run(target, records, &config);
+    if options.replay.is_none() {
+        result.ok_share_min = Some(options.workload.ok_share_min(options.invalid_pct));
+    }
     let written = match &options.out_dir {
         Some(dir) => Some(write_all(dir, workload, &result)?),
         None => None,
@@ -288,6 +324,18 @@ pub fn run_against(
 pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenError> {
     let population = target_population(options)?;
     let (name, records) = workload(options, &population)?;
+    with_target(options, &population, |target| {
+        run_against(options, target, &records, &name)
+    })
+}
+
+/// Starts (in process) or connects to (remote, genesis checked) the target of `options`
+/// and hands it to `body`.
+pub(crate) fn with_target<R>(
+    options: &LoadgenOptions,
+    population: &Population,
+    body: impl FnOnce(&dyn Target) -> Result<R, LoadgenError>,
+) -> Result<R, LoadgenError> {
     match &options.target {
         #[cfg(feature = "engine")]
         TargetChoice::InProcess { data_dir, backend } => {
@@ -306,7 +354,7 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
             let mut config = NodeConfig::new(dir);
             config.backend = *backend;
             let node = Node::start(&population.genesis, config)?;
-            let outcome = run_against(options, &node.handle(), &records, &name);
+            let outcome = body(&node.handle());
             node.shutdown();
             outcome
         }
@@ -314,7 +362,7 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
             addresses,
             connections,
         } => {
-            let target = RemoteTarget::connect(addresses, *connections)?;
+            let target = RemoteTarget::connect_with(addresses, *connections, options.liveness)?;
             let ours = population.genesis.hash();
             for (address, welcome) in target.welcomes() {
                 if welcome.genesis_hash != ours
@@ -329,7 +377,7 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
                     });
                 }
             }
-            run_against(options, &target, &records, &name)
+            body(&target)
         }
     }
 }
