@@ -98,6 +98,7 @@ fn loadgen_names_each_wrong_argument() {
         (vec!["--invalid-pct", "101"], "percentage"),
         (vec!["--banks", "1"], "--banks must be at least 2"),
         (vec!["--accounts", "1"], "--accounts must be at least 2"),
+        (vec!["--sign-ahead", "0"], "--sign-ahead must be at least 1"),
         (
             vec!["--distribution", "pareto"],
             "unknown account distribution \"pareto\"",
@@ -268,7 +269,9 @@ fn a_node_killed_mid_run_ends_the_run_within_seconds_with_a_report() {
         "--in-flight",
         "256",
         "--closed-loop-tx-count",
-        "1000000",
+        "10000000",
+        "--sign-ahead",
+        "50000",
         "--duration",
         "120",
         "--quiet",

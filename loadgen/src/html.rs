@@ -80,6 +80,15 @@ pub fn render(report: &Report) -> String {
             report.ok_share_promised.unwrap_or(0.0) * 100.0
         );
     }
+    if report.signing_limited {
+        let _ = writeln!(
+            page,
+            "<p id=\"signing-limited\" style=\"color: #b00\"><strong>Limited by the load \
+             generator:</strong> sending waited {:.2} s for transactions not signed yet; the \
+             figures are its signing rate, not the node's.</p>",
+            report.signing_stalled_s
+        );
+    }
     if report.nodes.len() > 1 {
         let _ = writeln!(
             page,

@@ -133,6 +133,11 @@ pub struct Report {
     pub failed_over: u64,
     /// Nodes lost during the run: "address: why", in order.
     pub lost: Vec<String>,
+    /// Seconds the sender waited for records that were due but not yet signed.
+    pub signing_stalled_s: f64,
+    /// The load generator's own signing held sending back for more than 1% of the run: the
+    /// figures are its limit, not the target's.
+    pub signing_limited: bool,
 }
 
 impl Report {
@@ -189,6 +194,8 @@ impl Report {
                 .collect(),
             failed_over: result.failed_over,
             lost: result.lost.clone(),
+            signing_stalled_s: result.signing_stalled.as_secs_f64(),
+            signing_limited: result.signing_limited(),
         }
     }
 
@@ -261,6 +268,17 @@ pub fn summary(result: &RunResult) -> String {
                 latency.p99
             );
         }
+    }
+    if result.signing_limited() {
+        let _ = writeln!(
+            out,
+            "LIMITED BY THE LOAD GENERATOR: sending waited {:.2} s ({:.1}% of the run) for \
+             transactions it had not signed yet: these figures are the load generator's \
+             signing rate, not the node's; sign more ahead (--sign-ahead) or replay a \
+             recording (--record, then --replay)",
+            result.signing_stalled.as_secs_f64(),
+            100.0 * result.signing_stalled.as_secs_f64() / result.elapsed.as_secs_f64()
+        );
     }
     for lost in &result.lost {
         let _ = writeln!(out, "node lost: {lost}");
@@ -427,6 +445,7 @@ mod tests {
             ok_share_min: promise,
             failed_over: 0,
             lost: Vec::new(),
+            signing_stalled: Duration::ZERO,
         }
     }
 

@@ -5,18 +5,22 @@
 //! the bank count, so a node started with the genesis that [`write_genesis`] writes accepts
 //! the load generator's signatures.
 
-use crate::driver::{run, RunConfig, RunResult};
+use crate::driver::{run_records, Records};
+use crate::driver::{RunConfig, RunResult};
 use crate::pacing::Pacing;
 use crate::population::Population;
 use crate::recording::{self, RecordingError};
 use crate::report::{write_all, ReportError, WrittenReport};
 use crate::target::{RemoteTarget, Target};
-use crate::workload::{presign, transfer_population, Distribution, WorkloadName};
+use crate::workload::{presign, sign, transfer_population, Distribution, Generator, WorkloadName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 #[cfg(feature = "engine")]
 use tally_engine::node::{Backend, Node, NodeConfig, NodeError};
 use tally_protocol::genesis::Genesis;
+
+/// Transactions signed ahead by default (192 MB of records).
+pub const SIGN_AHEAD_DEFAULT: usize = 1_000_000;
 
 /// What the load goes to.
 #[derive(Clone, Debug)]
@@ -52,8 +56,11 @@ pub struct LoadgenOptions {
     pub pacing: Pacing,
     pub duration: Duration,
     pub warmup: Duration,
-    /// Transactions signed up front for a closed-loop run.
+    /// Transactions a closed-loop run sends at most.
     pub closed_loop_tx_count: usize,
+    /// A run of more transactions signs this many before the clock starts and the rest
+    /// while it runs, never more than this many ahead of the sender (bounding memory).
+    pub sign_ahead: usize,
     /// Ids are `id_base + 1 ..`: choose a fresh base for each run against a long-lived node.
     pub id_base: u128,
     pub target: TargetChoice,
@@ -89,6 +96,7 @@ impl Default for LoadgenOptions {
             duration: Duration::from_secs(10),
             warmup: Duration::ZERO,
             closed_loop_tx_count: 300_000,
+            sign_ahead: SIGN_AHEAD_DEFAULT,
             id_base: 0,
             #[cfg(feature = "engine")]
             target: TargetChoice::InProcess {
@@ -244,6 +252,19 @@ pub fn write_genesis(options: &LoadgenOptions, path: &Path) -> Result<[u8; 32], 
     Ok(population.genesis.hash())
 }
 
+/// How many transactions a generated run signs: enough for its duration at an open-loop
+/// rate (with a margin for Poisson arrivals running ahead of the mean), or the closed-loop
+/// count.
+fn signed_count(options: &LoadgenOptions) -> usize {
+    match options.pacing.rate_per_s() {
+        Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
+        None => options.closed_loop_tx_count,
+    }
+}
+
+/// Records a streamed run's signer signs at a time.
+const SIGN_CHUNK: usize = 16_384;
+
 /// Builds or reads the signed workload.
 pub(crate) fn workload(
     options: &LoadgenOptions,
@@ -263,11 +284,7 @@ pub(crate) fn workload(
         }
         return Ok((recorded.workload, recorded.records));
     }
-    let count = match options.pacing.rate_per_s() {
-        // Poisson arrivals may run ahead of the mean: sign a margin.
-        Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
-        None => options.closed_loop_tx_count,
-    };
+    let count = signed_count(options);
     let mix = mix_of(options);
     if options.progress {
         eprintln!("signing {count} transactions on all cores before the clock starts ...");
@@ -295,6 +312,20 @@ pub fn run_against(
     if records.is_empty() {
         return Err(LoadgenError::Empty);
     }
+    run_against_records(options, target, Records::All(records), workload)
+}
+
+/// [`run_against`] over records signed up front or while the run goes.
+fn run_against_records(
+    options: &LoadgenOptions,
+    target: &dyn Target,
+    records: Records<'_>,
+    workload: &str,
+) -> Result<LoadgenOutcome, LoadgenError> {
+    let signed_tx_count = match &records {
+        Records::All(records) => records.len(),
+        Records::Stream { total, .. } => *total,
+    };
     let config = RunConfig {
         pacing: options.pacing,
         duration: options.duration,
@@ -304,7 +335,7 @@ pub fn run_against(
         ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
-    let mut result = run(target, records, &config);
+    let mut result = run_records(target, records, &config);
     if options.replay.is_none() {
         result.ok_share_min = Some(options.workload.ok_share_min(options.invalid_pct));
     }
@@ -316,16 +347,70 @@ pub fn run_against(
         workload: workload.to_string(),
         result,
         written,
-        signed_tx_count: records.len(),
+        signed_tx_count,
     })
 }
 
 /// The whole run: population, workload, target, load, reports.
 pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenError> {
     let population = target_population(options)?;
+    let count = signed_count(options);
+    if options.replay.is_none() && options.record.is_none() && count > options.sign_ahead {
+        return run_streamed(options, &population, count);
+    }
     let (name, records) = workload(options, &population)?;
     with_target(options, &population, |target| {
         run_against(options, target, &records, &name)
+    })
+}
+
+/// A generated run longer than `options.sign_ahead` transactions: the first
+/// `sign_ahead` are signed before the clock starts, the rest by a signer thread (on all
+/// cores) that stays at most `sign_ahead` ahead of the sender, so memory holds no more
+/// than that whatever the run's length.
+fn run_streamed(
+    options: &LoadgenOptions,
+    population: &Population,
+    count: usize,
+) -> Result<LoadgenOutcome, LoadgenError> {
+    let mix = mix_of(options);
+    let ahead_chunks = options.sign_ahead.div_ceil(SIGN_CHUNK).max(2);
+    if options.progress {
+        eprintln!(
+            "signing {count} transactions: the first {} before the clock starts, the rest on \
+             all cores while the run goes ...",
+            (ahead_chunks * SIGN_CHUNK).min(count)
+        );
+    }
+    let (chunks_tx, chunks) = crossbeam::channel::bounded(ahead_chunks);
+    std::thread::scope(|scope| {
+        let signer = std::thread::Builder::new()
+            .name("loadgen-signer".into())
+            .spawn_scoped(scope, move || {
+                let mut generator = Generator::new(population, &mix, options.id_base);
+                let mut made = 0;
+                while made < count {
+                    let n = SIGN_CHUNK.min(count - made);
+                    let chunk = sign(population, &generator.plans(n));
+                    if chunks_tx.send(chunk).is_err() {
+                        break;
+                    }
+                    made += n;
+                }
+            })
+            .expect("start the signer thread");
+        // Sign ahead before the clock starts.
+        while !chunks.is_full() && chunks.len() * SIGN_CHUNK < count && !signer.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let records = Records::Stream {
+            first_id: options.id_base + 1,
+            total: count,
+            chunks,
+        };
+        with_target(options, population, |target| {
+            run_against_records(options, target, records, options.workload.name())
+        })
     })
 }
 

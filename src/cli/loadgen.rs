@@ -39,9 +39,14 @@ pub struct LoadgenArgs {
     /// Closed loop: most transactions in flight.
     #[arg(long, default_value_t = 65_536)]
     in_flight: usize,
-    /// Closed loop: transactions signed up front.
+    /// Closed loop: most transactions sent (the run ends at --duration or when they are).
     #[arg(long, default_value_t = 300_000)]
     closed_loop_tx_count: usize,
+    /// Transactions signed before the clock starts; a longer run signs the rest on all cores
+    /// while it goes, never more than this many ahead of the sender (memory stays bounded),
+    /// and says so when its signing, not the node, was the limit.
+    #[arg(long, default_value_t = tally_loadgen::session::SIGN_AHEAD_DEFAULT)]
+    sign_ahead: usize,
     /// Seconds of load (sending stops then; the last acknowledgements are awaited).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -162,6 +167,7 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         args.invalid_pct
     );
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(args.sign_ahead > 0, "--sign-ahead must be at least 1");
     anyhow::ensure!(
         args.accounts >= 2,
         "--accounts must be at least 2 (a transfer has two sides), got {}",
@@ -205,6 +211,7 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         duration,
         warmup,
         closed_loop_tx_count: args.closed_loop_tx_count,
+        sign_ahead: args.sign_ahead,
         id_base,
         target: if args.node.is_empty() {
             TargetChoice::InProcess {
