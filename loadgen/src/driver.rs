@@ -1,6 +1,6 @@
-//! Drives a target with pre-signed transactions, open loop (constant or Poisson rate) or
-//! closed loop, and measures latency from each transaction's intended send time to its
-//! acknowledgement.
+//! Drives a target with transactions signed up front or while the run goes, open loop
+//! (constant or Poisson rate) or closed loop, and measures latency from each transaction's
+//! intended send time to its acknowledgement.
 //!
 //! One sender thread paces submissions; one receiver thread takes acknowledgements, records
 //! latencies in an HDR histogram and builds the timeline (per-interval throughput, latency

@@ -125,7 +125,11 @@ pub struct LoadgenOutcome {
     pub workload: String,
     pub result: RunResult,
     pub written: Option<WrittenReport>,
+    /// Transactions the run had to send (at most): signed up front, or while it ran when
+    /// `streamed`.
     pub signed_tx_count: usize,
+    /// Signed while the run went (a run longer than `sign_ahead`).
+    pub streamed: bool,
 }
 
 /// Why a run could not be made.
@@ -322,9 +326,9 @@ fn run_against_records(
     records: Records<'_>,
     workload: &str,
 ) -> Result<LoadgenOutcome, LoadgenError> {
-    let signed_tx_count = match &records {
-        Records::All(records) => records.len(),
-        Records::Stream { total, .. } => *total,
+    let (signed_tx_count, streamed) = match &records {
+        Records::All(records) => (records.len(), false),
+        Records::Stream { total, .. } => (*total, true),
     };
     let config = RunConfig {
         pacing: options.pacing,
@@ -348,6 +352,7 @@ fn run_against_records(
         result,
         written,
         signed_tx_count,
+        streamed,
     })
 }
 

@@ -292,10 +292,17 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         let report = tally_loadgen::report::Report::new(&outcome.workload, &outcome.result);
         println!("{}", report.to_json());
     } else {
-        println!(
-            "workload {} ({} signed transactions)",
-            outcome.workload, outcome.signed_tx_count
-        );
+        if outcome.streamed {
+            println!(
+                "workload {} (up to {} transactions, signed while the run went)",
+                outcome.workload, outcome.signed_tx_count
+            );
+        } else {
+            println!(
+                "workload {} ({} transactions signed before the clock started)",
+                outcome.workload, outcome.signed_tx_count
+            );
+        }
         print!("{}", summary(&outcome.result));
         if let Some(written) = &outcome.written {
             println!(
