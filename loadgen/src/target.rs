@@ -149,14 +149,31 @@ impl Default for Liveness {
 ///
 /// A watchdog thread keeps every connection alive ([`Client::keep_alive`]): a node that
 /// closes its connections or falls silent is noticed within about
-/// `silence_max + probe_timeout`. With one node that ends the run. With several, the load
-/// goes on to the others: what the lost node took and did not answer is sent again to
+/// `silence_max + probe_timeout`, and every connection to it is given up. With one node
+/// that ends the run. With several, the load goes on to the others: what the lost node took and did not answer is sent again to
 /// them (ids are idempotent: a record that did settle there is answered `duplicate_id`
 /// elsewhere, never settled twice), and the lost node is dialled again every second.
 /// Every record is answered once on the caller's channel.
 pub struct RemoteTarget {
     inner: Arc<Remote>,
     threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One connection as opened: a connection dialled again is another link.
+#[derive(Clone)]
+struct Link {
+    id: u64,
+    client: Arc<Client>,
+}
+
+/// A record submitted on a link and not answered yet.
+struct Pending {
+    link: u64,
+    record: TxRecord,
+    /// The node's receipt counted it as taken. Until then the submitting thread answers
+    /// for it (it sends it elsewhere when the submission fails); afterwards, losing the
+    /// link makes it an orphan for the other nodes.
+    taken: bool,
 }
 
 /// What the target and its threads share.
@@ -166,11 +183,13 @@ struct Remote {
     options: ClientOptions,
     liveness: Liveness,
     /// Connection `c` to node `n` is at `c * addresses.len() + n`; `None` while lost.
-    clients: Vec<RwLock<Option<Arc<Client>>>>,
+    clients: Vec<RwLock<Option<Link>>>,
     welcomes: Vec<Welcome>,
     next: AtomicUsize,
-    /// With several nodes: records taken and not yet answered, by id: (connection, record).
-    in_flight: Mutex<HashMap<u128, (usize, TxRecord)>>,
+    /// Numbers the links (a connection dialled again is a new link).
+    next_link: AtomicU64,
+    /// With several nodes: records submitted and not yet answered, by id.
+    in_flight: Mutex<HashMap<u128, Pending>>,
     /// Records a lost node did not answer, to go to the others.
     orphans: Mutex<Vec<TxRecord>>,
     /// The caller's channel (set by the first submission).
@@ -212,7 +231,10 @@ impl RemoteTarget {
                 if c == 0 {
                     welcomes.push(*client.welcome());
                 }
-                clients.push(RwLock::new(Some(Arc::new(client))));
+                clients.push(RwLock::new(Some(Link {
+                    id: clients.len() as u64,
+                    client: Arc::new(client),
+                })));
             }
         }
         let (forward, answers) = unbounded::<Ack>();
@@ -224,6 +246,7 @@ impl RemoteTarget {
             clients,
             welcomes,
             next: AtomicUsize::new(0),
+            next_link: AtomicU64::new(connections as u64 * addresses.len() as u64),
             in_flight: Mutex::new(HashMap::new()),
             orphans: Mutex::new(Vec::new()),
             reply: Mutex::new(None),
@@ -296,7 +319,7 @@ impl Remote {
         self.addresses.len() > 1
     }
 
-    fn client(&self, connection: usize) -> Option<Arc<Client>> {
+    fn client(&self, connection: usize) -> Option<Link> {
         self.clients[connection]
             .read()
             .expect("client lock")
@@ -319,37 +342,48 @@ impl Remote {
         }
     }
 
-    /// Gives up `connection` (once): its unanswered records become orphans for the other
-    /// nodes.
+    /// Gives up the node of `connection`, every connection to it (a node that fails one
+    /// connection is lost for all): what it took and did not answer becomes orphans for the
+    /// other nodes. Once per loss.
     fn lose(&self, connection: usize, reason: String) {
-        if self.clients[connection]
-            .write()
-            .expect("client lock")
-            .take()
-            .is_none()
-        {
+        let nodes = self.addresses.len();
+        let node = connection % nodes;
+        let links: Vec<Link> = (node..self.clients.len())
+            .step_by(nodes)
+            .filter_map(|c| self.clients[c].write().expect("client lock").take())
+            .collect();
+        if links.is_empty() {
             return;
         }
-        let address = &self.addresses[connection % self.addresses.len()];
+        let address = &self.addresses[node];
         tracing::warn!(%address, %reason, "node lost");
         self.lost
             .lock()
             .expect("lost lock")
             .push((address.clone(), reason));
-        if !self.failover() {
-            return;
+        if self.failover() {
+            for link in links {
+                self.orphan(link.id);
+            }
         }
+    }
+
+    /// Moves what link `link` took and did not answer to the orphans.
+    fn orphan(&self, link: u64) {
         let mut orphans: Vec<TxRecord> = {
             let mut in_flight = self.in_flight.lock().expect("in-flight lock");
             let ids: Vec<u128> = in_flight
                 .iter()
-                .filter(|(_, (c, _))| *c == connection)
+                .filter(|(_, pending)| pending.link == link && pending.taken)
                 .map(|(id, _)| *id)
                 .collect();
             ids.iter()
-                .filter_map(|id| in_flight.remove(id).map(|(_, record)| record))
+                .filter_map(|id| in_flight.remove(id).map(|pending| pending.record))
                 .collect()
         };
+        if orphans.is_empty() {
+            return;
+        }
         orphans.sort_by_key(TxRecord::id);
         self.orphans.lock().expect("orphans lock").extend(orphans);
     }
@@ -357,9 +391,10 @@ impl Remote {
     /// One look of the watchdog: keepalive on every connection; lost ones dialled again.
     fn watch(&self, last_dial: &mut Instant) {
         for connection in 0..self.clients.len() {
-            if let Some(client) = self.client(connection) {
-                if let Some(reason) =
-                    client.keep_alive(self.liveness.silence_max, self.liveness.probe_timeout)
+            if let Some(link) = self.client(connection) {
+                if let Some(reason) = link
+                    .client
+                    .keep_alive(self.liveness.silence_max, self.liveness.probe_timeout)
                 {
                     self.lose(connection, reason);
                 }
@@ -378,8 +413,10 @@ impl Remote {
                 let address = &self.addresses[connection % self.addresses.len()];
                 if let Ok(client) = Client::connect_with(address.as_str(), &options) {
                     tracing::info!(%address, "node answers again");
-                    *self.clients[connection].write().expect("client lock") =
-                        Some(Arc::new(client));
+                    *self.clients[connection].write().expect("client lock") = Some(Link {
+                        id: self.next_link.fetch_add(1, Ordering::Relaxed),
+                        client: Arc::new(client),
+                    });
                 }
             }
         }
@@ -389,34 +426,51 @@ impl Remote {
     fn submit_on(
         &self,
         connection: usize,
-        client: &Client,
+        link: &Link,
         records: &[TxRecord],
         reply: &Sender<Ack>,
     ) -> Result<usize, SubmitError> {
         if !self.failover() {
-            return client.submit(records, reply);
+            return link.client.submit(records, reply);
         }
         {
             let mut in_flight = self.in_flight.lock().expect("in-flight lock");
             for record in records {
-                in_flight.insert(record.id(), (connection, *record));
+                in_flight.insert(
+                    record.id(),
+                    Pending {
+                        link: link.id,
+                        record: *record,
+                        taken: false,
+                    },
+                );
             }
         }
-        let outcome = client.submit(records, &self.forward);
+        let outcome = link.client.submit(records, &self.forward);
         let taken = match &outcome {
             Ok(taken) | Err(SubmitError::Busy { accepted: taken }) => *taken,
             Err(SubmitError::Stopped { .. }) => 0,
         };
-        if taken < records.len() {
+        {
             let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-            for record in &records[taken..] {
-                if in_flight
-                    .get(&record.id())
-                    .is_some_and(|(c, _)| *c == connection)
-                {
+            for (index, record) in records.iter().enumerate() {
+                let Some(pending) = in_flight.get_mut(&record.id()) else {
+                    continue;
+                };
+                if pending.link != link.id {
+                    continue;
+                }
+                if index < taken {
+                    pending.taken = true;
+                } else {
+                    // Not taken: the caller sends it again, here or elsewhere.
                     in_flight.remove(&record.id());
                 }
             }
+        }
+        // Lost while the receipt was on its way: what it took goes to the others.
+        if self.client(connection).is_none_or(|now| now.id != link.id) {
+            self.orphan(link.id);
         }
         outcome
     }
@@ -432,11 +486,11 @@ impl Remote {
         let mut last_reason = None;
         for _ in 0..count {
             let connection = self.next.fetch_add(1, Ordering::Relaxed) % count;
-            let Some(client) = self.client(connection) else {
+            let Some(link) = self.client(connection) else {
                 continue;
             };
             let node = connection % self.addresses.len();
-            match self.submit_on(connection, &client, records, reply) {
+            match self.submit_on(connection, &link, records, reply) {
                 Err(SubmitError::Stopped { reason }) => {
                     self.lose(connection, reason.clone());
                     if !self.failover() {
