@@ -8,8 +8,9 @@
 //! acknowledged transaction is in its block in all four logs, which agree block for block
 //! (one state root).
 //!
-//! Needs root (network namespaces, bridges, veth pairs); CI runs as root. Elsewhere the
-//! test says why it did not run and passes. It creates every namespace and link it uses
+//! Needs root (network namespaces, bridges, veth pairs) and `ip` (iproute2); CI runs as root
+//! with TALLY_REQUIRE_NETNS=1, which makes a missing one fail the test. Elsewhere the test
+//! says why it did not run and passes. It creates every namespace and link it uses
 //! (names carry the process id) and removes them, also when it fails.
 
 mod common;
@@ -234,17 +235,17 @@ fn timeline(report: &serde_json::Value) -> Vec<(f64, u64)> {
 
 #[test]
 fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
-    let is_root = rustix::process::geteuid().is_root();
-    if !is_root {
-        println!("skipped: network namespaces need root (CI runs this test as root)");
-        return;
+    let required = std::env::var("TALLY_REQUIRE_NETNS").is_ok_and(|v| v == "1");
+    let skip = |why: String| {
+        assert!(!required, "TALLY_REQUIRE_NETNS=1, but {why}");
+        println!("skipped: {why}");
+    };
+    if !rustix::process::geteuid().is_root() {
+        return skip("network namespaces need root (CI runs this test as root)".into());
     }
     let network = match Network::create() {
         Ok(network) => network,
-        Err(error) => {
-            println!("skipped: cannot build the namespaces and bridges: {error}");
-            return;
-        }
+        Err(error) => return skip(format!("cannot build the namespaces and bridges: {error}")),
     };
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster");
