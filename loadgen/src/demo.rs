@@ -208,7 +208,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         Some(rate) => (rate * options.duration.as_secs_f64()).ceil() as usize + 1,
         None => options.closed_loop_tx_count,
     };
-    let mut mix = options.mix.clone();
+    let mut mix = options.mix;
     mix.seed ^= replayed_height;
     if options.progress {
         eprintln!("signing {count} transactions on all cores before the clock starts ...");

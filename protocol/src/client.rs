@@ -134,6 +134,9 @@ struct Inner {
     in_flight: AtomicUsize,
     dead: Mutex<Option<String>>,
     options: ClientOptions,
+    /// When the connection opened, and (in milliseconds since) the last frame from the node.
+    opened: std::time::Instant,
+    last_heard_ms: AtomicU64,
 }
 
 impl Inner {
@@ -164,6 +167,15 @@ impl Inner {
 
     /// Sends a frame with a fresh request id, waits for the reply to that id.
     fn request(&self, encode: impl FnOnce(u64, &mut Vec<u8>)) -> Result<Reply, ClientError> {
+        self.request_within(encode, self.options.request_timeout)
+    }
+
+    /// [`Inner::request`] with its own wait.
+    fn request_within(
+        &self,
+        encode: impl FnOnce(u64, &mut Vec<u8>),
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
         if self.dead_reason().is_some() {
             return Err(self.closed_error());
         }
@@ -187,17 +199,16 @@ impl Inner {
                 source,
             });
         }
-        match rx.recv_timeout(self.options.request_timeout) {
+        match rx.recv_timeout(timeout) {
             Ok(reply) => Ok(reply),
             Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
             Err(RecvTimeoutError::Timeout) => {
                 self.die(format!(
-                    "no answer to request {request_id} within {:?}",
-                    self.options.request_timeout
+                    "no answer to request {request_id} within {timeout:?}"
                 ));
                 Err(ClientError::Timeout {
                     addr: self.addr,
-                    timeout: self.options.request_timeout,
+                    timeout,
                 })
             }
         }
@@ -300,6 +311,8 @@ impl Client {
             in_flight: AtomicUsize::new(0),
             dead: Mutex::new(None),
             options: options.clone(),
+            opened: std::time::Instant::now(),
+            last_heard_ms: AtomicU64::new(0),
         });
         let reader = {
             let inner = Arc::clone(&inner);
@@ -581,6 +594,7 @@ fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
             Err(ReadError::Io(error)) => break format!("read failed: {error}"),
             Err(ReadError::Frame(reason)) => break format!("bad frame from the node: {reason}"),
         };
+        heard(inner);
         let message = match decode_owned(&bytes) {
             Ok(message) => message,
             Err(reason) => break format!("bad message from the node: {reason}"),
@@ -617,6 +631,62 @@ fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
         }
     };
     inner.die(reason);
+}
+
+/// Notes that a frame arrived (what [`Client::keep_alive`] measures silence from).
+fn heard(inner: &Inner) {
+    let ms = inner.opened.elapsed().as_millis() as u64;
+    inner.last_heard_ms.fetch_max(ms, Ordering::Relaxed);
+}
+
+impl Client {
+    /// How long since the last frame from the node (or since the connection opened).
+    pub fn silent_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.inner.last_heard_ms.load(Ordering::Relaxed));
+        self.inner.opened.elapsed().saturating_sub(heard)
+    }
+
+    /// Keepalive: notices within a bounded time a node that stopped answering without
+    /// closing the connection (a host that died, a cut link: no reset arrives). When
+    /// records await their results and nothing has come from the node for `silence_max`,
+    /// asks for its status and waits at most `probe_timeout`: a node that answers is alive
+    /// (it may be waiting for its peers) and the connection stays; one that does not is
+    /// given up, and the reason returned. Also returns why the connection ended when it
+    /// already had. Call it periodically (a watchdog thread); it blocks only while probing.
+    pub fn keep_alive(&self, silence_max: Duration, probe_timeout: Duration) -> Option<String> {
+        if let Some(reason) = self.connection_error() {
+            return Some(reason);
+        }
+        let requests = self.inner.pending.lock().expect("pending lock").len();
+        let waiting = self.in_flight() > 0 || requests > 0;
+        if !waiting || self.silent_for() < silence_max {
+            return None;
+        }
+        let silent = self.silent_for();
+        let probe = self.inner.request_within(
+            |request_id, bytes| {
+                Message::Query {
+                    request_id,
+                    query: Query::Status,
+                }
+                .encode(bytes)
+            },
+            probe_timeout,
+        );
+        match probe {
+            Ok(_) => None,
+            Err(error) => {
+                let reason = format!(
+                    "the node sent nothing for {silent:.1?} while {} records and {requests} \
+                     requests awaited answers, and did not answer a keepalive status query \
+                     within {probe_timeout:?} ({error})",
+                    self.in_flight()
+                );
+                self.inner.die(reason.clone());
+                Some(reason)
+            }
+        }
+    }
 }
 
 fn deliver(inner: &Inner, acks: &[Ack]) {

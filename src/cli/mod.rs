@@ -35,7 +35,7 @@ enum Command {
     Genesis(keys::GenesisArgs),
     /// Drive a node with a named workload (ubin, vat, mixed), open or closed loop, and write
     /// a text summary, JSON, an HdrHistogram log and an HTML report with plots.
-    Loadgen(loadgen::LoadgenArgs),
+    Loadgen(Box<loadgen::LoadgenArgs>),
     /// Measure each stage beside the ceiling of the same machine in the same run.
     Bench(bench::BenchArgs),
     /// Look inside a node's files.
