@@ -6,6 +6,13 @@
 //! - `genesis.toml`: the genesis of the load generator's population for a workload, seed and
 //!   bank count (see [`crate::session::population_for`]), with the N validators in it, so
 //!   that `tally loadgen --node ... --genesis DIR/genesis.toml` signs for it;
+//! - `ca/ca.pem`, `ca/ca.key`: the network's CA (`tally pki`, mode 0600 for the key);
+//! - `validator-i.identity`: validator i's certificate (its validator key, host 127.0.0.1
+//!   and localhost) with its TLS key and the CA's certificate;
+//! - `participants/`: one identity per participant of the population's roles, each usable
+//!   with `--identity PATH`: `central-bank`, `tax-authority`, `auditor`, `monitoring` and
+//!   `bank-ID` for every bank (its own key; its customers by the genesis), as
+//!   `NAME.identity`;
 //! - `node-i.toml`: validator i's `tally node` configuration: data directory `data-i`,
 //!   clients on `base_port + i`, `/metrics` on `base_port + 100 + i`, validator links on
 //!   `base_port + 200 + i`, every other validator as a peer; all on 127.0.0.1.
@@ -13,7 +20,7 @@
 //! It lives in the load generator because the genesis is the load generator's population:
 //! the dependency runs CLI -> loadgen -> engine, and the CLI only parses and wires.
 
-use crate::population::Population;
+use crate::population::{Population, CENTRAL_BANK_ID, TAX_AUTHORITY_ID};
 use crate::session::population_for;
 use crate::workload::WorkloadName;
 use std::fmt::Write as _;
@@ -21,6 +28,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use tally_engine::node::Backend;
 use tally_engine::validator::cluster::set_validators;
+use tally_pki::{Access, Ca, Request, Validity, DEFAULT_CA_VALIDITY_DAYS, DEFAULT_VALIDITY_DAYS};
 use tally_protocol::genesis::Genesis;
 use tally_protocol::keys::{generate_key, public_key_of, write_key_file};
 
@@ -201,16 +209,112 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
             reason: error.to_string(),
         })?;
     }
-    let genesis = cluster_genesis(spec.workload, spec.seed, spec.banks, &keys);
+    let Population {
+        mut genesis,
+        keys: account_keys,
+        banks,
+        ..
+    } = population_for(spec.workload, spec.seed, spec.banks);
+    set_validators(&mut genesis, &keys);
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).map_err(io_error(&genesis_path))?;
     let publics: Vec<[u8; 32]> = keys.iter().map(public_key_of).collect();
+    let account_key = |id: u64| public_key_of(&account_keys[&id]);
+    let mut holders = vec![
+        (
+            "central-bank".to_string(),
+            Access::CentralBank,
+            vec![account_key(CENTRAL_BANK_ID)],
+        ),
+        (
+            "tax-authority".to_string(),
+            Access::TaxAuthority,
+            vec![account_key(TAX_AUTHORITY_ID)],
+        ),
+        ("auditor".to_string(), Access::Auditor, Vec::new()),
+        ("monitoring".to_string(), Access::Monitoring, Vec::new()),
+    ];
+    for bank in banks {
+        holders.push((
+            format!("bank-{bank}"),
+            Access::Bank,
+            vec![account_key(bank)],
+        ));
+    }
+    write_pki(dir, genesis.network_id, &publics, &holders)?;
     for index in 0..spec.validators {
         let path = config_path(dir, index);
         let text = node_config(index, base_port, &publics, spec.backend);
         std::fs::write(&path, text).map_err(io_error(&path))?;
     }
     open(dir, spec.validators, true)
+}
+
+/// Paths of the identity files `init` writes: validator `index`'s.
+pub fn validator_identity_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("validator-{index}.identity"))
+}
+
+/// The identity file of participant `name` (`central-bank`, `bank-1000`, ...).
+pub fn participant_identity_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("participants").join(format!("{name}.identity"))
+}
+
+/// Writes the CA, one identity per validator and one per participant.
+fn write_pki(
+    dir: &Path,
+    network_id: u64,
+    validators: &[[u8; 32]],
+    participants: &[(String, Access, Vec<[u8; 32]>)],
+) -> Result<(), ClusterError> {
+    let pki_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error: tally_pki::PkiError| ClusterError::Io {
+            path: path.clone(),
+            reason: error.to_string(),
+        }
+    };
+    let ca_dir = dir.join("ca");
+    let ca = Ca::create(
+        network_id,
+        Validity::days_from_now(DEFAULT_CA_VALIDITY_DAYS),
+    )
+    .map_err(pki_error(&ca_dir))?;
+    ca.save(&ca_dir).map_err(pki_error(&ca_dir))?;
+    let issue = |path: PathBuf, request: Request| {
+        let identity = ca.issue(&request).map_err(pki_error(&path))?;
+        identity.save(&path).map_err(|error| ClusterError::Io {
+            path: path.clone(),
+            reason: error.to_string(),
+        })
+    };
+    for (index, key) in validators.iter().enumerate() {
+        issue(
+            validator_identity_path(dir, index),
+            Request {
+                name: format!("validator-{index}"),
+                access: Access::Validator,
+                signers: vec![*key],
+                hosts: vec!["127.0.0.1".into(), "localhost".into()],
+                validity: Validity::days_from_now(DEFAULT_VALIDITY_DAYS),
+            },
+        )?;
+    }
+    let participants_dir = dir.join("participants");
+    std::fs::create_dir_all(&participants_dir).map_err(io_error(&participants_dir))?;
+    for (name, access, signers) in participants {
+        issue(
+            participant_identity_path(dir, name),
+            Request {
+                name: name.clone(),
+                access: *access,
+                signers: signers.clone(),
+                hosts: Vec::new(),
+                validity: Validity::days_from_now(DEFAULT_VALIDITY_DAYS),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// The population's genesis with `keys` as its validators.
@@ -419,6 +523,54 @@ mod tests {
             let peers = &loaded.node.validator.unwrap().peers;
             assert_eq!(peers.len(), 3);
             assert!(peers.iter().all(|p| p.public_key != v.public_key));
+            // Its identity binds its validator key and the cluster's host.
+            let identity =
+                tally_pki::Identity::load(&validator_identity_path(&path, v.index)).unwrap();
+            let holder =
+                tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            assert_eq!(
+                (holder.access, holder.signers, holder.network_id),
+                (Access::Validator, vec![v.public_key], genesis.network_id)
+            );
+        }
+        // One identity per role and per bank, each binding its account's key.
+        let owner = |id: u64| {
+            let account = genesis.accounts.iter().find(|a| a.id == id).unwrap();
+            tally_protocol::keys::decode_hex32(&account.owner).unwrap()
+        };
+        let banks: Vec<u64> = genesis
+            .accounts
+            .iter()
+            .filter(|a| a.role == tally_protocol::genesis::Role::Bank)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(banks.len(), 2);
+        let mut expected = vec![
+            (
+                "central-bank".to_string(),
+                Access::CentralBank,
+                vec![owner(1)],
+            ),
+            (
+                "tax-authority".to_string(),
+                Access::TaxAuthority,
+                vec![owner(2)],
+            ),
+            ("auditor".to_string(), Access::Auditor, vec![]),
+            ("monitoring".to_string(), Access::Monitoring, vec![]),
+        ];
+        for bank in banks {
+            expected.push((format!("bank-{bank}"), Access::Bank, vec![owner(bank)]));
+        }
+        for (name, access, signers) in expected {
+            let identity =
+                tally_pki::Identity::load(&participant_identity_path(&path, &name)).unwrap();
+            let holder =
+                tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            assert_eq!(
+                (holder.name, holder.access, holder.signers),
+                (name, access, signers)
+            );
         }
         assert_eq!(
             files.client_list(),

@@ -7,6 +7,7 @@ mod inspect;
 mod keys;
 mod loadgen;
 mod node;
+mod pki;
 mod proof;
 mod prove;
 mod query;
@@ -58,6 +59,9 @@ enum Command {
     /// starts and supervises one `tally node` per validator.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// The network's PKI: create the CA, issue and show identities (certificates).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// Validator-set changes by authority vote: vote, or show the set and pending votes.
     #[command(subcommand)]
     Validator(validator::ValidatorCommand),
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&args),
         Command::Cluster(command) => cluster::run(&command),
         Command::Validator(command) => validator::run(&command),
+        Command::Pki(command) => pki::run(&command),
     }
 }
 
