@@ -150,6 +150,7 @@ fn loadgen_over_the_network_records_a_paused_node() {
         "loadgen",
         "--node",
         &address,
+        "--insecure-plaintext",
         "--rate",
         "1000",
         "--duration",

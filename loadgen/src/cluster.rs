@@ -97,6 +97,12 @@ pub struct ClusterFiles {
 }
 
 impl ClusterFiles {
+    /// The identity the load generator and tools use by default: the central bank's
+    /// operator, which may read everything.
+    pub fn operator_identity(&self) -> PathBuf {
+        participant_identity_path(&self.dir, "central-bank")
+    }
+
     /// The client addresses, comma-separated (for `tally loadgen --node`).
     pub fn client_list(&self) -> String {
         self.validators
@@ -342,6 +348,7 @@ fn node_config(index: usize, base: u16, publics: &[[u8; 32]], backend: Backend) 
         publics.len()
     );
     let _ = writeln!(text, "data_dir = \"data-{index}\"");
+    let _ = writeln!(text, "identity = \"validator-{index}.identity\"");
     let _ = writeln!(text, "genesis = \"genesis.toml\"");
     let _ = writeln!(text, "listen = \"127.0.0.1:{}\"", port(base, 0, index));
     let _ = writeln!(

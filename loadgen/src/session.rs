@@ -33,6 +33,8 @@ pub enum TargetChoice {
     Remote {
         addresses: Vec<String>,
         connections: usize,
+        /// How each connection is made (its TLS identity among it).
+        client: tally_protocol::client::ClientOptions,
     },
 }
 
@@ -89,6 +91,7 @@ impl Default for LoadgenOptions {
             target: TargetChoice::Remote {
                 addresses: vec!["127.0.0.1:7400".to_string()],
                 connections: 1,
+                client: tally_protocol::client::ClientOptions::default(),
             },
             out_dir: None,
             record: None,
@@ -313,8 +316,9 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
         TargetChoice::Remote {
             addresses,
             connections,
+            client,
         } => {
-            let target = RemoteTarget::connect(addresses, *connections)?;
+            let target = RemoteTarget::connect(addresses, *connections, client)?;
             let ours = population.genesis.hash();
             for (address, welcome) in target.welcomes() {
                 if welcome.genesis_hash != ours

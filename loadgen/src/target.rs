@@ -90,6 +90,7 @@ impl RemoteTarget {
     pub fn connect(
         addresses: &[String],
         connections: usize,
+        options: &tally_protocol::client::ClientOptions,
     ) -> Result<RemoteTarget, tally_protocol::client::ClientError> {
         assert!(
             !addresses.is_empty(),
@@ -99,7 +100,10 @@ impl RemoteTarget {
         let mut clients = Vec::with_capacity(connections * addresses.len());
         for _ in 0..connections {
             for address in addresses {
-                clients.push(tally_protocol::client::Client::connect(address.as_str())?);
+                clients.push(tally_protocol::client::Client::connect_with(
+                    address.as_str(),
+                    options,
+                )?);
             }
         }
         Ok(RemoteTarget {

@@ -23,7 +23,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-pub use tally_protocol::identity::{Access, Identity};
+pub use tally_protocol::identity::{Access, Identity, IdentityError};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 

@@ -103,8 +103,9 @@ fn print_files(files: &ClusterFiles, args: &ClusterArgs) {
 fn print_loadgen_hint(files: &ClusterFiles, args: &ClusterArgs) {
     if files.matches_population(args.workload, args.seed, args.banks) {
         println!(
-            "load it: tally loadgen --node {} --genesis {} --workload {} --seed {} --banks {}",
+            "load it: tally loadgen --node {} --identity {} --genesis {} --workload {} --seed {} --banks {}",
             files.client_list(),
+            files.operator_identity().display(),
             files.genesis.display(),
             args.workload.name(),
             args.seed,

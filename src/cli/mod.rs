@@ -74,6 +74,39 @@ enum InspectCommand {
     Log(inspect::InspectLogArgs),
 }
 
+/// How a client command connects: `--identity PATH` or `--insecure-plaintext`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Access {
+    /// The identity to connect with (`tally pki issue`, or DIR/participants/NAME.identity
+    /// of `tally cluster init`).
+    #[arg(long)]
+    identity: Option<std::path::PathBuf>,
+    /// Connect over plain TCP, without TLS (to a node run with --insecure-plaintext).
+    #[arg(long, conflicts_with = "identity")]
+    insecure_plaintext: bool,
+}
+
+impl Access {
+    pub(crate) fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        client_tls(self.identity.as_deref(), self.insecure_plaintext)
+    }
+}
+
+/// The TLS configuration of a client command: its `--identity`, or none with
+/// `--insecure-plaintext`; one of the two is required.
+pub(crate) fn client_tls(
+    identity: Option<&std::path::Path>,
+    insecure_plaintext: bool,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    match identity {
+        Some(path) => Ok(Some(tally_pki::Identity::load(path)?.client_config()?)),
+        None if insecure_plaintext => Ok(None),
+        None => anyhow::bail!(
+            "pass --identity PATH (an identity file from `tally pki issue`, or DIR/participants/NAME.identity of `tally cluster init`), or --insecure-plaintext for a node that runs without TLS"
+        ),
+    }
+}
+
 /// Logs go to standard error; `RUST_LOG` sets the level (default `warn`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -15,6 +15,7 @@ pub mod peers;
 pub mod query;
 pub mod server;
 pub mod service;
+pub mod tls;
 
 // Frames, client messages and the client library are the protocol's (tally-protocol), at
 // their old paths; `query` adds the engine's answering to the protocol's query types.

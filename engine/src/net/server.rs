@@ -11,6 +11,16 @@
 //! stops reading that connection (TCP then pushes back on the client) until it drains. A
 //! connection that sends a bad frame or message gets an Error frame and is closed, with a
 //! log line; the node and the other connections go on.
+//!
+//! TLS (`ServerConfig::tls`): every connection first completes a TLS 1.3 handshake with a
+//! certificate of this network (`net::tls`); one that fails is closed before any frame is
+//! read, with its reason logged and counted (`tally_client_tls_refused_total{reason}`).
+//! Without TLS the port speaks plain TCP (`--insecure-plaintext`, tests and benchmarks).
+//! A connection has `handshake_timeout` to finish its handshake and Hello, and an idle one
+//! (nothing received, nothing owed) is closed after `idle_timeout`. When `connections_max`
+//! connections are open, a new one takes the place of the oldest connection still in its
+//! handshake, so that connections which never authenticate cannot lock authenticated
+//! clients out; only when every open connection has authenticated is the new one refused.
 
 use super::conn::{FramedConn, ReadOutcome};
 use super::event_loop::{self, EventLoop};
@@ -20,6 +30,7 @@ use super::message::{
     PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
 };
 use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, OFFLINE_ONLY};
+use super::tls::{NodeTls, TlsRefusal};
 use crate::mempool::Ack;
 use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
@@ -48,6 +59,13 @@ pub struct ServerConfig {
     pub submit_batch_tx_max: usize,
     /// At shutdown, how long to keep writing results to clients that read slowly.
     pub drain_timeout: Duration,
+    /// How long a new connection may take to finish its TLS handshake and its Hello.
+    pub handshake_timeout: Duration,
+    /// A connection that sent nothing for this long, with nothing in flight and no output
+    /// waiting, is closed.
+    pub idle_timeout: Duration,
+    /// TLS of the port; `None` speaks plain TCP (`--insecure-plaintext` only).
+    pub tls: Option<Arc<NodeTls>>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +77,9 @@ impl Default for ServerConfig {
             connection_output_bytes_max: 8 * 1024 * 1024,
             submit_batch_tx_max: SUBMIT_BATCH_TX_MAX,
             drain_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            tls: None,
         }
     }
 }
@@ -79,6 +100,15 @@ impl ServerConfig {
             return Err(format!(
                 "connection_inflight_tx_max ({}) must be at least submit_batch_tx_max ({})",
                 self.connection_inflight_tx_max, self.submit_batch_tx_max
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err("handshake_timeout must be above zero".into());
+        }
+        if self.idle_timeout < self.handshake_timeout {
+            return Err(format!(
+                "idle_timeout ({:?}) must be at least handshake_timeout ({:?})",
+                self.idle_timeout, self.handshake_timeout
             ));
         }
         if self.connection_output_bytes_max < FRAME_BYTES_MAX {
@@ -106,6 +136,8 @@ pub enum ServerError {
 const EVENTS_PER_TURN: usize = 1_024;
 /// How long a connection closed for an error may take to receive its Error frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How often connections are checked against the handshake and idle timeouts.
+const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 
 /// A running server.
 pub struct Server {
@@ -195,6 +227,12 @@ struct Connection {
     /// Ledger queries sent to the executor and not yet answered.
     queries_pending: usize,
     greeted: bool,
+    /// The certificate's holder, once the TLS handshake has verified it.
+    holder: Option<tally_pki::Holder>,
+    /// When the connection was accepted.
+    opened: Instant,
+    /// When bytes last arrived.
+    last_input: Instant,
     /// Set when the connection is being closed: stop reading, flush, then drop.
     closing: Option<Instant>,
     paused: bool,
@@ -228,13 +266,16 @@ enum Closed {
 impl Ingress {
     fn run(&mut self) {
         let mut finishing_since: Option<Instant> = None;
+        let mut last_sweep = Instant::now();
         loop {
             let timeout = if finishing_since.is_some()
                 || self.connections.values().any(|c| c.closing.is_some())
             {
                 Some(Duration::from_millis(50))
-            } else {
+            } else if self.connections.is_empty() {
                 None
+            } else {
+                Some(TIMEOUT_SWEEP)
             };
             match self.event_loop.wait(timeout, &mut self.connections) {
                 Ok(true) => self.accept(),
@@ -251,6 +292,10 @@ impl Ingress {
                 }
             }
             self.forward_query_replies();
+            if finishing_since.is_none() && last_sweep.elapsed() >= TIMEOUT_SWEEP {
+                last_sweep = Instant::now();
+                self.expire();
+            }
             let tokens: Vec<Token> = self.connections.keys().copied().collect();
             for token in tokens {
                 self.service(token, finishing_since.is_some());
@@ -273,6 +318,67 @@ impl Ingress {
         }
     }
 
+    /// Closes connections past their handshake or idle timeout.
+    fn expire(&mut self) {
+        let handshake = self.config.handshake_timeout;
+        let idle = self.config.idle_timeout;
+        let expired: Vec<(Token, bool)> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.closing.is_none())
+            .filter_map(|(token, c)| {
+                if !c.greeted && c.opened.elapsed() >= handshake {
+                    Some((*token, true))
+                } else if c.greeted
+                    && c.inflight == 0
+                    && c.queries_pending == 0
+                    && c.io.pending_out() == 0
+                    && c.last_input.elapsed() >= idle
+                {
+                    Some((*token, false))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (token, in_handshake) in expired {
+            let Some(mut conn) = self.connections.remove(&token) else {
+                continue;
+            };
+            let metrics = self.node.metrics();
+            if in_handshake {
+                metrics.tls_refused[TlsRefusal::Timeout.index()].inc();
+                tracing::warn!(peer = %conn.io.addr(), reason = TlsRefusal::Timeout.name(), timeout = ?handshake, "refusing a client connection: no handshake and hello in time");
+            } else {
+                metrics.idle_closed.inc();
+                tracing::info!(peer = %conn.io.addr(), timeout = ?idle, "closing an idle client connection");
+            }
+            self.event_loop.deregister(&mut conn.io);
+            metrics
+                .client_connections
+                .set(self.connections.len() as i64);
+        }
+    }
+
+    /// Makes room for a new connection at `connections_max`: closes the oldest connection
+    /// still in its handshake. Returns false when every open connection has authenticated.
+    fn evict_one_unauthenticated(&mut self) -> bool {
+        let oldest = self
+            .connections
+            .iter()
+            .filter(|(_, c)| !c.greeted && c.closing.is_none())
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(token, _)| *token);
+        let Some(token) = oldest else {
+            return false;
+        };
+        let mut conn = self.connections.remove(&token).expect("listed");
+        tracing::debug!(peer = %conn.io.addr(), "closing the oldest unauthenticated connection to make room");
+        self.event_loop.deregister(&mut conn.io);
+        self.node.metrics().connections_evicted.inc();
+        true
+    }
+
     fn accept(&mut self) {
         loop {
             let Some(listener) = self.listener.as_ref() else {
@@ -287,7 +393,14 @@ impl Ingress {
                     return;
                 }
             };
-            let mut io = FramedConn::new(stream, peer, self.config.connection_output_bytes_max);
+            if self.connections.len() >= self.config.connections_max {
+                self.evict_one_unauthenticated();
+            }
+            let out_bound = self.config.connection_output_bytes_max;
+            let mut io = match &self.config.tls {
+                Some(tls) => FramedConn::with_tls(stream, peer, out_bound, tls.accept()),
+                None => FramedConn::new(stream, peer, out_bound),
+            };
             let token = match self.event_loop.register(&mut io) {
                 Ok(token) => token,
                 Err(error) => {
@@ -304,6 +417,9 @@ impl Ingress {
                 inflight: 0,
                 queries_pending: 0,
                 greeted: false,
+                holder: None,
+                opened: Instant::now(),
+                last_input: Instant::now(),
                 closing: None,
                 paused: false,
             };
@@ -425,12 +541,36 @@ impl Ingress {
                 return Closed::No;
             }
             match conn.io.read_some() {
-                Ok(ReadOutcome::Bytes(n)) => self.node.metrics().bytes_received.add(n as u64),
+                Ok(ReadOutcome::Bytes(n)) => {
+                    conn.last_input = Instant::now();
+                    self.node.metrics().bytes_received.add(n as u64);
+                }
                 Ok(ReadOutcome::Eof) => {}
                 Ok(ReadOutcome::Empty) => return Closed::No,
                 Err(error) => {
-                    tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
+                    if let Some(tls_error) = conn.io.tls_error() {
+                        let reason = TlsRefusal::of(tls_error);
+                        self.node.metrics().tls_refused[reason.index()].inc();
+                        tracing::warn!(peer = %conn.io.addr(), reason = reason.name(), detail = %tls_error, "refusing a client connection");
+                    } else {
+                        tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
+                    }
                     return Closed::Yes;
+                }
+            }
+            if conn.holder.is_none() && !conn.io.handshaking() {
+                if let Some(certificate) = conn.io.peer_certificate() {
+                    match tally_pki::read_certificate(certificate) {
+                        Ok(holder) => {
+                            tracing::info!(peer = %conn.io.addr(), name = %holder.name, role = %holder.access, serial = %holder.serial, "client authenticated");
+                            conn.holder = Some(holder);
+                        }
+                        // The verifier read it already: not expected.
+                        Err(error) => {
+                            self.reject(conn, ErrorCode::BadMessage, error.to_string());
+                            continue;
+                        }
+                    }
                 }
             }
         }

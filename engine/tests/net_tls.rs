@@ -1,0 +1,344 @@
+//! The client port over TLS, on real sockets: a client with a certificate of this network
+//! settles; no certificate, a self-signed one, one from a CA impersonating this network's,
+//! another network's, an expired, a not yet
+//! valid and a revoked one are each refused before any frame, with their reason in the
+//! counters; a plaintext client is refused too; and 2,000 connections that never finish a
+//! handshake (idle, or one byte a second) do not keep an authenticated client out.
+
+mod common;
+
+use common::{Fixture, BANK_A, BANK_B, NETWORK};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tally_engine::keys::{generate_key, public_key_of};
+use tally_engine::net::client::submit_and_wait;
+use tally_engine::net::http::fetch_metrics;
+use tally_engine::net::server::ServerConfig;
+use tally_engine::net::tls::{NodeTls, Revocations};
+use tally_engine::net::{Client, ClientError, ClientOptions, NodeService, ServiceConfig};
+use tally_engine::node::NodeConfig;
+use tally_engine::result::ResultCode;
+use tally_engine::tx::{TxKind, TxRecord};
+use tally_pki::{Access, Ca, Identity, Request, Validity};
+
+const WAIT: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+struct Network {
+    ca: Ca,
+    node: Identity,
+    revocations: Arc<Revocations>,
+}
+
+impl Network {
+    fn new() -> Network {
+        let ca = Ca::create(NETWORK, Validity::days_from_now(30)).unwrap();
+        let node = ca
+            .issue(&Request {
+                name: "validator-0".into(),
+                access: Access::Validator,
+                signers: vec![public_key_of(&generate_key())],
+                hosts: vec!["127.0.0.1".into()],
+                validity: Validity::days_from_now(30),
+            })
+            .unwrap();
+        Network {
+            ca,
+            node,
+            revocations: Arc::new(Revocations::default()),
+        }
+    }
+
+    fn participant(&self, name: &str, validity: Validity) -> Identity {
+        issue(&self.ca, name, validity)
+    }
+
+    fn start(
+        &self,
+        dir: &std::path::Path,
+        fixture: &Fixture,
+        tune: impl FnOnce(&mut ServerConfig),
+    ) -> NodeService {
+        let mut node = NodeConfig::new(dir.to_path_buf());
+        node.checkpoint_interval_blocks = 0;
+        let tls = NodeTls::new(&self.node, Arc::clone(&self.revocations)).unwrap();
+        let mut server = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(Arc::new(tls)),
+            ..ServerConfig::default()
+        };
+        tune(&mut server);
+        let config = ServiceConfig {
+            server,
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        };
+        NodeService::start(&fixture.genesis, node, config).expect("service starts")
+    }
+}
+
+fn issue(ca: &Ca, name: &str, validity: Validity) -> Identity {
+    ca.issue(&Request {
+        name: name.into(),
+        access: Access::Bank,
+        signers: vec![public_key_of(&generate_key())],
+        hosts: Vec::new(),
+        validity,
+    })
+    .unwrap()
+}
+
+fn options(identity: &Identity) -> ClientOptions {
+    ClientOptions {
+        tls: Some(identity.client_config().unwrap()),
+        ..ClientOptions::default()
+    }
+}
+
+fn transfers(fixture: &Fixture, first: u128, count: usize) -> Vec<TxRecord> {
+    (0..count as u128)
+        .map(|i| fixture.tx(first + i, TxKind::Transfer, BANK_A, BANK_B, 1))
+        .collect()
+}
+
+/// The value of `tally_client_tls_refused_total{reason="..."}`.
+fn refused(service: &NodeService, reason: &str) -> u64 {
+    let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+    let needle = format!("tally_client_tls_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .unwrap_or_else(|| panic!("no {needle} in the metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn frames_received(service: &NodeService) -> u64 {
+    let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("tally_frames_received_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn certificates_of_this_network_settle_and_every_other_is_refused_with_its_reason() {
+    let fixture = Fixture::new();
+    let network = Network::new();
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |_| {});
+    let addr = service.client_addr();
+
+    // A participant of this network: submits and settles over TLS.
+    let bank = network.participant("bank-a", Validity::days_from_now(1));
+    let client = Client::connect_with(addr, &options(&bank)).expect("connects over TLS");
+    assert_eq!(client.network_id(), NETWORK);
+    let (acks, error) = submit_and_wait(&client, &transfers(&fixture, 1, 300), WAIT).unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(acks.len(), 300);
+    assert!(acks.iter().all(|ack| ack.code == ResultCode::Ok));
+    assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_300));
+    let frames_before = frames_received(&service);
+
+    let refused_with = |identity: Option<&Identity>, tls: Arc<rustls::ClientConfig>| {
+        let _ = identity;
+        let options = ClientOptions {
+            tls: Some(tls),
+            ..ClientOptions::default()
+        };
+        match Client::connect_with(addr, &options) {
+            Err(ClientError::Tls { reason, .. }) => reason,
+            Err(other) => panic!("refused, but not in TLS: {other}"),
+            Ok(_) => panic!("a connection that should be refused was accepted"),
+        }
+    };
+
+    // No certificate at all (the node's CA trusted, nothing presented).
+    let no_cert =
+        rustls::ClientConfig::builder_with_provider(tally_protocol::identity::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(bank.roots().unwrap())
+            .with_no_client_auth();
+    let reason = refused_with(None, Arc::new(no_cert));
+    assert!(reason.contains("CertificateRequired"), "{reason}");
+
+    // Self-signed.
+    let own = rcgen::generate_simple_self_signed(vec!["bank-a".to_string()]).unwrap();
+    let self_signed = Identity {
+        certificate: own.cert.pem(),
+        private_key: own.key_pair.serialize_pem(),
+        ..bank.clone()
+    };
+    refused_with(Some(&self_signed), self_signed.client_config().unwrap());
+
+    // A CA impersonating this network's: the same name, another key.
+    let impostor = Ca::create(NETWORK, Validity::days_from_now(1)).unwrap();
+    let mut forged = issue(&impostor, "bank-a", Validity::days_from_now(1));
+    // It trusts the real network's CA for the node, so only its own certificate is wrong.
+    forged.ca_certificate = bank.ca_certificate.clone();
+    refused_with(Some(&forged), forged.client_config().unwrap());
+
+    // Another network's CA.
+    let other_ca = Ca::create(NETWORK + 1, Validity::days_from_now(1)).unwrap();
+    let mut foreign = issue(&other_ca, "bank-x", Validity::days_from_now(1));
+    foreign.ca_certificate = bank.ca_certificate.clone();
+    refused_with(Some(&foreign), foreign.client_config().unwrap());
+
+    // Expired and not yet valid.
+    let now = SystemTime::now();
+    let expired = network.participant(
+        "bank-old",
+        Validity {
+            not_before: now - 3 * DAY,
+            not_after: now - DAY,
+        },
+    );
+    let reason = refused_with(Some(&expired), expired.client_config().unwrap());
+    assert!(reason.contains("CertificateExpired"), "{reason}");
+    let early = network.participant(
+        "bank-new",
+        Validity {
+            not_before: now + DAY,
+            not_after: now + 3 * DAY,
+        },
+    );
+    refused_with(Some(&early), early.client_config().unwrap());
+
+    // Revoked.
+    let revoked = network.participant("bank-gone", Validity::days_from_now(1));
+    assert!(network.revocations.revoke(&revoked.serial));
+    let reason = refused_with(Some(&revoked), revoked.client_config().unwrap());
+    assert!(reason.contains("CertificateRevoked"), "{reason}");
+
+    // Plain TCP to a TLS port: a Hello frame is not a TLS record.
+    let mut plain = TcpStream::connect(addr).unwrap();
+    let mut hello = Vec::new();
+    tally_engine::net::message::Message::Hello(tally_engine::net::message::Hello {
+        version: tally_engine::net::message::PROTOCOL_VERSION,
+        role: tally_engine::net::message::Role::Client,
+        network_id: NETWORK,
+    })
+    .encode(&mut hello);
+    plain.write_all(&hello).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut rest);
+    assert!(
+        Client::connect(addr).is_err(),
+        "a plaintext client is refused"
+    );
+
+    // Every reason counted once (the plaintext ones twice), and no frame was decoded from any
+    // of them.
+    let deadline = Instant::now() + WAIT;
+    let expected = [
+        ("no_certificate", 1),
+        ("unknown_ca", 2),
+        ("bad_certificate", 1),
+        ("expired", 1),
+        ("not_yet_valid", 1),
+        ("revoked", 1),
+        ("protocol", 2),
+    ];
+    for (reason, count) in expected {
+        while refused(&service, reason) < count {
+            assert!(Instant::now() < deadline, "{reason} not counted");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(refused(&service, reason), count, "{reason}");
+    }
+    assert_eq!(frames_received(&service), frames_before);
+    // The authenticated client was not disturbed.
+    assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_300));
+    drop(client);
+    service.shutdown();
+}
+
+/// Raises the open-file limit to its hard maximum (2,000 connections take 4,000 descriptors
+/// in this process).
+fn raise_file_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit write and read the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < wanted as libc::rlim_t {
+            limit.rlim_cur = limit.rlim_max.min(wanted as libc::rlim_t);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+#[test]
+fn connections_that_never_authenticate_do_not_lock_an_identity_out() {
+    const IDLE: usize = 1_000;
+    const SLOW: usize = 1_000;
+    raise_file_limit(8_192);
+    let fixture = Fixture::new();
+    let network = Network::new();
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |server| {
+        server.handshake_timeout = Duration::from_secs(3);
+    });
+    let addr = service.client_addr();
+    // 1,000 connections that never send a byte, 1,000 that send one byte a second.
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // A TLS handshake record header, one byte a second on each connection.
+            let header = [0x16u8, 0x03, 0x01, 0x02, 0x00];
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for stream in &mut slow {
+                    let _ = stream.write_all(&header[sent % header.len()..][..1]);
+                }
+                sent += 1;
+                for _ in 0..10 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            slow
+        })
+    };
+    // The honest identity connects and settles at once, every time.
+    let bank = network.participant("bank-a", Validity::days_from_now(1));
+    for round in 0..3u128 {
+        let started = Instant::now();
+        let client = Client::connect_with(addr, &options(&bank)).expect("connects past the crowd");
+        let (acks, error) =
+            submit_and_wait(&client, &transfers(&fixture, 1 + round * 100, 100), WAIT).unwrap();
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(acks.len(), 100);
+        assert!(acks.iter().all(|ack| ack.code == ResultCode::Ok));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "round {round} took {:?}",
+            started.elapsed()
+        );
+        if round == 0 {
+            // Wait past the handshake timeout: the crowd is closed, the client stays.
+            std::thread::sleep(Duration::from_secs(4));
+            assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_100));
+        }
+    }
+    assert!(refused(&service, "handshake_timeout") > 0);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(dripper.join().unwrap());
+    drop(idle);
+    service.shutdown();
+}
