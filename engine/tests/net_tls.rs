@@ -30,10 +30,12 @@ struct Network {
     ca: Ca,
     node: Identity,
     revocations: Arc<Revocations>,
+    /// Bank A's key: what `participant` certificates bind.
+    bank_a: [u8; 32],
 }
 
 impl Network {
-    fn new() -> Network {
+    fn new(fixture: &Fixture) -> Network {
         let ca = Ca::create(NETWORK, Validity::days_from_now(30)).unwrap();
         let node = ca
             .issue(&Request {
@@ -48,11 +50,21 @@ impl Network {
             ca,
             node,
             revocations: Arc::new(Revocations::default()),
+            bank_a: public_key_of(&fixture.keys[&BANK_A]),
         }
     }
 
+    /// A bank certificate binding bank A's key.
     fn participant(&self, name: &str, validity: Validity) -> Identity {
-        issue(&self.ca, name, validity)
+        self.ca
+            .issue(&Request {
+                name: name.into(),
+                access: Access::Bank,
+                signers: vec![self.bank_a],
+                hosts: Vec::new(),
+                validity,
+            })
+            .unwrap()
     }
 
     fn start(
@@ -127,7 +139,7 @@ fn frames_received(service: &NodeService) -> u64 {
 #[test]
 fn certificates_of_this_network_settle_and_every_other_is_refused_with_its_reason() {
     let fixture = Fixture::new();
-    let network = Network::new();
+    let network = Network::new(&fixture);
     let dir = tempfile::tempdir().unwrap();
     let service = network.start(dir.path(), &fixture, |_| {});
     let addr = service.client_addr();
@@ -140,7 +152,7 @@ fn certificates_of_this_network_settle_and_every_other_is_refused_with_its_reaso
     assert!(error.is_none(), "{error:?}");
     assert_eq!(acks.len(), 300);
     assert!(acks.iter().all(|ack| ack.code == ResultCode::Ok));
-    assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_300));
+    assert_eq!(client.balance(BANK_A).unwrap(), Some(999_700));
     let frames_before = frames_received(&service);
 
     let refused_with = |identity: Option<&Identity>, tls: Arc<rustls::ClientConfig>| {
@@ -252,7 +264,7 @@ fn certificates_of_this_network_settle_and_every_other_is_refused_with_its_reaso
     }
     assert_eq!(frames_received(&service), frames_before);
     // The authenticated client was not disturbed.
-    assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_300));
+    assert_eq!(client.balance(BANK_A).unwrap(), Some(999_700));
     drop(client);
     service.shutdown();
 }
@@ -280,7 +292,7 @@ fn connections_that_never_authenticate_do_not_lock_an_identity_out() {
     const SLOW: usize = 1_000;
     raise_file_limit(8_192);
     let fixture = Fixture::new();
-    let network = Network::new();
+    let network = Network::new(&fixture);
     let dir = tempfile::tempdir().unwrap();
     let service = network.start(dir.path(), &fixture, |server| {
         server.handshake_timeout = Duration::from_secs(3);
@@ -333,12 +345,318 @@ fn connections_that_never_authenticate_do_not_lock_an_identity_out() {
         if round == 0 {
             // Wait past the handshake timeout: the crowd is closed, the client stays.
             std::thread::sleep(Duration::from_secs(4));
-            assert_eq!(client.balance(BANK_B).unwrap(), Some(1_000_100));
+            assert_eq!(client.balance(BANK_A).unwrap(), Some(999_900));
         }
     }
     assert!(refused(&service, "handshake_timeout") > 0);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(dripper.join().unwrap());
     drop(idle);
+    service.shutdown();
+}
+
+/// An identity of `access` binding the keys of `accounts` (the fixture's).
+fn holder_of(
+    network: &Network,
+    fixture: &Fixture,
+    name: &str,
+    access: Access,
+    accounts: &[u64],
+) -> Identity {
+    network
+        .ca
+        .issue(&Request {
+            name: name.into(),
+            access,
+            signers: accounts
+                .iter()
+                .map(|id| public_key_of(&fixture.keys[id]))
+                .collect(),
+            hosts: Vec::new(),
+            validity: Validity::days_from_now(1),
+        })
+        .unwrap()
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, ClientError>) -> String {
+    match result {
+        Err(ClientError::RequestRefused { code, text }) => {
+            assert_eq!(
+                code,
+                tally_engine::net::message::ErrorCode::Forbidden,
+                "{text}"
+            );
+            text
+        }
+        other => panic!("expected forbidden, got {other:?}"),
+    }
+}
+
+fn submit_forbidden(client: &Client, records: &[TxRecord]) -> String {
+    let (reply, _acks) = crossbeam::channel::unbounded();
+    match client.submit(records, &reply) {
+        Err(tally_engine::node::SubmitError::Stopped { reason }) => {
+            assert!(reason.contains("(forbidden)"), "{reason}");
+            reason
+        }
+        other => panic!("expected a forbidden batch, got {other:?}"),
+    }
+}
+
+#[test]
+fn roles_and_read_privacy_are_enforced_by_the_node() {
+    use common::{ALICE, BOB, CENTRAL_BANK, SHOP, TAX};
+    use tally_engine::net::query::Query;
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |_| {});
+    let addr = service.client_addr();
+    let connect = |identity: &Identity| Client::connect_with(addr, &options(identity)).unwrap();
+    let bank_a = connect(&holder_of(
+        &network,
+        &fixture,
+        "bank-a",
+        Access::Bank,
+        &[BANK_A],
+    ));
+
+    // Bank A moves its own money and its customer's.
+    let (acks, error) = submit_and_wait(
+        &bank_a,
+        &[
+            fixture.tx(1, TxKind::Transfer, BANK_A, BANK_B, 5),
+            fixture.tx(2, TxKind::TaxedPayment, ALICE, SHOP, 100),
+        ],
+        WAIT,
+    )
+    .unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(acks.len(), 2);
+    // Not B's, even signed with the key B lent it: the whole batch is refused.
+    let text = submit_forbidden(
+        &bank_a,
+        &[
+            fixture.tx(3, TxKind::Transfer, BANK_A, BANK_B, 1),
+            fixture.tx(4, TxKind::Transfer, BANK_B, BANK_A, 1),
+        ],
+    );
+    assert!(text.contains("debits account 11"), "{text}");
+    submit_forbidden(&bank_a, &[fixture.tx(5, TxKind::Transfer, BOB, ALICE, 1)]);
+    // It reads its accounts and its customers', not B's.
+    assert_eq!(bank_a.balance(BANK_A).unwrap(), Some(1_000_000 - 5));
+    assert!(bank_a.balance(ALICE).unwrap().is_some());
+    for query in [
+        Query::Balance { account: BANK_B },
+        Query::Account { account: BOB },
+        Query::Queue {
+            payer: Some(BANK_B),
+        },
+        Query::Queue { payer: None },
+        Query::AccountHistory { account: BANK_B },
+        Query::TxStatus { id: 1 },
+        Query::Transaction { id: 1 },
+    ] {
+        let text = forbidden(bank_a.query(&query));
+        assert!(text.contains("bank-a (bank) may not read"), "{text}");
+    }
+    assert!(bank_a.status().is_ok());
+
+    // The tax authority reads tax reports and moves no money.
+    let tax = connect(&holder_of(
+        &network,
+        &fixture,
+        "tax",
+        Access::TaxAuthority,
+        &[TAX],
+    ));
+    let report = tax.query(&Query::TaxReport {
+        payee: Some(SHOP),
+        from_day: 0,
+        to_day: u64::MAX / 2,
+    });
+    assert!(report.is_ok(), "{report:?}");
+    let text = submit_forbidden(&tax, &[fixture.tx(6, TxKind::Transfer, TAX, BANK_A, 1)]);
+    assert!(text.contains("the tax authority moves no money"), "{text}");
+    forbidden(tax.balance(BANK_B));
+
+    // An auditor reads everything and moves nothing.
+    let auditor = connect(&holder_of(
+        &network,
+        &fixture,
+        "auditor",
+        Access::Auditor,
+        &[],
+    ));
+    assert_eq!(auditor.balance(BANK_B).unwrap(), Some(1_000_000 + 5));
+    assert!(auditor.tx_status(1).is_ok());
+    assert!(auditor.query(&Query::Queue { payer: None }).is_ok());
+    let text = submit_forbidden(
+        &auditor,
+        &[fixture.tx(7, TxKind::Transfer, BANK_A, BANK_B, 1)],
+    );
+    assert!(text.contains("moves nothing"), "{text}");
+
+    // The central bank's operator reads all and pledges from its issuance account.
+    let central = connect(&holder_of(
+        &network,
+        &fixture,
+        "cb",
+        Access::CentralBank,
+        &[CENTRAL_BANK],
+    ));
+    assert!(central.balance(BANK_B).unwrap().is_some());
+    let (acks, error) = submit_and_wait(
+        &central,
+        &[fixture.tx(8, TxKind::Pledge, CENTRAL_BANK, BANK_A, 10)],
+        WAIT,
+    )
+    .unwrap();
+    assert!(error.is_none() && acks.len() == 1, "{error:?}");
+    submit_forbidden(
+        &central,
+        &[fixture.tx(9, TxKind::Transfer, BANK_A, BANK_B, 1)],
+    );
+
+    // Monitoring reads /metrics only.
+    let monitoring = connect(&holder_of(
+        &network,
+        &fixture,
+        "mon",
+        Access::Monitoring,
+        &[],
+    ));
+    forbidden(monitoring.status().map(|_| ()));
+    let metrics = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tally_client_forbidden_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(counted, 14, "every refusal counted once");
+    drop((bank_a, tax, auditor, central, monitoring));
+    service.shutdown();
+}
+
+#[test]
+fn a_revoked_identity_is_closed_at_once_and_refused_after() {
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |_| {});
+    let addr = service.client_addr();
+    let bank = network.participant("bank-a", Validity::days_from_now(1));
+    let other = network.participant("bank-b", Validity::days_from_now(1));
+    let client = Client::connect_with(addr, &options(&bank)).unwrap();
+    let bystander = Client::connect_with(addr, &options(&other)).unwrap();
+    assert!(client.status().is_ok());
+    assert!(network.revocations.revoke(&bank.serial));
+    let deadline = Instant::now() + WAIT;
+    while client.connection_error().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked connection stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(client.status().is_err());
+    // Within a sweep of the revocation, and only that identity's.
+    assert!(bystander.status().is_ok());
+    let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "tally_client_revoked_closed_total 1"),
+        "{text}"
+    );
+    match Client::connect_with(addr, &options(&bank)) {
+        Err(ClientError::Tls { reason, .. }) => {
+            assert!(reason.contains("CertificateRevoked"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    drop((client, bystander));
+    service.shutdown();
+}
+
+#[test]
+fn clients_that_never_read_stay_within_the_buffer_budget() {
+    use tally_engine::net::message::{Hello, Message, Role, PROTOCOL_VERSION};
+    use tally_engine::net::query::Query;
+    const BUDGET: usize = 4 * 1024 * 1024;
+    const READERS_NOT: usize = 8;
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeConfig::new(dir.path().to_path_buf());
+    node.checkpoint_interval_blocks = 0;
+    let config = ServiceConfig {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            connection_output_bytes_max: tally_engine::net::frame::FRAME_BYTES_MAX,
+            connection_buffers_bytes_max: BUDGET,
+            ..ServerConfig::default()
+        },
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let service = NodeService::start(&fixture.genesis, node, config).unwrap();
+    let addr = service.client_addr();
+    // Each asks for the node's status 20,000 times (about 20 MiB of answers) and reads none.
+    let mut request = Vec::new();
+    Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Client,
+        network_id: NETWORK,
+    })
+    .encode(&mut request);
+    for id in 1..=20_000u64 {
+        Message::Query {
+            request_id: id,
+            query: Query::Status,
+        }
+        .encode(&mut request);
+    }
+    let writers: Vec<_> = (0..READERS_NOT)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(3)))
+                    .unwrap();
+                // The node stops reading: the write blocks, then times out.
+                let _ = stream.write_all(&request);
+                stream
+            })
+        })
+        .collect();
+    let streams: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(600));
+    let buffered = |service: &NodeService| -> u64 {
+        let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("tally_client_buffered_bytes "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let held = buffered(&service);
+    // Full, and within the budget plus each connection's share and one answer over it.
+    let slack = READERS_NOT as u64 * 2 * 64 * 1024;
+    assert!(
+        held >= (BUDGET / 2) as u64,
+        "the attack did not fill the budget: {held}"
+    );
+    assert!(
+        held <= BUDGET as u64 + slack,
+        "{held} bytes held, budget {BUDGET}"
+    );
+    // A client that reads is still answered.
+    let client = Client::connect(addr).unwrap();
+    assert!(client.status().is_ok());
+    assert!(buffered(&service) <= BUDGET as u64 + slack);
+    drop(streams);
+    drop(client);
     service.shutdown();
 }

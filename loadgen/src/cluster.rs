@@ -12,7 +12,8 @@
 //! - `participants/`: one identity per participant of the population's roles, each usable
 //!   with `--identity PATH`: `central-bank`, `tax-authority`, `auditor`, `monitoring` and
 //!   `bank-ID` for every bank (its own key; its customers by the genesis), as
-//!   `NAME.identity`;
+//!   `NAME.identity`, and `loadgen` (the central bank's key and every bank's: what the load
+//!   generator submits with);
 //! - `node-i.toml`: validator i's `tally node` configuration: data directory `data-i`,
 //!   clients on `base_port + i`, `/metrics` on `base_port + 100 + i`, validator links on
 //!   `base_port + 200 + i`, every other validator as a peer; all on 127.0.0.1.
@@ -97,10 +98,15 @@ pub struct ClusterFiles {
 }
 
 impl ClusterFiles {
-    /// The identity the load generator and tools use by default: the central bank's
-    /// operator, which may read everything.
+    /// The identity of the central bank's operator, which reads everything.
     pub fn operator_identity(&self) -> PathBuf {
         participant_identity_path(&self.dir, "central-bank")
+    }
+
+    /// The load generator's identity: the central bank's role, binding the central bank's
+    /// key and every bank's (it submits for all of them and their customers).
+    pub fn loadgen_identity(&self) -> PathBuf {
+        participant_identity_path(&self.dir, "loadgen")
     }
 
     /// The client addresses, comma-separated (for `tally loadgen --node`).
@@ -131,6 +137,8 @@ pub enum ClusterError {
     Validators(usize),
     #[error("--banks must be at least 2, got {0}")]
     Banks(usize),
+    #[error("--banks {0}: the load generator's certificate binds every bank's key and the central bank's, at most {max} keys: use fewer banks", max = tally_pki::SIGNERS_MAX)]
+    TooManyBanks(usize),
     #[error("--base-port {base}: the ports of {validators} validators reach {top}, above 65535: choose a lower base")]
     Ports {
         base: u16,
@@ -173,6 +181,9 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
     }
     if spec.banks < 2 {
         return Err(ClusterError::Banks(spec.banks));
+    }
+    if spec.banks >= tally_pki::SIGNERS_MAX {
+        return Err(ClusterError::TooManyBanks(spec.banks));
     }
     match existing_size(dir)? {
         Existing::Empty => {}
@@ -240,13 +251,19 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
         ("auditor".to_string(), Access::Auditor, Vec::new()),
         ("monitoring".to_string(), Access::Monitoring, Vec::new()),
     ];
-    for bank in banks {
+    let mut everyone = vec![account_key(CENTRAL_BANK_ID)];
+    for &bank in &banks {
         holders.push((
             format!("bank-{bank}"),
             Access::Bank,
             vec![account_key(bank)],
         ));
+        everyone.push(account_key(bank));
     }
+    // The load generator submits for every bank and customer, and pledges and redeems for
+    // the central bank: the central bank's role with every bank's key too. For tests and
+    // benchmarks; a real network gives each gateway its own.
+    holders.push(("loadgen".to_string(), Access::CentralBank, everyone));
     write_pki(dir, genesis.network_id, &publics, &holders)?;
     for index in 0..spec.validators {
         let path = config_path(dir, index);

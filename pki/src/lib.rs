@@ -32,7 +32,7 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 /// The CA's private key file in a CA directory (mode 0600).
 pub const CA_KEY_FILE: &str = "ca.key";
 /// Most signing keys one certificate binds.
-pub const SIGNERS_MAX: usize = 64;
+pub const SIGNERS_MAX: usize = 256;
 /// Longest holder name.
 pub const NAME_BYTES_MAX: usize = 64;
 /// Default lifetime of a participant's or validator's certificate.

@@ -105,7 +105,7 @@ fn print_loadgen_hint(files: &ClusterFiles, args: &ClusterArgs) {
         println!(
             "load it: tally loadgen --node {} --identity {} --genesis {} --workload {} --seed {} --banks {}",
             files.client_list(),
-            files.operator_identity().display(),
+            files.loadgen_identity().display(),
             files.genesis.display(),
             args.workload.name(),
             args.seed,

@@ -91,6 +91,7 @@ pub struct Limits {
     pub submit_batch_tx_max: Option<usize>,
     pub drain_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
+    pub connection_buffers_bytes_max: Option<usize>,
     pub idle_timeout_ms: Option<u64>,
 }
 
@@ -226,6 +227,11 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         "limits.connection_output_bytes_max",
         limits.connection_output_bytes_max,
         &mut server.connection_output_bytes_max,
+    )?;
+    positive(
+        "limits.connection_buffers_bytes_max",
+        limits.connection_buffers_bytes_max,
+        &mut server.connection_buffers_bytes_max,
     )?;
     positive(
         "limits.submit_batch_tx_max",

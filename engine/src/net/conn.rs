@@ -372,6 +372,11 @@ impl FramedConn {
         }
     }
 
+    /// Bytes this connection holds in its buffers: unread input and output not yet written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.read_buf.len() - self.read_start + self.pending_out()
+    }
+
     /// Bytes waiting to be written.
     pub(crate) fn pending_out(&self) -> usize {
         self.out.len() - self.out_start

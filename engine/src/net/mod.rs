@@ -7,6 +7,7 @@
 //! separate, authenticated links (`peers`); its message types (`0x40..=0x7F`) are refused on
 //! client connections.
 
+pub mod access;
 pub mod config;
 mod conn;
 mod event_loop;

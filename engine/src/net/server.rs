@@ -22,6 +22,7 @@
 //! handshake, so that connections which never authenticate cannot lock authenticated
 //! clients out; only when every open connection has authenticated is the new one refused.
 
+use super::access::{Directory, Scope};
 use super::conn::{FramedConn, ReadOutcome};
 use super::event_loop::{self, EventLoop};
 use super::frame::{self, FRAME_BYTES_MAX};
@@ -66,6 +67,14 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// TLS of the port; `None` speaks plain TCP (`--insecure-plaintext` only).
     pub tls: Option<Arc<NodeTls>>,
+    /// The genesis's accounts, for roles and read privacy (`net::access`); set by
+    /// `NodeService::start`.
+    pub directory: Option<Arc<Directory>>,
+    /// One budget for what every connection holds in its buffers (unread input, output not
+    /// yet written). Past it, a connection that holds [`CONNECTION_SHARE_BYTES`] or more is
+    /// neither read nor given more output until the total falls, so clients that do not read
+    /// cannot take more than the budget plus that share each.
+    pub connection_buffers_bytes_max: usize,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +89,8 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             tls: None,
+            directory: None,
+            connection_buffers_bytes_max: 256 * 1024 * 1024,
         }
     }
 }
@@ -111,6 +122,12 @@ impl ServerConfig {
                 self.idle_timeout, self.handshake_timeout
             ));
         }
+        if self.connection_buffers_bytes_max < self.connection_output_bytes_max {
+            return Err(format!(
+                "connection_buffers_bytes_max ({}) must be at least connection_output_bytes_max ({})",
+                self.connection_buffers_bytes_max, self.connection_output_bytes_max
+            ));
+        }
         if self.connection_output_bytes_max < FRAME_BYTES_MAX {
             return Err(format!(
                 "connection_output_bytes_max ({}) must be at least one frame ({FRAME_BYTES_MAX} bytes)",
@@ -136,6 +153,9 @@ pub enum ServerError {
 const EVENTS_PER_TURN: usize = 1_024;
 /// How long a connection closed for an error may take to receive its Error frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// What a connection may always hold, past the budget of all connections' buffers
+/// (`connection_buffers_bytes_max`): the one that holds less is still read and written.
+pub const CONNECTION_SHARE_BYTES: usize = 64 * 1024;
 /// How often connections are checked against the handshake and idle timeouts.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 
@@ -179,6 +199,8 @@ impl Server {
             replies_tx,
             replies_rx,
             scratch: Vec::new(),
+            buffered: 0,
+            revocation_generation: 0,
         };
         let thread = std::thread::Builder::new()
             .name("tally-ingress".into())
@@ -227,8 +249,8 @@ struct Connection {
     /// Ledger queries sent to the executor and not yet answered.
     queries_pending: usize,
     greeted: bool,
-    /// The certificate's holder, once the TLS handshake has verified it.
-    holder: Option<tally_pki::Holder>,
+    /// What the certificate's holder may do, once the TLS handshake has verified it.
+    scope: Option<Scope>,
     /// When the connection was accepted.
     opened: Instant,
     /// When bytes last arrived.
@@ -256,6 +278,10 @@ struct Ingress {
     replies_tx: Sender<(Token, Vec<u8>)>,
     replies_rx: Receiver<(Token, Vec<u8>)>,
     scratch: Vec<Ack>,
+    /// Bytes all connections hold in their buffers (see `connection_buffers_bytes_max`).
+    buffered: usize,
+    /// The revocations' generation last acted on.
+    revocation_generation: u64,
 }
 
 enum Closed {
@@ -295,6 +321,11 @@ impl Ingress {
             if finishing_since.is_none() && last_sweep.elapsed() >= TIMEOUT_SWEEP {
                 last_sweep = Instant::now();
                 self.expire();
+                self.close_revoked();
+                self.node
+                    .metrics()
+                    .client_buffered_bytes
+                    .set(self.buffered as i64);
             }
             let tokens: Vec<Token> = self.connections.keys().copied().collect();
             for token in tokens {
@@ -353,11 +384,48 @@ impl Ingress {
                 metrics.idle_closed.inc();
                 tracing::info!(peer = %conn.io.addr(), timeout = ?idle, "closing an idle client connection");
             }
+            self.buffered = self.buffered.saturating_sub(conn.io.buffered());
             self.event_loop.deregister(&mut conn.io);
             metrics
                 .client_connections
                 .set(self.connections.len() as i64);
         }
+    }
+
+    /// Closes the open connections whose certificate was revoked since the last look.
+    fn close_revoked(&mut self) {
+        let Some(tls) = self.config.tls.clone() else {
+            return;
+        };
+        let generation = tls.revocations().generation();
+        if generation == self.revocation_generation {
+            return;
+        }
+        self.revocation_generation = generation;
+        let revoked: Vec<Token> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                c.scope
+                    .as_ref()
+                    .is_some_and(|scope| tls.revocations().is_revoked(&scope.serial))
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in revoked {
+            let Some(mut conn) = self.connections.remove(&token) else {
+                continue;
+            };
+            let scope = conn.scope.as_ref().expect("filtered");
+            tracing::warn!(peer = %conn.io.addr(), name = %scope.name, serial = %scope.serial, "closing the connection of a revoked certificate");
+            self.node.metrics().revoked_closed.inc();
+            self.buffered = self.buffered.saturating_sub(conn.io.buffered());
+            self.event_loop.deregister(&mut conn.io);
+        }
+        self.node
+            .metrics()
+            .client_connections
+            .set(self.connections.len() as i64);
     }
 
     /// Makes room for a new connection at `connections_max`: closes the oldest connection
@@ -374,6 +442,7 @@ impl Ingress {
         };
         let mut conn = self.connections.remove(&token).expect("listed");
         tracing::debug!(peer = %conn.io.addr(), "closing the oldest unauthenticated connection to make room");
+        self.buffered = self.buffered.saturating_sub(conn.io.buffered());
         self.event_loop.deregister(&mut conn.io);
         self.node.metrics().connections_evicted.inc();
         true
@@ -417,7 +486,7 @@ impl Ingress {
                 inflight: 0,
                 queries_pending: 0,
                 greeted: false,
-                holder: None,
+                scope: None,
                 opened: Instant::now(),
                 last_input: Instant::now(),
                 closing: None,
@@ -461,12 +530,15 @@ impl Ingress {
         let Some(mut conn) = self.connections.remove(&token) else {
             return;
         };
+        let before = conn.io.buffered();
         let closed = self.service_connection(token, &mut conn, finishing);
         match closed {
             Closed::No => {
+                self.buffered = (self.buffered + conn.io.buffered()).saturating_sub(before);
                 self.connections.insert(token, conn);
             }
             Closed::Yes => {
+                self.buffered = self.buffered.saturating_sub(before);
                 self.event_loop.deregister(&mut conn.io);
                 self.node
                     .metrics()
@@ -558,12 +630,14 @@ impl Ingress {
                     return Closed::Yes;
                 }
             }
-            if conn.holder.is_none() && !conn.io.handshaking() {
+            if conn.scope.is_none() && !conn.io.handshaking() {
                 if let Some(certificate) = conn.io.peer_certificate() {
                     match tally_pki::read_certificate(certificate) {
                         Ok(holder) => {
                             tracing::info!(peer = %conn.io.addr(), name = %holder.name, role = %holder.access, serial = %holder.serial, "client authenticated");
-                            conn.holder = Some(holder);
+                            let empty = Directory::default();
+                            let directory = self.config.directory.as_deref().unwrap_or(&empty);
+                            conn.scope = Some(Scope::new(&holder, directory));
                         }
                         // The verifier read it already: not expected.
                         Err(error) => {
@@ -577,7 +651,16 @@ impl Ingress {
     }
 
     fn backpressured(&self, conn: &Connection) -> bool {
-        conn.inflight >= self.config.connection_inflight_tx_max || conn.io.output_full()
+        conn.inflight >= self.config.connection_inflight_tx_max
+            || conn.io.output_full()
+            || self.over_budget(conn)
+    }
+
+    /// Whether all connections' buffers are past their budget and this one holds at least
+    /// its share.
+    fn over_budget(&self, conn: &Connection) -> bool {
+        self.buffered >= self.config.connection_buffers_bytes_max
+            && conn.io.buffered() >= CONNECTION_SHARE_BYTES
     }
 
     /// Decodes and handles whole frames already in the read buffer while the connection is
@@ -688,6 +771,9 @@ impl Ingress {
             );
             return self.reject(conn, ErrorCode::BadMessage, text);
         }
+        if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_submit(records)) {
+            return self.forbid(conn, request_id, text);
+        }
         let started = Instant::now();
         let metrics = self.node.metrics();
         metrics.batch.submit.observe(records.len() as u64);
@@ -712,8 +798,24 @@ impl Ingress {
         metrics.stage.ingress.observe_duration(started.elapsed());
     }
 
+    /// Answers a request outside the connection's certificate with Forbidden; the connection
+    /// stays.
+    fn forbid(&self, conn: &mut Connection, request_id: u64, text: String) {
+        tracing::warn!(peer = %conn.io.addr(), request_id, reason = %text, "forbidden request");
+        self.node.metrics().forbidden.inc();
+        Message::Error(ErrorMessage {
+            request_id,
+            code: ErrorCode::Forbidden,
+            text,
+        })
+        .encode(conn.io.output());
+    }
+
     fn query(&self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
         self.node.metrics().queries.inc();
+        if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_query(&query)) {
+            return self.forbid(conn, request_id, text);
+        }
         if !query.needs_ledger() {
             let result = match query {
                 Query::Status => QueryResult::Ok(Answer::Status(Box::new(node_status(
@@ -757,7 +859,7 @@ impl Ingress {
     /// Moves acknowledgements from the connection's channel to its output, while the output
     /// is under its bound (the rest wait in the channel, bounded by the in-flight limit).
     fn move_acks(&mut self, conn: &mut Connection) {
-        while !conn.io.output_full() {
+        while !conn.io.output_full() && !self.over_budget(conn) {
             self.scratch.clear();
             self.scratch.extend(
                 conn.acks_rx

@@ -103,21 +103,37 @@ impl TlsRefusal {
 #[derive(Debug, Default)]
 pub struct Revocations {
     serials: RwLock<HashSet<String>>,
+    /// Revocations so far: the ports look for open connections to close when it moves.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Revocations {
     pub fn new(serials: impl IntoIterator<Item = String>) -> Revocations {
         Revocations {
             serials: RwLock::new(serials.into_iter().map(|s| s.to_lowercase()).collect()),
+            generation: Default::default(),
         }
     }
 
-    /// Adds a serial; returns whether it was new.
+    /// Adds a serial; returns whether it was new. New connections with it are refused at
+    /// once, and the ports close the open ones at their next timeout sweep (a quarter of a
+    /// second).
     pub fn revoke(&self, serial: &str) -> bool {
-        self.serials
+        let new = self
+            .serials
             .write()
             .expect("revocations lock")
-            .insert(serial.to_lowercase())
+            .insert(serial.to_lowercase());
+        if new {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        new
+    }
+
+    /// Moves at each new revocation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn is_revoked(&self, serial: &str) -> bool {

@@ -75,6 +75,12 @@ pub struct NodeMetrics {
     pub tls_refused: [Counter; TlsRefusal::ALL.len()],
     /// Connections closed after `idle_timeout` without input.
     pub idle_closed: Counter,
+    /// Requests refused as outside the connection's certificate (Forbidden).
+    pub forbidden: Counter,
+    /// Open connections closed because their certificate was revoked.
+    pub revoked_closed: Counter,
+    /// Bytes all client connections hold in their buffers.
+    pub client_buffered_bytes: Gauge,
     /// Connections in their handshake closed to make room for a new one at
     /// `connections_max`.
     pub connections_evicted: Counter,
@@ -128,6 +134,9 @@ impl NodeMetrics {
             backpressure_pauses: Counter::default(),
             tls_refused: Default::default(),
             idle_closed: Counter::default(),
+            forbidden: Counter::default(),
+            revoked_closed: Counter::default(),
+            client_buffered_bytes: Gauge::default(),
             connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
             peer_stats: Mutex::new(None),
@@ -364,6 +373,21 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "Client connections refused before any frame (TLS handshake), per reason.",
         "reason",
         &refused,
+    );
+    e.counter(
+        "tally_client_forbidden_total",
+        "Requests refused as outside the connection's certificate (role, accounts covered).",
+        m.forbidden.get(),
+    );
+    e.counter(
+        "tally_client_revoked_closed_total",
+        "Open client connections closed because their certificate was revoked.",
+        m.revoked_closed.get(),
+    );
+    e.gauge(
+        "tally_client_buffered_bytes",
+        "Bytes all client connections hold in their buffers (budget: connection_buffers_bytes_max).",
+        m.client_buffered_bytes.get(),
     );
     e.counter(
         "tally_client_connections_idle_closed_total",
