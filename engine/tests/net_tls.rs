@@ -660,3 +660,64 @@ fn clients_that_never_read_stay_within_the_buffer_budget() {
     drop(client);
     service.shutdown();
 }
+
+#[test]
+fn bad_signatures_close_the_sender_for_its_back_off_and_identities_have_a_connection_quota() {
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |server| {
+        server.bad_signatures_max = 50;
+        server.bad_signature_backoff = Duration::from_secs(60);
+        server.identity_connections_max = 2;
+    });
+    let addr = service.client_addr();
+    let attacker = network.participant("bank-a", Validity::days_from_now(1));
+    let honest = holder_of(&network, &fixture, "bank-b", Access::Bank, &[BANK_B]);
+    // Two connections per identity; a third is refused.
+    let first = Client::connect_with(addr, &options(&attacker)).unwrap();
+    let second = Client::connect_with(addr, &options(&attacker)).unwrap();
+    match Client::connect_with(addr, &options(&attacker)) {
+        Err(ClientError::Refused { text, .. }) => {
+            assert!(text.contains("identity_connections_max = 2"), "{text}")
+        }
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    drop(second);
+    // Records whose signatures fail: past 50, the connection is closed.
+    let mut bad = transfers(&fixture, 1_000, 200);
+    for record in &mut bad {
+        record.signature[0] ^= 0x40;
+    }
+    let (reply, acks) = crossbeam::channel::unbounded();
+    let _ = first.submit(&bad[..100], &reply);
+    let deadline = Instant::now() + WAIT;
+    while first.connection_error().is_none() {
+        assert!(Instant::now() < deadline, "the connection was not closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reason = first.connection_error().unwrap();
+    assert!(reason.contains("bad signatures"), "{reason}");
+    assert!(acks
+        .try_iter()
+        .all(|ack: tally_engine::mempool::Ack| ack.code == ResultCode::BadSignature));
+    // Its certificate is refused for the back-off, the honest identity goes on.
+    std::thread::sleep(Duration::from_millis(300));
+    match Client::connect_with(addr, &options(&attacker)) {
+        Err(ClientError::Refused { text, .. }) => {
+            assert!(text.contains("is refused for"), "{text}")
+        }
+        other => panic!("the attacker came back at once: {:?}", other.map(|_| ())),
+    }
+    let client = Client::connect_with(addr, &options(&honest)).unwrap();
+    let records: Vec<TxRecord> = (0..50u128)
+        .map(|i| fixture.tx(5_000 + i, TxKind::Transfer, BANK_B, BANK_A, 1))
+        .collect();
+    let (acks, error) = submit_and_wait(&client, &records, WAIT).unwrap();
+    assert!(error.is_none() && acks.iter().all(|a| a.code == ResultCode::Ok));
+    drop((first, client));
+    service.shutdown();
+}

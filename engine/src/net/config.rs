@@ -92,6 +92,9 @@ pub struct Limits {
     pub drain_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
     pub connection_buffers_bytes_max: Option<usize>,
+    pub identity_connections_max: Option<usize>,
+    pub bad_signatures_max: Option<u64>,
+    pub bad_signature_backoff_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
 }
 
@@ -228,6 +231,17 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         limits.connection_output_bytes_max,
         &mut server.connection_output_bytes_max,
     )?;
+    positive(
+        "limits.identity_connections_max",
+        limits.identity_connections_max,
+        &mut server.identity_connections_max,
+    )?;
+    if let Some(max) = limits.bad_signatures_max {
+        server.bad_signatures_max = max;
+    }
+    if let Some(ms) = limits.bad_signature_backoff_ms {
+        server.bad_signature_backoff = Duration::from_millis(ms);
+    }
     positive(
         "limits.connection_buffers_bytes_max",
         limits.connection_buffers_bytes_max,

@@ -75,6 +75,13 @@ pub struct ServerConfig {
     /// neither read nor given more output until the total falls, so clients that do not read
     /// cannot take more than the budget plus that share each.
     pub connection_buffers_bytes_max: usize,
+    /// Most connections open at once with one certificate; one more is refused (Busy).
+    pub identity_connections_max: usize,
+    /// A connection whose records failed their signature check this many times within
+    /// [`BAD_SIGNATURE_WINDOW`] is closed, and its certificate is refused for
+    /// `bad_signature_backoff`.
+    pub bad_signatures_max: u64,
+    pub bad_signature_backoff: Duration,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +98,9 @@ impl Default for ServerConfig {
             tls: None,
             directory: None,
             connection_buffers_bytes_max: 256 * 1024 * 1024,
+            identity_connections_max: 64,
+            bad_signatures_max: 1_000,
+            bad_signature_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -112,6 +122,12 @@ impl ServerConfig {
                 "connection_inflight_tx_max ({}) must be at least submit_batch_tx_max ({})",
                 self.connection_inflight_tx_max, self.submit_batch_tx_max
             ));
+        }
+        if self.identity_connections_max == 0 {
+            return Err("identity_connections_max must be at least 1".into());
+        }
+        if self.bad_signatures_max == 0 {
+            return Err("bad_signatures_max must be at least 1".into());
         }
         if self.handshake_timeout.is_zero() {
             return Err("handshake_timeout must be above zero".into());
@@ -153,6 +169,10 @@ pub enum ServerError {
 const EVENTS_PER_TURN: usize = 1_024;
 /// How long a connection closed for an error may take to receive its Error frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// The window over which a connection's bad signatures are counted against
+/// `bad_signatures_max`.
+pub const BAD_SIGNATURE_WINDOW: Duration = Duration::from_secs(10);
+
 /// What a connection may always hold, past the budget of all connections' buffers
 /// (`connection_buffers_bytes_max`): the one that holds less is still read and written.
 pub const CONNECTION_SHARE_BYTES: usize = 64 * 1024;
@@ -201,6 +221,7 @@ impl Server {
             scratch: Vec::new(),
             buffered: 0,
             revocation_generation: 0,
+            backoff: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("tally-ingress".into())
@@ -255,6 +276,10 @@ struct Connection {
     opened: Instant,
     /// When bytes last arrived.
     last_input: Instant,
+    /// Records of this connection that failed their signature check in the current window,
+    /// and when the window began.
+    bad_signatures: u64,
+    bad_window: Instant,
     /// Set when the connection is being closed: stop reading, flush, then drop.
     closing: Option<Instant>,
     paused: bool,
@@ -282,6 +307,8 @@ struct Ingress {
     buffered: usize,
     /// The revocations' generation last acted on.
     revocation_generation: u64,
+    /// Certificates (serials) refused until then after too many bad signatures.
+    backoff: HashMap<String, Instant>,
 }
 
 enum Closed {
@@ -392,6 +419,63 @@ impl Ingress {
         }
     }
 
+    /// Why a newly authenticated connection is not admitted: its certificate is in its
+    /// back-off after bad signatures, or has `identity_connections_max` connections open.
+    fn admit(&mut self, scope: &Scope) -> Option<String> {
+        if let Some(until) = self.backoff.get(&scope.serial) {
+            if Instant::now() < *until {
+                return Some(format!(
+                    "{} is refused for {:?} more after {} bad signatures",
+                    scope.name,
+                    until.saturating_duration_since(Instant::now()),
+                    self.config.bad_signatures_max
+                ));
+            }
+            self.backoff.remove(&scope.serial);
+        }
+        let open = self
+            .connections
+            .values()
+            .filter(|c| {
+                c.closing.is_none() && c.scope.as_ref().is_some_and(|s| s.serial == scope.serial)
+            })
+            .count();
+        (open >= self.config.identity_connections_max).then(|| {
+            format!(
+                "{} has {open} connections open (identity_connections_max = {}); retry later",
+                scope.name, self.config.identity_connections_max
+            )
+        })
+    }
+
+    /// Counts a connection's records refused for bad signatures; past `bad_signatures_max`
+    /// in the window, closes it and refuses its certificate for `bad_signature_backoff`.
+    fn count_bad_signatures(&mut self, conn: &mut Connection, bad: u64) {
+        if conn.bad_window.elapsed() >= BAD_SIGNATURE_WINDOW {
+            conn.bad_window = Instant::now();
+            conn.bad_signatures = 0;
+        }
+        conn.bad_signatures += bad;
+        if conn.bad_signatures < self.config.bad_signatures_max {
+            return;
+        }
+        let backoff = self.config.bad_signature_backoff;
+        let name = match &conn.scope {
+            Some(scope) => {
+                self.backoff
+                    .insert(scope.serial.clone(), Instant::now() + backoff);
+                scope.name.clone()
+            }
+            None => conn.io.addr().to_string(),
+        };
+        self.node.metrics().bad_signature_closed.inc();
+        let text = format!(
+            "{} bad signatures within {BAD_SIGNATURE_WINDOW:?}: {name} is refused for {backoff:?}",
+            conn.bad_signatures
+        );
+        self.reject(conn, ErrorCode::Forbidden, text);
+    }
+
     /// Closes the open connections whose certificate was revoked since the last look.
     fn close_revoked(&mut self) {
         let Some(tls) = self.config.tls.clone() else {
@@ -489,6 +573,8 @@ impl Ingress {
                 scope: None,
                 opened: Instant::now(),
                 last_input: Instant::now(),
+                bad_signatures: 0,
+                bad_window: Instant::now(),
                 closing: None,
                 paused: false,
             };
@@ -637,7 +723,13 @@ impl Ingress {
                             tracing::info!(peer = %conn.io.addr(), name = %holder.name, role = %holder.access, serial = %holder.serial, "client authenticated");
                             let empty = Directory::default();
                             let directory = self.config.directory.as_deref().unwrap_or(&empty);
-                            conn.scope = Some(Scope::new(&holder, directory));
+                            let scope = Scope::new(&holder, directory);
+                            if let Some(text) = self.admit(&scope) {
+                                conn.scope = Some(scope);
+                                self.reject(conn, ErrorCode::Busy, text);
+                                continue;
+                            }
+                            conn.scope = Some(scope);
                         }
                         // The verifier read it already: not expected.
                         Err(error) => {
@@ -872,6 +964,14 @@ impl Ingress {
             conn.inflight = conn.inflight.saturating_sub(self.scratch.len());
             if conn.closing.is_none() {
                 encode_results(&self.scratch, conn.io.output());
+                let bad = self
+                    .scratch
+                    .iter()
+                    .filter(|ack| ack.code == crate::result::ResultCode::BadSignature)
+                    .count() as u64;
+                if bad > 0 {
+                    self.count_bad_signatures(conn, bad);
+                }
             }
         }
     }

@@ -79,6 +79,8 @@ pub struct NodeMetrics {
     pub forbidden: Counter,
     /// Open connections closed because their certificate was revoked.
     pub revoked_closed: Counter,
+    /// Connections closed for too many bad signatures (their certificate then backs off).
+    pub bad_signature_closed: Counter,
     /// Bytes all client connections hold in their buffers.
     pub client_buffered_bytes: Gauge,
     /// Connections in their handshake closed to make room for a new one at
@@ -136,6 +138,7 @@ impl NodeMetrics {
             idle_closed: Counter::default(),
             forbidden: Counter::default(),
             revoked_closed: Counter::default(),
+            bad_signature_closed: Counter::default(),
             client_buffered_bytes: Gauge::default(),
             connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
@@ -383,6 +386,11 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_client_revoked_closed_total",
         "Open client connections closed because their certificate was revoked.",
         m.revoked_closed.get(),
+    );
+    e.counter(
+        "tally_client_bad_signature_closed_total",
+        "Client connections closed for too many bad signatures.",
+        m.bad_signature_closed.get(),
     );
     e.gauge(
         "tally_client_buffered_bytes",
