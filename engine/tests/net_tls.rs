@@ -538,6 +538,27 @@ fn roles_and_read_privacy_are_enforced_by_the_node() {
     assert_eq!(counted, 14, "every refusal counted once");
     drop((bank_a, tax, auditor, central, monitoring));
     service.shutdown();
+    // The audit trail attributes each submission and refusal to its certificate.
+    let entries = tally_engine::net::audit::verify(&dir.path().join("audit.log")).unwrap();
+    let of = |identity: &str, event: &str| {
+        entries
+            .iter()
+            .filter(|e| e.identity == identity && e.event == event)
+            .count()
+    };
+    assert_eq!(of("bank-a", "authenticated"), 1);
+    assert_eq!(of("bank-a", "submit"), 1);
+    assert_eq!(of("bank-a", "forbidden"), 2 + 7);
+    assert_eq!(of("cb", "submit"), 1);
+    assert_eq!(of("auditor", "forbidden"), 1);
+    let pledge = entries
+        .iter()
+        .find(|e| e.identity == "cb" && e.event == "submit")
+        .unwrap();
+    assert_eq!(
+        (pledge.role.as_str(), pledge.records, pledge.accepted),
+        ("central_bank", 1, 1)
+    );
 }
 
 #[test]

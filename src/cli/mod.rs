@@ -72,6 +72,9 @@ enum InspectCommand {
     /// List segments and entries of an append log, verify its whole chain, report the first
     /// problem precisely. Read-only.
     Log(inspect::InspectLogArgs),
+    /// Verify a node's audit trail (DATA_DIR/audit.log: every submission, refusal and
+    /// connection by identity, hash-chained) and print it, one JSON line per event.
+    Audit(inspect::InspectAuditArgs),
 }
 
 /// How a client command connects: `--identity PATH` or `--insecure-plaintext`.
@@ -126,6 +129,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Loadgen(args) => loadgen::run(&args),
         Command::Inspect(InspectCommand::Log(args)) => {
             inspect::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Inspect(InspectCommand::Audit(args)) => {
+            inspect::run_audit(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Prove(args) => prove::run(&args),
         Command::Query(args) => query::run(&args),

@@ -8,6 +8,7 @@
 //! client connections.
 
 pub mod access;
+pub mod audit;
 pub mod config;
 mod conn;
 mod event_loop;

@@ -23,6 +23,7 @@
 //! clients out; only when every open connection has authenticated is the new one refused.
 
 use super::access::{Directory, Scope};
+use super::audit::{AuditEntry, AuditError, AuditLog};
 use super::conn::{FramedConn, ReadOutcome};
 use super::event_loop::{self, EventLoop};
 use super::frame::{self, FRAME_BYTES_MAX};
@@ -37,6 +38,7 @@ use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Token, Waker};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -82,6 +84,9 @@ pub struct ServerConfig {
     /// `bad_signature_backoff`.
     pub bad_signatures_max: u64,
     pub bad_signature_backoff: Duration,
+    /// The audit trail's file (`net::audit`); `NodeService::start` sets `audit.log` in the
+    /// data directory. `None`: no audit trail.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +106,7 @@ impl Default for ServerConfig {
             identity_connections_max: 64,
             bad_signatures_max: 1_000,
             bad_signature_backoff: Duration::from_secs(30),
+            audit_log: None,
         }
     }
 }
@@ -163,6 +169,8 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot set up the poll loop: {0}")]
     Poll(io::Error),
+    #[error("cannot open the audit trail: {0}")]
+    Audit(#[from] AuditError),
 }
 
 /// Readiness events taken per poll-loop turn.
@@ -197,6 +205,10 @@ impl Server {
                 source,
             })?;
         let addr = listener.local_addr().map_err(ServerError::Poll)?;
+        let audit = match &config.audit_log {
+            Some(path) => Some(RefCell::new(AuditLog::open(path)?)),
+            None => None,
+        };
         let (event_loop, waker) =
             EventLoop::new(&mut listener, EVENTS_PER_TURN).map_err(ServerError::Poll)?;
         let waker = Arc::new(waker);
@@ -222,6 +234,7 @@ impl Server {
             buffered: 0,
             revocation_generation: 0,
             backoff: HashMap::new(),
+            audit,
         };
         let thread = std::thread::Builder::new()
             .name("tally-ingress".into())
@@ -309,6 +322,8 @@ struct Ingress {
     revocation_generation: u64,
     /// Certificates (serials) refused until then after too many bad signatures.
     backoff: HashMap<String, Instant>,
+    /// The audit trail (the thread's alone).
+    audit: Option<RefCell<AuditLog>>,
 }
 
 enum Closed {
@@ -345,6 +360,9 @@ impl Ingress {
                 }
             }
             self.forward_query_replies();
+            if let Some(audit) = &self.audit {
+                audit.borrow_mut().flush();
+            }
             if finishing_since.is_none() && last_sweep.elapsed() >= TIMEOUT_SWEEP {
                 last_sweep = Instant::now();
                 self.expire();
@@ -419,6 +437,42 @@ impl Ingress {
         }
     }
 
+    /// Appends an event of `conn` to the audit trail.
+    fn audit(
+        &self,
+        conn: &Connection,
+        event: &str,
+        request_id: u64,
+        counts: [u64; 3],
+        detail: &str,
+    ) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let (identity, serial, role) = match &conn.scope {
+            Some(scope) => (
+                scope.name.clone(),
+                scope.serial.clone(),
+                scope.access.name().to_string(),
+            ),
+            None => Default::default(),
+        };
+        audit.borrow_mut().record(AuditEntry {
+            seq: 0,
+            time_ms: 0,
+            event: event.into(),
+            identity,
+            serial,
+            role,
+            peer: conn.io.addr().to_string(),
+            request_id,
+            records: counts[0],
+            accepted: counts[1],
+            refused: counts[2],
+            detail: detail.into(),
+        });
+    }
+
     /// Why a newly authenticated connection is not admitted: its certificate is in its
     /// back-off after bad signatures, or has `identity_connections_max` connections open.
     fn admit(&mut self, scope: &Scope) -> Option<String> {
@@ -473,6 +527,7 @@ impl Ingress {
             "{} bad signatures within {BAD_SIGNATURE_WINDOW:?}: {name} is refused for {backoff:?}",
             conn.bad_signatures
         );
+        self.audit(conn, "closed_bad_signatures", 0, [0; 3], &text);
         self.reject(conn, ErrorCode::Forbidden, text);
     }
 
@@ -502,6 +557,7 @@ impl Ingress {
             };
             let scope = conn.scope.as_ref().expect("filtered");
             tracing::warn!(peer = %conn.io.addr(), name = %scope.name, serial = %scope.serial, "closing the connection of a revoked certificate");
+            self.audit(&conn, "closed_revoked", 0, [0; 3], "");
             self.node.metrics().revoked_closed.inc();
             self.buffered = self.buffered.saturating_sub(conn.io.buffered());
             self.event_loop.deregister(&mut conn.io);
@@ -709,6 +765,7 @@ impl Ingress {
                     if let Some(tls_error) = conn.io.tls_error() {
                         let reason = TlsRefusal::of(tls_error);
                         self.node.metrics().tls_refused[reason.index()].inc();
+                        self.audit(conn, "tls_refused", 0, [0; 3], reason.name());
                         tracing::warn!(peer = %conn.io.addr(), reason = reason.name(), detail = %tls_error, "refusing a client connection");
                     } else {
                         tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
@@ -724,12 +781,14 @@ impl Ingress {
                             let empty = Directory::default();
                             let directory = self.config.directory.as_deref().unwrap_or(&empty);
                             let scope = Scope::new(&holder, directory);
-                            if let Some(text) = self.admit(&scope) {
-                                conn.scope = Some(scope);
+                            let refusal = self.admit(&scope);
+                            conn.scope = Some(scope);
+                            if let Some(text) = refusal {
+                                self.audit(conn, "not_admitted", 0, [0; 3], &text);
                                 self.reject(conn, ErrorCode::Busy, text);
                                 continue;
                             }
-                            conn.scope = Some(scope);
+                            self.audit(conn, "authenticated", 0, [0; 3], "");
                         }
                         // The verifier read it already: not expected.
                         Err(error) => {
@@ -879,6 +938,18 @@ impl Ingress {
             metrics.busy_tx.add(refused as u64);
         }
         let refusal = if refused == 0 { Refusal::None } else { refusal };
+        let detail = match &refusal {
+            Refusal::None => "",
+            Refusal::Busy => "busy",
+            Refusal::Stopped(_) => "stopped",
+        };
+        self.audit(
+            conn,
+            "submit",
+            request_id,
+            [records.len() as u64, accepted as u64, refused as u64],
+            detail,
+        );
         conn.inflight += accepted;
         Message::SubmitReceipt(SubmitReceipt {
             request_id,
@@ -894,6 +965,7 @@ impl Ingress {
     /// stays.
     fn forbid(&self, conn: &mut Connection, request_id: u64, text: String) {
         tracing::warn!(peer = %conn.io.addr(), request_id, reason = %text, "forbidden request");
+        self.audit(conn, "forbidden", request_id, [0; 3], &text);
         self.node.metrics().forbidden.inc();
         Message::Error(ErrorMessage {
             request_id,

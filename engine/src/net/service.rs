@@ -46,6 +46,9 @@ impl NodeService {
         config: ServiceConfig,
     ) -> Result<NodeService, ServiceError> {
         let mut config = config;
+        if config.server.audit_log.is_none() {
+            config.server.audit_log = Some(node_config.data_dir.join("audit.log"));
+        }
         if config.server.directory.is_none() {
             config.server.directory = Some(Arc::new(crate::net::access::Directory::from_genesis(
                 genesis,
