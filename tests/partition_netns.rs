@@ -1,4 +1,4 @@
-//! Four validator processes, each in its own network namespace on a bridge (a cut link
+//! Four validator processes over TLS, each in its own network namespace on a bridge (a cut link
 //! gives no reset, as on a real network), under open-loop load from `tally loadgen` spread
 //! over all four: one validator is cut off for 10 s, later the network splits 2|2 for
 //! 12 s. The acknowledged rate stays near the offered rate while one validator is cut off
@@ -16,7 +16,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,10 +85,21 @@ impl Network {
             namespaces: Vec::new(),
             created: Vec::new(),
         };
+        // Both bridges carry the host's address in turn (bridge B during a split), so they
+        // share one MAC address: a validator that moves back after the split finds the host
+        // where its neighbour table says, as it would on a real network where the host's
+        // interface does not change.
+        let mac = format!(
+            "02:54:{:02x}:{:02x}:{:02x}:01",
+            tag >> 16,
+            (tag >> 8) & 0xff,
+            tag & 0xff
+        );
         for which in ['a', 'b'] {
             let bridge = network.bridge(which);
             ip(&["link", "add", &bridge, "type", "bridge"])?;
             network.created.push(bridge.clone());
+            ip(&["link", "set", &bridge, "address", &mac])?;
             ip(&["link", "set", &bridge, "up"])?;
         }
         ip(&[
@@ -167,14 +178,28 @@ impl Drop for Network {
     }
 }
 
-/// Validator processes, killed on drop (a failing test leaves none behind).
-struct Nodes(Vec<Child>);
+/// Validator processes, killed on drop (a failing test leaves none behind), and the files
+/// their output goes to: when the test fails, the warnings and errors of each are printed.
+struct Nodes(Vec<Child>, Vec<PathBuf>);
 
 impl Drop for Nodes {
     fn drop(&mut self) {
         for child in &mut self.0 {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for log in &self.1 {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let notable: Vec<&str> = text
+                    .lines()
+                    .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+                    .collect();
+                eprintln!("--- {} (last warnings and errors)", log.display());
+                for line in &notable[notable.len().saturating_sub(20)..] {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 }
@@ -195,6 +220,16 @@ fn place(config: &str, network: &Network) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A client of the cluster over TLS, with the load generator's identity.
+fn connect(identity: &Path, addr: &str) -> Client {
+    let identity = tally_pki::Identity::load(identity).unwrap();
+    let options = tally_engine::net::ClientOptions {
+        tls: Some(identity.client_config().unwrap()),
+        ..tally_engine::net::ClientOptions::default()
+    };
+    Client::connect_with(addr, &options).unwrap()
 }
 
 /// One validator's log: block hashes by height, and the height of each transaction.
@@ -248,6 +283,8 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         Err(error) => return skip(format!("cannot build the namespaces and bridges: {error}")),
     };
     let dir = tempfile::tempdir().unwrap();
+    eprintln!("DIR {}", dir.path().display());
+    let dir = Box::leak(Box::new(dir));
     let cluster = dir.path().join("cluster");
     let output = common::run(&[
         "cluster",
@@ -262,9 +299,15 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         "2",
         "--seed",
         "5",
+        "--hosts",
+        &(0..VALIDATORS)
+            .map(|i| network.address(i))
+            .collect::<Vec<_>>()
+            .join(","),
     ]);
     assert!(output.status.success(), "{}", common::text(&output));
-    let mut nodes = Nodes(Vec::new());
+    let identity = cluster.join("participants/loadgen.identity");
+    let mut nodes = Nodes(Vec::new(), Vec::new());
     let mut outputs = Vec::new();
     for index in 0..VALIDATORS {
         let config = cluster.join(format!("node-{index}.toml"));
@@ -291,19 +334,19 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
                 break;
             }
         }
+        let log = cluster.join(format!("node-{index}.stdout"));
+        let mut file = std::fs::File::create(&log).unwrap();
         outputs.push(std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
+            let _ = std::io::copy(&mut stdout, &mut file);
         }));
         nodes.0.push(child);
+        nodes.1.push(log);
+        nodes.1.push(cluster.join(format!("node-{index}.stderr")));
     }
     let addresses: Vec<String> = (0..VALIDATORS)
         .map(|i| format!("{}:{}", network.address(i), BASE_PORT + i as u16))
         .collect();
-    let clients: Vec<Client> = addresses
-        .iter()
-        .map(|a| Client::connect(a.as_str()).unwrap())
-        .collect();
+    let clients: Vec<Client> = addresses.iter().map(|a| connect(&identity, a)).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while clients
         .iter()
@@ -322,6 +365,8 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
             "loadgen",
             "--node",
             &addresses.join(","),
+            "--identity",
+            identity.to_str().unwrap(),
             "--genesis",
             cluster.join("genesis.toml").to_str().unwrap(),
             "--workload",
@@ -438,10 +483,7 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         "{} acknowledged with a height",
         acked.len()
     );
-    let clients: Vec<Client> = addresses
-        .iter()
-        .map(|a| Client::connect(a.as_str()).unwrap())
-        .collect();
+    let clients: Vec<Client> = addresses.iter().map(|a| connect(&identity, a)).collect();
     let top = clients
         .iter()
         .map(|c| c.status().unwrap().height)

@@ -2,7 +2,8 @@
 //!
 //! Makes a data directory and a genesis (a central bank, banks, a tax authority, merchants
 //! and consumers, and the validators), starts the validators in-process, each a whole node
-//! with its own log, linked over TCP on loopback (engine::validator::cluster), drives signed
+//! with its own log, linked over TLS on loopback with certificates of a CA made for the run
+//! (engine::validator::cluster), drives signed
 //! transactions at them in turn, and checks afterwards that money is conserved, that every
 //! validator finalized the same blocks (same state root at each common height) and that
 //! each one's state matches a replay of its log.
@@ -168,6 +169,8 @@ pub enum DemoError {
     TempDir(std::io::Error),
     #[error("cannot bind the validators' loopback ports: {0}")]
     Bind(std::io::Error),
+    #[error("cannot make the validators' certificates: {0}")]
+    Tls(String),
     #[error("reading validator {index}'s log for the comparison: {reason}")]
     Compare { index: usize, reason: String },
 }
@@ -202,7 +205,11 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         );
         validator.empty_block_interval = Duration::from_millis(200);
         template.validator = Some(validator);
-        cluster::loopback_configs(&template, &data_dir, &keys).map_err(DemoError::Bind)?
+        let mut configs =
+            cluster::loopback_configs(&template, &data_dir, &keys).map_err(DemoError::Bind)?;
+        cluster::loopback_tls(&mut configs, population.genesis.network_id)
+            .map_err(DemoError::Tls)?;
+        configs
     };
     let nodes = cluster::start(&population.genesis, &configs)?;
     let money_in_circulation_before = nodes[0].replayed_money_in_circulation();

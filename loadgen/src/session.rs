@@ -37,6 +37,8 @@ pub enum TargetChoice {
     Remote {
         addresses: Vec<String>,
         connections: usize,
+        /// How each connection is made (its TLS identity among it).
+        client: tally_protocol::client::ClientOptions,
     },
 }
 
@@ -107,6 +109,7 @@ impl Default for LoadgenOptions {
             target: TargetChoice::Remote {
                 addresses: vec!["127.0.0.1:7400".to_string()],
                 connections: 1,
+                client: tally_protocol::client::ClientOptions::default(),
             },
             out_dir: None,
             record: None,
@@ -451,8 +454,10 @@ pub(crate) fn with_target<R>(
         TargetChoice::Remote {
             addresses,
             connections,
+            client,
         } => {
-            let target = RemoteTarget::connect_with(addresses, *connections, options.liveness)?;
+            let target =
+                RemoteTarget::connect_with(addresses, *connections, options.liveness, client)?;
             let ours = population.genesis.hash();
             for (address, welcome) in target.welcomes() {
                 if welcome.genesis_hash != ours

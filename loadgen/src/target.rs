@@ -203,9 +203,14 @@ struct Remote {
 }
 
 impl RemoteTarget {
-    /// Opens `connections` connections to each node of `addresses` (at least one).
-    pub fn connect(addresses: &[String], connections: usize) -> Result<RemoteTarget, ClientError> {
-        RemoteTarget::connect_with(addresses, connections, Liveness::default())
+    /// Opens `connections` connections to each node of `addresses` (at least one), with the
+    /// client options `client` (TLS identity, network) and the default liveness bounds.
+    pub fn connect(
+        addresses: &[String],
+        connections: usize,
+        client: &ClientOptions,
+    ) -> Result<RemoteTarget, ClientError> {
+        RemoteTarget::connect_with(addresses, connections, Liveness::default(), client)
     }
 
     /// [`RemoteTarget::connect`] with the given liveness bounds.
@@ -213,6 +218,7 @@ impl RemoteTarget {
         addresses: &[String],
         connections: usize,
         liveness: Liveness,
+        client: &ClientOptions,
     ) -> Result<RemoteTarget, ClientError> {
         assert!(
             !addresses.is_empty(),
@@ -221,7 +227,7 @@ impl RemoteTarget {
         let connections = connections.max(1);
         let options = ClientOptions {
             request_timeout: liveness.silence_max + liveness.probe_timeout,
-            ..ClientOptions::default()
+            ..client.clone()
         };
         let mut clients = Vec::with_capacity(connections * addresses.len());
         let mut welcomes = Vec::with_capacity(addresses.len());

@@ -72,6 +72,13 @@ pub struct LoadgenArgs {
     /// in turn. Without it a node is started in this process.
     #[arg(long, alias = "target", value_delimiter = ',', num_args = 1)]
     node: Vec<String>,
+    /// The identity to connect with (e.g. DIR/participants/central-bank.identity of `tally
+    /// cluster init`).
+    #[arg(long, requires = "node")]
+    identity: Option<std::path::PathBuf>,
+    /// Connect over plain TCP, without TLS (to a node run with --insecure-plaintext).
+    #[arg(long, requires = "node", conflicts_with = "identity")]
+    insecure_plaintext: bool,
     /// Connections to each node (load is spread over them in turn; TigerBeetle: --clients).
     #[arg(long, alias = "clients", default_value_t = 4, requires = "node")]
     connections: usize,
@@ -229,6 +236,10 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
             TargetChoice::Remote {
                 addresses: args.node.iter().map(|a| a.trim().to_string()).collect(),
                 connections: args.connections,
+                client: tally_engine::net::ClientOptions {
+                    tls: super::client_tls(args.identity.as_deref(), args.insecure_plaintext)?,
+                    ..tally_engine::net::ClientOptions::default()
+                },
             }
         },
         out_dir: args.out.clone(),
