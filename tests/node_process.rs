@@ -25,7 +25,12 @@ struct Running {
 
 fn start(config: &Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["node", "--config", config.to_str().unwrap()])
+        .args([
+            "node",
+            "--insecure-plaintext",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -121,7 +126,13 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
         .all(|a| a.code == ResultCode::Ok && a.height.is_some()));
 
     let status = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["status", "--node", &node.clients, "--json"])
+        .args([
+            "status",
+            "--node",
+            &node.clients,
+            "--insecure-plaintext",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -135,7 +146,7 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
     let height = json["height"].as_u64().unwrap();
     assert!(height >= 1);
     let table = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["status", "--node", &node.clients])
+        .args(["status", "--node", &node.clients, "--insecure-plaintext"])
         .output()
         .unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
@@ -201,14 +212,31 @@ fn a_wrong_config_field_is_named_and_nothing_starts() {
             "data_dir = \"d\"\ngenesis = \"missing.toml\"\nlisten = \"127.0.0.1:0\"\n",
             "missing.toml",
         ),
+        (
+            "data_dir = \"d\"\ngenesis = \"g\"\nlisten = \"127.0.0.1:0\"\nidentity = \"none.identity\"\n",
+            "field `identity`: cannot read identity file",
+        ),
     ] {
         std::fs::write(&config, text).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["node", "--config", config.to_str().unwrap()])
+            .args(["node", "--insecure-plaintext", "--config", config.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
+    // Without an identity the node does not start unless told to run without TLS.
+    std::fs::write(
+        &config,
+        "data_dir = \"d\"\ngenesis = \"g.toml\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["node", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("names no `identity`"), "{stderr}");
 }

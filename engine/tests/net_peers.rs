@@ -54,6 +54,7 @@ fn config(peers: Vec<PeerSpec>) -> PeerConfig {
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(400),
         out_bytes_max: FRAME_BYTES_MAX,
+        tls: None,
     }
 }
 
@@ -947,4 +948,135 @@ fn ordinary_frames_overtake_queued_bulk_frames() {
         .map(|(_, head)| u32::from_le_bytes(head[..4].try_into().unwrap()))
         .collect();
     assert_eq!(bulk, (0..bulk_frames).collect::<Vec<_>>());
+}
+
+/// A validator's TLS from a certificate of `ca` binding `key`.
+fn validator_tls(
+    ca: &tally_pki::Ca,
+    key: [u8; 32],
+    validity: tally_pki::Validity,
+) -> std::sync::Arc<tally_engine::net::tls::NodeTls> {
+    let identity = ca
+        .issue(&tally_pki::Request {
+            name: format!("validator-{}", &hex::encode(key)[..8]),
+            access: tally_pki::Access::Validator,
+            signers: vec![key],
+            hosts: vec!["127.0.0.1".into()],
+            validity,
+        })
+        .unwrap();
+    std::sync::Arc::new(
+        tally_engine::net::tls::NodeTls::new(&identity, Default::default()).unwrap(),
+    )
+}
+
+fn start_tls(
+    listener: TcpListener,
+    key: &SigningKey,
+    peers: Vec<PeerSpec>,
+    tls: std::sync::Arc<tally_engine::net::tls::NodeTls>,
+) -> Node {
+    let (tx, events) = bounded(EVENTS_MAX);
+    let mut config = config(peers);
+    config.tls = Some(tls);
+    let links = PeerLinks::start_with_listener(listener, config, *key, tx).expect("links start");
+    Node {
+        key: pk(key),
+        links,
+        events,
+    }
+}
+
+#[test]
+fn links_run_over_tls_and_a_certificate_of_another_key_or_expired_is_refused() {
+    let ca = tally_pki::Ca::create(NETWORK, tally_pki::Validity::days_from_now(1)).unwrap();
+    let keys = keys(3, 0x71);
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let valid = tally_pki::Validity::days_from_now(1);
+    let now = std::time::SystemTime::now();
+    let expired = tally_pki::Validity {
+        not_before: now - Duration::from_secs(3 * 86_400),
+        not_after: now - Duration::from_secs(86_400),
+    };
+    // 0 and 1: good certificates; 2: a certificate binding 1's key; later an expired one.
+    let certificates = [
+        validator_tls(&ca, pk(&keys[0]), valid),
+        validator_tls(&ca, pk(&keys[1]), valid),
+        validator_tls(&ca, pk(&keys[1]), valid),
+    ];
+    let mut nodes: Vec<Node> = listeners
+        .into_iter()
+        .zip(certificates)
+        .enumerate()
+        .map(|(i, (listener, tls))| {
+            start_tls(listener, &keys[i], peers_of(&keys, &addrs, i, &[]), tls)
+        })
+        .collect();
+    // 0 and 1 link over TLS and carry frames.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !nodes[0].links.connected().contains(&nodes[1].key) {
+        assert!(std::time::Instant::now() < deadline, "0 and 1 never linked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nodes[0]
+        .links
+        .send(&nodes[1].key, 0x50, b"over tls")
+        .unwrap();
+    loop {
+        match nodes[1].events.recv_timeout(WAIT).expect("an event") {
+            PeerEvent::Frame {
+                peer,
+                kind,
+                payload,
+            } => {
+                assert_eq!(
+                    (peer, kind, payload.as_slice()),
+                    (nodes[0].key, 0x50, &b"over tls"[..])
+                );
+                break;
+            }
+            PeerEvent::Connected { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // 2's certificate binds another key: refused by 0 and 1, never linked.
+    while nodes[0].links.stats().refused(Refusal::CertificateMismatch)
+        + nodes[1].links.stats().refused(Refusal::CertificateMismatch)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mismatch was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!nodes[0].links.connected().contains(&nodes[2].key));
+    let stray = nodes.pop().unwrap();
+    stray.links.shutdown();
+    // An expired certificate with the right key: refused in TLS.
+    let listener = TcpListener::bind(addrs[2]).unwrap();
+    let late = start_tls(
+        listener,
+        &keys[2],
+        peers_of(&keys, &addrs, 2, &[]),
+        validator_tls(&ca, pk(&keys[2]), expired),
+    );
+    while nodes[0].links.stats().refused(Refusal::Tls)
+        + nodes[1].links.stats().refused(Refusal::Tls)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired certificate was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!nodes[1].links.connected().contains(&late.key));
+    late.links.shutdown();
+    for node in nodes {
+        node.links.shutdown();
+    }
 }

@@ -543,6 +543,7 @@ fn a_faulty_validator_is_refused_its_equivocation_kept_and_the_others_go_on() {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(200),
             out_bytes_max: 8 * 1024 * 1024,
+            tls: None,
         },
         faulty.signing_key,
         events_tx,

@@ -6,14 +6,24 @@
 //! - `genesis.toml`: the genesis of the load generator's population for a workload, seed and
 //!   bank count (see [`crate::session::population_for`]), with the N validators in it, so
 //!   that `tally loadgen --node ... --genesis DIR/genesis.toml` signs for it;
+//! - `ca/ca.pem`, `ca/ca.key`: the network's CA (`tally pki`, mode 0600 for the key);
+//! - `validator-i.identity`: validator i's certificate (its validator key, host 127.0.0.1
+//!   and localhost) with its TLS key and the CA's certificate;
+//! - `participants/`: one identity per participant of the population's roles, each usable
+//!   with `--identity PATH`: `central-bank`, `tax-authority`, `auditor`, `monitoring` and
+//!   `bank-ID` for every bank (its own key; its customers by the genesis), as
+//!   `NAME.identity`, and `loadgen` (the central bank's key, the tax authority's and every
+//!   bank's: what the load generator submits with);
 //! - `node-i.toml`: validator i's `tally node` configuration: data directory `data-i`,
 //!   clients on `base_port + i`, `/metrics` on `base_port + 100 + i`, validator links on
-//!   `base_port + 200 + i`, every other validator as a peer; all on 127.0.0.1.
+//!   `base_port + 200 + i`, every other validator as a peer; all on 127.0.0.1, or with
+//!   [`ClusterSpec::hosts`] clients and validator links on validator i's own host (its
+//!   certificate names it too) and `/metrics` on that host's loopback.
 //!
 //! It lives in the load generator because the genesis is the load generator's population:
 //! the dependency runs CLI -> loadgen -> engine, and the CLI only parses and wires.
 
-use crate::population::Population;
+use crate::population::{Population, CENTRAL_BANK_ID, TAX_AUTHORITY_ID};
 use crate::session::population_for;
 use crate::workload::WorkloadName;
 use std::fmt::Write as _;
@@ -21,6 +31,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use tally_engine::node::Backend;
 use tally_engine::validator::cluster::set_validators;
+use tally_pki::{Access, Ca, Request, Validity, DEFAULT_CA_VALIDITY_DAYS, DEFAULT_VALIDITY_DAYS};
 use tally_protocol::genesis::Genesis;
 use tally_protocol::keys::{generate_key, public_key_of, write_key_file};
 
@@ -45,6 +56,9 @@ pub struct ClusterSpec {
     pub banks: usize,
     /// Signature backend written into each node's configuration.
     pub backend: Backend,
+    /// One IP address per validator, where it takes clients and validator links (and which
+    /// its certificate names); empty: every validator on 127.0.0.1.
+    pub hosts: Vec<std::net::IpAddr>,
 }
 
 impl Default for ClusterSpec {
@@ -56,6 +70,7 @@ impl Default for ClusterSpec {
             seed: 1,
             banks: 20,
             backend: Backend::Cpu,
+            hosts: Vec::new(),
         }
     }
 }
@@ -89,6 +104,17 @@ pub struct ClusterFiles {
 }
 
 impl ClusterFiles {
+    /// The identity of the central bank's operator, which reads everything.
+    pub fn operator_identity(&self) -> PathBuf {
+        participant_identity_path(&self.dir, "central-bank")
+    }
+
+    /// The load generator's identity: the central bank's role, binding the central bank's
+    /// key and every bank's (it submits for all of them and their customers).
+    pub fn loadgen_identity(&self) -> PathBuf {
+        participant_identity_path(&self.dir, "loadgen")
+    }
+
     /// The client addresses, comma-separated (for `tally loadgen --node`).
     pub fn client_list(&self) -> String {
         self.validators
@@ -117,12 +143,18 @@ pub enum ClusterError {
     Validators(usize),
     #[error("--banks must be at least 2, got {0}")]
     Banks(usize),
+    #[error("--banks {0}: the load generator's certificate binds every bank's key, the central bank's and the tax authority's, at most {max} keys: use fewer banks", max = tally_pki::SIGNERS_MAX)]
+    TooManyBanks(usize),
     #[error("--base-port {base}: the ports of {validators} validators reach {top}, above 65535: choose a lower base")]
     Ports {
         base: u16,
         validators: usize,
         top: u32,
     },
+    #[error("--hosts names {found} hosts for {validators} validators: give one per validator")]
+    Hosts { found: usize, validators: usize },
+    #[error("--hosts needs --base-port: free ports are only found on this machine")]
+    HostsWithoutBasePort,
     #[error("found no base port whose {0} ports are all free on 127.0.0.1: pass --base-port")]
     NoFreePorts(usize),
     #[error("{dir} holds a cluster of {found} validators, not {wanted}: pass --validators {found}, or another --dir")]
@@ -160,6 +192,28 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
     if spec.banks < 2 {
         return Err(ClusterError::Banks(spec.banks));
     }
+    if spec.banks + 2 > tally_pki::SIGNERS_MAX {
+        return Err(ClusterError::TooManyBanks(spec.banks));
+    }
+    if !spec.hosts.is_empty() {
+        if spec.hosts.len() != spec.validators {
+            return Err(ClusterError::Hosts {
+                found: spec.hosts.len(),
+                validators: spec.validators,
+            });
+        }
+        if spec.base_port == 0 {
+            return Err(ClusterError::HostsWithoutBasePort);
+        }
+    }
+    let hosts: Vec<std::net::IpAddr> = (0..spec.validators)
+        .map(|index| {
+            spec.hosts
+                .get(index)
+                .copied()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+        })
+        .collect();
     match existing_size(dir)? {
         Existing::Empty => {}
         Existing::Cluster(found) if found == spec.validators => {
@@ -201,16 +255,127 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
             reason: error.to_string(),
         })?;
     }
-    let genesis = cluster_genesis(spec.workload, spec.seed, spec.banks, &keys);
+    let Population {
+        mut genesis,
+        keys: account_keys,
+        banks,
+        ..
+    } = population_for(spec.workload, spec.seed, spec.banks);
+    set_validators(&mut genesis, &keys);
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).map_err(io_error(&genesis_path))?;
     let publics: Vec<[u8; 32]> = keys.iter().map(public_key_of).collect();
+    let account_key = |id: u64| public_key_of(&account_keys[&id]);
+    let mut holders = vec![
+        (
+            "central-bank".to_string(),
+            Access::CentralBank,
+            vec![account_key(CENTRAL_BANK_ID)],
+        ),
+        (
+            "tax-authority".to_string(),
+            Access::TaxAuthority,
+            vec![account_key(TAX_AUTHORITY_ID)],
+        ),
+        ("auditor".to_string(), Access::Auditor, Vec::new()),
+        ("monitoring".to_string(), Access::Monitoring, Vec::new()),
+    ];
+    let mut everyone = vec![account_key(CENTRAL_BANK_ID), account_key(TAX_AUTHORITY_ID)];
+    for &bank in &banks {
+        holders.push((
+            format!("bank-{bank}"),
+            Access::Bank,
+            vec![account_key(bank)],
+        ));
+        everyone.push(account_key(bank));
+    }
+    // The load generator submits for every bank and customer, pledges and redeems for the
+    // central bank, and pays out of the tax authority's account (the steady-state workloads
+    // put collected tax back into circulation): the central bank's role with the tax
+    // authority's and every bank's key too. For tests and benchmarks; a real network gives
+    // each gateway its own.
+    holders.push(("loadgen".to_string(), Access::CentralBank, everyone));
+    write_pki(dir, genesis.network_id, &publics, &hosts, &holders)?;
     for index in 0..spec.validators {
         let path = config_path(dir, index);
-        let text = node_config(index, base_port, &publics, spec.backend);
+        let text = node_config(index, base_port, &publics, &hosts, spec.backend);
         std::fs::write(&path, text).map_err(io_error(&path))?;
     }
     open(dir, spec.validators, true)
+}
+
+/// Paths of the identity files `init` writes: validator `index`'s.
+pub fn validator_identity_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("validator-{index}.identity"))
+}
+
+/// The identity file of participant `name` (`central-bank`, `bank-1000`, ...).
+pub fn participant_identity_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("participants").join(format!("{name}.identity"))
+}
+
+/// Writes the CA, one identity per validator and one per participant.
+fn write_pki(
+    dir: &Path,
+    network_id: u64,
+    validators: &[[u8; 32]],
+    hosts: &[std::net::IpAddr],
+    participants: &[(String, Access, Vec<[u8; 32]>)],
+) -> Result<(), ClusterError> {
+    let pki_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error: tally_pki::PkiError| ClusterError::Io {
+            path: path.clone(),
+            reason: error.to_string(),
+        }
+    };
+    let ca_dir = dir.join("ca");
+    let ca = Ca::create(
+        network_id,
+        Validity::days_from_now(DEFAULT_CA_VALIDITY_DAYS),
+    )
+    .map_err(pki_error(&ca_dir))?;
+    ca.save(&ca_dir).map_err(pki_error(&ca_dir))?;
+    let issue = |path: PathBuf, request: Request| {
+        let identity = ca.issue(&request).map_err(pki_error(&path))?;
+        identity.save(&path).map_err(|error| ClusterError::Io {
+            path: path.clone(),
+            reason: error.to_string(),
+        })
+    };
+    for (index, (key, host)) in validators.iter().zip(hosts).enumerate() {
+        let mut names = vec![host.to_string()];
+        for local in ["127.0.0.1", "localhost"] {
+            if !names.iter().any(|name| name == local) {
+                names.push(local.into());
+            }
+        }
+        issue(
+            validator_identity_path(dir, index),
+            Request {
+                name: format!("validator-{index}"),
+                access: Access::Validator,
+                signers: vec![*key],
+                hosts: names,
+                validity: Validity::days_from_now(DEFAULT_VALIDITY_DAYS),
+            },
+        )?;
+    }
+    let participants_dir = dir.join("participants");
+    std::fs::create_dir_all(&participants_dir).map_err(io_error(&participants_dir))?;
+    for (name, access, signers) in participants {
+        issue(
+            participant_identity_path(dir, name),
+            Request {
+                name: name.clone(),
+                access: *access,
+                signers: signers.clone(),
+                hosts: Vec::new(),
+                validity: Validity::days_from_now(DEFAULT_VALIDITY_DAYS),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// The population's genesis with `keys` as its validators.
@@ -230,7 +395,14 @@ fn port(base: u16, offset: u16, index: usize) -> u16 {
 }
 
 /// The text of validator `index`'s configuration.
-fn node_config(index: usize, base: u16, publics: &[[u8; 32]], backend: Backend) -> String {
+fn node_config(
+    index: usize,
+    base: u16,
+    publics: &[[u8; 32]],
+    hosts: &[std::net::IpAddr],
+    backend: Backend,
+) -> String {
+    let at = |index: usize, port: u16| SocketAddr::new(hosts[index], port);
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -238,8 +410,9 @@ fn node_config(index: usize, base: u16, publics: &[[u8; 32]], backend: Backend) 
         publics.len()
     );
     let _ = writeln!(text, "data_dir = \"data-{index}\"");
+    let _ = writeln!(text, "identity = \"validator-{index}.identity\"");
     let _ = writeln!(text, "genesis = \"genesis.toml\"");
-    let _ = writeln!(text, "listen = \"127.0.0.1:{}\"", port(base, 0, index));
+    let _ = writeln!(text, "listen = \"{}\"", at(index, port(base, 0, index)));
     let _ = writeln!(
         text,
         "metrics_listen = \"127.0.0.1:{}\"",
@@ -250,8 +423,8 @@ fn node_config(index: usize, base: u16, publics: &[[u8; 32]], backend: Backend) 
     let _ = writeln!(text, "key_file = \"validator-{index}.key\"");
     let _ = writeln!(
         text,
-        "listen = \"127.0.0.1:{}\"",
-        port(base, VALIDATOR_OFFSET, index)
+        "listen = \"{}\"",
+        at(index, port(base, VALIDATOR_OFFSET, index))
     );
     let _ = writeln!(text, "empty_block_interval_ms = 500");
     let _ = writeln!(text, "propose_timeout_ms = 1500");
@@ -260,9 +433,9 @@ fn node_config(index: usize, base: u16, publics: &[[u8; 32]], backend: Backend) 
         if other != index {
             let _ = writeln!(
                 text,
-                "  {{ public_key = \"{}\", addr = \"127.0.0.1:{}\" }},",
+                "  {{ public_key = \"{}\", addr = \"{}\" }},",
                 hex::encode(public),
-                port(base, VALIDATOR_OFFSET, other)
+                at(other, port(base, VALIDATOR_OFFSET, other))
             );
         }
     }
@@ -419,6 +592,54 @@ mod tests {
             let peers = &loaded.node.validator.unwrap().peers;
             assert_eq!(peers.len(), 3);
             assert!(peers.iter().all(|p| p.public_key != v.public_key));
+            // Its identity binds its validator key and the cluster's host.
+            let identity =
+                tally_pki::Identity::load(&validator_identity_path(&path, v.index)).unwrap();
+            let holder =
+                tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            assert_eq!(
+                (holder.access, holder.signers, holder.network_id),
+                (Access::Validator, vec![v.public_key], genesis.network_id)
+            );
+        }
+        // One identity per role and per bank, each binding its account's key.
+        let owner = |id: u64| {
+            let account = genesis.accounts.iter().find(|a| a.id == id).unwrap();
+            tally_protocol::keys::decode_hex32(&account.owner).unwrap()
+        };
+        let banks: Vec<u64> = genesis
+            .accounts
+            .iter()
+            .filter(|a| a.role == tally_protocol::genesis::Role::Bank)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(banks.len(), 2);
+        let mut expected = vec![
+            (
+                "central-bank".to_string(),
+                Access::CentralBank,
+                vec![owner(1)],
+            ),
+            (
+                "tax-authority".to_string(),
+                Access::TaxAuthority,
+                vec![owner(2)],
+            ),
+            ("auditor".to_string(), Access::Auditor, vec![]),
+            ("monitoring".to_string(), Access::Monitoring, vec![]),
+        ];
+        for bank in banks {
+            expected.push((format!("bank-{bank}"), Access::Bank, vec![owner(bank)]));
+        }
+        for (name, access, signers) in expected {
+            let identity =
+                tally_pki::Identity::load(&participant_identity_path(&path, &name)).unwrap();
+            let holder =
+                tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            assert_eq!(
+                (holder.name, holder.access, holder.signers),
+                (name, access, signers)
+            );
         }
         assert_eq!(
             files.client_list(),
@@ -452,10 +673,63 @@ mod tests {
                 },
                 "--banks",
             ),
+            (
+                ClusterSpec {
+                    hosts: vec!["10.0.0.1".parse().unwrap()],
+                    ..spec(2, 30_000)
+                },
+                "--hosts names 1 hosts for 2 validators",
+            ),
+            (
+                ClusterSpec {
+                    hosts: vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()],
+                    ..spec(2, 0)
+                },
+                "--hosts needs --base-port",
+            ),
         ] {
             let error = init(&fresh, &spec).unwrap_err().to_string();
             assert!(error.contains(needle), "{needle:?} not in {error}");
             assert!(!fresh.exists(), "nothing written for a bad request");
+        }
+    }
+
+    #[test]
+    fn hosts_place_each_validator_and_its_certificate_on_its_own_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts: Vec<std::net::IpAddr> =
+            vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()];
+        let files = init(
+            dir.path(),
+            &ClusterSpec {
+                hosts: hosts.clone(),
+                ..spec(2, 30_000)
+            },
+        )
+        .unwrap();
+        for v in &files.validators {
+            let host = hosts[v.index];
+            let i = v.index as u16;
+            assert_eq!(v.client, SocketAddr::new(host, 30_000 + i));
+            assert_eq!(v.validator_listen, SocketAddr::new(host, 30_200 + i));
+            assert_eq!(
+                v.metrics,
+                Some(format!("127.0.0.1:{}", 30_100 + i).parse().unwrap())
+            );
+            let loaded = tally_engine::net::config::load(&v.config).unwrap();
+            let peer = &loaded.node.validator.unwrap().peers[0];
+            assert_eq!(
+                peer.addr,
+                SocketAddr::new(hosts[1 - v.index], 30_200 + 1 - i)
+            );
+            let identity =
+                tally_pki::Identity::load(&validator_identity_path(dir.path(), v.index)).unwrap();
+            let holder =
+                tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            assert_eq!(
+                holder.hosts,
+                vec![host.to_string(), "127.0.0.1".into(), "localhost".into()]
+            );
         }
     }
 

@@ -51,6 +51,13 @@ pub fn render(report: &Report) -> String {
             format!("{:.2} ms", report.latency_ms.p99_9),
         ),
         ("latency max", format!("{:.2} ms", report.latency_ms.max)),
+        ("ok share", format!("{:.2}%", report.ok_share * 100.0)),
+        (
+            "ok share promised",
+            report.ok_share_promised.map_or("-".to_string(), |min| {
+                format!("at least {:.1}%", min * 100.0)
+            }),
+        ),
     ];
     for (name, value) in rows {
         let _ = writeln!(page, "<tr><th>{name}</th><td>{value}</td></tr>");
@@ -62,6 +69,46 @@ pub fn render(report: &Report) -> String {
             "<p id=\"stopped\"><strong>The target stopped:</strong> {}</p>",
             escape(reason)
         );
+    }
+    if report.ok_share_below_promise {
+        let _ = writeln!(
+            page,
+            "<p id=\"ok-share-warning\" style=\"color: #b00; font-size: 1.3em\"><strong>Only {:.2}% \
+             of acknowledgements are ok, below the {:.1}% this workload promises:</strong> the \
+             run measured refusals, not settlement (see the result codes below).</p>",
+            report.ok_share * 100.0,
+            report.ok_share_promised.unwrap_or(0.0) * 100.0
+        );
+    }
+    if report.signing_limited {
+        let _ = writeln!(
+            page,
+            "<p id=\"signing-limited\" style=\"color: #b00\"><strong>Limited by the load \
+             generator:</strong> sending waited {:.2} s for transactions not signed yet; the \
+             figures are its signing rate, not the node's.</p>",
+            report.signing_stalled_s
+        );
+    }
+    if report.nodes.len() > 1 {
+        let _ = writeln!(
+            page,
+            "<table id=\"nodes\">\n<tr><th>node</th><th>took</th><th>acknowledged</th>\
+             <th>share</th><th>ok</th><th>p50 ms</th><th>p99 ms</th></tr>"
+        );
+        for node in &report.nodes {
+            let _ = writeln!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+                escape(&node.node),
+                node.sent,
+                node.acknowledged,
+                node.share * 100.0,
+                node.ok,
+                node.latency_ms.p50,
+                node.latency_ms.p99
+            );
+        }
+        let _ = writeln!(page, "</table>");
     }
     let _ = writeln!(
         page,
@@ -84,6 +131,11 @@ pub fn render(report: &Report) -> String {
             "latency-percentiles",
             "Latency by percentile",
             plot_latency_distribution(report),
+        ),
+        (
+            "ok-share",
+            "Share of ok acknowledgements over time",
+            plot_ok_share(report),
         ),
         (
             "results",
@@ -175,6 +227,51 @@ fn plot_throughput(report: &Report) -> String {
                 ))
                 .map_err(|e| e.to_string())?
                 .label("offered")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn plot_ok_share(report: &Report) -> String {
+    let points: Vec<(f64, f64)> = report
+        .timeline
+        .iter()
+        .filter(|i| i.acknowledged > 0)
+        .map(|i| (i.start_s + i.length_s / 2.0, i.ok_share * 100.0))
+        .collect();
+    let x_max = upper(report.timeline.iter().map(|i| i.start_s + i.length_s));
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, 0f64..100.5f64)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("time since start (s)")
+            .y_desc("ok (% of acknowledged)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label("ok share")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        if let Some(min) = report.ok_share_promised {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, min * 100.0), (x_max, min * 100.0)],
+                    RED.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?
+                .label("promised")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
         }
         chart

@@ -20,6 +20,7 @@ pub mod population;
 pub mod recording;
 pub mod report;
 pub mod session;
+pub mod sweep;
 pub mod target;
 pub mod workload;
 
@@ -27,4 +28,4 @@ pub use driver::{run, RunConfig, RunResult};
 pub use pacing::Pacing;
 pub use population::{Population, PopulationSpec};
 pub use target::Target;
-pub use workload::{presign, TransferMix, WorkloadName};
+pub use workload::{presign, Distribution, TransferMix, WorkloadName};

@@ -33,29 +33,54 @@ impl Pacing {
     /// Intended send times in nanoseconds from the start, one per transaction, non-decreasing;
     /// `None` for closed loop.
     pub fn schedule_ns(&self, count: usize) -> Option<Vec<u64>> {
+        self.times().map(|times| times.take(count).collect())
+    }
+
+    /// The same send times as [`Pacing::schedule_ns`], computed one at a time (a long run
+    /// never holds its whole schedule); `None` for closed loop.
+    pub fn times(&self) -> Option<SendTimes> {
         match *self {
             Pacing::Closed { .. } => None,
-            Pacing::Fixed { rate_per_s } => Some(
-                (0..count)
-                    .map(|index| (index as f64 / rate_per_s * 1e9) as u64)
-                    .collect(),
-            ),
-            Pacing::Poisson { rate_per_s, seed } => {
-                let mut rng = ChaCha20Rng::seed_from_u64(seed);
-                let mut at_s = 0.0f64;
-                Some(
-                    (0..count)
-                        .map(|_| {
-                            let at = (at_s * 1e9) as u64;
-                            // Inverse transform of an exponential gap with mean 1 / rate.
-                            let uniform: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-                            at_s += -uniform.ln() / rate_per_s;
-                            at
-                        })
-                        .collect(),
-                )
-            }
+            Pacing::Fixed { rate_per_s } => Some(SendTimes {
+                rate_per_s,
+                poisson: None,
+                index: 0,
+                at_s: 0.0,
+            }),
+            Pacing::Poisson { rate_per_s, seed } => Some(SendTimes {
+                rate_per_s,
+                poisson: Some(ChaCha20Rng::seed_from_u64(seed)),
+                index: 0,
+                at_s: 0.0,
+            }),
         }
+    }
+}
+
+/// Open-loop send times in nanoseconds from the start, one per transaction.
+pub struct SendTimes {
+    rate_per_s: f64,
+    poisson: Option<ChaCha20Rng>,
+    index: u64,
+    at_s: f64,
+}
+
+impl Iterator for SendTimes {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let at = match &mut self.poisson {
+            None => (self.index as f64 / self.rate_per_s * 1e9) as u64,
+            Some(rng) => {
+                let at = (self.at_s * 1e9) as u64;
+                // Inverse transform of an exponential gap with mean 1 / rate.
+                let uniform: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+                self.at_s += -uniform.ln() / self.rate_per_s;
+                at
+            }
+        };
+        self.index += 1;
+        Some(at)
     }
 }
 

@@ -81,6 +81,20 @@ pub struct IntervalReport {
     pub throughput_per_s: f64,
     pub latency_ms: LatencyMs,
     pub results: BTreeMap<String, u64>,
+    /// Share of this interval's acknowledgements that are `ok`.
+    pub ok_share: f64,
+}
+
+/// What one node took and answered.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub ok: u64,
+    /// Share of the run's acknowledgements this node gave.
+    pub share: f64,
+    pub latency_ms: LatencyMs,
 }
 
 /// Everything a run measured, as written to JSON and drawn in HTML.
@@ -105,12 +119,31 @@ pub struct Report {
     pub results: BTreeMap<String, u64>,
     pub timeline: Vec<IntervalReport>,
     pub stopped: Option<String>,
+    /// Share of acknowledgements that are `ok`.
+    pub ok_share: f64,
+    /// The least `ok` share the workload promises (none for a replayed recording).
+    pub ok_share_promised: Option<f64>,
+    /// The `ok` share fell below the promise: accounts ran dry or payments were refused
+    /// that the workload meant to settle.
+    pub ok_share_below_promise: bool,
+    /// Each node's acknowledgements and latency (a record sent again after its node was
+    /// lost counts with the node that first took it).
+    pub nodes: Vec<NodeReport>,
+    /// Records sent again to another node after theirs was lost.
+    pub failed_over: u64,
+    /// Nodes lost during the run: "address: why", in order.
+    pub lost: Vec<String>,
+    /// Seconds the sender waited for records that were due but not yet signed.
+    pub signing_stalled_s: f64,
+    /// The load generator's own signing held sending back for more than 1% of the run: the
+    /// figures are its limit, not the target's.
+    pub signing_limited: bool,
 }
 
 impl Report {
     pub fn new(workload: &str, result: &RunResult) -> Report {
         Report {
-            report_version: 1,
+            report_version: 2,
             workload: workload.to_string(),
             target: result.target.clone(),
             pacing: result.pacing.to_string(),
@@ -139,10 +172,30 @@ impl Report {
                         throughput_per_s: interval.acknowledged as f64 / length_s,
                         latency_ms: LatencyMs::of(&interval.latency_us),
                         results: interval.counts.by_name(),
+                        ok_share: crate::driver::ok_share(&interval.counts),
                     }
                 })
                 .collect(),
             stopped: result.stopped.clone(),
+            ok_share: result.ok_share(),
+            ok_share_promised: result.ok_share_min,
+            ok_share_below_promise: result.ok_share_below_promise(),
+            nodes: result
+                .nodes
+                .iter()
+                .map(|node| NodeReport {
+                    node: node.name.clone(),
+                    sent: node.sent,
+                    acknowledged: node.acknowledged,
+                    ok: node.ok,
+                    share: node.acknowledged as f64 / result.acknowledged.max(1) as f64,
+                    latency_ms: LatencyMs::of(&node.latency_us),
+                })
+                .collect(),
+            failed_over: result.failed_over,
+            lost: result.lost.clone(),
+            signing_stalled_s: result.signing_stalled.as_secs_f64(),
+            signing_limited: result.signing_limited(),
         }
     }
 
@@ -198,8 +251,81 @@ pub fn summary(result: &RunResult) -> String {
     for (code, count) in &result.counts.by_code {
         let _ = writeln!(out, "  {:<32} {count:>10}", code.name());
     }
+    let _ = write!(out, "{}", ok_share_lines(result));
+    if result.nodes.len() > 1 {
+        let _ = writeln!(out, "nodes:");
+        for node in &result.nodes {
+            let latency = LatencyMs::of(&node.latency_us);
+            let _ = writeln!(
+                out,
+                "  {:<28} took {:>10}, acknowledged {:>10} ({:>5.1}%), ok {:>10}, p50 {:.2} ms, p99 {:.2} ms",
+                node.name,
+                node.sent,
+                node.acknowledged,
+                100.0 * node.acknowledged as f64 / result.acknowledged.max(1) as f64,
+                node.ok,
+                latency.p50,
+                latency.p99
+            );
+        }
+    }
+    if result.signing_limited() {
+        let _ = writeln!(
+            out,
+            "LIMITED BY THE LOAD GENERATOR: sending waited {:.2} s ({:.1}% of the run) for \
+             transactions it had not signed yet: these figures are the load generator's \
+             signing rate, not the node's; sign more ahead (--sign-ahead) or replay a \
+             recording (--record, then --replay)",
+            result.signing_stalled.as_secs_f64(),
+            100.0 * result.signing_stalled.as_secs_f64() / result.elapsed.as_secs_f64()
+        );
+    }
+    for lost in &result.lost {
+        let _ = writeln!(out, "node lost: {lost}");
+    }
+    if result.failed_over > 0 {
+        let _ = writeln!(
+            out,
+            "failed over: {} records sent again to the other nodes",
+            result.failed_over
+        );
+    }
     if let Some(reason) = &result.stopped {
-        let _ = writeln!(out, "target stopped: {reason}");
+        let _ = writeln!(
+            out,
+            "target stopped: {reason} ({} acknowledged until then)",
+            result.acknowledged
+        );
+    }
+    out
+}
+
+/// The `ok` share over the run and its lowest interval, against the workload's promise;
+/// a share below the promise gets a warning that cannot be missed.
+pub fn ok_share_lines(result: &RunResult) -> String {
+    let mut out = String::new();
+    let share = result.ok_share();
+    let lowest = result
+        .timeline
+        .iter()
+        .filter(|interval| interval.acknowledged > 0)
+        .map(|interval| (crate::driver::ok_share(&interval.counts), interval.start_s))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let promised = result.ok_share_min.map_or(String::new(), |min| {
+        format!(" (the workload promises at least {:.1}%)", min * 100.0)
+    });
+    let lowest = lowest.map_or(String::new(), |(share, at)| {
+        format!("; lowest interval {:.1}% at {at:.0} s", share * 100.0)
+    });
+    let _ = writeln!(out, "ok share: {:.2}%{promised}{lowest}", share * 100.0);
+    if result.ok_share_below_promise() {
+        let _ = writeln!(
+            out,
+            "WARNING: ONLY {:.2}% OF ACKNOWLEDGEMENTS ARE ok, BELOW THE {:.1}% THIS WORKLOAD PROMISES: \
+             the run measured refusals (see the results above), not settlement",
+            share * 100.0,
+            result.ok_share_min.unwrap_or(0.0) * 100.0
+        );
     }
     out
 }
@@ -277,4 +403,73 @@ pub fn write_all(
         hdr_log: write("latency.hlog", &hdr_interval_log(result)?)?,
         html: write("report.html", crate::html::render(&report).as_bytes())?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{NodeFigures, RunResult};
+    use crate::pacing::Pacing;
+
+    fn result(ok: u64, refused: u64, promise: Option<f64>) -> RunResult {
+        let mut counts = Counts::default();
+        for _ in 0..ok {
+            counts.add(ResultCode::Ok);
+        }
+        for _ in 0..refused {
+            counts.add(ResultCode::InsufficientFunds);
+        }
+        let histogram = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        RunResult {
+            pacing: Pacing::Closed {
+                in_flight_tx_max: 8,
+            },
+            warmup: Duration::ZERO,
+            target: "test".into(),
+            started_at: std::time::SystemTime::now(),
+            latency_us: histogram(),
+            counts,
+            sent: ok + refused,
+            acknowledged: ok + refused,
+            busy_answers: 0,
+            elapsed: Duration::from_secs(1),
+            stopped: None,
+            timeline: Vec::new(),
+            nodes: vec![NodeFigures {
+                name: "test".into(),
+                sent: ok + refused,
+                acknowledged: ok + refused,
+                ok,
+                latency_us: histogram(),
+            }],
+            ok_share_min: promise,
+            failed_over: 0,
+            lost: Vec::new(),
+            signing_stalled: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_ok_share_below_the_promise_is_reported_loudly_everywhere() {
+        let drained = result(40, 60, Some(0.98));
+        assert!(drained.ok_share_below_promise());
+        let text = summary(&drained);
+        assert!(
+            text.contains("WARNING: ONLY 40.00% OF ACKNOWLEDGEMENTS ARE ok, BELOW THE 98.0%"),
+            "{text}"
+        );
+        let report = Report::new("vat", &drained);
+        assert!(report.ok_share_below_promise);
+        assert!(report
+            .to_json()
+            .contains("\"ok_share_below_promise\": true"));
+        assert!(crate::html::render(&report).contains("id=\"ok-share-warning\""));
+
+        let kept = result(99, 1, Some(0.98));
+        assert!(!kept.ok_share_below_promise());
+        assert!(!summary(&kept).contains("WARNING"));
+        assert!(!crate::html::render(&Report::new("vat", &kept)).contains("ok-share-warning"));
+        // No promise (a replayed recording): nothing to fall below.
+        assert!(!result(1, 99, None).ok_share_below_promise());
+    }
 }

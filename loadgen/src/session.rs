@@ -5,18 +5,22 @@
 //! the bank count, so a node started with the genesis that [`write_genesis`] writes accepts
 //! the load generator's signatures.
 
-use crate::driver::{run, RunConfig, RunResult};
+use crate::driver::{run_records, Records};
+use crate::driver::{RunConfig, RunResult};
 use crate::pacing::Pacing;
 use crate::population::Population;
 use crate::recording::{self, RecordingError};
 use crate::report::{write_all, ReportError, WrittenReport};
 use crate::target::{RemoteTarget, Target};
-use crate::workload::{presign, WorkloadName};
+use crate::workload::{presign, sign, transfer_population, Distribution, Generator, WorkloadName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 #[cfg(feature = "engine")]
 use tally_engine::node::{Backend, Node, NodeConfig, NodeError};
 use tally_protocol::genesis::Genesis;
+
+/// Transactions signed ahead by default (192 MB of records).
+pub const SIGN_AHEAD_DEFAULT: usize = 1_000_000;
 
 /// What the load goes to.
 #[derive(Clone, Debug)]
@@ -33,6 +37,8 @@ pub enum TargetChoice {
     Remote {
         addresses: Vec<String>,
         connections: usize,
+        /// How each connection is made (its TLS identity among it).
+        client: tally_protocol::client::ClientOptions,
     },
 }
 
@@ -43,13 +49,20 @@ pub struct LoadgenOptions {
     /// Seed of the population (keys) and of the transaction stream.
     pub seed: u64,
     pub banks: usize,
+    /// Accounts of the `transfer` workload.
+    pub accounts: usize,
+    /// How the `transfer` workload picks its accounts.
+    pub distribution: Distribution,
     /// Percent of deliberately invalid transactions.
     pub invalid_pct: u32,
     pub pacing: Pacing,
     pub duration: Duration,
     pub warmup: Duration,
-    /// Transactions signed up front for a closed-loop run.
+    /// Transactions a closed-loop run sends at most.
     pub closed_loop_tx_count: usize,
+    /// A run of more transactions signs this many before the clock starts and the rest
+    /// while it runs, never more than this many ahead of the sender (bounding memory).
+    pub sign_ahead: usize,
     /// Ids are `id_base + 1 ..`: choose a fresh base for each run against a long-lived node.
     pub id_base: u128,
     pub target: TargetChoice,
@@ -61,6 +74,10 @@ pub struct LoadgenOptions {
     pub replay: Option<PathBuf>,
     pub submit_batch_tx_max: usize,
     pub progress: bool,
+    /// Append one line `id code height` per acknowledgement to this file.
+    pub ack_log: Option<PathBuf>,
+    /// How a remote target notices a node that stopped answering.
+    pub liveness: crate::target::Liveness,
     /// The genesis the remote nodes run, when its validators are not the population's own
     /// (a cluster of `tally cluster init`).
     pub genesis: Option<PathBuf>,
@@ -72,6 +89,8 @@ impl Default for LoadgenOptions {
             workload: WorkloadName::Mixed,
             seed: 1,
             banks: 20,
+            accounts: crate::workload::TRANSFER_ACCOUNTS_DEFAULT,
+            distribution: Distribution::Uniform,
             invalid_pct: 0,
             pacing: Pacing::Fixed {
                 rate_per_s: 10_000.0,
@@ -79,6 +98,7 @@ impl Default for LoadgenOptions {
             duration: Duration::from_secs(10),
             warmup: Duration::ZERO,
             closed_loop_tx_count: 300_000,
+            sign_ahead: SIGN_AHEAD_DEFAULT,
             id_base: 0,
             #[cfg(feature = "engine")]
             target: TargetChoice::InProcess {
@@ -89,12 +109,15 @@ impl Default for LoadgenOptions {
             target: TargetChoice::Remote {
                 addresses: vec!["127.0.0.1:7400".to_string()],
                 connections: 1,
+                client: tally_protocol::client::ClientOptions::default(),
             },
             out_dir: None,
             record: None,
             replay: None,
             submit_batch_tx_max: 1024,
             progress: false,
+            ack_log: None,
+            liveness: crate::target::Liveness::default(),
             genesis: None,
         }
     }
@@ -105,7 +128,11 @@ pub struct LoadgenOutcome {
     pub workload: String,
     pub result: RunResult,
     pub written: Option<WrittenReport>,
+    /// Transactions the run had to send (at most): signed up front, or while it ran when
+    /// `streamed`.
     pub signed_tx_count: usize,
+    /// Signed while the run went (a run longer than `sign_ahead`).
+    pub streamed: bool,
 }
 
 /// Why a run could not be made.
@@ -156,6 +183,8 @@ pub enum LoadgenError {
     },
     #[error("the workload is empty: nothing to send")]
     Empty,
+    #[error("a sweep needs at least one level")]
+    EmptySweep,
 }
 
 /// The population of a workload, seed and bank count (what `tally loadgen` signs for, and
@@ -164,15 +193,33 @@ pub fn population_for(workload: WorkloadName, seed: u64, banks: usize) -> Popula
     Population::generate(&workload.population(seed, banks))
 }
 
-/// The population of a workload.
+/// The population of a workload (the `transfer` workload with `options.accounts`
+/// accounts).
 pub fn population_of(options: &LoadgenOptions) -> Population {
-    population_for(options.workload, options.seed, options.banks)
+    match options.workload {
+        WorkloadName::Transfer => Population::generate(&transfer_population(
+            options.seed,
+            options.banks,
+            options.accounts,
+        )),
+        workload => population_for(workload, options.seed, options.banks),
+    }
+}
+
+/// The transaction mix of a run: the workload's, with the `transfer` workload's account
+/// distribution.
+pub fn mix_of(options: &LoadgenOptions) -> crate::workload::TransferMix {
+    let mut mix = options.workload.mix(options.seed, options.invalid_pct);
+    if let Some(plain) = mix.plain.as_mut() {
+        plain.distribution = options.distribution;
+    }
+    mix
 }
 
 /// The population the target runs: [`population_of`], with the genesis of
 /// `options.genesis` when given (same accounts, network and rates; other validators, as
 /// `tally cluster init` writes).
-fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
+pub(crate) fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
     let mut population = population_of(options);
     let Some(path) = &options.genesis else {
         return Ok(population);
@@ -212,8 +259,21 @@ pub fn write_genesis(options: &LoadgenOptions, path: &Path) -> Result<[u8; 32], 
     Ok(population.genesis.hash())
 }
 
+/// How many transactions a generated run signs: enough for its duration at an open-loop
+/// rate (with a margin for Poisson arrivals running ahead of the mean), or the closed-loop
+/// count.
+fn signed_count(options: &LoadgenOptions) -> usize {
+    match options.pacing.rate_per_s() {
+        Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
+        None => options.closed_loop_tx_count,
+    }
+}
+
+/// Records a streamed run's signer signs at a time.
+const SIGN_CHUNK: usize = 16_384;
+
 /// Builds or reads the signed workload.
-fn workload(
+pub(crate) fn workload(
     options: &LoadgenOptions,
     population: &Population,
 ) -> Result<(String, Vec<tally_protocol::tx::TxRecord>), LoadgenError> {
@@ -231,12 +291,8 @@ fn workload(
         }
         return Ok((recorded.workload, recorded.records));
     }
-    let count = match options.pacing.rate_per_s() {
-        // Poisson arrivals may run ahead of the mean: sign a margin.
-        Some(rate) => (rate * options.duration.as_secs_f64() * 1.1).ceil() as usize + 64,
-        None => options.closed_loop_tx_count,
-    };
-    let mix = options.workload.mix(options.seed, options.invalid_pct);
+    let count = signed_count(options);
+    let mix = mix_of(options);
     if options.progress {
         eprintln!("signing {count} transactions on all cores before the clock starts ...");
     }
@@ -263,15 +319,33 @@ pub fn run_against(
     if records.is_empty() {
         return Err(LoadgenError::Empty);
     }
+    run_against_records(options, target, Records::All(records), workload)
+}
+
+/// [`run_against`] over records signed up front or while the run goes.
+fn run_against_records(
+    options: &LoadgenOptions,
+    target: &dyn Target,
+    records: Records<'_>,
+    workload: &str,
+) -> Result<LoadgenOutcome, LoadgenError> {
+    let (signed_tx_count, streamed) = match &records {
+        Records::All(records) => (records.len(), false),
+        Records::Stream { total, .. } => (*total, true),
+    };
     let config = RunConfig {
         pacing: options.pacing,
         duration: options.duration,
         warmup: options.warmup,
         submit_batch_tx_max: options.submit_batch_tx_max,
         progress: options.progress,
+        ack_log: options.ack_log.clone(),
         ..RunConfig::default()
     };
-    let result = run(target, records, &config);
+    let mut result = run_records(target, records, &config);
+    if options.replay.is_none() {
+        result.ok_share_min = Some(options.workload.ok_share_min(options.invalid_pct));
+    }
     let written = match &options.out_dir {
         Some(dir) => Some(write_all(dir, workload, &result)?),
         None => None,
@@ -280,14 +354,81 @@ pub fn run_against(
         workload: workload.to_string(),
         result,
         written,
-        signed_tx_count: records.len(),
+        signed_tx_count,
+        streamed,
     })
 }
 
 /// The whole run: population, workload, target, load, reports.
 pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenError> {
     let population = target_population(options)?;
+    let count = signed_count(options);
+    if options.replay.is_none() && options.record.is_none() && count > options.sign_ahead {
+        return run_streamed(options, &population, count);
+    }
     let (name, records) = workload(options, &population)?;
+    with_target(options, &population, |target| {
+        run_against(options, target, &records, &name)
+    })
+}
+
+/// A generated run longer than `options.sign_ahead` transactions: the first
+/// `sign_ahead` are signed before the clock starts, the rest by a signer thread (on all
+/// cores) that stays at most `sign_ahead` ahead of the sender, so memory holds no more
+/// than that whatever the run's length.
+fn run_streamed(
+    options: &LoadgenOptions,
+    population: &Population,
+    count: usize,
+) -> Result<LoadgenOutcome, LoadgenError> {
+    let mix = mix_of(options);
+    let ahead_chunks = options.sign_ahead.div_ceil(SIGN_CHUNK).max(2);
+    if options.progress {
+        eprintln!(
+            "signing {count} transactions: the first {} before the clock starts, the rest on \
+             all cores while the run goes ...",
+            (ahead_chunks * SIGN_CHUNK).min(count)
+        );
+    }
+    let (chunks_tx, chunks) = crossbeam::channel::bounded(ahead_chunks);
+    std::thread::scope(|scope| {
+        let signer = std::thread::Builder::new()
+            .name("loadgen-signer".into())
+            .spawn_scoped(scope, move || {
+                let mut generator = Generator::new(population, &mix, options.id_base);
+                let mut made = 0;
+                while made < count {
+                    let n = SIGN_CHUNK.min(count - made);
+                    let chunk = sign(population, &generator.plans(n));
+                    if chunks_tx.send(chunk).is_err() {
+                        break;
+                    }
+                    made += n;
+                }
+            })
+            .expect("start the signer thread");
+        // Sign ahead before the clock starts.
+        while !chunks.is_full() && chunks.len() * SIGN_CHUNK < count && !signer.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let records = Records::Stream {
+            first_id: options.id_base + 1,
+            total: count,
+            chunks,
+        };
+        with_target(options, population, |target| {
+            run_against_records(options, target, records, options.workload.name())
+        })
+    })
+}
+
+/// Starts (in process) or connects to (remote, genesis checked) the target of `options`
+/// and hands it to `body`.
+pub(crate) fn with_target<R>(
+    options: &LoadgenOptions,
+    population: &Population,
+    body: impl FnOnce(&dyn Target) -> Result<R, LoadgenError>,
+) -> Result<R, LoadgenError> {
     match &options.target {
         #[cfg(feature = "engine")]
         TargetChoice::InProcess { data_dir, backend } => {
@@ -306,15 +447,17 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
             let mut config = NodeConfig::new(dir);
             config.backend = *backend;
             let node = Node::start(&population.genesis, config)?;
-            let outcome = run_against(options, &node.handle(), &records, &name);
+            let outcome = body(&node.handle());
             node.shutdown();
             outcome
         }
         TargetChoice::Remote {
             addresses,
             connections,
+            client,
         } => {
-            let target = RemoteTarget::connect(addresses, *connections)?;
+            let target =
+                RemoteTarget::connect_with(addresses, *connections, options.liveness, client)?;
             let ours = population.genesis.hash();
             for (address, welcome) in target.welcomes() {
                 if welcome.genesis_hash != ours
@@ -329,7 +472,7 @@ pub fn run_loadgen(options: &LoadgenOptions) -> Result<LoadgenOutcome, LoadgenEr
                     });
                 }
             }
-            run_against(options, &target, &records, &name)
+            body(&target)
         }
     }
 }

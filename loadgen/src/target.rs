@@ -1,9 +1,15 @@
 //! Where load goes: nodes reached over the network through the client library, or (with the
 //! `engine` feature) a node or the validators of a cluster in this process.
 
-use crossbeam::channel::Sender;
+use crossbeam::channel::{unbounded, Sender};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 #[cfg(feature = "engine")]
 use tally_engine::node::NodeHandle;
+use tally_protocol::client::{Client, ClientError, ClientOptions};
+use tally_protocol::message::Welcome;
 use tally_protocol::submit::{Ack, SubmitError};
 use tally_protocol::tx::TxRecord;
 
@@ -20,6 +26,32 @@ pub trait Target: Sync {
 
     /// A short description for reports ("in-process node", "node at 127.0.0.1:7400").
     fn describe(&self) -> String;
+
+    /// The nodes the load is spread over, for the per-node figures (one entry when the
+    /// target is one node).
+    fn nodes(&self) -> Vec<String> {
+        vec![self.describe()]
+    }
+
+    /// Records sent again to another node after theirs was lost.
+    fn failed_over(&self) -> u64 {
+        0
+    }
+
+    /// Nodes lost so far: "address: why", in order.
+    fn lost(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// [`Target::submit`] to the node the target picks for this batch: that node's index
+    /// in [`Target::nodes`] and the outcome.
+    fn submit_routed(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> (usize, Result<usize, SubmitError>) {
+        (0, self.submit(records, reply))
+    }
 }
 
 #[cfg(feature = "engine")]
@@ -42,7 +74,7 @@ impl Target for NodeHandle {
 #[cfg(feature = "engine")]
 pub struct ClusterTarget {
     handles: Vec<NodeHandle>,
-    next: std::sync::atomic::AtomicUsize,
+    next: AtomicUsize,
 }
 
 #[cfg(feature = "engine")]
@@ -52,7 +84,7 @@ impl ClusterTarget {
         assert!(!handles.is_empty(), "a cluster has at least one validator");
         ClusterTarget {
             handles,
-            next: std::sync::atomic::AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
         }
     }
 }
@@ -60,7 +92,7 @@ impl ClusterTarget {
 #[cfg(feature = "engine")]
 impl Target for ClusterTarget {
     fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
         self.handles[turn % self.handles.len()].submit(records, reply)
     }
 
@@ -71,80 +103,518 @@ impl Target for ClusterTarget {
     fn describe(&self) -> String {
         format!("{} in-process validators", self.handles.len())
     }
+
+    fn nodes(&self) -> Vec<String> {
+        (0..self.handles.len())
+            .map(|i| format!("in-process validator {i}"))
+            .collect()
+    }
+
+    fn submit_routed(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> (usize, Result<usize, SubmitError>) {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let node = turn % self.handles.len();
+        (node, self.handles[node].submit(records, reply))
+    }
+}
+
+/// How a remote target notices a node that stopped answering.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    /// Silence (no frame while records await results) after which a node is probed.
+    pub silence_max: Duration,
+    /// How long a probed node (and a submission's receipt) may take to answer.
+    pub probe_timeout: Duration,
+    /// How often the watchdog looks, and a lost node is dialled again.
+    pub check_every: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness {
+            silence_max: Duration::from_millis(1_500),
+            probe_timeout: Duration::from_millis(1_000),
+            check_every: Duration::from_millis(200),
+        }
+    }
 }
 
 /// Nodes reached over the network through the client library (one node, or the
 /// validators of a cluster), with `connections` connections to each. Batches go to the
 /// connections in turn, and consecutive connections are to different nodes, so the load
 /// is spread evenly over the nodes.
+///
+/// A watchdog thread keeps every connection alive ([`Client::keep_alive`]): a node that
+/// closes its connections or falls silent is noticed within about
+/// `silence_max + probe_timeout`, and every connection to it is given up. With one node
+/// that ends the run. With several, the load goes on to the others: what the lost node took and did not answer is sent again to
+/// them (ids are idempotent: a record that did settle there is answered `duplicate_id`
+/// elsewhere, never settled twice), and the lost node is dialled again every second.
+/// Every record is answered once on the caller's channel.
 pub struct RemoteTarget {
+    inner: Arc<Remote>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// One connection as opened: a connection dialled again is another link.
+#[derive(Clone)]
+struct Link {
+    id: u64,
+    client: Arc<Client>,
+}
+
+/// A record submitted on a link and not answered yet.
+struct Pending {
+    link: u64,
+    record: TxRecord,
+    /// The node's receipt counted it as taken. Until then the submitting thread answers
+    /// for it (it sends it elsewhere when the submission fails); afterwards, losing the
+    /// link makes it an orphan for the other nodes.
+    taken: bool,
+}
+
+/// What the target and its threads share.
+struct Remote {
     addresses: Vec<String>,
     connections: usize,
-    /// Connection `c` to node `n` is at `c * addresses.len() + n`.
-    clients: Vec<tally_protocol::client::Client>,
-    next: std::sync::atomic::AtomicUsize,
+    options: ClientOptions,
+    liveness: Liveness,
+    /// Connection `c` to node `n` is at `c * addresses.len() + n`; `None` while lost.
+    clients: Vec<RwLock<Option<Link>>>,
+    welcomes: Vec<Welcome>,
+    next: AtomicUsize,
+    /// Numbers the links (a connection dialled again is a new link).
+    next_link: AtomicU64,
+    /// With several nodes: records submitted and not yet answered, by id.
+    in_flight: Mutex<HashMap<u128, Pending>>,
+    /// Records a lost node did not answer, to go to the others.
+    orphans: Mutex<Vec<TxRecord>>,
+    /// The caller's channel (set by the first submission).
+    reply: Mutex<Option<Sender<Ack>>>,
+    /// Where the clients answer when failing over (the forwarder passes answers on).
+    forward: Sender<Ack>,
+    failed_over: AtomicU64,
+    /// Nodes lost during the run (address and reason), in order.
+    lost: Mutex<Vec<(String, String)>>,
+    stop: AtomicBool,
 }
 
 impl RemoteTarget {
-    /// Opens `connections` connections to each node of `addresses` (at least one).
+    /// Opens `connections` connections to each node of `addresses` (at least one), with the
+    /// client options `client` (TLS identity, network) and the default liveness bounds.
     pub fn connect(
         addresses: &[String],
         connections: usize,
-    ) -> Result<RemoteTarget, tally_protocol::client::ClientError> {
+        client: &ClientOptions,
+    ) -> Result<RemoteTarget, ClientError> {
+        RemoteTarget::connect_with(addresses, connections, Liveness::default(), client)
+    }
+
+    /// [`RemoteTarget::connect`] with the given liveness bounds.
+    pub fn connect_with(
+        addresses: &[String],
+        connections: usize,
+        liveness: Liveness,
+        client: &ClientOptions,
+    ) -> Result<RemoteTarget, ClientError> {
         assert!(
             !addresses.is_empty(),
             "a remote target has at least one node"
         );
         let connections = connections.max(1);
+        let options = ClientOptions {
+            request_timeout: liveness.silence_max + liveness.probe_timeout,
+            ..client.clone()
+        };
         let mut clients = Vec::with_capacity(connections * addresses.len());
-        for _ in 0..connections {
+        let mut welcomes = Vec::with_capacity(addresses.len());
+        for c in 0..connections {
             for address in addresses {
-                clients.push(tally_protocol::client::Client::connect(address.as_str())?);
+                let client = Client::connect_with(address.as_str(), &options)?;
+                if c == 0 {
+                    welcomes.push(*client.welcome());
+                }
+                clients.push(RwLock::new(Some(Link {
+                    id: clients.len() as u64,
+                    client: Arc::new(client),
+                })));
             }
         }
-        Ok(RemoteTarget {
+        let (forward, answers) = unbounded::<Ack>();
+        let inner = Arc::new(Remote {
             addresses: addresses.to_vec(),
             connections,
+            options,
+            liveness,
             clients,
-            next: std::sync::atomic::AtomicUsize::new(0),
+            welcomes,
+            next: AtomicUsize::new(0),
+            next_link: AtomicU64::new(connections as u64 * addresses.len() as u64),
+            in_flight: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
+            reply: Mutex::new(None),
+            forward,
+            failed_over: AtomicU64::new(0),
+            lost: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let watchdog = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("loadgen-watchdog".into())
+                .spawn(move || {
+                    let mut last_dial = Instant::now();
+                    while !inner.stop.load(Ordering::Acquire) {
+                        inner.watch(&mut last_dial);
+                        if inner.failover() {
+                            inner.send_orphans();
+                        }
+                        std::thread::sleep(inner.liveness.check_every);
+                    }
+                })
+                .expect("start the watchdog thread")
+        };
+        let forwarder = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("loadgen-forward".into())
+                .spawn(move || loop {
+                    match answers.recv_timeout(Duration::from_millis(50)) {
+                        Ok(ack) => inner.answer(ack),
+                        Err(_) if inner.stop.load(Ordering::Acquire) => break,
+                        Err(_) => {}
+                    }
+                })
+                .expect("start the forwarding thread")
+        };
+        Ok(RemoteTarget {
+            inner,
+            threads: vec![watchdog, forwarder],
         })
     }
 
     /// What the first node said about itself when the first connection opened.
-    pub fn welcome(&self) -> &tally_protocol::message::Welcome {
-        self.clients[0].welcome()
+    pub fn welcome(&self) -> &Welcome {
+        &self.inner.welcomes[0]
     }
 
     /// Each node's address and what it said when its first connection opened.
-    pub fn welcomes(&self) -> impl Iterator<Item = (&str, &tally_protocol::message::Welcome)> {
-        self.addresses
+    pub fn welcomes(&self) -> impl Iterator<Item = (&str, &Welcome)> {
+        self.inner
+            .addresses
             .iter()
-            .zip(&self.clients)
-            .map(|(address, client)| (address.as_str(), client.welcome()))
+            .zip(&self.inner.welcomes)
+            .map(|(address, welcome)| (address.as_str(), welcome))
+    }
+}
+
+impl Drop for RemoteTarget {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Remote {
+    fn failover(&self) -> bool {
+        self.addresses.len() > 1
+    }
+
+    fn client(&self, connection: usize) -> Option<Link> {
+        self.clients[connection]
+            .read()
+            .expect("client lock")
+            .clone()
+    }
+
+    /// An answer from a client when failing over: passed on for a record still in flight.
+    fn answer(&self, ack: Ack) {
+        if self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .remove(&ack.id)
+            .is_none()
+        {
+            return;
+        }
+        if let Some(reply) = self.reply.lock().expect("reply lock").as_ref() {
+            let _ = reply.send(ack);
+        }
+    }
+
+    /// Gives up the node of `connection`, every connection to it (a node that fails one
+    /// connection is lost for all): what it took and did not answer becomes orphans for the
+    /// other nodes. Once per loss.
+    fn lose(&self, connection: usize, reason: String) {
+        let nodes = self.addresses.len();
+        let node = connection % nodes;
+        let links: Vec<Link> = (node..self.clients.len())
+            .step_by(nodes)
+            .filter_map(|c| self.clients[c].write().expect("client lock").take())
+            .collect();
+        if links.is_empty() {
+            return;
+        }
+        let address = &self.addresses[node];
+        tracing::warn!(%address, %reason, "node lost");
+        self.lost
+            .lock()
+            .expect("lost lock")
+            .push((address.clone(), reason));
+        if self.failover() {
+            for link in links {
+                self.orphan(link.id);
+            }
+        }
+    }
+
+    /// Moves what link `link` took and did not answer to the orphans.
+    fn orphan(&self, link: u64) {
+        let mut orphans: Vec<TxRecord> = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            let ids: Vec<u128> = in_flight
+                .iter()
+                .filter(|(_, pending)| pending.link == link && pending.taken)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| in_flight.remove(id).map(|pending| pending.record))
+                .collect()
+        };
+        if orphans.is_empty() {
+            return;
+        }
+        orphans.sort_by_key(TxRecord::id);
+        self.orphans.lock().expect("orphans lock").extend(orphans);
+    }
+
+    /// One look of the watchdog: keepalive on every connection; lost ones dialled again.
+    fn watch(&self, last_dial: &mut Instant) {
+        for connection in 0..self.clients.len() {
+            if let Some(link) = self.client(connection) {
+                if let Some(reason) = link
+                    .client
+                    .keep_alive(self.liveness.silence_max, self.liveness.probe_timeout)
+                {
+                    self.lose(connection, reason);
+                }
+            }
+        }
+        if self.failover() && last_dial.elapsed() >= Duration::from_secs(1) {
+            *last_dial = Instant::now();
+            let options = ClientOptions {
+                connect_timeout: self.liveness.probe_timeout,
+                ..self.options.clone()
+            };
+            for connection in 0..self.clients.len() {
+                if self.stop.load(Ordering::Acquire) || self.client(connection).is_some() {
+                    continue;
+                }
+                let address = &self.addresses[connection % self.addresses.len()];
+                if let Ok(client) = Client::connect_with(address.as_str(), &options) {
+                    tracing::info!(%address, "node answers again");
+                    *self.clients[connection].write().expect("client lock") = Some(Link {
+                        id: self.next_link.fetch_add(1, Ordering::Relaxed),
+                        client: Arc::new(client),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Submits on `connection`, keeping track of what it takes when failing over.
+    fn submit_on(
+        &self,
+        connection: usize,
+        link: &Link,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> Result<usize, SubmitError> {
+        if !self.failover() {
+            return link.client.submit(records, reply);
+        }
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            for record in records {
+                in_flight.insert(
+                    record.id(),
+                    Pending {
+                        link: link.id,
+                        record: *record,
+                        taken: false,
+                    },
+                );
+            }
+        }
+        let outcome = link.client.submit(records, &self.forward);
+        let taken = match &outcome {
+            Ok(taken) | Err(SubmitError::Busy { accepted: taken }) => *taken,
+            Err(SubmitError::Stopped { .. }) => 0,
+        };
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            for (index, record) in records.iter().enumerate() {
+                let Some(pending) = in_flight.get_mut(&record.id()) else {
+                    continue;
+                };
+                if pending.link != link.id {
+                    continue;
+                }
+                if index < taken {
+                    pending.taken = true;
+                } else {
+                    // Not taken: the caller sends it again, here or elsewhere.
+                    in_flight.remove(&record.id());
+                }
+            }
+        }
+        // Lost while the receipt was on its way: what it took goes to the others.
+        if self.client(connection).is_none_or(|now| now.id != link.id) {
+            self.orphan(link.id);
+        }
+        outcome
+    }
+
+    /// Submits `records` to the next connection that is up, giving up connections that
+    /// stop on the way: (node, outcome).
+    fn submit_somewhere(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> (usize, Result<usize, SubmitError>) {
+        let count = self.clients.len();
+        let mut last_reason = None;
+        for _ in 0..count {
+            let connection = self.next.fetch_add(1, Ordering::Relaxed) % count;
+            let Some(link) = self.client(connection) else {
+                continue;
+            };
+            let node = connection % self.addresses.len();
+            match self.submit_on(connection, &link, records, reply) {
+                Err(SubmitError::Stopped { reason }) => {
+                    self.lose(connection, reason.clone());
+                    if !self.failover() {
+                        return (node, Err(SubmitError::Stopped { reason }));
+                    }
+                    last_reason = Some(reason);
+                }
+                outcome => return (node, outcome),
+            }
+        }
+        let reason = last_reason
+            .or_else(|| {
+                self.lost
+                    .lock()
+                    .expect("lost lock")
+                    .last()
+                    .map(|l| l.1.clone())
+            })
+            .unwrap_or_else(|| "every node is lost".to_string());
+        (0, Err(SubmitError::Stopped { reason }))
+    }
+
+    /// Sends what lost nodes left unanswered to the others (the watchdog does, between its
+    /// looks).
+    fn send_orphans(&self) {
+        if self.orphans.lock().expect("orphans lock").is_empty() {
+            return;
+        }
+        let orphans = std::mem::take(&mut *self.orphans.lock().expect("orphans lock"));
+        let mut rest = &orphans[..];
+        let reply = self.forward.clone();
+        while !rest.is_empty() {
+            let batch = &rest[..rest.len().min(1024)];
+            match self.submit_somewhere(batch, &reply).1 {
+                Ok(taken) | Err(SubmitError::Busy { accepted: taken }) if taken > 0 => {
+                    self.failed_over.fetch_add(taken as u64, Ordering::Relaxed);
+                    rest = &rest[taken..];
+                }
+                _ => break,
+            }
+        }
+        if !rest.is_empty() {
+            let mut orphans = self.orphans.lock().expect("orphans lock");
+            let newer = std::mem::take(&mut *orphans);
+            orphans.extend_from_slice(rest);
+            orphans.extend(newer);
+        }
     }
 }
 
 impl Target for RemoteTarget {
     fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.clients[turn % self.clients.len()].submit(records, reply)
+        self.submit_routed(records, reply).1
+    }
+
+    fn submit_routed(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+    ) -> (usize, Result<usize, SubmitError>) {
+        let inner = &*self.inner;
+        if inner.failover() {
+            inner
+                .reply
+                .lock()
+                .expect("reply lock")
+                .get_or_insert_with(|| reply.clone());
+        }
+        inner.submit_somewhere(records, reply)
     }
 
     fn fatal_error(&self) -> Option<String> {
-        self.clients
-            .iter()
-            .find_map(|client| client.connection_error())
+        let inner = &*self.inner;
+        let lost = inner.lost.lock().expect("lost lock");
+        if !inner.failover() {
+            return lost.first().map(|(_, reason)| reason.clone());
+        }
+        let up = (0..inner.clients.len()).any(|c| inner.client(c).is_some());
+        if up {
+            return None;
+        }
+        Some(format!(
+            "every node is lost: {}",
+            lost.iter()
+                .map(|(address, reason)| format!("{address}: {reason}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
     }
 
     fn describe(&self) -> String {
-        match self.addresses.as_slice() {
-            [address] => format!("node at {address} ({} connections)", self.connections),
+        let inner = &*self.inner;
+        match inner.addresses.as_slice() {
+            [address] => format!("node at {address} ({} connections)", inner.connections),
             addresses => format!(
                 "{} nodes at {} ({} connections each)",
                 addresses.len(),
                 addresses.join(", "),
-                self.connections
+                inner.connections
             ),
         }
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.inner.addresses.clone()
+    }
+
+    fn failed_over(&self) -> u64 {
+        self.inner.failed_over.load(Ordering::Relaxed)
+    }
+
+    fn lost(&self) -> Vec<String> {
+        self.inner
+            .lost
+            .lock()
+            .expect("lost lock")
+            .iter()
+            .map(|(address, reason)| format!("{address}: {reason}"))
+            .collect()
     }
 }

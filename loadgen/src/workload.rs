@@ -2,16 +2,18 @@
 
 use crate::population::{
     Population, PopulationSpec, CENTRAL_BANK_ID, INVOICE_CATEGORY, RETAIL_CATEGORY,
-    ZERO_RATED_CATEGORY,
+    TAX_AUTHORITY_ID, ZERO_RATED_CATEGORY,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
+use std::collections::{HashMap, VecDeque};
+use tally_protocol::tax::{tax_on, Rounding, TaxBasis};
 use tally_protocol::tx::{TxFields, TxFlags, TxKind, TxRecord};
 
 /// Shares of each kind of transaction, in percent of the whole; the rest are consumer to
 /// consumer transfers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct TransferMix {
     /// Taxed payments: consumers paying merchants tax-inclusive retail prices, and (a share
     /// of them, `invoice_pct`) merchants paying each other tax-exclusive invoices.
@@ -22,8 +24,11 @@ pub struct TransferMix {
     pub interbank_pct: u32,
     /// Merchants refunding consumers.
     pub refund_pct: u32,
-    /// Central-bank pledges and redeems.
+    /// Central-bank pledges and redeems (on the schedule that keeps banks liquid).
     pub central_bank_pct: u32,
+    /// Money going back round: wages, supplier payments and bank fees from merchants, the
+    /// tax authority's spending, banks paying out their fee income.
+    pub circulation_pct: u32,
     /// Scale of interbank amounts (minor units; amounts are heavy-tailed around it).
     pub interbank_amount_scale: u64,
     /// Share of interbank payments marked urgent, in percent.
@@ -31,10 +36,23 @@ pub struct TransferMix {
     /// Share of interbank traffic that is a payer acting on one of its recent payments
     /// (hold, release, cancel, re-prioritise: effective while the payment is queued).
     pub queue_ops_pct: u32,
+    /// Banks may pay beyond their reserves (payments queue until liquidity arrives): the
+    /// squeeze of `ubin`. Otherwise every payer keeps a reserve.
+    pub liquidity_squeeze: bool,
     /// Deliberately invalid transactions (bad signature, wrong signer, unknown account), so
     /// that the rejection paths run under load too.
     pub invalid_pct: u32,
     pub seed: u64,
+    /// The plain-transfer workload instead of the mix above.
+    pub plain: Option<PlainTransfers>,
+}
+
+/// The plain-transfer workload's shape (TigerBeetle's `benchmark`): accounts chosen
+/// uniformly or by Zipf's law pay each other amounts of 1 to `amount_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainTransfers {
+    pub distribution: Distribution,
+    pub amount_max: u64,
 }
 
 impl Default for TransferMix {
@@ -45,11 +63,14 @@ impl Default for TransferMix {
             interbank_pct: 10,
             refund_pct: 5,
             central_bank_pct: 2,
+            circulation_pct: 8,
             interbank_amount_scale: 100_000_000,
             urgent_pct: 20,
             queue_ops_pct: 2,
+            liquidity_squeeze: false,
             invalid_pct: 1,
             seed: 7,
+            plain: None,
         }
     }
 }
@@ -77,17 +98,50 @@ pub enum WorkloadName {
     Vat,
     /// Retail, taxed, interbank and central-bank traffic together.
     Mixed,
+    /// Plain transfers between N accounts, all valid, shaped like TigerBeetle's `benchmark`
+    /// (docs/BENCHMARKS.md names the matching flags).
+    Transfer,
 }
 
+/// Accounts of the `transfer` workload unless told otherwise (TigerBeetle's default
+/// `--account-count`).
+pub const TRANSFER_ACCOUNTS_DEFAULT: usize = 10_000;
+
+/// Opening balance of each account of the `transfer` workload: no run moves it far (amounts
+/// are at most [`TRANSFER_AMOUNT_MAX`]), so every transfer is valid.
+pub const TRANSFER_OPENING_BALANCE: u64 = 1_000_000_000_000;
+
+/// Largest amount of the `transfer` workload.
+pub const TRANSFER_AMOUNT_MAX: u64 = 1_000;
+
 impl WorkloadName {
-    pub const ALL: [WorkloadName; 3] = [WorkloadName::Ubin, WorkloadName::Vat, WorkloadName::Mixed];
+    pub const ALL: [WorkloadName; 4] = [
+        WorkloadName::Ubin,
+        WorkloadName::Vat,
+        WorkloadName::Mixed,
+        WorkloadName::Transfer,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             WorkloadName::Ubin => "ubin",
             WorkloadName::Vat => "vat",
             WorkloadName::Mixed => "mixed",
+            WorkloadName::Transfer => "transfer",
         }
+    }
+
+    /// The least share of `ok` acknowledgements a run of the workload keeps over any
+    /// length, with `invalid_pct` percent deliberately invalid: 98% of the valid ones, and
+    /// for `ubin` less, for its liquidity squeeze (payments that queue, queue operations on
+    /// payments that settled meanwhile).
+    pub fn ok_share_min(self, invalid_pct: u32) -> f64 {
+        let valid = 1.0 - f64::from(invalid_pct.min(100)) / 100.0;
+        let kept = match self {
+            WorkloadName::Ubin => UBIN_OK_SHARE_MIN,
+            _ => 0.98,
+        };
+        valid * kept
     }
 
     /// The transaction mix; `invalid_pct` percent are deliberately invalid.
@@ -103,19 +157,38 @@ impl WorkloadName {
                 interbank_pct: 96,
                 refund_pct: 0,
                 central_bank_pct: 4,
+                circulation_pct: 0,
                 interbank_amount_scale: 200_000_000,
                 urgent_pct: 15,
                 queue_ops_pct: 4,
+                liquidity_squeeze: true,
                 ..base
             },
             WorkloadName::Vat => TransferMix {
-                taxed_payment_pct: 90,
+                taxed_payment_pct: 80,
                 interbank_pct: 0,
-                refund_pct: 10,
+                refund_pct: 8,
                 central_bank_pct: 0,
+                circulation_pct: 12,
                 ..base
             },
-            WorkloadName::Mixed => base,
+            // Banks hold ample reserves here: nothing queues, so no queue operations.
+            WorkloadName::Mixed => TransferMix {
+                queue_ops_pct: 0,
+                ..base
+            },
+            WorkloadName::Transfer => TransferMix {
+                taxed_payment_pct: 0,
+                interbank_pct: 0,
+                refund_pct: 0,
+                central_bank_pct: 0,
+                circulation_pct: 0,
+                plain: Some(PlainTransfers {
+                    distribution: Distribution::Uniform,
+                    amount_max: TRANSFER_AMOUNT_MAX,
+                }),
+                ..base
+            },
         }
     }
 
@@ -137,6 +210,7 @@ impl WorkloadName {
                 ..base
             },
             WorkloadName::Vat | WorkloadName::Mixed => base,
+            WorkloadName::Transfer => transfer_population(seed, banks, TRANSFER_ACCOUNTS_DEFAULT),
         }
     }
 }
@@ -148,7 +222,25 @@ impl std::str::FromStr for WorkloadName {
         WorkloadName::ALL
             .into_iter()
             .find(|w| w.name() == text)
-            .ok_or_else(|| format!("unknown workload {text:?}: expected ubin, vat or mixed"))
+            .ok_or_else(|| {
+                format!("unknown workload {text:?}: expected ubin, vat, mixed or transfer")
+            })
+    }
+}
+
+/// Least `ok` share of `ubin`'s valid transactions (its squeeze queues payments).
+pub const UBIN_OK_SHARE_MIN: f64 = 0.70;
+
+/// The population of the `transfer` workload: `accounts` accounts (consumers, each with its
+/// own key) opened with [`TRANSFER_OPENING_BALANCE`], beside the banks that hold them.
+pub fn transfer_population(seed: u64, banks: usize, accounts: usize) -> PopulationSpec {
+    PopulationSpec {
+        banks,
+        seed,
+        merchants: 0,
+        consumers: accounts,
+        consumer_opening_balance: TRANSFER_OPENING_BALANCE,
+        ..PopulationSpec::default()
     }
 }
 
@@ -169,6 +261,607 @@ fn amount_capped(rng: &mut ChaCha20Rng, scale: u64, cap: f64) -> u64 {
 /// incoming payments can release them within the day.
 const INTERBANK_CAP: f64 = 40.0;
 
+/// How the plain-transfer workload picks its accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    /// Every account equally likely.
+    Uniform,
+    /// Zipf's law with exponent 1: the k-th account is chosen in proportion to 1/k, so a few
+    /// hot accounts take most of the transfers (contention on their balances).
+    Zipfian,
+}
+
+impl Distribution {
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Uniform => "uniform",
+            Distribution::Zipfian => "zipfian",
+        }
+    }
+}
+
+impl std::str::FromStr for Distribution {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Distribution, String> {
+        match text {
+            "uniform" => Ok(Distribution::Uniform),
+            "zipfian" | "zipf" => Ok(Distribution::Zipfian),
+            _ => Err(format!(
+                "unknown account distribution {text:?}: expected uniform or zipfian"
+            )),
+        }
+    }
+}
+
+/// Picks an index in `0..n` by a [`Distribution`] (Zipf through its cumulative weights).
+struct Chooser {
+    cumulative: Option<Vec<f64>>,
+    n: usize,
+}
+
+impl Chooser {
+    fn new(distribution: Distribution, n: usize) -> Chooser {
+        let cumulative = (distribution == Distribution::Zipfian).then(|| {
+            let mut total = 0.0;
+            (1..=n)
+                .map(|k| {
+                    total += 1.0 / k as f64;
+                    total
+                })
+                .collect::<Vec<f64>>()
+        });
+        Chooser { cumulative, n }
+    }
+
+    fn pick(&self, rng: &mut ChaCha20Rng) -> usize {
+        match &self.cumulative {
+            None => rng.random_range(0..self.n),
+            Some(cumulative) => {
+                let total = cumulative[self.n - 1];
+                let x = rng.random_range(0.0..total);
+                cumulative.partition_point(|&c| c <= x).min(self.n - 1)
+            }
+        }
+    }
+}
+
+/// One planned transaction: its fields, who signs it, and how (if at all) it is made
+/// deliberately invalid.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub fields: TxFields,
+    pub signer: u64,
+    /// 0: valid; 1: a signature bit flipped; 2: signed by another key; 3: unknown account.
+    pub corruption: u8,
+}
+
+/// A refund may name a payment only this many transactions after it: by then the payment
+/// has settled even where validators order their clients' transactions differently.
+pub const REFUND_LAG_TX: u64 = 4_096;
+
+/// How far below zero (in opening balances) `ubin` lets a bank pay in the model.
+const INTERBANK_SQUEEZE_OPENINGS: i128 = 1;
+
+/// The generator of a workload's transaction stream.
+///
+/// It keeps a model of every account's balance (what the ledger holds once every planned
+/// valid transaction has settled) and plans only payments the payer can afford with a
+/// margin, so that a long run measures settlement rather than the rejection path: money
+/// circulates back (merchants pay wages to consumers, suppliers and bank fees; the tax
+/// authority spends what it collects; banks pay out their fee income; the central bank
+/// pledges reserves to banks running low and redeems from banks holding much more than
+/// they opened with). The margin covers validators that order their clients'
+/// transactions differently from the send order. Refusals come only from
+/// `invalid_pct` and, in `ubin`, from the liquidity squeeze (payments that queue, queue
+/// operations on payments that are no longer queued).
+pub struct Generator<'p> {
+    population: &'p Population,
+    mix: TransferMix,
+    rng: ChaCha20Rng,
+    next_id: u128,
+    /// Position of the next transaction in the stream.
+    position: u64,
+    /// Model balance of each account, by index in `ids`.
+    balance: Vec<i128>,
+    /// Opening balance of each account (its target).
+    opening: Vec<i128>,
+    index: HashMap<u64, usize>,
+    /// Each category's rate, basis and rounding, from the genesis.
+    tax_rates: HashMap<u32, (u32, TaxBasis, Rounding)>,
+    /// Settled taxed payments refunds may name: (position, id, payer, payee, the record's
+    /// amount: a price with its tax, or an invoice's net, category).
+    recent_taxed: VecDeque<(u64, u128, u64, u64, u64, u32)>,
+    recent_interbank: Vec<(u128, u64)>,
+    /// Fees each bank received and has not paid out.
+    fee_income: HashMap<u64, i128>,
+    /// The plain-transfer workload's account chooser.
+    chooser: Option<Chooser>,
+}
+
+/// A payer keeps this share of its opening balance in the model (the margin for
+/// transactions that settle in another order than planned).
+const RESERVE_DIVISOR: i128 = 5;
+
+impl<'p> Generator<'p> {
+    /// A generator of ids `id_base + 1, id_base + 2, ...`.
+    pub fn new(population: &'p Population, mix: &TransferMix, id_base: u128) -> Generator<'p> {
+        let accounts = &population.genesis.accounts;
+        let index = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id, i))
+            .collect();
+        let opening: Vec<i128> = accounts.iter().map(|a| i128::from(a.balance)).collect();
+        let chooser = mix
+            .plain
+            .map(|plain| Chooser::new(plain.distribution, population.consumers.len()));
+        Generator {
+            population,
+            mix: *mix,
+            rng: ChaCha20Rng::seed_from_u64(mix.seed),
+            next_id: id_base + 1,
+            position: 0,
+            balance: opening.clone(),
+            opening,
+            index,
+            tax_rates: population
+                .genesis
+                .tax_rates
+                .iter()
+                .map(|r| {
+                    let basis = r.basis.unwrap_or(TaxBasis::Gross);
+                    (
+                        r.category,
+                        (r.rate_bp, basis, r.rounding.unwrap_or(Rounding::Down)),
+                    )
+                })
+                .collect(),
+            recent_taxed: VecDeque::new(),
+            recent_interbank: Vec::new(),
+            fee_income: HashMap::new(),
+            chooser,
+        }
+    }
+
+    fn at(&self, account: u64) -> usize {
+        self.index[&account]
+    }
+
+    /// What `account` may pay and keep its reserve, in the model.
+    fn spendable(&self, account: u64) -> i128 {
+        let i = self.at(account);
+        self.balance[i] - self.opening[i] / RESERVE_DIVISOR
+    }
+
+    fn excess(&self, account: u64) -> i128 {
+        let i = self.at(account);
+        self.balance[i] - self.opening[i]
+    }
+
+    fn moved(&mut self, from: u64, to: u64, amount: i128) {
+        let (f, t) = (self.at(from), self.at(to));
+        self.balance[f] -= amount;
+        self.balance[t] += amount;
+    }
+
+    /// Of `tries` random accounts of `from`, the one `better` prefers.
+    fn sample(&mut self, from: &[u64], tries: usize, richest: bool) -> u64 {
+        let mut best = from[self.rng.random_range(0..from.len())];
+        for _ in 1..tries {
+            let other = from[self.rng.random_range(0..from.len())];
+            let (b, o) = (self.balance[self.at(best)], self.balance[self.at(other)]);
+            if (richest && o > b) || (!richest && o < b) {
+                best = other;
+            }
+        }
+        best
+    }
+
+    /// The tax on a taxed payment's `amount` in `category` and the category's basis, by the
+    /// category's own rule (docs/SETTLEMENT.md, "The three bases").
+    fn tax_of(&self, amount: u64, category: u32) -> (i128, TaxBasis) {
+        let (rate, basis, rounding) =
+            self.tax_rates
+                .get(&category)
+                .copied()
+                .unwrap_or((0, TaxBasis::Gross, Rounding::Down));
+        (i128::from(tax_on(amount, rate, basis, rounding)), basis)
+    }
+
+    fn blank(&mut self, id: u128) -> TxFields {
+        TxFields {
+            id,
+            debit_account: 0,
+            credit_account: 0,
+            amount: 0,
+            ledger: self.population.genesis.ledger,
+            kind: TxKind::Transfer,
+            flags: TxFlags::default(),
+            reference: self.rng.random(),
+            related_id: 0,
+            category: 0,
+            reserved_a: 0,
+            valid_until: 0,
+        }
+    }
+
+    /// The next transaction of the stream.
+    pub fn next_plan(&mut self) -> Plan {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.position += 1;
+        let invalid = self.rng.random_range(0..100u32) < self.mix.invalid_pct;
+        let mut fields = self.blank(id);
+        // Deliberately invalid records move no money in the model and are never named by
+        // later refunds or queue operations.
+        let apply = !invalid;
+        let signer = if self.mix.plain.is_some() {
+            self.plain(&mut fields, apply)
+        } else {
+            self.mixed(&mut fields, apply)
+        };
+        self.corrupt(fields, signer, invalid)
+    }
+
+    /// `count` plans.
+    pub fn plans(&mut self, count: usize) -> Vec<Plan> {
+        (0..count).map(|_| self.next_plan()).collect()
+    }
+
+    fn corrupt(&mut self, mut fields: TxFields, signer: u64, invalid: bool) -> Plan {
+        if !invalid {
+            return Plan {
+                fields,
+                signer,
+                corruption: 0,
+            };
+        }
+        let corruption = self.rng.random_range(1..=3u8);
+        let mut signer = signer;
+        match corruption {
+            1 => {}
+            2 => {
+                let banks = &self.population.banks;
+                signer = if banks.is_empty() {
+                    crate::population::TAX_AUTHORITY_ID
+                } else {
+                    banks[self.rng.random_range(0..banks.len())]
+                };
+                if signer == fields.debit_account || signer == CENTRAL_BANK_ID {
+                    signer = crate::population::TAX_AUTHORITY_ID;
+                }
+            }
+            _ => fields.credit_account = u64::MAX - 1,
+        }
+        Plan {
+            fields,
+            signer,
+            corruption,
+        }
+    }
+
+    /// The plain-transfer workload: one account pays another a small amount; opening
+    /// balances are far larger than any run moves, and the model keeps every payer solvent.
+    fn plain(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let plain = self.mix.plain.expect("plain workload");
+        let chooser = self.chooser.as_ref().expect("plain workload");
+        let accounts = &self.population.consumers;
+        let amount = self.rng.random_range(1..=plain.amount_max);
+        let mut debit = accounts[chooser.pick(&mut self.rng)];
+        let mut credit = accounts[chooser.pick(&mut self.rng)];
+        while credit == debit {
+            credit = accounts[chooser.pick(&mut self.rng)];
+        }
+        if self.spendable(debit) < i128::from(amount) {
+            // Never in practice (balances dwarf the amounts), but the model says so.
+            std::mem::swap(&mut debit, &mut credit);
+        }
+        fields.debit_account = debit;
+        fields.credit_account = credit;
+        fields.amount = amount;
+        if apply {
+            self.moved(debit, credit, i128::from(amount));
+        }
+        debit
+    }
+
+    /// The named workloads' mix (`ubin`, `vat`, `mixed`), returning the signer.
+    fn mixed(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let mix = self.mix;
+        let population = self.population;
+        let roll = self.rng.random_range(0..100u32);
+        let mut threshold = mix.taxed_payment_pct;
+        if roll < threshold {
+            return self.taxed_payment(fields, apply);
+        }
+        threshold += mix.interbank_pct;
+        if roll < threshold {
+            return self.interbank(fields, apply);
+        }
+        threshold += mix.refund_pct;
+        if roll < threshold {
+            return self.refund(fields, apply);
+        }
+        threshold += mix.central_bank_pct;
+        if roll < threshold {
+            return self.central_bank(fields, apply);
+        }
+        threshold += mix.circulation_pct;
+        if roll < threshold {
+            return self.circulate(fields, apply);
+        }
+        // Consumer to consumer, by one who can afford it.
+        let payer = self.sample(&population.consumers, 4, true);
+        let mut payee = population.consumers[self.rng.random_range(0..population.consumers.len())];
+        if payee == payer {
+            payee = population.merchants[0];
+        }
+        let amount = amount(&mut self.rng, 3_000);
+        let amount = amount.min(self.spendable(payer).max(1) as u64);
+        fields.debit_account = payer;
+        fields.credit_account = payee;
+        fields.amount = amount;
+        if apply {
+            self.moved(payer, payee, i128::from(amount));
+        }
+        payer
+    }
+
+    /// A retail price with its tax inside it (or zero-rated), or, `invoice_pct` of the time,
+    /// a merchant's invoice to another merchant with 20% VAT added to the net.
+    fn taxed_payment(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let population = self.population;
+        let invoice = population.merchants.len() > 1
+            && self.rng.random_range(0..100u32) < self.mix.invoice_pct;
+        let (payer, payee, amount, category) = if invoice {
+            let payer = self.sample(&population.merchants, 4, true);
+            let at = population
+                .merchants
+                .iter()
+                .position(|m| *m == payer)
+                .unwrap_or(0);
+            let other = self.rng.random_range(1..population.merchants.len());
+            let payee = population.merchants[(at + other) % population.merchants.len()];
+            // The payer is debited net + tax: the net leaves room for the tax.
+            let room = (self.spendable(payer) * 5 / 6).max(1) as u64;
+            let net = amount_capped(&mut self.rng, 10_000, 50.0).min(room);
+            (payer, payee, net, INVOICE_CATEGORY)
+        } else {
+            let payer = self.sample(&population.consumers, 4, true);
+            let payee = population.merchants[self.rng.random_range(0..population.merchants.len())];
+            let price = amount(&mut self.rng, 2_000).min(self.spendable(payer).max(1) as u64);
+            let category = if self.rng.random_range(0..4u32) == 0 {
+                ZERO_RATED_CATEGORY
+            } else {
+                RETAIL_CATEGORY
+            };
+            (payer, payee, price, category)
+        };
+        fields.kind = TxKind::TaxedPayment;
+        fields.debit_account = payer;
+        fields.credit_account = payee;
+        fields.amount = amount;
+        fields.category = category;
+        if apply {
+            let (tax, basis) = self.tax_of(amount, category);
+            let to_payee = match basis {
+                TaxBasis::Exclusive => i128::from(amount),
+                TaxBasis::Inclusive | TaxBasis::Gross => i128::from(amount) - tax,
+            };
+            self.moved(payer, payee, to_payee);
+            self.moved(payer, TAX_AUTHORITY_ID, tax);
+            self.recent_taxed
+                .push_back((self.position, fields.id, payer, payee, amount, category));
+            if self.recent_taxed.len() > RECENT_MAX * 8 {
+                self.recent_taxed.pop_front();
+            }
+        }
+        payer
+    }
+
+    fn refund(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let population = self.population;
+        let settled = self
+            .recent_taxed
+            .iter()
+            .take_while(|p| p.0 + REFUND_LAG_TX <= self.position)
+            .count();
+        if settled == 0 {
+            // Nothing old enough to refund yet: the merchant pays a consumer back directly.
+            let merchant = self.sample(&population.merchants, 4, true);
+            let consumer = self.sample(&population.consumers, 4, false);
+            let amount = amount(&mut self.rng, 1_000).min(self.spendable(merchant).max(1) as u64);
+            fields.debit_account = merchant;
+            fields.credit_account = consumer;
+            fields.amount = amount;
+            if apply {
+                self.moved(merchant, consumer, i128::from(amount));
+            }
+            return merchant;
+        }
+        // The merchant refunds a settled taxed payment in full or in part (of what its record
+        // carried: the price, or an invoice's net); the ledger reverses the tax by the
+        // payment's own basis and rounding. Each payment is refunded at most once, as shops do.
+        let pick = self.rng.random_range(0..settled);
+        let (_, original, payer, payee, gross, category) =
+            self.recent_taxed.remove(pick).expect("in range");
+        let refunded = if self.rng.random_bool(0.5) {
+            gross
+        } else {
+            gross / 2 + 1
+        };
+        // The payment's own rule on the amount refunded (each payment is refunded once).
+        let (tax_back, basis) = self.tax_of(refunded, category);
+        let payee_pays = match basis {
+            TaxBasis::Exclusive => i128::from(refunded),
+            TaxBasis::Inclusive | TaxBasis::Gross => i128::from(refunded) - tax_back,
+        };
+        if self.spendable(payee) < payee_pays || self.spendable(TAX_AUTHORITY_ID) < tax_back {
+            // The shop cannot afford it now: put the payment back, pay wages instead.
+            self.recent_taxed
+                .push_front((0, original, payer, payee, gross, category));
+            return self.circulate(fields, apply);
+        }
+        fields.kind = TxKind::Refund;
+        fields.debit_account = payee;
+        fields.credit_account = payer;
+        fields.related_id = original;
+        fields.amount = refunded;
+        if apply {
+            self.moved(payee, payer, payee_pays);
+            self.moved(TAX_AUTHORITY_ID, payer, tax_back);
+        }
+        payee
+    }
+
+    fn interbank(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let population = self.population;
+        let mix = self.mix;
+        if !self.recent_interbank.is_empty() && self.rng.random_range(0..100u32) < mix.queue_ops_pct
+        {
+            // The payer acts on one of its recent payments; if it is not queued (any more),
+            // the ledger answers `queued_payment_not_found` (part of the squeeze).
+            let (target, payer) =
+                self.recent_interbank[self.rng.random_range(0..self.recent_interbank.len())];
+            fields.kind = [
+                TxKind::QueueHold,
+                TxKind::QueueRelease,
+                TxKind::QueueCancel,
+                TxKind::QueueReprioritise,
+            ][self.rng.random_range(0..4usize)];
+            fields.debit_account = payer;
+            fields.related_id = target;
+            if fields.kind == TxKind::QueueReprioritise && self.rng.random_bool(0.5) {
+                fields.flags = TxFlags(TxFlags::URGENT);
+            }
+            return payer;
+        }
+        let banks = &population.banks;
+        let squeeze = mix.liquidity_squeeze;
+        let payer = if squeeze {
+            banks[self.rng.random_range(0..banks.len())]
+        } else {
+            self.sample(banks, 3, true)
+        };
+        let mut payee = banks[self.rng.random_range(0..banks.len())];
+        if payee == payer {
+            payee = banks[(banks.iter().position(|b| *b == payer).unwrap_or(0) + 1) % banks.len()];
+        }
+        let mut amount = amount_capped(&mut self.rng, mix.interbank_amount_scale, INTERBANK_CAP);
+        if squeeze {
+            // The squeeze: a bank may pay beyond its reserves (the payment queues until
+            // liquidity arrives), down to one opening balance below zero in the model;
+            // pledges bring it back.
+            let i = self.at(payer);
+            let floor = -self.opening[i] * INTERBANK_SQUEEZE_OPENINGS;
+            let room = self.balance[i] - floor;
+            amount = amount.min(room.max(1) as u64);
+        } else {
+            amount = amount.min(self.spendable(payer).max(1) as u64);
+        }
+        fields.debit_account = payer;
+        fields.credit_account = payee;
+        fields.amount = amount;
+        if self.rng.random_range(0..100u32) < mix.urgent_pct {
+            fields.flags = TxFlags(TxFlags::URGENT);
+        }
+        if apply {
+            self.moved(payer, payee, i128::from(amount));
+            remember(&mut self.recent_interbank, (fields.id, payer));
+        }
+        payer
+    }
+
+    /// The central bank's schedule: pledge reserves to the bank lowest on liquidity (of a
+    /// sample) when it holds less than it opened with, otherwise redeem what the richest
+    /// bank of a sample holds beyond twice its opening.
+    fn central_bank(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let population = self.population;
+        let poorest = self.sample(&population.banks, 4, false);
+        let richest = self.sample(&population.banks, 4, true);
+        let top_up = -self.excess(poorest);
+        let surplus = self.excess(richest) - self.opening[self.at(richest)];
+        if top_up <= 0 && surplus > 0 {
+            fields.kind = TxKind::Redeem;
+            (fields.debit_account, fields.credit_account) = (richest, CENTRAL_BANK_ID);
+            // Half the surplus: payments still queued towards it may not have settled.
+            fields.amount = (surplus / 2).max(1) as u64;
+        } else {
+            // Top up to the opening balance, or (when every bank sampled is at or above it)
+            // a small pledge that keeps the schedule going.
+            fields.kind = TxKind::Pledge;
+            (fields.debit_account, fields.credit_account) = (CENTRAL_BANK_ID, poorest);
+            let floor = amount(&mut self.rng, self.mix.interbank_amount_scale / 100 + 1);
+            fields.amount = (top_up.max(0) as u64).max(floor);
+        }
+        if apply {
+            let (from, to) = (fields.debit_account, fields.credit_account);
+            self.moved(from, to, i128::from(fields.amount));
+        }
+        CENTRAL_BANK_ID
+    }
+
+    /// Money going back round: a merchant over its opening pays wages to a consumer low on
+    /// funds, a supplier (another merchant) or a fee to its bank; the tax authority spends
+    /// what it collected; a bank pays its fee income out to a consumer.
+    fn circulate(&mut self, fields: &mut TxFields, apply: bool) -> u64 {
+        let population = self.population;
+        if population.merchants.is_empty() || population.consumers.is_empty() {
+            return self.central_bank(fields, apply);
+        }
+        let consumer = self.sample(&population.consumers, 8, false);
+        let choice = self.rng.random_range(0..10u32);
+        let (payer, payee, amount) = if choice == 0 && self.excess(TAX_AUTHORITY_ID) > 0 {
+            // Public spending of what the tax authority holds beyond its opening.
+            (
+                TAX_AUTHORITY_ID,
+                consumer,
+                self.excess(TAX_AUTHORITY_ID)
+                    .min(self.spendable(TAX_AUTHORITY_ID)),
+            )
+        } else if choice == 1 && !population.banks.is_empty() {
+            let bank = population.banks[self.rng.random_range(0..population.banks.len())];
+            let income = self.fee_income.get(&bank).copied().unwrap_or(0);
+            if income > 0 {
+                self.fee_income.insert(bank, 0);
+                (bank, consumer, income)
+            } else {
+                let merchant = self.sample(&population.merchants, 4, true);
+                (merchant, bank, self.excess(merchant).min(1_000))
+            }
+        } else {
+            let merchant = self.sample(&population.merchants, 4, true);
+            let excess = self.excess(merchant);
+            if choice == 2 {
+                let supplier = self.sample(&population.merchants, 4, false);
+                (merchant, supplier, excess / 2)
+            } else {
+                (merchant, consumer, excess)
+            }
+        };
+        let amount = amount.min(self.spendable(payer));
+        let (payer, payee, amount) = if amount <= 0 || payer == payee {
+            // Nobody holds more than they opened with: a small wage from the richest
+            // merchant of a sample keeps the share of kinds steady.
+            let merchant = self.sample(&population.merchants, 8, true);
+            (merchant, consumer, self.spendable(merchant).clamp(1, 1_000))
+        } else {
+            (payer, payee, amount)
+        };
+        fields.debit_account = payer;
+        fields.credit_account = payee;
+        fields.amount = amount as u64;
+        if apply {
+            self.moved(payer, payee, amount);
+            if population.banks.contains(&payee) {
+                *self.fee_income.entry(payee).or_insert(0) += amount;
+            }
+        }
+        payer
+    }
+}
+
 /// The `valid_until` of records signed now for a network with `genesis`: now (wall clock,
 /// rounded down to the second) plus half the genesis's validity window. Half, so that a node
 /// whose clock is behind this one's by less than half a window still finds `valid_until`
@@ -180,197 +873,35 @@ pub fn valid_until_from_now(genesis: &tally_protocol::genesis::Genesis) -> u64 {
     (now_ms / 1_000 * 1_000).saturating_add(genesis.settlement.validity_window_ms / 2)
 }
 
+/// Signs plans on all cores, each valid until half a validity window of the genesis after
+/// now ([`valid_until_from_now`]): send them within that time. The same plans signed within
+/// the same second give the same bytes.
+pub fn sign(population: &Population, plans: &[Plan]) -> Vec<TxRecord> {
+    let network_id = population.genesis.network_id;
+    let valid_until = valid_until_from_now(&population.genesis);
+    plans
+        .par_iter()
+        .map(|plan| {
+            let key = &population.keys[&plan.signer];
+            let fields = plan.fields.valid_until(valid_until);
+            let mut record = TxRecord::signed(&fields, network_id, key);
+            if plan.corruption == 1 {
+                let id = plan.fields.id;
+                record.signature[(id % 64) as usize] ^= 1 << (id % 8);
+            }
+            record
+        })
+        .collect()
+}
+
 /// Builds `count` transactions with ids `id_base + 1 ..= id_base + count` and signs them on
-/// all cores, each valid until half a validity window of the genesis after now (wall clock,
-/// [`valid_until_from_now`]): run them within that time. The same population, mix, ids and second give the same bytes.
+/// all cores ([`sign`]: valid for half the genesis's validity window from now).
 pub fn presign(
     population: &Population,
     mix: &TransferMix,
     id_base: u128,
     count: usize,
 ) -> Vec<TxRecord> {
-    let network_id = population.genesis.network_id;
-    let ledger = population.genesis.ledger;
-    let valid_until = valid_until_from_now(&population.genesis);
-    let mut rng = ChaCha20Rng::seed_from_u64(mix.seed);
-    let pick = |rng: &mut ChaCha20Rng, from: &[u64]| from[rng.random_range(0..from.len())];
-    let mut plans: Vec<(TxFields, u64, u8)> = Vec::with_capacity(count);
-    // Recent payments that later records refer to: (id, payer, payee, the record's amount).
-    let mut recent_taxed: Vec<(u128, u64, u64, u64)> = Vec::new();
-    let mut recent_interbank: Vec<(u128, u64)> = Vec::new();
-    for index in 0..count {
-        let id = id_base + index as u128 + 1;
-        let roll = rng.random_range(0..100u32);
-        let mut fields = TxFields {
-            id,
-            debit_account: 0,
-            credit_account: 0,
-            amount: 0,
-            ledger,
-            kind: TxKind::Transfer,
-            flags: TxFlags::default(),
-            reference: rng.random(),
-            related_id: 0,
-            category: 0,
-            reserved_a: 0,
-            valid_until,
-        };
-        let mut threshold = mix.taxed_payment_pct;
-        if roll < threshold {
-            fields.kind = TxKind::TaxedPayment;
-            if population.merchants.len() > 1 && rng.random_range(0..100u32) < mix.invoice_pct {
-                // a business invoice: the record carries the net, the payer is debited
-                // net + 20% VAT
-                fields.debit_account = pick(&mut rng, &population.merchants);
-                fields.credit_account = pick(&mut rng, &population.merchants);
-                if fields.debit_account == fields.credit_account {
-                    let at = population
-                        .merchants
-                        .iter()
-                        .position(|m| *m == fields.debit_account)
-                        .unwrap_or(0);
-                    fields.credit_account =
-                        population.merchants[(at + 1) % population.merchants.len()];
-                }
-                fields.amount = amount_capped(&mut rng, 10_000, 50.0);
-                fields.category = INVOICE_CATEGORY;
-            } else {
-                // a retail price with the tax inside it (or zero-rated)
-                fields.debit_account = pick(&mut rng, &population.consumers);
-                fields.credit_account = pick(&mut rng, &population.merchants);
-                fields.amount = amount(&mut rng, 2_000);
-                fields.category = if rng.random_range(0..4u32) == 0 {
-                    ZERO_RATED_CATEGORY
-                } else {
-                    RETAIL_CATEGORY
-                };
-            }
-            remember(
-                &mut recent_taxed,
-                (
-                    id,
-                    fields.debit_account,
-                    fields.credit_account,
-                    fields.amount,
-                ),
-            );
-        } else if roll < {
-            threshold += mix.interbank_pct;
-            threshold
-        } {
-            if !recent_interbank.is_empty() && rng.random_range(0..100u32) < mix.queue_ops_pct {
-                // The payer acts on one of its recent payments; if it is not queued (any
-                // more), the ledger answers `queued_payment_not_found`.
-                let (target, payer) = recent_interbank[rng.random_range(0..recent_interbank.len())];
-                fields.kind = [
-                    TxKind::QueueHold,
-                    TxKind::QueueRelease,
-                    TxKind::QueueCancel,
-                    TxKind::QueueReprioritise,
-                ][rng.random_range(0..4usize)];
-                fields.debit_account = payer;
-                fields.related_id = target;
-                if fields.kind == TxKind::QueueReprioritise && rng.random_bool(0.5) {
-                    fields.flags = TxFlags(TxFlags::URGENT);
-                }
-                plans.push((fields, payer, 0));
-                continue;
-            }
-            fields.debit_account = pick(&mut rng, &population.banks);
-            fields.credit_account = pick(&mut rng, &population.banks);
-            fields.amount = amount_capped(&mut rng, mix.interbank_amount_scale, INTERBANK_CAP);
-            if fields.debit_account == fields.credit_account {
-                fields.credit_account = population.banks[(population
-                    .banks
-                    .iter()
-                    .position(|b| *b == fields.debit_account)
-                    .unwrap_or(0)
-                    + 1)
-                    % population.banks.len()];
-            }
-            if rng.random_range(0..100u32) < mix.urgent_pct {
-                fields.flags = TxFlags(TxFlags::URGENT);
-            }
-            remember(&mut recent_interbank, (id, fields.debit_account));
-        } else if roll < {
-            threshold += mix.refund_pct;
-            threshold
-        } {
-            if recent_taxed.is_empty() {
-                fields.debit_account = pick(&mut rng, &population.merchants);
-                fields.credit_account = pick(&mut rng, &population.consumers);
-                fields.amount = amount(&mut rng, 1_000);
-            } else {
-                // The payee refunds a recent taxed payment in full or in part (an amount of
-                // what its record carried: the price, or an invoice's net); the ledger
-                // reverses the tax by the payment's own basis and rounding.
-                // Each payment is refunded at most once (in full or in part), as shops do.
-                let (original, payer, payee, carried) =
-                    recent_taxed.swap_remove(rng.random_range(0..recent_taxed.len()));
-                fields.kind = TxKind::Refund;
-                fields.debit_account = payee;
-                fields.credit_account = payer;
-                fields.related_id = original;
-                fields.amount = if rng.random_bool(0.5) {
-                    carried
-                } else {
-                    carried / 2 + 1
-                };
-            }
-        } else if roll < {
-            threshold += mix.central_bank_pct;
-            threshold
-        } {
-            let bank = pick(&mut rng, &population.banks);
-            fields.amount = amount(&mut rng, 1_000_000_000);
-            if rng.random_bool(0.5) {
-                fields.kind = TxKind::Pledge;
-                (fields.debit_account, fields.credit_account) = (CENTRAL_BANK_ID, bank);
-            } else {
-                fields.kind = TxKind::Redeem;
-                (fields.debit_account, fields.credit_account) = (bank, CENTRAL_BANK_ID);
-            }
-        } else {
-            fields.debit_account = pick(&mut rng, &population.consumers);
-            fields.credit_account = pick(&mut rng, &population.consumers);
-            fields.amount = amount(&mut rng, 3_000);
-            if fields.debit_account == fields.credit_account {
-                fields.credit_account = population.merchants[0];
-            }
-        }
-        // Who signs: the debit account's owner, or the central bank for its operations.
-        let mut signer = match fields.kind {
-            TxKind::Pledge | TxKind::Redeem => CENTRAL_BANK_ID,
-            _ => fields.debit_account,
-        };
-        let mut corruption = 0u8;
-        if rng.random_range(0..100u32) < mix.invalid_pct {
-            corruption = rng.random_range(1..=3);
-            match corruption {
-                // 1: a signature bit flipped after signing.
-                1 => {}
-                // 2: signed by the key of another account than the payer's.
-                2 => {
-                    signer = pick(&mut rng, &population.banks);
-                    if signer == fields.debit_account || signer == CENTRAL_BANK_ID {
-                        signer = crate::population::TAX_AUTHORITY_ID;
-                    }
-                }
-                // 3: an account that does not exist.
-                _ => fields.credit_account = u64::MAX - 1,
-            }
-        }
-        plans.push((fields, signer, corruption));
-    }
-    plans
-        .par_iter()
-        .map(|(fields, signer, corruption)| {
-            let key = &population.keys[signer];
-            let mut record = TxRecord::signed(fields, network_id, key);
-            if *corruption == 1 {
-                record.signature[(fields.id % 64) as usize] ^= 1 << (fields.id % 8);
-            }
-            record
-        })
-        .collect()
+    let plans = Generator::new(population, mix, id_base).plans(count);
+    sign(population, &plans)
 }

@@ -137,3 +137,93 @@ fn warmup_keeps_early_transactions_out_of_the_latency_figures() {
     let acknowledged: u64 = result.timeline.iter().map(|i| i.acknowledged).sum();
     assert_eq!(acknowledged, 1_000);
 }
+
+/// A run longer than what is signed ahead streams: the signer stays a bounded number of
+/// records ahead, every record goes out and is answered once, with its latency; a signer
+/// slower than the sending schedule is reported as the load generator's own limit.
+#[test]
+fn records_signed_while_the_run_goes_are_all_sent_and_a_slow_signer_is_reported() {
+    use tally_loadgen::driver::{run_records, Records};
+    use tally_loadgen::report::summary;
+    use tally_loadgen::session::{run_loadgen, LoadgenOptions};
+    use tally_loadgen::WorkloadName;
+
+    // Through the session: 60 000 transfers, 16 384 signed ahead at a time.
+    let outcome = run_loadgen(&LoadgenOptions {
+        workload: WorkloadName::Transfer,
+        accounts: 200,
+        banks: 2,
+        seed: 4,
+        pacing: Pacing::Closed {
+            in_flight_tx_max: 4_096,
+        },
+        closed_loop_tx_count: 60_000,
+        sign_ahead: 16_384,
+        duration: Duration::from_secs(120),
+        ..LoadgenOptions::default()
+    })
+    .unwrap();
+    let result = &outcome.result;
+    assert_eq!(outcome.signed_tx_count, 60_000);
+    assert_eq!(result.sent, 60_000);
+    assert_eq!(result.acknowledged, 60_000);
+    assert_eq!(
+        result.counts.get(tally_protocol::result::ResultCode::Ok),
+        60_000
+    );
+    assert_eq!(
+        result.latency_us.len(),
+        60_000,
+        "every record has its latency"
+    );
+
+    // A signer that delivers 500 records every 100 ms (5 000/s) under an open loop of
+    // 20 000/s: the run is the signer's, and the report says so.
+    let population = Population::generate(&PopulationSpec {
+        banks: 2,
+        merchants: 10,
+        consumers: 20,
+        ..PopulationSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&population.genesis, NodeConfig::new(dir.path().into())).unwrap();
+    let mix = TransferMix {
+        invalid_pct: 0,
+        ..TransferMix::default()
+    };
+    let all = presign(&population, &mix, 1_000, 5_000);
+    let (chunks_tx, chunks) = crossbeam::channel::bounded(1);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for chunk in all.chunks(500) {
+                std::thread::sleep(Duration::from_millis(100));
+                if chunks_tx.send(chunk.to_vec()).is_err() {
+                    break;
+                }
+            }
+            drop(chunks_tx);
+        });
+        run_records(
+            &node.handle(),
+            Records::Stream {
+                first_id: 1_001,
+                total: 5_000,
+                chunks,
+            },
+            &RunConfig {
+                pacing: Pacing::Fixed {
+                    rate_per_s: 20_000.0,
+                },
+                duration: Duration::from_secs(5),
+                ..RunConfig::default()
+            },
+        )
+    });
+    node.shutdown();
+    println!("{}", summary(&result));
+    assert_eq!(result.sent, 5_000);
+    assert_eq!(result.acknowledged, 5_000);
+    assert!(result.signing_limited(), "{:?}", result.signing_stalled);
+    assert!(result.signing_stalled >= Duration::from_millis(500));
+    assert!(summary(&result).contains("LIMITED BY THE LOAD GENERATOR"));
+}

@@ -67,6 +67,22 @@ fn a_run_writes_summary_json_hdr_log_and_html_that_agree() {
     assert!(
         json["latency_ms"]["p99"].as_f64().unwrap() >= json["latency_ms"]["p50"].as_f64().unwrap()
     );
+    // The ok share over the run and per interval, against the workload's promise: 5%
+    // deliberately invalid, everything else settles.
+    let ok_share = json["ok_share"].as_f64().unwrap();
+    let promised = json["ok_share_promised"].as_f64().unwrap();
+    assert!(
+        (promised - WorkloadName::Vat.ok_share_min(5)).abs() < 1e-9,
+        "{promised}"
+    );
+    assert!((0.93..0.97).contains(&ok_share), "{ok_share}");
+    assert_eq!(json["ok_share_below_promise"], false);
+    assert!(timeline
+        .iter()
+        .all(|i| i["ok_share"].as_f64().unwrap() > 0.85));
+    let summary = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(summary.contains("ok share: "), "{summary}");
+    assert!(!summary.contains("WARNING"), "{summary}");
 
     // HdrHistogram log: one histogram per interval, together holding every latency.
     let log = std::fs::read(&written.hdr_log).unwrap();
@@ -92,6 +108,7 @@ fn a_run_writes_summary_json_hdr_log_and_html_that_agree() {
         "throughput",
         "latency-over-time",
         "latency-percentiles",
+        "ok-share",
         "results",
     ] {
         let start = html

@@ -14,6 +14,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With [`ClientOptions::tls`] (an identity's [`crate::identity::Identity::client_config`])
+//! the connection is TLS 1.3: the client presents its certificate and checks the node's
+//! against the network's CA and the address dialled. The TLS state is shared by the writers
+//! and the reader thread under a lock that is never held across socket I/O: a writer
+//! encrypts under it and writes the records under the writer lock (taken first, so records
+//! reach the socket in the order they were made); the reader reads the socket without it
+//! and decrypts under it.
+//!
 //! `submit` has the contract of a node's own `submit` (`tally_engine::node::NodeHandle`,
 //! [`crate::submit`]): every record the node took is answered exactly once on the `reply`
 //! channel, by the client's reader thread, as soon as its Results frame arrives.
@@ -44,6 +52,9 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// The network the client means; 0 accepts the node's, whatever it is.
     pub network_id: u64,
+    /// TLS with this configuration (an identity's); `None` speaks plain TCP, which nodes
+    /// accept only when they run with `--insecure-plaintext`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +63,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             network_id: 0,
+            tls: None,
         }
     }
 }
@@ -63,6 +75,8 @@ pub enum ClientError {
     Resolve { addr: String, reason: String },
     #[error("cannot connect to node at {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
+    #[error("TLS with the node at {addr} failed: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
     #[error("node at {addr} refused the connection ({}): {text}", code.name())]
     Refused {
         addr: SocketAddr,
@@ -122,9 +136,13 @@ impl Sinks {
     }
 }
 
+/// The TLS state of a connection, shared by the writers and the reader.
+type SharedTls = Arc<Mutex<rustls::ClientConnection>>;
+
 struct Inner {
     addr: SocketAddr,
     writer: Mutex<TcpStream>,
+    tls: Option<SharedTls>,
     /// The same socket, outside the writer's lock: shutting it down unblocks a writer stuck
     /// on a node that stopped reading.
     closer: TcpStream,
@@ -134,6 +152,9 @@ struct Inner {
     in_flight: AtomicUsize,
     dead: Mutex<Option<String>>,
     options: ClientOptions,
+    /// When the connection opened, and (in milliseconds since) the last frame from the node.
+    opened: std::time::Instant,
+    last_heard_ms: AtomicU64,
 }
 
 impl Inner {
@@ -147,6 +168,18 @@ impl Inner {
         // Waiters see their reply channel close and read the reason.
         self.pending.lock().expect("pending lock").clear();
         let _ = self.closer.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Writes whole frames (encrypted first under TLS).
+    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut socket = self.writer.lock().expect("writer lock");
+        match &self.tls {
+            None => socket.write_all(bytes),
+            Some(tls) => {
+                let records = encrypt(tls, bytes)?;
+                socket.write_all(&records)
+            }
+        }
     }
 
     fn dead_reason(&self) -> Option<String> {
@@ -164,6 +197,15 @@ impl Inner {
 
     /// Sends a frame with a fresh request id, waits for the reply to that id.
     fn request(&self, encode: impl FnOnce(u64, &mut Vec<u8>)) -> Result<Reply, ClientError> {
+        self.request_within(encode, self.options.request_timeout)
+    }
+
+    /// [`Inner::request`] with its own wait.
+    fn request_within(
+        &self,
+        encode: impl FnOnce(u64, &mut Vec<u8>),
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
         if self.dead_reason().is_some() {
             return Err(self.closed_error());
         }
@@ -175,7 +217,7 @@ impl Inner {
             .insert(request_id, tx);
         let mut bytes = Vec::new();
         encode(request_id, &mut bytes);
-        let written = self.writer.lock().expect("writer lock").write_all(&bytes);
+        let written = self.send(&bytes);
         if let Err(source) = written {
             self.pending
                 .lock()
@@ -187,17 +229,16 @@ impl Inner {
                 source,
             });
         }
-        match rx.recv_timeout(self.options.request_timeout) {
+        match rx.recv_timeout(timeout) {
             Ok(reply) => Ok(reply),
             Err(RecvTimeoutError::Disconnected) => Err(self.closed_error()),
             Err(RecvTimeoutError::Timeout) => {
                 self.die(format!(
-                    "no answer to request {request_id} within {:?}",
-                    self.options.request_timeout
+                    "no answer to request {request_id} within {timeout:?}"
                 ));
                 Err(ClientError::Timeout {
                     addr: self.addr,
-                    timeout: self.options.request_timeout,
+                    timeout,
                 })
             }
         }
@@ -239,6 +280,16 @@ impl Client {
             .map_err(|source| ClientError::Connect { addr, source })?;
         let io_error = |source| ClientError::Io { addr, source };
         stream.set_nodelay(true).map_err(io_error)?;
+        stream
+            .set_read_timeout(Some(options.connect_timeout))
+            .map_err(io_error)?;
+        stream
+            .set_write_timeout(Some(options.connect_timeout))
+            .map_err(io_error)?;
+        let tls = match &options.tls {
+            None => None,
+            Some(config) => Some(handshake(&mut stream, addr, config)?),
+        };
         let mut hello = Vec::new();
         Message::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -246,12 +297,18 @@ impl Client {
             network_id: options.network_id,
         })
         .encode(&mut hello);
-        stream.write_all(&hello).map_err(io_error)?;
-        stream
-            .set_read_timeout(Some(options.connect_timeout))
-            .map_err(io_error)?;
+        match &tls {
+            None => stream.write_all(&hello),
+            Some(tls) => encrypt(tls, &hello).and_then(|records| stream.write_all(&records)),
+        }
+        .map_err(io_error)?;
+        let mut reader = FrameSource {
+            socket: stream.try_clone().map_err(io_error)?,
+            tls: tls.clone(),
+            raw: Vec::new(),
+        };
         let mut buf = Vec::new();
-        let welcome = match read_frame(&mut stream, &mut buf) {
+        let welcome = match read_frame(&mut reader, &mut buf) {
             Ok(Some(bytes)) => match decode_owned(&bytes) {
                 Ok(Message::Welcome(welcome)) => welcome,
                 Ok(Message::Error(error)) => {
@@ -275,6 +332,15 @@ impl Client {
                     reason: "the node closed the connection before its welcome".into(),
                 })
             }
+            // A TLS alert before the welcome: the node refused this client's certificate.
+            Err(ReadError::Io(source))
+                if reader.tls.is_some() && source.kind() == io::ErrorKind::InvalidData =>
+            {
+                return Err(ClientError::Tls {
+                    addr,
+                    reason: source.to_string(),
+                })
+            }
             Err(ReadError::Io(source)) => return Err(ClientError::Io { addr, source }),
             Err(ReadError::Frame(reason)) => return Err(ClientError::Protocol { addr, reason }),
         };
@@ -288,11 +354,12 @@ impl Client {
             });
         }
         stream.set_read_timeout(None).map_err(io_error)?;
-        let reader_stream = stream.try_clone().map_err(io_error)?;
+        stream.set_write_timeout(None).map_err(io_error)?;
         let closer = stream.try_clone().map_err(io_error)?;
         let inner = Arc::new(Inner {
             addr,
             writer: Mutex::new(stream),
+            tls,
             closer,
             next_request: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -300,12 +367,14 @@ impl Client {
             in_flight: AtomicUsize::new(0),
             dead: Mutex::new(None),
             options: options.clone(),
+            opened: std::time::Instant::now(),
+            last_heard_ms: AtomicU64::new(0),
         });
         let reader = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("tally-client-reader".into())
-                .spawn(move || read_loop(&inner, reader_stream, buf))
+                .spawn(move || read_loop(&inner, reader, buf))
                 .expect("the operating system starts a thread")
         };
         Ok(Client {
@@ -524,6 +593,97 @@ impl Drop for Client {
     }
 }
 
+/// Completes the TLS handshake on a blocking stream (its timeouts bound the wait).
+fn handshake(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<SharedTls, ClientError> {
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut tls =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| ClientError::Tls {
+            addr,
+            reason: e.to_string(),
+        })?;
+    // Frames are encrypted as they are sent: no bound on what waits to be encrypted.
+    tls.set_buffer_limit(None);
+    while tls.is_handshaking() {
+        if let Err(error) = tls.complete_io(stream) {
+            let reason = match error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+            {
+                Some(tls_error) => tls_error.to_string(),
+                None if error.kind() == io::ErrorKind::UnexpectedEof
+                    || error.kind() == io::ErrorKind::ConnectionReset =>
+                {
+                    format!("the node closed the connection in the handshake ({error}): it refused this client's certificate, or does not speak TLS")
+                }
+                None => error.to_string(),
+            };
+            return Err(ClientError::Tls { addr, reason });
+        }
+    }
+    Ok(Arc::new(Mutex::new(tls)))
+}
+
+/// Encrypts `bytes` into TLS records, under the TLS lock only.
+fn encrypt(tls: &SharedTls, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let mut tls = tls.lock().expect("tls lock");
+    tls.writer().write_all(bytes)?;
+    let mut records = Vec::with_capacity(bytes.len() + 64);
+    while tls.wants_write() {
+        tls.write_tls(&mut records)?;
+    }
+    Ok(records)
+}
+
+/// The byte source of the reader: the socket, decrypted when the connection is TLS.
+struct FrameSource {
+    socket: TcpStream,
+    tls: Option<SharedTls>,
+    /// Socket bytes read for the TLS layer.
+    raw: Vec<u8>,
+}
+
+/// Socket bytes handed to the TLS layer at a time: at most this much plaintext waits in it,
+/// under its 16 KiB limit of received plaintext.
+const TLS_READ_BYTES: usize = 8 * 1024;
+
+impl Read for FrameSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return self.socket.read(buf);
+        };
+        loop {
+            {
+                let mut tls = tls.lock().expect("tls lock");
+                match tls.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    // The socket ended without close_notify: the end all the same (a frame
+                    // cut short shows as truncated).
+                    Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(error) => return Err(error),
+                }
+            }
+            // No plaintext waits: read the socket without the lock (writers go on).
+            self.raw.resize(TLS_READ_BYTES, 0);
+            let n = self.socket.read(&mut self.raw)?;
+            let mut tls = tls.lock().expect("tls lock");
+            let mut fresh = &self.raw[..n];
+            loop {
+                tls.read_tls(&mut fresh)?;
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if fresh.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 enum ReadError {
     Io(io::Error),
     Frame(String),
@@ -531,7 +691,7 @@ enum ReadError {
 
 /// Reads one whole frame (header included) from a blocking stream; `Ok(None)` at a clean end
 /// between frames. `buf` keeps bytes read past the frame.
-fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, ReadError> {
+fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, ReadError> {
     loop {
         match frame::frame_len(buf) {
             Ok(Some(total)) if buf.len() >= total => {
@@ -573,7 +733,7 @@ fn decode_owned(bytes: &[u8]) -> Result<Message<'_>, String> {
     Message::decode(frame).map_err(|e| format!("bad {} message: {e}", frame.kind.name()))
 }
 
-fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
+fn read_loop(inner: &Inner, mut stream: FrameSource, mut buf: Vec<u8>) {
     let reason = loop {
         let bytes = match read_frame(&mut stream, &mut buf) {
             Ok(Some(bytes)) => bytes,
@@ -581,6 +741,7 @@ fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
             Err(ReadError::Io(error)) => break format!("read failed: {error}"),
             Err(ReadError::Frame(reason)) => break format!("bad frame from the node: {reason}"),
         };
+        heard(inner);
         let message = match decode_owned(&bytes) {
             Ok(message) => message,
             Err(reason) => break format!("bad message from the node: {reason}"),
@@ -617,6 +778,62 @@ fn read_loop(inner: &Inner, mut stream: TcpStream, mut buf: Vec<u8>) {
         }
     };
     inner.die(reason);
+}
+
+/// Notes that a frame arrived (what [`Client::keep_alive`] measures silence from).
+fn heard(inner: &Inner) {
+    let ms = inner.opened.elapsed().as_millis() as u64;
+    inner.last_heard_ms.fetch_max(ms, Ordering::Relaxed);
+}
+
+impl Client {
+    /// How long since the last frame from the node (or since the connection opened).
+    pub fn silent_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.inner.last_heard_ms.load(Ordering::Relaxed));
+        self.inner.opened.elapsed().saturating_sub(heard)
+    }
+
+    /// Keepalive: notices within a bounded time a node that stopped answering without
+    /// closing the connection (a host that died, a cut link: no reset arrives). When
+    /// records await their results and nothing has come from the node for `silence_max`,
+    /// asks for its status and waits at most `probe_timeout`: a node that answers is alive
+    /// (it may be waiting for its peers) and the connection stays; one that does not is
+    /// given up, and the reason returned. Also returns why the connection ended when it
+    /// already had. Call it periodically (a watchdog thread); it blocks only while probing.
+    pub fn keep_alive(&self, silence_max: Duration, probe_timeout: Duration) -> Option<String> {
+        if let Some(reason) = self.connection_error() {
+            return Some(reason);
+        }
+        let requests = self.inner.pending.lock().expect("pending lock").len();
+        let waiting = self.in_flight() > 0 || requests > 0;
+        if !waiting || self.silent_for() < silence_max {
+            return None;
+        }
+        let silent = self.silent_for();
+        let probe = self.inner.request_within(
+            |request_id, bytes| {
+                Message::Query {
+                    request_id,
+                    query: Query::Status,
+                }
+                .encode(bytes)
+            },
+            probe_timeout,
+        );
+        match probe {
+            Ok(_) => None,
+            Err(error) => {
+                let reason = format!(
+                    "the node sent nothing for {silent:.1?} while {} records and {requests} \
+                     requests awaited answers, and did not answer a keepalive status query \
+                     within {probe_timeout:?} ({error})",
+                    self.in_flight()
+                );
+                self.inner.die(reason.clone());
+                Some(reason)
+            }
+        }
+    }
 }
 
 fn deliver(inner: &Inner, acks: &[Ack]) {

@@ -1,13 +1,15 @@
 //! tally-protocol: what a client of a Tally network needs, without the engine or the GPU: the
 //! 192-byte transaction record and its signing message, result codes, the tax arithmetic,
-//! the genesis and key files, the network frames and client messages, the query and answer
-//! types, and the blocking client library (docs/PROTOCOL.md part 2). A participant's gateway,
-//! the load generator and any SDK depend on this crate alone; the engine re-exports it.
+//! the genesis and key files, identities (TLS certificates), the network frames and client
+//! messages, the query and answer types, and the blocking client library (docs/PROTOCOL.md
+//! part 2). A participant's gateway, the load generator and any SDK depend on this crate
+//! alone; the engine re-exports it.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod frame;
 pub mod genesis;
+pub mod identity;
 pub mod keys;
 pub mod message;
 pub mod query;

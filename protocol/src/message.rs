@@ -112,10 +112,13 @@ pub enum ErrorCode {
     Busy = 6,
     /// The node is stopping.
     Stopped = 7,
+    /// The request is outside what the connection's certificate allows (its role, the
+    /// accounts it covers). The connection stays.
+    Forbidden = 8,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::BadFrame,
         ErrorCode::BadMessage,
         ErrorCode::UnexpectedMessage,
@@ -123,6 +126,7 @@ impl ErrorCode {
         ErrorCode::WrongNetwork,
         ErrorCode::Busy,
         ErrorCode::Stopped,
+        ErrorCode::Forbidden,
     ];
 
     pub fn from_wire(value: u16) -> Option<ErrorCode> {
@@ -138,6 +142,7 @@ impl ErrorCode {
             ErrorCode::WrongNetwork => "wrong_network",
             ErrorCode::Busy => "busy",
             ErrorCode::Stopped => "stopped",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }

@@ -46,6 +46,11 @@ pub struct ClusterArgs {
     /// Signature backend of every node: cpu, gpu or auto.
     #[arg(long, default_value = "cpu")]
     backend: tally_engine::node::Backend,
+    /// One IP address per validator (comma-separated), for a cluster over several hosts or
+    /// network namespaces: validator i takes clients and validator links on the i-th, which
+    /// its certificate names; /metrics stays on that host's loopback. Needs --base-port.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    hosts: Vec<std::net::IpAddr>,
 }
 
 pub fn run(command: &ClusterCommand) -> anyhow::Result<ExitCode> {
@@ -67,6 +72,7 @@ fn init(args: &ClusterArgs) -> anyhow::Result<ClusterFiles> {
         seed: args.seed,
         banks: args.banks,
         backend: args.backend,
+        hosts: args.hosts.clone(),
     };
     Ok(cluster::init(&args.dir, &spec)?)
 }
@@ -103,8 +109,9 @@ fn print_files(files: &ClusterFiles, args: &ClusterArgs) {
 fn print_loadgen_hint(files: &ClusterFiles, args: &ClusterArgs) {
     if files.matches_population(args.workload, args.seed, args.banks) {
         println!(
-            "load it: tally loadgen --node {} --genesis {} --workload {} --seed {} --banks {}",
+            "load it: tally loadgen --node {} --identity {} --genesis {} --workload {} --seed {} --banks {}",
             files.client_list(),
+            files.loadgen_identity().display(),
             files.genesis.display(),
             args.workload.name(),
             args.seed,

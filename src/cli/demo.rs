@@ -140,7 +140,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .collect();
     println!(
         "tax: collected {} on {} payments ({}), {} reversed by {} refunds, net {}; the tax \
-         accounts moved {}: {}",
+         accounts moved {}, of which {} the tax authority's own payments: {}",
         report.tax.iter().map(|line| line.tax).sum::<u128>(),
         report.tax.iter().map(|line| line.payments).sum::<u64>(),
         by_basis.join(", "),
@@ -152,6 +152,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         report.tax.iter().map(|line| line.refunds).sum::<u64>(),
         report.net_tax(),
         report.tax_accounts_at_end - report.tax_accounts_at_genesis,
+        report.tax_accounts_other,
         if report.tax_reconciled() {
             "reconciled"
         } else {

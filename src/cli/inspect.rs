@@ -156,3 +156,28 @@ fn render(report: &InspectReport, quiet: bool) -> String {
     }
     out
 }
+
+#[derive(clap::Args, Debug)]
+pub struct InspectAuditArgs {
+    /// The audit file (`audit.log` in a node's data directory).
+    file: std::path::PathBuf,
+    /// Print only the verdict and the count, not the events.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `tally inspect audit FILE`: checks the chain, prints the events.
+pub fn run_audit(args: &InspectAuditArgs) -> anyhow::Result<()> {
+    let entries = tally_engine::net::audit::verify(&args.file)?;
+    if !args.quiet {
+        for entry in &entries {
+            println!("{}", serde_json::to_string(entry)?);
+        }
+    }
+    eprintln!(
+        "{}: {} events, chain intact",
+        args.file.display(),
+        entries.len()
+    );
+    Ok(())
+}

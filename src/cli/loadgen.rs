@@ -6,14 +6,25 @@ use std::time::Duration;
 use tally_engine::node::Backend;
 use tally_loadgen::report::summary;
 use tally_loadgen::session::{run_loadgen, write_genesis, LoadgenOptions, TargetChoice};
-use tally_loadgen::{Pacing, WorkloadName};
+use tally_loadgen::sweep::{run_sweep, SweepLevels};
+use tally_loadgen::target::Liveness;
+use tally_loadgen::{Distribution, Pacing, WorkloadName};
 
 #[derive(clap::Args, Debug)]
 pub struct LoadgenArgs {
     /// Workload: ubin (interbank RTGS with a liquidity squeeze), vat (tax-inclusive retail
-    /// prices and tax-exclusive business invoices, with refunds) or mixed.
+    /// prices and tax-exclusive business invoices, with refunds), mixed, or transfer (plain
+    /// transfers between --accounts accounts, all valid: the shape of TigerBeetle's
+    /// benchmark). Each keeps its accounts solvent for any run length.
     #[arg(long, default_value = "mixed")]
     workload: WorkloadName,
+    /// Accounts of the transfer workload (TigerBeetle: --account-count).
+    #[arg(long, default_value_t = tally_loadgen::workload::TRANSFER_ACCOUNTS_DEFAULT)]
+    accounts: usize,
+    /// How the transfer workload picks accounts: uniform or zipfian (TigerBeetle:
+    /// --account-distribution).
+    #[arg(long, default_value = "uniform")]
+    distribution: Distribution,
     /// Open-loop rate in transactions per second (latency from each intended send time).
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
@@ -28,9 +39,14 @@ pub struct LoadgenArgs {
     /// Closed loop: most transactions in flight.
     #[arg(long, default_value_t = 65_536)]
     in_flight: usize,
-    /// Closed loop: transactions signed up front.
+    /// Closed loop: most transactions sent (the run ends at --duration or when they are).
     #[arg(long, default_value_t = 300_000)]
     closed_loop_tx_count: usize,
+    /// Transactions signed before the clock starts; a longer run signs the rest on all cores
+    /// while it goes, never more than this many ahead of the sender (memory stays bounded),
+    /// and says so when its signing, not the node, was the limit.
+    #[arg(long, default_value_t = tally_loadgen::session::SIGN_AHEAD_DEFAULT)]
+    sign_ahead: usize,
     /// Seconds of load (sending stops then; the last acknowledgements are awaited).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -56,9 +72,27 @@ pub struct LoadgenArgs {
     /// in turn. Without it a node is started in this process.
     #[arg(long, alias = "target", value_delimiter = ',', num_args = 1)]
     node: Vec<String>,
-    /// Connections to each node (load is spread over them in turn).
-    #[arg(long, default_value_t = 4, requires = "node")]
+    /// The identity to connect with (e.g. DIR/participants/central-bank.identity of `tally
+    /// cluster init`).
+    #[arg(long, requires = "node")]
+    identity: Option<std::path::PathBuf>,
+    /// Connect over plain TCP, without TLS (to a node run with --insecure-plaintext).
+    #[arg(long, requires = "node", conflicts_with = "identity")]
+    insecure_plaintext: bool,
+    /// Connections to each node (load is spread over them in turn; TigerBeetle: --clients).
+    #[arg(long, alias = "clients", default_value_t = 4, requires = "node")]
     connections: usize,
+    /// Seconds a node may stay silent while transactions await results before it is probed
+    /// (a status query, answered within the same time): one that does not answer is lost.
+    /// With one node that ends the run; with several the others take its load and what it
+    /// did not answer.
+    #[arg(long, default_value_t = 1.5, requires = "node")]
+    node_timeout: f64,
+    /// Run the workload at each of these levels in turn and write sweep.txt, sweep.json and
+    /// sweep.svg (p50/p99 latency against acknowledged throughput) into --out: in-flight
+    /// depths with --closed-loop, rates in tx/s otherwise; comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1, requires = "out")]
+    sweep: Vec<f64>,
     /// The genesis the nodes run, when it is this workload's population with other
     /// validators (DIR/genesis.toml of `tally cluster init`).
     #[arg(long, requires = "node")]
@@ -85,6 +119,10 @@ pub struct LoadgenArgs {
     /// Most transactions in one submission.
     #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// Append one line `id code height` per acknowledgement to this file (height -1: none),
+    /// flushed every few milliseconds.
+    #[arg(long)]
+    ack_log: Option<PathBuf>,
     /// Print the JSON report to standard output instead of the text summary.
     #[arg(long)]
     json: bool,
@@ -136,6 +174,25 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         args.invalid_pct
     );
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(args.sign_ahead > 0, "--sign-ahead must be at least 1");
+    anyhow::ensure!(
+        args.accounts >= 2,
+        "--accounts must be at least 2 (a transfer has two sides), got {}",
+        args.accounts
+    );
+    let node_timeout = seconds(args.node_timeout, "--node-timeout", false)?;
+    if let Some(bad) = args
+        .sweep
+        .iter()
+        .find(|level| !(level.is_finite() && **level > 0.0))
+    {
+        anyhow::bail!("--sweep levels must be positive numbers, got {bad}");
+    }
+    if args.closed_loop {
+        if let Some(bad) = args.sweep.iter().find(|level| level.fract() != 0.0) {
+            anyhow::bail!("--sweep with --closed-loop takes whole in-flight depths, got {bad}");
+        }
+    }
     let duration = seconds(args.duration, "--duration", false)?;
     let warmup = seconds(args.warmup, "--warmup", true)?;
     anyhow::ensure!(
@@ -154,11 +211,14 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         workload: args.workload,
         seed: args.seed,
         banks: args.banks,
+        accounts: args.accounts,
+        distribution: args.distribution,
         invalid_pct: args.invalid_pct,
         pacing,
         duration,
         warmup,
         closed_loop_tx_count: args.closed_loop_tx_count,
+        sign_ahead: args.sign_ahead,
         id_base,
         target: if args.node.is_empty() {
             TargetChoice::InProcess {
@@ -176,6 +236,10 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
             TargetChoice::Remote {
                 addresses: args.node.iter().map(|a| a.trim().to_string()).collect(),
                 connections: args.connections,
+                client: tally_engine::net::ClientOptions {
+                    tls: super::client_tls(args.identity.as_deref(), args.insecure_plaintext)?,
+                    ..tally_engine::net::ClientOptions::default()
+                },
             }
         },
         out_dir: args.out.clone(),
@@ -183,6 +247,12 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         replay: args.replay.clone(),
         submit_batch_tx_max: args.batch,
         progress: !args.quiet && !args.json,
+        ack_log: args.ack_log.clone(),
+        liveness: Liveness {
+            silence_max: node_timeout,
+            probe_timeout: node_timeout,
+            ..Liveness::default()
+        },
         genesis: args.genesis.clone(),
     };
     if let Some(path) = &args.write_genesis {
@@ -197,15 +267,53 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if !args.sweep.is_empty() {
+        let levels = if args.closed_loop {
+            SweepLevels::InFlight(args.sweep.iter().map(|level| *level as usize).collect())
+        } else {
+            SweepLevels::Rates {
+                rates: args.sweep.clone(),
+                poisson: args.poisson,
+            }
+        };
+        let out = args.out.as_ref().expect("clap requires --out with --sweep");
+        let outcome = run_sweep(&options, &levels, out)?;
+        print!("{}", tally_loadgen::sweep::table(&outcome.points));
+        println!(
+            "sweep: {}, {}, {}",
+            outcome.table.display(),
+            outcome.json.display(),
+            outcome.plot.display()
+        );
+        let stopped = outcome.points.iter().any(|point| point.stopped.is_some());
+        return Ok(if stopped {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let outcome = run_loadgen(&options)?;
+    if outcome.result.ok_share_below_promise() {
+        eprint!(
+            "\n{}\n",
+            tally_loadgen::report::ok_share_lines(&outcome.result)
+        );
+    }
     if args.json {
         let report = tally_loadgen::report::Report::new(&outcome.workload, &outcome.result);
         println!("{}", report.to_json());
     } else {
-        println!(
-            "workload {} ({} signed transactions)",
-            outcome.workload, outcome.signed_tx_count
-        );
+        if outcome.streamed {
+            println!(
+                "workload {} (up to {} transactions, signed while the run went)",
+                outcome.workload, outcome.signed_tx_count
+            );
+        } else {
+            println!(
+                "workload {} ({} transactions signed before the clock started)",
+                outcome.workload, outcome.signed_tx_count
+            );
+        }
         print!("{}", summary(&outcome.result));
         if let Some(written) = &outcome.written {
             println!(

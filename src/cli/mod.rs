@@ -7,6 +7,7 @@ mod inspect;
 mod keys;
 mod loadgen;
 mod node;
+mod pki;
 mod proof;
 mod prove;
 mod query;
@@ -35,7 +36,7 @@ enum Command {
     Genesis(keys::GenesisArgs),
     /// Drive a node with a named workload (ubin, vat, mixed), open or closed loop, and write
     /// a text summary, JSON, an HdrHistogram log and an HTML report with plots.
-    Loadgen(loadgen::LoadgenArgs),
+    Loadgen(Box<loadgen::LoadgenArgs>),
     /// Measure each stage beside the ceiling of the same machine in the same run.
     Bench(bench::BenchArgs),
     /// Look inside a node's files.
@@ -58,6 +59,9 @@ enum Command {
     /// starts and supervises one `tally node` per validator.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// The network's PKI: create the CA, issue and show identities (certificates).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// Validator-set changes by authority vote: vote, or show the set and pending votes.
     #[command(subcommand)]
     Validator(validator::ValidatorCommand),
@@ -68,6 +72,42 @@ enum InspectCommand {
     /// List segments and entries of an append log, verify its whole chain, report the first
     /// problem precisely. Read-only.
     Log(inspect::InspectLogArgs),
+    /// Verify a node's audit trail (DATA_DIR/audit.log: every submission, refusal and
+    /// connection by identity, hash-chained) and print it, one JSON line per event.
+    Audit(inspect::InspectAuditArgs),
+}
+
+/// How a client command connects: `--identity PATH` or `--insecure-plaintext`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Access {
+    /// The identity to connect with (`tally pki issue`, or DIR/participants/NAME.identity
+    /// of `tally cluster init`).
+    #[arg(long)]
+    identity: Option<std::path::PathBuf>,
+    /// Connect over plain TCP, without TLS (to a node run with --insecure-plaintext).
+    #[arg(long, conflicts_with = "identity")]
+    insecure_plaintext: bool,
+}
+
+impl Access {
+    pub(crate) fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        client_tls(self.identity.as_deref(), self.insecure_plaintext)
+    }
+}
+
+/// The TLS configuration of a client command: its `--identity`, or none with
+/// `--insecure-plaintext`; one of the two is required.
+pub(crate) fn client_tls(
+    identity: Option<&std::path::Path>,
+    insecure_plaintext: bool,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    match identity {
+        Some(path) => Ok(Some(tally_pki::Identity::load(path)?.client_config()?)),
+        None if insecure_plaintext => Ok(None),
+        None => anyhow::bail!(
+            "pass --identity PATH (an identity file from `tally pki issue`, or DIR/participants/NAME.identity of `tally cluster init`), or --insecure-plaintext for a node that runs without TLS"
+        ),
+    }
 }
 
 /// Logs go to standard error; `RUST_LOG` sets the level (default `warn`).
@@ -90,6 +130,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(InspectCommand::Log(args)) => {
             inspect::run(&args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Inspect(InspectCommand::Audit(args)) => {
+            inspect::run_audit(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Prove(args) => prove::run(&args),
         Command::Query(args) => query::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
@@ -98,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&args),
         Command::Cluster(command) => cluster::run(&command),
         Command::Validator(command) => validator::run(&command),
+        Command::Pki(command) => pki::run(&command),
     }
 }
 

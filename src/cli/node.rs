@@ -15,10 +15,28 @@ pub struct NodeArgs {
     /// The node's configuration file (TOML; see docs/OPERATIONS.md).
     #[arg(long)]
     config: PathBuf,
+    /// Serve clients and validators over plain TCP, without TLS or certificates: anyone who
+    /// reaches the ports may submit and read. For tests and benchmarks only.
+    #[arg(long)]
+    insecure_plaintext: bool,
 }
 
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
+    let mut loaded = config::load(&args.config)?;
+    if args.insecure_plaintext {
+        loaded.service.server.tls = None;
+        if let Some(validator) = loaded.node.validator.as_mut() {
+            validator.tls = None;
+        }
+        let warning = "WARNING: --insecure-plaintext: no TLS, no certificates; anyone who reaches this node's ports can submit and read";
+        eprintln!("{warning}");
+        tracing::warn!("{warning}");
+    } else if loaded.identity.is_none() {
+        anyhow::bail!(
+            "{} names no `identity`: issue one with `tally pki issue --role validator` (docs/OPERATIONS.md), or pass --insecure-plaintext for a test",
+            args.config.display()
+        );
+    }
     let genesis = Genesis::load(&loaded.genesis_path).with_context(|| {
         format!(
             "genesis file {} (field `genesis` of {})",
@@ -29,6 +47,12 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     // Signals are caught from here on; the handler only writes to a pipe (signal-hook).
     let signals = super::StopSignals::install()?;
     let data_dir = loaded.node.data_dir.clone();
+    let loaded_identity = loaded
+        .service
+        .server
+        .tls
+        .as_ref()
+        .map(|tls| tls.holder().name.clone());
     let service = NodeService::start(&genesis, loaded.node, loaded.service)
         .with_context(|| format!("starting the node on {}", data_dir.display()))?;
     let handle = service.handle();
@@ -41,6 +65,10 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         handle.metrics().backend()
     );
     println!("clients: {}", service.client_addr());
+    match &loaded_identity {
+        Some(name) => println!("tls: on, identity {name}"),
+        None => println!("tls: OFF (--insecure-plaintext)"),
+    }
     match service.metrics_addr() {
         Some(addr) => println!("metrics: http://{addr}/metrics"),
         None => println!("metrics: off"),

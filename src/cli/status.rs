@@ -8,6 +8,8 @@ pub struct StatusArgs {
     /// The node's client address (host:port, as `listen` in its config).
     #[arg(long)]
     node: String,
+    #[command(flatten)]
+    access: super::Access,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -21,6 +23,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let options = ClientOptions {
         connect_timeout: timeout,
         request_timeout: timeout,
+        tls: args.access.tls()?,
         ..ClientOptions::default()
     };
     let client = Client::connect_with(args.node.as_str(), &options)?;

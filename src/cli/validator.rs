@@ -46,6 +46,8 @@ pub struct VoteArgs {
     /// Seconds to wait for the vote's block.
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+    #[command(flatten)]
+    access: super::Access,
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +58,8 @@ pub struct ShowArgs {
     /// Seconds to wait for the connection and the answer.
     #[arg(long, default_value_t = 5)]
     timeout_s: u64,
+    #[command(flatten)]
+    access: super::Access,
 }
 
 pub fn run(command: &ValidatorCommand) -> anyhow::Result<ExitCode> {
@@ -65,11 +69,12 @@ pub fn run(command: &ValidatorCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn connect(node: &str, timeout_s: u64) -> anyhow::Result<Client> {
+fn connect(node: &str, timeout_s: u64, access: &super::Access) -> anyhow::Result<Client> {
     let timeout = Duration::from_secs(timeout_s.max(1));
     let options = ClientOptions {
         connect_timeout: timeout,
         request_timeout: timeout,
+        tls: access.tls()?,
         ..ClientOptions::default()
     };
     Ok(Client::connect_with(node, &options)?)
@@ -90,7 +95,7 @@ fn vote(args: &VoteArgs) -> anyhow::Result<ExitCode> {
     let fields = TxFields::validator_vote(id, genesis.ledger, add, &subject)
         .valid_until(tally_loadgen::workload::valid_until_from_now(&genesis));
     let record = TxRecord::signed(&fields, genesis.network_id, &key);
-    let client = connect(&args.node, args.timeout_s)?;
+    let client = connect(&args.node, args.timeout_s, &args.access)?;
     let status = client.status()?;
     if status.genesis_hash != hex::encode(genesis.hash()) {
         anyhow::bail!(
@@ -133,7 +138,7 @@ fn vote(args: &VoteArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let client = connect(&args.node, args.timeout_s)?;
+    let client = connect(&args.node, args.timeout_s, &args.access)?;
     let Answer::Validators {
         epoch,
         heights_per_epoch,

@@ -45,7 +45,12 @@ pub fn start_node(dir: &Path) -> NodeProcess {
     )
     .unwrap();
     let mut child = tally()
-        .args(["node", "--config", config.to_str().unwrap()])
+        .args([
+            "node",
+            "--insecure-plaintext",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

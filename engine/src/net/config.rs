@@ -4,11 +4,13 @@
 use super::peers::PeerSpec;
 use super::server::ServerConfig;
 use super::service::ServiceConfig;
+use super::tls::{NodeTls, Revocations};
 use crate::node::ValidatorConfig;
 use crate::node::{Backend, NodeConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The file as written.
@@ -27,6 +29,13 @@ pub struct NodeFile {
     pub backend: Option<String>,
     /// Where log segments older than the previous checkpoint move (omit to keep them).
     pub archive_dir: Option<PathBuf>,
+    /// The node's identity file (`tally pki issue --role validator`): TLS on the client port
+    /// and the validator links. Omitted, `tally node` runs only with `--insecure-plaintext`.
+    pub identity: Option<PathBuf>,
+    /// Serial numbers (hex) of certificates refused by this node, in addition to the
+    /// genesis's list.
+    #[serde(default)]
+    pub revoked: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
     /// Present on a validator of a network of several (docs/OPERATIONS.md, "Validators").
@@ -81,12 +90,20 @@ pub struct Limits {
     pub connection_output_bytes_max: Option<usize>,
     pub submit_batch_tx_max: Option<usize>,
     pub drain_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub connection_buffers_bytes_max: Option<usize>,
+    pub identity_connections_max: Option<usize>,
+    pub bad_signatures_max: Option<u64>,
+    pub bad_signature_backoff_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A configuration ready to run.
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub genesis_path: PathBuf,
+    /// The node's identity, when the file names one (`service.server.tls` is then set).
+    pub identity: Option<tally_pki::Identity>,
     pub node: NodeConfig,
     pub service: ServiceConfig,
 }
@@ -215,6 +232,22 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         &mut server.connection_output_bytes_max,
     )?;
     positive(
+        "limits.identity_connections_max",
+        limits.identity_connections_max,
+        &mut server.identity_connections_max,
+    )?;
+    if let Some(max) = limits.bad_signatures_max {
+        server.bad_signatures_max = max;
+    }
+    if let Some(ms) = limits.bad_signature_backoff_ms {
+        server.bad_signature_backoff = Duration::from_millis(ms);
+    }
+    positive(
+        "limits.connection_buffers_bytes_max",
+        limits.connection_buffers_bytes_max,
+        &mut server.connection_buffers_bytes_max,
+    )?;
+    positive(
         "limits.submit_batch_tx_max",
         limits.submit_batch_tx_max,
         &mut server.submit_batch_tx_max,
@@ -222,9 +255,37 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     if let Some(ms) = limits.drain_timeout_ms {
         server.drain_timeout = Duration::from_millis(ms);
     }
+    if let Some(ms) = limits.handshake_timeout_ms {
+        server.handshake_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = limits.idle_timeout_ms {
+        server.idle_timeout = Duration::from_millis(ms);
+    }
+    let identity = match &file.identity {
+        None => None,
+        Some(identity_path) => {
+            let identity = tally_pki::Identity::load(&resolve(identity_path))
+                .map_err(|error| field("identity", error.to_string()))?;
+            for (i, serial) in file.revoked.iter().enumerate() {
+                if serial.is_empty() || hex::decode(serial).is_err() {
+                    return Err(field(
+                        "revoked",
+                        format!("revoked[{i}] {serial:?} is not a hex serial number"),
+                    ));
+                }
+            }
+            let revocations = Arc::new(Revocations::new(file.revoked.iter().cloned()));
+            let tls = NodeTls::new(&identity, revocations)
+                .map_err(|error| field("identity", error.to_string()))?;
+            server.tls = Some(Arc::new(tls));
+            Some(identity)
+        }
+    };
     server.check().map_err(|message| field("limits", message))?;
     if let Some(validator) = &file.validator {
-        node.validator = Some(validator_config(path, validator, &resolve)?);
+        let mut validator = validator_config(path, validator, &resolve)?;
+        validator.tls = server.tls.clone();
+        node.validator = Some(validator);
     }
     let metrics_listen = file
         .metrics_listen
@@ -239,6 +300,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     }
     Ok(LoadedConfig {
         genesis_path: resolve(&file.genesis),
+        identity,
         node,
         service: ServiceConfig {
             server,

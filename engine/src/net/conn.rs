@@ -12,10 +12,22 @@
 //! reading the peer, leave results or bulk frames queued elsewhere); what is already due is
 //! still appended, so the output exceeds the bound by at most what the owner appends after
 //! it saw the bound.
+//!
+//! TLS (`FramedConn::with_tls`): the connection drives a rustls connection from the mio loop
+//! the way rustls' own mio examples do: socket bytes go in with `read_tls` and
+//! `process_new_packets`, the plaintext comes out into the read buffer; output goes into the
+//! TLS writer and out with `write_tls`. The owner sees frames only: no plaintext exists
+//! before the handshake has finished and the peer's certificate was verified, so nothing is
+//! decoded from a peer that has not authenticated. The connection stays registered for both
+//! directions, edge-triggered, so the handshake needs no change of interest: every readable
+//! event is read until it would block and every call to `write_out` flushes what the
+//! handshake produced. rustls buffers at most its default limits (16 KiB of received
+//! plaintext, which `read_some` moves out at once, and 64 KiB of records to send).
 
 use super::frame::{self, FrameError, FRAME_BYTES_MAX};
 use mio::net::TcpStream;
 use mio::Interest;
+use rustls::pki_types::CertificateDer;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -56,6 +68,12 @@ pub(crate) struct FramedConn {
     eof: bool,
     /// The write side was shut down.
     write_shut: bool,
+    /// The TLS layer, when the connection has one.
+    tls: Option<Box<rustls::Connection>>,
+    /// Why the TLS layer failed (the connection is then over).
+    tls_error: Option<rustls::Error>,
+    /// The write side is to be shut down once the TLS layer has written its close_notify.
+    shut_after_flush: bool,
 }
 
 /// The unread input of a connection, lent out of it while a frame decoded from it is handled
@@ -108,7 +126,42 @@ impl FramedConn {
             readable: true,
             eof: false,
             write_shut: false,
+            tls: None,
+            tls_error: None,
+            shut_after_flush: false,
         }
+    }
+
+    /// Wraps a stream under TLS (`tls`: a server connection for an accepted stream, a
+    /// client connection for a dialled one).
+    pub(crate) fn with_tls(
+        stream: TcpStream,
+        addr: SocketAddr,
+        out_bound: usize,
+        tls: rustls::Connection,
+    ) -> FramedConn {
+        let mut conn = FramedConn::new(stream, addr, out_bound);
+        conn.tls = Some(Box::new(tls));
+        conn
+    }
+
+    /// Whether the TLS handshake is still under way (false without TLS).
+    pub(crate) fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// The peer's certificate, once the TLS handshake has verified it.
+    pub(crate) fn peer_certificate(&self) -> Option<&CertificateDer<'static>> {
+        let tls = self.tls.as_ref()?;
+        if tls.is_handshaking() {
+            return None;
+        }
+        tls.peer_certificates()?.first()
+    }
+
+    /// Why the TLS layer failed, after `read_some` returned its error.
+    pub(crate) fn tls_error(&self) -> Option<&rustls::Error> {
+        self.tls_error.as_ref()
     }
 
     /// The peer's address.
@@ -172,6 +225,9 @@ impl FramedConn {
                 .max(READ_CHUNK_BYTES),
             _ => READ_CHUNK_BYTES,
         };
+        if self.tls.is_some() {
+            return self.read_tls(want);
+        }
         let filled = self.read_buf.len();
         self.read_buf.resize(filled + want, 0);
         loop {
@@ -197,6 +253,69 @@ impl FramedConn {
                 }
             }
         }
+    }
+
+    /// `read_some` under TLS: one read of socket bytes into the TLS layer, then every byte of
+    /// plaintext it yields into the input. `Bytes` counts socket bytes (a handshake record
+    /// yields none).
+    fn read_tls(&mut self, want: usize) -> io::Result<ReadOutcome> {
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        let n = loop {
+            match tls.read_tls(&mut self.stream) {
+                Ok(n) => break n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(ReadOutcome::Empty);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        };
+        if let Err(error) = tls.process_new_packets() {
+            // Send the alert rustls queued for the peer, as far as the socket takes it.
+            while tls.wants_write() {
+                if tls.write_tls(&mut self.stream).is_err() {
+                    break;
+                }
+            }
+            self.tls_error = Some(error.clone());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+        }
+        let mut reader = tls.reader();
+        loop {
+            let filled = self.read_buf.len();
+            self.read_buf.resize(filled + want.max(READ_CHUNK_BYTES), 0);
+            match reader.read(&mut self.read_buf[filled..]) {
+                Ok(0) => {
+                    // close_notify: the peer's end.
+                    self.read_buf.truncate(filled);
+                    self.eof = true;
+                    break;
+                }
+                Ok(got) => self.read_buf.truncate(filled + got),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.read_buf.truncate(filled);
+                    break;
+                }
+                Err(error) => {
+                    // The socket ended without close_notify: the end all the same (a frame
+                    // cut short shows as truncated input).
+                    self.read_buf.truncate(filled);
+                    if error.kind() != io::ErrorKind::UnexpectedEof {
+                        return Err(error);
+                    }
+                    self.eof = true;
+                    break;
+                }
+            }
+        }
+        if n == 0 {
+            self.eof = true;
+        }
+        if self.eof {
+            return Ok(ReadOutcome::Eof);
+        }
+        Ok(ReadOutcome::Bytes(n))
     }
 
     /// Lends the unread input out (the connection's input is empty meanwhile).
@@ -253,6 +372,11 @@ impl FramedConn {
         }
     }
 
+    /// Bytes this connection holds in its buffers: unread input and output not yet written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.read_buf.len() - self.read_start + self.pending_out()
+    }
+
     /// Bytes waiting to be written.
     pub(crate) fn pending_out(&self) -> usize {
         self.out.len() - self.out_start
@@ -267,6 +391,11 @@ impl FramedConn {
     /// that stopped the writing (final for the connection), if any; bytes written before
     /// the error are counted too.
     pub(crate) fn write_out(&mut self) -> (usize, io::Result<()>) {
+        if self.tls.is_some() {
+            let (written, result) = self.write_tls();
+            self.compact_output();
+            return (written, result);
+        }
         let mut written = 0;
         let mut result = Ok(());
         while self.out_start < self.out.len() {
@@ -290,6 +419,52 @@ impl FramedConn {
                 }
             }
         }
+        self.compact_output();
+        (written, result)
+    }
+
+    /// `write_out` under TLS: records waiting in the TLS layer first, then output moved into
+    /// it (counted as written once it has taken it), until the socket would block.
+    fn write_tls(&mut self) -> (usize, io::Result<()>) {
+        let tls = self.tls.as_mut().expect("a TLS connection");
+        let mut written = 0;
+        loop {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => {
+                        let error =
+                            io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes");
+                        return (written, Err(error));
+                    }
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        return (written, Ok(()));
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return (written, Err(error)),
+                }
+            }
+            if self.out_start == self.out.len() {
+                break;
+            }
+            match tls.writer().write(&self.out[self.out_start..]) {
+                // The TLS layer's buffer is full (during the handshake, until it is over).
+                Ok(0) => break,
+                Ok(n) => {
+                    self.out_start += n;
+                    written += n;
+                }
+                Err(error) => return (written, Err(error)),
+            }
+        }
+        if self.shut_after_flush && !tls.wants_write() {
+            self.shut_after_flush = false;
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        }
+        (written, Ok(()))
+    }
+
+    fn compact_output(&mut self) {
         if self.out_start == self.out.len() {
             self.out.clear();
             self.out_start = 0;
@@ -300,14 +475,22 @@ impl FramedConn {
             self.out.drain(..self.out_start);
             self.out_start = 0;
         }
-        (written, result)
     }
 
     /// Shuts the write side down (FIN after the output written so far), once.
+    /// Under TLS a close_notify goes first, and the socket's write side is shut once it is
+    /// written (here, or by a later `write_out`).
     pub(crate) fn shutdown_write(&mut self) {
-        if !self.write_shut {
+        if self.write_shut {
+            return;
+        }
+        self.write_shut = true;
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            self.shut_after_flush = true;
+            let _ = self.write_tls();
+        } else {
             let _ = self.stream.shutdown(std::net::Shutdown::Write);
-            self.write_shut = true;
         }
     }
 

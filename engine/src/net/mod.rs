@@ -7,6 +7,8 @@
 //! separate, authenticated links (`peers`); its message types (`0x40..=0x7F`) are refused on
 //! client connections.
 
+pub mod access;
+pub mod audit;
 pub mod config;
 mod conn;
 mod event_loop;
@@ -15,6 +17,7 @@ pub mod peers;
 pub mod query;
 pub mod server;
 pub mod service;
+pub mod tls;
 
 // Frames, client messages and the client library are the protocol's (tally-protocol), at
 // their old paths; `query` adds the engine's answering to the protocol's query types.

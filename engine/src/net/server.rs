@@ -11,7 +11,19 @@
 //! stops reading that connection (TCP then pushes back on the client) until it drains. A
 //! connection that sends a bad frame or message gets an Error frame and is closed, with a
 //! log line; the node and the other connections go on.
+//!
+//! TLS (`ServerConfig::tls`): every connection first completes a TLS 1.3 handshake with a
+//! certificate of this network (`net::tls`); one that fails is closed before any frame is
+//! read, with its reason logged and counted (`tally_client_tls_refused_total{reason}`).
+//! Without TLS the port speaks plain TCP (`--insecure-plaintext`, tests and benchmarks).
+//! A connection has `handshake_timeout` to finish its handshake and Hello, and an idle one
+//! (nothing received, nothing owed) is closed after `idle_timeout`. When `connections_max`
+//! connections are open, a new one takes the place of the oldest connection still in its
+//! handshake, so that connections which never authenticate cannot lock authenticated
+//! clients out; only when every open connection has authenticated is the new one refused.
 
+use super::access::{Directory, Scope};
+use super::audit::{AuditEntry, AuditError, AuditLog};
 use super::conn::{FramedConn, ReadOutcome};
 use super::event_loop::{self, EventLoop};
 use super::frame::{self, FRAME_BYTES_MAX};
@@ -20,11 +32,13 @@ use super::message::{
     PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
 };
 use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, OFFLINE_ONLY};
+use super::tls::{NodeTls, TlsRefusal};
 use crate::mempool::Ack;
 use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Token, Waker};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -48,6 +62,31 @@ pub struct ServerConfig {
     pub submit_batch_tx_max: usize,
     /// At shutdown, how long to keep writing results to clients that read slowly.
     pub drain_timeout: Duration,
+    /// How long a new connection may take to finish its TLS handshake and its Hello.
+    pub handshake_timeout: Duration,
+    /// A connection that sent nothing for this long, with nothing in flight and no output
+    /// waiting, is closed.
+    pub idle_timeout: Duration,
+    /// TLS of the port; `None` speaks plain TCP (`--insecure-plaintext` only).
+    pub tls: Option<Arc<NodeTls>>,
+    /// The genesis's accounts, for roles and read privacy (`net::access`); set by
+    /// `NodeService::start`.
+    pub directory: Option<Arc<Directory>>,
+    /// One budget for what every connection holds in its buffers (unread input, output not
+    /// yet written). Past it, a connection that holds [`CONNECTION_SHARE_BYTES`] or more is
+    /// neither read nor given more output until the total falls, so clients that do not read
+    /// cannot take more than the budget plus that share each.
+    pub connection_buffers_bytes_max: usize,
+    /// Most connections open at once with one certificate; one more is refused (Busy).
+    pub identity_connections_max: usize,
+    /// A connection whose records failed their signature check this many times within
+    /// [`BAD_SIGNATURE_WINDOW`] is closed, and its certificate is refused for
+    /// `bad_signature_backoff`.
+    pub bad_signatures_max: u64,
+    pub bad_signature_backoff: Duration,
+    /// The audit trail's file (`net::audit`); `NodeService::start` sets `audit.log` in the
+    /// data directory. `None`: no audit trail.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +98,15 @@ impl Default for ServerConfig {
             connection_output_bytes_max: 8 * 1024 * 1024,
             submit_batch_tx_max: SUBMIT_BATCH_TX_MAX,
             drain_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            tls: None,
+            directory: None,
+            connection_buffers_bytes_max: 256 * 1024 * 1024,
+            identity_connections_max: 64,
+            bad_signatures_max: 1_000,
+            bad_signature_backoff: Duration::from_secs(30),
+            audit_log: None,
         }
     }
 }
@@ -81,6 +129,27 @@ impl ServerConfig {
                 self.connection_inflight_tx_max, self.submit_batch_tx_max
             ));
         }
+        if self.identity_connections_max == 0 {
+            return Err("identity_connections_max must be at least 1".into());
+        }
+        if self.bad_signatures_max == 0 {
+            return Err("bad_signatures_max must be at least 1".into());
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err("handshake_timeout must be above zero".into());
+        }
+        if self.idle_timeout < self.handshake_timeout {
+            return Err(format!(
+                "idle_timeout ({:?}) must be at least handshake_timeout ({:?})",
+                self.idle_timeout, self.handshake_timeout
+            ));
+        }
+        if self.connection_buffers_bytes_max < self.connection_output_bytes_max {
+            return Err(format!(
+                "connection_buffers_bytes_max ({}) must be at least connection_output_bytes_max ({})",
+                self.connection_buffers_bytes_max, self.connection_output_bytes_max
+            ));
+        }
         if self.connection_output_bytes_max < FRAME_BYTES_MAX {
             return Err(format!(
                 "connection_output_bytes_max ({}) must be at least one frame ({FRAME_BYTES_MAX} bytes)",
@@ -100,12 +169,23 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot set up the poll loop: {0}")]
     Poll(io::Error),
+    #[error("cannot open the audit trail: {0}")]
+    Audit(#[from] AuditError),
 }
 
 /// Readiness events taken per poll-loop turn.
 const EVENTS_PER_TURN: usize = 1_024;
 /// How long a connection closed for an error may take to receive its Error frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// The window over which a connection's bad signatures are counted against
+/// `bad_signatures_max`.
+pub const BAD_SIGNATURE_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a connection may always hold, past the budget of all connections' buffers
+/// (`connection_buffers_bytes_max`): the one that holds less is still read and written.
+pub const CONNECTION_SHARE_BYTES: usize = 64 * 1024;
+/// How often connections are checked against the handshake and idle timeouts.
+const TIMEOUT_SWEEP: Duration = Duration::from_millis(250);
 
 /// A running server.
 pub struct Server {
@@ -125,6 +205,10 @@ impl Server {
                 source,
             })?;
         let addr = listener.local_addr().map_err(ServerError::Poll)?;
+        let audit = match &config.audit_log {
+            Some(path) => Some(RefCell::new(AuditLog::open(path)?)),
+            None => None,
+        };
         let (event_loop, waker) =
             EventLoop::new(&mut listener, EVENTS_PER_TURN).map_err(ServerError::Poll)?;
         let waker = Arc::new(waker);
@@ -147,6 +231,10 @@ impl Server {
             replies_tx,
             replies_rx,
             scratch: Vec::new(),
+            buffered: 0,
+            revocation_generation: 0,
+            backoff: HashMap::new(),
+            audit,
         };
         let thread = std::thread::Builder::new()
             .name("tally-ingress".into())
@@ -195,6 +283,16 @@ struct Connection {
     /// Ledger queries sent to the executor and not yet answered.
     queries_pending: usize,
     greeted: bool,
+    /// What the certificate's holder may do, once the TLS handshake has verified it.
+    scope: Option<Scope>,
+    /// When the connection was accepted.
+    opened: Instant,
+    /// When bytes last arrived.
+    last_input: Instant,
+    /// Records of this connection that failed their signature check in the current window,
+    /// and when the window began.
+    bad_signatures: u64,
+    bad_window: Instant,
     /// Set when the connection is being closed: stop reading, flush, then drop.
     closing: Option<Instant>,
     paused: bool,
@@ -218,6 +316,14 @@ struct Ingress {
     replies_tx: Sender<(Token, Vec<u8>)>,
     replies_rx: Receiver<(Token, Vec<u8>)>,
     scratch: Vec<Ack>,
+    /// Bytes all connections hold in their buffers (see `connection_buffers_bytes_max`).
+    buffered: usize,
+    /// The revocations' generation last acted on.
+    revocation_generation: u64,
+    /// Certificates (serials) refused until then after too many bad signatures.
+    backoff: HashMap<String, Instant>,
+    /// The audit trail (the thread's alone).
+    audit: Option<RefCell<AuditLog>>,
 }
 
 enum Closed {
@@ -228,13 +334,16 @@ enum Closed {
 impl Ingress {
     fn run(&mut self) {
         let mut finishing_since: Option<Instant> = None;
+        let mut last_sweep = Instant::now();
         loop {
             let timeout = if finishing_since.is_some()
                 || self.connections.values().any(|c| c.closing.is_some())
             {
                 Some(Duration::from_millis(50))
-            } else {
+            } else if self.connections.is_empty() {
                 None
+            } else {
+                Some(TIMEOUT_SWEEP)
             };
             match self.event_loop.wait(timeout, &mut self.connections) {
                 Ok(true) => self.accept(),
@@ -251,6 +360,18 @@ impl Ingress {
                 }
             }
             self.forward_query_replies();
+            if let Some(audit) = &self.audit {
+                audit.borrow_mut().flush();
+            }
+            if finishing_since.is_none() && last_sweep.elapsed() >= TIMEOUT_SWEEP {
+                last_sweep = Instant::now();
+                self.expire();
+                self.close_revoked();
+                self.node
+                    .metrics()
+                    .client_buffered_bytes
+                    .set(self.buffered as i64);
+            }
             let tokens: Vec<Token> = self.connections.keys().copied().collect();
             for token in tokens {
                 self.service(token, finishing_since.is_some());
@@ -273,6 +394,200 @@ impl Ingress {
         }
     }
 
+    /// Closes connections past their handshake or idle timeout.
+    fn expire(&mut self) {
+        let handshake = self.config.handshake_timeout;
+        let idle = self.config.idle_timeout;
+        let expired: Vec<(Token, bool)> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.closing.is_none())
+            .filter_map(|(token, c)| {
+                if !c.greeted && c.opened.elapsed() >= handshake {
+                    Some((*token, true))
+                } else if c.greeted
+                    && c.inflight == 0
+                    && c.queries_pending == 0
+                    && c.io.pending_out() == 0
+                    && c.last_input.elapsed() >= idle
+                {
+                    Some((*token, false))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (token, in_handshake) in expired {
+            let Some(mut conn) = self.connections.remove(&token) else {
+                continue;
+            };
+            let metrics = self.node.metrics();
+            if in_handshake {
+                metrics.tls_refused[TlsRefusal::Timeout.index()].inc();
+                tracing::warn!(peer = %conn.io.addr(), reason = TlsRefusal::Timeout.name(), timeout = ?handshake, "refusing a client connection: no handshake and hello in time");
+            } else {
+                metrics.idle_closed.inc();
+                tracing::info!(peer = %conn.io.addr(), timeout = ?idle, "closing an idle client connection");
+            }
+            self.buffered = self.buffered.saturating_sub(conn.io.buffered());
+            self.event_loop.deregister(&mut conn.io);
+            metrics
+                .client_connections
+                .set(self.connections.len() as i64);
+        }
+    }
+
+    /// Appends an event of `conn` to the audit trail.
+    fn audit(
+        &self,
+        conn: &Connection,
+        event: &str,
+        request_id: u64,
+        counts: [u64; 3],
+        detail: &str,
+    ) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let (identity, serial, role) = match &conn.scope {
+            Some(scope) => (
+                scope.name.clone(),
+                scope.serial.clone(),
+                scope.access.name().to_string(),
+            ),
+            None => Default::default(),
+        };
+        audit.borrow_mut().record(AuditEntry {
+            seq: 0,
+            time_ms: 0,
+            event: event.into(),
+            identity,
+            serial,
+            role,
+            peer: conn.io.addr().to_string(),
+            request_id,
+            records: counts[0],
+            accepted: counts[1],
+            refused: counts[2],
+            detail: detail.into(),
+        });
+    }
+
+    /// Why a newly authenticated connection is not admitted: its certificate is in its
+    /// back-off after bad signatures, or has `identity_connections_max` connections open.
+    fn admit(&mut self, scope: &Scope) -> Option<String> {
+        if let Some(until) = self.backoff.get(&scope.serial) {
+            if Instant::now() < *until {
+                return Some(format!(
+                    "{} is refused for {:?} more after {} bad signatures",
+                    scope.name,
+                    until.saturating_duration_since(Instant::now()),
+                    self.config.bad_signatures_max
+                ));
+            }
+            self.backoff.remove(&scope.serial);
+        }
+        let open = self
+            .connections
+            .values()
+            .filter(|c| {
+                c.closing.is_none() && c.scope.as_ref().is_some_and(|s| s.serial == scope.serial)
+            })
+            .count();
+        (open >= self.config.identity_connections_max).then(|| {
+            format!(
+                "{} has {open} connections open (identity_connections_max = {}); retry later",
+                scope.name, self.config.identity_connections_max
+            )
+        })
+    }
+
+    /// Counts a connection's records refused for bad signatures; past `bad_signatures_max`
+    /// in the window, closes it and refuses its certificate for `bad_signature_backoff`.
+    fn count_bad_signatures(&mut self, conn: &mut Connection, bad: u64) {
+        if conn.bad_window.elapsed() >= BAD_SIGNATURE_WINDOW {
+            conn.bad_window = Instant::now();
+            conn.bad_signatures = 0;
+        }
+        conn.bad_signatures += bad;
+        if conn.bad_signatures < self.config.bad_signatures_max {
+            return;
+        }
+        let backoff = self.config.bad_signature_backoff;
+        let name = match &conn.scope {
+            Some(scope) => {
+                self.backoff
+                    .insert(scope.serial.clone(), Instant::now() + backoff);
+                scope.name.clone()
+            }
+            None => conn.io.addr().to_string(),
+        };
+        self.node.metrics().bad_signature_closed.inc();
+        let text = format!(
+            "{} bad signatures within {BAD_SIGNATURE_WINDOW:?}: {name} is refused for {backoff:?}",
+            conn.bad_signatures
+        );
+        self.audit(conn, "closed_bad_signatures", 0, [0; 3], &text);
+        self.reject(conn, ErrorCode::Forbidden, text);
+    }
+
+    /// Closes the open connections whose certificate was revoked since the last look.
+    fn close_revoked(&mut self) {
+        let Some(tls) = self.config.tls.clone() else {
+            return;
+        };
+        let generation = tls.revocations().generation();
+        if generation == self.revocation_generation {
+            return;
+        }
+        self.revocation_generation = generation;
+        let revoked: Vec<Token> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                c.scope
+                    .as_ref()
+                    .is_some_and(|scope| tls.revocations().is_revoked(&scope.serial))
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in revoked {
+            let Some(mut conn) = self.connections.remove(&token) else {
+                continue;
+            };
+            let scope = conn.scope.as_ref().expect("filtered");
+            tracing::warn!(peer = %conn.io.addr(), name = %scope.name, serial = %scope.serial, "closing the connection of a revoked certificate");
+            self.audit(&conn, "closed_revoked", 0, [0; 3], "");
+            self.node.metrics().revoked_closed.inc();
+            self.buffered = self.buffered.saturating_sub(conn.io.buffered());
+            self.event_loop.deregister(&mut conn.io);
+        }
+        self.node
+            .metrics()
+            .client_connections
+            .set(self.connections.len() as i64);
+    }
+
+    /// Makes room for a new connection at `connections_max`: closes the oldest connection
+    /// still in its handshake. Returns false when every open connection has authenticated.
+    fn evict_one_unauthenticated(&mut self) -> bool {
+        let oldest = self
+            .connections
+            .iter()
+            .filter(|(_, c)| !c.greeted && c.closing.is_none())
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(token, _)| *token);
+        let Some(token) = oldest else {
+            return false;
+        };
+        let mut conn = self.connections.remove(&token).expect("listed");
+        tracing::debug!(peer = %conn.io.addr(), "closing the oldest unauthenticated connection to make room");
+        self.buffered = self.buffered.saturating_sub(conn.io.buffered());
+        self.event_loop.deregister(&mut conn.io);
+        self.node.metrics().connections_evicted.inc();
+        true
+    }
+
     fn accept(&mut self) {
         loop {
             let Some(listener) = self.listener.as_ref() else {
@@ -287,7 +602,14 @@ impl Ingress {
                     return;
                 }
             };
-            let mut io = FramedConn::new(stream, peer, self.config.connection_output_bytes_max);
+            if self.connections.len() >= self.config.connections_max {
+                self.evict_one_unauthenticated();
+            }
+            let out_bound = self.config.connection_output_bytes_max;
+            let mut io = match &self.config.tls {
+                Some(tls) => FramedConn::with_tls(stream, peer, out_bound, tls.accept()),
+                None => FramedConn::new(stream, peer, out_bound),
+            };
             let token = match self.event_loop.register(&mut io) {
                 Ok(token) => token,
                 Err(error) => {
@@ -304,6 +626,11 @@ impl Ingress {
                 inflight: 0,
                 queries_pending: 0,
                 greeted: false,
+                scope: None,
+                opened: Instant::now(),
+                last_input: Instant::now(),
+                bad_signatures: 0,
+                bad_window: Instant::now(),
                 closing: None,
                 paused: false,
             };
@@ -345,12 +672,15 @@ impl Ingress {
         let Some(mut conn) = self.connections.remove(&token) else {
             return;
         };
+        let before = conn.io.buffered();
         let closed = self.service_connection(token, &mut conn, finishing);
         match closed {
             Closed::No => {
+                self.buffered = (self.buffered + conn.io.buffered()).saturating_sub(before);
                 self.connections.insert(token, conn);
             }
             Closed::Yes => {
+                self.buffered = self.buffered.saturating_sub(before);
                 self.event_loop.deregister(&mut conn.io);
                 self.node
                     .metrics()
@@ -425,19 +755,63 @@ impl Ingress {
                 return Closed::No;
             }
             match conn.io.read_some() {
-                Ok(ReadOutcome::Bytes(n)) => self.node.metrics().bytes_received.add(n as u64),
+                Ok(ReadOutcome::Bytes(n)) => {
+                    conn.last_input = Instant::now();
+                    self.node.metrics().bytes_received.add(n as u64);
+                }
                 Ok(ReadOutcome::Eof) => {}
                 Ok(ReadOutcome::Empty) => return Closed::No,
                 Err(error) => {
-                    tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
+                    if let Some(tls_error) = conn.io.tls_error() {
+                        let reason = TlsRefusal::of(tls_error);
+                        self.node.metrics().tls_refused[reason.index()].inc();
+                        self.audit(conn, "tls_refused", 0, [0; 3], reason.name());
+                        tracing::warn!(peer = %conn.io.addr(), reason = reason.name(), detail = %tls_error, "refusing a client connection");
+                    } else {
+                        tracing::debug!(peer = %conn.io.addr(), %error, "client connection read failed");
+                    }
                     return Closed::Yes;
+                }
+            }
+            if conn.scope.is_none() && !conn.io.handshaking() {
+                if let Some(certificate) = conn.io.peer_certificate() {
+                    match tally_pki::read_certificate(certificate) {
+                        Ok(holder) => {
+                            tracing::info!(peer = %conn.io.addr(), name = %holder.name, role = %holder.access, serial = %holder.serial, "client authenticated");
+                            let empty = Directory::default();
+                            let directory = self.config.directory.as_deref().unwrap_or(&empty);
+                            let scope = Scope::new(&holder, directory);
+                            let refusal = self.admit(&scope);
+                            conn.scope = Some(scope);
+                            if let Some(text) = refusal {
+                                self.audit(conn, "not_admitted", 0, [0; 3], &text);
+                                self.reject(conn, ErrorCode::Busy, text);
+                                continue;
+                            }
+                            self.audit(conn, "authenticated", 0, [0; 3], "");
+                        }
+                        // The verifier read it already: not expected.
+                        Err(error) => {
+                            self.reject(conn, ErrorCode::BadMessage, error.to_string());
+                            continue;
+                        }
+                    }
                 }
             }
         }
     }
 
     fn backpressured(&self, conn: &Connection) -> bool {
-        conn.inflight >= self.config.connection_inflight_tx_max || conn.io.output_full()
+        conn.inflight >= self.config.connection_inflight_tx_max
+            || conn.io.output_full()
+            || self.over_budget(conn)
+    }
+
+    /// Whether all connections' buffers are past their budget and this one holds at least
+    /// its share.
+    fn over_budget(&self, conn: &Connection) -> bool {
+        self.buffered >= self.config.connection_buffers_bytes_max
+            && conn.io.buffered() >= CONNECTION_SHARE_BYTES
     }
 
     /// Decodes and handles whole frames already in the read buffer while the connection is
@@ -548,6 +922,9 @@ impl Ingress {
             );
             return self.reject(conn, ErrorCode::BadMessage, text);
         }
+        if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_submit(records)) {
+            return self.forbid(conn, request_id, text);
+        }
         let started = Instant::now();
         let metrics = self.node.metrics();
         metrics.batch.submit.observe(records.len() as u64);
@@ -561,6 +938,18 @@ impl Ingress {
             metrics.busy_tx.add(refused as u64);
         }
         let refusal = if refused == 0 { Refusal::None } else { refusal };
+        let detail = match &refusal {
+            Refusal::None => "",
+            Refusal::Busy => "busy",
+            Refusal::Stopped(_) => "stopped",
+        };
+        self.audit(
+            conn,
+            "submit",
+            request_id,
+            [records.len() as u64, accepted as u64, refused as u64],
+            detail,
+        );
         conn.inflight += accepted;
         Message::SubmitReceipt(SubmitReceipt {
             request_id,
@@ -572,8 +961,25 @@ impl Ingress {
         metrics.stage.ingress.observe_duration(started.elapsed());
     }
 
+    /// Answers a request outside the connection's certificate with Forbidden; the connection
+    /// stays.
+    fn forbid(&self, conn: &mut Connection, request_id: u64, text: String) {
+        tracing::warn!(peer = %conn.io.addr(), request_id, reason = %text, "forbidden request");
+        self.audit(conn, "forbidden", request_id, [0; 3], &text);
+        self.node.metrics().forbidden.inc();
+        Message::Error(ErrorMessage {
+            request_id,
+            code: ErrorCode::Forbidden,
+            text,
+        })
+        .encode(conn.io.output());
+    }
+
     fn query(&self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
         self.node.metrics().queries.inc();
+        if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_query(&query)) {
+            return self.forbid(conn, request_id, text);
+        }
         if !query.needs_ledger() {
             let result = match query {
                 Query::Status => QueryResult::Ok(Answer::Status(Box::new(node_status(
@@ -617,7 +1023,7 @@ impl Ingress {
     /// Moves acknowledgements from the connection's channel to its output, while the output
     /// is under its bound (the rest wait in the channel, bounded by the in-flight limit).
     fn move_acks(&mut self, conn: &mut Connection) {
-        while !conn.io.output_full() {
+        while !conn.io.output_full() && !self.over_budget(conn) {
             self.scratch.clear();
             self.scratch.extend(
                 conn.acks_rx
@@ -630,6 +1036,14 @@ impl Ingress {
             conn.inflight = conn.inflight.saturating_sub(self.scratch.len());
             if conn.closing.is_none() {
                 encode_results(&self.scratch, conn.io.output());
+                let bad = self
+                    .scratch
+                    .iter()
+                    .filter(|ack| ack.code == crate::result::ResultCode::BadSignature)
+                    .count() as u64;
+                if bad > 0 {
+                    self.count_bad_signatures(conn, bad);
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ use super::server::{Server, ServerConfig, ServerError};
 use crate::genesis::Genesis;
 use crate::node::{Node, NodeConfig, NodeError, NodeHandle, NodeOutcome};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Addresses and limits of the network front.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +45,15 @@ impl NodeService {
         node_config: NodeConfig,
         config: ServiceConfig,
     ) -> Result<NodeService, ServiceError> {
+        let mut config = config;
+        if config.server.audit_log.is_none() {
+            config.server.audit_log = Some(node_config.data_dir.join("audit.log"));
+        }
+        if config.server.directory.is_none() {
+            config.server.directory = Some(Arc::new(crate::net::access::Directory::from_genesis(
+                genesis,
+            )));
+        }
         let node = Node::start(genesis, node_config)?;
         let handle = node.handle();
         let metrics = match config.metrics_listen {

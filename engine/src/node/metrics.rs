@@ -3,6 +3,7 @@
 use super::NodeHandle;
 use crate::metrics::{Counter, Gauge, Histogram, TextEncoder};
 use crate::net::peers::{PeerStatsHandle, Refusal};
+use crate::net::tls::TlsRefusal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -69,6 +70,22 @@ pub struct NodeMetrics {
     pub bytes_sent: Counter,
     /// Times a connection was paused because its unanswered work or output reached its bound.
     pub backpressure_pauses: Counter,
+    /// Client connections refused in or for their TLS handshake, per
+    /// [`crate::net::tls::TlsRefusal`] in the order of its `ALL`.
+    pub tls_refused: [Counter; TlsRefusal::ALL.len()],
+    /// Connections closed after `idle_timeout` without input.
+    pub idle_closed: Counter,
+    /// Requests refused as outside the connection's certificate (Forbidden).
+    pub forbidden: Counter,
+    /// Open connections closed because their certificate was revoked.
+    pub revoked_closed: Counter,
+    /// Connections closed for too many bad signatures (their certificate then backs off).
+    pub bad_signature_closed: Counter,
+    /// Bytes all client connections hold in their buffers.
+    pub client_buffered_bytes: Gauge,
+    /// Connections in their handshake closed to make room for a new one at
+    /// `connections_max`.
+    pub connections_evicted: Counter,
     /// Signature backend in use (`cpu`, `gpu`), set at start.
     backend: Mutex<String>,
     /// The validator links' counters, read at each scrape (set when the links start).
@@ -117,6 +134,13 @@ impl NodeMetrics {
             bytes_received: Counter::default(),
             bytes_sent: Counter::default(),
             backpressure_pauses: Counter::default(),
+            tls_refused: Default::default(),
+            idle_closed: Counter::default(),
+            forbidden: Counter::default(),
+            revoked_closed: Counter::default(),
+            bad_signature_closed: Counter::default(),
+            client_buffered_bytes: Gauge::default(),
+            connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
             peer_stats: Mutex::new(None),
             started: std::time::Instant::now(),
@@ -342,6 +366,46 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_client_connections_accepted_total",
         "Client connections accepted.",
         m.connections_accepted.get(),
+    );
+    let refused: Vec<(&str, u64)> = TlsRefusal::ALL
+        .iter()
+        .map(|reason| (reason.name(), m.tls_refused[reason.index()].get()))
+        .collect();
+    e.counter_family(
+        "tally_client_tls_refused_total",
+        "Client connections refused before any frame (TLS handshake), per reason.",
+        "reason",
+        &refused,
+    );
+    e.counter(
+        "tally_client_forbidden_total",
+        "Requests refused as outside the connection's certificate (role, accounts covered).",
+        m.forbidden.get(),
+    );
+    e.counter(
+        "tally_client_revoked_closed_total",
+        "Open client connections closed because their certificate was revoked.",
+        m.revoked_closed.get(),
+    );
+    e.counter(
+        "tally_client_bad_signature_closed_total",
+        "Client connections closed for too many bad signatures.",
+        m.bad_signature_closed.get(),
+    );
+    e.gauge(
+        "tally_client_buffered_bytes",
+        "Bytes all client connections hold in their buffers (budget: connection_buffers_bytes_max).",
+        m.client_buffered_bytes.get(),
+    );
+    e.counter(
+        "tally_client_connections_idle_closed_total",
+        "Client connections closed after idle_timeout without input.",
+        m.idle_closed.get(),
+    );
+    e.counter(
+        "tally_client_connections_evicted_total",
+        "Connections still in their handshake closed to make room at connections_max.",
+        m.connections_evicted.get(),
     );
     e.counter(
         "tally_client_connections_rejected_total",

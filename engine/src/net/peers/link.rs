@@ -243,7 +243,10 @@ impl LinkThread {
                 );
                 continue;
             }
-            let mut io = FramedConn::new(stream, addr, BULK_CHUNK_BYTES);
+            let mut io = match &self.config.tls {
+                Some(tls) => FramedConn::with_tls(stream, addr, BULK_CHUNK_BYTES, tls.accept()),
+                None => FramedConn::new(stream, addr, BULK_CHUNK_BYTES),
+            };
             let token = match self.event_loop.register(&mut io) {
                 Ok(token) => token,
                 Err(error) => {
@@ -272,7 +275,12 @@ impl LinkThread {
             match TcpStream::connect(addr) {
                 Ok(stream) => {
                     configure_link_socket(&stream, addr);
-                    let mut io = FramedConn::new(stream, addr, BULK_CHUNK_BYTES);
+                    let mut io = match &self.config.tls {
+                        Some(tls) => {
+                            FramedConn::with_tls(stream, addr, BULK_CHUNK_BYTES, tls.dial(addr))
+                        }
+                        None => FramedConn::new(stream, addr, BULK_CHUNK_BYTES),
+                    };
                     let token = match self.event_loop.register(&mut io) {
                         Ok(token) => token,
                         Err(error) => {
@@ -433,7 +441,16 @@ impl LinkThread {
                 }
                 Ok(ReadOutcome::Eof) => {}
                 Ok(ReadOutcome::Empty) => break,
-                Err(error) => return Err(Close::Ended(format!("read failed: {error}"))),
+                Err(error) => {
+                    if let Some(tls_error) = conn.io.tls_error() {
+                        let reason = crate::net::tls::TlsRefusal::of(tls_error);
+                        return Err(Close::Refused(
+                            Refusal::Tls,
+                            format!("{}: {tls_error}", reason.name()),
+                        ));
+                    }
+                    return Err(Close::Ended(format!("read failed: {error}")));
+                }
             }
         }
         self.write_out(conn)
@@ -602,6 +619,26 @@ impl LinkThread {
             ));
         }
         let remote = hello.public_key;
+        if let Some(certificate) = conn.io.peer_certificate() {
+            let holder = tally_pki::read_certificate(certificate)
+                .map_err(|e| Close::Refused(Refusal::CertificateMismatch, e.to_string()))?;
+            if holder.access != tally_pki::Access::Validator || !holder.signers.contains(&remote) {
+                return Err(Close::Refused(
+                    Refusal::CertificateMismatch,
+                    format!(
+                        "the TLS certificate of {} ({}) does not bind validator key {}",
+                        holder.name,
+                        holder.access,
+                        hex::encode(remote)
+                    ),
+                ));
+            }
+        } else if self.config.tls.is_some() {
+            return Err(Close::Refused(
+                Refusal::CertificateMismatch,
+                "a hello before the TLS handshake verified a certificate".into(),
+            ));
+        }
         match conn.dialled {
             Some(expected) if expected != remote => {
                 return Err(Close::Refused(

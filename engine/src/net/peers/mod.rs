@@ -11,6 +11,12 @@
 //!   validator key's signature over the other side's nonce. A connection that breaks the
 //!   handshake or the frame rules is closed with a specific [`Refusal`] (a warning and a
 //!   counter in [`PeerStats`]); other links are never affected.
+//! - With TLS (`PeerConfig::tls`) every link is TLS 1.3 with a validator certificate of the
+//!   network on both sides (`net::tls`), and the handshake above runs inside it: the
+//!   certificate admits the machine to the network, the handshake proves the consensus key,
+//!   and the certificate must bind that same key (docs/DESIGN.md, decision 14). A TLS
+//!   failure is refused as [`Refusal::Tls`], a certificate of another key as
+//!   [`Refusal::CertificateMismatch`].
 //! - Bounded buffers: at most `out_bytes_max` outbound bytes queued per peer (beyond it
 //!   [`PeerLinks::send`] answers [`PeerSendError::Full`]); inbound frames go to the caller's
 //!   (bounded) event channel, and while it is full no connection is read, so TCP pushes back
@@ -104,6 +110,8 @@ pub struct PeerConfig {
     /// Most outbound bytes queued per peer (frames included whole); beyond it `send`
     /// answers [`PeerSendError::Full`]. At least one largest frame.
     pub out_bytes_max: usize,
+    /// TLS of every link (this node's identity); `None`: plain TCP.
+    pub tls: Option<Arc<crate::net::tls::NodeTls>>,
 }
 
 impl PeerConfig {
@@ -197,7 +205,7 @@ pub enum PeerSendError {
 }
 
 /// How many kinds of [`Refusal`] there are.
-pub const REFUSAL_KINDS: usize = 14;
+pub const REFUSAL_KINDS: usize = 16;
 
 /// Reads the [`PeerStats`] of a [`PeerLinks`] (see [`PeerLinks::stats_handle`]).
 #[derive(Clone)]
@@ -248,6 +256,11 @@ pub enum Refusal {
     HandshakeTimeout,
     /// [`HANDSHAKES_MAX`] connections were already being authenticated.
     TooManyHandshakes,
+    /// The TLS handshake failed (no, a foreign, an expired or a revoked certificate, not
+    /// TLS); the log names the reason.
+    Tls,
+    /// The TLS certificate is not a validator certificate binding the key of the hello.
+    CertificateMismatch,
 }
 
 impl Refusal {
@@ -267,6 +280,8 @@ impl Refusal {
         Refusal::BadFrame,
         Refusal::HandshakeTimeout,
         Refusal::TooManyHandshakes,
+        Refusal::Tls,
+        Refusal::CertificateMismatch,
     ];
 
     /// snake_case name for logs and metrics.
@@ -286,6 +301,8 @@ impl Refusal {
             Refusal::BadFrame => "bad_frame",
             Refusal::HandshakeTimeout => "handshake_timeout",
             Refusal::TooManyHandshakes => "too_many_handshakes",
+            Refusal::Tls => "tls",
+            Refusal::CertificateMismatch => "certificate_mismatch",
         }
     }
 

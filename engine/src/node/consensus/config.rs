@@ -29,6 +29,9 @@ pub struct ValidatorConfig {
     pub backoff_max: Duration,
     /// Per-peer queued outbound bytes.
     pub peer_out_bytes_max: usize,
+    /// TLS of the validator links (the node's identity); `None`: plain TCP
+    /// (`--insecure-plaintext`).
+    pub tls: Option<Arc<crate::net::tls::NodeTls>>,
 }
 
 impl ValidatorConfig {
@@ -57,6 +60,7 @@ impl ValidatorConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             peer_out_bytes_max: 64 * 1024 * 1024,
+            tls: None,
         }
     }
 }

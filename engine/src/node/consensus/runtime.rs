@@ -130,6 +130,7 @@ pub(crate) fn runtime(
         backoff_min: validator.backoff_min,
         backoff_max: validator.backoff_max,
         out_bytes_max: validator.peer_out_bytes_max,
+        tls: validator.tls.clone(),
     };
     let links = match &validator.listener {
         Some(listener) => PeerLinks::start_with_listener(

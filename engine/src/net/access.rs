@@ -1,0 +1,188 @@
+//! Roles and read privacy on the client port (docs/SECURITY.md, "Roles"): what the holder of
+//! a certificate may submit and read, from its role and the signing keys it binds.
+//!
+//! An account is *covered* by a certificate when the certificate binds the account's owner
+//! key, or binds the key of the bank that holds the account (a bank's gateway serves its
+//! customers), or, for the tax authority, when the account is a tax sub-account (which only
+//! the tax authority's key may debit). Accounts are those of the genesis.
+//!
+//! | role | submits | reads |
+//! | --- | --- | --- |
+//! | `bank` | records debiting covered accounts | covered accounts, their queues; status |
+//! | `central_bank` | records debiting covered accounts (its issuance account) | everything |
+//! | `tax_authority` | records that move no money (tax rates), debiting covered accounts | covered accounts; tax reports; status |
+//! | `auditor` | nothing | everything |
+//! | `monitoring` | nothing | nothing here: `/metrics` only |
+//! | `validator` | records it signs with no debit account (validator votes) | status, validators |
+//!
+//! A record with no debit account (a validator vote) is covered when the certificate binds
+//! its signer. Transaction statuses are read by the central bank and auditors only: a bank
+//! learns its own transactions' results from their acknowledgements.
+
+use crate::genesis::{Genesis, Role};
+use crate::net::query::Query;
+use crate::tx::TxRecord;
+use std::collections::{HashMap, HashSet};
+use tally_pki::{Access, Holder};
+
+/// Who holds each account (from the genesis).
+#[derive(Debug, Default)]
+pub struct Directory {
+    owner: HashMap<u64, [u8; 32]>,
+    bank: HashMap<u64, u64>,
+    tax_sub_accounts: Vec<u64>,
+}
+
+impl Directory {
+    pub fn from_genesis(genesis: &Genesis) -> Directory {
+        let mut directory = Directory::default();
+        for account in &genesis.accounts {
+            if let Ok(key) = crate::keys::decode_hex32(&account.owner) {
+                directory.owner.insert(account.id, key);
+            }
+            if let Some(bank) = account.bank {
+                directory.bank.insert(account.id, bank);
+            }
+            if account.role == Role::TaxSubAccount {
+                directory.tax_sub_accounts.push(account.id);
+            }
+        }
+        directory
+    }
+}
+
+/// What one authenticated connection may do.
+#[derive(Debug)]
+pub struct Scope {
+    pub access: Access,
+    pub name: String,
+    /// The certificate's serial number (hex).
+    pub serial: String,
+    signers: HashSet<[u8; 32]>,
+    covered: HashSet<u64>,
+}
+
+impl Scope {
+    /// The scope of `holder`'s certificate over `directory`'s accounts.
+    pub fn new(holder: &Holder, directory: &Directory) -> Scope {
+        let signers: HashSet<[u8; 32]> = holder.signers.iter().copied().collect();
+        let mut covered: HashSet<u64> = directory
+            .owner
+            .iter()
+            .filter(|(_, owner)| signers.contains(*owner))
+            .map(|(id, _)| *id)
+            .collect();
+        let customers: Vec<u64> = directory
+            .bank
+            .iter()
+            .filter(|(_, bank)| covered.contains(*bank))
+            .map(|(id, _)| *id)
+            .collect();
+        covered.extend(customers);
+        if holder.access == Access::TaxAuthority {
+            covered.extend(directory.tax_sub_accounts.iter().copied());
+        }
+        Scope {
+            access: holder.access,
+            name: holder.name.clone(),
+            serial: holder.serial.clone(),
+            signers,
+            covered,
+        }
+    }
+
+    /// Whether the role reads every account.
+    fn reads_all(&self) -> bool {
+        matches!(self.access, Access::CentralBank | Access::Auditor)
+    }
+
+    /// Whether `account` is covered (its owner, its bank, or the tax authority's).
+    pub fn covers(&self, account: u64) -> bool {
+        self.covered.contains(&account)
+    }
+
+    /// Checks a batch before it is taken; the error says which record and why.
+    pub fn may_submit(&self, records: &[TxRecord]) -> Result<(), String> {
+        match self.access {
+            Access::Auditor | Access::Monitoring => {
+                return Err(format!(
+                    "{} ({}) moves nothing: its certificate does not submit",
+                    self.name, self.access
+                ))
+            }
+            _ => {}
+        }
+        for (index, record) in records.iter().enumerate() {
+            let debit = record.debit_account();
+            let covered = if debit == 0 {
+                self.signers.contains(&record.public_key)
+            } else {
+                self.covers(debit)
+            };
+            if !covered {
+                return Err(format!(
+                    "record {index} (id {}) debits account {debit}, which the certificate of {} ({}) does not cover",
+                    record.id(),
+                    self.name,
+                    self.access
+                ));
+            }
+            if self.access == Access::TaxAuthority {
+                if let Some(kind) = record.kind() {
+                    if kind.moves_money() {
+                        return Err(format!(
+                            "record {index} (id {}) is a {}: the tax authority moves no money",
+                            record.id(),
+                            kind.name()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a query before it is answered; the error says why not.
+    pub fn may_query(&self, query: &Query) -> Result<(), String> {
+        let refuse = |what: String| {
+            Err(format!(
+                "{} ({}) may not read {what}",
+                self.name, self.access
+            ))
+        };
+        if self.access == Access::Monitoring {
+            return refuse("anything on the client port: monitoring reads /metrics".into());
+        }
+        if self.reads_all() {
+            return Ok(());
+        }
+        match query {
+            Query::Status | Query::Validators => Ok(()),
+            Query::Balance { account }
+            | Query::Account { account }
+            | Query::AccountHistory { account, .. } => {
+                if self.covers(*account) {
+                    Ok(())
+                } else {
+                    refuse(format!("account {account}, which its certificate does not cover"))
+                }
+            }
+            Query::Queue { payer: Some(payer) } if self.covers(*payer) => Ok(()),
+            Query::Queue { payer } => refuse(match payer {
+                Some(payer) => format!("the queue of account {payer}"),
+                None => "every bank's queue".to_string(),
+            }),
+            Query::TaxReport { payee, .. } => match payee {
+                _ if self.access == Access::TaxAuthority => Ok(()),
+                Some(payee) if self.covers(*payee) => Ok(()),
+                Some(payee) => refuse(format!("the tax report of account {payee}")),
+                None => refuse("every payee's tax report".into()),
+            },
+            Query::Transaction { id } | Query::TxStatus { id } | Query::TxHistory { id } => {
+                refuse(format!(
+                    "the status of transaction {id} (the central bank and auditors read statuses; a bank has its results from their acknowledgements)"
+                ))
+            }
+        }
+    }
+}
