@@ -42,7 +42,7 @@
 //! `valid_until` is more than the genesis's validity window after the block's time
 //! (`valid_until_beyond_window`). That bound is what lets a ledger forget an accepted id once
 //! its window has passed and still never apply a signed record twice (docs/DESIGN.md,
-//! decision 14; docs/SETTLEMENT.md, "Idempotency and expiry").
+//! decision 15; docs/SETTLEMENT.md, "Idempotency and expiry").
 //!
 //! The signed message is a 16-byte domain tag, the 8-byte network id and the 96-byte body
 //! (offsets 0..96): 120 bytes, so a signature is bound to one network and cannot be replayed
