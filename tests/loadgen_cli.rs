@@ -131,6 +131,48 @@ fn loadgen_names_each_wrong_argument() {
             text(&output)
         );
     }
+    // A recording whose records' validity has passed is refused before anything is sent.
+    let recorded = dir.path().join("recorded.tlw");
+    let output = run(&[
+        "loadgen",
+        "--quiet",
+        "--workload",
+        "vat",
+        "--closed-loop",
+        "--closed-loop-tx-count",
+        "50",
+        "--record",
+        recorded.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let mut recording = tally_loadgen::recording::read(&recorded).unwrap();
+    for record in &mut recording.records {
+        let mut bytes = record.as_bytes().to_vec();
+        bytes[88..96].copy_from_slice(&1_000u64.to_le_bytes());
+        *record = tally_engine::tx::TxRecord::decode(&bytes).unwrap();
+    }
+    let expired = dir.path().join("expired.tlw");
+    tally_loadgen::recording::write(
+        &expired,
+        recording.network_id,
+        &recording.genesis_hash,
+        &recording.workload,
+        &recording.records,
+    )
+    .unwrap();
+    let output = run(&[
+        "loadgen",
+        "--workload",
+        "vat",
+        "--replay",
+        expired.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("has expired: its records are valid until 1000 ms"),
+        "{}",
+        text(&output)
+    );
     let not_a_recording = dir.path().join("garbage.tlw");
     std::fs::write(&not_a_recording, b"garbage").unwrap();
     let output = run(&["loadgen", "--replay", not_a_recording.to_str().unwrap()]);

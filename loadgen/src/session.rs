@@ -153,6 +153,12 @@ pub enum LoadgenError {
         ours: String,
         our_network: u64,
     },
+    #[error("the recording {path} has expired: its records are valid until {valid_until_ms} ms (Unix), and it is {now_ms} ms now; every record carries the last block time at which it may execute (docs/SETTLEMENT.md, \"Idempotency and expiry\"), so record the workload again")]
+    RecordingExpired {
+        path: PathBuf,
+        valid_until_ms: u64,
+        now_ms: u64,
+    },
     #[error("cannot make a temporary data directory: {0}")]
     TempDir(std::io::Error),
     #[error("cannot write the genesis {path}: {source}")]
@@ -288,6 +294,20 @@ pub(crate) fn workload(
                 ours: hex::encode(ours),
                 our_network: population.genesis.network_id,
             });
+        }
+        // A recording is replayed within its records' validity: past it, every record would
+        // come back `expired`, which measures nothing.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        if let Some(valid_until_ms) = recorded.records.iter().map(|r| r.valid_until()).min() {
+            if valid_until_ms < now_ms {
+                return Err(LoadgenError::RecordingExpired {
+                    path: path.clone(),
+                    valid_until_ms,
+                    now_ms,
+                });
+            }
         }
         return Ok((recorded.workload, recorded.records));
     }
