@@ -2,7 +2,7 @@
 //! `engine` feature) a node or the validators of a cluster in this process.
 
 use crossbeam::channel::{unbounded, Sender};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tally_engine::node::NodeHandle;
 use tally_protocol::client::{Client, ClientError, ClientOptions};
 use tally_protocol::message::Welcome;
+use tally_protocol::query::{Answer, Query};
+use tally_protocol::result::ResultCode;
 use tally_protocol::submit::{Ack, SubmitError};
 use tally_protocol::tx::TxRecord;
 
@@ -153,7 +155,10 @@ impl Default for Liveness {
 /// that ends the run. With several, the load goes on to the others: what the lost node took and did not answer is sent again to
 /// them (ids are idempotent: a record that did settle there is answered `duplicate_id`
 /// elsewhere, never settled twice), and the lost node is dialled again every second.
-/// Every record is answered once on the caller's channel.
+/// Every record is answered once on the caller's channel. A record sent again and answered
+/// `duplicate_id` had reached the chain through the lost node: the target looks it up in the
+/// log (a `TxHistory` query) and answers it with the code and height its block recorded,
+/// so a failover does not show up as refusals in the report.
 pub struct RemoteTarget {
     inner: Arc<Remote>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -197,6 +202,11 @@ struct Remote {
     /// Where the clients answer when failing over (the forwarder passes answers on).
     forward: Sender<Ack>,
     failed_over: AtomicU64,
+    /// Ids sent again to another node after theirs was lost.
+    resent: Mutex<HashSet<u128>>,
+    /// Records sent again and answered `duplicate_id`, whose first answer is looked up in
+    /// the log: the answer and when it first came.
+    duplicates: Mutex<Vec<(Ack, Instant)>>,
     /// Nodes lost during the run (address and reason), in order.
     lost: Mutex<Vec<(String, String)>>,
     stop: AtomicBool,
@@ -258,6 +268,8 @@ impl RemoteTarget {
             reply: Mutex::new(None),
             forward,
             failed_over: AtomicU64::new(0),
+            resent: Mutex::new(HashSet::new()),
+            duplicates: Mutex::new(Vec::new()),
             lost: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -271,6 +283,7 @@ impl RemoteTarget {
                         inner.watch(&mut last_dial);
                         if inner.failover() {
                             inner.send_orphans();
+                            inner.resolve_duplicates();
                         }
                         std::thread::sleep(inner.liveness.check_every);
                     }
@@ -320,6 +333,17 @@ impl Drop for RemoteTarget {
     }
 }
 
+/// How long a record sent again and answered `duplicate_id` may wait for its first answer
+/// to show up in a node's log.
+const DUPLICATE_LOOKUP_MAX: Duration = Duration::from_secs(10);
+
+/// The result code named `name` (as a block's `LoggedTxInfo` names it).
+fn code_named(name: &str) -> Option<ResultCode> {
+    (0..=u8::MAX)
+        .filter_map(ResultCode::from_wire)
+        .find(|code| code.name() == name)
+}
+
 impl Remote {
     fn failover(&self) -> bool {
         self.addresses.len() > 1
@@ -332,7 +356,8 @@ impl Remote {
             .clone()
     }
 
-    /// An answer from a client when failing over: passed on for a record still in flight.
+    /// An answer from a client when failing over: passed on for a record still in flight
+    /// (a `duplicate_id` for a record sent again is first looked up in the log).
     fn answer(&self, ack: Ack) {
         if self
             .in_flight
@@ -343,9 +368,59 @@ impl Remote {
         {
             return;
         }
+        if ack.code == ResultCode::DuplicateId
+            && self.resent.lock().expect("resent lock").contains(&ack.id)
+        {
+            self.duplicates
+                .lock()
+                .expect("duplicates lock")
+                .push((ack, Instant::now()));
+            return;
+        }
+        self.reply_with(ack);
+    }
+
+    fn reply_with(&self, ack: Ack) {
         if let Some(reply) = self.reply.lock().expect("reply lock").as_ref() {
             let _ = reply.send(ack);
         }
+    }
+
+    /// Answers records sent again and refused as `duplicate_id` with what their block
+    /// recorded the first time, once a connected node's log shows it. One that does not show
+    /// up within `DUPLICATE_LOOKUP_MAX` (the log archived it, or the node behind it lost the
+    /// block) keeps its `duplicate_id`.
+    fn resolve_duplicates(&self) {
+        let waiting = std::mem::take(&mut *self.duplicates.lock().expect("duplicates lock"));
+        if waiting.is_empty() {
+            return;
+        }
+        let client = (0..self.clients.len()).find_map(|c| self.client(c));
+        let mut still = Vec::new();
+        for (ack, since) in waiting {
+            let found = client.as_ref().and_then(|link| {
+                match link.client.query(&Query::TxHistory { id: ack.id }) {
+                    Ok(Answer::TxHistory { blocks, .. }) => blocks
+                        .iter()
+                        .filter_map(|block| Some((code_named(&block.result)?, block.height)))
+                        .find(|(code, _)| *code != ResultCode::DuplicateId),
+                    _ => None,
+                }
+            });
+            match found {
+                Some((code, height)) => self.reply_with(Ack {
+                    id: ack.id,
+                    code,
+                    height: Some(height),
+                }),
+                None if since.elapsed() >= DUPLICATE_LOOKUP_MAX => self.reply_with(ack),
+                None => still.push((ack, since)),
+            }
+        }
+        self.duplicates
+            .lock()
+            .expect("duplicates lock")
+            .extend(still);
     }
 
     /// Gives up the node of `connection`, every connection to it (a node that fails one
@@ -533,6 +608,10 @@ impl Remote {
             match self.submit_somewhere(batch, &reply).1 {
                 Ok(taken) | Err(SubmitError::Busy { accepted: taken }) if taken > 0 => {
                     self.failed_over.fetch_add(taken as u64, Ordering::Relaxed);
+                    self.resent
+                        .lock()
+                        .expect("resent lock")
+                        .extend(batch[..taken].iter().map(TxRecord::id));
                     rest = &rest[taken..];
                 }
                 _ => break,
