@@ -207,17 +207,20 @@ fn every_workload_stays_solvent_over_a_long_stream() {
         for stretch_index in 0..stretches {
             let mut ok = 0;
             for height in 0..stretch / block {
+                let height = (stretch_index * stretch / block + height + 1) as u64;
+                let block_time_ms = height * 100;
+                // valid a second past the block that executes them (the signer's valid_until)
                 let records: Vec<TxRecord> = generator
                     .plans(block)
                     .iter()
                     .map(|plan| {
-                        let mut record = TxRecord::new(&plan.fields);
+                        let mut record =
+                            TxRecord::new(&plan.fields.valid_until(block_time_ms + 1_000));
                         record.public_key = public_key_of(&population.keys[&plan.signer]);
                         record
                     })
                     .collect();
-                let height = (stretch_index * stretch / block + height + 1) as u64;
-                for code in ledger.execute_block(height, height * 100, &records) {
+                for code in ledger.execute_block(height, block_time_ms, &records) {
                     ok += u64::from(code == ResultCode::Ok);
                     *overall.entry(code.name()).or_insert(0u64) += 1;
                 }
