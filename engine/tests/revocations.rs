@@ -49,7 +49,7 @@ fn only_the_central_bank_revokes_and_each_refusal_has_its_code() {
     );
     let serial = hex::decode(SERIAL).unwrap();
     assert!(ledger.is_revoked(&serial));
-    assert_eq!(ledger.block_revocations(), &[serial.clone()]);
+    assert_eq!(ledger.block_revocations(), std::slice::from_ref(&serial));
     assert_ne!(
         ledger.state_root(),
         before,
