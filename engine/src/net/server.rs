@@ -316,8 +316,7 @@ struct Ingress {
     waker: Arc<Waker>,
     finish: Arc<AtomicBool>,
     connections: HashMap<Token, Connection>,
-    /// Answers of ledger queries, from the executor thread.
-    /// Answers of ledger queries: the connection, the encoded reply, and the request and
+    /// Answers of ledger queries, from the executor thread: the connection, the encoded reply, and the request and
     /// reason when the executor thread refused it (a transaction outside the certificate).
     replies_tx: Sender<QueryReply>,
     replies_rx: Receiver<QueryReply>,
