@@ -26,8 +26,9 @@ impl Revocations {
     }
 
     /// Adds a serial; returns whether it was new. New connections with it are refused at
-    /// once, and the ports close the open ones at their next timeout sweep (a quarter of a
-    /// second).
+    /// once; the client server closes the open ones at its next turn: at once after a
+    /// committed block (its acknowledgements wake the server), else within its timeout sweep
+    /// (a quarter of a second).
     pub fn revoke(&self, serial: &str) -> bool {
         let new = self
             .serials

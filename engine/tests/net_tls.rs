@@ -1024,5 +1024,34 @@ fn metrics_over_tls_answer_monitoring_central_bank_and_auditor_only() {
     assert!(fetch_metrics_tls(metrics, gone.client_config().unwrap()).is_ok());
     assert!(revocations.revoke(&gone.serial));
     assert!(fetch_metrics_tls(metrics, gone.client_config().unwrap()).is_err());
+    // Each refusal is counted by its reason.
+    let monitoring = holder_of(&network, &fixture, "mon", Access::Monitoring, &[]);
+    let text = fetch_metrics_tls(metrics, monitoring.client_config().unwrap()).unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(value("tally_metrics_forbidden_total"), 1);
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"revoked\"}"),
+        1
+    );
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"protocol\"}"),
+        1
+    );
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"no_certificate\"}"),
+        1
+    );
+    assert!(
+        value("tally_metrics_tls_refused_total{reason=\"unknown_ca\"}")
+            + value("tally_metrics_tls_refused_total{reason=\"bad_certificate\"}")
+            >= 1
+    );
     service.shutdown();
 }

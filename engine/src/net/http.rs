@@ -36,7 +36,7 @@ impl MetricsServer {
     /// read metrics when `tls` is given, else plain HTTP.
     pub fn start(
         listen: SocketAddr,
-        tls: Option<Arc<NodeTls>>,
+        tls: Option<MetricsTls>,
         render: impl Fn() -> String + Send + 'static,
     ) -> io::Result<MetricsServer> {
         let listener = TcpListener::bind(listen)?;
@@ -129,6 +129,13 @@ fn parse_head(head: &[u8]) -> Request {
     }
 }
 
+/// A metrics endpoint's TLS: the node's, and what to call on each refusal (a handshake
+/// refused, with its reason; `None`: a role that does not read metrics), for the counters.
+pub struct MetricsTls {
+    pub tls: Arc<NodeTls>,
+    pub on_refusal: Box<dyn Fn(Option<TlsRefusal>) + Send>,
+}
+
 /// The roles a metrics endpoint over TLS answers.
 pub const METRICS_ROLES: [Access; 3] = [Access::Monitoring, Access::CentralBank, Access::Auditor];
 
@@ -140,11 +147,11 @@ fn serve_plain(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result
 
 /// One request over TLS: the handshake checks the certificate (refused there without a valid
 /// one of this network), then the holder's role decides between the metrics and 403.
-fn serve_tls(stream: TcpStream, tls: &NodeTls, render: &dyn Fn() -> String) -> io::Result<()> {
+fn serve_tls(stream: TcpStream, tls: &MetricsTls, render: &dyn Fn() -> String) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let peer = stream.peer_addr()?;
-    let mut conn = tls.accept_server();
+    let mut conn = tls.tls.accept_server();
     let mut stream = stream;
     while conn.is_handshaking() {
         if let Err(error) = conn.complete_io(&mut stream) {
@@ -153,6 +160,7 @@ fn serve_tls(stream: TcpStream, tls: &NodeTls, render: &dyn Fn() -> String) -> i
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                 .map_or(TlsRefusal::Protocol, TlsRefusal::of);
             tracing::warn!(%peer, reason = reason.name(), %error, "refusing a metrics connection in the TLS handshake");
+            (tls.on_refusal)(Some(reason));
             return Ok(());
         }
     }
@@ -164,6 +172,7 @@ fn serve_tls(stream: TcpStream, tls: &NodeTls, render: &dyn Fn() -> String) -> i
         Some(Ok(holder)) if METRICS_ROLES.contains(&holder.access) => None,
         Some(Ok(holder)) => {
             tracing::warn!(%peer, name = %holder.name, role = %holder.access, "forbidden metrics request: the role does not read metrics");
+            (tls.on_refusal)(None);
             Some(format!(
                 "{} ({}) may not read /metrics: monitoring, central_bank and auditor certificates do",
                 holder.name, holder.access

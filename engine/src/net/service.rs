@@ -69,7 +69,21 @@ impl NodeService {
                 let render_handle = handle.clone();
                 let tls = match (config.metrics_tls, &config.server.tls) {
                     (false, _) => None,
-                    (true, Some(tls)) => Some(Arc::clone(tls)),
+                    (true, Some(tls)) => {
+                        let counting = handle.clone();
+                        Some(super::http::MetricsTls {
+                            tls: Arc::clone(tls),
+                            on_refusal: Box::new(move |refusal| {
+                                let metrics = counting.metrics();
+                                match refusal {
+                                    Some(reason) => {
+                                        metrics.metrics_tls_refused[reason.index()].inc()
+                                    }
+                                    None => metrics.metrics_forbidden.inc(),
+                                }
+                            }),
+                        })
+                    }
                     (true, None) => {
                         node.shutdown();
                         return Err(ServiceError::Metrics {
