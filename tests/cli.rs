@@ -527,3 +527,158 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         text(&output)
     );
 }
+
+/// A `tally node` process over TLS on `dir/node.toml`, and the client address it printed.
+fn start_tls_node(dir: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = tally()
+        .args(["node", "--config", dir.join("node.toml").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the node prints its address").unwrap();
+        if let Some(address) = line.strip_prefix("clients: ") {
+            break address.trim().to_string();
+        }
+    };
+    // keep reading its output so that it never blocks on a full pipe
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+fn stop(mut child: std::process::Child) {
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn pki_revoke_signs_the_central_banks_revocation_and_every_restart_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let spec = write_spec(d, "file:bank.key");
+    let ok = |args: &[&str]| {
+        let output = run(args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        output
+    };
+    ok(&[
+        "genesis",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        &path("genesis.toml"),
+    ]);
+    ok(&["pki", "init", "--dir", &path("ca"), "--network-id", "9"]);
+    for (name, role, signer, host) in [
+        ("v0", "validator", "v0.key", Some("127.0.0.1")),
+        ("cb", "central_bank", "cb.key", None),
+        ("bank", "bank", "bank.key", None),
+    ] {
+        let out = path(&format!("{name}.identity"));
+        let signer = path(signer);
+        let ca = path("ca");
+        let mut args = vec![
+            "pki", "issue", "--ca", &ca, "--name", name, "--role", role, "--signer", &signer,
+            "--out", &out,
+        ];
+        if let Some(host) = host {
+            args.extend(["--host", host]);
+        }
+        ok(&args);
+    }
+    std::fs::write(
+        d.join("node.toml"),
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nidentity = \"v0.identity\"\n[limits]\ncheckpoint_interval_blocks = 1\n",
+    )
+    .unwrap();
+    let serial = tally_pki::Identity::load(&d.join("bank.identity"))
+        .unwrap()
+        .serial;
+    let (node, address) = start_tls_node(d);
+    let status =
+        |identity: &str| run(&["status", "--node", &address, "--identity", &path(identity)]);
+    assert!(status("bank.identity").status.success());
+    let revoke = |identity: &str, key: &str| {
+        run(&[
+            "pki",
+            "revoke",
+            "--node",
+            &address,
+            "--identity",
+            &path(identity),
+            "--key-file",
+            &path(key),
+            "--genesis",
+            &path("genesis.toml"),
+            "--serial",
+            &serial,
+        ])
+    };
+    // A bank's certificate does not cover the issuance account: the node forbids it.
+    let output = revoke("bank.identity", "bank.key");
+    assert!(!output.status.success());
+    assert!(text(&output).contains("forbidden"), "{}", text(&output));
+    // The central bank's connection, but another key: the ledger refuses it with its code.
+    let output = revoke("cb.identity", "bank.key");
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("\"result\":\"not_central_bank\""),
+        "{}",
+        text(&output)
+    );
+    assert!(status("bank.identity").status.success());
+    // The central bank's key: revoked, and the bank is refused from then on.
+    let output = revoke("cb.identity", "cb.key");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("\"result\":\"ok\""),
+        "{}",
+        text(&output)
+    );
+    let refused = status("bank.identity");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("CertificateRevoked"),
+        "{}",
+        text(&refused)
+    );
+    let output = revoke("cb.identity", "cb.key");
+    assert!(
+        text(&output).contains("\"result\":\"certificate_already_revoked\""),
+        "{}",
+        text(&output)
+    );
+    stop(node);
+    // Restarted (from its checkpoint), the node still refuses it.
+    let (node, address) = start_tls_node(d);
+    let refused = run(&[
+        "status",
+        "--node",
+        &address,
+        "--identity",
+        &path("bank.identity"),
+    ]);
+    assert!(
+        text(&refused).contains("CertificateRevoked"),
+        "{}",
+        text(&refused)
+    );
+    assert!(run(&[
+        "status",
+        "--node",
+        &address,
+        "--identity",
+        &path("cb.identity")
+    ])
+    .status
+    .success());
+    stop(node);
+}

@@ -207,6 +207,21 @@ impl Drop for Nodes {
 /// Rewrites a node configuration of `tally cluster init` from 127.0.0.1 to the validators'
 /// addresses in their namespaces (port `BASE_PORT + k * 100 + i` belongs to validator i).
 fn place(config: &str, network: &Network) -> String {
+    // `/metrics` stays on the namespace's own loopback: plain metrics elsewhere need
+    // `metrics_plaintext_non_loopback` (docs/OPERATIONS.md, "Ports")
+    let mut out = String::new();
+    for line in config.lines() {
+        if line.starts_with("metrics_listen") {
+            out.push_str(line);
+        } else {
+            out.push_str(&place_addresses(line, network));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn place_addresses(config: &str, network: &Network) -> String {
     let mut out = String::new();
     let mut rest = config;
     while let Some(at) = rest.find("127.0.0.1:") {

@@ -135,6 +135,7 @@ fn setup() -> Setup {
         accounts,
         settlement: Default::default(),
         heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
+        revoked: Vec::new(),
     };
     genesis.validate().expect("the bench genesis is valid");
     Setup { genesis, owners }

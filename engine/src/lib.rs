@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod query;
+pub mod revocation;
 pub mod validator;
 
 // The record, result codes, tax arithmetic, genesis and key files are the protocol's (tally-protocol), at

@@ -37,6 +37,7 @@ fn service(
             ..ServerConfig::default()
         },
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_tls: false,
     };
     tune(&mut node, &mut config);
     NodeService::start(&fixture.genesis, node, config).expect("service starts")

@@ -85,6 +85,7 @@ impl Network {
         let config = ServiceConfig {
             server,
             metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            metrics_tls: false,
         };
         NodeService::start(&fixture.genesis, node, config).expect("service starts")
     }
@@ -112,6 +113,56 @@ fn transfers(fixture: &Fixture, first: u128, count: usize) -> Vec<TxRecord> {
     (0..count as u128)
         .map(|i| fixture.tx(first + i, TxKind::Transfer, BANK_A, BANK_B, 1))
         .collect()
+}
+
+/// Starts a node on `dir` with a revocation list of its own (empty: what it refuses comes from
+/// its ledger), checkpoints every `checkpoint_interval_blocks` (0: none), /metrics plain or
+/// over TLS.
+fn start_fresh(
+    network: &Network,
+    dir: &std::path::Path,
+    fixture: &Fixture,
+    checkpoint_interval_blocks: u64,
+    metrics_tls: bool,
+) -> (NodeService, Arc<Revocations>) {
+    let mut node = NodeConfig::new(dir.to_path_buf());
+    node.checkpoint_interval_blocks = checkpoint_interval_blocks;
+    let revocations = Arc::new(Revocations::default());
+    let tls = NodeTls::new(&network.node, Arc::clone(&revocations)).unwrap();
+    let config = ServiceConfig {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(Arc::new(tls)),
+            ..ServerConfig::default()
+        },
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_tls,
+    };
+    let service = NodeService::start(&fixture.genesis, node, config).expect("service starts");
+    (service, revocations)
+}
+
+/// The central bank's revocation of `serial`, debiting `debit`, signed by `signer`'s key.
+fn revocation(fixture: &Fixture, id: u128, signer: u64, debit: u64, serial: &str) -> TxRecord {
+    let fields = tally_engine::tx::TxFields::revoke_certificate(id, common::LEDGER, debit, serial)
+        .unwrap()
+        .valid_until(common::VALID_UNTIL);
+    fixture.signed_by(signer, &fields)
+}
+
+fn one_result(client: &Client, record: TxRecord) -> ResultCode {
+    let (acks, error) = submit_and_wait(client, &[record], WAIT).unwrap();
+    assert!(error.is_none(), "{error:?}");
+    acks[0].code
+}
+
+fn refused_as_revoked(addr: std::net::SocketAddr, identity: &Identity) {
+    match Client::connect_with(addr, &options(identity)) {
+        Err(ClientError::Tls { reason, .. }) => {
+            assert!(reason.contains("CertificateRevoked"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
 }
 
 /// The value of `tally_client_tls_refused_total{reason="..."}`.
@@ -454,13 +505,16 @@ fn roles_and_read_privacy_are_enforced_by_the_node() {
         },
         Query::Queue { payer: None },
         Query::AccountHistory { account: BANK_B },
-        Query::TxStatus { id: 1 },
-        Query::Transaction { id: 1 },
+        // an id the ledger does not hold: refused as another bank's would be
+        Query::TxStatus { id: 999 },
+        Query::Transaction { id: 999 },
     ] {
         let text = forbidden(bank_a.query(&query));
         assert!(text.contains("bank-a (bank) may not read"), "{text}");
     }
     assert!(bank_a.status().is_ok());
+    // its own transaction's status it reads
+    assert_eq!(bank_a.tx_status(1).unwrap().status, "settled");
 
     // The tax authority reads tax reports and moves no money.
     let tax = connect(&holder_of(
@@ -619,6 +673,7 @@ fn clients_that_never_read_stay_within_the_buffer_budget() {
             ..ServerConfig::default()
         },
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_tls: false,
     };
     let service = NodeService::start(&fixture.genesis, node, config).unwrap();
     let addr = service.client_addr();
@@ -740,5 +795,268 @@ fn bad_signatures_close_the_sender_for_its_back_off_and_identities_have_a_connec
     let (acks, error) = submit_and_wait(&client, &records, WAIT).unwrap();
     assert!(error.is_none() && acks.iter().all(|a| a.code == ResultCode::Ok));
     drop((first, client));
+    service.shutdown();
+}
+
+#[test]
+fn a_central_bank_revocation_closes_the_identity_at_once_and_survives_restarts() {
+    use common::CENTRAL_BANK;
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    // Once recovered from the log alone, once from a checkpoint after every block.
+    for checkpoint_interval in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, revocations) =
+            start_fresh(&network, dir.path(), &fixture, checkpoint_interval, false);
+        let addr = service.client_addr();
+        let bank_a = holder_of(&network, &fixture, "bank-a", Access::Bank, &[BANK_A]);
+        let bank_b = holder_of(&network, &fixture, "bank-b", Access::Bank, &[BANK_B]);
+        let cb = holder_of(
+            &network,
+            &fixture,
+            "cb",
+            Access::CentralBank,
+            &[CENTRAL_BANK],
+        );
+        let client_a = Client::connect_with(addr, &options(&bank_a)).unwrap();
+        let client_b = Client::connect_with(addr, &options(&bank_b)).unwrap();
+        let central = Client::connect_with(addr, &options(&cb)).unwrap();
+        assert!(client_a.status().is_ok());
+
+        // A bank's revocation, on its own account with its own key, is refused with its code.
+        assert_eq!(
+            one_result(
+                &client_b,
+                revocation(&fixture, 1, BANK_B, BANK_B, &bank_a.serial)
+            ),
+            ResultCode::NotCentralBank
+        );
+        assert!(!revocations.is_revoked(&bank_a.serial));
+        assert!(
+            client_a.status().is_ok(),
+            "a refused revocation closes nothing"
+        );
+
+        // The central bank's settles; it is in force when the central bank hears so.
+        assert_eq!(
+            one_result(
+                &central,
+                revocation(&fixture, 2, CENTRAL_BANK, CENTRAL_BANK, &bank_a.serial)
+            ),
+            ResultCode::Ok
+        );
+        assert!(revocations.is_revoked(&bank_a.serial));
+        let deadline = Instant::now() + WAIT;
+        while client_a.connection_error().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the revoked connection stayed open"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(client_a.status().is_err());
+        assert!(
+            client_b.status().is_ok(),
+            "only that identity's connections"
+        );
+        refused_as_revoked(addr, &bank_a);
+        // the client hears the alert as the node counts it
+        let deadline = Instant::now() + WAIT;
+        while refused(&service, "revoked") != 1 {
+            assert!(Instant::now() < deadline, "the refusal was not counted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == "tally_client_revoked_closed_total 1"),
+            "{text}"
+        );
+        // Twice is refused with its code.
+        assert_eq!(
+            one_result(
+                &central,
+                revocation(&fixture, 3, CENTRAL_BANK, CENTRAL_BANK, &bank_a.serial)
+            ),
+            ResultCode::CertificateAlreadyRevoked
+        );
+        drop((client_a, client_b, central));
+        service.shutdown();
+
+        // Restarted with an empty list of its own: the ledger's list is in force again.
+        let (service, revocations) =
+            start_fresh(&network, dir.path(), &fixture, checkpoint_interval, false);
+        assert!(service.replayed_height() >= 2);
+        assert!(revocations.is_revoked(&bank_a.serial));
+        let addr = service.client_addr();
+        refused_as_revoked(addr, &bank_a);
+        let client_b = Client::connect_with(addr, &options(&bank_b)).unwrap();
+        assert!(client_b.status().is_ok());
+        drop(client_b);
+        service.shutdown();
+        if checkpoint_interval == 1 {
+            let checkpoints = std::fs::read_dir(dir.path().join("checkpoints"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            assert!(
+                checkpoints > 0,
+                "a checkpoint was written and recovered from"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bank_reads_its_own_transactions_status_and_not_another_banks() {
+    use common::{ALICE, BOB, SHOP, TAX};
+    use tally_engine::net::query::Query;
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |_| {});
+    let addr = service.client_addr();
+    let connect = |name: &str, access: Access, accounts: &[u64]| {
+        let identity = holder_of(&network, &fixture, name, access, accounts);
+        Client::connect_with(addr, &options(&identity)).unwrap()
+    };
+    let bank_a = connect("bank-a", Access::Bank, &[BANK_A]);
+    let bank_b = connect("bank-b", Access::Bank, &[BANK_B]);
+    let tax = connect("tax", Access::TaxAuthority, &[TAX]);
+    // A's customers pay each other (a taxed payment); B's customer pays B.
+    let (acks, error) = submit_and_wait(
+        &bank_a,
+        &[fixture.tx(1, TxKind::TaxedPayment, ALICE, SHOP, 100)],
+        WAIT,
+    )
+    .unwrap();
+    assert!(
+        error.is_none() && acks[0].code == ResultCode::Ok,
+        "{acks:?} {error:?}"
+    );
+    let (acks, error) = submit_and_wait(
+        &bank_b,
+        &[fixture.tx(2, TxKind::Transfer, BOB, BANK_B, 5)],
+        WAIT,
+    )
+    .unwrap();
+    assert!(
+        error.is_none() && acks[0].code == ResultCode::Ok,
+        "{acks:?} {error:?}"
+    );
+
+    // Each bank reads its own.
+    assert_eq!(bank_a.tx_status(1).unwrap().status, "settled");
+    assert!(bank_a.transaction_settled(1).unwrap());
+    assert_eq!(bank_b.tx_status(2).unwrap().status, "settled");
+    // Not the other's; and an unknown id is refused in the same words.
+    let other = forbidden(bank_a.tx_status(2));
+    let unknown = forbidden(bank_a.tx_status(2_000_000));
+    assert!(
+        other.contains("bank-a (bank) may not read transaction 2"),
+        "{other}"
+    );
+    assert_eq!(
+        other.replace(" 2:", " ID:"),
+        unknown.replace(" 2000000:", " ID:")
+    );
+    forbidden(bank_a.query(&Query::Transaction { id: 2 }));
+    forbidden(bank_a.query(&Query::TxHistory { id: 2 }));
+    forbidden(bank_b.tx_status(1));
+    // Its own history is not refused (a running node answers it offline only).
+    match bank_a.query(&Query::TxHistory { id: 1 }) {
+        Err(ClientError::RequestRefused { code, .. }) => {
+            assert_ne!(code, tally_engine::net::message::ErrorCode::Forbidden)
+        }
+        other => assert!(other.is_err(), "{other:?}"),
+    }
+    // The tax authority reads taxed payments, not other transactions.
+    let status = tax.tx_status(1).unwrap();
+    assert!(status.taxed.is_some(), "{status:?}");
+    forbidden(tax.tx_status(2));
+    drop((bank_a, bank_b, tax));
+    service.shutdown();
+}
+
+#[test]
+fn metrics_over_tls_answer_monitoring_central_bank_and_auditor_only() {
+    use tally_engine::net::http::fetch_metrics_tls;
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let (service, revocations) = start_fresh(&network, dir.path(), &fixture, 0, true);
+    let metrics = service.metrics_addr().unwrap();
+    for (access, signers) in [
+        (Access::Monitoring, &[][..]),
+        (Access::CentralBank, &[common::CENTRAL_BANK][..]),
+        (Access::Auditor, &[][..]),
+    ] {
+        let identity = holder_of(&network, &fixture, "reader", access, signers);
+        let text = fetch_metrics_tls(metrics, identity.client_config().unwrap())
+            .unwrap_or_else(|e| panic!("{access}: {e}"));
+        assert!(text.contains("tally_client_connections"), "{text}");
+    }
+    // A wrong role: the handshake succeeds, the request is forbidden.
+    let bank = holder_of(&network, &fixture, "bank-a", Access::Bank, &[BANK_A]);
+    let error = fetch_metrics_tls(metrics, bank.client_config().unwrap()).unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+    // A monitoring certificate of a CA impersonating this network's (the client trusts the
+    // real CA for the node, so only its own certificate is wrong), plain HTTP, no
+    // certificate, and a revoked monitoring certificate are refused.
+    let impostor = Ca::create(NETWORK, Validity::days_from_now(1)).unwrap();
+    let mut forged = impostor
+        .issue(&Request {
+            name: "mon".into(),
+            access: Access::Monitoring,
+            signers: Vec::new(),
+            hosts: Vec::new(),
+            validity: Validity::days_from_now(1),
+        })
+        .unwrap();
+    forged.ca_certificate = bank.ca_certificate.clone();
+    assert!(fetch_metrics_tls(metrics, forged.client_config().unwrap()).is_err());
+    let no_cert =
+        rustls::ClientConfig::builder_with_provider(tally_protocol::identity::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(bank.roots().unwrap())
+            .with_no_client_auth();
+    assert!(fetch_metrics_tls(metrics, Arc::new(no_cert)).is_err());
+    assert!(
+        fetch_metrics(metrics).is_err(),
+        "plain HTTP on a TLS endpoint"
+    );
+    let gone = holder_of(&network, &fixture, "mon-gone", Access::Monitoring, &[]);
+    assert!(fetch_metrics_tls(metrics, gone.client_config().unwrap()).is_ok());
+    assert!(revocations.revoke(&gone.serial));
+    assert!(fetch_metrics_tls(metrics, gone.client_config().unwrap()).is_err());
+    // Each refusal is counted by its reason.
+    let monitoring = holder_of(&network, &fixture, "mon", Access::Monitoring, &[]);
+    let text = fetch_metrics_tls(metrics, monitoring.client_config().unwrap()).unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(value("tally_metrics_forbidden_total"), 1);
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"revoked\"}"),
+        1
+    );
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"protocol\"}"),
+        1
+    );
+    assert_eq!(
+        value("tally_metrics_tls_refused_total{reason=\"no_certificate\"}"),
+        1
+    );
+    assert!(
+        value("tally_metrics_tls_refused_total{reason=\"unknown_ca\"}")
+            + value("tally_metrics_tls_refused_total{reason=\"bad_certificate\"}")
+            >= 1
+    );
     service.shutdown();
 }

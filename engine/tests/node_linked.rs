@@ -565,6 +565,7 @@ fn a_chain_through_the_network_client_settles() {
                 ..ServerConfig::default()
             },
             metrics_listen: None,
+            metrics_tls: false,
         },
     )
     .expect("service starts");
@@ -603,6 +604,7 @@ fn the_network_client_keeps_each_chain_in_one_submit_batch() {
                 ..ServerConfig::default()
             },
             metrics_listen: None,
+            metrics_tls: false,
         },
     )
     .expect("service starts");

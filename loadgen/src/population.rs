@@ -187,6 +187,7 @@ impl Population {
             accounts,
             settlement: Default::default(),
             heights_per_epoch: tally_protocol::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
+            revoked: Vec::new(),
         };
         Population {
             genesis,

@@ -185,6 +185,11 @@ pub struct Genesis {
         skip_serializing_if = "is_default_heights_per_epoch"
     )]
     pub heights_per_epoch: u64,
+    /// Serial numbers (hex) of network certificates revoked from the start: the ledger's
+    /// revocation list begins with them, and the central bank's revocations (kind 14) add to
+    /// it (docs/SECURITY.md, "Revocation").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
 }
 
 /// Heights in one validator epoch when the genesis does not say.
@@ -285,6 +290,17 @@ impl Genesis {
         }
         if self.heights_per_epoch == 0 {
             return Err(field_error("heights_per_epoch", "must be at least 1"));
+        }
+        let mut serials = BTreeSet::new();
+        for (index, serial) in self.revoked.iter().enumerate() {
+            let bytes = crate::tx::canonical_serial(serial)
+                .map_err(|reason| field_error(format!("revoked[{index}]"), reason.to_string()))?;
+            if !serials.insert(bytes) {
+                return Err(field_error(
+                    format!("revoked[{index}]"),
+                    format!("serial {serial} is listed twice"),
+                ));
+            }
         }
         if self.validators.len() > VALIDATORS_MAX {
             return Err(field_error(
@@ -585,6 +601,7 @@ mod tests {
             ],
             settlement: SettlementSpec::default(),
             heights_per_epoch: HEIGHTS_PER_EPOCH_DEFAULT,
+            revoked: Vec::new(),
         }
     }
 

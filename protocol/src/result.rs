@@ -123,11 +123,19 @@ pub enum ResultCode {
     ValidUntilBeyondWindow = 73,
     /// The record's `valid_until` is 0.
     MalformedZeroValidUntil = 74,
+    /// A certificate revocation's serial number is malformed: its length (category) is not
+    /// 1 to 20 bytes, its first byte is zero, or bytes after it are not zero.
+    MalformedRevocationSerial = 75,
+    /// The certificate's serial number is on the ledger's revocation list already.
+    CertificateAlreadyRevoked = 76,
+    /// The ledger's revocation list holds its maximum of serial numbers
+    /// (`REVOKED_SERIALS_MAX`).
+    RevocationListFull = 77,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 75] = [
+    pub const ALL: [ResultCode; 78] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -203,6 +211,9 @@ impl ResultCode {
         ResultCode::Expired,
         ResultCode::ValidUntilBeyondWindow,
         ResultCode::MalformedZeroValidUntil,
+        ResultCode::MalformedRevocationSerial,
+        ResultCode::CertificateAlreadyRevoked,
+        ResultCode::RevocationListFull,
     ];
 
     /// The code for a byte read from the log or the wire.
@@ -288,6 +299,9 @@ impl ResultCode {
             ResultCode::Expired => "expired",
             ResultCode::ValidUntilBeyondWindow => "valid_until_beyond_window",
             ResultCode::MalformedZeroValidUntil => "malformed_zero_valid_until",
+            ResultCode::MalformedRevocationSerial => "malformed_revocation_serial",
+            ResultCode::CertificateAlreadyRevoked => "certificate_already_revoked",
+            ResultCode::RevocationListFull => "revocation_list_full",
         }
     }
 
@@ -332,6 +346,7 @@ impl From<DecodeError> for ResultCode {
             DecodeError::UnknownValidatorChange(_) => ResultCode::MalformedUnknownValidatorChange,
             DecodeError::TaxBasisConflict => ResultCode::MalformedTaxBasisConflict,
             DecodeError::TaxRoundingConflict => ResultCode::MalformedTaxRoundingConflict,
+            DecodeError::RevocationSerial(_) => ResultCode::MalformedRevocationSerial,
         }
     }
 }
@@ -357,6 +372,8 @@ mod tests {
         assert_eq!(ResultCode::TaxRoundingNotNamed as u8, 71);
         assert_eq!(ResultCode::Expired as u8, 72);
         assert_eq!(ResultCode::MalformedZeroValidUntil as u8, 74);
+        assert_eq!(ResultCode::MalformedRevocationSerial as u8, 75);
+        assert_eq!(ResultCode::RevocationListFull as u8, 77);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
     }

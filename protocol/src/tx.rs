@@ -32,10 +32,19 @@
 //! | 7 suspend, 8 reinstate | issuance | the participant | 0 | free | 0 | none |
 //! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
 //! | 13 validator vote | 0 | 0 | 0 | key bytes 16..32 (`reference`: bytes 0..16) | 1 add, 2 remove | none |
+//! | 14 revoke certificate | issuance | 0 | 0 | serial bytes 16..20 (`reference`: bytes 0..16) | the serial's length in bytes, 1 to 20 | none |
 //!
 //! A validator vote is signed by a validator of the current epoch with its validator key
 //! (`public_key`); the validator it adds or removes is the 32-byte key `reference ||
 //! related_id` (docs/PROTOCOL.md, "Validator set changes").
+//!
+//! A certificate revocation is signed by the central bank with the key of its issuance account
+//! (the debit account). The serial number it revokes (an X.509 serial, at most 20 bytes, as
+//! `tally pki show` prints it in hex without leading zero bytes) is stored big-endian at the
+//! start of the 32-byte field `reference || related_id` (byte 0 of the serial is byte 0 of
+//! `reference`'s little-endian bytes); `category` is its length; the first byte is not zero
+//! and the bytes after the serial are zero, so every serial has exactly one encoding
+//! (docs/SETTLEMENT.md, "Certificate revocation").
 //!
 //! Every record carries `valid_until` (version 2 of the record, tag `TALLY-TX-V2`): a block
 //! whose time is after it refuses the record as `expired`, and a block refuses a record whose
@@ -131,7 +140,14 @@ pub enum TxKind {
     /// (category 2) the validator whose key is `reference || related_id`, from the next
     /// epoch on.
     ValidatorVote = 13,
+    /// The central bank (debit: its issuance account, its key) revokes the network
+    /// certificate whose serial number is the first `category` bytes of
+    /// `reference || related_id`: every node refuses it from this block on.
+    RevokeCertificate = 14,
 }
+
+/// Most bytes of a certificate serial number (RFC 5280, 4.1.2.2).
+pub const CERTIFICATE_SERIAL_BYTES_MAX: usize = 20;
 
 /// A validator vote's category: add the validator.
 pub const VALIDATOR_CHANGE_ADD: u32 = 1;
@@ -140,7 +156,7 @@ pub const VALIDATOR_CHANGE_REMOVE: u32 = 2;
 
 impl TxKind {
     /// Every kind, in wire order.
-    pub const ALL: [TxKind; 13] = [
+    pub const ALL: [TxKind; 14] = [
         TxKind::Transfer,
         TxKind::TaxedPayment,
         TxKind::Pledge,
@@ -154,6 +170,7 @@ impl TxKind {
         TxKind::QueueCancel,
         TxKind::QueueReprioritise,
         TxKind::ValidatorVote,
+        TxKind::RevokeCertificate,
     ];
 
     fn from_wire(value: u16) -> Option<TxKind> {
@@ -176,6 +193,7 @@ impl TxKind {
             TxKind::QueueCancel => "queue_cancel",
             TxKind::QueueReprioritise => "queue_reprioritise",
             TxKind::ValidatorVote => "validator_vote",
+            TxKind::RevokeCertificate => "revoke_certificate",
         }
     }
 
@@ -205,7 +223,10 @@ impl TxKind {
 
     /// Whether the record has no credit account (it must be 0).
     pub fn has_no_credit_account(self) -> bool {
-        self == TxKind::SetTaxRate || self.is_queue_operation() || self == TxKind::ValidatorVote
+        self == TxKind::SetTaxRate
+            || self.is_queue_operation()
+            || self == TxKind::ValidatorVote
+            || self == TxKind::RevokeCertificate
     }
 
     /// Flag bits this kind may carry.
@@ -230,7 +251,8 @@ impl TxKind {
             | TxKind::QueueHold
             | TxKind::QueueRelease
             | TxKind::QueueCancel
-            | TxKind::ValidatorVote => 0,
+            | TxKind::ValidatorVote
+            | TxKind::RevokeCertificate => 0,
         }
     }
 }
@@ -334,7 +356,7 @@ pub enum DecodeError {
     ZeroAmount,
     #[error("ledger 0 is reserved: name the currency ledger of the accounts")]
     ZeroLedger,
-    #[error("unknown transaction kind {0}: expected 1 to 13 (see docs/SETTLEMENT.md)")]
+    #[error("unknown transaction kind {0}: expected 1 to 14 (see docs/SETTLEMENT.md)")]
     UnknownKind(u16),
     #[error("unknown flag bits {0:#06x} are set")]
     UnknownFlags(u16),
@@ -368,6 +390,8 @@ pub enum DecodeError {
         "a tax rate names at most one rounding rule: one of the half-up, half-even and down flags"
     )]
     TaxRoundingConflict,
+    #[error("a certificate revocation's serial number is malformed: {0}")]
+    RevocationSerial(&'static str),
 }
 
 /// The fields of a transaction, for building and reading records.
@@ -441,6 +465,50 @@ impl TxFields {
             ..TxFields::transfer(id, 0, 0, 0, ledger)
         }
     }
+
+    /// A revocation by the central bank (its issuance account `issuance`) of the certificate
+    /// with serial number `serial_hex` (hex, as `tally pki show` prints it; leading zero
+    /// bytes are dropped, as a node reads serials).
+    pub fn revoke_certificate(
+        id: u128,
+        ledger: u32,
+        issuance: u64,
+        serial_hex: &str,
+    ) -> Result<TxFields, DecodeError> {
+        let serial = canonical_serial(serial_hex)?;
+        let mut field = [0u8; 32];
+        field[..serial.len()].copy_from_slice(&serial);
+        Ok(TxFields {
+            kind: TxKind::RevokeCertificate,
+            reference: u128::from_le_bytes(field[..16].try_into().expect("16 bytes")),
+            related_id: u128::from_le_bytes(field[16..].try_into().expect("16 bytes")),
+            category: serial.len() as u32,
+            ..TxFields::transfer(id, issuance, 0, 0, ledger)
+        })
+    }
+}
+
+/// A serial number's canonical bytes (big-endian, no leading zero bytes) from its hex form.
+pub fn canonical_serial(serial_hex: &str) -> Result<Vec<u8>, DecodeError> {
+    let text = serial_hex.trim().trim_start_matches("0x");
+    let text = if text.len() % 2 == 1 {
+        format!("0{text}")
+    } else {
+        text.to_string()
+    };
+    let bytes = hex::decode(&text)
+        .map_err(|_| DecodeError::RevocationSerial("the serial number is not hex"))?;
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let serial = bytes[start..].to_vec();
+    if serial.is_empty() {
+        return Err(DecodeError::RevocationSerial("the serial number is zero"));
+    }
+    if serial.len() > CERTIFICATE_SERIAL_BYTES_MAX {
+        return Err(DecodeError::RevocationSerial(
+            "the serial number is longer than 20 bytes",
+        ));
+    }
+    Ok(serial)
 }
 
 impl TxRecord {
@@ -575,6 +643,26 @@ impl TxRecord {
                 other => Err(DecodeError::UnknownValidatorChange(other)),
             };
         }
+        if kind == TxKind::RevokeCertificate {
+            let length = category as usize;
+            if length == 0 || length > CERTIFICATE_SERIAL_BYTES_MAX {
+                return Err(DecodeError::RevocationSerial(
+                    "its length (category) must be 1 to 20 bytes",
+                ));
+            }
+            let field = self.serial_field();
+            if field[0] == 0 {
+                return Err(DecodeError::RevocationSerial(
+                    "its first byte is zero (leading zero bytes are dropped)",
+                ));
+            }
+            if field[length..].iter().any(|b| *b != 0) {
+                return Err(DecodeError::RevocationSerial(
+                    "the bytes after the serial number are not zero",
+                ));
+            }
+            return Ok(());
+        }
         let carries_category = matches!(kind, TxKind::TaxedPayment | TxKind::SetTaxRate);
         match (carries_category, category) {
             (true, 0) => Err(DecodeError::MissingCategory),
@@ -659,6 +747,18 @@ impl TxRecord {
         key[..16].copy_from_slice(&self.reference);
         key[16..].copy_from_slice(&self.related_id);
         key
+    }
+
+    /// `reference || related_id` as stored: a revocation's serial field.
+    fn serial_field(&self) -> [u8; 32] {
+        self.validator_subject()
+    }
+
+    /// The serial number a certificate revocation names (its canonical bytes; call on
+    /// validated revocations).
+    pub fn revoked_serial(&self) -> Vec<u8> {
+        let length = (self.category() as usize).min(CERTIFICATE_SERIAL_BYTES_MAX);
+        self.serial_field()[..length].to_vec()
     }
 
     /// The record's bytes.
@@ -933,5 +1033,72 @@ mod tests {
         let signature = ed25519_zebra::Signature::from_bytes(&record.signature);
         assert!(vk.verify(&signature, &signing_message(1, &record)).is_ok());
         assert!(vk.verify(&signature, &signing_message(2, &record)).is_err());
+    }
+
+    #[test]
+    fn a_revocation_carries_its_serial_in_one_encoding() {
+        let fields = TxFields::revoke_certificate(7, 1, 99, "00ab01ff")
+            .unwrap()
+            .valid_until(1);
+        let record = TxRecord::new(&fields);
+        assert_eq!(record.validate(), Ok(()));
+        assert_eq!(record.kind(), Some(TxKind::RevokeCertificate));
+        assert_eq!(record.debit_account(), 99);
+        assert_eq!(record.category(), 3, "leading zero bytes are dropped");
+        assert_eq!(record.revoked_serial(), vec![0xab, 0x01, 0xff]);
+        // 20 bytes, the longest serial: 16 in reference, 4 in related_id
+        let long = "7f".repeat(20);
+        let record = TxRecord::new(
+            &TxFields::revoke_certificate(7, 1, 99, &long)
+                .unwrap()
+                .valid_until(1),
+        );
+        assert_eq!(record.validate(), Ok(()));
+        assert_eq!(record.revoked_serial(), vec![0x7f; 20]);
+        for bad in ["", "00", "zz", &"01".repeat(21)] {
+            assert!(
+                matches!(
+                    TxFields::revoke_certificate(7, 1, 99, bad),
+                    Err(DecodeError::RevocationSerial(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // a record built by hand: length out of range, a leading zero, bytes after it
+        let base = TxFields::revoke_certificate(7, 1, 99, "ab")
+            .unwrap()
+            .valid_until(1);
+        for malformed in [
+            TxFields {
+                category: 0,
+                ..base
+            },
+            TxFields {
+                category: 21,
+                ..base
+            },
+            TxFields {
+                reference: base.reference << 8,
+                category: 2,
+                ..base
+            },
+            TxFields {
+                related_id: 1,
+                ..base
+            },
+        ] {
+            assert!(matches!(
+                TxRecord::new(&malformed).validate(),
+                Err(DecodeError::RevocationSerial(_))
+            ));
+        }
+        let credit = TxFields {
+            credit_account: 5,
+            ..base
+        };
+        assert!(matches!(
+            TxRecord::new(&credit).validate(),
+            Err(DecodeError::UnexpectedCreditAccount { .. })
+        ));
     }
 }

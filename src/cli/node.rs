@@ -53,6 +53,11 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         .tls
         .as_ref()
         .map(|tls| tls.holder().name.clone());
+    let metrics_scheme = if loaded.service.metrics_tls {
+        "https"
+    } else {
+        "http"
+    };
     let service = NodeService::start(&genesis, loaded.node, loaded.service)
         .with_context(|| format!("starting the node on {}", data_dir.display()))?;
     let handle = service.handle();
@@ -70,7 +75,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         None => println!("tls: OFF (--insecure-plaintext)"),
     }
     match service.metrics_addr() {
-        Some(addr) => println!("metrics: http://{addr}/metrics"),
+        Some(addr) => println!("metrics: {metrics_scheme}://{addr}/metrics"),
         None => println!("metrics: off"),
     }
     use std::io::Write as _;

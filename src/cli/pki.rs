@@ -1,4 +1,5 @@
-//! `tally pki init|issue|show`: the network's CA and the certificates it issues.
+//! `tally pki init|issue|show|revoke`: the network's CA, the certificates it issues, and their
+//! revocation by the central bank over a running node's client protocol.
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -20,6 +21,35 @@ pub enum PkiCommand {
     /// Show what an identity file's certificate says: name, role, network, serial, signing
     /// keys, expiry.
     Show(ShowArgs),
+    /// Revoke a certificate on every node: signs a revocation (kind 14) with the central
+    /// bank's key, submits it and waits for its block. Once the block commits, every node
+    /// refuses the serial's connections and closes the open ones. Prints the result (`ok`:
+    /// revoked).
+    Revoke(RevokeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// A node's client address (host:port).
+    #[arg(long)]
+    node: String,
+    /// The central bank's signing key file (the owner key of its issuance account).
+    #[arg(long)]
+    key_file: PathBuf,
+    /// The network's genesis file (network id, ledger, the issuance account).
+    #[arg(long)]
+    genesis: PathBuf,
+    /// The serial number to revoke, hex, as `tally pki show` prints it.
+    #[arg(long)]
+    serial: String,
+    /// The revocation's transaction id (default: a random one).
+    #[arg(long)]
+    id: Option<u128>,
+    /// Seconds to wait for the revocation's block.
+    #[arg(long, default_value_t = 30)]
+    timeout_s: u64,
+    #[command(flatten)]
+    access: super::Access,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +97,7 @@ pub struct ShowArgs {
 
 pub fn run(command: &PkiCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PkiCommand::Revoke(args) => return revoke(args),
         PkiCommand::Init(args) => {
             let ca = Ca::create(args.network_id, Validity::days_from_now(args.days))?;
             ca.save(&args.dir)?;
@@ -138,4 +169,69 @@ fn signer(text: &str) -> anyhow::Result<[u8; 32]> {
         return Ok(public_key_of(&key));
     }
     parse_public_key(text).map_err(anyhow::Error::msg)
+}
+
+/// `tally pki revoke`: the central bank's revocation, signed, submitted and waited for.
+fn revoke(args: &RevokeArgs) -> anyhow::Result<ExitCode> {
+    use std::time::Duration;
+    use tally_engine::genesis::Genesis;
+    use tally_engine::net::client::submit_and_wait;
+    use tally_engine::net::{Client, ClientOptions};
+    use tally_engine::tx::{canonical_serial, TxFields, TxRecord};
+
+    let genesis = Genesis::load(&args.genesis)?;
+    let key = read_key_file(&args.key_file)
+        .with_context(|| format!("central bank key file {}", args.key_file.display()))?;
+    let serial = canonical_serial(&args.serial).map_err(|e| anyhow::anyhow!("--serial: {e}"))?;
+    let id = args.id.unwrap_or_else(|| rand::random::<u128>().max(1));
+    let fields = TxFields::revoke_certificate(
+        id,
+        genesis.ledger,
+        genesis.central_bank().id,
+        &hex::encode(&serial),
+    )
+    .map_err(|e| anyhow::anyhow!("--serial: {e}"))?
+    .valid_until(tally_loadgen::workload::valid_until_from_now(&genesis));
+    let record = TxRecord::signed(&fields, genesis.network_id, &key);
+    let timeout = Duration::from_secs(args.timeout_s.max(1));
+    let options = ClientOptions {
+        connect_timeout: timeout,
+        request_timeout: timeout,
+        tls: args.access.tls()?,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect_with(&args.node, &options)?;
+    let status = client.status()?;
+    if status.genesis_hash != hex::encode(genesis.hash()) {
+        anyhow::bail!(
+            "node {} runs genesis {}, not {} ({})",
+            args.node,
+            status.genesis_hash,
+            hex::encode(genesis.hash()),
+            args.genesis.display()
+        );
+    }
+    let (acks, refusal) = submit_and_wait(&client, &[record], timeout)?;
+    let Some(ack) = acks.first() else {
+        anyhow::bail!(
+            "node {} did not take the revocation: {}",
+            args.node,
+            refusal.map_or_else(|| "no answer".to_string(), |r| r.to_string())
+        );
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "id": id.to_string(),
+            "serial": hex::encode(&serial),
+            "signer": hex::encode(public_key_of(&key)),
+            "result": ack.code.name(),
+            "height": ack.height,
+        })
+    );
+    Ok(if ack.code.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -16,6 +16,8 @@ pub(super) enum Undo {
     TaxPaymentUpdated(u128, TaxPayment),
     TaxTotals(super::tax::TaxTotalsKey, Option<TaxTotals>),
     TaxRate((u32, u64), Option<TaxRate>),
+    /// A serial put on the revocation list.
+    Revoked(Vec<u8>),
     /// The queue entry at a key before the change (None: there was none).
     Queue(QueueKey, Option<QueuedPayment>),
 }

@@ -41,6 +41,9 @@ use tally_kernels::merkle::{self, Hash};
 
 /// Most two-phase reservations open at once (`pending_transfers_full` beyond).
 pub const PENDING_TRANSFERS_MAX: usize = 1 << 20;
+/// Most serial numbers on the ledger's revocation list (genesis and revocations together): a
+/// revocation past it is refused `revocation_list_full`.
+pub const REVOKED_SERIALS_MAX: usize = 1 << 16;
 
 /// One account's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +121,14 @@ pub(crate) struct Pending {
     pub created_height: u64,
 }
 
+/// An accepted id: when its record stops being valid, and its accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UsedId {
+    pub valid_until: u64,
+    pub debit: u64,
+    pub credit: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct BlockContext {
     height: u64,
@@ -126,10 +137,11 @@ struct BlockContext {
     next_index: u32,
 }
 
-/// Domain tag of the state root's digest, versioned with its bytes (version 4: each rate of
-/// the tax-rate table carries its basis and rounding; the tax records folded into the history
-/// digest carry the rate, basis and rounding a payment settled at).
-pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V4\0\0";
+/// Domain tag of the state root's digest, versioned with its bytes (version 5: the
+/// certificate revocation list; version 4: each rate of the tax-rate table carries its basis
+/// and rounding; the tax records folded into the history digest carry the rate, basis and
+/// rounding a payment settled at).
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V5\0\0";
 
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
 const ACCOUNT_LEAF_BYTES: usize = 64;
@@ -172,7 +184,10 @@ pub struct Ledger {
     /// `valid_until`: a copy of such a record is refused as a duplicate. An id leaves when
     /// the block time passes its `valid_until`; from then on every copy is refused as expired
     /// (docs/SETTLEMENT.md, "Idempotency and expiry"), so the set holds one window.
-    used_ids: HashMap<u128, u64>,
+    /// Each id is kept with the debit and credit account of its record, so that a
+    /// participant can be let read the status of its own transactions (not committed by the
+    /// state root: it is a read index, restored from checkpoints and replay alike).
+    used_ids: HashMap<u128, UsedId>,
     /// The same ids by (`valid_until`, id): the order in which they leave.
     used_ids_by_expiry: BTreeSet<(u64, u128)>,
     /// Running BLAKE3 over accepted ids in acceptance order: commits the id index.
@@ -200,6 +215,11 @@ pub struct Ledger {
     events: Vec<SettlementEvent>,
     /// The validator set by epoch and the authorities' pending votes on changes.
     schedule: ValidatorSchedule,
+    /// Serial numbers (canonical bytes: big-endian, no leading zero byte) of revoked network
+    /// certificates: the genesis's list and the central bank's revocations (kind 14).
+    revoked: BTreeSet<Vec<u8>>,
+    /// The serials revoked by the current (or last) block, in block order.
+    revoked_in_block: Vec<Vec<u8>>,
 }
 
 impl Ledger {
@@ -245,7 +265,7 @@ impl Ledger {
             .expect("genesis was validated");
         let schedule = ValidatorSchedule::new(validators, genesis.heights_per_epoch)
             .expect("genesis was validated");
-        Ledger::assemble(
+        let mut ledger = Ledger::assemble(
             genesis.ledger,
             genesis.central_bank().id,
             genesis.tax_authority().id,
@@ -254,7 +274,13 @@ impl Ledger {
             accounts,
             tax_rates,
             schedule,
-        )
+        );
+        ledger.revoked = genesis
+            .revoked
+            .iter()
+            .map(|serial| crate::tx::canonical_serial(serial).expect("genesis was validated"))
+            .collect();
+        ledger
     }
 
     // every part of a ledger that is not derived from the others, named (genesis and restore)
@@ -307,6 +333,8 @@ impl Ledger {
             corrections: Vec::new(),
             events: Vec::new(),
             schedule,
+            revoked: BTreeSet::new(),
+            revoked_in_block: Vec::new(),
         }
     }
 
@@ -329,6 +357,7 @@ impl Ledger {
         };
         self.corrections.clear();
         self.events.clear();
+        self.revoked_in_block.clear();
         self.forget_expired();
         self.expire_pending();
         self.expire_queue();
@@ -406,7 +435,14 @@ impl Ledger {
         }
         let code = self.check_and_apply(tx);
         if code.is_ok() {
-            self.record_used_id(tx.id(), tx.valid_until());
+            self.record_used_id(
+                tx.id(),
+                UsedId {
+                    valid_until: tx.valid_until(),
+                    debit: tx.debit_account(),
+                    credit: tx.credit_account(),
+                },
+            );
         }
         if let Some(chain) = self.chain.take() {
             if !code.is_ok() {
@@ -427,8 +463,9 @@ impl Ledger {
         code
     }
 
-    fn record_used_id(&mut self, id: u128, valid_until: u64) {
-        self.used_ids.insert(id, valid_until);
+    fn record_used_id(&mut self, id: u128, used: UsedId) {
+        let valid_until = used.valid_until;
+        self.used_ids.insert(id, used);
         self.used_ids_by_expiry.insert((valid_until, id));
         self.journal(Undo::UsedId(id, valid_until));
         let mut hasher = blake3::Hasher::new();
@@ -582,6 +619,7 @@ impl Ledger {
                 self.suspension(tx, kind, debit, credit)
             }
             (TxKind::SetTaxRate, None) => self.set_tax_rate(tx, debit),
+            (TxKind::RevokeCertificate, None) => self.revoke_certificate(tx, debit),
             (kind, None) if kind.is_queue_operation() => self.queue_operation(tx, kind, debit),
             _ => unreachable!("validate() ties the credit account to the kind"),
         };
@@ -618,6 +656,32 @@ impl Ledger {
                 | ScheduleError::InvalidNextSet(_),
             ) => unreachable!("a vote never returns these"),
         }
+    }
+
+    /// The central bank revokes a network certificate (kind 14): signed with the key of its
+    /// issuance account, which is the debit account.
+    fn revoke_certificate(
+        &mut self,
+        tx: &TxRecord,
+        debit: usize,
+    ) -> Result<ResultCode, ResultCode> {
+        if tx.public_key != self.accounts[self.central_bank_index].owner {
+            return Err(ResultCode::NotCentralBank);
+        }
+        if debit != self.central_bank_index {
+            return Err(ResultCode::NotPermitted);
+        }
+        let serial = tx.revoked_serial();
+        if self.revoked.contains(&serial) {
+            return Err(ResultCode::CertificateAlreadyRevoked);
+        }
+        if self.revoked.len() >= REVOKED_SERIALS_MAX {
+            return Err(ResultCode::RevocationListFull);
+        }
+        self.revoked.insert(serial.clone());
+        self.journal(Undo::Revoked(serial.clone()));
+        self.revoked_in_block.push(serial);
+        Ok(ResultCode::Ok)
     }
 
     /// The rules for a payment from `debit` to `credit` signed by `tx.public_key`.
@@ -993,6 +1057,10 @@ impl Ledger {
                         self.tax_rates.remove(&key);
                     }
                 },
+                Undo::Revoked(serial) => {
+                    self.revoked.remove(&serial);
+                    self.revoked_in_block.retain(|s| *s != serial);
+                }
                 Undo::Queue(key, before) => match before {
                     Some(queued) => {
                         self.queue_index.insert(queued.id, key);
@@ -1020,7 +1088,9 @@ impl Ledger {
     /// history digest, the arrival counter, the queues in settlement order, the open
     /// reservations by id, the tax-rate table by (category, effective-from: the rate, the codes
     /// of its basis and rounding, the sub-account flag) and the validator schedule
-    /// (length-prefixed `ValidatorSchedule::encode` bytes). The domain tag is
+    /// (length-prefixed `ValidatorSchedule::encode` bytes), then the revocation list: its
+    /// length (u64) and each serial in byte order as its length (one byte) and its bytes.
+    /// The domain tag is
     /// [`STATE_ROOT_TAG`].
     ///
     /// The accounts' tree is kept between calls and updated for the accounts changed since
@@ -1082,6 +1152,11 @@ impl Ledger {
         self.schedule.encode(&mut schedule);
         hasher.update(&(schedule.len() as u64).to_le_bytes());
         hasher.update(&schedule);
+        hasher.update(&(self.revoked.len() as u64).to_le_bytes());
+        for serial in &self.revoked {
+            hasher.update(&[serial.len() as u8]);
+            hasher.update(serial);
+        }
         let rest: Hash = *hasher.finalize().as_bytes();
         merkle::node_hash(accounts_root, &rest)
     }
@@ -1090,6 +1165,21 @@ impl Ledger {
     /// epoch's), the next epoch's keys so far and the pending votes.
     pub fn validator_schedule(&self) -> &ValidatorSchedule {
         &self.schedule
+    }
+
+    /// The revocation list: serial numbers (canonical bytes) of revoked certificates.
+    pub fn revoked_serials(&self) -> &BTreeSet<Vec<u8>> {
+        &self.revoked
+    }
+
+    /// Whether the certificate with this serial number (canonical bytes) is revoked.
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.revoked.contains(serial)
+    }
+
+    /// The serials the current (or last executed) block revoked, in block order.
+    pub fn block_revocations(&self) -> &[Vec<u8>] {
+        &self.revoked_in_block
     }
 
     /// Balance of an account, if it exists.

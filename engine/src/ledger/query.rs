@@ -99,6 +99,31 @@ impl Ledger {
         }
     }
 
+    /// The debit and credit account of transaction `id` (0 where its kind has none), while
+    /// the ledger holds them: its id is held (its record is still valid), it is queued or
+    /// reserved, or it is a taxed payment still refundable. `None` otherwise, and for an id
+    /// never accepted: a caller that answers participants refuses both alike.
+    pub fn parties(&self, id: u128) -> Option<(u64, u64)> {
+        if let Some(used) = self.used_ids.get(&id) {
+            return Some((used.debit, used.credit));
+        }
+        if let Some(key) = self.queue_index.get(&id) {
+            let payment = &self.queue[key];
+            return Some((payment.payer, payment.payee));
+        }
+        if let Some(pending) = self.pending_transfer(id) {
+            return Some((pending.debit_account, pending.credit_account));
+        }
+        self.tax_payments
+            .get(&id)
+            .map(|payment| (payment.payer, payment.payee))
+    }
+
+    /// Whether `id` is a taxed payment the ledger still holds (refundable).
+    pub fn is_taxed_payment(&self, id: u128) -> bool {
+        self.tax_payments.contains_key(&id)
+    }
+
     /// Queued payments in settlement order (by payer, then priority, then arrival), of one
     /// payer or of all.
     pub fn queued_payments(&self, payer: Option<u64>) -> Vec<QueuedPayment> {

@@ -9,11 +9,12 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 5: the validity window, each held id with
+/// Magic at the start of a ledger snapshot (version 6: the certificate revocation list at the
+/// end, after the validator schedule, and each held id with its debit and credit account; version 5: the validity window, each held id with
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP5";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP6";
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -131,7 +132,7 @@ impl Ledger {
     pub fn snapshot(&self, genesis_hash: &Hash, point: SnapshotPoint) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             300 + self.accounts.len() * SNAPSHOT_ACCOUNT_BYTES
-                + self.used_ids.len() * 24
+                + self.used_ids.len() * 40
                 + self.queue.len() * QUEUED_BYTES
                 + self.tax_payments.len() * SNAPSHOT_TAX_PAYMENT_BYTES,
         );
@@ -178,6 +179,9 @@ impl Ledger {
         for (valid_until, id) in &self.used_ids_by_expiry {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&valid_until.to_le_bytes());
+            let used = &self.used_ids[id];
+            out.extend_from_slice(&used.debit.to_le_bytes());
+            out.extend_from_slice(&used.credit.to_le_bytes());
         }
         out.extend_from_slice(&(self.queue.len() as u64).to_le_bytes());
         for queued in self.queue.values() {
@@ -240,6 +244,11 @@ impl Ledger {
             put_totals(&mut out, totals);
         }
         self.schedule.encode(&mut out);
+        out.extend_from_slice(&(self.revoked.len() as u64).to_le_bytes());
+        for serial in &self.revoked {
+            out.push(serial.len() as u8);
+            out.extend_from_slice(serial);
+        }
         out
     }
 
@@ -334,13 +343,18 @@ impl Ledger {
                 },
             );
         }
-        let id_count = r.count(24, "settled id count")?;
+        let id_count = r.count(40, "settled id count")?;
         let mut used_ids = HashMap::with_capacity(id_count);
         let mut used_ids_by_expiry = BTreeSet::new();
         for _ in 0..id_count {
             let id = r.u128()?;
             let valid_until = r.u64()?;
-            if used_ids.insert(id, valid_until).is_some() {
+            let used = super::UsedId {
+                valid_until,
+                debit: r.u64()?,
+                credit: r.u64()?,
+            };
+            if used_ids.insert(id, used).is_some() {
                 return Err(SnapshotError::Invalid("settled id repeated"));
             }
             used_ids_by_expiry.insert((valid_until, id));
@@ -454,6 +468,18 @@ impl Ledger {
                 ScheduleDecodeError::Invalid(_) => SnapshotError::Invalid("validator schedule"),
             })?;
         r.at += read;
+        let revoked_count = r.count(2, "revoked serial count")?;
+        let mut revoked = BTreeSet::new();
+        for _ in 0..revoked_count {
+            let length = usize::from(r.u8()?);
+            if length == 0 || length > crate::tx::CERTIFICATE_SERIAL_BYTES_MAX {
+                return Err(SnapshotError::Invalid("revoked serial length"));
+            }
+            let serial = r.take(length)?.to_vec();
+            if serial[0] == 0 || !revoked.insert(serial) {
+                return Err(SnapshotError::Invalid("revoked serial"));
+            }
+        }
         if r.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
         }
@@ -467,6 +493,7 @@ impl Ledger {
             tax_rates,
             schedule,
         );
+        restored.revoked = revoked;
         restored.used_ids = used_ids;
         restored.used_ids_by_expiry = used_ids_by_expiry;
         restored.closed_by_expiry = closed_by_expiry;

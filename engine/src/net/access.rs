@@ -8,18 +8,26 @@
 //!
 //! | role | submits | reads |
 //! | --- | --- | --- |
-//! | `bank` | records debiting covered accounts | covered accounts, their queues; status |
+//! | `bank` | records debiting covered accounts | covered accounts, their queues, their transactions' statuses; status |
 //! | `central_bank` | records debiting covered accounts (its issuance account) | everything |
-//! | `tax_authority` | records that move no money (tax rates), debiting covered accounts | covered accounts; tax reports; status |
+//! | `tax_authority` | records that move no money (tax rates), debiting covered accounts | covered accounts and their transactions; taxed payments; tax reports; status |
 //! | `auditor` | nothing | everything |
 //! | `monitoring` | nothing | nothing here: `/metrics` only |
 //! | `validator` | records it signs with no debit account (validator votes) | status, validators |
 //!
 //! A record with no debit account (a validator vote) is covered when the certificate binds
-//! its signer. Transaction statuses are read by the central bank and auditors only: a bank
-//! learns its own transactions' results from their acknowledgements.
+//! its signer.
+//!
+//! A transaction's status and history (`transaction`, `tx_status`, `tx_history`) are read
+//! by the central bank and auditors for every transaction, and by any other role for a
+//! transaction whose debit or credit account its certificate covers (the tax authority also
+//! for every taxed payment). The transaction is looked up first, on the executor thread
+//! ([`Scope::may_read_transaction`]); an id the ledger does not hold and another
+//! participant's id are refused with the same `forbidden` text, so a bank cannot learn
+//! whether another bank's transaction ids exist.
 
 use crate::genesis::{Genesis, Role};
+use crate::ledger::Ledger;
 use crate::net::query::Query;
 use crate::tx::TxRecord;
 use std::collections::{HashMap, HashSet};
@@ -92,7 +100,7 @@ impl Scope {
     }
 
     /// Whether the role reads every account.
-    fn reads_all(&self) -> bool {
+    pub fn reads_all(&self) -> bool {
         matches!(self.access, Access::CentralBank | Access::Auditor)
     }
 
@@ -164,7 +172,9 @@ impl Scope {
                 if self.covers(*account) {
                     Ok(())
                 } else {
-                    refuse(format!("account {account}, which its certificate does not cover"))
+                    refuse(format!(
+                        "account {account}, which its certificate does not cover"
+                    ))
                 }
             }
             Query::Queue { payer: Some(payer) } if self.covers(*payer) => Ok(()),
@@ -178,11 +188,46 @@ impl Scope {
                 Some(payee) => refuse(format!("the tax report of account {payee}")),
                 None => refuse("every payee's tax report".into()),
             },
-            Query::Transaction { id } | Query::TxStatus { id } | Query::TxHistory { id } => {
-                refuse(format!(
-                    "the status of transaction {id} (the central bank and auditors read statuses; a bank has its results from their acknowledgements)"
-                ))
+            // looked up first, on the executor thread: `may_read_transaction`
+            Query::Transaction { .. } | Query::TxStatus { .. } | Query::TxHistory { .. } => Ok(()),
+        }
+    }
+
+    /// Whether a query names a transaction whose accounts must be checked against the
+    /// ledger before it is answered (every transaction query of a role that does not read
+    /// everything).
+    pub fn transaction_to_check(&self, query: &Query) -> Option<u128> {
+        match query {
+            Query::Transaction { id } | Query::TxStatus { id } | Query::TxHistory { id }
+                if !self.reads_all() =>
+            {
+                Some(*id)
             }
+            _ => None,
+        }
+    }
+
+    /// Checks, against the ledger, that transaction `id` is one this certificate may read:
+    /// its debit or credit account is covered (or, for the tax authority, it is a taxed
+    /// payment). An unknown id gets the same answer as another participant's.
+    pub fn may_read_transaction(&self, ledger: &Ledger, id: u128) -> Result<(), String> {
+        if self.reads_all() {
+            return Ok(());
+        }
+        let covered = match ledger.parties(id) {
+            Some((debit, credit)) => {
+                (debit != 0 && self.covers(debit)) || (credit != 0 && self.covers(credit))
+            }
+            None => false,
+        };
+        let taxed = self.access == Access::TaxAuthority && ledger.is_taxed_payment(id);
+        if covered || taxed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} ({}) may not read transaction {id}: the ledger holds no transaction of that id whose debit or credit account the certificate covers",
+                self.name, self.access
+            ))
         }
     }
 }

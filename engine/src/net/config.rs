@@ -23,8 +23,21 @@ pub struct NodeFile {
     pub genesis: PathBuf,
     /// Client protocol address, e.g. "127.0.0.1:7400".
     pub listen: String,
-    /// Prometheus `/metrics` address, e.g. "127.0.0.1:9400"; omit to serve no metrics.
+    /// Prometheus `/metrics` address, e.g. "127.0.0.1:9400"; omit to serve no metrics. Plain
+    /// HTTP only on a loopback address, unless `metrics_tls` or
+    /// `metrics_plaintext_non_loopback` is set.
     pub metrics_listen: Option<String>,
+    /// Serve `/metrics` over TLS (the node's `identity`) to monitoring, central bank and
+    /// auditor certificates only, on any address. Default false: plain HTTP.
+    #[serde(default)]
+    pub metrics_tls: bool,
+    /// Allow plain-HTTP `/metrics` on an address that is not loopback. Default false: such a
+    /// `metrics_listen` is refused, since anyone who reaches the port reads the node's
+    /// counters without a certificate. Set it only where the port is on a private monitoring
+    /// network (or behind a scraper that cannot present client certificates) and the
+    /// operator accepts that.
+    #[serde(default)]
+    pub metrics_plaintext_non_loopback: bool,
     /// Signature backend: cpu, gpu or auto (default cpu).
     pub backend: Option<String>,
     /// Where log segments older than the previous checkpoint move (omit to keep them).
@@ -298,6 +311,25 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
             format!("{} is also `listen`: use another port", server.listen),
         ));
     }
+    if file.metrics_tls && server.tls.is_none() {
+        return Err(field(
+            "metrics_tls",
+            "metrics over TLS need the node's `identity`".into(),
+        ));
+    }
+    if let Some(addr) = metrics_listen {
+        if !file.metrics_tls && !addr.ip().is_loopback() && !file.metrics_plaintext_non_loopback {
+            return Err(field(
+                "metrics_listen",
+                format!(
+                    "{addr} is not a loopback address, and plain-HTTP /metrics there is open to \
+                     anyone who reaches it: set metrics_tls = true (served over TLS to \
+                     monitoring, central bank and auditor certificates), bind it to 127.0.0.1, \
+                     or set metrics_plaintext_non_loopback = true on a private monitoring network"
+                ),
+            ));
+        }
+    }
     Ok(LoadedConfig {
         genesis_path: resolve(&file.genesis),
         identity,
@@ -305,6 +337,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         service: ServiceConfig {
             server,
             metrics_listen,
+            metrics_tls: file.metrics_tls,
         },
     })
 }
@@ -446,5 +479,38 @@ submit_batch_tx_max = 512
             assert!(error.contains(needle), "{needle:?} not in {error:?}");
             assert!(error.contains("/etc/tally/node.toml"), "{error}");
         }
+    }
+
+    #[test]
+    fn plain_metrics_listen_only_on_loopback_unless_allowed() {
+        // loopback, IPv4 and IPv6: plain HTTP is fine
+        assert!(parse(GOOD).is_ok());
+        assert!(parse(&GOOD.replace("127.0.0.1:9400", "[::1]:9400")).is_ok());
+        // any other address is refused, naming the options
+        let open = GOOD.replace("127.0.0.1:9400", "0.0.0.0:9400");
+        let error = parse(&open).unwrap_err();
+        assert!(error.contains("`metrics_listen`"), "{error}");
+        assert!(error.contains("metrics_tls"), "{error}");
+        assert!(error.contains("metrics_plaintext_non_loopback"), "{error}");
+        let error = parse(&GOOD.replace("127.0.0.1:9400", "10.1.2.3:9400")).unwrap_err();
+        assert!(error.contains("not a loopback address"), "{error}");
+        // the explicit option allows it
+        let allowed = open.replace(
+            "backend = \"auto\"",
+            "backend = \"auto\"\nmetrics_plaintext_non_loopback = true",
+        );
+        let config = parse(&allowed).unwrap();
+        assert_eq!(
+            config.service.metrics_listen,
+            Some("0.0.0.0:9400".parse().unwrap())
+        );
+        assert!(!config.service.metrics_tls);
+        // metrics over TLS need the node's identity
+        let tls_without_identity = open.replace(
+            "backend = \"auto\"",
+            "backend = \"auto\"\nmetrics_tls = true",
+        );
+        let error = parse(&tls_without_identity).unwrap_err();
+        assert!(error.contains("`metrics_tls`"), "{error}");
     }
 }

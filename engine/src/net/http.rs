@@ -1,6 +1,11 @@
 //! A minimal HTTP/1.1 responder for `GET /metrics` (Prometheus text format 0.0.4), on its own
 //! thread. One request per connection (`Connection: close`); scrapes are rare, so requests
 //! are served one at a time, each with a short read timeout.
+//!
+//! Plain HTTP, or HTTPS (TLS 1.3) with a client certificate of the network's CA checked as on
+//! the client port (CA, validity, revocation, network): only a `monitoring`, `central_bank`
+//! or `auditor` certificate is answered; another role gets `403 Forbidden`, and a connection
+//! without a valid certificate is refused in the handshake (docs/SECURITY.md, "Metrics").
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -8,6 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use super::tls::{NodeTls, TlsRefusal};
+use tally_pki::Access;
 
 /// Most bytes of a request head.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
@@ -24,9 +32,11 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `listen` and serves `render()` at `/metrics`.
+    /// Listens on `listen` and serves `render()` at `/metrics`: over TLS to the roles that
+    /// read metrics when `tls` is given, else plain HTTP.
     pub fn start(
         listen: SocketAddr,
+        tls: Option<MetricsTls>,
         render: impl Fn() -> String + Send + 'static,
     ) -> io::Result<MetricsServer> {
         let listener = TcpListener::bind(listen)?;
@@ -43,7 +53,11 @@ impl MetricsServer {
                         }
                         match stream {
                             Ok(stream) => {
-                                if let Err(error) = serve(stream, &render) {
+                                let served = match &tls {
+                                    None => serve_plain(stream, &render),
+                                    Some(tls) => serve_tls(stream, tls, &render),
+                                };
+                                if let Err(error) = served {
                                     tracing::debug!(%error, "metrics request failed");
                                 }
                             }
@@ -115,9 +129,69 @@ fn parse_head(head: &[u8]) -> Request {
     }
 }
 
-fn serve(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result<()> {
+/// A metrics endpoint's TLS: the node's, and what to call on each refusal (a handshake
+/// refused, with its reason; `None`: a role that does not read metrics), for the counters.
+pub struct MetricsTls {
+    pub tls: Arc<NodeTls>,
+    pub on_refusal: Box<dyn Fn(Option<TlsRefusal>) + Send>,
+}
+
+/// The roles a metrics endpoint over TLS answers.
+pub const METRICS_ROLES: [Access; 3] = [Access::Monitoring, Access::CentralBank, Access::Auditor];
+
+fn serve_plain(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    serve(&mut stream, render, None)
+}
+
+/// One request over TLS: the handshake checks the certificate (refused there without a valid
+/// one of this network), then the holder's role decides between the metrics and 403.
+fn serve_tls(stream: TcpStream, tls: &MetricsTls, render: &dyn Fn() -> String) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let peer = stream.peer_addr()?;
+    let mut conn = tls.tls.accept_server();
+    let mut stream = stream;
+    while conn.is_handshaking() {
+        if let Err(error) = conn.complete_io(&mut stream) {
+            let reason = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .map_or(TlsRefusal::Protocol, TlsRefusal::of);
+            tracing::warn!(%peer, reason = reason.name(), %error, "refusing a metrics connection in the TLS handshake");
+            (tls.on_refusal)(Some(reason));
+            return Ok(());
+        }
+    }
+    let holder = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| tally_pki::read_certificate(der));
+    let forbidden = match holder {
+        Some(Ok(holder)) if METRICS_ROLES.contains(&holder.access) => None,
+        Some(Ok(holder)) => {
+            tracing::warn!(%peer, name = %holder.name, role = %holder.access, "forbidden metrics request: the role does not read metrics");
+            (tls.on_refusal)(None);
+            Some(format!(
+                "{} ({}) may not read /metrics: monitoring, central_bank and auditor certificates do",
+                holder.name, holder.access
+            ))
+        }
+        _ => Some("no readable client certificate".to_string()),
+    };
+    let mut tls_stream = rustls::StreamOwned::new(conn, stream);
+    serve(&mut tls_stream, render, forbidden)?;
+    tls_stream.conn.send_close_notify();
+    tls_stream.conn.complete_io(&mut tls_stream.sock)?;
+    Ok(())
+}
+
+fn serve(
+    stream: &mut impl ReadWrite,
+    render: &dyn Fn() -> String,
+    forbidden: Option<String>,
+) -> io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let request = loop {
@@ -134,6 +208,12 @@ fn serve(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result<()> {
         head.extend_from_slice(&chunk[..n]);
     };
     let (status, content_type, body, head_only) = match request {
+        Request::Metrics { .. } if forbidden.is_some() => (
+            "403 Forbidden",
+            "text/plain; charset=utf-8",
+            format!("{}\n", forbidden.unwrap_or_default()),
+            false,
+        ),
         Request::Metrics { head_only } => ("200 OK", METRICS_CONTENT_TYPE, render(), head_only),
         Request::NotFound => (
             "404 Not Found",
@@ -171,9 +251,44 @@ fn serve(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result<()> {
 pub fn fetch_metrics(addr: SocketAddr) -> io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: tally\r\nConnection: close\r\n\r\n")?;
+    stream.write_all(METRICS_REQUEST)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
+    metrics_body(response)
+}
+
+/// Fetches `https://addr/metrics` with a client identity's TLS configuration (the node's
+/// certificate must name `addr`'s IP address): the body, or an error naming the status line
+/// or the TLS failure.
+pub fn fetch_metrics_tls(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut conn = rustls::ClientConnection::new(tls, name).map_err(io::Error::other)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream)?;
+    }
+    let mut tls_stream = rustls::StreamOwned::new(conn, stream);
+    tls_stream.write_all(METRICS_REQUEST)?;
+    tls_stream.flush()?;
+    let mut response = Vec::new();
+    match tls_stream.read_to_end(&mut response) {
+        Ok(_) => {}
+        // a server that closed without close_notify after a whole response
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(error) => return Err(error),
+    }
+    metrics_body(response)
+}
+
+const METRICS_REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: tally\r\nConnection: close\r\n\r\n";
+
+/// What a byte stream both reads and writes (a socket, or TLS over one).
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn metrics_body(response: Vec<u8>) -> io::Result<String> {
     let text = String::from_utf8(response)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response is not UTF-8"))?;
     let (head, body) = text

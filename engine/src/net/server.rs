@@ -272,6 +272,10 @@ impl Drop for Server {
     }
 }
 
+/// A ledger query's answer on its way back to the server thread: the connection, the encoded
+/// reply, and the request id and reason when it was refused instead.
+type QueryReply = (Token, Vec<u8>, Option<(u64, String)>);
+
 struct Connection {
     /// The socket, its input and its output (bounded softly by
     /// `connection_output_bytes_max`).
@@ -284,7 +288,7 @@ struct Connection {
     queries_pending: usize,
     greeted: bool,
     /// What the certificate's holder may do, once the TLS handshake has verified it.
-    scope: Option<Scope>,
+    scope: Option<Arc<Scope>>,
     /// When the connection was accepted.
     opened: Instant,
     /// When bytes last arrived.
@@ -312,9 +316,10 @@ struct Ingress {
     waker: Arc<Waker>,
     finish: Arc<AtomicBool>,
     connections: HashMap<Token, Connection>,
-    /// Answers of ledger queries, from the executor thread.
-    replies_tx: Sender<(Token, Vec<u8>)>,
-    replies_rx: Receiver<(Token, Vec<u8>)>,
+    /// Answers of ledger queries, from the executor thread: the connection, the encoded reply, and the request and
+    /// reason when the executor thread refused it (a transaction outside the certificate).
+    replies_tx: Sender<QueryReply>,
+    replies_rx: Receiver<QueryReply>,
     scratch: Vec<Ack>,
     /// Bytes all connections hold in their buffers (see `connection_buffers_bytes_max`).
     buffered: usize,
@@ -360,13 +365,15 @@ impl Ingress {
                 }
             }
             self.forward_query_replies();
+            // a committed revocation wakes this loop (the block's acknowledgements): its
+            // connections close at once, not at the next sweep
+            self.close_revoked();
             if let Some(audit) = &self.audit {
                 audit.borrow_mut().flush();
             }
             if finishing_since.is_none() && last_sweep.elapsed() >= TIMEOUT_SWEEP {
                 last_sweep = Instant::now();
                 self.expire();
-                self.close_revoked();
                 self.node
                     .metrics()
                     .client_buffered_bytes
@@ -658,10 +665,14 @@ impl Ingress {
     }
 
     fn forward_query_replies(&mut self) {
-        while let Ok((token, bytes)) = self.replies_rx.try_recv() {
-            if let Some(conn) = self.connections.get_mut(&token) {
-                conn.io.queue(&bytes);
+        while let Ok((token, bytes, forbidden)) = self.replies_rx.try_recv() {
+            if let Some(mut conn) = self.connections.remove(&token) {
                 conn.queries_pending = conn.queries_pending.saturating_sub(1);
+                match forbidden {
+                    Some((request_id, text)) => self.forbid(&mut conn, request_id, text),
+                    None => conn.io.queue(&bytes),
+                }
+                self.connections.insert(token, conn);
             }
         }
     }
@@ -782,7 +793,7 @@ impl Ingress {
                             let directory = self.config.directory.as_deref().unwrap_or(&empty);
                             let scope = Scope::new(&holder, directory);
                             let refusal = self.admit(&scope);
-                            conn.scope = Some(scope);
+                            conn.scope = Some(Arc::new(scope));
                             if let Some(text) = refusal {
                                 self.audit(conn, "not_admitted", 0, [0; 3], &text);
                                 self.reject(conn, ErrorCode::Busy, text);
@@ -980,7 +991,12 @@ impl Ingress {
         if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_query(&query)) {
             return self.forbid(conn, request_id, text);
         }
-        if !query.needs_ledger() {
+        let check = conn.scope.as_ref().and_then(|scope| {
+            scope
+                .transaction_to_check(&query)
+                .map(|id| (Arc::clone(scope), id))
+        });
+        if check.is_none() && !query.needs_ledger() {
             let result = match query {
                 Query::Status => QueryResult::Ok(Answer::Status(Box::new(node_status(
                     &self.node,
@@ -994,10 +1010,26 @@ impl Ingress {
         let replies = self.replies_tx.clone();
         let waker = Arc::clone(&self.waker);
         let asked = self.node.query_ledger(Box::new(move |ledger| {
-            let result = answer_from_ledger(ledger, &query);
+            // a participant's transaction query: its accounts are looked up first
+            if let Some((scope, id)) = check {
+                if let Err(text) = scope.may_read_transaction(ledger, id) {
+                    if replies
+                        .send((token, Vec::new(), Some((request_id, text))))
+                        .is_ok()
+                    {
+                        let _ = waker.wake();
+                    }
+                    return;
+                }
+            }
+            let result = if query.needs_ledger() {
+                answer_from_ledger(ledger, &query)
+            } else {
+                QueryResult::Error(OFFLINE_ONLY.into())
+            };
             let mut bytes = Vec::new();
             Message::QueryReply { request_id, result }.encode(&mut bytes);
-            if replies.send((token, bytes)).is_ok() {
+            if replies.send((token, bytes, None)).is_ok() {
                 let _ = waker.wake();
             }
         }));

@@ -14,6 +14,9 @@ pub struct ServiceConfig {
     pub server: ServerConfig,
     /// Where to serve `/metrics`; `None` serves no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve `/metrics` over TLS (the client port's `server.tls`) to monitoring, central bank
+    /// and auditor certificates, instead of plain HTTP.
+    pub metrics_tls: bool,
 }
 
 /// Why a service cannot start.
@@ -54,12 +57,44 @@ impl NodeService {
                 genesis,
             )));
         }
+        let mut node_config = node_config;
+        if let Some(tls) = &config.server.tls {
+            // One list: what the node's blocks revoke, its ports refuse.
+            node_config.revocations = Arc::clone(tls.revocations());
+        }
         let node = Node::start(genesis, node_config)?;
         let handle = node.handle();
         let metrics = match config.metrics_listen {
             Some(addr) => {
                 let render_handle = handle.clone();
-                match MetricsServer::start(addr, move || {
+                let tls = match (config.metrics_tls, &config.server.tls) {
+                    (false, _) => None,
+                    (true, Some(tls)) => {
+                        let counting = handle.clone();
+                        Some(super::http::MetricsTls {
+                            tls: Arc::clone(tls),
+                            on_refusal: Box::new(move |refusal| {
+                                let metrics = counting.metrics();
+                                match refusal {
+                                    Some(reason) => {
+                                        metrics.metrics_tls_refused[reason.index()].inc()
+                                    }
+                                    None => metrics.metrics_forbidden.inc(),
+                                }
+                            }),
+                        })
+                    }
+                    (true, None) => {
+                        node.shutdown();
+                        return Err(ServiceError::Metrics {
+                            addr,
+                            source: std::io::Error::other(
+                                "metrics over TLS need the node's identity (TLS on the client port)",
+                            ),
+                        });
+                    }
+                };
+                match MetricsServer::start(addr, tls, move || {
                     crate::node::render_metrics(&render_handle)
                 }) {
                     Ok(server) => Some(server),

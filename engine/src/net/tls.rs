@@ -8,13 +8,13 @@
 //! role; rustls then completes the handshake, and the connection's owner reads the holder
 //! with [`tally_pki::read_certificate`].
 
+pub use crate::revocation::Revocations;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tally_pki::{read_certificate, serial_of, Access, Holder, Identity};
 use tally_protocol::identity::crypto_provider;
 
@@ -95,52 +95,6 @@ impl TlsRefusal {
             Error::AlertReceived(_) => TlsRefusal::PeerRefused,
             _ => TlsRefusal::Protocol,
         }
-    }
-}
-
-/// Serial numbers (hex) of revoked certificates, shared by a node's ports and changed while
-/// they run.
-#[derive(Debug, Default)]
-pub struct Revocations {
-    serials: RwLock<HashSet<String>>,
-    /// Revocations so far: the ports look for open connections to close when it moves.
-    generation: std::sync::atomic::AtomicU64,
-}
-
-impl Revocations {
-    pub fn new(serials: impl IntoIterator<Item = String>) -> Revocations {
-        Revocations {
-            serials: RwLock::new(serials.into_iter().map(|s| s.to_lowercase()).collect()),
-            generation: Default::default(),
-        }
-    }
-
-    /// Adds a serial; returns whether it was new. New connections with it are refused at
-    /// once, and the ports close the open ones at their next timeout sweep (a quarter of a
-    /// second).
-    pub fn revoke(&self, serial: &str) -> bool {
-        let new = self
-            .serials
-            .write()
-            .expect("revocations lock")
-            .insert(serial.to_lowercase());
-        if new {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        new
-    }
-
-    /// Moves at each new revocation.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn is_revoked(&self, serial: &str) -> bool {
-        self.serials
-            .read()
-            .expect("revocations lock")
-            .contains(&serial.to_lowercase())
     }
 }
 
@@ -276,6 +230,12 @@ impl NodeTls {
         rustls::ServerConnection::new(Arc::clone(&self.server))
             .expect("a server configuration of TLS 1.3 makes connections")
             .into()
+    }
+
+    /// A server-side TLS connection of the blocking kind (the metrics endpoint).
+    pub(crate) fn accept_server(&self) -> rustls::ServerConnection {
+        rustls::ServerConnection::new(Arc::clone(&self.server))
+            .expect("a server configuration of TLS 1.3 makes connections")
     }
 
     /// A client-side TLS connection to a validator at `addr` (its certificate names it).

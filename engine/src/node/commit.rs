@@ -23,6 +23,9 @@ pub(crate) struct SealedBlock {
     pub(crate) results: Vec<ResultCode>,
     /// A snapshot of the ledger after this block, written once the block is durable.
     pub(crate) checkpoint: Option<Vec<u8>>,
+    /// Serial numbers (canonical bytes) the block revoked: refused by the node's ports once
+    /// the block is durable.
+    pub(crate) revoked: Vec<Vec<u8>>,
 }
 
 /// Where the log thread puts checkpoints and archived segments.
@@ -109,6 +112,14 @@ pub(crate) fn commit_group(
     }
     end_to_end.flush();
     for block in group.drain(..) {
+        // In force before the central bank hears its revocation settled; the client server
+        // closes the open connections at its next turn (the acknowledgements wake it).
+        for serial in &block.revoked {
+            let serial = crate::revocation::serial_hex(serial);
+            if shared.revocations.revoke(&serial) {
+                tracing::warn!(height = block.height, %serial, "certificate revoked by the central bank");
+            }
+        }
         for (tx, code) in block.txs.iter().zip(&block.results) {
             tx.acknowledge(*code, Some(block.height));
         }

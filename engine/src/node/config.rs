@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// Set on a validator of a network of several: blocks are then decided by consensus
     /// with the other validators (`consensus`) instead of built alone.
     pub validator: Option<ValidatorConfig>,
+    /// The revocation list the node's ports enforce: the node adds the ledger's list at start
+    /// and each revocation as its block commits (a node with TLS shares its `NodeTls`'s).
+    pub revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl NodeConfig {
@@ -56,6 +59,7 @@ impl NodeConfig {
             checkpoint_interval_blocks: 4_096,
             archive_dir: None,
             validator: None,
+            revocations: Default::default(),
         }
     }
 }

@@ -146,6 +146,7 @@ pub(super) fn executor_stage(
                 txs,
                 results,
                 checkpoint,
+                revoked: ledger.block_revocations().to_vec(),
             };
             if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded

@@ -75,6 +75,11 @@ pub struct NodeMetrics {
     pub tls_refused: [Counter; TlsRefusal::ALL.len()],
     /// Connections closed after `idle_timeout` without input.
     pub idle_closed: Counter,
+    /// Connections to a TLS `/metrics` port refused in their handshake, per
+    /// [`crate::net::tls::TlsRefusal`] in the order of its `ALL`.
+    pub metrics_tls_refused: [Counter; TlsRefusal::ALL.len()],
+    /// Requests to a TLS `/metrics` port from a role that does not read metrics (403).
+    pub metrics_forbidden: Counter,
     /// Requests refused as outside the connection's certificate (Forbidden).
     pub forbidden: Counter,
     /// Open connections closed because their certificate was revoked.
@@ -136,6 +141,8 @@ impl NodeMetrics {
             backpressure_pauses: Counter::default(),
             tls_refused: Default::default(),
             idle_closed: Counter::default(),
+            metrics_tls_refused: Default::default(),
+            metrics_forbidden: Counter::default(),
             forbidden: Counter::default(),
             revoked_closed: Counter::default(),
             bad_signature_closed: Counter::default(),
@@ -376,6 +383,21 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "Client connections refused before any frame (TLS handshake), per reason.",
         "reason",
         &refused,
+    );
+    let metrics_refused: Vec<(&str, u64)> = TlsRefusal::ALL
+        .iter()
+        .map(|reason| (reason.name(), m.metrics_tls_refused[reason.index()].get()))
+        .collect();
+    e.counter_family(
+        "tally_metrics_tls_refused_total",
+        "Connections to the TLS /metrics port refused in the handshake, per reason.",
+        "reason",
+        &metrics_refused,
+    );
+    e.counter(
+        "tally_metrics_forbidden_total",
+        "Requests to the TLS /metrics port from a role that does not read metrics (403).",
+        m.metrics_forbidden.get(),
     );
     e.counter(
         "tally_client_forbidden_total",

@@ -135,6 +135,8 @@ pub(crate) struct Shared {
     /// answered by their own node, so nobody listens here (sends fail silently). It also
     /// marks such transactions in verified batches.
     pub(crate) gossip_reply: Sender<Ack>,
+    /// The revocation list of the node's ports: committed revocations go in here.
+    pub(crate) revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl Shared {
@@ -158,6 +160,7 @@ impl Shared {
             fatal: Mutex::new(None),
             sigverify_thread: Mutex::new(None),
             gossip_reply: bounded(0).0,
+            revocations: Arc::clone(&config.revocations),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
                 .min(config.block_tx_max),
@@ -264,6 +267,11 @@ impl Node {
         metrics.set_backend(&backend_in_use(&verifier));
 
         let shared = Arc::new(Shared::new(genesis, &config, metrics));
+        for serial in recovered.ledger.revoked_serials() {
+            shared
+                .revocations
+                .revoke(&crate::revocation::serial_hex(serial));
+        }
         shared
             .counters
             .height

@@ -149,6 +149,7 @@ impl Fixture {
                 ..Default::default()
             },
             heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
+            revoked: Vec::new(),
         };
         edit(&mut genesis);
         genesis.validate().expect("fixture genesis is valid");

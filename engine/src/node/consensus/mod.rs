@@ -703,6 +703,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             txs,
             results: local_results,
             checkpoint,
+            revoked: self.ledger.block_revocations().to_vec(),
         }];
         commit_group(
             &self.shared,
