@@ -416,6 +416,8 @@ impl Client {
     /// taken).
     ///
     /// Errors: `Busy { accepted }` when the node's mempool filled after `accepted` records;
+    /// `OverQuota { accepted, quota, .. }` when this identity went over a quota of the node
+    /// after `accepted` records;
     /// `Stopped` when the node stopped or the connection failed (the reason says which).
     /// When the node stops after taking part of a multi-batch slice, `Ok(taken)` is less
     /// than `records.len()` and the next call answers `Stopped`.
@@ -441,6 +443,17 @@ impl Client {
                 Err(SubmitError::Busy { accepted }) => {
                     return Err(SubmitError::Busy {
                         accepted: taken + accepted,
+                    })
+                }
+                Err(SubmitError::OverQuota {
+                    accepted,
+                    quota,
+                    text,
+                }) => {
+                    return Err(SubmitError::OverQuota {
+                        accepted: taken + accepted,
+                        quota,
+                        text,
                     })
                 }
                 Err(stopped) if taken == 0 => return Err(stopped),
@@ -479,6 +492,11 @@ impl Client {
                 let result = match receipt.refusal {
                     Refusal::None => Ok(accepted),
                     Refusal::Busy => Err(SubmitError::Busy { accepted }),
+                    Refusal::OverQuota { quota, text } => Err(SubmitError::OverQuota {
+                        accepted,
+                        quota,
+                        text,
+                    }),
                     Refusal::Stopped(reason) => Err(stopped(format!("node stopped: {reason}"))),
                 };
                 (accepted, result)
@@ -883,6 +901,18 @@ pub fn submit_and_wait(
     let (taken, refusal) = match client.submit(records, &reply) {
         Ok(taken) => (taken, None),
         Err(SubmitError::Busy { accepted }) => (accepted, Some(SubmitError::Busy { accepted })),
+        Err(SubmitError::OverQuota {
+            accepted,
+            quota,
+            text,
+        }) => (
+            accepted,
+            Some(SubmitError::OverQuota {
+                accepted,
+                quota,
+                text,
+            }),
+        ),
         Err(stopped) => (0, Some(stopped)),
     };
     let deadline = std::time::Instant::now() + timeout;
