@@ -362,6 +362,10 @@ struct Connection {
     identity: Option<u32>,
     /// Its output bytes last added to its identity's `output`.
     counted_out: usize,
+    /// After a refusal over a rate quota, the connection is not read until then (about when
+    /// the bucket holds what was refused), so that a client resending at once costs the node
+    /// no more than TCP's pushback.
+    rate_paused_until: Option<Instant>,
 }
 
 /// A token bucket: `rate` tokens a second, holding at most `capacity`.
@@ -1029,6 +1033,7 @@ impl Ingress {
                 paused: false,
                 identity: None,
                 counted_out: 0,
+                rate_paused_until: None,
             };
             let metrics = self.node.metrics();
             metrics.connections_accepted.inc();
@@ -1208,6 +1213,9 @@ impl Ingress {
             || conn.io.output_full()
             || self.over_budget(conn)
             || self.identity_output_full(conn)
+            || conn
+                .rate_paused_until
+                .is_some_and(|until| Instant::now() < until)
     }
 
     /// Whether all connections' buffers are past their budget and this one holds at least
@@ -1361,6 +1369,14 @@ impl Ingress {
         let refusal = match (refusal, over) {
             (Refusal::None, Some((quota, text))) if refused > 0 => {
                 metrics.quota_refused[quota.index()].add(refused as u64);
+                let rate = match quota {
+                    Quota::SubmitRate => Some(self.config.identity_submit_tx_per_s),
+                    Quota::SuspectSubmitRate => Some(self.config.suspect_submit_tx_per_s),
+                    _ => None,
+                };
+                if let Some(rate) = rate {
+                    conn.rate_paused_until = Some(Instant::now() + rate_pause(refused, rate));
+                }
                 Refusal::OverQuota { quota, text }
             }
             (Refusal::Busy, _) => {
@@ -1412,6 +1428,10 @@ impl Ingress {
         self.node.metrics().queries.inc();
         if let Some((quota, text)) = self.query_refusal(conn) {
             self.node.metrics().quota_refused[quota.index()].inc();
+            if quota == Quota::QueryRate {
+                let pause = rate_pause(1, self.config.identity_queries_per_s);
+                conn.rate_paused_until = Some(Instant::now() + pause);
+            }
             self.audit(conn, "over_quota", request_id, [0; 3], &text);
             return Message::Error(ErrorMessage {
                 request_id,
@@ -1494,6 +1514,14 @@ impl Ingress {
             }
         }
     }
+}
+
+/// How long a connection is not read after `refused` records (or queries) over a rate of
+/// `rate` a second: about until the bucket holds them again, within 10 ms and 500 ms (well
+/// inside a client's patience for a receipt).
+fn rate_pause(refused: usize, rate: u64) -> Duration {
+    Duration::from_secs_f64(refused as f64 / rate.max(1) as f64)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500))
 }
 
 /// The length of the longest prefix of `records` of at most `allowed` records that ends
