@@ -369,11 +369,11 @@ fn each_bad_message_has_its_own_error() {
     ));
 
     let mut receipt = [0u8; 24];
-    receipt[16] = 3;
+    receipt[16] = 4;
     receipt[12] = 1;
     assert_eq!(
         message_error(MessageType::SubmitReceipt, &receipt),
-        E::UnknownRefusal(3)
+        E::UnknownRefusal(4)
     );
     receipt[16] = 0;
     assert!(matches!(
