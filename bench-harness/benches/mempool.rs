@@ -30,6 +30,7 @@ fn bench_single_thread(c: &mut Criterion) {
                         record: template,
                         reply: reply.clone(),
                         received_at: now,
+                        lane: tally_engine::mempool::COMMON_LANE,
                     };
                     assert!(mempool.push(pending).is_ok());
                 }
@@ -63,6 +64,7 @@ fn bench_producers_one_consumer(c: &mut Criterion) {
                                     record: template,
                                     reply: reply.clone(),
                                     received_at: now,
+                                    lane: tally_engine::mempool::COMMON_LANE,
                                 };
                                 // Full: spin until the consumer makes room (ingress answers
                                 // Busy instead; here every item must arrive).

@@ -5,6 +5,7 @@
 //! fdatasync on the same disk), because the machines are shared and noisy.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod executor;
 pub mod merkle;
 pub mod pipeline;

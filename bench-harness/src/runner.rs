@@ -16,6 +16,7 @@ pub enum Part {
     Pipeline,
     Executor,
     Finality,
+    Access,
 }
 
 impl std::str::FromStr for Part {
@@ -28,8 +29,9 @@ impl std::str::FromStr for Part {
             "pipeline" => Ok(Part::Pipeline),
             "executor" => Ok(Part::Executor),
             "finality" => Ok(Part::Finality),
+            "access" => Ok(Part::Access),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor or finality"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality or access"
             )),
         }
     }
@@ -431,9 +433,66 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("finality: 1 and 4 validators");
                 finality_rows(options.quick, &mut rows);
             }
+            Part::Access => {
+                progress("access: TLS against plain TCP, an honest client under attack");
+                access_rows(options.quick, &mut rows);
+            }
         }
     }
     Table { manifest, rows }
+}
+
+/// Rows of the client port under TLS and under a bad-signature attacker
+/// ([`crate::access`]): TLS against plain TCP with the same load in the same run, and an
+/// honest client attacked against the same client alone.
+fn access_rows(quick: bool, rows: &mut Vec<Row>) {
+    let options = crate::access::AccessOptions::new(quick);
+    let closed = format!(
+        "1 node, client port, closed loop ({} in flight, {} connections, {:?} x2)",
+        options.in_flight_tx_max, options.connections, options.duration
+    );
+    match crate::access::measure(&options) {
+        Ok(f) => {
+            rows.push(row(
+                "access",
+                format!("TLS 1.3, {closed}"),
+                f.tls_tx_per_s,
+                "tx/s",
+                "same load over plain TCP (--insecure-plaintext)",
+                f.plaintext_tx_per_s,
+                "runs in the order plain, TLS, TLS, plain".into(),
+            ));
+            rows.push(row(
+                "access",
+                format!(
+                    "honest client attacked: a second identity open loop at {} tx/s, 20% bad signatures; {closed}",
+                    options.attack_rate_per_s
+                ),
+                f.attacked_tx_per_s,
+                "tx/s",
+                "the same client alone",
+                f.alone_tx_per_s,
+                format!(
+                    "attacker: {} sent, {} acknowledged ({} bad_signature), {} refused over suspect_submit_tx_per_s; {} records verified in its own lane; {} common-lane batches with a bad signature",
+                    f.attacker_sent,
+                    f.attacker_acknowledged,
+                    f.attacker_bad_signatures,
+                    f.attacker_over_quota,
+                    f.isolated_tx,
+                    f.common_failed_batches
+                ),
+            ));
+        }
+        Err(error) => rows.push(row(
+            "access",
+            "client port".into(),
+            f64::NAN,
+            "tx/s",
+            "plain TCP / the client alone",
+            f64::NAN,
+            error.to_string(),
+        )),
+    }
 }
 
 /// Rows of finalized transactions per second and finality latency for networks of `1` and

@@ -27,7 +27,15 @@ pub struct PendingTx {
     pub record: TxRecord,
     pub reply: Sender<Ack>,
     pub received_at: Instant,
+    /// Which signature batches it is verified in: [`COMMON_LANE`] with everyone's, or the
+    /// lane of one identity whose signatures failed recently, verified in batches of that
+    /// lane alone so that its bad signatures never split the batches of others (the
+    /// verdict of each record is the same either way).
+    pub lane: u32,
 }
+
+/// The lane of records verified in everyone's signature batches.
+pub const COMMON_LANE: u32 = 0;
 
 impl PendingTx {
     /// Sends the acknowledgement; a client that went away is not an error of the node.
@@ -193,6 +201,7 @@ mod tests {
             record: TxRecord::new(&TxFields::transfer(id, 1_000, 1_001, 1, 702).valid_until(1_000)),
             reply: reply.clone(),
             received_at: Instant::now(),
+            lane: COMMON_LANE,
         }
     }
 

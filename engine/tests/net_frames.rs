@@ -11,7 +11,7 @@ use tally_engine::net::frame::{
 };
 use tally_engine::net::message::{
     encode_results, encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, MessageError,
-    Refusal, Role, SubmitReceipt, Welcome, PROTOCOL_VERSION, RESULTS_PER_FRAME_MAX,
+    Quota, Refusal, Role, SubmitReceipt, Welcome, PROTOCOL_VERSION, RESULTS_PER_FRAME_MAX,
     SUBMIT_BATCH_TX_MAX,
 };
 use tally_engine::net::query::{Answer, Query, QueryResult};
@@ -71,6 +71,10 @@ fn every_message_round_trips() {
         Refusal::None,
         Refusal::Busy,
         Refusal::Stopped("shutting down".into()),
+        Refusal::OverQuota {
+            quota: Quota::SuspectSubmitRate,
+            text: "suspect_submit_tx_per_s: at most 1000 a second".into(),
+        },
     ] {
         let refused = u32::from(refusal != Refusal::None) * 2;
         round_trip(Message::SubmitReceipt(SubmitReceipt {
@@ -322,6 +326,24 @@ fn each_bad_message_has_its_own_error() {
         E::ReservedNotZero { .. }
     ));
 
+    // A receipt refused over quota names a known quota; the quota byte is reserved otherwise.
+    let mut receipt = vec![0u8; 24];
+    receipt[12..16].copy_from_slice(&1u32.to_le_bytes());
+    receipt[16] = 3;
+    receipt[17] = 99;
+    receipt.extend_from_slice(b"identity_submit_tx_per_s: slow down");
+    assert_eq!(
+        message_error(MessageType::SubmitReceipt, &receipt),
+        E::UnknownQuota(99)
+    );
+    receipt.truncate(24);
+    receipt[16] = 1;
+    receipt[17] = Quota::SubmitRate as u8;
+    assert!(matches!(
+        message_error(MessageType::SubmitReceipt, &receipt),
+        E::ReservedNotZero { .. }
+    ));
+
     let mut results = vec![0u8; 8 + 32];
     results[..4].copy_from_slice(&1u32.to_le_bytes());
     results[8 + 24] = 200;
@@ -347,11 +369,11 @@ fn each_bad_message_has_its_own_error() {
     ));
 
     let mut receipt = [0u8; 24];
-    receipt[16] = 3;
+    receipt[16] = 4;
     receipt[12] = 1;
     assert_eq!(
         message_error(MessageType::SubmitReceipt, &receipt),
-        E::UnknownRefusal(3)
+        E::UnknownRefusal(4)
     );
     receipt[16] = 0;
     assert!(matches!(

@@ -3,7 +3,10 @@
 //! another network's, an expired, a not yet
 //! valid and a revoked one are each refused before any frame, with their reason in the
 //! counters; a plaintext client is refused too; and 2,000 connections that never finish a
-//! handshake (idle, or one byte a second) do not keep an authenticated client out.
+//! handshake (idle, or one byte a second) do not keep an authenticated client out; each
+//! per-identity quota (submit rate, queries per second, records in flight and unread output
+//! over an identity's connections, the suspect rate) refuses with its name, and an identity
+//! whose signatures fail is verified in its own lane.
 
 mod common;
 
@@ -14,11 +17,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tally_engine::keys::{generate_key, public_key_of};
 use tally_engine::net::client::submit_and_wait;
+use tally_engine::net::frame;
 use tally_engine::net::http::fetch_metrics;
+use tally_engine::net::message::{
+    encode_submit_batch, ErrorCode, Hello, Message, Quota, Refusal, Role, PROTOCOL_VERSION,
+};
+use tally_engine::net::query::Query;
 use tally_engine::net::server::ServerConfig;
 use tally_engine::net::tls::{NodeTls, Revocations};
 use tally_engine::net::{Client, ClientError, ClientOptions, NodeService, ServiceConfig};
-use tally_engine::node::NodeConfig;
+use tally_engine::node::{NodeConfig, SubmitError};
 use tally_engine::result::ResultCode;
 use tally_engine::tx::{TxKind, TxRecord};
 use tally_pki::{Access, Ca, Identity, Request, Validity};
@@ -457,7 +465,6 @@ fn submit_forbidden(client: &Client, records: &[TxRecord]) -> String {
 #[test]
 fn roles_and_read_privacy_are_enforced_by_the_node() {
     use common::{ALICE, BOB, CENTRAL_BANK, SHOP, TAX};
-    use tally_engine::net::query::Query;
     let fixture = Fixture::new();
     let network = Network::new(&fixture);
     let dir = tempfile::tempdir().unwrap();
@@ -657,8 +664,6 @@ fn a_revoked_identity_is_closed_at_once_and_refused_after() {
 
 #[test]
 fn clients_that_never_read_stay_within_the_buffer_budget() {
-    use tally_engine::net::message::{Hello, Message, Role, PROTOCOL_VERSION};
-    use tally_engine::net::query::Query;
     const BUDGET: usize = 4 * 1024 * 1024;
     const READERS_NOT: usize = 8;
     let fixture = Fixture::new();
@@ -670,6 +675,8 @@ fn clients_that_never_read_stay_within_the_buffer_budget() {
             listen: "127.0.0.1:0".parse().unwrap(),
             connection_output_bytes_max: tally_engine::net::frame::FRAME_BYTES_MAX,
             connection_buffers_bytes_max: BUDGET,
+            // The budget of all connections is what this test is about, not the rate.
+            identity_queries_per_s: 1_000_000,
             ..ServerConfig::default()
         },
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -1058,5 +1065,359 @@ fn metrics_over_tls_answer_monitoring_central_bank_and_auditor_only() {
             + value("tally_metrics_tls_refused_total{reason=\"bad_certificate\"}")
             >= 1
     );
+    service.shutdown();
+}
+
+/// The value of a metric line `name` (with its labels) on the node's `/metrics` page.
+fn metric(service: &NodeService, name: &str) -> u64 {
+    let text = fetch_metrics(service.metrics_addr().unwrap()).unwrap();
+    let needle = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn quota_refused(service: &NodeService, quota: Quota) -> u64 {
+    metric(
+        service,
+        &format!(
+            "tally_client_quota_refused_total{{quota=\"{}\"}}",
+            quota.name()
+        ),
+    )
+}
+
+fn over_quota<T: std::fmt::Debug>(result: Result<T, ClientError>, quota: Quota) -> String {
+    match result {
+        Err(ClientError::RequestRefused { code, text }) => {
+            assert_eq!(code, ErrorCode::OverQuota, "{text}");
+            assert!(text.starts_with(quota.name()), "{text}");
+            text
+        }
+        other => panic!("expected over quota {quota}, got {other:?}"),
+    }
+}
+
+/// A TLS connection driven by hand: frames written and read raw, so that a test can send
+/// several requests in one write and leave answers unread.
+struct RawTls {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    input: Vec<u8>,
+}
+
+impl RawTls {
+    fn connect(addr: std::net::SocketAddr, identity: &Identity) -> RawTls {
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let tls = rustls::ClientConnection::new(identity.client_config().unwrap(), name).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        RawTls {
+            stream: rustls::StreamOwned::new(tls, tcp),
+            input: Vec::new(),
+        }
+    }
+
+    fn hello() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Client,
+            network_id: NETWORK,
+        })
+        .encode(&mut bytes);
+        bytes
+    }
+
+    /// The next receipt or Error frame (Welcome and Results frames are skipped).
+    fn next_reply(&mut self) -> Message<'static> {
+        use std::io::Read;
+        loop {
+            if let Some((frame, used)) = frame::decode(&self.input).unwrap() {
+                let message = match Message::decode(frame).unwrap() {
+                    Message::SubmitReceipt(receipt) => Some(Message::SubmitReceipt(receipt)),
+                    Message::Error(error) => Some(Message::Error(error)),
+                    _ => None,
+                };
+                self.input.drain(..used);
+                if let Some(message) = message {
+                    return message;
+                }
+                continue;
+            }
+            let mut chunk = [0u8; 65_536];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the node closed the connection");
+            self.input.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[test]
+fn an_identity_over_its_submit_or_query_rate_is_refused_with_the_quota_named() {
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |server| {
+        server.submit_batch_tx_max = 64;
+        server.identity_submit_tx_per_s = 100;
+        server.identity_queries_per_s = 5;
+    });
+    let addr = service.client_addr();
+    let bank = network.participant("bank-a", Validity::days_from_now(1));
+    let client = Client::connect_with(addr, &options(&bank)).unwrap();
+    // A bucket of 100 records: batches of 64, the second cut, the rest refused, named.
+    let (acks, refusal) = submit_and_wait(&client, &transfers(&fixture, 1, 300), WAIT).unwrap();
+    let accepted = match refusal {
+        Some(SubmitError::OverQuota {
+            accepted,
+            quota,
+            text,
+        }) => {
+            assert_eq!(quota, Quota::SubmitRate);
+            assert!(
+                text.starts_with(
+                    "identity_submit_tx_per_s: bank-a may submit 100 records a second"
+                ),
+                "{text}"
+            );
+            accepted
+        }
+        other => panic!("expected the submit rate quota, got {other:?}"),
+    };
+    assert!((100..=102).contains(&accepted), "{accepted}");
+    assert_eq!(acks.len(), accepted);
+    assert!(acks.iter().all(|ack| ack.code == ResultCode::Ok));
+    assert_eq!(
+        quota_refused(&service, Quota::SubmitRate),
+        128 - accepted as u64
+    );
+    // Refused records were not taken: sent again after the bucket refills, they settle.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let (acks, refusal) = submit_and_wait(
+        &client,
+        &transfers(&fixture, 1 + accepted as u128, 64),
+        WAIT,
+    )
+    .unwrap();
+    assert!(refusal.is_none(), "{refusal:?}");
+    assert!(acks.iter().all(|ack| ack.code == ResultCode::Ok));
+    // Five queries a second: the sixth at once is refused, the connection stays.
+    let started = Instant::now();
+    for _ in 0..5 {
+        client.status().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_millis(150));
+    let text = over_quota(client.status(), Quota::QueryRate);
+    assert!(text.contains("may ask 5 queries a second"), "{text}");
+    assert_eq!(quota_refused(&service, Quota::QueryRate), 1);
+    std::thread::sleep(Duration::from_millis(400));
+    client
+        .status()
+        .expect("answered again once the bucket refilled");
+    drop(client);
+    service.shutdown();
+}
+
+#[test]
+fn records_in_flight_and_unread_output_are_quotas_of_the_identity_over_its_connections() {
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let output_max = frame::FRAME_BYTES_MAX;
+    let service = network.start(dir.path(), &fixture, |server| {
+        server.submit_batch_tx_max = 16;
+        server.identity_inflight_tx_max = 16;
+        server.identity_output_bytes_max = output_max;
+        server.identity_queries_per_s = 1_000_000;
+    });
+    let addr = service.client_addr();
+    let bank = network.participant("bank-a", Validity::days_from_now(1));
+    // Two batches in one write: the first takes the identity's 16 records in flight, the
+    // second, decoded before any of them is answered, is refused whole, its quota named.
+    let mut raw = RawTls::connect(addr, &bank);
+    let mut request = RawTls::hello();
+    let records = transfers(&fixture, 1, 32);
+    encode_submit_batch(1, &records[..16], &mut request);
+    encode_submit_batch(2, &records[16..], &mut request);
+    raw.stream.write_all(&request).unwrap();
+    let mut receipts = Vec::new();
+    while receipts.len() < 2 {
+        match raw.next_reply() {
+            Message::SubmitReceipt(receipt) => receipts.push(receipt),
+            other => panic!("expected receipts, got {other:?}"),
+        }
+    }
+    receipts.sort_by_key(|receipt| receipt.request_id);
+    assert_eq!((receipts[0].accepted, receipts[0].refused), (16, 0));
+    assert_eq!((receipts[1].accepted, receipts[1].refused), (0, 16));
+    match &receipts[1].refusal {
+        Refusal::OverQuota { quota, text } => {
+            assert_eq!(*quota, Quota::InflightRecords);
+            assert!(
+                text.starts_with(
+                    "identity_inflight_tx_max: bank-a has 16 records in flight (at most 16)"
+                ),
+                "{text}"
+            );
+        }
+        other => panic!("expected the in-flight quota, got {other:?}"),
+    }
+    assert_eq!(quota_refused(&service, Quota::InflightRecords), 16);
+    drop(raw);
+    // A connection of the identity that asks and never reads: once the identity holds its
+    // unread-output quota, the node stops reading that connection, and another connection
+    // of the same identity has its requests refused, the quota named; its answers would
+    // only add to what the identity leaves unread.
+    let mut request = RawTls::hello();
+    for id in 1..=20_000u64 {
+        Message::Query {
+            request_id: id,
+            query: Query::Status,
+        }
+        .encode(&mut request);
+    }
+    let writer = {
+        let mut raw = RawTls::connect(addr, &bank);
+        raw.stream
+            .sock
+            .set_write_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let _ = raw.stream.write_all(&request);
+            raw
+        })
+    };
+    let unread = writer.join().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let buffered = metric(&service, "tally_client_buffered_bytes");
+    assert!(
+        buffered >= (output_max / 2) as u64,
+        "the client did not fill its quota: {buffered}"
+    );
+    assert!(
+        buffered <= (output_max + 2 * 64 * 1024) as u64,
+        "{buffered} bytes held for an identity whose quota is {output_max}"
+    );
+    let client = Client::connect_with(addr, &options(&bank)).unwrap();
+    over_quota(client.status(), Quota::UnreadOutput);
+    let (acks, refusal) = submit_and_wait(&client, &transfers(&fixture, 100, 4), WAIT).unwrap();
+    assert!(acks.is_empty());
+    assert!(
+        matches!(
+            refusal,
+            Some(SubmitError::OverQuota {
+                accepted: 0,
+                quota: Quota::UnreadOutput,
+                ..
+            })
+        ),
+        "{refusal:?}"
+    );
+    assert!(quota_refused(&service, Quota::UnreadOutput) >= 5);
+    // Another identity is served as before.
+    let other = holder_of(&network, &fixture, "bank-b", Access::Bank, &[BANK_B]);
+    let other = Client::connect_with(addr, &options(&other)).unwrap();
+    other.status().unwrap();
+    // Once the reader goes away, its identity's output is released.
+    drop(unread);
+    std::thread::sleep(Duration::from_millis(600));
+    client
+        .status()
+        .expect("the identity's unread output was released");
+    drop((client, other));
+    service.shutdown();
+}
+
+#[test]
+fn an_identity_whose_signatures_fail_is_verified_in_its_own_lane_at_its_suspect_rate() {
+    let fixture = Fixture::new();
+    let network = Network::new(&fixture);
+    let dir = tempfile::tempdir().unwrap();
+    let service = network.start(dir.path(), &fixture, |server| {
+        server.suspect_bad_signatures = 10;
+        server.suspect_submit_tx_per_s = 10;
+        server.bad_signatures_max = 100_000;
+    });
+    let addr = service.client_addr();
+    let attacker = network.participant("bank-a", Validity::days_from_now(1));
+    let honest = holder_of(&network, &fixture, "bank-b", Access::Bank, &[BANK_B]);
+    let bad = |mut record: TxRecord| {
+        record.signature[0] ^= 0x40;
+        record
+    };
+    let attacker = Client::connect_with(addr, &options(&attacker)).unwrap();
+    let honest = Client::connect_with(addr, &options(&honest)).unwrap();
+    // Twenty bad signatures make the attacker suspect.
+    let first: Vec<TxRecord> = transfers(&fixture, 1, 20).into_iter().map(bad).collect();
+    let (acks, _) = submit_and_wait(&attacker, &first, WAIT).unwrap();
+    assert!(acks.iter().all(|ack| ack.code == ResultCode::BadSignature));
+    assert_eq!(metric(&service, "tally_client_suspect_identities_total"), 1);
+    let common_failed_before = metric(
+        &service,
+        "tally_sigverify_failed_batches_total{lane=\"common\"}",
+    );
+    // From now on its records, half of them bad, are verified apart from the honest
+    // client's, at most its suspect burst (one linked chain's worth, 512) at once.
+    let mixed: Vec<TxRecord> = transfers(&fixture, 1_000, 600)
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| if i % 2 == 0 { bad(record) } else { record })
+        .collect();
+    let honest_records: Vec<TxRecord> = (0..400u128)
+        .map(|i| fixture.tx(5_000 + i, TxKind::Transfer, BANK_B, BANK_A, 1))
+        .collect();
+    let honest_thread = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for chunk in honest_records.chunks(50) {
+            let (mut some, refusal) = submit_and_wait(&honest, chunk, WAIT).unwrap();
+            assert!(refusal.is_none(), "{refusal:?}");
+            acks.append(&mut some);
+        }
+        (honest, acks)
+    });
+    let (acks, refusal) = submit_and_wait(&attacker, &mixed, WAIT).unwrap();
+    let (honest, honest_acks) = honest_thread.join().unwrap();
+    match refusal {
+        Some(SubmitError::OverQuota {
+            accepted, quota, ..
+        }) => {
+            assert_eq!(quota, Quota::SuspectSubmitRate);
+            assert_eq!(accepted, 512);
+        }
+        other => panic!("expected the suspect rate, got {other:?}"),
+    }
+    assert_eq!(quota_refused(&service, Quota::SuspectSubmitRate), 600 - 512);
+    // Verdicts are those of each record alone.
+    let by_id: std::collections::HashMap<u128, ResultCode> =
+        acks.iter().map(|ack| (ack.id, ack.code)).collect();
+    for (i, record) in mixed[..512].iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            ResultCode::BadSignature
+        } else {
+            ResultCode::Ok
+        };
+        assert_eq!(by_id[&record.id()], expected, "record {i}");
+    }
+    assert_eq!(honest_acks.len(), 400);
+    assert!(honest_acks.iter().all(|ack| ack.code == ResultCode::Ok));
+    // The honest client's batches never held a bad signature.
+    assert!(metric(&service, "tally_sigverify_isolated_tx_total") >= 512);
+    assert_eq!(
+        metric(
+            &service,
+            "tally_sigverify_failed_batches_total{lane=\"common\"}"
+        ),
+        common_failed_before
+    );
+    assert!(
+        metric(
+            &service,
+            "tally_sigverify_failed_batches_total{lane=\"isolated\"}"
+        ) >= 1
+    );
+    drop((attacker, honest));
     service.shutdown();
 }

@@ -400,7 +400,9 @@ fn every_transaction_taken_during_shutdown_is_answered() {
                     let id = thread * 1_000_000 + i + 1;
                     match handle.submit(&[f.tx(id, TxKind::Transfer, BANK_A, BANK_B, 1)], &reply) {
                         Ok(count) => taken += count,
-                        Err(SubmitError::Busy { .. }) => std::thread::yield_now(),
+                        Err(SubmitError::Busy { .. } | SubmitError::OverQuota { .. }) => {
+                            std::thread::yield_now()
+                        }
                         Err(SubmitError::Stopped { .. }) => break,
                     }
                 }

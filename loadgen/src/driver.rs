@@ -600,7 +600,11 @@ fn send(
             let (node, outcome) = target.submit_routed(batch, &reply);
             let node = node.min(NODES_MAX - 1);
             let taken = match outcome {
-                Ok(taken) | Err(SubmitError::Busy { accepted: taken }) => taken,
+                Ok(taken)
+                | Err(SubmitError::Busy { accepted: taken })
+                | Err(SubmitError::OverQuota {
+                    accepted: taken, ..
+                }) => taken,
                 Err(SubmitError::Stopped { .. }) => 0,
             };
             sent_by_node[node] += taken as u64;
@@ -609,7 +613,8 @@ fn send(
             }
             match outcome {
                 Ok(taken) => next += taken,
-                Err(SubmitError::Busy { accepted }) => {
+                Err(SubmitError::Busy { accepted })
+                | Err(SubmitError::OverQuota { accepted, .. }) => {
                     next += accepted;
                     busy_answers += 1;
                     std::thread::sleep(Duration::from_micros(200));

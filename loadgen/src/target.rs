@@ -529,7 +529,11 @@ impl Remote {
         }
         let outcome = link.client.submit(records, &self.forward);
         let taken = match &outcome {
-            Ok(taken) | Err(SubmitError::Busy { accepted: taken }) => *taken,
+            Ok(taken)
+            | Err(SubmitError::Busy { accepted: taken })
+            | Err(SubmitError::OverQuota {
+                accepted: taken, ..
+            }) => *taken,
             Err(SubmitError::Stopped { .. }) => 0,
         };
         {

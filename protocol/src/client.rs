@@ -306,6 +306,7 @@ impl Client {
             socket: stream.try_clone().map_err(io_error)?,
             tls: tls.clone(),
             raw: Vec::new(),
+            raw_start: 0,
         };
         let mut buf = Vec::new();
         let welcome = match read_frame(&mut reader, &mut buf) {
@@ -416,6 +417,8 @@ impl Client {
     /// taken).
     ///
     /// Errors: `Busy { accepted }` when the node's mempool filled after `accepted` records;
+    /// `OverQuota { accepted, quota, .. }` when this identity went over a quota of the node
+    /// after `accepted` records;
     /// `Stopped` when the node stopped or the connection failed (the reason says which).
     /// When the node stops after taking part of a multi-batch slice, `Ok(taken)` is less
     /// than `records.len()` and the next call answers `Stopped`.
@@ -441,6 +444,17 @@ impl Client {
                 Err(SubmitError::Busy { accepted }) => {
                     return Err(SubmitError::Busy {
                         accepted: taken + accepted,
+                    })
+                }
+                Err(SubmitError::OverQuota {
+                    accepted,
+                    quota,
+                    text,
+                }) => {
+                    return Err(SubmitError::OverQuota {
+                        accepted: taken + accepted,
+                        quota,
+                        text,
                     })
                 }
                 Err(stopped) if taken == 0 => return Err(stopped),
@@ -479,6 +493,11 @@ impl Client {
                 let result = match receipt.refusal {
                     Refusal::None => Ok(accepted),
                     Refusal::Busy => Err(SubmitError::Busy { accepted }),
+                    Refusal::OverQuota { quota, text } => Err(SubmitError::OverQuota {
+                        accepted,
+                        quota,
+                        text,
+                    }),
                     Refusal::Stopped(reason) => Err(stopped(format!("node stopped: {reason}"))),
                 };
                 (accepted, result)
@@ -642,12 +661,12 @@ fn encrypt(tls: &SharedTls, bytes: &[u8]) -> io::Result<Vec<u8>> {
 struct FrameSource {
     socket: TcpStream,
     tls: Option<SharedTls>,
-    /// Socket bytes read for the TLS layer.
+    /// Socket bytes read for the TLS layer; those before `raw_start` were handed to it.
     raw: Vec<u8>,
+    raw_start: usize,
 }
 
-/// Socket bytes handed to the TLS layer at a time: at most this much plaintext waits in it,
-/// under its 16 KiB limit of received plaintext.
+/// Socket bytes read at a time for the TLS layer.
 const TLS_READ_BYTES: usize = 8 * 1024;
 
 impl Read for FrameSource {
@@ -666,19 +685,30 @@ impl Read for FrameSource {
                     Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                     Err(error) => return Err(error),
                 }
+                // No plaintext waits: hand the TLS layer socket bytes read before, one
+                // `read_tls` at a time, so that what it decrypts is read out before more
+                // comes (its received plaintext is bounded: 16 KiB).
+                if self.raw_start < self.raw.len() {
+                    let mut fresh = &self.raw[self.raw_start..];
+                    let before = fresh.len();
+                    tls.read_tls(&mut fresh)?;
+                    self.raw_start += before - fresh.len();
+                    tls.process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    continue;
+                }
             }
-            // No plaintext waits: read the socket without the lock (writers go on).
+            // Nothing waits: read the socket without the lock (writers go on).
             self.raw.resize(TLS_READ_BYTES, 0);
             let n = self.socket.read(&mut self.raw)?;
-            let mut tls = tls.lock().expect("tls lock");
-            let mut fresh = &self.raw[..n];
-            loop {
-                tls.read_tls(&mut fresh)?;
+            self.raw.truncate(n);
+            self.raw_start = 0;
+            if n == 0 {
+                // The end of the socket: the TLS layer learns it from an empty read.
+                let mut tls = tls.lock().expect("tls lock");
+                tls.read_tls(&mut &[][..])?;
                 tls.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if fresh.is_empty() {
-                    break;
-                }
             }
         }
     }
@@ -883,6 +913,18 @@ pub fn submit_and_wait(
     let (taken, refusal) = match client.submit(records, &reply) {
         Ok(taken) => (taken, None),
         Err(SubmitError::Busy { accepted }) => (accepted, Some(SubmitError::Busy { accepted })),
+        Err(SubmitError::OverQuota {
+            accepted,
+            quota,
+            text,
+        }) => (
+            accepted,
+            Some(SubmitError::OverQuota {
+                accepted,
+                quota,
+                text,
+            }),
+        ),
         Err(stopped) => (0, Some(stopped)),
     };
     let deadline = std::time::Instant::now() + timeout;

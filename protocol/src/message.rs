@@ -11,6 +11,7 @@ use crate::query::{Query, QueryResult};
 use crate::result::ResultCode;
 use crate::submit::Ack;
 use crate::tx::{TxRecord, TX_BYTES};
+use std::fmt;
 
 /// Version of the client protocol this code speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -81,6 +82,69 @@ pub enum Refusal {
     Busy,
     /// The node no longer takes transactions (shutting down, or stopped by an error).
     Stopped(String),
+    /// The connection's identity is over one of its quotas (named, with the node's text):
+    /// retry the refused records later, more slowly.
+    OverQuota { quota: Quota, text: String },
+}
+
+/// The per-identity quotas of a node (docs/OPERATIONS.md, "Per-identity quotas"); each is
+/// named after the node configuration's field that sets it. Numbers are part of the wire
+/// format (a SubmitReceipt's refusal 3 carries one in byte 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Quota {
+    /// Records one identity has submitted and not yet been answered, over all its
+    /// connections.
+    InflightRecords = 1,
+    /// Records per second one identity may submit (a token bucket).
+    SubmitRate = 2,
+    /// Queries per second one identity may ask (a token bucket).
+    QueryRate = 3,
+    /// Bytes of output waiting for one identity to read, over all its connections.
+    UnreadOutput = 4,
+    /// Connections open at once with one certificate.
+    Connections = 5,
+    /// Records per second of an identity whose signatures failed recently (a token bucket
+    /// much smaller than the submit rate; docs/SECURITY.md).
+    SuspectSubmitRate = 6,
+}
+
+impl Quota {
+    pub const ALL: [Quota; 6] = [
+        Quota::InflightRecords,
+        Quota::SubmitRate,
+        Quota::QueryRate,
+        Quota::UnreadOutput,
+        Quota::Connections,
+        Quota::SuspectSubmitRate,
+    ];
+
+    pub fn from_wire(value: u8) -> Option<Quota> {
+        Quota::ALL.into_iter().find(|q| *q as u8 == value)
+    }
+
+    /// The node configuration field (`[limits]`) that sets it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quota::InflightRecords => "identity_inflight_tx_max",
+            Quota::SubmitRate => "identity_submit_tx_per_s",
+            Quota::QueryRate => "identity_queries_per_s",
+            Quota::UnreadOutput => "identity_output_bytes_max",
+            Quota::Connections => "identity_connections_max",
+            Quota::SuspectSubmitRate => "suspect_submit_tx_per_s",
+        }
+    }
+
+    /// Position in [`Quota::ALL`] (for counters).
+    pub fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How much of a batch the node took: records `0..accepted` were taken (each will get a
@@ -115,10 +179,14 @@ pub enum ErrorCode {
     /// The request is outside what the connection's certificate allows (its role, the
     /// accounts it covers). The connection stays.
     Forbidden = 8,
+    /// The connection's identity is over one of its quotas; the text begins with the quota's
+    /// name (a [`Quota::name`]). The connection stays, except for `identity_connections_max`
+    /// (the new connection is closed).
+    OverQuota = 9,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadFrame,
         ErrorCode::BadMessage,
         ErrorCode::UnexpectedMessage,
@@ -127,6 +195,7 @@ impl ErrorCode {
         ErrorCode::Busy,
         ErrorCode::Stopped,
         ErrorCode::Forbidden,
+        ErrorCode::OverQuota,
     ];
 
     pub fn from_wire(value: u16) -> Option<ErrorCode> {
@@ -143,6 +212,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::Stopped => "stopped",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::OverQuota => "over_quota",
         }
     }
 }
@@ -209,8 +279,10 @@ pub enum MessageError {
     UnknownResultCode(u8),
     #[error("unknown role {0}: expected 1 (client)")]
     UnknownRole(u8),
-    #[error("unknown refusal {0}: expected 0 (none), 1 (busy) or 2 (stopped)")]
+    #[error("unknown refusal {0}: expected 0 (none), 1 (busy), 2 (stopped) or 3 (over quota)")]
     UnknownRefusal(u8),
+    #[error("unknown quota {0}")]
+    UnknownQuota(u8),
     #[error("unknown error code {0}")]
     UnknownErrorCode(u16),
     #[error("{kind}: text is not UTF-8")]
@@ -375,7 +447,10 @@ impl<'a> Message<'a> {
                 at_least(kind, p, RECEIPT_BYTES)?;
                 let accepted = u32_at(p, 8);
                 let refused = u32_at(p, 12);
-                zero(kind, &p[17..24])?;
+                zero(kind, &p[18..24])?;
+                if p[16] != 3 && p[17] != 0 {
+                    return Err(MessageError::ReservedNotZero { kind });
+                }
                 if accepted as u64 + refused as u64 > SUBMIT_BATCH_TX_MAX as u64 {
                     return Err(MessageError::ReceiptTooLarge {
                         kind,
@@ -395,6 +470,10 @@ impl<'a> Message<'a> {
                     0 => Refusal::None,
                     1 => Refusal::Busy,
                     2 => Refusal::Stopped(text(kind, reason)?),
+                    3 => Refusal::OverQuota {
+                        quota: Quota::from_wire(p[17]).ok_or(MessageError::UnknownQuota(p[17]))?,
+                        text: text(kind, reason)?,
+                    },
                     other => return Err(MessageError::UnknownRefusal(other)),
                 };
                 if (refusal == Refusal::None) != (refused == 0) {
@@ -506,6 +585,11 @@ impl<'a> Message<'a> {
                     Refusal::Stopped(reason) => {
                         p[16] = 2;
                         clip_text(reason).as_bytes()
+                    }
+                    Refusal::OverQuota { quota, text } => {
+                        p[16] = 3;
+                        p[17] = *quota as u8;
+                        clip_text(text).as_bytes()
                     }
                 };
                 frame::encode_parts(kind, &[&p, reason], out);

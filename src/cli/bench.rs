@@ -8,11 +8,12 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline,
-    /// finality (1 and 4 validators in this process).
+    /// finality (1 and 4 validators in this process), access (the client port: TLS against
+    /// plain TCP, an honest client under a bad-signature attacker).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,executor,pipeline,finality"
+        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

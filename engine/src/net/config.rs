@@ -109,6 +109,14 @@ pub struct Limits {
     pub bad_signatures_max: Option<u64>,
     pub bad_signature_backoff_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
+    /// Per-identity quotas (docs/OPERATIONS.md, "Per-identity quotas").
+    pub identity_inflight_tx_max: Option<usize>,
+    pub identity_submit_tx_per_s: Option<u64>,
+    pub identity_queries_per_s: Option<u64>,
+    pub identity_output_bytes_max: Option<usize>,
+    pub suspect_bad_signatures: Option<u64>,
+    pub suspect_submit_tx_per_s: Option<u64>,
+    pub suspect_duration_ms: Option<u64>,
 }
 
 /// A configuration ready to run.
@@ -249,6 +257,48 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
         limits.identity_connections_max,
         &mut server.identity_connections_max,
     )?;
+    positive(
+        "limits.identity_inflight_tx_max",
+        limits.identity_inflight_tx_max,
+        &mut server.identity_inflight_tx_max,
+    )?;
+    positive(
+        "limits.identity_output_bytes_max",
+        limits.identity_output_bytes_max,
+        &mut server.identity_output_bytes_max,
+    )?;
+    for (name, value, slot) in [
+        (
+            "limits.identity_submit_tx_per_s",
+            limits.identity_submit_tx_per_s,
+            &mut server.identity_submit_tx_per_s,
+        ),
+        (
+            "limits.identity_queries_per_s",
+            limits.identity_queries_per_s,
+            &mut server.identity_queries_per_s,
+        ),
+        (
+            "limits.suspect_bad_signatures",
+            limits.suspect_bad_signatures,
+            &mut server.suspect_bad_signatures,
+        ),
+        (
+            "limits.suspect_submit_tx_per_s",
+            limits.suspect_submit_tx_per_s,
+            &mut server.suspect_submit_tx_per_s,
+        ),
+    ] {
+        if let Some(value) = value {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".into()));
+            }
+            *slot = value;
+        }
+    }
+    if let Some(ms) = limits.suspect_duration_ms {
+        server.suspect_duration = Duration::from_millis(ms);
+    }
     if let Some(max) = limits.bad_signatures_max {
         server.bad_signatures_max = max;
     }

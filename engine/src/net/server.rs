@@ -21,6 +21,17 @@
 //! connections are open, a new one takes the place of the oldest connection still in its
 //! handshake, so that connections which never authenticate cannot lock authenticated
 //! clients out; only when every open connection has authenticated is the new one refused.
+//!
+//! Per-identity quotas (an identity is a certificate; without TLS, each connection is one):
+//! records in flight and bytes of unread output summed over its connections, records and
+//! queries per second (token buckets), connections open. A request over a quota is refused
+//! with its quota named (a SubmitReceipt's `OverQuota` refusal, an Error frame
+//! `over_quota`), never dropped, and counted (`tally_client_quota_refused_total{quota}`).
+//! An identity whose records fail their signature check `suspect_bad_signatures` times in
+//! [`BAD_SIGNATURE_WINDOW`] becomes suspect for `suspect_duration`: its records go to a
+//! signature lane of their own (`node::sigverify`, verified apart from everyone else's, so
+//! its bad signatures never split the batches of others) at most `suspect_submit_tx_per_s`
+//! a second.
 
 use super::access::{Directory, Scope};
 use super::audit::{AuditEntry, AuditError, AuditLog};
@@ -28,12 +39,12 @@ use super::conn::{FramedConn, ReadOutcome};
 use super::event_loop::{self, EventLoop};
 use super::frame::{self, FRAME_BYTES_MAX};
 use super::message::{
-    encode_results, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt, Welcome,
-    PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
+    encode_results, ErrorCode, ErrorMessage, Hello, Message, Quota, Refusal, Role, SubmitReceipt,
+    Welcome, PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
 };
 use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, OFFLINE_ONLY};
 use super::tls::{NodeTls, TlsRefusal};
-use crate::mempool::Ack;
+use crate::mempool::{Ack, COMMON_LANE};
 use crate::node::{NodeHandle, SubmitError};
 use crossbeam::channel::{unbounded, Receiver, Sender};
 use mio::net::TcpListener;
@@ -84,6 +95,24 @@ pub struct ServerConfig {
     /// `bad_signature_backoff`.
     pub bad_signatures_max: u64,
     pub bad_signature_backoff: Duration,
+    /// Most records one identity may have submitted and not yet answered, over all its
+    /// connections; past it the rest of a batch is refused (`OverQuota`).
+    pub identity_inflight_tx_max: usize,
+    /// Records per second one identity may submit (a token bucket holding one second's
+    /// worth, or one batch when that is more).
+    pub identity_submit_tx_per_s: u64,
+    /// Queries per second one identity may ask (a token bucket holding one second's worth).
+    pub identity_queries_per_s: u64,
+    /// Most bytes of output waiting for one identity to read, over all its connections: at
+    /// it, its requests are refused (their answers would add more), and a connection of it
+    /// holding [`CONNECTION_SHARE_BYTES`] or more is neither read nor given more results.
+    pub identity_output_bytes_max: usize,
+    /// Bad signatures of one identity within [`BAD_SIGNATURE_WINDOW`] that make it suspect.
+    pub suspect_bad_signatures: u64,
+    /// Records per second a suspect identity may submit (its own signature lane).
+    pub suspect_submit_tx_per_s: u64,
+    /// How long an identity stays suspect after its last bad signature.
+    pub suspect_duration: Duration,
     /// The audit trail's file (`net::audit`); `NodeService::start` sets `audit.log` in the
     /// data directory. `None`: no audit trail.
     pub audit_log: Option<std::path::PathBuf>,
@@ -106,6 +135,13 @@ impl Default for ServerConfig {
             identity_connections_max: 64,
             bad_signatures_max: 1_000,
             bad_signature_backoff: Duration::from_secs(30),
+            identity_inflight_tx_max: 262_144,
+            identity_submit_tx_per_s: 200_000,
+            identity_queries_per_s: 1_000,
+            identity_output_bytes_max: 32 * 1024 * 1024,
+            suspect_bad_signatures: 16,
+            suspect_submit_tx_per_s: 1_000,
+            suspect_duration: Duration::from_secs(60),
             audit_log: None,
         }
     }
@@ -134,6 +170,28 @@ impl ServerConfig {
         }
         if self.bad_signatures_max == 0 {
             return Err("bad_signatures_max must be at least 1".into());
+        }
+        if self.identity_inflight_tx_max < self.submit_batch_tx_max {
+            return Err(format!(
+                "identity_inflight_tx_max ({}) must be at least submit_batch_tx_max ({})",
+                self.identity_inflight_tx_max, self.submit_batch_tx_max
+            ));
+        }
+        for (name, value) in [
+            ("identity_submit_tx_per_s", self.identity_submit_tx_per_s),
+            ("identity_queries_per_s", self.identity_queries_per_s),
+            ("suspect_bad_signatures", self.suspect_bad_signatures),
+            ("suspect_submit_tx_per_s", self.suspect_submit_tx_per_s),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.identity_output_bytes_max < FRAME_BYTES_MAX {
+            return Err(format!(
+                "identity_output_bytes_max ({}) must be at least one frame ({FRAME_BYTES_MAX} bytes)",
+                self.identity_output_bytes_max
+            ));
         }
         if self.handshake_timeout.is_zero() {
             return Err("handshake_timeout must be above zero".into());
@@ -234,6 +292,9 @@ impl Server {
             buffered: 0,
             revocation_generation: 0,
             backoff: HashMap::new(),
+            identities: HashMap::new(),
+            identity_ids: HashMap::new(),
+            next_identity: COMMON_LANE + 1,
             audit,
         };
         let thread = std::thread::Builder::new()
@@ -300,6 +361,76 @@ struct Connection {
     /// Set when the connection is being closed: stop reading, flush, then drop.
     closing: Option<Instant>,
     paused: bool,
+    /// The identity whose quotas it counts against (`Ingress::identities`), once known: at
+    /// authentication with TLS, at Hello without.
+    identity: Option<u32>,
+    /// Its output bytes last added to its identity's `output`.
+    counted_out: usize,
+    /// After a refusal over a rate quota, the connection is not read until then (about when
+    /// the bucket holds what was refused), so that a client resending at once costs the node
+    /// no more than TCP's pushback.
+    rate_paused_until: Option<Instant>,
+}
+
+/// A token bucket: `rate` tokens a second, holding at most `capacity`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    capacity: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64, capacity: u64) -> Bucket {
+        Bucket {
+            tokens: capacity as f64,
+            rate: rate as f64,
+            capacity: capacity as f64,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whole tokens available now.
+    fn available(&mut self) -> usize {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.tokens as usize
+    }
+
+    fn take(&mut self, count: usize) {
+        self.tokens = (self.tokens - count as f64).max(0.0);
+    }
+}
+
+/// What one identity (a certificate; without TLS, one connection) holds and may still do.
+struct IdentityState {
+    /// The certificate's serial, or the connection's address without TLS.
+    key: String,
+    /// For refusal texts: the certificate's name, or the address.
+    name: String,
+    /// Connections counted against it.
+    connections: usize,
+    /// Records taken and not yet answered, over its connections.
+    inflight: usize,
+    /// Output bytes waiting, over its connections.
+    output: usize,
+    submit: Bucket,
+    queries: Bucket,
+    suspect_submit: Bucket,
+    /// Its bad signatures in the current window, and when the window began.
+    bad_signatures: u64,
+    bad_window: Instant,
+    /// Until when its records go to its own signature lane, at its suspect rate.
+    suspect_until: Option<Instant>,
+}
+
+impl IdentityState {
+    fn suspect(&self) -> bool {
+        self.suspect_until
+            .is_some_and(|until| Instant::now() < until)
+    }
 }
 
 impl AsMut<FramedConn> for Connection {
@@ -327,6 +458,11 @@ struct Ingress {
     revocation_generation: u64,
     /// Certificates (serials) refused until then after too many bad signatures.
     backoff: HashMap<String, Instant>,
+    /// Identities with a connection open or a suspicion running, by id (also their
+    /// signature lane while suspect; never [`COMMON_LANE`]), and their ids by key.
+    identities: HashMap<u32, IdentityState>,
+    identity_ids: HashMap<String, u32>,
+    next_identity: u32,
     /// The audit trail (the thread's alone).
     audit: Option<RefCell<AuditLog>>,
 }
@@ -441,7 +577,9 @@ impl Ingress {
             metrics
                 .client_connections
                 .set(self.connections.len() as i64);
+            self.release(&conn);
         }
+        self.forget_identities();
     }
 
     /// Appends an event of `conn` to the audit trail.
@@ -480,16 +618,236 @@ impl Ingress {
         });
     }
 
-    /// Why a newly authenticated connection is not admitted: its certificate is in its
-    /// back-off after bad signatures, or has `identity_connections_max` connections open.
-    fn admit(&mut self, scope: &Scope) -> Option<String> {
+    /// Counts `conn` against the identity `key` (made when new).
+    fn join_identity(&mut self, conn: &mut Connection, key: String, name: String) {
+        let id = match self.identity_ids.get(&key) {
+            Some(id) => *id,
+            None => {
+                let mut id = self.next_identity;
+                while id == COMMON_LANE || self.identities.contains_key(&id) {
+                    id = id.wrapping_add(1);
+                }
+                self.next_identity = id.wrapping_add(1);
+                let config = &self.config;
+                let submit_burst = config
+                    .identity_submit_tx_per_s
+                    .max(config.submit_batch_tx_max as u64);
+                let suspect_burst = config
+                    .suspect_submit_tx_per_s
+                    .max(crate::mempool::LINKED_CHAIN_TX_MAX as u64);
+                self.identities.insert(
+                    id,
+                    IdentityState {
+                        key: key.clone(),
+                        name,
+                        connections: 0,
+                        inflight: 0,
+                        output: 0,
+                        submit: Bucket::new(config.identity_submit_tx_per_s, submit_burst),
+                        queries: Bucket::new(
+                            config.identity_queries_per_s,
+                            config.identity_queries_per_s,
+                        ),
+                        suspect_submit: Bucket::new(config.suspect_submit_tx_per_s, suspect_burst),
+                        bad_signatures: 0,
+                        bad_window: Instant::now(),
+                        suspect_until: None,
+                    },
+                );
+                self.identity_ids.insert(key, id);
+                id
+            }
+        };
+        self.identities
+            .get_mut(&id)
+            .expect("just listed")
+            .connections += 1;
+        conn.identity = Some(id);
+    }
+
+    /// Takes a closed connection's counts off its identity; forgets an identity with no
+    /// connection left and no suspicion running.
+    fn release(&mut self, conn: &Connection) {
+        let Some(id) = conn.identity else {
+            return;
+        };
+        let Some(identity) = self.identities.get_mut(&id) else {
+            return;
+        };
+        identity.connections = identity.connections.saturating_sub(1);
+        identity.inflight = identity.inflight.saturating_sub(conn.inflight);
+        identity.output = identity.output.saturating_sub(conn.counted_out);
+        if identity.connections == 0 && !identity.suspect() {
+            let key = identity.key.clone();
+            self.identities.remove(&id);
+            self.identity_ids.remove(&key);
+        }
+    }
+
+    /// Forgets identities with no connection whose suspicion has ended.
+    fn forget_identities(&mut self) {
+        let done: Vec<u32> = self
+            .identities
+            .iter()
+            .filter(|(_, identity)| identity.connections == 0 && !identity.suspect())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(identity) = self.identities.remove(&id) {
+                self.identity_ids.remove(&identity.key);
+            }
+        }
+    }
+
+    /// Brings the connection's identity's output count up to date with its output buffer.
+    fn sync_output(&mut self, conn: &mut Connection) {
+        let Some(id) = conn.identity else {
+            return;
+        };
+        let now = conn.io.pending_out();
+        if let Some(identity) = self.identities.get_mut(&id) {
+            identity.output = (identity.output + now).saturating_sub(conn.counted_out);
+        }
+        conn.counted_out = now;
+    }
+
+    /// Whether the connection's identity has `identity_output_bytes_max` bytes of output
+    /// unread and this connection holds at least its share of them.
+    fn identity_output_full(&self, conn: &Connection) -> bool {
+        conn.io.pending_out() >= CONNECTION_SHARE_BYTES && self.identity_output_over(conn).is_some()
+    }
+
+    /// The identity's unread output (this connection's counted as it is now) and its name,
+    /// when at `identity_output_bytes_max`.
+    fn identity_output_over(&self, conn: &Connection) -> Option<(usize, &str)> {
+        let identity = self.identities.get(&conn.identity?)?;
+        let output = (identity.output + conn.io.pending_out()).saturating_sub(conn.counted_out);
+        (output >= self.config.identity_output_bytes_max)
+            .then_some((output, identity.name.as_str()))
+    }
+
+    /// How many of `wanted` records the connection's identity may submit now, the quota
+    /// that stops the rest (with the refusal's text) and the signature lane they go to.
+    fn submit_allowance(
+        &mut self,
+        conn: &Connection,
+        wanted: usize,
+    ) -> (usize, Option<(Quota, String)>, u32) {
+        let config = &self.config;
+        let Some(identity) = conn.identity.and_then(|id| self.identities.get_mut(&id)) else {
+            return (wanted, None, COMMON_LANE);
+        };
+        let suspect = identity.suspect();
+        let output = (identity.output + conn.io.pending_out()).saturating_sub(conn.counted_out);
+        let output_room = if output >= config.identity_output_bytes_max {
+            0
+        } else {
+            wanted
+        };
+        let suspect_room = if suspect {
+            identity.suspect_submit.available()
+        } else {
+            wanted
+        };
+        let checks = [
+            (Quota::UnreadOutput, output_room),
+            (
+                Quota::InflightRecords,
+                config
+                    .identity_inflight_tx_max
+                    .saturating_sub(identity.inflight),
+            ),
+            (Quota::SubmitRate, identity.submit.available()),
+            (Quota::SuspectSubmitRate, suspect_room),
+        ];
+        let mut allowed = wanted;
+        let mut over = None;
+        for (quota, room) in checks {
+            if room < allowed {
+                allowed = room;
+                over = Some(quota);
+            }
+        }
+        let name = &identity.name;
+        let text = over.map(|quota| {
+            let text = match quota {
+                Quota::UnreadOutput => format!(
+                    "{name} has {output} bytes of output unread (at most {}); read the answers, then retry",
+                    config.identity_output_bytes_max
+                ),
+                Quota::InflightRecords => format!(
+                    "{name} has {} records in flight (at most {}); retry as answers arrive",
+                    identity.inflight, config.identity_inflight_tx_max
+                ),
+                Quota::SubmitRate => format!(
+                    "{name} may submit {} records a second; retry later",
+                    config.identity_submit_tx_per_s
+                ),
+                _ => format!(
+                    "{name} sent {} bad signatures within {BAD_SIGNATURE_WINDOW:?}: until {:?} after its last one its records are verified apart, at most {} a second",
+                    identity.bad_signatures, config.suspect_duration, config.suspect_submit_tx_per_s
+                ),
+            };
+            (quota, format!("{quota}: {text}"))
+        });
+        let lane = if suspect {
+            conn.identity.expect("found")
+        } else {
+            COMMON_LANE
+        };
+        (allowed, text, lane)
+    }
+
+    /// Counts records taken for the connection's identity against its quotas.
+    fn spend_submit(&mut self, conn: &Connection, taken: usize) {
+        if let Some(identity) = conn.identity.and_then(|id| self.identities.get_mut(&id)) {
+            identity.inflight += taken;
+            identity.submit.take(taken);
+            if identity.suspect() {
+                identity.suspect_submit.take(taken);
+            }
+        }
+    }
+
+    /// Why the connection's identity may not ask a query now (its quota and the text), if
+    /// so; else counts the query against its rate.
+    fn query_refusal(&mut self, conn: &Connection) -> Option<(Quota, String)> {
+        if let Some((output, name)) = self.identity_output_over(conn) {
+            let text = format!(
+                "{}: {name} has {output} bytes of output unread (at most {}); read the answers, then retry",
+                Quota::UnreadOutput,
+                self.config.identity_output_bytes_max
+            );
+            return Some((Quota::UnreadOutput, text));
+        }
+        let rate = self.config.identity_queries_per_s;
+        let identity = self.identities.get_mut(&conn.identity?)?;
+        if identity.queries.available() == 0 {
+            let text = format!(
+                "{}: {} may ask {rate} queries a second; retry later",
+                Quota::QueryRate,
+                identity.name
+            );
+            return Some((Quota::QueryRate, text));
+        }
+        identity.queries.take(1);
+        None
+    }
+
+    /// Why a newly authenticated connection is not admitted (the code and text): its
+    /// certificate is in its back-off after bad signatures, or has
+    /// `identity_connections_max` connections open.
+    fn admit(&mut self, scope: &Scope) -> Option<(ErrorCode, String)> {
         if let Some(until) = self.backoff.get(&scope.serial) {
             if Instant::now() < *until {
-                return Some(format!(
-                    "{} is refused for {:?} more after {} bad signatures",
-                    scope.name,
-                    until.saturating_duration_since(Instant::now()),
-                    self.config.bad_signatures_max
+                return Some((
+                    ErrorCode::Busy,
+                    format!(
+                        "{} is refused for {:?} more after {} bad signatures",
+                        scope.name,
+                        until.saturating_duration_since(Instant::now()),
+                        self.config.bad_signatures_max
+                    ),
                 ));
             }
             self.backoff.remove(&scope.serial);
@@ -502,16 +860,21 @@ impl Ingress {
             })
             .count();
         (open >= self.config.identity_connections_max).then(|| {
-            format!(
-                "{} has {open} connections open (identity_connections_max = {}); retry later",
-                scope.name, self.config.identity_connections_max
-            )
+            self.node.metrics().quota_refused[Quota::Connections.index()].inc();
+            let text = format!(
+                "{}: {} has {open} connections open (identity_connections_max = {}); retry later",
+                Quota::Connections,
+                scope.name,
+                self.config.identity_connections_max
+            );
+            (ErrorCode::OverQuota, text)
         })
     }
 
     /// Counts a connection's records refused for bad signatures; past `bad_signatures_max`
     /// in the window, closes it and refuses its certificate for `bad_signature_backoff`.
     fn count_bad_signatures(&mut self, conn: &mut Connection, bad: u64) {
+        self.suspect_identity(conn, bad);
         if conn.bad_window.elapsed() >= BAD_SIGNATURE_WINDOW {
             conn.bad_window = Instant::now();
             conn.bad_signatures = 0;
@@ -536,6 +899,39 @@ impl Ingress {
         );
         self.audit(conn, "closed_bad_signatures", 0, [0; 3], &text);
         self.reject(conn, ErrorCode::Forbidden, text);
+    }
+
+    /// Counts an identity's bad signatures; at `suspect_bad_signatures` within the window it
+    /// becomes suspect (its records go to its own signature lane at its suspect rate) until
+    /// `suspect_duration` after its last bad signature.
+    fn suspect_identity(&mut self, conn: &Connection, bad: u64) {
+        let (threshold, duration) = (
+            self.config.suspect_bad_signatures,
+            self.config.suspect_duration,
+        );
+        let Some(identity) = conn.identity.and_then(|id| self.identities.get_mut(&id)) else {
+            return;
+        };
+        if identity.bad_window.elapsed() >= BAD_SIGNATURE_WINDOW {
+            identity.bad_window = Instant::now();
+            identity.bad_signatures = 0;
+        }
+        identity.bad_signatures += bad;
+        if identity.bad_signatures < threshold {
+            return;
+        }
+        let was_suspect = identity.suspect();
+        identity.suspect_until = Some(Instant::now() + duration);
+        if was_suspect {
+            return;
+        }
+        let text = format!(
+            "{} bad signatures within {BAD_SIGNATURE_WINDOW:?}: records verified in a lane of their own, at most {} a second",
+            identity.bad_signatures, self.config.suspect_submit_tx_per_s
+        );
+        tracing::warn!(peer = %conn.io.addr(), name = %identity.name, reason = %text, "identity suspect");
+        self.node.metrics().suspect_identities.inc();
+        self.audit(conn, "suspect", 0, [0; 3], &text);
     }
 
     /// Closes the open connections whose certificate was revoked since the last look.
@@ -568,6 +964,7 @@ impl Ingress {
             self.node.metrics().revoked_closed.inc();
             self.buffered = self.buffered.saturating_sub(conn.io.buffered());
             self.event_loop.deregister(&mut conn.io);
+            self.release(&conn);
         }
         self.node
             .metrics()
@@ -591,6 +988,7 @@ impl Ingress {
         tracing::debug!(peer = %conn.io.addr(), "closing the oldest unauthenticated connection to make room");
         self.buffered = self.buffered.saturating_sub(conn.io.buffered());
         self.event_loop.deregister(&mut conn.io);
+        self.release(&conn);
         self.node.metrics().connections_evicted.inc();
         true
     }
@@ -640,6 +1038,9 @@ impl Ingress {
                 bad_window: Instant::now(),
                 closing: None,
                 paused: false,
+                identity: None,
+                counted_out: 0,
+                rate_paused_until: None,
             };
             let metrics = self.node.metrics();
             metrics.connections_accepted.inc();
@@ -672,6 +1073,7 @@ impl Ingress {
                     Some((request_id, text)) => self.forbid(&mut conn, request_id, text),
                     None => conn.io.queue(&bytes),
                 }
+                self.sync_output(&mut conn);
                 self.connections.insert(token, conn);
             }
         }
@@ -688,10 +1090,12 @@ impl Ingress {
         match closed {
             Closed::No => {
                 self.buffered = (self.buffered + conn.io.buffered()).saturating_sub(before);
+                self.sync_output(&mut conn);
                 self.connections.insert(token, conn);
             }
             Closed::Yes => {
                 self.buffered = self.buffered.saturating_sub(before);
+                self.release(&conn);
                 self.event_loop.deregister(&mut conn.io);
                 self.node
                     .metrics()
@@ -793,12 +1197,14 @@ impl Ingress {
                             let directory = self.config.directory.as_deref().unwrap_or(&empty);
                             let scope = Scope::new(&holder, directory);
                             let refusal = self.admit(&scope);
+                            let (key, name) = (scope.serial.clone(), scope.name.clone());
                             conn.scope = Some(Arc::new(scope));
-                            if let Some(text) = refusal {
+                            if let Some((code, text)) = refusal {
                                 self.audit(conn, "not_admitted", 0, [0; 3], &text);
-                                self.reject(conn, ErrorCode::Busy, text);
+                                self.reject(conn, code, text);
                                 continue;
                             }
+                            self.join_identity(conn, key, name);
                             self.audit(conn, "authenticated", 0, [0; 3], "");
                         }
                         // The verifier read it already: not expected.
@@ -816,6 +1222,10 @@ impl Ingress {
         conn.inflight >= self.config.connection_inflight_tx_max
             || conn.io.output_full()
             || self.over_budget(conn)
+            || self.identity_output_full(conn)
+            || conn
+                .rate_paused_until
+                .is_some_and(|until| Instant::now() < until)
     }
 
     /// Whether all connections' buffers are past their budget and this one holds at least
@@ -891,7 +1301,7 @@ impl Ingress {
         }
     }
 
-    fn greet(&self, conn: &mut Connection, hello: Hello) {
+    fn greet(&mut self, conn: &mut Connection, hello: Hello) {
         if hello.version != PROTOCOL_VERSION {
             let text = format!(
                 "protocol version {} is not spoken here; this node speaks version {PROTOCOL_VERSION}",
@@ -913,6 +1323,11 @@ impl Ingress {
             return self.reject(conn, ErrorCode::WrongNetwork, text);
         }
         conn.greeted = true;
+        if self.config.tls.is_none() {
+            // Without certificates, each connection is an identity of its own.
+            let addr = conn.io.addr().to_string();
+            self.join_identity(conn, format!("plaintext {addr}"), addr);
+        }
         Message::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             network_id,
@@ -924,7 +1339,7 @@ impl Ingress {
         .encode(conn.io.output());
     }
 
-    fn submit(&self, conn: &mut Connection, request_id: u64, records: &[crate::tx::TxRecord]) {
+    fn submit(&mut self, conn: &mut Connection, request_id: u64, records: &[crate::tx::TxRecord]) {
         if records.len() > self.config.submit_batch_tx_max {
             let text = format!(
                 "submit_batch of {} records is over this node's submit_batch_tx_max {}",
@@ -937,22 +1352,55 @@ impl Ingress {
             return self.forbid(conn, request_id, text);
         }
         let started = Instant::now();
-        let metrics = self.node.metrics();
-        metrics.batch.submit.observe(records.len() as u64);
-        let (accepted, refusal) = match self.node.submit(records, &conn.acks_tx) {
-            Ok(taken) => (taken, Refusal::None),
-            Err(SubmitError::Busy { accepted }) => (accepted, Refusal::Busy),
-            Err(SubmitError::Stopped { reason }) => (0, Refusal::Stopped(reason)),
+        self.node
+            .metrics()
+            .batch
+            .submit
+            .observe(records.len() as u64);
+        let (allowed, over, lane) = self.submit_allowance(conn, records.len());
+        // A linked chain is taken or refused whole: cut between chains.
+        let cut = chains_within(records, allowed);
+        let (accepted, refusal) = if cut == 0 {
+            (0, Refusal::None)
+        } else {
+            match self
+                .node
+                .submit_in_lane(&records[..cut], &conn.acks_tx, lane)
+            {
+                Ok(taken) => (taken, Refusal::None),
+                Err(SubmitError::Busy { accepted }) => (accepted, Refusal::Busy),
+                Err(SubmitError::OverQuota { accepted, .. }) => (accepted, Refusal::Busy),
+                Err(SubmitError::Stopped { reason }) => (0, Refusal::Stopped(reason)),
+            }
         };
+        self.spend_submit(conn, accepted);
         let refused = records.len() - accepted;
-        if refusal == Refusal::Busy {
-            metrics.busy_tx.add(refused as u64);
-        }
+        let metrics = self.node.metrics();
+        let refusal = match (refusal, over) {
+            (Refusal::None, Some((quota, text))) if refused > 0 => {
+                metrics.quota_refused[quota.index()].add(refused as u64);
+                let rate = match quota {
+                    Quota::SubmitRate => Some(self.config.identity_submit_tx_per_s),
+                    Quota::SuspectSubmitRate => Some(self.config.suspect_submit_tx_per_s),
+                    _ => None,
+                };
+                if let Some(rate) = rate {
+                    conn.rate_paused_until = Some(Instant::now() + rate_pause(refused, rate));
+                }
+                Refusal::OverQuota { quota, text }
+            }
+            (Refusal::Busy, _) => {
+                metrics.busy_tx.add(refused as u64);
+                Refusal::Busy
+            }
+            (refusal, _) => refusal,
+        };
         let refusal = if refused == 0 { Refusal::None } else { refusal };
         let detail = match &refusal {
             Refusal::None => "",
             Refusal::Busy => "busy",
             Refusal::Stopped(_) => "stopped",
+            Refusal::OverQuota { quota, .. } => quota.name(),
         };
         self.audit(
             conn,
@@ -986,8 +1434,22 @@ impl Ingress {
         .encode(conn.io.output());
     }
 
-    fn query(&self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
+    fn query(&mut self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
         self.node.metrics().queries.inc();
+        if let Some((quota, text)) = self.query_refusal(conn) {
+            self.node.metrics().quota_refused[quota.index()].inc();
+            if quota == Quota::QueryRate {
+                let pause = rate_pause(1, self.config.identity_queries_per_s);
+                conn.rate_paused_until = Some(Instant::now() + pause);
+            }
+            self.audit(conn, "over_quota", request_id, [0; 3], &text);
+            return Message::Error(ErrorMessage {
+                request_id,
+                code: ErrorCode::OverQuota,
+                text,
+            })
+            .encode(conn.io.output());
+        }
         if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_query(&query)) {
             return self.forbid(conn, request_id, text);
         }
@@ -1038,7 +1500,7 @@ impl Ingress {
                 conn.queries_pending += 1;
                 return;
             }
-            Err(SubmitError::Busy { .. }) => (
+            Err(SubmitError::Busy { .. } | SubmitError::OverQuota { .. }) => (
                 ErrorCode::Busy,
                 "too many queries waiting for the executor; retry later".to_string(),
             ),
@@ -1055,7 +1517,8 @@ impl Ingress {
     /// Moves acknowledgements from the connection's channel to its output, while the output
     /// is under its bound (the rest wait in the channel, bounded by the in-flight limit).
     fn move_acks(&mut self, conn: &mut Connection) {
-        while !conn.io.output_full() && !self.over_budget(conn) {
+        while !conn.io.output_full() && !self.over_budget(conn) && !self.identity_output_full(conn)
+        {
             self.scratch.clear();
             self.scratch.extend(
                 conn.acks_rx
@@ -1066,6 +1529,9 @@ impl Ingress {
                 return;
             }
             conn.inflight = conn.inflight.saturating_sub(self.scratch.len());
+            if let Some(identity) = conn.identity.and_then(|id| self.identities.get_mut(&id)) {
+                identity.inflight = identity.inflight.saturating_sub(self.scratch.len());
+            }
             if conn.closing.is_none() {
                 encode_results(&self.scratch, conn.io.output());
                 let bad = self
@@ -1079,6 +1545,30 @@ impl Ingress {
             }
         }
     }
+}
+
+/// How long a connection is not read after `refused` records (or queries) over a rate of
+/// `rate` a second: about until the bucket holds them again, within 10 ms and 500 ms (well
+/// inside a client's patience for a receipt).
+fn rate_pause(refused: usize, rate: u64) -> Duration {
+    Duration::from_secs_f64(refused as f64 / rate.max(1) as f64)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500))
+}
+
+/// The length of the longest prefix of `records` of at most `allowed` records that ends
+/// between linked chains.
+fn chains_within(records: &[crate::tx::TxRecord], allowed: usize) -> usize {
+    if allowed >= records.len() {
+        return records.len();
+    }
+    let mut end = 0;
+    for unit in crate::tx::linked_units(records, crate::tx::TxRecord::is_linked) {
+        if unit.end > allowed {
+            break;
+        }
+        end = unit.end;
+    }
+    end
 }
 
 fn refuse(conn: &mut Connection, request_id: u64, code: ErrorCode, text: String) {

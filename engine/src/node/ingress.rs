@@ -5,7 +5,7 @@
 
 use super::{NodeCounters, NodeMetrics, QueueLimits, Shared, SubmitError};
 use crate::ledger::Ledger;
-use crate::mempool::{Ack, PendingTx};
+use crate::mempool::{Ack, PendingTx, COMMON_LANE};
 use crate::result::ResultCode;
 use crate::tx::{linked_units, TxRecord};
 use crossbeam::channel::Sender;
@@ -42,8 +42,21 @@ impl NodeHandle {
     /// rest were not taken; `accepted` never ends inside a chain); `Stopped` when the node
     /// no longer takes transactions.
     pub fn submit(&self, records: &[TxRecord], reply: &Sender<Ack>) -> Result<usize, SubmitError> {
+        self.submit_in_lane(records, reply, COMMON_LANE)
+    }
+
+    /// [`NodeHandle::submit`], with the signature lane of the records
+    /// ([`crate::mempool::PendingTx::lane`]): the network server puts the records of an
+    /// identity whose signatures failed recently in a lane of their own, verified in batches
+    /// apart from everyone else's.
+    pub fn submit_in_lane(
+        &self,
+        records: &[TxRecord],
+        reply: &Sender<Ack>,
+        lane: u32,
+    ) -> Result<usize, SubmitError> {
         self.shared.submits_in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = self.submit_counted(records, reply);
+        let result = self.submit_counted(records, reply, lane);
         self.shared.submits_in_flight.fetch_sub(1, Ordering::SeqCst);
         result
     }
@@ -52,6 +65,7 @@ impl NodeHandle {
         &self,
         records: &[TxRecord],
         reply: &Sender<Ack>,
+        lane: u32,
     ) -> Result<usize, SubmitError> {
         if let Some(reason) = self.shared.stopped_reason() {
             return Err(SubmitError::Stopped { reason });
@@ -62,6 +76,7 @@ impl NodeHandle {
             record: *record,
             reply: reply.clone(),
             received_at,
+            lane,
         };
         // One unit at a time: a record of its own, or a whole linked chain (a maximal run
         // of linked records and the record that closes it), which is taken or refused whole.

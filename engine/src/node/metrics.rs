@@ -2,6 +2,7 @@
 
 use super::NodeHandle;
 use crate::metrics::{Counter, Gauge, Histogram, TextEncoder};
+use crate::net::message::Quota;
 use crate::net::peers::{PeerStatsHandle, Refusal};
 use crate::net::tls::TlsRefusal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +89,18 @@ pub struct NodeMetrics {
     pub bad_signature_closed: Counter,
     /// Bytes all client connections hold in their buffers.
     pub client_buffered_bytes: Gauge,
+    /// Requests (or records, for the record quotas) refused because their identity was over
+    /// a quota, per [`tally_protocol::message::Quota`] in the order of its `ALL`.
+    pub quota_refused: [Counter; Quota::ALL.len()],
+    /// Times an identity became suspect (bad signatures past `suspect_bad_signatures` in the
+    /// window): its records then go to a signature lane of their own, at its suspect rate.
+    pub suspect_identities: Counter,
+    /// Records verified in an isolated lane (an identity whose signatures failed recently).
+    pub isolated_tx: Counter,
+    /// Signature batches that had a bad signature, by lane: the common lane (everyone's) and
+    /// isolated lanes.
+    pub failed_batches_common: Counter,
+    pub failed_batches_isolated: Counter,
     /// Connections in their handshake closed to make room for a new one at
     /// `connections_max`.
     pub connections_evicted: Counter,
@@ -147,6 +160,11 @@ impl NodeMetrics {
             revoked_closed: Counter::default(),
             bad_signature_closed: Counter::default(),
             client_buffered_bytes: Gauge::default(),
+            quota_refused: Default::default(),
+            suspect_identities: Counter::default(),
+            isolated_tx: Counter::default(),
+            failed_batches_common: Counter::default(),
+            failed_batches_isolated: Counter::default(),
             connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
             peer_stats: Mutex::new(None),
@@ -413,6 +431,35 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_client_bad_signature_closed_total",
         "Client connections closed for too many bad signatures.",
         m.bad_signature_closed.get(),
+    );
+    let quotas: Vec<(&str, u64)> = Quota::ALL
+        .iter()
+        .map(|quota| (quota.name(), m.quota_refused[quota.index()].get()))
+        .collect();
+    e.counter_family(
+        "tally_client_quota_refused_total",
+        "Refusals because an identity was over a quota, per quota (records for the record quotas, requests or connections for the others).",
+        "quota",
+        &quotas,
+    );
+    e.counter(
+        "tally_client_suspect_identities_total",
+        "Times an identity's bad signatures put its records in a signature lane of their own.",
+        m.suspect_identities.get(),
+    );
+    e.counter(
+        "tally_sigverify_isolated_tx_total",
+        "Records verified in the signature lane of an identity whose signatures failed recently.",
+        m.isolated_tx.get(),
+    );
+    e.counter_family(
+        "tally_sigverify_failed_batches_total",
+        "Signature batches with at least one bad signature, by lane.",
+        "lane",
+        &[
+            ("common", m.failed_batches_common.get()),
+            ("isolated", m.failed_batches_isolated.get()),
+        ],
     );
     e.gauge(
         "tally_client_buffered_bytes",

@@ -201,6 +201,7 @@ impl Shared {
             record: *record,
             reply: self.gossip_reply.clone(),
             received_at,
+            lane: crate::mempool::COMMON_LANE,
         };
         for unit in linked_units(&records, TxRecord::is_linked) {
             let pushed = if unit.len() == 1 {

@@ -1,9 +1,17 @@
 //! The signature stage: batches from the mempool verified through tally-kernels (cpu, gpu
 //! or auto, docs/VERIFY_RULES.md). A bad signature is answered here, and a linked chain
 //! with one fails whole; only valid transactions go on, in mempool order.
+//!
+//! Lanes: a batch whose equation fails is split and its pieces verified again, so one bad
+//! signature costs every record batched with it. The network server puts the records of an
+//! identity whose signatures failed recently in a lane of its own
+//! ([`crate::mempool::PendingTx::lane`]); each lane of a batch drained from the mempool is
+//! verified as a batch of its own, so a failing identity's records never split the batches
+//! of the others. A record's verdict does not depend on its batch (every backend gives the
+//! reference verdict item by item), so lanes change costs, never verdicts.
 
 use super::{Shared, VerifiedBatch};
-use crate::mempool::PendingTx;
+use crate::mempool::{PendingTx, COMMON_LANE};
 use crate::result::ResultCode;
 use crate::tx::{linked_units, signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
 use crossbeam::channel::Sender;
@@ -45,12 +53,7 @@ pub(super) fn sigverify_stage(
             }
         }
         metrics.batch.sigverify.observe(txs.len() as u64);
-        let verdicts = verify_signatures(
-            verifier,
-            shared.network_id,
-            txs.iter().map(|tx| &tx.record),
-            &mut messages,
-        );
+        let verdicts = verify_lanes(shared, verifier, &txs, &mut messages);
         let txs = if verdicts.iter().all(|valid| *valid) {
             txs
         } else {
@@ -64,6 +67,62 @@ pub(super) fn sigverify_stage(
             return; // the executor stopped; the node is stopping
         }
         metrics.verified_queue_batches.set(verified.len() as i64);
+    }
+}
+
+/// Verifies the signatures of `txs`, each lane as a batch of its own (one call for the
+/// common case of one lane): one verdict per record, in order.
+fn verify_lanes(
+    shared: &Shared,
+    verifier: &Verifier,
+    txs: &[PendingTx],
+    messages: &mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
+) -> Vec<bool> {
+    let first = txs.first().map_or(COMMON_LANE, |tx| tx.lane);
+    if txs.iter().all(|tx| tx.lane == first) {
+        let verdicts = verify_signatures(
+            verifier,
+            shared.network_id,
+            txs.iter().map(|tx| &tx.record),
+            messages,
+        );
+        count_lane(shared, first, txs.len(), &verdicts);
+        return verdicts;
+    }
+    let mut lanes: Vec<u32> = txs.iter().map(|tx| tx.lane).collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    let mut verdicts = vec![false; txs.len()];
+    let mut positions = Vec::with_capacity(txs.len());
+    for lane in lanes {
+        positions.clear();
+        positions.extend((0..txs.len()).filter(|&i| txs[i].lane == lane));
+        let lane_verdicts = verify_signatures(
+            verifier,
+            shared.network_id,
+            positions.iter().map(|&i| &txs[i].record),
+            messages,
+        );
+        count_lane(shared, lane, positions.len(), &lane_verdicts);
+        for (&i, verdict) in positions.iter().zip(lane_verdicts) {
+            verdicts[i] = verdict;
+        }
+    }
+    verdicts
+}
+
+fn count_lane(shared: &Shared, lane: u32, records: usize, verdicts: &[bool]) {
+    let metrics = &shared.metrics;
+    let failed = verdicts.contains(&false);
+    if lane == COMMON_LANE {
+        if failed {
+            metrics.failed_batches_common.inc();
+        }
+    } else {
+        metrics.isolated_tx.add(records as u64);
+        if failed {
+            metrics.failed_batches_isolated.inc();
+        }
     }
 }
 

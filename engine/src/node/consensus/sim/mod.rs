@@ -562,6 +562,7 @@ impl<'w> Sim<'w> {
             record,
             reply: self.acks.0.clone(),
             received_at: self.clock.now(),
+            lane: crate::mempool::COMMON_LANE,
         };
         let batch = VerifiedBatch { txs: vec![pending] };
         self.step(node, move |driver| {
