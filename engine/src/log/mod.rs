@@ -36,17 +36,20 @@ pub use archive::{
     read_archived, ArchiveBase, ArchiveReport, ARCHIVE_MARKER_BYTES, ARCHIVE_MARKER_FILE_NAME,
     ARCHIVE_MARKER_MAGIC, ARCHIVE_MARKER_VERSION, ARCHIVE_SEGMENT_COUNT_MAX,
 };
-pub use error::{EntryFault, LogError, ReplayError};
+pub use error::{EntryFault, LogError, ReplayError, WholeEntryEvidence};
 pub use format::{
     entry_bytes, segment_file_name, ENTRY_ALIGN_BYTES, ENTRY_HEADER_BYTES, ENTRY_MAGIC,
-    FORMAT_VERSION, GENESIS_HASH, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    ENTRY_TRAILER_BYTES, ENTRY_TRAILER_MAGIC, FORMAT_VERSION, GENESIS_HASH, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC,
 };
 pub use inspect::{inspect, InspectReport, SegmentSummary};
 pub use io::{FileOps, MmapMut, OsFileOps};
 pub use prepared::PreparedEntry;
 pub use scan::TailState;
 
-use format::{encode_entry_header, read_verified_entry, SegmentHeader, ENTRY_PADDING};
+use format::{
+    encode_entry_header, encode_entry_trailer, read_verified_entry, SegmentHeader, ENTRY_PADDING,
+};
 use scan::{SegmentView, TEMPORARY_SUFFIX};
 
 /// Name of the lock file inside the log directory.
@@ -63,8 +66,9 @@ pub struct LogConfig {
     /// Bytes of each new segment file, header included; a multiple of 8 between
     /// [`SEGMENT_BYTES_MIN`] and [`SEGMENT_BYTES_MAX`]. Existing segments keep their size.
     pub segment_bytes: u64,
-    /// Largest entry on disk, header and padding included (see [`entry_bytes`]); at most
-    /// `segment_bytes - SEGMENT_HEADER_BYTES`. A payload may be `entry_bytes_max - 80` bytes.
+    /// Largest entry on disk, header, padding and trailer included (see [`entry_bytes`]); at
+    /// most `segment_bytes - SEGMENT_HEADER_BYTES`. A payload may be `entry_bytes_max - 136`
+    /// bytes (rounded down to 8).
     pub entry_bytes_max: u32,
 }
 
@@ -82,7 +86,7 @@ impl LogConfig {
     /// Largest payload an entry may carry under this configuration.
     pub fn payload_bytes_max(&self) -> usize {
         let max = self.entry_bytes_max as usize;
-        (max - max % ENTRY_ALIGN_BYTES).saturating_sub(ENTRY_HEADER_BYTES)
+        (max - max % ENTRY_ALIGN_BYTES).saturating_sub(ENTRY_HEADER_BYTES + ENTRY_TRAILER_BYTES)
     }
 
     /// Checks the limits documented on the fields.
@@ -507,7 +511,8 @@ impl Log {
         }
         let sequence = self.next_sequence;
         let previous_hash = self.last_entry_hash;
-        let padding = &ENTRY_PADDING[..stored_bytes - ENTRY_HEADER_BYTES - payload.len()];
+        let padding = &ENTRY_PADDING
+            [..stored_bytes - ENTRY_HEADER_BYTES - ENTRY_TRAILER_BYTES - payload.len()];
         let segment = self.segments.last().expect("an open log has a segment");
         let start = segment.write_offset;
         assert!(
@@ -515,6 +520,7 @@ impl Log {
             "a fresh segment fits any entry"
         );
         let (header, hash) = encode_entry_header(sequence, &previous_hash, entry);
+        let trailer = encode_entry_trailer(payload.len() as u32, sequence, &hash);
         if let Err(source) = io::write_all_vectored_at(
             self.ops.as_ref(),
             &segment.path,
@@ -523,6 +529,7 @@ impl Log {
                 IoSlice::new(&header),
                 IoSlice::new(payload),
                 IoSlice::new(padding),
+                IoSlice::new(&trailer),
             ],
             start as u64,
         ) {
@@ -554,7 +561,8 @@ impl Log {
                 payload_bytes: payload_bytes as u64,
                 entry_bytes: (ENTRY_HEADER_BYTES as u64)
                     .saturating_add(payload_bytes as u64)
-                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64),
+                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64)
+                    .saturating_add(ENTRY_TRAILER_BYTES as u64),
                 entry_bytes_max: self.config.entry_bytes_max,
             });
         }
