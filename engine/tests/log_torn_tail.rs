@@ -441,10 +441,10 @@ fn a_flipped_byte_anywhere_in_the_last_whole_entry_is_refused_not_cut() {
             );
             assert_eq!(report.next_sequence as usize, sequence, "{context}");
         }
-        assert!(
-            regions.iter().all(|&count| count > 0),
-            "{label}: {regions:?}"
-        );
+        // Payload and padding lengths are random (either may be empty); header and trailer
+        // are always there.
+        assert_eq!(regions[0], 80, "{label}: {regions:?}");
+        assert_eq!(regions[3], 56, "{label}: {regions:?}");
         println!("{label}: {regions:?} flips (header, payload, padding, trailer) refused");
     }
 }
@@ -483,4 +483,68 @@ fn a_log_of_another_format_version_is_refused_naming_the_version() {
         other => panic!("expected UnsupportedFormatVersion, got {other:?}"),
     }
     assert_eq!(dir_bytes(copy.path()), before, "nothing changed");
+}
+
+/// A validator's open (`open_repairing`) cuts a damaged last entry instead of refusing it,
+/// keeps its bytes aside (durable) and reports it as awaiting repair until the log holds
+/// that sequence again; damage with a valid entry after it is still refused.
+#[test]
+fn open_repairing_cuts_a_damaged_last_entry_keeps_it_and_reports_it_until_replaced() {
+    let mut rng = seeded_rng("open_repairing_cuts_a_damaged_last_entry");
+    let (same_segment, _) = build_references(&mut rng);
+    let spans = entry_spans(same_segment.dir.path());
+    let last = spans.last().unwrap().clone();
+    let sequence = spans.len() as u64 - 1;
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_dir(same_segment.dir.path(), copy.path());
+    let file = copy.path().join(last.file.file_name().unwrap());
+    let original = fs::read(&file).unwrap();
+    flip_bit(&file, last.offset + 90, 3);
+    let ops = std::sync::Arc::new(tally_engine::log::OsFileOps);
+    let log = Log::open_repairing(copy.path(), small_config(), ops.clone()).expect("repair");
+    let cut = log.recovery().cut_damaged_entry.clone().expect("cut");
+    assert_eq!((cut.sequence, cut.offset as usize), (sequence, last.offset));
+    assert_eq!(cut.file, file);
+    assert_eq!(log.recovery().awaiting_repair, vec![sequence]);
+    assert_eq!(log.next_sequence(), sequence);
+    assert_eq!(
+        log.last_entry_hash(),
+        same_segment.hashes[sequence as usize]
+    );
+    let kept = fs::read(&cut.kept_in).unwrap();
+    assert_eq!(
+        kept.len(),
+        last.end - last.offset,
+        "the whole entry is kept"
+    );
+    assert_ne!(kept[..], original[last.offset..last.end]);
+    drop(log);
+    // A crash before the block is back: the next open still knows the repair is pending.
+    let mut log = Log::open(copy.path(), small_config()).expect("plain open after the cut");
+    assert_eq!(log.recovery().tail, TailState::Clean);
+    assert_eq!(log.recovery().awaiting_repair, vec![sequence]);
+    // The block taken again (here: the same payload) ends the repair.
+    log.append(same_segment.payloads.last().unwrap()).unwrap();
+    log.commit().unwrap();
+    assert_eq!(log.last_entry_hash(), *same_segment.hashes.last().unwrap());
+    drop(log);
+    let log = Log::open(copy.path(), small_config()).expect("open after the repair");
+    assert!(log.recovery().awaiting_repair.is_empty());
+    drop(log);
+
+    // Damage in the middle (a valid entry follows) is refused by a repairing open too.
+    let middle = tempfile::tempdir().expect("tempdir");
+    copy_dir(same_segment.dir.path(), middle.path());
+    let span = &spans[spans.len() - 2];
+    flip_bit(
+        &middle.path().join(span.file.file_name().unwrap()),
+        span.offset + 90,
+        3,
+    );
+    let before = dir_bytes(middle.path());
+    assert!(matches!(
+        Log::open_repairing(middle.path(), small_config(), ops),
+        Err(LogError::CorruptEntry { .. })
+    ));
+    assert_eq!(dir_bytes(middle.path()), before);
 }

@@ -297,21 +297,22 @@ fn finish_at_chain_end(
     }
     // No valid entry follows: a tear, unless the entry was wholly written (its trailer says
     // so), which a torn write never leaves. That entry may have been acknowledged: refuse.
-    if let Some(evidence) = whole_entry_evidence(view.bytes, offset, outcome.next_sequence) {
-        outcome.problem = Some(LogError::DamagedEntry {
-            file: view.path.to_path_buf(),
-            offset: offset as u64,
-            sequence: outcome.next_sequence,
-            fault,
-            evidence,
-        });
-        return;
-    }
+    let damaged = whole_entry_evidence(view.bytes, offset, outcome.next_sequence);
     let garbage_end = nonzero_end(view.bytes, offset);
     let orphan_segments: Vec<PathBuf> = views[position + 1..]
         .iter()
         .map(|later| later.path.to_path_buf())
         .collect();
+    if let Some(evidence) = damaged {
+        // Refused; the tail says what a validator's repair cuts (`Log::open_repairing`).
+        outcome.problem = Some(LogError::DamagedEntry {
+            file: view.path.to_path_buf(),
+            offset: offset as u64,
+            sequence: outcome.next_sequence,
+            fault: fault.clone(),
+            evidence,
+        });
+    }
     if garbage_end == offset && orphan_segments.is_empty() {
         outcome.tail = TailState::Clean;
     } else {
