@@ -133,8 +133,8 @@ pub(crate) struct Driver<C: Clock, L: Links> {
     waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
     /// When each lagging peer was last sent decided blocks.
     helped: HashMap<[u8; 32], Instant>,
-    /// The log's damaged last block was cut at start and the machine waits at the height
-    /// after it until block sync brings it back (see [`Driver::repairing`]).
+    /// The log's damaged last block was cut at start and the machine, restored beyond it,
+    /// waits until block sync brings the chain up to it (see [`Driver::repairing`]).
     repairing: bool,
     /// A bug switched on by the simulator's tests, to show that the simulator catches it.
     #[cfg(feature = "simulator")]
@@ -521,9 +521,9 @@ impl<C: Clock, L: Links> Driver<C, L> {
     }
 
     /// Whether the log's damaged last block was cut at start (`Log::open_repairing`) and the
-    /// machine restored at the height after it. Until block sync brings that block back,
-    /// checked against the validator set, the machine gets no event, so it signs nothing
-    /// for a height it voted at before.
+    /// machine restored beyond it. Until block sync has brought back the missing blocks,
+    /// each checked against the validator set, the machine gets no event, so it signs
+    /// nothing for a height it voted at before.
     fn repairing(&self) -> bool {
         self.repairing
     }
@@ -570,7 +570,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             PeerMessage::Consensus(message) => {
                 let message_height = message.body().height();
                 if self.repairing() {
-                    // The machine waits one height ahead for the cut block: nothing reaches
+                    // The machine waits ahead of the chain for the cut block: nothing reaches
                     // it until sync brings that block back.
                     self.request_sync(Some(&peer));
                     return Ok(());
