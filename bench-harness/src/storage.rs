@@ -4,7 +4,8 @@
 //! `measure_log_vs_raw` runs, in one process on one directory (so on one disk and one
 //! filesystem), three writers that do the same work per commit:
 //! 1. raw: one `pwrite` per entry of exactly the bytes the log stores for it (payload plus
-//!    the 80-byte header and padding), `fdatasync` every `entries_per_commit` writes. It
+//!    the 80-byte header, padding and 56-byte trailer), `fdatasync` every
+//!    `entries_per_commit` writes. It
 //!    appends to new 64 MiB files (sized with `set_len`, so each write lands on new file
 //!    space, as the log's do) and fsyncs the directory once per new file, which any writer
 //!    that wants its data found after a crash must do: the floor a log pays on this disk.
@@ -522,8 +523,9 @@ mod tests {
         for writer in writers {
             assert!(writer.entries > 0 && writer.commits > 0);
             assert_eq!(writer.entries, writer.commits * 8);
-            // All write what the log stores: 192 payload + 80 header bytes per entry.
-            assert_eq!(writer.disk_bytes, writer.entries * 272);
+            // All write what the log stores: 192 payload + 80 header + 56 trailer bytes per
+            // entry.
+            assert_eq!(writer.disk_bytes, writer.entries * 328);
             assert!(writer.elapsed > Duration::ZERO);
         }
         assert_eq!(figures.raw.commits, figures.log.commits, "same commits");

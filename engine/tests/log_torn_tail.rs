@@ -1,6 +1,8 @@
 //! Recovery from torn tails: every cut inside the last two entries, random garbage after a
 //! cut, and truncated files. Recovery must keep the longest valid prefix, be idempotent
-//! (a second open finds the same bytes) and let appends resume.
+//! (a second open finds the same bytes) and let appends resume. And the other side of the
+//! line: a damaged byte anywhere in the last, wholly written entry (its trailer shows it was
+//! written) is corruption, refused with `DamagedEntry`, never cut as a tear.
 //!
 //! Randomised parts print their seed; re-run with `TALLY_LOG_SEED=<seed>`.
 
@@ -12,7 +14,9 @@ use std::path::Path;
 use log_support::*;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use tally_engine::log::{inspect, Log, TailState, SEGMENT_HEADER_BYTES};
+use tally_engine::log::{
+    inspect, Log, LogError, TailState, WholeEntryEvidence, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+};
 
 /// A reference log and what it must replay to.
 struct Reference {
@@ -226,6 +230,7 @@ fn garbage_after_random_cuts() {
     ] {
         let spans = entry_spans(reference.dir.path());
         let tail = &spans[spans.len() - 4..];
+        let mut refused = 0;
         for case in 0..120 {
             let span = &tail[rng.random_range(0..tail.len())];
             let offset = rng.random_range(span.offset..span.end + 64);
@@ -243,8 +248,32 @@ fn garbage_after_random_cuts() {
                 "{label} case {case}: {} garbage bytes at {offset}",
                 garbage.len()
             );
-            check_recovery(reference, copy.path(), &context);
+            // Garbage that starts in the trailer of an entry whose header and payload are
+            // intact is not what a torn write leaves (the rest of the entry was written, and
+            // the trailer is known exactly): that entry is refused, not cut.
+            match trailer_damaged_after_intact_body(reference.dir.path(), copy.path()) {
+                Some((sequence, span)) => {
+                    refused += 1;
+                    match Log::open(copy.path(), small_config()) {
+                        Err(LogError::DamagedEntry {
+                            offset,
+                            sequence: reported,
+                            evidence: WholeEntryEvidence::DamagedTrailer { trailer_offset },
+                            ..
+                        }) => {
+                            assert_eq!(offset as usize, span.offset, "{context}");
+                            assert_eq!(reported as usize, sequence, "{context}");
+                            assert_eq!(trailer_offset as usize, span.trailer_start, "{context}");
+                        }
+                        other => panic!("{context}: expected DamagedEntry, got {other:?}"),
+                    }
+                }
+                None => check_recovery(reference, copy.path(), &context),
+            }
         }
+        println!(
+            "{label}: {refused} of 120 cases damaged a whole entry's trailer and were refused"
+        );
     }
 }
 
@@ -290,4 +319,232 @@ fn truncated_last_segment_is_extended_and_cut() {
             &format!("truncated at {offset}"),
         );
     }
+}
+
+/// The first entry of `damaged` that differs from the reference, when its header, payload
+/// and padding are intact and its trailer is neither intact nor a prefix of it followed by
+/// zeros (what a torn write leaves): with its sequence and place.
+fn trailer_damaged_after_intact_body(
+    reference: &Path,
+    damaged: &Path,
+) -> Option<(usize, EntrySpan)> {
+    let sequence = intact_prefix(reference, damaged);
+    let span = entry_spans(reference).get(sequence)?.clone();
+    let original = fs::read(&span.file).expect("read reference");
+    let now = fs::read(damaged.join(span.file.file_name().unwrap())).ok()?;
+    if now[span.offset..span.trailer_start] != original[span.offset..span.trailer_start] {
+        return None;
+    }
+    let found = &now[span.trailer_start..span.end];
+    let expected = &original[span.trailer_start..span.end];
+    let written = found
+        .iter()
+        .zip(expected)
+        .take_while(|(found, expected)| found == expected)
+        .count();
+    if found[written..].iter().all(|&byte| byte == 0) {
+        None
+    } else {
+        Some((sequence, span))
+    }
+}
+
+/// A byte flipped anywhere in the last entry, which was wholly written (and so may have been
+/// acknowledged): header, payload, padding or trailer. `open` refuses with `DamagedEntry`
+/// naming the file, offset and sequence, touches no file, and `inspect` reports the same;
+/// the trailer (or, for a flip inside the trailer, the intact header and payload) is what
+/// shows the entry was written. Both for an entry in the middle of a segment and for the
+/// first entry of a fresh segment.
+#[test]
+fn a_flipped_byte_anywhere_in_the_last_whole_entry_is_refused_not_cut() {
+    let mut rng = seeded_rng("a_flipped_byte_anywhere_in_the_last_whole_entry_is_refused_not_cut");
+    let (same_segment, straddling) = build_references(&mut rng);
+    for (reference, label) in [
+        (&same_segment, "same segment"),
+        (&straddling, "first entry of a segment"),
+    ] {
+        let spans = entry_spans(reference.dir.path());
+        let last = spans.last().unwrap();
+        let sequence = spans.len() - 1;
+        let written_hash = stored_entry_hash(last);
+        let mut regions = [0usize; 4];
+        for position in last.offset..last.end {
+            let copy = tempfile::tempdir().expect("tempdir");
+            copy_dir(reference.dir.path(), copy.path());
+            let file = copy.path().join(last.file.file_name().unwrap());
+            let mut bytes = fs::read(&file).unwrap();
+            // A flip that never leaves a zero byte, which in the trailer's last byte would
+            // read as a write that stopped one byte early.
+            bytes[position] ^= if bytes[position] == 0xa5 { 0x5a } else { 0xa5 };
+            fs::write(&file, bytes).unwrap();
+            let region = if position < last.offset + 80 {
+                0
+            } else if position < last.payload_end {
+                1
+            } else if position < last.trailer_start {
+                2
+            } else {
+                3
+            };
+            regions[region] += 1;
+            let context = format!("{label}: byte {position} (region {region})");
+            let before = dir_bytes(copy.path());
+            let error = Log::open(copy.path(), small_config())
+                .map(|_| ())
+                .expect_err(&context);
+            let message = error.to_string();
+            match error {
+                LogError::DamagedEntry {
+                    file: reported_file,
+                    offset,
+                    sequence: reported,
+                    evidence,
+                    ..
+                } => {
+                    assert_eq!(reported_file, file, "{context}");
+                    assert_eq!(offset as usize, last.offset, "{context}");
+                    assert_eq!(reported as usize, sequence, "{context}");
+                    match evidence {
+                        WholeEntryEvidence::DamagedTrailer { trailer_offset } => {
+                            assert_eq!(region, 3, "{context}");
+                            assert_eq!(trailer_offset as usize, last.trailer_start, "{context}");
+                        }
+                        WholeEntryEvidence::IntactTrailer {
+                            trailer_offset,
+                            entry_hash,
+                        } => {
+                            assert_ne!(region, 3, "{context}");
+                            assert_eq!(trailer_offset as usize, last.trailer_start, "{context}");
+                            assert_eq!(entry_hash, written_hash, "{context}");
+                        }
+                    }
+                }
+                other => panic!("{context}: expected DamagedEntry, got {other:?}"),
+            }
+            assert!(
+                message.contains("not a torn tail") && message.contains("docs/OPERATIONS.md"),
+                "{context}: {message}"
+            );
+            assert_eq!(
+                dir_bytes(copy.path()),
+                before,
+                "{context}: open must not touch files"
+            );
+            let report = inspect(copy.path()).expect("inspect");
+            assert!(
+                matches!(
+                    report.problem,
+                    Some(LogError::DamagedEntry { sequence: s, .. }) if s as usize == sequence
+                ),
+                "{context}: inspect reported {:?}",
+                report.problem
+            );
+            assert_eq!(report.next_sequence as usize, sequence, "{context}");
+        }
+        // Payload and padding lengths are random (either may be empty); header and trailer
+        // are always there.
+        assert_eq!(regions[0], 80, "{label}: {regions:?}");
+        assert_eq!(regions[3], 56, "{label}: {regions:?}");
+        println!("{label}: {regions:?} flips (header, payload, padding, trailer) refused");
+    }
+}
+
+/// A log of format version 1 (entries without a trailer) is refused with an error that names
+/// the file and the version, never read as damage or cut.
+#[test]
+fn a_log_of_another_format_version_is_refused_naming_the_version() {
+    let mut rng = seeded_rng("a_log_of_another_format_version_is_refused_naming_the_version");
+    let (same_segment, _) = build_references(&mut rng);
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_dir(same_segment.dir.path(), copy.path());
+    let first = segment_files(copy.path())[0].clone();
+    let mut bytes = fs::read(&first).unwrap();
+    // The segment header as a version 1 log wrote it (docs/STORAGE.md).
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let mut hasher = blake3::Hasher::new_derive_key("tally 2026-11 log segment header v1");
+    hasher.update(&bytes[0..56]);
+    let checksum = hasher.finalize();
+    bytes[56..64].copy_from_slice(&checksum.as_bytes()[0..8]);
+    fs::write(&first, bytes).unwrap();
+    let before = dir_bytes(copy.path());
+    match Log::open(copy.path(), small_config()) {
+        Err(error @ LogError::UnsupportedFormatVersion { .. }) => {
+            let LogError::UnsupportedFormatVersion { file, version } = &error else {
+                unreachable!()
+            };
+            assert_eq!((file, *version), (&first, 1));
+            let message = error.to_string();
+            assert!(
+                message.contains("format version 1")
+                    && message.contains(&format!("reads version {FORMAT_VERSION} only")),
+                "{message}"
+            );
+        }
+        other => panic!("expected UnsupportedFormatVersion, got {other:?}"),
+    }
+    assert_eq!(dir_bytes(copy.path()), before, "nothing changed");
+}
+
+/// A validator's open (`open_repairing`) cuts a damaged last entry instead of refusing it,
+/// keeps its bytes aside (durable) and reports it as awaiting repair until the log holds
+/// that sequence again; damage with a valid entry after it is still refused.
+#[test]
+fn open_repairing_cuts_a_damaged_last_entry_keeps_it_and_reports_it_until_replaced() {
+    let mut rng = seeded_rng("open_repairing_cuts_a_damaged_last_entry");
+    let (same_segment, _) = build_references(&mut rng);
+    let spans = entry_spans(same_segment.dir.path());
+    let last = spans.last().unwrap().clone();
+    let sequence = spans.len() as u64 - 1;
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_dir(same_segment.dir.path(), copy.path());
+    let file = copy.path().join(last.file.file_name().unwrap());
+    let original = fs::read(&file).unwrap();
+    flip_bit(&file, last.offset + 90, 3);
+    let ops = std::sync::Arc::new(tally_engine::log::OsFileOps);
+    let log = Log::open_repairing(copy.path(), small_config(), ops.clone()).expect("repair");
+    let cut = log.recovery().cut_damaged_entry.clone().expect("cut");
+    assert_eq!((cut.sequence, cut.offset as usize), (sequence, last.offset));
+    assert_eq!(cut.file, file);
+    assert_eq!(log.recovery().awaiting_repair, vec![sequence]);
+    assert_eq!(log.next_sequence(), sequence);
+    assert_eq!(
+        log.last_entry_hash(),
+        same_segment.hashes[sequence as usize]
+    );
+    let kept = fs::read(&cut.kept_in).unwrap();
+    assert_eq!(
+        kept.len(),
+        last.end - last.offset,
+        "the whole entry is kept"
+    );
+    assert_ne!(kept[..], original[last.offset..last.end]);
+    drop(log);
+    // A crash before the block is back: the next open still knows the repair is pending.
+    let mut log = Log::open(copy.path(), small_config()).expect("plain open after the cut");
+    assert_eq!(log.recovery().tail, TailState::Clean);
+    assert_eq!(log.recovery().awaiting_repair, vec![sequence]);
+    // The block taken again (here: the same payload) ends the repair.
+    log.append(same_segment.payloads.last().unwrap()).unwrap();
+    log.commit().unwrap();
+    assert_eq!(log.last_entry_hash(), *same_segment.hashes.last().unwrap());
+    drop(log);
+    let log = Log::open(copy.path(), small_config()).expect("open after the repair");
+    assert!(log.recovery().awaiting_repair.is_empty());
+    drop(log);
+
+    // Damage in the middle (a valid entry follows) is refused by a repairing open too.
+    let middle = tempfile::tempdir().expect("tempdir");
+    copy_dir(same_segment.dir.path(), middle.path());
+    let span = &spans[spans.len() - 2];
+    flip_bit(
+        &middle.path().join(span.file.file_name().unwrap()),
+        span.offset + 90,
+        3,
+    );
+    let before = dir_bytes(middle.path());
+    assert!(matches!(
+        Log::open_repairing(middle.path(), small_config(), ops),
+        Err(LogError::CorruptEntry { .. })
+    ));
+    assert_eq!(dir_bytes(middle.path()), before);
 }

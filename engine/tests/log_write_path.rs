@@ -236,10 +236,28 @@ fn written_entries_are_visible_before_commit_and_match_the_documented_format() {
     // The files (read with read(2), not the map) hold the entries already.
     let spans = entry_spans(dir.path());
     assert_eq!(spans.len(), entries.len());
-    for (span, hash) in spans.iter().zip(&expected_hashes) {
+    for (sequence, (span, hash)) in spans.iter().zip(&expected_hashes).enumerate() {
         assert_eq!(&stored_entry_hash(span), hash);
         let bytes = std::fs::read(&span.file).unwrap();
-        assert!(bytes[span.payload_end..span.end].iter().all(|&b| b == 0));
+        assert!(bytes[span.payload_end..span.trailer_start]
+            .iter()
+            .all(|&b| b == 0));
+        // The trailer from the documented layout: magic, length, sequence, entry hash, then
+        // 8 bytes of derive_key over those 48 bytes; it ends the entry.
+        let mut trailer = Vec::with_capacity(56);
+        trailer.extend_from_slice(b"TLYT");
+        trailer.extend_from_slice(&((span.payload_end - span.offset - 80) as u32).to_le_bytes());
+        trailer.extend_from_slice(&(sequence as u64).to_le_bytes());
+        trailer.extend_from_slice(hash);
+        let mut hasher = blake3::Hasher::new_derive_key("tally 2026-12 log entry trailer v2");
+        hasher.update(&trailer);
+        trailer.extend_from_slice(&hasher.finalize().as_bytes()[0..8]);
+        assert_eq!(span.end - span.trailer_start, 56);
+        assert_eq!(
+            bytes[span.trailer_start..span.end],
+            trailer[..],
+            "entry {sequence}"
+        );
     }
     assert_eq!(log.commit().unwrap(), entries.len() as u64);
 }

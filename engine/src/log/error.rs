@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-pub use super::format::EntryFault;
+pub use super::format::{EntryFault, WholeEntryEvidence};
 
 /// What went wrong in the log.
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +210,47 @@ pub enum LogError {
         valid_file: PathBuf,
         /// Byte offset of that entry.
         valid_offset: u64,
+    },
+
+    /// A damaged entry with no valid entry after it that was nevertheless wholly written (its
+    /// trailer shows it): corruption of an entry that may have been acknowledged, which
+    /// recovery never cuts as a torn tail.
+    #[error(
+        "entry {sequence} at byte {offset} of {} is damaged ({fault}), and it was wholly \
+         written: {evidence}; a torn write never leaves that, so this is corruption of an entry \
+         that may have been acknowledged, not a torn tail, and the log will not open: keep all \
+         files and run `tally inspect log`; a validator repairs the entry from its peers at \
+         start (docs/OPERATIONS.md, \"A damaged log entry\"), a node alone must be restored \
+         from a backup or replica",
+        file.display()
+    )]
+    DamagedEntry {
+        /// The segment holding the damaged entry.
+        file: PathBuf,
+        /// Byte offset of the damaged entry in that file.
+        offset: u64,
+        /// The sequence the damaged entry carries.
+        sequence: u64,
+        /// The first check it fails.
+        fault: EntryFault,
+        /// What shows that it was wholly written.
+        evidence: WholeEntryEvidence,
+    },
+
+    /// A segment written by another version of the log format.
+    #[error(
+        "segment {} was written in log format version {version}; this build reads version {} \
+         only (version 2 added the entry trailer that tells a torn write from a damaged entry, \
+         docs/STORAGE.md): run this data directory with the release that wrote it, or start \
+         this node from an empty data directory (a validator catches up from its peers)",
+        file.display(),
+        super::format::FORMAT_VERSION
+    )]
+    UnsupportedFormatVersion {
+        /// The segment file.
+        file: PathBuf,
+        /// The version in its header.
+        version: u32,
     },
 
     /// An archived segment holds a damaged entry, or its entries do not follow each other.

@@ -16,7 +16,8 @@
 //! | 40 | 16 | reserved, zero |
 //! | 56 | 8 | header checksum: first 8 bytes of BLAKE3 derive_key over bytes 0..56 |
 //!
-//! Entry (`ENTRY_HEADER_BYTES` = 80, then the payload, then zero padding to 8 bytes):
+//! Entry (`ENTRY_HEADER_BYTES` = 80, then the payload, zero padding to 8 bytes, then the
+//! `ENTRY_TRAILER_BYTES` = 56 trailer):
 //!
 //! | offset | bytes | field |
 //! | --- | --- | --- |
@@ -27,6 +28,18 @@
 //! | 48 | 32 | entry hash: BLAKE3 derive_key over bytes 0..48, then the payload |
 //! | 80 | n | payload |
 //! | 80 + n | 0..7 | zero padding |
+//! | p | 4 | trailer magic `TLYT` (p = round_up_8(80 + n)) |
+//! | p + 4 | 4 | payload bytes (repeated) |
+//! | p + 8 | 8 | sequence (repeated) |
+//! | p + 16 | 32 | entry hash (repeated) |
+//! | p + 48 | 8 | trailer checksum: first 8 bytes of BLAKE3 derive_key over bytes p..p + 48 |
+//!
+//! The trailer is what only a wholly written entry has: a torn write leaves a prefix of the
+//! entry followed by the bytes that were there before (zeros: segments are preallocated and
+//! a cut tail is zeroed), so it never leaves the entry's trailer. A damaged entry whose
+//! trailer is intact, or whose header and payload are intact but whose trailer holds
+//! anything other than a prefix of the right trailer, was wholly written: recovery refuses
+//! it as corruption instead of cutting it (DESIGN.md decision 16, docs/STORAGE.md).
 //!
 //! The entry hash is both the checksum and the link of the hash chain: the chain needs a
 //! BLAKE3 hash of every entry anyway, so a separate crc32c would be extra work that detects
@@ -40,17 +53,25 @@ pub const SEGMENT_HEADER_BYTES: usize = 64;
 pub const ENTRY_HEADER_BYTES: usize = 80;
 /// Alignment of every entry (and so of its padded length).
 pub const ENTRY_ALIGN_BYTES: usize = 8;
-/// Format version written into segment headers; `open` refuses any other.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the trailer after every entry's padding (the last bytes of the entry).
+pub const ENTRY_TRAILER_BYTES: usize = 56;
+/// Format version written into segment headers; `open` refuses any other. Version 2 added
+/// the entry trailer; version 1 logs are refused with `UnsupportedFormatVersion`.
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TALLYSEG";
 /// Magic at the start of every entry.
 pub const ENTRY_MAGIC: [u8; 4] = *b"TLYE";
+/// Magic at the start of every entry trailer.
+pub const ENTRY_TRAILER_MAGIC: [u8; 4] = *b"TLYT";
 /// `previous_hash` of the entry with sequence 0.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 pub(crate) const ENTRY_HASH_CONTEXT: &str = "tally 2026-11 log entry v1";
 const SEGMENT_HASH_CONTEXT: &str = "tally 2026-11 log segment header v1";
+const TRAILER_HASH_CONTEXT: &str = "tally 2026-12 log entry trailer v2";
+/// Bytes of the trailer its checksum covers.
+const TRAILER_CHECKED_BYTES: usize = ENTRY_TRAILER_BYTES - 8;
 
 /// Offset of the entry hash inside the entry header; bytes before it are hashed.
 pub(crate) const ENTRY_HASHED_HEADER_BYTES: usize = 48;
@@ -58,11 +79,55 @@ pub(crate) const ENTRY_HASHED_HEADER_BYTES: usize = 48;
 const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(ENTRY_ALIGN_BYTES));
 const _: () = assert!(ENTRY_HEADER_BYTES.is_multiple_of(ENTRY_ALIGN_BYTES));
 const _: () = assert!(ENTRY_HASHED_HEADER_BYTES + 32 == ENTRY_HEADER_BYTES);
+const _: () = assert!(ENTRY_TRAILER_BYTES.is_multiple_of(ENTRY_ALIGN_BYTES));
 
-/// Bytes an entry with `payload_bytes` of payload takes on disk: header, payload, padding.
+/// Bytes an entry with `payload_bytes` of payload takes on disk: header, payload, padding,
+/// trailer.
 pub const fn entry_bytes(payload_bytes: usize) -> usize {
+    padded_body_end(payload_bytes) + ENTRY_TRAILER_BYTES
+}
+
+/// Offset of the trailer inside an entry: header, payload and padding come before it.
+const fn padded_body_end(payload_bytes: usize) -> usize {
     let unpadded = ENTRY_HEADER_BYTES + payload_bytes;
     unpadded.div_ceil(ENTRY_ALIGN_BYTES) * ENTRY_ALIGN_BYTES
+}
+
+/// The trailer of the entry with `sequence`, `payload_bytes` of payload and `entry_hash`.
+pub(crate) fn encode_entry_trailer(
+    payload_bytes: u32,
+    sequence: u64,
+    entry_hash: &[u8; 32],
+) -> [u8; ENTRY_TRAILER_BYTES] {
+    let mut trailer = [0u8; ENTRY_TRAILER_BYTES];
+    trailer[0..4].copy_from_slice(&ENTRY_TRAILER_MAGIC);
+    trailer[4..8].copy_from_slice(&payload_bytes.to_le_bytes());
+    trailer[8..16].copy_from_slice(&sequence.to_le_bytes());
+    trailer[16..48].copy_from_slice(entry_hash);
+    let checksum = trailer_checksum(&trailer[..TRAILER_CHECKED_BYTES]);
+    trailer[TRAILER_CHECKED_BYTES..].copy_from_slice(&checksum);
+    trailer
+}
+
+fn trailer_checksum(bytes: &[u8]) -> [u8; 8] {
+    let mut hasher = blake3::Hasher::new_derive_key(TRAILER_HASH_CONTEXT);
+    hasher.update(bytes);
+    le8(&hasher.finalize().as_bytes()[0..8])
+}
+
+/// A trailer that passes its own checksum: (payload bytes, sequence, entry hash).
+fn decode_entry_trailer(bytes: &[u8]) -> Option<(u32, u64, [u8; 32])> {
+    let bytes = bytes.get(..ENTRY_TRAILER_BYTES)?;
+    if bytes[0..4] != ENTRY_TRAILER_MAGIC
+        || trailer_checksum(&bytes[..TRAILER_CHECKED_BYTES]) != bytes[TRAILER_CHECKED_BYTES..]
+    {
+        return None;
+    }
+    Some((
+        u32::from_le_bytes(le4(&bytes[4..8])),
+        u64::from_le_bytes(le8(&bytes[8..16])),
+        bytes[16..48].try_into().expect("32 bytes"),
+    ))
 }
 
 /// Name of the segment file with `index`; the fixed width keeps names in index order.
@@ -120,9 +185,7 @@ impl SegmentHeader {
         }
         let version = u32::from_le_bytes(le4(&bytes[8..12]));
         if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}; this build reads version {FORMAT_VERSION} only"
-            ));
+            return Err(format!("{UNSUPPORTED_VERSION_PREFIX}{version}"));
         }
         if bytes[12..16] != [0; 4] || bytes[40..56] != [0; 16] {
             return Err("reserved header bytes are not zero".to_string());
@@ -134,6 +197,10 @@ impl SegmentHeader {
         })
     }
 }
+
+/// How `SegmentHeader::decode` starts the reason of an intact header of another version
+/// (followed by the version), so that the caller can name it as such.
+pub(crate) const UNSUPPORTED_VERSION_PREFIX: &str = "format version ";
 
 fn segment_header_checksum(bytes: &[u8]) -> [u8; 8] {
     let mut hasher = blake3::Hasher::new_derive_key(SEGMENT_HASH_CONTEXT);
@@ -215,6 +282,8 @@ pub enum EntryFault {
     ChecksumMismatch,
     /// The padding after the payload is not zero.
     PaddingNotZero,
+    /// The trailer is not the one the entry's header and payload call for (torn or damaged).
+    TrailerMismatch,
     /// A self-consistent entry with the wrong sequence number.
     SequenceMismatch {
         /// The sequence in the entry.
@@ -244,6 +313,9 @@ impl std::fmt::Display for EntryFault {
             ),
             EntryFault::ChecksumMismatch => write!(f, "entry hash mismatch (torn or damaged)"),
             EntryFault::PaddingNotZero => write!(f, "padding after the payload is not zero"),
+            EntryFault::TrailerMismatch => {
+                write!(f, "trailer does not match the header (torn or damaged)")
+            }
             EntryFault::SequenceMismatch { found } => {
                 write!(f, "entry carries sequence {found}")
             }
@@ -301,11 +373,115 @@ pub(crate) fn check_entry_self(segment: &[u8], offset: usize) -> Result<CheckedE
     if hash[..] != header[48..80] {
         return Err(EntryFault::ChecksumMismatch);
     }
-    let end = offset + stored_bytes;
-    if !is_zero(&segment[payload_end..end]) {
+    let trailer_start = offset + padded_body_end(payload_bytes as usize);
+    if !is_zero(&segment[payload_end..trailer_start]) {
         return Err(EntryFault::PaddingNotZero);
     }
+    let end = offset + stored_bytes;
+    let sequence = u64::from_le_bytes(le8(&header[8..16]));
+    if segment[trailer_start..end] != encode_entry_trailer(payload_bytes, sequence, &hash) {
+        return Err(EntryFault::TrailerMismatch);
+    }
     Ok(CheckedEntry { hash, end })
+}
+
+/// What shows that a damaged entry was wholly written (see [`whole_entry_evidence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WholeEntryEvidence {
+    /// A trailer that passes its checksum, names this entry's sequence and ends the entry
+    /// that starts at the damaged offset.
+    IntactTrailer {
+        /// Offset of the trailer in the segment.
+        trailer_offset: u64,
+        /// The entry hash the trailer repeats: what the entry's hash was when written.
+        entry_hash: [u8; 32],
+    },
+    /// Header, payload and padding verify against the entry hash, but the trailer holds
+    /// bytes that are not a prefix of the right trailer followed by zeros.
+    DamagedTrailer {
+        /// Offset of the trailer in the segment.
+        trailer_offset: u64,
+    },
+}
+
+impl std::fmt::Display for WholeEntryEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WholeEntryEvidence::IntactTrailer { trailer_offset, .. } => write!(
+                f,
+                "its trailer at byte {trailer_offset} is intact, so every byte of it was written"
+            ),
+            WholeEntryEvidence::DamagedTrailer { trailer_offset } => write!(
+                f,
+                "its header and payload verify and its trailer at byte {trailer_offset} holds \
+                 damaged bytes, not the zeros of a write that stopped early"
+            ),
+        }
+    }
+}
+
+/// Decides whether the entry that should start at `offset` with `sequence`, which failed its
+/// checks, had been wholly written: `None` for a tear (a prefix of an entry, then zeros or
+/// garbage without a valid trailer), else what shows that the whole entry was written.
+///
+/// A torn write keeps a prefix of the entry, so it never leaves the entry's own trailer.
+/// Looks first where the header's length puts the trailer, then (the length or magic may
+/// be the damaged bytes) at every later 8-aligned offset for a trailer with `sequence`
+/// whose length puts the entry's start at `offset`.
+pub(crate) fn whole_entry_evidence(
+    segment: &[u8],
+    offset: usize,
+    sequence: u64,
+) -> Option<WholeEntryEvidence> {
+    // Header and payload intact: the trailer is known exactly, and anything but a prefix of
+    // it followed by zeros is damage.
+    if let Some(header) = segment.get(offset..offset + ENTRY_HEADER_BYTES) {
+        let payload_bytes = u32::from_le_bytes(le4(&header[4..8]));
+        let end = offset.saturating_add(entry_bytes(payload_bytes as usize));
+        let header_sequence = u64::from_le_bytes(le8(&header[8..16]));
+        if header[0..4] == ENTRY_MAGIC && header_sequence == sequence && end <= segment.len() {
+            let payload_start = offset + ENTRY_HEADER_BYTES;
+            let payload = &segment[payload_start..payload_start + payload_bytes as usize];
+            let trailer_start = offset + padded_body_end(payload_bytes as usize);
+            let hash = entry_hash(&header[..ENTRY_HASHED_HEADER_BYTES], payload);
+            let padding = &segment[payload_start + payload_bytes as usize..trailer_start];
+            if hash[..] == header[48..80] && is_zero(padding) {
+                let expected = encode_entry_trailer(payload_bytes, sequence, &hash);
+                let found = &segment[trailer_start..end];
+                let written = found
+                    .iter()
+                    .zip(&expected)
+                    .take_while(|(found, expected)| found == expected)
+                    .count();
+                return if is_zero(&found[written..]) {
+                    None
+                } else {
+                    Some(WholeEntryEvidence::DamagedTrailer {
+                        trailer_offset: trailer_start as u64,
+                    })
+                };
+            }
+        }
+    }
+    let mut trailer = offset + entry_bytes(0) - ENTRY_TRAILER_BYTES;
+    while trailer + ENTRY_TRAILER_BYTES <= segment.len() {
+        if segment[trailer..trailer + 4] == ENTRY_TRAILER_MAGIC {
+            if let Some((payload_bytes, found_sequence, entry_hash)) =
+                decode_entry_trailer(&segment[trailer..])
+            {
+                let starts_at = (trailer + ENTRY_TRAILER_BYTES)
+                    .checked_sub(entry_bytes(payload_bytes as usize));
+                if found_sequence == sequence && starts_at == Some(offset) {
+                    return Some(WholeEntryEvidence::IntactTrailer {
+                        trailer_offset: trailer as u64,
+                        entry_hash,
+                    });
+                }
+            }
+        }
+        trailer += ENTRY_ALIGN_BYTES;
+    }
+    None
 }
 
 /// Checks the entry at `offset` and that it is the next link of the chain.

@@ -36,17 +36,20 @@ pub use archive::{
     read_archived, ArchiveBase, ArchiveReport, ARCHIVE_MARKER_BYTES, ARCHIVE_MARKER_FILE_NAME,
     ARCHIVE_MARKER_MAGIC, ARCHIVE_MARKER_VERSION, ARCHIVE_SEGMENT_COUNT_MAX,
 };
-pub use error::{EntryFault, LogError, ReplayError};
+pub use error::{EntryFault, LogError, ReplayError, WholeEntryEvidence};
 pub use format::{
     entry_bytes, segment_file_name, ENTRY_ALIGN_BYTES, ENTRY_HEADER_BYTES, ENTRY_MAGIC,
-    FORMAT_VERSION, GENESIS_HASH, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    ENTRY_TRAILER_BYTES, ENTRY_TRAILER_MAGIC, FORMAT_VERSION, GENESIS_HASH, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC,
 };
 pub use inspect::{inspect, InspectReport, SegmentSummary};
 pub use io::{FileOps, MmapMut, OsFileOps};
 pub use prepared::PreparedEntry;
 pub use scan::TailState;
 
-use format::{encode_entry_header, read_verified_entry, SegmentHeader, ENTRY_PADDING};
+use format::{
+    encode_entry_header, encode_entry_trailer, read_verified_entry, SegmentHeader, ENTRY_PADDING,
+};
 use scan::{SegmentView, TEMPORARY_SUFFIX};
 
 /// Name of the lock file inside the log directory.
@@ -63,8 +66,9 @@ pub struct LogConfig {
     /// Bytes of each new segment file, header included; a multiple of 8 between
     /// [`SEGMENT_BYTES_MIN`] and [`SEGMENT_BYTES_MAX`]. Existing segments keep their size.
     pub segment_bytes: u64,
-    /// Largest entry on disk, header and padding included (see [`entry_bytes`]); at most
-    /// `segment_bytes - SEGMENT_HEADER_BYTES`. A payload may be `entry_bytes_max - 80` bytes.
+    /// Largest entry on disk, header, padding and trailer included (see [`entry_bytes`]); at
+    /// most `segment_bytes - SEGMENT_HEADER_BYTES`. A payload may be `entry_bytes_max - 136`
+    /// bytes (rounded down to 8).
     pub entry_bytes_max: u32,
 }
 
@@ -82,7 +86,7 @@ impl LogConfig {
     /// Largest payload an entry may carry under this configuration.
     pub fn payload_bytes_max(&self) -> usize {
         let max = self.entry_bytes_max as usize;
-        (max - max % ENTRY_ALIGN_BYTES).saturating_sub(ENTRY_HEADER_BYTES)
+        (max - max % ENTRY_ALIGN_BYTES).saturating_sub(ENTRY_HEADER_BYTES + ENTRY_TRAILER_BYTES)
     }
 
     /// Checks the limits documented on the fields.
@@ -131,7 +135,36 @@ pub struct Recovery {
     pub segments_below_base: Vec<PathBuf>,
     /// A last segment shorter than its header says, extended back to full length.
     pub extended_segment: Option<PathBuf>,
+    /// A damaged, wholly written last entry that [`Log::open_repairing`] cut so that the
+    /// block can be taken again from peers (never set by [`Log::open`], which refuses it).
+    pub cut_damaged_entry: Option<CutDamagedEntry>,
+    /// Sequences of damaged entries cut by this or an earlier [`Log::open_repairing`] that
+    /// the log does not hold again yet (a `damaged-*.entry` file at or after the log's end):
+    /// a repair still in progress, perhaps across a crash. Empty for a log that needs none.
+    pub awaiting_repair: Vec<u64>,
 }
+
+/// A damaged last entry cut by [`Log::open_repairing`]: where it was, what was wrong, and
+/// where its bytes were kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutDamagedEntry {
+    /// The sequence of the entry (a validator's block `sequence + 1`).
+    pub sequence: u64,
+    /// The segment that held it.
+    pub file: PathBuf,
+    /// Its byte offset there.
+    pub offset: u64,
+    /// The first check it failed.
+    pub fault: EntryFault,
+    /// What showed that it had been wholly written.
+    pub evidence: WholeEntryEvidence,
+    /// The file in the log directory that keeps the cut bytes, for a post-mortem.
+    pub kept_in: PathBuf,
+}
+
+/// Prefix of the file that keeps the bytes of a cut damaged entry (then the sequence, the
+/// byte offset and `.entry`); `open` ignores it.
+pub const DAMAGED_ENTRY_FILE_PREFIX: &str = "damaged-";
 
 /// One mapped segment.
 struct Segment {
@@ -208,6 +241,32 @@ impl Log {
         dir: &Path,
         config: LogConfig,
         ops: Arc<dyn FileOps>,
+    ) -> Result<Log, LogError> {
+        Log::open_inner(dir, config, ops, false)
+    }
+
+    /// [`Log::open_with`] for a node that can take a damaged last entry again from elsewhere
+    /// (a validator: every entry is a final block that its peers hold with a certificate).
+    /// Where `open` would refuse with [`LogError::DamagedEntry`] (a wholly written entry, with
+    /// no valid entry after it, is damaged), this keeps the entry's bytes (from its offset to
+    /// the last non-zero byte of its segment) in `damaged-<sequence>-<offset>.entry` in the
+    /// log directory, made durable, then cuts the log before the entry as it cuts a torn
+    /// tail, and reports it in [`Recovery::cut_damaged_entry`]. The caller must take that
+    /// block again, checked, before it acts on the height. Every other problem is refused as
+    /// by `open`.
+    pub fn open_repairing(
+        dir: &Path,
+        config: LogConfig,
+        ops: Arc<dyn FileOps>,
+    ) -> Result<Log, LogError> {
+        Log::open_inner(dir, config, ops, true)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        config: LogConfig,
+        ops: Arc<dyn FileOps>,
+        repair_damaged_last: bool,
     ) -> Result<Log, LogError> {
         config.validate()?;
         let io_error = |action: &'static str, path: &Path| {
@@ -310,6 +369,8 @@ impl Log {
                 removed_temporary_files: listing.temporary_files.clone(),
                 segments_below_base,
                 extended_segment: None,
+                cut_damaged_entry: None,
+                awaiting_repair: Vec::new(),
             },
         };
         if listing.files.is_empty() {
@@ -333,10 +394,47 @@ impl Log {
             archive::check_base(marker_path.as_deref(), &base, &views[0])?;
             scan::scan(&views, &base)
         };
-        if let Some(problem) = outcome.problem {
-            return Err(problem);
-        }
         let resume = outcome.resume_segment;
+        match outcome.problem {
+            None => {}
+            Some(LogError::DamagedEntry {
+                file,
+                offset,
+                sequence,
+                fault,
+                evidence,
+            }) if repair_damaged_last => {
+                let TailState::Torn { garbage_bytes, .. } = &outcome.tail else {
+                    unreachable!("a damaged entry is non-zero bytes after the chain's end")
+                };
+                let start = offset as usize;
+                let kept = &maps[resume][start..start + *garbage_bytes as usize];
+                let kept_in = dir.join(format!(
+                    "{DAMAGED_ENTRY_FILE_PREFIX}{sequence:020}-{offset}.entry"
+                ));
+                keep_damaged_bytes(log.ops.as_ref(), &kept_in, kept)?;
+                sync_dir(log.ops.as_ref(), dir, &log.dir_file)?;
+                tracing::error!(
+                    file = %file.display(),
+                    offset,
+                    sequence,
+                    %fault,
+                    %evidence,
+                    kept_in = %kept_in.display(),
+                    "a wholly written last log entry is damaged: cutting it to take the block \
+                     again from peers"
+                );
+                log.recovery.cut_damaged_entry = Some(CutDamagedEntry {
+                    sequence,
+                    file,
+                    offset,
+                    fault,
+                    evidence,
+                    kept_in,
+                });
+            }
+            Some(problem) => return Err(problem),
+        }
 
         if let TailState::Torn {
             file,
@@ -415,6 +513,7 @@ impl Log {
         log.next_sequence = outcome.next_sequence;
         log.durable_sequence = outcome.next_sequence;
         log.last_entry_hash = outcome.last_entry_hash;
+        log.recovery.awaiting_repair = damaged_entries_from(dir, log.next_sequence)?;
         Ok(log)
     }
 
@@ -507,7 +606,8 @@ impl Log {
         }
         let sequence = self.next_sequence;
         let previous_hash = self.last_entry_hash;
-        let padding = &ENTRY_PADDING[..stored_bytes - ENTRY_HEADER_BYTES - payload.len()];
+        let padding = &ENTRY_PADDING
+            [..stored_bytes - ENTRY_HEADER_BYTES - ENTRY_TRAILER_BYTES - payload.len()];
         let segment = self.segments.last().expect("an open log has a segment");
         let start = segment.write_offset;
         assert!(
@@ -515,6 +615,7 @@ impl Log {
             "a fresh segment fits any entry"
         );
         let (header, hash) = encode_entry_header(sequence, &previous_hash, entry);
+        let trailer = encode_entry_trailer(payload.len() as u32, sequence, &hash);
         if let Err(source) = io::write_all_vectored_at(
             self.ops.as_ref(),
             &segment.path,
@@ -523,6 +624,7 @@ impl Log {
                 IoSlice::new(&header),
                 IoSlice::new(payload),
                 IoSlice::new(padding),
+                IoSlice::new(&trailer),
             ],
             start as u64,
         ) {
@@ -554,7 +656,8 @@ impl Log {
                 payload_bytes: payload_bytes as u64,
                 entry_bytes: (ENTRY_HEADER_BYTES as u64)
                     .saturating_add(payload_bytes as u64)
-                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64),
+                    .next_multiple_of(ENTRY_ALIGN_BYTES as u64)
+                    .saturating_add(ENTRY_TRAILER_BYTES as u64),
                 entry_bytes_max: self.config.entry_bytes_max,
             });
         }
@@ -747,6 +850,56 @@ impl Log {
             durable_offset: SEGMENT_HEADER_BYTES,
         })
     }
+}
+
+/// Sequences of the damaged entries kept in `dir` at or after `from`, in order.
+fn damaged_entries_from(dir: &Path, from: u64) -> Result<Vec<u64>, LogError> {
+    let io_error = |source| LogError::Io {
+        action: "list the log directory",
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut sequences = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error)? {
+        let name = entry.map_err(io_error)?.file_name();
+        let sequence = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(DAMAGED_ENTRY_FILE_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|digits| digits.parse::<u64>().ok());
+        if let Some(sequence) = sequence.filter(|sequence| *sequence >= from) {
+            sequences.push(sequence);
+        }
+    }
+    sequences.sort_unstable();
+    sequences.dedup();
+    Ok(sequences)
+}
+
+/// Writes the bytes of a damaged entry to `path` and makes them durable before the log cuts
+/// them.
+fn keep_damaged_bytes(ops: &dyn FileOps, path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let flush_error = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| LogError::Flush {
+            action,
+            path,
+            offset: 0,
+            bytes: bytes.len() as u64,
+            source,
+        }
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(flush_error("create the file keeping a damaged entry"))?;
+    io::write_all_at(ops, path, &file, bytes, 0)
+        .map_err(flush_error("write the damaged entry aside"))?;
+    ops.sync_file(path, &file)
+        .map_err(flush_error("fdatasync of the damaged entry kept aside"))
 }
 
 fn sync_dir(ops: &dyn FileOps, dir: &Path, dir_file: &File) -> Result<(), LogError> {

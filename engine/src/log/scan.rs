@@ -8,7 +8,8 @@ use super::archive::ArchiveBase;
 use super::error::LogError;
 use super::format::{
     check_entry_chained, find_self_consistent_entry, is_zero, nonzero_end, parse_segment_file_name,
-    EntryFault, SegmentHeader, SEGMENT_HEADER_BYTES,
+    whole_entry_evidence, EntryFault, SegmentHeader, SEGMENT_HEADER_BYTES,
+    UNSUPPORTED_VERSION_PREFIX,
 };
 
 /// Suffix of a segment file that was being created when the process stopped. It never held
@@ -111,9 +112,18 @@ pub(crate) fn read_segment_header(
         read_bytes += count;
     }
     let header = SegmentHeader::decode(&bytes[..read_bytes]).map_err(|reason| {
-        LogError::CorruptSegmentHeader {
-            file: path.to_path_buf(),
-            reason,
+        match reason
+            .strip_prefix(UNSUPPORTED_VERSION_PREFIX)
+            .and_then(|version| version.parse().ok())
+        {
+            Some(version) => LogError::UnsupportedFormatVersion {
+                file: path.to_path_buf(),
+                version,
+            },
+            None => LogError::CorruptSegmentHeader {
+                file: path.to_path_buf(),
+                reason,
+            },
         }
     })?;
     if header.index != index {
@@ -285,11 +295,24 @@ fn finish_at_chain_end(
         });
         return;
     }
+    // No valid entry follows: a tear, unless the entry was wholly written (its trailer says
+    // so), which a torn write never leaves. That entry may have been acknowledged: refuse.
+    let damaged = whole_entry_evidence(view.bytes, offset, outcome.next_sequence);
     let garbage_end = nonzero_end(view.bytes, offset);
     let orphan_segments: Vec<PathBuf> = views[position + 1..]
         .iter()
         .map(|later| later.path.to_path_buf())
         .collect();
+    if let Some(evidence) = damaged {
+        // Refused; the tail says what a validator's repair cuts (`Log::open_repairing`).
+        outcome.problem = Some(LogError::DamagedEntry {
+            file: view.path.to_path_buf(),
+            offset: offset as u64,
+            sequence: outcome.next_sequence,
+            fault: fault.clone(),
+            evidence,
+        });
+    }
     if garbage_end == offset && orphan_segments.is_empty() {
         outcome.tail = TailState::Clean;
     } else {

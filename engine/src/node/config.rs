@@ -102,10 +102,11 @@ pub(super) fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
             config.block_tx_max
         )));
     }
-    let entry_max = block::entry_bytes(config.block_tx_max);
+    // The log entry: the block behind the entry header, with padding and trailer.
+    let entry_max = crate::log::entry_bytes(block::entry_bytes(config.block_tx_max));
     if entry_max as u64 > u64::from(config.log.entry_bytes_max) {
         return Err(NodeError::Config(format!(
-            "a block of block_tx_max = {} transactions needs {entry_max} bytes, above the log's entry_bytes_max {}",
+            "a block of block_tx_max = {} transactions needs a {entry_max}-byte log entry, above the log's entry_bytes_max {}",
             config.block_tx_max, config.log.entry_bytes_max
         )));
     }

@@ -259,7 +259,7 @@ impl Node {
     /// Opens the data directory, replays the log and starts the pipeline threads.
     pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
         check_config(&config)?;
-        let log = open_log(&config)?;
+        let log = open_log(&config, config.validator.is_some())?;
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());

@@ -56,7 +56,14 @@ pub fn recover(
         tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping a damaged checkpoint");
     }
     let log_height = log.next_sequence();
+    let cut_damaged = !log.recovery().awaiting_repair.is_empty();
     for checkpoint in stored {
+        if checkpoint.height > log_height && cut_damaged {
+            // The log's damaged last block was cut to be taken again from peers: a
+            // checkpoint after it waits until it is back.
+            tracing::warn!(path = %checkpoint.path.display(), log_height, "skipping a checkpoint after the damaged block cut from the log");
+            continue;
+        }
         if checkpoint.height > log_height {
             return Err(NodeError::CheckpointAheadOfLog {
                 path: checkpoint.path,
@@ -153,23 +160,35 @@ fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recover
 }
 
 /// Opens the log of a node that is not running and replays it (recovery may cut a torn
-/// tail, as at start).
+/// tail, as at start; a damaged last entry is refused, never cut).
 pub fn replay_dir(genesis: &Genesis, config: &NodeConfig) -> Result<Recovered, NodeError> {
-    let log = open_log(config)?;
+    let log = open_log(config, false)?;
     recover(genesis, &log, &checkpoints_dir(config))
 }
 
-/// Creates the data directory if needed and opens (recovers) the node's log.
-pub(crate) fn open_log(config: &NodeConfig) -> Result<Log, NodeError> {
+/// Creates the data directory if needed and opens (recovers) the node's log. A validator
+/// (`repair_damaged_last`) has its damaged last entry cut, to take the block again from its
+/// peers by block sync (`Log::open_repairing`); a node alone refuses it.
+pub(crate) fn open_log(config: &NodeConfig, repair_damaged_last: bool) -> Result<Log, NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let log = Log::open_with(
-        &config.data_dir.join("log"),
-        config.log,
-        Arc::clone(&config.file_ops),
-    )?;
+    let dir = config.data_dir.join("log");
+    let ops = Arc::clone(&config.file_ops);
+    let log = if repair_damaged_last {
+        Log::open_repairing(&dir, config.log, ops)?
+    } else {
+        Log::open_with(&dir, config.log, ops)?
+    };
+    if let Some(cut) = &log.recovery().cut_damaged_entry {
+        tracing::warn!(
+            height = cut.sequence + 1,
+            kept_in = %cut.kept_in.display(),
+            "repairing damaged last log entry from peers: block sync takes it again, with a \
+             certificate of the validator set"
+        );
+    }
     Ok(log)
 }
 

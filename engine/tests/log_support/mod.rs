@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tally_engine::log::{
-    entry_bytes, LogConfig, ENTRY_HEADER_BYTES, ENTRY_MAGIC, SEGMENT_HEADER_BYTES,
+    entry_bytes, LogConfig, ENTRY_HEADER_BYTES, ENTRY_MAGIC, ENTRY_TRAILER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 
 /// Environment variable that fixes the seed of the randomised log tests.
@@ -50,7 +51,9 @@ pub struct EntrySpan {
     pub offset: usize,
     /// Offset after the payload (before the padding).
     pub payload_end: usize,
-    /// Offset after the padding.
+    /// Offset of the trailer (after the padding).
+    pub trailer_start: usize,
+    /// Offset after the trailer: the entry's end.
     pub end: usize,
 }
 
@@ -83,6 +86,7 @@ pub fn entry_spans(dir: &Path) -> Vec<EntrySpan> {
                 file: file.clone(),
                 offset,
                 payload_end: offset + ENTRY_HEADER_BYTES + payload_bytes,
+                trailer_start: end - ENTRY_TRAILER_BYTES,
                 end,
             });
             offset = end;

@@ -133,6 +133,9 @@ pub(crate) struct Driver<C: Clock, L: Links> {
     waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
     /// When each lagging peer was last sent decided blocks.
     helped: HashMap<[u8; 32], Instant>,
+    /// The log's damaged last block was cut at start and the machine, restored beyond it,
+    /// waits until block sync brings the chain up to it (see [`Driver::repairing`]).
+    repairing: bool,
     /// A bug switched on by the simulator's tests, to show that the simulator catches it.
     #[cfg(feature = "simulator")]
     pub(crate) injected_bug: Option<InjectedBug>,
@@ -264,6 +267,8 @@ impl<C: Clock, L: Links> Driver<C, L> {
             file_ops: Arc::clone(&file_ops),
             archive_dir: limits.archive_dir.clone(),
         };
+        // Only a repair restores the machine beyond the height after the log's tip.
+        let repairing = machine.height() > host.tip.height + 1;
         let metrics = &shared.metrics;
         metrics.validator_epoch.set(host.set.epoch() as i64);
         metrics.validators.set(host.set.len() as i64);
@@ -289,6 +294,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             last_regossip: now,
             waiting_for_body: HashMap::new(),
             helped: HashMap::new(),
+            repairing,
             #[cfg(feature = "simulator")]
             injected_bug: None,
         }
@@ -500,6 +506,10 @@ impl<C: Clock, L: Links> Driver<C, L> {
             return;
         }
         self.last_regossip = self.now();
+        if self.repairing() {
+            self.request_sync(None);
+            return;
+        }
         // A decision whose body never came: ask again (the machine waits meanwhile).
         if self.undelivered.is_some() {
             self.request_sync(None);
@@ -508,6 +518,14 @@ impl<C: Clock, L: Links> Driver<C, L> {
             return;
         }
         self.send_height_state(None);
+    }
+
+    /// Whether the log's damaged last block was cut at start (`Log::open_repairing`) and the
+    /// machine restored beyond it. Until block sync has brought back the missing blocks,
+    /// each checked against the validator set, the machine gets no event, so it signs
+    /// nothing for a height it voted at before.
+    fn repairing(&self) -> bool {
+        self.repairing
     }
 
     pub(crate) fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Fatal> {
@@ -551,6 +569,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
         match message {
             PeerMessage::Consensus(message) => {
                 let message_height = message.body().height();
+                if self.repairing() {
+                    // The machine waits ahead of the chain for the cut block: nothing reaches
+                    // it until sync brings that block back.
+                    self.request_sync(Some(&peer));
+                    return Ok(());
+                }
                 if message_height <= self.host.tip.height {
                     // The peer (authenticated by its link) is still at a decided height.
                     self.help_lagging_peer(&peer, message_height);

@@ -29,11 +29,18 @@ pub(crate) fn stage_parts(
     log: &Arc<RwLock<Log>>,
     verifier: Arc<Verifier>,
 ) -> Result<StageParts, String> {
+    let repairing = !log
+        .read()
+        .expect("log lock")
+        .recovery()
+        .awaiting_repair
+        .is_empty();
     let (machine, state_file) = machine_at(
         validator,
         &config.data_dir,
         Arc::clone(&config.file_ops),
         recovered.height,
+        repairing,
     )?;
     Ok(StageParts {
         config: validator.clone(),
@@ -48,12 +55,16 @@ pub(crate) fn stage_parts(
 }
 
 /// Builds the machine for the height after `log_height`: restored from the state file when
-/// the file is for that height, fresh otherwise.
+/// the file is for that height, fresh otherwise. While the log's damaged last block, cut at
+/// this or an earlier start, is not back (`repairing`), the state may be further ahead (the
+/// height after the cut block): the machine is restored there, and the driver takes the
+/// missing blocks by sync, each with a certificate, before the machine gets any event.
 pub(crate) fn machine_at(
     config: &ValidatorConfig,
     data_dir: &std::path::Path,
     file_ops: Arc<dyn FileOps>,
     log_height: u64,
+    repairing: bool,
 ) -> Result<(Tendermint, state_file::StateFile), String> {
     let machine_config = MachineConfig {
         signing_key: config.signing_key,
@@ -63,6 +74,9 @@ pub(crate) fn machine_at(
         state_file::StateFile::open(data_dir, file_ops).map_err(|error| error.to_string())?;
     let machine = match state {
         Some(state) if state.height == log_height + 1 => Tendermint::restore(machine_config, state),
+        Some(state) if repairing && state.height > log_height + 1 => {
+            Tendermint::restore(machine_config, state)
+        }
         Some(state) if state.height > log_height + 1 => return Err(format!(
             "the consensus state is at height {} but the log ends at block {log_height}: blocks this validator decided are missing from its log; restore the data directory from a backup",
             state.height

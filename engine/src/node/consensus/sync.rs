@@ -170,6 +170,16 @@ impl<C: Clock, L: Links> Driver<C, L> {
         };
         let claimed = view.header;
         self.commit(body, certificate, Some(&claimed))?;
+        if self.repairing {
+            // The machine, restored from its state beyond the cut block, is kept (a fresh
+            // one could sign a second vote for a slot it signed before the crash); it goes on
+            // once the chain reaches the height before its own.
+            if self.machine.height() == self.host.tip.height + 1 {
+                self.repairing = false;
+                tracing::info!(height, "damaged log entry repaired from a peer's copy");
+            }
+            return Ok(());
+        }
         // The machine was at this height (or waiting for it): move it on.
         let machine_config = MachineConfig {
             signing_key: self.config.signing_key,

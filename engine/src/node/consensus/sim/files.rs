@@ -9,7 +9,10 @@
 //! thousands of simulated blocks fast.
 
 use crate::consensus::sim::SimRng;
-use crate::log::{FileOps, MmapMut, OsFileOps};
+use crate::log::{
+    entry_bytes, FileOps, MmapMut, OsFileOps, ENTRY_HEADER_BYTES, ENTRY_MAGIC, ENTRY_TRAILER_BYTES,
+    ENTRY_TRAILER_MAGIC, SEGMENT_HEADER_BYTES,
+};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -173,4 +176,49 @@ impl FileOps for SimDisk {
         }
         Ok(())
     }
+}
+
+/// A disk fault in a durable entry: flips one byte (never to zero) of the last wholly
+/// written entry of the log in `log_dir`, found by the documented format (an entry whose
+/// trailer names its sequence). Returns whether there was such an entry.
+pub(super) fn damage_last_entry(log_dir: &Path, rng: &mut SimRng) -> io::Result<bool> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(log_dir)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("segment-") && name.ends_with(".log"))
+        })
+        .collect();
+    segments.sort();
+    let mut last = None;
+    for path in segments {
+        let bytes = std::fs::read(&path)?;
+        let mut offset = SEGMENT_HEADER_BYTES;
+        while let Some(header) = bytes.get(offset..offset + ENTRY_HEADER_BYTES) {
+            if header[0..4] != ENTRY_MAGIC {
+                break;
+            }
+            let length = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+            let end = offset + entry_bytes(length);
+            let Some(trailer) = bytes.get(end - ENTRY_TRAILER_BYTES..end) else {
+                break;
+            };
+            if trailer[0..4] != ENTRY_TRAILER_MAGIC || trailer[8..16] != header[8..16] {
+                break;
+            }
+            last = Some((path.clone(), offset, end));
+            offset = end;
+        }
+    }
+    let Some((path, start, end)) = last else {
+        return Ok(false);
+    };
+    let position = rng.range(start as u64, end as u64 - 1);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, position)?;
+    byte[0] ^= if byte[0] == 0xa5 { 0x5a } else { 0xa5 };
+    file.write_all_at(&byte, position)?;
+    Ok(true)
 }

@@ -93,6 +93,10 @@ pub struct ClusterSimConfig {
     pub events_max: u64,
     /// A bug switched on in every validator's driver (tests of the simulator itself).
     pub injected_bug: Option<InjectedBug>,
+    /// Probability that an honest validator's crash also flips a byte of the last wholly
+    /// written entry of its log (a disk fault, not a torn write): at its restart the log is
+    /// repaired from its peers. 0 for `for_seed`.
+    pub damage_last_entry_per_mille: u32,
 }
 
 impl ClusterSimConfig {
@@ -126,6 +130,7 @@ impl ClusterSimConfig {
             liveness_ms_max: 60_000,
             events_max: 3_000_000,
             injected_bug: None,
+            damage_last_entry_per_mille: 0,
         }
     }
 }
@@ -191,6 +196,10 @@ pub struct ClusterSimReport {
     pub sync_crashes: u64,
     /// Unsynced writes lost or torn, and state slots cut short, at crashes.
     pub writes_damaged: u64,
+    /// Last log entries, wholly written, damaged at crashes (a flipped byte), and restarts
+    /// that cut a damaged last entry to take its block again from peers.
+    pub entries_damaged: u64,
+    pub entries_cut_for_repair: u64,
     /// Restarts through recovery.
     pub restarts: u64,
     /// Blocks with a wrong previous-block hash Byzantine validators proposed.
@@ -596,7 +605,10 @@ impl<'w> Sim<'w> {
             node: index,
             reason,
         };
-        let log = open_log(&config).map_err(|e| recovery(e.to_string()))?;
+        let log = open_log(&config, true).map_err(|e| recovery(e.to_string()))?;
+        if log.recovery().cut_damaged_entry.is_some() {
+            self.report.entries_cut_for_repair += 1;
+        }
         let recovered = recover(&self.genesis, &log, &node.data_dir.join(CHECKPOINTS_DIR))
             .map_err(|e| recovery(e.to_string()))?;
         let log = Arc::new(std::sync::RwLock::new(log));
@@ -743,6 +755,14 @@ impl<'w> Sim<'w> {
         state.wake_at = None;
         let damaged = state.disk.crash(&mut self.rng).map_err(disk_failure)?;
         self.report.writes_damaged += damaged;
+        if self.config.damage_last_entry_per_mille > 0
+            && !state.byzantine
+            && self.rng.chance(self.config.damage_last_entry_per_mille)
+            && files::damage_last_entry(&state.data_dir.join("log"), &mut self.rng)
+                .map_err(disk_failure)?
+        {
+            self.report.entries_damaged += 1;
+        }
         if self.healed {
             return self.start(node);
         }
