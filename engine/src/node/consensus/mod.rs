@@ -267,6 +267,9 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let metrics = &shared.metrics;
         metrics.validator_epoch.set(host.set.epoch() as i64);
         metrics.validators.set(host.set.len() as i64);
+        metrics
+            .proposers_demoted
+            .set(host.set.demoted_count() as i64);
         Driver {
             shared,
             limits,
@@ -723,10 +726,20 @@ impl<C: Clock, L: Links> Driver<C, L> {
         Ok(())
     }
 
-    /// After a block that ended an epoch: the set the authorities voted in takes over.
+    /// After every block: the set for the next height, with the validators the leader
+    /// reputation leaves out of round-0 turns (the proposer of each round follows from it);
+    /// after a block that ended an epoch, the set the authorities voted in takes over.
     fn follow_schedule(&mut self) {
         let set = self.ledger.validator_schedule().current();
         if set.epoch() == self.host.set.epoch() {
+            if (0..set.len()).any(|index| set.is_demoted(index) != self.host.set.is_demoted(index))
+            {
+                self.host.set = set.clone();
+                self.shared
+                    .metrics
+                    .proposers_demoted
+                    .set(set.demoted_count() as i64);
+            }
             return;
         }
         let own_key: [u8; 32] =
@@ -751,5 +764,9 @@ impl<C: Clock, L: Links> Driver<C, L> {
         self.host.own_index = own_index;
         self.shared.metrics.validator_epoch.set(set.epoch() as i64);
         self.shared.metrics.validators.set(set.len() as i64);
+        self.shared
+            .metrics
+            .proposers_demoted
+            .set(set.demoted_count() as i64);
     }
 }
