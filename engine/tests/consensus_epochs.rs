@@ -328,9 +328,11 @@ fn leader_reputation_demotes_a_silent_proposer_and_readmits_it() {
     assert!(turns.iter().all(|(_, proposer)| *proposer != 2));
     // Its turns go to the next validator in the rotation.
     assert!(turns.iter().any(|(height, p)| height % 4 == 2 && *p == 3));
-    // Readmitted after DEMOTION_HEIGHTS heights: still silent, it misses once more and is
-    // left out twice as long.
+    // Readmitted after DEMOTION_HEIGHTS heights, on probation (a short trial at its next
+    // round-0 turn): still silent, it misses once more and is left out twice as long.
     assert!(!schedule.current().is_demoted(2));
+    assert!(schedule.current().is_on_probation(2));
+    assert!(!schedule.current().is_on_probation(1));
     let turns = run_chain(&mut schedule, until, until + 4, &[2]);
     let missed_at = turns.iter().find(|(_, p)| *p == 2).expect("a turn").0;
     let standing = schedule.standings().next().expect("a record").1;
@@ -361,9 +363,11 @@ fn leader_reputation_demotes_a_silent_proposer_and_readmits_it() {
         run_chain(&mut schedule, height, height + 1, &[]);
         height += 1;
     }
+    assert!(schedule.current().is_on_probation(2));
     let turns = run_chain(&mut schedule, height, height + 4, &[]);
     assert!(turns.iter().any(|(_, p)| *p == 2));
     assert_eq!(schedule.standings().count(), 0);
+    assert!(!schedule.current().is_on_probation(2));
     for (height, round_zero) in run_chain(&mut schedule, height + 4, height + 12, &[]) {
         assert_eq!(round_zero, (height % 4) as usize);
     }
