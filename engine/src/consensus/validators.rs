@@ -333,7 +333,9 @@ pub struct ValidatorSchedule {
     votes: BTreeMap<ValidatorChange, BTreeSet<[u8; 32]>>,
     /// Leader reputation: validators (by key) that missed their last round-0 turn.
     standing: BTreeMap<[u8; 32], Standing>,
-    /// The height after the last decided one: `current`'s demotions are for it.
+    /// The height `current`'s demotions are for (the one after the last decided height). Not
+    /// encoded: the state root must not change with a block that changes nothing; whoever
+    /// decodes a schedule sets it ([`ValidatorSchedule::set_next_height`]).
     next_height: u64,
 }
 
@@ -497,8 +499,14 @@ impl ValidatorSchedule {
         self.standing.iter()
     }
 
-    /// Marks in `current` the validators demoted at `height`, and those on probation (a
-    /// record whose demotion has run out).
+    /// Marks in `current` the validators demoted at `height` (the height after the last
+    /// decided one), and those on probation (a record whose demotion has run out). The
+    /// schedule does this itself as heights are decided; a decoded schedule needs it once
+    /// (a ledger restored from a snapshot calls it with its next height).
+    pub fn set_next_height(&mut self, height: u64) {
+        self.refresh_demotions(height);
+    }
+
     fn refresh_demotions(&mut self, height: u64) {
         self.next_height = height;
         let (demoted, probation): (Vec<_>, Vec<_>) = self
@@ -560,9 +568,9 @@ impl ValidatorSchedule {
     }
 
     /// Deterministic bytes of the whole schedule (epoch length, current epoch and keys, next
-    /// keys, pending votes in order, then the leader reputation: the next height and the
-    /// records of missed turns in key order): what the ledger's state root commits to and
-    /// what its snapshots store. [`ValidatorSchedule::decode`] reads them back.
+    /// keys, pending votes in order, then the leader reputation: the records of missed turns
+    /// in key order): what the ledger's state root commits to and what its snapshots store.
+    /// [`ValidatorSchedule::decode`] reads them back.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let put_keys = |out: &mut Vec<u8>, keys: &[[u8; 32]]| {
             out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
@@ -586,7 +594,6 @@ impl ValidatorSchedule {
             let voters: Vec<[u8; 32]> = voters.iter().copied().collect();
             put_keys(out, &voters);
         }
-        out.extend_from_slice(&self.next_height.to_le_bytes());
         out.extend_from_slice(&(self.standing.len() as u64).to_le_bytes());
         for (key, standing) in &self.standing {
             out.extend_from_slice(key);
@@ -596,7 +603,8 @@ impl ValidatorSchedule {
     }
 
     /// Reads a schedule from the front of `bytes` (as [`ValidatorSchedule::encode`] wrote
-    /// it); returns it and the bytes read. Errors name the field that is wrong.
+    /// it); returns it and the bytes read. Errors name the field that is wrong. Its
+    /// demotions are for height 0 until [`ValidatorSchedule::set_next_height`] is called.
     pub fn decode(bytes: &[u8]) -> Result<(ValidatorSchedule, usize), ScheduleDecodeError> {
         let mut r = ScheduleReader { bytes, at: 0 };
         let heights_per_epoch = r.u64("heights per epoch")?;
@@ -622,7 +630,6 @@ impl ValidatorSchedule {
                 return Err(ScheduleDecodeError::Invalid("pending change order"));
             }
         }
-        let next_height = r.u64("next height")?;
         let records = r.u64("reputation record count")?;
         if records > VALIDATORS_MAX as u64 {
             return Err(ScheduleDecodeError::Invalid("reputation record count"));
@@ -662,9 +669,9 @@ impl ValidatorSchedule {
             next_public_keys,
             votes,
             standing,
-            next_height,
+            next_height: 0,
         };
-        schedule.refresh_demotions(next_height);
+        schedule.refresh_demotions(0);
         Ok((schedule, r.at))
     }
 }

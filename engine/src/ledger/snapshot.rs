@@ -492,6 +492,9 @@ impl Ledger {
         restored.tax_payments = tax_payments;
         restored.tax_totals = tax_totals;
         restored.block.height = block_height;
+        restored
+            .schedule
+            .set_next_height(block_height.saturating_add(1));
         restored.block.time_ms = block_time_ms;
         if restored.sum_of_balances() != total_balance {
             return Err(SnapshotError::Invalid(
