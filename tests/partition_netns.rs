@@ -434,7 +434,7 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
     // next turn as proposer (one propose timeout, with the load generator's failover the
     // only stall) and is then left out of round-0 turns (leader reputation, DESIGN.md
     // decision 16), so the three left decide blocks at their own pace. Measured 0.98 of the
-    // offered rate in three runs on a 2-core machine (0.85 to 0.93 before demotion, when
+    // offered rate in four runs on a 2-core machine (0.85 to 0.93 before demotion, when
     // every fourth height waited for a timeout); the bar is issue 22's 0.9.
     let (from, to) = (cut.floor(), rejoined.floor() + BLOCK_INTERVAL_CUT_S);
     let during_cut: u64 = timeline
