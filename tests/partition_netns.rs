@@ -3,7 +3,9 @@
 //! over all four: one validator is cut off for 10 s, later the network splits 2|2 for
 //! 12 s. The acknowledged rate stays near the offered rate while one validator is cut off
 //! (the load generator notices it, sends on to the others and fails over what it did not
-//! answer; the test prints the ratio and holds it above 0.8); acknowledgements resume
+//! answer; the cut validator misses one turn as proposer and is demoted, so the others
+//! decide blocks at their own pace; the test prints the ratio and holds it at 0.9 or more,
+//! issue 22's bar); acknowledgements resume
 //! within 5 s of the split healing; every
 //! acknowledged transaction is in its block in all four logs, which agree block for block
 //! (one state root).
@@ -27,7 +29,9 @@ use tally_engine::net::Client;
 const VALIDATORS: usize = 4;
 const BASE_PORT: u16 = 7400;
 const RATE: f64 = 1_000.0;
-/// Seconds between decided blocks while one validator is cut off.
+/// How far past the rejoin the cut's window reaches: the acknowledgements of transactions
+/// sent just before the rejoin (before leader reputation, the three left decided a block
+/// only about every 2 s, the missing validator's turns timing out).
 const BLOCK_INTERVAL_CUT_S: f64 = 2.0;
 
 /// Runs `ip` with `args`; its output when it fails.
@@ -441,12 +445,12 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         timeline.iter().map(|t| t.1).collect::<Vec<_>>()
     );
 
-    // One validator cut off: the others keep acknowledging. The three left decide a block
-    // about every 2 s (the missing validator's turns as proposer time out), so the window
-    // reaches one such interval past the rejoin for the cut's last acknowledgements. The
-    // target is 0.9 of the offered rate; measured 0.86 to 0.93 on a 2-core machine (the
-    // first block after the cut waits for a round to time out), so the test holds the
-    // line at 0.8, far above a stall (before failover: no acknowledgement for 44 s).
+    // One validator cut off: the others keep acknowledging. The cut validator misses its
+    // next turn as proposer (one propose timeout, with the load generator's failover the
+    // only stall) and is then left out of round-0 turns (leader reputation, DESIGN.md
+    // decision 17), so the three left decide blocks at their own pace. Measured 0.98 of the
+    // offered rate in four runs on a 2-core machine (0.85 to 0.93 before demotion, when
+    // every fourth height waited for a timeout); the bar is issue 22's 0.9.
     let (from, to) = (cut.floor(), rejoined.floor() + BLOCK_INTERVAL_CUT_S);
     let during_cut: u64 = timeline
         .iter()
@@ -459,7 +463,7 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         rate / RATE
     );
     assert!(
-        rate >= 0.8 * RATE,
+        rate >= 0.9 * RATE,
         "{rate:.0} tx/s with one validator cut off"
     );
     // The 2|2 split healed: acknowledgements resume within 5 s.

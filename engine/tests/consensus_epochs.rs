@@ -255,16 +255,191 @@ fn schedule_bytes_round_trip_and_damage_names_its_field() {
         damaged(&|b| put_u64(b, first_change + 33, 257)),
         invalid("pending change voters")
     );
-    // The same change twice.
+    // The same change twice (inserted before the leader reputation: an empty list of
+    // records, 8 bytes).
     assert_eq!(
         damaged(&|b| {
             put_u64(b, pending_count, 3);
             let first_end = first_change + 33 + 8 + 32;
             let first: Vec<u8> = b[first_change..first_end].to_vec();
-            b.extend_from_slice(&first);
+            let at = b.len() - 8;
+            b.splice(at..at, first);
         }),
         invalid("pending change order")
     );
+    let records_count = bytes.len() - 8;
+    assert_eq!(
+        damaged(&|b| put_u64(b, records_count, 257)),
+        invalid("reputation record count")
+    );
+}
+
+/// Feeds `schedule` the chain of heights `from..to` in which the validators of `silent`
+/// (indexes) never propose: a height whose round-0 proposer is silent is decided in the
+/// first round whose proposer is not. Returns the round-0 proposer of each height.
+fn run_chain(
+    schedule: &mut ValidatorSchedule,
+    from: u64,
+    to: u64,
+    silent: &[usize],
+) -> Vec<(u64, usize)> {
+    let mut turns = Vec::new();
+    for height in from..to {
+        let set = schedule.current().clone();
+        let round_zero = set.proposer(height, 0);
+        let mut rounds: Vec<usize> = (0..set.len() as u32)
+            .map(|round| set.proposer(height, round))
+            .collect();
+        // Rounds above 0 rotate over every validator: any n rounds give each one turn.
+        let turns_of_all = {
+            let mut sorted = rounds.clone();
+            sorted.sort_unstable();
+            sorted
+        };
+        assert_eq!(
+            turns_of_all,
+            (0..set.len()).collect::<Vec<_>>(),
+            "height {height}"
+        );
+        rounds.retain(|index| !silent.contains(index));
+        let builder = rounds[0];
+        schedule.on_block_proposer(height, builder as u32);
+        schedule.on_decided(height).expect("in order");
+        turns.push((height, round_zero));
+    }
+    turns
+}
+
+#[test]
+fn leader_reputation_demotes_a_silent_proposer_and_readmits_it() {
+    use tally_engine::consensus::validators::{DEMOTION_DOUBLINGS_MAX, DEMOTION_HEIGHTS};
+    let mut schedule = ValidatorSchedule::new(set(0, &[1, 2, 3, 4]), u64::MAX).expect("schedule");
+    // Healthy: plain round-robin, as before reputation.
+    for (height, round_zero) in run_chain(&mut schedule, 1, 2, &[]) {
+        assert_eq!(round_zero, (height % 4) as usize);
+    }
+    // Validator 2 falls silent at height 2, its turn: it misses it once, then is left out.
+    let turns = run_chain(&mut schedule, 2, 3, &[2]);
+    assert_eq!(turns, vec![(2, 2)]);
+    assert!(schedule.current().is_demoted(2));
+    assert_eq!(schedule.current().demoted_count(), 1);
+    let until = 3 + DEMOTION_HEIGHTS;
+    let turns = run_chain(&mut schedule, 3, until, &[2]);
+    assert!(turns.iter().all(|(_, proposer)| *proposer != 2));
+    // Its turns go to the next validator in the rotation.
+    assert!(turns.iter().any(|(height, p)| height % 4 == 2 && *p == 3));
+    // Readmitted after DEMOTION_HEIGHTS heights, on probation (a short trial at its next
+    // round-0 turn): still silent, it misses once more and is left out twice as long.
+    assert!(!schedule.current().is_demoted(2));
+    assert!(schedule.current().is_on_probation(2));
+    assert!(!schedule.current().is_on_probation(1));
+    let turns = run_chain(&mut schedule, until, until + 4, &[2]);
+    let missed_at = turns.iter().find(|(_, p)| *p == 2).expect("a turn").0;
+    let standing = schedule.standings().next().expect("a record").1;
+    assert_eq!(standing.misses, 2);
+    assert_eq!(standing.demoted_until, missed_at + 1 + 2 * DEMOTION_HEIGHTS);
+    // Misses in a row double the time, up to the bound.
+    let mut height = until + 4;
+    for misses in 3..=(DEMOTION_DOUBLINGS_MAX + 3) {
+        // Walk to its next round-0 turn, which it misses.
+        loop {
+            let turn = run_chain(&mut schedule, height, height + 1, &[2]);
+            height += 1;
+            if turn[0].1 == 2 {
+                break;
+            }
+        }
+        let standing = *schedule.standings().next().expect("a record").1;
+        assert_eq!(standing.misses, misses);
+        let doublings = (misses - 1).min(DEMOTION_DOUBLINGS_MAX);
+        assert_eq!(
+            standing.demoted_until,
+            height + (DEMOTION_HEIGHTS << doublings)
+        );
+    }
+    // Back: once readmitted, it proposes its turn and its record is cleared; the rotation
+    // is plain round-robin again.
+    while schedule.current().is_demoted(2) {
+        run_chain(&mut schedule, height, height + 1, &[]);
+        height += 1;
+    }
+    assert!(schedule.current().is_on_probation(2));
+    let turns = run_chain(&mut schedule, height, height + 4, &[]);
+    assert!(turns.iter().any(|(_, p)| *p == 2));
+    assert_eq!(schedule.standings().count(), 0);
+    assert!(!schedule.current().is_on_probation(2));
+    for (height, round_zero) in run_chain(&mut schedule, height + 4, height + 12, &[]) {
+        assert_eq!(round_zero, (height % 4) as usize);
+    }
+}
+
+#[test]
+fn leader_reputation_is_the_same_on_every_validator_and_after_a_restart() {
+    // Two validators follow the same chain; a third restarts from the encoded schedule
+    // (what a checkpoint keeps) half way. All three name the same proposers throughout.
+    let mut first = ValidatorSchedule::new(set(0, &[1, 2, 3, 4, 5, 6, 7]), 50).expect("schedule");
+    let mut second = first.clone();
+    let a = run_chain(&mut first, 1, 300, &[4, 6]);
+    let b = run_chain(&mut second, 1, 150, &[4, 6]);
+    let mut bytes = Vec::new();
+    second.encode(&mut bytes);
+    let (mut restarted, _) = ValidatorSchedule::decode(&bytes).expect("decode");
+    restarted.set_next_height(150);
+    let c = run_chain(&mut restarted, 150, 300, &[4, 6]);
+    assert_eq!(a[..149], b[..]);
+    assert_eq!(a[149..], c[..]);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    first.encode(&mut x);
+    restarted.encode(&mut y);
+    assert_eq!(x, y);
+    // Both silent validators are left out (7 validators: 5 left is a quorum), across the
+    // epoch changes every 50 heights.
+    assert!(a[20..].iter().all(|(_, p)| *p != 4 && *p != 6));
+    assert!(first.current().is_demoted(4) && first.current().is_demoted(6));
+}
+
+#[test]
+fn too_few_eligible_proposers_fall_back_to_round_robin() {
+    // Four validators, two silent: after both are demoted, two are left, fewer than a
+    // quorum of three, so round 0 is plain round-robin again (the network cannot decide
+    // without one of them anyway); rounds above 0 still reach every validator.
+    let mut schedule = ValidatorSchedule::new(set(0, &[1, 2, 3, 4]), u64::MAX).expect("schedule");
+    run_chain(&mut schedule, 1, 5, &[2, 3]);
+    assert!(schedule.current().is_demoted(2));
+    assert!(schedule.current().is_demoted(3));
+    for (height, round_zero) in run_chain(&mut schedule, 5, 40, &[2, 3]) {
+        assert_eq!(round_zero, (height % 4) as usize);
+    }
+    // One validator alone is never demoted.
+    let mut alone = ValidatorSchedule::new(set(0, &[1]), u64::MAX).expect("schedule");
+    alone.on_block_proposer(1, 0);
+    alone.on_decided(1).expect("decided");
+    assert_eq!(alone.standings().count(), 0);
+    assert_eq!(alone.current().proposer(2, 0), 0);
+}
+
+#[test]
+fn leader_reputation_follows_keys_across_a_set_change() {
+    // Validators 1 and 3 (indexes 0 and 2) are demoted; the authorities remove validator 1,
+    // so from the next epoch validator 3 has index 1 and is still left out, and the removed
+    // validator's record goes with it.
+    let mut schedule =
+        ValidatorSchedule::new(set(0, &[1, 2, 3, 4, 5, 6, 7]), 20).expect("schedule");
+    run_chain(&mut schedule, 1, 8, &[0, 2]);
+    assert!(schedule.current().is_demoted(0) && schedule.current().is_demoted(2));
+    assert_eq!(schedule.standings().count(), 2);
+    for voter in [2, 3, 4, 5, 6] {
+        schedule
+            .vote(&public(voter), ValidatorChange::Remove(public(1)))
+            .expect("vote");
+    }
+    run_chain(&mut schedule, 8, 20, &[0, 2]);
+    assert_eq!(schedule.current().epoch(), 1);
+    assert_eq!(schedule.current().len(), 6);
+    assert!(schedule.current().is_demoted(1));
+    assert_eq!(schedule.current().demoted_count(), 1);
+    assert_eq!(schedule.standings().count(), 1);
+    assert_eq!(*schedule.standings().next().unwrap().0, public(3));
 }
 
 fn precommit_signature(i: u8, height: u64, round: u32, value: [u8; 32]) -> CommitSignature {

@@ -43,6 +43,10 @@ pub const FUTURE_MESSAGES_MAX: usize = 1024;
 pub const EVIDENCE_MAX: usize = 1024;
 /// Own signed messages of the current height kept for re-sending (3 per round).
 pub const OWN_MESSAGES_MAX: usize = 3 * 1024;
+/// The round-0 propose timeout for a proposer on probation (leader reputation) is the
+/// normal one divided by this.
+pub const PROBATION_PROPOSE_TIMEOUT_DIVISOR: u64 = 8;
+
 /// Rule firings while handling one event. Each firing moves (round, step) forward or sets a
 /// "first time" flag, so a handful suffice; reaching the bound is a bug and panics.
 pub const RULE_FIRINGS_PER_EVENT_MAX: usize = 16 * (ROUND_LOOKAHEAD_MAX as usize + 8);
@@ -685,7 +689,17 @@ impl Tendermint {
             height: self.height,
             round: self.round,
         };
-        let duration_ms = self.config.timeouts.duration_ms(kind, self.round);
+        let mut duration_ms = self.config.timeouts.duration_ms(kind, self.round);
+        if kind == TimeoutKind::Propose && self.round == 0 {
+            // Leader reputation: a round-0 proposer on probation (it missed its last turn)
+            // gets a short trial, so that a validator still down costs little when its
+            // demotion runs out. Only timing: any proposer function and any timeout are safe,
+            // and later rounds keep the full, growing timeout (liveness).
+            let proposer = self.set().proposer(self.height, 0);
+            if self.set().is_on_probation(proposer) {
+                duration_ms = (duration_ms / PROBATION_PROPOSE_TIMEOUT_DIVISOR).max(1);
+            }
+        }
         outbox.sends.push(Action::ScheduleTimeout {
             timeout,
             duration_ms,

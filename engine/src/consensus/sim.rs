@@ -226,6 +226,11 @@ pub struct SimConfig {
     pub standby_count: usize,
     /// Heights in one epoch; the set moves on by one node each epoch (0: one epoch).
     pub heights_per_epoch: u64,
+    /// Leader reputation as the nodes see it: each height's set leaves up to `f` members
+    /// out of round-0 turns, the same on every node, changing every few heights (see
+    /// [`SimConfig::demoted`]), so the machine runs under proposers other than plain
+    /// round-robin.
+    pub demote_proposers: bool,
 }
 
 impl SimConfig {
@@ -257,7 +262,29 @@ impl SimConfig {
             // Drawn last, so that seeds without set changes keep their schedule.
             standby_count: [0, 0, 1, 2][rng.range(0, 3) as usize],
             heights_per_epoch: rng.range(2, 6),
+            // Not drawn, so that every seed keeps its schedule; two seeds in three.
+            demote_proposers: !seed.is_multiple_of(3),
         }
+    }
+
+    /// Positions in the set of `height` (of `set_len` members) left out of round-0 turns:
+    /// none without `demote_proposers`; else up to `f` positions, a function of the seed and
+    /// of `height / 4`, sometimes Byzantine members, sometimes honest ones.
+    pub fn demoted(&self, height: u64, set_len: usize) -> Vec<usize> {
+        if !self.demote_proposers || set_len < 4 {
+            return Vec::new();
+        }
+        let f = (set_len - 1) / 3;
+        let mut rng = SimRng::new(self.seed ^ (height / 4).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let count = rng.range(0, f as u64) as usize;
+        let mut demoted: Vec<usize> = Vec::new();
+        while demoted.len() < count {
+            let position = rng.range(0, set_len as u64 - 1) as usize;
+            if !demoted.contains(&position) {
+                demoted.push(position);
+            }
+        }
+        demoted
     }
 
     /// Every node of the run: the validators of a set and the standby nodes.
@@ -872,9 +899,16 @@ impl<'e> Sim<'e> {
     }
 
     fn start_height(&mut self, node: usize, height: u64) -> Result<(), SimFailure> {
+        let set = self.set_for(height).clone();
+        let demoted: Vec<[u8; 32]> = self
+            .config
+            .demoted(height, set.len())
+            .into_iter()
+            .map(|position| *set.public_key(position))
+            .collect();
         let event = Event::StartHeight {
             height,
-            validator_set: self.set_for(height).clone(),
+            validator_set: set.with_demoted(demoted.iter()),
         };
         match self.handle(node, event)? {
             Ok(()) => Ok(()),

@@ -5,6 +5,11 @@
 //! `n = 3f + 1`) and the round-skip threshold of line 55 is `f + 1`. Two quorums always share
 //! at least `f + 1` validators, so at least one honest one: that is what makes a decision
 //! final.
+//!
+//! Proposers follow a round-robin demoted by leader reputation (docs/DESIGN.md decision 17):
+//! a validator whose round-0 turn ended in a block built by someone else is left out of
+//! round-0 turns for a while, decided from the ledger's schedule alone (so from the chain),
+//! and rounds above 0 rotate over every validator, so liveness never rests on reputation.
 
 use super::BlockId;
 use ed25519_zebra::VerificationKey;
@@ -35,6 +40,14 @@ pub struct ValidatorSet {
     verification_keys: Vec<VerificationKey>,
     /// (public key, index) sorted by key, for `index_of` by binary search.
     sorted: Vec<([u8; 32], u16)>,
+    /// Validators left out of round-0 turns (leader reputation), one flag per index; all
+    /// false in a set built by [`ValidatorSet::new`]. Set by the [`ValidatorSchedule`] for the
+    /// height after the ledger's last block. Not part of the set's identity (`PartialEq`).
+    demoted: Vec<bool>,
+    /// Validators on probation: they missed their last round-0 turn and their demotion has
+    /// run out, so their next round-0 turn is a short trial (the machine waits a fraction of
+    /// the propose timeout for them). All false in a set built by [`ValidatorSet::new`].
+    probation: Vec<bool>,
 }
 
 impl PartialEq for ValidatorSet {
@@ -86,12 +99,16 @@ impl ValidatorSet {
                 public_key: hex::encode(pair[0].0),
             });
         }
+        let demoted = vec![false; public_keys.len()];
+        let probation = vec![false; public_keys.len()];
         Ok(ValidatorSet {
             network_id,
             epoch,
             public_keys,
             verification_keys,
             sorted,
+            demoted,
+            probation,
         })
     }
 
@@ -154,11 +171,73 @@ impl ValidatorSet {
         self.faults_tolerated() + 1
     }
 
-    /// Index of `proposer(height, round)`: round-robin by `(height + round) mod n`, so each
-    /// height starts with a different proposer and every round moves to the next validator.
+    /// Index of `proposer(height, round)`.
+    ///
+    /// Round 0: the first validator at or after `height mod n`, in rotation order, that is
+    /// not demoted; when fewer than a quorum are left (or none is demoted) that is plain
+    /// round-robin, `height mod n`. Round `r > 0`: `(proposer(height, 0) + r) mod n`, a
+    /// rotation over every validator, demoted or not, so any `n` consecutive rounds give each
+    /// validator one turn and liveness never depends on the reputation. Without demotions
+    /// this is `(height + round) mod n`.
     pub fn proposer(&self, height: u64, round: u32) -> usize {
         let n = self.len() as u64;
-        (((height % n) + (u64::from(round) % n)) % n) as usize
+        let first = self.round_zero_proposer(height) as u64;
+        ((first + (u64::from(round) % n)) % n) as usize
+    }
+
+    fn round_zero_proposer(&self, height: u64) -> usize {
+        let n = self.len();
+        let start = (height % n as u64) as usize;
+        if self.demoted_count() == 0 || n - self.demoted_count() < self.quorum() {
+            return start;
+        }
+        (0..n)
+            .map(|step| (start + step) % n)
+            .find(|index| !self.demoted[*index])
+            .unwrap_or(start)
+    }
+
+    /// Whether validator `index` is left out of round-0 turns. Panics if `index >= len()`.
+    pub fn is_demoted(&self, index: usize) -> bool {
+        self.demoted[index]
+    }
+
+    /// Whether validator `index` is on probation: its last round-0 turn was missed and its
+    /// demotion has run out. Panics if `index >= len()`.
+    pub fn is_on_probation(&self, index: usize) -> bool {
+        self.probation[index]
+    }
+
+    /// How many validators are left out of round-0 turns.
+    pub fn demoted_count(&self) -> usize {
+        self.demoted.iter().filter(|d| **d).count()
+    }
+
+    /// This set with the validators whose keys `demoted` names left out of round-0 turns
+    /// (keys outside the set are ignored). What [`ValidatorSchedule`] does for the next
+    /// height; tests and simulators may call it directly.
+    pub fn with_demoted<'a>(mut self, demoted: impl IntoIterator<Item = &'a [u8; 32]>) -> Self {
+        self.set_standing(demoted, []);
+        self
+    }
+
+    fn set_standing<'a>(
+        &mut self,
+        demoted: impl IntoIterator<Item = &'a [u8; 32]>,
+        probation: impl IntoIterator<Item = &'a [u8; 32]>,
+    ) {
+        self.demoted.iter_mut().for_each(|d| *d = false);
+        self.probation.iter_mut().for_each(|p| *p = false);
+        for key in demoted {
+            if let Some(index) = self.index_of(key) {
+                self.demoted[index] = true;
+            }
+        }
+        for key in probation {
+            if let Some(index) = self.index_of(key) {
+                self.probation[index] = true;
+            }
+        }
     }
 }
 
@@ -216,6 +295,28 @@ pub enum ChangeVoteOutcome {
 /// Most distinct changes pending a vote at once; a bound against a faulty authority.
 pub const PENDING_CHANGES_MAX: usize = 1024;
 
+/// Heights a validator is left out of round-0 turns after its first missed turn (leader
+/// reputation, docs/DESIGN.md decision 17). Each further miss in a row doubles it, up to
+/// `DEMOTION_HEIGHTS << DEMOTION_DOUBLINGS_MAX`; a round-0 turn that ends in its own block
+/// clears the record. Long on purpose: a demoted validator costs nothing but its share of
+/// proposals (its clients' transactions reach every proposer), while each turn given to a
+/// silent one costs every transaction a propose timeout. Under load four validators decide
+/// about 70 heights a second on a 2-core machine, so this is about 2 minutes there; an idle
+/// network (an empty block every 500 ms) takes about an hour and a half.
+pub const DEMOTION_HEIGHTS: u64 = 8192;
+
+/// Most doublings of [`DEMOTION_HEIGHTS`] (so at most 131 072 heights at a time).
+pub const DEMOTION_DOUBLINGS_MAX: u32 = 4;
+
+/// A validator's record of missed round-0 turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// Round-0 turns missed in a row (at least 1 while a record is kept).
+    pub misses: u32,
+    /// First height at which the validator has round-0 turns again.
+    pub demoted_until: u64,
+}
+
 /// The validator set over time: epochs of `heights_per_epoch` heights; height `h` is in epoch
 /// `h / heights_per_epoch`. Validators of the current epoch vote on changes; a change that
 /// reaches a quorum of the current set is adopted for the next epoch, and
@@ -230,6 +331,12 @@ pub struct ValidatorSchedule {
     /// Keys of the next epoch's set (the current keys plus adopted changes), rotation order.
     next_public_keys: Vec<[u8; 32]>,
     votes: BTreeMap<ValidatorChange, BTreeSet<[u8; 32]>>,
+    /// Leader reputation: validators (by key) that missed their last round-0 turn.
+    standing: BTreeMap<[u8; 32], Standing>,
+    /// The height `current`'s demotions are for (the one after the last decided height). Not
+    /// encoded: the state root must not change with a block that changes nothing; whoever
+    /// decodes a schedule sets it ([`ValidatorSchedule::set_next_height`]).
+    next_height: u64,
 }
 
 impl ValidatorSchedule {
@@ -248,6 +355,8 @@ impl ValidatorSchedule {
             next_public_keys: current.public_keys().to_vec(),
             current,
             votes: BTreeMap::new(),
+            standing: BTreeMap::new(),
+            next_height: 0,
         })
     }
 
@@ -348,6 +457,68 @@ impl ValidatorSchedule {
         Ok(ChangeVoteOutcome::Adopted)
     }
 
+    /// Leader reputation: tells the schedule that the block decided at `height` names
+    /// `proposer` (an index of the set of `height`) in its header. Call it before
+    /// [`ValidatorSchedule::on_decided`] for the same height, with the schedule as it was for
+    /// `height`. If the round-0 proposer of `height` was someone else, its turn ended without
+    /// its block: it is left out of round-0 turns for [`DEMOTION_HEIGHTS`] heights, doubled
+    /// for each miss in a row; if it was `proposer`, its record is cleared. Every validator
+    /// executes the same headers, so every one demotes the same validators at the same
+    /// heights; the state root commits to the records.
+    pub fn on_block_proposer(&mut self, height: u64, proposer: u32) {
+        if self.epoch_of(height) != self.current.epoch() || self.current.len() == 1 {
+            return;
+        }
+        if self.next_height != height {
+            self.refresh_demotions(height);
+        }
+        let round_zero = self.current.proposer(height, 0);
+        let key = *self.current.public_key(round_zero);
+        if proposer as usize == round_zero {
+            self.standing.remove(&key);
+            return;
+        }
+        let misses = self
+            .standing
+            .get(&key)
+            .map_or(1, |standing| standing.misses.saturating_add(1));
+        let doublings = (misses - 1).min(DEMOTION_DOUBLINGS_MAX);
+        self.standing.insert(
+            key,
+            Standing {
+                misses,
+                demoted_until: height
+                    .saturating_add(1)
+                    .saturating_add(DEMOTION_HEIGHTS << doublings),
+            },
+        );
+    }
+
+    /// Validators with a record of missed round-0 turns, by key.
+    pub fn standings(&self) -> impl Iterator<Item = (&[u8; 32], &Standing)> {
+        self.standing.iter()
+    }
+
+    /// Marks in `current` the validators demoted at `height` (the height after the last
+    /// decided one), and those on probation (a record whose demotion has run out). The
+    /// schedule does this itself as heights are decided; a decoded schedule needs it once
+    /// (a ledger restored from a snapshot calls it with its next height).
+    pub fn set_next_height(&mut self, height: u64) {
+        self.refresh_demotions(height);
+    }
+
+    fn refresh_demotions(&mut self, height: u64) {
+        self.next_height = height;
+        let (demoted, probation): (Vec<_>, Vec<_>) = self
+            .standing
+            .iter()
+            .partition(|(_, standing)| standing.demoted_until > height);
+        self.current.set_standing(
+            demoted.iter().map(|(key, _)| *key),
+            probation.iter().map(|(key, _)| *key),
+        );
+    }
+
     /// Tells the schedule that `height` is decided. If `height` is the last height of the
     /// current epoch, the next set (with every adopted change) takes over and is returned;
     /// votes that did not reach a quorum are dropped. Otherwise returns `None`. A height
@@ -368,6 +539,7 @@ impl ValidatorSchedule {
         }
         let next_epoch = self.epoch_of(height.saturating_add(1));
         if next_epoch == self.current.epoch() {
+            self.refresh_demotions(height.saturating_add(1));
             return Ok(None);
         }
         let next = ValidatorSet::new(
@@ -377,6 +549,11 @@ impl ValidatorSchedule {
         )?;
         self.current = next;
         self.votes.clear();
+        // Records follow keys across epochs; those of validators that left are dropped.
+        let current = &self.current;
+        self.standing
+            .retain(|key, _| current.index_of(key).is_some());
+        self.refresh_demotions(height.saturating_add(1));
         Ok(Some(&self.current))
     }
 
@@ -391,8 +568,9 @@ impl ValidatorSchedule {
     }
 
     /// Deterministic bytes of the whole schedule (epoch length, current epoch and keys, next
-    /// keys, pending votes in order): what the ledger's state root commits to and what its
-    /// snapshots store. [`ValidatorSchedule::decode`] reads them back.
+    /// keys, pending votes in order, then the leader reputation: the records of missed turns
+    /// in key order): what the ledger's state root commits to and what its snapshots store.
+    /// [`ValidatorSchedule::decode`] reads them back.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let put_keys = |out: &mut Vec<u8>, keys: &[[u8; 32]]| {
             out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
@@ -416,10 +594,17 @@ impl ValidatorSchedule {
             let voters: Vec<[u8; 32]> = voters.iter().copied().collect();
             put_keys(out, &voters);
         }
+        out.extend_from_slice(&(self.standing.len() as u64).to_le_bytes());
+        for (key, standing) in &self.standing {
+            out.extend_from_slice(key);
+            out.extend_from_slice(&u64::from(standing.misses).to_le_bytes());
+            out.extend_from_slice(&standing.demoted_until.to_le_bytes());
+        }
     }
 
     /// Reads a schedule from the front of `bytes` (as [`ValidatorSchedule::encode`] wrote
-    /// it); returns it and the bytes read. Errors name the field that is wrong.
+    /// it); returns it and the bytes read. Errors name the field that is wrong. Its
+    /// demotions are for height 0 until [`ValidatorSchedule::set_next_height`] is called.
     pub fn decode(bytes: &[u8]) -> Result<(ValidatorSchedule, usize), ScheduleDecodeError> {
         let mut r = ScheduleReader { bytes, at: 0 };
         let heights_per_epoch = r.u64("heights per epoch")?;
@@ -445,6 +630,31 @@ impl ValidatorSchedule {
                 return Err(ScheduleDecodeError::Invalid("pending change order"));
             }
         }
+        let records = r.u64("reputation record count")?;
+        if records > VALIDATORS_MAX as u64 {
+            return Err(ScheduleDecodeError::Invalid("reputation record count"));
+        }
+        let mut standing = BTreeMap::new();
+        let mut last_key: Option<[u8; 32]> = None;
+        for _ in 0..records {
+            let key = r.key("reputation record")?;
+            let misses = r.u64("reputation record")?;
+            let demoted_until = r.u64("reputation record")?;
+            if last_key.is_some_and(|last| last >= key) {
+                return Err(ScheduleDecodeError::Invalid("reputation record order"));
+            }
+            if misses == 0 || misses > u64::from(u32::MAX) {
+                return Err(ScheduleDecodeError::Invalid("reputation record misses"));
+            }
+            last_key = Some(key);
+            standing.insert(
+                key,
+                Standing {
+                    misses: misses as u32,
+                    demoted_until,
+                },
+            );
+        }
         if heights_per_epoch == 0 {
             return Err(ScheduleDecodeError::Invalid("heights per epoch"));
         }
@@ -453,15 +663,16 @@ impl ValidatorSchedule {
         if next_public_keys.is_empty() {
             return Err(ScheduleDecodeError::Invalid("next validators"));
         }
-        Ok((
-            ValidatorSchedule {
-                heights_per_epoch,
-                current,
-                next_public_keys,
-                votes,
-            },
-            r.at,
-        ))
+        let mut schedule = ValidatorSchedule {
+            heights_per_epoch,
+            current,
+            next_public_keys,
+            votes,
+            standing,
+            next_height: 0,
+        };
+        schedule.refresh_demotions(0);
+        Ok((schedule, r.at))
     }
 }
 

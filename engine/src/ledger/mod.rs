@@ -135,13 +135,16 @@ struct BlockContext {
     time_ms: u64,
     open: bool,
     next_index: u32,
+    /// The header's proposer index, for leader reputation (`set_block_proposer`).
+    proposer: Option<u32>,
 }
 
-/// Domain tag of the state root's digest, versioned with its bytes (version 5: the
-/// certificate revocation list; version 4: each rate of the tax-rate table carries its basis
-/// and rounding; the tax records folded into the history digest carry the rate, basis and
-/// rounding a payment settled at).
-pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V5\0\0";
+/// Domain tag of the state root's digest, versioned with its bytes (version 6: the
+/// validator schedule carries the leader reputation; version 5: the certificate revocation
+/// list; version 4: each rate of the tax-rate table carries its basis and rounding; the tax
+/// records folded into the history digest carry the rate, basis and rounding a payment
+/// settled at).
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V6\0\0";
 
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
 const ACCOUNT_LEAF_BYTES: usize = 64;
@@ -354,6 +357,7 @@ impl Ledger {
             time_ms: self.block.time_ms.max(timestamp_ms),
             open: true,
             next_index: 0,
+            proposer: None,
         };
         self.corrections.clear();
         self.events.clear();
@@ -386,6 +390,9 @@ impl Ledger {
         }
         self.corrections.clear();
         self.settle_queues();
+        if let Some(proposer) = self.block.proposer.take() {
+            self.schedule.on_block_proposer(self.block.height, proposer);
+        }
         if let Err(error) = self.schedule.on_decided(self.block.height) {
             // Only a height before the schedule's epoch (a caller executing heights out of
             // order) gets here; the schedule stays as it was, on every node alike.
@@ -394,6 +401,16 @@ impl Ledger {
         self.block.open = false;
         self.block.next_index = 0;
         &self.events
+    }
+
+    /// Names the open block's proposer (the header's `proposer` index) so that `end_block`
+    /// updates the leader reputation of the validator schedule
+    /// ([`ValidatorSchedule::on_block_proposer`]). The one sealer calls it for every block;
+    /// a block sealed without it leaves the reputation as it was.
+    pub fn set_block_proposer(&mut self, proposer: u32) {
+        if self.block.open {
+            self.block.proposer = Some(proposer);
+        }
     }
 
     /// Executes a whole block: `begin_block`, `execute` each record, `end_block`.

@@ -9,12 +9,14 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 6: the certificate revocation list at the
-/// end, after the validator schedule, and each held id with its debit and credit account; version 5: the validity window, each held id with
+/// Magic at the start of a ledger snapshot (version 7: the validator schedule's leader
+/// reputation; version 6: the certificate revocation list at the end, after the validator
+/// schedule, and each held id with its debit and credit account; version 5: the validity
+/// window, each held id with
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP6";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP7";
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -518,6 +520,9 @@ impl Ledger {
         restored.tax_payments = tax_payments;
         restored.tax_totals = tax_totals;
         restored.block.height = block_height;
+        restored
+            .schedule
+            .set_next_height(block_height.saturating_add(1));
         restored.block.time_ms = block_time_ms;
         if restored.sum_of_balances() != total_balance {
             return Err(SnapshotError::Invalid(

@@ -56,6 +56,8 @@ pub struct NodeMetrics {
     pub validator_epoch: Gauge,
     /// Validators in the epoch's set.
     pub validators: Gauge,
+    /// Validators the leader reputation leaves out of round-0 proposer turns now.
+    pub proposers_demoted: Gauge,
     pub client_connections: Gauge,
     pub peers_connected: Gauge,
     pub connections_accepted: Counter,
@@ -141,6 +143,7 @@ impl NodeMetrics {
             consensus_round: Gauge::default(),
             validator_epoch: Gauge::default(),
             validators: Gauge::default(),
+            proposers_demoted: Gauge::default(),
             client_connections: Gauge::default(),
             peers_connected: Gauge::default(),
             connections_accepted: Counter::default(),
@@ -313,6 +316,11 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_validators",
         "Validators in the set in force (0 on a node alone).",
         m.validators.get(),
+    );
+    e.gauge(
+        "tally_proposers_demoted",
+        "Validators left out of round-0 proposer turns for missing them (leader reputation).",
+        m.proposers_demoted.get(),
     );
     e.gauge(
         "tally_peers_connected",

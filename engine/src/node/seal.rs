@@ -246,6 +246,7 @@ pub fn seal(
     debug_assert_eq!(proposal.tx_root, block::tx_root(records), "the tx root");
 
     ledger.begin_block(height, proposal.timestamp_ms());
+    ledger.set_block_proposer(u32::from_le_bytes(proposal.proposer));
     let mut results: Vec<ResultCode> = records.iter().map(|r| ledger.execute(r)).collect();
     ledger.end_block(&mut results);
 

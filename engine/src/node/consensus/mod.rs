@@ -88,6 +88,13 @@ const SYNC_REQUEST_GAP: Duration = Duration::from_millis(200);
 /// How often the messages of the current height are sent again while it runs: lost
 /// messages (a link that was down) come back this way, which the algorithm's liveness needs.
 const REGOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// How often this node's clients' transactions that stay pending are passed on again: a
+/// copy a peer dropped (past half its mempool) or lost with a broken link would otherwise
+/// wait for this node's own turn to propose, which leader reputation may take away for a
+/// long time. Only transactions already pending at the previous pass go again.
+const REPASS_INTERVAL: Duration = Duration::from_secs(2);
+/// Most transactions passed on again at once (whole batches).
+const REPASS_TX_MAX: usize = VALIDATOR_BLOCK_TX_MAX;
 /// Ids of recently decided transactions remembered, so that a copy arriving late (passed on
 /// by a peer, verified after the block that held it) is not proposed again.
 const DECIDED_IDS_MAX: usize = 1 << 20;
@@ -128,7 +135,13 @@ pub(crate) struct Driver<C: Clock, L: Links> {
     /// A decision whose body this validator does not have: fetched by sync.
     undelivered: Option<Decision>,
     last_sync_request: Option<Instant>,
+    /// The first height the last sync request asked for.
+    last_sync_from: u64,
     last_regossip: Instant,
+    /// When this node's pending client transactions were last passed on again, and their
+    /// ids then (`REPASS_INTERVAL`).
+    last_repass: Instant,
+    repass_candidates: std::collections::HashSet<u128>,
     /// Proposal messages whose body had not arrived, by block id, fed again when it does.
     waiting_for_body: HashMap<BlockId, crate::consensus::VerifiedMessage>,
     /// When each lagging peer was last sent decided blocks.
@@ -272,6 +285,9 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let metrics = &shared.metrics;
         metrics.validator_epoch.set(host.set.epoch() as i64);
         metrics.validators.set(host.set.len() as i64);
+        metrics
+            .proposers_demoted
+            .set(host.set.demoted_count() as i64);
         Driver {
             shared,
             limits,
@@ -291,7 +307,10 @@ impl<C: Clock, L: Links> Driver<C, L> {
             height_started_at: None,
             undelivered: None,
             last_sync_request: None,
+            last_sync_from: 0,
             last_regossip: now,
+            last_repass: now,
+            repass_candidates: std::collections::HashSet::new(),
             waiting_for_body: HashMap::new(),
             helped: HashMap::new(),
             repairing,
@@ -397,7 +416,10 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let height = self.machine.height();
         let first_proposer = self.host.set.proposer(height, 0);
         let proposes = self.host.own_index == Some(first_proposer);
+        // On probation (leader reputation) the others wait only a short trial for this
+        // proposal: it goes at once, empty if need be.
         let due = !proposes
+            || self.host.set.is_on_probation(first_proposer)
             || !self.host.pool.pending.is_empty()
             || self.since(self.committed_at) >= self.config.empty_block_interval;
         if !due {
@@ -506,6 +528,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             return;
         }
         self.last_regossip = self.now();
+        self.repass_pending();
         if self.repairing() {
             self.request_sync(None);
             return;
@@ -526,6 +549,42 @@ impl<C: Clock, L: Links> Driver<C, L> {
     /// nothing for a height it voted at before.
     fn repairing(&self) -> bool {
         self.repairing
+    }
+
+    /// Passes on again, in whole batches, this node's clients' transactions that were
+    /// already pending at the previous pass (`REPASS_INTERVAL`), so that whoever proposes
+    /// holds them. Receivers take a transaction once (its id), so a copy they hold costs
+    /// them a signature check and nothing else; in a healthy network nothing stays pending
+    /// that long and nothing is sent.
+    fn repass_pending(&mut self) {
+        if self.since(self.last_repass) < REPASS_INTERVAL {
+            return;
+        }
+        self.last_repass = self.now();
+        let candidates = std::mem::take(&mut self.repass_candidates);
+        let pool = &self.host.pool;
+        let mut sent = 0;
+        if !candidates.is_empty() {
+            for chunk in &pool.chunks {
+                if !chunk.iter().any(|record| candidates.contains(&record.id())) {
+                    continue;
+                }
+                if sent + chunk.len() > REPASS_TX_MAX {
+                    break;
+                }
+                sent += chunk.len();
+                self.host
+                    .links
+                    .broadcast_bulk(wire::KIND_TRANSACTIONS, wire::encode_transactions(chunk));
+            }
+        }
+        if sent > 0 {
+            tracing::debug!(
+                transactions = sent,
+                "pending client transactions passed on again"
+            );
+        }
+        self.repass_candidates = pool.local.keys().copied().collect();
     }
 
     pub(crate) fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Fatal> {
@@ -589,6 +648,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
                 if schedule.epoch_of(message_height) != self.host.set.epoch() {
                     // A height of the next epoch, whose set this node learns when it has
                     // committed the current epoch's last block: the peer sends it again.
+                    // Beyond the next height it also shows that this node lags (a validator
+                    // back from a cut-off, while the others went on past an epoch end): it
+                    // asks for the blocks, or it would wait for peers to notice it lags.
+                    if message_height > self.host.tip.height + 1 {
+                        self.request_sync(Some(&peer));
+                    }
                     return Ok(());
                 }
                 let verified = match message.verify(&self.host.set) {
@@ -748,10 +813,22 @@ impl<C: Clock, L: Links> Driver<C, L> {
         Ok(())
     }
 
-    /// After a block that ended an epoch: the set the authorities voted in takes over.
+    /// After every block: the set for the next height, with the validators the leader
+    /// reputation leaves out of round-0 turns (the proposer of each round follows from it);
+    /// after a block that ended an epoch, the set the authorities voted in takes over.
     fn follow_schedule(&mut self) {
         let set = self.ledger.validator_schedule().current();
         if set.epoch() == self.host.set.epoch() {
+            if (0..set.len()).any(|index| {
+                set.is_demoted(index) != self.host.set.is_demoted(index)
+                    || set.is_on_probation(index) != self.host.set.is_on_probation(index)
+            }) {
+                self.host.set = set.clone();
+                self.shared
+                    .metrics
+                    .proposers_demoted
+                    .set(set.demoted_count() as i64);
+            }
             return;
         }
         let own_key: [u8; 32] =
@@ -776,5 +853,9 @@ impl<C: Clock, L: Links> Driver<C, L> {
         self.host.own_index = own_index;
         self.shared.metrics.validator_epoch.set(set.epoch() as i64);
         self.shared.metrics.validators.set(set.len() as i64);
+        self.shared
+            .metrics
+            .proposers_demoted
+            .set(set.demoted_count() as i64);
     }
 }

@@ -13,6 +13,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             return;
         }
         self.last_sync_request = Some(self.now());
+        self.last_sync_from = self.host.tip.height + 1;
         let from = (self.host.tip.height + 1).to_le_bytes();
         match peer {
             Some(peer) => {
@@ -188,6 +189,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
         self.machine = Tendermint::new(machine_config, self.host.tip.height + 1);
         self.undelivered = None;
         self.timers.clear();
+        // The last block a request can bring: ask for the next ones at once, so a validator
+        // far behind catches up as fast as it executes, not one request per gap.
+        if self.host.tip.height + 1 >= self.last_sync_from + SYNC_BLOCKS_PER_REQUEST {
+            self.last_sync_request = None;
+            self.request_sync(Some(peer));
+        }
         Ok(())
     }
 }

@@ -97,6 +97,9 @@ pub struct ClusterSimConfig {
     /// written entry of its log (a disk fault, not a torn write): at its restart the log is
     /// repaired from its peers. 0 for `for_seed`.
     pub damage_last_entry_per_mille: u32,
+    /// `(validator, ms)`: that honest validator crashes at that simulated time and never
+    /// starts again (healing leaves it down; liveness is asked of the others).
+    pub crashed_for_good: Option<(usize, u64)>,
 }
 
 impl ClusterSimConfig {
@@ -131,6 +134,7 @@ impl ClusterSimConfig {
             events_max: 3_000_000,
             injected_bug: None,
             damage_last_entry_per_mille: 0,
+            crashed_for_good: None,
         }
     }
 }
@@ -210,6 +214,9 @@ pub struct ClusterSimReport {
     pub transactions_ok: u64,
     /// Heights whose headers were compared across honest validators at the end.
     pub heights_compared: u64,
+    /// Simulated ms at which each height (index `height - 1`) was first committed by an
+    /// honest validator.
+    pub committed_at_ms: Vec<u64>,
 }
 
 /// Makes the transactions clients submit: the `index`-th of the run, drawn with `rng`;
@@ -242,11 +249,17 @@ enum SimEvent {
     },
     PartitionEnd,
     Heal,
+    /// The validator crashes and stays down (`ClusterSimConfig::crashed_for_good`).
+    CrashForGood {
+        node: usize,
+    },
 }
 
 struct SimNode {
     key: SigningKey,
     byzantine: bool,
+    /// Crashed for good: never started again.
+    dead: bool,
     data_dir: PathBuf,
     disk: Arc<SimDisk>,
     driver: Option<Driver<SimClock, SimLinks>>,
@@ -334,6 +347,7 @@ impl<'w> Sim<'w> {
                 Ok(SimNode {
                     key: *key,
                     byzantine: index >= byzantine_first,
+                    dead: false,
                     data_dir,
                     disk: Arc::new(SimDisk::default()),
                     driver: None,
@@ -387,6 +401,11 @@ impl<'w> Sim<'w> {
         self.nodes.iter().enumerate().filter(|(_, n)| !n.byzantine)
     }
 
+    /// Honest validators that have not crashed for good: those liveness is asked of.
+    fn honest_alive(&self) -> impl Iterator<Item = (usize, &SimNode)> {
+        self.honest().filter(|(_, n)| !n.dead)
+    }
+
     fn height_of(&self, node: usize) -> u64 {
         self.nodes[node]
             .driver
@@ -404,6 +423,9 @@ impl<'w> Sim<'w> {
             self.schedule(end, SimEvent::PartitionEnd);
         }
         self.schedule(1, SimEvent::Client);
+        if let Some((node, at_ms)) = self.config.crashed_for_good {
+            self.schedule(at_ms, SimEvent::CrashForGood { node });
+        }
         for node in 0..self.nodes.len() {
             self.start(node)?;
         }
@@ -418,14 +440,14 @@ impl<'w> Sim<'w> {
             }
             if let SimEvent::Heal = event {
                 self.heal()?;
-                let reached = self.honest().map(|(i, _)| self.height_of(i)).max();
+                let reached = self.honest_alive().map(|(i, _)| self.height_of(i)).max();
                 target = Some(reached.unwrap_or(0) + self.config.heights_after_heal);
                 continue;
             }
             self.process(event)?;
             if let Some(target) = target {
                 let heights: Vec<u64> = (0..self.nodes.len()).map(|i| self.height_of(i)).collect();
-                if self.honest().all(|(i, _)| heights[i] >= target) {
+                if self.honest_alive().all(|(i, _)| heights[i] >= target) {
                     break;
                 }
                 if self.now_ms() > self.report.heal_ms + self.config.liveness_ms_max {
@@ -451,7 +473,7 @@ impl<'w> Sim<'w> {
         self.report.heal_ms = self.now_ms();
         for node in 0..self.nodes.len() {
             self.nodes[node].disk.plan_crash(None);
-            if self.nodes[node].driver.is_none() {
+            if self.nodes[node].driver.is_none() && !self.nodes[node].dead {
                 self.start(node)?;
             }
         }
@@ -516,7 +538,7 @@ impl<'w> Sim<'w> {
                 self.step(node, |_| Ok(()))
             }
             SimEvent::Restart { node } => {
-                if self.nodes[node].driver.is_none() {
+                if self.nodes[node].driver.is_none() && !self.nodes[node].dead {
                     self.start(node)?;
                 }
                 Ok(())
@@ -550,6 +572,14 @@ impl<'w> Sim<'w> {
                 Ok(())
             }
             SimEvent::Heal => Ok(()),
+            SimEvent::CrashForGood { node } => {
+                self.nodes[node].dead = true;
+                if self.nodes[node].driver.is_some() {
+                    self.report.crashes += 1;
+                    self.crash(node)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -763,6 +793,9 @@ impl<'w> Sim<'w> {
         {
             self.report.entries_damaged += 1;
         }
+        if state.dead {
+            return Ok(());
+        }
         if self.healed {
             return self.start(node);
         }
@@ -825,6 +858,10 @@ impl<'w> Sim<'w> {
             Some(_) => Ok(()),
             None => {
                 self.headers.insert(height, (node, header));
+                let committed_at = &mut self.report.committed_at_ms;
+                if committed_at.len() as u64 + 1 == height {
+                    committed_at.push(self.clock.now_ms.get());
+                }
                 Ok(())
             }
         }
