@@ -389,27 +389,24 @@ fn system_time(unix_seconds: i64) -> SystemTime {
     }
 }
 
-fn uris<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a str> + 'a {
-    let names = cert
-        .subject_alternative_name()
+/// The subject alternative names of `cert` (none when it has no such extension).
+fn alt_names<'a>(cert: &'a X509Certificate<'_>) -> &'a [GeneralName<'a>] {
+    cert.subject_alternative_name()
         .ok()
         .flatten()
         .map(|ext| ext.value.general_names.as_slice())
-        .unwrap_or(&[]);
-    names.iter().filter_map(|name| match name {
+        .unwrap_or(&[])
+}
+
+fn uris<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a str> + 'a {
+    alt_names(cert).iter().filter_map(|name| match name {
         GeneralName::URI(text) => text.strip_prefix(URN),
         _ => None,
     })
 }
 
 fn hosts(cert: &X509Certificate<'_>) -> Vec<String> {
-    let names = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|ext| ext.value.general_names.as_slice())
-        .unwrap_or(&[]);
-    names
+    alt_names(cert)
         .iter()
         .filter_map(|name| match name {
             GeneralName::DNSName(dns) => Some(dns.to_string()),
