@@ -34,12 +34,7 @@ fn connect(
     files: &ClusterFiles,
     addr: impl std::net::ToSocketAddrs,
 ) -> Result<Client, tally_engine::net::ClientError> {
-    let identity = tally_pki::Identity::load(&files.loadgen_identity()).unwrap();
-    let options = tally_engine::net::ClientOptions {
-        tls: Some(identity.client_config().unwrap()),
-        ..tally_engine::net::ClientOptions::default()
-    };
-    Client::connect_with(addr, &options)
+    common::tls_client(&files.loadgen_identity(), addr)
 }
 
 fn sigterm(pid: u32) {

@@ -241,16 +241,6 @@ fn place_addresses(config: &str, network: &Network) -> String {
     out
 }
 
-/// A client of the cluster over TLS, with the load generator's identity.
-fn connect(identity: &Path, addr: &str) -> Client {
-    let identity = tally_pki::Identity::load(identity).unwrap();
-    let options = tally_engine::net::ClientOptions {
-        tls: Some(identity.client_config().unwrap()),
-        ..tally_engine::net::ClientOptions::default()
-    };
-    Client::connect_with(addr, &options).unwrap()
-}
-
 /// One validator's log: block hashes by height, and the height of each transaction.
 type Chain = (Vec<[u8; 32]>, HashMap<u128, u64>);
 
@@ -302,8 +292,6 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         Err(error) => return skip(format!("cannot build the namespaces and bridges: {error}")),
     };
     let dir = tempfile::tempdir().unwrap();
-    eprintln!("DIR {}", dir.path().display());
-    let dir = Box::leak(Box::new(dir));
     let cluster = dir.path().join("cluster");
     let output = common::run(&[
         "cluster",
@@ -365,7 +353,10 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
     let addresses: Vec<String> = (0..VALIDATORS)
         .map(|i| format!("{}:{}", network.address(i), BASE_PORT + i as u16))
         .collect();
-    let clients: Vec<Client> = addresses.iter().map(|a| connect(&identity, a)).collect();
+    let clients: Vec<Client> = addresses
+        .iter()
+        .map(|a| common::tls_client(&identity, a.as_str()).unwrap())
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while clients
         .iter()
@@ -502,7 +493,10 @@ fn a_cut_validator_and_a_healed_split_keep_acknowledgements_flowing() {
         "{} acknowledged with a height",
         acked.len()
     );
-    let clients: Vec<Client> = addresses.iter().map(|a| connect(&identity, a)).collect();
+    let clients: Vec<Client> = addresses
+        .iter()
+        .map(|a| common::tls_client(&identity, a.as_str()).unwrap())
+        .collect();
     let top = clients
         .iter()
         .map(|c| c.status().unwrap().height)

@@ -6,6 +6,20 @@ use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
+/// A client of a node over TLS with the identity file at `identity` (`tally pki`, or one
+/// that `tally cluster init` writes).
+pub fn tls_client(
+    identity: &Path,
+    addr: impl std::net::ToSocketAddrs,
+) -> Result<tally_engine::net::Client, tally_engine::net::ClientError> {
+    let identity = tally_pki::Identity::load(identity).expect("a readable identity file");
+    let options = tally_engine::net::ClientOptions {
+        tls: Some(identity.client_config().expect("a usable identity")),
+        ..tally_engine::net::ClientOptions::default()
+    };
+    tally_engine::net::Client::connect_with(addr, &options)
+}
+
 /// The `tally` binary of this build.
 pub fn tally() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tally"))
