@@ -530,23 +530,7 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
 
 /// A `tally node` process over TLS on `dir/node.toml`, and the client address it printed.
 fn start_tls_node(dir: &Path) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = tally()
-        .args(["node", "--config", dir.join("node.toml").to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the node prints its address").unwrap();
-        if let Some(address) = line.strip_prefix("clients: ") {
-            break address.trim().to_string();
-        }
-    };
-    // keep reading its output so that it never blocks on a full pipe
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
+    common::start_tls_node(&dir.join("node.toml")).drain_output()
 }
 
 fn stop(mut child: std::process::Child) {

@@ -49,8 +49,8 @@ pub struct NodeProcess {
     pub stdout: Lines<BufReader<ChildStdout>>,
 }
 
-/// Writes `dir/node.toml` and starts `tally node` on it; returns once the node printed the
-/// address its clients connect to.
+/// Writes `dir/node.toml` and starts `tally node` on it without TLS; returns once the node
+/// printed the address its clients connect to.
 pub fn start_node(dir: &Path) -> NodeProcess {
     let config = dir.join("node.toml");
     std::fs::write(
@@ -58,13 +58,20 @@ pub fn start_node(dir: &Path) -> NodeProcess {
         "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
+    spawn_node(&config, &["--insecure-plaintext"])
+}
+
+/// Starts `tally node` over TLS on the config file at `config` (which names its
+/// `identity`); returns once the node printed the address its clients connect to.
+pub fn start_tls_node(config: &Path) -> NodeProcess {
+    spawn_node(config, &[])
+}
+
+fn spawn_node(config: &Path, flags: &[&str]) -> NodeProcess {
     let mut child = tally()
-        .args([
-            "node",
-            "--insecure-plaintext",
-            "--config",
-            config.to_str().unwrap(),
-        ])
+        .arg("node")
+        .args(flags)
+        .args(["--config", config.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -83,5 +90,19 @@ pub fn start_node(dir: &Path) -> NodeProcess {
         child,
         address,
         stdout,
+    }
+}
+
+impl NodeProcess {
+    /// Reads the rest of the node's standard output on a thread of its own, so that the
+    /// node never blocks on a full pipe, and returns the process.
+    pub fn drain_output(self) -> (Child, String) {
+        let NodeProcess {
+            child,
+            address,
+            stdout,
+        } = self;
+        std::thread::spawn(move || for _ in stdout {});
+        (child, address)
     }
 }
