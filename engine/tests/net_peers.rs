@@ -1080,3 +1080,82 @@ fn links_run_over_tls_and_a_certificate_of_another_key_or_expired_is_refused() {
         node.links.shutdown();
     }
 }
+
+#[test]
+fn a_revoked_validators_live_links_close_and_its_dials_are_refused() {
+    let ca = tally_pki::Ca::create(NETWORK, tally_pki::Validity::days_from_now(1)).unwrap();
+    let keys = keys(3, 0x73);
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let valid = tally_pki::Validity::days_from_now(1);
+    let certificates: Vec<_> = keys
+        .iter()
+        .map(|key| validator_tls(&ca, pk(key), valid))
+        .collect();
+    let serial = certificates[2].holder().serial.clone();
+    let nodes: Vec<Node> = listeners
+        .into_iter()
+        .zip(certificates.iter().cloned())
+        .enumerate()
+        .map(|(i, (listener, tls))| {
+            start_tls(listener, &keys[i], peers_of(&keys, &addrs, i, &[]), tls)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        while !nodes[a].links.connected().contains(&nodes[b].key) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{a} and {b} never linked"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // 0 and 1 learn that 2's certificate is revoked (its block committed): both close their
+    // live links to 2 on their own, with no frame to wake them.
+    for certificate in &certificates[..2] {
+        assert!(certificate.revocations().revoke(&serial));
+    }
+    for a in [0, 1] {
+        while nodes[a].links.connected().contains(&nodes[2].key) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{a} kept its link to the revoked validator"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(nodes[a].links.stats().refused(Refusal::Revoked) >= 1);
+    }
+    // 2 keeps dialling (0 and 1 have the smaller keys or not): every attempt is refused, in
+    // the TLS handshake when 2 dials, at the hello when 0 or 1 dial 2; 0 and 1 stay linked.
+    let refused_before: u64 = nodes[..2]
+        .iter()
+        .map(|n| n.links.stats().refused(Refusal::Tls) + n.links.stats().refused(Refusal::Revoked))
+        .sum();
+    let retry_deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let refused: u64 = nodes[..2]
+            .iter()
+            .map(|n| {
+                n.links.stats().refused(Refusal::Tls) + n.links.stats().refused(Refusal::Revoked)
+            })
+            .sum();
+        if refused > refused_before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < retry_deadline,
+            "no later attempt of the revoked validator was refused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for a in [0, 1] {
+        assert!(!nodes[a].links.connected().contains(&nodes[2].key));
+    }
+    assert!(nodes[0].links.connected().contains(&nodes[1].key));
+    for node in nodes {
+        node.links.shutdown();
+    }
+}

@@ -71,6 +71,9 @@ pub(super) enum Close {
     Ended(String),
 }
 
+/// How often, at the latest, the link thread looks for links whose certificate was revoked.
+const REVOCATION_SWEEP: Duration = Duration::from_millis(250);
+
 pub(super) struct LinkThread {
     pub(super) own: [u8; 32],
     pub(super) key: SigningKey,
@@ -88,6 +91,8 @@ pub(super) struct LinkThread {
     pub(super) conns: HashMap<Token, Conn>,
     /// A connection stopped with input left to read (read budget spent): poll again at once.
     pub(super) more_work: bool,
+    /// The revocation list's generation at the last look for revoked links.
+    pub(super) revocation_generation: u64,
 }
 
 impl LinkThread {
@@ -107,6 +112,7 @@ impl LinkThread {
             }
             self.shared.wake_pending.store(false, Ordering::SeqCst);
             self.flush_events();
+            self.close_revoked();
             self.dial_due();
             self.expire_handshakes();
             self.more_work = false;
@@ -151,6 +157,10 @@ impl LinkThread {
         let mut timeout = wake_at.map(|at| at.saturating_duration_since(now));
         if !self.pending.is_empty() {
             timeout = Some(timeout.map_or(BLOCKED_RETRY, |t| t.min(BLOCKED_RETRY)));
+        }
+        if self.config.tls.is_some() {
+            // Look for revoked links at least this often, even on quiet links.
+            timeout = Some(timeout.map_or(REVOCATION_SWEEP, |t| t.min(REVOCATION_SWEEP)));
         }
         // Round up so that a deadline has passed when the poll returns.
         timeout.map(|t| t + Duration::from_millis(1))
@@ -622,6 +632,14 @@ impl LinkThread {
         if let Some(certificate) = conn.io.peer_certificate() {
             let holder = tally_pki::read_certificate(certificate)
                 .map_err(|e| Close::Refused(Refusal::CertificateMismatch, e.to_string()))?;
+            // An accepted link's certificate was checked against the list in the TLS
+            // handshake; a dialled validator's is checked here.
+            if self.is_revoked(certificate) {
+                return Err(Close::Refused(
+                    Refusal::Revoked,
+                    format!("the certificate of {} is revoked", holder.name),
+                ));
+            }
             if holder.access != tally_pki::Access::Validator || !holder.signers.contains(&remote) {
                 return Err(Close::Refused(
                     Refusal::CertificateMismatch,
@@ -684,6 +702,47 @@ impl LinkThread {
             nonce: conn.nonce,
         };
         Ok(())
+    }
+
+    /// Whether the certificate's serial is on this node's revocation list.
+    fn is_revoked(&self, certificate: &rustls::pki_types::CertificateDer<'_>) -> bool {
+        let Some(tls) = &self.config.tls else {
+            return false;
+        };
+        tally_pki::serial_of(certificate)
+            .map(|serial| tls.revocations().is_revoked(&serial))
+            .unwrap_or(false)
+    }
+
+    /// Closes the connections (live links and handshakes) whose certificate was revoked
+    /// since the last look: a revoked validator loses its links as soon as the revocation's
+    /// block commits, and its next dials are refused in the TLS handshake or at the hello.
+    pub(super) fn close_revoked(&mut self) {
+        let Some(tls) = self.config.tls.clone() else {
+            return;
+        };
+        let generation = tls.revocations().generation();
+        if generation == self.revocation_generation {
+            return;
+        }
+        self.revocation_generation = generation;
+        let revoked: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| {
+                conn.io
+                    .peer_certificate()
+                    .is_some_and(|certificate| self.is_revoked(certificate))
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in revoked {
+            let conn = self.conns.remove(&token).expect("found");
+            self.close(
+                conn,
+                Close::Refused(Refusal::Revoked, "its certificate was revoked".into()),
+            );
+        }
     }
 
     /// Closes the live link of `remote`, if any, because `replacement` (from `addr`) has just

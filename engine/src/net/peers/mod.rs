@@ -205,7 +205,7 @@ pub enum PeerSendError {
 }
 
 /// How many kinds of [`Refusal`] there are.
-pub const REFUSAL_KINDS: usize = 16;
+pub const REFUSAL_KINDS: usize = 17;
 
 /// Reads the [`PeerStats`] of a [`PeerLinks`] (see [`PeerLinks::stats_handle`]).
 #[derive(Clone)]
@@ -261,6 +261,9 @@ pub enum Refusal {
     Tls,
     /// The TLS certificate is not a validator certificate binding the key of the hello.
     CertificateMismatch,
+    /// The peer's certificate is on the revocation list: refused at the hello of a link this
+    /// node dialled, and a live link closed when its serial is revoked.
+    Revoked,
 }
 
 impl Refusal {
@@ -282,6 +285,7 @@ impl Refusal {
         Refusal::TooManyHandshakes,
         Refusal::Tls,
         Refusal::CertificateMismatch,
+        Refusal::Revoked,
     ];
 
     /// snake_case name for logs and metrics.
@@ -303,6 +307,7 @@ impl Refusal {
             Refusal::TooManyHandshakes => "too_many_handshakes",
             Refusal::Tls => "tls",
             Refusal::CertificateMismatch => "certificate_mismatch",
+            Refusal::Revoked => "revoked",
         }
     }
 
@@ -586,6 +591,7 @@ impl PeerLinks {
             dials,
             conns: HashMap::new(),
             more_work: false,
+            revocation_generation: 0,
         };
         let thread = std::thread::Builder::new()
             .name("tally-peers".into())
