@@ -666,3 +666,70 @@ fn pki_revoke_signs_the_central_banks_revocation_and_every_restart_keeps_it() {
     .success());
     stop(node);
 }
+
+#[test]
+fn a_cluster_directorys_own_files_revoke_a_bank_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    let path = |name: &str| cluster.join(name).to_str().unwrap().to_string();
+    let output = run(&[
+        "cluster",
+        "init",
+        "--validators",
+        "1",
+        "--banks",
+        "2",
+        "--dir",
+        cluster.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    std::fs::write(
+        cluster.join("node.toml"),
+        "data_dir = \"data\"\nidentity = \"validator-0.identity\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let (node, address) = start_tls_node(&cluster);
+    let shown = run(&["pki", "show", &path("participants/bank-1000.identity")]);
+    let serial = text(&shown)
+        .lines()
+        .find_map(|line| line.strip_prefix("serial").map(|s| s.trim().to_string()))
+        .expect("pki show prints the serial");
+    let status = || {
+        run(&[
+            "status",
+            "--node",
+            &address,
+            "--identity",
+            &path("participants/bank-1000.identity"),
+        ])
+    };
+    assert!(status().status.success());
+    let output = run(&[
+        "pki",
+        "revoke",
+        "--node",
+        &address,
+        "--identity",
+        &path("participants/central-bank.identity"),
+        "--key-file",
+        &path("participants/central-bank.key"),
+        "--genesis",
+        &path("genesis.toml"),
+        "--serial",
+        &serial,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("\"result\":\"ok\""),
+        "{}",
+        text(&output)
+    );
+    let refused = status();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("CertificateRevoked"),
+        "{}",
+        text(&refused)
+    );
+    stop(node);
+}

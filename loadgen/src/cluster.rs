@@ -13,7 +13,10 @@
 //!   with `--identity PATH`: `central-bank`, `tax-authority`, `auditor`, `monitoring` and
 //!   `bank-ID` for every bank (its own key; its customers by the genesis), as
 //!   `NAME.identity`, and `loadgen` (the central bank's key, the tax authority's and every
-//!   bank's: what the load generator submits with);
+//!   bank's: what the load generator submits with); beside each participant that signs
+//!   records, its signing key as `NAME.key` (the `tally keygen` format, mode 0600):
+//!   `central-bank.key` (the issuance account's owner, for `tally pki revoke` and every
+//!   central-bank operation), `tax-authority.key` and `bank-ID.key`;
 //! - `node-i.toml`: validator i's `tally node` configuration: data directory `data-i`,
 //!   clients on `base_port + i`, `/metrics` on `base_port + 100 + i`, validator links on
 //!   `base_port + 200 + i`, every other validator as a peer; all on 127.0.0.1, or with
@@ -296,6 +299,20 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
     // each gateway its own.
     holders.push(("loadgen".to_string(), Access::CentralBank, everyone));
     write_pki(dir, genesis.network_id, &publics, &hosts, &holders)?;
+    // The signing keys of the participants that sign records, beside their identities, so
+    // that anything can be signed by hand on a local network.
+    let mut signers = vec![
+        ("central-bank".to_string(), CENTRAL_BANK_ID),
+        ("tax-authority".to_string(), TAX_AUTHORITY_ID),
+    ];
+    signers.extend(banks.iter().map(|&bank| (format!("bank-{bank}"), bank)));
+    for (name, account) in signers {
+        let path = participant_key_path(dir, &name);
+        write_key_file(&path, &account_keys[&account]).map_err(|error| ClusterError::Io {
+            path: path.clone(),
+            reason: error.to_string(),
+        })?;
+    }
     for index in 0..spec.validators {
         let path = config_path(dir, index);
         let text = node_config(index, base_port, &publics, &hosts, spec.backend);
@@ -312,6 +329,12 @@ pub fn validator_identity_path(dir: &Path, index: usize) -> PathBuf {
 /// The identity file of participant `name` (`central-bank`, `bank-1000`, ...).
 pub fn participant_identity_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("participants").join(format!("{name}.identity"))
+}
+
+/// The signing key file of participant `name` (`central-bank`, `tax-authority`,
+/// `bank-1000`, ...): the owner key of its account.
+pub fn participant_key_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("participants").join(format!("{name}.key"))
 }
 
 /// Writes the CA, one identity per validator and one per participant.
@@ -636,6 +659,14 @@ mod tests {
                 tally_pki::Identity::load(&participant_identity_path(&path, &name)).unwrap();
             let holder =
                 tally_pki::read_certificate(&identity.certificate_chain().unwrap()[0]).unwrap();
+            // Each participant that signs has its key beside its identity.
+            let key = participant_key_path(&path, &name);
+            if signers.is_empty() {
+                assert!(!key.exists(), "{name} signs nothing but got a key file");
+            } else {
+                let key = tally_protocol::keys::read_key_file(&key).unwrap();
+                assert_eq!(vec![public_key_of(&key)], signers, "{name}'s key file");
+            }
             assert_eq!(
                 (holder.name, holder.access, holder.signers),
                 (name, access, signers)
