@@ -733,3 +733,55 @@ fn a_cluster_directorys_own_files_revoke_a_bank_by_hand() {
     );
     stop(node);
 }
+
+#[test]
+fn cluster_init_opens_millions_of_bank_held_accounts_in_a_small_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    let output = run(&[
+        "cluster",
+        "init",
+        "--validators",
+        "1",
+        "--banks",
+        "4",
+        "--workload",
+        "transfer",
+        "--accounts",
+        "2000000",
+        "--custody",
+        "bank",
+        "--dir",
+        cluster.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output)
+            .contains("--workload transfer --seed 1 --banks 4 --accounts 2000000 --custody bank"),
+        "{}",
+        text(&output)
+    );
+    let genesis_path = cluster.join("genesis.toml");
+    assert!(std::fs::metadata(&genesis_path).unwrap().len() < 16 * 1024);
+    let genesis = tally_engine::genesis::Genesis::load(&genesis_path).unwrap();
+    assert_eq!(genesis.account_ranges.len(), 4);
+    assert_eq!(
+        genesis.account_count(),
+        genesis.accounts.len() as u64 + 2_000_000
+    );
+    // The flags shape the transfer workload only.
+    let refused = run(&[
+        "cluster",
+        "init",
+        "--custody",
+        "bank",
+        "--dir",
+        dir.path().join("other").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("the mixed workload has its own"),
+        "{}",
+        text(&refused)
+    );
+}

@@ -97,7 +97,15 @@ fn loadgen_names_each_wrong_argument() {
         ),
         (vec!["--invalid-pct", "101"], "percentage"),
         (vec!["--banks", "1"], "--banks must be at least 2"),
-        (vec!["--accounts", "1"], "--accounts must be at least 2"),
+        (
+            vec!["--workload", "transfer", "--accounts", "1"],
+            "--accounts must be at least 2",
+        ),
+        (
+            vec!["--custody", "bank"],
+            "--accounts and --custody shape the transfer workload's population; the mixed workload has its own",
+        ),
+        (vec!["--custody", "paper"], "unknown custody \"paper\""),
         (vec!["--sign-ahead", "0"], "--sign-ahead must be at least 1"),
         (
             vec!["--distribution", "pareto"],

@@ -133,6 +133,7 @@ fn setup() -> Setup {
             TaxRateSpec::new(3, 1_000, TaxBasis::Gross, Rounding::Down),
         ],
         accounts,
+        account_ranges: Vec::new(),
         settlement: Default::default(),
         heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         revoked: Vec::new(),
@@ -270,9 +271,155 @@ pub fn measure(tx_count: usize) -> Vec<ExecutorFigures> {
         .collect()
 }
 
+/// Figures of plain transfers over a population of `accounts` bank customers.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScaleFigures {
+    pub accounts: u64,
+    pub tx_count: usize,
+    /// Records executed per second, each block's state root included (as the node seals).
+    pub tx_per_s: f64,
+    /// Mean time of one block's state root, in microseconds.
+    pub state_root_us_per_block: f64,
+    /// Mean accounts changed per block (what the state root rehashes).
+    pub changed_accounts_per_block: f64,
+}
+
+/// A genesis of `accounts` consumers held by [`BANKS`] banks (one account range per bank,
+/// signed for by the bank's key) and `count` transfers between uniformly chosen consumers.
+fn scale_input(accounts: u64, count: usize) -> (Genesis, Vec<TxRecord>) {
+    let mut setup = setup();
+    setup
+        .genesis
+        .accounts
+        .retain(|a| !matches!(a.role, Role::Consumer | Role::Merchant));
+    let per_bank = accounts.div_ceil(BANKS);
+    let first = 10_000_000u64;
+    for bank in 0..BANKS {
+        let start = bank * per_bank;
+        let count = per_bank.min(accounts.saturating_sub(start));
+        if count == 0 {
+            continue;
+        }
+        let owner = setup.owners[&(FIRST_BANK + bank)];
+        setup
+            .genesis
+            .account_ranges
+            .push(tally_engine::genesis::AccountRangeSpec {
+                first_id: first + start,
+                count,
+                role: Role::Consumer,
+                bank: FIRST_BANK + bank,
+                owner: hex_encode(&owner),
+                balance: 1_000_000_000,
+                balance_max: None,
+            });
+    }
+    setup
+        .genesis
+        .validate()
+        .expect("the scale genesis is valid");
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5ca1e);
+    let records = (0..count)
+        .map(|i| {
+            let debit = rng.random_range(0..accounts);
+            let credit = (debit + 1 + rng.random_range(0..accounts - 1)) % accounts;
+            let mut fields = TxFields::transfer(
+                i as u128 + 1,
+                first + debit,
+                first + credit,
+                rng.random_range(1..10_000),
+                LEDGER,
+            )
+            .valid_until(tally_engine::genesis::VALIDITY_WINDOW_MS_DEFAULT);
+            fields.kind = TxKind::Transfer;
+            let mut record = TxRecord::new(&fields);
+            record.public_key = setup.owners[&(FIRST_BANK + debit / per_bank)];
+            record
+        })
+        .collect();
+    (setup.genesis, records)
+}
+
+/// Plain transfers over populations of each size in `accounts` (bank customers opened as
+/// account ranges), blocks of [`BLOCK_TX`] with the state root after each block as the node
+/// seals: what a large population costs per transaction. Each size runs `rounds` times in
+/// turn, on a ledger built once per size; the figures are the best round of each.
+pub fn measure_scale(accounts: &[u64], tx_count: usize, rounds: usize) -> Vec<ScaleFigures> {
+    let mut ledgers: Vec<(Ledger, Vec<TxRecord>)> = accounts
+        .iter()
+        .map(|&n| {
+            let (genesis, records) = scale_input(n, tx_count * rounds);
+            let ledger = Ledger::from_genesis(&genesis);
+            std::hint::black_box(ledger.state_root()); // the tree built once, as at start
+            (ledger, records)
+        })
+        .collect();
+    let mut best: Vec<Option<ScaleFigures>> = vec![None; accounts.len()];
+    let mut height = 1u64;
+    for round in 0..rounds {
+        for (index, (ledger, records)) in ledgers.iter_mut().enumerate() {
+            let records = &records[round * tx_count..(round + 1) * tx_count];
+            let mut results: Vec<ResultCode> = Vec::with_capacity(BLOCK_TX);
+            let (mut root_time, mut changed, mut blocks) = (0.0, 0usize, 0usize);
+            let started = Instant::now();
+            for block in records.chunks(BLOCK_TX) {
+                ledger.begin_block(height, 1_000 + height);
+                results.clear();
+                results.extend(block.iter().map(|record| ledger.execute(record)));
+                ledger.end_block(&mut results);
+                let mut touched: Vec<u64> = block
+                    .iter()
+                    .flat_map(|r| [r.debit_account(), r.credit_account()])
+                    .collect();
+                touched.sort_unstable();
+                touched.dedup();
+                changed += touched.len();
+                let root_started = Instant::now();
+                std::hint::black_box(ledger.state_root());
+                root_time += root_started.elapsed().as_secs_f64();
+                blocks += 1;
+                height += 1;
+            }
+            let figures = ScaleFigures {
+                accounts: accounts[index],
+                tx_count,
+                tx_per_s: tx_count as f64 / started.elapsed().as_secs_f64(),
+                state_root_us_per_block: root_time * 1e6 / blocks as f64,
+                changed_accounts_per_block: changed as f64 / blocks as f64,
+            };
+            if best[index]
+                .as_ref()
+                .is_none_or(|b| b.tx_per_s < figures.tx_per_s)
+            {
+                best[index] = Some(figures);
+            }
+        }
+    }
+    best.into_iter()
+        .map(|b| b.expect("one round at least"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_transfers_settle_over_a_population_of_account_ranges() {
+        let figures = measure_scale(&[1_000, 100_000], BLOCK_TX, 2);
+        assert_eq!(figures.len(), 2);
+        for f in &figures {
+            assert!(f.tx_per_s > 0.0 && f.state_root_us_per_block > 0.0);
+            // two accounts a transfer: most of a thousand, thousands of a hundred thousand
+            assert!(f.changed_accounts_per_block > 900.0, "{f:?}");
+        }
+        let (genesis, records) = scale_input(1_000, 2 * BLOCK_TX);
+        assert_eq!(genesis.account_count(), 3 + BANKS + 1_000);
+        let mut ledger = Ledger::from_genesis(&genesis);
+        let settled = execute_blocks(&mut ledger, &records, 1);
+        assert_eq!(settled, records.len() as u64, "every transfer settles");
+        assert_eq!(ledger.state_root(), ledger.state_root_from_scratch());
+    }
 
     #[test]
     fn every_workload_executes_and_the_gridlock_mix_queues_and_offsets() {

@@ -401,6 +401,35 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         ),
                     ));
                 }
+                // A large population against a small one, same run, in turn.
+                let (large, scale_tx) = if options.quick {
+                    (1_000_000, 50_000)
+                } else {
+                    (10_000_000, 200_000)
+                };
+                let scale = crate::executor::measure_scale(&[1_000, large], scale_tx, 3);
+                let describe = |f: &crate::executor::ScaleFigures| {
+                    format!(
+                        "state root {:.0} us per block for {:.0} changed accounts",
+                        f.state_root_us_per_block, f.changed_accounts_per_block
+                    )
+                };
+                rows.push(row(
+                    "executor",
+                    format!(
+                        "plain transfers over {} accounts (bank-held ranges), state root per block",
+                        scale[1].accounts
+                    ),
+                    scale[1].tx_per_s,
+                    "tx/s",
+                    "the same over 1,000 accounts",
+                    scale[0].tx_per_s,
+                    format!(
+                        "best of 3 rounds in turn; {}; with 1,000: {}",
+                        describe(&scale[1]),
+                        describe(&scale[0])
+                    ),
+                ));
             }
             Part::Pipeline => {
                 progress("single-node pipeline");

@@ -26,8 +26,9 @@
 //! It lives in the load generator because the genesis is the load generator's population:
 //! the dependency runs CLI -> loadgen -> engine, and the CLI only parses and wires.
 
+use crate::population::Custody;
 use crate::population::{Population, CENTRAL_BANK_ID, TAX_AUTHORITY_ID};
-use crate::session::population_for;
+use crate::session::{population_for, population_with};
 use crate::workload::WorkloadName;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -57,6 +58,10 @@ pub struct ClusterSpec {
     pub workload: WorkloadName,
     pub seed: u64,
     pub banks: usize,
+    /// The `transfer` workload's accounts and who signs for them (as `tally loadgen
+    /// --accounts --custody`).
+    pub accounts: usize,
+    pub custody: Custody,
     /// Signature backend written into each node's configuration.
     pub backend: Backend,
     /// One IP address per validator, where it takes clients and validator links (and which
@@ -72,6 +77,8 @@ impl Default for ClusterSpec {
             workload: WorkloadName::Mixed,
             seed: 1,
             banks: 20,
+            accounts: crate::workload::TRANSFER_ACCOUNTS_DEFAULT,
+            custody: Custody::Own,
             backend: Backend::Cpu,
             hosts: Vec::new(),
         }
@@ -127,13 +134,21 @@ impl ClusterFiles {
             .join(",")
     }
 
-    /// Whether the genesis is the population of `workload`, `seed` and `banks` (with this
-    /// cluster's validators): then `tally loadgen` with those flags signs for it.
-    pub fn matches_population(&self, workload: WorkloadName, seed: u64, banks: usize) -> bool {
+    /// Whether the genesis is the population of `spec`'s workload, seed, banks, accounts and
+    /// custody (with this cluster's validators): then `tally loadgen` with those flags signs
+    /// for it.
+    pub fn matches_population(&self, spec: &ClusterSpec) -> bool {
         let Ok(genesis) = Genesis::load(&self.genesis) else {
             return false;
         };
-        let mut ours = population_for(workload, seed, banks).genesis;
+        let mut ours = population_with(
+            spec.workload,
+            spec.seed,
+            spec.banks,
+            spec.accounts,
+            spec.custody,
+        )
+        .genesis;
         ours.validators = genesis.validators.clone();
         ours == genesis
     }
@@ -263,7 +278,13 @@ pub fn init(dir: &Path, spec: &ClusterSpec) -> Result<ClusterFiles, ClusterError
         keys: account_keys,
         banks,
         ..
-    } = population_for(spec.workload, spec.seed, spec.banks);
+    } = population_with(
+        spec.workload,
+        spec.seed,
+        spec.banks,
+        spec.accounts,
+        spec.custody,
+    );
     set_validators(&mut genesis, &keys);
     let genesis_path = dir.join("genesis.toml");
     std::fs::write(&genesis_path, genesis.to_toml()).map_err(io_error(&genesis_path))?;

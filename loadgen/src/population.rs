@@ -1,11 +1,15 @@
 //! A synthetic population: a central bank, banks, a tax authority, merchants and consumers,
-//! each account with its own key, and the genesis that opens them.
+//! each account with its own key (or its consumers held by their banks, signed for with the
+//! bank's key, for populations of millions), and the genesis that opens them.
 
 use ed25519_zebra::SigningKey;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::BTreeMap;
-use tally_protocol::genesis::{AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec};
+use std::ops::Range;
+use tally_protocol::genesis::{
+    AccountRangeSpec, AccountSpec, Genesis, Role, TaxRateSpec, ValidatorSpec,
+};
 use tally_protocol::keys::public_key_of;
 use tally_protocol::tax::{Rounding, TaxBasis};
 
@@ -22,6 +26,41 @@ pub struct PopulationSpec {
     pub consumer_opening_balance: u64,
     /// Seed for keys and assignments: the same seed gives the same population.
     pub seed: u64,
+    /// Who signs for the consumers.
+    pub custody: Custody,
+}
+
+/// Who signs for a population's consumers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Custody {
+    /// Each consumer has its own key and is named in the genesis one by one.
+    #[default]
+    Own,
+    /// Each bank signs for the consumers it holds: they are opened as one account range per
+    /// bank (`account_ranges` of the genesis) and have no key of their own, so that ten
+    /// million accounts cost a few lines of genesis and no key generation.
+    Bank,
+}
+
+impl Custody {
+    pub fn name(self) -> &'static str {
+        match self {
+            Custody::Own => "own",
+            Custody::Bank => "bank",
+        }
+    }
+}
+
+impl std::str::FromStr for Custody {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Custody, String> {
+        match text {
+            "own" => Ok(Custody::Own),
+            "bank" => Ok(Custody::Bank),
+            _ => Err(format!("unknown custody {text:?}: expected own or bank")),
+        }
+    }
 }
 
 impl Default for PopulationSpec {
@@ -36,6 +75,7 @@ impl Default for PopulationSpec {
             merchant_opening_balance: 1_000_000,
             consumer_opening_balance: 5_000_000,
             seed: 1,
+            custody: Custody::Own,
         }
     }
 }
@@ -66,6 +106,9 @@ pub struct Population {
     pub banks: Vec<u64>,
     pub merchants: Vec<u64>,
     pub consumers: Vec<u64>,
+    /// The consumers held by a bank that signs for them ([`Custody::Bank`]): their ids and
+    /// their bank.
+    pub held: Vec<(Range<u64>, u64)>,
 }
 
 impl Population {
@@ -148,15 +191,47 @@ impl Population {
         let consumers: Vec<u64> = (0..spec.consumers as u64)
             .map(|i| FIRST_CONSUMER_ID + i)
             .collect();
-        for (i, &consumer) in consumers.iter().enumerate() {
-            add(
-                consumer,
-                format!("consumer-{consumer}"),
-                Role::Consumer,
-                spec.consumer_opening_balance,
-                bank_of(i),
-                key(),
-            );
+        let mut account_ranges = Vec::new();
+        let mut held = Vec::new();
+        match spec.custody {
+            Custody::Own => {
+                for (i, &consumer) in consumers.iter().enumerate() {
+                    add(
+                        consumer,
+                        format!("consumer-{consumer}"),
+                        Role::Consumer,
+                        spec.consumer_opening_balance,
+                        bank_of(i),
+                        key(),
+                    );
+                }
+            }
+            Custody::Bank => {
+                // One contiguous range per bank, the first banks one account more when the
+                // count does not divide.
+                let (each, rest) = (
+                    spec.consumers / banks.len().max(1),
+                    spec.consumers % banks.len().max(1),
+                );
+                let mut first = FIRST_CONSUMER_ID;
+                for (b, &bank) in banks.iter().enumerate() {
+                    let count = (each + usize::from(b < rest)) as u64;
+                    if count == 0 {
+                        continue;
+                    }
+                    account_ranges.push(AccountRangeSpec {
+                        first_id: first,
+                        count,
+                        role: Role::Consumer,
+                        bank,
+                        owner: hex::encode(public_key_of(&keys[&bank])),
+                        balance: spec.consumer_opening_balance,
+                        balance_max: None,
+                    });
+                    held.push((first..first + count, bank));
+                    first += count;
+                }
+            }
         }
         let genesis = Genesis {
             network_id: spec.network_id,
@@ -185,6 +260,7 @@ impl Population {
                 ),
             ],
             accounts,
+            account_ranges,
             settlement: Default::default(),
             heights_per_epoch: tally_protocol::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
             revoked: Vec::new(),
@@ -196,6 +272,20 @@ impl Population {
             banks,
             merchants,
             consumers,
+            held,
         }
+    }
+
+    /// The key that signs for `account`: its own, or its bank's for a held consumer.
+    pub fn signing_key(&self, account: u64) -> &SigningKey {
+        if let Some(key) = self.keys.get(&account) {
+            return key;
+        }
+        let (_, bank) = self
+            .held
+            .iter()
+            .find(|(ids, _)| ids.contains(&account))
+            .unwrap_or_else(|| panic!("account {account} is not in the population"));
+        &self.keys[bank]
     }
 }

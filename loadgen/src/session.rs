@@ -51,6 +51,8 @@ pub struct LoadgenOptions {
     pub banks: usize,
     /// Accounts of the `transfer` workload.
     pub accounts: usize,
+    /// Who signs for the `transfer` workload's accounts.
+    pub custody: crate::population::Custody,
     /// How the `transfer` workload picks its accounts.
     pub distribution: Distribution,
     /// Percent of deliberately invalid transactions.
@@ -90,6 +92,7 @@ impl Default for LoadgenOptions {
             seed: 1,
             banks: 20,
             accounts: crate::workload::TRANSFER_ACCOUNTS_DEFAULT,
+            custody: crate::population::Custody::Own,
             distribution: Distribution::Uniform,
             invalid_pct: 0,
             pacing: Pacing::Fixed {
@@ -199,17 +202,58 @@ pub fn population_for(workload: WorkloadName, seed: u64, banks: usize) -> Popula
     Population::generate(&workload.population(seed, banks))
 }
 
-/// The population of a workload (the `transfer` workload with `options.accounts`
-/// accounts).
-pub fn population_of(options: &LoadgenOptions) -> Population {
-    match options.workload {
-        WorkloadName::Transfer => Population::generate(&transfer_population(
-            options.seed,
-            options.banks,
-            options.accounts,
-        )),
-        workload => population_for(workload, options.seed, options.banks),
+/// The population of a workload, seed and bank count, with the `transfer` workload's
+/// `accounts` and `custody` (the other workloads have their own populations).
+pub fn population_with(
+    workload: WorkloadName,
+    seed: u64,
+    banks: usize,
+    accounts: usize,
+    custody: crate::population::Custody,
+) -> Population {
+    match workload {
+        WorkloadName::Transfer => {
+            Population::generate(&transfer_population(seed, banks, accounts, custody))
+        }
+        workload => population_for(workload, seed, banks),
     }
+}
+
+/// Refuses population flags that the workload does not use: `--accounts` and `--custody`
+/// shape the `transfer` workload's population only.
+pub fn check_population(
+    workload: WorkloadName,
+    accounts: usize,
+    custody: crate::population::Custody,
+) -> Result<(), String> {
+    if workload == WorkloadName::Transfer {
+        if accounts < 2 {
+            return Err(format!(
+                "--accounts must be at least 2 (a transfer has two sides), got {accounts}"
+            ));
+        }
+        return Ok(());
+    }
+    if accounts != crate::workload::TRANSFER_ACCOUNTS_DEFAULT
+        || custody != crate::population::Custody::Own
+    {
+        return Err(format!(
+            "--accounts and --custody shape the transfer workload's population; the {} workload has its own",
+            workload.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The population of a run's options ([`population_with`]).
+pub fn population_of(options: &LoadgenOptions) -> Population {
+    population_with(
+        options.workload,
+        options.seed,
+        options.banks,
+        options.accounts,
+        options.custody,
+    )
 }
 
 /// The transaction mix of a run: the workload's, with the `transfer` workload's account

@@ -1,7 +1,7 @@
 //! Workloads: streams of signed transactions over a [`Population`].
 
 use crate::population::{
-    Population, PopulationSpec, CENTRAL_BANK_ID, INVOICE_CATEGORY, RETAIL_CATEGORY,
+    Custody, Population, PopulationSpec, CENTRAL_BANK_ID, INVOICE_CATEGORY, RETAIL_CATEGORY,
     TAX_AUTHORITY_ID, ZERO_RATED_CATEGORY,
 };
 use rand::{RngExt, SeedableRng};
@@ -107,9 +107,20 @@ pub enum WorkloadName {
 /// `--account-count`).
 pub const TRANSFER_ACCOUNTS_DEFAULT: usize = 10_000;
 
-/// Opening balance of each account of the `transfer` workload: no run moves it far (amounts
-/// are at most [`TRANSFER_AMOUNT_MAX`]), so every transfer is valid.
+/// Opening balance of each account of the `transfer` workload (of up to a few million
+/// accounts; [`transfer_opening_balance`]): no run moves it far (amounts are at most
+/// [`TRANSFER_AMOUNT_MAX`]), so every transfer is valid.
 pub const TRANSFER_OPENING_BALANCE: u64 = 1_000_000_000_000;
+
+/// The opening balances of the `transfer` workload's accounts add up to at most this (half
+/// of what a ledger holds), so that ten million accounts still open; each still pays tens of
+/// millions of the largest transfer.
+const TRANSFER_BALANCE_TOTAL_MAX: u64 = 1 << 62;
+
+/// Opening balance of each of `accounts` accounts of the `transfer` workload.
+pub fn transfer_opening_balance(accounts: usize) -> u64 {
+    TRANSFER_OPENING_BALANCE.min(TRANSFER_BALANCE_TOTAL_MAX / (accounts.max(1) as u64))
+}
 
 /// Largest amount of the `transfer` workload.
 pub const TRANSFER_AMOUNT_MAX: u64 = 1_000;
@@ -210,7 +221,9 @@ impl WorkloadName {
                 ..base
             },
             WorkloadName::Vat | WorkloadName::Mixed => base,
-            WorkloadName::Transfer => transfer_population(seed, banks, TRANSFER_ACCOUNTS_DEFAULT),
+            WorkloadName::Transfer => {
+                transfer_population(seed, banks, TRANSFER_ACCOUNTS_DEFAULT, Custody::Own)
+            }
         }
     }
 }
@@ -232,14 +245,21 @@ impl std::str::FromStr for WorkloadName {
 pub const UBIN_OK_SHARE_MIN: f64 = 0.70;
 
 /// The population of the `transfer` workload: `accounts` accounts (consumers, each with its
-/// own key) opened with [`TRANSFER_OPENING_BALANCE`], beside the banks that hold them.
-pub fn transfer_population(seed: u64, banks: usize, accounts: usize) -> PopulationSpec {
+/// own key or signed for by their bank, as `custody` says) opened with
+/// [`transfer_opening_balance`], beside the banks that hold them.
+pub fn transfer_population(
+    seed: u64,
+    banks: usize,
+    accounts: usize,
+    custody: Custody,
+) -> PopulationSpec {
     PopulationSpec {
         banks,
         seed,
         merchants: 0,
         consumers: accounts,
-        consumer_opening_balance: TRANSFER_OPENING_BALANCE,
+        consumer_opening_balance: transfer_opening_balance(accounts),
+        custody,
         ..PopulationSpec::default()
     }
 }
@@ -386,13 +406,13 @@ const RESERVE_DIVISOR: i128 = 5;
 impl<'p> Generator<'p> {
     /// A generator of ids `id_base + 1, id_base + 2, ...`.
     pub fn new(population: &'p Population, mix: &TransferMix, id_base: u128) -> Generator<'p> {
-        let accounts = &population.genesis.accounts;
-        let index = accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id, i))
-            .collect();
-        let opening: Vec<i128> = accounts.iter().map(|a| i128::from(a.balance)).collect();
+        let count = population.genesis.account_count() as usize;
+        let mut index = HashMap::with_capacity(count);
+        let mut opening: Vec<i128> = Vec::with_capacity(count);
+        for (i, account) in population.genesis.all_accounts().enumerate() {
+            index.insert(account.id, i);
+            opening.push(i128::from(account.balance));
+        }
         let chooser = mix
             .plain
             .map(|plain| Chooser::new(plain.distribution, population.consumers.len()));
@@ -882,7 +902,7 @@ pub fn sign(population: &Population, plans: &[Plan]) -> Vec<TxRecord> {
     plans
         .par_iter()
         .map(|plan| {
-            let key = &population.keys[&plan.signer];
+            let key = population.signing_key(plan.signer);
             let fields = plan.fields.valid_until(valid_until);
             let mut record = TxRecord::signed(&fields, network_id, key);
             if plan.corruption == 1 {

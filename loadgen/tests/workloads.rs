@@ -55,7 +55,12 @@ fn transfer_is_plain_transfers_uniform_or_zipfian() {
     use tally_loadgen::Distribution;
     let seed = 17;
     println!("seed {seed}");
-    let population = Population::generate(&transfer_population(seed, 2, 1_000));
+    let population = Population::generate(&transfer_population(
+        seed,
+        2,
+        1_000,
+        tally_loadgen::population::Custody::Own,
+    ));
     assert_eq!(population.consumers.len(), 1_000);
     let hot_share = |distribution| {
         let mut mix = WorkloadName::Transfer.mix(seed, 0);
@@ -189,11 +194,26 @@ fn every_workload_stays_solvent_over_a_long_stream() {
     use tally_protocol::tx::TxRecord;
     let seed = 23;
     println!("seed {seed}");
+    let mut cases: Vec<(WorkloadName, tally_loadgen::population::PopulationSpec)> = Vec::new();
     for workload in WorkloadName::ALL {
-        let spec = match workload {
-            WorkloadName::Transfer => tally_loadgen::workload::transfer_population(seed, 4, 1_000),
-            other => other.population(seed, 8),
-        };
+        match workload {
+            WorkloadName::Transfer => {
+                // each account with its own key, and held by banks that sign for them
+                for custody in [
+                    tally_loadgen::population::Custody::Own,
+                    tally_loadgen::population::Custody::Bank,
+                ] {
+                    cases.push((
+                        workload,
+                        tally_loadgen::workload::transfer_population(seed, 4, 1_000, custody),
+                    ));
+                }
+            }
+            other => cases.push((other, other.population(seed, 8))),
+        }
+    }
+    for (workload, spec) in cases {
+        println!("{} ({:?} custody)", workload.name(), spec.custody);
         let population = Population::generate(&spec);
         let mut mix = workload.mix(seed, 0);
         if let Some(plain) = mix.plain.as_mut() {
@@ -216,7 +236,7 @@ fn every_workload_stays_solvent_over_a_long_stream() {
                     .map(|plan| {
                         let mut record =
                             TxRecord::new(&plan.fields.valid_until(block_time_ms + 1_000));
-                        record.public_key = public_key_of(&population.keys[&plan.signer]);
+                        record.public_key = public_key_of(population.signing_key(plan.signer));
                         record
                     })
                     .collect();

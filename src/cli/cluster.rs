@@ -43,6 +43,13 @@ pub struct ClusterArgs {
     /// Banks in the population (as `tally loadgen --banks`).
     #[arg(long, default_value_t = 20)]
     banks: usize,
+    /// Accounts of the transfer workload's population (as `tally loadgen --accounts`).
+    #[arg(long, default_value_t = tally_loadgen::workload::TRANSFER_ACCOUNTS_DEFAULT)]
+    accounts: usize,
+    /// Who signs for the transfer workload's accounts (as `tally loadgen --custody`): own
+    /// (a key each) or bank (their bank's key; opened as ranges, for millions of accounts).
+    #[arg(long, default_value = "own")]
+    custody: tally_loadgen::population::Custody,
     /// Signature backend of every node: cpu, gpu or auto.
     #[arg(long, default_value = "cpu")]
     backend: tally_engine::node::Backend,
@@ -64,17 +71,24 @@ pub fn run(command: &ClusterCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init(args: &ClusterArgs) -> anyhow::Result<ClusterFiles> {
-    let spec = ClusterSpec {
+fn spec(args: &ClusterArgs) -> anyhow::Result<ClusterSpec> {
+    tally_loadgen::session::check_population(args.workload, args.accounts, args.custody)
+        .map_err(anyhow::Error::msg)?;
+    Ok(ClusterSpec {
         validators: args.validators,
         base_port: args.base_port,
         workload: args.workload,
         seed: args.seed,
         banks: args.banks,
+        accounts: args.accounts,
+        custody: args.custody,
         backend: args.backend,
         hosts: args.hosts.clone(),
-    };
-    Ok(cluster::init(&args.dir, &spec)?)
+    })
+}
+
+fn init(args: &ClusterArgs) -> anyhow::Result<ClusterFiles> {
+    Ok(cluster::init(&args.dir, &spec(args)?)?)
 }
 
 fn metrics_url(validator: &ValidatorFiles) -> String {
@@ -107,9 +121,19 @@ fn print_files(files: &ClusterFiles, args: &ClusterArgs) {
 }
 
 fn print_loadgen_hint(files: &ClusterFiles, args: &ClusterArgs) {
-    if files.matches_population(args.workload, args.seed, args.banks) {
+    let matches = spec(args).is_ok_and(|spec| files.matches_population(&spec));
+    if matches {
+        let transfer = if args.workload == tally_loadgen::workload::WorkloadName::Transfer {
+            format!(
+                " --accounts {} --custody {}",
+                args.accounts,
+                args.custody.name()
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "load it: tally loadgen --node {} --identity {} --genesis {} --workload {} --seed {} --banks {}",
+            "load it: tally loadgen --node {} --identity {} --genesis {} --workload {} --seed {} --banks {}{transfer}",
             files.client_list(),
             files.loadgen_identity().display(),
             files.genesis.display(),
@@ -119,7 +143,7 @@ fn print_loadgen_hint(files: &ClusterFiles, args: &ClusterArgs) {
         );
     } else {
         println!(
-            "note: {} was made for another --workload, --seed or --banks than these; pass those to `tally loadgen`",
+            "note: {} was made for another --workload, --seed, --banks, --accounts or --custody than these; pass those to `tally loadgen`",
             files.genesis.display()
         );
     }

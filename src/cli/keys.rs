@@ -45,7 +45,7 @@ pub fn run_genesis(args: &GenesisArgs) -> anyhow::Result<ExitCode> {
         hex::encode(genesis.hash()),
         genesis.network_id,
         genesis.validators.len(),
-        genesis.accounts.len()
+        genesis.account_count()
     );
     Ok(ExitCode::SUCCESS)
 }

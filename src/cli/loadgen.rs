@@ -21,6 +21,11 @@ pub struct LoadgenArgs {
     /// Accounts of the transfer workload (TigerBeetle: --account-count).
     #[arg(long, default_value_t = tally_loadgen::workload::TRANSFER_ACCOUNTS_DEFAULT)]
     accounts: usize,
+    /// Who signs for the transfer workload's accounts: own (a key each, named one by one in
+    /// the genesis) or bank (their bank's key; opened as one account range per bank, so
+    /// that millions of accounts load in seconds).
+    #[arg(long, default_value = "own")]
+    custody: tally_loadgen::population::Custody,
     /// How the transfer workload picks accounts: uniform or zipfian (TigerBeetle:
     /// --account-distribution).
     #[arg(long, default_value = "uniform")]
@@ -175,11 +180,8 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     anyhow::ensure!(args.sign_ahead > 0, "--sign-ahead must be at least 1");
-    anyhow::ensure!(
-        args.accounts >= 2,
-        "--accounts must be at least 2 (a transfer has two sides), got {}",
-        args.accounts
-    );
+    tally_loadgen::session::check_population(args.workload, args.accounts, args.custody)
+        .map_err(anyhow::Error::msg)?;
     let node_timeout = seconds(args.node_timeout, "--node-timeout", false)?;
     if let Some(bad) = args
         .sweep
@@ -212,6 +214,7 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         banks: args.banks,
         accounts: args.accounts,
+        custody: args.custody,
         distribution: args.distribution,
         invalid_pct: args.invalid_pct,
         pacing,

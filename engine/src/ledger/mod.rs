@@ -212,6 +212,9 @@ pub struct Ledger {
     /// (payee, business day, category, basis) -> totals.
     tax_totals: BTreeMap<tax::TaxTotalsKey, TaxTotals>,
     total_balance: i128,
+    /// The sum of every balance now, kept at each balance write (so that the sealer's
+    /// money-conservation check costs nothing per untouched account).
+    balance_sum: i128,
     block: BlockContext,
     chain: Option<Chain>,
     corrections: Vec<(u32, ResultCode)>,
@@ -228,14 +231,12 @@ pub struct Ledger {
 impl Ledger {
     /// The state a validated genesis describes.
     pub fn from_genesis(genesis: &Genesis) -> Ledger {
-        let mut accounts: Vec<Account> = genesis
-            .accounts
-            .iter()
-            .map(|spec| Account {
+        let mut accounts: Vec<Account> = Vec::with_capacity(genesis.account_count() as usize);
+        accounts.extend(genesis.all_accounts().map(|spec| {
+            Account {
                 id: spec.id,
                 role: spec.role,
-                owner: crate::genesis::parse_public_key(&spec.owner)
-                    .expect("genesis was validated"),
+                owner: spec.owner,
                 balance: i64::try_from(spec.balance).expect("genesis was validated"),
                 bank: spec.bank,
                 overdraft_max: i64::try_from(spec.overdraft_max).expect("genesis was validated"),
@@ -246,9 +247,9 @@ impl Ledger {
                 debits_pending: 0,
                 credits_pending: 0,
                 suspended: false,
-            })
-            .collect();
-        accounts.sort_by_key(|account| account.id);
+            }
+        }));
+        accounts.sort_unstable_by_key(|account| account.id);
         let tax_rates = genesis
             .tax_rates
             .iter()
@@ -331,6 +332,7 @@ impl Ledger {
             tax_payments: HashMap::new(),
             tax_totals: BTreeMap::new(),
             total_balance,
+            balance_sum: total_balance,
             block: BlockContext::default(),
             chain: None,
             corrections: Vec::new(),
@@ -477,7 +479,14 @@ impl Ledger {
             }
         }
         debug_assert_eq!(self.sum_of_balances(), self.total_balance);
+        debug_assert_eq!(self.balance_sum, self.recount_balances());
         code
+    }
+
+    /// Writes an account's balance (the only way balances change) and keeps the sum.
+    pub(super) fn set_balance(&mut self, index: usize, balance: i64) {
+        let old = std::mem::replace(&mut self.accounts[index].balance, balance);
+        self.balance_sum += i128::from(balance) - i128::from(old);
     }
 
     fn record_used_id(&mut self, id: u128, used: UsedId) {
@@ -782,7 +791,7 @@ impl Ledger {
         }
         for &(account, balance) in &updated[..updated_count] {
             self.touch(account);
-            self.accounts[account].balance = balance;
+            self.set_balance(account, balance);
         }
         Ok(())
     }
@@ -1214,8 +1223,15 @@ impl Ledger {
         &self.accounts
     }
 
-    /// Sum of every balance, issuance included: constant from genesis on.
+    /// Sum of every balance, issuance included: constant from genesis on. Kept at every
+    /// balance write, O(1); [`Ledger::recount_balances`] adds every account up.
     pub fn sum_of_balances(&self) -> i128 {
+        self.balance_sum
+    }
+
+    /// Sum of every balance, added up account by account (O(accounts): for checks of
+    /// [`Ledger::sum_of_balances`] and of restored snapshots).
+    pub fn recount_balances(&self) -> i128 {
         self.accounts.iter().map(|a| i128::from(a.balance)).sum()
     }
 

@@ -388,7 +388,7 @@ impl Ledger {
         }
         for (index, balance) in balances {
             self.account_tree.mark(index);
-            self.accounts[index].balance = balance;
+            self.set_balance(index, balance);
         }
         let count = settling.len();
         let mut settling = settling;

@@ -524,7 +524,7 @@ impl Ledger {
             .schedule
             .set_next_height(block_height.saturating_add(1));
         restored.block.time_ms = block_time_ms;
-        if restored.sum_of_balances() != total_balance {
+        if restored.recount_balances() != total_balance {
             return Err(SnapshotError::Invalid(
                 "balances do not add up to the total",
             ));

@@ -33,12 +33,16 @@ use crate::tx::TxRecord;
 use std::collections::{HashMap, HashSet};
 use tally_pki::{Access, Holder};
 
-/// Who holds each account (from the genesis).
+/// Who holds each account (from the genesis): the accounts named one by one, and the
+/// genesis's ranges of bank customers as ranges (a range of ten million accounts costs one
+/// entry here and in every scope).
 #[derive(Debug, Default)]
 pub struct Directory {
     owner: HashMap<u64, [u8; 32]>,
     bank: HashMap<u64, u64>,
     tax_sub_accounts: Vec<u64>,
+    /// (ids, owner key, bank) of each account range.
+    ranges: Vec<(std::ops::Range<u64>, [u8; 32], u64)>,
 }
 
 impl Directory {
@@ -55,6 +59,11 @@ impl Directory {
                 directory.tax_sub_accounts.push(account.id);
             }
         }
+        for range in &genesis.account_ranges {
+            if let Ok(key) = crate::keys::decode_hex32(&range.owner) {
+                directory.ranges.push((range.ids(), key, range.bank));
+            }
+        }
         directory
     }
 }
@@ -68,6 +77,8 @@ pub struct Scope {
     pub serial: String,
     signers: HashSet<[u8; 32]>,
     covered: HashSet<u64>,
+    /// Account ranges covered as a whole (by their owner key or their bank).
+    covered_ranges: Vec<std::ops::Range<u64>>,
 }
 
 impl Scope {
@@ -86,6 +97,12 @@ impl Scope {
             .filter(|(_, bank)| covered.contains(*bank))
             .map(|(id, _)| *id)
             .collect();
+        let covered_ranges = directory
+            .ranges
+            .iter()
+            .filter(|(_, owner, bank)| signers.contains(owner) || covered.contains(bank))
+            .map(|(ids, _, _)| ids.clone())
+            .collect();
         covered.extend(customers);
         if holder.access == Access::TaxAuthority {
             covered.extend(directory.tax_sub_accounts.iter().copied());
@@ -96,6 +113,7 @@ impl Scope {
             serial: holder.serial.clone(),
             signers,
             covered,
+            covered_ranges,
         }
     }
 
@@ -107,6 +125,7 @@ impl Scope {
     /// Whether `account` is covered (its owner, its bank, or the tax authority's).
     pub fn covers(&self, account: u64) -> bool {
         self.covered.contains(&account)
+            || self.covered_ranges.iter().any(|ids| ids.contains(&account))
     }
 
     /// Checks a batch before it is taken; the error says which record and why.

@@ -144,6 +144,7 @@ impl Fixture {
                 TaxRateSpec::new(2, 0, TaxBasis::Gross, Rounding::Down),
             ],
             accounts,
+            account_ranges: Vec::new(),
             settlement: tally_engine::genesis::SettlementSpec {
                 validity_window_ms: FIXTURE_VALIDITY_WINDOW_MS,
                 ..Default::default()

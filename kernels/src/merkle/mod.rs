@@ -49,6 +49,19 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     *blake3::keyed_hash(&NODE_KEY, &block).as_bytes()
 }
 
+/// Hashes many leaves at once with the fastest kernel of this CPU: `out[i]` is
+/// [`leaf_hash`] of `data[i * leaf_bytes..][..leaf_bytes]` (for trees updated in place,
+/// whose changed leaves are scattered).
+pub fn leaf_hashes(data: &[u8], leaf_bytes: usize, out: &mut [Hash]) {
+    Kernel::detect().hash_leaves(data, leaf_bytes, out);
+}
+
+/// Hashes many inner nodes at once with the fastest kernel of this CPU: `out[i]` is
+/// [`node_hash`] of `children[2i]` and `children[2i + 1]`.
+pub fn node_hashes(children: &[Hash], out: &mut [Hash]) {
+    Kernel::detect().hash_nodes(children, out);
+}
+
 /// Root of the empty tree.
 pub fn empty_root() -> Hash {
     *blake3::keyed_hash(&NODE_KEY, b"").as_bytes()
