@@ -19,6 +19,7 @@
 //! the liquidity-saving mechanism at its end, and `end_block` rewrites the codes of linked
 //! chains that failed (docs/SETTLEMENT.md).
 
+mod account_index;
 mod account_tree;
 mod journal;
 mod query;
@@ -180,7 +181,7 @@ pub struct Ledger {
     accounts: Vec<Account>,
     /// The accounts' Merkle tree, updated for the accounts each block changed.
     account_tree: account_tree::AccountTree,
-    index: HashMap<u64, usize>,
+    index: account_index::AccountIndex,
     /// (category, effective-from ms) -> rate.
     tax_rates: BTreeMap<(u32, u64), TaxRate>,
     /// Ids of accepted transactions whose records are still valid, with their
@@ -300,17 +301,13 @@ impl Ledger {
         schedule: ValidatorSchedule,
     ) -> Ledger {
         let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
-        let index: HashMap<u64, usize> = accounts
-            .iter()
-            .enumerate()
-            .map(|(position, account)| (account.id, position))
-            .collect();
+        let index = account_index::AccountIndex::new(accounts.iter().map(|account| account.id));
         Ledger {
             ledger,
             central_bank,
             tax_authority,
-            central_bank_index: index[&central_bank],
-            tax_authority_index: index[&tax_authority],
+            central_bank_index: index.at(central_bank),
+            tax_authority_index: index.at(tax_authority),
             day_cutoff_ms,
             validity_window_ms,
             accounts,
@@ -601,14 +598,14 @@ impl Ledger {
             }
             return self.validator_vote(tx);
         }
-        let Some(debit) = self.index.get(&tx.debit_account()).copied() else {
+        let Some(debit) = self.index.get(tx.debit_account()) else {
             return ResultCode::UnknownDebitAccount;
         };
         let credit = if kind.has_no_credit_account() {
             None
         } else {
-            match self.index.get(&tx.credit_account()) {
-                Some(&credit) => Some(credit),
+            match self.index.get(tx.credit_account()) {
+                Some(credit) => Some(credit),
                 None => return ResultCode::UnknownCreditAccount,
             }
         };
@@ -1210,12 +1207,12 @@ impl Ledger {
 
     /// Balance of an account, if it exists.
     pub fn balance(&self, account: u64) -> Option<i64> {
-        self.index.get(&account).map(|&i| self.accounts[i].balance)
+        self.index.get(account).map(|i| self.accounts[i].balance)
     }
 
     /// An account, if it exists.
     pub fn account(&self, account: u64) -> Option<&Account> {
-        self.index.get(&account).map(|&i| &self.accounts[i])
+        self.index.get(account).map(|i| &self.accounts[i])
     }
 
     /// Every account, sorted by id.

@@ -266,8 +266,8 @@ impl Ledger {
     /// Whether a queued payment can take part in settlement now.
     fn is_active(&self, queued: &QueuedPayment) -> bool {
         !queued.held
-            && !self.accounts[self.index[&queued.payer]].suspended
-            && !self.accounts[self.index[&queued.payee]].suspended
+            && !self.accounts[self.index.at(queued.payer)].suspended
+            && !self.accounts[self.index.at(queued.payee)].suspended
     }
 
     fn settled_from_queue(&mut self, key: QueueKey, via_lsm: bool) {
@@ -295,7 +295,7 @@ impl Ledger {
         let mut work: BTreeSet<u64> = self.queue.keys().map(|key| key.payer).collect();
         let mut keys: Vec<QueueKey> = Vec::new();
         while let Some(payer) = work.pop_first() {
-            let payer_index = self.index[&payer];
+            let payer_index = self.index.at(payer);
             if self.accounts[payer_index].suspended {
                 continue;
             }
@@ -309,7 +309,7 @@ impl Ledger {
                 if self.accounts[payer_index].available() < i128::from(queued.amount) {
                     break; // the head blocks the payments behind it
                 }
-                let payee_index = self.index[&queued.payee];
+                let payee_index = self.index.at(queued.payee);
                 let amount = queued.amount as i64;
                 if self
                     .apply_movements(&[(payer_index, -amount), (payee_index, amount)])
@@ -341,7 +341,7 @@ impl Ledger {
             for bank in [queued.payer, queued.payee] {
                 positions
                     .entry(bank)
-                    .or_insert_with(|| self.accounts[self.index[&bank]].available());
+                    .or_insert_with(|| self.accounts[self.index.at(bank)].available());
             }
             *positions.get_mut(&queued.payer).expect("inserted") -= i128::from(queued.amount);
             *positions.get_mut(&queued.payee).expect("inserted") += i128::from(queued.amount);
@@ -379,7 +379,7 @@ impl Ledger {
         }
         let mut balances = Vec::with_capacity(net.len());
         for (bank, delta) in &net {
-            let index = self.index[bank];
+            let index = self.index.at(*bank);
             let Ok(balance) = i64::try_from(i128::from(self.accounts[index].balance) + delta)
             else {
                 return 0;

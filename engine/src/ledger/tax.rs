@@ -223,7 +223,7 @@ impl Ledger {
         };
         self.check_available(debit, debited)?;
         let tax_account = match (rate.to_sub_account, self.accounts[credit].tax_sub_account) {
-            (true, Some(sub)) => self.index[&sub],
+            (true, Some(sub)) => self.index.at(sub),
             _ => self.tax_authority_index,
         };
         self.check_credit_room(credit, net)?;
@@ -299,7 +299,7 @@ impl Ledger {
             ),
             TaxBasis::Inclusive | TaxBasis::Gross => (amount - tax_back, amount),
         };
-        let tax_account = self.index[&original.tax_account];
+        let tax_account = self.index.at(original.tax_account);
         self.check_available(debit, payee_pays)?;
         self.check_available(tax_account, tax_back)?;
         self.check_credit_room(credit, payer_gets)?;
