@@ -1472,7 +1472,7 @@ impl Ingress {
         }
         let replies = self.replies_tx.clone();
         let waker = Arc::clone(&self.waker);
-        let log = self.node.log();
+        let log = self.node.log_weak();
         let scope = conn.scope.clone();
         let asked = self.node.query_ledger(Box::new(move |ledger| {
             let forbid = |text: String| {
@@ -1494,6 +1494,11 @@ impl Ingress {
                     return forbid(text.clone());
                 }
             }
+            // the log is taken here, for this query only: a node that stops closes it
+            let log = match query.answerer() {
+                Answerer::History => log.as_ref().and_then(std::sync::Weak::upgrade),
+                _ => None,
+            };
             let result = match (query.answerer(), &log) {
                 (Answerer::History, Some(log)) => {
                     let log = log.read().expect("log lock");
