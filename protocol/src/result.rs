@@ -308,7 +308,7 @@ impl ResultCode {
     /// What the code means, in a short sentence for people (`tally tx` prints it).
     pub fn meaning(self) -> &'static str {
         match self {
-            ResultCode::Ok => "settled",
+            ResultCode::Ok => "applied in its block (a payment: settled)",
             ResultCode::BadSignature => "the signature does not verify for this record and network",
             ResultCode::MalformedLength => "the record is not 192 bytes",
             ResultCode::MalformedZeroId => "transaction id 0 is reserved",
