@@ -161,15 +161,13 @@ pub fn scan_log(
     if cursor.height > last_height {
         return Ok(scan);
     }
-    let mut blocks = 0u64;
-    for item in log.entries(cursor.height - 1)? {
+    for (blocks, item) in (0u64..).zip(log.entries(cursor.height - 1)?) {
         let (sequence, entry) = item?;
         let height = sequence + 1;
         if blocks == blocks_max {
             scan.next = Some(HistoryCursor { height, index: 0 });
             break;
         }
-        blocks += 1;
         let view = block::decode_entry(entry).map_err(|error| QueryError::BadBlock {
             height,
             reason: error.to_string(),
