@@ -1168,6 +1168,29 @@ bank = 10
     assert!(output.status.success(), "{}", text(&output));
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed["node"], address.as_str());
+    // Without waiting: the node took it, no result is printed for it yet.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "transfer",
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--amount",
+            "0.01",
+            "--no-wait",
+        ],
+    );
+    assert!(success, "{printed}");
+    assert_eq!(printed["result"], "submitted", "{printed}");
+    assert_eq!(printed["height"], Value::Null, "{printed}");
+    // it settles in a block of its own time (read back before the history below)
+    let id = printed["id"].as_str().unwrap().to_string();
+    while status("bank", &id)[0]["tx_status"]["status"] != "settled" {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // A genesis of another network is named, not sent to.
     let other = path("other-genesis.toml");
     std::fs::write(
