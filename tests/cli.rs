@@ -155,8 +155,10 @@ fn demo_runs_and_reports_conservation() {
         "conserved",
         "replay of the log",
         "validator 3: height",
-        "validators: every log holds the same final blocks",
+        "validators: every log holds the same",
+        "injected on purpose: about 1%",
         "tax: collected",
+        " units",
         "(inclusive ",
         "the tax accounts moved",
         "reconciled",
@@ -374,7 +376,7 @@ fn query(data: &Path, genesis: &Path, what: &[&str]) -> Printed {
 #[test]
 fn query_answers_a_stopped_node_as_the_running_node_answered() {
     use tally_engine::net::query::{Answer, Query};
-    use tally_engine::net::{Client, ClientError};
+    use tally_engine::net::Client;
 
     let dir = tempfile::tempdir().unwrap();
     let genesis = dir.path().join("genesis.toml");
@@ -437,6 +439,20 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
             to_day: u64::MAX,
         },
         Query::Validators,
+        // what reads the log too: the running node reads its own
+        Query::TxHistory { id: first },
+        Query::AccountHistory {
+            account: merchant,
+            from: None,
+            limit: None,
+        },
+        Query::PendingTransfers { account: None },
+        Query::Totals,
+        Query::TaxReport {
+            payee: None,
+            from_day: 0,
+            to_day: u64::MAX,
+        },
     ];
     let online: Vec<Answer> = asked
         .iter()
@@ -450,11 +466,14 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         panic!("{:?}", online[5]);
     };
     assert!(!rows.is_empty(), "the merchant was paid taxed payments");
-    // ... and refuses what reads the log.
-    match client.query(&Query::TxHistory { id: first }) {
-        Err(ClientError::QueryFailed(why)) => assert!(why.contains("tally query"), "{why}"),
-        other => panic!("{other:?}"),
-    }
+    let Answer::TxHistory { blocks, .. } = &online[7] else {
+        panic!("{:?}", online[7]);
+    };
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    let Answer::AccountHistory { transactions, .. } = &online[8] else {
+        panic!("{:?}", online[8]);
+    };
+    assert!(!transactions.is_empty());
     drop(client);
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &node.id().to_string()])
@@ -526,6 +545,34 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
         "{}",
         text(&output)
     );
+
+    // A mistyped --data-dir is refused, not answered from the genesis, and nothing is
+    // created there.
+    let missing = dir.path().join("dta");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (data_dir, why) in [
+        (&missing, "no such directory"),
+        (&empty, "it has no log/ directory"),
+    ] {
+        let output = run(&[
+            "query",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "balance",
+            "1000",
+        ]);
+        assert!(!output.status.success(), "{}", text(&output));
+        let said = text(&output);
+        assert!(
+            said.contains("holds no node's log") && said.contains(why),
+            "{said}"
+        );
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
 
 /// A `tally node` process over TLS on `dir/node.toml`, and the client address it printed.
@@ -783,5 +830,575 @@ fn cluster_init_opens_millions_of_bank_held_accounts_in_a_small_genesis() {
         text(&refused).contains("the mixed workload has its own"),
         "{}",
         text(&refused)
+    );
+}
+
+/// `tally tx` and `tally query --node` against a running node over TLS, each step through
+/// the binary as an operator would type it, each printed result checked.
+#[test]
+fn tx_and_query_commands_operate_a_running_node_over_tls() {
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let spec = write_spec(d, "file:bank.key");
+    let ok = |args: &[&str]| {
+        let output = run(args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        output
+    };
+    ok(&["keygen", "--out", &path("bank2.key")]);
+    let mut text_of_spec = std::fs::read_to_string(&spec).unwrap();
+    text_of_spec = text_of_spec.replacen(
+        "[[validators]]",
+        "[currency]\ncode = \"EUR\"\nminor_unit_digits = 2\n\n[[validators]]",
+        1,
+    );
+    text_of_spec.push_str(
+        r#"
+[[accounts]]
+id = 11
+name = "bank two"
+role = "bank"
+owner = "file:bank2.key"
+
+[[accounts]]
+id = 100
+name = "alice"
+role = "consumer"
+owner = "file:bank.key"
+bank = 10
+balance = 50000
+
+[[accounts]]
+id = 200
+name = "shop"
+role = "merchant"
+owner = "file:bank.key"
+bank = 10
+"#,
+    );
+    std::fs::write(&spec, text_of_spec).unwrap();
+    ok(&[
+        "genesis",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--out",
+        &path("genesis.toml"),
+    ]);
+    ok(&["pki", "init", "--dir", &path("ca"), "--network-id", "9"]);
+    for (name, role, signer) in [
+        ("v0", "validator", "v0.key"),
+        ("cb", "central_bank", "cb.key"),
+        ("tax", "tax_authority", "tax.key"),
+        ("bank", "bank", "bank.key"),
+        ("bank2", "bank", "bank2.key"),
+    ] {
+        let (out, signer, ca) = (path(&format!("{name}.identity")), path(signer), path("ca"));
+        let mut args = vec![
+            "pki", "issue", "--ca", &ca, "--name", name, "--role", role, "--signer", &signer,
+            "--out", &out,
+        ];
+        if role == "validator" {
+            args.extend(["--host", "127.0.0.1"]);
+        }
+        ok(&args);
+    }
+    std::fs::write(
+        d.join("node.toml"),
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nidentity = \"v0.identity\"\n",
+    )
+    .unwrap();
+    let (node, address) = start_tls_node(d);
+    // stopped by SIGTERM at the end, killed if a step fails before
+    struct KillOnDrop(Option<std::process::Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(mut child) = self.0.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut node = KillOnDrop(Some(node));
+    let genesis = path("genesis.toml");
+
+    // `tally tx KIND` as `who` (identity and key file): its exit status and printed JSON.
+    let tx = |who: &str, key: &str, args: &[&str]| -> (bool, Value) {
+        let (identity, key) = (path(&format!("{who}.identity")), path(key));
+        let mut all = vec!["tx", args[0]];
+        all.extend([
+            "--node",
+            &address,
+            "--identity",
+            &identity,
+            "--genesis",
+            &genesis,
+            "--key-file",
+            &key,
+            "--json",
+        ]);
+        all.extend(&args[1..]);
+        let output = run(&all);
+        let printed: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("{all:?}: {error}: {}", text(&output)));
+        (output.status.success(), printed)
+    };
+    let settled = |printed: &Value, result: &str| {
+        assert_eq!(printed["result"], result, "{printed}");
+        assert!(printed["height"].as_u64().unwrap() > 0, "{printed}");
+        assert!(!printed["meaning"].as_str().unwrap().is_empty());
+        printed["id"].as_str().unwrap().to_string()
+    };
+    // `tally query --node` as `who`: the answers.
+    let query = |who: &str, args: &[&str]| -> Result<Vec<Value>, String> {
+        let identity = path(&format!("{who}.identity"));
+        let mut all = vec!["query", "--node", &address, "--identity", &identity];
+        all.extend(args);
+        let output = run(&all);
+        if !output.status.success() {
+            return Err(text(&output));
+        }
+        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(printed["ledger_height"].as_u64().is_some(), "{printed}");
+        Ok(printed["answers"].as_array().unwrap().clone())
+    };
+    let balance = |who: &str, account: &str| -> i64 {
+        let answers = query(who, &["balance", account]).unwrap();
+        answers[0]["account"]["balance"].as_i64().unwrap()
+    };
+
+    // A payment by hand, in currency units.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["transfer", "--from", "10", "--to", "11", "--amount", "2.50"],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(printed["amount"], "2.50 EUR");
+    assert_eq!(printed["minor_units"], "250");
+    assert_eq!(balance("bank2", "11"), 250);
+    // Minor units on request; malformed amounts get their own errors.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "transfer",
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--amount",
+            "50",
+            "--minor-units",
+        ],
+    );
+    assert!(success, "{printed}");
+    assert_eq!(balance("bank2", "11"), 300);
+    for (amount, why) in [
+        ("12,50", "is not a number"),
+        ("1.005", "has 3 decimals; the currency has 2"),
+        ("-4", "is negative"),
+        ("0.00", "is zero"),
+    ] {
+        let output = run(&[
+            "tx",
+            "transfer",
+            "--node",
+            &address,
+            "--identity",
+            &path("bank.identity"),
+            "--genesis",
+            &genesis,
+            "--key-file",
+            &path("bank.key"),
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--amount",
+            amount,
+        ]);
+        assert!(!output.status.success());
+        assert!(text(&output).contains(why), "{amount}: {}", text(&output));
+    }
+
+    // A taxed payment (9% inclusive) and its refund; the tax report over the network.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "taxed-payment",
+            "--from",
+            "100",
+            "--to",
+            "200",
+            "--amount",
+            "109.00",
+            "--category",
+            "1",
+        ],
+    );
+    assert!(success, "{printed}");
+    let payment = settled(&printed, "ok");
+    assert_eq!(balance("bank", "200"), 10_000);
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "refund",
+            "--payment",
+            &payment,
+            "--from",
+            "200",
+            "--to",
+            "100",
+            "--amount",
+            "10.90",
+        ],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(balance("bank", "100"), 50_000 - 10_900 + 1_090);
+    let answers = query("tax", &["tax-report", "--merchant", "200"]).unwrap();
+    let report = &answers[0]["tax_report"];
+    assert_eq!(
+        report["to_day"],
+        Value::Null,
+        "an open end is null: {report}"
+    );
+    assert_eq!(report["rows"][0]["tax"], 900);
+    assert_eq!(report["rows"][0]["refunded_tax"], 90);
+    assert_eq!(report["net_tax"], 810);
+
+    // A pledge and a redeem, signed by the central bank (the redeem over the bank's
+    // connection: it debits the bank).
+    let (success, printed) = tx("cb", "cb.key", &["pledge", "--to", "11", "--amount", "100"]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    let (success, printed) = tx(
+        "bank2",
+        "cb.key",
+        &["redeem", "--from", "11", "--amount", "10"],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(balance("bank2", "11"), 300 + 10_000 - 1_000);
+
+    // A payment beyond the payer's liquidity waits in its queue: held, released,
+    // re-prioritised, cancelled, each read back over the network.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["transfer", "--from", "10", "--to", "11", "--amount", "500"],
+    );
+    assert!(success, "queued is accepted: {printed}");
+    let queued = settled(&printed, "queued");
+    let status = |who: &str, id: &str| query(who, &["status", id]).unwrap();
+    let answers = status("bank", &queued);
+    assert_eq!(answers[0]["tx_status"]["status"], "queued", "{answers:?}");
+    assert_eq!(answers[0]["tx_status"]["queue_position"], 1);
+    assert_eq!(answers[1]["tx_history"]["blocks"][0]["result"], "queued");
+    for (op, extra) in [
+        ("queue-hold", None),
+        ("queue-release", None),
+        ("queue-priority", Some("--urgent")),
+    ] {
+        let mut args = vec![op, "--payment", &queued];
+        args.extend(extra);
+        let (success, printed) = tx("bank", "bank.key", &args);
+        assert!(success, "{op}: {printed}");
+        settled(&printed, "ok");
+        assert_eq!(printed["payer"], "10");
+    }
+    let answers = query("bank", &["queue", "--bank", "10"]).unwrap();
+    assert_eq!(
+        answers[0]["queue"]["payments"][0]["urgent"], true,
+        "{answers:?}"
+    );
+    // another bank may not read it, nor act on it
+    let refused = query("bank2", &["queue", "--bank", "10"]).unwrap_err();
+    assert!(refused.contains("may not read"), "{refused}");
+    let (success, printed) = tx("bank", "bank.key", &["queue-cancel", "--payment", &queued]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(
+        status("bank", &queued)[0]["tx_status"]["status"],
+        "cancelled"
+    );
+
+    // Suspension: a payment to the suspended bank is refused with its code and meaning.
+    let (success, printed) = tx("cb", "cb.key", &["suspend", "--account", "11"]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["transfer", "--from", "10", "--to", "11", "--amount", "1"],
+    );
+    assert!(!success, "{printed}");
+    let refused_id = settled(&printed, "credit_account_suspended");
+    assert_eq!(printed["meaning"], "the credit account is suspended");
+    let (success, printed) = tx("cb", "cb.key", &["reinstate", "--account", "11"]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    // the refusal's reason, read back: the central bank reads it, the bank its own attempt
+    let answers = status("cb", &refused_id);
+    assert_eq!(answers[0]["tx_status"]["status"], "unknown");
+    assert_eq!(
+        answers[1]["tx_history"]["blocks"][0]["result"],
+        "credit_account_suspended"
+    );
+    let ask = format!(r#"{{"tx_history":{{"id":{refused_id}}}}}"#);
+    let answers = query("bank", &["ask", &ask]).unwrap();
+    assert_eq!(
+        answers[0]["tx_history"]["blocks"][0]["result"],
+        "credit_account_suspended"
+    );
+    let refused = query("tax", &["ask", &ask]).unwrap_err();
+    assert!(refused.contains("may not read transaction"), "{refused}");
+
+    // Two-phase: reserve, read the reservation, post it; reserve again and void it.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "pending",
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--amount",
+            "1.00",
+            "--expires-in-s",
+            "600",
+        ],
+    );
+    assert!(success, "{printed}");
+    let pending = settled(&printed, "ok");
+    let answers = query("bank", &["pending", "--account", "10"]).unwrap();
+    assert_eq!(answers[0]["pending_transfers"]["total"], 1, "{answers:?}");
+    assert_eq!(
+        answers[0]["pending_transfers"]["transfers"][0]["amount"],
+        100
+    );
+    let (success, printed) = tx("bank", "bank.key", &["post", "--pending", &pending]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(status("bank", &pending)[0]["tx_status"]["status"], "posted");
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["pending", "--from", "10", "--to", "11", "--amount", "0.40"],
+    );
+    assert!(success, "{printed}");
+    let pending = settled(&printed, "ok");
+    let (success, printed) = tx("bank", "bank.key", &["void", "--pending", &pending]);
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(status("bank", &pending)[0]["tx_status"]["status"], "voided");
+
+    // A tax rate by the tax authority.
+    let (success, printed) = tx(
+        "tax",
+        "tax.key",
+        &[
+            "set-tax-rate",
+            "--category",
+            "1",
+            "--rate-bp",
+            "1000",
+            "--effective-in-s",
+            "60",
+        ],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+
+    // Another key than the account's owner: refused by the ledger, printed for people.
+    let output = run(&[
+        "tx",
+        "transfer",
+        "--node",
+        &address,
+        "--identity",
+        &path("bank.identity"),
+        "--genesis",
+        &genesis,
+        "--key-file",
+        &path("bank2.key"),
+        "--from",
+        "10",
+        "--to",
+        "11",
+        "--amount",
+        "1",
+    ]);
+    assert!(!output.status.success());
+    let said = text(&output);
+    assert!(
+        said.contains("not_owner: the signing key is not the debit account's owner key"),
+        "{said}"
+    );
+    assert!(
+        said.contains("amount") && said.contains("1.00 EUR"),
+        "{said}"
+    );
+
+    // Failover: the first node named cannot be reached, the second takes it.
+    let output = run(&[
+        "tx",
+        "transfer",
+        "--node",
+        "127.0.0.1:1",
+        "--node",
+        &address,
+        "--identity",
+        &path("bank.identity"),
+        "--genesis",
+        &genesis,
+        "--key-file",
+        &path("bank.key"),
+        "--from",
+        "10",
+        "--to",
+        "11",
+        "--amount",
+        "0.01",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["node"], address.as_str());
+    // Without waiting: the node took it, no result is printed for it yet.
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &[
+            "transfer",
+            "--from",
+            "10",
+            "--to",
+            "11",
+            "--amount",
+            "0.01",
+            "--no-wait",
+        ],
+    );
+    assert!(success, "{printed}");
+    assert_eq!(printed["result"], "submitted", "{printed}");
+    assert_eq!(printed["height"], Value::Null, "{printed}");
+    // it settles in a block of its own time (read back before the history below)
+    let id = printed["id"].as_str().unwrap().to_string();
+    while status("bank", &id)[0]["tx_status"]["status"] != "settled" {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A genesis of another network is named, not sent to.
+    let other = path("other-genesis.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&genesis)
+            .unwrap()
+            .replacen("network_id = 9", "network_id = 8", 1),
+    )
+    .unwrap();
+    let output = run(&[
+        "tx",
+        "transfer",
+        "--node",
+        &address,
+        "--identity",
+        &path("bank.identity"),
+        "--genesis",
+        &other,
+        "--key-file",
+        &path("bank.key"),
+        "--from",
+        "10",
+        "--to",
+        "11",
+        "--amount",
+        "1",
+    ]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("runs genesis"), "{}", text(&output));
+
+    // History over the network, paged.
+    let first = query("bank2", &["history", "11", "--limit", "2"]).unwrap();
+    let page = &first[0]["account_history"];
+    assert_eq!(page["transactions"].as_array().unwrap().len(), 2, "{page}");
+    let next = &page["next"];
+    let (height, index) = (next["height"].to_string(), next["index"].to_string());
+    let second = query(
+        "bank2",
+        &[
+            "history",
+            "11",
+            "--from-height",
+            &height,
+            "--from-index",
+            &index,
+            "--limit",
+            "1000",
+        ],
+    )
+    .unwrap();
+    let rest = &second[0]["account_history"];
+    assert_eq!(rest["next"], Value::Null, "{rest}");
+    let all = query("bank2", &["history", "11", "--limit", "1000"]).unwrap();
+    let all = all[0]["account_history"]["transactions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut paged = page["transactions"].as_array().unwrap().clone();
+    paged.extend(rest["transactions"].as_array().unwrap().iter().cloned());
+    assert_eq!(paged, all);
+    assert!(all
+        .iter()
+        .any(|t| t["result"] == "credit_account_suspended"));
+    // privacy: another bank's history is not read
+    let refused = query("bank2", &["history", "10"]).unwrap_err();
+    assert!(refused.contains("may not read account 10"), "{refused}");
+    // totals and the validator set, by the central bank
+    let answers = query("cb", &["totals"]).unwrap();
+    let totals = &answers[0]["totals"];
+    // the opening balances and the pledge less the redeem
+    assert_eq!(
+        totals["money_in_circulation"],
+        1_000 + 50_000 + 9_000,
+        "{totals}"
+    );
+    assert_eq!(totals["net_tax"], 810, "{totals}");
+    assert!(query("bank", &["totals"])
+        .unwrap_err()
+        .contains("may not read"));
+    let answers = query("cb", &["validators"]).unwrap();
+    assert_eq!(
+        answers[0]["validators"]["validators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    stop(node.0.take().unwrap());
+
+    // Stopped, the data directory answers the same queries in the same JSON shape.
+    let output = run(&[
+        "query",
+        "--data-dir",
+        &path("data"),
+        "--genesis",
+        &genesis,
+        "history",
+        "11",
+        "--limit",
+        "1000",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        printed["answers"][0]["account_history"]["transactions"],
+        Value::Array(all)
     );
 }

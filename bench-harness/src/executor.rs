@@ -137,6 +137,7 @@ fn setup() -> Setup {
         settlement: Default::default(),
         heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         revoked: Vec::new(),
+        currency: Default::default(),
     };
     genesis.validate().expect("the bench genesis is valid");
     Setup { genesis, owners }

@@ -9,8 +9,8 @@ use crate::block::{self, BlockHeader};
 use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig, LogError};
 use crate::net::query::{
-    answer_from_ledger, tax_report, tx_status_info, Answer, LoggedTxInfo, Query, QueryResult,
-    TxStatusInfo,
+    answer_from_ledger, tx_status_info, Answer, HistoryCursor, LoggedTxInfo, Query, QueryResult,
+    TxStatusInfo, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, TX_HISTORY_BLOCKS_MAX,
 };
 use crate::result::ResultCode;
 use crate::tx::{TxRecord, TX_BYTES};
@@ -35,6 +35,36 @@ pub enum QueryError {
     BadBlock { height: u64, reason: String },
     #[error("transaction {id} is not in block {height}")]
     NoSuchTransaction { id: u128, height: u64 },
+    #[error("{path} holds no node's log ({reason}): is --data-dir the node's data directory (its `data_dir`)?")]
+    NoLog {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+/// Checks that `data_dir` is a node's data directory that holds a log, before anything opens
+/// it: opening creates what is missing, so a mistyped directory would otherwise answer from
+/// the genesis as if no block had been made.
+pub fn check_data_dir(data_dir: &Path) -> Result<(), QueryError> {
+    let no_log = |reason: &str| QueryError::NoLog {
+        path: data_dir.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if !data_dir.is_dir() {
+        return Err(no_log("no such directory"));
+    }
+    let log = data_dir.join("log");
+    if !log.is_dir() {
+        return Err(no_log("it has no log/ directory"));
+    }
+    let empty = std::fs::read_dir(&log)
+        .map_err(|error| no_log(&format!("log/ cannot be read: {error}")))?
+        .next()
+        .is_none();
+    if empty {
+        return Err(no_log("its log/ directory is empty"));
+    }
+    Ok(())
 }
 
 /// Builds the proof that transaction `id` is in block `height` of the log in
@@ -45,6 +75,7 @@ pub fn prove_transaction(
     height: u64,
     id: u128,
 ) -> Result<TxProof, QueryError> {
+    check_data_dir(data_dir)?;
     let log = Log::open(&data_dir.join("log"), config)?;
     let last = log.next_sequence();
     if height == 0 || height > last {
@@ -94,66 +125,108 @@ pub struct LogScan {
     /// The last block of the log.
     pub last_height: u64,
     pub found: Vec<LoggedTx>,
+    /// Where the scan stopped before the end of the log (its limit of transactions or of
+    /// blocks), to go on from.
+    pub next: Option<HistoryCursor>,
 }
 
-/// Every transaction of the live log for which `keep` is true, in block order. The node
-/// must not be running (opening the log may cut a torn tail).
-pub fn scan_transactions(
-    data_dir: &Path,
-    config: LogConfig,
+/// The transactions of `log` for which `keep` is true, in block order, from `from` (absent:
+/// the first live block; one before it starts there): at most `limit` of them, reading at
+/// most `blocks_max` blocks.
+pub fn scan_log(
+    log: &Log,
+    from: Option<HistoryCursor>,
+    limit: usize,
+    blocks_max: u64,
     mut keep: impl FnMut(&TxRecord) -> bool,
 ) -> Result<LogScan, QueryError> {
-    let log = Log::open(&data_dir.join("log"), config)?;
     let first = log.first_sequence();
+    let last_height = log.next_sequence();
     let mut scan = LogScan {
-        first_height: if log.next_sequence() > first {
-            first + 1
-        } else {
-            0
-        },
-        last_height: log.next_sequence(),
+        first_height: if last_height > first { first + 1 } else { 0 },
+        last_height,
         found: Vec::new(),
+        next: None,
     };
-    for item in log.entries(first)? {
+    let mut cursor = from.unwrap_or(HistoryCursor {
+        height: first + 1,
+        index: 0,
+    });
+    if cursor.height <= first {
+        cursor = HistoryCursor {
+            height: first + 1,
+            index: 0,
+        };
+    }
+    if cursor.height > last_height {
+        return Ok(scan);
+    }
+    for (blocks, item) in (0u64..).zip(log.entries(cursor.height - 1)?) {
         let (sequence, entry) = item?;
         let height = sequence + 1;
+        if blocks == blocks_max {
+            scan.next = Some(HistoryCursor { height, index: 0 });
+            break;
+        }
         let view = block::decode_entry(entry).map_err(|error| QueryError::BadBlock {
             height,
             reason: error.to_string(),
         })?;
-        for (index, (record, &code)) in view.records.iter().zip(view.results).enumerate() {
-            if keep(record) {
-                scan.found.push(LoggedTx {
-                    height,
-                    timestamp_ms: view.header.timestamp_ms(),
-                    index,
-                    record: *record,
-                    result: ResultCode::from_wire(code).expect("decode_entry checked the codes"),
-                });
+        let skip = if height == cursor.height {
+            cursor.index as usize
+        } else {
+            0
+        };
+        for (index, (record, &code)) in view.records.iter().zip(view.results).enumerate().skip(skip)
+        {
+            if !keep(record) {
+                continue;
             }
+            if scan.found.len() == limit {
+                scan.next = Some(HistoryCursor {
+                    height,
+                    index: index as u64,
+                });
+                return Ok(scan);
+            }
+            scan.found.push(LoggedTx {
+                height,
+                timestamp_ms: view.header.timestamp_ms(),
+                index,
+                record: *record,
+                result: ResultCode::from_wire(code).expect("decode_entry checked the codes"),
+            });
         }
     }
     Ok(scan)
 }
 
-/// Every appearance of transaction `id` (rejected attempts included) in the live log.
+/// Every appearance of transaction `id` (rejected attempts included) in the live log of the
+/// stopped node in `data_dir`.
 pub fn transaction_history(
     data_dir: &Path,
     config: LogConfig,
     id: u128,
 ) -> Result<LogScan, QueryError> {
-    scan_transactions(data_dir, config, |record| record.id() == id)
+    let log = Log::open(&data_dir.join("log"), config)?;
+    scan_log(&log, None, usize::MAX, u64::MAX, |record| record.id() == id)
 }
 
-/// Every transaction of the live log that names `account` as debit or credit account.
+/// Every transaction of the live log of the stopped node in `data_dir` that names `account`
+/// as debit or credit account.
 pub fn account_history(
     data_dir: &Path,
     config: LogConfig,
     account: u64,
 ) -> Result<LogScan, QueryError> {
-    scan_transactions(data_dir, config, |record| {
-        record.debit_account() == account || record.credit_account() == account
+    let log = Log::open(&data_dir.join("log"), config)?;
+    scan_log(&log, None, usize::MAX, u64::MAX, |record| {
+        names(record, account)
     })
+}
+
+fn names(record: &TxRecord, account: u64) -> bool {
+    record.debit_account() == account || record.credit_account() == account
 }
 
 /// A logged transaction, as the protocol states it, with the ledger's status when given.
@@ -176,35 +249,73 @@ fn logged_info(logged: &LoggedTx, status: Option<TxStatusInfo>) -> LoggedTxInfo 
     }
 }
 
-/// Answers a query over a stopped node's data directory (`tally query`): `ledger` is the state
-/// replayed from it. Queries of the state go to the network server's answer function
-/// ([`answer_from_ledger`]), so a running node and its stopped data directory give the same
-/// answers in the same JSON; the queries only this path answers (the log's `TxHistory` and
-/// `AccountHistory`, a `TaxReport` of every payee) are answered here. The node must not be
-/// running (opening the log may cut a torn tail).
-pub fn answer_offline(
+/// How far a history query reads: a running node a bounded number of blocks
+/// ([`HistoryReach::Running`]), a stopped node's data directory the whole live log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryReach {
+    Running,
+    Stopped,
+}
+
+/// Answers the queries that read the log as well as the ledger (`TxHistory`,
+/// `AccountHistory`): the one answer function of a running node (its executor, between
+/// blocks, with its log) and of a stopped node's data directory. `visible` says which
+/// records the asker may see (a participant sees those whose debit or credit account its
+/// certificate covers; `|_| true` for everything). Other queries go to
+/// [`answer_from_ledger`].
+pub fn answer_with_log(
     ledger: &Ledger,
-    data_dir: &Path,
-    config: LogConfig,
+    log: &Log,
     query: &Query,
+    reach: HistoryReach,
+    visible: impl Fn(&TxRecord) -> bool,
 ) -> Result<QueryResult, QueryError> {
+    let blocks_max = match reach {
+        HistoryReach::Running => TX_HISTORY_BLOCKS_MAX,
+        HistoryReach::Stopped => u64::MAX,
+    };
     Ok(match query {
         Query::TxHistory { id } => {
-            let scan = transaction_history(data_dir, config, *id)?;
+            // A running node reads its last blocks, where a transaction still within its
+            // validity window is.
+            let from = match reach {
+                HistoryReach::Running => Some(HistoryCursor {
+                    height: log.next_sequence().saturating_sub(blocks_max) + 1,
+                    index: 0,
+                }),
+                HistoryReach::Stopped => None,
+            };
+            let scan = scan_log(log, from, usize::MAX, blocks_max, |record| {
+                record.id() == *id && visible(record)
+            })?;
             QueryResult::Ok(Answer::TxHistory {
                 id: *id,
-                first_height: scan.first_height,
+                // what was searched: from `from` on, within the live log
+                first_height: match from {
+                    Some(from) if scan.first_height > 0 => from.height.max(scan.first_height),
+                    _ => scan.first_height,
+                },
                 last_height: scan.last_height,
                 blocks: scan.found.iter().map(|l| logged_info(l, None)).collect(),
             })
         }
-        Query::AccountHistory { account } => {
+        Query::AccountHistory {
+            account,
+            from,
+            limit,
+        } => {
             if ledger.account(*account).is_none() {
                 return Ok(QueryResult::Error(format!(
                     "account {account} is not in this ledger"
                 )));
             }
-            let scan = account_history(data_dir, config, *account)?;
+            let limit = match limit.unwrap_or(0) {
+                0 => HISTORY_PAGE_DEFAULT,
+                limit => limit.min(HISTORY_PAGE_MAX),
+            };
+            let scan = scan_log(log, *from, limit as usize, blocks_max, |record| {
+                names(record, *account)
+            })?;
             QueryResult::Ok(Answer::AccountHistory {
                 account: *account,
                 first_height: scan.first_height,
@@ -220,13 +331,30 @@ pub fn answer_offline(
                         logged_info(logged, status)
                     })
                     .collect(),
+                next: scan.next,
             })
         }
-        Query::TaxReport {
-            payee: None,
-            from_day,
-            to_day,
-        } => QueryResult::Ok(tax_report(ledger, None, *from_day, *to_day)),
         _ => answer_from_ledger(ledger, query),
     })
+}
+
+/// Answers a query over a stopped node's data directory (`tally query --data-dir`): `ledger`
+/// is the state replayed from it. The same answer functions as a running node's
+/// ([`answer_with_log`], [`answer_from_ledger`]), so both give the same answers in the same
+/// JSON; a stopped node's history reads the whole live log. The node must not be running
+/// (opening the log may cut a torn tail).
+pub fn answer_offline(
+    ledger: &Ledger,
+    data_dir: &Path,
+    config: LogConfig,
+    query: &Query,
+) -> Result<QueryResult, QueryError> {
+    match query {
+        Query::TxHistory { .. } | Query::AccountHistory { .. } => {
+            check_data_dir(data_dir)?;
+            let log = Log::open(&data_dir.join("log"), config)?;
+            answer_with_log(ledger, &log, query, HistoryReach::Stopped, |_| true)
+        }
+        _ => Ok(answer_from_ledger(ledger, query)),
+    }
 }

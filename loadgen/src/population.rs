@@ -264,6 +264,7 @@ impl Population {
             settlement: Default::default(),
             heights_per_epoch: tally_protocol::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
             revoked: Vec::new(),
+            currency: Default::default(),
         };
         Population {
             genesis,

@@ -239,6 +239,60 @@ pub struct Genesis {
     /// it (docs/SECURITY.md, "Revocation").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<String>,
+    /// The currency of the ledger: its code and minor-unit digits, for reading and printing
+    /// amounts as people write them (`125.40`). Records and balances carry minor units.
+    #[serde(default, skip_serializing_if = "is_default_currency")]
+    pub currency: CurrencySpec,
+}
+
+/// The ledger's currency, as people write its amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencySpec {
+    /// Its code (ISO 4217, three capital letters, `EUR`), printed after amounts; empty (the
+    /// default): none printed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    /// Digits of its minor unit: 2 (the default) reads `125.40` as 12540 minor units.
+    #[serde(default = "default_minor_unit_digits")]
+    pub minor_unit_digits: u32,
+}
+
+impl Default for CurrencySpec {
+    fn default() -> CurrencySpec {
+        CurrencySpec {
+            code: String::new(),
+            minor_unit_digits: MINOR_UNIT_DIGITS_DEFAULT,
+        }
+    }
+}
+
+/// Minor-unit digits when the genesis names none.
+pub const MINOR_UNIT_DIGITS_DEFAULT: u32 = 2;
+
+fn default_minor_unit_digits() -> u32 {
+    MINOR_UNIT_DIGITS_DEFAULT
+}
+
+fn is_default_currency(value: &CurrencySpec) -> bool {
+    *value == CurrencySpec::default()
+}
+
+impl CurrencySpec {
+    /// Reads an amount in currency units (`125.40`) into minor units.
+    pub fn parse(&self, text: &str) -> Result<u64, crate::amount::AmountError> {
+        crate::amount::parse_units(text, self.minor_unit_digits)
+    }
+
+    /// Writes minor units as currency units with the code (`125.40 EUR`).
+    pub fn format(&self, minor: i128) -> String {
+        let units = crate::amount::format_units(minor, self.minor_unit_digits);
+        if self.code.is_empty() {
+            units
+        } else {
+            format!("{units} {}", self.code)
+        }
+    }
 }
 
 /// Heights in one validator epoch when the genesis does not say.
@@ -342,6 +396,23 @@ impl Genesis {
         }
         if self.heights_per_epoch == 0 {
             return Err(field_error("heights_per_epoch", "must be at least 1"));
+        }
+        if self.currency.minor_unit_digits > crate::amount::MINOR_UNIT_DIGITS_MAX {
+            return Err(field_error(
+                "currency.minor_unit_digits",
+                format!(
+                    "{} digits: at most {}",
+                    self.currency.minor_unit_digits,
+                    crate::amount::MINOR_UNIT_DIGITS_MAX
+                ),
+            ));
+        }
+        let code = &self.currency.code;
+        if !code.is_empty() && (code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(field_error(
+                "currency.code",
+                format!("{code:?}: three capital letters (ISO 4217, as EUR), or leave it out"),
+            ));
         }
         let mut serials = BTreeSet::new();
         for (index, serial) in self.revoked.iter().enumerate() {
@@ -779,6 +850,7 @@ mod tests {
             settlement: SettlementSpec::default(),
             heights_per_epoch: HEIGHTS_PER_EPOCH_DEFAULT,
             revoked: Vec::new(),
+            currency: CurrencySpec::default(),
         }
     }
 
@@ -897,6 +969,37 @@ mod tests {
             "accounts",
             "more than 2^63 - 1",
         );
+    }
+
+    #[test]
+    fn a_currency_reads_and_writes_amounts_and_leaves_old_hashes_alone() {
+        let mut genesis = sample();
+        let before = genesis.hash();
+        // the default currency is not written: a genesis without one keeps its hash
+        assert!(!genesis.to_toml().contains("currency"));
+        assert_eq!(genesis.currency.parse("125.40"), Ok(12_540));
+        assert_eq!(genesis.currency.format(12_540), "125.40");
+        genesis.currency = CurrencySpec {
+            code: "JPY".into(),
+            minor_unit_digits: 0,
+        };
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed.currency.parse("125"), Ok(125));
+        assert_eq!(parsed.currency.format(125), "125 JPY");
+        assert_ne!(parsed.hash(), before);
+        for (code, digits, field) in [
+            ("EURO", 2, "currency.code"),
+            ("eur", 2, "currency.code"),
+            ("EUR", 19, "currency.minor_unit_digits"),
+        ] {
+            let mut genesis = sample();
+            genesis.currency = CurrencySpec {
+                code: code.into(),
+                minor_unit_digits: digits,
+            };
+            let error = Genesis::from_toml(&genesis.to_toml()).unwrap_err();
+            assert!(error.to_string().contains(field), "{error}");
+        }
     }
 
     #[test]

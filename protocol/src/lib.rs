@@ -6,12 +6,14 @@
 //! alone; the engine re-exports it.
 #![forbid(unsafe_code)]
 
+pub mod amount;
 pub mod client;
 pub mod frame;
 pub mod genesis;
 pub mod identity;
 pub mod keys;
 pub mod message;
+pub mod operator;
 pub mod query;
 pub mod result;
 pub mod submit;

@@ -30,21 +30,77 @@ pub enum Query {
         payer: Option<u64>,
     },
     /// Tax over business days `from_day..=to_day` per payee and category: of one payee, or of
-    /// every payee when `payee` is absent (offline only: it reads every tax record).
+    /// every payee when `payee` is absent.
     TaxReport {
         #[serde(default)]
         payee: Option<u64>,
         from_day: u64,
+        /// The last day, included; absent or `null`: open, to the last day.
+        #[serde(default = "open_end", with = "open_end_day")]
         to_day: u64,
     },
     /// The validator set in force, the next epoch's keys so far and the pending votes.
     Validators,
     /// Every block of the live log that carried the transaction, with the code it recorded
-    /// (offline only: it reads the log).
+    /// (a rejected transaction's reason). A running node searches its last
+    /// [`TX_HISTORY_BLOCKS_MAX`] blocks; a stopped node's data directory, the whole live log.
     TxHistory { id: u128 },
-    /// Every transaction of the live log that names the account (offline only: it reads the
-    /// log).
-    AccountHistory { account: u64 },
+    /// The transactions of the live log that name the account, oldest first, one page at a
+    /// time: from `from` (absent: the first live block) at most `limit` of them (absent or 0:
+    /// [`HISTORY_PAGE_DEFAULT`], at most [`HISTORY_PAGE_MAX`]); the answer's `next` is where
+    /// the next page starts.
+    AccountHistory {
+        account: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<HistoryCursor>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
+    /// Open two-phase reservations (pending transfers) of one account (as debit or credit
+    /// account), or of every account when `account` is absent (at most `QUEUE_ANSWER_MAX`).
+    PendingTransfers {
+        #[serde(default)]
+        account: Option<u64>,
+    },
+    /// The ledger's totals: money in circulation, queued and reserved value, tax collected.
+    Totals,
+}
+
+/// Where a page of an account's history starts: transaction `index` of block `height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryCursor {
+    pub height: u64,
+    pub index: u64,
+}
+
+/// Transactions of one history page when the query names no limit.
+pub const HISTORY_PAGE_DEFAULT: u64 = 100;
+/// Most transactions of one history page.
+pub const HISTORY_PAGE_MAX: u64 = 1_000;
+/// Most blocks a running node reads for one history page or one `TxHistory` (the page ends
+/// early, with its `next`, when it read this many blocks).
+pub const TX_HISTORY_BLOCKS_MAX: u64 = 10_000;
+
+fn open_end() -> u64 {
+    u64::MAX
+}
+
+/// A period's last day as JSON: `null` for an open end (`u64::MAX` in the types), so that
+/// no report prints 18446744073709551615 as a day.
+mod open_end_day {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(day: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        match *day {
+            u64::MAX => serializer.serialize_none(),
+            day => serializer.serialize_some(&day),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?.unwrap_or(u64::MAX))
+    }
 }
 
 /// Who answers a query.
@@ -55,8 +111,10 @@ pub enum Answerer {
     /// The ledger: the executor of a running node between blocks, or the replayed ledger of a
     /// stopped one.
     Ledger,
-    /// The log of a stopped node's data directory (`tally query`): a running node refuses it.
-    Log,
+    /// The ledger and the log together: the executor of a running node, reading its log
+    /// between blocks a bounded number of blocks at a time, or a stopped node's data
+    /// directory.
+    History,
 }
 
 impl Query {
@@ -64,16 +122,14 @@ impl Query {
     pub fn answerer(&self) -> Answerer {
         match self {
             Query::Status => Answerer::Node,
-            Query::TxHistory { .. }
-            | Query::AccountHistory { .. }
-            | Query::TaxReport { payee: None, .. } => Answerer::Log,
+            Query::TxHistory { .. } | Query::AccountHistory { .. } => Answerer::History,
             _ => Answerer::Ledger,
         }
     }
 
-    /// Whether the executor must answer it (it reads the ledger).
+    /// Whether the executor must answer it (it reads the ledger, and perhaps the log).
     pub fn needs_ledger(&self) -> bool {
-        self.answerer() == Answerer::Ledger
+        self.answerer() != Answerer::Node
     }
 }
 
@@ -296,6 +352,8 @@ pub enum Answer {
         /// The payee asked about; `None`: every payee.
         payee: Option<u64>,
         from_day: u64,
+        /// `null`: open, to the last day.
+        #[serde(with = "open_end_day")]
         to_day: u64,
         /// By payee, then category, then basis.
         rows: Vec<TaxRow>,
@@ -323,12 +381,55 @@ pub enum Answer {
         last_height: u64,
         blocks: Vec<LoggedTxInfo>,
     },
+    /// One page of an account's history: what blocks `first_height..=last_height` of the
+    /// live log hold from the page's start on; `next`: where the next page starts (`None`:
+    /// this page reached the end of the log).
     AccountHistory {
         account: u64,
         first_height: u64,
         last_height: u64,
         transactions: Vec<LoggedTxInfo>,
+        #[serde(default)]
+        next: Option<HistoryCursor>,
     },
+    PendingTransfers {
+        /// The account asked about; `None`: every account.
+        account: Option<u64>,
+        /// Open reservations, of which `transfers` lists the first `QUEUE_ANSWER_MAX`.
+        total: u64,
+        transfers: Vec<PendingTransferInfo>,
+    },
+    Totals(Box<LedgerTotals>),
+}
+
+/// An open two-phase reservation with its id (a `PendingTransfers` answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTransferInfo {
+    pub id: u128,
+    pub debit_account: u64,
+    pub credit_account: u64,
+    pub amount: u64,
+    /// Block time it times out at; 0: never.
+    pub expires_at_ms: u64,
+    pub created_height: u64,
+}
+
+/// The ledger's totals (a `Totals` answer), in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerTotals {
+    /// The ledger's last block and its time.
+    pub height: u64,
+    pub time_ms: u64,
+    pub accounts: u64,
+    pub suspended_accounts: u64,
+    /// Reserves the central bank issued, less what was redeemed.
+    pub money_in_circulation: i128,
+    pub queued_payments: u64,
+    pub queued_value: u128,
+    pub pending_transfers: u64,
+    pub pending_value: u128,
+    /// Tax the tax accounts received, less what refunds took back, since the genesis.
+    pub net_tax: i128,
 }
 
 /// A query's outcome on the wire.
@@ -354,14 +455,59 @@ mod tests {
         );
         assert!(serde_json::from_str::<Query>(r#"{"queue":{"bank":5}}"#).is_err());
         let all = parse(r#"{"tax_report":{"from_day":0,"to_day":9}}"#);
-        assert_eq!(all.answerer(), Answerer::Log);
+        assert_eq!(all.answerer(), Answerer::Ledger);
         let one = parse(r#"{"tax_report":{"payee":7,"from_day":0,"to_day":9}}"#);
         assert_eq!(one.answerer(), Answerer::Ledger);
         assert!(one.needs_ledger());
         assert_eq!(parse(r#""status""#).answerer(), Answerer::Node);
+        let history = parse(r#"{"account_history":{"account":3}}"#);
+        assert_eq!(history.answerer(), Answerer::History);
         assert_eq!(
-            parse(r#"{"account_history":{"account":3}}"#).answerer(),
-            Answerer::Log
+            history,
+            Query::AccountHistory {
+                account: 3,
+                from: None,
+                limit: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"account_history":{"account":3,"from":{"height":5,"index":2},"limit":10}}"#),
+            Query::AccountHistory {
+                account: 3,
+                from: Some(HistoryCursor {
+                    height: 5,
+                    index: 2
+                }),
+                limit: Some(10)
+            }
+        );
+        assert_eq!(parse(r#""totals""#), Query::Totals);
+        // an open end is null (or absent), never 18446744073709551615
+        let open = Query::TaxReport {
+            payee: None,
+            from_day: 0,
+            to_day: u64::MAX,
+        };
+        assert_eq!(parse(r#"{"tax_report":{"from_day":0}}"#), open);
+        assert_eq!(
+            parse(r#"{"tax_report":{"from_day":0,"to_day":null}}"#),
+            open
+        );
+        let text = serde_json::to_string(&open).unwrap();
+        assert!(text.contains(r#""to_day":null"#), "{text}");
+        let answer = Answer::TaxReport {
+            payee: None,
+            from_day: 0,
+            to_day: u64::MAX,
+            rows: Vec::new(),
+            net_tax: 0,
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(text.contains(r#""to_day":null"#), "{text}");
+        assert_eq!(serde_json::from_str::<Answer>(&text).unwrap(), answer);
+        assert_eq!(
+            parse(r#"{"pending_transfers":{}}"#),
+            Query::PendingTransfers { account: None }
         );
         // Ids are u128 and travel whole.
         let id = u128::MAX;

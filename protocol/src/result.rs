@@ -305,6 +305,90 @@ impl ResultCode {
         }
     }
 
+    /// What the code means, in a short sentence for people (`tally tx` prints it).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ResultCode::Ok => "applied in its block (a payment: settled)",
+            ResultCode::BadSignature => "the signature does not verify for this record and network",
+            ResultCode::MalformedLength => "the record is not 192 bytes",
+            ResultCode::MalformedZeroId => "transaction id 0 is reserved",
+            ResultCode::MalformedZeroAmount => "a transaction that moves money needs a positive amount",
+            ResultCode::MalformedZeroLedger => "ledger 0 is reserved",
+            ResultCode::MalformedUnknownKind => "the transaction kind is unknown",
+            ResultCode::MalformedUnknownFlags => "flag bits without a meaning are set",
+            ResultCode::MalformedReservedNotZero => "reserved bytes are not zero",
+            ResultCode::MalformedSameAccount => "debit and credit account are the same",
+            ResultCode::MalformedMissingCategory => "a taxed payment or tax rate needs a tax category",
+            ResultCode::MalformedUnexpectedCategory => "only a taxed payment or a tax rate carries a tax category",
+            ResultCode::UnknownDebitAccount => "the debit account does not exist",
+            ResultCode::UnknownCreditAccount => "the credit account does not exist",
+            ResultCode::NotOwner => "the signing key is not the debit account's owner key",
+            ResultCode::InsufficientFunds => "the payer lacks the funds (balance less reservations plus overdraft)",
+            ResultCode::DuplicateId => "this transaction id was used already (the first record with it stands)",
+            ResultCode::LedgerMismatch => "the record's ledger is not the accounts' currency ledger",
+            ResultCode::NotPermitted => "the accounts' roles do not allow this transaction",
+            ResultCode::NotCentralBank => "only the central bank's key on its issuance account may do this",
+            ResultCode::UnknownTaxCategory => "no tax rate is in force for this category",
+            ResultCode::Overflow => "a balance would overflow",
+            ResultCode::Queued => "accepted: the payer lacks liquidity now, so the payment waits in its RTGS queue and settles, is cancelled or expires later",
+            ResultCode::MalformedUnexpectedAmount => "this kind moves no money: its amount must be 0",
+            ResultCode::MalformedMissingRelatedId => "the transaction it acts on (related id) is missing",
+            ResultCode::MalformedFlagNotForKind => "a flag is set that this kind does not take",
+            ResultCode::MalformedFlagsConflict => "at most one of pending, post and void may be set",
+            ResultCode::MalformedUnexpectedCreditAccount => "this kind has no credit account",
+            ResultCode::MalformedTaxRateOverFull => "a tax rate is at most 100% (10000 bp)",
+            ResultCode::ObserverReadOnly => "an observer account reads, never moves money",
+            ResultCode::DebitAccountSuspended => "the debit account is suspended",
+            ResultCode::CreditAccountSuspended => "the credit account is suspended",
+            ResultCode::NotTaxAuthority => "only the tax authority's key on its own account sets tax rates",
+            ResultCode::TaxRateInThePast => "a tax rate takes effect at or after the block's time",
+            ResultCode::TaxRateTableFull => "the tax rate table is full",
+            ResultCode::BalanceLimitExceeded => "the credit would take the payee above its balance maximum",
+            ResultCode::QueueFull => "the RTGS queues are full",
+            ResultCode::QueuedPaymentNotFound => "no queued payment has this id (never queued, or settled, cancelled or expired)",
+            ResultCode::QueuedPaymentAlreadyHeld => "the queued payment is held already",
+            ResultCode::QueuedPaymentNotHeld => "the queued payment is not held",
+            ResultCode::QueuedPaymentPriorityUnchanged => "the queued payment has this priority already",
+            ResultCode::AlreadySuspended => "the participant is suspended already",
+            ResultCode::NotSuspended => "the participant is not suspended",
+            ResultCode::RefundOfUnknownPayment => "no settled taxed payment has this id",
+            ResultCode::RefundAccountsMismatch => "a refund goes from the payment's payee to its payer",
+            ResultCode::RefundExceedsPayment => "refunds would exceed the payment's gross",
+            ResultCode::PendingTransferNotFound => "no open pending transfer has this id",
+            ResultCode::PendingTransferAlreadyPosted => "the pending transfer was posted already",
+            ResultCode::PendingTransferAlreadyVoided => "the pending transfer was voided already",
+            ResultCode::PendingTransferExpired => "the pending transfer timed out",
+            ResultCode::PendingAccountsMismatch => "the accounts are not the pending transfer's",
+            ResultCode::PendingAmountExceeded => "a post settles at most the reserved amount",
+            ResultCode::PendingAmountMismatch => "a void names exactly the reserved amount",
+            ResultCode::PendingTransfersFull => "the table of pending transfers is full",
+            ResultCode::LinkedEventFailed => "another record of its linked chain failed: nothing of the chain settled",
+            ResultCode::LinkedEventChainOpen => "the block ended inside its linked chain: nothing of the chain settled",
+            ResultCode::LinkedNotAcceptedByNode => "linked records were not accepted by this node (no longer produced)",
+            ResultCode::LinkedChainTooLong => "the linked chain is longer than a node takes",
+            ResultCode::MalformedUnexpectedDebitAccount => "this kind names no debit account",
+            ResultCode::MalformedUnknownValidatorChange => "a validator vote adds (1) or removes (2)",
+            ResultCode::NotAValidator => "the signer is not a validator of the current epoch",
+            ResultCode::ValidatorAlreadyMember => "the key is in the next epoch's set already",
+            ResultCode::ValidatorNotMember => "the key is not in the next epoch's set",
+            ResultCode::ValidatorSetWouldEmpty => "the removal would leave no validator",
+            ResultCode::ValidatorSetFull => "the validator set is at its maximum",
+            ResultCode::InvalidValidatorKey => "the key is not an Ed25519 public key",
+            ResultCode::ValidatorChangesFull => "too many changes are pending a vote this epoch",
+            ResultCode::ValidatorVoteAlreadyCounted => "this validator's vote for the change was counted already",
+            ResultCode::MalformedTaxBasisConflict => "a tax rate names at most one basis",
+            ResultCode::MalformedTaxRoundingConflict => "a tax rate names at most one rounding rule",
+            ResultCode::TaxBasisNotNamed => "no basis named and no rate in force whose basis it could keep",
+            ResultCode::TaxRoundingNotNamed => "no rounding rule named and no rate in force whose rule it could keep",
+            ResultCode::Expired => "its valid-until time passed before a block took it",
+            ResultCode::ValidUntilBeyondWindow => "its valid-until time is beyond the genesis's validity window",
+            ResultCode::MalformedZeroValidUntil => "valid-until 0 has passed",
+            ResultCode::MalformedRevocationSerial => "the revoked serial number is malformed",
+            ResultCode::CertificateAlreadyRevoked => "the certificate is revoked already",
+            ResultCode::RevocationListFull => "the revocation list is full",
+        }
+    }
+
     /// Whether the transaction was accepted: it settled (`ok`), or it waits in an RTGS queue
     /// (`queued`) and will settle, be cancelled or expire later. An accepted transaction
     /// uses up its id; a rejected one changes nothing.
@@ -376,5 +460,8 @@ mod tests {
         assert_eq!(ResultCode::RevocationListFull as u8, 77);
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
+        for code in ResultCode::ALL {
+            assert!(!code.meaning().is_empty(), "{}", code.name());
+        }
     }
 }

@@ -488,6 +488,180 @@ impl TxFields {
     }
 }
 
+impl TxFields {
+    /// A record of `kind` with every optional field zero (`valid_until` still to set).
+    fn of_kind(
+        kind: TxKind,
+        id: u128,
+        ledger: u32,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+    ) -> TxFields {
+        TxFields {
+            kind,
+            ..TxFields::transfer(id, debit, credit, amount, ledger)
+        }
+    }
+
+    /// The first phase of a two-phase transfer: reserve `amount`, released after
+    /// `timeout_s` seconds unless posted or voided (0: never).
+    pub fn pending_transfer(
+        id: u128,
+        ledger: u32,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+        timeout_s: u32,
+    ) -> TxFields {
+        TxFields {
+            flags: TxFlags(TxFlags::PENDING),
+            reserved_a: timeout_s,
+            ..TxFields::transfer(id, debit, credit, amount, ledger)
+        }
+    }
+
+    /// Posts (settles) up to `amount` of the pending transfer `pending_id`, whose accounts
+    /// these are.
+    pub fn post_pending(
+        id: u128,
+        ledger: u32,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+        pending_id: u128,
+    ) -> TxFields {
+        TxFields {
+            flags: TxFlags(TxFlags::POST_PENDING),
+            related_id: pending_id,
+            ..TxFields::transfer(id, debit, credit, amount, ledger)
+        }
+    }
+
+    /// Voids the pending transfer `pending_id` (`amount`: exactly what it reserved).
+    pub fn void_pending(
+        id: u128,
+        ledger: u32,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+        pending_id: u128,
+    ) -> TxFields {
+        TxFields {
+            flags: TxFlags(TxFlags::VOID_PENDING),
+            related_id: pending_id,
+            ..TxFields::transfer(id, debit, credit, amount, ledger)
+        }
+    }
+
+    /// A taxed payment of gross `amount` in tax `category`.
+    pub fn taxed_payment(
+        id: u128,
+        ledger: u32,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+        category: u32,
+    ) -> TxFields {
+        TxFields {
+            category,
+            ..TxFields::of_kind(TxKind::TaxedPayment, id, ledger, payer, payee, amount)
+        }
+    }
+
+    /// The payee of taxed payment `payment_id` pays `amount` of its gross back to the payer.
+    pub fn refund(
+        id: u128,
+        ledger: u32,
+        payee: u64,
+        payer: u64,
+        amount: u64,
+        payment_id: u128,
+    ) -> TxFields {
+        TxFields {
+            related_id: payment_id,
+            ..TxFields::of_kind(TxKind::Refund, id, ledger, payee, payer, amount)
+        }
+    }
+
+    /// The central bank (its issuance account) mints `amount` of reserves to `bank`.
+    pub fn pledge(id: u128, ledger: u32, issuance: u64, bank: u64, amount: u64) -> TxFields {
+        TxFields::of_kind(TxKind::Pledge, id, ledger, issuance, bank, amount)
+    }
+
+    /// `bank`'s reserves of `amount` go back to the central bank's issuance account.
+    pub fn redeem(id: u128, ledger: u32, bank: u64, issuance: u64, amount: u64) -> TxFields {
+        TxFields::of_kind(TxKind::Redeem, id, ledger, bank, issuance, amount)
+    }
+
+    /// The central bank (its issuance account) suspends `participant`.
+    pub fn suspend(id: u128, ledger: u32, issuance: u64, participant: u64) -> TxFields {
+        TxFields::of_kind(TxKind::Suspend, id, ledger, issuance, participant, 0)
+    }
+
+    /// The central bank (its issuance account) reinstates `participant`.
+    pub fn reinstate(id: u128, ledger: u32, issuance: u64, participant: u64) -> TxFields {
+        TxFields::of_kind(TxKind::Reinstate, id, ledger, issuance, participant, 0)
+    }
+
+    /// A queue operation (`kind`: hold, release, cancel or re-prioritise) by `payer` on its
+    /// queued payment `payment_id`; `urgent` is the new priority of a re-prioritisation.
+    /// `None` for a kind that is not a queue operation.
+    pub fn queue_operation(
+        kind: TxKind,
+        id: u128,
+        ledger: u32,
+        payer: u64,
+        payment_id: u128,
+        urgent: bool,
+    ) -> Option<TxFields> {
+        if !kind.is_queue_operation() {
+            return None;
+        }
+        let urgent = kind == TxKind::QueueReprioritise && urgent;
+        Some(TxFields {
+            related_id: payment_id,
+            flags: TxFlags(if urgent { TxFlags::URGENT } else { 0 }),
+            ..TxFields::of_kind(kind, id, ledger, payer, 0, 0)
+        })
+    }
+
+    /// The tax authority (its account `tax_account`) sets `category`'s rate to `rate_bp`
+    /// basis points from block time `effective_from_ms` on; a basis or rounding rule not
+    /// named keeps the one in force.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_tax_rate(
+        id: u128,
+        ledger: u32,
+        tax_account: u64,
+        category: u32,
+        rate_bp: u32,
+        effective_from_ms: u64,
+        basis: Option<TaxBasis>,
+        rounding: Option<Rounding>,
+        to_sub_account: bool,
+    ) -> TxFields {
+        let mut flags =
+            basis.map_or(0, TxFlags::of_basis) | rounding.map_or(0, TxFlags::of_rounding);
+        if to_sub_account {
+            flags |= TxFlags::TAX_TO_SUB_ACCOUNT;
+        }
+        TxFields {
+            category,
+            reserved_a: rate_bp,
+            flags: TxFlags(flags),
+            ..TxFields::of_kind(
+                TxKind::SetTaxRate,
+                id,
+                ledger,
+                tax_account,
+                0,
+                effective_from_ms,
+            )
+        }
+    }
+}
+
 /// A serial number's canonical bytes (big-endian, no leading zero bytes) from its hex form.
 pub fn canonical_serial(serial_hex: &str) -> Result<Vec<u8>, DecodeError> {
     let text = serial_hex.trim().trim_start_matches("0x");
@@ -835,6 +1009,73 @@ impl<T, F: Fn(&T) -> bool> Iterator for LinkedUnits<'_, T, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_builder_makes_a_well_formed_record_of_its_kind() {
+        let (id, ledger) = (7u128, 702u32);
+        let built = [
+            (
+                TxKind::Transfer,
+                TxFields::pending_transfer(id, ledger, 10, 11, 5, 60),
+            ),
+            (
+                TxKind::Transfer,
+                TxFields::post_pending(id, ledger, 10, 11, 5, 3),
+            ),
+            (
+                TxKind::Transfer,
+                TxFields::void_pending(id, ledger, 10, 11, 5, 3),
+            ),
+            (
+                TxKind::TaxedPayment,
+                TxFields::taxed_payment(id, ledger, 100, 200, 5, 1),
+            ),
+            (TxKind::Refund, TxFields::refund(id, ledger, 200, 100, 5, 3)),
+            (TxKind::Pledge, TxFields::pledge(id, ledger, 1, 10, 5)),
+            (TxKind::Redeem, TxFields::redeem(id, ledger, 10, 1, 5)),
+            (TxKind::Suspend, TxFields::suspend(id, ledger, 1, 10)),
+            (TxKind::Reinstate, TxFields::reinstate(id, ledger, 1, 10)),
+            (
+                TxKind::SetTaxRate,
+                TxFields::set_tax_rate(
+                    id,
+                    ledger,
+                    2,
+                    1,
+                    900,
+                    1_000,
+                    Some(TaxBasis::Gross),
+                    Some(Rounding::Down),
+                    true,
+                ),
+            ),
+            (
+                TxKind::SetTaxRate,
+                TxFields::set_tax_rate(id, ledger, 2, 1, 900, 1_000, None, None, false),
+            ),
+        ];
+        let queue_ops = [
+            TxKind::QueueHold,
+            TxKind::QueueRelease,
+            TxKind::QueueCancel,
+            TxKind::QueueReprioritise,
+        ]
+        .map(|kind| {
+            (
+                kind,
+                TxFields::queue_operation(kind, id, ledger, 10, 3, true).unwrap(),
+            )
+        });
+        for (kind, fields) in built.into_iter().chain(queue_ops) {
+            let record = TxRecord::new(&fields.valid_until(1));
+            assert_eq!(record.kind(), Some(kind));
+            assert_eq!(record.validate(), Ok(()), "{kind:?}: {fields:?}");
+        }
+        // the urgent flag is a re-prioritisation's alone
+        let hold = TxFields::queue_operation(TxKind::QueueHold, id, ledger, 10, 3, true).unwrap();
+        assert_eq!(hold.flags.0, 0);
+        assert!(TxFields::queue_operation(TxKind::Transfer, id, ledger, 10, 3, false).is_none());
+    }
 
     #[test]
     fn linked_units_cut_single_records_and_whole_chains() {

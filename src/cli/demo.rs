@@ -100,6 +100,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         report.signing_time.as_secs_f64()
     );
     print!("{}", summary(&report.run));
+    if options.mix.invalid_pct > 0 {
+        println!(
+            "injected on purpose: about {}% of the records are made invalid (a bad signature, a \
+             wrong signer, an unknown account) so that the rejection paths run under load; the \
+             bad_signature, not_owner and unknown_*_account results above are those",
+            options.mix.invalid_pct
+        );
+    }
     println!(
         "blocks: {}  final state root: {}",
         report.height,
@@ -111,18 +119,27 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             hex::encode(root)
         );
     }
+    let lowest = report.validators.iter().map(|(height, _)| *height).min();
+    let highest = report.validators.iter().map(|(height, _)| *height).max();
     println!(
         "validators: {}",
-        if report.validators_agree {
-            "every log holds the same final blocks"
-        } else {
-            "LOGS DIFFER"
+        match (report.validators_agree, lowest, highest) {
+            (false, _, _) => "LOGS DIFFER".to_string(),
+            (true, Some(low), Some(high)) if low < high => format!(
+                "every log holds the same blocks up to height {low}; the ones above it ({} \
+                 at most) were still being committed by the others when the run stopped",
+                high - low
+            ),
+            (true, _, _) => "every log holds the same final blocks".to_string(),
         }
     );
+    // The demo's genesis names no currency: amounts in its units, two minor-unit digits.
+    let currency = tally_engine::genesis::CurrencySpec::default();
+    let money = |minor: i128| format!("{} units", currency.format(minor));
     println!(
         "money: sum of all balances {} at genesis, {} at the end: {}",
-        report.genesis_total,
-        report.final_total,
+        money(report.genesis_total),
+        money(report.final_total),
         if report.conserved() {
             "conserved"
         } else {
@@ -131,28 +148,31 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "money in circulation: {} before, {} after (changes only by pledge and redeem)",
-        report.money_in_circulation_before, report.money_in_circulation_after
+        money(report.money_in_circulation_before),
+        money(report.money_in_circulation_after)
     );
     let by_basis: Vec<String> = report
         .tax
         .iter()
-        .map(|line| format!("{} {}", line.basis, line.tax))
+        .map(|line| format!("{} {}", line.basis, money(line.tax as i128)))
         .collect();
     println!(
         "tax: collected {} on {} payments ({}), {} reversed by {} refunds, net {}; the tax \
          accounts moved {}, of which {} the tax authority's own payments: {}",
-        report.tax.iter().map(|line| line.tax).sum::<u128>(),
+        money(report.tax.iter().map(|line| line.tax).sum::<u128>() as i128),
         report.tax.iter().map(|line| line.payments).sum::<u64>(),
         by_basis.join(", "),
-        report
-            .tax
-            .iter()
-            .map(|line| line.refunded_tax)
-            .sum::<u128>(),
+        money(
+            report
+                .tax
+                .iter()
+                .map(|line| line.refunded_tax)
+                .sum::<u128>() as i128
+        ),
         report.tax.iter().map(|line| line.refunds).sum::<u64>(),
-        report.net_tax(),
-        report.tax_accounts_at_end - report.tax_accounts_at_genesis,
-        report.tax_accounts_other,
+        money(report.net_tax()),
+        money(report.tax_accounts_at_end - report.tax_accounts_at_genesis),
+        money(report.tax_accounts_other),
         if report.tax_reconciled() {
             "reconciled"
         } else {

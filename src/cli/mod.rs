@@ -1,6 +1,7 @@
 //! Subcommands. Each one parses its arguments and calls into the library crates.
 
 mod bench;
+mod client;
 mod cluster;
 mod demo;
 mod inspect;
@@ -13,6 +14,7 @@ mod prove;
 mod query;
 mod sigcheck;
 mod status;
+mod tx;
 mod validator;
 
 use clap::{Parser, Subcommand};
@@ -28,7 +30,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a single node in-process under signed load for a while and print what it did.
+    /// Run a small network of validators in this process under signed load for a while and
+    /// print what it did (payments, tax, the rejections it injects on purpose).
     Demo(demo::DemoArgs),
     /// Write a new Ed25519 key file (owner-only permissions).
     Keygen(keys::KeygenArgs),
@@ -44,9 +47,15 @@ enum Command {
     Inspect(InspectCommand),
     /// Print the Merkle inclusion proof (JSON) of a transaction in a block of a stopped node.
     Prove(prove::ProveArgs),
-    /// Ledger queries over a stopped node's data directory: balance, status, history, queue,
-    /// tax-report (JSON).
+    /// Ledger queries of a running node (--node) or over a stopped node's data directory
+    /// (--data-dir): balance, status, history, queue, pending, tax-report, totals,
+    /// validators (JSON).
     Query(query::QueryArgs),
+    /// Sign one transaction with a key file, send it to a running node and print its result:
+    /// transfer, pending/post/void, taxed-payment, refund, pledge, redeem, suspend,
+    /// reinstate, queue-hold/release/cancel/priority, set-tax-rate, validator-vote,
+    /// revoke-certificate.
+    Tx(tx::TxArgs),
     /// Check a Merkle inclusion proof (JSON) without trusting any node.
     VerifyProof(proof::VerifyProofArgs),
     /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
@@ -135,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Prove(args) => prove::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Tx(args) => tx::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
         Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(&args),

@@ -30,26 +30,13 @@ pub enum PkiCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct RevokeArgs {
-    /// A node's client address (host:port).
-    #[arg(long)]
-    node: String,
-    /// The central bank's signing key file (the owner key of its issuance account).
-    #[arg(long)]
-    key_file: PathBuf,
-    /// The network's genesis file (network id, ledger, the issuance account).
-    #[arg(long)]
-    genesis: PathBuf,
+    /// Where to send the revocation; --key-file is the central bank's signing key file (the
+    /// owner key of its issuance account).
+    #[command(flatten)]
+    client: super::client::ClientArgs,
     /// The serial number to revoke, hex, as `tally pki show` prints it.
     #[arg(long)]
     serial: String,
-    /// The revocation's transaction id (default: a random one).
-    #[arg(long)]
-    id: Option<u128>,
-    /// Seconds to wait for the revocation's block.
-    #[arg(long, default_value_t = 30)]
-    timeout_s: u64,
-    #[command(flatten)]
-    access: super::Access,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,64 +159,34 @@ fn signer(text: &str) -> anyhow::Result<[u8; 32]> {
 }
 
 /// `tally pki revoke`: the central bank's revocation, signed, submitted and waited for.
-fn revoke(args: &RevokeArgs) -> anyhow::Result<ExitCode> {
-    use std::time::Duration;
-    use tally_engine::genesis::Genesis;
-    use tally_engine::net::client::submit_and_wait;
-    use tally_engine::net::{Client, ClientOptions};
-    use tally_engine::tx::{canonical_serial, TxFields, TxRecord};
+pub(crate) fn revoke(args: &RevokeArgs) -> anyhow::Result<ExitCode> {
+    use tally_engine::tx::{canonical_serial, TxFields};
 
-    let genesis = Genesis::load(&args.genesis)?;
-    let key = read_key_file(&args.key_file)
-        .with_context(|| format!("central bank key file {}", args.key_file.display()))?;
+    let loaded = args.client.load()?;
     let serial = canonical_serial(&args.serial).map_err(|e| anyhow::anyhow!("--serial: {e}"))?;
-    let id = args.id.unwrap_or_else(|| rand::random::<u128>().max(1));
     let fields = TxFields::revoke_certificate(
-        id,
-        genesis.ledger,
-        genesis.central_bank().id,
+        loaded.id,
+        loaded.genesis.ledger,
+        loaded.genesis.central_bank().id,
         &hex::encode(&serial),
     )
-    .map_err(|e| anyhow::anyhow!("--serial: {e}"))?
-    .valid_until(tally_loadgen::workload::valid_until_from_now(&genesis));
-    let record = TxRecord::signed(&fields, genesis.network_id, &key);
-    let timeout = Duration::from_secs(args.timeout_s.max(1));
-    let options = ClientOptions {
-        connect_timeout: timeout,
-        request_timeout: timeout,
-        tls: args.access.tls()?,
-        ..ClientOptions::default()
-    };
-    let client = Client::connect_with(&args.node, &options)?;
-    let status = client.status()?;
-    if status.genesis_hash != hex::encode(genesis.hash()) {
-        anyhow::bail!(
-            "node {} runs genesis {}, not {} ({})",
-            args.node,
-            status.genesis_hash,
-            hex::encode(genesis.hash()),
-            args.genesis.display()
-        );
-    }
-    let (acks, refusal) = submit_and_wait(&client, &[record], timeout)?;
-    let Some(ack) = acks.first() else {
-        anyhow::bail!(
-            "node {} did not take the revocation: {}",
-            args.node,
-            refusal.map_or_else(|| "no answer".to_string(), |r| r.to_string())
-        );
-    };
+    .map_err(|e| anyhow::anyhow!("--serial: {e}"))?;
+    let record = loaded.sign(fields);
+    let sent = loaded.send(&args.client, &record, true)?;
+    let (code, height) = sent.result.expect("waited for");
     println!(
         "{}",
         serde_json::json!({
-            "id": id.to_string(),
+            "id": sent.id.to_string(),
             "serial": hex::encode(&serial),
-            "signer": hex::encode(public_key_of(&key)),
-            "result": ack.code.name(),
-            "height": ack.height,
+            "signer": loaded.signer(),
+            "result": code.name(),
+            "meaning": code.meaning(),
+            "height": height,
+            "node": sent.node,
         })
     );
-    Ok(if ack.code.is_ok() {
+    Ok(if code.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,25 +1,39 @@
-//! `tally query`: queries over a stopped node's data directory, answered offline by replaying
-//! its log (from the newest intact checkpoint) over the genesis. Each subcommand is one or two
-//! protocol queries (`tally_protocol::query::Query`), answered by the engine's one answer
-//! function (the network server's) plus the log queries only this path can answer; the
-//! answers are printed as JSON in the protocol's shape (docs/PROTOCOL.md, "Queries").
+//! `tally query`: the ledger's queries, asked of a running node (`--node`, repeatable for
+//! failover, over the client protocol with the identity's read privacy) or answered offline
+//! over a stopped node's data directory (`--data-dir`, replayed from the newest intact
+//! checkpoint over the genesis; it refuses a directory that holds no log). Each subcommand is
+//! one or two protocol queries (`tally_protocol::query::Query`), answered by the engine's
+//! one set of answer functions on both paths, and printed as JSON in one shape:
+//! `{"ledger_height": H, "answers": [...]}` (docs/PROTOCOL.md, "Queries").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tally_engine::genesis::Genesis;
 use tally_engine::log::LogConfig;
-use tally_engine::net::query::{Answer, Query, QueryResult};
+use tally_engine::net::query::{Answer, HistoryCursor, Query, QueryResult};
+use tally_engine::net::ClientOptions;
 use tally_engine::node::{replay_dir, NodeConfig};
-use tally_engine::query::answer_offline;
+use tally_engine::query::{answer_offline, check_data_dir};
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["nodes", "data_dir"])))]
 pub struct QueryArgs {
-    /// The node's data directory (the node must not be running).
+    /// A running node's client address (host:port); repeat for failover.
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    #[command(flatten)]
+    access: super::Access,
+    /// A stopped node's data directory (its `data_dir`; the node must not be running).
+    #[arg(long, conflicts_with_all = ["nodes", "identity", "insecure_plaintext"])]
+    data_dir: Option<PathBuf>,
+    /// The network's genesis file: needed with --data-dir; with --node, the node is checked
+    /// to run it.
     #[arg(long)]
-    data_dir: PathBuf,
-    /// The network's genesis file.
-    #[arg(long)]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
+    /// Seconds to wait for a connection and each answer (--node).
+    #[arg(long, default_value_t = 10)]
+    timeout_s: u64,
     #[command(subcommand)]
     what: QueryCommand,
 }
@@ -31,24 +45,40 @@ enum QueryCommand {
         /// Account id.
         account: u64,
     },
-    /// A transaction's status (settled, queued, pending, cancelled, expired...) and every
-    /// block that carried it with its result code (rejected: why): the `tx_status` and
-    /// `tx_history` queries.
+    /// A transaction's status (settled, queued and where, pending, cancelled, expired...)
+    /// and every block that carried it with its result code (a refusal's reason): the
+    /// `tx_status` and `tx_history` queries. A running node searches its last 10,000 blocks.
     Status {
         /// Transaction id (decimal u128).
         id: u128,
     },
-    /// Every transaction of the live log that names the account, with its result code (the
-    /// `account_history` query).
+    /// One page of the transactions that name the account, oldest first, with their result
+    /// codes and statuses (the `account_history` query); the answer's `next` is where the
+    /// next page starts (--from-height, --from-index).
     History {
         /// Account id.
         account: u64,
+        /// The block the page starts at (default: the first block of the live log).
+        #[arg(long)]
+        from_height: Option<u64>,
+        /// The transaction of that block the page starts at.
+        #[arg(long, default_value_t = 0)]
+        from_index: u64,
+        /// Most transactions in the page (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<u64>,
     },
     /// The RTGS queues in settlement order, of one bank or all (the `queue` query).
     Queue {
         /// Only this payer bank's queue.
         #[arg(long)]
         bank: Option<u64>,
+    },
+    /// Open two-phase reservations, of one account or all (the `pending_transfers` query).
+    Pending {
+        /// Only those debiting or crediting this account.
+        #[arg(long)]
+        account: Option<u64>,
     },
     /// Tax per merchant, category and basis over a period of business days (the
     /// `tax_report` query).
@@ -59,10 +89,15 @@ enum QueryCommand {
         /// First business day (days since the first cut-off; default: the first).
         #[arg(long, default_value_t = 0)]
         from_day: u64,
-        /// Last business day, included (default: the last).
-        #[arg(long, default_value_t = u64::MAX)]
-        to_day: u64,
+        /// Last business day, included (default: open, to the last).
+        #[arg(long)]
+        to_day: Option<u64>,
     },
+    /// The ledger's totals: money in circulation, queued and reserved value, tax collected
+    /// (the `totals` query; the central bank and auditors).
+    Totals,
+    /// The validator set in force, the next epoch's keys and the pending votes.
+    Validators,
     /// Any protocol query, as the JSON a client sends (`'{"balance":{"account":5}}'`).
     Ask {
         /// The query (docs/PROTOCOL.md, "Queries").
@@ -70,9 +105,11 @@ enum QueryCommand {
     },
 }
 
-/// What `tally query` prints.
+/// What `tally query` prints, on both paths.
 #[derive(serde::Serialize)]
 struct Printed {
+    /// The height the answers are of: the node's last durable block when asked, or the
+    /// last block replayed from the data directory.
     ledger_height: u64,
     answers: Vec<Answer>,
 }
@@ -84,8 +121,21 @@ fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
         QueryCommand::Status { id } => {
             vec![Query::TxStatus { id: *id }, Query::TxHistory { id: *id }]
         }
-        QueryCommand::History { account } => vec![Query::AccountHistory { account: *account }],
+        QueryCommand::History {
+            account,
+            from_height,
+            from_index,
+            limit,
+        } => vec![Query::AccountHistory {
+            account: *account,
+            from: from_height.map(|height| HistoryCursor {
+                height,
+                index: *from_index,
+            }),
+            limit: *limit,
+        }],
         QueryCommand::Queue { bank } => vec![Query::Queue { payer: *bank }],
+        QueryCommand::Pending { account } => vec![Query::PendingTransfers { account: *account }],
         QueryCommand::TaxReport {
             merchant,
             from_day,
@@ -93,8 +143,10 @@ fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
         } => vec![Query::TaxReport {
             payee: *merchant,
             from_day: *from_day,
-            to_day: *to_day,
+            to_day: to_day.unwrap_or(u64::MAX),
         }],
+        QueryCommand::Totals => vec![Query::Totals],
+        QueryCommand::Validators => vec![Query::Validators],
         QueryCommand::Ask { query } => {
             vec![serde_json::from_str(query)
                 .map_err(|error| anyhow::anyhow!("not a query: {error}"))?]
@@ -104,25 +156,67 @@ fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let queries = queries(&args.what)?;
-    let genesis = Genesis::load(&args.genesis)?;
-    let recovered = replay_dir(&genesis, &NodeConfig::new(args.data_dir.clone()))?;
+    let printed = match &args.data_dir {
+        Some(data_dir) => offline(args, data_dir, &queries)?,
+        None => online(args, &queries)?,
+    };
+    // Serialised directly (not through `serde_json::Value`, which has no room for u128 ids).
+    println!("{}", serde_json::to_string_pretty(&printed)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn offline(
+    args: &QueryArgs,
+    data_dir: &std::path::Path,
+    queries: &[Query],
+) -> anyhow::Result<Printed> {
+    let Some(genesis) = &args.genesis else {
+        anyhow::bail!(
+            "--data-dir needs --genesis: the network's genesis file, replayed under the log"
+        );
+    };
+    let genesis = Genesis::load(genesis)?;
+    // Before anything opens it: opening creates what is missing.
+    check_data_dir(data_dir)?;
+    let recovered = replay_dir(&genesis, &NodeConfig::new(data_dir.to_path_buf()))?;
     let mut answers = Vec::with_capacity(queries.len());
-    for query in &queries {
-        match answer_offline(
-            &recovered.ledger,
-            &args.data_dir,
-            LogConfig::default(),
-            query,
-        )? {
+    for query in queries {
+        match answer_offline(&recovered.ledger, data_dir, LogConfig::default(), query)? {
             QueryResult::Ok(answer) => answers.push(answer),
             QueryResult::Error(why) => anyhow::bail!("{why}"),
         }
     }
-    // Serialised directly (not through `serde_json::Value`, which has no room for u128 ids).
-    let printed = Printed {
+    Ok(Printed {
         ledger_height: recovered.height,
         answers,
+    })
+}
+
+fn online(args: &QueryArgs, queries: &[Query]) -> anyhow::Result<Printed> {
+    let timeout = Duration::from_secs(args.timeout_s.max(1));
+    let options = ClientOptions {
+        connect_timeout: timeout,
+        request_timeout: timeout,
+        tls: args.access.tls()?,
+        ..ClientOptions::default()
     };
-    println!("{}", serde_json::to_string_pretty(&printed)?);
-    Ok(ExitCode::SUCCESS)
+    let genesis_hash = match &args.genesis {
+        Some(path) => Some(Genesis::load(path)?.hash()),
+        None => None,
+    };
+    let connected =
+        tally_protocol::operator::connect_any(&args.nodes, &options, genesis_hash.as_ref())?;
+    let client = &connected.client;
+    let ledger_height = client.status()?.height;
+    let mut answers = Vec::with_capacity(queries.len());
+    for query in queries {
+        match client.query(query) {
+            Ok(answer) => answers.push(answer),
+            Err(error) => anyhow::bail!("node {}: {error}", connected.node),
+        }
+    }
+    Ok(Printed {
+        ledger_height,
+        answers,
+    })
 }

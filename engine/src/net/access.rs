@@ -8,8 +8,8 @@
 //!
 //! | role | submits | reads |
 //! | --- | --- | --- |
-//! | `bank` | records debiting covered accounts | covered accounts, their queues, their transactions' statuses; status |
-//! | `central_bank` | records debiting covered accounts (its issuance account) | everything |
+//! | `bank` | records debiting covered accounts | covered accounts, their queues and pending transfers, their transactions' statuses and histories (their own records); status |
+//! | `central_bank` | records debiting covered accounts (its issuance account) | everything, totals included |
 //! | `tax_authority` | records that move no money (tax rates), debiting covered accounts | covered accounts and their transactions; taxed payments; tax reports; status |
 //! | `auditor` | nothing | everything |
 //! | `monitoring` | nothing | nothing here: `/metrics` only |
@@ -128,6 +128,18 @@ impl Scope {
             || self.covered_ranges.iter().any(|ids| ids.contains(&account))
     }
 
+    /// Whether the holder may see a logged record in a history: every record for the roles
+    /// that read everything, else a record whose debit or credit account is covered (the
+    /// tax authority: also every taxed payment and refund).
+    pub fn may_see(&self, record: &TxRecord) -> bool {
+        use crate::tx::TxKind;
+        self.reads_all()
+            || (record.debit_account() != 0 && self.covers(record.debit_account()))
+            || (record.credit_account() != 0 && self.covers(record.credit_account()))
+            || (self.access == Access::TaxAuthority
+                && matches!(record.kind(), Some(TxKind::TaxedPayment | TxKind::Refund)))
+    }
+
     /// Checks a batch before it is taken; the error says which record and why.
     pub fn may_submit(&self, records: &[TxRecord]) -> Result<(), String> {
         match self.access {
@@ -196,7 +208,15 @@ impl Scope {
                     ))
                 }
             }
-            Query::Queue { payer: Some(payer) } if self.covers(*payer) => Ok(()),
+            Query::Queue { payer: Some(payer) }
+            | Query::PendingTransfers {
+                account: Some(payer),
+            } if self.covers(*payer) => Ok(()),
+            Query::PendingTransfers { account } => refuse(match account {
+                Some(account) => format!("the pending transfers of account {account}"),
+                None => "every account's pending transfers".to_string(),
+            }),
+            Query::Totals => refuse("the ledger's totals".into()),
             Query::Queue { payer } => refuse(match payer {
                 Some(payer) => format!("the queue of account {payer}"),
                 None => "every bank's queue".to_string(),

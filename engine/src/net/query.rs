@@ -87,8 +87,8 @@ pub fn queued_info(queued: &QueuedPayment) -> QueuedInfo {
 
 /// Answers a query that reads the state: the one answer function of the network server
 /// (run on the executor thread between blocks) and of `tally query` over a stopped node's
-/// replayed ledger ([`crate::query::answer_offline`]). Quick on a running node: it scans no
-/// history without a bound (queries that would, [`Answerer::Log`], are refused here).
+/// replayed ledger ([`crate::query::answer_offline`]). Quick on a running node: it reads no
+/// log (the queries that do, [`Answerer::History`], go to [`crate::query::answer_with_log`]).
 pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
     match query {
         Query::Balance { account } => QueryResult::Ok(Answer::Balance {
@@ -133,10 +133,51 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
             })
         }
         Query::TaxReport {
-            payee: Some(payee),
+            payee,
             from_day,
             to_day,
-        } => QueryResult::Ok(tax_report(ledger, Some(*payee), *from_day, *to_day)),
+        } => QueryResult::Ok(tax_report(ledger, *payee, *from_day, *to_day)),
+        Query::PendingTransfers { account } => {
+            let transfers: Vec<PendingTransferInfo> = ledger
+                .pending_transfers()
+                .into_iter()
+                .filter(|p| account.is_none_or(|a| p.debit_account == a || p.credit_account == a))
+                .map(|p| PendingTransferInfo {
+                    id: p.id,
+                    debit_account: p.debit_account,
+                    credit_account: p.credit_account,
+                    amount: p.amount,
+                    expires_at_ms: p.expires_at_ms,
+                    created_height: p.created_height,
+                })
+                .collect();
+            QueryResult::Ok(Answer::PendingTransfers {
+                account: *account,
+                total: transfers.len() as u64,
+                transfers: transfers.into_iter().take(QUEUE_ANSWER_MAX).collect(),
+            })
+        }
+        Query::Totals => {
+            let queued = ledger.queued_payments(None);
+            let pending = ledger.pending_transfers();
+            let net_tax = ledger
+                .tax_report(None, 0, u64::MAX)
+                .iter()
+                .map(|row| row.totals.net_tax())
+                .sum();
+            QueryResult::Ok(Answer::Totals(Box::new(LedgerTotals {
+                height: ledger.height(),
+                time_ms: ledger.time_ms(),
+                accounts: ledger.accounts().len() as u64,
+                suspended_accounts: ledger.accounts().iter().filter(|a| a.suspended).count() as u64,
+                money_in_circulation: ledger.money_in_circulation(),
+                queued_payments: queued.len() as u64,
+                queued_value: queued.iter().map(|q| u128::from(q.amount)).sum(),
+                pending_transfers: pending.len() as u64,
+                pending_value: pending.iter().map(|p| u128::from(p.amount)).sum(),
+                net_tax,
+            })))
+        }
         Query::Validators => {
             use crate::consensus::ValidatorChange;
             let schedule = ledger.validator_schedule();
@@ -168,17 +209,17 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
         Query::Status => {
             QueryResult::Error("status is answered by a running node, not the ledger".into())
         }
-        Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::TaxReport { .. } => {
-            QueryResult::Error(OFFLINE_ONLY.into())
+        Query::TxHistory { .. } | Query::AccountHistory { .. } => {
+            QueryResult::Error(NEEDS_LOG.into())
         }
     }
 }
 
-/// Why a running node refuses a query that reads the log or every tax record.
-pub const OFFLINE_ONLY: &str = "this query reads the log or every tax record: it is answered \
-    offline, over a stopped node's data directory (`tally query`)";
+/// Why the ledger alone does not answer a query that reads the log.
+pub const NEEDS_LOG: &str = "this query reads the log: it is answered by a node with its log, or \
+    over a stopped node's data directory (`tally query --data-dir`)";
 
-/// A tax report of one payee or of all (the latter only offline: it reads every tax record).
+/// A tax report of one payee or of all.
 pub fn tax_report(ledger: &Ledger, payee: Option<u64>, from_day: u64, to_day: u64) -> Answer {
     let rows: Vec<TaxRow> = ledger
         .tax_report(payee, from_day, to_day)

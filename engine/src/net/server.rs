@@ -42,7 +42,9 @@ use super::message::{
     encode_results, ErrorCode, ErrorMessage, Hello, Message, Quota, Refusal, Role, SubmitReceipt,
     Welcome, PROTOCOL_VERSION, SUBMIT_BATCH_TX_MAX,
 };
-use super::query::{answer_from_ledger, node_status, Answer, Query, QueryResult, OFFLINE_ONLY};
+use super::query::{
+    answer_from_ledger, node_status, Answer, Answerer, Query, QueryResult, NEEDS_LOG,
+};
 use super::tls::{NodeTls, TlsRefusal};
 use crate::mempool::{Ack, COMMON_LANE};
 use crate::node::{NodeHandle, SubmitError};
@@ -1464,31 +1466,64 @@ impl Ingress {
                     &self.node,
                     self.connections.len() as u64 + 1,
                 )))),
-                // What reads the log or every tax record is answered offline only.
-                _ => QueryResult::Error(OFFLINE_ONLY.into()),
+                _ => QueryResult::Error(NEEDS_LOG.into()),
             };
             return Message::QueryReply { request_id, result }.encode(conn.io.output());
         }
         let replies = self.replies_tx.clone();
         let waker = Arc::clone(&self.waker);
+        let log = self.node.log_weak();
+        let scope = conn.scope.clone();
         let asked = self.node.query_ledger(Box::new(move |ledger| {
-            // a participant's transaction query: its accounts are looked up first
-            if let Some((scope, id)) = check {
-                if let Err(text) = scope.may_read_transaction(ledger, id) {
-                    if replies
-                        .send((token, Vec::new(), Some((request_id, text))))
-                        .is_ok()
-                    {
-                        let _ = waker.wake();
-                    }
-                    return;
+            let forbid = |text: String| {
+                if replies
+                    .send((token, Vec::new(), Some((request_id, text))))
+                    .is_ok()
+                {
+                    let _ = waker.wake();
+                }
+            };
+            // a participant's transaction query: its accounts are looked up first (a
+            // history, which may hold its own rejected attempts, after the search)
+            let refused = check
+                .as_ref()
+                .and_then(|(scope, id)| scope.may_read_transaction(ledger, *id).err());
+            let history = matches!(query, Query::TxHistory { .. });
+            if let Some(text) = &refused {
+                if !history {
+                    return forbid(text.clone());
                 }
             }
-            let result = if query.needs_ledger() {
-                answer_from_ledger(ledger, &query)
-            } else {
-                QueryResult::Error(OFFLINE_ONLY.into())
+            // the log is taken here, for this query only: a node that stops closes it
+            let log = match query.answerer() {
+                Answerer::History => log.as_ref().and_then(std::sync::Weak::upgrade),
+                _ => None,
             };
+            let result = match (query.answerer(), &log) {
+                (Answerer::History, Some(log)) => {
+                    let log = log.read().expect("log lock");
+                    let visible = |record: &crate::tx::TxRecord| {
+                        scope.as_ref().is_none_or(|scope| scope.may_see(record))
+                    };
+                    crate::query::answer_with_log(
+                        ledger,
+                        &log,
+                        &query,
+                        crate::query::HistoryReach::Running,
+                        visible,
+                    )
+                    .unwrap_or_else(|error| QueryResult::Error(error.to_string()))
+                }
+                (Answerer::History, None) => QueryResult::Error(NEEDS_LOG.into()),
+                _ => answer_from_ledger(ledger, &query),
+            };
+            if let Some(text) = refused {
+                // nothing of it the asker may see: refused as any other participant's id
+                if matches!(&result, QueryResult::Ok(Answer::TxHistory { blocks, .. }) if blocks.is_empty())
+                {
+                    return forbid(text);
+                }
+            }
             let mut bytes = Vec::new();
             Message::QueryReply { request_id, result }.encode(&mut bytes);
             if replies.send((token, bytes, None)).is_ok() {

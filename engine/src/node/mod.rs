@@ -137,6 +137,10 @@ pub(crate) struct Shared {
     pub(crate) gossip_reply: Sender<Ack>,
     /// The revocation list of the node's ports: committed revocations go in here.
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
+    /// The node's log, for the queries that read it (history), once the node started. Weak:
+    /// the pipeline owns the log, which closes (and unlocks) when the node stops, whatever
+    /// handles are still held.
+    log: std::sync::OnceLock<std::sync::Weak<RwLock<crate::log::Log>>>,
 }
 
 impl Shared {
@@ -161,6 +165,7 @@ impl Shared {
             sigverify_thread: Mutex::new(None),
             gossip_reply: bounded(0).0,
             revocations: Arc::clone(&config.revocations),
+            log: std::sync::OnceLock::new(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
                 .min(config.block_tx_max),
@@ -287,6 +292,7 @@ impl Node {
         let replayed_money_in_circulation = recovered.ledger.money_in_circulation();
 
         let log = Arc::new(RwLock::new(log));
+        let _ = shared.log.set(Arc::downgrade(&log));
         let validator = match &config.validator {
             Some(validator) => Some(consensus::runtime(
                 genesis,
@@ -413,6 +419,20 @@ impl Node {
             ledger,
             fatal: shared.fatal.lock().expect("fatal lock").clone(),
         }
+    }
+}
+
+impl NodeHandle {
+    /// The node's log, for the queries that read it; `None` before it started or once it
+    /// stopped. Read it briefly: the log stage waits for readers to append.
+    pub fn log(&self) -> Option<Arc<RwLock<crate::log::Log>>> {
+        self.shared.log.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    /// The node's log as a weak reference, for a query queued for the executor (which must
+    /// not keep the node's state alive).
+    pub(crate) fn log_weak(&self) -> Option<std::sync::Weak<RwLock<crate::log::Log>>> {
+        self.shared.log.get().cloned()
     }
 }
 

@@ -151,6 +151,7 @@ impl Fixture {
             },
             heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
             revoked: Vec::new(),
+            currency: Default::default(),
         };
         edit(&mut genesis);
         genesis.validate().expect("fixture genesis is valid");
