@@ -202,7 +202,9 @@ struct Remote {
     /// Where the clients answer when failing over (the forwarder passes answers on).
     forward: Sender<Ack>,
     failed_over: AtomicU64,
-    /// Ids sent again to another node after theirs was lost.
+    /// Ids in flight again after a node that may have taken them was lost (failed over, or
+    /// sent elsewhere after a submission whose receipt never came); each leaves when
+    /// answered.
     resent: Mutex<HashSet<u128>>,
     /// Records sent again and answered `duplicate_id`, whose first answer is looked up in
     /// the log: the answer and when it first came.
@@ -368,9 +370,10 @@ impl Remote {
         {
             return;
         }
-        if ack.code == ResultCode::DuplicateId
-            && self.resent.lock().expect("resent lock").contains(&ack.id)
-        {
+        // Its one answer has come: the id leaves `resent` (which holds only records in
+        // flight again, however many failovers a run has).
+        let resent = self.resent.lock().expect("resent lock").remove(&ack.id);
+        if ack.code == ResultCode::DuplicateId && resent {
             self.duplicates
                 .lock()
                 .expect("duplicates lock")
@@ -575,6 +578,14 @@ impl Remote {
                 continue;
             };
             let node = connection % self.addresses.len();
+            if last_reason.is_some() {
+                // The node given up on the way may have taken them before its receipt was
+                // lost: a `duplicate_id` now means they reached the chain through it.
+                self.resent
+                    .lock()
+                    .expect("resent lock")
+                    .extend(records.iter().map(TxRecord::id));
+            }
             match self.submit_on(connection, &link, records, reply) {
                 Err(SubmitError::Stopped { reason }) => {
                     self.lose(connection, reason.clone());
@@ -609,13 +620,14 @@ impl Remote {
         let reply = self.forward.clone();
         while !rest.is_empty() {
             let batch = &rest[..rest.len().min(1024)];
+            // Marked before they go: an answer can come before the receipt is read.
+            self.resent
+                .lock()
+                .expect("resent lock")
+                .extend(batch.iter().map(TxRecord::id));
             match self.submit_somewhere(batch, &reply).1 {
                 Ok(taken) | Err(SubmitError::Busy { accepted: taken }) if taken > 0 => {
                     self.failed_over.fetch_add(taken as u64, Ordering::Relaxed);
-                    self.resent
-                        .lock()
-                        .expect("resent lock")
-                        .extend(batch[..taken].iter().map(TxRecord::id));
                     rest = &rest[taken..];
                 }
                 _ => break,
