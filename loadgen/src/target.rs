@@ -376,7 +376,7 @@ impl Remote {
     }
 
     /// An answer from a client when failing over: passed on for a record still in flight
-    /// (a `duplicate_id` for a record sent again is first looked up in the log).
+    /// (a `duplicate_id` for a record sent again is first looked up in the ledger).
     fn answer(&self, ack: Ack) {
         if self
             .in_flight
