@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tally_engine::node::NodeHandle;
 use tally_protocol::client::{Client, ClientError, ClientOptions};
 use tally_protocol::message::Welcome;
-use tally_protocol::query::{Answer, Query};
+use tally_protocol::query::{Answer, Query, TxStatusInfo};
 use tally_protocol::result::ResultCode;
 use tally_protocol::submit::{Ack, SubmitError};
 use tally_protocol::tx::TxRecord;
@@ -156,9 +156,10 @@ impl Default for Liveness {
 /// them (ids are idempotent: a record that did settle there is answered `duplicate_id`
 /// elsewhere, never settled twice), and the lost node is dialled again every second.
 /// Every record is answered once on the caller's channel. A record sent again and answered
-/// `duplicate_id` had reached the chain through the lost node: the target looks it up in the
-/// log (a `TxHistory` query) and answers it with the code and height its block recorded,
-/// so a failover does not show up as refusals in the report.
+/// `duplicate_id` had reached the chain through the lost node: the target asks the ledger
+/// about it (a `TxStatus` query; only accepted transactions hold their id) and answers it
+/// with what its first copy was answered (`ok`, or `queued`), so a failover does not show up
+/// as refusals in the report.
 pub struct RemoteTarget {
     inner: Arc<Remote>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -202,10 +203,12 @@ struct Remote {
     /// Where the clients answer when failing over (the forwarder passes answers on).
     forward: Sender<Ack>,
     failed_over: AtomicU64,
-    /// Ids sent again to another node after theirs was lost.
+    /// Ids in flight again after a node that may have taken them was lost (failed over, or
+    /// sent elsewhere after a submission whose receipt never came); each leaves when
+    /// answered.
     resent: Mutex<HashSet<u128>>,
     /// Records sent again and answered `duplicate_id`, whose first answer is looked up in
-    /// the log: the answer and when it first came.
+    /// the ledger: the answer and when it first came.
     duplicates: Mutex<Vec<(Ack, Instant)>>,
     /// Nodes lost during the run (address and reason), in order.
     lost: Mutex<Vec<(String, String)>>,
@@ -333,15 +336,31 @@ impl Drop for RemoteTarget {
     }
 }
 
-/// How long a record sent again and answered `duplicate_id` may wait for its first answer
-/// to show up in a node's log.
+/// How long a record sent again and answered `duplicate_id` may wait for its first copy to
+/// show up in a node's ledger.
 const DUPLICATE_LOOKUP_MAX: Duration = Duration::from_secs(10);
 
-/// The result code named `name` (as a block's `LoggedTxInfo` names it).
-fn code_named(name: &str) -> Option<ResultCode> {
-    (0..=u8::MAX)
-        .filter_map(ResultCode::from_wire)
-        .find(|code| code.name() == name)
+/// What the first copy of a transaction was answered, from what the ledger knows of it now
+/// (a `TxStatus` answer): `ok`, or `queued` for a payment that entered an RTGS queue, with
+/// the height of the block that carried it where the ledger still names it (a queued
+/// payment's, a reservation's). `None` while the ledger does not know the id: only accepted
+/// transactions hold their id, so one answered `duplicate_id` is known once its first copy's
+/// block has executed.
+fn first_answer(status: &TxStatusInfo) -> Option<(ResultCode, Option<u64>)> {
+    match status.status.as_str() {
+        "queued" | "settled_from_queue" | "cancelled" | "expired" => Some((
+            ResultCode::Queued,
+            status.queued.as_ref().map(|queued| queued.queued_height),
+        )),
+        "settled" | "pending" | "posted" | "voided" | "pending_expired" => Some((
+            ResultCode::Ok,
+            status
+                .pending
+                .as_ref()
+                .map(|pending| pending.created_height),
+        )),
+        _ => None,
+    }
 }
 
 impl Remote {
@@ -357,7 +376,7 @@ impl Remote {
     }
 
     /// An answer from a client when failing over: passed on for a record still in flight
-    /// (a `duplicate_id` for a record sent again is first looked up in the log).
+    /// (a `duplicate_id` for a record sent again is first looked up in the ledger).
     fn answer(&self, ack: Ack) {
         if self
             .in_flight
@@ -368,9 +387,10 @@ impl Remote {
         {
             return;
         }
-        if ack.code == ResultCode::DuplicateId
-            && self.resent.lock().expect("resent lock").contains(&ack.id)
-        {
+        // Its one answer has come: the id leaves `resent` (which holds only records in
+        // flight again, however many failovers a run has).
+        let resent = self.resent.lock().expect("resent lock").remove(&ack.id);
+        if ack.code == ResultCode::DuplicateId && resent {
             self.duplicates
                 .lock()
                 .expect("duplicates lock")
@@ -386,10 +406,11 @@ impl Remote {
         }
     }
 
-    /// Answers records sent again and refused as `duplicate_id` with what their block
-    /// recorded the first time, once a connected node's log shows it. One that does not show
-    /// up within `DUPLICATE_LOOKUP_MAX` (the log archived it, or the node behind it lost the
-    /// block) keeps its `duplicate_id`.
+    /// Answers records sent again and refused as `duplicate_id` with what their first copy
+    /// was answered, once a connected node's ledger shows it ([`first_answer`]). One that
+    /// does not show up within `DUPLICATE_LOOKUP_MAX` (its id already released, or the
+    /// duplicate was a copy still in a node's pool that never reached a block) keeps its
+    /// `duplicate_id`.
     fn resolve_duplicates(&self) {
         let waiting = std::mem::take(&mut *self.duplicates.lock().expect("duplicates lock"));
         if waiting.is_empty() {
@@ -399,11 +420,8 @@ impl Remote {
         let mut still = Vec::new();
         for (ack, since) in waiting {
             let found = client.as_ref().and_then(|link| {
-                match link.client.query(&Query::TxHistory { id: ack.id }) {
-                    Ok(Answer::TxHistory { blocks, .. }) => blocks
-                        .iter()
-                        .filter_map(|block| Some((code_named(&block.result)?, block.height)))
-                        .find(|(code, _)| *code != ResultCode::DuplicateId),
+                match link.client.query(&Query::TxStatus { id: ack.id }) {
+                    Ok(Answer::TxStatus(status)) => first_answer(&status),
                     _ => None,
                 }
             });
@@ -411,7 +429,7 @@ impl Remote {
                 Some((code, height)) => self.reply_with(Ack {
                     id: ack.id,
                     code,
-                    height: Some(height),
+                    height,
                 }),
                 None if since.elapsed() >= DUPLICATE_LOOKUP_MAX => self.reply_with(ack),
                 None => still.push((ack, since)),
@@ -575,6 +593,14 @@ impl Remote {
                 continue;
             };
             let node = connection % self.addresses.len();
+            if last_reason.is_some() {
+                // The node given up on the way may have taken them before its receipt was
+                // lost: a `duplicate_id` now means they reached the chain through it.
+                self.resent
+                    .lock()
+                    .expect("resent lock")
+                    .extend(records.iter().map(TxRecord::id));
+            }
             match self.submit_on(connection, &link, records, reply) {
                 Err(SubmitError::Stopped { reason }) => {
                     self.lose(connection, reason.clone());
@@ -609,13 +635,14 @@ impl Remote {
         let reply = self.forward.clone();
         while !rest.is_empty() {
             let batch = &rest[..rest.len().min(1024)];
+            // Marked before they go: an answer can come before the receipt is read.
+            self.resent
+                .lock()
+                .expect("resent lock")
+                .extend(batch.iter().map(TxRecord::id));
             match self.submit_somewhere(batch, &reply).1 {
                 Ok(taken) | Err(SubmitError::Busy { accepted: taken }) if taken > 0 => {
                     self.failed_over.fetch_add(taken as u64, Ordering::Relaxed);
-                    self.resent
-                        .lock()
-                        .expect("resent lock")
-                        .extend(batch[..taken].iter().map(TxRecord::id));
                     rest = &rest[taken..];
                 }
                 _ => break,
