@@ -98,6 +98,8 @@ pub struct Limits {
     pub commit_queue_blocks_max: Option<usize>,
     pub group_commit_blocks_max: Option<usize>,
     pub checkpoint_interval_blocks: Option<u64>,
+    pub checkpoint_interval_ms: Option<u64>,
+    pub checkpoint_log_bytes: Option<u64>,
     pub connections_max: Option<usize>,
     pub connection_inflight_tx_max: Option<usize>,
     pub connection_output_bytes_max: Option<usize>,
@@ -232,6 +234,12 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     )?;
     if let Some(interval) = limits.checkpoint_interval_blocks {
         node.checkpoint_interval_blocks = interval;
+    }
+    if let Some(interval) = limits.checkpoint_interval_ms {
+        node.checkpoint_interval_ms = interval;
+    }
+    if let Some(bytes) = limits.checkpoint_log_bytes {
+        node.checkpoint_log_bytes = bytes;
     }
     let mut server = ServerConfig {
         listen: address(path, "listen", &file.listen)?,
