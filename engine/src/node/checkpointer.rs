@@ -94,9 +94,26 @@ impl CheckpointCadence {
                     .is_some_and(|last| time_ms.saturating_sub(last) >= config.interval_ms))
     }
 
-    /// Called after sealing block `point.height` (block time `time_ms`, a log entry of
-    /// `entry_bytes`): a copy of `ledger` to write when a checkpoint is due and none is in
-    /// flight. A due checkpoint waits while one is written.
+    /// Whether a checkpoint is taken after block `height` (block time `time_ms`, a log entry
+    /// of `entry_bytes`): it is due and none is in flight. Taking one marks it in flight and
+    /// starts the counts anew; a due checkpoint waits while one is written.
+    fn take(&mut self, height: u64, time_ms: u64, entry_bytes: u64) -> bool {
+        self.bytes_since = self.bytes_since.saturating_add(entry_bytes);
+        self.last_time_ms.get_or_insert(time_ms);
+        if self.config.is_off() || !self.due(height, time_ms) {
+            return false;
+        }
+        if self.in_flight.swap(true, Ordering::AcqRel) {
+            return false; // the previous checkpoint is still being written
+        }
+        self.last_height = height;
+        self.last_time_ms = Some(time_ms);
+        self.bytes_since = 0;
+        true
+    }
+
+    /// Called after sealing block `point.height`: a copy of `ledger` to write when a
+    /// checkpoint is taken ([`CheckpointCadence::take`]).
     pub(crate) fn after_block(
         &mut self,
         ledger: &Ledger,
@@ -104,23 +121,13 @@ impl CheckpointCadence {
         time_ms: u64,
         entry_bytes: u64,
     ) -> Option<CheckpointJob> {
-        self.bytes_since = self.bytes_since.saturating_add(entry_bytes);
-        self.last_time_ms.get_or_insert(time_ms);
-        if self.config.is_off() || !self.due(point.height, time_ms) {
-            return None;
-        }
-        if self.in_flight.swap(true, Ordering::AcqRel) {
-            return None; // the previous checkpoint is still being written
-        }
-        self.last_height = point.height;
-        self.last_time_ms = Some(time_ms);
-        self.bytes_since = 0;
-        Some(CheckpointJob {
-            point,
-            state: Box::new(ledger.copy_for_snapshot()),
-            genesis_hash: self.genesis_hash,
-            in_flight: Arc::clone(&self.in_flight),
-        })
+        self.take(point.height, time_ms, entry_bytes)
+            .then(|| CheckpointJob {
+                point,
+                state: Box::new(ledger.copy_for_snapshot()),
+                genesis_hash: self.genesis_hash,
+                in_flight: Arc::clone(&self.in_flight),
+            })
     }
 }
 
@@ -194,5 +201,58 @@ pub(crate) fn checkpoint_writer(
             shared.set_fatal(reason);
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cadence(interval_ms: u64, log_bytes: u64, interval_blocks: u64) -> CheckpointCadence {
+        let config = CheckpointCadenceConfig {
+            interval_ms,
+            log_bytes,
+            interval_blocks,
+        };
+        CheckpointCadence::new(config, [0; 32], 10)
+    }
+
+    /// The heights of blocks 11..=40 (a block every 100 ms of block time, 1 000 log bytes
+    /// each) after which a checkpoint is taken, each written before the next block.
+    fn taken(cadence: &mut CheckpointCadence) -> Vec<u64> {
+        let mut heights = Vec::new();
+        for height in 11..=40 {
+            if cadence.take(height, height * 100, 1_000) {
+                heights.push(height);
+                cadence.in_flight.store(false, Ordering::Release);
+            }
+        }
+        heights
+    }
+
+    #[test]
+    fn each_trigger_counts_from_the_previous_checkpoint_and_off_makes_none() {
+        assert_eq!(taken(&mut cadence(0, 0, 0)), Vec::<u64>::new());
+        assert_eq!(taken(&mut cadence(0, 0, 10)), [20, 30, 40]);
+        // 1 000 bytes a block: every 8 blocks past 7 500 bytes
+        assert_eq!(taken(&mut cadence(0, 7_500, 0)), [18, 26, 34]);
+        // block time counts from the first block after start (1 100 ms), not from 0
+        assert_eq!(taken(&mut cadence(1_000, 0, 0)), [21, 31]);
+        // the first trigger to fire wins, and every count starts anew
+        assert_eq!(taken(&mut cadence(1_000, 7_500, 0)), [18, 26, 34]);
+    }
+
+    #[test]
+    fn a_due_checkpoint_waits_while_one_is_written() {
+        let mut cadence = cadence(0, 0, 2);
+        assert!(!cadence.take(11, 0, 0));
+        assert!(cadence.take(12, 0, 0));
+        // still being written: due again at 14, deferred block after block
+        assert!(!cadence.take(13, 0, 0));
+        assert!(!cadence.take(14, 0, 0));
+        assert!(!cadence.take(15, 0, 0));
+        cadence.in_flight.store(false, Ordering::Release);
+        assert!(cadence.take(16, 0, 0));
+        assert!(!cadence.take(17, 0, 0));
     }
 }
