@@ -134,18 +134,34 @@ pub(super) fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
             config.block_tx_max, config.log.entry_bytes_max
         )));
     }
-    let interval_ms = config.checkpoint_interval_ms;
-    if interval_ms != 0 && interval_ms < CHECKPOINT_INTERVAL_MS_MIN {
-        return Err(NodeError::Config(format!(
-            "checkpoint_interval_ms {interval_ms} is below {CHECKPOINT_INTERVAL_MS_MIN}: checkpoints would follow each other back to back (0 turns the time cadence off)"
-        )));
-    }
-    let log_bytes = config.checkpoint_log_bytes;
-    if log_bytes != 0 && log_bytes < entry_max as u64 {
-        return Err(NodeError::Config(format!(
-            "checkpoint_log_bytes {log_bytes} is below one block's largest log entry ({entry_max} bytes for block_tx_max = {}): every block would be a checkpoint (0 turns the log-bytes cadence off)",
-            config.block_tx_max
-        )));
+    if let Some((_, message)) = checkpoint_cadence_problem(config) {
+        return Err(NodeError::Config(message));
     }
     Ok(())
+}
+
+/// Why the checkpoint cadence cannot work, with the configuration file's name of the field
+/// (`limits.…`), or `None`.
+pub(crate) fn checkpoint_cadence_problem(config: &NodeConfig) -> Option<(&'static str, String)> {
+    let interval_ms = config.checkpoint_interval_ms;
+    if interval_ms != 0 && interval_ms < CHECKPOINT_INTERVAL_MS_MIN {
+        return Some((
+            "limits.checkpoint_interval_ms",
+            format!(
+                "checkpoint_interval_ms {interval_ms} is below {CHECKPOINT_INTERVAL_MS_MIN}: checkpoints would follow each other back to back (0 turns the time cadence off)"
+            ),
+        ));
+    }
+    let entry_max = crate::log::entry_bytes(block::entry_bytes(config.block_tx_max));
+    let log_bytes = config.checkpoint_log_bytes;
+    if log_bytes != 0 && log_bytes < entry_max as u64 {
+        return Some((
+            "limits.checkpoint_log_bytes",
+            format!(
+                "checkpoint_log_bytes {log_bytes} is below one block's largest log entry ({entry_max} bytes for block_tx_max = {}): every block would be a checkpoint (0 turns the log-bytes cadence off)",
+                config.block_tx_max
+            ),
+        ));
+    }
+    None
 }

@@ -36,6 +36,7 @@ mod sigverify;
 
 pub use checkpointer::CheckpointCadenceConfig;
 pub(crate) use commit::SealedBlock;
+pub(crate) use config::checkpoint_cadence_problem;
 pub use config::{Backend, NodeConfig, QueueLimits, CHECKPOINT_INTERVAL_MS_MIN};
 pub use consensus::ValidatorConfig;
 pub(crate) use execute::{now_ms, serve_ledger_queries, ExecutorLimits};
