@@ -86,7 +86,8 @@ impl CheckpointCadence {
 
     fn due(&self, height: u64, time_ms: u64) -> bool {
         let config = &self.config;
-        (config.interval_blocks > 0 && height - self.last_height >= config.interval_blocks)
+        (config.interval_blocks > 0
+            && height.saturating_sub(self.last_height) >= config.interval_blocks)
             || (config.log_bytes > 0 && self.bytes_since >= config.log_bytes)
             || (config.interval_ms > 0
                 && self
