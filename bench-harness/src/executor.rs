@@ -454,6 +454,24 @@ pub fn measure_state_root(
         .collect()
 }
 
+/// What a checkpoint costs the execution thread (the copy of the live state it takes) and
+/// what it leaves to the writer thread (the encoding), over the ledger of
+/// [`measure_state_root`]: (copy us, encode us, snapshot bytes).
+pub fn measure_checkpoint_copy(accounts: u64, backlog: usize) -> (f64, f64, usize) {
+    let (ledger, _) = root_ledger(accounts, backlog);
+    let started = Instant::now();
+    let copy = std::hint::black_box(ledger.copy_for_snapshot());
+    let copy_us = started.elapsed().as_secs_f64() * 1e6;
+    let started = Instant::now();
+    let point = tally_engine::ledger::SnapshotPoint {
+        height: 1,
+        last_block_hash: [0; 32],
+    };
+    let bytes = std::hint::black_box(copy.snapshot(&[0; 32], point));
+    let encode_us = started.elapsed().as_secs_f64() * 1e6;
+    (copy_us, encode_us, bytes.len())
+}
+
 #[cfg(test)]
 mod state_root_tests {
     use super::*;

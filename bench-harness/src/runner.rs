@@ -433,6 +433,19 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         ));
                     }
                 }
+                let (copy_us, encode_us, bytes) =
+                    crate::executor::measure_checkpoint_copy(large, backlog);
+                rows.push(row(
+                    "checkpoint",
+                    format!(
+                        "copy on the execution thread, {large} consumers, {backlog} queued, {backlog} reserved"
+                    ),
+                    copy_us,
+                    "us",
+                    "encoding it (the writer thread)",
+                    encode_us,
+                    format!("snapshot {bytes} bytes"),
+                ));
             }
             Part::Pipeline => {
                 progress("single-node pipeline");
