@@ -91,6 +91,7 @@ fn the_set_digests_give_the_root_of_a_full_rehash_over_random_queue_and_reservat
                 match rng.random_range(0..10u32) {
                     0 | 1 => {
                         let timeout_s = rng.random_range(0..3u32) * 20;
+                        let amount = amount / 10 + 1; // small: most reservations are taken
                         f.custom(payer, id, TxKind::Transfer, payer, payee, amount, |t| {
                             t.flags = TxFlags(TxFlags::PENDING);
                             t.reserved_a = timeout_s;
