@@ -440,3 +440,203 @@ mod tests {
         assert!(figures.iter().all(|f| f.tx_per_s > 0.0 && f.blocks == 3));
     }
 }
+
+/// The state root's cost after one block, against how much the block changed and how much
+/// state it left untouched.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StateRootFigures {
+    /// Accounts in the ledger.
+    pub accounts: usize,
+    /// Queued payments and open reservations the ledger holds, untouched by the block.
+    pub queued: usize,
+    pub reserved: usize,
+    /// Accounts the block changed, and reservations it opened (table entries changed).
+    pub changed_accounts: usize,
+    pub changed_entries: usize,
+    /// Median time of `Ledger::state_root` after such a block (kept tree and set digests).
+    pub root_us: f64,
+    /// Time of `Ledger::state_root_from_scratch` over the same state (every leaf and entry).
+    pub from_scratch_us: f64,
+}
+
+const ROOT_CONSUMER: u64 = 10_000_000;
+const ROOT_BANKS: u64 = 2;
+
+/// A ledger of `accounts` consumers, two banks without liquidity and `backlog` queued
+/// interbank payments and `backlog` open reservations (one owner key for all consumers: the
+/// executor checks keys, not signatures).
+fn root_ledger(accounts: u64, backlog: usize) -> (Ledger, [u8; 32]) {
+    let key = ed25519_zebra::SigningKey::from([7u8; 32]);
+    let public: [u8; 32] = ed25519_zebra::VerificationKey::from(&key).into();
+    let owner = hex_encode(&public);
+    let spec = |id: u64, role: Role, balance: u64, bank: Option<u64>| AccountSpec {
+        id,
+        name: format!("account-{id}"),
+        role,
+        owner: owner.clone(),
+        balance,
+        bank,
+        overdraft_max: 0,
+        balance_max: None,
+        tax_sub_account: None,
+    };
+    let mut specs = vec![
+        spec(1, Role::CentralBank, 0, None),
+        spec(2, Role::TaxAuthority, 0, None),
+    ];
+    specs.extend((0..ROOT_BANKS).map(|i| spec(FIRST_BANK + i, Role::Bank, 0, None)));
+    specs.extend((0..accounts).map(|i| {
+        spec(
+            ROOT_CONSUMER + i,
+            Role::Consumer,
+            1_000_000_000,
+            Some(FIRST_BANK + i % ROOT_BANKS),
+        )
+    }));
+    let validator = ed25519_zebra::SigningKey::from([9u8; 32]);
+    let genesis = Genesis {
+        network_id: 7,
+        ledger: LEDGER,
+        validators: vec![ValidatorSpec {
+            name: "v0".into(),
+            public_key: hex_encode(&ed25519_zebra::VerificationKey::from(&validator).into()),
+        }],
+        tax_rates: Vec::new(),
+        accounts: specs,
+        account_ranges: Vec::new(),
+        settlement: Default::default(),
+        heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
+        revoked: Vec::new(),
+        currency: Default::default(),
+    };
+    genesis.validate().expect("the bench genesis is valid");
+    let mut ledger = Ledger::from_genesis(&genesis);
+    // The backlog: payments from the first bank to the second, which has nothing to pay
+    // back (no gridlock to offset: they stay queued), and reservations between consumers.
+    let mut id = 0u128;
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_2007);
+    let mut backlog_records = Vec::with_capacity(2 * backlog);
+    for _ in 0..backlog {
+        id += 1;
+        let mut queued = TxFields::transfer(id, FIRST_BANK, FIRST_BANK + 1, 1_000, LEDGER)
+            .valid_until(tally_engine::genesis::VALIDITY_WINDOW_MS_DEFAULT);
+        queued.kind = TxKind::Transfer;
+        let mut record = TxRecord::new(&queued);
+        record.public_key = public;
+        backlog_records.push(record);
+        id += 1;
+        let debit = ROOT_CONSUMER + rng.random_range(0..accounts);
+        let credit = ROOT_CONSUMER + (debit - ROOT_CONSUMER + 1) % accounts;
+        let mut reserve = TxFields::transfer(id, debit, credit, 10, LEDGER)
+            .valid_until(tally_engine::genesis::VALIDITY_WINDOW_MS_DEFAULT);
+        reserve.flags = TxFlags(TxFlags::PENDING);
+        let mut record = TxRecord::new(&reserve);
+        record.public_key = public;
+        backlog_records.push(record);
+    }
+    let mut height = 0;
+    for block in backlog_records.chunks(BLOCK_TX) {
+        height += 1;
+        ledger.execute_block(height, 1_000 + height, block);
+    }
+    (ledger, public)
+}
+
+/// For each count in `changed`: blocks that change that many accounts (transfers between
+/// random consumers, half of them opening a reservation), and the time of the state root
+/// after each, over a ledger of `accounts` accounts holding `backlog` queued payments and
+/// `backlog` reservations that the blocks leave alone.
+pub fn measure_state_root(
+    accounts: u64,
+    backlog: usize,
+    changed: &[usize],
+) -> Vec<StateRootFigures> {
+    let (mut ledger, public) = root_ledger(accounts, backlog);
+    let retained = ledger.retained_counts();
+    let (reserved, queued) = (retained[3], retained[4]);
+    std::hint::black_box(ledger.state_root()); // builds the accounts' tree
+    let started = Instant::now();
+    std::hint::black_box(ledger.state_root_from_scratch());
+    let from_scratch_us = started.elapsed().as_secs_f64() * 1e6;
+    let mut rng = ChaCha20Rng::seed_from_u64(0x2007_0017);
+    let mut id = 1u128 << 64;
+    let mut height = 1_000_000u64;
+    changed
+        .iter()
+        .map(|&count| {
+            let mut times = Vec::new();
+            let mut entries = 0;
+            for _ in 0..7 {
+                height += 1;
+                // count / 2 transfers between distinct consumers: count accounts changed
+                let records: Vec<TxRecord> = (0..count.max(2) / 2)
+                    .map(|i| {
+                        id += 1;
+                        let debit = ROOT_CONSUMER + rng.random_range(0..accounts);
+                        let credit = ROOT_CONSUMER + (debit - ROOT_CONSUMER + 1) % accounts;
+                        let mut fields = TxFields::transfer(id, debit, credit, 1, LEDGER)
+                            .valid_until(tally_engine::genesis::VALIDITY_WINDOW_MS_DEFAULT);
+                        if i % 2 == 0 {
+                            fields.flags = TxFlags(TxFlags::PENDING);
+                        }
+                        let mut record = TxRecord::new(&fields);
+                        record.public_key = public;
+                        record
+                    })
+                    .collect();
+                entries = records.len().div_ceil(2);
+                ledger.execute_block(height, 1_000 + height, &records);
+                let started = Instant::now();
+                std::hint::black_box(ledger.state_root());
+                times.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+            times.sort_by(f64::total_cmp);
+            StateRootFigures {
+                accounts: accounts as usize + 2 + ROOT_BANKS as usize,
+                queued,
+                reserved,
+                changed_accounts: count.max(2),
+                changed_entries: entries,
+                root_us: times[times.len() / 2],
+                from_scratch_us,
+            }
+        })
+        .collect()
+}
+
+/// What a checkpoint costs the execution thread (the copy of the live state it takes) and
+/// what it leaves to the writer thread (the encoding), over the ledger of
+/// [`measure_state_root`]: (copy us, encode us, snapshot bytes).
+pub fn measure_checkpoint_copy(accounts: u64, backlog: usize) -> (f64, f64, usize) {
+    let (ledger, _) = root_ledger(accounts, backlog);
+    let started = Instant::now();
+    let copy = std::hint::black_box(ledger.copy_for_snapshot());
+    let copy_us = started.elapsed().as_secs_f64() * 1e6;
+    let started = Instant::now();
+    let point = tally_engine::ledger::SnapshotPoint {
+        height: 1,
+        last_block_hash: [0; 32],
+    };
+    let bytes = std::hint::black_box(copy.snapshot(&[0; 32], point));
+    let encode_us = started.elapsed().as_secs_f64() * 1e6;
+    (copy_us, encode_us, bytes.len())
+}
+
+#[cfg(test)]
+mod state_root_tests {
+    use super::*;
+
+    #[test]
+    fn the_state_root_figures_cover_the_backlog_and_the_changes() {
+        let figures = measure_state_root(1_000, 100, &[2, 64]);
+        assert_eq!(figures.len(), 2);
+        for figure in &figures {
+            assert_eq!((figure.queued, figure.reserved), (100, 100), "{figure:?}");
+            assert!(figure.root_us > 0.0 && figure.from_scratch_us > 0.0);
+        }
+        assert_eq!(
+            (figures[1].changed_accounts, figures[1].changed_entries),
+            (64, 16)
+        );
+    }
+}

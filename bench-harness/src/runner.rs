@@ -430,6 +430,51 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         describe(&scale[0])
                     ),
                 ));
+                // The state root's cost per block against what the block changed, over a
+                // small ledger and over a large one with a backlog the blocks leave alone.
+                let (large, backlog) = if options.quick {
+                    (100_000, 10_000)
+                } else {
+                    (999_000, 50_000) // the genesis holds at most 1 000 000 accounts
+                };
+                for (accounts, backlog) in [(1_000, 0), (large, backlog)] {
+                    for figures in crate::executor::measure_state_root(
+                        accounts,
+                        backlog,
+                        &[2, 64, 1_024, 8_192],
+                    ) {
+                        rows.push(row(
+                            "state root",
+                            format!(
+                                "after a block changing {} accounts and {} reservations; {} accounts, {} queued, {} reserved",
+                                figures.changed_accounts,
+                                figures.changed_entries,
+                                figures.accounts,
+                                figures.queued,
+                                figures.reserved
+                            ),
+                            figures.root_us,
+                            "us",
+                            "the same root from scratch",
+                            figures.from_scratch_us,
+                            "one thread; median of 7 blocks; kept accounts' tree and set digests"
+                                .to_string(),
+                        ));
+                    }
+                }
+                let (copy_us, encode_us, bytes) =
+                    crate::executor::measure_checkpoint_copy(large, backlog);
+                rows.push(row(
+                    "checkpoint",
+                    format!(
+                        "copy on the execution thread, {large} consumers, {backlog} queued, {backlog} reserved"
+                    ),
+                    copy_us,
+                    "us",
+                    "encoding it (the writer thread)",
+                    encode_us,
+                    format!("snapshot {bytes} bytes"),
+                ));
             }
             Part::Pipeline => {
                 progress("single-node pipeline");

@@ -1,22 +1,28 @@
 //! Checkpoints: restart from the newest intact checkpoint plus the log after it, the same
 //! state as a full replay; damaged checkpoints are skipped; the archived log prefix is not
-//! needed.
+//! needed; the cadence of log bytes; a write that runs out of space leaves nothing behind,
+//! does not hold up the pipeline while it is written, and stops the node.
 
 mod common;
 
 use common::*;
 use crossbeam::channel::unbounded;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tally_engine::ledger::{Ledger, SnapshotError, SnapshotPoint};
-use tally_engine::log::LogConfig;
-use tally_engine::node::{checkpoints_dir, replay_dir, Node, NodeConfig};
+use tally_engine::log::checkpoint::write_checkpoint;
+use tally_engine::log::{FileOps, LogConfig, OsFileOps};
+use tally_engine::node::{checkpoints_dir, replay_dir, Node, NodeConfig, SubmitError};
 use tally_engine::result::ResultCode;
 use tally_engine::tx::TxKind;
 
 fn config(dir: &Path, archive: bool) -> NodeConfig {
     let mut config = NodeConfig::new(dir.to_path_buf());
     config.checkpoint_interval_blocks = 4;
+    config.checkpoint_interval_ms = 0;
+    config.checkpoint_log_bytes = 0;
     config.log = LogConfig {
         segment_bytes: 64 * 1024,
         entry_bytes_max: 32 * 1024,
@@ -54,6 +60,24 @@ fn checkpoint_files(config: &NodeConfig) -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+fn height_of(file: &Path) -> u64 {
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    name.trim_start_matches("checkpoint-")
+        .trim_end_matches(".ckpt")
+        .parse()
+        .unwrap()
+}
+
+/// Every file in the checkpoints directory, whatever its name.
+fn all_files(config: &NodeConfig) -> Vec<String> {
+    match std::fs::read_dir(checkpoints_dir(config)) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[test]
@@ -107,7 +131,12 @@ fn restart_from_a_checkpoint_equals_a_full_replay_and_skips_a_damaged_one() {
         2,
         "the two newest checkpoints are kept: {files:?}"
     );
-    assert!(files[1].to_string_lossy().contains("00000000000000000008"));
+    // Every 4 blocks, or the first block after the writer finished the one before.
+    let heights: Vec<u64> = files.iter().map(|file| height_of(file)).collect();
+    assert!(
+        heights[0] >= 4 && heights[1] >= heights[0] + 4 && heights[1] <= 10,
+        "{heights:?}"
+    );
     let recovered = replay_dir(&f.genesis, &config).unwrap();
     assert_eq!(
         (recovered.ledger.state_root(), recovered.height),
@@ -129,10 +158,11 @@ fn restart_from_a_checkpoint_equals_a_full_replay_and_skips_a_damaged_one() {
     let file = std::fs::read(&files[0]).unwrap();
     let snapshot = &file[..file.len() - 32]; // the file ends with its BLAKE3 checksum
     let (older, _) = Ledger::restore(snapshot, &f.genesis.hash()).unwrap();
-    assert_eq!(older.height(), 4);
-    let log_block_8 = tally_engine::log::Log::open(&config.data_dir.join("log"), config.log)
+    assert_eq!(older.height(), heights[0]);
+    let newest = heights[1];
+    let log_block_newest = tally_engine::log::Log::open(&config.data_dir.join("log"), config.log)
         .unwrap()
-        .entries(7)
+        .entries(newest - 1)
         .unwrap()
         .next()
         .unwrap()
@@ -146,13 +176,13 @@ fn restart_from_a_checkpoint_equals_a_full_replay_and_skips_a_damaged_one() {
     let crafted = older.snapshot(
         &f.genesis.hash(),
         SnapshotPoint {
-            height: 8,
-            last_block_hash: log_block_8,
+            height: newest,
+            last_block_hash: log_block_newest,
         },
     );
     tally_engine::log::checkpoint::write_checkpoint(
         &checkpoints_dir(&config),
-        8,
+        newest,
         &crafted,
         &tally_engine::log::OsFileOps,
     )
@@ -201,4 +231,172 @@ fn with_archiving_the_live_log_stays_short_and_restart_needs_no_archive() {
         ResultCode::DuplicateId
     );
     node.shutdown();
+}
+
+#[test]
+fn checkpoints_follow_the_log_bytes_cadence() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), false);
+    config.checkpoint_interval_blocks = 0;
+    // The smallest cadence the node takes: one block's largest entry.
+    let entry_max = tally_engine::log::entry_bytes(tally_engine::block::entry_bytes(64)) as u64;
+    config.checkpoint_log_bytes = entry_max;
+    let (root, height) = run_blocks(&f, &config, 1, 120);
+    let files = checkpoint_files(&config);
+    assert!(!files.is_empty(), "no checkpoint after 120 blocks");
+    // A one-transaction block is a small entry: many blocks go by between two checkpoints.
+    let newest = height_of(files.last().unwrap());
+    if files.len() == 2 {
+        let older = height_of(&files[0]);
+        assert!(newest - older > 2, "{older} then {newest}");
+    }
+    let recovered = replay_dir(&f.genesis, &config).unwrap();
+    assert_eq!(
+        (recovered.ledger.state_root(), recovered.height),
+        (root, height)
+    );
+}
+
+/// Out of space for checkpoints once armed: a checkpoint's write stops after half its bytes
+/// with ENOSPC. With `hold`, the write first waits (the test goes on meanwhile) until it is
+/// released.
+#[derive(Debug, Default)]
+struct NoSpace {
+    armed: AtomicBool,
+    hold: Mutex<
+        Option<(
+            crossbeam::channel::Sender<()>,
+            crossbeam::channel::Receiver<()>,
+        )>,
+    >,
+}
+
+impl FileOps for NoSpace {
+    fn write_new_file(
+        &self,
+        path: &Path,
+        file: &std::fs::File,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        if !self.armed.load(Ordering::Acquire) {
+            return OsFileOps.write_new_file(path, file, bytes);
+        }
+        if let Some((reached, release)) = self.hold.lock().unwrap().take() {
+            reached.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        OsFileOps.write_new_file(path, file, &bytes[..bytes.len() / 2])?;
+        Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+    }
+}
+
+#[test]
+fn a_checkpoint_write_out_of_space_leaves_nothing_behind() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::from_genesis(&f.genesis);
+    let snapshot = |height| {
+        ledger.snapshot(
+            &f.genesis.hash(),
+            SnapshotPoint {
+                height,
+                last_block_hash: [0; 32],
+            },
+        )
+    };
+    let faults = NoSpace::default();
+    write_checkpoint(dir.path(), 4, &snapshot(4), &faults).unwrap();
+    faults.armed.store(true, Ordering::Release);
+    let error = write_checkpoint(dir.path(), 8, &snapshot(8), &faults).unwrap_err();
+    assert!(error.to_string().contains("No space left"), "{error}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["checkpoint-00000000000000000004.ckpt"]);
+    let (stored, damaged) = tally_engine::log::checkpoint::load_checkpoints(dir.path()).unwrap();
+    assert_eq!((stored.len(), damaged.len()), (1, 0));
+    // What a crash in the middle of a write leaves (a temporary file) goes at the next start.
+    std::fs::write(
+        dir.path().join("checkpoint-00000000000000000012.tmp"),
+        b"cut",
+    )
+    .unwrap();
+    assert_eq!(
+        tally_engine::log::checkpoint::remove_temporaries(dir.path()).unwrap(),
+        1
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_checkpoint_out_of_space_stops_the_node_without_holding_up_blocks_before_it() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(NoSpace::default());
+    let (reached_tx, reached) = crossbeam::channel::bounded(1);
+    let (release, release_rx) = crossbeam::channel::bounded(1);
+    *faults.hold.lock().unwrap() = Some((reached_tx, release_rx));
+    faults.armed.store(true, Ordering::Release);
+    let mut config = config(dir.path(), false);
+    config.checkpoint_interval_blocks = 1;
+    config.file_ops = faults.clone();
+    // A crash left a temporary file: the node removes it when it starts.
+    std::fs::create_dir_all(checkpoints_dir(&config)).unwrap();
+    std::fs::write(
+        checkpoints_dir(&config).join("checkpoint-00000000000000000003.tmp"),
+        b"cut",
+    )
+    .unwrap();
+    let node = Node::start(&f.genesis, config.clone()).unwrap();
+    assert!(all_files(&config).is_empty(), "{:?}", all_files(&config));
+    let handle = node.handle();
+    let (reply, acks) = unbounded();
+    let pay = |id: u128| f.tx(id, TxKind::TaxedPayment, ALICE, SHOP, 3);
+    handle.submit(&[pay(1)], &reply).unwrap();
+    assert_eq!(
+        acks.recv_timeout(Duration::from_secs(30)).unwrap().height,
+        Some(1)
+    );
+    // The checkpoint of block 1 is being written (and held there): blocks go on meanwhile,
+    // each acknowledged when durable; the checkpoints due after them wait.
+    reached.recv_timeout(Duration::from_secs(30)).unwrap();
+    for id in 2..=5 {
+        handle.submit(&[pay(id)], &reply).unwrap();
+        let ack = acks.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!((ack.id, ack.code), (id, ResultCode::Ok));
+        assert_eq!(ack.height, Some(id as u64));
+    }
+    // Now the write runs out of space: the node stops.
+    release.send(()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while handle.fatal_error().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reason = handle
+        .fatal_error()
+        .expect("the failed checkpoint stopped the node");
+    assert!(
+        reason.contains("checkpoint of block 1") && reason.contains("No space left"),
+        "{reason}"
+    );
+    assert!(matches!(
+        handle.submit(&[pay(6)], &reply),
+        Err(SubmitError::Stopped { .. })
+    ));
+    let outcome = node.shutdown();
+    assert!(outcome.fatal.is_some());
+    assert!(
+        acks.try_recv().is_err(),
+        "nothing acknowledged after the failure"
+    );
+    // Nothing of the failed write is left: no checkpoint, no temporary file.
+    assert!(all_files(&config).is_empty(), "{:?}", all_files(&config));
+    // With space again, the node restarts from its log, every acknowledged block there.
+    faults.armed.store(false, Ordering::Release);
+    let recovered = replay_dir(&f.genesis, &config).unwrap();
+    assert_eq!(recovered.height, 5);
+    assert!(recovered.ledger.is_settled(5));
 }

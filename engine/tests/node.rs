@@ -302,6 +302,26 @@ fn a_configuration_that_cannot_work_is_refused() {
     huge.block_tx_max = 1 << 20;
     let error = Node::start(&f.genesis, huge).err().expect("refused");
     assert!(error.to_string().contains("block_tx_max"), "{error}");
+    let mut back_to_back = config(dir.path());
+    back_to_back.checkpoint_interval_ms = 10;
+    let error = Node::start(&f.genesis, back_to_back)
+        .err()
+        .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("checkpoint_interval_ms 10 is below 1000"),
+        "{error}"
+    );
+    let mut every_block = config(dir.path());
+    every_block.checkpoint_log_bytes = 4_096;
+    let error = Node::start(&f.genesis, every_block).err().expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("checkpoint_log_bytes 4096 is below one block's largest log entry"),
+        "{error}"
+    );
 }
 
 /// Fails every flush once armed: fdatasync and msync both answer EIO.

@@ -24,6 +24,7 @@ mod account_tree;
 mod journal;
 mod query;
 mod rtgs;
+mod set_hash;
 mod snapshot;
 mod tax;
 
@@ -37,6 +38,7 @@ use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
 use journal::{Chain, Undo};
+use set_hash::SetHash;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::{self, Hash};
 
@@ -140,12 +142,63 @@ struct BlockContext {
     proposer: Option<u32>,
 }
 
-/// Domain tag of the state root's digest, versioned with its bytes (version 6: the
-/// validator schedule carries the leader reputation; version 5: the certificate revocation
+/// Domain tag of the state root's digest, versioned with its bytes (version 7: the queues,
+/// the open reservations, the tax-rate table and the revocation list enter as set digests
+/// kept up to date as they change; version 6: the validator schedule carries the leader
+/// reputation; version 5: the certificate revocation
 /// list; version 4: each rate of the tax-rate table carries its basis and rounding; the tax
 /// records folded into the history digest carry the rate, basis and rounding a payment
 /// settled at).
-pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V6\0\0";
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V7\0\0";
+
+/// Domain tags of the set digests of the tables the state root commits to.
+const QUEUE_SET_TAG: &[u8; 16] = b"TALLY-QUEUE-V7\0\0";
+const PENDING_SET_TAG: &[u8; 16] = b"TALLY-PENDING-V7";
+const TAX_RATE_SET_TAG: &[u8; 16] = b"TALLY-TAXRATE-V7";
+const REVOKED_SET_TAG: &[u8; 16] = b"TALLY-REVOKED-V7";
+
+/// The set digests ([`set_hash`]) of the tables the state root commits to, each kept up to
+/// date by the one place that inserts into or removes from its table (`queue_put`,
+/// `pending_put`, ... below).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TableDigests {
+    queue: SetHash,
+    pending: SetHash,
+    tax_rates: SetHash,
+    revoked: SetHash,
+}
+
+impl TableDigests {
+    fn empty() -> TableDigests {
+        TableDigests {
+            queue: SetHash::new(QUEUE_SET_TAG),
+            pending: SetHash::new(PENDING_SET_TAG),
+            tax_rates: SetHash::new(TAX_RATE_SET_TAG),
+            revoked: SetHash::new(REVOKED_SET_TAG),
+        }
+    }
+}
+
+/// A tax rate's element of its set digest: category, effective-from, rate, the codes of its
+/// basis and rounding, the sub-account flag.
+fn tax_rate_element(&(category, from): &(u32, u64), rate: &TaxRate) -> [u8; 19] {
+    let mut out = [0u8; 19];
+    out[0..4].copy_from_slice(&category.to_le_bytes());
+    out[4..12].copy_from_slice(&from.to_le_bytes());
+    out[12..16].copy_from_slice(&rate.rate_bp.to_le_bytes());
+    out[16] = rate.basis.code();
+    out[17] = rate.rounding.code();
+    out[18] = u8::from(rate.to_sub_account);
+    out
+}
+
+/// A revoked serial's element of its set digest: its length (one byte), then its bytes.
+fn revoked_element(serial: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + serial.len());
+    out.push(serial.len() as u8);
+    out.extend_from_slice(serial);
+    out
+}
 
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
 const ACCOUNT_LEAF_BYTES: usize = 64;
@@ -200,6 +253,9 @@ pub struct Ledger {
     history_digest: Hash,
     /// RTGS queues of every payer, in settlement order.
     queue: BTreeMap<QueueKey, QueuedPayment>,
+    /// Set digests of the queue, the open reservations, the tax-rate table and the
+    /// revocation list, kept as they change.
+    digests: TableDigests,
     queue_index: HashMap<u128, QueueKey>,
     next_seq: u64,
     queue_earliest_expiry_ms: u64,
@@ -285,6 +341,7 @@ impl Ledger {
             .iter()
             .map(|serial| crate::tx::canonical_serial(serial).expect("genesis was validated"))
             .collect();
+        ledger.digests = ledger.table_digests_from_scratch();
         ledger
     }
 
@@ -319,6 +376,7 @@ impl Ledger {
             used_ids_digest: [0; 32],
             history_digest: [0; 32],
             queue: BTreeMap::new(),
+            digests: TableDigests::empty(),
             queue_index: HashMap::new(),
             next_seq: 0,
             queue_earliest_expiry_ms: u64::MAX,
@@ -701,7 +759,7 @@ impl Ledger {
         if self.revoked.len() >= REVOKED_SERIALS_MAX {
             return Err(ResultCode::RevocationListFull);
         }
-        self.revoked.insert(serial.clone());
+        self.revoked_put(serial.clone());
         self.journal(Undo::Revoked(serial.clone()));
         self.revoked_in_block.push(serial);
         Ok(ResultCode::Ok)
@@ -906,7 +964,7 @@ impl Ledger {
         self.accounts[debit].debits_pending = debits;
         self.accounts[credit].credits_pending = credits;
         let id = tx.id();
-        self.pending.insert(
+        self.pending_put(
             id,
             Pending {
                 debit,
@@ -944,7 +1002,7 @@ impl Ledger {
         self.touch(pending.credit);
         self.accounts[pending.debit].debits_pending -= pending.amount;
         self.accounts[pending.credit].credits_pending -= pending.amount;
-        self.pending.remove(&id);
+        self.pending_take(id);
         self.journal(Undo::PendingRemoved(id, *pending));
     }
 
@@ -1047,10 +1105,10 @@ impl Ledger {
                     self.used_ids_by_expiry.remove(&(valid_until, id));
                 }
                 Undo::PendingInserted(id) => {
-                    self.pending.remove(&id);
+                    self.pending_take(id);
                 }
                 Undo::PendingRemoved(id, pending) => {
-                    self.pending.insert(id, pending);
+                    self.pending_put(id, pending);
                 }
                 Undo::ClosedInserted(id) => {
                     if self.closed.remove(&id).is_some() {
@@ -1074,23 +1132,23 @@ impl Ledger {
                 },
                 Undo::TaxRate(key, before) => match before {
                     Some(rate) => {
-                        self.tax_rates.insert(key, rate);
+                        self.tax_rate_put(key, rate);
                     }
                     None => {
-                        self.tax_rates.remove(&key);
+                        self.tax_rate_take(key);
                     }
                 },
                 Undo::Revoked(serial) => {
-                    self.revoked.remove(&serial);
+                    self.revoked_take(&serial);
                     self.revoked_in_block.retain(|s| *s != serial);
                 }
                 Undo::Queue(key, before) => match before {
                     Some(queued) => {
                         self.queue_index.insert(queued.id, key);
-                        self.queue.insert(key, queued);
+                        self.queue_put(key, queued);
                     }
                     None => {
-                        if let Some(queued) = self.queue.remove(&key) {
+                        if let Some(queued) = self.queue_take(key) {
                             self.queue_index.remove(&queued.id);
                         }
                     }
@@ -1108,24 +1166,27 @@ impl Ledger {
     /// suspended (17), zero (18..24), overdraft_max (24..32), balance_max or `u64::MAX`
     /// (32..40), debits_pending (40..48), credits_pending (48..56), tax sub-account or 0
     /// (56..64). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
-    /// history digest, the arrival counter, the queues in settlement order, the open
-    /// reservations by id, the tax-rate table by (category, effective-from: the rate, the codes
-    /// of its basis and rounding, the sub-account flag) and the validator schedule
-    /// (length-prefixed `ValidatorSchedule::encode` bytes), then the revocation list: its
-    /// length (u64) and each serial in byte order as its length (one byte) and its bytes.
-    /// The domain tag is
-    /// [`STATE_ROOT_TAG`].
+    /// history digest, the arrival counter, then for the queues, the open reservations and
+    /// the tax-rate table each its length (u64) and its set digest, the validator schedule
+    /// (length-prefixed `ValidatorSchedule::encode` bytes), and the revocation list's length
+    /// and set digest. A set digest ([`set_hash`], LtHash16) is the BLAKE3 of the lane-wise
+    /// sum of the table's elements: a queued payment's 66-byte encoding (which holds its
+    /// queue key), a reservation's id, accounts, amount, time-out and height, a rate's
+    /// (category, effective-from, rate, basis and rounding codes, sub-account flag), a
+    /// serial's length and bytes. The domain tag is [`STATE_ROOT_TAG`].
     ///
     /// The accounts' tree is kept between calls and updated for the accounts changed since
-    /// the last call (O(changed x log n)); [`Ledger::state_root_from_scratch`] rehashes every
-    /// account and gives the same root.
+    /// the last call (O(changed x log n)), and the set digests follow each insertion and
+    /// removal (constant time each), so a block's root costs what the block changed, not
+    /// what the state holds; [`Ledger::state_root_from_scratch`] rehashes every account and
+    /// every element and gives the same root.
     pub fn state_root(&self) -> Hash {
         let accounts_root =
             self.account_tree
                 .root(self.accounts.len(), ACCOUNT_LEAF_BYTES, |index, leaf| {
                     account_leaf(&self.accounts[index], leaf)
                 });
-        self.root_with_accounts(&accounts_root)
+        self.root_with_accounts(&accounts_root, &self.digests)
     }
 
     /// [`Ledger::state_root`] computed from every account leaf, without the kept tree (for
@@ -1138,50 +1199,130 @@ impl Ledger {
         {
             account_leaf(account, leaf);
         }
-        self.root_with_accounts(&merkle::root(&leaves, ACCOUNT_LEAF_BYTES))
+        self.root_with_accounts(
+            &merkle::root(&leaves, ACCOUNT_LEAF_BYTES),
+            &self.table_digests_from_scratch(),
+        )
     }
 
-    fn root_with_accounts(&self, accounts_root: &Hash) -> Hash {
+    fn root_with_accounts(&self, accounts_root: &Hash, digests: &TableDigests) -> Hash {
         let mut hasher = blake3::Hasher::new();
         hasher.update(STATE_ROOT_TAG);
         hasher.update(&self.used_ids_digest);
         hasher.update(&self.history_digest);
         hasher.update(&self.next_seq.to_le_bytes());
         hasher.update(&(self.queue.len() as u64).to_le_bytes());
-        for queued in self.queue.values() {
-            hasher.update(&queued.encode());
-        }
+        hasher.update(&digests.queue.digest());
         hasher.update(&(self.pending.len() as u64).to_le_bytes());
-        for (id, pending) in &self.pending {
-            hasher.update(&id.to_le_bytes());
-            hasher.update(&self.accounts[pending.debit].id.to_le_bytes());
-            hasher.update(&self.accounts[pending.credit].id.to_le_bytes());
-            hasher.update(&pending.amount.to_le_bytes());
-            hasher.update(&pending.expires_at_ms.to_le_bytes());
-            hasher.update(&pending.created_height.to_le_bytes());
-        }
+        hasher.update(&digests.pending.digest());
         hasher.update(&(self.tax_rates.len() as u64).to_le_bytes());
-        for (&(category, from), rate) in &self.tax_rates {
-            hasher.update(&category.to_le_bytes());
-            hasher.update(&from.to_le_bytes());
-            hasher.update(&rate.rate_bp.to_le_bytes());
-            hasher.update(&[
-                rate.basis.code(),
-                rate.rounding.code(),
-                u8::from(rate.to_sub_account),
-            ]);
-        }
+        hasher.update(&digests.tax_rates.digest());
+        // The schedule is bounded by the validator set (its keys, votes and reputation):
+        // hashed whole, at a cost that does not grow with the ledger.
         let mut schedule = Vec::new();
         self.schedule.encode(&mut schedule);
         hasher.update(&(schedule.len() as u64).to_le_bytes());
         hasher.update(&schedule);
         hasher.update(&(self.revoked.len() as u64).to_le_bytes());
-        for serial in &self.revoked {
-            hasher.update(&[serial.len() as u8]);
-            hasher.update(serial);
-        }
+        hasher.update(&digests.revoked.digest());
         let rest: Hash = *hasher.finalize().as_bytes();
         merkle::node_hash(accounts_root, &rest)
+    }
+
+    /// The set digests of the tables computed from every element (genesis, restore, and
+    /// [`Ledger::state_root_from_scratch`]).
+    fn table_digests_from_scratch(&self) -> TableDigests {
+        let mut digests = TableDigests::empty();
+        for queued in self.queue.values() {
+            digests.queue.insert(&queued.encode());
+        }
+        for (id, pending) in &self.pending {
+            digests.pending.insert(&self.pending_element(*id, pending));
+        }
+        for (key, rate) in &self.tax_rates {
+            digests.tax_rates.insert(&tax_rate_element(key, rate));
+        }
+        for serial in &self.revoked {
+            digests.revoked.insert(&revoked_element(serial));
+        }
+        digests
+    }
+
+    /// An open reservation's element of its set digest (56 bytes, little-endian): id,
+    /// debit and credit account ids, amount, time-out, height created.
+    fn pending_element(&self, id: u128, pending: &Pending) -> [u8; 56] {
+        let mut out = [0u8; 56];
+        out[0..16].copy_from_slice(&id.to_le_bytes());
+        out[16..24].copy_from_slice(&self.accounts[pending.debit].id.to_le_bytes());
+        out[24..32].copy_from_slice(&self.accounts[pending.credit].id.to_le_bytes());
+        out[32..40].copy_from_slice(&pending.amount.to_le_bytes());
+        out[40..48].copy_from_slice(&pending.expires_at_ms.to_le_bytes());
+        out[48..56].copy_from_slice(&pending.created_height.to_le_bytes());
+        out
+    }
+
+    // The only places that change the queue, the reservations, the tax-rate table and the
+    // revocation list: each keeps its table's set digest.
+
+    fn queue_put(&mut self, key: QueueKey, queued: QueuedPayment) {
+        if let Some(before) = self.queue.insert(key, queued) {
+            self.digests.queue.remove(&before.encode());
+        }
+        self.digests.queue.insert(&queued.encode());
+    }
+
+    fn queue_take(&mut self, key: QueueKey) -> Option<QueuedPayment> {
+        let queued = self.queue.remove(&key)?;
+        self.digests.queue.remove(&queued.encode());
+        Some(queued)
+    }
+
+    fn pending_put(&mut self, id: u128, pending: Pending) {
+        if let Some(before) = self.pending.insert(id, pending) {
+            let element = self.pending_element(id, &before);
+            self.digests.pending.remove(&element);
+        }
+        let element = self.pending_element(id, &pending);
+        self.digests.pending.insert(&element);
+    }
+
+    fn pending_take(&mut self, id: u128) -> Option<Pending> {
+        let pending = self.pending.remove(&id)?;
+        let element = self.pending_element(id, &pending);
+        self.digests.pending.remove(&element);
+        Some(pending)
+    }
+
+    fn tax_rate_put(&mut self, key: (u32, u64), rate: TaxRate) {
+        if let Some(before) = self.tax_rates.insert(key, rate) {
+            self.digests
+                .tax_rates
+                .remove(&tax_rate_element(&key, &before));
+        }
+        self.digests
+            .tax_rates
+            .insert(&tax_rate_element(&key, &rate));
+    }
+
+    fn tax_rate_take(&mut self, key: (u32, u64)) -> Option<TaxRate> {
+        let rate = self.tax_rates.remove(&key)?;
+        self.digests
+            .tax_rates
+            .remove(&tax_rate_element(&key, &rate));
+        Some(rate)
+    }
+
+    fn revoked_put(&mut self, serial: Vec<u8>) {
+        let element = revoked_element(&serial);
+        if self.revoked.insert(serial) {
+            self.digests.revoked.insert(&element);
+        }
+    }
+
+    fn revoked_take(&mut self, serial: &[u8]) {
+        if self.revoked.remove(serial) {
+            self.digests.revoked.remove(&revoked_element(serial));
+        }
     }
 
     /// The validator schedule: the set in force for the next block's height (the current

@@ -157,7 +157,7 @@ impl Ledger {
         };
         self.next_seq += 1;
         let key = queued.key();
-        self.queue.insert(key, queued);
+        self.queue_put(key, queued);
         self.queue_index.insert(queued.id, key);
         self.queue_earliest_expiry_ms = self.queue_earliest_expiry_ms.min(queued.expires_at_ms);
         Ok(ResultCode::Queued)
@@ -190,11 +190,11 @@ impl Ledger {
                 }
                 self.journal(super::Undo::Queue(key, Some(queued)));
                 queued.held = hold;
-                self.queue.insert(key, queued);
+                self.queue_put(key, queued);
             }
             TxKind::QueueCancel => {
                 self.journal(super::Undo::Queue(key, Some(queued)));
-                self.queue.remove(&key);
+                self.queue_take(key);
                 self.queue_index.remove(&queued.id);
                 self.close(
                     queued.id,
@@ -209,11 +209,11 @@ impl Ledger {
                     return Err(ResultCode::QueuedPaymentPriorityUnchanged);
                 }
                 self.journal(super::Undo::Queue(key, Some(queued)));
-                self.queue.remove(&key);
+                self.queue_take(key);
                 queued.urgent = urgent;
                 let new_key = queued.key();
                 self.journal(super::Undo::Queue(new_key, None));
-                self.queue.insert(new_key, queued);
+                self.queue_put(new_key, queued);
                 self.queue_index.insert(queued.id, new_key);
             }
             _ => unreachable!("only queue operations come here"),
@@ -234,7 +234,7 @@ impl Ledger {
             .map(|(key, _)| *key)
             .collect();
         for key in expired {
-            let queued = self.queue.remove(&key).expect("listed above");
+            let queued = self.queue_take(key).expect("listed above");
             self.queue_index.remove(&queued.id);
             self.close(
                 queued.id,
@@ -271,7 +271,7 @@ impl Ledger {
     }
 
     fn settled_from_queue(&mut self, key: QueueKey, via_lsm: bool) {
-        let queued = self.queue.remove(&key).expect("a queued payment");
+        let queued = self.queue_take(key).expect("a queued payment");
         self.queue_index.remove(&queued.id);
         self.close(
             queued.id,

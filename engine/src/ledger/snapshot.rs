@@ -130,6 +130,50 @@ fn put_totals(out: &mut Vec<u8>, totals: &TaxTotals) {
 }
 
 impl Ledger {
+    /// A copy of everything [`Ledger::snapshot`] encodes, taken between blocks: plain copies
+    /// of the live structures (no encoding, no hashing; the look-up indices and the accounts'
+    /// Merkle tree are left out), for a checkpoint written on another thread. Only
+    /// [`Ledger::snapshot`] may be asked of the copy.
+    pub fn copy_for_snapshot(&self) -> Ledger {
+        Ledger {
+            ledger: self.ledger,
+            central_bank: self.central_bank,
+            tax_authority: self.tax_authority,
+            central_bank_index: self.central_bank_index,
+            tax_authority_index: self.tax_authority_index,
+            day_cutoff_ms: self.day_cutoff_ms,
+            validity_window_ms: self.validity_window_ms,
+            accounts: self.accounts.clone(),
+            account_tree: Default::default(),
+            index: Default::default(),
+            tax_rates: self.tax_rates.clone(),
+            used_ids: self.used_ids.clone(),
+            used_ids_by_expiry: self.used_ids_by_expiry.clone(),
+            used_ids_digest: self.used_ids_digest,
+            history_digest: self.history_digest,
+            queue: self.queue.clone(),
+            digests: self.digests.clone(),
+            queue_index: HashMap::new(),
+            next_seq: self.next_seq,
+            queue_earliest_expiry_ms: self.queue_earliest_expiry_ms,
+            pending: self.pending.clone(),
+            pending_earliest_expiry_ms: self.pending_earliest_expiry_ms,
+            closed: self.closed.clone(),
+            closed_by_expiry: self.closed_by_expiry.clone(),
+            tax_payments: self.tax_payments.clone(),
+            tax_totals: self.tax_totals.clone(),
+            total_balance: self.total_balance,
+            balance_sum: self.balance_sum,
+            block: self.block,
+            chain: None,
+            corrections: Vec::new(),
+            events: Vec::new(),
+            schedule: self.schedule.clone(),
+            revoked: self.revoked.clone(),
+            revoked_in_block: Vec::new(),
+        }
+    }
+
     /// Encodes the whole state after block `point.height`.
     pub fn snapshot(&self, genesis_hash: &Hash, point: SnapshotPoint) -> Vec<u8> {
         let mut out = Vec::with_capacity(
@@ -529,6 +573,7 @@ impl Ledger {
                 "balances do not add up to the total",
             ));
         }
+        restored.digests = restored.table_digests_from_scratch();
         Ok((restored, point))
     }
 }

@@ -361,7 +361,7 @@ impl Ledger {
             return Err(ResultCode::TaxRateTableFull);
         }
         self.journal(Undo::TaxRate(key, before));
-        self.tax_rates.insert(
+        self.tax_rate_put(
             key,
             TaxRate {
                 rate_bp: tx.reserved_a(),

@@ -3,16 +3,19 @@
 //!
 //! A checkpoint is written to `checkpoint-<height>.tmp`, made durable, renamed to
 //! `checkpoint-<height:020>.ckpt` and the directory synced: a crash leaves either the old set
-//! of checkpoints or the new one, never a half-written file under the final name. The bytes
+//! of checkpoints or the new one, never a half-written file under the final name. A write that
+//! fails (no space left, say) removes its temporary file before it reports the error, and a
+//! node removes the temporary files a crash left behind when it starts
+//! ([`remove_temporaries`]). The bytes
 //! are opaque here (the ledger encodes and checks them); this module only adds a BLAKE3
 //! checksum over the whole file so that a damaged checkpoint is never loaded.
 
 use super::FileOps;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const SUFFIX: &str = ".ckpt";
+const TEMPORARY_SUFFIX: &str = ".tmp";
 const PREFIX: &str = "checkpoint-";
 /// Checkpoints kept on disk; older ones are removed after a new one is durable.
 pub const CHECKPOINTS_KEPT: usize = 2;
@@ -51,23 +54,19 @@ pub fn write_checkpoint(
     ops: &dyn FileOps,
 ) -> Result<PathBuf, CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let temporary = dir.join(format!("{PREFIX}{height:020}.tmp"));
+    let temporary = dir.join(format!("{PREFIX}{height:020}{TEMPORARY_SUFFIX}"));
     let target = checkpoint_path(dir, height);
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temporary)
-            .map_err(io("create", &temporary))?;
-        file.write_all(bytes).map_err(io("write", &temporary))?;
-        file.write_all(blake3::hash(bytes).as_bytes())
-            .map_err(io("write", &temporary))?;
-        ops.sync_file(&temporary, &file)
-            .map_err(io("sync", &temporary))?;
-    }
-    std::fs::rename(&temporary, &target).map_err(io("rename", &temporary))?;
     let directory = File::open(dir).map_err(io("open", dir))?;
+    let written = write_durably(&temporary, bytes, ops)
+        .and_then(|()| std::fs::rename(&temporary, &target).map_err(io("rename", &temporary)));
+    if let Err(error) = written {
+        // Nothing of a failed write stays behind: the temporary file goes (removing needs
+        // no space), and the directory is synced so that it stays gone.
+        if std::fs::remove_file(&temporary).is_ok() {
+            let _ = ops.sync_dir(dir, &directory);
+        }
+        return Err(error);
+    }
     ops.sync_dir(dir, &directory).map_err(io("sync", dir))?;
     let mut heights = list_heights(dir)?;
     heights.sort_unstable();
@@ -79,6 +78,40 @@ pub fn write_checkpoint(
         ops.sync_dir(dir, &directory).map_err(io("sync", dir))?;
     }
     Ok(target)
+}
+
+/// Writes `bytes` and their BLAKE3 checksum to a new file at `path` and makes it durable.
+fn write_durably(path: &Path, bytes: &[u8], ops: &dyn FileOps) -> Result<(), CheckpointError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io("create", path))?;
+    ops.write_new_file(path, &file, bytes)
+        .map_err(io("write", path))?;
+    ops.write_new_file(path, &file, blake3::hash(bytes).as_bytes())
+        .map_err(io("write", path))?;
+    ops.sync_file(path, &file).map_err(io("sync", path))
+}
+
+/// Removes the temporary files of checkpoint writes that a crash cut short; returns how many.
+pub fn remove_temporaries(dir: &Path) -> Result<usize, CheckpointError> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(TEMPORARY_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn list_heights(dir: &Path) -> Result<Vec<u64>, CheckpointError> {

@@ -43,6 +43,13 @@ pub trait FileOps: Send + Sync + std::fmt::Debug {
         super::mmap::write_vectored_at(file, parts, offset)
     }
 
+    /// Writes the whole of `bytes` at the current position of `file`, a new file written in
+    /// one go (a checkpoint's temporary file).
+    fn write_new_file(&self, path: &Path, file: &File, bytes: &[u8]) -> io::Result<()> {
+        let _ = path;
+        std::io::Write::write_all(&mut &*file, bytes)
+    }
+
     /// Makes the data of `file` durable (fdatasync).
     fn sync_file(&self, path: &Path, file: &File) -> io::Result<()> {
         let _ = path;

@@ -98,6 +98,8 @@ pub struct Limits {
     pub commit_queue_blocks_max: Option<usize>,
     pub group_commit_blocks_max: Option<usize>,
     pub checkpoint_interval_blocks: Option<u64>,
+    pub checkpoint_interval_ms: Option<u64>,
+    pub checkpoint_log_bytes: Option<u64>,
     pub connections_max: Option<usize>,
     pub connection_inflight_tx_max: Option<usize>,
     pub connection_output_bytes_max: Option<usize>,
@@ -232,6 +234,15 @@ pub fn from_toml(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     )?;
     if let Some(interval) = limits.checkpoint_interval_blocks {
         node.checkpoint_interval_blocks = interval;
+    }
+    if let Some(interval) = limits.checkpoint_interval_ms {
+        node.checkpoint_interval_ms = interval;
+    }
+    if let Some(bytes) = limits.checkpoint_log_bytes {
+        node.checkpoint_log_bytes = bytes;
+    }
+    if let Some((name, message)) = crate::node::checkpoint_cadence_problem(&node) {
+        return Err(field(name, message));
     }
     let mut server = ServerConfig {
         listen: address(path, "listen", &file.listen)?,
@@ -486,6 +497,28 @@ submit_batch_tx_max = 512
         assert_eq!(config.node.backend, Backend::Auto);
         assert_eq!(config.node.mempool_tx_max, 1000);
         assert_eq!(config.service.server.submit_batch_tx_max, 512);
+        // the checkpoint cadence's defaults, and each key read
+        let cadence = config.node.checkpoint_cadence();
+        assert_eq!(
+            (
+                cadence.interval_ms,
+                cadence.log_bytes,
+                cadence.interval_blocks
+            ),
+            (60_000, 1 << 30, 0)
+        );
+        let text = format!(
+            "{GOOD}checkpoint_interval_ms = 0\ncheckpoint_log_bytes = 268435456\ncheckpoint_interval_blocks = 100\n"
+        );
+        let cadence = parse(&text).unwrap().node.checkpoint_cadence();
+        assert_eq!(
+            (
+                cadence.interval_ms,
+                cadence.log_bytes,
+                cadence.interval_blocks
+            ),
+            (0, 1 << 28, 100)
+        );
         assert_eq!(
             config.service.metrics_listen,
             Some("127.0.0.1:9400".parse().unwrap())
@@ -523,6 +556,18 @@ submit_batch_tx_max = 512
             ),
             (GOOD.replace("listen = \"127.0.0.1:7400\"\n", ""), "listen"),
             (format!("{GOOD}\ncolour = 1\n"), "colour"),
+            (
+                format!("{GOOD}checkpoint_interval_ms = 500\n"),
+                "limits.checkpoint_interval_ms",
+            ),
+            (
+                format!("{GOOD}checkpoint_log_bytes = 1000\n"),
+                "limits.checkpoint_log_bytes",
+            ),
+            (
+                format!("{GOOD}checkpoint_log_bytes = -1\n"),
+                "checkpoint_log_bytes",
+            ),
         ];
         for (text, needle) in cases {
             let error = parse(&text).expect_err(needle);

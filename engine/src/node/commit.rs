@@ -1,15 +1,15 @@
 //! Commit: the log stage appends sealed blocks, makes a group of them durable with one
 //! flush, and only then acknowledges their transactions (docs/DESIGN.md, decision 5). It
-//! writes checkpoints after the blocks they follow are durable and archives the log behind
-//! them. A failed append, flush or checkpoint stops the node; nothing is retried.
+//! hands checkpoints to their writer after the blocks they follow are durable
+//! ([`super::checkpointer`]). A failed append, flush or checkpoint stops the node; nothing is
+//! retried, and nothing is acknowledged after the failure.
 
+use super::checkpointer::{checkpoint_writer, CheckpointJob, CheckpointPlan, CheckpointStore};
 use super::Shared;
-use crate::log::checkpoint::write_checkpoint;
-use crate::log::{FileOps, Log, PreparedEntry};
+use crate::log::{Log, PreparedEntry};
 use crate::mempool::PendingTx;
 use crate::result::ResultCode;
-use crossbeam::channel::Receiver;
-use std::path::PathBuf;
+use crossbeam::channel::{bounded, Receiver};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -21,65 +21,76 @@ pub(crate) struct SealedBlock {
     pub(crate) entry: PreparedEntry,
     pub(crate) txs: Vec<PendingTx>,
     pub(crate) results: Vec<ResultCode>,
-    /// A snapshot of the ledger after this block, written once the block is durable.
-    pub(crate) checkpoint: Option<Vec<u8>>,
+    /// A copy of the ledger after this block, written as a checkpoint once the block is
+    /// durable.
+    pub(crate) checkpoint: Option<CheckpointJob>,
     /// Serial numbers (canonical bytes) the block revoked: refused by the node's ports once
     /// the block is durable.
     pub(crate) revoked: Vec<Vec<u8>>,
 }
 
-/// Where the log thread puts checkpoints and archived segments.
-pub(crate) struct CheckpointPlan {
-    pub(crate) dir: PathBuf,
-    pub(crate) file_ops: Arc<dyn FileOps>,
-    pub(crate) archive_dir: Option<PathBuf>,
+/// Runs `stage` with a checkpoint writer thread fed by the plan it is given; the writer
+/// finishes the checkpoint it is writing, then stops, once `stage` returns.
+pub(crate) fn with_checkpoint_writer<T>(
+    shared: &Shared,
+    log: &RwLock<Log>,
+    store: CheckpointStore,
+    stage: impl FnOnce(CheckpointPlan) -> T,
+) -> T {
+    std::thread::scope(|scope| {
+        let (jobs_tx, jobs_rx) = bounded(1);
+        std::thread::Builder::new()
+            .name("tally-checkpoint".to_string())
+            .spawn_scoped(scope, move || {
+                checkpoint_writer(shared, log, store, &jobs_rx);
+            })
+            .expect("the operating system starts a thread");
+        stage(CheckpointPlan::Background(jobs_tx))
+    })
 }
 
 /// The log stage of a node alone: takes sealed blocks as they come and commits them in
-/// groups of up to `group_max` (one flush per group).
+/// groups of up to `group_max` (one flush per group); checkpoints go to a writer thread.
 pub(super) fn log_stage(
     shared: &Shared,
     log: Arc<RwLock<Log>>,
     group_max: usize,
-    plan: &CheckpointPlan,
+    store: CheckpointStore,
     sealed: &Receiver<SealedBlock>,
 ) {
-    let mut previous_checkpoint_height: Option<u64> = None;
-    let mut group: Vec<SealedBlock> = Vec::with_capacity(group_max);
-    while let Ok(first) = sealed.recv() {
-        group.push(first);
-        while group.len() < group_max {
-            match sealed.try_recv() {
-                Ok(block) => group.push(block),
-                Err(_) => break,
+    with_checkpoint_writer(shared, &log, store, |mut plan| {
+        let mut group: Vec<SealedBlock> = Vec::with_capacity(group_max);
+        while let Ok(first) = sealed.recv() {
+            group.push(first);
+            while group.len() < group_max {
+                match sealed.try_recv() {
+                    Ok(block) => group.push(block),
+                    Err(_) => break,
+                }
+            }
+            shared.metrics.commit_queue_blocks.set(sealed.len() as i64);
+            if let Err(reason) = commit_group(shared, &log, &mut plan, &mut group) {
+                shared.set_fatal(reason);
+                return;
             }
         }
-        shared.metrics.commit_queue_blocks.set(sealed.len() as i64);
-        if let Err(reason) = commit_group(
-            shared,
-            &log,
-            plan,
-            &mut group,
-            &mut previous_checkpoint_height,
-        ) {
-            shared.set_fatal(reason);
-            return;
-        }
-    }
+    });
 }
 
 /// Commits `group` (emptied): appends every block, makes them durable with one flush, then
-/// acknowledges their transactions and writes the
-/// checkpoints they carry (archiving the log behind the previous one). The node alone's log
-/// stage and a validator's consensus stage both commit this way. An error is the node's
-/// fatal reason: nothing is retried.
+/// acknowledges their transactions and hands the checkpoints they carry to `plan`. The node
+/// alone's log stage and a validator's consensus stage both commit this way. An error is the
+/// node's fatal reason: nothing is retried. After a fatal error (a checkpoint the writer
+/// could not write, say) nothing more is acknowledged.
 pub(crate) fn commit_group(
     shared: &Shared,
     log: &RwLock<Log>,
-    plan: &CheckpointPlan,
+    plan: &mut CheckpointPlan,
     group: &mut Vec<SealedBlock>,
-    previous_checkpoint_height: &mut Option<u64>,
 ) -> Result<(), String> {
+    if let Some(reason) = shared.fatal_reason() {
+        return Err(reason);
+    }
     let metrics = &shared.metrics;
     metrics.batch.group_commit.observe(group.len() as u64);
     let flush_started = Instant::now();
@@ -111,6 +122,9 @@ pub(crate) fn commit_group(
         }
     }
     end_to_end.flush();
+    if let Some(reason) = shared.fatal_reason() {
+        return Err(reason);
+    }
     for block in group.drain(..) {
         // In force before the central bank hears its revocation settled; the client server
         // closes the open connections at its next turn (the acknowledgements wake it).
@@ -128,32 +142,12 @@ pub(crate) fn commit_group(
             .counters
             .height
             .store(block.height, Ordering::Release);
-        let Some(snapshot) = &block.checkpoint else {
+        let Some(job) = block.checkpoint else {
             continue;
         };
         // Clients hear about the blocks acknowledged so far before the checkpoint.
         shared.notify_ack_listeners();
-        if let Err(error) = write_checkpoint(&plan.dir, block.height, snapshot, &*plan.file_ops) {
-            return Err(format!(
-                "writing the checkpoint of block {} failed: {error}",
-                block.height
-            ));
-        }
-        // Keep the log back to the previous checkpoint too, so that a damaged newest
-        // checkpoint can still be recovered from the older one.
-        if let (Some(archive_dir), Some(before)) = (&plan.archive_dir, *previous_checkpoint_height)
-        {
-            let archived = log
-                .write()
-                .expect("log lock")
-                .archive_before(before, archive_dir);
-            if let Err(error) = archived {
-                return Err(format!(
-                    "archiving the log before block {before} failed: {error}"
-                ));
-            }
-        }
-        *previous_checkpoint_height = Some(block.height);
+        plan.submit(log, job)?;
     }
     shared.notify_ack_listeners();
     Ok(())

@@ -29,7 +29,14 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// The log's file operations: the operating system's, or a fault injector in tests.
     pub file_ops: Arc<dyn FileOps>,
-    /// A checkpoint of the ledger after every this many blocks (0: never).
+    /// A checkpoint once this much block time (ms) has passed since the previous one (0:
+    /// off; at least [`CHECKPOINT_INTERVAL_MS_MIN`] otherwise).
+    pub checkpoint_interval_ms: u64,
+    /// A checkpoint once the log has grown by this many bytes since the previous one (0: off;
+    /// at least the largest log entry a block of `block_tx_max` makes otherwise).
+    pub checkpoint_log_bytes: u64,
+    /// A checkpoint once this many blocks followed the previous one (0: off). A checkpoint
+    /// is due as soon as any of the three fires; with all three off there are none.
     pub checkpoint_interval_blocks: u64,
     /// When set, log segments older than the previous checkpoint move here after each
     /// checkpoint (so restart time and the live log stay bounded).
@@ -56,10 +63,27 @@ impl NodeConfig {
             group_commit_blocks_max: 16,
             log: LogConfig::default(),
             file_ops: Arc::new(OsFileOps),
-            checkpoint_interval_blocks: 4_096,
+            checkpoint_interval_ms: 60_000,
+            checkpoint_log_bytes: 1 << 30,
+            checkpoint_interval_blocks: 0,
             archive_dir: None,
             validator: None,
             revocations: Default::default(),
+        }
+    }
+}
+
+/// Shortest time cadence of checkpoints: a checkpoint copies the live state, so a cadence
+/// shorter than this would make checkpoints back to back.
+pub const CHECKPOINT_INTERVAL_MS_MIN: u64 = 1_000;
+
+impl NodeConfig {
+    /// When checkpoints are due.
+    pub fn checkpoint_cadence(&self) -> super::checkpointer::CheckpointCadenceConfig {
+        super::checkpointer::CheckpointCadenceConfig {
+            interval_ms: self.checkpoint_interval_ms,
+            log_bytes: self.checkpoint_log_bytes,
+            interval_blocks: self.checkpoint_interval_blocks,
         }
     }
 }
@@ -110,5 +134,34 @@ pub(super) fn check_config(config: &NodeConfig) -> Result<(), NodeError> {
             config.block_tx_max, config.log.entry_bytes_max
         )));
     }
+    if let Some((_, message)) = checkpoint_cadence_problem(config) {
+        return Err(NodeError::Config(message));
+    }
     Ok(())
+}
+
+/// Why the checkpoint cadence cannot work, with the configuration file's name of the field
+/// (`limits.…`), or `None`.
+pub(crate) fn checkpoint_cadence_problem(config: &NodeConfig) -> Option<(&'static str, String)> {
+    let interval_ms = config.checkpoint_interval_ms;
+    if interval_ms != 0 && interval_ms < CHECKPOINT_INTERVAL_MS_MIN {
+        return Some((
+            "limits.checkpoint_interval_ms",
+            format!(
+                "checkpoint_interval_ms {interval_ms} is below {CHECKPOINT_INTERVAL_MS_MIN}: checkpoints would follow each other back to back (0 turns the time cadence off)"
+            ),
+        ));
+    }
+    let entry_max = crate::log::entry_bytes(block::entry_bytes(config.block_tx_max));
+    let log_bytes = config.checkpoint_log_bytes;
+    if log_bytes != 0 && log_bytes < entry_max as u64 {
+        return Some((
+            "limits.checkpoint_log_bytes",
+            format!(
+                "checkpoint_log_bytes {log_bytes} is below one block's largest log entry ({entry_max} bytes for block_tx_max = {}): every block would be a checkpoint (0 turns the log-bytes cadence off)",
+                config.block_tx_max
+            ),
+        ));
+    }
+    None
 }

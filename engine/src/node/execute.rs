@@ -3,10 +3,12 @@
 //! blocks it answers ledger queries. (On a validator the consensus stage takes its place:
 //! `consensus`.)
 
+use super::checkpointer::{CheckpointCadence, CheckpointJob};
 use super::commit::SealedBlock;
 use super::seal::{self, ChainTip};
 use super::{Recovered, Shared, VerifiedBatch};
 use crate::ledger::{Ledger, SnapshotPoint};
+use crate::log::PreparedEntry;
 use crate::mempool::PendingTx;
 use crate::tx::TxRecord;
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
@@ -50,30 +52,35 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) struct ExecutorLimits {
     pub(crate) block_tx_max: usize,
-    pub(crate) checkpoint_interval_blocks: u64,
-    pub(crate) genesis_hash: [u8; 32],
+    /// When checkpoints are due ([`super::checkpointer`]).
+    pub(crate) checkpoints: CheckpointCadence,
     /// Where the log thread archives segments (a validator serves block sync from there too).
     pub(crate) archive_dir: Option<PathBuf>,
 }
 
 impl ExecutorLimits {
-    /// A snapshot of `ledger` at `tip` when `tip` is a checkpoint height.
-    pub(crate) fn checkpoint_after(&self, ledger: &Ledger, tip: &ChainTip) -> Option<Vec<u8>> {
-        let interval = self.checkpoint_interval_blocks;
-        (interval > 0 && tip.height.is_multiple_of(interval)).then(|| {
-            let point = SnapshotPoint {
-                height: tip.height,
-                last_block_hash: tip.hash,
-            };
-            ledger.snapshot(&self.genesis_hash, point)
-        })
+    /// A copy of `ledger` after the block that made `tip` (its log entry `entry` long), to
+    /// write as a checkpoint once the block is durable, when one is due.
+    pub(crate) fn checkpoint_after(
+        &mut self,
+        ledger: &Ledger,
+        tip: &ChainTip,
+        entry: &PreparedEntry,
+    ) -> Option<CheckpointJob> {
+        let point = SnapshotPoint {
+            height: tip.height,
+            last_block_hash: tip.hash,
+        };
+        let bytes = crate::log::entry_bytes(entry.payload().len()) as u64;
+        self.checkpoints
+            .after_block(ledger, point, tip.timestamp_ms, bytes)
     }
 }
 
 pub(super) fn executor_stage(
     shared: &Shared,
     recovered: Recovered,
-    limits: &ExecutorLimits,
+    mut limits: ExecutorLimits,
     verified: &Receiver<VerifiedBatch>,
     to_log: &Sender<SealedBlock>,
 ) -> Ledger {
@@ -133,7 +140,7 @@ pub(super) fn executor_stage(
                 .counters
                 .block_time_ms
                 .fetch_max(ledger.time_ms(), Ordering::Release);
-            let checkpoint = limits.checkpoint_after(&ledger, &tip);
+            let checkpoint = limits.checkpoint_after(&ledger, &tip, &entry);
             let metrics = &shared.metrics;
             metrics
                 .stage

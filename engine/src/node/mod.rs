@@ -23,6 +23,7 @@
 //! (primitives); `validator` (names for operators, and `cluster`) and `net`'s server use
 //! `node`, never the reverse.
 
+pub(crate) mod checkpointer;
 pub(crate) mod commit;
 mod config;
 pub(crate) mod consensus;
@@ -33,8 +34,10 @@ mod recovery;
 pub mod seal;
 mod sigverify;
 
+pub use checkpointer::CheckpointCadenceConfig;
 pub(crate) use commit::SealedBlock;
-pub use config::{Backend, NodeConfig, QueueLimits};
+pub(crate) use config::checkpoint_cadence_problem;
+pub use config::{Backend, NodeConfig, QueueLimits, CHECKPOINT_INTERVAL_MS_MIN};
 pub use consensus::ValidatorConfig;
 pub(crate) use execute::{now_ms, serve_ledger_queries, ExecutorLimits};
 pub use ingress::{AckListener, LedgerQuery, NodeHandle, LEDGER_QUERY_QUEUE_MAX};
@@ -49,7 +52,8 @@ use crate::log::checkpoint::CheckpointError;
 use crate::log::LogError;
 use crate::mempool::{Ack, Mempool, PendingTx, LINKED_CHAIN_TX_MAX};
 use crate::tx::{linked_units, TxRecord};
-use commit::{log_stage, CheckpointPlan};
+use checkpointer::{CheckpointCadence, CheckpointStore};
+use commit::log_stage;
 use config::check_config;
 use crossbeam::channel::{bounded, Receiver, Sender};
 use execute::executor_stage;
@@ -182,6 +186,11 @@ impl Shared {
             .then(|| "the node is shutting down".to_string())
     }
 
+    /// The reason the node stopped on an error, if it did.
+    pub(crate) fn fatal_reason(&self) -> Option<String> {
+        self.fatal.lock().expect("fatal lock").clone()
+    }
+
     pub(crate) fn set_fatal(&self, reason: String) {
         tracing::error!(%reason, "node stopping");
         let mut fatal = self.fatal.lock().expect("fatal lock");
@@ -266,6 +275,8 @@ impl Node {
         check_config(&config)?;
         let log = open_log(&config, config.validator.is_some())?;
         let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
+        // What a write cut short by a crash left behind (never read: not a checkpoint's name).
+        crate::log::checkpoint::remove_temporaries(&checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
         let verifier = Arc::new(verifier);
@@ -314,8 +325,11 @@ impl Node {
         *shared.sigverify_thread.lock().expect("lock") = Some(sigverify.thread().clone());
         let limits = ExecutorLimits {
             block_tx_max: config.block_tx_max,
-            checkpoint_interval_blocks: config.checkpoint_interval_blocks,
-            genesis_hash: genesis.hash(),
+            checkpoints: CheckpointCadence::new(
+                config.checkpoint_cadence(),
+                genesis.hash(),
+                recovered.height,
+            ),
             archive_dir: config.archive_dir.clone(),
         };
         let mut threads = vec![sigverify];
@@ -327,7 +341,7 @@ impl Node {
                     let ledger = executor_stage(
                         &shared_executor,
                         recovered,
-                        &limits,
+                        limits,
                         &verified_rx,
                         &sealed_tx,
                     );
@@ -335,13 +349,14 @@ impl Node {
                 }));
                 let shared_log = Arc::clone(&shared);
                 let group_max = config.group_commit_blocks_max;
-                let plan = CheckpointPlan {
+                let store = CheckpointStore {
                     dir: checkpoints_dir(&config),
                     file_ops: Arc::clone(&config.file_ops),
                     archive_dir: config.archive_dir.clone(),
+                    previous_height: None,
                 };
                 threads.push(spawn("tally-log", Arc::clone(&shared), move || {
-                    log_stage(&shared_log, log, group_max, &plan, &sealed_rx)
+                    log_stage(&shared_log, log, group_max, store, &sealed_rx)
                 }));
             }
             // A validator commits each decided block itself (see consensus/).

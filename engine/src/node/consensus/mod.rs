@@ -54,7 +54,8 @@ use crate::ledger::Ledger;
 use crate::log::{FileOps, Log, LogError};
 use crate::mempool::PendingTx;
 use crate::net::peers::PeerEvent;
-use crate::node::commit::{commit_group, CheckpointPlan};
+use crate::node::checkpointer::{CheckpointPlan, CheckpointStore};
+use crate::node::commit::commit_group;
 use crate::node::seal::{self, ChainTip};
 use crate::node::verify_signatures;
 use crate::node::{
@@ -124,9 +125,9 @@ pub(crate) struct Driver<C: Clock, L: Links> {
     log: Arc<RwLock<Log>>,
     data_dir: PathBuf,
     file_ops: Arc<dyn FileOps>,
-    /// Where commits put checkpoints and archived segments.
+    /// Where commits put checkpoints and archived segments: written at once (the
+    /// simulator) or by a writer thread (`runtime`).
     plan: CheckpointPlan,
-    previous_checkpoint_height: Option<u64>,
     timers: BinaryHeap<Reverse<(Instant, u64, TimeoutKey)>>,
     timer_sequence: u64,
     /// When the last block was committed (the next height starts from then).
@@ -275,11 +276,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
             #[cfg(feature = "simulator")]
             injected_bug: None,
         };
-        let plan = CheckpointPlan {
+        let plan = CheckpointPlan::Inline(CheckpointStore {
             dir: data_dir.join(crate::node::CHECKPOINTS_DIR),
             file_ops: Arc::clone(&file_ops),
             archive_dir: limits.archive_dir.clone(),
-        };
+            previous_height: None,
+        });
         // Only a repair restores the machine beyond the height after the log's tip.
         let repairing = machine.height() > host.tip.height + 1;
         let metrics = &shared.metrics;
@@ -300,7 +302,6 @@ impl<C: Clock, L: Links> Driver<C, L> {
             data_dir,
             file_ops,
             plan,
-            previous_checkpoint_height: None,
             timers: BinaryHeap::new(),
             timer_sequence: 0,
             committed_at: now,
@@ -769,7 +770,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let entry = sealed.prepared_entry(&body.records, Some(&certificate.encode()));
         let new_tip = sealed.tip();
         let height = new_tip.height;
-        let checkpoint = self.limits.checkpoint_after(&self.ledger, &new_tip);
+        let checkpoint = self.limits.checkpoint_after(&self.ledger, &new_tip, &entry);
         let results = sealed.results;
         let (txs, local_results) = self.host.pool.remove_decided(&body.records, &results);
         self.shared
@@ -794,13 +795,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
         }];
-        commit_group(
-            &self.shared,
-            &self.log,
-            &self.plan,
-            &mut group,
-            &mut self.previous_checkpoint_height,
-        )?;
+        commit_group(&self.shared, &self.log, &mut self.plan, &mut group)?;
         self.host.tip = new_tip;
         self.host
             .proposals

@@ -6,6 +6,8 @@ use super::*;
 use crate::genesis::Genesis;
 use crate::log::Log;
 use crate::net::peers::PeerLinks;
+use crate::node::checkpointer::CheckpointPlan;
+use crate::node::commit::with_checkpoint_writer;
 use crate::node::{NodeConfig, NodeError, Recovered};
 use crossbeam::channel::bounded;
 use std::sync::{Arc, RwLock};
@@ -197,9 +199,21 @@ pub(crate) fn consensus_stage(
         clock: SystemClock,
         links,
     });
-    if let Err(reason) = driver.run(verified, &peer_events) {
-        shared.set_fatal(reason);
-    }
+    // Checkpoints are written by a writer thread, off the consensus thread.
+    let CheckpointPlan::Inline(store) =
+        std::mem::replace(&mut driver.plan, CheckpointPlan::Stopped)
+    else {
+        unreachable!("a new driver writes its checkpoints inline");
+    };
+    let log = Arc::clone(&driver.log);
+    with_checkpoint_writer(shared, &log, store, |plan| {
+        driver.plan = plan;
+        if let Err(reason) = driver.run(verified, &peer_events) {
+            shared.set_fatal(reason);
+        }
+        // Drops the writer's queue: it finishes what it writes, then stops.
+        driver.plan = CheckpointPlan::Stopped;
+    });
     driver.ledger
 }
 

@@ -51,8 +51,8 @@ use crate::genesis::Genesis;
 use crate::mempool::{Ack, PendingTx};
 use crate::net::peers::PeerEvent;
 use crate::node::{
-    open_log, recover, verify_signatures, Backend, ExecutorLimits, NodeConfig, NodeMetrics, Shared,
-    VerifiedBatch, CHECKPOINTS_DIR,
+    checkpointer::CheckpointCadence, open_log, recover, verify_signatures, Backend, ExecutorLimits,
+    NodeConfig, NodeMetrics, Shared, VerifiedBatch, CHECKPOINTS_DIR,
 };
 use crate::result::ResultCode;
 use crate::tx::TxRecord;
@@ -631,6 +631,10 @@ impl<'w> Sim<'w> {
         config.log.entry_bytes_max = 256 << 10;
         config.file_ops = node.disk.clone();
         config.checkpoint_interval_blocks = self.config.checkpoint_interval_blocks;
+        // Blocks only: a cadence of block time or log bytes would do as well, but the
+        // simulated runs are short.
+        config.checkpoint_interval_ms = 0;
+        config.checkpoint_log_bytes = 0;
         let recovery = |reason: String| ClusterSimFailure::Recovery {
             node: index,
             reason,
@@ -648,8 +652,11 @@ impl<'w> Sim<'w> {
         let shared = Arc::new(Shared::new(&self.genesis, &config, NodeMetrics::new()));
         let limits = ExecutorLimits {
             block_tx_max: config.block_tx_max,
-            checkpoint_interval_blocks: config.checkpoint_interval_blocks,
-            genesis_hash: self.genesis.hash(),
+            checkpoints: CheckpointCadence::new(
+                config.checkpoint_cadence(),
+                self.genesis.hash(),
+                recovered.height,
+            ),
             archive_dir: None,
         };
         let durable_votes = (!node.byzantine).then(|| DurableVotes {
