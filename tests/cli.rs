@@ -719,22 +719,7 @@ fn a_cluster_directorys_own_files_revoke_a_bank_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster");
     let path = |name: &str| cluster.join(name).to_str().unwrap().to_string();
-    let output = run(&[
-        "cluster",
-        "init",
-        "--validators",
-        "1",
-        "--banks",
-        "2",
-        "--dir",
-        cluster.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", text(&output));
-    std::fs::write(
-        cluster.join("node.toml"),
-        "data_dir = \"data\"\nidentity = \"validator-0.identity\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
+    common::single_node_cluster(&cluster, &["--banks", "2"]);
     let (node, address) = start_tls_node(&cluster);
     let shown = run(&["pki", "show", &path("participants/bank-1000.identity")]);
     let serial = text(&shown)

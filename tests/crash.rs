@@ -158,24 +158,8 @@ fn every_acknowledged_transaction_over_tls_survives_sigkill_exactly_once() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let cluster = dir.path().join("cluster");
-    let output = common::run(&[
-        "cluster",
-        "init",
-        "--validators",
-        "1",
-        "--banks",
-        "4",
-        "--dir",
-        cluster.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
     // One node outside consensus, on validator 0's certificate, clients on a free port.
-    let config = cluster.join("single.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\nidentity = \"validator-0.identity\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
+    let config = common::single_node_cluster(&cluster, &["--banks", "4"]);
     let acks = dir.path().join("acks.txt");
     for round in 0..rounds {
         let (mut node, address) = common::start_tls_node(&config).drain_output();

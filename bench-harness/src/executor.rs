@@ -118,29 +118,37 @@ fn setup() -> Setup {
             Some(FIRST_BANK + i % BANKS),
         );
     }
+    // every basis: retail GST in the price, VAT on a net invoice, a withholding
+    let genesis = bench_genesis(
+        accounts,
+        vec![
+            TaxRateSpec::new(1, 900, TaxBasis::Inclusive, Rounding::HalfUp),
+            TaxRateSpec::new(2, 2_000, TaxBasis::Exclusive, Rounding::HalfUp),
+            TaxRateSpec::new(3, 1_000, TaxBasis::Gross, Rounding::Down),
+        ],
+    );
+    genesis.validate().expect("the bench genesis is valid");
+    Setup { genesis, owners }
+}
+
+/// The benches' genesis: network 7, one validator, these accounts and tax rates.
+fn bench_genesis(accounts: Vec<AccountSpec>, tax_rates: Vec<TaxRateSpec>) -> Genesis {
     let validator = ed25519_zebra::SigningKey::from([9u8; 32]);
-    let genesis = Genesis {
+    Genesis {
         network_id: 7,
         ledger: LEDGER,
         validators: vec![ValidatorSpec {
             name: "v0".into(),
             public_key: hex_encode(&ed25519_zebra::VerificationKey::from(&validator).into()),
         }],
-        // every basis: retail GST in the price, VAT on a net invoice, a withholding
-        tax_rates: vec![
-            TaxRateSpec::new(1, 900, TaxBasis::Inclusive, Rounding::HalfUp),
-            TaxRateSpec::new(2, 2_000, TaxBasis::Exclusive, Rounding::HalfUp),
-            TaxRateSpec::new(3, 1_000, TaxBasis::Gross, Rounding::Down),
-        ],
+        tax_rates,
         accounts,
         account_ranges: Vec::new(),
         settlement: Default::default(),
         heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
         revoked: Vec::new(),
         currency: Default::default(),
-    };
-    genesis.validate().expect("the bench genesis is valid");
-    Setup { genesis, owners }
+    }
 }
 
 fn hex_encode(bytes: &[u8; 32]) -> String {
@@ -493,22 +501,7 @@ fn root_ledger(accounts: u64, backlog: usize) -> (Ledger, [u8; 32]) {
             Some(FIRST_BANK + i % ROOT_BANKS),
         )
     }));
-    let validator = ed25519_zebra::SigningKey::from([9u8; 32]);
-    let genesis = Genesis {
-        network_id: 7,
-        ledger: LEDGER,
-        validators: vec![ValidatorSpec {
-            name: "v0".into(),
-            public_key: hex_encode(&ed25519_zebra::VerificationKey::from(&validator).into()),
-        }],
-        tax_rates: Vec::new(),
-        accounts: specs,
-        account_ranges: Vec::new(),
-        settlement: Default::default(),
-        heights_per_epoch: tally_engine::genesis::HEIGHTS_PER_EPOCH_DEFAULT,
-        revoked: Vec::new(),
-        currency: Default::default(),
-    };
+    let genesis = bench_genesis(specs, Vec::new());
     genesis.validate().expect("the bench genesis is valid");
     let mut ledger = Ledger::from_genesis(&genesis);
     // The backlog: payments from the first bank to the second, which has nothing to pay

@@ -47,6 +47,16 @@ impl Revocations {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Whether a serial was revoked since `seen` (a generation this port last looked at),
+    /// which it moves to the current one: the ports call it at each turn and look for open
+    /// connections to close only when it says so.
+    pub fn revoked_since(&self, seen: &mut u64) -> bool {
+        let generation = self.generation();
+        let moved = generation != *seen;
+        *seen = generation;
+        moved
+    }
+
     pub fn is_revoked(&self, serial: &str) -> bool {
         self.serials
             .read()

@@ -93,6 +93,30 @@ fn spawn_node(config: &Path, flags: &[&str]) -> NodeProcess {
     }
 }
 
+/// Runs `tally cluster init --validators 1` into `cluster` with `args` (population flags)
+/// and writes `cluster/node.toml`: one node outside consensus on validator 0's certificate,
+/// data in `cluster/data`, clients on a free loopback port. Returns the config's path.
+pub fn single_node_cluster(cluster: &Path, args: &[&str]) -> std::path::PathBuf {
+    let mut init = vec![
+        "cluster",
+        "init",
+        "--validators",
+        "1",
+        "--dir",
+        cluster.to_str().unwrap(),
+    ];
+    init.extend_from_slice(args);
+    let output = run(&init);
+    assert!(output.status.success(), "{}", text(&output));
+    let config = cluster.join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\nidentity = \"validator-0.identity\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    config
+}
+
 impl NodeProcess {
     /// Reads the rest of the node's standard output on a thread of its own, so that the
     /// node never blocks on a full pipe, and returns the process.

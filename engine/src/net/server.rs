@@ -941,11 +941,12 @@ impl Ingress {
         let Some(tls) = self.config.tls.clone() else {
             return;
         };
-        let generation = tls.revocations().generation();
-        if generation == self.revocation_generation {
+        if !tls
+            .revocations()
+            .revoked_since(&mut self.revocation_generation)
+        {
             return;
         }
-        self.revocation_generation = generation;
         let revoked: Vec<Token> = self
             .connections
             .iter()

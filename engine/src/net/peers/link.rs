@@ -721,11 +721,12 @@ impl LinkThread {
         let Some(tls) = self.config.tls.clone() else {
             return;
         };
-        let generation = tls.revocations().generation();
-        if generation == self.revocation_generation {
+        if !tls
+            .revocations()
+            .revoked_since(&mut self.revocation_generation)
+        {
             return;
         }
-        self.revocation_generation = generation;
         let revoked: Vec<Token> = self
             .conns
             .iter()
