@@ -402,8 +402,9 @@ pub enum Answer {
     Totals(Box<LedgerTotals>),
 }
 
-/// An open two-phase reservation with its id (a `PendingTransfers` answer).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An open two-phase reservation with its id (a `PendingTransfers` answer; the ledger's own
+/// description of a reservation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingTransferInfo {
     pub id: u128,
     pub debit_account: u64,

@@ -531,11 +531,8 @@ impl TxFields {
         amount: u64,
         pending_id: u128,
     ) -> TxFields {
-        TxFields {
-            flags: TxFlags(TxFlags::POST_PENDING),
-            related_id: pending_id,
-            ..TxFields::transfer(id, debit, credit, amount, ledger)
-        }
+        TxFields::transfer(id, debit, credit, amount, ledger)
+            .closing_pending(TxFlags::POST_PENDING, pending_id)
     }
 
     /// Voids the pending transfer `pending_id` (`amount`: exactly what it reserved).
@@ -547,10 +544,16 @@ impl TxFields {
         amount: u64,
         pending_id: u128,
     ) -> TxFields {
+        TxFields::transfer(id, debit, credit, amount, ledger)
+            .closing_pending(TxFlags::VOID_PENDING, pending_id)
+    }
+
+    /// These fields as the post or void (`flag`) of the reservation `pending_id`.
+    fn closing_pending(self, flag: u16, pending_id: u128) -> TxFields {
         TxFields {
-            flags: TxFlags(TxFlags::VOID_PENDING),
+            flags: TxFlags(flag),
             related_id: pending_id,
-            ..TxFields::transfer(id, debit, credit, amount, ledger)
+            ..self
         }
     }
 

@@ -173,22 +173,13 @@ pub(crate) fn revoke(args: &RevokeArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("--serial: {e}"))?;
     let record = loaded.sign(fields);
     let sent = loaded.send(&args.client, &record, true)?;
-    let (code, height) = sent.result.expect("waited for");
-    println!(
-        "{}",
-        serde_json::json!({
-            "id": sent.id.to_string(),
-            "serial": hex::encode(&serial),
-            "signer": loaded.signer(),
-            "result": code.name(),
-            "meaning": code.meaning(),
-            "height": height,
-            "node": sent.node,
-        })
-    );
-    Ok(if code.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    super::client::print_sent(
+        &sent,
+        "revoke_certificate",
+        &[
+            ("serial", hex::encode(&serial)),
+            ("signer", loaded.signer()),
+        ],
+        true,
+    )
 }

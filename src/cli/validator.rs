@@ -75,25 +75,16 @@ pub(crate) fn vote(args: &VoteArgs) -> anyhow::Result<ExitCode> {
     let fields = TxFields::validator_vote(loaded.id, loaded.genesis.ledger, add, &subject);
     let record = loaded.sign(fields);
     let sent = loaded.send(&args.client, &record, true)?;
-    let (code, height) = sent.result.expect("waited for");
-    println!(
-        "{}",
-        serde_json::json!({
-            "id": sent.id.to_string(),
-            "voter": loaded.signer(),
-            "change": if add { "add" } else { "remove" },
-            "validator": hex::encode(subject),
-            "result": code.name(),
-            "meaning": code.meaning(),
-            "height": height,
-            "node": sent.node,
-        })
-    );
-    Ok(if code.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    super::client::print_sent(
+        &sent,
+        "validator_vote",
+        &[
+            ("voter", loaded.signer()),
+            ("change", if add { "add" } else { "remove" }.to_string()),
+            ("validator", hex::encode(subject)),
+        ],
+        true,
+    )
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {

@@ -49,17 +49,8 @@ impl TxStatus {
     }
 }
 
-/// An open two-phase reservation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingTransfer {
-    pub id: u128,
-    pub debit_account: u64,
-    pub credit_account: u64,
-    pub amount: u64,
-    /// Block time it times out at; 0: never.
-    pub expires_at_ms: u64,
-    pub created_height: u64,
-}
+/// An open two-phase reservation, as the client protocol answers it.
+pub use tally_protocol::query::PendingTransferInfo as PendingTransfer;
 
 impl Ledger {
     /// The status of transaction `id`.

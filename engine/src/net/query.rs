@@ -142,14 +142,6 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
                 .pending_transfers()
                 .into_iter()
                 .filter(|p| account.is_none_or(|a| p.debit_account == a || p.credit_account == a))
-                .map(|p| PendingTransferInfo {
-                    id: p.id,
-                    debit_account: p.debit_account,
-                    credit_account: p.credit_account,
-                    amount: p.amount,
-                    expires_at_ms: p.expires_at_ms,
-                    created_height: p.created_height,
-                })
                 .collect();
             QueryResult::Ok(Answer::PendingTransfers {
                 account: *account,
