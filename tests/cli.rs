@@ -1366,6 +1366,98 @@ bank = 10
             .len(),
         1
     );
+
+    // Events of the merchant's and the customer's accounts from the first block: the taxed
+    // payment with its tax and where it went, then its refund; nothing of others' accounts.
+    let watch = |who: &str, args: &[&str]| {
+        let identity = path(&format!("{who}.identity"));
+        let mut all = vec![
+            "watch",
+            "--node",
+            &address,
+            "--identity",
+            &identity,
+            "--genesis",
+            &genesis,
+        ];
+        all.extend(args);
+        run(&all)
+    };
+    let state = path("watch.state");
+    let output = watch(
+        "bank",
+        &[
+            "--account",
+            "200",
+            "--from-height",
+            "1",
+            "--count",
+            "2",
+            "--json",
+            "--state-file",
+            &state,
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    // typed: ids are u128, beyond what a JSON double holds
+    let batches: Vec<tally_engine::events::EventBatch> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let events: Vec<_> = batches.iter().flat_map(|batch| &batch.events).collect();
+    let payment_id: u128 = payment.parse().unwrap();
+    assert_eq!(events.len(), 2, "{batches:?}");
+    assert_eq!(events[0].kind, tally_engine::events::EventKind::Settled);
+    assert_eq!(events[0].id, payment_id);
+    assert_eq!((events[0].payer, events[0].payee), (100, 200));
+    assert_eq!((events[0].amount, events[0].tax), (10_900, Some(900)));
+    assert_eq!(events[1].kind, tally_engine::events::EventKind::Refunded);
+    assert_eq!(events[1].related_id, Some(payment_id));
+    // the state file holds the block after the refund's: a watch started again from it
+    // waits for new blocks, and the merchant has none
+    let refund_height = batches.last().unwrap().height;
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap().trim(),
+        (refund_height + 1).to_string()
+    );
+    let output = watch(
+        "bank",
+        &[
+            "--account",
+            "200",
+            "--state-file",
+            &state,
+            "--until-height",
+            &refund_height.to_string(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.stdout.is_empty(), "{}", text(&output));
+    // for people: amounts in the currency
+    let output = watch(
+        "tax",
+        &["--account", "2", "--from-height", "1", "--count", "1"],
+    );
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "settled {payment} 100 -> 200 109.00 EUR (tax 9.00 EUR to 2)"
+        )),
+        "{said}"
+    );
+    // another bank may not follow the merchant
+    let output = watch(
+        "bank2",
+        &["--account", "200", "--from-height", "1", "--count", "1"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("may not follow account 200"),
+        "{}",
+        text(&output)
+    );
     stop(node.0.take().unwrap());
 
     // Stopped, the data directory answers the same queries in the same JSON shape.

@@ -2,7 +2,9 @@
 //! several validators, validator 3 is killed with SIGKILL mid-load while the other three
 //! keep finalizing, it restarts on the same configuration and catches up, and afterwards
 //! every acknowledged transaction is in the block it was acknowledged with, with its result
-//! code, in every validator's log, and all logs hold the same blocks. `tally cluster up`
+//! code, in every validator's log, and all logs hold the same blocks; a follower of the
+//! banks' events on validator 3 subscribes again after the restart from the block after the
+//! last it got, and hears every settlement exactly once. `tally cluster up`
 //! starts the validators, prints where they are and stops them cleanly on SIGTERM.
 
 mod common;
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use tally_engine::block::decode_entry;
+use tally_engine::events::{EventBatch, EventKind, Subscription};
 use tally_engine::log::{Log, LogConfig};
 use tally_engine::mempool::Ack;
 use tally_engine::net::Client;
@@ -156,6 +159,15 @@ fn start_cluster(root: &Path) -> (ClusterFiles, Vec<Node>) {
         }
     }
     panic!("no free ports for the cluster in three attempts");
+}
+
+/// Counts the `settled` events of a block by transaction id.
+fn count_settled(seen: &mut HashMap<u128, usize>, batch: &EventBatch) {
+    for event in &batch.events {
+        if event.kind == EventKind::Settled {
+            *seen.entry(event.id).or_default() += 1;
+        }
+    }
 }
 
 fn transfers(population: &Population, first_id: u128, count: usize) -> Vec<TxRecord> {
@@ -357,6 +369,15 @@ fn a_validator_killed_mid_load_restarts_catches_up_and_every_log_agrees() {
     for client in &clients {
         assert_eq!(client.welcome().genesis_hash, files.genesis_hash);
     }
+    // A follower of both banks' events on validator 3, on a connection of its own.
+    let watched = vec![population.banks[0], population.banks[1]];
+    let follower = connect(&files, files.validators[3].client).unwrap();
+    let (_, first_feed) = follower
+        .subscribe(&Subscription {
+            accounts: watched.clone(),
+            from_height: 1,
+        })
+        .unwrap();
     // Load starts at once, links still coming up: a validator may miss a decision the one
     // killed below helped make, and must then be sent the block by a peer that sees it
     // still voting at the decided height.
@@ -386,6 +407,10 @@ fn a_validator_killed_mid_load_restarts_catches_up_and_every_log_agrees() {
     let status = killed.child.wait().unwrap();
     assert!(!status.success());
     let _ = killed.stdout.join();
+    // its events end with the connection: the follower knows the last block it got
+    let before_restart: Vec<EventBatch> = first_feed.iter().collect();
+    drop(follower);
+    let resume_at = before_restart.last().map_or(1, |batch| batch.height + 1);
     top = top.max(load.collect(&acks, to_three, &three));
     // What validator 3 answered before it died counts as acknowledged too.
     let before_kill: Vec<Ack> = acks_3.try_iter().collect();
@@ -413,6 +438,15 @@ fn a_validator_killed_mid_load_restarts_catches_up_and_every_log_agrees() {
     nodes.push(restarted);
     let client_3 = connect(&files, files.validators[3].client).unwrap();
     wait_for_height(&client_3, top, "the restarted validator 3");
+    // The follower subscribes again, to the restarted validator, from the block after the
+    // last one it got.
+    let follower = connect(&files, files.validators[3].client).unwrap();
+    let (_, second_feed) = follower
+        .subscribe(&Subscription {
+            accounts: watched.clone(),
+            from_height: resume_at,
+        })
+        .unwrap();
     // It takes transactions again, with the others.
     let mut again: Vec<&Client> = three.clone();
     again.push(&client_3);
@@ -424,6 +458,40 @@ fn a_validator_killed_mid_load_restarts_catches_up_and_every_log_agrees() {
     drop(three);
     drop(all);
     drop(client_3);
+    // Every settlement of the banks' accounts, exactly once across the restart.
+    let settled_ok: Vec<u128> = load
+        .acked
+        .iter()
+        .filter(|(_, (code, _))| *code == ResultCode::Ok)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut batches = before_restart;
+    let deadline = Instant::now() + WAIT;
+    let mut seen: HashMap<u128, usize> = HashMap::new();
+    for batch in &batches {
+        count_settled(&mut seen, batch);
+    }
+    while settled_ok.iter().any(|id| !seen.contains_key(id)) && Instant::now() < deadline {
+        if let Ok(batch) = second_feed.recv_timeout(Duration::from_millis(200)) {
+            count_settled(&mut seen, &batch);
+            batches.push(batch);
+        }
+    }
+    drop(follower);
+    assert!(
+        batches
+            .windows(2)
+            .all(|pair| pair[0].height < pair[1].height),
+        "every block once, in order"
+    );
+    for id in &settled_ok {
+        assert_eq!(seen.get(id), Some(&1), "settlement {id} heard once");
+    }
+    assert!(seen.values().all(|count| *count == 1), "no event twice");
+    eprintln!(
+        "follower: {} settlements heard once, resumed at block {resume_at} after the restart",
+        seen.len()
+    );
 
     for (index, node) in nodes.into_iter().enumerate() {
         let said = node.stop(index);

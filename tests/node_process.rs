@@ -156,10 +156,18 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
     );
 
     let metrics = fetch_metrics(node.metrics.parse().unwrap()).unwrap();
-    assert!(
-        metrics.contains("tally_transactions_executed_total 500"),
-        "{metrics}"
-    );
+    // the business figures: what settled, by kind and value, and every result code
+    for line in [
+        "tally_transactions_executed_total 500",
+        "tally_settled_total{kind=\"transfer\"} 500",
+        "tally_settled_value_total{kind=\"transfer\"} 500",
+        "tally_settled_total{kind=\"taxed_payment\"} 0",
+        "tally_results_total{code=\"ok\"} 500",
+        "tally_tax_collected_total 0",
+        "tally_queue_payments 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
 
     // SIGTERM while a second batch is in flight: every accepted one is acknowledged.
     let (reply, acks) = crossbeam::channel::unbounded();
@@ -187,6 +195,14 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
     // An id settled before the restart is a duplicate now.
     let (acks, _) = submit_and_wait(&client, &transfers(&population, 1, 1), WAIT).unwrap();
     assert_eq!(acks[0].code, ResultCode::DuplicateId);
+    // counted by its reason; the blocks replayed at start are not counted again
+    let metrics = fetch_metrics(node.metrics.parse().unwrap()).unwrap();
+    for line in [
+        "tally_results_total{code=\"duplicate_id\"} 1",
+        "tally_settled_total{kind=\"transfer\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     drop(client);
     sigterm(node);
 }

@@ -6,6 +6,7 @@
 
 pub mod block;
 pub mod consensus;
+pub mod events;
 pub mod ledger;
 pub mod log;
 pub mod mempool;

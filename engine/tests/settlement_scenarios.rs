@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use tally_engine::events::{block_events, EventKind};
 use tally_engine::genesis::{Role, TaxRateSpec, DAY_MS};
 use tally_engine::ledger::{Ledger, SettlementEvent, SnapshotPoint, TxStatus};
 use tally_engine::result::ResultCode;
@@ -60,9 +61,19 @@ fn assert_conserved(ledger: &Ledger) {
 fn a_payment_short_of_liquidity_is_queued_and_settles_when_liquidity_arrives() {
     let (f, mut ledger) = network(2, 100);
     let (a, b) = (BANK_A, BANK_A + 1);
-    let codes = ledger.execute_block(1, 1_000, &[pay(&f, 1, a, b, 150, false)]);
+    let records = [pay(&f, 1, a, b, 150, false)];
+    let codes = ledger.execute_block(1, 1_000, &records);
     assert_eq!(codes, vec![ResultCode::Queued]);
     assert!(ResultCode::Queued.is_ok());
+    // a follower of either bank hears that it queued, and later that it was released
+    let events = block_events(&ledger, &records, &codes);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kind, e.id, e.payer, e.payee, e.amount))
+            .collect::<Vec<_>>(),
+        vec![(EventKind::Queued, 1, a, b, 150)]
+    );
     assert_eq!(
         ledger.balance(a),
         Some(100),
@@ -79,9 +90,21 @@ fn a_payment_short_of_liquidity_is_queued_and_settles_when_liquidity_arrives() {
         vec![ResultCode::DuplicateId]
     );
     // liquidity arrives: the payment settles at the end of that block
-    let codes = ledger.execute_block(3, 1_200, &[pledge(&f, 2, a, 60)]);
+    let records = [pledge(&f, 2, a, 60)];
+    let codes = ledger.execute_block(3, 1_200, &records);
     assert_eq!(codes, vec![ResultCode::Ok]);
     assert_eq!(settled_ids(ledger.last_block_events()), vec![1]);
+    let events = block_events(&ledger, &records, &codes);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kind, e.id, e.payer, e.payee, e.amount))
+            .collect::<Vec<_>>(),
+        vec![
+            (EventKind::Settled, 2, CENTRAL_BANK, a, 60),
+            (EventKind::Released, 1, a, b, 150)
+        ]
+    );
     assert_eq!(
         ledger.status(1),
         TxStatus::SettledFromQueue {
@@ -278,9 +301,24 @@ fn a_ten_bank_gridlock_offsets_the_ring_and_drops_what_cannot_be_covered() {
     // at the end of the day the uncovered payment expires
     ledger.execute_block(2, DAY_MS, &[pledge(&f, 100, bank(1), 1)]);
     assert_eq!(ledger.status(11), TxStatus::Expired { height: 2 });
+    let expired = block_events(&ledger, &[pledge(&f, 100, bank(1), 1)], &[ResultCode::Ok]);
+    assert_eq!(
+        (
+            expired[1].kind,
+            expired[1].id,
+            expired[1].payer,
+            expired[1].amount
+        ),
+        (EventKind::Expired, 11, bank(0), 5_000)
+    );
     assert_eq!(
         ledger.last_block_events(),
-        &[SettlementEvent::QueueExpired { id: 11 }]
+        &[SettlementEvent::QueueExpired {
+            id: 11,
+            payer: bank(0),
+            payee: bank(5),
+            amount: 5_000
+        }]
     );
 }
 

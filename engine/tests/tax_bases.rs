@@ -350,6 +350,75 @@ fn refunds_in_parts_reverse_the_tax_by_the_payment_basis_and_rounding() {
 }
 
 #[test]
+fn events_name_each_refunds_own_reversed_tax_when_two_share_a_block() {
+    use tally_engine::events::{block_events, EventKind};
+    let f = fixture(
+        100_000,
+        vec![TaxRateSpec::new(
+            1,
+            900,
+            TaxBasis::Inclusive,
+            Rounding::HalfUp,
+        )],
+    );
+    let mut ledger = Ledger::from_genesis(&f.genesis);
+    let records = [pay(&f, 1, ALICE, 1, 1_999)];
+    let codes = ledger.execute_block(1, 1_000, &records);
+    let events = block_events(&ledger, &records, &codes);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Settled);
+    assert_eq!(
+        (events[0].tax, events[0].tax_account),
+        (Some(165), Some(TAX))
+    );
+    // both parts of the refund in one block: 0.83 and then 0.82 of GST, as in two blocks
+    let records = [refund(&f, 5, 1, ALICE, 1_000), refund(&f, 6, 1, ALICE, 999)];
+    let codes = ledger.execute_block(2, 2_000, &records);
+    assert_eq!(codes, vec![ResultCode::Ok; 2]);
+    let events = block_events(&ledger, &records, &codes);
+    let reversed: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.id,
+                e.related_id,
+                e.payer,
+                e.payee,
+                e.amount,
+                e.tax,
+                e.tax_account,
+            )
+        })
+        .collect();
+    assert_eq!(
+        reversed,
+        vec![
+            (
+                EventKind::Refunded,
+                5,
+                Some(1),
+                SHOP,
+                ALICE,
+                1_000,
+                Some(83),
+                Some(TAX)
+            ),
+            (
+                EventKind::Refunded,
+                6,
+                Some(1),
+                SHOP,
+                ALICE,
+                999,
+                Some(82),
+                Some(TAX)
+            ),
+        ]
+    );
+}
+
+#[test]
 fn a_rate_record_changes_the_basis_and_rounding_or_keeps_them() {
     let rates = vec![TaxRateSpec::new(
         1,

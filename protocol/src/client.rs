@@ -26,6 +26,7 @@
 //! [`crate::submit`]): every record the node took is answered exactly once on the `reply`
 //! channel, by the client's reader thread, as soon as its Results frame arrives.
 
+use crate::events::{EventBatch, Subscription};
 use crate::frame::{self, FRAME_HEADER_BYTES};
 use crate::message::{
     encode_submit_batch, ErrorCode, ErrorMessage, Hello, Message, Refusal, Role, SubmitReceipt,
@@ -149,6 +150,8 @@ struct Inner {
     next_request: AtomicU64,
     pending: Mutex<HashMap<u64, Sender<Reply>>>,
     sinks: Mutex<Sinks>,
+    /// The subscription's request id and where its events go (see [`Client::subscribe`]).
+    events: Mutex<Option<(u64, Sender<EventBatch>)>>,
     in_flight: AtomicUsize,
     dead: Mutex<Option<String>>,
     options: ClientOptions,
@@ -167,6 +170,7 @@ impl Inner {
         drop(dead);
         // Waiters see their reply channel close and read the reason.
         self.pending.lock().expect("pending lock").clear();
+        self.events.lock().expect("events lock").take();
         let _ = self.closer.shutdown(std::net::Shutdown::Both);
     }
 
@@ -244,6 +248,9 @@ impl Inner {
         }
     }
 }
+
+/// Event batches a subscription's channel holds before the connection stops reading.
+pub const EVENT_BATCHES_BUFFERED: usize = 1_024;
 
 /// One connection to a node. `Send + Sync`: share it between threads.
 pub struct Client {
@@ -365,6 +372,7 @@ impl Client {
             next_request: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             sinks: Mutex::new(Sinks::default()),
+            events: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             dead: Mutex::new(None),
             options: options.clone(),
@@ -548,6 +556,44 @@ impl Client {
             Reply::Receipt(_) => {
                 self.inner
                     .die("node answered a query with a submit receipt".into());
+                Err(self.inner.closed_error())
+            }
+        }
+    }
+
+    /// Follows `subscription`'s accounts: returns where its events start and the node's
+    /// last durable block, and a channel of one batch per block with events of those
+    /// accounts, in height order. The channel holds at most `EVENT_BATCHES_BUFFERED`
+    /// batches: while it is full this connection reads nothing more (results and answers
+    /// included), so follow events on a connection of their own. The channel closes when
+    /// the connection ends; subscribe again (on any node) from the height after the last
+    /// batch handled to hear every event once. A second subscription replaces the first.
+    pub fn subscribe(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<(Answer, Receiver<EventBatch>), ClientError> {
+        let (tx, rx) = bounded(EVENT_BATCHES_BUFFERED);
+        let reply = self.inner.request(|request_id, bytes| {
+            *self.inner.events.lock().expect("events lock") = Some((request_id, tx));
+            Message::Subscribe {
+                request_id,
+                subscription: subscription.clone(),
+            }
+            .encode(bytes)
+        })?;
+        match reply {
+            Reply::Query(QueryResult::Ok(answer @ Answer::Subscribed { .. })) => Ok((answer, rx)),
+            Reply::Query(QueryResult::Ok(other)) => {
+                Err(ClientError::UnexpectedAnswer(Box::new(other)))
+            }
+            Reply::Query(QueryResult::Error(text)) => Err(ClientError::QueryFailed(text)),
+            Reply::Error(error) => Err(ClientError::RequestRefused {
+                code: error.code,
+                text: error.text,
+            }),
+            Reply::Receipt(_) => {
+                self.inner
+                    .die("node answered a subscription with a submit receipt".into());
                 Err(self.inner.closed_error())
             }
         }
@@ -783,6 +829,21 @@ fn read_loop(inner: &Inner, mut stream: FrameSource, mut buf: Vec<u8>) {
             }
             Message::SubmitReceipt(receipt) => (receipt.request_id, Reply::Receipt(receipt)),
             Message::QueryReply { request_id, result } => (request_id, Reply::Query(result)),
+            Message::Events { request_id, batch } => {
+                let sink = match &*inner.events.lock().expect("events lock") {
+                    Some((id, sink)) if *id == request_id => Some(sink.clone()),
+                    _ => None,
+                };
+                match sink {
+                    // Blocks while the follower's channel is full: the node then waits too
+                    // (TCP), so a slow follower holds no more than its channel.
+                    Some(sink) => {
+                        let _ = sink.send(batch);
+                    }
+                    None => tracing::debug!(request_id, "events of a subscription nobody follows"),
+                }
+                continue;
+            }
             Message::Error(error) if error.request_id != 0 => {
                 (error.request_id, Reply::Error(error))
             }

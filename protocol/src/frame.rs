@@ -40,6 +40,10 @@ pub enum MessageType {
     Query = 0x20,
     /// Node to client: the answer to a query.
     QueryReply = 0x21,
+    /// Client to node: follow accounts' events from a block height on.
+    Subscribe = 0x22,
+    /// Node to client: one block's events of the accounts followed.
+    Events = 0x23,
     /// Either way: an error naming what was wrong.
     Error = 0x30,
 }
@@ -50,7 +54,7 @@ pub const VALIDATOR_TYPES: std::ops::RangeInclusive<u8> = 0x40..=0x7F;
 
 impl MessageType {
     /// Every client-protocol type.
-    pub const ALL: [MessageType; 8] = [
+    pub const ALL: [MessageType; 10] = [
         MessageType::Hello,
         MessageType::Welcome,
         MessageType::SubmitBatch,
@@ -58,6 +62,8 @@ impl MessageType {
         MessageType::Results,
         MessageType::Query,
         MessageType::QueryReply,
+        MessageType::Subscribe,
+        MessageType::Events,
         MessageType::Error,
     ];
 
@@ -76,6 +82,8 @@ impl MessageType {
             MessageType::Results => "results",
             MessageType::Query => "query",
             MessageType::QueryReply => "query_reply",
+            MessageType::Subscribe => "subscribe",
+            MessageType::Events => "events",
             MessageType::Error => "error",
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod amount;
 pub mod client;
+pub mod events;
 pub mod frame;
 pub mod genesis;
 pub mod identity;

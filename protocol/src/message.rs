@@ -6,6 +6,7 @@
 //! Every decoder refuses bad input with a specific [`MessageError`]; every accepted payload
 //! re-encodes to the same bytes (JSON payloads excepted: they are compared by value).
 
+use crate::events::{EventBatch, Subscription};
 use crate::frame::{self, Frame, MessageType, FRAME_PAYLOAD_BYTES_MAX};
 use crate::query::{Query, QueryResult};
 use crate::result::ResultCode;
@@ -245,6 +246,17 @@ pub enum Message<'a> {
         request_id: u64,
         result: QueryResult,
     },
+    /// Follow accounts' events (crate::events). A second subscription on a connection
+    /// replaces the first.
+    Subscribe {
+        request_id: u64,
+        subscription: Subscription,
+    },
+    /// One block's events of a subscription, in height order.
+    Events {
+        request_id: u64,
+        batch: EventBatch,
+    },
     Error(ErrorMessage),
 }
 
@@ -386,6 +398,8 @@ impl<'a> Message<'a> {
             Message::Results(_) => MessageType::Results,
             Message::Query { .. } => MessageType::Query,
             Message::QueryReply { .. } => MessageType::QueryReply,
+            Message::Subscribe { .. } => MessageType::Subscribe,
+            Message::Events { .. } => MessageType::Events,
             Message::Error(_) => MessageType::Error,
         }
     }
@@ -528,6 +542,20 @@ impl<'a> Message<'a> {
                     result: json(kind, &p[8..])?,
                 }
             }
+            MessageType::Subscribe => {
+                at_least(kind, p, 8)?;
+                Message::Subscribe {
+                    request_id: u64_at(p, 0),
+                    subscription: json(kind, &p[8..])?,
+                }
+            }
+            MessageType::Events => {
+                at_least(kind, p, 8)?;
+                Message::Events {
+                    request_id: u64_at(p, 0),
+                    batch: json(kind, &p[8..])?,
+                }
+            }
             MessageType::Error => {
                 at_least(kind, p, 16)?;
                 let code_value = u16_at(p, 8);
@@ -601,6 +629,17 @@ impl<'a> Message<'a> {
             }
             Message::QueryReply { request_id, result } => {
                 let body = serde_json::to_vec(result).expect("an answer serialises");
+                frame::encode_parts(kind, &[&request_id.to_le_bytes(), &body], out);
+            }
+            Message::Subscribe {
+                request_id,
+                subscription,
+            } => {
+                let body = serde_json::to_vec(subscription).expect("a subscription serialises");
+                frame::encode_parts(kind, &[&request_id.to_le_bytes(), &body], out);
+            }
+            Message::Events { request_id, batch } => {
+                let body = serde_json::to_vec(batch).expect("events serialise");
                 frame::encode_parts(kind, &[&request_id.to_le_bytes(), &body], out);
             }
             Message::Error(error) => {

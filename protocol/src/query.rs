@@ -400,6 +400,12 @@ pub enum Answer {
         transfers: Vec<PendingTransferInfo>,
     },
     Totals(Box<LedgerTotals>),
+    /// A subscription taken (the answer to `Subscribe`, crate::events): its events come from
+    /// `from_height` on; the node's last durable block is `height`.
+    Subscribed {
+        from_height: u64,
+        height: u64,
+    },
 }
 
 /// An open two-phase reservation with its id (a `PendingTransfers` answer; the ledger's own

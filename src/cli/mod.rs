@@ -16,6 +16,7 @@ mod sigcheck;
 mod status;
 mod tx;
 mod validator;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum Command {
     /// reinstate, queue-hold/release/cancel/priority, set-tax-rate, validator-vote,
     /// revoke-certificate.
     Tx(tx::TxArgs),
+    /// Follow accounts' events on a running node (settled, queued, released from the queue,
+    /// expired, reserved, refunded), resuming after restarts and failover.
+    Watch(watch::WatchArgs),
     /// Check a Merkle inclusion proof (JSON) without trusting any node.
     VerifyProof(proof::VerifyProofArgs),
     /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prove(args) => prove::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Tx(args) => tx::run(&args),
+        Command::Watch(args) => watch::run(&args),
         Command::VerifyProof(args) => proof::run_verify(&args).map(|()| ExitCode::SUCCESS),
         Command::Sigcheck(args) => sigcheck::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(&args),

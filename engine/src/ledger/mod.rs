@@ -108,9 +108,19 @@ pub enum SettlementEvent {
         via_lsm: bool,
     },
     /// A queued payment expired at the end of its business day.
-    QueueExpired { id: u128 },
+    QueueExpired {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+    },
     /// A pending transfer timed out; its reservation was released.
-    PendingExpired { id: u128 },
+    PendingExpired {
+        id: u128,
+        debit: u64,
+        credit: u64,
+        amount: u64,
+    },
 }
 
 /// A two-phase reservation.
@@ -1081,7 +1091,12 @@ impl Ledger {
                     height: self.block.height,
                 },
             );
-            self.events.push(SettlementEvent::PendingExpired { id });
+            self.events.push(SettlementEvent::PendingExpired {
+                id,
+                debit: self.accounts[pending.debit].id,
+                credit: self.accounts[pending.credit].id,
+                amount: pending.amount as u64,
+            });
         }
         self.pending_earliest_expiry_ms = self
             .pending

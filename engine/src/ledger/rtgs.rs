@@ -242,8 +242,12 @@ impl Ledger {
                     height: self.block.height,
                 },
             );
-            self.events
-                .push(SettlementEvent::QueueExpired { id: queued.id });
+            self.events.push(SettlementEvent::QueueExpired {
+                id: queued.id,
+                payer: queued.payer,
+                payee: queued.payee,
+                amount: queued.amount,
+            });
         }
         self.queue_earliest_expiry_ms = self
             .queue

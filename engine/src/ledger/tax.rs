@@ -80,6 +80,16 @@ impl TaxPayment {
         self.debited() - self.tax
     }
 
+    /// The tax that refunds of `refunded` of its `amount` in all reverse: the payment's own
+    /// rule on that amount, and all of the tax for all of the amount.
+    pub fn tax_reversed_at(&self, refunded: u64) -> u64 {
+        if refunded == self.amount {
+            self.tax
+        } else {
+            self.rate().tax_on(refunded)
+        }
+    }
+
     /// The rate it settled at.
     pub fn rate(&self) -> TaxRate {
         TaxRate {
@@ -282,11 +292,7 @@ impl Ledger {
             .filter(|total| *total <= original.amount)
             .ok_or(ResultCode::RefundExceedsPayment)?;
         // the payment's own rule on the amount refunded so far: all of it reverses all the tax
-        let reversed_total = if refunded_amount == original.amount {
-            original.tax
-        } else {
-            original.rate().tax_on(refunded_amount)
-        };
+        let reversed_total = original.tax_reversed_at(refunded_amount);
         let tax_back = reversed_total
             .checked_sub(original.refunded_tax)
             .expect("the tax of a larger refunded amount is never smaller");

@@ -20,6 +20,7 @@ mod archive;
 pub mod checkpoint;
 pub mod consensus_state;
 mod error;
+pub mod event_journal;
 mod format;
 mod inspect;
 mod io;

@@ -181,6 +181,27 @@ impl Scope {
         Ok(())
     }
 
+    /// Checks a subscription's accounts: the roles that read everything follow any account,
+    /// the others only accounts their certificate covers; monitoring follows none.
+    pub fn may_follow(&self, accounts: &[u64]) -> Result<(), String> {
+        if self.access == Access::Monitoring {
+            return Err(format!(
+                "{} ({}) may not follow accounts: monitoring reads /metrics",
+                self.name, self.access
+            ));
+        }
+        if self.reads_all() {
+            return Ok(());
+        }
+        match accounts.iter().find(|account| !self.covers(**account)) {
+            None => Ok(()),
+            Some(account) => Err(format!(
+                "{} ({}) may not follow account {account}, which its certificate does not cover",
+                self.name, self.access
+            )),
+        }
+    }
+
     /// Checks a query before it is answered; the error says why not.
     pub fn may_query(&self, query: &Query) -> Result<(), String> {
         let refuse = |what: String| {

@@ -17,7 +17,7 @@
 //! read, with its reason logged and counted (`tally_client_tls_refused_total{reason}`).
 //! Without TLS the port speaks plain TCP (`--insecure-plaintext`, tests and benchmarks).
 //! A connection has `handshake_timeout` to finish its handshake and Hello, and an idle one
-//! (nothing received, nothing owed) is closed after `idle_timeout`. When `connections_max`
+//! (nothing received, nothing owed, no subscription) is closed after `idle_timeout`. When `connections_max`
 //! connections are open, a new one takes the place of the oldest connection still in its
 //! handshake, so that connections which never authenticate cannot lock authenticated
 //! clients out; only when every open connection has authenticated is the new one refused.
@@ -298,6 +298,7 @@ impl Server {
             identity_ids: HashMap::new(),
             next_identity: COMMON_LANE + 1,
             audit,
+            subscriptions_behind: false,
         };
         let thread = std::thread::Builder::new()
             .name("tally-ingress".into())
@@ -372,7 +373,20 @@ struct Connection {
     /// the bucket holds what was refused), so that a client resending at once costs the node
     /// no more than TCP's pushback.
     rate_paused_until: Option<Instant>,
+    /// Its subscription to accounts' events, if it made one.
+    subscription: Option<Following>,
 }
+
+/// A connection's subscription: the accounts it follows and the next block to send.
+struct Following {
+    request_id: u64,
+    accounts: std::collections::HashSet<u64>,
+    cursor: crate::events::Cursor,
+}
+
+/// Most blocks of the event journal one connection's turn reads, so that a subscription
+/// catching up from far back shares the server with the others.
+const EVENT_BLOCKS_PER_TURN: usize = 1_024;
 
 /// A token bucket: `rate` tokens a second, holding at most `capacity`.
 struct Bucket {
@@ -467,6 +481,9 @@ struct Ingress {
     next_identity: u32,
     /// The audit trail (the thread's alone).
     audit: Option<RefCell<AuditLog>>,
+    /// Whether a subscription was left behind the event journal in the last turn (the next
+    /// turn then comes at once).
+    subscriptions_behind: bool,
 }
 
 enum Closed {
@@ -479,7 +496,9 @@ impl Ingress {
         let mut finishing_since: Option<Instant> = None;
         let mut last_sweep = Instant::now();
         loop {
-            let timeout = if finishing_since.is_some()
+            let timeout = if std::mem::take(&mut self.subscriptions_behind) {
+                Some(Duration::ZERO)
+            } else if finishing_since.is_some()
                 || self.connections.values().any(|c| c.closing.is_some())
             {
                 Some(Duration::from_millis(50))
@@ -554,6 +573,7 @@ impl Ingress {
                     && c.inflight == 0
                     && c.queries_pending == 0
                     && c.io.pending_out() == 0
+                    && c.subscription.is_none()
                     && c.last_input.elapsed() >= idle
                 {
                     Some((*token, false))
@@ -1044,6 +1064,7 @@ impl Ingress {
                 identity: None,
                 counted_out: 0,
                 rate_paused_until: None,
+                subscription: None,
             };
             let metrics = self.node.metrics();
             metrics.connections_accepted.inc();
@@ -1117,6 +1138,9 @@ impl Ingress {
     ) -> Closed {
         loop {
             self.move_acks(conn);
+            if conn.subscription.is_some() && self.send_events(conn) {
+                self.subscriptions_behind = true;
+            }
             let (written, result) = conn.io.write_out();
             self.node.metrics().bytes_sent.add(written as u64);
             if let Err(error) = result {
@@ -1297,6 +1321,10 @@ impl Ingress {
                 records,
             } => self.submit(conn, request_id, records),
             Message::Query { request_id, query } => self.query(token, conn, request_id, query),
+            Message::Subscribe {
+                request_id,
+                subscription,
+            } => self.subscribe(conn, request_id, subscription),
             other => {
                 let text = format!("a client may not send {}", other.kind().name());
                 self.reject(conn, ErrorCode::UnexpectedMessage, text);
@@ -1548,6 +1576,117 @@ impl Ingress {
             text,
         })
         .encode(conn.io.output());
+    }
+
+    /// Takes a subscription (replacing the connection's earlier one): answers where its
+    /// events start, or why it is refused; its events follow in `send_events`.
+    fn subscribe(
+        &mut self,
+        conn: &mut Connection,
+        request_id: u64,
+        subscription: crate::events::Subscription,
+    ) {
+        self.node.metrics().queries.inc();
+        if let Some((quota, text)) = self.query_refusal(conn) {
+            self.node.metrics().quota_refused[quota.index()].inc();
+            self.audit(conn, "over_quota", request_id, [0; 3], &text);
+            return Message::Error(ErrorMessage {
+                request_id,
+                code: ErrorCode::OverQuota,
+                text,
+            })
+            .encode(conn.io.output());
+        }
+        if let Some(Err(text)) = conn
+            .scope
+            .as_ref()
+            .map(|scope| scope.may_follow(&subscription.accounts))
+        {
+            return self.forbid(conn, request_id, text);
+        }
+        let result = match (subscription.check(), self.node.events()) {
+            (Err(text), _) => QueryResult::Error(text),
+            (Ok(()), None) => QueryResult::Error("this node keeps no event journal".into()),
+            (Ok(()), Some(journal)) if subscription.from_height < journal.first_height() => {
+                QueryResult::Error(
+                    crate::events::JournalError::Before {
+                        first: journal.first_height(),
+                    }
+                    .to_string(),
+                )
+            }
+            (Ok(()), Some(journal)) => {
+                conn.subscription = Some(Following {
+                    request_id,
+                    accounts: subscription.accounts.iter().copied().collect(),
+                    cursor: crate::events::Cursor::at(subscription.from_height),
+                });
+                QueryResult::Ok(Answer::Subscribed {
+                    from_height: subscription.from_height,
+                    height: journal.last_height(),
+                })
+            }
+        };
+        if matches!(result, QueryResult::Error(_)) {
+            conn.subscription = None;
+        }
+        Message::QueryReply { request_id, result }.encode(conn.io.output());
+    }
+
+    /// Sends the subscription's next blocks with events of its accounts, while the output
+    /// has room, at most `EVENT_BLOCKS_PER_TURN` blocks read per turn. Returns whether the
+    /// subscription is still behind the journal (more to read at the next turn).
+    fn send_events(&mut self, conn: &mut Connection) -> bool {
+        let Some(journal) = self.node.events() else {
+            return false;
+        };
+        let Some(following) = conn.subscription.as_mut() else {
+            return false;
+        };
+        let mut read = 0;
+        let mut failed = None;
+        while read < EVENT_BLOCKS_PER_TURN
+            && !conn.io.output_full()
+            && following.cursor.next_height <= journal.last_height()
+        {
+            let accounts = &following.accounts;
+            let request_id = following.request_id;
+            let output = conn.io.output();
+            match journal.read(&mut following.cursor, 64, |height, events| {
+                let events: Vec<_> = events
+                    .into_iter()
+                    .filter(|event| accounts.iter().any(|account| event.names(*account)))
+                    .collect();
+                if !events.is_empty() {
+                    Message::Events {
+                        request_id,
+                        batch: crate::events::EventBatch { height, events },
+                    }
+                    .encode(output);
+                }
+            }) {
+                Ok(0) => break,
+                Ok(blocks) => read += blocks,
+                Err(error) => {
+                    failed = Some((request_id, error.to_string()));
+                    break;
+                }
+            }
+        }
+        if let Some((request_id, text)) = failed {
+            tracing::error!(peer = %conn.io.addr(), reason = %text, "a subscription's events cannot be read; it ends");
+            conn.subscription = None;
+            Message::Error(ErrorMessage {
+                request_id,
+                code: ErrorCode::Stopped,
+                text,
+            })
+            .encode(conn.io.output());
+            return false;
+        }
+        conn.subscription
+            .as_ref()
+            .is_some_and(|following| following.cursor.next_height <= journal.last_height())
     }
 
     /// Moves acknowledgements from the connection's channel to its output, while the output

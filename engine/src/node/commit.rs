@@ -27,6 +27,8 @@ pub(crate) struct SealedBlock {
     /// Serial numbers (canonical bytes) the block revoked: refused by the node's ports once
     /// the block is durable.
     pub(crate) revoked: Vec<Vec<u8>>,
+    /// The block's account events, for the event journal once the block is durable.
+    pub(crate) events: Vec<crate::events::AccountEvent>,
 }
 
 /// Runs `stage` with a checkpoint writer thread fed by the plan it is given; the writer
@@ -125,7 +127,16 @@ pub(crate) fn commit_group(
     if let Some(reason) = shared.fatal_reason() {
         return Err(reason);
     }
+    let journal = shared.events.get();
     for block in group.drain(..) {
+        if let Some(journal) = journal {
+            if let Err(error) = journal.append(block.height, &block.events) {
+                return Err(format!(
+                    "writing block {}'s events to the event journal failed: {error}",
+                    block.height
+                ));
+            }
+        }
         // In force before the central bank hears its revocation settled; the client server
         // closes the open connections at its next turn (the acknowledgements wake it).
         for serial in &block.revoked {
@@ -147,6 +158,13 @@ pub(crate) fn commit_group(
         };
         // Clients hear about the blocks acknowledged so far before the checkpoint.
         shared.notify_ack_listeners();
+        // Recovery starts from a checkpoint and makes the events of the blocks after it
+        // again: the journal must hold every block up to it first.
+        if let Some(journal) = journal {
+            journal
+                .sync()
+                .map_err(|error| format!("flushing the event journal failed: {error}"))?;
+        }
         plan.submit(log, job)?;
     }
     shared.notify_ack_listeners();

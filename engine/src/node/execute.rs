@@ -131,6 +131,11 @@ pub(super) fn executor_stage(
             tip = sealed.tip();
             let height = tip.height;
             let entry = sealed.prepared_entry(&records, None);
+            let events = crate::events::block_events(&ledger, &records, &sealed.results);
+            shared
+                .metrics
+                .business
+                .count_block(&ledger, &records, &sealed.results, &events);
             let results = sealed.results;
             shared
                 .counters
@@ -154,6 +159,7 @@ pub(super) fn executor_stage(
                 results,
                 checkpoint,
                 revoked: ledger.block_revocations().to_vec(),
+                events,
             };
             if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded

@@ -1,10 +1,14 @@
 //! What a node measures, and its `/metrics` page (Prometheus text format, docs/OPERATIONS.md).
 
 use super::NodeHandle;
+use crate::events::{AccountEvent, EventKind};
+use crate::ledger::Ledger;
 use crate::metrics::{Counter, Gauge, Histogram, TextEncoder};
 use crate::net::message::Quota;
 use crate::net::peers::{PeerStatsHandle, Refusal};
 use crate::net::tls::TlsRefusal;
+use crate::result::ResultCode;
+use crate::tx::{TxKind, TxRecord};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -41,10 +45,196 @@ pub struct BatchSizes {
     pub group_commit: Histogram,
 }
 
+/// What the ledger settled, collected and refused, counted as blocks are sealed (on a
+/// validator, blocks made by any proposer) since this process started (blocks replayed at
+/// start are not counted: Prometheus counters start again with the process).
+#[derive(Debug)]
+pub struct BusinessMetrics {
+    /// Transactions settled in their own block, and their amounts (minor units), by kind
+    /// (`TxKind::ALL` order).
+    settled: [Counter; TxKind::ALL.len()],
+    settled_value: [Counter; TxKind::ALL.len()],
+    /// Queued payments released and settled at the end of a block, and their amounts.
+    released: Counter,
+    released_value: Counter,
+    /// Tax received by taxed payments (in their block or released from a queue), and tax
+    /// reversed by refunds, minor units.
+    tax_collected: Counter,
+    tax_refunded: Counter,
+    /// Every record's result code, by its wire number.
+    results: [Counter; 256],
+    /// The RTGS queues: payments waiting and their value; open reservations and theirs
+    /// (refreshed at most once a second: reading them walks the tables).
+    queue_payments: Gauge,
+    queue_value: Gauge,
+    pending_transfers: Gauge,
+    pending_value: Gauge,
+    tables_read: Mutex<Option<std::time::Instant>>,
+}
+
+impl Default for BusinessMetrics {
+    fn default() -> BusinessMetrics {
+        BusinessMetrics {
+            settled: Default::default(),
+            settled_value: Default::default(),
+            released: Counter::default(),
+            released_value: Counter::default(),
+            tax_collected: Counter::default(),
+            tax_refunded: Counter::default(),
+            results: std::array::from_fn(|_| Counter::default()),
+            queue_payments: Gauge::default(),
+            queue_value: Gauge::default(),
+            pending_transfers: Gauge::default(),
+            pending_value: Gauge::default(),
+            tables_read: Mutex::new(None),
+        }
+    }
+}
+
+/// How often the queue and reservation gauges are read from the ledger.
+const TABLES_READ_EVERY: Duration = Duration::from_secs(1);
+
+impl BusinessMetrics {
+    /// Counts a block just sealed into `ledger`: its records' result codes, what settled and
+    /// the tax its events name.
+    pub(crate) fn count_block(
+        &self,
+        ledger: &Ledger,
+        records: &[TxRecord],
+        results: &[ResultCode],
+        events: &[AccountEvent],
+    ) {
+        for (record, code) in records.iter().zip(results) {
+            self.results[*code as usize].inc();
+            if *code != ResultCode::Ok {
+                continue;
+            }
+            let Some(kind) = record.kind().filter(|kind| kind.moves_money()) else {
+                continue;
+            };
+            let at = kind_index(kind);
+            self.settled[at].inc();
+            self.settled_value[at].add(record.amount());
+        }
+        for event in events {
+            match event.kind {
+                EventKind::Settled | EventKind::Released => {
+                    if event.kind == EventKind::Released {
+                        self.released.inc();
+                        self.released_value.add(event.amount);
+                    }
+                    self.tax_collected.add(event.tax.unwrap_or(0));
+                }
+                EventKind::Refunded => self.tax_refunded.add(event.tax.unwrap_or(0)),
+                _ => {}
+            }
+        }
+        let mut read = self.tables_read.lock().expect("tables lock");
+        if read.is_none_or(|at| at.elapsed() >= TABLES_READ_EVERY) {
+            *read = Some(std::time::Instant::now());
+            let queued = ledger.queued_payments(None);
+            self.queue_payments.set(queued.len() as i64);
+            self.queue_value
+                .set(gauge_sum(queued.iter().map(|q| q.amount)));
+            let pending = ledger.pending_transfers();
+            self.pending_transfers.set(pending.len() as i64);
+            self.pending_value
+                .set(gauge_sum(pending.iter().map(|p| p.amount)));
+        }
+    }
+
+    fn render(&self, e: &mut TextEncoder) {
+        let by_kind = |counters: &[Counter]| -> Vec<(&'static str, u64)> {
+            TxKind::ALL
+                .iter()
+                .filter(|kind| kind.moves_money())
+                .map(|kind| (kind.name(), counters[kind_index(*kind)].get()))
+                .collect()
+        };
+        e.counter_family(
+            "tally_settled_total",
+            "Transactions settled in their own block, by kind.",
+            "kind",
+            &by_kind(&self.settled),
+        );
+        e.counter_family(
+            "tally_settled_value_total",
+            "Minor units moved by transactions settled in their own block, by kind.",
+            "kind",
+            &by_kind(&self.settled_value),
+        );
+        e.counter(
+            "tally_released_total",
+            "Queued payments released from their queue and settled (queue retry or gridlock resolution).",
+            self.released.get(),
+        );
+        e.counter(
+            "tally_released_value_total",
+            "Minor units moved by queued payments released and settled.",
+            self.released_value.get(),
+        );
+        e.counter(
+            "tally_tax_collected_total",
+            "Tax received by settled taxed payments, minor units.",
+            self.tax_collected.get(),
+        );
+        e.counter(
+            "tally_tax_refunded_total",
+            "Tax reversed by refunds, minor units.",
+            self.tax_refunded.get(),
+        );
+        let results: Vec<(&str, u64)> = ResultCode::ALL
+            .iter()
+            .map(|code| (code.name(), self.results[*code as usize].get()))
+            .filter(|(name, count)| *count > 0 || *name == "ok")
+            .collect();
+        e.counter_family(
+            "tally_results_total",
+            "Records executed into blocks, by result code (refusals by their reason).",
+            "code",
+            &results,
+        );
+        e.gauge(
+            "tally_queue_payments",
+            "Payments waiting in the RTGS queues.",
+            self.queue_payments.get(),
+        );
+        e.gauge(
+            "tally_queue_value",
+            "Minor units of the payments waiting in the RTGS queues.",
+            self.queue_value.get(),
+        );
+        e.gauge(
+            "tally_pending_transfers",
+            "Open two-phase reservations.",
+            self.pending_transfers.get(),
+        );
+        e.gauge(
+            "tally_pending_value",
+            "Minor units held by open two-phase reservations.",
+            self.pending_value.get(),
+        );
+    }
+}
+
+/// A sum of amounts as a gauge's value (saturated: a gauge is an i64).
+fn gauge_sum(amounts: impl Iterator<Item = u64>) -> i64 {
+    let sum: u128 = amounts.map(u128::from).sum();
+    i64::try_from(sum).unwrap_or(i64::MAX)
+}
+
+fn kind_index(kind: TxKind) -> usize {
+    TxKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("every kind is in ALL")
+}
+
 /// Every metric of a node that is not already one of [`crate::node::NodeCounters`].
 #[derive(Debug)]
 pub struct NodeMetrics {
     pub stage: StageLatency,
+    pub business: BusinessMetrics,
     pub batch: BatchSizes,
     /// Verified batches waiting for the executor.
     pub verified_queue_batches: Gauge,
@@ -131,6 +321,7 @@ impl NodeMetrics {
                 log_flush: Histogram::latency(),
                 end_to_end: Histogram::latency(),
             },
+            business: BusinessMetrics::default(),
             batch: BatchSizes {
                 submit: Histogram::sizes(),
                 sigverify: Histogram::sizes(),
@@ -525,5 +716,6 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "Seconds since the node started.",
         m.uptime().as_secs() as i64,
     );
+    m.business.render(&mut e);
     e.finish()
 }

@@ -42,7 +42,9 @@ pub use consensus::ValidatorConfig;
 pub(crate) use execute::{now_ms, serve_ledger_queries, ExecutorLimits};
 pub use ingress::{AckListener, LedgerQuery, NodeHandle, LEDGER_QUERY_QUEUE_MAX};
 pub use metrics::{render_metrics, BatchSizes, NodeMetrics, StageLatency};
-pub use recovery::{checkpoints_dir, recover, replay, replay_dir, Recovered};
+pub use recovery::{
+    checkpoints_dir, recover, recover_observed, replay, replay_dir, BlockObserver, Recovered,
+};
 pub(crate) use recovery::{open_log, CHECKPOINTS_DIR};
 pub(crate) use sigverify::verify_signatures;
 
@@ -98,6 +100,8 @@ pub enum NodeError {
     Peers(#[from] crate::net::peers::PeerError),
     #[error("validator: {0}")]
     Validator(String),
+    #[error(transparent)]
+    Events(#[from] crate::events::JournalError),
 }
 
 /// Why a submission was not taken (a protocol type: the client library returns it too).
@@ -145,6 +149,9 @@ pub(crate) struct Shared {
     /// the pipeline owns the log, which closes (and unlocks) when the node stops, whatever
     /// handles are still held.
     log: std::sync::OnceLock<std::sync::Weak<RwLock<crate::log::Log>>>,
+    /// The account events of durable blocks, for subscriptions (absent in the consensus
+    /// simulator, which keeps none).
+    pub(crate) events: std::sync::OnceLock<Arc<crate::events::EventJournal>>,
 }
 
 impl Shared {
@@ -170,6 +177,7 @@ impl Shared {
             gossip_reply: bounded(0).0,
             revocations: Arc::clone(&config.revocations),
             log: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
                 .min(config.block_tx_max),
@@ -274,7 +282,19 @@ impl Node {
     pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
         check_config(&config)?;
         let log = open_log(&config, config.validator.is_some())?;
-        let recovered = recover(genesis, &log, &checkpoints_dir(&config))?;
+        let events = Arc::new(crate::events::EventJournal::open(
+            &config.data_dir.join(crate::events::EVENTS_DIR),
+        )?);
+        let recovered = recover_observed(
+            genesis,
+            &log,
+            &checkpoints_dir(&config),
+            &mut |height, ledger, records, results| {
+                let made = crate::events::block_events(ledger, records, results);
+                Ok(events.append_replayed(height, &made)?)
+            },
+        )?;
+        events.end_at(recovered.height)?;
         // What a write cut short by a crash left behind (never read: not a checkpoint's name).
         crate::log::checkpoint::remove_temporaries(&checkpoints_dir(&config))?;
         let mut verifier = Verifier::new(config.backend)?;
@@ -304,6 +324,7 @@ impl Node {
 
         let log = Arc::new(RwLock::new(log));
         let _ = shared.log.set(Arc::downgrade(&log));
+        let _ = shared.events.set(events);
         let validator = match &config.validator {
             Some(validator) => Some(consensus::runtime(
                 genesis,
@@ -448,6 +469,11 @@ impl NodeHandle {
     /// not keep the node's state alive).
     pub(crate) fn log_weak(&self) -> Option<std::sync::Weak<RwLock<crate::log::Log>>> {
         self.shared.log.get().cloned()
+    }
+
+    /// The node's event journal (the account events of its durable blocks).
+    pub fn events(&self) -> Option<Arc<crate::events::EventJournal>> {
+        self.shared.events.get().cloned()
     }
 }
 

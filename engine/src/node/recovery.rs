@@ -10,6 +10,8 @@ use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::log::checkpoint::load_checkpoints;
 use crate::log::{Log, ReplayError};
+use crate::result::ResultCode;
+use crate::tx::TxRecord;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,12 +36,25 @@ impl Recovered {
 /// Replays every block of `log` over the genesis state, checking each block's link, result
 /// codes and state root.
 pub fn replay(genesis: &Genesis, log: &Log) -> Result<Recovered, NodeError> {
+    replay_observed(genesis, log, &mut |_, _, _, _| Ok(()))
+}
+
+/// What recovery shows of each block it seals again: its height, the ledger after it, its
+/// records and their result codes (the node makes the block's account events from them).
+pub type BlockObserver<'a> =
+    dyn FnMut(u64, &Ledger, &[TxRecord], &[ResultCode]) -> Result<(), NodeError> + 'a;
+
+fn replay_observed(
+    genesis: &Genesis,
+    log: &Log,
+    observe: &mut BlockObserver<'_>,
+) -> Result<Recovered, NodeError> {
     let start = Recovered {
         ledger: Ledger::from_genesis(genesis),
         height: 0,
         last_block_hash: genesis.hash(),
     };
-    replay_from(genesis, log, start)
+    replay_from(genesis, log, start, observe)
 }
 
 /// Recovers the state: the newest checkpoint in `checkpoints_dir` that is intact, belongs to
@@ -49,6 +64,16 @@ pub fn recover(
     genesis: &Genesis,
     log: &Log,
     checkpoints_dir: &Path,
+) -> Result<Recovered, NodeError> {
+    recover_observed(genesis, log, checkpoints_dir, &mut |_, _, _, _| Ok(()))
+}
+
+/// [`recover`], showing `observe` every block replayed after the checkpoint it starts from.
+pub fn recover_observed(
+    genesis: &Genesis,
+    log: &Log,
+    checkpoints_dir: &Path,
+    observe: &mut BlockObserver<'_>,
 ) -> Result<Recovered, NodeError> {
     let genesis_hash = genesis.hash();
     let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
@@ -102,9 +127,9 @@ pub fn recover(
             height: point.height,
             last_block_hash: point.last_block_hash,
         };
-        return replay_from(genesis, log, start);
+        return replay_from(genesis, log, start, observe);
     }
-    replay(genesis, log)
+    replay_observed(genesis, log, observe)
 }
 
 /// Replays the blocks after `start.height` over `start`: each block's header is checked
@@ -112,7 +137,12 @@ pub fn recover(
 /// what sealing made compared with what the log holds. Equal result codes and an equal header
 /// (results hash and state root included) mean the entry sealing would write is the stored
 /// one, byte for byte: the records are the same bytes and the certificate is carried over.
-fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recovered, NodeError> {
+fn replay_from(
+    genesis: &Genesis,
+    log: &Log,
+    start: Recovered,
+    observe: &mut BlockObserver<'_>,
+) -> Result<Recovered, NodeError> {
     let mut tip = start.tip();
     let mut ledger = start.ledger;
     let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
@@ -146,7 +176,7 @@ fn replay_from(genesis: &Genesis, log: &Log, start: Recovered) -> Result<Recover
             });
         }
         tip = sealed.tip();
-        Ok(())
+        observe(tip.height, &ledger, view.records, &sealed.results)
     });
     match result {
         Ok(()) => Ok(Recovered {

@@ -771,6 +771,13 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let new_tip = sealed.tip();
         let height = new_tip.height;
         let checkpoint = self.limits.checkpoint_after(&self.ledger, &new_tip, &entry);
+        let events = crate::events::block_events(&self.ledger, &body.records, &sealed.results);
+        self.shared.metrics.business.count_block(
+            &self.ledger,
+            &body.records,
+            &sealed.results,
+            &events,
+        );
         let results = sealed.results;
         let (txs, local_results) = self.host.pool.remove_decided(&body.records, &results);
         self.shared
@@ -794,6 +801,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             results: local_results,
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
+            events,
         }];
         commit_group(&self.shared, &self.log, &mut self.plan, &mut group)?;
         self.host.tip = new_tip;
