@@ -3,7 +3,10 @@
 //!
 //! Plots: throughput over time (with the offered rate), latency percentiles over time,
 //! latency by percentile (HdrHistogram's percentile plot), and acknowledgements by result
-//! code.
+//! code on a logarithmic scale (a handful of refusals beside millions of `ok` still show).
+//! The plots over time leave out a last interval the run ended inside (its caption says
+//! so): its few acknowledgements over a short length would read as a spike. Legends sit in
+//! a corner the lines leave free.
 
 use crate::report::Report;
 use plotters::coord::Shift;
@@ -119,27 +122,30 @@ pub fn render(report: &Report) -> String {
     for (id, caption, svg) in [
         (
             "throughput",
-            "Throughput over time",
+            format!("Throughput over time{}", partial_note(report)),
             plot_throughput(report),
         ),
         (
             "latency-over-time",
-            "Latency over time",
+            format!("Latency over time{}", partial_note(report)),
             plot_latency_over_time(report),
         ),
         (
             "latency-percentiles",
-            "Latency by percentile",
+            "Latency by percentile".to_string(),
             plot_latency_distribution(report),
         ),
         (
             "ok-share",
-            "Share of ok acknowledgements over time",
+            format!(
+                "Share of ok acknowledgements over time{}",
+                partial_note(report)
+            ),
             plot_ok_share(report),
         ),
         (
             "results",
-            "Acknowledgements by result code",
+            "Acknowledgements by result code".to_string(),
             plot_results(report),
         ),
     ] {
@@ -183,6 +189,31 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>)
     }
 }
 
+/// The timeline without a last interval shorter than half the others (the run ended inside
+/// it): drawn over time, its few acknowledgements over a short length read as a spike.
+fn whole_intervals(report: &Report) -> &[crate::report::IntervalReport] {
+    let timeline = &report.timeline;
+    match timeline.split_last() {
+        Some((last, rest)) if !rest.is_empty() && last.length_s < rest[0].length_s / 2.0 => rest,
+        _ => timeline,
+    }
+}
+
+/// The caption's note on a partial last interval left out of the plots over time.
+fn partial_note(report: &Report) -> String {
+    let whole = whole_intervals(report).len();
+    match report.timeline.get(whole) {
+        Some(last) => format!(
+            " (the last {:.1} s, a partial interval with {} acknowledgements, is left out)",
+            last.length_s, last.acknowledged
+        ),
+        None => String::new(),
+    }
+}
+
+/// Room above the highest value for the legend box in the upper right corner.
+const LEGEND_ROOM: f64 = 1.45;
+
 fn upper(values: impl Iterator<Item = f64>) -> f64 {
     let max = values.fold(0.0f64, f64::max);
     if max > 0.0 {
@@ -193,13 +224,13 @@ fn upper(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn plot_throughput(report: &Report) -> String {
-    let points: Vec<(f64, f64)> = report
-        .timeline
+    let intervals = whole_intervals(report);
+    let points: Vec<(f64, f64)> = intervals
         .iter()
         .map(|i| (i.start_s + i.length_s / 2.0, i.throughput_per_s))
         .collect();
-    let x_max = upper(report.timeline.iter().map(|i| i.start_s + i.length_s));
-    let y_max = upper(points.iter().map(|p| p.1).chain(report.offered_rate_per_s));
+    let x_max = upper(intervals.iter().map(|i| i.start_s + i.length_s));
+    let y_max = upper(points.iter().map(|p| p.1).chain(report.offered_rate_per_s)) * LEGEND_ROOM;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -231,6 +262,7 @@ fn plot_throughput(report: &Report) -> String {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()
@@ -239,13 +271,13 @@ fn plot_throughput(report: &Report) -> String {
 }
 
 fn plot_ok_share(report: &Report) -> String {
-    let points: Vec<(f64, f64)> = report
-        .timeline
+    let intervals = whole_intervals(report);
+    let points: Vec<(f64, f64)> = intervals
         .iter()
         .filter(|i| i.acknowledged > 0)
         .map(|i| (i.start_s + i.length_s / 2.0, i.ok_share * 100.0))
         .collect();
-    let x_max = upper(report.timeline.iter().map(|i| i.start_s + i.length_s));
+    let x_max = upper(intervals.iter().map(|i| i.start_s + i.length_s));
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -276,6 +308,7 @@ fn plot_ok_share(report: &Report) -> String {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()
@@ -284,9 +317,9 @@ fn plot_ok_share(report: &Report) -> String {
 }
 
 fn plot_latency_over_time(report: &Report) -> String {
+    let intervals = whole_intervals(report);
     let series = |pick: fn(&crate::report::LatencyMs) -> f64| -> Vec<(f64, f64)> {
-        report
-            .timeline
+        intervals
             .iter()
             .filter(|i| i.latency_ms.count > 0)
             .map(|i| (i.start_s + i.length_s / 2.0, pick(&i.latency_ms)))
@@ -297,12 +330,12 @@ fn plot_latency_over_time(report: &Report) -> String {
         ("p99", series(|l| l.p99), GREEN),
         ("max", series(|l| l.max), RED),
     ];
-    let x_max = upper(report.timeline.iter().map(|i| i.start_s + i.length_s));
+    let x_max = upper(intervals.iter().map(|i| i.start_s + i.length_s));
     let y_max = upper(
         lines
             .iter()
             .flat_map(|(_, points, _)| points.iter().map(|p| p.1)),
-    );
+    ) * LEGEND_ROOM;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -325,6 +358,7 @@ fn plot_latency_over_time(report: &Report) -> String {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()
@@ -341,8 +375,10 @@ fn plot_latency_distribution(report: &Report) -> String {
         .collect();
     let y_max = upper(points.iter().map(|p| p.1));
     svg(|root| {
+        // the right margin holds the last label, 99.999%, centred on the axis's end
         let mut chart = ChartBuilder::on(root)
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..5.0, 0f64..y_max)
@@ -366,25 +402,31 @@ fn plot_latency_distribution(report: &Report) -> String {
     })
 }
 
+/// Bars on a logarithmic scale: a run of a million `ok` and a dozen refusals shows both.
 fn plot_results(report: &Report) -> String {
     let bars: Vec<(String, u64)> = report
         .results
         .iter()
         .map(|(name, count)| (name.clone(), *count))
         .collect();
-    let y_max = upper(bars.iter().map(|b| b.1 as f64));
+    // the bars start below 1, so that a count of 1 still shows
+    const FLOOR: f64 = 0.5;
+    let y_max = upper(bars.iter().map(|b| b.1 as f64)).max(10.0) * 3.0;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..bars.len().max(1)).into_segmented(), 0f64..y_max)
+            .build_cartesian_2d(
+                (0..bars.len().max(1)).into_segmented(),
+                (FLOOR..y_max).log_scale(),
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .y_desc("acknowledgements")
+            .y_desc("acknowledgements (log scale)")
             .y_label_formatter(&|v| format!("{v:.0}"))
             .x_labels(bars.len().max(1))
             .x_label_formatter(&|segment| match segment {
@@ -399,10 +441,23 @@ fn plot_results(report: &Report) -> String {
             .draw_series(bars.iter().enumerate().map(|(index, (_, count))| {
                 Rectangle::new(
                     [
-                        (SegmentValue::Exact(index), 0.0),
-                        (SegmentValue::Exact(index + 1), *count as f64),
+                        (SegmentValue::Exact(index), FLOOR),
+                        (SegmentValue::Exact(index + 1), (*count as f64).max(FLOOR)),
                     ],
                     BLUE.mix(0.6).filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        // each bar's count above it
+        chart
+            .draw_series(bars.iter().enumerate().map(|(index, (_, count))| {
+                Text::new(
+                    count.to_string(),
+                    (
+                        SegmentValue::CenterOf(index),
+                        (*count as f64).max(FLOOR) * 1.3,
+                    ),
+                    ("sans-serif", 14).into_font(),
                 )
             }))
             .map_err(|e| e.to_string())?;

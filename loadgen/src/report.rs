@@ -472,4 +472,47 @@ mod tests {
         // No promise (a replayed recording): nothing to fall below.
         assert!(!result(1, 99, None).ok_share_below_promise());
     }
+
+    #[test]
+    fn the_html_leaves_a_partial_last_interval_out_and_shows_every_result_code() {
+        let mut run = result(100_000, 1, None);
+        run.elapsed = Duration::from_millis(3_200);
+        let interval = |start_s: f64, acknowledged: u64| crate::driver::Interval {
+            start_s,
+            length_s: 1.0,
+            acknowledged,
+            counts: Counts::default(),
+            latency_us: Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap(),
+        };
+        // the run ends 0.2 s into its fourth interval, with 900 acknowledgements in it
+        run.timeline = vec![
+            interval(0.0, 33_000),
+            interval(1.0, 33_000),
+            interval(2.0, 33_100),
+            interval(3.0, 900),
+        ];
+        let report = Report::new("transfer", &run);
+        assert_eq!(report.timeline.len(), 4, "the JSON keeps every interval");
+        let html = crate::html::render(&report);
+        let figure = |id: &str| {
+            let start = html.find(&format!("<figure id=\"{id}\"")).unwrap();
+            html[start..start + html[start..].find("</figure>").unwrap()].to_string()
+        };
+        assert!(
+            figure("throughput").contains(
+                "the last 0.2 s, a partial interval with 900 acknowledgements, is left out"
+            ),
+            "{}",
+            figure("throughput")
+        );
+        // a single refusal shows beside 100 000 ok (log scale), each bar with its count
+        let results = figure("results");
+        assert!(results.contains("log scale"), "{results}");
+        for count in ["100000", "1"] {
+            assert!(
+                results.contains(&format!(">\n{count}\n</text>")),
+                "{count}: {results}"
+            );
+        }
+    }
 }
