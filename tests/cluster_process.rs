@@ -676,9 +676,37 @@ fn cluster_up_starts_prints_and_stops_every_validator_on_sigterm() {
     let output = vote(&files.validators[0].key_file, 0, "--add", "12ab");
     assert!(!output.status.success());
     assert!(common::text(&output).contains("validator key \"12ab\""));
-    let output = common::run(&["validator", "show", "--node", node, "--identity", operator]);
+    let genesis = files.genesis.to_str().unwrap();
+    let output = common::run(&[
+        "validator",
+        "show",
+        "--node",
+        node,
+        "--identity",
+        operator,
+        "--genesis",
+        genesis,
+    ]);
+    let said = common::text(&output);
+    assert!(output.status.success(), "{said}");
+    // for people: the names of the genesis, the removal adopted for the next epoch
+    assert!(said.contains("epoch 0: 4 validators, quorum 3"), "{said}");
+    assert!(said.contains("- validator-3 "), "{said}");
+    assert!(said.contains("no votes pending"), "{said}");
+    let output = common::run(&[
+        "validator",
+        "show",
+        "--node",
+        node,
+        "--identity",
+        operator,
+        "--genesis",
+        genesis,
+        "--json",
+    ]);
     assert!(output.status.success(), "{}", common::text(&output));
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["names"][&removed], "validator-3", "{shown}");
     assert_eq!(shown["epoch"], 0);
     assert_eq!(shown["quorum"], 3);
     assert_eq!(shown["validators"].as_array().unwrap().len(), 4);

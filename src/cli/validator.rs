@@ -43,6 +43,13 @@ pub struct ShowArgs {
     timeout_s: u64,
     #[command(flatten)]
     access: super::Access,
+    /// The network's genesis file: validators are shown with their names.
+    #[arg(long)]
+    genesis: Option<std::path::PathBuf>,
+    /// Print JSON: {epoch, heights_per_epoch, epoch_end, quorum, validators, next, pending,
+    /// names} (names: key -> name, from --genesis).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(command: &ValidatorCommand) -> anyhow::Result<ExitCode> {
@@ -88,6 +95,14 @@ pub(crate) fn vote(args: &VoteArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let names: std::collections::BTreeMap<String, String> = match &args.genesis {
+        Some(path) => tally_engine::genesis::Genesis::load(path)?
+            .validators
+            .iter()
+            .map(|v| (v.public_key.to_lowercase(), v.name.clone()))
+            .collect(),
+        None => Default::default(),
+    };
     let client = connect(&args.node, args.timeout_s, &args.access)?;
     let Answer::Validators {
         epoch,
@@ -101,17 +116,71 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     else {
         unreachable!("Client::validators answers Answer::Validators");
     };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "epoch": epoch,
+                "heights_per_epoch": heights_per_epoch,
+                "epoch_end": epoch_end,
+                "quorum": quorum,
+                "validators": validators,
+                "next": next,
+                "pending": pending,
+                "names": names,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // a key with its name, when the genesis names it
+    let named = |key: &str| match names.get(&key.to_lowercase()) {
+        Some(name) => format!("{name:<16} {key}"),
+        None if names.is_empty() => key.to_string(),
+        None => format!("{:<16} {key}", "(not in genesis)"),
+    };
     println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({
-            "epoch": epoch,
-            "heights_per_epoch": heights_per_epoch,
-            "epoch_end": epoch_end,
-            "quorum": quorum,
-            "validators": validators,
-            "next": next,
-            "pending": pending,
-        }))?
+        "epoch {epoch}: {} validators, quorum {quorum}; the epoch ends at height {epoch_end} ({heights_per_epoch} heights an epoch)",
+        validators.len()
     );
+    println!("in force (proposer order):");
+    for key in &validators {
+        println!("  {}", named(key));
+    }
+    if next == validators {
+        println!("next epoch: the same set");
+    } else {
+        println!("next epoch ({} validators):", next.len());
+        for key in &next {
+            let mark = if validators.contains(key) { " " } else { "+" };
+            println!("{mark} {}", named(key));
+        }
+        for key in validators.iter().filter(|key| !next.contains(key)) {
+            println!("- {}", named(key));
+        }
+    }
+    if pending.is_empty() {
+        println!("no votes pending");
+    } else {
+        println!("votes short of a quorum ({quorum}), lapsing at height {epoch_end}:");
+        for change in &pending {
+            let voters: Vec<String> = change
+                .voters
+                .iter()
+                .map(|voter| {
+                    names
+                        .get(&voter.to_lowercase())
+                        .cloned()
+                        .unwrap_or_else(|| voter.clone())
+                })
+                .collect();
+            println!(
+                "  {} {}: {} of {quorum} votes ({})",
+                change.change,
+                named(&change.validator),
+                change.voters.len(),
+                voters.join(", ")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
