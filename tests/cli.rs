@@ -446,7 +446,11 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
             from: None,
             limit: None,
         },
-        Query::PendingTransfers { account: None },
+        Query::PendingTransfers {
+            account: None,
+            after: None,
+            limit: None,
+        },
         Query::Totals,
         Query::TaxReport {
             payee: None,
@@ -1168,6 +1172,51 @@ bank = 10
         answers[0]["pending_transfers"]["transfers"][0]["amount"],
         100
     );
+    // a second one, and the two read a page at a time, in id order
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["pending", "--from", "10", "--to", "11", "--amount", "0.30"],
+    );
+    assert!(success, "{printed}");
+    let second = settled(&printed, "ok");
+    let page = |after: Option<&str>| {
+        let mut args = vec!["pending", "--account", "10", "--limit", "1"];
+        if let Some(after) = after {
+            args.extend(["--after", after]);
+        }
+        // typed: ids are u128, beyond what a JSON double holds
+        let identity = path("bank.identity");
+        let mut all = vec!["query", "--node", &address, "--identity", &identity];
+        all.extend(args);
+        let output = run(&all);
+        assert!(output.status.success(), "{}", text(&output));
+        #[derive(serde::Deserialize)]
+        struct Printed {
+            answers: Vec<tally_engine::net::query::Answer>,
+        }
+        let printed: Printed = serde_json::from_slice(&output.stdout).unwrap();
+        match printed.answers.into_iter().next().unwrap() {
+            tally_engine::net::query::Answer::PendingTransfers {
+                total,
+                transfers,
+                next,
+                ..
+            } => (total, transfers, next),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut ids: Vec<u128> = [pending.parse().unwrap(), second.parse().unwrap()].to_vec();
+    ids.sort_unstable();
+    let (total, first_page, next) = page(None);
+    assert_eq!((total, first_page.len(), next), (2, 1, Some(ids[0])));
+    assert_eq!(first_page[0].id, ids[0]);
+    let after = ids[0].to_string();
+    let (_, second_page, next) = page(Some(&after));
+    assert_eq!((second_page.len(), next), (1, None));
+    assert_eq!(second_page[0].id, ids[1]);
+    let (success, printed) = tx("bank", "bank.key", &["void", "--pending", &second]);
+    assert!(success, "{printed}");
     let (success, printed) = tx("bank", "bank.key", &["post", "--pending", &pending]);
     assert!(success, "{printed}");
     settled(&printed, "ok");

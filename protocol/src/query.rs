@@ -57,10 +57,16 @@ pub enum Query {
         limit: Option<u64>,
     },
     /// Open two-phase reservations (pending transfers) of one account (as debit or credit
-    /// account), or of every account when `account` is absent (at most `QUEUE_ANSWER_MAX`).
+    /// account), or of every account when `account` is absent: one page in id order, of
+    /// those with ids after `after` (absent: from the first), at most `limit` (default and
+    /// most `QUEUE_ANSWER_MAX`).
     PendingTransfers {
         #[serde(default)]
         account: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u128>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
     },
     /// The ledger's totals: money in circulation, queued and reserved value, tax collected.
     Totals,
@@ -395,9 +401,13 @@ pub enum Answer {
     PendingTransfers {
         /// The account asked about; `None`: every account.
         account: Option<u64>,
-        /// Open reservations, of which `transfers` lists the first `QUEUE_ANSWER_MAX`.
+        /// Open reservations of the account (or all), of which `transfers` is one page in
+        /// id order.
         total: u64,
         transfers: Vec<PendingTransferInfo>,
+        /// The `after` of the next page (`None`: this page reached the last one).
+        #[serde(default)]
+        next: Option<u128>,
     },
     Totals(Box<LedgerTotals>),
     /// A subscription taken (the answer to `Subscribe`, crate::events): its events come from
@@ -514,7 +524,11 @@ mod tests {
         assert_eq!(serde_json::from_str::<Answer>(&text).unwrap(), answer);
         assert_eq!(
             parse(r#"{"pending_transfers":{}}"#),
-            Query::PendingTransfers { account: None }
+            Query::PendingTransfers {
+                account: None,
+                after: None,
+                limit: None
+            }
         );
         // Ids are u128 and travel whole.
         let id = u128::MAX;

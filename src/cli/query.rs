@@ -74,11 +74,19 @@ enum QueryCommand {
         #[arg(long)]
         bank: Option<u64>,
     },
-    /// Open two-phase reservations, of one account or all (the `pending_transfers` query).
+    /// Open two-phase reservations, of one account or all, one page in id order (the
+    /// `pending_transfers` query); the answer's `next` is where the next page starts
+    /// (--after).
     Pending {
         /// Only those debiting or crediting this account.
         #[arg(long)]
         account: Option<u64>,
+        /// Only reservations with ids after this one (the previous page's `next`).
+        #[arg(long)]
+        after: Option<u128>,
+        /// Most reservations in the page (default and at most 1000).
+        #[arg(long)]
+        limit: Option<u64>,
     },
     /// Tax per merchant, category and basis over a period of business days (the
     /// `tax_report` query).
@@ -135,7 +143,15 @@ fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
             limit: *limit,
         }],
         QueryCommand::Queue { bank } => vec![Query::Queue { payer: *bank }],
-        QueryCommand::Pending { account } => vec![Query::PendingTransfers { account: *account }],
+        QueryCommand::Pending {
+            account,
+            after,
+            limit,
+        } => vec![Query::PendingTransfers {
+            account: *account,
+            after: *after,
+            limit: *limit,
+        }],
         QueryCommand::TaxReport {
             merchant,
             from_day,

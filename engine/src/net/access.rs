@@ -232,8 +232,9 @@ impl Scope {
             Query::Queue { payer: Some(payer) }
             | Query::PendingTransfers {
                 account: Some(payer),
+                ..
             } if self.covers(*payer) => Ok(()),
-            Query::PendingTransfers { account } => refuse(match account {
+            Query::PendingTransfers { account, .. } => refuse(match account {
                 Some(account) => format!("the pending transfers of account {account}"),
                 None => "every account's pending transfers".to_string(),
             }),

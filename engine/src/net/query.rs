@@ -137,16 +137,35 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
             from_day,
             to_day,
         } => QueryResult::Ok(tax_report(ledger, *payee, *from_day, *to_day)),
-        Query::PendingTransfers { account } => {
-            let transfers: Vec<PendingTransferInfo> = ledger
-                .pending_transfers()
+        Query::PendingTransfers {
+            account,
+            after,
+            limit,
+        } => {
+            let limit = limit.map_or(QUEUE_ANSWER_MAX, |l| {
+                (l as usize).clamp(1, QUEUE_ANSWER_MAX)
+            });
+            let names = |p: &PendingTransferInfo| {
+                account.is_none_or(|a| p.debit_account == a || p.credit_account == a)
+            };
+            let transfers = ledger.pending_transfers();
+            let total = transfers.iter().filter(|p| names(p)).count() as u64;
+            let mut page: Vec<PendingTransferInfo> = transfers
                 .into_iter()
-                .filter(|p| account.is_none_or(|a| p.debit_account == a || p.credit_account == a))
+                .filter(|p| after.is_none_or(|after| p.id > after) && names(p))
+                .take(limit + 1)
                 .collect();
+            let next = if page.len() > limit {
+                page.truncate(limit);
+                page.last().map(|p| p.id)
+            } else {
+                None
+            };
             QueryResult::Ok(Answer::PendingTransfers {
                 account: *account,
-                total: transfers.len() as u64,
-                transfers: transfers.into_iter().take(QUEUE_ANSWER_MAX).collect(),
+                total,
+                transfers: page,
+                next,
             })
         }
         Query::Totals => {
