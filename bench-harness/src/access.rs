@@ -93,15 +93,19 @@ pub enum AccessBenchError {
     Stopped(String),
 }
 
-struct Network {
-    population: Population,
+/// A network of one node over TLS: the population, the node's certificate and the
+/// clients' (shared with [`crate::queries`]).
+pub(crate) struct Network {
+    pub(crate) population: Population,
     node: Identity,
-    honest: Identity,
+    pub(crate) honest: Identity,
     attacker: Identity,
+    /// An auditor: reads everything, sends nothing.
+    pub(crate) auditor: Identity,
 }
 
 impl Network {
-    fn new() -> Result<Network, AccessBenchError> {
+    pub(crate) fn new() -> Result<Network, AccessBenchError> {
         let population = Population::generate(&PopulationSpec::default());
         let pki = |error: tally_pki::PkiError| AccessBenchError::Pki(error.to_string());
         let network_id = population.genesis.network_id;
@@ -135,11 +139,16 @@ impl Network {
             )?,
             honest: issue("honest", Access::CentralBank, everyone.clone(), Vec::new())?,
             attacker: issue("attacker", Access::CentralBank, everyone, Vec::new())?,
+            auditor: issue("auditor", Access::Auditor, Vec::new(), Vec::new())?,
             population,
         })
     }
 
-    fn start(&self, dir: &std::path::Path, tls: bool) -> Result<NodeService, AccessBenchError> {
+    pub(crate) fn start(
+        &self,
+        dir: &std::path::Path,
+        tls: bool,
+    ) -> Result<NodeService, AccessBenchError> {
         let mut node = NodeConfig::new(dir.to_path_buf());
         node.checkpoint_interval_blocks = 0;
         let tls = if tls {
@@ -166,7 +175,10 @@ impl Network {
             .map_err(|e| AccessBenchError::Node(e.to_string()))
     }
 
-    fn client(&self, identity: Option<&Identity>) -> Result<ClientOptions, AccessBenchError> {
+    pub(crate) fn client(
+        &self,
+        identity: Option<&Identity>,
+    ) -> Result<ClientOptions, AccessBenchError> {
         let tls = match identity {
             Some(identity) => Some(
                 identity

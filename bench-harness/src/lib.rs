@@ -9,6 +9,7 @@ pub mod access;
 pub mod executor;
 pub mod merkle;
 pub mod pipeline;
+pub mod queries;
 pub mod runner;
 pub mod sigverify;
 pub mod storage;

@@ -17,6 +17,7 @@ pub enum Part {
     Executor,
     Finality,
     Access,
+    Queries,
 }
 
 impl std::str::FromStr for Part {
@@ -30,8 +31,9 @@ impl std::str::FromStr for Part {
             "executor" => Ok(Part::Executor),
             "finality" => Ok(Part::Finality),
             "access" => Ok(Part::Access),
+            "queries" => Ok(Part::Queries),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality or access"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access or queries"
             )),
         }
     }
@@ -507,6 +509,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("finality: 1 and 4 validators");
                 finality_rows(options.quick, &mut rows);
             }
+            Part::Queries => {
+                progress("queries: latency under half the node's maximum load");
+                query_rows(options.quick, &mut rows);
+            }
             Part::Access => {
                 progress("access: TLS against plain TCP, an honest client under attack");
                 access_rows(options.quick, &mut rows);
@@ -563,6 +569,49 @@ fn access_rows(quick: bool, rows: &mut Vec<Row>) {
             f64::NAN,
             "tx/s",
             "plain TCP / the client alone",
+            f64::NAN,
+            error.to_string(),
+        )),
+    }
+}
+
+/// Rows of query latency on a node under half its maximum load, each beside the same query
+/// on the idle node of the same run ([`crate::queries`]).
+fn query_rows(quick: bool, rows: &mut Vec<Row>) {
+    let options = crate::queries::QueryOptions::new(quick);
+    match crate::queries::measure(&options) {
+        Ok(f) => {
+            let load = format!(
+                "1 node over TLS at {:.0} tx/s open loop (half of its {:.0} tx/s closed-loop maximum; {:.0} acknowledged/s)",
+                f.offered_tx_per_s, f.max_tx_per_s, f.loaded_tx_per_s
+            );
+            for (index, kind) in crate::queries::KINDS.iter().enumerate() {
+                let (idle, loaded) = (f.idle[index], f.loaded[index]);
+                for (name, value, ceiling) in [
+                    ("p50", loaded.p50_ms, idle.p50_ms),
+                    ("p99", loaded.p99_ms, idle.p99_ms),
+                ] {
+                    rows.push(row(
+                        "queries",
+                        format!("{kind} query {name}, {load}"),
+                        value,
+                        "ms",
+                        &format!("the same query on the idle node ({name})"),
+                        ceiling,
+                        format!(
+                            "{} queries under load, {} idle; ratio above 1: slower under load",
+                            loaded.count, idle.count
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(error) => rows.push(row(
+            "queries",
+            "query latency".into(),
+            f64::NAN,
+            "ms",
+            "the idle node",
             f64::NAN,
             error.to_string(),
         )),
