@@ -571,3 +571,66 @@ fn metrics_parse_as_prometheus_text_and_move_under_load() {
     drop(clients);
     service.shutdown();
 }
+
+/// A subscription hears a block's events split over frames when they are more than one
+/// frame holds: 5 000 queued payments released together at the end of one block.
+#[test]
+fn a_block_of_more_events_than_a_frame_holds_comes_in_frames_marked_complete_at_the_end() {
+    use tally_engine::events::{EventKind, Subscription, EVENTS_PER_FRAME_MAX};
+    const QUEUED: usize = 5_000;
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), &fixture, |_, _| {});
+    let client = Client::connect(service.client_addr()).unwrap();
+    // bank A's whole balance, then 5 000 more it cannot cover: they queue
+    let payments: Vec<TxRecord> = (0..=QUEUED as u128)
+        .map(|i| fixture.tx(1 + i, TxKind::Transfer, BANK_A, BANK_B, 1_000_000))
+        .collect();
+    let (acks, refusal) = submit_and_wait(&client, &payments, WAIT).unwrap();
+    assert_eq!(refusal, None);
+    let queued = acks.iter().filter(|a| a.code == ResultCode::Queued).count();
+    assert_eq!(queued, QUEUED);
+    // liquidity for all of them in one pledge: all released at the end of its block
+    let pledge = fixture.tx(
+        100_000,
+        TxKind::Pledge,
+        common::CENTRAL_BANK,
+        BANK_A,
+        QUEUED as u64 * 1_000_000,
+    );
+    let (acks, _) = submit_and_wait(&client, &[pledge], WAIT).unwrap();
+    let pledge_height = acks[0].height.unwrap();
+    let follower = Client::connect(service.client_addr()).unwrap();
+    let (_, feed) = follower
+        .subscribe(&Subscription {
+            accounts: vec![BANK_B],
+            from_height: pledge_height,
+        })
+        .unwrap();
+    let mut frames = Vec::new();
+    loop {
+        let batch = feed.recv_timeout(WAIT).expect("the block's events");
+        assert_eq!(batch.height, pledge_height);
+        assert!(batch.events.len() <= EVENTS_PER_FRAME_MAX);
+        let complete = batch.complete;
+        frames.push(batch);
+        if complete {
+            break;
+        }
+    }
+    assert_eq!(frames.len(), QUEUED.div_ceil(EVENTS_PER_FRAME_MAX));
+    let released: Vec<u128> = frames
+        .iter()
+        .flat_map(|frame| &frame.events)
+        .filter(|event| event.kind == EventKind::Released)
+        .map(|event| event.id)
+        .collect();
+    let expected: Vec<u128> = (2..=QUEUED as u128 + 1).collect();
+    assert_eq!(
+        released, expected,
+        "every queued payment released once, in order"
+    );
+    drop(follower);
+    drop(client);
+    service.shutdown();
+}

@@ -127,11 +127,24 @@ impl AccountEvent {
     }
 }
 
-/// The events of one block that a subscription follows.
+/// Most events in one `Events` frame: a block with more for one subscription comes in
+/// several frames (each under the frame maximum), the last one marked `complete`.
+pub const EVENTS_PER_FRAME_MAX: usize = 4_096;
+
+/// The events of one block that a subscription follows (or a part of them: see
+/// `complete`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventBatch {
     pub height: u64,
     pub events: Vec<AccountEvent>,
+    /// Whether this frame ends the block's events (false: more of the same block follow).
+    /// A follower counts a block as handled only once its complete frame arrived.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+}
+
+fn complete_by_default() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     };
     let reconnect_timeout = Duration::from_secs(args.reconnect_timeout_s.max(1));
     let mut printed_events = 0u64;
+    // (block, events of it printed) while a block comes in several frames
+    let mut partial: Option<(u64, usize)> = None;
     let mut start = 0usize;
     let mut stdout = std::io::stdout().lock();
     let mut unreachable_since: Option<Instant> = None;
@@ -169,6 +171,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
             args.accounts, connected.node
         );
         next_height = Some(from_height);
+        let mut seen = 0usize;
         loop {
             let batch = match events.recv_timeout(Duration::from_millis(500)) {
                 Ok(batch) => batch,
@@ -193,21 +196,42 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
             }
             let room = args.count.map(|count| count - printed_events);
             let mut shown = batch.clone();
+            // a block cut by a lost connection comes again whole: what was printed of it is
+            // skipped (`printed` of it in all; `seen` of it in this connection's frames)
+            let printed = match partial {
+                Some((height, printed)) if height == batch.height => printed,
+                _ => {
+                    seen = 0;
+                    0
+                }
+            };
+            let skip = printed.saturating_sub(seen).min(shown.events.len());
+            shown.events.drain(..skip);
+            seen += batch.events.len();
+            let available = shown.events.len();
             if let Some(room) = room {
                 shown.events.truncate(room as usize);
             }
-            print_batch(
-                &shown,
-                genesis.as_ref().map(|g| &g.currency),
-                args.json,
-                &mut stdout,
-            )?;
-            stdout.flush()?;
+            if !shown.events.is_empty() {
+                print_batch(
+                    &shown,
+                    genesis.as_ref().map(|g| &g.currency),
+                    args.json,
+                    &mut stdout,
+                )?;
+                stdout.flush()?;
+            }
             printed_events += shown.events.len() as u64;
-            if shown.events.len() < batch.events.len() {
+            if shown.events.len() < available {
                 // --count stopped inside the block: a later watch prints it again
                 return Ok(ExitCode::SUCCESS);
             }
+            if !batch.complete {
+                // more of this block follows; the block counts once it is all printed
+                partial = Some((batch.height, seen.max(printed)));
+                continue;
+            }
+            partial = None;
             next_height = Some(batch.height + 1);
             if let Some(path) = &args.state_file {
                 write_state(path, batch.height + 1)?;

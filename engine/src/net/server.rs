@@ -1657,10 +1657,18 @@ impl Ingress {
                     .into_iter()
                     .filter(|event| accounts.iter().any(|account| event.names(*account)))
                     .collect();
-                if !events.is_empty() {
+                let parts = events.len().div_ceil(crate::events::EVENTS_PER_FRAME_MAX);
+                for (index, part) in events
+                    .chunks(crate::events::EVENTS_PER_FRAME_MAX)
+                    .enumerate()
+                {
                     Message::Events {
                         request_id,
-                        batch: crate::events::EventBatch { height, events },
+                        batch: crate::events::EventBatch {
+                            height,
+                            events: part.to_vec(),
+                            complete: index + 1 == parts,
+                        },
                     }
                     .encode(output);
                 }
