@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod executor;
+pub mod latency;
 pub mod merkle;
 pub mod pipeline;
 pub mod queries;

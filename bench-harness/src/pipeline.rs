@@ -42,6 +42,53 @@ pub enum PipelineBenchError {
     Bind(std::io::Error),
 }
 
+/// Starts a fresh node (`validators == 0`) or a network of `validators` validators linked
+/// over loopback in this process, with data under `dir`; returns the nodes and a target that
+/// spreads records over them in turn.
+pub(crate) fn start_network(
+    population: &mut Population,
+    dir: &std::path::Path,
+    backend: Backend,
+    validators: usize,
+) -> Result<(Vec<Node>, Box<dyn Target>), PipelineBenchError> {
+    let mut config = NodeConfig::new(dir.to_path_buf());
+    config.backend = backend;
+    let nodes = if validators == 0 {
+        vec![Node::start(&population.genesis, config)?]
+    } else {
+        let keys = cluster::validator_keys(validators, 1);
+        cluster::set_validators(&mut population.genesis, &keys);
+        config.validator = Some(ValidatorConfig::new(
+            keys[0],
+            "127.0.0.1:0".parse().expect("an address"),
+            Vec::new(),
+        ));
+        let configs =
+            cluster::loopback_configs(&config, dir, &keys).map_err(PipelineBenchError::Bind)?;
+        cluster::start(&population.genesis, &configs)?
+    };
+    let target: Box<dyn Target> = if validators == 0 {
+        Box::new(nodes[0].handle())
+    } else {
+        Box::new(ClusterTarget::new(nodes.iter().map(Node::handle).collect()))
+    };
+    Ok((nodes, target))
+}
+
+/// Shuts the nodes down; the first node's height and the first fatal error.
+pub(crate) fn shut_down(nodes: Vec<Node>) -> (u64, Option<String>) {
+    let mut blocks = 0;
+    let mut fatal = None;
+    for (index, node) in nodes.into_iter().enumerate() {
+        let outcome = node.shutdown();
+        if index == 0 {
+            blocks = outcome.height;
+        }
+        fatal = fatal.or(outcome.fatal);
+    }
+    (blocks, fatal)
+}
+
 /// Signs `tx_count` valid transactions (taxed payments, transfers, interbank, central-bank
 /// operations), drives them through a fresh node (`validators == 0`) or a fresh network of
 /// `validators` validators, spread over them in turn, as fast as it takes them, and measures
@@ -62,27 +109,7 @@ pub fn measure(
         .prefix("tally-bench-pipeline-")
         .tempdir()
         .map_err(PipelineBenchError::TempDir)?;
-    let mut config = NodeConfig::new(dir.path().to_path_buf());
-    config.backend = backend;
-    let nodes = if validators == 0 {
-        vec![Node::start(&population.genesis, config)?]
-    } else {
-        let keys = cluster::validator_keys(validators, 1);
-        cluster::set_validators(&mut population.genesis, &keys);
-        config.validator = Some(ValidatorConfig::new(
-            keys[0],
-            "127.0.0.1:0".parse().expect("an address"),
-            Vec::new(),
-        ));
-        let configs = cluster::loopback_configs(&config, dir.path(), &keys)
-            .map_err(PipelineBenchError::Bind)?;
-        cluster::start(&population.genesis, &configs)?
-    };
-    let target: Box<dyn Target> = if validators == 0 {
-        Box::new(nodes[0].handle())
-    } else {
-        Box::new(ClusterTarget::new(nodes.iter().map(Node::handle).collect()))
-    };
+    let (nodes, target) = start_network(&mut population, dir.path(), backend, validators)?;
     let result = run(
         &*target,
         &txs,
@@ -95,15 +122,8 @@ pub fn measure(
             ..RunConfig::default()
         },
     );
-    let mut blocks = 0;
-    let mut fatal = None;
-    for (index, node) in nodes.into_iter().enumerate() {
-        let outcome = node.shutdown();
-        if index == 0 {
-            blocks = outcome.height;
-        }
-        fatal = fatal.or(outcome.fatal);
-    }
+    drop(target);
+    let (blocks, fatal) = shut_down(nodes);
     if let Some(reason) = result.stopped.clone().or(fatal) {
         return Err(PipelineBenchError::Stopped(reason));
     }

@@ -18,6 +18,7 @@ pub enum Part {
     Finality,
     Access,
     Queries,
+    Latency,
 }
 
 impl std::str::FromStr for Part {
@@ -32,8 +33,9 @@ impl std::str::FromStr for Part {
             "finality" => Ok(Part::Finality),
             "access" => Ok(Part::Access),
             "queries" => Ok(Part::Queries),
+            "latency" => Ok(Part::Latency),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access or queries"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries or latency"
             )),
         }
     }
@@ -509,6 +511,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("finality: 1 and 4 validators");
                 finality_rows(options.quick, &mut rows);
             }
+            Part::Latency => {
+                progress("latency: open loop at 25, 50 and 75% of the maximum");
+                latency_rows(options.quick, &mut rows);
+            }
             Part::Queries => {
                 progress("queries: latency under half the node's maximum load");
                 query_rows(options.quick, &mut rows);
@@ -572,6 +578,52 @@ fn access_rows(quick: bool, rows: &mut Vec<Row>) {
             f64::NAN,
             error.to_string(),
         )),
+    }
+}
+
+/// Rows of latency at 25, 50 and 75% of the closed-loop maximum, a node alone and four
+/// validators in this process ([`crate::latency`]): each row's value is what was
+/// acknowledged per second, beside the maximum; its note holds the latency percentiles.
+fn latency_rows(quick: bool, rows: &mut Vec<Row>) {
+    let duration = Duration::from_secs(if quick { 3 } else { 6 });
+    for validators in [0usize, 4] {
+        let label = if validators == 0 {
+            "1 node alone".to_string()
+        } else {
+            format!("{validators} validators in one process")
+        };
+        let closed = if validators == 0 { 1_500_000 } else { 400_000 };
+        match crate::latency::measure(validators, duration, closed) {
+            Ok(f) => {
+                for level in &f.levels {
+                    rows.push(row(
+                        "latency",
+                        format!(
+                            "{label}, open loop at {:.0}% of the maximum ({:.0} tx/s), {duration:?}",
+                            level.share * 100.0,
+                            level.offered_tx_per_s
+                        ),
+                        level.acknowledged_tx_per_s,
+                        "tx/s",
+                        "its closed-loop maximum, same run",
+                        f.max_tx_per_s,
+                        format!(
+                            "latency from the intended send time: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                            level.p50_ms, level.p99_ms, level.p999_ms
+                        ),
+                    ));
+                }
+            }
+            Err(error) => rows.push(row(
+                "latency",
+                label,
+                f64::NAN,
+                "tx/s",
+                "its closed-loop maximum",
+                f64::NAN,
+                error.to_string(),
+            )),
+        }
     }
 }
 
