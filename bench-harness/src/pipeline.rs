@@ -26,6 +26,8 @@ pub struct PipelineFigures {
     pub latency_ms_p99: f64,
     /// ed25519-zebra's batch verifier on all cores, same machine, same run.
     pub zebra_batch_per_s: f64,
+    /// Our own CPU verifier on all cores at the node's signature batch (4096), same run.
+    pub ours_per_s: f64,
     pub ratio_to_zebra_batch: f64,
 }
 
@@ -129,6 +131,7 @@ pub fn measure(
     }
     let ceiling = crate::sigverify::measure(&[4_096], false);
     let zebra_batch_per_s = ceiling.first().map_or(f64::NAN, |f| f.zebra_batch_per_s);
+    let ours_per_s = ceiling.first().map_or(f64::NAN, |f| f.cpu_per_s);
     let pipeline_tx_per_s = result.throughput_per_s();
     Ok(PipelineFigures {
         tx_count,
@@ -139,6 +142,7 @@ pub fn measure(
         latency_ms_p50: result.latency_us.value_at_quantile(0.5) as f64 / 1e3,
         latency_ms_p99: result.latency_us.value_at_quantile(0.99) as f64 / 1e3,
         zebra_batch_per_s,
+        ours_per_s,
         ratio_to_zebra_batch: pipeline_tx_per_s / zebra_batch_per_s,
     })
 }
