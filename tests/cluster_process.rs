@@ -677,33 +677,30 @@ fn cluster_up_starts_prints_and_stops_every_validator_on_sigterm() {
     assert!(!output.status.success());
     assert!(common::text(&output).contains("validator key \"12ab\""));
     let genesis = files.genesis.to_str().unwrap();
-    let output = common::run(&[
-        "validator",
-        "show",
-        "--node",
-        node,
-        "--identity",
-        operator,
-        "--genesis",
-        genesis,
-    ]);
+    let show = |json: bool| {
+        let mut args = vec![
+            "validator",
+            "show",
+            "--node",
+            node,
+            "--identity",
+            operator,
+            "--genesis",
+            genesis,
+        ];
+        if json {
+            args.push("--json");
+        }
+        common::run(&args)
+    };
+    let output = show(false);
     let said = common::text(&output);
     assert!(output.status.success(), "{said}");
     // for people: the names of the genesis, the removal adopted for the next epoch
     assert!(said.contains("epoch 0: 4 validators, quorum 3"), "{said}");
     assert!(said.contains("- validator-3 "), "{said}");
     assert!(said.contains("no votes pending"), "{said}");
-    let output = common::run(&[
-        "validator",
-        "show",
-        "--node",
-        node,
-        "--identity",
-        operator,
-        "--genesis",
-        genesis,
-        "--json",
-    ]);
+    let output = show(true);
     assert!(output.status.success(), "{}", common::text(&output));
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(shown["names"][&removed], "validator-3", "{shown}");

@@ -37,19 +37,7 @@ pub fn block_events(
                 payee,
                 amount,
                 ..
-            } => with_tax(
-                ledger,
-                AccountEvent {
-                    kind: EventKind::Released,
-                    id,
-                    related_id: None,
-                    payer,
-                    payee,
-                    amount,
-                    tax: None,
-                    tax_account: None,
-                },
-            ),
+            } => with_tax(ledger, plain(EventKind::Released, id, payer, payee, amount)),
             SettlementEvent::QueueExpired {
                 id,
                 payer,

@@ -546,6 +546,11 @@ impl Client {
             }
             .encode(bytes)
         })?;
+        self.answer_of(reply, "query")
+    }
+
+    /// The answer a query-like request (`what`) got, or why there is none.
+    fn answer_of(&self, reply: Reply, what: &str) -> Result<Answer, ClientError> {
         match reply {
             Reply::Query(QueryResult::Ok(answer)) => Ok(answer),
             Reply::Query(QueryResult::Error(text)) => Err(ClientError::QueryFailed(text)),
@@ -555,7 +560,7 @@ impl Client {
             }),
             Reply::Receipt(_) => {
                 self.inner
-                    .die("node answered a query with a submit receipt".into());
+                    .die(format!("node answered a {what} with a submit receipt"));
                 Err(self.inner.closed_error())
             }
         }
@@ -581,21 +586,9 @@ impl Client {
             }
             .encode(bytes)
         })?;
-        match reply {
-            Reply::Query(QueryResult::Ok(answer @ Answer::Subscribed { .. })) => Ok((answer, rx)),
-            Reply::Query(QueryResult::Ok(other)) => {
-                Err(ClientError::UnexpectedAnswer(Box::new(other)))
-            }
-            Reply::Query(QueryResult::Error(text)) => Err(ClientError::QueryFailed(text)),
-            Reply::Error(error) => Err(ClientError::RequestRefused {
-                code: error.code,
-                text: error.text,
-            }),
-            Reply::Receipt(_) => {
-                self.inner
-                    .die("node answered a subscription with a submit receipt".into());
-                Err(self.inner.closed_error())
-            }
+        match self.answer_of(reply, "subscription")? {
+            answer @ Answer::Subscribed { .. } => Ok((answer, rx)),
+            other => Err(ClientError::UnexpectedAnswer(Box::new(other))),
         }
     }
 

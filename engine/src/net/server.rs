@@ -1466,20 +1466,8 @@ impl Ingress {
     }
 
     fn query(&mut self, token: Token, conn: &mut Connection, request_id: u64, query: Query) {
-        self.node.metrics().queries.inc();
-        if let Some((quota, text)) = self.query_refusal(conn) {
-            self.node.metrics().quota_refused[quota.index()].inc();
-            if quota == Quota::QueryRate {
-                let pause = rate_pause(1, self.config.identity_queries_per_s);
-                conn.rate_paused_until = Some(Instant::now() + pause);
-            }
-            self.audit(conn, "over_quota", request_id, [0; 3], &text);
-            return Message::Error(ErrorMessage {
-                request_id,
-                code: ErrorCode::OverQuota,
-                text,
-            })
-            .encode(conn.io.output());
+        if self.refused_over_query_quota(conn, request_id) {
+            return;
         }
         if let Some(Err(text)) = conn.scope.as_ref().map(|s| s.may_query(&query)) {
             return self.forbid(conn, request_id, text);
@@ -1578,6 +1566,29 @@ impl Ingress {
         .encode(conn.io.output());
     }
 
+    /// Counts a query (or subscription) and refuses it, answering `over_quota`, when its
+    /// identity is over a query quota; over the rate, the connection is not read for about
+    /// as long as the bucket needs. Returns whether it was refused.
+    fn refused_over_query_quota(&mut self, conn: &mut Connection, request_id: u64) -> bool {
+        self.node.metrics().queries.inc();
+        let Some((quota, text)) = self.query_refusal(conn) else {
+            return false;
+        };
+        self.node.metrics().quota_refused[quota.index()].inc();
+        if quota == Quota::QueryRate {
+            let pause = rate_pause(1, self.config.identity_queries_per_s);
+            conn.rate_paused_until = Some(Instant::now() + pause);
+        }
+        self.audit(conn, "over_quota", request_id, [0; 3], &text);
+        Message::Error(ErrorMessage {
+            request_id,
+            code: ErrorCode::OverQuota,
+            text,
+        })
+        .encode(conn.io.output());
+        true
+    }
+
     /// Takes a subscription (replacing the connection's earlier one): answers where its
     /// events start, or why it is refused; its events follow in `send_events`.
     fn subscribe(
@@ -1586,16 +1597,8 @@ impl Ingress {
         request_id: u64,
         subscription: crate::events::Subscription,
     ) {
-        self.node.metrics().queries.inc();
-        if let Some((quota, text)) = self.query_refusal(conn) {
-            self.node.metrics().quota_refused[quota.index()].inc();
-            self.audit(conn, "over_quota", request_id, [0; 3], &text);
-            return Message::Error(ErrorMessage {
-                request_id,
-                code: ErrorCode::OverQuota,
-                text,
-            })
-            .encode(conn.io.output());
+        if self.refused_over_query_quota(conn, request_id) {
+            return;
         }
         if let Some(Err(text)) = conn
             .scope
