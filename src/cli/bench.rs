@@ -9,11 +9,12 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 pub struct BenchArgs {
     /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline,
     /// finality (1 and 4 validators in this process), access (the client port: TLS against
-    /// plain TCP, an honest client under a bad-signature attacker).
+    /// plain TCP, an honest client under a bad-signature attacker), proof (size and offline
+    /// verification of a proof that trusts no node, 4 and 100 validators).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access"
+        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access,proof"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

@@ -45,7 +45,9 @@ enum Command {
     /// Look inside a node's files.
     #[command(subcommand)]
     Inspect(InspectCommand),
-    /// Print the Merkle inclusion proof (JSON) of a transaction in a block of a stopped node.
+    /// Write the proof that trusts no node of a transaction (record, Merkle path, header,
+    /// commit certificate, validator-set changes) from a running node (--node) or a stopped
+    /// node's data directory (--data-dir).
     Prove(prove::ProveArgs),
     /// Ledger queries of a running node (--node) or over a stopped node's data directory
     /// (--data-dir): balance, status, history, queue, pending, tax-report, totals,
@@ -56,7 +58,7 @@ enum Command {
     /// reinstate, queue-hold/release/cancel/priority, set-tax-rate, validator-vote,
     /// revoke-certificate.
     Tx(tx::TxArgs),
-    /// Check a Merkle inclusion proof (JSON) without trusting any node.
+    /// Check a proof of `tally prove` against the genesis alone; says which link fails.
     VerifyProof(proof::VerifyProofArgs),
     /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
     Sigcheck(sigcheck::SigcheckArgs),
