@@ -9,6 +9,7 @@ pub mod access;
 pub mod executor;
 pub mod merkle;
 pub mod pipeline;
+pub mod proof;
 pub mod runner;
 pub mod sigverify;
 pub mod storage;

@@ -17,6 +17,7 @@ pub enum Part {
     Executor,
     Finality,
     Access,
+    Proof,
 }
 
 impl std::str::FromStr for Part {
@@ -30,8 +31,9 @@ impl std::str::FromStr for Part {
             "executor" => Ok(Part::Executor),
             "finality" => Ok(Part::Finality),
             "access" => Ok(Part::Access),
+            "proof" => Ok(Part::Proof),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality or access"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access or proof"
             )),
         }
     }
@@ -511,6 +513,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("access: TLS against plain TCP, an honest client under attack");
                 access_rows(options.quick, &mut rows);
             }
+            Part::Proof => {
+                progress("proof: size and verification, 4 and 100 validators");
+                proof_rows(options.quick, &mut rows);
+            }
         }
     }
     Table { manifest, rows }
@@ -566,6 +572,38 @@ fn access_rows(quick: bool, rows: &mut Vec<Row>) {
             f64::NAN,
             error.to_string(),
         )),
+    }
+}
+
+/// Rows of proofs that trust no node ([`crate::proof`]): verification time beside as many
+/// single signature verifications, and the proof's size, for 4 and 100 validators, with and
+/// without a set change.
+fn proof_rows(quick: bool, rows: &mut Vec<Row>) {
+    let rounds = if quick { 5 } else { 21 };
+    for validators in [4usize, 100] {
+        for set_changes in [false, true] {
+            let f = crate::proof::measure(validators, set_changes, rounds);
+            let case = if set_changes {
+                format!(
+                    "{validators} validators, after one validator added ({} votes, one per block)",
+                    f.votes
+                )
+            } else {
+                format!("{validators} validators, genesis set")
+            };
+            rows.push(row(
+                "proof",
+                format!("verify offline, {case}"),
+                f.verify.as_secs_f64() * 1e3,
+                "ms",
+                "as many single ed25519-zebra verifications (one key, decompressed once)",
+                f.ceiling.as_secs_f64() * 1e3,
+                format!(
+                    "{} signatures checked; proof {} bytes of JSON; median of {rounds}",
+                    f.signatures, f.json_bytes
+                ),
+            ));
+        }
     }
 }
 
