@@ -79,3 +79,40 @@ pub struct VoteBlock {
     pub block: CertifiedBlock,
     pub votes: Vec<IncludedRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_form_keeps_u128_ids_whole_and_refuses_unknown_fields() {
+        let block = CertifiedBlock {
+            height: 3,
+            header: "00".repeat(168),
+            certificate: "00".repeat(56),
+        };
+        let proof = TxProof {
+            version: PROOF_VERSION,
+            network_id: 7,
+            genesis_hash: "11".repeat(32),
+            tx_id: u128::MAX,
+            block: block.clone(),
+            record: IncludedRecord {
+                leaf_index: 0,
+                record: "22".repeat(192),
+                siblings: vec!["33".repeat(32)],
+            },
+            set_changes: vec![VoteBlock {
+                block,
+                votes: Vec::new(),
+            }],
+        };
+        let text = serde_json::to_string(&proof).unwrap();
+        assert!(text.contains(&u128::MAX.to_string()), "{text}");
+        assert_eq!(serde_json::from_str::<TxProof>(&text).unwrap(), proof);
+        let extra = text.replacen("{\"version\"", "{\"trusted\":true,\"version\"", 1);
+        assert!(serde_json::from_str::<TxProof>(&extra).is_err());
+        let missing = text.replacen("\"network_id\":7,", "", 1);
+        assert!(serde_json::from_str::<TxProof>(&missing).is_err());
+    }
+}
