@@ -25,7 +25,9 @@ pub const PROOF_VOTE_BLOCKS_MAX: usize = 4_096;
 /// Most validator votes one proof carries (all blocks together).
 pub const PROOF_VOTES_MAX: usize = 16_384;
 
-/// Largest proof file a verifier reads: a proof with every vote at its bound stays below it.
+/// Largest proof file a verifier reads: room for about 1 900 vote blocks of a 256-validator
+/// network (a quorum's certificate is 33 KB in hex), far more than honest set changes need;
+/// the vote and block bounds are checked after parsing.
 pub const PROOF_FILE_BYTES_MAX: u64 = 64 << 20;
 
 /// The proof of one transaction (see the module comment).
