@@ -120,6 +120,11 @@ fn a_proof_fetched_from_a_running_validator_verifies_offline_and_forgeries_fail(
         "{}",
         text(&output)
     );
+    assert!(
+        text(&output).contains("record: transfer from account 1000 to account 1001, amount 1.00"),
+        "{}",
+        text(&output)
+    );
     // Compared as text: ids are u128, which `serde_json::Value` does not hold whole.
     let proof_text = std::fs::read_to_string(&proof_file).unwrap();
     let proof: Value = serde_json::from_str(&proof_text).unwrap();

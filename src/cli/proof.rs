@@ -55,6 +55,15 @@ pub fn run_verify(args: &VerifyProofArgs) -> anyhow::Result<()> {
         hex::encode(verified.block_hash),
         genesis.network_id
     );
+    let record = &verified.record;
+    println!(
+        "record: {} from account {} to account {}, amount {} ({} minor units)",
+        record.kind().map_or("unknown", |kind| kind.name()),
+        record.debit_account(),
+        record.credit_account(),
+        genesis.currency.format(i128::from(record.amount())),
+        record.amount()
+    );
     println!(
         "committed by {} of the {} validators of epoch {}, a set reached from the genesis through {} validator votes in {} blocks",
         verified.signers,

@@ -54,6 +54,8 @@ impl ProofAnchor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub tx_id: u128,
+    /// The record proved.
+    pub record: TxRecord,
     pub height: u64,
     /// BLAKE3 of the block header.
     pub block_hash: Hash,
@@ -226,6 +228,7 @@ pub fn verify(proof: &TxProof, anchor: &ProofAnchor) -> Result<Verified, ProofEr
     }
     Ok(Verified {
         tx_id: proof.tx_id,
+        record,
         height: header.height(),
         block_hash: header.hash(),
         leaf_index: proof.record.leaf_index,
