@@ -1,7 +1,7 @@
-//! Read-side queries over a node's data directory: proofs of transactions ([`prove_offline`]), and the
-//! blocks that carried a transaction or touched an account (with their result codes). The
-//! ledger's own queries (balances, statuses, queues, tax reports) are methods of
-//! [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
+//! Read-side queries over a node's data directory: proofs of transactions
+//! ([`prove_offline`]), and the blocks that carried a transaction or touched an account (with
+//! their result codes). The ledger's own queries (balances, statuses, queues, tax reports) are
+//! methods of [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
 //! protocol's queries over a stopped node's data directory (`tally query`), with the network
 //! server's answer function for the ledger's.
 
