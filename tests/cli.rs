@@ -249,7 +249,7 @@ fn four_validators_killed_with_sigkill_restart_on_their_logs() {
 }
 
 #[test]
-fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_node() {
+fn inspect_works_on_a_real_log_and_corruption_stops_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
@@ -277,47 +277,6 @@ fn inspect_prove_and_verify_proof_work_on_a_real_log_and_corruption_stops_the_no
     let output = run(&["inspect", "log", log_dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("the log opens"), "{}", text(&output));
-
-    // The demo's first transaction id is (seed 7) << 32 | 1, in block 1.
-    let id = ((7u128 << 32) + 1).to_string();
-    let output = run(&["prove", "--data-dir", data_arg, "--block", "1", "--tx", &id]);
-    assert!(output.status.success(), "{}", text(&output));
-    let proof_path = dir.path().join("proof.json");
-    std::fs::write(&proof_path, &output.stdout).unwrap();
-    let output = run(&["verify-proof", proof_path.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    let mut proof: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&proof_path).unwrap()).unwrap();
-    let leaf = proof["leaf"].as_str().unwrap().to_string();
-    let altered = format!(
-        "{}{}",
-        &leaf[..40],
-        if &leaf[40..41] == "0" { "1" } else { "0" }
-    ) + &leaf[41..];
-    proof["leaf"] = serde_json::Value::String(altered);
-    std::fs::write(&proof_path, proof.to_string()).unwrap();
-    let output = run(&["verify-proof", proof_path.to_str().unwrap()]);
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("does NOT verify"),
-        "{}",
-        text(&output)
-    );
-    let output = run(&[
-        "prove",
-        "--data-dir",
-        data_arg,
-        "--block",
-        "999999",
-        "--tx",
-        &id,
-    ]);
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("not in the log"),
-        "{}",
-        text(&output)
-    );
 
     // Flip one bit in the middle of the first segment: inspect names it, the node refuses.
     let segment = std::fs::read_dir(&log_dir)

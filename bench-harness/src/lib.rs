@@ -10,6 +10,7 @@ pub mod executor;
 pub mod latency;
 pub mod merkle;
 pub mod pipeline;
+pub mod proof;
 pub mod queries;
 pub mod runner;
 pub mod sigverify;

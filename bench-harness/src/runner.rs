@@ -23,6 +23,7 @@ pub enum Part {
     Access,
     Queries,
     Latency,
+    Proof,
 }
 
 impl std::str::FromStr for Part {
@@ -38,8 +39,9 @@ impl std::str::FromStr for Part {
             "access" => Ok(Part::Access),
             "queries" => Ok(Part::Queries),
             "latency" => Ok(Part::Latency),
+            "proof" => Ok(Part::Proof),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries or latency"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries, latency or proof"
             )),
         }
     }
@@ -541,6 +543,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("access: TLS against plain TCP, an honest client under attack");
                 access_rows(options.quick, &mut rows);
             }
+            Part::Proof => {
+                progress("proof: size and verification, 4 and 100 validators");
+                proof_rows(options.quick, &mut rows);
+            }
         }
     }
     Table { manifest, rows }
@@ -685,6 +691,38 @@ fn query_rows(quick: bool, rows: &mut Vec<Row>) {
             f64::NAN,
             error.to_string(),
         )),
+    }
+}
+
+/// Rows of proofs that trust no node ([`crate::proof`]): verification time beside as many
+/// single signature verifications, and the proof's size, for 4 and 100 validators, with and
+/// without a set change.
+fn proof_rows(quick: bool, rows: &mut Vec<Row>) {
+    let rounds = if quick { 5 } else { 21 };
+    for validators in [4usize, 100] {
+        for set_changes in [false, true] {
+            let f = crate::proof::measure(validators, set_changes, rounds);
+            let case = if set_changes {
+                format!(
+                    "{validators} validators, after one validator added ({} votes, one per block)",
+                    f.votes
+                )
+            } else {
+                format!("{validators} validators, genesis set")
+            };
+            rows.push(row(
+                "proof",
+                format!("verify offline, {case}"),
+                f.verify.as_secs_f64() * 1e3,
+                "ms",
+                "as many single ed25519-zebra verifications (one key, decompressed once)",
+                f.ceiling.as_secs_f64() * 1e3,
+                format!(
+                    "{} signatures checked; proof {} bytes of JSON; median of {rounds}",
+                    f.signatures, f.json_bytes
+                ),
+            ));
+        }
     }
 }
 

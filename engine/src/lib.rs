@@ -13,6 +13,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod proof;
 pub mod query;
 pub mod revocation;
 pub mod validator;

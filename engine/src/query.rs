@@ -1,11 +1,11 @@
-//! Read-side queries over a node's data directory: inclusion proofs of transactions, and the
-//! blocks that carried a transaction or touched an account (with their result codes). The
-//! ledger's own queries (balances, statuses, queues, tax reports) are methods of
-//! [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
+//! Read-side queries over a node's data directory: proofs of transactions
+//! ([`prove_offline`]), and the blocks that carried a transaction or touched an account (with
+//! their result codes). The ledger's own queries (balances, statuses, queues, tax reports) are
+//! methods of [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
 //! protocol's queries over a stopped node's data directory (`tally query`), with the network
 //! server's answer function for the ledger's.
 
-use crate::block::{self, BlockHeader};
+use crate::block;
 use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig, LogError};
 use crate::net::query::{
@@ -13,18 +13,10 @@ use crate::net::query::{
     TxStatusInfo, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, TX_HISTORY_BLOCKS_MAX,
 };
 use crate::result::ResultCode;
-use crate::tx::{TxRecord, TX_BYTES};
+use crate::tx::TxRecord;
 use std::path::Path;
-use tally_kernels::merkle::{build_proof, tree_levels, ProofJson};
 
-/// A transaction's inclusion proof with the header it proves against.
-pub struct TxProof {
-    pub header: BlockHeader,
-    pub result: ResultCode,
-    pub proof: ProofJson,
-}
-
-/// Why a proof cannot be made.
+/// Why a query over the log cannot be answered, or a proof cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
@@ -35,6 +27,14 @@ pub enum QueryError {
     BadBlock { height: u64, reason: String },
     #[error("transaction {id} is not in block {height}")]
     NoSuchTransaction { id: u128, height: u64 },
+    #[error("transaction {id} is in no block of the log (it holds heights 1 to {last})")]
+    NotInLog { id: u128, last: u64 },
+    #[error("the log starts at height {first_live}: the blocks before it were archived, and a proof needs the validator votes from height 1 on (prove from a node that keeps its whole log)")]
+    Archived { first_live: u64 },
+    #[error("block {height} carries no commit certificate (a node outside consensus writes none): nothing proves it final")]
+    NoCertificate { height: u64 },
+    #[error("the proof would carry {vote_blocks} blocks and {votes} validator votes, more than a proof may (docs/MERKLE.md)")]
+    ProofTooLarge { vote_blocks: usize, votes: usize },
     #[error("{path} holds no node's log ({reason}): is --data-dir the node's data directory (its `data_dir`)?")]
     NoLog {
         path: std::path::PathBuf,
@@ -67,42 +67,20 @@ pub fn check_data_dir(data_dir: &Path) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// Builds the proof that transaction `id` is in block `height` of the log in
-/// `data_dir/log`. The node must not be running (opening the log may cut a torn tail).
-pub fn prove_transaction(
+/// Builds the proof that trusts no node ([`crate::proof::build`]) of transaction `id` (in
+/// block `height`, or the first block that holds it) from the log of the stopped node in
+/// `data_dir`, on the network `network_id` with epochs of `heights_per_epoch` heights.
+pub fn prove_offline(
     data_dir: &Path,
     config: LogConfig,
-    height: u64,
+    network_id: u64,
+    heights_per_epoch: u64,
     id: u128,
-) -> Result<TxProof, QueryError> {
+    height: Option<u64>,
+) -> Result<crate::proof::TxProof, QueryError> {
     check_data_dir(data_dir)?;
     let log = Log::open(&data_dir.join("log"), config)?;
-    let last = log.next_sequence();
-    if height == 0 || height > last {
-        return Err(QueryError::NoSuchBlock { height, last });
-    }
-    let (_, entry) = log
-        .entries(height - 1)?
-        .next()
-        .expect("a sequence below next_sequence has an entry")?;
-    let view = block::decode_entry(entry).map_err(|error| QueryError::BadBlock {
-        height,
-        reason: error.to_string(),
-    })?;
-    let index = view
-        .records
-        .iter()
-        .position(|record| record.id() == id)
-        .ok_or(QueryError::NoSuchTransaction { id, height })?;
-    let leaves: &[u8] = bytemuck::cast_slice(view.records);
-    let levels = tree_levels(leaves, TX_BYTES);
-    let proof = build_proof(&levels, index as u64);
-    let leaf = &leaves[index * TX_BYTES..(index + 1) * TX_BYTES];
-    Ok(TxProof {
-        header: view.header,
-        result: ResultCode::from_wire(view.results[index]).expect("decode_entry checked the codes"),
-        proof: ProofJson::new(&proof, &view.header.tx_root, leaf),
-    })
+    crate::proof::build(&log, network_id, heights_per_epoch, id, height)
 }
 
 /// One appearance of a transaction in a block of the log.
@@ -334,6 +312,17 @@ pub fn answer_with_log(
                 next: scan.next,
             })
         }
+        Query::Proof { id, height } => {
+            let schedule = ledger.validator_schedule();
+            let proof = crate::proof::build(
+                log,
+                schedule.current().network_id(),
+                schedule.heights_per_epoch(),
+                *id,
+                *height,
+            )?;
+            QueryResult::Ok(Answer::Proof(Box::new(proof)))
+        }
         _ => answer_from_ledger(ledger, query),
     })
 }
@@ -350,7 +339,7 @@ pub fn answer_offline(
     query: &Query,
 ) -> Result<QueryResult, QueryError> {
     match query {
-        Query::TxHistory { .. } | Query::AccountHistory { .. } => {
+        Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::Proof { .. } => {
             check_data_dir(data_dir)?;
             let log = Log::open(&data_dir.join("log"), config)?;
             answer_with_log(ledger, &log, query, HistoryReach::Stopped, |_| true)

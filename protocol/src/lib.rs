@@ -15,6 +15,7 @@ pub mod identity;
 pub mod keys;
 pub mod message;
 pub mod operator;
+pub mod proof;
 pub mod query;
 pub mod result;
 pub mod submit;

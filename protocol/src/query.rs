@@ -70,6 +70,15 @@ pub enum Query {
     },
     /// The ledger's totals: money in circulation, queued and reserved value, tax collected.
     Totals,
+    /// A proof that trusts no node of the transaction's inclusion in a final block
+    /// ([`crate::proof::TxProof`]): in block `height`, or (absent) the first block of the
+    /// live log that holds it. The node reads its log from the first block (the validator
+    /// votes are part of the proof).
+    Proof {
+        id: u128,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u64>,
+    },
 }
 
 /// Where a page of an account's history starts: transaction `index` of block `height`.
@@ -128,7 +137,9 @@ impl Query {
     pub fn answerer(&self) -> Answerer {
         match self {
             Query::Status => Answerer::Node,
-            Query::TxHistory { .. } | Query::AccountHistory { .. } => Answerer::History,
+            Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::Proof { .. } => {
+                Answerer::History
+            }
             _ => Answerer::Ledger,
         }
     }
@@ -416,6 +427,7 @@ pub enum Answer {
         from_height: u64,
         height: u64,
     },
+    Proof(Box<crate::proof::TxProof>),
 }
 
 /// An open two-phase reservation with its id (a `PendingTransfers` answer; the ledger's own
@@ -535,5 +547,21 @@ mod tests {
         let text = serde_json::to_string(&Query::TxHistory { id }).unwrap();
         assert_eq!(text, format!(r#"{{"tx_history":{{"id":{id}}}}}"#));
         assert_eq!(parse(&text), Query::TxHistory { id });
+        let proof = parse(r#"{"proof":{"id":7}}"#);
+        assert_eq!(
+            proof,
+            Query::Proof {
+                id: 7,
+                height: None
+            }
+        );
+        assert_eq!(proof.answerer(), Answerer::History);
+        assert_eq!(
+            parse(r#"{"proof":{"id":7,"height":3}}"#),
+            Query::Proof {
+                id: 7,
+                height: Some(3)
+            }
+        );
     }
 }

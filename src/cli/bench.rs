@@ -11,11 +11,12 @@ pub struct BenchArgs {
     /// finality (1 and 4 validators in this process), access (the client port: TLS against
     /// plain TCP, an honest client under a bad-signature attacker), queries (query latency
     /// under half the node's maximum load against the idle node), latency (open loop at 25,
-    /// 50 and 75% of the maximum, a node alone and four validators: p50, p99, p99.9).
+    /// 50 and 75% of the maximum, a node alone and four validators: p50, p99, p99.9), proof
+    /// (size and offline verification of a proof that trusts no node, 4 and 100 validators).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access,queries,latency"
+        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access,queries,latency,proof"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

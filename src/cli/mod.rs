@@ -46,7 +46,9 @@ enum Command {
     /// Look inside a node's files.
     #[command(subcommand)]
     Inspect(InspectCommand),
-    /// Print the Merkle inclusion proof (JSON) of a transaction in a block of a stopped node.
+    /// Write the proof that trusts no node of a transaction (record, Merkle path, header,
+    /// commit certificate, validator-set changes) from a running node (--node) or a stopped
+    /// node's data directory (--data-dir).
     Prove(prove::ProveArgs),
     /// Ledger queries of a running node (--node) or over a stopped node's data directory
     /// (--data-dir): balance, status, history, queue, pending, tax-report, totals,
@@ -60,7 +62,7 @@ enum Command {
     /// Follow accounts' events on a running node (settled, queued, released from the queue,
     /// expired, reserved, refunded), resuming after restarts and failover.
     Watch(watch::WatchArgs),
-    /// Check a Merkle inclusion proof (JSON) without trusting any node.
+    /// Check a proof of `tally prove` against the genesis alone; says which link fails.
     VerifyProof(proof::VerifyProofArgs),
     /// Verify Ed25519 signatures from JSON lines {"pk","msg","sig"} (hex), one verdict per line.
     Sigcheck(sigcheck::SigcheckArgs),

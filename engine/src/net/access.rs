@@ -8,7 +8,7 @@
 //!
 //! | role | submits | reads |
 //! | --- | --- | --- |
-//! | `bank` | records debiting covered accounts | covered accounts, their queues and pending transfers, their transactions' statuses and histories (their own records); status |
+//! | `bank` | records debiting covered accounts | covered accounts, their queues and pending transfers, their transactions' statuses, histories and proofs (their own records); status |
 //! | `central_bank` | records debiting covered accounts (its issuance account) | everything, totals included |
 //! | `tax_authority` | records that move no money (tax rates), debiting covered accounts | covered accounts and their transactions; taxed payments; tax reports; status |
 //! | `auditor` | nothing | everything |
@@ -18,10 +18,10 @@
 //! A record with no debit account (a validator vote) is covered when the certificate binds
 //! its signer.
 //!
-//! A transaction's status and history (`transaction`, `tx_status`, `tx_history`) are read
-//! by the central bank and auditors for every transaction, and by any other role for a
-//! transaction whose debit or credit account its certificate covers (the tax authority also
-//! for every taxed payment). The transaction is looked up first, on the executor thread
+//! A transaction's status, history and proof (`transaction`, `tx_status`, `tx_history`,
+//! `proof`) are read by the central bank and auditors for every transaction, and by any
+//! other role for a transaction whose debit or credit account its certificate covers (the
+//! tax authority also for every taxed payment). The transaction is looked up first, on the executor thread
 //! ([`Scope::may_read_transaction`]); an id the ledger does not hold and another
 //! participant's id are refused with the same `forbidden` text, so a bank cannot learn
 //! whether another bank's transaction ids exist.
@@ -250,7 +250,10 @@ impl Scope {
                 None => refuse("every payee's tax report".into()),
             },
             // looked up first, on the executor thread: `may_read_transaction`
-            Query::Transaction { .. } | Query::TxStatus { .. } | Query::TxHistory { .. } => Ok(()),
+            Query::Transaction { .. }
+            | Query::TxStatus { .. }
+            | Query::TxHistory { .. }
+            | Query::Proof { .. } => Ok(()),
         }
     }
 
@@ -259,7 +262,10 @@ impl Scope {
     /// everything).
     pub fn transaction_to_check(&self, query: &Query) -> Option<u128> {
         match query {
-            Query::Transaction { id } | Query::TxStatus { id } | Query::TxHistory { id }
+            Query::Transaction { id }
+            | Query::TxStatus { id }
+            | Query::TxHistory { id }
+            | Query::Proof { id, .. }
                 if !self.reads_all() =>
             {
                 Some(*id)

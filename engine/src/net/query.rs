@@ -220,7 +220,7 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
         Query::Status => {
             QueryResult::Error("status is answered by a running node, not the ledger".into())
         }
-        Query::TxHistory { .. } | Query::AccountHistory { .. } => {
+        Query::TxHistory { .. } | Query::AccountHistory { .. } | Query::Proof { .. } => {
             QueryResult::Error(NEEDS_LOG.into())
         }
     }
