@@ -31,6 +31,29 @@ impl Clone for AccountTree {
     }
 }
 
+impl Inner {
+    /// Makes room for `count` leaves (more than now): the new leaves are marked changed, and
+    /// each level gets the nodes (and the tree the levels) that many leaves need, to be hashed
+    /// along the new leaves' paths.
+    fn grow(&mut self, count: usize) {
+        let old = self.levels[0].len();
+        self.dirty.extend(old..count);
+        let mut size = count;
+        let mut level = 0;
+        loop {
+            match self.levels.get_mut(level) {
+                Some(nodes) => nodes.resize(size, [0u8; 32]),
+                None => self.levels.push(vec![[0u8; 32]; size]),
+            }
+            if size == 1 {
+                break;
+            }
+            size = size.div_ceil(2);
+            level += 1;
+        }
+    }
+}
+
 impl AccountTree {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
@@ -48,6 +71,8 @@ impl AccountTree {
 
     /// The root over `count` leaves, `leaf(i)` giving the bytes of leaf `i` (`leaf_bytes`
     /// each): built from every leaf the first time, then updated for the changed leaves.
+    /// Leaves appended since (accounts opened) are changed leaves too: the levels grow, and
+    /// every new node lies on the path of a new leaf.
     pub(super) fn root(
         &self,
         count: usize,
@@ -55,6 +80,9 @@ impl AccountTree {
         leaf: impl Fn(usize, &mut [u8]),
     ) -> Hash {
         let mut inner = self.lock();
+        if !inner.levels.is_empty() && count > inner.levels[0].len() {
+            inner.grow(count);
+        }
         if inner.levels.is_empty() || inner.levels[0].len() != count {
             let mut leaves = vec![0u8; count * leaf_bytes];
             for (index, bytes) in leaves.chunks_exact_mut(leaf_bytes).enumerate() {

@@ -27,6 +27,9 @@ pub(crate) struct SealedBlock {
     /// Serial numbers (canonical bytes) the block revoked: refused by the node's ports once
     /// the block is durable.
     pub(crate) revoked: Vec<Vec<u8>>,
+    /// Accounts the block's lifecycle records opened or re-keyed: the client port's
+    /// directory takes them in once the block is durable.
+    pub(crate) access_changes: Vec<crate::ledger::AccessChange>,
 }
 
 /// Runs `stage` with a checkpoint writer thread fed by the plan it is given; the writer
@@ -133,6 +136,9 @@ pub(crate) fn commit_group(
             if shared.revocations.revoke(&serial) {
                 tracing::warn!(height = block.height, %serial, "certificate revoked by the central bank");
             }
+        }
+        if let Some(directory) = &shared.directory {
+            directory.apply(&block.access_changes);
         }
         for (tx, code) in block.txs.iter().zip(&block.results) {
             tx.acknowledge(*code, Some(block.height));

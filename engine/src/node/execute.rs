@@ -154,6 +154,7 @@ pub(super) fn executor_stage(
                 results,
                 checkpoint,
                 revoked: ledger.block_revocations().to_vec(),
+                access_changes: ledger.block_access_changes().to_vec(),
             };
             if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded
