@@ -784,3 +784,79 @@ fn a_running_node_refuses_the_old_key_after_rotation_also_after_restart() {
     );
     node.shutdown();
 }
+
+#[test]
+fn the_client_ports_directory_follows_opened_and_rekeyed_accounts() {
+    use std::sync::Arc;
+    use tally_engine::net::access::{Directory, Scope};
+    use tally_pki::{Access, Holder};
+    let f = Fixture::new();
+    let holder = |name: &str, key: [u8; 32]| Holder {
+        name: name.into(),
+        access: Access::Bank,
+        network_id: NETWORK,
+        serial: "01".into(),
+        signers: vec![key],
+        hosts: Vec::new(),
+        not_after: std::time::SystemTime::now(),
+    };
+    let (alice, new_alice, bank_key) = (&f.keys[&ALICE], fresh_key(13), fresh_key(14));
+    let mut ledger = Ledger::from_genesis(&f.genesis);
+    block(
+        &mut ledger,
+        1,
+        &[
+            signed(
+                alice,
+                TxFields::rotate_key(1, LEDGER, ALICE, None, &public(&new_alice)),
+            ),
+            by(
+                &f,
+                CENTRAL_BANK,
+                TxFields::add_bank(
+                    2,
+                    LEDGER,
+                    CENTRAL_BANK,
+                    20,
+                    &public(&bank_key),
+                    Some((5_000, 100, ROLE_CODE_CONSUMER)),
+                ),
+            ),
+            open(&f, 3, 300, ROLE_CODE_CONSUMER, BANK_A, &fresh_key(15)),
+        ],
+        &[ResultCode::Ok, ResultCode::Ok, ResultCode::Ok],
+    );
+    let applied = Arc::new(Directory::from_genesis(&f.genesis));
+    let old_key = Scope::new(&holder("alice-old", public(alice)), &applied);
+    assert!(old_key.covers(ALICE), "before the block is applied");
+    applied.apply(ledger.block_access_changes());
+    // a restarted node seeds the same from its recovered ledger
+    let seeded = Arc::new(Directory::from_genesis(&f.genesis));
+    seeded.seed(&ledger);
+    for directory in [&applied, &seeded] {
+        let scope = |name: &str, key: [u8; 32]| Scope::new(&holder(name, key), directory);
+        let (old, new) = (
+            scope("alice-old", public(alice)),
+            scope("alice-new", public(&new_alice)),
+        );
+        assert!(
+            !old.covers(ALICE),
+            "the rotated-out key covers the account no more"
+        );
+        assert!(new.covers(ALICE));
+        let record = transfer(&new_alice, 9, ALICE, BOB, 1);
+        assert!(new.may_submit(std::slice::from_ref(&record)).is_ok());
+        assert!(old.may_submit(&[record]).is_err());
+        let bank_a = scope("bank-a", public(&f.keys[&BANK_A]));
+        assert!(
+            bank_a.covers(ALICE) && bank_a.covers(300),
+            "its customers, old and new"
+        );
+        assert!(!bank_a.covers(5_000));
+        let added = scope("bank-20", public(&bank_key));
+        for account in [20, 5_000, 5_099] {
+            assert!(added.covers(account), "{account}");
+        }
+        assert!(!added.covers(5_100) && !added.covers(ALICE));
+    }
+}
