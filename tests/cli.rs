@@ -1431,6 +1431,8 @@ bank = 10
     assert!(!success, "{printed}");
     settled(&printed, "account_closed");
     assert_eq!(printed["meaning"], "the record names a closed account");
+    let answers = query("cb", &["balance", "300"]).unwrap();
+    assert_eq!(answers[0]["account"]["closed"], true, "{answers:?}");
     // A bank joins with five customers; after a compromise the central bank rotates its key:
     // the old key's certificate covers it no more, a certificate of the new key does.
     let (success, printed) = tx(

@@ -774,12 +774,9 @@ fn limits(
     overdraft_max: &str,
     balance_max: Option<&str>,
 ) -> anyhow::Result<(TxFields, Vec<(&'static str, String)>)> {
-    let overdraft = amount(overdraft_max, loaded, common)
-        .map_err(|error| anyhow::anyhow!("--overdraft-max: {error}"))?;
+    let overdraft = limit(overdraft_max, loaded, common, "--overdraft-max")?;
     let max = balance_max
-        .map(|text| {
-            amount(text, loaded, common).map_err(|error| anyhow::anyhow!("--balance-max: {error}"))
-        })
+        .map(|text| limit(text, loaded, common, "--balance-max"))
         .transpose()?;
     let currency = &loaded.genesis.currency;
     let rows = vec![
@@ -802,6 +799,20 @@ fn limits(
         max,
     );
     Ok((fields, rows))
+}
+
+/// A limit of `text` by the genesis's currency, or as minor units: zero is a limit too.
+fn limit(text: &str, loaded: &Loaded, common: &Common, flag: &str) -> anyhow::Result<u64> {
+    let parsed = if common.minor_units {
+        tally_protocol::amount::parse_minor(text)
+    } else {
+        loaded.genesis.currency.parse(text)
+    };
+    match parsed {
+        Ok(minor) => Ok(minor),
+        Err(tally_protocol::amount::AmountError::Zero(_)) => Ok(0),
+        Err(error) => Err(anyhow::anyhow!("{flag}: {error}")),
+    }
 }
 
 /// Signs `fields`, sends the record, waits (unless --no-wait) and prints what became of it.

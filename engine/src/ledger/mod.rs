@@ -340,6 +340,7 @@ impl Ledger {
             }
         }));
         accounts.sort_unstable_by_key(|account| account.id);
+        let index = account_index::AccountIndex::new(accounts.iter().map(|account| account.id));
         let tax_rates = genesis
             .tax_rates
             .iter()
@@ -366,6 +367,7 @@ impl Ledger {
             genesis.settlement.day_cutoff_ms,
             genesis.settlement.validity_window_ms,
             accounts,
+            index,
             tax_rates,
             schedule,
         );
@@ -387,11 +389,11 @@ impl Ledger {
         day_cutoff_ms: u64,
         validity_window_ms: u64,
         accounts: Vec<Account>,
+        index: account_index::AccountIndex,
         tax_rates: BTreeMap<(u32, u64), TaxRate>,
         schedule: ValidatorSchedule,
     ) -> Ledger {
         let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
-        let index = account_index::AccountIndex::new(accounts.iter().map(|account| account.id));
         Ledger {
             ledger,
             central_bank,

@@ -554,6 +554,7 @@ impl Ledger {
             day_cutoff_ms,
             validity_window_ms,
             accounts,
+            index,
             tax_rates,
             schedule,
         );

@@ -139,14 +139,23 @@ impl Directory {
 
     /// Takes in what the lifecycle changed before `ledger`'s height (at start, from the
     /// recovered ledger): every account the genesis does not name, or whose owner key is no
-    /// longer the genesis's. Linear in the accounts, once.
+    /// longer the genesis's. Linear in the accounts, once; the genesis's accounts come
+    /// sorted by id, so a range's accounts are compared with its key without a look-up.
     pub fn seed(&self, ledger: &Ledger) {
         let mut later = self
             .later
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
+        let mut range = 0;
         for account in ledger.accounts() {
-            if self.genesis_owner(account.id) != Some(account.owner) {
+            while range < self.ranges.len() && self.ranges[range].0.end <= account.id {
+                range += 1;
+            }
+            let genesis_owner = match self.ranges.get(range) {
+                Some((ids, owner, _)) if ids.contains(&account.id) => Some(*owner),
+                _ => self.genesis_owner(account.id),
+            };
+            if genesis_owner != Some(account.owner) {
                 later
                     .accounts
                     .insert(account.id, (account.owner, account.bank));
