@@ -144,3 +144,40 @@ impl AccountTree {
         *inner.levels.last().and_then(|l| l.first()).expect("a root")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(index: usize, out: &mut [u8]) {
+        out.fill(0);
+        out[..8].copy_from_slice(&(index as u64 * 7 + 1).to_le_bytes());
+    }
+
+    fn root_of(count: usize) -> Hash {
+        let mut leaves = vec![0u8; count * 16];
+        for (index, bytes) in leaves.chunks_exact_mut(16).enumerate() {
+            leaf(index, bytes);
+        }
+        merkle::root(&leaves, 16)
+    }
+
+    #[test]
+    fn appended_leaves_give_the_root_of_a_full_rebuild() {
+        // every count from 1 to 40 grown to every larger count up to 70: odd last nodes,
+        // new levels, several leaves at once
+        for from in 1..=40 {
+            for to in from + 1..=70 {
+                let mut tree = AccountTree::default();
+                assert_eq!(tree.root(from, 16, leaf), root_of(from));
+                for index in from..to {
+                    tree.mark(index);
+                }
+                assert_eq!(tree.root(to, 16, leaf), root_of(to), "{from} -> {to}");
+                // and one more, on its own
+                tree.mark(to);
+                assert_eq!(tree.root(to + 1, 16, leaf), root_of(to + 1), "{to} + 1");
+            }
+        }
+    }
+}
