@@ -719,11 +719,11 @@ fn run(node: &Node, records: &[TxRecord]) -> Vec<ResultCode> {
 }
 
 #[test]
-fn a_running_node_refuses_the_old_key_after_rotation_also_after_restart() {
+fn a_running_node_refuses_the_old_key_and_keeps_every_change_across_restarts() {
     let f = Fixture::new();
     let dir = tempfile::tempdir().unwrap();
     let config = node_config(dir.path());
-    let (alice, new) = (&f.keys[&ALICE], fresh_key(12));
+    let (alice, new, bank_key) = (&f.keys[&ALICE], fresh_key(12), fresh_key(16));
     let node = Node::start(&f.genesis, config.clone()).unwrap();
     assert_eq!(
         run(
@@ -738,16 +738,42 @@ fn a_running_node_refuses_the_old_key_after_rotation_also_after_restart() {
                 transfer(&new, 4, ALICE, BOB, 1),
                 open(&f, 5, 300, ROLE_CODE_CONSUMER, BANK_A, &new),
                 transfer(&new, 6, ALICE, 300, 10),
+                // the other kinds, to be found again after restart
+                by(
+                    &f,
+                    CENTRAL_BANK,
+                    TxFields::set_limits(7, LEDGER, CENTRAL_BANK, 300, 0, Some(12))
+                ),
+                open(&f, 8, 301, ROLE_CODE_MERCHANT, BANK_A, &new),
+                by(
+                    &f,
+                    CENTRAL_BANK,
+                    TxFields::close_account(9, LEDGER, CENTRAL_BANK, 301)
+                ),
+                by(
+                    &f,
+                    CENTRAL_BANK,
+                    TxFields::add_bank(
+                        30,
+                        LEDGER,
+                        CENTRAL_BANK,
+                        20,
+                        &public(&bank_key),
+                        Some((5_000, 10, ROLE_CODE_CONSUMER))
+                    )
+                ),
+                by(
+                    &f,
+                    CENTRAL_BANK,
+                    TxFields::pledge(31, LEDGER, CENTRAL_BANK, 20, 100)
+                ),
             ]
         ),
-        vec![
-            ResultCode::Ok,
-            ResultCode::Ok,
-            ResultCode::NotOwner,
-            ResultCode::Ok,
-            ResultCode::Ok,
-            ResultCode::Ok,
+        [
+            [ResultCode::Ok, ResultCode::Ok, ResultCode::NotOwner].as_slice(),
+            &[ResultCode::Ok; 8],
         ]
+        .concat()
     );
     let first = node.shutdown();
     assert_eq!(first.fatal, None);
@@ -760,9 +786,20 @@ fn a_running_node_refuses_the_old_key_after_rotation_also_after_restart() {
                 transfer(alice, 10, ALICE, BOB, 1),
                 transfer(&new, 11, ALICE, BOB, 1),
                 transfer(&new, 12, 300, BOB, 1),
+                // the limit, the closure and the added bank survived
+                transfer(&new, 13, ALICE, 300, 4),
+                transfer(&new, 14, ALICE, 301, 1),
+                transfer(&bank_key, 15, 20, 5_009, 30),
             ]
         ),
-        vec![ResultCode::NotOwner, ResultCode::Ok, ResultCode::Ok]
+        vec![
+            ResultCode::NotOwner,
+            ResultCode::Ok,
+            ResultCode::Ok,
+            ResultCode::BalanceLimitExceeded,
+            ResultCode::AccountClosed,
+            ResultCode::Ok,
+        ]
     );
     let second = node.shutdown();
     // the whole log replayed without checkpoints gives the same state
@@ -771,6 +808,9 @@ fn a_running_node_refuses_the_old_key_after_rotation_also_after_restart() {
     assert_eq!(replayed.ledger.state_root(), second.state_root);
     assert_eq!(replayed.ledger.account(ALICE).unwrap().owner, public(&new));
     assert_eq!(replayed.ledger.balance(300), Some(9));
+    assert!(replayed.ledger.account(301).unwrap().closed);
+    assert_eq!(replayed.ledger.balance(5_009), Some(30));
+    assert_eq!(replayed.ledger.account(300).unwrap().balance_max, Some(12));
     let node = Node::start(&f.genesis, config).unwrap();
     assert_eq!(
         run(
