@@ -1466,6 +1466,178 @@ bank = 10
         "{}",
         text(&output)
     );
+
+    // The participants' lifecycle. A consumer opened at bank 10 (owned by a key of its own)
+    // is paid through its bank's gateway, capped, pays back and is closed by its bank.
+    for key in ["carol.key", "bank3.key", "bank3-new.key"] {
+        ok(&["keygen", "--out", &path(key)]);
+    }
+    let carol = path("carol.key");
+    let (success, printed) = tx(
+        "cb",
+        "cb.key",
+        &[
+            "open-account",
+            "--account",
+            "300",
+            "--role",
+            "consumer",
+            "--bank",
+            "10",
+            "--owner",
+            &carol,
+        ],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(printed["kind"], "open_account");
+    let pay = |from: &str, to: &str, amount: &str| {
+        tx(
+            "bank",
+            "bank.key",
+            &["transfer", "--from", from, "--to", to, "--amount", amount],
+        )
+    };
+    let (success, printed) = pay("100", "300", "5.00");
+    assert!(success, "{printed}");
+    assert_eq!(balance("bank", "300"), 500);
+    let (success, printed) = tx(
+        "cb",
+        "cb.key",
+        &["set-limits", "--account", "300", "--balance-max", "6.00"],
+    );
+    assert!(success, "{printed}");
+    assert_eq!(printed["balance_max"], "6.00 EUR");
+    let (success, printed) = pay("100", "300", "2.00");
+    assert!(!success, "{printed}");
+    settled(&printed, "balance_limit_exceeded");
+    // carol's own key signs for her account, over her bank's connection
+    let (success, printed) = tx(
+        "bank",
+        "carol.key",
+        &[
+            "transfer", "--from", "300", "--to", "100", "--amount", "5.00",
+        ],
+    );
+    assert!(success, "{printed}");
+    let (success, printed) = tx(
+        "bank",
+        "bank.key",
+        &["close-account", "--account", "300", "--by-bank", "10"],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    let (success, printed) = pay("100", "300", "1.00");
+    assert!(!success, "{printed}");
+    settled(&printed, "account_closed");
+    assert_eq!(printed["meaning"], "the record names a closed account");
+    let answers = query("cb", &["balance", "300"]).unwrap();
+    assert_eq!(answers[0]["account"]["closed"], true, "{answers:?}");
+    // A bank joins with five customers; after a compromise the central bank rotates its key:
+    // the old key's certificate covers it no more, a certificate of the new key does.
+    let (success, printed) = tx(
+        "cb",
+        "cb.key",
+        &[
+            "add-bank",
+            "--bank",
+            "12",
+            "--owner",
+            &path("bank3.key"),
+            "--customers-from",
+            "1000",
+            "--customers",
+            "5",
+        ],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    let (success, printed) = tx("cb", "cb.key", &["pledge", "--to", "12", "--amount", "50"]);
+    assert!(success, "{printed}");
+    for (name, signer) in [("bank3", "bank3.key"), ("bank3-new", "bank3-new.key")] {
+        let (out, signer, ca) = (path(&format!("{name}.identity")), path(signer), path("ca"));
+        ok(&[
+            "pki", "issue", "--ca", &ca, "--name", name, "--role", "bank", "--signer", &signer,
+            "--out", &out,
+        ]);
+    }
+    let (success, printed) = tx(
+        "bank3",
+        "bank3.key",
+        &["transfer", "--from", "12", "--to", "10", "--amount", "1.00"],
+    );
+    assert!(success, "{printed}");
+    let (success, printed) = tx(
+        "cb",
+        "cb.key",
+        &[
+            "rotate-key",
+            "--account",
+            "12",
+            "--new-owner",
+            &path("bank3-new.key"),
+            "--by-central-bank",
+        ],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    let old_key = run(&[
+        "tx",
+        "transfer",
+        "--node",
+        &address,
+        "--identity",
+        &path("bank3.identity"),
+        "--genesis",
+        &genesis,
+        "--key-file",
+        &path("bank3.key"),
+        "--from",
+        "12",
+        "--to",
+        "10",
+        "--amount",
+        "1",
+    ]);
+    assert!(!old_key.status.success());
+    assert!(
+        text(&old_key).contains("does not cover"),
+        "{}",
+        text(&old_key)
+    );
+    let (success, printed) = tx(
+        "bank3-new",
+        "bank3-new.key",
+        &["transfer", "--from", "12", "--to", "10", "--amount", "1.00"],
+    );
+    assert!(success, "{printed}");
+    settled(&printed, "ok");
+    assert_eq!(balance("bank3-new", "12"), 5_000 - 200);
+    assert_eq!(balance("bank3-new", "1004"), 0);
+    // a key that is neither hex nor a key file is refused before anything is sent
+    let output = run(&[
+        "tx",
+        "rotate-key",
+        "--node",
+        &address,
+        "--identity",
+        &path("cb.identity"),
+        "--genesis",
+        &genesis,
+        "--key-file",
+        &path("cb.key"),
+        "--account",
+        "12",
+        "--new-owner",
+        "no-such-key",
+        "--by-central-bank",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("--new-owner: no-such-key is neither a hex public key"),
+        "{}",
+        text(&output)
+    );
     stop(node.0.take().unwrap());
 
     // Stopped, the data directory answers the same queries in the same JSON shape.

@@ -70,7 +70,7 @@ fn a_range_opens_real_accounts_debited_by_their_banks_key() {
 #[test]
 fn a_range_is_covered_by_its_banks_certificate_only() {
     let f = fixture();
-    let directory = Directory::from_genesis(&f.genesis);
+    let directory = std::sync::Arc::new(Directory::from_genesis(&f.genesis));
     let holder = |name: &str, signer: u64| Holder {
         name: name.into(),
         access: Access::Bank,

@@ -248,8 +248,11 @@ pub struct TaxedPaymentInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountInfo {
     pub account: u64,
-    /// The genesis role (`central_bank`, `bank`, `merchant`, ...).
+    /// The role it opened with (`central_bank`, `bank`, `merchant`, ...).
     pub role: String,
+    /// Its owner key now (hex): the genesis's, or the one a key rotation set.
+    #[serde(default)]
+    pub owner: String,
     pub balance: i64,
     /// What it may spend now: balance less reservations plus the overdraft it is granted.
     pub available: i128,
@@ -260,6 +263,10 @@ pub struct AccountInfo {
     /// Its bank, for a merchant or consumer.
     pub bank: Option<u64>,
     pub suspended: bool,
+    /// Closed (docs/SETTLEMENT.md, "Participants' lifecycle"): every record naming it is
+    /// refused.
+    #[serde(default)]
+    pub closed: bool,
     /// Payments it has waiting in the RTGS queue as payer.
     pub queued_out: u64,
 }

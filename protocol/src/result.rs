@@ -131,11 +131,35 @@ pub enum ResultCode {
     /// The ledger's revocation list holds its maximum of serial numbers
     /// (`REVOKED_SERIALS_MAX`).
     RevocationListFull = 77,
+    // 78 and 79 are unassigned.
+    /// A lifecycle record's fields do not fit its kind (a role, a holding bank, a range of
+    /// customers or a limit out of its bounds; the node's error says which).
+    MalformedAccountFields = 80,
+    /// The owner key a lifecycle record carries is not an Ed25519 public key.
+    MalformedOwnerKey = 81,
+    /// The account id to open (or one of an added bank's customers) is taken: an account of
+    /// that id exists, open or closed (a genesis range's ids included).
+    AccountExists = 82,
+    /// The bank named to hold a new merchant or consumer is not an open bank account.
+    HoldingBankNotOpen = 83,
+    /// The record names a closed account: a closed account takes part in nothing.
+    AccountClosed = 84,
+    /// An account closes only at balance zero.
+    AccountNotEmpty = 85,
+    /// An account closes only when no pending transfer reserves anything to or from it.
+    AccountHasPending = 86,
+    /// An account closes only when no queued payment is from or to it.
+    AccountHasQueued = 87,
+    /// A key rotation names the key the account has already.
+    OwnerKeyUnchanged = 88,
+    /// New limits below what the account uses: its balance is above the new balance
+    /// maximum, or it is overdrawn (with its reservations) further than the new overdraft.
+    LimitBelowUse = 89,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 78] = [
+    pub const ALL: [ResultCode; 88] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -214,11 +238,25 @@ impl ResultCode {
         ResultCode::MalformedRevocationSerial,
         ResultCode::CertificateAlreadyRevoked,
         ResultCode::RevocationListFull,
+        ResultCode::MalformedAccountFields,
+        ResultCode::MalformedOwnerKey,
+        ResultCode::AccountExists,
+        ResultCode::HoldingBankNotOpen,
+        ResultCode::AccountClosed,
+        ResultCode::AccountNotEmpty,
+        ResultCode::AccountHasPending,
+        ResultCode::AccountHasQueued,
+        ResultCode::OwnerKeyUnchanged,
+        ResultCode::LimitBelowUse,
     ];
 
-    /// The code for a byte read from the log or the wire.
+    /// The code for a byte read from the log or the wire (`None` for an unassigned value).
     pub fn from_wire(value: u8) -> Option<ResultCode> {
-        ResultCode::ALL.get(usize::from(value)).copied()
+        // ALL is sorted by wire value (with gaps where values are unassigned)
+        ResultCode::ALL
+            .binary_search_by_key(&value, |code| *code as u8)
+            .ok()
+            .map(|at| ResultCode::ALL[at])
     }
 
     /// snake_case name for reports and JSON.
@@ -302,6 +340,16 @@ impl ResultCode {
             ResultCode::MalformedRevocationSerial => "malformed_revocation_serial",
             ResultCode::CertificateAlreadyRevoked => "certificate_already_revoked",
             ResultCode::RevocationListFull => "revocation_list_full",
+            ResultCode::MalformedAccountFields => "malformed_account_fields",
+            ResultCode::MalformedOwnerKey => "malformed_owner_key",
+            ResultCode::AccountExists => "account_exists",
+            ResultCode::HoldingBankNotOpen => "holding_bank_not_open",
+            ResultCode::AccountClosed => "account_closed",
+            ResultCode::AccountNotEmpty => "account_not_empty",
+            ResultCode::AccountHasPending => "account_has_pending",
+            ResultCode::AccountHasQueued => "account_has_queued",
+            ResultCode::OwnerKeyUnchanged => "owner_key_unchanged",
+            ResultCode::LimitBelowUse => "limit_below_use",
         }
     }
 
@@ -386,6 +434,16 @@ impl ResultCode {
             ResultCode::MalformedRevocationSerial => "the revoked serial number is malformed",
             ResultCode::CertificateAlreadyRevoked => "the certificate is revoked already",
             ResultCode::RevocationListFull => "the revocation list is full",
+            ResultCode::MalformedAccountFields => "the lifecycle record's fields do not fit its kind",
+            ResultCode::MalformedOwnerKey => "the owner key is not an Ed25519 public key",
+            ResultCode::AccountExists => "an account of that id exists already (open or closed)",
+            ResultCode::HoldingBankNotOpen => "the bank named to hold the account is not an open bank account",
+            ResultCode::AccountClosed => "the record names a closed account",
+            ResultCode::AccountNotEmpty => "an account closes only at balance zero",
+            ResultCode::AccountHasPending => "a pending transfer reserves to or from the account",
+            ResultCode::AccountHasQueued => "a queued payment is from or to the account",
+            ResultCode::OwnerKeyUnchanged => "the account has this owner key already",
+            ResultCode::LimitBelowUse => "the account uses more than the new limits allow",
         }
     }
 
@@ -431,6 +489,8 @@ impl From<DecodeError> for ResultCode {
             DecodeError::TaxBasisConflict => ResultCode::MalformedTaxBasisConflict,
             DecodeError::TaxRoundingConflict => ResultCode::MalformedTaxRoundingConflict,
             DecodeError::RevocationSerial(_) => ResultCode::MalformedRevocationSerial,
+            DecodeError::AccountFields { .. } => ResultCode::MalformedAccountFields,
+            DecodeError::OwnerKey(_) => ResultCode::MalformedOwnerKey,
         }
     }
 }
@@ -446,7 +506,11 @@ mod tests {
             assert_eq!(ResultCode::from_wire(code as u8), Some(code));
             assert!(names.insert(code.name()));
         }
-        assert_eq!(ResultCode::from_wire(ResultCode::ALL.len() as u8), None);
+        for unassigned in [78, 79, 90, 255] {
+            assert_eq!(ResultCode::from_wire(unassigned), None, "{unassigned}");
+        }
+        assert_eq!(ResultCode::MalformedAccountFields as u8, 80);
+        assert_eq!(ResultCode::LimitBelowUse as u8, 89);
         // wire values never move: spot-check the first and the appended ones
         assert_eq!(ResultCode::Overflow as u8, 21);
         assert_eq!(ResultCode::Queued as u8, 22);

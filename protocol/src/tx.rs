@@ -33,6 +33,17 @@
 //! | 9..12 queue hold, release, cancel, re-prioritise | payer bank | 0 | 0 | the queued payment | 0 | re-prioritise: urgent |
 //! | 13 validator vote | 0 | 0 | 0 | key bytes 16..32 (`reference`: bytes 0..16) | 1 add, 2 remove | none |
 //! | 14 revoke certificate | issuance | 0 | 0 | serial bytes 16..20 (`reference`: bytes 0..16) | the serial's length in bytes, 1 to 20 | none |
+//! | 15 open account | issuance | the new account | its bank (merchant, consumer), else 0 | owner key bytes 16..32 (`reference`: bytes 0..16) | the role: 1 bank, 3 merchant, 4 consumer, 5 observer | none |
+//! | 16 close account | issuance, or the account's bank | the account | 0 | 0 | 0 | none |
+//! | 17 rotate key | the account (its owner signs), or issuance (the central bank signs) | 0, or the account when the debit is issuance | 0 | new owner key bytes 16..32 (`reference`: bytes 0..16) | 0 | none |
+//! | 18 set limits | issuance | the account | overdraft maximum | 0 (`reference`: the balance maximum, `u64::MAX` for none) | 0 | none |
+//! | 19 add bank | issuance | the new bank | its customers' first id, or 0 | the bank's key bytes 16..32 (`reference`: bytes 0..16) | its customers' role (3 merchant, 4 consumer), or 0; `reserved_a`: how many customers | none |
+//!
+//! The lifecycle kinds (15 to 19, docs/SETTLEMENT.md, "Participants' lifecycle") carry an
+//! account's owner key the way a validator vote carries its subject: the 32 bytes
+//! `reference || related_id`. An added bank's customers are opened like a genesis account
+//! range: ids `amount .. amount + reserved_a`, of the role `category`, held at the bank and
+//! signed for by the bank's key.
 //!
 //! A validator vote is signed by a validator of the current epoch with its validator key
 //! (`public_key`); the validator it adds or removes is the 32-byte key `reference ||
@@ -144,7 +155,38 @@ pub enum TxKind {
     /// certificate whose serial number is the first `category` bytes of
     /// `reference || related_id`: every node refuses it from this block on.
     RevokeCertificate = 14,
+    /// The central bank (debit: its issuance account) opens account `credit_account` of role
+    /// `category`, held at bank `amount` (merchants and consumers), owned by the key
+    /// `reference || related_id`, at balance zero with no overdraft and no maximum.
+    OpenAccount = 15,
+    /// The central bank (debit: issuance) or the account's bank (debit: the bank) closes
+    /// `credit_account`: only at zero balance with nothing reserved or queued; every later
+    /// record naming it is refused.
+    CloseAccount = 16,
+    /// The owner key of an account becomes `reference || related_id`: signed by the current
+    /// owner (debit: the account, credit 0) or by the central bank (debit: issuance, credit:
+    /// the account).
+    RotateKey = 17,
+    /// The central bank (debit: issuance) sets `credit_account`'s overdraft maximum
+    /// (`amount`) and balance maximum (`reference`, `u64::MAX`: none).
+    SetLimits = 18,
+    /// The central bank (debit: issuance) adds bank `credit_account`, owned by the key
+    /// `reference || related_id`, with `reserved_a` customers of role `category` from id
+    /// `amount` on, held at it and signed for by its key.
+    AddBank = 19,
 }
+
+/// Most customers one add-bank record opens.
+pub const ADD_BANK_ACCOUNTS_MAX: u32 = 1 << 20;
+
+/// Largest overdraft maximum a set-limits record may carry (as a genesis allows).
+pub const OVERDRAFT_MAX_LIMIT: u64 = i64::MAX as u64 / 2;
+
+/// Role codes of the lifecycle records (`category`): the codes of the state tree's leaves.
+pub const ROLE_CODE_BANK: u32 = 1;
+pub const ROLE_CODE_MERCHANT: u32 = 3;
+pub const ROLE_CODE_CONSUMER: u32 = 4;
+pub const ROLE_CODE_OBSERVER: u32 = 5;
 
 /// Most bytes of a certificate serial number (RFC 5280, 4.1.2.2).
 pub const CERTIFICATE_SERIAL_BYTES_MAX: usize = 20;
@@ -156,7 +198,7 @@ pub const VALIDATOR_CHANGE_REMOVE: u32 = 2;
 
 impl TxKind {
     /// Every kind, in wire order.
-    pub const ALL: [TxKind; 14] = [
+    pub const ALL: [TxKind; 19] = [
         TxKind::Transfer,
         TxKind::TaxedPayment,
         TxKind::Pledge,
@@ -171,6 +213,11 @@ impl TxKind {
         TxKind::QueueReprioritise,
         TxKind::ValidatorVote,
         TxKind::RevokeCertificate,
+        TxKind::OpenAccount,
+        TxKind::CloseAccount,
+        TxKind::RotateKey,
+        TxKind::SetLimits,
+        TxKind::AddBank,
     ];
 
     fn from_wire(value: u16) -> Option<TxKind> {
@@ -194,6 +241,11 @@ impl TxKind {
             TxKind::QueueReprioritise => "queue_reprioritise",
             TxKind::ValidatorVote => "validator_vote",
             TxKind::RevokeCertificate => "revoke_certificate",
+            TxKind::OpenAccount => "open_account",
+            TxKind::CloseAccount => "close_account",
+            TxKind::RotateKey => "rotate_key",
+            TxKind::SetLimits => "set_limits",
+            TxKind::AddBank => "add_bank",
         }
     }
 
@@ -218,6 +270,27 @@ impl TxKind {
                 | TxKind::QueueRelease
                 | TxKind::QueueCancel
                 | TxKind::QueueReprioritise
+        )
+    }
+
+    /// Whether the kind is one of the participants' lifecycle (15 to 19): it opens, closes
+    /// or changes an account.
+    pub fn is_lifecycle(self) -> bool {
+        matches!(
+            self,
+            TxKind::OpenAccount
+                | TxKind::CloseAccount
+                | TxKind::RotateKey
+                | TxKind::SetLimits
+                | TxKind::AddBank
+        )
+    }
+
+    /// Whether the record carries an owner key in `reference || related_id`.
+    pub fn carries_owner_key(self) -> bool {
+        matches!(
+            self,
+            TxKind::OpenAccount | TxKind::RotateKey | TxKind::AddBank
         )
     }
 
@@ -252,7 +325,12 @@ impl TxKind {
             | TxKind::QueueRelease
             | TxKind::QueueCancel
             | TxKind::ValidatorVote
-            | TxKind::RevokeCertificate => 0,
+            | TxKind::RevokeCertificate
+            | TxKind::OpenAccount
+            | TxKind::CloseAccount
+            | TxKind::RotateKey
+            | TxKind::SetLimits
+            | TxKind::AddBank => 0,
         }
     }
 }
@@ -356,7 +434,7 @@ pub enum DecodeError {
     ZeroAmount,
     #[error("ledger 0 is reserved: name the currency ledger of the accounts")]
     ZeroLedger,
-    #[error("unknown transaction kind {0}: expected 1 to 14 (see docs/SETTLEMENT.md)")]
+    #[error("unknown transaction kind {0}: expected 1 to 19 (see docs/SETTLEMENT.md)")]
     UnknownKind(u16),
     #[error("unknown flag bits {0:#06x} are set")]
     UnknownFlags(u16),
@@ -392,6 +470,13 @@ pub enum DecodeError {
     TaxRoundingConflict,
     #[error("a certificate revocation's serial number is malformed: {0}")]
     RevocationSerial(&'static str),
+    #[error("a {kind} is malformed: {reason}")]
+    AccountFields {
+        kind: &'static str,
+        reason: &'static str,
+    },
+    #[error("a {0}'s owner key (reference || related_id) is not an Ed25519 public key")]
+    OwnerKey(&'static str),
 }
 
 /// The fields of a transaction, for building and reading records.
@@ -489,6 +574,100 @@ impl TxFields {
 }
 
 impl TxFields {
+    /// These fields carrying `key` in `reference || related_id` (a lifecycle record's owner
+    /// key).
+    fn with_key(self, key: &[u8; 32]) -> TxFields {
+        let (reference, related) = key.split_at(16);
+        TxFields {
+            reference: u128::from_le_bytes(reference.try_into().expect("16 bytes")),
+            related_id: u128::from_le_bytes(related.try_into().expect("16 bytes")),
+            ..self
+        }
+    }
+
+    /// The central bank (its issuance account) opens `account` of role `role_code`
+    /// ([`ROLE_CODE_BANK`], ...), held at `bank` (merchants and consumers; else 0), owned by
+    /// `owner`.
+    pub fn open_account(
+        id: u128,
+        ledger: u32,
+        issuance: u64,
+        account: u64,
+        role_code: u32,
+        bank: u64,
+        owner: &[u8; 32],
+    ) -> TxFields {
+        TxFields {
+            category: role_code,
+            ..TxFields::of_kind(TxKind::OpenAccount, id, ledger, issuance, account, bank)
+        }
+        .with_key(owner)
+    }
+
+    /// `authority` (the central bank's issuance account, or the account's bank) closes
+    /// `account`.
+    pub fn close_account(id: u128, ledger: u32, authority: u64, account: u64) -> TxFields {
+        TxFields::of_kind(TxKind::CloseAccount, id, ledger, authority, account, 0)
+    }
+
+    /// `account`'s owner key becomes `new_key`: signed by its owner when `issuance` is
+    /// `None`, else by the central bank (its issuance account).
+    pub fn rotate_key(
+        id: u128,
+        ledger: u32,
+        account: u64,
+        issuance: Option<u64>,
+        new_key: &[u8; 32],
+    ) -> TxFields {
+        let (debit, credit) = match issuance {
+            Some(issuance) => (issuance, account),
+            None => (account, 0),
+        };
+        TxFields::of_kind(TxKind::RotateKey, id, ledger, debit, credit, 0).with_key(new_key)
+    }
+
+    /// The central bank (its issuance account) sets `account`'s overdraft maximum and
+    /// balance maximum (`None`: none).
+    pub fn set_limits(
+        id: u128,
+        ledger: u32,
+        issuance: u64,
+        account: u64,
+        overdraft_max: u64,
+        balance_max: Option<u64>,
+    ) -> TxFields {
+        TxFields {
+            reference: u128::from(balance_max.unwrap_or(u64::MAX)),
+            ..TxFields::of_kind(
+                TxKind::SetLimits,
+                id,
+                ledger,
+                issuance,
+                account,
+                overdraft_max,
+            )
+        }
+    }
+
+    /// The central bank (its issuance account) adds `bank`, owned by `owner`, with
+    /// `customers` (first id, count, role code) held at it and signed for by its key.
+    pub fn add_bank(
+        id: u128,
+        ledger: u32,
+        issuance: u64,
+        bank: u64,
+        owner: &[u8; 32],
+        customers: Option<(u64, u32, u32)>,
+    ) -> TxFields {
+        let (first, count, role) = customers.unwrap_or((0, 0, 0));
+        TxFields {
+            category: role,
+            reserved_a: count,
+            ..TxFields::of_kind(TxKind::AddBank, id, ledger, issuance, bank, first)
+        }
+        .with_key(owner)
+    }
+
     /// A record of `kind` with every optional field zero (`valid_until` still to set).
     fn of_kind(
         kind: TxKind,
@@ -759,6 +938,7 @@ impl TxRecord {
             return Err(DecodeError::TaxRoundingConflict);
         }
         let reserved_a_used = kind == TxKind::SetTaxRate
+            || kind == TxKind::AddBank
             || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0);
         if !reserved_a_used && self.reserved_a != [0; 4] {
             return Err(DecodeError::ReservedNotZero);
@@ -773,8 +953,13 @@ impl TxRecord {
         if kind.moves_money() && amount == 0 {
             return Err(DecodeError::ZeroAmount);
         }
-        // a tax rate carries its effective-from time in `amount`
-        if !kind.moves_money() && kind != TxKind::SetTaxRate && amount != 0 {
+        // a tax rate carries its effective-from time in `amount`, the lifecycle kinds an
+        // account id or a limit
+        let amount_carries_data = matches!(
+            kind,
+            TxKind::SetTaxRate | TxKind::OpenAccount | TxKind::SetLimits | TxKind::AddBank
+        );
+        if !kind.moves_money() && !amount_carries_data && amount != 0 {
             return Err(DecodeError::UnexpectedAmount {
                 kind: kind.name(),
                 amount,
@@ -806,6 +991,9 @@ impl TxRecord {
         }
         if kind == TxKind::SetTaxRate && self.reserved_a() > crate::genesis::BASIS_POINTS_ONE {
             return Err(DecodeError::TaxRateOverFull(self.reserved_a()));
+        }
+        if kind.is_lifecycle() {
+            return self.validate_lifecycle(kind);
         }
         let category = self.category();
         if kind == TxKind::ValidatorVote {
@@ -846,6 +1034,84 @@ impl TxRecord {
             (true, _) | (false, 0) => Ok(()),
             (false, other) => Err(DecodeError::UnexpectedCategory(other)),
         }
+    }
+
+    /// The format rules of the lifecycle kinds (15 to 19), after the rules every kind shares.
+    fn validate_lifecycle(&self, kind: TxKind) -> Result<(), DecodeError> {
+        let bad = |reason: &'static str| {
+            Err(DecodeError::AccountFields {
+                kind: kind.name(),
+                reason,
+            })
+        };
+        let (category, amount, credit) = (self.category(), self.amount(), self.credit_account());
+        if !matches!(kind, TxKind::OpenAccount | TxKind::AddBank) && category != 0 {
+            return Err(DecodeError::UnexpectedCategory(category));
+        }
+        if kind.carries_owner_key() {
+            if ed25519_zebra::VerificationKey::try_from(self.owner_key()).is_err() {
+                return Err(DecodeError::OwnerKey(kind.name()));
+            }
+        } else if self.related_id() != 0 {
+            return bad("its related_id must be 0");
+        }
+        if kind != TxKind::RotateKey && credit == 0 {
+            return bad("it names the account in its credit account, which is 0");
+        }
+        let customer_role = |role: u32| matches!(role, ROLE_CODE_MERCHANT | ROLE_CODE_CONSUMER);
+        match kind {
+            TxKind::OpenAccount => {
+                if !matches!(
+                    category,
+                    ROLE_CODE_BANK | ROLE_CODE_MERCHANT | ROLE_CODE_CONSUMER | ROLE_CODE_OBSERVER
+                ) {
+                    return bad(
+                        "its role (category) is 1 bank, 3 merchant, 4 consumer or 5 observer",
+                    );
+                }
+                if customer_role(category) && amount == 0 {
+                    return bad("a merchant or consumer names the bank that holds it (amount)");
+                }
+                if !customer_role(category) && amount != 0 {
+                    return bad("only a merchant or consumer is held at a bank: amount must be 0");
+                }
+            }
+            TxKind::SetLimits => {
+                if amount > OVERDRAFT_MAX_LIMIT {
+                    return bad("the overdraft maximum (amount) is over 2^62 - 1");
+                }
+                let max = self.reference();
+                if max != u128::from(u64::MAX) && max > i64::MAX as u128 {
+                    return bad("the balance maximum (reference) is over 2^63 - 1 and is not u64::MAX (none)");
+                }
+            }
+            TxKind::AddBank => {
+                let count = self.reserved_a();
+                if count == 0 {
+                    if amount != 0 || category != 0 {
+                        return bad("a bank without customers has first id (amount) 0 and role (category) 0");
+                    }
+                    return Ok(());
+                }
+                if count > ADD_BANK_ACCOUNTS_MAX {
+                    return bad("it opens more customers (reserved_a) than ADD_BANK_ACCOUNTS_MAX");
+                }
+                if amount == 0 {
+                    return bad("its customers' first id (amount) is 0, which is reserved");
+                }
+                if !customer_role(category) {
+                    return bad("its customers' role (category) is 3 merchant or 4 consumer");
+                }
+                let Some(end) = amount.checked_add(u64::from(count)) else {
+                    return bad("its customers' ids run past the last id");
+                };
+                if (amount..end).contains(&credit) {
+                    return bad("the bank's own id is among its customers' ids");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The fields of a record that passed [`TxRecord::validate`].
@@ -924,6 +1190,18 @@ impl TxRecord {
         key[..16].copy_from_slice(&self.reference);
         key[16..].copy_from_slice(&self.related_id);
         key
+    }
+
+    /// The owner key a lifecycle record carries (open account, rotate key, add bank):
+    /// `reference || related_id`, as stored.
+    pub fn owner_key(&self) -> [u8; 32] {
+        self.validator_subject()
+    }
+
+    /// A set-limits record's balance maximum (`None`: no maximum).
+    pub fn balance_max_limit(&self) -> Option<u64> {
+        let max = self.reference() as u64;
+        (max != u64::MAX).then_some(max)
     }
 
     /// `reference || related_id` as stored: a revocation's serial field.
@@ -1078,6 +1356,172 @@ mod tests {
         let hold = TxFields::queue_operation(TxKind::QueueHold, id, ledger, 10, 3, true).unwrap();
         assert_eq!(hold.flags.0, 0);
         assert!(TxFields::queue_operation(TxKind::Transfer, id, ledger, 10, 3, false).is_none());
+    }
+
+    #[test]
+    fn lifecycle_builders_make_well_formed_records_and_each_malformation_has_its_error() {
+        let key: [u8; 32] =
+            ed25519_zebra::VerificationKey::from(&SigningKey::from([9u8; 32])).into();
+        let (id, ledger) = (7u128, 702u32);
+        let built = [
+            (
+                TxKind::OpenAccount,
+                TxFields::open_account(id, ledger, 1, 300, ROLE_CODE_CONSUMER, 10, &key),
+            ),
+            (
+                TxKind::OpenAccount,
+                TxFields::open_account(id, ledger, 1, 301, ROLE_CODE_BANK, 0, &key),
+            ),
+            (
+                TxKind::CloseAccount,
+                TxFields::close_account(id, ledger, 10, 300),
+            ),
+            (
+                TxKind::RotateKey,
+                TxFields::rotate_key(id, ledger, 300, None, &key),
+            ),
+            (
+                TxKind::RotateKey,
+                TxFields::rotate_key(id, ledger, 300, Some(1), &key),
+            ),
+            (
+                TxKind::SetLimits,
+                TxFields::set_limits(id, ledger, 1, 300, 50, Some(1_000)),
+            ),
+            (
+                TxKind::SetLimits,
+                TxFields::set_limits(id, ledger, 1, 300, 0, None),
+            ),
+            (
+                TxKind::AddBank,
+                TxFields::add_bank(id, ledger, 1, 20, &key, None),
+            ),
+            (
+                TxKind::AddBank,
+                TxFields::add_bank(id, ledger, 1, 20, &key, Some((500, 10, ROLE_CODE_MERCHANT))),
+            ),
+        ];
+        for (kind, fields) in built {
+            let record = TxRecord::new(&fields.valid_until(1));
+            assert_eq!(record.kind(), Some(kind));
+            assert!(kind.is_lifecycle());
+            assert_eq!(record.validate(), Ok(()), "{kind:?}: {fields:?}");
+            if kind.carries_owner_key() {
+                assert_eq!(record.owner_key(), key);
+            }
+        }
+        let limits = TxRecord::new(
+            &TxFields::set_limits(id, ledger, 1, 300, 50, Some(1_000)).valid_until(1),
+        );
+        assert_eq!(
+            (limits.amount(), limits.balance_max_limit()),
+            (50, Some(1_000))
+        );
+        let none = TxRecord::new(&TxFields::set_limits(id, ledger, 1, 300, 0, None).valid_until(1));
+        assert_eq!(none.balance_max_limit(), None);
+        let fields_error = |fields: TxFields| match TxRecord::new(&fields.valid_until(1)).validate()
+        {
+            Err(DecodeError::AccountFields { reason, .. }) => reason,
+            other => panic!("{fields:?}: {other:?}"),
+        };
+        let open = TxFields::open_account(id, ledger, 1, 300, ROLE_CODE_CONSUMER, 10, &key);
+        assert!(fields_error(TxFields {
+            category: 2,
+            ..open
+        })
+        .contains("role"));
+        assert!(fields_error(TxFields { amount: 0, ..open }).contains("names the bank"));
+        assert!(fields_error(TxFields {
+            category: ROLE_CODE_OBSERVER,
+            ..open
+        })
+        .contains("only a merchant"));
+        assert!(fields_error(TxFields {
+            credit_account: 0,
+            ..open
+        })
+        .contains("credit account"));
+        let close = TxFields::close_account(id, ledger, 10, 300);
+        assert!(fields_error(TxFields {
+            related_id: 1,
+            ..close
+        })
+        .contains("related_id"));
+        assert_eq!(
+            TxRecord::new(&TxFields { amount: 5, ..close }.valid_until(1)).validate(),
+            Err(DecodeError::UnexpectedAmount {
+                kind: "close_account",
+                amount: 5
+            })
+        );
+        assert_eq!(
+            TxRecord::new(
+                &TxFields {
+                    category: 5,
+                    ..close
+                }
+                .valid_until(1)
+            )
+            .validate(),
+            Err(DecodeError::UnexpectedCategory(5))
+        );
+        let set = TxFields::set_limits(id, ledger, 1, 300, 0, None);
+        assert!(fields_error(TxFields {
+            amount: OVERDRAFT_MAX_LIMIT + 1,
+            ..set
+        })
+        .contains("overdraft"));
+        assert!(fields_error(TxFields {
+            reference: 1 << 64,
+            ..set
+        })
+        .contains("balance maximum"));
+        let add = TxFields::add_bank(id, ledger, 1, 20, &key, Some((500, 10, ROLE_CODE_MERCHANT)));
+        assert!(fields_error(TxFields {
+            reserved_a: ADD_BANK_ACCOUNTS_MAX + 1,
+            ..add
+        })
+        .contains("more customers"));
+        assert!(fields_error(TxFields { amount: 0, ..add }).contains("first id"));
+        assert!(fields_error(TxFields {
+            category: ROLE_CODE_BANK,
+            ..add
+        })
+        .contains("role"));
+        assert!(fields_error(TxFields {
+            credit_account: 505,
+            ..add
+        })
+        .contains("own id"));
+        assert!(fields_error(TxFields {
+            amount: u64::MAX - 2,
+            ..add
+        })
+        .contains("past the last id"));
+        assert!(fields_error(TxFields {
+            reserved_a: 0,
+            ..add
+        })
+        .contains("without customers"));
+        // a key that is not a curve point
+        let not_a_point = (1u8..)
+            .map(|i| [i; 32])
+            .find(|bytes| ed25519_zebra::VerificationKey::try_from(*bytes).is_err())
+            .unwrap();
+        let rotate = TxFields::rotate_key(id, ledger, 300, None, &not_a_point);
+        assert_eq!(
+            TxRecord::new(&rotate.valid_until(1)).validate(),
+            Err(DecodeError::OwnerKey("rotate_key"))
+        );
+        // no lifecycle kind takes a flag (none is linked)
+        let linked = TxFields {
+            flags: TxFlags(TxFlags::LINKED),
+            ..close
+        };
+        assert!(matches!(
+            TxRecord::new(&linked.valid_until(1)).validate(),
+            Err(DecodeError::FlagNotForKind { .. })
+        ));
     }
 
     #[test]

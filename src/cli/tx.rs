@@ -198,6 +198,143 @@ enum TxCommand {
     ValidatorVote(super::validator::VoteArgs),
     /// The central bank revokes a certificate on every node (as `tally pki revoke`).
     RevokeCertificate(super::pki::RevokeArgs),
+    /// The central bank opens an account at balance zero (signed with its key). With
+    /// --overdraft-max or --balance-max a set-limits record follows once the account is open.
+    OpenAccount {
+        /// The new account's id (free: no account, open or closed, has it).
+        #[arg(long)]
+        account: u64,
+        /// Its role.
+        #[arg(long)]
+        role: AccountRole,
+        /// The bank that holds it (merchants and consumers).
+        #[arg(long)]
+        bank: Option<u64>,
+        /// Its owner key: a public key in hex, or a key file (`tally keygen`).
+        #[arg(long)]
+        owner: String,
+        /// Its overdraft maximum, in currency units (or minor units with --minor-units).
+        #[arg(long)]
+        overdraft_max: Option<String>,
+        /// Its balance maximum (merchants and consumers), in currency units.
+        #[arg(long)]
+        balance_max: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Close an account at balance zero with nothing reserved or queued: signed by the
+    /// central bank, or with --by-bank by the bank that holds the account (with its key).
+    CloseAccount {
+        /// The account to close.
+        #[arg(long)]
+        account: u64,
+        /// The bank that holds the account signs (its key file), instead of the central bank.
+        #[arg(long)]
+        by_bank: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replace an account's owner key: signed with the current owner key, or with
+    /// --by-central-bank by the central bank (after a compromise). Records signed with the old
+    /// key are refused from the next record on.
+    RotateKey {
+        /// The account whose key changes.
+        #[arg(long)]
+        account: u64,
+        /// The new owner key: a public key in hex, or a key file (`tally keygen`).
+        #[arg(long)]
+        new_owner: String,
+        /// The central bank signs (its key file) instead of the account's current owner.
+        #[arg(long)]
+        by_central_bank: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The central bank sets an account's overdraft maximum and balance maximum.
+    SetLimits {
+        /// The account.
+        #[arg(long)]
+        account: u64,
+        /// How far below zero it may go, in currency units (0: no overdraft).
+        #[arg(long, default_value = "0")]
+        overdraft_max: String,
+        /// Most its balance may hold, in currency units (merchants and consumers; default:
+        /// no maximum).
+        #[arg(long)]
+        balance_max: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The central bank adds a bank as a participant, with a range of customers held at it
+    /// and signed for by its key (as a genesis account range).
+    AddBank {
+        /// The new bank's account id.
+        #[arg(long)]
+        bank: u64,
+        /// Its owner key: a public key in hex, or a key file (`tally keygen`).
+        #[arg(long)]
+        owner: String,
+        /// Its customers' first account id.
+        #[arg(long, requires = "customers")]
+        customers_from: Option<u64>,
+        /// How many customers it opens with (ids from --customers-from on).
+        #[arg(long, requires = "customers_from")]
+        customers: Option<u32>,
+        /// The customers' role.
+        #[arg(long, default_value = "consumer")]
+        customer_role: CustomerRole,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// The role of an account opened after the genesis.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AccountRole {
+    Bank,
+    Merchant,
+    Consumer,
+    Observer,
+}
+
+/// The role of an added bank's customers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CustomerRole {
+    Merchant,
+    Consumer,
+}
+
+impl AccountRole {
+    fn code(self) -> u32 {
+        use tally_engine::tx::*;
+        match self {
+            AccountRole::Bank => ROLE_CODE_BANK,
+            AccountRole::Merchant => ROLE_CODE_MERCHANT,
+            AccountRole::Consumer => ROLE_CODE_CONSUMER,
+            AccountRole::Observer => ROLE_CODE_OBSERVER,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AccountRole::Bank => "bank",
+            AccountRole::Merchant => "merchant",
+            AccountRole::Consumer => "consumer",
+            AccountRole::Observer => "observer",
+        }
+    }
+}
+
+/// An owner key given as hex or as a key file: its public key.
+fn owner_key(text: &str, flag: &str) -> anyhow::Result<[u8; 32]> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return tally_engine::keys::decode_hex32(text)
+            .map_err(|error| anyhow::anyhow!("{flag}: {error}"));
+    }
+    let key = tally_engine::keys::read_key_file(std::path::Path::new(text)).map_err(|error| {
+        anyhow::anyhow!("{flag}: {text} is neither a hex public key (64 hex digits) nor a readable key file: {error}")
+    })?;
+    Ok(tally_engine::keys::public_key_of(&key))
 }
 
 /// A queue operation on a queued payment; its payer is looked up.
@@ -267,7 +404,12 @@ fn common_of(command: &TxCommand) -> &Common {
         | TxCommand::Redeem { common, .. }
         | TxCommand::Suspend { common, .. }
         | TxCommand::Reinstate { common, .. }
-        | TxCommand::SetTaxRate { common, .. } => common,
+        | TxCommand::SetTaxRate { common, .. }
+        | TxCommand::OpenAccount { common, .. }
+        | TxCommand::CloseAccount { common, .. }
+        | TxCommand::RotateKey { common, .. }
+        | TxCommand::SetLimits { common, .. }
+        | TxCommand::AddBank { common, .. } => common,
         TxCommand::QueueHold(op) | TxCommand::QueueRelease(op) | TxCommand::QueueCancel(op) => {
             &op.common
         }
@@ -479,10 +621,208 @@ fn send(command: &TxCommand) -> anyhow::Result<ExitCode> {
                 ],
             )
         }
+        TxCommand::OpenAccount {
+            account,
+            role,
+            bank,
+            owner,
+            ..
+        } => {
+            let key = owner_key(owner, "--owner")?;
+            let held = matches!(role, AccountRole::Merchant | AccountRole::Consumer);
+            let bank = match (held, bank) {
+                (true, Some(bank)) => *bank,
+                (true, None) => {
+                    anyhow::bail!("--bank: a {} is held at a bank: name it", role.name())
+                }
+                (false, Some(_)) => {
+                    anyhow::bail!("--bank: only a merchant or a consumer is held at a bank")
+                }
+                (false, None) => 0,
+            };
+            let mut rows = vec![
+                ("account", account.to_string()),
+                ("role", role.name().to_string()),
+                ("owner", hex::encode(key)),
+            ];
+            if held {
+                rows.push(("bank", bank.to_string()));
+            }
+            (
+                TxKind::OpenAccount,
+                TxFields::open_account(id, ledger, issuance, *account, role.code(), bank, &key),
+                rows,
+            )
+        }
+        TxCommand::CloseAccount {
+            account, by_bank, ..
+        } => {
+            let authority = by_bank.unwrap_or(issuance);
+            (
+                TxKind::CloseAccount,
+                TxFields::close_account(id, ledger, authority, *account),
+                vec![
+                    ("account", account.to_string()),
+                    ("by", authority.to_string()),
+                ],
+            )
+        }
+        TxCommand::RotateKey {
+            account,
+            new_owner,
+            by_central_bank,
+            ..
+        } => {
+            let key = owner_key(new_owner, "--new-owner")?;
+            let by = by_central_bank.then_some(issuance);
+            (
+                TxKind::RotateKey,
+                TxFields::rotate_key(id, ledger, *account, by, &key),
+                vec![
+                    ("account", account.to_string()),
+                    ("new_owner", hex::encode(key)),
+                    ("by", by.unwrap_or(*account).to_string()),
+                ],
+            )
+        }
+        TxCommand::SetLimits {
+            account,
+            overdraft_max,
+            balance_max,
+            ..
+        } => {
+            let (fields, rows) = limits(
+                &loaded,
+                common,
+                id,
+                *account,
+                overdraft_max,
+                balance_max.as_deref(),
+            )?;
+            (TxKind::SetLimits, fields, rows)
+        }
+        TxCommand::AddBank {
+            bank,
+            owner,
+            customers_from,
+            customers,
+            customer_role,
+            ..
+        } => {
+            let key = owner_key(owner, "--owner")?;
+            let role = match customer_role {
+                CustomerRole::Merchant => AccountRole::Merchant,
+                CustomerRole::Consumer => AccountRole::Consumer,
+            };
+            let range = match (customers_from, customers) {
+                (Some(first), Some(count)) if *count > 0 => Some((*first, *count, role.code())),
+                _ => None,
+            };
+            let mut rows = vec![("bank", bank.to_string()), ("owner", hex::encode(key))];
+            if let Some((first, count, _)) = range {
+                rows.push((
+                    "customers",
+                    format!(
+                        "{count} {}s, ids {first} to {}",
+                        role.name(),
+                        first + u64::from(count) - 1
+                    ),
+                ));
+            }
+            (
+                TxKind::AddBank,
+                TxFields::add_bank(id, ledger, issuance, *bank, &key, range),
+                rows,
+            )
+        }
         TxCommand::ValidatorVote(_) | TxCommand::RevokeCertificate(_) => {
             unreachable!("sent by their own commands")
         }
     };
+    let code = sign_send_print(&loaded, common, kind, fields, rows)?;
+    // an account opened with limits: they follow in a record of their own
+    if let TxCommand::OpenAccount {
+        account,
+        overdraft_max,
+        balance_max,
+        ..
+    } = command
+    {
+        if code == ExitCode::SUCCESS && (overdraft_max.is_some() || balance_max.is_some()) {
+            let limits_id = rand::random::<u128>().max(1);
+            let overdraft = overdraft_max.as_deref().unwrap_or("0");
+            let (fields, rows) = limits(
+                &loaded,
+                common,
+                limits_id,
+                *account,
+                overdraft,
+                balance_max.as_deref(),
+            )?;
+            return sign_send_print(&loaded, common, TxKind::SetLimits, fields, rows);
+        }
+    }
+    Ok(code)
+}
+
+/// A set-limits record's fields and rows.
+fn limits(
+    loaded: &Loaded,
+    common: &Common,
+    id: u128,
+    account: u64,
+    overdraft_max: &str,
+    balance_max: Option<&str>,
+) -> anyhow::Result<(TxFields, Vec<(&'static str, String)>)> {
+    let overdraft = limit(overdraft_max, loaded, common, "--overdraft-max")?;
+    let max = balance_max
+        .map(|text| limit(text, loaded, common, "--balance-max"))
+        .transpose()?;
+    let currency = &loaded.genesis.currency;
+    let rows = vec![
+        ("account", account.to_string()),
+        ("overdraft_max", currency.format(i128::from(overdraft))),
+        (
+            "balance_max",
+            max.map_or_else(
+                || "none".to_string(),
+                |max| currency.format(i128::from(max)),
+            ),
+        ),
+    ];
+    let fields = TxFields::set_limits(
+        id,
+        loaded.genesis.ledger,
+        loaded.genesis.central_bank().id,
+        account,
+        overdraft,
+        max,
+    );
+    Ok((fields, rows))
+}
+
+/// A limit of `text` by the genesis's currency, or as minor units: zero is a limit too.
+fn limit(text: &str, loaded: &Loaded, common: &Common, flag: &str) -> anyhow::Result<u64> {
+    let parsed = if common.minor_units {
+        tally_protocol::amount::parse_minor(text)
+    } else {
+        loaded.genesis.currency.parse(text)
+    };
+    match parsed {
+        Ok(minor) => Ok(minor),
+        Err(tally_protocol::amount::AmountError::Zero(_)) => Ok(0),
+        Err(error) => Err(anyhow::anyhow!("{flag}: {error}")),
+    }
+}
+
+/// Signs `fields`, sends the record, waits (unless --no-wait) and prints what became of it.
+fn sign_send_print(
+    loaded: &Loaded,
+    common: &Common,
+    kind: TxKind,
+    fields: TxFields,
+    rows: Vec<(&'static str, String)>,
+) -> anyhow::Result<ExitCode> {
     let record = loaded.sign(fields);
     record.validate().map_err(|error| {
         anyhow::anyhow!("the {} would be refused as malformed: {error}", kind.name())

@@ -31,6 +31,29 @@ impl Clone for AccountTree {
     }
 }
 
+impl Inner {
+    /// Makes room for `count` leaves (more than now): the new leaves are marked changed, and
+    /// each level gets the nodes (and the tree the levels) that many leaves need, to be hashed
+    /// along the new leaves' paths.
+    fn grow(&mut self, count: usize) {
+        let old = self.levels[0].len();
+        self.dirty.extend(old..count);
+        let mut size = count;
+        let mut level = 0;
+        loop {
+            match self.levels.get_mut(level) {
+                Some(nodes) => nodes.resize(size, [0u8; 32]),
+                None => self.levels.push(vec![[0u8; 32]; size]),
+            }
+            if size == 1 {
+                break;
+            }
+            size = size.div_ceil(2);
+            level += 1;
+        }
+    }
+}
+
 impl AccountTree {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
@@ -48,6 +71,8 @@ impl AccountTree {
 
     /// The root over `count` leaves, `leaf(i)` giving the bytes of leaf `i` (`leaf_bytes`
     /// each): built from every leaf the first time, then updated for the changed leaves.
+    /// Leaves appended since (accounts opened) are changed leaves too: the levels grow, and
+    /// every new node lies on the path of a new leaf.
     pub(super) fn root(
         &self,
         count: usize,
@@ -55,6 +80,9 @@ impl AccountTree {
         leaf: impl Fn(usize, &mut [u8]),
     ) -> Hash {
         let mut inner = self.lock();
+        if !inner.levels.is_empty() && count > inner.levels[0].len() {
+            inner.grow(count);
+        }
         if inner.levels.is_empty() || inner.levels[0].len() != count {
             let mut leaves = vec![0u8; count * leaf_bytes];
             for (index, bytes) in leaves.chunks_exact_mut(leaf_bytes).enumerate() {
@@ -114,5 +142,42 @@ impl AccountTree {
             inner.dirty.clear();
         }
         *inner.levels.last().and_then(|l| l.first()).expect("a root")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(index: usize, out: &mut [u8]) {
+        out.fill(0);
+        out[..8].copy_from_slice(&(index as u64 * 7 + 1).to_le_bytes());
+    }
+
+    fn root_of(count: usize) -> Hash {
+        let mut leaves = vec![0u8; count * 16];
+        for (index, bytes) in leaves.chunks_exact_mut(16).enumerate() {
+            leaf(index, bytes);
+        }
+        merkle::root(&leaves, 16)
+    }
+
+    #[test]
+    fn appended_leaves_give_the_root_of_a_full_rebuild() {
+        // every count from 1 to 40 grown to every larger count up to 70: odd last nodes,
+        // new levels, several leaves at once
+        for from in 1..=40 {
+            for to in from + 1..=70 {
+                let mut tree = AccountTree::default();
+                assert_eq!(tree.root(from, 16, leaf), root_of(from));
+                for index in from..to {
+                    tree.mark(index);
+                }
+                assert_eq!(tree.root(to, 16, leaf), root_of(to), "{from} -> {to}");
+                // and one more, on its own
+                tree.mark(to);
+                assert_eq!(tree.root(to + 1, 16, leaf), root_of(to + 1), "{to} + 1");
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@
 mod account_index;
 mod account_tree;
 mod journal;
+mod lifecycle;
 mod query;
 mod rtgs;
 mod set_hash;
@@ -68,6 +69,8 @@ pub struct Account {
     pub credits_pending: i64,
     /// Suspended by the central bank: neither pays nor is paid.
     pub suspended: bool,
+    /// Closed (kind 16): every later record naming it is refused `account_closed`.
+    pub closed: bool,
 }
 
 impl Account {
@@ -123,6 +126,25 @@ pub enum SettlementEvent {
     },
 }
 
+/// Who may act for an account, as a block's lifecycle records changed it (opened, re-keyed,
+/// a bank added with its customers): what the client port's access rules follow
+/// (`net::access::Directory::apply`). Not state: read from the block just executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Account `id` is now owned by `owner` and held at `bank`.
+    Account {
+        id: u64,
+        owner: [u8; 32],
+        bank: Option<u64>,
+    },
+    /// Accounts `ids` (an added bank's customers) are owned by `owner` and held at `bank`.
+    Range {
+        ids: std::ops::Range<u64>,
+        owner: [u8; 32],
+        bank: u64,
+    },
+}
+
 /// A two-phase reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pending {
@@ -152,14 +174,16 @@ struct BlockContext {
     proposer: Option<u32>,
 }
 
-/// Domain tag of the state root's digest, versioned with its bytes (version 7: the queues,
+/// Domain tag of the state root's digest, versioned with its bytes (version 8: an account's
+/// leaf carries its owner key, its bank and whether it is closed, and accounts opened after
+/// the genesis follow the genesis's in the order they were opened; version 7: the queues,
 /// the open reservations, the tax-rate table and the revocation list enter as set digests
 /// kept up to date as they change; version 6: the validator schedule carries the leader
 /// reputation; version 5: the certificate revocation
 /// list; version 4: each rate of the tax-rate table carries its basis and rounding; the tax
 /// records folded into the history digest carry the rate, basis and rounding a payment
 /// settled at).
-pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V7\0\0";
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V8\0\0";
 
 /// Domain tags of the set digests of the tables the state root commits to.
 const QUEUE_SET_TAG: &[u8; 16] = b"TALLY-QUEUE-V7\0\0";
@@ -211,7 +235,7 @@ fn revoked_element(serial: &[u8]) -> Vec<u8> {
 }
 
 /// Bytes of one account's leaf in the state tree (layout in [`Ledger::state_root`]).
-const ACCOUNT_LEAF_BYTES: usize = 64;
+const ACCOUNT_LEAF_BYTES: usize = 104;
 
 /// One account's leaf of the state tree (layout in [`Ledger::state_root`]).
 fn account_leaf(account: &Account, leaf: &mut [u8]) {
@@ -220,12 +244,15 @@ fn account_leaf(account: &Account, leaf: &mut [u8]) {
     leaf[8..16].copy_from_slice(&account.balance.to_le_bytes());
     leaf[16] = account.role as u8;
     leaf[17] = u8::from(account.suspended);
+    leaf[18] = u8::from(account.closed);
     leaf[24..32].copy_from_slice(&account.overdraft_max.to_le_bytes());
     let max = account.balance_max.map_or(u64::MAX, |m| m as u64);
     leaf[32..40].copy_from_slice(&max.to_le_bytes());
     leaf[40..48].copy_from_slice(&account.debits_pending.to_le_bytes());
     leaf[48..56].copy_from_slice(&account.credits_pending.to_le_bytes());
     leaf[56..64].copy_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
+    leaf[64..72].copy_from_slice(&account.bank.unwrap_or(0).to_le_bytes());
+    leaf[72..104].copy_from_slice(&account.owner);
 }
 
 /// The whole ledger state.
@@ -240,7 +267,9 @@ pub struct Ledger {
     /// The genesis's validity window: a record's `valid_until` is at most this far after
     /// its block's time.
     validity_window_ms: u64,
-    /// Sorted by id: the state tree's leaf order.
+    /// The genesis's accounts sorted by id, then the accounts opened since (kinds 15 and
+    /// 19) in the order they were opened: the state tree's leaf order. An account is never
+    /// removed (a closed one stays, marked), so a position never changes.
     accounts: Vec<Account>,
     /// The accounts' Merkle tree, updated for the accounts each block changed.
     account_tree: account_tree::AccountTree,
@@ -293,6 +322,9 @@ pub struct Ledger {
     revoked: BTreeSet<Vec<u8>>,
     /// The serials revoked by the current (or last) block, in block order.
     revoked_in_block: Vec<Vec<u8>>,
+    /// What the current (or last) block's lifecycle records changed of who acts for an
+    /// account, in block order.
+    access_changes: Vec<AccessChange>,
 }
 
 impl Ledger {
@@ -314,9 +346,11 @@ impl Ledger {
                 debits_pending: 0,
                 credits_pending: 0,
                 suspended: false,
+                closed: false,
             }
         }));
         accounts.sort_unstable_by_key(|account| account.id);
+        let index = account_index::AccountIndex::new(accounts.iter().map(|account| account.id));
         let tax_rates = genesis
             .tax_rates
             .iter()
@@ -343,6 +377,7 @@ impl Ledger {
             genesis.settlement.day_cutoff_ms,
             genesis.settlement.validity_window_ms,
             accounts,
+            index,
             tax_rates,
             schedule,
         );
@@ -364,11 +399,11 @@ impl Ledger {
         day_cutoff_ms: u64,
         validity_window_ms: u64,
         accounts: Vec<Account>,
+        index: account_index::AccountIndex,
         tax_rates: BTreeMap<(u32, u64), TaxRate>,
         schedule: ValidatorSchedule,
     ) -> Ledger {
         let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
-        let index = account_index::AccountIndex::new(accounts.iter().map(|account| account.id));
         Ledger {
             ledger,
             central_bank,
@@ -405,6 +440,7 @@ impl Ledger {
             schedule,
             revoked: BTreeSet::new(),
             revoked_in_block: Vec::new(),
+            access_changes: Vec::new(),
         }
     }
 
@@ -429,6 +465,7 @@ impl Ledger {
         self.corrections.clear();
         self.events.clear();
         self.revoked_in_block.clear();
+        self.access_changes.clear();
         self.forget_expired();
         self.expire_pending();
         self.expire_queue();
@@ -666,6 +703,9 @@ impl Ledger {
             }
             return self.validator_vote(tx);
         }
+        if kind.is_lifecycle() {
+            return self.lifecycle(tx, kind).unwrap_or_else(|code| code);
+        }
         let Some(debit) = self.index.get(tx.debit_account()) else {
             return ResultCode::UnknownDebitAccount;
         };
@@ -683,6 +723,9 @@ impl Ledger {
         let Ok(amount) = i64::try_from(tx.amount()) else {
             return ResultCode::Overflow;
         };
+        if self.accounts[debit].closed || credit.is_some_and(|c| self.accounts[c].closed) {
+            return ResultCode::AccountClosed;
+        }
         let debit_role = self.accounts[debit].role;
         let credit_role = credit.map(|c| self.accounts[c].role);
         if debit_role == Role::Observer || credit_role == Some(Role::Observer) {
@@ -1174,13 +1217,14 @@ impl Ledger {
         self.history_digest = chain.history_digest;
     }
 
-    /// Root of the state: the Merkle root of the account leaves (sorted by id) joined with
-    /// the digest of everything else.
+    /// Root of the state: the Merkle root of the account leaves (the genesis's accounts
+    /// sorted by id, then those opened since in the order they were opened) joined with the
+    /// digest of everything else.
     ///
-    /// Account leaf (64 bytes, little-endian): id (0..8), balance (8..16), role (16),
-    /// suspended (17), zero (18..24), overdraft_max (24..32), balance_max or `u64::MAX`
-    /// (32..40), debits_pending (40..48), credits_pending (48..56), tax sub-account or 0
-    /// (56..64). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
+    /// Account leaf (104 bytes, little-endian): id (0..8), balance (8..16), role (16),
+    /// suspended (17), closed (18), zero (19..24), overdraft_max (24..32), balance_max or
+    /// `u64::MAX` (32..40), debits_pending (40..48), credits_pending (48..56), tax
+    /// sub-account or 0 (56..64), holding bank or 0 (64..72), owner key (72..104). The other digest is BLAKE3 over a domain tag, the accepted-id digest, the
     /// history digest, the arrival counter, then for the queues, the open reservations and
     /// the tax-rate table each its length (u64) and its set digest, the validator schedule
     /// (length-prefixed `ValidatorSchedule::encode` bytes), and the revocation list's length
@@ -1361,6 +1405,12 @@ impl Ledger {
         &self.revoked_in_block
     }
 
+    /// What the current (or last executed) block's lifecycle records changed of who acts
+    /// for an account, in block order.
+    pub fn block_access_changes(&self) -> &[AccessChange] {
+        &self.access_changes
+    }
+
     /// Balance of an account, if it exists.
     pub fn balance(&self, account: u64) -> Option<i64> {
         self.index.get(account).map(|i| self.accounts[i].balance)
@@ -1371,7 +1421,8 @@ impl Ledger {
         self.index.get(account).map(|i| &self.accounts[i])
     }
 
-    /// Every account, sorted by id.
+    /// Every account: the genesis's sorted by id, then those opened since in the order they
+    /// were opened (closed ones included, marked).
     pub fn accounts(&self) -> &[Account] {
         &self.accounts
     }

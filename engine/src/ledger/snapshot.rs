@@ -9,14 +9,20 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 7: the validator schedule's leader
+/// Magic at the start of a ledger snapshot (version 8: accounts in the ledger's order, the
+/// genesis's sorted by id then those opened since in the order they were opened, each with
+/// a flags word, bit 0 suspended and bit 1 closed; version 7: the validator schedule's leader
 /// reputation; version 6: the certificate revocation list at the end, after the validator
 /// schedule, and each held id with its debit and credit account; version 5: the validity
 /// window, each held id with
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP7";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP8";
+/// An account's flags word in a snapshot: suspended.
+const ACCOUNT_SUSPENDED: u64 = 1;
+/// An account's flags word in a snapshot: closed.
+const ACCOUNT_CLOSED: u64 = 2;
 /// Bytes of one account in a snapshot.
 const SNAPSHOT_ACCOUNT_BYTES: usize = 8 * 2 + 32 + 8 * 8;
 
@@ -171,6 +177,7 @@ impl Ledger {
             schedule: self.schedule.clone(),
             revoked: self.revoked.clone(),
             revoked_in_block: Vec::new(),
+            access_changes: Vec::new(),
         }
     }
 
@@ -210,7 +217,12 @@ impl Ledger {
             out.extend_from_slice(&account.tax_sub_account.unwrap_or(0).to_le_bytes());
             out.extend_from_slice(&account.debits_pending.to_le_bytes());
             out.extend_from_slice(&account.credits_pending.to_le_bytes());
-            out.extend_from_slice(&u64::from(account.suspended).to_le_bytes());
+            let flags = if account.suspended {
+                ACCOUNT_SUSPENDED
+            } else {
+                0
+            } | if account.closed { ACCOUNT_CLOSED } else { 0 };
+            out.extend_from_slice(&flags.to_le_bytes());
         }
         out.extend_from_slice(&(self.tax_rates.len() as u64).to_le_bytes());
         for (&(category, from), rate) in &self.tax_rates {
@@ -341,11 +353,10 @@ impl Ledger {
             let tax_sub_account = Some(r.u64()?).filter(|sub| *sub != 0);
             let debits_pending = r.i64()?;
             let credits_pending = r.i64()?;
-            let suspended = match r.u64()? {
-                0 => false,
-                1 => true,
-                _ => return Err(SnapshotError::Invalid("account suspended flag")),
-            };
+            let flags = r.u64()?;
+            if flags & !(ACCOUNT_SUSPENDED | ACCOUNT_CLOSED) != 0 {
+                return Err(SnapshotError::Invalid("account flags"));
+            }
             accounts.push(Account {
                 id,
                 role,
@@ -357,13 +368,20 @@ impl Ledger {
                 tax_sub_account,
                 debits_pending,
                 credits_pending,
-                suspended,
+                suspended: flags & ACCOUNT_SUSPENDED != 0,
+                closed: flags & ACCOUNT_CLOSED != 0,
             });
         }
-        if accounts.windows(2).any(|pair| pair[0].id >= pair[1].id) {
-            return Err(SnapshotError::Invalid("account order"));
+        // every id once: the index of a repeated id answers one position for both
+        let index = super::account_index::AccountIndex::new(accounts.iter().map(|a| a.id));
+        if accounts
+            .iter()
+            .enumerate()
+            .any(|(at, account)| index.get(account.id) != Some(at))
+        {
+            return Err(SnapshotError::Invalid("account repeated"));
         }
-        let position = |id: u64| accounts.binary_search_by_key(&id, |a| a.id).ok();
+        let position = |id: u64| index.get(id);
         if position(central_bank).is_none() || position(tax_authority).is_none() {
             return Err(SnapshotError::Invalid("central bank or tax authority"));
         }
@@ -536,6 +554,7 @@ impl Ledger {
             day_cutoff_ms,
             validity_window_ms,
             accounts,
+            index,
             tax_rates,
             schedule,
         );

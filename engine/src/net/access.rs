@@ -4,7 +4,11 @@
 //! An account is *covered* by a certificate when the certificate binds the account's owner
 //! key, or binds the key of the bank that holds the account (a bank's gateway serves its
 //! customers), or, for the tax authority, when the account is a tax sub-account (which only
-//! the tax authority's key may debit). Accounts are those of the genesis.
+//! the tax authority's key may debit). Accounts are those of the genesis, and those opened or
+//! re-keyed since by the participants' lifecycle (kinds 15 to 19): the node applies each
+//! durable block's changes ([`Directory::apply`]) before it acknowledges the block, and seeds
+//! them from its recovered ledger at start ([`Directory::seed`]), so a rotated key's old
+//! holder covers the account no more and the new one does.
 //!
 //! | role | submits | reads |
 //! | --- | --- | --- |
@@ -27,10 +31,11 @@
 //! whether another bank's transaction ids exist.
 
 use crate::genesis::{Genesis, Role};
-use crate::ledger::Ledger;
+use crate::ledger::{AccessChange, Ledger};
 use crate::net::query::Query;
 use crate::tx::TxRecord;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use tally_pki::{Access, Holder};
 
 /// Who holds each account (from the genesis): the accounts named one by one, and the
@@ -43,6 +48,29 @@ pub struct Directory {
     tax_sub_accounts: Vec<u64>,
     /// (ids, owner key, bank) of each account range.
     ranges: Vec<(std::ops::Range<u64>, [u8; 32], u64)>,
+    /// Accounts opened or re-keyed since the genesis, as the durable blocks left them: they
+    /// take precedence over the genesis's entries.
+    later: RwLock<Later>,
+}
+
+/// The accounts of the lifecycle kinds: one by one, and an added bank's customers as ranges.
+#[derive(Debug, Default)]
+struct Later {
+    /// id -> (owner key, bank that holds it).
+    accounts: HashMap<u64, ([u8; 32], Option<u64>)>,
+    /// (ids, owner key, bank) of each added bank's customers.
+    ranges: Vec<(std::ops::Range<u64>, [u8; 32], u64)>,
+}
+
+impl Later {
+    fn of(&self, id: u64) -> Option<([u8; 32], Option<u64>)> {
+        self.accounts.get(&id).copied().or_else(|| {
+            self.ranges
+                .iter()
+                .find(|(ids, _, _)| ids.contains(&id))
+                .map(|(_, owner, bank)| (*owner, Some(*bank)))
+        })
+    }
 }
 
 impl Directory {
@@ -65,6 +93,74 @@ impl Directory {
             }
         }
         directory
+            .ranges
+            .sort_unstable_by_key(|(ids, _, _)| ids.start);
+        directory
+    }
+
+    /// The owner key the genesis gives account `id`.
+    fn genesis_owner(&self, id: u64) -> Option<[u8; 32]> {
+        let after = self.ranges.partition_point(|(ids, _, _)| ids.start <= id);
+        if after > 0 {
+            let (ids, owner, _) = &self.ranges[after - 1];
+            if ids.contains(&id) {
+                return Some(*owner);
+            }
+        }
+        self.owner.get(&id).copied()
+    }
+
+    fn later(&self) -> std::sync::RwLockReadGuard<'_, Later> {
+        self.later
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Applies what a durable block's lifecycle records changed (`Ledger::block_access_changes`).
+    pub fn apply(&self, changes: &[AccessChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut later = self
+            .later
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for change in changes {
+            match change {
+                AccessChange::Account { id, owner, bank } => {
+                    later.accounts.insert(*id, (*owner, *bank));
+                }
+                AccessChange::Range { ids, owner, bank } => {
+                    later.ranges.push((ids.clone(), *owner, *bank));
+                }
+            }
+        }
+    }
+
+    /// Takes in what the lifecycle changed before `ledger`'s height (at start, from the
+    /// recovered ledger): every account the genesis does not name, or whose owner key is no
+    /// longer the genesis's. Linear in the accounts, once; the genesis's accounts come
+    /// sorted by id, so a range's accounts are compared with its key without a look-up.
+    pub fn seed(&self, ledger: &Ledger) {
+        let mut later = self
+            .later
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut range = 0;
+        for account in ledger.accounts() {
+            while range < self.ranges.len() && self.ranges[range].0.end <= account.id {
+                range += 1;
+            }
+            let genesis_owner = match self.ranges.get(range) {
+                Some((ids, owner, _)) if ids.contains(&account.id) => Some(*owner),
+                _ => self.genesis_owner(account.id),
+            };
+            if genesis_owner != Some(account.owner) {
+                later
+                    .accounts
+                    .insert(account.id, (account.owner, account.bank));
+            }
+        }
     }
 }
 
@@ -79,11 +175,13 @@ pub struct Scope {
     covered: HashSet<u64>,
     /// Account ranges covered as a whole (by their owner key or their bank).
     covered_ranges: Vec<std::ops::Range<u64>>,
+    /// The directory, for the accounts the lifecycle opened or re-keyed since.
+    directory: Arc<Directory>,
 }
 
 impl Scope {
     /// The scope of `holder`'s certificate over `directory`'s accounts.
-    pub fn new(holder: &Holder, directory: &Directory) -> Scope {
+    pub fn new(holder: &Holder, directory: &Arc<Directory>) -> Scope {
         let signers: HashSet<[u8; 32]> = holder.signers.iter().copied().collect();
         let mut covered: HashSet<u64> = directory
             .owner
@@ -114,6 +212,7 @@ impl Scope {
             signers,
             covered,
             covered_ranges,
+            directory: Arc::clone(directory),
         }
     }
 
@@ -122,8 +221,33 @@ impl Scope {
         matches!(self.access, Access::CentralBank | Access::Auditor)
     }
 
-    /// Whether `account` is covered (its owner, its bank, or the tax authority's).
+    /// Whether `account` is covered (its owner, its bank, or the tax authority's). An
+    /// account the lifecycle opened or re-keyed is covered by its owner key and its bank as
+    /// they are now.
     pub fn covers(&self, account: u64) -> bool {
+        if self.access == Access::TaxAuthority && self.directory.tax_sub_accounts.contains(&account)
+        {
+            return true;
+        }
+        let later = self.directory.later();
+        match later.of(account) {
+            Some((owner, bank)) => {
+                self.signers.contains(&owner)
+                    || bank.is_some_and(|bank| self.covers_itself(&later, bank))
+            }
+            None => self.covers_genesis(account),
+        }
+    }
+
+    /// Whether the certificate binds `account`'s owner key (a bank's own account).
+    fn covers_itself(&self, later: &Later, account: u64) -> bool {
+        match later.of(account) {
+            Some((owner, _)) => self.signers.contains(&owner),
+            None => self.covers_genesis(account),
+        }
+    }
+
+    fn covers_genesis(&self, account: u64) -> bool {
         self.covered.contains(&account)
             || self.covered_ranges.iter().any(|ids| ids.contains(&account))
     }

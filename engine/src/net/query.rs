@@ -102,6 +102,7 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
             QueryResult::Ok(Answer::Account(Box::new(AccountInfo {
                 account: found.id,
                 role: found.role.name().to_string(),
+                owner: hex::encode(found.owner),
                 balance: found.balance,
                 available: found.available(),
                 debits_pending: found.debits_pending,
@@ -110,6 +111,7 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
                 balance_max: found.balance_max,
                 bank: found.bank,
                 suspended: found.suspended,
+                closed: found.closed,
                 queued_out: ledger.queued_payments(Some(found.id)).len() as u64,
             })))
         }

@@ -1220,9 +1220,9 @@ impl Ingress {
                     match tally_pki::read_certificate(certificate) {
                         Ok(holder) => {
                             tracing::info!(peer = %conn.io.addr(), name = %holder.name, role = %holder.access, serial = %holder.serial, "client authenticated");
-                            let empty = Directory::default();
-                            let directory = self.config.directory.as_deref().unwrap_or(&empty);
-                            let scope = Scope::new(&holder, directory);
+                            let directory: Arc<Directory> =
+                                self.config.directory.clone().unwrap_or_default();
+                            let scope = Scope::new(&holder, &directory);
                             let refusal = self.admit(&scope);
                             let (key, name) = (scope.serial.clone(), scope.name.clone());
                             conn.scope = Some(Arc::new(scope));

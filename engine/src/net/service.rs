@@ -58,6 +58,7 @@ impl NodeService {
             )));
         }
         let mut node_config = node_config;
+        node_config.directory = config.server.directory.clone();
         if let Some(tls) = &config.server.tls {
             // One list: what the node's blocks revoke, its ports refuse.
             node_config.revocations = Arc::clone(tls.revocations());

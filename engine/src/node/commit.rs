@@ -29,6 +29,9 @@ pub(crate) struct SealedBlock {
     pub(crate) revoked: Vec<Vec<u8>>,
     /// The block's account events, for the event journal once the block is durable.
     pub(crate) events: Vec<crate::events::AccountEvent>,
+    /// Accounts the block's lifecycle records opened or re-keyed: the client port's
+    /// directory takes them in once the block is durable.
+    pub(crate) access_changes: Vec<crate::ledger::AccessChange>,
 }
 
 /// Runs `stage` with a checkpoint writer thread fed by the plan it is given; the writer
@@ -144,6 +147,9 @@ pub(crate) fn commit_group(
             if shared.revocations.revoke(&serial) {
                 tracing::warn!(height = block.height, %serial, "certificate revoked by the central bank");
             }
+        }
+        if let Some(directory) = &shared.directory {
+            directory.apply(&block.access_changes);
         }
         for (tx, code) in block.txs.iter().zip(&block.results) {
             tx.acknowledge(*code, Some(block.height));

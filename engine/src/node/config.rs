@@ -47,6 +47,11 @@ pub struct NodeConfig {
     /// The revocation list the node's ports enforce: the node adds the ledger's list at start
     /// and each revocation as its block commits (a node with TLS shares its `NodeTls`'s).
     pub revocations: Arc<crate::revocation::Revocations>,
+    /// The accounts the node's client port checks records and queries against: the node
+    /// seeds it with what the lifecycle changed before its recovered height and applies each
+    /// block's changes as the block commits (a node with a client server shares the
+    /// server's).
+    pub directory: Option<Arc<crate::net::access::Directory>>,
 }
 
 impl NodeConfig {
@@ -69,6 +74,7 @@ impl NodeConfig {
             archive_dir: None,
             validator: None,
             revocations: Default::default(),
+            directory: None,
         }
     }
 }

@@ -145,6 +145,8 @@ pub(crate) struct Shared {
     pub(crate) gossip_reply: Sender<Ack>,
     /// The revocation list of the node's ports: committed revocations go in here.
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
+    /// The client port's directory of accounts, if the node serves one.
+    pub(crate) directory: Option<Arc<crate::net::access::Directory>>,
     /// The node's log, for the queries that read it (history), once the node started. Weak:
     /// the pipeline owns the log, which closes (and unlocks) when the node stops, whatever
     /// handles are still held.
@@ -176,6 +178,7 @@ impl Shared {
             sigverify_thread: Mutex::new(None),
             gossip_reply: bounded(0).0,
             revocations: Arc::clone(&config.revocations),
+            directory: config.directory.clone(),
             log: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
@@ -304,6 +307,9 @@ impl Node {
         metrics.set_backend(&backend_in_use(&verifier));
 
         let shared = Arc::new(Shared::new(genesis, &config, metrics));
+        if let Some(directory) = &shared.directory {
+            directory.seed(&recovered.ledger);
+        }
         for serial in recovered.ledger.revoked_serials() {
             shared
                 .revocations
