@@ -802,3 +802,370 @@ fn cluster_up_starts_prints_and_stops_every_validator_on_sigterm() {
         assert!(!files.validators[*index].pid_file.exists());
     }
 }
+
+/// An operator's day on a four-validator network, driven only through `tally` commands and
+/// the files of `tally cluster init`: each step's printed result is checked.
+#[test]
+fn an_operator_runs_the_network_through_tally_commands_only() {
+    use serde_json::Value;
+    let root = tempfile::tempdir().unwrap();
+    let (files, nodes) = start_cluster(root.path());
+    let dir = files.dir.clone();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let participant = |name: &str| file(&format!("participants/{name}"));
+    let genesis = files.genesis.to_str().unwrap().to_string();
+    let addresses: Vec<String> = files
+        .validators
+        .iter()
+        .map(|v| v.client.to_string())
+        .collect();
+    let (bank_a, bank_b) = (1000u64, 1001u64);
+    // `tally tx KIND` as `who` signed with `key`, sent to validator `at` first (the others
+    // after it for failover): whether it was accepted, and what it printed.
+    let tx = |who: &str, key: &str, at: usize, args: &[&str]| -> (bool, Value) {
+        let identity = participant(&format!("{who}.identity"));
+        let mut all = vec!["tx", args[0]];
+        for offset in 0..addresses.len() {
+            all.extend([
+                "--node",
+                addresses[(at + offset) % addresses.len()].as_str(),
+            ]);
+        }
+        all.extend([
+            "--identity",
+            &identity,
+            "--genesis",
+            &genesis,
+            "--key-file",
+            key,
+            "--json",
+        ]);
+        all.extend(&args[1..]);
+        let output = common::run(&all);
+        let printed: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{all:?}: {e}: {}", common::text(&output)));
+        (output.status.success(), printed)
+    };
+    let accepted = |printed: &Value, result: &str| -> String {
+        assert_eq!(printed["result"], result, "{printed}");
+        assert!(printed["height"].as_u64().unwrap() > 0, "{printed}");
+        printed["id"].as_str().unwrap().to_string()
+    };
+    let cb_key = participant("central-bank.key");
+    let a_key = participant(&format!("bank-{bank_a}.key"));
+    let b_key = participant(&format!("bank-{bank_b}.key"));
+    let (a, b) = (format!("bank-{bank_a}"), format!("bank-{bank_b}"));
+    // `tally query --node` of validator `at` as `who`: the answers.
+    let query = |who: &str, at: usize, args: &[&str]| -> Vec<Value> {
+        let identity = participant(&format!("{who}.identity"));
+        let mut all = vec!["query", "--node", &addresses[at], "--identity", &identity];
+        all.extend(args);
+        let output = common::run(&all);
+        assert!(
+            output.status.success(),
+            "{all:?}: {}",
+            common::text(&output)
+        );
+        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        printed["answers"].as_array().unwrap().clone()
+    };
+    let balance = |who: &str, at: usize, account: u64| -> i64 {
+        query(who, at, &["balance", &account.to_string()])[0]["account"]["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    let status = |at: usize, id: &str| -> String {
+        query("central-bank", at, &["status", id])[0]["tx_status"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sa = &a[..];
+    let sb = &b[..];
+    let (ta, tb) = (bank_a.to_string(), bank_b.to_string());
+
+    // A payment by hand, read back on another validator.
+    let before = balance(sb, 2, bank_b);
+    let (ok, printed) = tx(
+        sa,
+        &a_key,
+        0,
+        &["transfer", "--from", &ta, "--to", &tb, "--amount", "2.50"],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    assert_eq!(balance(sb, 2, bank_b), before + 250);
+
+    // An account opened by the central bank, with a key of its own, held at bank A.
+    let shop_key = file("shop.key");
+    let output = common::run(&["keygen", "--out", &shop_key]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let shop = "7000000";
+    let (ok, printed) = tx(
+        "central-bank",
+        &cb_key,
+        1,
+        &[
+            "open-account",
+            "--account",
+            shop,
+            "--role",
+            "merchant",
+            "--bank",
+            &ta,
+            "--owner",
+            &shop_key,
+        ],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+
+    // A taxed payment to it and its refund, signed by its own key.
+    let (ok, printed) = tx(
+        sa,
+        &a_key,
+        2,
+        &[
+            "taxed-payment",
+            "--from",
+            &ta,
+            "--to",
+            shop,
+            "--amount",
+            "109.00",
+            "--category",
+            "1",
+        ],
+    );
+    assert!(ok, "{printed}");
+    let payment = accepted(&printed, "ok");
+    let shop_balance = balance(sa, 3, 7_000_000);
+    assert!(
+        shop_balance > 0 && shop_balance < 10_900,
+        "net of tax: {shop_balance}"
+    );
+    let (ok, printed) = tx(
+        sa,
+        &shop_key,
+        3,
+        &[
+            "refund",
+            "--payment",
+            &payment,
+            "--from",
+            shop,
+            "--to",
+            &ta,
+            "--amount",
+            "10.90",
+        ],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    assert!(balance(sa, 0, 7_000_000) < shop_balance);
+
+    // A pledge and a redeem.
+    let before = balance(sb, 1, bank_b);
+    let (ok, printed) = tx(
+        "central-bank",
+        &cb_key,
+        0,
+        &["pledge", "--to", &tb, "--amount", "100"],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    let (ok, printed) = tx(sb, &cb_key, 0, &["redeem", "--from", &tb, "--amount", "40"]);
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    assert_eq!(balance(sb, 1, bank_b), before + 6_000);
+
+    // A gridlock: each bank pays the other one minor unit more than it holds. A's payment
+    // is held while B's queues behind nothing it can cover; once A's is released, the
+    // gridlock resolver settles both at the end of that block.
+    let (held_a, held_b) = (balance(sa, 0, bank_a), balance(sb, 0, bank_b));
+    let (x, y) = ((held_a + 1).to_string(), (held_b + 1).to_string());
+    let (ok, printed) = tx(
+        sa,
+        &a_key,
+        0,
+        &[
+            "transfer",
+            "--from",
+            &ta,
+            "--to",
+            &tb,
+            "--amount",
+            &x,
+            "--minor-units",
+        ],
+    );
+    assert!(ok, "{printed}");
+    let a_to_b = accepted(&printed, "queued");
+    let (ok, printed) = tx(sa, &a_key, 0, &["queue-hold", "--payment", &a_to_b]);
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    let (ok, printed) = tx(
+        sb,
+        &b_key,
+        1,
+        &[
+            "transfer",
+            "--from",
+            &tb,
+            "--to",
+            &ta,
+            "--amount",
+            &y,
+            "--minor-units",
+        ],
+    );
+    assert!(ok, "{printed}");
+    let b_to_a = accepted(&printed, "queued");
+    assert_eq!(
+        status(2, &b_to_a),
+        "queued",
+        "A's payment is held: no offset yet"
+    );
+    let (ok, printed) = tx(sa, &a_key, 0, &["queue-release", "--payment", &a_to_b]);
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    for id in [&a_to_b, &b_to_a] {
+        assert_eq!(status(3, id), "settled_from_queue", "{id}");
+    }
+    // A paid held_a + 1 and received held_b + 1
+    assert_eq!(balance(sa, 2, bank_a), held_b);
+
+    // A suspension: a payment to the suspended bank is refused with its code.
+    let (ok, printed) = tx("central-bank", &cb_key, 1, &["suspend", "--account", &tb]);
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    let (ok, printed) = tx(
+        sa,
+        &a_key,
+        2,
+        &["transfer", "--from", &ta, "--to", &tb, "--amount", "1"],
+    );
+    assert!(!ok, "{printed}");
+    accepted(&printed, "credit_account_suspended");
+    let (ok, printed) = tx("central-bank", &cb_key, 1, &["reinstate", "--account", &tb]);
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+
+    // A key rotation after a compromise: the old key's records are refused, the new key's
+    // settle.
+    let new_key = file("bank-a-new.key");
+    let output = common::run(&["keygen", "--out", &new_key]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let (ok, printed) = tx(
+        "central-bank",
+        &cb_key,
+        2,
+        &[
+            "rotate-key",
+            "--account",
+            &ta,
+            "--new-owner",
+            &new_key,
+            "--by-central-bank",
+        ],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    // the old key, over the certificate that binds it: refused at the door, which no
+    // longer counts that certificate as covering the account
+    let old_identity = participant(&format!("{sa}.identity"));
+    let output = common::run(&[
+        "tx",
+        "transfer",
+        "--node",
+        &addresses[3],
+        "--identity",
+        &old_identity,
+        "--genesis",
+        &genesis,
+        "--key-file",
+        &a_key,
+        "--from",
+        &ta,
+        "--to",
+        &tb,
+        "--amount",
+        "1",
+    ]);
+    assert!(!output.status.success());
+    let said = common::text(&output);
+    assert!(said.contains("does not cover"), "{said}");
+    // the new key, over a certificate the network's CA issues for it: settled
+    let output = common::run(&[
+        "pki",
+        "issue",
+        "--ca",
+        &file("ca"),
+        "--name",
+        "bank-a-rotated",
+        "--role",
+        "bank",
+        "--signer",
+        &new_key,
+        "--out",
+        &participant("bank-a-rotated.identity"),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let (ok, printed) = tx(
+        "bank-a-rotated",
+        &new_key,
+        3,
+        &["transfer", "--from", &ta, "--to", &tb, "--amount", "1"],
+    );
+    assert!(ok, "{printed}");
+    accepted(&printed, "ok");
+    // and an old-key record over the new certificate is refused by the ledger
+    let (ok, printed) = tx(
+        "bank-a-rotated",
+        &a_key,
+        0,
+        &["transfer", "--from", &ta, "--to", &tb, "--amount", "1"],
+    );
+    assert!(!ok, "{printed}");
+    accepted(&printed, "not_owner");
+
+    // History over the network: the shop's payment and refund.
+    let history = query("bank-a-rotated", 1, &["history", shop, "--limit", "100"]);
+    let kinds: Vec<&str> = history[0]["account_history"]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .filter(|kind| matches!(*kind, "taxed_payment" | "refund"))
+        .collect();
+    assert_eq!(kinds, vec!["taxed_payment", "refund"], "{history:?}");
+
+    // A proof of the taxed payment fetched from one validator, verified offline against
+    // the genesis alone.
+    let proof = file("payment.proof");
+    let output = common::run(&[
+        "prove",
+        "--node",
+        &addresses[2],
+        "--identity",
+        &participant("auditor.identity"),
+        "--genesis",
+        &genesis,
+        "--tx",
+        &payment,
+        "--out",
+        &proof,
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let output = common::run(&["verify-proof", &proof, "--genesis", &genesis]);
+    let said = common::text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("OK: transaction {payment}")),
+        "{said}"
+    );
+
+    for (index, node) in nodes.into_iter().enumerate() {
+        node.stop(index);
+    }
+}
