@@ -1164,6 +1164,7 @@ fn an_operator_runs_the_network_through_tally_commands_only() {
         said.contains(&format!("OK: transaction {payment}")),
         "{said}"
     );
+    eprintln!("{said}");
 
     for (index, node) in nodes.into_iter().enumerate() {
         node.stop(index);
