@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod consensus_state;
 mod error;
 mod format;
+pub mod history;
 mod inspect;
 mod io;
 mod mmap;

@@ -28,6 +28,7 @@ pub(crate) mod commit;
 mod config;
 pub(crate) mod consensus;
 mod execute;
+mod indexer;
 mod ingress;
 mod metrics;
 mod recovery;
@@ -98,6 +99,8 @@ pub enum NodeError {
     Peers(#[from] crate::net::peers::PeerError),
     #[error("validator: {0}")]
     Validator(String),
+    #[error("{0}")]
+    HistoryIndex(String),
 }
 
 /// Why a submission was not taken (a protocol type: the client library returns it too).
@@ -145,6 +148,10 @@ pub(crate) struct Shared {
     /// the pipeline owns the log, which closes (and unlocks) when the node stops, whatever
     /// handles are still held.
     log: std::sync::OnceLock<std::sync::Weak<RwLock<crate::log::Log>>>,
+    /// The history index over the log and the archive, for the history queries.
+    history: std::sync::OnceLock<Arc<RwLock<crate::log::history::HistoryIndex>>>,
+    /// The node's archive directory, where history before the live log is read from.
+    pub(crate) archive_dir: Option<PathBuf>,
 }
 
 impl Shared {
@@ -170,6 +177,8 @@ impl Shared {
             gossip_reply: bounded(0).0,
             revocations: Arc::clone(&config.revocations),
             log: std::sync::OnceLock::new(),
+            history: std::sync::OnceLock::new(),
+            archive_dir: config.archive_dir.clone(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
                 .min(config.block_tx_max),
@@ -304,6 +313,8 @@ impl Node {
 
         let log = Arc::new(RwLock::new(log));
         let _ = shared.log.set(Arc::downgrade(&log));
+        let history = indexer::open_index(&config.data_dir).map_err(NodeError::HistoryIndex)?;
+        let _ = shared.history.set(Arc::clone(&history));
         let validator = match &config.validator {
             Some(validator) => Some(consensus::runtime(
                 genesis,
@@ -333,6 +344,14 @@ impl Node {
             archive_dir: config.archive_dir.clone(),
         };
         let mut threads = vec![sigverify];
+        {
+            let shared_indexer = Arc::clone(&shared);
+            let log = Arc::downgrade(&log);
+            let archive_dir = config.archive_dir.clone();
+            threads.push(spawn("tally-indexer", Arc::clone(&shared), move || {
+                indexer::indexer_stage(&shared_indexer, &log, &history, archive_dir.as_deref())
+            }));
+        }
         match validator {
             None => {
                 let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
@@ -448,6 +467,16 @@ impl NodeHandle {
     /// not keep the node's state alive).
     pub(crate) fn log_weak(&self) -> Option<std::sync::Weak<RwLock<crate::log::Log>>> {
         self.shared.log.get().cloned()
+    }
+
+    /// The node's history index, for the queries that read it.
+    pub fn history_index(&self) -> Option<Arc<RwLock<crate::log::history::HistoryIndex>>> {
+        self.shared.history.get().cloned()
+    }
+
+    /// The node's archive directory, if it archives its log.
+    pub fn archive_dir(&self) -> Option<&std::path::Path> {
+        self.shared.archive_dir.as_deref()
     }
 }
 
