@@ -1,6 +1,6 @@
 //! Read-side queries over a node's data directory: inclusion proofs of transactions, and the
 //! blocks that carried a transaction or touched an account (with their result codes), found
-//! through the history index ([`crate::history`]) over the log and its archive. The
+//! through the history index ([`crate::log::history`]) over the log and its archive. The
 //! ledger's own queries (balances, statuses, queues, tax reports) are methods of
 //! [`crate::ledger::Ledger`] over the replayed state. [`answer_offline`] answers the
 //! protocol's queries over a stopped node's data directory (`tally query`), with the network

@@ -25,7 +25,7 @@
 use crate::tx::TxRecord;
 use memmap2::Mmap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Magic at the start of a history index segment.
@@ -45,6 +45,27 @@ pub const RECENT_ENTRIES_MAX: usize = 1 << 17;
 
 /// An entry's flag: the key is the id the record names in `related_id`, not its own.
 pub const REFERENCE: u32 = 1;
+
+/// What the index takes of a record: its id, the id it names in `related_id` (0: none) and
+/// its debit and credit accounts (0: none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordKeys {
+    pub id: u128,
+    pub related_id: u128,
+    pub debit: u64,
+    pub credit: u64,
+}
+
+impl From<&TxRecord> for RecordKeys {
+    fn from(record: &TxRecord) -> RecordKeys {
+        RecordKeys {
+            id: record.id(),
+            related_id: record.related_id(),
+            debit: record.debit_account(),
+            credit: record.credit_account(),
+        }
+    }
+}
 
 /// One entry of the index: a key (an id, or an account as `u128`), where, and a flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -204,7 +225,7 @@ impl HistoryIndex {
             if !(name.starts_with("hist-") && name.ends_with(".idx")) {
                 continue;
             }
-            match read_segment(&path) {
+            match read_segment(&path, true) {
                 Ok(segment) => found.push(segment),
                 Err(reason) => {
                     let line = format!("{} is damaged ({reason})", path.display());
@@ -305,6 +326,17 @@ impl HistoryIndex {
         height: u64,
         records: &[TxRecord],
     ) -> Result<(), HistoryIndexError> {
+        let keys: Vec<RecordKeys> = records.iter().map(RecordKeys::from).collect();
+        self.add_block_keys(height, &keys)
+    }
+
+    /// Adds block `height` (the next after [`HistoryIndex::indexed_height`]) with the keys of
+    /// its records, in block order.
+    pub fn add_block_keys(
+        &mut self,
+        height: u64,
+        records: &[RecordKeys],
+    ) -> Result<(), HistoryIndexError> {
         if height != self.indexed + 1 {
             return Err(HistoryIndexError::OutOfOrder {
                 height,
@@ -319,11 +351,11 @@ impl HistoryIndex {
                 index,
                 flags,
             };
-            self.recent_tx.push(at(record.id(), 0));
-            if record.related_id() != 0 {
-                self.recent_tx.push(at(record.related_id(), REFERENCE));
+            self.recent_tx.push(at(record.id, 0));
+            if record.related_id != 0 {
+                self.recent_tx.push(at(record.related_id, REFERENCE));
             }
-            let (debit, credit) = (record.debit_account(), record.credit_account());
+            let (debit, credit) = (record.debit, record.credit);
             if debit != 0 {
                 self.recent_accounts.push(at(u128::from(debit), 0));
             }
@@ -379,17 +411,21 @@ impl HistoryIndex {
             return Ok(None);
         }
         let (a, b) = (&self.segments[n - 2], &self.segments[n - 1]);
-        let merged = |section: Section| {
-            let left = (0..a.count(section)).map(move |i| a.entry(section, i));
-            let right = (0..b.count(section)).map(move |i| b.entry(section, i));
-            MergeSorted::new(left, right)
+        // read with plain buffered reads, not through the maps: a merge reads every entry,
+        // and pages touched through a map would stay in the node's resident memory
+        let merged = |section: Section| -> Result<_, HistoryIndexError> {
+            Ok(MergeSorted::new(
+                FileEntries::open(a, section)?,
+                FileEntries::open(b, section)?,
+            ))
         };
+        let (tx, accounts) = (merged(Section::Tx)?, merged(Section::Account)?);
         let segment = write_segment(
             &self.dir,
             a.first_height,
             b.last_height,
-            merged(Section::Tx),
-            merged(Section::Account),
+            tx,
+            accounts,
             a.tx_count + b.tx_count,
             a.account_count + b.account_count,
         )?;
@@ -505,6 +541,43 @@ impl HistoryIndex {
     }
 }
 
+/// The entries of one section of a segment, read from its file in order.
+struct FileEntries {
+    reader: BufReader<File>,
+    left: usize,
+}
+
+impl FileEntries {
+    fn open(segment: &Segment, section: Section) -> Result<FileEntries, HistoryIndexError> {
+        let mut file = File::open(&segment.path).map_err(io_error("open", &segment.path))?;
+        let offset = HEADER_BYTES
+            + match section {
+                Section::Tx => 0,
+                Section::Account => segment.tx_count * ENTRY_BYTES,
+            };
+        file.seek(SeekFrom::Start(offset as u64))
+            .map_err(io_error("read", &segment.path))?;
+        Ok(FileEntries {
+            reader: BufReader::with_capacity(1 << 20, file),
+            left: segment.count(section),
+        })
+    }
+}
+
+impl Iterator for FileEntries {
+    type Item = Entry;
+    fn next(&mut self) -> Option<Entry> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let mut bytes = [0u8; ENTRY_BYTES];
+        // a segment cut short under us ends early: the writer's count check refuses it
+        self.reader.read_exact(&mut bytes).ok()?;
+        Some(Entry::decode(&bytes))
+    }
+}
+
 /// Merges two sorted iterators.
 struct MergeSorted<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> {
     a: std::iter::Peekable<A>,
@@ -572,7 +645,12 @@ fn write_segment(
             out.write_all(&bytes)?;
             accounts_written += 1;
         }
-        assert_eq!((tx_written, accounts_written), (tx_count, account_count));
+        if (tx_written, accounts_written) != (tx_count, account_count) {
+            return Err(io::Error::other(format!(
+                "{tx_written} and {accounts_written} entries read, {tx_count} and \
+                 {account_count} expected: a segment was cut short"
+            )));
+        }
         let header = encode_header(
             first_height,
             last_height,
@@ -596,7 +674,7 @@ fn write_segment(
     drop(file);
     fs::rename(&tmp, &path).map_err(io_error("rename into place", &tmp))?;
     sync_dir(dir)?;
-    read_segment(&path).map_err(|reason| HistoryIndexError::Io {
+    read_segment(&path, false).map_err(|reason| HistoryIndexError::Io {
         action: "read back",
         path,
         source: io::Error::other(reason),
@@ -625,9 +703,11 @@ fn encode_header(
     header
 }
 
-/// Opens, checks and maps a segment; the reason it is refused otherwise.
-fn read_segment(path: &Path) -> Result<Segment, String> {
-    let file = File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
+/// Opens, checks (with `verify`, the body hash too) and maps a segment; the reason it is
+/// refused otherwise. The checks read the file with plain reads: a segment's pages enter the
+/// node's resident memory only when a query looks into them.
+fn read_segment(path: &Path, verify: bool) -> Result<Segment, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
     let len = file
         .metadata()
         .map_err(|e| format!("cannot be read: {e}"))?
@@ -635,9 +715,9 @@ fn read_segment(path: &Path) -> Result<Segment, String> {
     if len < HEADER_BYTES {
         return Err(format!("{len} bytes, shorter than its header"));
     }
-    let map =
-        super::mmap::map_index_segment(&file).map_err(|e| format!("cannot be mapped: {e}"))?;
-    let header = &map[0..HEADER_BYTES];
+    let mut header = [0u8; HEADER_BYTES];
+    file.read_exact(&mut header)
+        .map_err(|e| format!("cannot be read: {e}"))?;
     if header[0..8] != SEGMENT_MAGIC {
         return Err("wrong magic".to_string());
     }
@@ -661,12 +741,24 @@ fn read_segment(path: &Path) -> Result<Segment, String> {
     if expected != len as u128 || first_height == 0 || last_height < first_height {
         return Err("header does not match the file".to_string());
     }
-    let body = blake3::Hasher::new_derive_key(BODY_CONTEXT)
-        .update(&map[HEADER_BYTES..])
-        .finalize();
-    if body.as_bytes()[..] != header[48..80] {
-        return Err("body hash mismatch".to_string());
+    if verify {
+        let mut body = blake3::Hasher::new_derive_key(BODY_CONTEXT);
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let read = file
+                .read(&mut buffer)
+                .map_err(|e| format!("cannot be read: {e}"))?;
+            if read == 0 {
+                break;
+            }
+            body.update(&buffer[..read]);
+        }
+        if body.finalize().as_bytes()[..] != header[48..80] {
+            return Err("body hash mismatch".to_string());
+        }
     }
+    let map =
+        super::mmap::map_index_segment(&file).map_err(|e| format!("cannot be mapped: {e}"))?;
     Ok(Segment {
         path: path.to_path_buf(),
         first_height,

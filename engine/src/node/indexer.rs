@@ -1,16 +1,19 @@
 //! The history indexer: a thread of its own that adds each block to the history index
-//! ([`crate::history`]) once it is durable, reading it back from the log (or the archive),
-//! so that the execution and log stages do nothing for it. At start it catches up from the
-//! log from the index's last height; at shutdown it writes what it holds in memory as a
-//! segment. An index that cannot be written (no space, an I/O error) is logged as an error
+//! ([`crate::log::history`]) once it is durable. The commit hands it each durable block's
+//! index keys (id, related id, accounts of each record) over a bounded channel; a block that
+//! did not fit, and every block at start from the index's last height on, it reads back from
+//! the log (or the archive). It takes the keys rather than reading every block back through
+//! the log's map, whose touched pages would count in the node's resident memory for as long
+//! as the log is open. At shutdown it writes what it holds in memory as a segment. An index that cannot be written (no space, an I/O error) is logged as an error
 //! and left as it is: the node goes on, and history queries read the blocks after the
 //! index's last from the log, as far as a running node reads.
 
-use super::Shared;
+use super::{IndexedBlock, Shared};
 use crate::log::history::HistoryIndex;
 use crate::log::Log;
 use crate::query::visit_blocks;
 use crate::tx::TxRecord;
+use crossbeam::channel::{Receiver, RecvTimeoutError};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, Weak};
@@ -27,17 +30,33 @@ pub(super) fn indexer_stage(
     index: &RwLock<HistoryIndex>,
     archive_dir: Option<&Path>,
 ) {
+    let feed = &shared.index_feed.1;
     let outcome = (|| -> Result<(), String> {
         start_over_if_unreadable(log, index, archive_dir)?;
+        // idle polls with the log ahead of the index: a block the feed dropped, or the
+        // blocks before this start; read back from the log after a few
+        let mut behind = 0;
         loop {
-            let stopping = shared.stopping.load(Ordering::SeqCst);
-            let added = index_some(log, index, archive_dir)?;
-            if added == 0 {
-                if stopping {
-                    break;
-                }
-                std::thread::sleep(POLL);
+            if shared.stopping.load(Ordering::SeqCst) {
+                take_fed(feed, index)?;
+                break;
             }
+            match feed.recv_timeout(POLL) {
+                Ok(block) => {
+                    behind = 0;
+                    add_fed(block, log, index, archive_dir)?;
+                    take_fed(feed, index)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    behind += 1;
+                    if behind >= 3 {
+                        while index_some(log, index, archive_dir)? > 0 {}
+                        behind = 0;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            flush_if_due(index)?;
         }
         index
             .write()
@@ -77,7 +96,43 @@ fn start_over_if_unreadable(
     Ok(())
 }
 
-/// Adds the next durable blocks (up to a batch); returns how many.
+/// Adds a block the commit handed over: after reading from the log any block before it that
+/// the index lacks; a block the index has already is skipped.
+fn add_fed(
+    (height, keys): IndexedBlock,
+    log: &Weak<RwLock<Log>>,
+    index: &RwLock<HistoryIndex>,
+    archive_dir: Option<&Path>,
+) -> Result<(), String> {
+    while index.read().expect("index lock").indexed_height() + 1 < height {
+        if index_some(log, index, archive_dir)? == 0 {
+            // the log does not hold it (yet): leave the block to be read back later
+            return Ok(());
+        }
+    }
+    let mut index = index.write().expect("index lock");
+    if index.indexed_height() + 1 == height {
+        index
+            .add_block_keys(height, &keys)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Adds what the feed holds now, in order (without reading the log).
+fn take_fed(feed: &Receiver<IndexedBlock>, index: &RwLock<HistoryIndex>) -> Result<(), String> {
+    let mut index = index.write().expect("index lock");
+    while let Ok((height, keys)) = feed.try_recv() {
+        if index.indexed_height() + 1 == height {
+            index
+                .add_block_keys(height, &keys)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the next durable blocks from the log (up to a batch); returns how many.
 fn index_some(
     log: &Weak<RwLock<Log>>,
     index: &RwLock<HistoryIndex>,
@@ -106,43 +161,52 @@ fn index_some(
         .map_err(|e| e.to_string())?;
     }
     drop(log);
-    {
-        let mut index = index.write().expect("index lock");
-        for (height, records) in &blocks {
-            index
+    let mut guard = index.write().expect("index lock");
+    for (height, records) in &blocks {
+        // the feed may have filled the gap meanwhile
+        if *height == guard.indexed_height() + 1 {
+            guard
                 .add_block(*height, records)
                 .map_err(|e| e.to_string())?;
         }
     }
-    // segments are written and merged under a read hold (queries go on), then put in place
-    if index.read().expect("index lock").flush_due() {
+    drop(guard);
+    flush_if_due(index)?;
+    Ok(blocks.len())
+}
+
+/// Writes the entries in memory as a segment and merges, when due: segments are written and
+/// merged under a read hold (queries go on), then put in place under a short write hold.
+fn flush_if_due(index: &RwLock<HistoryIndex>) -> Result<(), String> {
+    if !index.read().expect("index lock").flush_due() {
+        return Ok(());
+    }
+    let prepared = index
+        .read()
+        .expect("index lock")
+        .prepare_flush()
+        .map_err(|e| e.to_string())?;
+    if let Some(prepared) = prepared {
+        index
+            .write()
+            .expect("index lock")
+            .install(prepared)
+            .map_err(|e| e.to_string())?;
+    }
+    loop {
         let prepared = index
             .read()
             .expect("index lock")
-            .prepare_flush()
+            .prepare_merge()
             .map_err(|e| e.to_string())?;
-        if let Some(prepared) = prepared {
-            index
-                .write()
-                .expect("index lock")
-                .install(prepared)
-                .map_err(|e| e.to_string())?;
-        }
-        loop {
-            let prepared = index
-                .read()
-                .expect("index lock")
-                .prepare_merge()
-                .map_err(|e| e.to_string())?;
-            let Some(prepared) = prepared else { break };
-            index
-                .write()
-                .expect("index lock")
-                .install(prepared)
-                .map_err(|e| e.to_string())?;
-        }
+        let Some(prepared) = prepared else { break };
+        index
+            .write()
+            .expect("index lock")
+            .install(prepared)
+            .map_err(|e| e.to_string())?;
     }
-    Ok(blocks.len())
+    Ok(())
 }
 
 /// Opens the history index of a node's data directory.

@@ -67,6 +67,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use tally_kernels::sigverify::{Verifier, VerifierError};
 
+/// A durable block's height and the index keys of its records, for the history indexer.
+pub(crate) type IndexedBlock = (u64, Vec<crate::log::history::RecordKeys>);
+
+/// Most durable blocks waiting for the history indexer.
+const INDEX_FEED_BLOCKS_MAX: usize = 4_096;
+
 /// Why a node cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -150,6 +156,9 @@ pub(crate) struct Shared {
     log: std::sync::OnceLock<std::sync::Weak<RwLock<crate::log::Log>>>,
     /// The history index over the log and the archive, for the history queries.
     history: std::sync::OnceLock<Arc<RwLock<crate::log::history::HistoryIndex>>>,
+    /// Durable blocks' index keys, from the commit to the history indexer (bounded: what does
+    /// not fit, the indexer reads back from the log).
+    pub(crate) index_feed: (Sender<IndexedBlock>, Receiver<IndexedBlock>),
     /// The node's archive directory, where history before the live log is read from.
     pub(crate) archive_dir: Option<PathBuf>,
 }
@@ -178,6 +187,7 @@ impl Shared {
             revocations: Arc::clone(&config.revocations),
             log: std::sync::OnceLock::new(),
             history: std::sync::OnceLock::new(),
+            index_feed: bounded(INDEX_FEED_BLOCKS_MAX),
             archive_dir: config.archive_dir.clone(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
