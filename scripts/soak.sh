@@ -5,21 +5,25 @@
 #   TALLY_SOAK_RATE=3000 scripts/soak.sh 3
 #
 # Builds the release binary, writes a single-node cluster (`tally cluster init --validators 1`)
-# whose genesis has short windows (validity window TALLY_SOAK_VALIDITY_MS, default 20 s; refund
-# window TALLY_SOAK_REFUND_MS, default 30 s), so that every window the ledger keeps turns over
-# many times within the run; starts the node, drives it with `tally loadgen` (the mixed
+# whose genesis has short windows (validity window TALLY_SOAK_VALIDITY_MS, default 15 s; refund
+# window TALLY_SOAK_REFUND_MS, default 20 s), so that every window the ledger keeps turns over
+# many times within the run, and checkpoints every TALLY_SOAK_CHECKPOINT_MS (default 10 s) of
+# block time; starts the node, drives it with `tally loadgen` (the mixed
 # workload: retail, taxed payments with refunds, interbank and central-bank traffic) over the
 # client port at TALLY_SOAK_RATE tx/s (default 2000) for MINUTES, and samples the node's
 # resident memory (VmRSS of /proc/PID/status) every TALLY_SOAK_SAMPLE_S seconds (default 5).
 #
-# The first third of the run is the warm-up (with the default windows, more than two turnovers
-# of the longest window the ledger keeps: the refund window's closed ids, two refund windows).
+# The first third of the run is the warm-up (with the default windows and a run of 3 minutes or
+# more, at least 60 s: one and a half turnovers of the longest window the ledger keeps, the
+# closed refund ids' two refund windows, three of the refund window, four of the validity
+# window, and six checkpoints). The node is a validator of one, as `tally cluster up` runs
+# it; TALLY_SOAK_ALONE=1 runs it as a node alone (no consensus).
 # The figure is the mean RSS of the last quarter of the samples after the warm-up against the
 # mean of the first quarter after it; the script ends with the line
 #
 #   rss growth after warm-up: X%
 #
-# Every sample is in DIR/rss.tsv (seconds, kB), the node's output in DIR/node.log, the load
+# Every sample is in DIR/rss.tsv (seconds, VmRSS, RssAnon, RssFile in kB), the node's output in DIR/node.log, the load
 # generator's in DIR/loadgen.log; DIR (a temporary directory, or TALLY_SOAK_DIR) is removed
 # at the end unless TALLY_SOAK_KEEP=1.
 set -euo pipefail
@@ -31,9 +35,10 @@ if ! [[ "$minutes" =~ ^[0-9]+([.][0-9]+)?$ ]] || [[ "$minutes" == 0 ]]; then
     exit 2
 fi
 rate="${TALLY_SOAK_RATE:-2000}"
-validity_ms="${TALLY_SOAK_VALIDITY_MS:-20000}"
-refund_ms="${TALLY_SOAK_REFUND_MS:-30000}"
+validity_ms="${TALLY_SOAK_VALIDITY_MS:-15000}"
+refund_ms="${TALLY_SOAK_REFUND_MS:-20000}"
 sample_s="${TALLY_SOAK_SAMPLE_S:-5}"
+checkpoint_ms="${TALLY_SOAK_CHECKPOINT_MS:-10000}"
 port="${TALLY_SOAK_PORT:-0}"
 
 cargo build --release --bin tally
@@ -67,6 +72,19 @@ else
     printf '\n[settlement]\nvalidity_window_ms = %s\nrefund_window_ms = %s\n' \
         "$validity_ms" "$refund_ms" >>"$genesis"
 fi
+# checkpoints every few seconds of block time, so that the warm-up holds several (each one
+# copies the ledger; the allocator keeps some of what a copy used)
+if grep -q '^\[limits\]' "$dir/cluster/node-0.toml"; then
+    sed -i "/^\[limits\]/a checkpoint_interval_ms = $checkpoint_ms" "$dir/cluster/node-0.toml"
+else
+    printf '\n[limits]\ncheckpoint_interval_ms = %s\n' "$checkpoint_ms" >>"$dir/cluster/node-0.toml"
+fi
+# TALLY_SOAK_ALONE=1: a node alone (no [validator] section: blocks without consensus)
+if [[ "${TALLY_SOAK_ALONE:-0}" == 1 ]]; then
+    awk '/^\[validator\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$dir/cluster/node-0.toml" \
+        >"$dir/cluster/node-0.toml.new"
+    mv "$dir/cluster/node-0.toml.new" "$dir/cluster/node-0.toml"
+fi
 client_addr="$(sed -n 's/^listen *= *"\(.*\)"/\1/p' "$dir/cluster/node-0.toml" | head -1)"
 
 (cd "$dir/cluster" && exec "$tally" node --config node-0.toml) >"$dir/node.log" 2>&1 &
@@ -87,7 +105,8 @@ seconds="$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')"
 # ahead (the signer may run twice that ahead)
 sign_ahead="$(awk -v r="$rate" -v w="$validity_ms" 'BEGIN { n = int(r * w / 8000); print (n < 1024 ? 1024 : n) }')"
 echo "soak: node pid $node_pid at $client_addr, $rate tx/s for $seconds s, validity window" \
-    "${validity_ms} ms, refund window ${refund_ms} ms, sampling VmRSS every ${sample_s} s"
+    "${validity_ms} ms, refund window ${refund_ms} ms, checkpoints every ${checkpoint_ms} ms," \
+    "sampling VmRSS every ${sample_s} s"
 "$tally" loadgen --node "$client_addr" --identity "$dir/cluster/participants/loadgen.identity" \
     --genesis "$genesis" --workload mixed --seed 7 --rate "$rate" --duration "$seconds" --sign-ahead "$sign_ahead" \
     --quiet >"$dir/loadgen.log" 2>&1 &
@@ -101,13 +120,17 @@ while kill -0 "$loadgen_pid" 2>/dev/null; do
         tail -20 "$dir/node.log" >&2
         exit 1
     fi
-    rss_kb="$(awk '/^VmRSS:/ { print $2 }' "/proc/$node_pid/status")"
-    printf '%s\t%s\n' "$(($(date +%s) - start))" "$rss_kb" >>"$dir/rss.tsv"
+    # seconds, VmRSS, and its parts: anonymous memory and file pages mapped (kB)
+    awk -v t="$(($(date +%s) - start))" '
+        /^VmRSS:/ { rss = $2 } /^RssAnon:/ { anon = $2 } /^RssFile:/ { file = $2 }
+        END { printf "%s\t%s\t%s\t%s\n", t, rss, anon, file }' "/proc/$node_pid/status" \
+        >>"$dir/rss.tsv"
     sleep "$sample_s"
 done
 loadgen_status=0
 wait "$loadgen_pid" || loadgen_status=$?
 tail -25 "$dir/loadgen.log"
+echo "load average at the end (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ "$loadgen_status" != 0 ]]; then
     echo "soak.sh: tally loadgen exited with status $loadgen_status" >&2
     exit 1

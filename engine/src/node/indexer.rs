@@ -33,9 +33,11 @@ pub(super) fn indexer_stage(
     let feed = &shared.index_feed.1;
     let outcome = (|| -> Result<(), String> {
         start_over_if_unreadable(log, index, archive_dir)?;
-        // idle polls with the log ahead of the index: a block the feed dropped, or the
-        // blocks before this start; read back from the log after a few
-        let mut behind = 0;
+        // the log's durable height when it was last seen ahead of the index with nothing fed:
+        // a block the feed dropped, or the blocks before this start, or one the commit is
+        // about to hand over; read back from the log only if still missing a poll later
+        // (reading the log walks its map, whose pages then count in resident memory)
+        let mut ahead_at: Option<u64> = None;
         loop {
             if shared.stopping.load(Ordering::SeqCst) {
                 take_fed(feed, index)?;
@@ -43,16 +45,21 @@ pub(super) fn indexer_stage(
             }
             match feed.recv_timeout(POLL) {
                 Ok(block) => {
-                    behind = 0;
+                    ahead_at = None;
                     add_fed(block, log, index, archive_dir)?;
                     take_fed(feed, index)?;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    behind += 1;
-                    if behind >= 3 {
-                        while index_some(log, index, archive_dir)? > 0 {}
-                        behind = 0;
-                    }
+                    let indexed = index.read().expect("index lock").indexed_height();
+                    let durable = durable_height(log);
+                    ahead_at = match ahead_at {
+                        Some(seen) if indexed < seen => {
+                            while index_some(log, index, archive_dir)? > 0 {}
+                            None
+                        }
+                        _ if durable > indexed => Some(durable),
+                        _ => None,
+                    };
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -94,6 +101,12 @@ fn start_over_if_unreadable(
         index.restart_at(first_live).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The log's last durable height (0 once it closed).
+fn durable_height(log: &Weak<RwLock<Log>>) -> u64 {
+    log.upgrade()
+        .map_or(0, |log| log.read().expect("log lock").durable_sequence())
 }
 
 /// Adds a block the commit handed over: after reading from the log any block before it that
@@ -161,6 +174,9 @@ fn index_some(
         .map_err(|e| e.to_string())?;
     }
     drop(log);
+    if let (Some((first, _)), Some((last, _))) = (blocks.first(), blocks.last()) {
+        tracing::debug!(first, last, "history index: blocks read back from the log");
+    }
     let mut guard = index.write().expect("index lock");
     for (height, records) in &blocks {
         // the feed may have filled the gap meanwhile
