@@ -51,7 +51,8 @@ enum QueryCommand {
     },
     /// A transaction's status (settled, queued and where, pending, cancelled, expired...)
     /// and every block that carried it with its result code (a refusal's reason): the
-    /// `tx_status` and `tx_history` queries. A running node searches its last 10,000 blocks.
+    /// `tx_status` and `tx_history` queries, found through the history index for any block
+    /// since the genesis (a transaction older than the ledger's windows too).
     Status {
         /// Transaction id (decimal u128).
         id: u128,
@@ -62,7 +63,7 @@ enum QueryCommand {
     History {
         /// Account id.
         account: u64,
-        /// The block the page starts at (default: the first block of the live log).
+        /// The block the page starts at (default: the first block the history index covers).
         #[arg(long)]
         from_height: Option<u64>,
         /// The transaction of that block the page starts at.
