@@ -738,28 +738,17 @@ pub fn answer_offline(
 }
 
 /// Adds the blocks after the index's last, up to `through`, read from the log and its
-/// archive, writing segments as they fill. Where the index would start below what can be
-/// read (archived blocks with no archive directory), it starts over at the first live block,
-/// with a warning.
+/// archive, writing segments as they fill. Where the index lacks blocks that were archived
+/// and no archive directory is given, it fails with [`QueryError::Archived`] and leaves the
+/// index as it is (a node with its `archive_dir` catches it up).
 pub fn catch_up(
     index: &mut HistoryIndex,
     log: &Log,
     archive_dir: Option<&Path>,
     through: u64,
 ) -> Result<(), QueryError> {
-    let first_live = log.first_sequence() + 1;
-    if index.indexed_height() < through
-        && index.indexed_height() + 1 < first_live
-        && archive_dir.is_none()
-    {
-        tracing::warn!(
-            "history index: blocks {} to {} were archived and no archive directory is given; \
-             the index starts over at block {first_live}",
-            index.indexed_height() + 1,
-            first_live - 1
-        );
-        index.restart_at(first_live)?;
-    }
+    // visit_blocks refuses archived blocks without an archive directory (`Archived`),
+    // leaving the index as it is
     let mut failed = None;
     visit_blocks(
         log,

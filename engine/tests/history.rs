@@ -2,8 +2,8 @@
 //! refund window and a refund after it is refused `refund_window_closed`; the ledger's
 //! per-transaction structures stop growing once every window has turned over under steady
 //! load; and the on-disk history index answers the status, history and refund data of
-//! transactions older than every in-memory window, over a running node and offline, and is
-//! rebuilt from the log when a segment is damaged.
+//! transactions older than every in-memory window, over a running node and offline, and of
+//! blocks moved to the archive, and is rebuilt from the log when a segment is damaged.
 
 mod common;
 
@@ -457,4 +457,82 @@ fn the_index_pages_an_accounts_history_and_merges_its_segments() {
     );
     assert_eq!(index.transaction(id).len(), 1);
     assert_eq!(index.transaction(id + 1).len(), 0);
+}
+
+#[test]
+fn history_older_than_the_live_log_is_read_from_the_archive() {
+    let f = windowed(60_000, 60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("node");
+    let archive = dir.path().join("archive");
+    let mut config = NodeConfig::new(data_dir.clone());
+    // segments of a few blocks, a checkpoint every two: the first blocks are archived
+    config.log.segment_bytes = 8_192;
+    config.log.entry_bytes_max = 8_128;
+    config.block_tx_max = 16;
+    config.sigverify_batch_tx_max = 16;
+    config.checkpoint_interval_blocks = 2;
+    config.archive_dir = Some(archive.clone());
+    let node = tally_engine::node::Node::start(&f.genesis, config.clone()).unwrap();
+    let handle = node.handle();
+    let (reply, acks) = crossbeam::channel::unbounded();
+    let send = |record: TxRecord| {
+        handle.submit(&[record], &reply).unwrap();
+        acks.recv_timeout(Duration::from_secs(60)).unwrap()
+    };
+    let paid = send(taxed(&f, 1, 10_000, now_ms() + 30_000));
+    assert_eq!(paid.code, ResultCode::Ok);
+    let height = paid.height.unwrap();
+    for id in 2..40 {
+        let ack = send(
+            f.custom(BANK_A, id, TxKind::Transfer, BANK_A, BANK_B, 1, |t| {
+                t.valid_until = now_ms() + 30_000
+            }),
+        );
+        assert_eq!(ack.code, ResultCode::Ok);
+    }
+    assert_eq!(node.shutdown().fatal, None);
+    let log = Log::open(&data_dir.join("log"), config.log).unwrap();
+    assert!(
+        log.first_sequence() >= height,
+        "block {height} was archived (the live log starts at {})",
+        log.first_sequence() + 1
+    );
+    drop(log);
+    let recovered = replay_dir(&f.genesis, &config).unwrap();
+    let ask = |archive_dir: Option<&std::path::Path>, query: Query| {
+        answer_offline(
+            &recovered.ledger,
+            &data_dir,
+            archive_dir,
+            config.log,
+            &query,
+        )
+    };
+    // without the archive the blocks cannot be read: the error names what to give
+    let error = ask(None, Query::TxHistory { id: 1 }).unwrap_err();
+    assert!(error.to_string().contains("archive"), "{error}");
+    // with it, the index (written by the node) finds them there
+    let Ok(QueryResult::Ok(Answer::TxHistory { blocks, .. })) =
+        ask(Some(&archive), Query::TxHistory { id: 1 })
+    else {
+        panic!()
+    };
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        (blocks[0].height, blocks[0].result.as_str()),
+        (height, "ok")
+    );
+    let Ok(QueryResult::Ok(Answer::AccountHistory { transactions, .. })) = ask(
+        Some(&archive),
+        Query::AccountHistory {
+            account: ALICE,
+            from: None,
+            limit: None,
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(transactions.len(), 1);
+    assert_eq!((transactions[0].id, transactions[0].height), (1, height));
 }
