@@ -183,7 +183,7 @@ pub enum LoadgenError {
     GenesisInProcess,
     #[error("cannot use the genesis {path}: {reason}")]
     ReadGenesis { path: PathBuf, reason: String },
-    #[error("the genesis {path} is not the population of workload {workload}, seed {seed}, {banks} banks (only its validators may differ): pass the --workload, --seed and --banks it was made with (`tally cluster init` prints them)")]
+    #[error("the genesis {path} is not the population of workload {workload}, seed {seed}, {banks} banks (only its validators and settlement settings may differ): pass the --workload, --seed and --banks it was made with (`tally cluster init` prints them)")]
     GenesisNotPopulation {
         path: PathBuf,
         workload: &'static str,
@@ -268,7 +268,9 @@ pub fn mix_of(options: &LoadgenOptions) -> crate::workload::TransferMix {
 
 /// The population the target runs: [`population_of`], with the genesis of
 /// `options.genesis` when given (same accounts, network and rates; other validators, as
-/// `tally cluster init` writes).
+/// `tally cluster init` writes, and other settlement settings: a day cut-off, windows, as an
+/// operator or `scripts/soak.sh` sets them; records are signed valid for the half of its
+/// validity window).
 pub(crate) fn target_population(options: &LoadgenOptions) -> Result<Population, LoadgenError> {
     let mut population = population_of(options);
     let Some(path) = &options.genesis else {
@@ -284,6 +286,7 @@ pub(crate) fn target_population(options: &LoadgenOptions) -> Result<Population, 
     })?;
     let mut ours = population.genesis.clone();
     ours.validators = theirs.validators.clone();
+    ours.settlement = theirs.settlement;
     if ours != theirs {
         return Err(LoadgenError::GenesisNotPopulation {
             path: path.clone(),
@@ -446,12 +449,15 @@ fn run_streamed(
     count: usize,
 ) -> Result<LoadgenOutcome, LoadgenError> {
     let mix = mix_of(options);
-    let ahead_chunks = options.sign_ahead.div_ceil(SIGN_CHUNK).max(2);
+    // chunks small enough that two of them stay within `sign_ahead` (records signed now are
+    // valid for half a validity window: a short window needs a short lead)
+    let chunk_size = SIGN_CHUNK.min(options.sign_ahead.div_ceil(2)).max(1);
+    let ahead_chunks = options.sign_ahead.div_ceil(chunk_size).max(2);
     if options.progress {
         eprintln!(
             "signing {count} transactions: the first {} before the clock starts, the rest on \
              all cores while the run goes ...",
-            (ahead_chunks * SIGN_CHUNK).min(count)
+            (ahead_chunks * chunk_size).min(count)
         );
     }
     let (chunks_tx, chunks) = crossbeam::channel::bounded(ahead_chunks);
@@ -462,7 +468,7 @@ fn run_streamed(
                 let mut generator = Generator::new(population, &mix, options.id_base);
                 let mut made = 0;
                 while made < count {
-                    let n = SIGN_CHUNK.min(count - made);
+                    let n = chunk_size.min(count - made);
                     let chunk = sign(population, &generator.plans(n));
                     if chunks_tx.send(chunk).is_err() {
                         break;
@@ -472,7 +478,7 @@ fn run_streamed(
             })
             .expect("start the signer thread");
         // Sign ahead before the clock starts.
-        while !chunks.is_full() && chunks.len() * SIGN_CHUNK < count && !signer.is_finished() {
+        while !chunks.is_full() && chunks.len() * chunk_size < count && !signer.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
         let records = Records::Stream {

@@ -154,6 +154,17 @@ pub struct SettlementSpec {
     /// transactions of one window (docs/SETTLEMENT.md, "Idempotency and expiry").
     #[serde(default = "default_validity_window_ms")]
     pub validity_window_ms: u64,
+    /// The refund window: a taxed payment may be refunded until this many milliseconds after
+    /// the time of its block (default [`REFUND_WINDOW_MS_DEFAULT`], between
+    /// [`REFUND_WINDOW_MS_MIN`] and [`REFUND_WINDOW_MS_MAX`]). After it the ledger forgets the
+    /// payment and a refund of it is refused `refund_window_closed`; the history index still
+    /// answers for it (docs/SETTLEMENT.md, "Refunds"). Left out of the canonical TOML at its
+    /// default, so a genesis that does not name it keeps its hash.
+    #[serde(
+        default = "default_refund_window_ms",
+        skip_serializing_if = "is_default_refund_window"
+    )]
+    pub refund_window_ms: u64,
 }
 
 impl Default for SettlementSpec {
@@ -161,8 +172,24 @@ impl Default for SettlementSpec {
         SettlementSpec {
             day_cutoff_ms: 0,
             validity_window_ms: VALIDITY_WINDOW_MS_DEFAULT,
+            refund_window_ms: REFUND_WINDOW_MS_DEFAULT,
         }
     }
+}
+
+/// The refund window when the genesis names none: 90 days.
+pub const REFUND_WINDOW_MS_DEFAULT: u64 = 90 * DAY_MS;
+/// The shortest refund window a genesis may set: one second.
+pub const REFUND_WINDOW_MS_MIN: u64 = 1_000;
+/// The longest refund window a genesis may set: ten years of 366 days.
+pub const REFUND_WINDOW_MS_MAX: u64 = 3_660 * DAY_MS;
+
+fn default_refund_window_ms() -> u64 {
+    REFUND_WINDOW_MS_DEFAULT
+}
+
+fn is_default_refund_window(value: &u64) -> bool {
+    *value == REFUND_WINDOW_MS_DEFAULT
 }
 
 /// The validity window when the genesis names none: one hour.
@@ -562,6 +589,16 @@ impl Genesis {
                 format!(
                     "{} ms is shorter than the least validity window, {VALIDITY_WINDOW_MS_MIN} ms",
                     self.settlement.validity_window_ms
+                ),
+            ));
+        }
+        let refund_window = self.settlement.refund_window_ms;
+        if !(REFUND_WINDOW_MS_MIN..=REFUND_WINDOW_MS_MAX).contains(&refund_window) {
+            return Err(field_error(
+                "settlement.refund_window_ms",
+                format!(
+                    "{refund_window} ms is not between {REFUND_WINDOW_MS_MIN} ms (one second) \
+                     and {REFUND_WINDOW_MS_MAX} ms (ten years)"
                 ),
             ));
         }
@@ -972,6 +1009,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_window_is_read_and_its_default_leaves_old_hashes_alone() {
+        let mut genesis = sample();
+        genesis.settlement.validity_window_ms = 60_000;
+        let before = genesis.hash();
+        // the default refund window is not written: a genesis without one keeps its hash
+        assert!(!genesis.to_toml().contains("refund_window_ms"));
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed.settlement.refund_window_ms, REFUND_WINDOW_MS_DEFAULT);
+        assert_eq!(parsed.hash(), before);
+        genesis.settlement.refund_window_ms = 5_000;
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed.settlement.refund_window_ms, 5_000);
+        assert_ne!(parsed.hash(), before);
+        genesis.settlement.refund_window_ms = 0;
+        let error = Genesis::from_toml(&genesis.to_toml()).unwrap_err();
+        assert!(
+            error.to_string().contains("settlement.refund_window_ms"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_currency_reads_and_writes_amounts_and_leaves_old_hashes_alone() {
         let mut genesis = sample();
         let before = genesis.hash();
@@ -1063,6 +1122,14 @@ mod tests {
         check(
             &|g| g.settlement.validity_window_ms = 999,
             "settlement.validity_window_ms",
+        );
+        check(
+            &|g| g.settlement.refund_window_ms = 999,
+            "settlement.refund_window_ms",
+        );
+        check(
+            &|g| g.settlement.refund_window_ms = REFUND_WINDOW_MS_MAX + 1,
+            "settlement.refund_window_ms",
         );
         let error = Genesis::from_toml("network_id = \"x\"").unwrap_err();
         assert!(matches!(error, GenesisError::Syntax(_)), "{error}");

@@ -41,12 +41,14 @@ pub enum Query {
     },
     /// The validator set in force, the next epoch's keys so far and the pending votes.
     Validators,
-    /// Every block of the live log that carried the transaction, with the code it recorded
-    /// (a rejected transaction's reason). A running node searches its last
-    /// [`TX_HISTORY_BLOCKS_MAX`] blocks; a stopped node's data directory, the whole live log.
+    /// Every block that carried the transaction, with the code it recorded (a rejected
+    /// transaction's reason), found through the node's history index over its log and
+    /// archive; the blocks after the index's last are read from the log (a running node at
+    /// most [`TX_HISTORY_BLOCKS_MAX`] of them).
     TxHistory { id: u128 },
-    /// The transactions of the live log that name the account, oldest first, one page at a
-    /// time: from `from` (absent: the first live block) at most `limit` of them (absent or 0:
+    /// The transactions that name the account, oldest first, one page at a time, found
+    /// through the history index: from `from` (absent: the first block the index covers) at
+    /// most `limit` of them (absent or 0:
     /// [`HISTORY_PAGE_DEFAULT`], at most [`HISTORY_PAGE_MAX`]); the answer's `next` is where
     /// the next page starts.
     AccountHistory {
@@ -93,8 +95,8 @@ pub struct HistoryCursor {
 pub const HISTORY_PAGE_DEFAULT: u64 = 100;
 /// Most transactions of one history page.
 pub const HISTORY_PAGE_MAX: u64 = 1_000;
-/// Most blocks a running node reads for one history page or one `TxHistory` (the page ends
-/// early, with its `next`, when it read this many blocks).
+/// Most blocks after the history index's last that a running node reads for one history
+/// page or one `TxHistory` (the page ends early, with its `next`, when it read this many).
 pub const TX_HISTORY_BLOCKS_MAX: u64 = 10_000;
 
 fn open_end() -> u64 {

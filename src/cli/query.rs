@@ -27,6 +27,10 @@ pub struct QueryArgs {
     /// A stopped node's data directory (its `data_dir`; the node must not be running).
     #[arg(long, conflicts_with_all = ["nodes", "identity", "insecure_plaintext"])]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the node's archive directory (its `archive_dir`), where the blocks
+    /// before the live log are; history older than the live log is read from there.
+    #[arg(long, requires = "data_dir")]
+    archive_dir: Option<PathBuf>,
     /// The network's genesis file: needed with --data-dir; with --node, the node is checked
     /// to run it.
     #[arg(long)]
@@ -47,7 +51,8 @@ enum QueryCommand {
     },
     /// A transaction's status (settled, queued and where, pending, cancelled, expired...)
     /// and every block that carried it with its result code (a refusal's reason): the
-    /// `tx_status` and `tx_history` queries. A running node searches its last 10,000 blocks.
+    /// `tx_status` and `tx_history` queries, found through the history index for any block
+    /// since the genesis (a transaction older than the ledger's windows too).
     Status {
         /// Transaction id (decimal u128).
         id: u128,
@@ -58,7 +63,7 @@ enum QueryCommand {
     History {
         /// Account id.
         account: u64,
-        /// The block the page starts at (default: the first block of the live log).
+        /// The block the page starts at (default: the first block the history index covers).
         #[arg(long)]
         from_height: Option<u64>,
         /// The transaction of that block the page starts at.
@@ -197,7 +202,13 @@ fn offline(
     let recovered = replay_dir(&genesis, &NodeConfig::new(data_dir.to_path_buf()))?;
     let mut answers = Vec::with_capacity(queries.len());
     for query in queries {
-        match answer_offline(&recovered.ledger, data_dir, LogConfig::default(), query)? {
+        match answer_offline(
+            &recovered.ledger,
+            data_dir,
+            args.archive_dir.as_deref(),
+            LogConfig::default(),
+            query,
+        )? {
             QueryResult::Ok(answer) => answers.push(answer),
             QueryResult::Error(why) => anyhow::bail!("{why}"),
         }

@@ -304,9 +304,24 @@ pub struct Ledger {
     /// The closed outcomes by (block time after which they are forgotten, id): an outcome is
     /// kept for one validity window after it happened.
     closed_by_expiry: BTreeSet<(u64, u128)>,
+    /// The genesis's refund window: a taxed payment is held for refunds this long after its
+    /// block's time, then forgotten (docs/SETTLEMENT.md, "Refunds").
+    refund_window_ms: u64,
+    /// Taxed payments whose refund window is open.
     tax_payments: HashMap<u128, TaxPayment>,
-    /// (payee, business day, category, basis) -> totals.
+    /// The same payments by (block time after which they are forgotten, id).
+    tax_payments_by_expiry: BTreeSet<(u64, u128)>,
+    /// Ids of taxed payments whose refund window closed less than one refund window ago,
+    /// with the block time after which they are forgotten too: a refund of one is refused
+    /// `refund_window_closed` (after that, `refund_of_unknown_payment`).
+    refunds_closed: HashMap<u128, u64>,
+    /// The same ids by (block time after which they are forgotten, id).
+    refunds_closed_by_expiry: BTreeSet<(u64, u128)>,
+    /// (payee, business day, category, basis) -> totals, for the business days that ended
+    /// less than one refund window ago (older rows no longer change and leave memory).
     tax_totals: BTreeMap<tax::TaxTotalsKey, TaxTotals>,
+    /// The keys of `tax_totals` by business day: the order in which they leave.
+    tax_totals_by_day: BTreeSet<(u64, tax::TaxTotalsKey)>,
     total_balance: i128,
     /// The sum of every balance now, kept at each balance write (so that the sealer's
     /// money-conservation check costs nothing per untouched account).
@@ -376,6 +391,7 @@ impl Ledger {
             genesis.tax_authority().id,
             genesis.settlement.day_cutoff_ms,
             genesis.settlement.validity_window_ms,
+            genesis.settlement.refund_window_ms,
             accounts,
             index,
             tax_rates,
@@ -398,6 +414,7 @@ impl Ledger {
         tax_authority: u64,
         day_cutoff_ms: u64,
         validity_window_ms: u64,
+        refund_window_ms: u64,
         accounts: Vec<Account>,
         index: account_index::AccountIndex,
         tax_rates: BTreeMap<(u32, u64), TaxRate>,
@@ -429,8 +446,13 @@ impl Ledger {
             pending_earliest_expiry_ms: u64::MAX,
             closed: HashMap::new(),
             closed_by_expiry: BTreeSet::new(),
+            refund_window_ms,
             tax_payments: HashMap::new(),
+            tax_payments_by_expiry: BTreeSet::new(),
+            refunds_closed: HashMap::new(),
+            refunds_closed_by_expiry: BTreeSet::new(),
             tax_totals: BTreeMap::new(),
+            tax_totals_by_day: BTreeSet::new(),
             total_balance,
             balance_sum: total_balance,
             block: BlockContext::default(),
@@ -610,9 +632,11 @@ impl Ledger {
         self.history_digest = *hasher.finalize().as_bytes();
     }
 
-    /// Forgets, at the start of a block, the ids whose records have expired and the closed
-    /// outcomes older than one validity window. Depends on the block time alone, so every
-    /// node forgets the same entries at the same block.
+    /// Forgets, at the start of a block, the ids whose records have expired, the closed
+    /// outcomes older than one validity window, the taxed payments whose refund window has
+    /// closed (kept as ids for one more refund window, then forgotten too) and the tax totals
+    /// of business days that ended more than one refund window ago. Depends on the block
+    /// time alone, so every node forgets the same entries at the same block.
     fn forget_expired(&mut self) {
         let now = self.block.time_ms;
         while let Some(&(valid_until, id)) = self.used_ids_by_expiry.first() {
@@ -628,6 +652,31 @@ impl Ledger {
             }
             self.closed_by_expiry.pop_first();
             self.closed.remove(&id);
+        }
+        while let Some(&(forget_at, id)) = self.tax_payments_by_expiry.first() {
+            if forget_at >= now {
+                break;
+            }
+            self.tax_payments_by_expiry.pop_first();
+            self.tax_payments.remove(&id);
+            let closed_until = forget_at.saturating_add(self.refund_window_ms);
+            self.refunds_closed.insert(id, closed_until);
+            self.refunds_closed_by_expiry.insert((closed_until, id));
+        }
+        while let Some(&(forget_at, id)) = self.refunds_closed_by_expiry.first() {
+            if forget_at >= now {
+                break;
+            }
+            self.refunds_closed_by_expiry.pop_first();
+            self.refunds_closed.remove(&id);
+        }
+        let first_kept_day = self.business_day(now.saturating_sub(self.refund_window_ms));
+        while let Some(&(day, key)) = self.tax_totals_by_day.first() {
+            if day >= first_kept_day {
+                break;
+            }
+            self.tax_totals_by_day.pop_first();
+            self.tax_totals.remove(&key);
         }
     }
 
@@ -1175,7 +1224,10 @@ impl Ledger {
                     }
                 }
                 Undo::TaxPaymentInserted(id) => {
-                    self.tax_payments.remove(&id);
+                    if let Some(payment) = self.tax_payments.remove(&id) {
+                        let forget_at = payment.time_ms.saturating_add(self.refund_window_ms);
+                        self.tax_payments_by_expiry.remove(&(forget_at, id));
+                    }
                 }
                 Undo::TaxPaymentUpdated(id, before) => {
                     self.tax_payments.insert(id, before);
@@ -1186,6 +1238,7 @@ impl Ledger {
                     }
                     None => {
                         self.tax_totals.remove(&key);
+                        self.tax_totals_by_day.remove(&(key.1, key));
                     }
                 },
                 Undo::TaxRate(key, before) => match before {
@@ -1476,6 +1529,7 @@ impl Ledger {
             || self.pending.contains_key(&id)
             || self.queue_index.contains_key(&id)
             || self.tax_payments.contains_key(&id)
+            || self.refunds_closed.contains_key(&id)
             || self.closed.contains_key(&id)
     }
 
@@ -1491,16 +1545,24 @@ impl Ledger {
     }
 
     /// Sizes of the ledger's per-transaction structures: (valid ids held, closed outcomes
-    /// held, taxed payments held, open reservations, queued payments). Each is bounded by
-    /// what one window (or the refund window, or the limits) admits.
-    pub fn retained_counts(&self) -> [usize; 5] {
+    /// held, taxed payments held, open reservations, queued payments, ids of taxed payments
+    /// whose refund window closed, tax-total rows). Each is bounded by what one window (the
+    /// validity window, the refund window, or the limits) admits.
+    pub fn retained_counts(&self) -> [usize; 7] {
         [
             self.used_ids.len(),
             self.closed.len(),
             self.tax_payments.len(),
             self.pending.len(),
             self.queue.len(),
+            self.refunds_closed.len(),
+            self.tax_totals.len(),
         ]
+    }
+
+    /// The genesis's refund window (ms).
+    pub fn refund_window_ms(&self) -> u64 {
+        self.refund_window_ms
     }
 
     /// Every registered owner key (for the verifier's key cache).

@@ -9,16 +9,18 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 8: accounts in the ledger's order, the
-/// genesis's sorted by id then those opened since in the order they were opened, each with
-/// a flags word, bit 0 suspended and bit 1 closed; version 7: the validator schedule's leader
+/// Magic at the start of a ledger snapshot (version 9: the refund window, and the ids of
+/// taxed payments whose refund window closed, each with the block time after which it is
+/// forgotten; version 8: accounts in the ledger's order, the genesis's sorted by id then those
+/// opened since in the order they were opened, each with a flags word, bit 0 suspended and
+/// bit 1 closed; version 7: the validator schedule's leader
 /// reputation; version 6: the certificate revocation list at the end, after the validator
 /// schedule, and each held id with its debit and credit account; version 5: the validity
 /// window, each held id with
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP8";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP9";
 /// An account's flags word in a snapshot: suspended.
 const ACCOUNT_SUSPENDED: u64 = 1;
 /// An account's flags word in a snapshot: closed.
@@ -166,8 +168,13 @@ impl Ledger {
             pending_earliest_expiry_ms: self.pending_earliest_expiry_ms,
             closed: self.closed.clone(),
             closed_by_expiry: self.closed_by_expiry.clone(),
+            refund_window_ms: self.refund_window_ms,
             tax_payments: self.tax_payments.clone(),
+            tax_payments_by_expiry: BTreeSet::new(),
+            refunds_closed: self.refunds_closed.clone(),
+            refunds_closed_by_expiry: BTreeSet::new(),
             tax_totals: self.tax_totals.clone(),
+            tax_totals_by_day: BTreeSet::new(),
             total_balance: self.total_balance,
             balance_sum: self.balance_sum,
             block: self.block,
@@ -198,6 +205,7 @@ impl Ledger {
         out.extend_from_slice(&self.tax_authority.to_le_bytes());
         out.extend_from_slice(&self.day_cutoff_ms.to_le_bytes());
         out.extend_from_slice(&self.validity_window_ms.to_le_bytes());
+        out.extend_from_slice(&self.refund_window_ms.to_le_bytes());
         out.extend_from_slice(&self.total_balance.to_le_bytes());
         out.extend_from_slice(&self.used_ids_digest);
         out.extend_from_slice(&self.history_digest);
@@ -293,6 +301,13 @@ impl Ledger {
             out.push(p.basis.code());
             out.push(p.rounding.code());
         }
+        let mut refunds_closed: Vec<(&u128, &u64)> = self.refunds_closed.iter().collect();
+        refunds_closed.sort_unstable_by_key(|(id, _)| **id);
+        out.extend_from_slice(&(refunds_closed.len() as u64).to_le_bytes());
+        for (id, forget_at) in refunds_closed {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&forget_at.to_le_bytes());
+        }
         out.extend_from_slice(&(self.tax_totals.len() as u64).to_le_bytes());
         for (&(payee, day, category, basis), totals) in &self.tax_totals {
             out.extend_from_slice(&payee.to_le_bytes());
@@ -332,6 +347,7 @@ impl Ledger {
         let tax_authority = r.u64()?;
         let day_cutoff_ms = r.u64()?;
         let validity_window_ms = r.u64()?;
+        let refund_window_ms = r.u64()?;
         let total_balance = i128::from_le_bytes(r.array()?);
         let used_ids_digest = r.array()?;
         let history_digest = r.array()?;
@@ -512,6 +528,15 @@ impl Ledger {
             }
             tax_payments.insert(id, payment);
         }
+        let closed_count = r.count(24, "closed refund count")?;
+        let mut refunds_closed = HashMap::with_capacity(closed_count);
+        for _ in 0..closed_count {
+            let id = r.u128()?;
+            let forget_at = r.u64()?;
+            if tax_payments.contains_key(&id) || refunds_closed.insert(id, forget_at).is_some() {
+                return Err(SnapshotError::Invalid("closed refund repeated"));
+            }
+        }
         let totals_count = r.count(21 + 8 * 2 + 16 * 4, "tax totals count")?;
         let mut tax_totals = BTreeMap::new();
         for _ in 0..totals_count {
@@ -553,6 +578,7 @@ impl Ledger {
             tax_authority,
             day_cutoff_ms,
             validity_window_ms,
+            refund_window_ms,
             accounts,
             index,
             tax_rates,
@@ -580,7 +606,17 @@ impl Ledger {
             .unwrap_or(u64::MAX);
         restored.pending = pending;
         restored.closed = closed;
+        restored.tax_payments_by_expiry = tax_payments
+            .iter()
+            .map(|(id, p)| (p.time_ms.saturating_add(refund_window_ms), *id))
+            .collect();
         restored.tax_payments = tax_payments;
+        restored.refunds_closed_by_expiry = refunds_closed
+            .iter()
+            .map(|(id, forget_at)| (*forget_at, *id))
+            .collect();
+        restored.refunds_closed = refunds_closed;
+        restored.tax_totals_by_day = tax_totals.keys().map(|key| (key.1, *key)).collect();
         restored.tax_totals = tax_totals;
         restored.block.height = block_height;
         restored

@@ -205,6 +205,9 @@ impl Ledger {
         );
         let before = self.tax_totals.get(&key).copied();
         self.journal(Undo::TaxTotals(key, before));
+        if before.is_none() {
+            self.tax_totals_by_day.insert((key.1, key));
+        }
         self.tax_totals.entry(key).or_default().add(&change);
     }
 
@@ -255,6 +258,8 @@ impl Ledger {
         };
         let id = tx.id();
         self.tax_payments.insert(id, payment);
+        self.tax_payments_by_expiry
+            .insert((payment.time_ms.saturating_add(self.refund_window_ms), id));
         self.journal(Undo::TaxPaymentInserted(id));
         self.note_tax_payment(1, id, &payment);
         self.add_tax_totals(
@@ -280,7 +285,11 @@ impl Ledger {
     ) -> Result<ResultCode, ResultCode> {
         let original_id = tx.related_id();
         let Some(original) = self.tax_payments.get(&original_id).copied() else {
-            return Err(ResultCode::RefundOfUnknownPayment);
+            return Err(if self.refunds_closed.contains_key(&original_id) {
+                ResultCode::RefundWindowClosed
+            } else {
+                ResultCode::RefundOfUnknownPayment
+            });
         };
         if self.accounts[debit].id != original.payee || self.accounts[credit].id != original.payer {
             return Err(ResultCode::RefundAccountsMismatch);

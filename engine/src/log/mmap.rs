@@ -1,5 +1,5 @@
-//! The only unsafe code of the log: mapping segment files, reserving their blocks, writing
-//! entries with `pwritev` and locking the log directory.
+//! The only unsafe code of the log: mapping segment files (and history index segments),
+//! reserving their blocks, writing entries with `pwritev` and locking the log directory.
 //!
 //! Sharp tool: a mapping is only sound while no one truncates or rewrites the file behind
 //! it. The log holds an exclusive `flock` on its directory while open (see [`lock_exclusive`]),
@@ -29,6 +29,14 @@ pub(crate) fn map_read(file: &File) -> io::Result<Mmap> {
     // SAFETY: segment files are never truncated by the log once created (module docs); a
     // concurrent writer only changes zero bytes past the last entry, which the reader treats
     // as an unfinished tail, so the bytes it reads are never invalid for `&[u8]`.
+    unsafe { MmapOptions::new().map(file) }
+}
+
+/// Maps a history index segment read-only (`log::history`).
+pub(crate) fn map_index_segment(file: &File) -> io::Result<Mmap> {
+    // SAFETY: index segments are written whole under a temporary name and renamed into
+    // place, never written again; the index drops a segment's map before it removes the file
+    // (a removed file stays valid while mapped anyway), so the mapped bytes never change.
     unsafe { MmapOptions::new().map(file) }
 }
 

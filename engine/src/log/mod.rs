@@ -22,6 +22,7 @@ pub mod consensus_state;
 mod error;
 pub mod event_journal;
 mod format;
+pub mod history;
 mod inspect;
 mod io;
 mod mmap;

@@ -1490,6 +1490,8 @@ impl Ingress {
         let replies = self.replies_tx.clone();
         let waker = Arc::clone(&self.waker);
         let log = self.node.log_weak();
+        let history_index = self.node.history_index();
+        let archive_dir = self.node.archive_dir().map(std::path::Path::to_path_buf);
         let scope = conn.scope.clone();
         let asked = self.node.query_ledger(Box::new(move |ledger| {
             let forbid = |text: String| {
@@ -1506,33 +1508,64 @@ impl Ingress {
                 .as_ref()
                 .and_then(|(scope, id)| scope.may_read_transaction(ledger, *id).err());
             let history = matches!(query, Query::TxHistory { .. });
+            // a transaction the ledger no longer holds is read from the history index
+            let status = matches!(query, Query::TxStatus { .. });
             if let Some(text) = &refused {
-                if !history {
+                if !history && !status {
                     return forbid(text.clone());
                 }
             }
             // the log is taken here, for this query only: a node that stops closes it
-            let log = match query.answerer() {
-                Answerer::History => log.as_ref().and_then(std::sync::Weak::upgrade),
-                _ => None,
+            let reads_log = matches!(query.answerer(), Answerer::History) || status;
+            let log = match reads_log {
+                true => log.as_ref().and_then(std::sync::Weak::upgrade),
+                false => None,
             };
-            let result = match (query.answerer(), &log) {
-                (Answerer::History, Some(log)) => {
+            let visible = |record: &crate::tx::TxRecord| {
+                scope.as_ref().is_none_or(|scope| scope.may_see(record))
+            };
+            let result = match (reads_log, &log) {
+                (true, Some(log)) => {
                     let log = log.read().expect("log lock");
-                    let visible = |record: &crate::tx::TxRecord| {
-                        scope.as_ref().is_none_or(|scope| scope.may_see(record))
+                    let index = history_index
+                        .as_ref()
+                        .map(|index| index.read().expect("index lock"));
+                    let source = crate::query::HistorySource {
+                        log: &log,
+                        archive_dir: archive_dir.as_deref(),
+                        index: index.as_deref(),
                     };
-                    crate::query::answer_with_log(
-                        ledger,
-                        &log,
-                        &query,
-                        crate::query::HistoryReach::Running,
-                        visible,
-                    )
-                    .unwrap_or_else(|error| QueryResult::Error(error.to_string()))
+                    match (&query, &refused) {
+                        // refused by the ledger: only what the history shows it may see
+                        (Query::TxStatus { id }, Some(text)) => {
+                            match crate::query::tx_status_from_history(
+                                ledger,
+                                &source,
+                                *id,
+                                crate::query::HistoryReach::Running,
+                                &visible,
+                            ) {
+                                Ok(Some(info)) => QueryResult::Ok(Answer::TxStatus(Box::new(info))),
+                                Ok(None) => return forbid(text.clone()),
+                                Err(error) => QueryResult::Error(error.to_string()),
+                            }
+                        }
+                        _ => crate::query::answer_with_log(
+                            ledger,
+                            &source,
+                            &query,
+                            crate::query::HistoryReach::Running,
+                            visible,
+                        )
+                        .unwrap_or_else(|error| QueryResult::Error(error.to_string())),
+                    }
                 }
-                (Answerer::History, None) => QueryResult::Error(NEEDS_LOG.into()),
-                _ => answer_from_ledger(ledger, &query),
+                (true, None) if status => match &refused {
+                    Some(text) => return forbid(text.clone()),
+                    None => answer_from_ledger(ledger, &query),
+                },
+                (true, None) => QueryResult::Error(NEEDS_LOG.into()),
+                (false, _) => answer_from_ledger(ledger, &query),
             };
             if let Some(text) = refused {
                 // nothing of it the asker may see: refused as any other participant's id

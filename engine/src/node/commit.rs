@@ -140,6 +140,11 @@ pub(crate) fn commit_group(
                 ));
             }
         }
+        // the history indexer takes the durable block's keys (or reads it back from the log)
+        if let Ok(view) = crate::block::decode_entry(block.entry.payload()) {
+            let keys = view.records.iter().map(Into::into).collect();
+            let _ = shared.index_feed.0.try_send((block.height, keys));
+        }
         // In force before the central bank hears its revocation settled; the client server
         // closes the open connections at its next turn (the acknowledgements wake it).
         for serial in &block.revoked {

@@ -28,6 +28,7 @@ pub(crate) mod commit;
 mod config;
 pub(crate) mod consensus;
 mod execute;
+mod indexer;
 mod ingress;
 mod metrics;
 mod recovery;
@@ -68,6 +69,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use tally_kernels::sigverify::{Verifier, VerifierError};
 
+/// A durable block's height and the index keys of its records, for the history indexer.
+pub(crate) type IndexedBlock = (u64, Vec<crate::log::history::RecordKeys>);
+
+/// Most durable blocks waiting for the history indexer.
+const INDEX_FEED_BLOCKS_MAX: usize = 4_096;
+
 /// Why a node cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -102,6 +109,8 @@ pub enum NodeError {
     Validator(String),
     #[error(transparent)]
     Events(#[from] crate::events::JournalError),
+    #[error("{0}")]
+    HistoryIndex(String),
 }
 
 /// Why a submission was not taken (a protocol type: the client library returns it too).
@@ -154,6 +163,13 @@ pub(crate) struct Shared {
     /// The account events of durable blocks, for subscriptions (absent in the consensus
     /// simulator, which keeps none).
     pub(crate) events: std::sync::OnceLock<Arc<crate::events::EventJournal>>,
+    /// The history index over the log and the archive, for the history queries.
+    history: std::sync::OnceLock<Arc<RwLock<crate::log::history::HistoryIndex>>>,
+    /// Durable blocks' index keys, from the commit to the history indexer (bounded: what does
+    /// not fit, the indexer reads back from the log).
+    pub(crate) index_feed: (Sender<IndexedBlock>, Receiver<IndexedBlock>),
+    /// The node's archive directory, where history before the live log is read from.
+    pub(crate) archive_dir: Option<PathBuf>,
 }
 
 impl Shared {
@@ -181,6 +197,9 @@ impl Shared {
             directory: config.directory.clone(),
             log: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
+            history: std::sync::OnceLock::new(),
+            index_feed: bounded(INDEX_FEED_BLOCKS_MAX),
+            archive_dir: config.archive_dir.clone(),
             linked_chain_tx_max: LINKED_CHAIN_TX_MAX
                 .min(config.mempool_tx_max)
                 .min(config.block_tx_max),
@@ -331,6 +350,8 @@ impl Node {
         let log = Arc::new(RwLock::new(log));
         let _ = shared.log.set(Arc::downgrade(&log));
         let _ = shared.events.set(events);
+        let history = indexer::open_index(&config.data_dir).map_err(NodeError::HistoryIndex)?;
+        let _ = shared.history.set(Arc::clone(&history));
         let validator = match &config.validator {
             Some(validator) => Some(consensus::runtime(
                 genesis,
@@ -360,6 +381,14 @@ impl Node {
             archive_dir: config.archive_dir.clone(),
         };
         let mut threads = vec![sigverify];
+        {
+            let shared_indexer = Arc::clone(&shared);
+            let log = Arc::downgrade(&log);
+            let archive_dir = config.archive_dir.clone();
+            threads.push(spawn("tally-indexer", Arc::clone(&shared), move || {
+                indexer::indexer_stage(&shared_indexer, &log, &history, archive_dir.as_deref())
+            }));
+        }
         match validator {
             None => {
                 let (sealed_tx, sealed_rx) = bounded(config.commit_queue_blocks_max);
@@ -480,6 +509,16 @@ impl NodeHandle {
     /// The node's event journal (the account events of its durable blocks).
     pub fn events(&self) -> Option<Arc<crate::events::EventJournal>> {
         self.shared.events.get().cloned()
+    }
+
+    /// The node's history index, for the queries that read it.
+    pub fn history_index(&self) -> Option<Arc<RwLock<crate::log::history::HistoryIndex>>> {
+        self.shared.history.get().cloned()
+    }
+
+    /// The node's archive directory, if it archives its log.
+    pub fn archive_dir(&self) -> Option<&std::path::Path> {
+        self.shared.archive_dir.as_deref()
     }
 }
 

@@ -480,7 +480,7 @@ fn check_record(
 /// votes before the block's epoch are part of the proof); a log whose first blocks were
 /// archived cannot prove anything.
 ///
-/// Errors: [`QueryError::Archived`], [`QueryError::NoSuchBlock`],
+/// Errors: [`QueryError::ProofArchived`], [`QueryError::NoSuchBlock`],
 /// [`QueryError::NoSuchTransaction`], [`QueryError::NotInLog`], [`QueryError::NoCertificate`]
 /// (a node outside consensus writes none), [`QueryError::ProofTooLarge`], the log's errors.
 pub fn build(
@@ -492,7 +492,7 @@ pub fn build(
 ) -> Result<TxProof, QueryError> {
     let first = log.first_sequence();
     if first > 0 {
-        return Err(QueryError::Archived {
+        return Err(QueryError::ProofArchived {
             first_live: first + 1,
         });
     }
