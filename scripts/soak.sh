@@ -42,7 +42,7 @@ checkpoint_ms="${TALLY_SOAK_CHECKPOINT_MS:-10000}"
 port="${TALLY_SOAK_PORT:-0}"
 
 cargo build --release --bin tally
-tally="${CARGO_TARGET_DIR:-target}/release/tally"
+tally="$(realpath "${CARGO_TARGET_DIR:-target}")/release/tally"
 
 dir="${TALLY_SOAK_DIR:-$(mktemp -d /tmp/tally-soak.XXXXXX)}"
 mkdir -p "$dir"
