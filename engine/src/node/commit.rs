@@ -29,6 +29,9 @@ pub(crate) struct SealedBlock {
     pub(crate) revoked: Vec<Vec<u8>>,
     /// The block's account events, for the event journal once the block is durable.
     pub(crate) events: Vec<crate::events::AccountEvent>,
+    /// The block's records' keys, for the history indexer once the block is durable (made
+    /// where the records are at hand, so that the commit does not decode the entry again).
+    pub(crate) index_keys: Vec<crate::log::history::RecordKeys>,
     /// Accounts the block's lifecycle records opened or re-keyed: the client port's
     /// directory takes them in once the block is durable.
     pub(crate) access_changes: Vec<crate::ledger::AccessChange>,
@@ -131,7 +134,7 @@ pub(crate) fn commit_group(
         return Err(reason);
     }
     let journal = shared.events.get();
-    for block in group.drain(..) {
+    for mut block in group.drain(..) {
         if let Some(journal) = journal {
             if let Err(error) = journal.append(block.height, &block.events) {
                 return Err(format!(
@@ -140,11 +143,12 @@ pub(crate) fn commit_group(
                 ));
             }
         }
-        // the history indexer takes the durable block's keys (or reads it back from the log)
-        if let Ok(view) = crate::block::decode_entry(block.entry.payload()) {
-            let keys = view.records.iter().map(Into::into).collect();
-            let _ = shared.index_feed.0.try_send((block.height, keys));
-        }
+        // the history indexer takes the durable block's keys (what does not fit in its feed,
+        // it reads back from the log)
+        let _ = shared
+            .index_feed
+            .0
+            .try_send((block.height, std::mem::take(&mut block.index_keys)));
         // In force before the central bank hears its revocation settled; the client server
         // closes the open connections at its next turn (the acknowledgements wake it).
         for serial in &block.revoked {

@@ -802,6 +802,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
             events,
+            index_keys: body.records.iter().map(Into::into).collect(),
             access_changes: self.ledger.block_access_changes().to_vec(),
         }];
         commit_group(&self.shared, &self.log, &mut self.plan, &mut group)?;
