@@ -207,7 +207,10 @@ fn with_archiving_the_live_log_stays_short_and_restart_needs_no_archive() {
     let f = Fixture::new();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), true);
-    let (root, height) = run_blocks(&f, &config, 1, 200);
+    // Several segments' worth of blocks: a checkpoint due while the writer is still busy
+    // waits for the writer (a loaded machine writes fewer), and the archive needs two
+    // checkpoints with a segment between them.
+    let (root, height) = run_blocks(&f, &config, 1, 600);
     let archived: Vec<_> = std::fs::read_dir(dir.path().join("archive"))
         .unwrap()
         .collect();
