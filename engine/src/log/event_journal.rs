@@ -572,12 +572,12 @@ mod tests {
         AccountEvent {
             kind: EventKind::ALL[n as usize % EventKind::ALL.len()],
             id: u128::from(n) << 70 | 7,
-            related_id: (n % 2 == 0).then_some(u128::from(n) + 1),
+            related_id: n.is_multiple_of(2).then_some(u128::from(n) + 1),
             payer: n,
             payee: n + 1,
             amount: n * 100,
-            tax: (n % 3 == 0).then_some(n),
-            tax_account: (n % 3 == 0).then_some(9),
+            tax: n.is_multiple_of(3).then_some(n),
+            tax_account: n.is_multiple_of(3).then_some(9),
         }
     }
 
