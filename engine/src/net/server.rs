@@ -1676,13 +1676,16 @@ impl Ingress {
         let Some(journal) = self.node.events() else {
             return false;
         };
-        let Some(following) = conn.subscription.as_mut() else {
+        // taken out while it sends, so that the connection's and its identity's output
+        // bounds can be looked at between reads
+        let Some(mut following) = conn.subscription.take() else {
             return false;
         };
         let mut read = 0;
         let mut failed = None;
         while read < EVENT_BLOCKS_PER_TURN
             && !conn.io.output_full()
+            && !self.identity_output_full(conn)
             && following.cursor.next_height <= journal.last_height()
         {
             let accounts = &following.accounts;
@@ -1719,7 +1722,6 @@ impl Ingress {
         }
         if let Some((request_id, text)) = failed {
             tracing::error!(peer = %conn.io.addr(), reason = %text, "a subscription's events cannot be read; it ends");
-            conn.subscription = None;
             Message::Error(ErrorMessage {
                 request_id,
                 code: ErrorCode::Stopped,
@@ -1728,9 +1730,9 @@ impl Ingress {
             .encode(conn.io.output());
             return false;
         }
-        conn.subscription
-            .as_ref()
-            .is_some_and(|following| following.cursor.next_height <= journal.last_height())
+        let behind = following.cursor.next_height <= journal.last_height();
+        conn.subscription = Some(following);
+        behind
     }
 
     /// Moves acknowledgements from the connection's channel to its output, while the output
