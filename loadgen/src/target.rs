@@ -447,6 +447,9 @@ impl Remote {
     fn lose(&self, connection: usize, reason: String) {
         let nodes = self.addresses.len();
         let node = connection % nodes;
+        // Held while the node's links are taken, so that two connections failing at once
+        // (the watchdog's keepalive and a sender's timeout) count one loss, not two.
+        let mut lost = self.lost.lock().expect("lost lock");
         let links: Vec<Link> = (node..self.clients.len())
             .step_by(nodes)
             .filter_map(|c| self.clients[c].write().expect("client lock").take())
@@ -456,10 +459,8 @@ impl Remote {
         }
         let address = &self.addresses[node];
         tracing::warn!(%address, %reason, "node lost");
-        self.lost
-            .lock()
-            .expect("lost lock")
-            .push((address.clone(), reason));
+        lost.push((address.clone(), reason));
+        drop(lost);
         if self.failover() {
             for link in links {
                 self.orphan(link.id);
