@@ -256,3 +256,104 @@ fn a_wrong_config_field_is_named_and_nothing_starts() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("names no `identity`"), "{stderr}");
 }
+
+/// `tally relay` in front of a node: a client reaches the node through it (the relay carries
+/// bytes, so the client protocol passes unchanged), the relay prints what it carried when
+/// stopped, and wrong arguments are refused with the argument named.
+#[test]
+fn tally_relay_carries_a_client_to_a_node_and_names_wrong_arguments() {
+    let population = Population::generate(&PopulationSpec {
+        banks: 2,
+        merchants: 1,
+        consumers: 1,
+        ..PopulationSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("genesis.toml"),
+        population.genesis.to_toml(),
+    )
+    .unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    let node = start(&config);
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "relay",
+            "--link",
+            &format!("127.0.0.1:0={}", node.clients),
+            "--delay-ms",
+            "5",
+            "--jitter-ms",
+            "2",
+            "--seed",
+            "7",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut relay_out = BufReader::new(relay.stdout.take().unwrap());
+    let mut line = String::new();
+    relay_out.read_line(&mut line).unwrap();
+    let address = line
+        .strip_prefix("relay ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    assert!(line.contains("5 ms one way, jitter 2 ms"), "{line}");
+
+    let client = Client::connect(address.as_str()).unwrap();
+    assert_eq!(client.network_id(), population.genesis.network_id);
+    let record = transfers(&population, 1, 1).remove(0);
+    let (acks, refusal) = submit_and_wait(&client, &[record], WAIT).unwrap();
+    assert!(refusal.is_none(), "{refusal:?}");
+    assert_eq!(acks[0].code, ResultCode::Ok, "{acks:?}");
+    drop(client);
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &relay.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut relay_out, &mut rest).unwrap();
+    assert!(relay.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("jitter seed 7"), "{rest}");
+    assert!(rest.contains(": 1 connections,"), "{rest}");
+    sigterm(node);
+
+    for (args, expected) in [
+        (
+            vec!["relay", "--link", "127.0.0.1:7000"],
+            "is not LISTEN=TARGET",
+        ),
+        (
+            vec!["relay", "--link", "127.0.0.1:0=nowhere"],
+            "target address \"nowhere\"",
+        ),
+        (
+            vec![
+                "relay",
+                "--link",
+                "127.0.0.1:0=127.0.0.1:9",
+                "--delay-ms",
+                "5",
+                "--jitter-ms",
+                "6",
+            ],
+            "exceeds its one-way delay",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod distance;
 pub mod executor;
 pub mod latency;
 pub mod merkle;

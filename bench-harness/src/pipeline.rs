@@ -7,6 +7,7 @@ use tally_engine::node::{Backend, Node, NodeConfig};
 use tally_engine::validator::{cluster, ValidatorConfig};
 use tally_loadgen::driver::{run, RunConfig};
 use tally_loadgen::population::{Population, PopulationSpec};
+use tally_loadgen::relay::{LinkDelay, Relay};
 use tally_loadgen::target::{ClusterTarget, Target};
 use tally_loadgen::workload::{presign, TransferMix};
 use tally_loadgen::Pacing;
@@ -42,6 +43,8 @@ pub enum PipelineBenchError {
     Stopped(String),
     #[error("cannot bind the validators' loopback ports: {0}")]
     Bind(std::io::Error),
+    #[error("cannot start a link relay: {0}")]
+    Relay(String),
 }
 
 /// Starts a fresh node (`validators == 0`) or a network of `validators` validators linked
@@ -53,8 +56,28 @@ pub(crate) fn start_network(
     backend: Backend,
     validators: usize,
 ) -> Result<(Vec<Node>, Box<dyn Target>), PipelineBenchError> {
+    let (nodes, target, relays) = start_network_far(population, dir, backend, validators, None)?;
+    debug_assert!(relays.is_empty());
+    Ok((nodes, target))
+}
+
+/// The nodes of a network, a target spreading records over them, and the relays of its links
+/// (which must outlive the nodes).
+pub(crate) type FarNetwork = (Vec<Node>, Box<dyn Target>, Vec<Relay>);
+
+/// As [`start_network`], with every validator link through a [`Relay`] that holds each
+/// direction's bytes for `delay` (`None`: direct links, no relays). The relays must outlive
+/// the nodes.
+pub(crate) fn start_network_far(
+    population: &mut Population,
+    dir: &std::path::Path,
+    backend: Backend,
+    validators: usize,
+    delay: Option<LinkDelay>,
+) -> Result<FarNetwork, PipelineBenchError> {
     let mut config = NodeConfig::new(dir.to_path_buf());
     config.backend = backend;
+    let mut relays = Vec::new();
     let nodes = if validators == 0 {
         vec![Node::start(&population.genesis, config)?]
     } else {
@@ -65,8 +88,28 @@ pub(crate) fn start_network(
             "127.0.0.1:0".parse().expect("an address"),
             Vec::new(),
         ));
-        let configs =
+        let mut configs =
             cluster::loopback_configs(&config, dir, &keys).map_err(PipelineBenchError::Bind)?;
+        if let Some(delay) = delay {
+            // One relay per link and direction of dialling: each validator reaches each
+            // peer through its own relay (only the dialling side's entry is used).
+            for (index, config) in configs.iter_mut().enumerate() {
+                let validator = config.validator.as_mut().expect("a validator's config");
+                for (n, peer) in validator.peers.iter_mut().enumerate() {
+                    let relay = Relay::start(
+                        "127.0.0.1:0".parse().expect("an address"),
+                        peer.addr,
+                        LinkDelay {
+                            seed: delay.seed ^ ((index as u64) << 32 | n as u64),
+                            ..delay
+                        },
+                    )
+                    .map_err(|e| PipelineBenchError::Relay(e.to_string()))?;
+                    peer.addr = relay.addr();
+                    relays.push(relay);
+                }
+            }
+        }
         cluster::start(&population.genesis, &configs)?
     };
     let target: Box<dyn Target> = if validators == 0 {
@@ -74,7 +117,7 @@ pub(crate) fn start_network(
     } else {
         Box::new(ClusterTarget::new(nodes.iter().map(Node::handle).collect()))
     };
-    Ok((nodes, target))
+    Ok((nodes, target, relays))
 }
 
 /// Shuts the nodes down; the first node's height and the first fatal error.

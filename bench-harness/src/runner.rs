@@ -24,6 +24,7 @@ pub enum Part {
     Queries,
     Latency,
     Proof,
+    Distance,
 }
 
 impl std::str::FromStr for Part {
@@ -40,8 +41,9 @@ impl std::str::FromStr for Part {
             "queries" => Ok(Part::Queries),
             "latency" => Ok(Part::Latency),
             "proof" => Ok(Part::Proof),
+            "distance" => Ok(Part::Distance),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries, latency or proof"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries, latency, proof or distance"
             )),
         }
     }
@@ -547,6 +549,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 progress("proof: size and verification, 4 and 100 validators");
                 proof_rows(options.quick, &mut rows);
             }
+            Part::Distance => {
+                progress("distance: 4 validators with 0, 5, 25 and 50 ms one-way link delay");
+                distance_rows(options.quick, &mut rows);
+            }
         }
     }
     Table { manifest, rows }
@@ -645,6 +651,63 @@ fn latency_rows(quick: bool, rows: &mut Vec<Row>) {
                 "tx/s",
                 "its closed-loop maximum",
                 f64::NAN,
+                error.to_string(),
+            )),
+        }
+    }
+}
+
+/// Rows of 4 validators whose links go through delaying relays ([`crate::distance`]): the
+/// closed-loop throughput at each one-way delay beside the same network's at no delay (same
+/// run), the note holding the finality latency at a fixed moderate open-loop rate.
+fn distance_rows(quick: bool, rows: &mut Vec<Row>) {
+    use crate::distance::{measure, DELAYS_MS, JITTER_SHARE};
+    let duration = Duration::from_secs(if quick { 4 } else { 10 });
+    let closed = if quick { 60_000 } else { 200_000 };
+    let open_rate = 2_000.0;
+    let seed = rand::random::<u64>();
+    let mut zero = f64::NAN;
+    for one_way_ms in DELAYS_MS {
+        let label = format!(
+            "4 validators, links {one_way_ms} ms one way (jitter {:.0}%)",
+            JITTER_SHARE * 100.0
+        );
+        match measure(
+            Duration::from_millis(one_way_ms),
+            closed,
+            open_rate,
+            duration,
+            seed,
+        ) {
+            Ok(f) => {
+                if one_way_ms == 0 {
+                    zero = f.max_tx_per_s;
+                }
+                rows.push(row(
+                    "distance",
+                    format!("{label}, closed loop, final + durable acks"),
+                    f.max_tx_per_s,
+                    "tx/s",
+                    "the same network at 0 ms, same run",
+                    zero,
+                    format!(
+                        "at {:.0} tx/s open loop ({:.0} acknowledged): finality latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; {} blocks in all; jitter seed {seed}",
+                        f.open_rate_tx_per_s,
+                        f.open_acknowledged_tx_per_s,
+                        f.p50_ms,
+                        f.p99_ms,
+                        f.p999_ms,
+                        f.blocks
+                    ),
+                ));
+            }
+            Err(error) => rows.push(row(
+                "distance",
+                label,
+                f64::NAN,
+                "tx/s",
+                "the same network at 0 ms, same run",
+                zero,
                 error.to_string(),
             )),
         }

@@ -18,6 +18,7 @@ pub mod html;
 pub mod pacing;
 pub mod population;
 pub mod recording;
+pub mod relay;
 pub mod report;
 pub mod session;
 pub mod sweep;

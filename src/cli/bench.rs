@@ -12,11 +12,13 @@ pub struct BenchArgs {
     /// plain TCP, an honest client under a bad-signature attacker), queries (query latency
     /// under half the node's maximum load against the idle node), latency (open loop at 25,
     /// 50 and 75% of the maximum, a node alone and four validators: p50, p99, p99.9), proof
-    /// (size and offline verification of a proof that trusts no node, 4 and 100 validators).
+    /// (size and offline verification of a proof that trusts no node, 4 and 100 validators),
+    /// distance (4 validators whose links are delayed 0, 5, 25 and 50 ms one way by relays:
+    /// throughput and finality latency).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access,queries,latency,proof"
+        default_value = "sigverify,merkle,storage,executor,pipeline,finality,access,queries,latency,proof,distance"
     )]
     parts: Vec<Part>,
     /// Smaller sizes and shorter runs.

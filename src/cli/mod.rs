@@ -12,6 +12,7 @@ mod pki;
 mod proof;
 mod prove;
 mod query;
+mod relay;
 mod sigcheck;
 mod status;
 mod tx;
@@ -80,6 +81,9 @@ enum Command {
     /// Validator-set changes by authority vote: vote, or show the set and pending votes.
     #[command(subcommand)]
     Validator(validator::ValidatorCommand),
+    /// Delaying TCP relays for validator links (one-way delay and jitter), so validators on
+    /// one machine behave as validators far apart.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(command) => cluster::run(&command),
         Command::Validator(command) => validator::run(&command),
         Command::Pki(command) => pki::run(&command),
+        Command::Relay(args) => relay::run(&args),
     }
 }
 
