@@ -204,7 +204,11 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                 } else {
                     &[64, 256, 1_024, 4_096, 16_384, 65_536]
                 };
-                for figures in crate::sigverify::measure(sizes, options.gpu) {
+                let measured = crate::sigverify::measure(sizes, options.gpu);
+                if options.gpu {
+                    rows.push(auto_crossover_row(&measured));
+                }
+                for figures in measured {
                     let n = figures.batch_items;
                     let ceiling = "ed25519-zebra batch, all cores";
                     rows.push(row(
@@ -491,8 +495,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
             Part::Pipeline => {
                 progress("single-node pipeline");
                 let tx_count = if options.quick { 100_000 } else { 400_000 };
+                let mut cpu_pipeline = f64::NAN;
                 match crate::pipeline::measure(tx_count, Backend::Cpu, 0) {
                     Ok(figures) => {
+                        cpu_pipeline = figures.pipeline_tx_per_s;
                         let figure =
                             format!("1 node, {} tx closed loop, durable acks", figures.tx_count);
                         let note = format!(
@@ -527,6 +533,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                         f64::NAN,
                         error.to_string(),
                     )),
+                }
+                if options.gpu {
+                    progress("single-node pipeline on the GPU backend");
+                    rows.push(gpu_pipeline_row(options.quick, tx_count, cpu_pipeline));
                 }
             }
             Part::Finality => {
@@ -608,6 +618,104 @@ fn access_rows(quick: bool, rows: &mut Vec<Row>) {
             f64::NAN,
             error.to_string(),
         )),
+    }
+}
+
+/// Where `auto` should move to the GPU: the smallest measured batch from which on the GPU
+/// verifier beats our CPU verifier at every larger size too, beside the threshold `auto`
+/// uses now (`AUTO_GPU_ITEMS_MIN`). Measured, not assumed (NaN when the GPU never wins).
+fn auto_crossover_row(measured: &[crate::sigverify::SigFigures]) -> Row {
+    let wins: Vec<(usize, bool)> = measured
+        .iter()
+        .map(|f| {
+            (
+                f.batch_items,
+                f.gpu_per_s.is_some_and(|gpu| gpu > f.cpu_per_s),
+            )
+        })
+        .collect();
+    let crossover = (0..wins.len())
+        .find(|&i| wins[i..].iter().all(|(_, win)| *win))
+        .map_or(f64::NAN, |i| wins[i].0 as f64);
+    let note = measured
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: gpu {} / cpu {:.0}",
+                f.batch_items,
+                f.gpu_per_s.map_or("n/a".to_string(), |g| format!("{g:.0}")),
+                f.cpu_per_s
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    row(
+        "sigverify",
+        "auto crossover: smallest batch from which the GPU beats our CPU verifier".into(),
+        crossover,
+        "items",
+        "the threshold auto uses (AUTO_GPU_ITEMS_MIN)",
+        tally_kernels::sigverify::AUTO_GPU_ITEMS_MIN as f64,
+        format!("sig/s by batch: {note}"),
+    )
+}
+
+/// The single node on the GPU backend (signatures and transaction root of each block from
+/// one upload, `GpuBlock`) beside the same node on the CPU backend in the same run. On a
+/// CPU-type adapter (llvmpipe) a few thousand transactions only, labelled: not a GPU figure.
+fn gpu_pipeline_row(quick: bool, cpu_tx_count: usize, cpu_pipeline: f64) -> Row {
+    let ceiling = "the same node on the CPU backend, same run";
+    let context = match tally_kernels::GpuContext::shared() {
+        Ok(context) => context,
+        Err(error) => {
+            return row(
+                "pipeline",
+                "1 node, gpu backend".into(),
+                f64::NAN,
+                "tx/s",
+                ceiling,
+                cpu_pipeline,
+                format!("no GPU adapter: {error}"),
+            )
+        }
+    };
+    let cpu_type = context.is_cpu_adapter();
+    let tx_count = match (cpu_type, quick) {
+        (true, true) => 1_000,
+        (true, false) => 4_000,
+        (false, _) => cpu_tx_count,
+    };
+    let adapter = if cpu_type {
+        format!(
+            "{} is a CPU-type adapter: not a GPU figure",
+            context.info.name
+        )
+    } else {
+        context.info.name.clone()
+    };
+    let figure = format!("1 node, gpu backend (verify + tx root, one upload), {tx_count} tx closed loop, durable acks");
+    match crate::pipeline::measure(tx_count, Backend::Gpu, 0) {
+        Ok(figures) => row(
+            "pipeline",
+            figure,
+            figures.pipeline_tx_per_s,
+            "tx/s",
+            ceiling,
+            cpu_pipeline,
+            format!(
+                "latency p50 {:.1} ms, p99 {:.1} ms; {} blocks; {adapter}",
+                figures.latency_ms_p50, figures.latency_ms_p99, figures.blocks
+            ),
+        ),
+        Err(error) => row(
+            "pipeline",
+            figure,
+            f64::NAN,
+            "tx/s",
+            ceiling,
+            cpu_pipeline,
+            format!("{error}; {adapter}"),
+        ),
     }
 }
 

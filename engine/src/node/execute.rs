@@ -93,6 +93,7 @@ pub(super) fn executor_stage(
         let mut txs: Vec<PendingTx> = Vec::new();
         let mut records: Vec<TxRecord> = Vec::new();
         let mut disconnected = false;
+        let mut gpu_tx_root = None;
         loop {
             let batch = match pending_batch.take() {
                 Some(batch) => batch,
@@ -112,13 +113,20 @@ pub(super) fn executor_stage(
                     }
                 },
             };
-            if !txs.is_empty() && txs.len() + batch.txs.len() > block_tx_max {
+            if !txs.is_empty()
+                && (txs.len() + batch.txs.len() > block_tx_max || batch.tx_root.is_some())
+            {
                 pending_batch = Some(batch);
                 break;
             }
             // Whole batches only: a block ends between batches, never inside a chain.
             records.extend(batch.txs.iter().map(|tx| tx.record));
             txs.extend(batch.txs);
+            if batch.tx_root.is_some() {
+                // The GPU hashed exactly these records: they are a block of their own.
+                gpu_tx_root = batch.tx_root;
+                break;
+            }
         }
         shared
             .metrics
@@ -126,7 +134,20 @@ pub(super) fn executor_stage(
             .set(verified.len() as i64);
         if !records.is_empty() {
             let execution_started = Instant::now();
-            let proposal = seal::propose(&tip, shared.network_id, now_ms(), 0, &records);
+            let proposal = match gpu_tx_root {
+                Some(tx_root) => {
+                    shared.metrics.gpu_block_roots.inc();
+                    seal::propose_with_tx_root(
+                        &tip,
+                        shared.network_id,
+                        now_ms(),
+                        0,
+                        &records,
+                        tx_root,
+                    )
+                }
+                None => seal::propose(&tip, shared.network_id, now_ms(), 0, &records),
+            };
             let sealed = seal::seal(&mut ledger, &tip, &proposal, &records);
             tip = sealed.tip();
             let height = tip.height;

@@ -293,6 +293,12 @@ pub struct NodeMetrics {
     /// isolated lanes.
     pub failed_batches_common: Counter,
     pub failed_batches_isolated: Counter,
+    /// Blocks whose transaction root the GPU computed with their signatures (records
+    /// uploaded once, `GpuBlock`).
+    pub gpu_block_roots: Counter,
+    /// Signature batches the GPU failed (device lost, mapping failed, kernel error), verified
+    /// and hashed on the CPU instead.
+    pub gpu_fallbacks: Counter,
     /// Connections in their handshake closed to make room for a new one at
     /// `connections_max`.
     pub connections_evicted: Counter,
@@ -358,6 +364,8 @@ impl NodeMetrics {
             suspect_identities: Counter::default(),
             isolated_tx: Counter::default(),
             failed_batches_common: Counter::default(),
+            gpu_block_roots: Counter::default(),
+            gpu_fallbacks: Counter::default(),
             failed_batches_isolated: Counter::default(),
             connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
@@ -659,6 +667,16 @@ pub fn render_metrics(node: &NodeHandle) -> String {
             ("common", m.failed_batches_common.get()),
             ("isolated", m.failed_batches_isolated.get()),
         ],
+    );
+    e.counter(
+        "tally_gpu_block_roots_total",
+        "Blocks whose transaction root the GPU computed with their signatures, records uploaded once.",
+        m.gpu_block_roots.get(),
+    );
+    e.counter(
+        "tally_gpu_fallbacks_total",
+        "Signature batches the GPU failed, verified and hashed on the CPU instead.",
+        m.gpu_fallbacks.get(),
     );
     e.gauge(
         "tally_client_buffered_bytes",

@@ -297,6 +297,9 @@ pub struct NodeOutcome {
 /// transactions, so a block cut between batches never cuts a chain.
 pub(crate) struct VerifiedBatch {
     pub(crate) txs: Vec<PendingTx>,
+    /// The transaction root of exactly these records, when the GPU block path computed it
+    /// with their signatures: the executor then makes them a block of their own.
+    pub(crate) tx_root: Option<tally_kernels::merkle::Hash>,
 }
 
 impl Node {
@@ -363,11 +366,22 @@ impl Node {
             )?),
             None => None,
         };
+        // A node that builds its own blocks verifies and hashes them together on the GPU (a
+        // validator's blocks are its proposer's choice, so it verifies only).
+        let gpu_block = match &config.validator {
+            None => sigverify::gpu_block_path(&verifier, &recovered.ledger.owner_keys()),
+            Some(_) => None,
+        };
         let sigverify = {
             let shared = Arc::clone(&shared);
-            let batch_max = config.sigverify_batch_tx_max;
+            // On the GPU block path a batch is a block: as large as a block may be.
+            let batch_max = if gpu_block.is_some() {
+                config.block_tx_max
+            } else {
+                config.sigverify_batch_tx_max
+            };
             spawn("tally-sigverify", Arc::clone(&shared), move || {
-                sigverify_stage(&shared, &verifier, batch_max, &verified_tx)
+                sigverify_stage(&shared, &verifier, gpu_block, batch_max, &verified_tx)
             })
         };
         *shared.sigverify_thread.lock().expect("lock") = Some(sigverify.thread().clone());

@@ -146,6 +146,29 @@ pub fn propose(
     proposer: u32,
     records: &[TxRecord],
 ) -> BlockHeader {
+    propose_with_tx_root(
+        tip,
+        network_id,
+        now_ms,
+        proposer,
+        records,
+        block::tx_root(records),
+    )
+}
+
+/// As [`propose`], with the records' transaction root already computed (the GPU block path
+/// hashes it with the signatures). `tx_root` must be `block::tx_root(records)`: the GPU
+/// kernels are admitted only after their known answers equal the CPU's, and debug builds
+/// check every block.
+pub fn propose_with_tx_root(
+    tip: &ChainTip,
+    network_id: u64,
+    now_ms: u64,
+    proposer: u32,
+    records: &[TxRecord],
+    tx_root: Hash,
+) -> BlockHeader {
+    debug_assert_eq!(tx_root, block::tx_root(records), "the GPU's tx root");
     assert!(
         records.len() <= BLOCK_TX_COUNT_MAX,
         "a block holds at most {BLOCK_TX_COUNT_MAX} records"
@@ -158,7 +181,7 @@ pub fn propose(
         proposer: proposer.to_le_bytes(),
         network_id: network_id.to_le_bytes(),
         previous_hash: tip.hash,
-        tx_root: block::tx_root(records),
+        tx_root,
         results_hash: [0; 32],
         state_root: [0; 32],
     }

@@ -13,11 +13,45 @@
 use super::{Shared, VerifiedBatch};
 use crate::mempool::{PendingTx, COMMON_LANE};
 use crate::result::ResultCode;
-use crate::tx::{linked_units, signing_message, TxRecord, SIGNING_MESSAGE_BYTES};
+use crate::tx::{linked_units, signing_message, TxRecord, SIGNING_MESSAGE_BYTES, TX_BYTES};
 use crossbeam::channel::Sender;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tally_kernels::gpu::block::{GpuBlock, RecordLayout};
+use tally_kernels::merkle::Hash;
 use tally_kernels::sigverify::{SigItem, Verifier};
+
+/// Where a record keeps its signature parts, for the GPU block kernels: the public key A,
+/// then R and S (docs/PROTOCOL.md, the record layout).
+pub const TX_LAYOUT: RecordLayout = RecordLayout {
+    record_bytes: TX_BYTES,
+    public_key: std::mem::offset_of!(TxRecord, public_key),
+    r: std::mem::offset_of!(TxRecord, signature),
+    s: std::mem::offset_of!(TxRecord, signature) + 32,
+};
+
+/// The GPU block path of a node that builds its own blocks (docs/ARCHITECTURE.md, "The GPU
+/// in the node"): a batch's records are uploaded once, its signatures verified and its
+/// transaction root computed from the same upload, and the root travels with the batch to
+/// the executor, which makes the batch a block of its own. Built on the verifier's GPU
+/// context when the verifier uses a GPU; `None` otherwise, or when the block kernels fail
+/// their known answers on this adapter (then the node verifies through the verifier and
+/// hashes on the CPU, with an error in the log).
+pub(super) fn gpu_block_path(verifier: &Verifier, keys: &[[u8; 32]]) -> Option<GpuBlock> {
+    let context = verifier.gpu_kernels()?.context().clone();
+    match GpuBlock::new(context) {
+        Ok(mut block) => {
+            if let Err(error) = block.register_keys(keys) {
+                tracing::warn!(%error, "GPU key tables not built; keys verify without them");
+            }
+            Some(block)
+        }
+        Err(error) => {
+            tracing::error!(%error, "the GPU block kernels are refused; signatures verify through the verifier and the transaction root is hashed on the CPU");
+            None
+        }
+    }
+}
 
 /// How long the signature stage sleeps when the mempool is empty (ingress wakes it sooner).
 const IDLE_PARK: Duration = Duration::from_millis(2);
@@ -25,6 +59,7 @@ const IDLE_PARK: Duration = Duration::from_millis(2);
 pub(super) fn sigverify_stage(
     shared: &Shared,
     verifier: &Verifier,
+    mut gpu_block: Option<GpuBlock>,
     batch_max: usize,
     verified: &Sender<VerifiedBatch>,
 ) {
@@ -53,21 +88,83 @@ pub(super) fn sigverify_stage(
             }
         }
         metrics.batch.sigverify.observe(txs.len() as u64);
-        let verdicts = verify_lanes(shared, verifier, &txs, &mut messages);
-        let txs = if verdicts.iter().all(|valid| *valid) {
-            txs
+        let one_lane = txs.iter().all(|tx| tx.lane == txs[0].lane);
+        let (verdicts, tx_root) = match gpu_block.as_mut() {
+            Some(block) if one_lane && verifier.uses_gpu_for(txs.len()) => {
+                verify_on_gpu_block(shared, verifier, block, &txs, &mut messages)
+            }
+            _ => (verify_lanes(shared, verifier, &txs, &mut messages), None),
+        };
+        let (txs, tx_root) = if verdicts.iter().all(|valid| *valid) {
+            (txs, tx_root)
         } else {
-            answer_failed_signatures(shared, txs, &verdicts)
+            // The root was of every record; the block holds only the valid ones.
+            (answer_failed_signatures(shared, txs, &verdicts), None)
         };
         metrics.stage.sigverify.observe_duration(started.elapsed());
         if txs.is_empty() {
             continue;
         }
-        if verified.send(VerifiedBatch { txs }).is_err() {
+        if verified.send(VerifiedBatch { txs, tx_root }).is_err() {
             return; // the executor stopped; the node is stopping
         }
         metrics.verified_queue_batches.set(verified.len() as i64);
     }
+}
+
+/// Verifies the signatures of `txs` (one lane) on the GPU block path: one verdict per
+/// record and the Merkle root of all the records (`block::tx_root`), from one upload. A GPU
+/// failure inside the call verifies and hashes on the CPU (same answers, counted and logged);
+/// a refused call (records that do not match the layout: a bug) verifies through the
+/// verifier and gives no root.
+fn verify_on_gpu_block(
+    shared: &Shared,
+    verifier: &Verifier,
+    block: &mut GpuBlock,
+    txs: &[PendingTx],
+    messages: &mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
+) -> (Vec<bool>, Option<Hash>) {
+    let records: Vec<TxRecord> = txs.iter().map(|tx| tx.record).collect();
+    messages.clear();
+    messages.extend(
+        records
+            .iter()
+            .map(|record| signing_message(shared.network_id, record)),
+    );
+    let items: Vec<SigItem<'_>> = records
+        .iter()
+        .zip(messages.iter())
+        .map(|(record, message)| SigItem {
+            public_key: &record.public_key,
+            message,
+            signature: &record.signature,
+        })
+        .collect();
+    let mut verdicts = vec![false; items.len()];
+    let outcome = block.verify_and_root(
+        bytemuck::cast_slice(&records),
+        &TX_LAYOUT,
+        &items,
+        &mut verdicts,
+    );
+    let root = match outcome {
+        Ok(run) => {
+            if let Some(error) = run.fallback {
+                shared.metrics.gpu_fallbacks.inc();
+                tracing::warn!(%error, records = records.len(), "GPU block failed, verified and hashed on the CPU");
+            }
+            Some(run.root)
+        }
+        Err(error) => {
+            shared.metrics.gpu_fallbacks.inc();
+            tracing::error!(%error, "the GPU block path refused a batch; verified through the verifier");
+            drop(items);
+            verdicts = verify_signatures(verifier, shared.network_id, records.iter(), messages);
+            None
+        }
+    };
+    count_lane(shared, txs[0].lane, txs.len(), &verdicts);
+    (verdicts, root)
 }
 
 /// Verifies the signatures of `txs`, each lane as a batch of its own (one call for the

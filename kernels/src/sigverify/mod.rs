@@ -234,14 +234,22 @@ impl Verifier {
         }
     }
 
+    /// Whether a batch of `items` goes to the GPU: always with `gpu`, from
+    /// [`AUTO_GPU_ITEMS_MIN`] items on with `auto` (when it found a hardware GPU), never on
+    /// the CPU backend or without a GPU.
+    pub fn uses_gpu_for(&self, items: usize) -> bool {
+        self.gpu.is_some()
+            && match self.backend {
+                Backend::Cpu => false,
+                Backend::Gpu => true,
+                Backend::Auto => items >= AUTO_GPU_ITEMS_MIN,
+            }
+    }
+
     /// Verifies every item; `verdicts.len()` must equal `items.len()` (panics otherwise).
     pub fn verify_batch(&self, items: &[SigItem<'_>], verdicts: &mut [bool]) {
         assert_eq!(items.len(), verdicts.len(), "one verdict slot per item");
-        let use_gpu = match self.backend {
-            Backend::Cpu => false,
-            Backend::Gpu => true,
-            Backend::Auto => items.len() >= AUTO_GPU_ITEMS_MIN,
-        };
+        let use_gpu = self.uses_gpu_for(items.len());
         match self.gpu.as_ref() {
             Some(gpu) if use_gpu => self.verify_gpu(gpu, items, verdicts),
             _ => cpu::verify_batch(&self.registry, items, verdicts),

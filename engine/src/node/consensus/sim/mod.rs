@@ -603,7 +603,10 @@ impl<'w> Sim<'w> {
             received_at: self.clock.now(),
             lane: crate::mempool::COMMON_LANE,
         };
-        let batch = VerifiedBatch { txs: vec![pending] };
+        let batch = VerifiedBatch {
+            txs: vec![pending],
+            tx_root: None,
+        };
         self.step(node, move |driver| {
             driver.add_local(batch);
             Ok(())
@@ -765,7 +768,7 @@ impl<'w> Sim<'w> {
             .zip(verdicts)
             .filter_map(|(tx, ok)| ok.then_some(tx))
             .collect();
-        driver.add_local(VerifiedBatch { txs });
+        driver.add_local(VerifiedBatch { txs, tx_root: None });
         driver.tick()
     }
 
