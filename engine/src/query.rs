@@ -17,6 +17,7 @@ use crate::net::query::{
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
 use std::path::Path;
+use tally_protocol::events::EventKind;
 
 /// Why a query over the log cannot be answered, or a proof cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ pub enum QueryError {
     Archived { height: u64, first_live: u64 },
     #[error("block {height} is in neither the archive nor the live log (the live log starts at block {first_live})")]
     MissingBlock { height: u64, first_live: u64 },
+    #[error(transparent)]
+    Events(#[from] crate::events::JournalError),
     #[error("the history index names position {index} of block {height} for {what}, which the block does not hold there: the index is damaged (remove the data directory's index/ and it is rebuilt from the log)")]
     IndexMismatch {
         what: String,
@@ -64,6 +67,10 @@ pub struct HistorySource<'a> {
     pub archive_dir: Option<&'a Path>,
     /// The index; without it, history is a scan of the live log.
     pub index: Option<&'a HistoryIndex>,
+    /// The node's event journal: what became of a queued payment the ledger no longer holds
+    /// (released from its queue, or expired at its day's end). Without it such a payment is
+    /// `queue_closed`.
+    pub events: Option<&'a crate::events::EventJournal>,
 }
 
 /// Hands the blocks from `from_height` on to `visit` (height, block), out of the archive
@@ -635,8 +642,18 @@ pub fn tx_status_from_history(
                 info.height = Some(cancel.height);
                 "cancelled"
             }
-            // settled from the queue or expired at its day's end: the ledger no longer says
-            None => "queue_closed",
+            // settled from the queue or expired at its day's end: the event journal says
+            None => match queue_outcome(source, id, accepted.height, blocks_max) {
+                Some((EventKind::Released, height)) => {
+                    info.height = Some(height);
+                    "settled_from_queue"
+                }
+                Some((_, height)) => {
+                    info.height = Some(height);
+                    "expired"
+                }
+                None => "queue_closed",
+            },
         }
     } else if flags.has(TxFlags::PENDING) {
         if let Some(post) = closed_by(TxFlags::POST_PENDING) {
@@ -718,15 +735,59 @@ pub fn answer_offline(
             let (mut index, _) = HistoryIndex::open(&HistoryIndex::dir_in(data_dir))?;
             catch_up(&mut index, &log, archive_dir, log.next_sequence())?;
             index.flush()?;
+            // The event journal as the node left it, if it has one (never made here).
+            let events_dir = data_dir.join(crate::events::EVENTS_DIR);
+            let events = if events_dir.exists() {
+                Some(crate::events::EventJournal::open(&events_dir)?)
+            } else {
+                None
+            };
             let source = HistorySource {
                 log: &log,
                 archive_dir,
                 index: Some(&index),
+                events: events.as_ref(),
             };
             answer_with_log(ledger, &source, query, HistoryReach::Stopped, |_| true)
         }
         _ => Ok(answer_from_ledger(ledger, query)),
     }
+}
+
+/// What closed queued payment `id` (accepted into its queue at `queued_at`): the first
+/// `released` or `expired` event of it in the event journal after that block, with its
+/// height, reading at most `blocks_max` blocks; `None` without a journal, before the
+/// journal's first block, past the bound, or on a journal error (then `queue_closed`).
+fn queue_outcome(
+    source: &HistorySource<'_>,
+    id: u128,
+    queued_at: u64,
+    blocks_max: u64,
+) -> Option<(EventKind, u64)> {
+    let journal = source.events?;
+    let mut cursor = crate::events::Cursor::at(queued_at + 1);
+    let mut found = None;
+    let mut read = 0u64;
+    while found.is_none() && read < blocks_max {
+        let chunk = (blocks_max - read).min(1_024) as usize;
+        let got = journal
+            .read(&mut cursor, chunk, |height, events| {
+                if found.is_none() {
+                    found = events
+                        .iter()
+                        .find(|e| {
+                            e.id == id && matches!(e.kind, EventKind::Released | EventKind::Expired)
+                        })
+                        .map(|e| (e.kind, height));
+                }
+            })
+            .ok()?;
+        if got == 0 {
+            break;
+        }
+        read += got as u64;
+    }
+    found
 }
 
 /// Adds the blocks after the index's last, up to `through`, read from the log and its

@@ -536,3 +536,94 @@ fn history_older_than_the_live_log_is_read_from_the_archive() {
     assert_eq!(transactions.len(), 1);
     assert_eq!((transactions[0].id, transactions[0].height), (1, height));
 }
+
+/// A queued payment released from its queue, once the ledger has forgotten it, is still
+/// `settled_from_queue` at the block that released it: the node's event journal says so,
+/// on the running node and offline.
+#[test]
+fn a_forgotten_queued_payment_is_answered_from_the_event_journal() {
+    let f = windowed(1_000, 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("node");
+    let mut node = NodeConfig::new(data_dir.clone());
+    node.checkpoint_interval_blocks = 3;
+    let service = NodeService::start(
+        &f.genesis,
+        node,
+        ServiceConfig {
+            server: ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..ServerConfig::default()
+            },
+            metrics_listen: None,
+            metrics_tls: false,
+        },
+    )
+    .expect("service starts");
+    let client = Client::connect(service.client_addr()).unwrap();
+    let one = |record: TxRecord| {
+        let (acks, refused) = submit_and_wait(&client, &[record], Duration::from_secs(60)).unwrap();
+        assert_eq!(refused, None);
+        acks[0]
+    };
+    let soon = || now_ms() + 500;
+    // more than BANK_B holds: queued until the central bank pledges it liquidity
+    let queued = one(f.custom(
+        BANK_B,
+        1,
+        TxKind::Transfer,
+        BANK_B,
+        BANK_A,
+        1_500_000,
+        |t| t.valid_until = soon(),
+    ));
+    assert_eq!(queued.code, ResultCode::Queued);
+    let pledge = one(f.custom(
+        CENTRAL_BANK,
+        2,
+        TxKind::Pledge,
+        CENTRAL_BANK,
+        BANK_B,
+        600_000,
+        |t| t.valid_until = soon(),
+    ));
+    assert_eq!(pledge.code, ResultCode::Ok);
+    let released_at = pledge.height.unwrap();
+    let status = |answer: Answer| match answer {
+        Answer::TxStatus(status) => (status.status, status.height),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        status(ask(&client, Query::TxStatus { id: 1 })),
+        ("settled_from_queue".to_string(), Some(released_at)),
+        "the ledger still holds it"
+    );
+    // let the windows pass, and make blocks so that the ledger forgets
+    std::thread::sleep(Duration::from_millis(2_500));
+    for id in 3..6 {
+        let ack = one(
+            f.custom(BANK_A, id, TxKind::Transfer, BANK_A, BANK_B, 1, |t| {
+                t.valid_until = soon()
+            }),
+        );
+        assert_eq!(ack.code, ResultCode::Ok);
+    }
+    assert_eq!(
+        status(ask(&client, Query::TxStatus { id: 1 })),
+        ("settled_from_queue".to_string(), Some(released_at)),
+        "the history and the event journal say what the ledger forgot"
+    );
+    drop(client);
+    let outcome = service.shutdown();
+    assert_eq!(outcome.fatal, None);
+    assert_eq!(
+        outcome.ledger.status(1),
+        tally_engine::ledger::TxStatus::Unknown,
+        "the ledger forgot it"
+    );
+    assert_eq!(
+        status(offline(&f, &data_dir, Query::TxStatus { id: 1 })),
+        ("settled_from_queue".to_string(), Some(released_at)),
+        "offline, from the journal the node left"
+    );
+}

@@ -1492,6 +1492,7 @@ impl Ingress {
         let log = self.node.log_weak();
         let history_index = self.node.history_index();
         let archive_dir = self.node.archive_dir().map(std::path::Path::to_path_buf);
+        let shared_events = self.node.events();
         let scope = conn.scope.clone();
         let asked = self.node.query_ledger(Box::new(move |ledger| {
             let forbid = |text: String| {
@@ -1530,10 +1531,12 @@ impl Ingress {
                     let index = history_index
                         .as_ref()
                         .map(|index| index.read().expect("index lock"));
+                    let events = shared_events.as_deref();
                     let source = crate::query::HistorySource {
                         log: &log,
                         archive_dir: archive_dir.as_deref(),
                         index: index.as_deref(),
+                        events,
                     };
                     match (&query, &refused) {
                         // refused by the ledger: only what the history shows it may see
