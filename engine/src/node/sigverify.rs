@@ -125,21 +125,7 @@ fn verify_on_gpu_block(
     messages: &mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
 ) -> (Vec<bool>, Option<Hash>) {
     let records: Vec<TxRecord> = txs.iter().map(|tx| tx.record).collect();
-    messages.clear();
-    messages.extend(
-        records
-            .iter()
-            .map(|record| signing_message(shared.network_id, record)),
-    );
-    let items: Vec<SigItem<'_>> = records
-        .iter()
-        .zip(messages.iter())
-        .map(|(record, message)| SigItem {
-            public_key: &record.public_key,
-            message,
-            signature: &record.signature,
-        })
-        .collect();
+    let items = signature_items(shared.network_id, records.iter(), messages);
     let mut verdicts = vec![false; items.len()];
     let outcome = block.verify_and_root(
         bytemuck::cast_slice(&records),
@@ -232,23 +218,34 @@ pub(crate) fn verify_signatures<'r>(
     records: impl Iterator<Item = &'r TxRecord> + Clone,
     messages: &mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
 ) -> Vec<bool> {
+    let items = signature_items(network_id, records, messages);
+    let mut verdicts = vec![false; items.len()];
+    verifier.verify_batch(&items, &mut verdicts);
+    verdicts
+}
+
+/// The signature items of `records`: each one's public key, its signing message (made into
+/// `messages`, reused between batches) and its signature.
+fn signature_items<'a, 'r: 'a>(
+    network_id: u64,
+    records: impl Iterator<Item = &'r TxRecord> + Clone,
+    messages: &'a mut Vec<[u8; SIGNING_MESSAGE_BYTES]>,
+) -> Vec<SigItem<'a>> {
     messages.clear();
     messages.extend(
         records
             .clone()
             .map(|record| signing_message(network_id, record)),
     );
-    let items: Vec<SigItem<'_>> = records
+    let messages: &'a Vec<[u8; SIGNING_MESSAGE_BYTES]> = messages;
+    records
         .zip(messages.iter())
         .map(|(record, message)| SigItem {
             public_key: &record.public_key,
             message,
             signature: &record.signature,
         })
-        .collect();
-    let mut verdicts = vec![false; items.len()];
-    verifier.verify_batch(&items, &mut verdicts);
-    verdicts
+        .collect()
 }
 
 /// Answers the transactions of a signature batch that fail there and returns the others, in
