@@ -403,35 +403,43 @@ impl HistoryIndex {
         }))
     }
 
-    /// Merges the last two segments into one when the one before is less than twice the size
-    /// of the last (durable, not yet part of the index). Reads only.
+    /// Merges the last [`MERGE_FANOUT`] segments into one when they are of one tier (the
+    /// first of them holds less than twice the entries of the last): durable, not yet part of
+    /// the index. Reads only.
     pub fn prepare_merge(&self) -> Result<Option<PreparedSegment>, HistoryIndexError> {
         let n = self.segments.len();
-        if n < 2 || self.segments[n - 2].entries() >= 2 * self.segments[n - 1].entries() {
+        if n < MERGE_FANOUT {
             return Ok(None);
         }
-        let (a, b) = (&self.segments[n - 2], &self.segments[n - 1]);
+        let tier = &self.segments[n - MERGE_FANOUT..];
+        if tier[0].entries() >= 2 * tier[MERGE_FANOUT - 1].entries() {
+            return Ok(None);
+        }
         // read with plain buffered reads, not through the maps: a merge reads every entry,
         // and pages touched through a map would stay in the node's resident memory
-        let merged = |section: Section| -> Result<_, HistoryIndexError> {
-            Ok(MergeSorted::new(
-                FileEntries::open(a, section)?,
-                FileEntries::open(b, section)?,
-            ))
+        let merged = |section: Section| -> Result<EntryIter, HistoryIndexError> {
+            let mut merged: EntryIter = Box::new(FileEntries::open(&tier[0], section)?);
+            for segment in &tier[1..] {
+                merged = Box::new(MergeSorted::new(
+                    merged,
+                    FileEntries::open(segment, section)?,
+                ));
+            }
+            Ok(merged)
         };
         let (tx, accounts) = (merged(Section::Tx)?, merged(Section::Account)?);
         let segment = write_segment(
             &self.dir,
-            a.first_height,
-            b.last_height,
+            tier[0].first_height,
+            tier[MERGE_FANOUT - 1].last_height,
             tx,
             accounts,
-            a.tx_count + b.tx_count,
-            a.account_count + b.account_count,
+            tier.iter().map(|s| s.tx_count).sum(),
+            tier.iter().map(|s| s.account_count).sum(),
         )?;
         Ok(Some(PreparedSegment {
             segment,
-            replaces: vec![a.path.clone(), b.path.clone()],
+            replaces: tier.iter().map(|s| s.path.clone()).collect(),
             flushed_through: None,
         }))
     }
@@ -577,6 +585,14 @@ impl Iterator for FileEntries {
         Some(Entry::decode(&bytes))
     }
 }
+
+/// Segments merged into one at a time: each entry is rewritten about `log4(n)` times (half
+/// the writes and hashing of pairwise merges), and a history has at most three segments of
+/// each tier.
+pub const MERGE_FANOUT: usize = 4;
+
+/// Entries in key order, from a segment file or a merge of several.
+type EntryIter = Box<dyn Iterator<Item = Entry>>;
 
 /// Merges two sorted iterators.
 struct MergeSorted<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> {
