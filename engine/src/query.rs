@@ -626,7 +626,20 @@ pub fn tx_status_from_history(
             .iter()
             .find(|l| l.height >= accepted.height && l.record.flags().has(bit))
     };
-    info.status = if accepted.result == ResultCode::Queued {
+    info.status = if accepted.result == ResultCode::Warehoused {
+        match later
+            .iter()
+            .find(|l| l.record.kind() == Some(TxKind::QueueCancel))
+        {
+            Some(cancel) => {
+                info.height = Some(cancel.height);
+                "cancelled"
+            }
+            // settled, queued or refused at its value date's opening: the ledger no longer
+            // says
+            None => "warehouse_closed",
+        }
+    } else if accepted.result == ResultCode::Queued {
         match later
             .iter()
             .find(|l| l.record.kind() == Some(TxKind::QueueCancel))
