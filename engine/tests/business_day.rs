@@ -643,3 +643,98 @@ fn a_genesis_without_a_calendar_keeps_the_day_cut_off_and_the_expired_status() {
     ledger.execute_block(2, at(SATURDAY + 1, 0), &[]);
     assert_eq!(ledger.status(1), TxStatus::Expired { height: 2 });
 }
+
+/// A node restarted between the acceptance of warehoused payments and their value date's
+/// opening (from its checkpoint and its log) applies them at the opening in priority order;
+/// a replay of its log alone reaches the same state. The node runs on the wall clock, so the
+/// calendar is made for now: the next day opens a few seconds after the test starts.
+#[test]
+fn a_node_restarted_before_the_opening_settles_its_warehoused_payments_there() {
+    use crossbeam::channel::unbounded;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use tally_engine::node::{checkpoints_dir, replay_dir, Node, NodeConfig};
+    let wall_ms = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let soon = wall_ms() + 8_000;
+    let value_date = soon / DAY_MS + 1;
+    // the evening before the value date, as late as needs be (the end of day before it,
+    // 1 ms earlier, must be after midnight)
+    let opening_ms = (soon as i64 - (value_date * DAY_MS) as i64).max(2 - DAY_MS as i64);
+    let open_at = (value_date * DAY_MS) as i64 + opening_ms;
+    let open_at = open_at as u64;
+    let mut f = fixture(100);
+    f.genesis.settlement.calendar = Some(CalendarSpec {
+        opening_ms,
+        customer_cut_off_ms: None,
+        interbank_cut_off_ms: None,
+        liquidity_cut_off_ms: None,
+        // the day before ends 1 ms before this one opens
+        end_of_day_ms: opening_ms + DAY_MS as i64 - 1,
+        closed_weekdays: Vec::new(),
+        holidays: Vec::new(),
+        warehouse_days: 1,
+    });
+    f.genesis.validate().expect("a calendar of today");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.checkpoint_interval_blocks = 1;
+    config.checkpoint_interval_ms = 0;
+    config.checkpoint_log_bytes = 0;
+    let submit = |config: &NodeConfig, records: &[TxRecord]| -> Vec<ResultCode> {
+        let node = Node::start(&f.genesis, config.clone()).unwrap();
+        let (reply, acks) = unbounded();
+        node.handle().submit(records, &reply).unwrap();
+        let codes = records
+            .iter()
+            .map(|_| acks.recv_timeout(Duration::from_secs(60)).unwrap().code)
+            .collect();
+        let outcome = node.shutdown();
+        assert_eq!(outcome.fatal, None);
+        codes
+    };
+    let warehouse = [
+        warehoused(&f, 1, BANK_A, BANK_B, 60, false, value_date),
+        warehoused(&f, 2, BANK_A, BANK_B, 60, false, value_date),
+        warehoused(&f, 3, BANK_A, BANK_B, 60, true, value_date),
+    ];
+    let codes = submit(&config, &warehouse);
+    assert_eq!(
+        codes,
+        vec![ResultCode::Warehoused; 3],
+        "accepted before the opening"
+    );
+    assert!(std::fs::read_dir(checkpoints_dir(&config))
+        .unwrap()
+        .next()
+        .is_some());
+    while wall_ms() <= open_at {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // restarted from its checkpoint: the first block after the opening applies them
+    let codes = submit(&config, &[f.tx(4, TxKind::Pledge, CENTRAL_BANK, BANK_A, 1)]);
+    assert_eq!(codes, vec![ResultCode::Ok]);
+    let recovered = replay_dir(&f.genesis, &config).unwrap();
+    let ledger = &recovered.ledger;
+    assert!(matches!(
+        ledger.status(3),
+        TxStatus::SettledAtOpening { .. }
+    ));
+    assert!(matches!(
+        ledger.status(1),
+        TxStatus::Queued { position: 1, .. }
+    ));
+    assert!(matches!(
+        ledger.status(2),
+        TxStatus::Queued { position: 2, .. }
+    ));
+    assert_eq!(ledger.balance(BANK_A), Some(41));
+    // the log alone gives the same state
+    let root = ledger.state_root();
+    std::fs::remove_dir_all(checkpoints_dir(&config)).unwrap();
+    let replayed = replay_dir(&f.genesis, &config).unwrap();
+    assert_eq!(replayed.ledger.state_root(), root);
+}

@@ -649,7 +649,8 @@ mod tests {
 
     #[test]
     fn every_bad_calendar_is_refused_naming_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut CalendarSpec)>, &str, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut CalendarSpec)>;
+        let cases: Vec<(Edit, &str, &str)> = vec![
             (
                 Box::new(|c| c.opening_ms = -24 * HOUR),
                 "opening_ms",
