@@ -644,12 +644,13 @@ fn a_genesis_without_a_calendar_keeps_the_day_cut_off_and_the_expired_status() {
     assert_eq!(ledger.status(1), TxStatus::Expired { height: 2 });
 }
 
-/// A node restarted between the acceptance of warehoused payments and their value date's
-/// opening (from its checkpoint and its log) applies them at the opening in priority order;
+/// A node stopped between the acceptance of warehoused payments and their value date's
+/// opening, and restarted (from its checkpoint and its log) after it, applies them at its
+/// first block in priority order;
 /// a replay of its log alone reaches the same state. The node runs on the wall clock, so the
 /// calendar is made for now: the next day opens a few seconds after the test starts.
 #[test]
-fn a_node_restarted_before_the_opening_settles_its_warehoused_payments_there() {
+fn a_node_stopped_before_the_opening_settles_its_warehoused_payments_at_its_next_block() {
     use crossbeam::channel::unbounded;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
     use tally_engine::node::{checkpoints_dir, replay_dir, Node, NodeConfig};
