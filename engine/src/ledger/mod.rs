@@ -15,9 +15,10 @@
 //! circulation (every account but issuance) changes only by pledge and redeem.
 //!
 //! A block is executed as `begin_block`, one `execute` per record in block order, then
-//! `end_block`: time-outs and end-of-day expiry run at the start of a block, queue retries and
-//! the liquidity-saving mechanism at its end, and `end_block` rewrites the codes of linked
-//! chains that failed (docs/SETTLEMENT.md).
+//! `end_block`: time-outs, end-of-day expiry and the opening's warehoused payments
+//! (`warehouse`) run at the start of a block, queue retries and the liquidity-saving
+//! mechanism at its end, and `end_block` rewrites the codes of linked chains that failed
+//! (docs/SETTLEMENT.md).
 
 mod account_index;
 mod account_tree;
@@ -560,8 +561,9 @@ impl Ledger {
 
     /// Opens block `height` at block time `timestamp_ms` (from the block header). Time never
     /// runs backwards: the ledger's time is the largest timestamp seen. Pending transfers
-    /// that timed out and queued payments whose business day has ended are closed here,
-    /// before the block's records.
+    /// that timed out and queued payments whose business day has ended are closed here, and
+    /// warehoused payments whose value date has opened are applied, before the block's
+    /// records.
     pub fn begin_block(&mut self, height: u64, timestamp_ms: u64) {
         // a chain left open by a caller that never ended its block settles nothing
         if let Some(chain) = self.chain.take() {
