@@ -411,6 +411,7 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
             limit: None,
         },
         Query::Totals,
+        Query::BusinessDay,
         Query::TaxReport {
             payee: None,
             from_day: 0,
@@ -455,6 +456,17 @@ fn query_answers_a_stopped_node_as_the_running_node_answered() {
     // The subcommands ask the same queries.
     let printed = query(&data, &genesis, &["balance", "1000"]);
     assert_eq!(printed.answers, vec![online[0].clone()]);
+    // without a calendar the day is always open, and ends at the day cut-off
+    let printed = query(&data, &genesis, &["business-day"]);
+    assert_eq!(printed.answers, vec![online[11].clone()]);
+    let Answer::BusinessDay(day) = &online[11] else {
+        panic!("{:?}", online[11]);
+    };
+    assert!(
+        !day.calendar && day.phase == "open" && day.date.is_none(),
+        "{day:?}"
+    );
+    assert_eq!(day.next_boundary.as_deref(), Some("end_of_day"));
     let printed = query(&data, &genesis, &["status", &first.to_string()]);
     assert_eq!(printed.answers[0], online[3]);
     let Answer::TxHistory { id, blocks, .. } = &printed.answers[1] else {

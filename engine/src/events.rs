@@ -50,6 +50,31 @@ pub fn block_events(
                 credit,
                 amount,
             } => plain(EventKind::ReservationExpired, id, debit, credit, amount),
+            SettlementEvent::EndOfDayUnsettled {
+                id,
+                payer,
+                payee,
+                amount,
+            } => plain(EventKind::Expired, id, payer, payee, amount),
+            SettlementEvent::SettledFromWarehouse {
+                id,
+                payer,
+                payee,
+                amount,
+            } => with_tax(ledger, plain(EventKind::Settled, id, payer, payee, amount)),
+            SettlementEvent::QueuedFromWarehouse {
+                id,
+                payer,
+                payee,
+                amount,
+            } => plain(EventKind::Queued, id, payer, payee, amount),
+            SettlementEvent::WarehouseRejected {
+                id,
+                payer,
+                payee,
+                amount,
+                ..
+            } => plain(EventKind::Rejected, id, payer, payee, amount),
         });
     }
     events
@@ -122,6 +147,9 @@ fn record_event(
     let flags = record.flags();
     let event = match (code, kind) {
         (ResultCode::Queued, _) => plain(EventKind::Queued, id, payer, payee, record.amount()),
+        (ResultCode::Warehoused, _) => {
+            plain(EventKind::Warehoused, id, payer, payee, record.amount())
+        }
         (ResultCode::Ok, TxKind::Transfer) if flags.has(TxFlags::PENDING) => {
             plain(EventKind::Reserved, id, payer, payee, record.amount())
         }

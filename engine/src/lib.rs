@@ -20,4 +20,4 @@ pub mod validator;
 
 // The record, result codes, tax arithmetic, genesis and key files are the protocol's (tally-protocol), at
 // their old paths.
-pub use tally_protocol::{genesis, keys, result, tax, tx};
+pub use tally_protocol::{calendar, genesis, keys, result, tax, tx};

@@ -633,7 +633,20 @@ pub fn tx_status_from_history(
             .iter()
             .find(|l| l.height >= accepted.height && l.record.flags().has(bit))
     };
-    info.status = if accepted.result == ResultCode::Queued {
+    info.status = if accepted.result == ResultCode::Warehoused {
+        match later
+            .iter()
+            .find(|l| l.record.kind() == Some(TxKind::QueueCancel))
+        {
+            Some(cancel) => {
+                info.height = Some(cancel.height);
+                "cancelled"
+            }
+            // settled, queued or refused at its value date's opening: the ledger no longer
+            // says
+            None => "warehouse_closed",
+        }
+    } else if accepted.result == ResultCode::Queued {
         match later
             .iter()
             .find(|l| l.record.kind() == Some(TxKind::QueueCancel))
@@ -650,7 +663,13 @@ pub fn tx_status_from_history(
                 }
                 Some((_, height)) => {
                     info.height = Some(height);
-                    "expired"
+                    // with a calendar, the end of day rejects what is still queued
+                    if ledger.calendar().is_some() {
+                        info.rejected_with = Some(ResultCode::EndOfDayUnsettled.name().to_string());
+                        "end_of_day_unsettled"
+                    } else {
+                        "expired"
+                    }
                 }
                 None => "queue_closed",
             },

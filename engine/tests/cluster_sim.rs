@@ -327,3 +327,61 @@ fn a_validator_crashed_for_good_is_demoted_and_the_rate_recovers() {
         );
     }
 }
+
+/// The RTGS business day on simulated validators: a calendar whose customer cut-off, end of
+/// day and next opening fall 1, 2.5 and 3 simulated seconds into the run (simulated block
+/// time starts at 2026-01-01 00:00 UTC), while clients send the usual mix and interbank
+/// payments warehoused for the next day. Every seed's safety check compares the honest
+/// validators' headers at every height (results and state root included), so each
+/// validator refuses late payments, rejects the unsettled queue at the end of day and
+/// applies the warehouse at the opening in the same block.
+#[test]
+fn simulated_validators_close_and_open_the_business_day_at_the_same_block() {
+    use tally_engine::calendar::CalendarSpec;
+    use tally_engine::genesis::DAY_MS;
+    let mut fixture = sim_fixture();
+    fixture.genesis.settlement.calendar = Some(CalendarSpec {
+        opening_ms: 3_000 - DAY_MS as i64,
+        customer_cut_off_ms: Some(1_000),
+        interbank_cut_off_ms: None,
+        liquidity_cut_off_ms: None,
+        end_of_day_ms: 2_500,
+        closed_weekdays: Vec::new(),
+        holidays: Vec::new(),
+        warehouse_days: 1,
+    });
+    fixture.genesis.validate().expect("a valid calendar");
+    // 2026-01-01, the simulator's first block time, is day 20454: its day ends 2.5 s in,
+    // the next one (20455) opens 3 s in
+    let next_day: u32 = 20_455;
+    let mut codes = std::collections::BTreeMap::<&str, u64>::new();
+    for seed in 0..6 {
+        let config = ClusterSimConfig::for_seed(seed);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut workload = |rng: &mut SimRng, index: u64| {
+            if rng.chance(250) {
+                let (payer, payee) = pick_two(rng, &BANKS);
+                let amount = rng.range(50, 600);
+                let id = u128::from(index) + 1;
+                fixture.custom(payer, id, TxKind::Transfer, payer, payee, amount, |f| {
+                    f.flags = TxFlags(TxFlags::WAREHOUSED);
+                    f.reserved_a = next_day;
+                })
+            } else {
+                client_tx(&fixture, rng, index)
+            }
+        };
+        let report = run(&config, &fixture.genesis, &mut workload, dir.path())
+            .unwrap_or_else(|failure| panic!("seed {seed}: {failure}"));
+        for (code, count) in report.acknowledged_by_code {
+            *codes.entry(code).or_default() += count;
+        }
+    }
+    println!("acknowledged by code over the seeds: {codes:?}");
+    for code in ["ok", "after_cut_off", "business_day_closed", "warehoused"] {
+        assert!(
+            codes.get(code).is_some_and(|n| *n > 0),
+            "no {code}: {codes:?}"
+        );
+    }
+}

@@ -221,6 +221,8 @@ impl SimExecutor for LedgerExecutor<'_> {
                 SettlementEvent::SettledFromQueue { .. } => stats.settled_from_queue += 1,
                 SettlementEvent::QueueExpired { .. } => stats.expired += 1,
                 SettlementEvent::PendingExpired { .. } => {}
+                // the business day's events: this genesis has no calendar
+                other => panic!("{other:?} without a calendar"),
             }
         }
         for code in results {

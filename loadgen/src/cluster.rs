@@ -150,7 +150,7 @@ impl ClusterFiles {
         )
         .genesis;
         ours.validators = genesis.validators.clone();
-        ours.settlement = genesis.settlement;
+        ours.settlement = genesis.settlement.clone();
         ours == genesis
     }
 }

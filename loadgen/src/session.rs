@@ -286,7 +286,7 @@ pub(crate) fn target_population(options: &LoadgenOptions) -> Result<Population, 
     })?;
     let mut ours = population.genesis.clone();
     ours.validators = theirs.validators.clone();
-    ours.settlement = theirs.settlement;
+    ours.settlement = theirs.settlement.clone();
     if ours != theirs {
         return Err(LoadgenError::GenesisNotPopulation {
             path: path.clone(),

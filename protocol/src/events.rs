@@ -54,7 +54,8 @@ pub enum EventKind {
     /// A queued payment released from its queue and settled (by a queue retry or by the
     /// liquidity-saving mechanism).
     Released,
-    /// A queued payment not settled by the end of its business day.
+    /// A queued payment not settled by the end of its business day (with a business-day
+    /// calendar its final status is `end_of_day_unsettled`).
     Expired,
     /// A reservation (two-phase transfer) made.
     Reserved,
@@ -62,10 +63,16 @@ pub enum EventKind {
     ReservationExpired,
     /// A taxed payment (partly) refunded: the payee paid `amount` back to the payer.
     Refunded,
+    /// A payment accepted ahead of its value date: kept until that day's opening, when it
+    /// is `settled`, `queued` or `rejected`.
+    Warehoused,
+    /// A warehoused payment refused at its value date's opening (no liquidity for a payment
+    /// that cannot queue, a suspended party, a cut-off...): nothing moved.
+    Rejected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Settled,
         EventKind::Queued,
         EventKind::Released,
@@ -73,6 +80,8 @@ impl EventKind {
         EventKind::Reserved,
         EventKind::ReservationExpired,
         EventKind::Refunded,
+        EventKind::Warehoused,
+        EventKind::Rejected,
     ];
 
     /// Its code in the node's event journal.
@@ -94,6 +103,8 @@ impl EventKind {
             EventKind::Reserved => "reserved",
             EventKind::ReservationExpired => "reservation_expired",
             EventKind::Refunded => "refunded",
+            EventKind::Warehoused => "warehoused",
+            EventKind::Rejected => "rejected",
         }
     }
 }

@@ -140,7 +140,7 @@ fn is_default_settlement(value: &SettlementSpec) -> bool {
 }
 
 /// Settlement-day settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettlementSpec {
     /// The end of the business day, as milliseconds after midnight UTC (default 0:
@@ -165,6 +165,12 @@ pub struct SettlementSpec {
         skip_serializing_if = "is_default_refund_window"
     )]
     pub refund_window_ms: u64,
+    /// The RTGS business day: opening, cut-offs, end of day, closed days, warehousing
+    /// (docs/SETTLEMENT.md, "The business day"). Left out: every day is open around the
+    /// clock and ends at `day_cutoff_ms`, and the genesis keeps the hash it had before the
+    /// table existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<crate::calendar::CalendarSpec>,
 }
 
 impl Default for SettlementSpec {
@@ -173,6 +179,7 @@ impl Default for SettlementSpec {
             day_cutoff_ms: 0,
             validity_window_ms: VALIDITY_WINDOW_MS_DEFAULT,
             refund_window_ms: REFUND_WINDOW_MS_DEFAULT,
+            calendar: None,
         }
     }
 }
@@ -358,6 +365,14 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> GenesisEr
 }
 
 impl Genesis {
+    /// The business-day calendar, resolved, if the genesis has one (it was validated).
+    pub fn calendar(&self) -> Option<crate::calendar::Calendar> {
+        self.settlement
+            .calendar
+            .as_ref()
+            .map(|spec| spec.resolve().expect("genesis was validated"))
+    }
+
     /// Reads and validates a genesis file.
     pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
         let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
@@ -582,6 +597,18 @@ impl Genesis {
                 "settlement.day_cutoff_ms",
                 format!("{} ms is not within a day", self.settlement.day_cutoff_ms),
             ));
+        }
+        if let Some(calendar) = &self.settlement.calendar {
+            calendar
+                .resolve()
+                .map_err(|(field, reason)| field_error(field, reason))?;
+            if self.settlement.day_cutoff_ms != 0 {
+                return Err(field_error(
+                    "settlement.day_cutoff_ms",
+                    "a genesis with a calendar ends the day at settlement.calendar.end_of_day_ms: \
+                     leave day_cutoff_ms out",
+                ));
+            }
         }
         if self.settlement.validity_window_ms < VALIDITY_WINDOW_MS_MIN {
             return Err(field_error(
@@ -1006,6 +1033,45 @@ mod tests {
             "accounts",
             "more than 2^63 - 1",
         );
+    }
+
+    #[test]
+    fn a_calendar_is_read_checked_and_left_out_when_absent() {
+        let mut genesis = sample();
+        let before = genesis.hash();
+        assert!(!genesis.to_toml().contains("calendar"));
+        assert_eq!(
+            Genesis::from_toml(&genesis.to_toml()).unwrap().hash(),
+            before
+        );
+        let text = genesis.to_toml()
+            + "\n[settlement.calendar]\nopening_ms = -21600000\ncustomer_cut_off_ms = 57600000\n\
+               interbank_cut_off_ms = 61200000\nend_of_day_ms = 61200000\n\
+               closed_weekdays = [\"saturday\", \"sunday\"]\nholidays = [\"2026-12-25\"]\n";
+        let parsed = Genesis::from_toml(&text).unwrap();
+        let calendar = parsed.calendar().unwrap();
+        assert_eq!(calendar.opening_ms, -21_600_000);
+        assert_eq!(calendar.cut_off_ms, [57_600_000, 61_200_000, 61_200_000]);
+        assert_eq!(
+            calendar.warehouse_days,
+            crate::calendar::WAREHOUSE_DAYS_DEFAULT
+        );
+        assert_ne!(parsed.hash(), before);
+        assert_eq!(Genesis::from_toml(&parsed.to_toml()).unwrap(), parsed);
+        // a bad table is refused naming its field; a day cut-off beside a calendar too
+        genesis.settlement.calendar = parsed.settlement.calendar.clone();
+        genesis.settlement.calendar.as_mut().unwrap().holidays = vec!["2026-02-30".into()];
+        let error = Genesis::from_toml(&genesis.to_toml())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("settlement.calendar.holidays[0]"), "{error}");
+        genesis.settlement.calendar = parsed.settlement.calendar.clone();
+        genesis.settlement.day_cutoff_ms = 1;
+        let error = Genesis::from_toml(&genesis.to_toml())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("settlement.day_cutoff_ms"), "{error}");
+        assert!(error.contains("end_of_day_ms"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod calendar;
 pub mod client;
 pub mod events;
 pub mod frame;

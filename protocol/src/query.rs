@@ -72,6 +72,9 @@ pub enum Query {
     },
     /// The ledger's totals: money in circulation, queued and reserved value, tax collected.
     Totals,
+    /// The business day at the ledger's time: its number and date, its phase (closed, before
+    /// opening, open, after a cut-off) and the next boundary of the schedule.
+    BusinessDay,
     /// A proof that trusts no node of the transaction's inclusion in a final block
     /// ([`crate::proof::TxProof`]): in block `height`, or (absent) the first block of the
     /// live log that holds it. The node reads its log from the first block (the validator
@@ -198,7 +201,9 @@ pub struct PendingInfo {
 pub struct TxStatusInfo {
     pub id: u128,
     /// `unknown`, `settled`, `settled_from_queue`, `queued`, `cancelled`, `expired`,
-    /// `pending`, `posted`, `voided` or `pending_expired`. A rejected transaction leaves no
+    /// `pending`, `posted`, `voided`, `pending_expired`, or of the business day
+    /// `warehoused`, `settled_at_opening`, `rejected_at_opening` and `end_of_day_unsettled`
+    /// (docs/SETTLEMENT.md, "The business day"). A rejected transaction leaves no
     /// trace in the ledger (`unknown`): its code is in the block that carried it
     /// (`TxHistory`).
     pub status: String,
@@ -219,6 +224,13 @@ pub struct TxStatusInfo {
     /// A settled taxed payment: its tax, what the payer was debited and its refunds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taxed: Option<TaxedPaymentInfo>,
+    /// Warehoused: its value date (a business-day number, days since 1970-01-01 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_date: Option<u64>,
+    /// Rejected at its value date's opening, or at the end of day: the result code's name
+    /// (`insufficient_funds`, `end_of_day_unsettled`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_with: Option<String>,
 }
 
 /// A settled taxed payment (a `TxStatus` answer).
@@ -437,6 +449,36 @@ pub enum Answer {
         height: u64,
     },
     Proof(Box<crate::proof::TxProof>),
+    BusinessDay(Box<BusinessDayInfo>),
+}
+
+/// The business day at the ledger's time (a `BusinessDay` answer; docs/SETTLEMENT.md, "The
+/// business day").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessDayInfo {
+    /// The ledger's last block and its time (the schedule follows block time).
+    pub height: u64,
+    pub time_ms: u64,
+    /// Whether the genesis has a calendar. Without one every day is open around the clock,
+    /// numbered from the first `day_cutoff_ms`, and ends at that cut-off.
+    pub calendar: bool,
+    /// The business day the time belongs to (with a calendar: its date as days since
+    /// 1970-01-01) and, with a calendar, that date (`YYYY-MM-DD`).
+    pub day: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// `closed` (a closed weekday or a holiday), `before_opening`, `open`, or
+    /// `after_cut_off:<classes>` (`customer`, `interbank`, `liquidity`).
+    pub phase: String,
+    /// The next boundary (`opening`, `customer_cut_off`, `interbank_cut_off`,
+    /// `liquidity_cut_off`, `end_of_day`), its block time and the business day it belongs
+    /// to: the first block at or after that time applies it.
+    pub next_boundary: Option<String>,
+    pub next_boundary_ms: Option<u64>,
+    pub next_boundary_day: Option<u64>,
+    /// Payments waiting in the RTGS queues, and in the warehouse for their value date.
+    pub queued: u64,
+    pub warehoused: u64,
 }
 
 /// An open two-phase reservation with its id (a `PendingTransfers` answer; the ledger's own
@@ -520,6 +562,7 @@ mod tests {
             }
         );
         assert_eq!(parse(r#""totals""#), Query::Totals);
+        assert_eq!(parse(r#""business_day""#), Query::BusinessDay);
         // an open end is null (or absent), never 18446744073709551615
         let open = Query::TaxReport {
             payee: None,

@@ -158,11 +158,32 @@ pub enum ResultCode {
     /// A refund of a taxed payment whose refund window (genesis
     /// `settlement.refund_window_ms`) has closed: the ledger no longer holds the payment.
     RefundWindowClosed = 90,
+    /// Past its class's cut-off of the business day (customer, interbank or liquidity),
+    /// before the end of day (genesis `settlement.calendar`).
+    AfterCutOff = 91,
+    /// Outside the business day: before its opening, on a closed weekday or a holiday.
+    BusinessDayClosed = 92,
+    /// A warehoused payment whose value date has ended: when sent, or when its value
+    /// date's opening came only after its end of day.
+    ValueDatePassed = 93,
+    /// A warehoused payment's value date beyond the calendar's `warehouse_days` horizon.
+    ValueDateTooFar = 94,
+    /// A queued payment still unsettled at the end of its business day: its final status.
+    EndOfDayUnsettled = 95,
+    /// The warehouse holds its named maximum of payments.
+    WarehouseFull = 96,
+    /// A payment accepted ahead of its value date: it settles (or queues) at that day's
+    /// opening, or is cancelled before.
+    Warehoused = 97,
+    /// A warehoused payment's value date is a closed weekday or a holiday.
+    ValueDateClosed = 98,
+    /// A warehoused payment on a network whose genesis has no business-day calendar.
+    NoBusinessCalendar = 99,
 }
 
 impl ResultCode {
     /// Every code, in wire order.
-    pub const ALL: [ResultCode; 89] = [
+    pub const ALL: [ResultCode; 98] = [
         ResultCode::Ok,
         ResultCode::BadSignature,
         ResultCode::MalformedLength,
@@ -252,6 +273,15 @@ impl ResultCode {
         ResultCode::OwnerKeyUnchanged,
         ResultCode::LimitBelowUse,
         ResultCode::RefundWindowClosed,
+        ResultCode::AfterCutOff,
+        ResultCode::BusinessDayClosed,
+        ResultCode::ValueDatePassed,
+        ResultCode::ValueDateTooFar,
+        ResultCode::EndOfDayUnsettled,
+        ResultCode::WarehouseFull,
+        ResultCode::Warehoused,
+        ResultCode::ValueDateClosed,
+        ResultCode::NoBusinessCalendar,
     ];
 
     /// The code for a byte read from the log or the wire (wire values need not be
@@ -352,6 +382,15 @@ impl ResultCode {
             ResultCode::OwnerKeyUnchanged => "owner_key_unchanged",
             ResultCode::LimitBelowUse => "limit_below_use",
             ResultCode::RefundWindowClosed => "refund_window_closed",
+            ResultCode::AfterCutOff => "after_cut_off",
+            ResultCode::BusinessDayClosed => "business_day_closed",
+            ResultCode::ValueDatePassed => "value_date_passed",
+            ResultCode::ValueDateTooFar => "value_date_too_far",
+            ResultCode::EndOfDayUnsettled => "end_of_day_unsettled",
+            ResultCode::WarehouseFull => "warehouse_full",
+            ResultCode::Warehoused => "warehoused",
+            ResultCode::ValueDateClosed => "value_date_closed",
+            ResultCode::NoBusinessCalendar => "no_business_calendar",
         }
     }
 
@@ -447,14 +486,27 @@ impl ResultCode {
             ResultCode::OwnerKeyUnchanged => "the account has this owner key already",
             ResultCode::LimitBelowUse => "the account uses more than the new limits allow",
             ResultCode::RefundWindowClosed => "the refund window of the taxed payment has closed",
+            ResultCode::AfterCutOff => "past the cut-off of the payment's class (customer, interbank or liquidity) for today's business day",
+            ResultCode::BusinessDayClosed => "outside the business day: before its opening, after its end of day, or on a closed day",
+            ResultCode::ValueDatePassed => "the warehoused payment's value date has ended",
+            ResultCode::ValueDateTooFar => "the warehoused payment's value date is beyond the calendar's warehousing horizon",
+            ResultCode::EndOfDayUnsettled => "still queued at the end of its business day: rejected, nothing moved",
+            ResultCode::WarehouseFull => "the warehouse holds its maximum of payments",
+            ResultCode::Warehoused => "accepted ahead of its value date: settles or queues at that day's opening",
+            ResultCode::ValueDateClosed => "the warehoused payment's value date is a closed weekday or a holiday",
+            ResultCode::NoBusinessCalendar => "the genesis has no business-day calendar: payments cannot be warehoused",
         }
     }
 
     /// Whether the transaction was accepted: it settled (`ok`), or it waits in an RTGS queue
-    /// (`queued`) and will settle, be cancelled or expire later. An accepted transaction
+    /// (`queued`) or in the warehouse for its value date (`warehoused`) and will settle, be
+    /// cancelled or expire later. An accepted transaction
     /// uses up its id; a rejected one changes nothing.
     pub fn is_ok(self) -> bool {
-        matches!(self, ResultCode::Ok | ResultCode::Queued)
+        matches!(
+            self,
+            ResultCode::Ok | ResultCode::Queued | ResultCode::Warehoused
+        )
     }
 
     /// Whether the transaction settled in its own block.
@@ -520,7 +572,7 @@ mod tests {
             assert_eq!(ResultCode::from_wire(code as u8), Some(code));
             assert!(names.insert(code.name()));
         }
-        for unassigned in [78, 79, 91, 255] {
+        for unassigned in [78, 79, 100, 255] {
             assert_eq!(ResultCode::from_wire(unassigned), None, "{unassigned}");
         }
         assert_eq!(ResultCode::MalformedAccountFields as u8, 80);
@@ -538,6 +590,10 @@ mod tests {
         assert_eq!(ResultCode::MalformedRevocationSerial as u8, 75);
         assert_eq!(ResultCode::RevocationListFull as u8, 77);
         assert_eq!(ResultCode::RefundWindowClosed as u8, 90);
+        assert_eq!(ResultCode::AfterCutOff as u8, 91);
+        assert_eq!(ResultCode::EndOfDayUnsettled as u8, 95);
+        assert_eq!(ResultCode::NoBusinessCalendar as u8, 99);
+        assert!(ResultCode::Warehoused.is_ok() && !ResultCode::Warehoused.is_settled());
         assert!(ResultCode::Queued.is_ok() && !ResultCode::Queued.is_settled());
         assert!(!ResultCode::InsufficientFunds.is_ok());
         for code in ResultCode::ALL {

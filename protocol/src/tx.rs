@@ -15,7 +15,7 @@
 //! | 48 | 16 | `reference`: u128 invoice or payment reference, free for the client |
 //! | 64 | 16 | `related_id`: u128 id of a related transaction (refund of, post of), or zero |
 //! | 80 | 4 | `category`: tax category of a taxed payment, else zero |
-//! | 84 | 4 | `reserved_a`: a pending transfer's timeout (s, 0: none); a tax rate's basis points; else zero |
+//! | 84 | 4 | `reserved_a`: a pending transfer's timeout (s, 0: none); a tax rate's basis points; a warehoused payment's value date (days since 1970-01-01 UTC); else zero |
 //! | 88 | 8 | `valid_until`: the last block time (ms) at which the record may execute, never zero |
 //! | 96 | 32 | `public_key`: the signer's Ed25519 public key |
 //! | 128 | 64 | `signature`: Ed25519 over [`signing_message`] |
@@ -24,8 +24,8 @@
 //!
 //! | kind | debit | credit | amount | related_id | category | flags |
 //! | --- | --- | --- | --- | --- | --- | --- |
-//! | 1 transfer | payer | payee | > 0 | post/void: the pending id | 0 | urgent, linked, one of pending/post/void |
-//! | 2 taxed payment | payer | payee | gross > 0 | free | > 0 | urgent, linked |
+//! | 1 transfer | payer | payee | > 0 | post/void: the pending id | 0 | urgent, linked, one of pending/post/void, warehoused (not with linked or two-phase) |
+//! | 2 taxed payment | payer | payee | gross > 0 | free | > 0 | urgent, linked, warehoused (not with linked) |
 //! | 3 pledge, 4 redeem | issuance / bank | bank / issuance | > 0 | free | 0 | urgent, linked |
 //! | 5 refund | original payee | original payer | gross refunded > 0 | the taxed payment | 0 | urgent, linked |
 //! | 6 set tax rate | tax authority | 0 | effective-from (ms), any | free | > 0 | tax-to-sub-account; at most one basis (inclusive, exclusive, gross); at most one rounding (half up, half even, down) |
@@ -311,10 +311,10 @@ impl TxKind {
                     | TxFlags::PENDING
                     | TxFlags::POST_PENDING
                     | TxFlags::VOID_PENDING
+                    | TxFlags::WAREHOUSED
             }
-            TxKind::TaxedPayment | TxKind::Pledge | TxKind::Redeem | TxKind::Refund => {
-                TxFlags::URGENT | TxFlags::LINKED
-            }
+            TxKind::TaxedPayment => TxFlags::URGENT | TxFlags::LINKED | TxFlags::WAREHOUSED,
+            TxKind::Pledge | TxKind::Redeem | TxKind::Refund => TxFlags::URGENT | TxFlags::LINKED,
             TxKind::SetTaxRate => {
                 TxFlags::TAX_TO_SUB_ACCOUNT | TxFlags::TAX_BASIS | TxFlags::TAX_ROUNDING
             }
@@ -365,6 +365,11 @@ impl TxFlags {
     pub const TAX_ROUND_HALF_EVEN: u16 = 1 << 10;
     /// A tax rate rounded down to the minor unit.
     pub const TAX_ROUND_DOWN: u16 = 1 << 11;
+    /// A payment sent ahead of its value date (`reserved_a`: the value date as a business-day
+    /// number, days since 1970-01-01 UTC): kept by the ledger and settled at that day's
+    /// opening (docs/SETTLEMENT.md, "Warehoused payments"). Transfers (not two-phase) and
+    /// taxed payments; never linked.
+    pub const WAREHOUSED: u16 = 1 << 12;
     /// The basis bits of a tax rate: at most one may be set; none keeps the basis in force.
     pub const TAX_BASIS: u16 =
         TxFlags::TAX_BASIS_INCLUSIVE | TxFlags::TAX_BASIS_EXCLUSIVE | TxFlags::TAX_BASIS_GROSS;
@@ -379,7 +384,8 @@ impl TxFlags {
         | TxFlags::VOID_PENDING
         | TxFlags::TAX_TO_SUB_ACCOUNT
         | TxFlags::TAX_BASIS
-        | TxFlags::TAX_ROUNDING;
+        | TxFlags::TAX_ROUNDING
+        | TxFlags::WAREHOUSED;
     /// The two-phase bits: at most one may be set.
     pub const TWO_PHASE: u16 = TxFlags::PENDING | TxFlags::POST_PENDING | TxFlags::VOID_PENDING;
 
@@ -931,6 +937,9 @@ impl TxRecord {
         if (flags & TxFlags::TWO_PHASE).count_ones() > 1 {
             return Err(DecodeError::FlagsConflict);
         }
+        if flags & TxFlags::WAREHOUSED != 0 && flags & (TxFlags::TWO_PHASE | TxFlags::LINKED) != 0 {
+            return Err(DecodeError::FlagsConflict);
+        }
         if (flags & TxFlags::TAX_BASIS).count_ones() > 1 {
             return Err(DecodeError::TaxBasisConflict);
         }
@@ -939,7 +948,8 @@ impl TxRecord {
         }
         let reserved_a_used = kind == TxKind::SetTaxRate
             || kind == TxKind::AddBank
-            || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0);
+            || (kind == TxKind::Transfer && flags & TxFlags::PENDING != 0)
+            || flags & TxFlags::WAREHOUSED != 0;
         if !reserved_a_used && self.reserved_a != [0; 4] {
             return Err(DecodeError::ReservedNotZero);
         }
@@ -1640,6 +1650,24 @@ mod tests {
         );
         assert_eq!(
             with(&|b| b[46] = (TxFlags::PENDING | TxFlags::VOID_PENDING) as u8),
+            Err(DecodeError::FlagsConflict)
+        );
+        // a warehoused payment carries its value date in reserved_a, is never linked nor
+        // two-phase
+        let flags = |bits: u16| {
+            move |b: &mut [u8; TX_BYTES]| {
+                b[46..48].copy_from_slice(&bits.to_le_bytes());
+                b[84..88].copy_from_slice(&20_800u32.to_le_bytes());
+            }
+        };
+        let warehoused = with(&flags(TxFlags::WAREHOUSED | TxFlags::URGENT)).unwrap();
+        assert_eq!(warehoused.reserved_a(), 20_800);
+        assert_eq!(
+            with(&flags(TxFlags::WAREHOUSED | TxFlags::LINKED)),
+            Err(DecodeError::FlagsConflict)
+        );
+        assert_eq!(
+            with(&flags(TxFlags::WAREHOUSED | TxFlags::PENDING)),
             Err(DecodeError::FlagsConflict)
         );
         assert_eq!(

@@ -99,7 +99,8 @@ enum QueryCommand {
         /// Only this payee.
         #[arg(long)]
         merchant: Option<u64>,
-        /// First business day (days since the first cut-off; default: the first).
+        /// First business day (days since the first cut-off, or with a calendar the date as
+        /// days since 1970-01-01; default: the first).
         #[arg(long, default_value_t = 0)]
         from_day: u64,
         /// Last business day, included (default: open, to the last).
@@ -111,6 +112,10 @@ enum QueryCommand {
     Totals,
     /// The validator set in force, the next epoch's keys and the pending votes.
     Validators,
+    /// The business day: its number and date, its phase (closed, before opening, open,
+    /// after a cut-off), the next boundary of the schedule and what waits in the queues and
+    /// the warehouse (the `business_day` query).
+    BusinessDay,
     /// Any protocol query, as the JSON a client sends (`'{"balance":{"account":5}}'`).
     Ask {
         /// The query (docs/PROTOCOL.md, "Queries").
@@ -168,6 +173,7 @@ fn queries(what: &QueryCommand) -> anyhow::Result<Vec<Query>> {
         }],
         QueryCommand::Totals => vec![Query::Totals],
         QueryCommand::Validators => vec![Query::Validators],
+        QueryCommand::BusinessDay => vec![Query::BusinessDay],
         QueryCommand::Ask { query } => {
             vec![serde_json::from_str(query)
                 .map_err(|error| anyhow::anyhow!("not a query: {error}"))?]

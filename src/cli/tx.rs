@@ -51,6 +51,11 @@ struct Payment {
     /// A free reference (an invoice number, decimal u128).
     #[arg(long, default_value_t = 0)]
     reference: u128,
+    /// Send it ahead of its value date (`YYYY-MM-DD`): the ledger keeps it and settles it
+    /// at that business day's opening (transfers and taxed payments, on a network whose
+    /// genesis has a business-day calendar; docs/SETTLEMENT.md, "The business day").
+    #[arg(long)]
+    value_date: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -379,7 +384,16 @@ fn payment_fields(
     if payment.urgent {
         fields.flags.0 |= tally_engine::tx::TxFlags::URGENT;
     }
-    Ok((fields, money_rows(payment.from, payment.to, minor, loaded)))
+    let mut rows = money_rows(payment.from, payment.to, minor, loaded);
+    if let Some(date) = &payment.value_date {
+        let day = tally_engine::calendar::parse_date(date)
+            .map_err(|error| anyhow::anyhow!("--value-date: {error}"))?;
+        fields.flags.0 |= tally_engine::tx::TxFlags::WAREHOUSED;
+        fields.reserved_a = u32::try_from(day)
+            .map_err(|_| anyhow::anyhow!("--value-date: {date} is too far in the future"))?;
+        rows.push(("value_date", date.clone()));
+    }
+    Ok((fields, rows))
 }
 
 fn money_rows(from: u64, to: u64, minor: u64, loaded: &Loaded) -> Vec<(&'static str, String)> {

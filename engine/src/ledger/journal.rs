@@ -20,6 +20,8 @@ pub(super) enum Undo {
     Revoked(Vec<u8>),
     /// The queue entry at a key before the change (None: there was none).
     Queue(QueueKey, Option<QueuedPayment>),
+    /// The warehouse entry at a key before the change (None: there was none).
+    Warehouse(super::WarehouseKey, Option<super::WarehousedPayment>),
 }
 
 /// An open linked chain.

@@ -15,9 +15,10 @@
 //! circulation (every account but issuance) changes only by pledge and redeem.
 //!
 //! A block is executed as `begin_block`, one `execute` per record in block order, then
-//! `end_block`: time-outs and end-of-day expiry run at the start of a block, queue retries and
-//! the liquidity-saving mechanism at its end, and `end_block` rewrites the codes of linked
-//! chains that failed (docs/SETTLEMENT.md).
+//! `end_block`: time-outs, end-of-day expiry and the opening's warehoused payments
+//! (`warehouse`) run at the start of a block, queue retries and the liquidity-saving
+//! mechanism at its end, and `end_block` rewrites the codes of linked chains that failed
+//! (docs/SETTLEMENT.md).
 
 mod account_index;
 mod account_tree;
@@ -28,12 +29,15 @@ mod rtgs;
 mod set_hash;
 mod snapshot;
 mod tax;
+mod warehouse;
 
 pub use query::{PendingTransfer, TxStatus};
 pub use rtgs::{QueueKey, QueuedPayment, QUEUED_PAYMENTS_MAX};
 pub use snapshot::{SnapshotError, SnapshotPoint};
 pub use tax::{TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
+pub use warehouse::{WarehouseKey, WarehousedPayment, WAREHOUSED_PAYMENTS_MAX};
 
+use crate::calendar::Calendar;
 use crate::consensus::{ScheduleError, ValidatorChange, ValidatorSchedule, ValidatorSet};
 use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
@@ -97,6 +101,53 @@ pub enum Closed {
     Voided { by: u128 },
     /// A pending transfer that timed out (released at the start of block `height`).
     PendingExpired { height: u64 },
+    /// A queued payment still unsettled at the end of its business day (with a calendar):
+    /// rejected `end_of_day_unsettled` at the start of block `height`.
+    EndOfDayUnsettled { height: u64 },
+    /// A warehoused payment settled at its value date's opening, at the start of block
+    /// `height`.
+    SettledAtOpening { height: u64 },
+    /// A warehoused payment refused at its value date's opening with `code`.
+    RejectedAtOpening { height: u64, code: ResultCode },
+}
+
+impl Closed {
+    /// (tag, a, b): the outcome's words in the history digest and in snapshots.
+    fn words(self) -> (u8, u128, u64) {
+        match self {
+            Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
+            Closed::Cancelled { height } => (2, 0, height),
+            Closed::Expired { height } => (3, 0, height),
+            Closed::Posted { by, amount } => (4, by, amount),
+            Closed::Voided { by } => (5, by, 0),
+            Closed::PendingExpired { height } => (6, 0, height),
+            Closed::EndOfDayUnsettled { height } => (7, 0, height),
+            Closed::SettledAtOpening { height } => (8, 0, height),
+            Closed::RejectedAtOpening { height, code } => (9, u128::from(code as u8), height),
+        }
+    }
+
+    /// The outcome of [`Closed::words`].
+    fn from_words(tag: u8, a: u128, b: u64) -> Option<Closed> {
+        Some(match tag {
+            1 if a <= 1 => Closed::SettledFromQueue {
+                height: b,
+                via_lsm: a == 1,
+            },
+            2 => Closed::Cancelled { height: b },
+            3 => Closed::Expired { height: b },
+            4 => Closed::Posted { by: a, amount: b },
+            5 => Closed::Voided { by: a },
+            6 => Closed::PendingExpired { height: b },
+            7 => Closed::EndOfDayUnsettled { height: b },
+            8 => Closed::SettledAtOpening { height: b },
+            9 => Closed::RejectedAtOpening {
+                height: b,
+                code: ResultCode::from_wire(u8::try_from(a).ok()?)?,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// Something that happened outside the block's own records: reported by `end_block`.
@@ -123,6 +174,35 @@ pub enum SettlementEvent {
         debit: u64,
         credit: u64,
         amount: u64,
+    },
+    /// A queued payment rejected `end_of_day_unsettled` at the end of its business day.
+    EndOfDayUnsettled {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+    },
+    /// A warehoused payment settled at its value date's opening.
+    SettledFromWarehouse {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+    },
+    /// A warehoused payment taken into its payer's RTGS queue at its value date's opening.
+    QueuedFromWarehouse {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+    },
+    /// A warehoused payment refused at its value date's opening.
+    WarehouseRejected {
+        id: u128,
+        payer: u64,
+        payee: u64,
+        amount: u64,
+        code: ResultCode,
     },
 }
 
@@ -174,7 +254,8 @@ struct BlockContext {
     proposer: Option<u32>,
 }
 
-/// Domain tag of the state root's digest, versioned with its bytes (version 8: an account's
+/// Domain tag of the state root's digest, versioned with its bytes (version 9: the
+/// warehouse of payments waiting for their value date enters as a set digest; version 8: an account's
 /// leaf carries its owner key, its bank and whether it is closed, and accounts opened after
 /// the genesis follow the genesis's in the order they were opened; version 7: the queues,
 /// the open reservations, the tax-rate table and the revocation list enter as set digests
@@ -183,13 +264,14 @@ struct BlockContext {
 /// list; version 4: each rate of the tax-rate table carries its basis and rounding; the tax
 /// records folded into the history digest carry the rate, basis and rounding a payment
 /// settled at).
-pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V8\0\0";
+pub const STATE_ROOT_TAG: &[u8; 16] = b"TALLY-STATE-V9\0\0";
 
 /// Domain tags of the set digests of the tables the state root commits to.
 const QUEUE_SET_TAG: &[u8; 16] = b"TALLY-QUEUE-V7\0\0";
 const PENDING_SET_TAG: &[u8; 16] = b"TALLY-PENDING-V7";
 const TAX_RATE_SET_TAG: &[u8; 16] = b"TALLY-TAXRATE-V7";
 const REVOKED_SET_TAG: &[u8; 16] = b"TALLY-REVOKED-V7";
+const WAREHOUSE_SET_TAG: &[u8; 16] = b"TALLY-WAREHOUSE9";
 
 /// The set digests ([`set_hash`]) of the tables the state root commits to, each kept up to
 /// date by the one place that inserts into or removes from its table (`queue_put`,
@@ -200,6 +282,7 @@ struct TableDigests {
     pending: SetHash,
     tax_rates: SetHash,
     revoked: SetHash,
+    warehouse: SetHash,
 }
 
 impl TableDigests {
@@ -209,6 +292,7 @@ impl TableDigests {
             pending: SetHash::new(PENDING_SET_TAG),
             tax_rates: SetHash::new(TAX_RATE_SET_TAG),
             revoked: SetHash::new(REVOKED_SET_TAG),
+            warehouse: SetHash::new(WAREHOUSE_SET_TAG),
         }
     }
 }
@@ -340,6 +424,11 @@ pub struct Ledger {
     /// What the current (or last) block's lifecycle records changed of who acts for an
     /// account, in block order.
     access_changes: Vec<AccessChange>,
+    /// The genesis's business-day calendar (`settlement.calendar`), if it has one.
+    calendar: Option<Calendar>,
+    /// Payments accepted ahead of their value date, in the order their openings apply them.
+    warehouse: BTreeMap<WarehouseKey, WarehousedPayment>,
+    warehouse_index: HashMap<u128, WarehouseKey>,
 }
 
 impl Ledger {
@@ -402,6 +491,7 @@ impl Ledger {
             .iter()
             .map(|serial| crate::tx::canonical_serial(serial).expect("genesis was validated"))
             .collect();
+        ledger.calendar = genesis.calendar();
         ledger.digests = ledger.table_digests_from_scratch();
         ledger
     }
@@ -463,13 +553,17 @@ impl Ledger {
             revoked: BTreeSet::new(),
             revoked_in_block: Vec::new(),
             access_changes: Vec::new(),
+            calendar: None,
+            warehouse: BTreeMap::new(),
+            warehouse_index: HashMap::new(),
         }
     }
 
     /// Opens block `height` at block time `timestamp_ms` (from the block header). Time never
     /// runs backwards: the ledger's time is the largest timestamp seen. Pending transfers
-    /// that timed out and queued payments whose business day has ended are closed here,
-    /// before the block's records.
+    /// that timed out and queued payments whose business day has ended are closed here, and
+    /// warehoused payments whose value date has opened are applied, before the block's
+    /// records.
     pub fn begin_block(&mut self, height: u64, timestamp_ms: u64) {
         // a chain left open by a caller that never ended its block settles nothing
         if let Some(chain) = self.chain.take() {
@@ -491,6 +585,9 @@ impl Ledger {
         self.forget_expired();
         self.expire_pending();
         self.expire_queue();
+        if !self.warehouse.is_empty() {
+            self.open_warehouse();
+        }
     }
 
     /// Closes the block: a linked chain still open is undone and its records answered
@@ -690,14 +787,7 @@ impl Ledger {
             self.closed_by_expiry.insert((self.closed_forget_at(), id));
         }
         self.journal(Undo::ClosedInserted(id));
-        let (tag, a, b): (u8, u128, u64) = match outcome {
-            Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
-            Closed::Cancelled { height } => (2, 0, height),
-            Closed::Expired { height } => (3, 0, height),
-            Closed::Posted { by, amount } => (4, by, amount),
-            Closed::Voided { by } => (5, by, 0),
-            Closed::PendingExpired { height } => (6, 0, height),
-        };
+        let (tag, a, b) = outcome.words();
         let mut bytes = [0u8; 41];
         bytes[0] = tag;
         bytes[1..17].copy_from_slice(&id.to_le_bytes());
@@ -721,14 +811,21 @@ impl Ledger {
         }
     }
 
-    /// Business day of a block time: days counted from the first cut-off.
+    /// Business day of a block time: with a calendar, the date (days since 1970-01-01) of
+    /// the first end of day after it; without one, days counted from the first cut-off.
     pub fn business_day(&self, time_ms: u64) -> u64 {
-        time_ms.saturating_sub(self.day_cutoff_ms) / DAY_MS
+        match &self.calendar {
+            Some(calendar) => calendar.day_of(time_ms),
+            None => time_ms.saturating_sub(self.day_cutoff_ms) / DAY_MS,
+        }
     }
 
-    /// The end of the business day of `time_ms`: the first cut-off after it.
+    /// The end of the business day of `time_ms`: the first end of day (cut-off) after it.
     pub fn end_of_day_ms(&self, time_ms: u64) -> u64 {
-        (self.business_day(time_ms) + 1) * DAY_MS + self.day_cutoff_ms
+        match &self.calendar {
+            Some(calendar) => calendar.end_of_day_at(calendar.day_of(time_ms)),
+            None => (self.business_day(time_ms) + 1) * DAY_MS + self.day_cutoff_ms,
+        }
     }
 
     fn check_and_apply(&mut self, tx: &TxRecord) -> ResultCode {
@@ -745,6 +842,12 @@ impl Ledger {
         if self.id_in_use(tx.id()) {
             return ResultCode::DuplicateId;
         }
+        self.apply(tx, false)
+    }
+
+    /// Applies a record whose format, validity and id were checked: as it arrives in its
+    /// block, or (`at_opening`) as a warehoused payment at its value date's opening.
+    fn apply(&mut self, tx: &TxRecord, at_opening: bool) -> ResultCode {
         let kind = tx.kind().expect("validated above");
         if kind == TxKind::ValidatorVote {
             if tx.ledger() != self.ledger {
@@ -779,6 +882,20 @@ impl Ledger {
         let credit_role = credit.map(|c| self.accounts[c].role);
         if debit_role == Role::Observer || credit_role == Some(Role::Observer) {
             return ResultCode::ObserverReadOnly;
+        }
+        if let (false, true, Some(credit)) =
+            (at_opening, tx.flags().has(TxFlags::WAREHOUSED), credit)
+        {
+            match self.warehouse_arrival(tx, kind, debit, credit) {
+                Err(code) => return code,
+                Ok(warehouse::Arrival::Warehouse) => return self.warehouse_keep(tx),
+                Ok(warehouse::Arrival::SettleNow) => {}
+            }
+        }
+        if let Some(class) = self.payment_class(tx, kind, debit, credit) {
+            if let Err(code) = self.check_window(class) {
+                return code;
+            }
         }
         let result = match (kind, credit) {
             (TxKind::Transfer, Some(credit)) => {
@@ -1253,6 +1370,17 @@ impl Ledger {
                     self.revoked_take(&serial);
                     self.revoked_in_block.retain(|s| *s != serial);
                 }
+                Undo::Warehouse(key, before) => match before {
+                    Some(payment) => {
+                        self.warehouse_index.insert(payment.record.id(), key);
+                        self.warehouse_put(key, payment);
+                    }
+                    None => {
+                        if let Some(payment) = self.warehouse_take(key) {
+                            self.warehouse_index.remove(&payment.record.id());
+                        }
+                    }
+                },
                 Undo::Queue(key, before) => match before {
                     Some(queued) => {
                         self.queue_index.insert(queued.id, key);
@@ -1337,6 +1465,8 @@ impl Ledger {
         hasher.update(&schedule);
         hasher.update(&(self.revoked.len() as u64).to_le_bytes());
         hasher.update(&digests.revoked.digest());
+        hasher.update(&(self.warehouse.len() as u64).to_le_bytes());
+        hasher.update(&digests.warehouse.digest());
         let rest: Hash = *hasher.finalize().as_bytes();
         merkle::node_hash(accounts_root, &rest)
     }
@@ -1356,6 +1486,9 @@ impl Ledger {
         }
         for serial in &self.revoked {
             digests.revoked.insert(&revoked_element(serial));
+        }
+        for payment in self.warehouse.values() {
+            digests.warehouse.insert(&payment.encode());
         }
         digests
     }
@@ -1422,6 +1555,19 @@ impl Ledger {
             .tax_rates
             .remove(&tax_rate_element(&key, &rate));
         Some(rate)
+    }
+
+    fn warehouse_put(&mut self, key: WarehouseKey, payment: WarehousedPayment) {
+        if let Some(before) = self.warehouse.insert(key, payment) {
+            self.digests.warehouse.remove(&before.encode());
+        }
+        self.digests.warehouse.insert(&payment.encode());
+    }
+
+    fn warehouse_take(&mut self, key: WarehouseKey) -> Option<WarehousedPayment> {
+        let payment = self.warehouse.remove(&key)?;
+        self.digests.warehouse.remove(&payment.encode());
+        Some(payment)
     }
 
     fn revoked_put(&mut self, serial: Vec<u8>) {
@@ -1504,16 +1650,21 @@ impl Ledger {
 
     /// Whether `id` has settled (in its own block, from a queue, or as a post of a pending
     /// transfer) and its record is still valid (the ledger holds ids for one validity
-    /// window; the history index answers for older ones). A queued, pending, cancelled,
-    /// expired or voided transaction has not.
+    /// window; the history index answers for older ones), or it was warehoused and settled
+    /// at its value date's opening (for one validity window after). A queued, pending,
+    /// warehoused, cancelled, expired or voided transaction has not.
     pub fn is_settled(&self, id: u128) -> bool {
-        self.used_ids.contains_key(&id)
-            && !self.queue_index.contains_key(&id)
-            && !self.pending.contains_key(&id)
-            && matches!(
-                self.closed.get(&id),
-                None | Some(Closed::SettledFromQueue { .. })
-            )
+        let settled_at_opening =
+            matches!(self.closed.get(&id), Some(Closed::SettledAtOpening { .. }));
+        settled_at_opening
+            || (self.used_ids.contains_key(&id)
+                && !self.queue_index.contains_key(&id)
+                && !self.pending.contains_key(&id)
+                && !self.warehouse_index.contains_key(&id)
+                && matches!(
+                    self.closed.get(&id),
+                    None | Some(Closed::SettledFromQueue { .. })
+                ))
     }
 
     /// Whether `id` names a transaction the ledger still holds: an accepted record that is
@@ -1528,6 +1679,7 @@ impl Ledger {
         self.used_ids.contains_key(&id)
             || self.pending.contains_key(&id)
             || self.queue_index.contains_key(&id)
+            || self.warehouse_index.contains_key(&id)
             || self.tax_payments.contains_key(&id)
             || self.refunds_closed.contains_key(&id)
             || self.closed.contains_key(&id)

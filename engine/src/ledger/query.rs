@@ -29,6 +29,17 @@ pub enum TxStatus {
     Voided { by: u128 },
     /// A reservation that timed out.
     PendingExpired { height: u64 },
+    /// Waiting in the warehouse for the opening of its value date (a business-day number).
+    Warehoused { value_date: u64, urgent: bool },
+    /// Warehoused, then settled at its value date's opening, at the start of block `height`.
+    SettledAtOpening { height: u64 },
+    /// Warehoused, then refused with `code` at its value date's opening.
+    RejectedAtOpening {
+        height: u64,
+        code: crate::result::ResultCode,
+    },
+    /// Still queued at the end of its business day (with a calendar): rejected, final.
+    EndOfDayUnsettled { height: u64 },
 }
 
 impl TxStatus {
@@ -45,6 +56,10 @@ impl TxStatus {
             TxStatus::Posted { .. } => "posted",
             TxStatus::Voided { .. } => "voided",
             TxStatus::PendingExpired { .. } => "pending_expired",
+            TxStatus::Warehoused { .. } => "warehoused",
+            TxStatus::SettledAtOpening { .. } => "settled_at_opening",
+            TxStatus::RejectedAtOpening { .. } => "rejected_at_opening",
+            TxStatus::EndOfDayUnsettled { .. } => "end_of_day_unsettled",
         }
     }
 }
@@ -72,6 +87,12 @@ impl Ledger {
         if let Some(pending) = self.pending_transfer(id) {
             return TxStatus::Pending(pending);
         }
+        if let Some(key) = self.warehouse_index.get(&id) {
+            return TxStatus::Warehoused {
+                value_date: key.value_date,
+                urgent: key.rank == 0,
+            };
+        }
         match self.closed.get(&id) {
             Some(Closed::SettledFromQueue { height, via_lsm }) => TxStatus::SettledFromQueue {
                 height: *height,
@@ -85,6 +106,16 @@ impl Ledger {
             },
             Some(Closed::Voided { by }) => TxStatus::Voided { by: *by },
             Some(Closed::PendingExpired { height }) => TxStatus::PendingExpired { height: *height },
+            Some(Closed::EndOfDayUnsettled { height }) => {
+                TxStatus::EndOfDayUnsettled { height: *height }
+            }
+            Some(Closed::SettledAtOpening { height }) => {
+                TxStatus::SettledAtOpening { height: *height }
+            }
+            Some(Closed::RejectedAtOpening { height, code }) => TxStatus::RejectedAtOpening {
+                height: *height,
+                code: *code,
+            },
             None if self.used_ids.contains_key(&id) => TxStatus::Settled,
             None => TxStatus::Unknown,
         }
@@ -104,6 +135,10 @@ impl Ledger {
         }
         if let Some(pending) = self.pending_transfer(id) {
             return Some((pending.debit_account, pending.credit_account));
+        }
+        if let Some(key) = self.warehouse_index.get(&id) {
+            let record = &self.warehouse[key].record;
+            return Some((record.debit_account(), record.credit_account()));
         }
         self.tax_payments
             .get(&id)

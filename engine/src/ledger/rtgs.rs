@@ -173,6 +173,12 @@ impl Ledger {
         if tx.public_key != self.accounts[debit].owner {
             return Err(ResultCode::NotOwner);
         }
+        if kind == TxKind::QueueCancel {
+            let payer = self.accounts[debit].id;
+            if let Some(result) = self.warehouse_cancel(tx.related_id(), payer) {
+                return result;
+            }
+        }
         let Some(&key) = self.queue_index.get(&tx.related_id()) else {
             return Err(ResultCode::QueuedPaymentNotFound);
         };
@@ -221,7 +227,8 @@ impl Ledger {
         Ok(ResultCode::Ok)
     }
 
-    /// Closes queued payments whose business day has ended.
+    /// Closes queued payments whose business day has ended: with a calendar they are
+    /// rejected `end_of_day_unsettled`, without one they expire.
     pub(super) fn expire_queue(&mut self) {
         let now = self.block.time_ms;
         if now < self.queue_earliest_expiry_ms {
@@ -233,21 +240,37 @@ impl Ledger {
             .filter(|(_, queued)| queued.expires_at_ms <= now)
             .map(|(key, _)| *key)
             .collect();
+        let end_of_day = self.calendar.is_some();
+        let count = expired.len();
         for key in expired {
             let queued = self.queue_take(key).expect("listed above");
             self.queue_index.remove(&queued.id);
-            self.close(
-                queued.id,
-                Closed::Expired {
-                    height: self.block.height,
-                },
+            let height = self.block.height;
+            let (id, payer, payee, amount) = (queued.id, queued.payer, queued.payee, queued.amount);
+            if end_of_day {
+                self.close(id, Closed::EndOfDayUnsettled { height });
+                self.events.push(SettlementEvent::EndOfDayUnsettled {
+                    id,
+                    payer,
+                    payee,
+                    amount,
+                });
+            } else {
+                self.close(id, Closed::Expired { height });
+                self.events.push(SettlementEvent::QueueExpired {
+                    id,
+                    payer,
+                    payee,
+                    amount,
+                });
+            }
+        }
+        if end_of_day && count > 0 {
+            tracing::info!(
+                height = self.block.height,
+                count,
+                "end of day: {count} queued payments rejected end_of_day_unsettled"
             );
-            self.events.push(SettlementEvent::QueueExpired {
-                id: queued.id,
-                payer: queued.payer,
-                payee: queued.payee,
-                amount: queued.amount,
-            });
         }
         self.queue_earliest_expiry_ms = self
             .queue

@@ -2,6 +2,7 @@
 //! (everything in id or key order), bound to the genesis by its hash.
 
 use super::rtgs::QUEUED_BYTES;
+use super::warehouse::{WarehousedPayment, WAREHOUSED_BYTES};
 use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate, TaxTotals};
 use crate::consensus::{ScheduleDecodeError, ValidatorSchedule};
 use crate::genesis::Role;
@@ -9,7 +10,9 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 9: the refund window, and the ids of
+/// Magic at the start of a ledger snapshot (version 10: the business-day calendar and the
+/// warehoused payments at the end, and the closed outcomes of the business day
+/// (`end_of_day_unsettled`, settled or rejected at opening); version 9: the refund window, and the ids of
 /// taxed payments whose refund window closed, each with the block time after which it is
 /// forgotten; version 8: accounts in the ledger's order, the genesis's sorted by id then those
 /// opened since in the order they were opened, each with a flags word, bit 0 suspended and
@@ -20,7 +23,7 @@ use tally_kernels::merkle::Hash;
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNAP9";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNP10";
 /// An account's flags word in a snapshot: suspended.
 const ACCOUNT_SUSPENDED: u64 = 1;
 /// An account's flags word in a snapshot: closed.
@@ -185,6 +188,9 @@ impl Ledger {
             revoked: self.revoked.clone(),
             revoked_in_block: Vec::new(),
             access_changes: Vec::new(),
+            calendar: self.calendar.clone(),
+            warehouse: self.warehouse.clone(),
+            warehouse_index: HashMap::new(),
         }
     }
 
@@ -264,15 +270,7 @@ impl Ledger {
         }
         out.extend_from_slice(&(self.closed_by_expiry.len() as u64).to_le_bytes());
         for (forget_at, id) in &self.closed_by_expiry {
-            let outcome = &self.closed[id];
-            let (tag, a, b): (u8, u128, u64) = match *outcome {
-                Closed::SettledFromQueue { height, via_lsm } => (1, u128::from(via_lsm), height),
-                Closed::Cancelled { height } => (2, 0, height),
-                Closed::Expired { height } => (3, 0, height),
-                Closed::Posted { by, amount } => (4, by, amount),
-                Closed::Voided { by } => (5, by, 0),
-                Closed::PendingExpired { height } => (6, 0, height),
-            };
+            let (tag, a, b) = self.closed[id].words();
             out.extend_from_slice(&id.to_le_bytes());
             out.push(tag);
             out.extend_from_slice(&a.to_le_bytes());
@@ -321,6 +319,17 @@ impl Ledger {
         for serial in &self.revoked {
             out.push(serial.len() as u8);
             out.extend_from_slice(serial);
+        }
+        match &self.calendar {
+            Some(calendar) => {
+                out.push(1);
+                calendar.encode(&mut out);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&(self.warehouse.len() as u64).to_le_bytes());
+        for payment in self.warehouse.values() {
+            out.extend_from_slice(&payment.encode());
         }
         out
     }
@@ -474,18 +483,8 @@ impl Ledger {
             let tag = r.u8()?;
             let a = r.u128()?;
             let b = r.u64()?;
-            let outcome = match tag {
-                1 => Closed::SettledFromQueue {
-                    height: b,
-                    via_lsm: a == 1,
-                },
-                2 => Closed::Cancelled { height: b },
-                3 => Closed::Expired { height: b },
-                4 => Closed::Posted { by: a, amount: b },
-                5 => Closed::Voided { by: a },
-                6 => Closed::PendingExpired { height: b },
-                _ => return Err(SnapshotError::Invalid("closed outcome")),
-            };
+            let outcome =
+                Closed::from_words(tag, a, b).ok_or(SnapshotError::Invalid("closed outcome"))?;
             let forget_at = r.u64()?;
             if closed.insert(id, outcome).is_some() {
                 return Err(SnapshotError::Invalid("closed outcome repeated"));
@@ -569,6 +568,36 @@ impl Ledger {
                 return Err(SnapshotError::Invalid("revoked serial"));
             }
         }
+        let calendar = if r.bool("calendar flag")? {
+            let (calendar, read) = crate::calendar::Calendar::decode(&bytes[r.at..])
+                .ok_or(SnapshotError::Invalid("calendar"))?;
+            r.at += read;
+            Some(calendar)
+        } else {
+            None
+        };
+        let warehouse_count = r.count(WAREHOUSED_BYTES, "warehouse count")?;
+        let mut warehouse = BTreeMap::new();
+        let mut warehouse_index = HashMap::with_capacity(warehouse_count);
+        for _ in 0..warehouse_count {
+            let payment = WarehousedPayment::decode(&r.array()?)
+                .ok_or(SnapshotError::Invalid("warehoused payment"))?;
+            let record = &payment.record;
+            if position(record.debit_account()).is_none()
+                || position(record.credit_account()).is_none()
+            {
+                return Err(SnapshotError::Invalid("warehoused payment account"));
+            }
+            if warehouse_index.insert(record.id(), payment.key()).is_some() {
+                return Err(SnapshotError::Invalid("warehoused payment repeated"));
+            }
+            warehouse.insert(payment.key(), payment);
+        }
+        if !warehouse.is_empty() && calendar.is_none() {
+            return Err(SnapshotError::Invalid(
+                "warehoused payments without a calendar",
+            ));
+        }
         if r.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes(bytes.len() - r.at));
         }
@@ -585,6 +614,9 @@ impl Ledger {
             schedule,
         );
         restored.revoked = revoked;
+        restored.calendar = calendar;
+        restored.warehouse = warehouse;
+        restored.warehouse_index = warehouse_index;
         restored.used_ids = used_ids;
         restored.used_ids_by_expiry = used_ids_by_expiry;
         restored.closed_by_expiry = closed_by_expiry;

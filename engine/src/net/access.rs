@@ -341,7 +341,7 @@ impl Scope {
             return Ok(());
         }
         match query {
-            Query::Status | Query::Validators => Ok(()),
+            Query::Status | Query::Validators | Query::BusinessDay => Ok(()),
             Query::Balance { account }
             | Query::Account { account }
             | Query::AccountHistory { account, .. } => {

@@ -18,6 +18,8 @@ pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
         pending: None,
         closed_by: None,
         posted_amount: None,
+        value_date: None,
+        rejected_with: None,
         taxed: ledger.tax_payment(id).map(|p| TaxedPaymentInfo {
             category: p.category,
             rate_bp: p.rate_bp,
@@ -66,6 +68,19 @@ pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
             info.posted_amount = Some(amount);
         }
         TxStatus::Voided { by } => info.closed_by = Some(by),
+        TxStatus::Warehoused { value_date, .. } => info.value_date = Some(value_date),
+        TxStatus::SettledAtOpening { height } => {
+            info.height = Some(height);
+            info.settled_by = Some("opening".to_string());
+        }
+        TxStatus::RejectedAtOpening { height, code } => {
+            info.height = Some(height);
+            info.rejected_with = Some(code.name().to_string());
+        }
+        TxStatus::EndOfDayUnsettled { height } => {
+            info.height = Some(height);
+            info.rejected_with = Some("end_of_day_unsettled".to_string());
+        }
     }
     info
 }
@@ -191,6 +206,7 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
                 net_tax,
             })))
         }
+        Query::BusinessDay => QueryResult::Ok(Answer::BusinessDay(Box::new(business_day(ledger)))),
         Query::Validators => {
             use crate::consensus::ValidatorChange;
             let schedule = ledger.validator_schedule();
@@ -288,4 +304,33 @@ pub fn node_status(node: &crate::node::NodeHandle, client_connections: u64) -> N
         },
         fatal: node.fatal_error(),
     }
+}
+
+/// The business day at the ledger's time, as the protocol states it.
+pub fn business_day(ledger: &Ledger) -> BusinessDayInfo {
+    let now = ledger.time_ms();
+    let mut info = BusinessDayInfo {
+        height: ledger.height(),
+        time_ms: now,
+        calendar: ledger.calendar().is_some(),
+        day: ledger.business_day(now),
+        date: None,
+        phase: "open".to_string(),
+        next_boundary: Some("end_of_day".to_string()),
+        next_boundary_ms: Some(ledger.end_of_day_ms(now)),
+        next_boundary_day: Some(ledger.business_day(now)),
+        queued: ledger.queue_len() as u64,
+        warehoused: ledger.warehouse_len() as u64,
+    };
+    if let Some(calendar) = ledger.calendar() {
+        let (day, phase) = calendar.phase(now);
+        info.day = day;
+        info.date = Some(crate::calendar::format_date(day));
+        info.phase = phase.name();
+        let next = calendar.next_boundary(now);
+        info.next_boundary = next.map(|(_, _, boundary)| boundary.name());
+        info.next_boundary_ms = next.map(|(when, _, _)| when);
+        info.next_boundary_day = next.map(|(_, day, _)| day);
+    }
+    info
 }

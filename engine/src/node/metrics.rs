@@ -61,6 +61,9 @@ pub struct BusinessMetrics {
     /// reversed by refunds, minor units.
     tax_collected: Counter,
     tax_refunded: Counter,
+    /// Queued payments not settled by the end of their business day (`expired`, or
+    /// `end_of_day_unsettled` with a calendar).
+    end_of_day_unsettled: Counter,
     /// Every record's result code, by its wire number.
     results: [Counter; 256],
     /// The RTGS queues: payments waiting and their value; open reservations and theirs
@@ -69,6 +72,8 @@ pub struct BusinessMetrics {
     queue_value: Gauge,
     pending_transfers: Gauge,
     pending_value: Gauge,
+    /// Payments waiting in the warehouse for their value date.
+    warehouse_payments: Gauge,
     tables_read: Mutex<Option<std::time::Instant>>,
 }
 
@@ -81,11 +86,13 @@ impl Default for BusinessMetrics {
             released_value: Counter::default(),
             tax_collected: Counter::default(),
             tax_refunded: Counter::default(),
+            end_of_day_unsettled: Counter::default(),
             results: std::array::from_fn(|_| Counter::default()),
             queue_payments: Gauge::default(),
             queue_value: Gauge::default(),
             pending_transfers: Gauge::default(),
             pending_value: Gauge::default(),
+            warehouse_payments: Gauge::default(),
             tables_read: Mutex::new(None),
         }
     }
@@ -126,6 +133,7 @@ impl BusinessMetrics {
                     self.tax_collected.add(event.tax.unwrap_or(0));
                 }
                 EventKind::Refunded => self.tax_refunded.add(event.tax.unwrap_or(0)),
+                EventKind::Expired => self.end_of_day_unsettled.inc(),
                 _ => {}
             }
         }
@@ -140,6 +148,7 @@ impl BusinessMetrics {
             self.pending_transfers.set(pending.len() as i64);
             self.pending_value
                 .set(gauge_sum(pending.iter().map(|p| p.amount)));
+            self.warehouse_payments.set(ledger.warehouse_len() as i64);
         }
     }
 
@@ -183,6 +192,11 @@ impl BusinessMetrics {
             "Tax reversed by refunds, minor units.",
             self.tax_refunded.get(),
         );
+        e.counter(
+            "tally_end_of_day_unsettled_total",
+            "Queued payments not settled by the end of their business day (expired, or rejected end_of_day_unsettled under a calendar).",
+            self.end_of_day_unsettled.get(),
+        );
         let results: Vec<(&str, u64)> = ResultCode::ALL
             .iter()
             .map(|code| (code.name(), self.results[*code as usize].get()))
@@ -213,6 +227,11 @@ impl BusinessMetrics {
             "tally_pending_value",
             "Minor units held by open two-phase reservations.",
             self.pending_value.get(),
+        );
+        e.gauge(
+            "tally_warehouse_payments",
+            "Payments accepted ahead of their value date, waiting for its opening.",
+            self.warehouse_payments.get(),
         );
     }
 }

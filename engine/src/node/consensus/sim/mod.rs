@@ -212,6 +212,8 @@ pub struct ClusterSimReport {
     /// Acknowledged with a height, and of those `ok`.
     pub transactions_acknowledged: u64,
     pub transactions_ok: u64,
+    /// Acknowledged transactions by result code's name.
+    pub acknowledged_by_code: BTreeMap<&'static str, u64>,
     /// Heights whose headers were compared across honest validators at the end.
     pub heights_compared: u64,
     /// Simulated ms at which each height (index `height - 1`) was first committed by an
@@ -818,6 +820,11 @@ impl<'w> Sim<'w> {
         while let Ok(ack) = self.acks.1.try_recv() {
             if ack.height.is_some() {
                 self.report.transactions_acknowledged += 1;
+                *self
+                    .report
+                    .acknowledged_by_code
+                    .entry(ack.code.name())
+                    .or_default() += 1;
                 if ack.code == ResultCode::Ok {
                     self.report.transactions_ok += 1;
                 }
