@@ -16,9 +16,13 @@ use std::time::Duration;
 
 use super::tls::{NodeTls, TlsRefusal};
 use tally_pki::Access;
+use tally_protocol::http::{self, HttpError};
 
-/// Most bytes of a request head.
-const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Most bytes of a request head; a scrape carries no body.
+const LIMITS: http::Limits = http::Limits {
+    head_bytes_max: 8 * 1024,
+    body_bytes_max: 0,
+};
 /// How long a client may take to send its request or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The content type of the Prometheus text format.
@@ -101,28 +105,22 @@ enum Request {
     Bad(&'static str),
 }
 
+#[cfg(test)]
 fn parse_head(head: &[u8]) -> Request {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Request::Bad("request head is not UTF-8");
-    };
-    let Some(line) = text.lines().next() else {
-        return Request::Bad("empty request");
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Bad("request line is not METHOD TARGET VERSION");
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Request::Bad("only HTTP/1.x is served");
+    match tally_protocol::http::parse_head(head) {
+        Ok(request) => classify(&request),
+        Err(HttpError::Malformed(reason)) => Request::Bad(reason),
+        Err(_) => Request::Bad("malformed request"),
     }
-    let head_only = match method {
+}
+
+fn classify(request: &http::Request) -> Request {
+    let head_only = match request.method.as_str() {
         "GET" => false,
         "HEAD" => true,
         _ => return Request::MethodNotAllowed,
     };
-    let path = target.split('?').next().unwrap_or(target);
-    if path == "/metrics" {
+    if request.path == "/metrics" {
         Request::Metrics { head_only }
     } else {
         Request::NotFound
@@ -192,20 +190,20 @@ fn serve(
     render: &dyn Fn() -> String,
     forbidden: Option<String>,
 ) -> io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let request = loop {
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break parse_head(&head[..end]);
+    let request = match http::read_request(stream, &LIMITS) {
+        Ok(Some(request)) => classify(&request),
+        Ok(None) => return Ok(()), // closed before a whole request (the stop wake-up does this)
+        Err(HttpError::Io(error)) => return Err(error),
+        Err(error) => {
+            let text = format!("{error}\n");
+            return http::write_response(
+                stream,
+                error.status(),
+                "text/plain; charset=utf-8",
+                text.as_bytes(),
+                false,
+            );
         }
-        if head.len() > REQUEST_HEAD_BYTES_MAX {
-            break Request::Bad("request head too large");
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(()); // closed before a whole request (the stop wake-up does this)
-        }
-        head.extend_from_slice(&chunk[..n]);
     };
     let (status, content_type, body, head_only) = match request {
         Request::Metrics { .. } if forbidden.is_some() => (
@@ -234,16 +232,7 @@ fn serve(
             false,
         ),
     };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        response.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&response)?;
-    stream.flush()
+    http::write_response(stream, status, content_type, body.as_bytes(), head_only)
 }
 
 /// Fetches `http://addr/metrics` (for `tally status --metrics` and tests): the body, or an
