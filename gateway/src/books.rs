@@ -306,3 +306,81 @@ pub fn camt053(books: &mut Books, context: &ReportContext, accounts: &[u64]) -> 
     });
     document
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(height: u64, id: u128, amount: i64, status: &'static str) -> BookEntry {
+        BookEntry {
+            height,
+            id,
+            amount,
+            status,
+            event: EventKind::Settled,
+            payer: 10,
+            payee: 11,
+            heard: "2026-12-07T10:00:00Z".into(),
+        }
+    }
+
+    fn signed(amount: &Amount, sign: &str) -> i64 {
+        let minor = amount.value.replace('.', "").parse::<i64>().unwrap();
+        if sign == "DBIT" {
+            -minor
+        } else {
+            minor
+        }
+    }
+
+    #[test]
+    fn a_statement_adds_up_and_the_next_opens_at_its_close() {
+        let directory = Directory::of(&crate::test_genesis()).unwrap();
+        let mut books = Books::open(&[(10, 1_000), (11, -50)], "2026-12-07T08:00:00Z");
+        books.book(10, entry(3, 7, -1_250, "BOOK"));
+        books.book(10, entry(4, 8, 90_000, "PDNG"));
+        books.book(11, entry(3, 7, 1_250, "BOOK"));
+        books.book(12, entry(3, 7, 5, "BOOK")); // not followed: no entry
+        assert_eq!(books.notifications.len(), 3);
+        let lookup = |id: u128| (id == 7).then(|| ("M1".to_string(), "E1".to_string()));
+        let context = ReportContext {
+            directory: &directory,
+            end_to_end: &lookup,
+            now: "2026-12-07T18:00:00Z",
+            message_id: "S1".into(),
+        };
+        let document = camt053(&mut books, &context, &[10, 11]);
+        let xml = document.to_xml();
+        let read = OutDocument::from_xml(&xml).unwrap();
+        assert_eq!(read, document, "{xml}");
+        let statements = read.camt053.unwrap().statements;
+        let a = &statements[0];
+        assert_eq!(a.balances[0].kind.code.code, "OPBD");
+        assert_eq!(signed(&a.balances[0].amount, &a.balances[0].sign), 1_000);
+        assert_eq!(a.balances[1].kind.code.code, "CLBD");
+        assert_eq!(signed(&a.balances[1].amount, &a.balances[1].sign), -250);
+        assert_eq!(a.balances[1].sign, "DBIT");
+        assert_eq!(a.entries.len(), 2);
+        assert_eq!(a.entries[0].details.tx.refs.end_to_end_id, "E1");
+        assert_eq!(a.entries[1].details.tx.refs.end_to_end_id, "NOTPROVIDED");
+        assert_eq!(a.entries[1].status.code, "PDNG");
+        assert_eq!(a.summary.as_ref().unwrap().total.count, 1);
+        let b = &statements[1];
+        assert_eq!(signed(&b.balances[1].amount, &b.balances[1].sign), 1_200);
+        // the next period opens at the close, with no entries
+        let next = camt053(&mut books, &context, &[10])
+            .camt053
+            .unwrap()
+            .statements;
+        assert_eq!(next[0].sequence, Some(2));
+        assert!(next[0].entries.is_empty());
+        assert_eq!(
+            signed(&next[0].balances[0].amount, &next[0].balances[0].sign),
+            -250
+        );
+        // notifications from a sequence number on
+        let notes = camt054(&books, &context, 1).camt054.unwrap().notifications;
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[0].sequence, Some(1));
+    }
+}

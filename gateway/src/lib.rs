@@ -9,8 +9,10 @@
 //! - `reasons`: result codes -> ISO status reasons (the table);
 //! - `books`: the followed accounts' entries and balances -> camt.054, camt.052, camt.053;
 //! - `service`: the gateway itself (sending, waiting, pacs.002, following events);
-//! - `server`: the HTTP listener.
+//! - `server`: the HTTP listener;
+//! - `bench`: the gateway against direct record submission (`tally gateway bench`).
 
+pub mod bench;
 pub mod books;
 pub mod iso;
 pub mod reasons;

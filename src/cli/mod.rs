@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod cluster;
 mod demo;
+mod gateway;
 mod inspect;
 mod keys;
 mod loadgen;
@@ -80,6 +81,11 @@ enum Command {
     /// Validator-set changes by authority vote: vote, or show the set and pending votes.
     #[command(subcommand)]
     Validator(validator::ValidatorCommand),
+    /// A participant's ISO 20022 gateway: `serve` its payment hub over HTTP (pacs.008,
+    /// pacs.009, pacs.004, camt.056, camt.050 in; pacs.002, camt.054, camt.052, camt.053
+    /// out), or `bench` it against direct submission.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +113,11 @@ pub(crate) struct Access {
 impl Access {
     pub(crate) fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
         client_tls(self.identity.as_deref(), self.insecure_plaintext)
+    }
+
+    /// The identity file given, if any.
+    pub(crate) fn identity_path(&self) -> Option<&std::path::Path> {
+        self.identity.as_deref()
     }
 }
 
@@ -159,6 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(command) => cluster::run(&command),
         Command::Validator(command) => validator::run(&command),
         Command::Pki(command) => pki::run(&command),
+        Command::Gateway(command) => gateway::run(&command),
     }
 }
 
