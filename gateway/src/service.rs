@@ -623,12 +623,19 @@ pub fn group_refusal(refusal: &MessageRefusal) -> OutDocument {
     document
 }
 
+/// Most characters of one `AddtlInf` (ISO's Max105Text); longer text goes on in the next.
+pub const ADDITIONAL_INFO_CHARS_MAX: usize = 105;
+
 fn status_reason(code: &str, info: String) -> StatusReason {
+    let chars: Vec<char> = info.chars().collect();
     StatusReason {
         reason: ReasonCode {
             code: code.to_string(),
         },
-        info: vec![info],
+        info: chars
+            .chunks(ADDITIONAL_INFO_CHARS_MAX)
+            .map(|chunk| chunk.iter().collect())
+            .collect(),
     }
 }
 
@@ -675,5 +682,55 @@ fn tx_status(
         status: status.to_string(),
         reason,
         clearing_ref: id.map(|id| format!("{id:032x}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn additional_information_is_cut_into_iso_sized_pieces() {
+        let long = "x".repeat(ADDITIONAL_INFO_CHARS_MAX * 2 + 3);
+        let reason = status_reason("AM05", long.clone());
+        assert_eq!(reason.info.len(), 3);
+        assert!(reason
+            .info
+            .iter()
+            .all(|piece| piece.chars().count() <= ADDITIONAL_INFO_CHARS_MAX));
+        assert_eq!(reason.info.concat(), long);
+        assert_eq!(
+            status_reason("AM05", "short".into()).info,
+            vec!["short".to_string()]
+        );
+    }
+
+    #[test]
+    fn each_result_is_its_status() {
+        let item = Item {
+            end_to_end_id: "E1".into(),
+            tx_id: Some("T1".into()),
+            plan: Err(Refusal::new("FF01", "unused")),
+        };
+        let of = |code| tx_status(&item, Ok((5, Some(Ok(code)))));
+        assert_eq!(of(ResultCode::Ok).status, "ACSC");
+        assert_eq!(
+            of(ResultCode::Ok).clearing_ref.as_deref(),
+            Some("00000000000000000000000000000005")
+        );
+        assert_eq!(of(ResultCode::Queued).status, "ACSP");
+        let rejected = of(ResultCode::InsufficientFunds);
+        assert_eq!(rejected.status, "RJCT");
+        let reason = rejected.reason.unwrap();
+        assert_eq!(reason.reason.code, "AM04");
+        assert!(reason.info[0].starts_with("insufficient_funds: "));
+        assert_eq!(tx_status(&item, Ok((5, None))).status, "PDNG");
+        let refused = tx_status(
+            &item,
+            Err(Refusal::new("RC01", "BIC X names no participant")),
+        );
+        assert_eq!(refused.status, "RJCT");
+        assert_eq!(refused.clearing_ref, None);
+        assert_eq!(refused.reason.unwrap().reason.code, "RC01");
     }
 }

@@ -876,14 +876,10 @@ mod tests {
         );
         let zero = refusal_of(&pacs009.replace("250.00", "0.00"));
         assert_eq!(zero.code, "AM12");
-        let passed = refusal_of(
-            &pacs009
-                .replace(
-                    "<IntrBkSttlmAmt",
-                    "<IntrBkSttlmDt>2026-12-06</IntrBkSttlmDt><IntrBkSttlmAmt",
-                )
-                .replace("</IntrBkSttlmAmt>", "</IntrBkSttlmAmt>"),
-        );
+        let passed = refusal_of(&pacs009.replace(
+            "<IntrBkSttlmAmt",
+            "<IntrBkSttlmDt>2026-12-06</IntrBkSttlmDt><IntrBkSttlmAmt",
+        ));
         // IntrBkSttlmDt follows the amount in the schema; either order is read
         assert_eq!(passed.code, "DT01");
         assert!(passed.info.contains("has passed"), "{}", passed.info);
