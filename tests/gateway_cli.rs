@@ -105,6 +105,16 @@ bank = 11
     std::fs::write(dir.join("genesis.toml"), genesis).unwrap();
 }
 
+/// A process killed when the test ends, passing or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct GatewayProcess {
     child: Child,
     addr: SocketAddr,
@@ -118,37 +128,48 @@ impl Drop for GatewayProcess {
 }
 
 fn start_gateway(dir: &Path, node: &str, key: &str, follow: &[&str]) -> GatewayProcess {
-    let mut command = tally();
-    command.args([
-        "gateway",
-        "serve",
+    let genesis = dir.join("genesis.toml");
+    let key = dir.join(key);
+    let mut args = vec![
         "--node",
         node,
         "--insecure-plaintext",
         "--genesis",
-        dir.join("genesis.toml").to_str().unwrap(),
+        genesis.to_str().unwrap(),
         "--key-file",
-        dir.join(key).to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--result-timeout-s",
-        "20",
-    ]);
+        key.to_str().unwrap(),
+    ];
     for account in follow {
-        command.args(["--follow", account]);
+        args.extend(["--follow", account]);
     }
-    let mut child = command
+    spawn_gateway(&args, "http")
+}
+
+/// `tally gateway serve` with `args` on a free loopback port; returns once it printed where
+/// it listens (`scheme://`).
+fn spawn_gateway(args: &[&str], scheme: &str) -> GatewayProcess {
+    let mut child = tally()
+        .args([
+            "gateway",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--result-timeout-s",
+            "20",
+        ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let prefix = format!("gateway: {scheme}://");
     let addr = loop {
         let line = lines
             .next()
             .expect("the gateway prints where it listens")
             .unwrap();
-        if let Some(url) = line.strip_prefix("gateway: http://") {
+        if let Some(url) = line.strip_prefix(&prefix) {
             break url.trim().parse().unwrap();
         }
     };
@@ -254,7 +275,8 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     write_network(dir.path());
     let node = start_node(dir.path());
     let address = node.address.clone();
-    let (mut node_child, _) = node.drain_output();
+    let (node_child, _) = node.drain_output();
+    let _node = KillOnDrop(node_child);
     let central = start_gateway(dir.path(), &address, "cb.key", &[]);
     let bank_a = start_gateway(dir.path(), &address, "a.key", &["BKAADEFF", "100"]);
     let bank_b = start_gateway(dir.path(), &address, "b.key", &["BKBBDEFF", "200"]);
@@ -537,6 +559,146 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     assert!(String::from_utf8_lossy(&body).contains("over the maximum of 1048576 bytes"));
 
     drop((central, bank_a, bank_b));
-    let _ = node_child.kill();
-    let _ = node_child.wait();
+}
+
+/// POSTs `body` to a gateway over TLS as the holder of `identity`: the status and body.
+fn post_tls(addr: SocketAddr, identity: &Path, body: &str) -> std::io::Result<(u16, String)> {
+    let config = tally_pki::Identity::load(identity)
+        .unwrap()
+        .client_config()
+        .unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(addr)?);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+        }
+        Err(error) => return Err(error),
+    }
+    let (status, body) = tally_protocol::http::parse_response(&response)?;
+    Ok((status, String::from_utf8(body).unwrap()))
+}
+
+#[test]
+fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path();
+    let config = common::single_node_cluster(cluster, &["--banks", "2"]);
+    // name the two banks by BIC and the currency by its code
+    let genesis_path = cluster.join("genesis.toml");
+    let genesis = std::fs::read_to_string(&genesis_path)
+        .unwrap()
+        .replacen("id = 1000\n", "id = 1000\nbic = \"BKAADEFF\"\n", 1)
+        .replacen("id = 1001\n", "id = 1001\nbic = \"BKBBDEFF\"\n", 1);
+    std::fs::write(
+        &genesis_path,
+        format!("{genesis}\n[currency]\ncode = \"EUR\"\n"),
+    )
+    .unwrap();
+    let participants = cluster.join("participants");
+    let node = common::start_tls_node(&config);
+    let (node_child, address) = node.drain_output();
+    let _node = KillOnDrop(node_child);
+    // the listener's certificate and the hub's come from the bank's own CA, and the
+    // listener's names where the hub reaches it
+    let bank_ca = cluster.join("bank-ca");
+    let ok = |output: std::process::Output| {
+        assert!(output.status.success(), "{}", common::text(&output))
+    };
+    ok(common::run(&[
+        "pki",
+        "init",
+        "--dir",
+        bank_ca.to_str().unwrap(),
+        "--network-id",
+        "1",
+    ]));
+    let listener = cluster.join("gateway-a.identity");
+    let hub = cluster.join("hub.identity");
+    let signer = participants.join("bank-1000.key");
+    for (name, role, hosts, out) in [
+        (
+            "gateway-a",
+            "validator",
+            vec!["--host", "127.0.0.1"],
+            &listener,
+        ),
+        ("hub", "bank", vec![], &hub),
+    ] {
+        let mut args = vec![
+            "pki",
+            "issue",
+            "--ca",
+            bank_ca.to_str().unwrap(),
+            "--name",
+            name,
+            "--role",
+            role,
+            "--signer",
+            signer.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(hosts);
+        ok(common::run(&args));
+    }
+    let gateway = spawn_gateway(
+        &[
+            "--node",
+            &address,
+            "--identity",
+            participants.join("bank-1000.identity").to_str().unwrap(),
+            "--listen-identity",
+            listener.to_str().unwrap(),
+            "--genesis",
+            genesis_path.to_str().unwrap(),
+            "--key-file",
+            participants.join("bank-1000.key").to_str().unwrap(),
+            "--follow",
+            "BKAADEFF",
+        ],
+        "https",
+    );
+    let payment = sample("pacs.009").replace("250.00", "0.01");
+    let (status, body) = post_tls(gateway.addr, &hub, &payment).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let document = OutDocument::from_xml(&body).unwrap();
+    let id = record_id("BKAADEFF", "BKAA-009-0001", "E2E-009-1");
+    settled(
+        &single_status(&document, "BKAA-009-0001", "pacs.009.001.08"),
+        "E2E-009-1",
+        id,
+    );
+    // plain HTTP to the TLS listener gets no HTTP answer, nor does a certificate of the
+    // network's CA (not the hub's)
+    assert!(request(gateway.addr, "POST", "/", payment.as_bytes()).is_err());
+    assert!(post_tls(
+        gateway.addr,
+        &participants.join("bank-1001.identity"),
+        &payment
+    )
+    .is_err());
+    // without a listener identity the gateway refuses to start over TLS
+    let refused = common::run(&[
+        "gateway",
+        "serve",
+        "--node",
+        &address,
+        "--identity",
+        participants.join("bank-1000.identity").to_str().unwrap(),
+        "--genesis",
+        genesis_path.to_str().unwrap(),
+        "--key-file",
+        signer.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(common::text(&refused).contains("the TLS listener needs --listen-identity"));
+    drop(gateway);
 }

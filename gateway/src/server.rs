@@ -1,8 +1,8 @@
 //! The gateway's HTTP/1.1 listener (`tally_protocol::http`): `POST /` with an ISO 20022
 //! document answers its pacs.002; `GET /camt.054?from=N`, `GET /camt.052?account=A` and
 //! `GET /camt.053?account=A` answer the notifications, the intraday report and the statement
-//! (which closes the statement period). TLS 1.3 with a client certificate of the network's CA
-//! when configured; plain HTTP only when the caller chose it. Every request is bounded: its
+//! (which closes the statement period). TLS 1.3, asking the hub for a certificate of the CA
+//! of the listener's identity, when configured; plain HTTP only when the caller chose it. Every request is bounded: its
 //! head and body sizes, each read and write in time, and the connections served at once.
 
 use crate::service::{Gateway, GatewayError};

@@ -16,7 +16,8 @@ use tally_gateway::{Gateway, GatewayConfig, Server, ServerLimits};
 pub enum GatewayCommand {
     /// Serve a participant's payment hub: POST an ISO 20022 document to / for its pacs.002;
     /// GET /camt.054?from=N, /camt.052?account=A and /camt.053?account=A for notifications,
-    /// the intraday report and the statement (which closes the period).
+    /// the intraday report and the statement (which closes the period). The listener speaks
+    /// TLS; --insecure-plaintext makes it plain HTTP as well as the node links.
     Serve(ServeArgs),
     /// Measure the gateway against direct record submission to the same node in the same
     /// run: throughput (messages/s) and the latency each message adds.
@@ -29,9 +30,8 @@ pub struct GatewayArgs {
     /// A node's client address (host:port). Repeat for failover.
     #[arg(long = "node", required = true)]
     nodes: Vec<String>,
-    /// The participant's identity: its certificate for the nodes, and the gateway's own
-    /// certificate on its TLS listener, whose clients need a certificate of the network's
-    /// CA. With --insecure-plaintext both the node links and the listener are plain.
+    /// The participant's identity, for the nodes. With --insecure-plaintext both the node
+    /// links and the listener are plain.
     #[command(flatten)]
     access: super::Access,
     /// The network's genesis file (participants' BICs, the currency).
@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// Where the payment hub connects (host:port; port 0: any free one, printed).
     #[arg(long, default_value = "127.0.0.1:7480")]
     listen: SocketAddr,
+    /// The identity the TLS listener presents, from the CA the bank and its payment hub
+    /// share (not the network's: `tally pki init` and `tally pki issue --host` naming where
+    /// the hub reaches the gateway); the hub's certificate must come from the same CA.
+    /// Required unless --insecure-plaintext.
+    #[arg(long, conflicts_with = "insecure_plaintext")]
+    listen_identity: Option<PathBuf>,
     /// Most bytes of one document.
     #[arg(long, default_value_t = 1024 * 1024)]
     body_max_bytes: usize,
@@ -91,9 +97,7 @@ pub fn run(command: &GatewayCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Starts the gateway of `args` (its node connection, books and event follower).
-fn start(
-    args: &GatewayArgs,
-) -> anyhow::Result<(Arc<Gateway>, Option<Arc<rustls::ServerConfig>>, Genesis)> {
+fn start(args: &GatewayArgs) -> anyhow::Result<(Arc<Gateway>, Genesis)> {
     let genesis = Genesis::load(&args.genesis)?;
     let key = read_key_file(&args.key_file)
         .with_context(|| format!("key file {}", args.key_file.display()))?;
@@ -104,7 +108,6 @@ fn start(
         tls: args.access.tls()?,
         ..ClientOptions::default()
     };
-    let listener_tls = listener_tls(&args.access)?;
     let directory = tally_gateway::translate::Directory::of(&genesis)
         .map_err(|reason| anyhow::anyhow!("the genesis does not suit the gateway: {reason}"))?;
     let follow = if args.follow.is_empty() {
@@ -133,13 +136,21 @@ fn start(
         follow,
         result_timeout: timeout,
     })?;
-    Ok((gateway, listener_tls, genesis))
+    Ok((gateway, genesis))
 }
 
-/// The listener's TLS: the identity's certificate, clients checked against the network's
-/// CA; none with --insecure-plaintext.
-fn listener_tls(access: &super::Access) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-    let Some(path) = access.identity_path() else {
+/// The listener's TLS: `listen_identity`'s certificate, clients checked against its CA;
+/// none with --insecure-plaintext.
+fn listener_tls(
+    access: &super::Access,
+    listen_identity: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(path) = listen_identity else {
+        if access.identity_path().is_some() {
+            anyhow::bail!(
+                "the TLS listener needs --listen-identity FILE: an identity naming the gateway's host (tally pki issue --host), from the CA the payment hub's certificate comes from; or --insecure-plaintext for plain HTTP and plain node links"
+            );
+        }
         return Ok(None);
     };
     let identity = tally_pki::Identity::load(path)?;
@@ -154,7 +165,8 @@ fn listener_tls(access: &super::Access) -> anyhow::Result<Option<Arc<rustls::Ser
 
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let signals = super::StopSignals::install()?;
-    let (gateway, tls, _) = start(&args.gateway)?;
+    let tls = listener_tls(&args.gateway.access, args.listen_identity.as_deref())?;
+    let (gateway, _) = start(&args.gateway)?;
     let limits = ServerLimits {
         http: tally_protocol::http::Limits {
             body_bytes_max: args.body_max_bytes,
@@ -176,7 +188,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let (gateway, _, genesis) = start(&args.gateway)?;
+    let (gateway, genesis) = start(&args.gateway)?;
     let key = read_key_file(&args.gateway.key_file)?;
     let options = ClientOptions {
         tls: args.gateway.access.tls()?,
