@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tally_protocol::http::{self, HttpError, Limits};
 
 /// The bounds of the listener.
@@ -20,6 +20,8 @@ pub struct ServerLimits {
     pub http: Limits,
     /// Longest wait for each read or write of a connection.
     pub io_timeout: Duration,
+    /// Longest time to read a whole request (a client that trickles it is answered 408).
+    pub request_timeout: Duration,
     /// Most connections served at once; one more is answered 503 and closed.
     pub connections_max: usize,
 }
@@ -32,6 +34,7 @@ impl Default for ServerLimits {
                 body_bytes_max: 1024 * 1024,
             },
             io_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             connections_max: 64,
         }
     }
@@ -154,10 +157,52 @@ fn serve_tls(
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
+/// A stream whose reads fail once `until` has passed: the bound on a whole request.
+struct Deadline<'a, S> {
+    inner: &'a mut S,
+    until: Instant,
+}
+
+impl<S: Read> Read for Deadline<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.until {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request was not read in time",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
 fn serve(stream: &mut impl ReadWrite, gateway: &Gateway, limits: &ServerLimits) -> io::Result<()> {
-    let request = match http::read_request(stream, &limits.http) {
+    let mut timed = Deadline {
+        inner: stream,
+        until: Instant::now() + limits.request_timeout,
+    };
+    let read = http::read_request(&mut timed, &limits.http);
+    let stream = timed.inner;
+    let request = match read {
         Ok(Some(request)) => request,
         Ok(None) => return Ok(()),
+        Err(HttpError::Io(error))
+            if matches!(
+                error.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            let text = format!(
+                "the request was not read within {:?} (whole) or {:?} (each read)\n",
+                limits.request_timeout, limits.io_timeout
+            );
+            return http::write_response(
+                stream,
+                "408 Request Timeout",
+                TEXT,
+                text.as_bytes(),
+                false,
+            );
+        }
         Err(HttpError::Io(error)) => return Err(error),
         Err(error) => {
             let text = format!("{error}\n");
@@ -233,4 +278,30 @@ pub fn request(
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     http::parse_response(&response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_read_past_its_deadline_times_out() {
+        let mut bytes: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        let mut late = Deadline {
+            inner: &mut bytes,
+            until: Instant::now() - Duration::from_millis(1),
+        };
+        let limits = ServerLimits::default().http;
+        match http::read_request(&mut late, &limits) {
+            Err(HttpError::Io(error)) => assert_eq!(error.kind(), io::ErrorKind::TimedOut),
+            other => panic!("not a timeout: {other:?}"),
+        }
+        let mut bytes: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        let mut in_time = Deadline {
+            inner: &mut bytes,
+            until: Instant::now() + Duration::from_secs(60),
+        };
+        let request = http::read_request(&mut in_time, &limits).unwrap().unwrap();
+        assert_eq!(request.path, "/");
+    }
 }
