@@ -955,6 +955,22 @@ mod tests {
     }
 
     #[test]
+    fn a_genesis_without_a_currency_code_or_bics_is_refused() {
+        let mut genesis = crate::test_genesis();
+        genesis.currency.code = String::new();
+        assert!(Directory::of(&genesis)
+            .unwrap_err()
+            .contains("names no currency code"));
+        let mut genesis = crate::test_genesis();
+        for account in &mut genesis.accounts {
+            account.bic = None;
+        }
+        assert!(Directory::of(&genesis)
+            .unwrap_err()
+            .contains("names no participant by BIC"));
+    }
+
+    #[test]
     fn ids_are_stable_and_references_keep_short_end_to_end_ids() {
         let a = record_id("BKAADEFF", "M1", "E1");
         assert_eq!(a, record_id("BKAADEFF", "M1", "E1"));
