@@ -94,6 +94,7 @@ fn setup() -> Setup {
             overdraft_max: 0,
             balance_max: None,
             tax_sub_account: None,
+            bic: None,
         });
     };
     add(1, Role::CentralBank, 0, None);
@@ -487,6 +488,7 @@ fn root_ledger(accounts: u64, backlog: usize) -> (Ledger, [u8; 32]) {
         overdraft_max: 0,
         balance_max: None,
         tax_sub_account: None,
+        bic: None,
     };
     let mut specs = vec![
         spec(1, Role::CentralBank, 0, None),

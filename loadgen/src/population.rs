@@ -136,6 +136,7 @@ impl Population {
                 overdraft_max: 0,
                 balance_max: None,
                 tax_sub_account: None,
+                bic: None,
             });
             keys.insert(id, signing);
         };

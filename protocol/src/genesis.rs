@@ -85,6 +85,10 @@ pub struct AccountSpec {
     /// A merchant's restricted tax sub-account (an account of role `tax_sub_account`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_sub_account: Option<u64>,
+    /// The participant's business identifier code (ISO 9362 BIC, 8 or 11 characters), by
+    /// which ISO 20022 messages name it (docs/ISO20022.md); unique in the genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bic: Option<String>,
 }
 
 /// A range of bank customers opened alike: ids `first_id .. first_id + count`, each of
@@ -340,6 +344,31 @@ fn is_default_heights_per_epoch(value: &u64) -> bool {
     *value == HEIGHTS_PER_EPOCH_DEFAULT
 }
 
+/// Checks the shape of a BIC (ISO 9362): 8 or 11 characters, four letters of the
+/// institution, two of the country, two letters or digits of the location and an optional
+/// three-character branch; capitals only.
+pub fn check_bic(bic: &str) -> Result<(), String> {
+    let bytes = bic.as_bytes();
+    if bytes.len() != 8 && bytes.len() != 11 {
+        return Err(format!(
+            "{bic:?} is {} characters: a BIC has 8 or 11",
+            bytes.len()
+        ));
+    }
+    let alnum = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    if !bytes[..6].iter().all(u8::is_ascii_uppercase) {
+        return Err(format!(
+            "{bic:?}: a BIC starts with six capital letters (institution and country)"
+        ));
+    }
+    if !bytes[6..].iter().all(alnum) {
+        return Err(format!(
+            "{bic:?}: a BIC's location and branch are capital letters or digits"
+        ));
+    }
+    Ok(())
+}
+
 /// A spec has the same shape; keys may be `file:PATH` (relative to the spec's folder).
 pub type GenesisSpec = Genesis;
 
@@ -455,6 +484,19 @@ impl Genesis {
                 "currency.code",
                 format!("{code:?}: three capital letters (ISO 4217, as EUR), or leave it out"),
             ));
+        }
+        let mut bics = BTreeSet::new();
+        for (index, account) in self.accounts.iter().enumerate() {
+            if let Some(bic) = &account.bic {
+                check_bic(bic)
+                    .map_err(|reason| field_error(format!("accounts[{index}].bic"), reason))?;
+                if !bics.insert(bic.as_str()) {
+                    return Err(field_error(
+                        format!("accounts[{index}].bic"),
+                        format!("{bic} names another account too: a BIC names one account"),
+                    ));
+                }
+            }
         }
         let mut serials = BTreeSet::new();
         for (index, serial) in self.revoked.iter().enumerate() {
@@ -889,6 +931,7 @@ mod tests {
             overdraft_max: 0,
             balance_max: None,
             tax_sub_account: None,
+            bic: None,
         };
         Genesis {
             network_id: 7,
@@ -924,6 +967,38 @@ mod tests {
         let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
         assert_eq!(parsed, genesis);
         assert_eq!(parsed.hash(), genesis.hash());
+    }
+
+    #[test]
+    fn bics_are_checked_for_shape_and_uniqueness() {
+        let mut genesis = sample();
+        genesis.accounts[2].bic = Some("BANKDEFFXXX".into());
+        genesis.accounts[0].bic = Some("CENTDEFF".into());
+        genesis.validate().unwrap();
+        let parsed = Genesis::from_toml(&genesis.to_toml()).unwrap();
+        assert_eq!(parsed.accounts[2].bic.as_deref(), Some("BANKDEFFXXX"));
+        for (bic, says) in [
+            ("BANKDEF", "is 7 characters"),
+            ("BANKDEFFXX", "is 10 characters"),
+            ("bankdeff", "six capital letters"),
+            ("BANK1EFF", "six capital letters"),
+            ("BANKDEF-", "capital letters or digits"),
+        ] {
+            genesis.accounts[2].bic = Some(bic.into());
+            let error = genesis.validate().unwrap_err().to_string();
+            assert!(
+                error.contains("accounts[2].bic") && error.contains(says),
+                "{bic}: {error}"
+            );
+        }
+        genesis.accounts[2].bic = Some("CENTDEFF".into());
+        let error = genesis.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("accounts[2].bic") && error.contains("names another account"),
+            "{error}"
+        );
+        // a genesis without BICs keeps its hash: the field is left out of the file
+        assert!(!sample().to_toml().contains("bic"));
     }
 
     fn with_ranges() -> Genesis {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod events;
 pub mod frame;
 pub mod genesis;
+pub mod http;
 pub mod identity;
 pub mod keys;
 pub mod message;

@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod cluster;
 mod demo;
+mod gateway;
 mod inspect;
 mod keys;
 mod loadgen;
@@ -84,6 +85,11 @@ enum Command {
     /// Delaying TCP relays for validator links (one-way delay and jitter), so validators on
     /// one machine behave as validators far apart.
     Relay(relay::RelayArgs),
+    /// A participant's ISO 20022 gateway: `serve` its payment hub over HTTP (pacs.008,
+    /// pacs.009, pacs.004, camt.056, camt.050 in; pacs.002, camt.054, camt.052, camt.053
+    /// out), or `bench` it against direct submission.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +117,11 @@ pub(crate) struct Access {
 impl Access {
     pub(crate) fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
         client_tls(self.identity.as_deref(), self.insecure_plaintext)
+    }
+
+    /// The identity file given, if any.
+    pub(crate) fn identity_path(&self) -> Option<&std::path::Path> {
+        self.identity.as_deref()
     }
 }
 
@@ -164,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validator(command) => validator::run(&command),
         Command::Pki(command) => pki::run(&command),
         Command::Relay(args) => relay::run(&args),
+        Command::Gateway(command) => gateway::run(&command),
     }
 }
 

@@ -16,9 +16,13 @@ use std::time::Duration;
 
 use super::tls::{NodeTls, TlsRefusal};
 use tally_pki::Access;
+use tally_protocol::http::{self, HttpError};
 
-/// Most bytes of a request head.
-const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Most bytes of a request head; a scrape carries no body.
+const LIMITS: http::Limits = http::Limits {
+    head_bytes_max: 8 * 1024,
+    body_bytes_max: 0,
+};
 /// How long a client may take to send its request or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The content type of the Prometheus text format.
@@ -98,31 +102,23 @@ enum Request {
     Metrics { head_only: bool },
     NotFound,
     MethodNotAllowed,
-    Bad(&'static str),
 }
 
-fn parse_head(head: &[u8]) -> Request {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Request::Bad("request head is not UTF-8");
-    };
-    let Some(line) = text.lines().next() else {
-        return Request::Bad("empty request");
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Bad("request line is not METHOD TARGET VERSION");
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Request::Bad("only HTTP/1.x is served");
-    }
-    let head_only = match method {
+/// What a request head asks for; `None`: a malformed head (answered 400).
+#[cfg(test)]
+fn parse_head(head: &[u8]) -> Option<Request> {
+    http::parse_head(head)
+        .ok()
+        .map(|request| classify(&request))
+}
+
+fn classify(request: &http::Request) -> Request {
+    let head_only = match request.method.as_str() {
         "GET" => false,
         "HEAD" => true,
         _ => return Request::MethodNotAllowed,
     };
-    let path = target.split('?').next().unwrap_or(target);
-    if path == "/metrics" {
+    if request.path == "/metrics" {
         Request::Metrics { head_only }
     } else {
         Request::NotFound
@@ -192,20 +188,20 @@ fn serve(
     render: &dyn Fn() -> String,
     forbidden: Option<String>,
 ) -> io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let request = loop {
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break parse_head(&head[..end]);
+    let request = match http::read_request(stream, &LIMITS) {
+        Ok(Some(request)) => classify(&request),
+        Ok(None) => return Ok(()), // closed before a whole request (the stop wake-up does this)
+        Err(HttpError::Io(error)) => return Err(error),
+        Err(error) => {
+            let text = format!("{error}\n");
+            return http::write_response(
+                stream,
+                error.status(),
+                "text/plain; charset=utf-8",
+                text.as_bytes(),
+                false,
+            );
         }
-        if head.len() > REQUEST_HEAD_BYTES_MAX {
-            break Request::Bad("request head too large");
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(()); // closed before a whole request (the stop wake-up does this)
-        }
-        head.extend_from_slice(&chunk[..n]);
     };
     let (status, content_type, body, head_only) = match request {
         Request::Metrics { .. } if forbidden.is_some() => (
@@ -227,23 +223,8 @@ fn serve(
             "only GET and HEAD are served\n".to_string(),
             false,
         ),
-        Request::Bad(reason) => (
-            "400 Bad Request",
-            "text/plain; charset=utf-8",
-            format!("{reason}\n"),
-            false,
-        ),
     };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        response.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&response)?;
-    stream.flush()
+    http::write_response(stream, status, content_type, body.as_bytes(), head_only)
 }
 
 /// Fetches `http://addr/metrics` (for `tally status --metrics` and tests): the body, or an
@@ -311,22 +292,19 @@ mod tests {
     fn request_heads_are_classified() {
         assert_eq!(
             parse_head(b"GET /metrics HTTP/1.1\r\nHost: x"),
-            Request::Metrics { head_only: false }
+            Some(Request::Metrics { head_only: false })
         );
         assert_eq!(
             parse_head(b"HEAD /metrics?x=1 HTTP/1.0"),
-            Request::Metrics { head_only: true }
+            Some(Request::Metrics { head_only: true })
         );
-        assert_eq!(parse_head(b"GET / HTTP/1.1"), Request::NotFound);
+        assert_eq!(parse_head(b"GET / HTTP/1.1"), Some(Request::NotFound));
         assert_eq!(
             parse_head(b"POST /metrics HTTP/1.1"),
-            Request::MethodNotAllowed
+            Some(Request::MethodNotAllowed)
         );
-        assert!(matches!(parse_head(b"GET /metrics"), Request::Bad(_)));
-        assert!(matches!(
-            parse_head(b"GET /metrics SPDY/3"),
-            Request::Bad(_)
-        ));
-        assert!(matches!(parse_head(&[0xff, 0xfe]), Request::Bad(_)));
+        assert_eq!(parse_head(b"GET /metrics"), None);
+        assert_eq!(parse_head(b"GET /metrics SPDY/3"), None);
+        assert_eq!(parse_head(&[0xff, 0xfe]), None);
     }
 }

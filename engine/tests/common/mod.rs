@@ -127,6 +127,7 @@ impl Fixture {
                 overdraft_max: 0,
                 balance_max: None,
                 tax_sub_account: None,
+                bic: None,
             });
             keys.insert(id, key);
         }
