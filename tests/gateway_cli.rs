@@ -563,6 +563,17 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
 
 /// POSTs `body` to a gateway over TLS as the holder of `identity`: the status and body.
 fn post_tls(addr: SocketAddr, identity: &Path, body: &str) -> std::io::Result<(u16, String)> {
+    https(addr, identity, "POST", "/", body)
+}
+
+/// One request to a gateway's TLS listener with the hub's certificate.
+fn https(
+    addr: SocketAddr,
+    identity: &Path,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let config = tally_pki::Identity::load(identity)
         .unwrap()
         .client_config()
@@ -571,7 +582,7 @@ fn post_tls(addr: SocketAddr, identity: &Path, body: &str) -> std::io::Result<(u
     let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
     let mut stream = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(addr)?);
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: gateway\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes())?;
@@ -586,28 +597,10 @@ fn post_tls(addr: SocketAddr, identity: &Path, body: &str) -> std::io::Result<(u
     Ok((status, String::from_utf8(body).unwrap()))
 }
 
-#[test]
-fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path();
-    let config = common::single_node_cluster(cluster, &["--banks", "2"]);
-    // name the two banks by BIC and the currency by its code
-    let genesis_path = cluster.join("genesis.toml");
-    let genesis = std::fs::read_to_string(&genesis_path)
-        .unwrap()
-        .replacen("id = 1000\n", "id = 1000\nbic = \"BKAADEFF\"\n", 1)
-        .replacen("id = 1001\n", "id = 1001\nbic = \"BKBBDEFF\"\n", 1);
-    std::fs::write(
-        &genesis_path,
-        format!("{genesis}\n[currency]\ncode = \"EUR\"\n"),
-    )
-    .unwrap();
-    let participants = cluster.join("participants");
-    let node = common::start_tls_node(&config);
-    let (node_child, address) = node.drain_output();
-    let _node = KillOnDrop(node_child);
-    // the listener's certificate and the hub's come from the bank's own CA, and the
-    // listener's names where the hub reaches it
+/// The gateway listener's certificate and the payment hub's, from the bank's own CA in
+/// `cluster/bank-ca` (the listener's names 127.0.0.1, where the hub reaches it), both bound to
+/// the bank's key `signer`: (listener identity, hub identity).
+fn bank_certificates(cluster: &Path, signer: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let bank_ca = cluster.join("bank-ca");
     let ok = |output: std::process::Output| {
         assert!(output.status.success(), "{}", common::text(&output))
@@ -622,7 +615,6 @@ fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
     ]));
     let listener = cluster.join("gateway-a.identity");
     let hub = cluster.join("hub.identity");
-    let signer = participants.join("bank-1000.key");
     for (name, role, hosts, out) in [
         (
             "gateway-a",
@@ -649,6 +641,31 @@ fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
         args.extend(hosts);
         ok(common::run(&args));
     }
+    (listener, hub)
+}
+
+#[test]
+fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path();
+    let config = common::single_node_cluster(cluster, &["--banks", "2"]);
+    // name the two banks by BIC and the currency by its code
+    let genesis_path = cluster.join("genesis.toml");
+    let genesis = std::fs::read_to_string(&genesis_path)
+        .unwrap()
+        .replacen("id = 1000\n", "id = 1000\nbic = \"BKAADEFF\"\n", 1)
+        .replacen("id = 1001\n", "id = 1001\nbic = \"BKBBDEFF\"\n", 1);
+    std::fs::write(
+        &genesis_path,
+        format!("{genesis}\n[currency]\ncode = \"EUR\"\n"),
+    )
+    .unwrap();
+    let participants = cluster.join("participants");
+    let node = common::start_tls_node(&config);
+    let (node_child, address) = node.drain_output();
+    let _node = KillOnDrop(node_child);
+    let (listener, hub) = bank_certificates(cluster, &participants.join("bank-1000.key"));
+    let signer = participants.join("bank-1000.key");
     let gateway = spawn_gateway(
         &[
             "--node",
@@ -701,4 +718,337 @@ fn the_gateway_serves_its_hub_over_tls_with_the_banks_own_certificates() {
     assert!(!refused.status.success());
     assert!(common::text(&refused).contains("the TLS listener needs --listen-identity"));
     drop(gateway);
+}
+
+/// A pacs.009 from bank A (BKAADEFF) to bank B (BKBBDEFF), urgent or not, with a value date
+/// or none.
+fn interbank(
+    msg_id: &str,
+    e2e: &str,
+    amount: &str,
+    urgent: bool,
+    value_date: Option<&str>,
+) -> String {
+    let mut xml = sample("pacs.009")
+        .replace("BKAA-009-0001", msg_id)
+        .replace("E2E-009-1", e2e)
+        .replace(">250.00<", &format!(">{amount}<"));
+    if !urgent {
+        xml = xml.replace(
+            "<PmtTpInf>\n        <InstrPrty>HIGH</InstrPrty>\n      </PmtTpInf>\n",
+            "",
+        );
+        assert!(!xml.contains("HIGH"), "the sample's priority left out");
+    }
+    if let Some(date) = value_date {
+        xml = xml.replace(
+            "</IntrBkSttlmAmt>",
+            &format!("</IntrBkSttlmAmt><IntrBkSttlmDt>{date}</IntrBkSttlmDt>"),
+        );
+    }
+    xml
+}
+
+/// A pacs.008 from bank A's own account to merchant `merchant` at bank B, without tax: a
+/// customer payment (a merchant is a party), subject to the customer cut-off.
+fn customer(msg_id: &str, e2e: &str, merchant: u64) -> String {
+    let xml = sample("pacs.008");
+    let tax_start = xml.find("<Tax>").unwrap();
+    let tax_end = xml.find("</Tax>").unwrap() + "</Tax>".len();
+    let xml = format!("{}{}", &xml[..tax_start], &xml[tax_end..]);
+    xml.replace("BKAA-008-0001", msg_id)
+        .replace("INV-2026-0042", e2e)
+        .replace(">119.00<", ">10.00<")
+        .replace("<Id>100</Id>", "<Id>1000</Id>")
+        .replace("<Id>200</Id>", &format!("<Id>{merchant}</Id>"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Sleeps until the wall clock (which the validators' block times follow) is `at_ms`.
+fn sleep_until(at_ms: u64) {
+    let now = now_ms();
+    if at_ms > now {
+        std::thread::sleep(std::time::Duration::from_millis(at_ms - now));
+    }
+}
+
+/// A business day on four validator processes, through bank A's gateway over TLS: before
+/// the opening a payment is refused `business_day_closed` and two payments dated today are
+/// warehoused (`ACSP`); at the opening both settle (`settled_at_opening`, booked in
+/// camt.054); in the day a payment bank A cannot cover queues and a customer payment
+/// settles; after the customer cut-off a customer payment is refused `after_cut_off` while
+/// an interbank one settles; the end of day rejects the queued payment
+/// (`end_of_day_unsettled`, a camt.054 entry that moved nothing) and refuses what comes
+/// after; bank A's camt.053 adds up and ends at the node's balance. The calendar is set a
+/// few seconds ahead of the wall clock, so the day lasts about a minute.
+#[test]
+fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
+    const DAY_MS: u64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path();
+    let output = common::run(&[
+        "cluster",
+        "init",
+        "--validators",
+        "4",
+        "--dir",
+        cluster.to_str().unwrap(),
+        "--base-port",
+        "0",
+        "--banks",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    // a day that does not cross midnight UTC
+    if now_ms() % DAY_MS > DAY_MS - 120_000 {
+        sleep_until(now_ms() - now_ms() % DAY_MS + DAY_MS + 1_000);
+    }
+    let start = now_ms();
+    let (today, since_midnight) = (start / DAY_MS, start % DAY_MS);
+    let opening = since_midnight + 20_000;
+    let customer_cut_off = opening + 12_000;
+    let interbank_cut_off = opening + 24_000;
+    let end_of_day = opening + 30_000;
+    let midnight = start - since_midnight;
+    let genesis_path = cluster.join("genesis.toml");
+    let genesis = std::fs::read_to_string(&genesis_path)
+        .unwrap()
+        .replacen("id = 1000\n", "id = 1000\nbic = \"BKAADEFF\"\n", 1)
+        .replacen("id = 1001\n", "id = 1001\nbic = \"BKBBDEFF\"\n", 1);
+    let merchant: u64 = genesis
+        .split("[[accounts]]")
+        .find(|account| account.contains("role = \"merchant\""))
+        .and_then(|account| account.lines().find_map(|l| l.strip_prefix("id = ")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(
+        &genesis_path,
+        format!(
+            "{genesis}\n[currency]\ncode = \"EUR\"\n\n[settlement.calendar]\nopening_ms = {opening}\n\
+             customer_cut_off_ms = {customer_cut_off}\ninterbank_cut_off_ms = {interbank_cut_off}\n\
+             end_of_day_ms = {end_of_day}\n"
+        ),
+    )
+    .unwrap();
+    let mut nodes = Vec::new();
+    let mut addresses = Vec::new();
+    for index in 0..4 {
+        let (child, address) =
+            common::start_tls_node(&cluster.join(format!("node-{index}.toml"))).drain_output();
+        nodes.push(KillOnDrop(child));
+        addresses.push(address);
+    }
+    let participants = cluster.join("participants");
+    let bank_key = participants.join("bank-1000.key");
+    let bank_identity = participants.join("bank-1000.identity");
+    let (listener, hub) = bank_certificates(cluster, &bank_key);
+    let mut args = vec![];
+    for address in &addresses {
+        args.extend(["--node", address.as_str()]);
+    }
+    let (identity, listen_identity, genesis_arg, key) = (
+        bank_identity.to_str().unwrap().to_string(),
+        listener.to_str().unwrap().to_string(),
+        genesis_path.to_str().unwrap().to_string(),
+        bank_key.to_str().unwrap().to_string(),
+    );
+    args.extend([
+        "--identity",
+        &identity,
+        "--listen-identity",
+        &listen_identity,
+        "--genesis",
+        &genesis_arg,
+        "--key-file",
+        &key,
+        "--follow",
+        "BKAADEFF",
+    ]);
+    let gateway = spawn_gateway(&args, "https");
+    let send = |xml: &str| -> OutDocument {
+        let (status, body) = post_tls(gateway.addr, &hub, xml).unwrap();
+        assert_eq!(status, 200, "{body}");
+        OutDocument::from_xml(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    let report = |target: &str| -> OutDocument {
+        for _ in 0..600 {
+            let (status, body) = https(gateway.addr, &hub, "GET", target, "").unwrap();
+            match status {
+                200 => return OutDocument::from_xml(&body).unwrap(),
+                // the gateway's books are behind the node's balance for a moment
+                503 => std::thread::sleep(std::time::Duration::from_millis(100)),
+                _ => panic!("{target}: {status} {body}"),
+            }
+        }
+        panic!("{target}: the gateway's books never caught up")
+    };
+    let node = common::tls_client(&bank_identity, addresses[1].as_str()).unwrap();
+    let status_of = |id: u128| node.tx_status(id).unwrap();
+    let date = {
+        let (y, m, d) = tally_gateway::translate::civil_from_days(today as i64);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    assert!(
+        now_ms() < midnight + opening,
+        "the cluster took too long to start: the day opened already"
+    );
+
+    // before the opening: a payment is refused, two dated today are warehoused
+    rejected(
+        &send(&interbank("A-EARLY", "E-EARLY", "1.00", false, None)),
+        "TM01",
+        "business_day_closed",
+    );
+    let normal = record_id("BKAADEFF", "A-W1", "E-W1");
+    let urgent = record_id("BKAADEFF", "A-W2", "E-W2");
+    for (msg, e2e, amount, high) in [
+        ("A-W1", "E-W1", "2.00", false),
+        ("A-W2", "E-W2", "3.00", true),
+    ] {
+        let status = single_status(
+            &send(&interbank(msg, e2e, amount, high, Some(&date))),
+            msg,
+            "pacs.009.001.08",
+        );
+        assert_eq!(status.status, "ACSP", "{status:?}");
+    }
+    assert_eq!(status_of(normal).status, "warehoused");
+    assert_eq!(status_of(urgent).value_date, Some(today));
+
+    // the opening settles both, booked for bank A
+    sleep_until(midnight + opening + 1_000);
+    let opened_normal = notified_within(&gateway, &hub, 1000, normal, "BOOK");
+    assert_eq!(opened_normal.entries[0].amount.value, "2.00");
+    notified_within(&gateway, &hub, 1000, urgent, "BOOK");
+    let (normal_status, urgent_status) = (status_of(normal), status_of(urgent));
+    assert_eq!(normal_status.status, "settled_at_opening");
+    assert_eq!(urgent_status.status, "settled_at_opening");
+    assert_eq!(
+        normal_status.height, urgent_status.height,
+        "the same opening block"
+    );
+
+    // in the day: more than bank A holds queues; a customer payment settles
+    let held = node.balance(1000).unwrap().unwrap();
+    let too_much = format!("{}.00", held / 100 + 1_000);
+    let queued = record_id("BKAADEFF", "A-Q", "E-Q");
+    let status = single_status(
+        &send(&interbank("A-Q", "E-Q", &too_much, false, None)),
+        "A-Q",
+        "pacs.009.001.08",
+    );
+    assert_eq!(status.status, "ACSP", "{status:?}");
+    assert_eq!(status_of(queued).status, "queued");
+    let paid = record_id("BKAADEFF", "A-C1", "E-C1");
+    settled(
+        &single_status(
+            &send(&customer("A-C1", "E-C1", merchant)),
+            "A-C1",
+            "pacs.008.001.08",
+        ),
+        "E-C1",
+        paid,
+    );
+
+    // after the customer cut-off: customer payments refused, interbank ones settle (urgent:
+    // a normal one would queue behind the queued payment, which it may not overtake)
+    sleep_until(midnight + customer_cut_off + 1_000);
+    rejected(
+        &send(&customer("A-C2", "E-C2", merchant)),
+        "TM01",
+        "after_cut_off",
+    );
+    let late = record_id("BKAADEFF", "A-I2", "E-I2");
+    settled(
+        &single_status(
+            &send(&interbank("A-I2", "E-I2", "4.00", true, None)),
+            "A-I2",
+            "pacs.009.001.08",
+        ),
+        "E-I2",
+        late,
+    );
+
+    // the end of day rejects the queued payment; what comes after is refused
+    sleep_until(midnight + end_of_day + 1_000);
+    let mut rejected_at_end = None;
+    for _ in 0..100 {
+        let status = status_of(queued);
+        if status.status != "queued" {
+            rejected_at_end = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rejected_at_end = rejected_at_end.expect("the end of day rejects the queue");
+    assert_eq!(rejected_at_end.status, "end_of_day_unsettled");
+    notified_within(&gateway, &hub, 1000, queued, "INFO");
+    rejected(
+        &send(&interbank("A-LATE", "E-LATE", "1.00", false, None)),
+        "TM01",
+        "business_day_closed",
+    );
+
+    // bank A's statement of the day: opening plus entries is closing, the node's balance
+    let statement = report("/camt.053?account=BKAADEFF");
+    let statement = &statement.camt053.as_ref().expect("a camt.053").statements[0];
+    let balance = |code: &str| {
+        let found = statement
+            .balances
+            .iter()
+            .find(|b| b.kind.code.code == code)
+            .unwrap_or_else(|| panic!("no {code} balance"));
+        signed(&found.amount.value, &found.sign)
+    };
+    let entries: i64 = statement
+        .entries
+        .iter()
+        .filter(|e| e.status.code == "BOOK")
+        .map(|e| signed(&e.amount.value, &e.sign))
+        .sum();
+    assert_eq!(balance("OPBD") + entries, balance("CLBD"));
+    assert_eq!(balance("CLBD"), node.balance(1000).unwrap().unwrap());
+    let booked: Vec<&str> = statement
+        .entries
+        .iter()
+        .filter(|e| e.status.code == "BOOK")
+        .map(|e| e.amount.value.as_str())
+        .collect();
+    for amount in ["2.00", "3.00", "10.00", "4.00"] {
+        assert!(booked.contains(&amount), "{amount} booked: {booked:?}");
+    }
+    drop(gateway);
+    drop(nodes);
+}
+
+/// As [`notified`], over the TLS listener and waiting up to 30 s.
+fn notified_within(
+    gateway: &GatewayProcess,
+    hub: &Path,
+    account: u64,
+    id: u128,
+    status: &str,
+) -> AccountEntries {
+    let reference = format!("{id:032x}");
+    for _ in 0..300 {
+        let (code, body) = https(gateway.addr, hub, "GET", "/camt.054?from=0", "").unwrap();
+        assert_eq!(code, 200, "{body}");
+        let document = OutDocument::from_xml(&body).unwrap();
+        if let Some(found) = notifications_of(&document, account)
+            .into_iter()
+            .find(|n| n.entries[0].servicer_ref == reference && n.entries[0].status.code == status)
+        {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no {status} notification of {reference} on account {account}");
 }
