@@ -842,6 +842,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
             events,
+            tax_days: self.ledger.last_block_finished_tax_days().cloned(),
             index_keys: body.records.iter().map(Into::into).collect(),
             access_changes: self.ledger.block_access_changes().to_vec(),
         }];
