@@ -61,7 +61,7 @@ impl<T: Clone> CowVec<T> {
     }
 
     pub fn push(&mut self, value: T) {
-        if self.len % COW_CHUNK == 0 {
+        if self.len.is_multiple_of(COW_CHUNK) {
             let mut chunk = Vec::with_capacity(COW_CHUNK);
             chunk.push(value);
             self.chunks.push(Arc::new(chunk));
