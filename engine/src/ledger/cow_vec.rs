@@ -1,6 +1,7 @@
 //! A vector in fixed chunks behind `Arc`, copied on write: cloning it clones the chunk
 //! pointers (O(chunks), not O(elements)), and a later write through either copy copies only
-//! the chunk it touches (`Arc::make_mut`). The ledger keeps its accounts in one, so that the
+//! the chunk it touches (`Arc::make_mut`). A chunk is an `Arc<[T]>`, its elements in the
+//! `Arc`'s own allocation, so that a read follows one pointer from the chunk table. The ledger keeps its accounts in one, so that the
 //! copy a checkpoint is written from ([`super::Ledger::copy_for_snapshot`]) costs the
 //! executor microseconds at millions of accounts, and the chunks the next blocks change are
 //! copied once each while the checkpoint thread still holds the copy.
@@ -17,7 +18,7 @@ pub const COW_CHUNK: usize = 128;
 pub struct CowVec<T> {
     /// Every chunk but the last holds exactly [`COW_CHUNK`] elements; the last holds 1 to
     /// [`COW_CHUNK`] (there is no empty chunk).
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Vec<Arc<[T]>>,
     len: usize,
 }
 
@@ -60,16 +61,9 @@ impl<T: Clone> CowVec<T> {
         }
     }
 
+    /// Adds one element (copying the last chunk if it is partial: O([`COW_CHUNK`])).
     pub fn push(&mut self, value: T) {
-        if self.len.is_multiple_of(COW_CHUNK) {
-            let mut chunk = Vec::with_capacity(COW_CHUNK);
-            chunk.push(value);
-            self.chunks.push(Arc::new(chunk));
-        } else {
-            let last = self.chunks.last_mut().expect("a partial chunk");
-            Arc::make_mut(last).push(value);
-        }
-        self.len += 1;
+        self.extend(std::iter::once(value));
     }
 
     pub fn iter(&self) -> Iter<'_, T> {
@@ -93,7 +87,7 @@ impl<T: Clone> CowVec<T> {
 /// The elements in order.
 #[derive(Clone)]
 pub struct Iter<'a, T> {
-    chunks: std::slice::Iter<'a, Arc<Vec<T>>>,
+    chunks: std::slice::Iter<'a, Arc<[T]>>,
     current: std::slice::Iter<'a, T>,
     left: usize,
 }
@@ -138,9 +132,27 @@ impl<T: Clone> IndexMut<usize> for CowVec<T> {
 }
 
 impl<T: Clone> Extend<T> for CowVec<T> {
+    /// O(elements added), plus one copy of a partial last chunk.
     fn extend<I: IntoIterator<Item = T>>(&mut self, values: I) {
+        let mut values = values.into_iter().peekable();
+        if values.peek().is_none() {
+            return;
+        }
+        let mut chunk: Vec<T> = Vec::with_capacity(COW_CHUNK);
+        if !self.len.is_multiple_of(COW_CHUNK) {
+            let last = self.chunks.pop().expect("a partial chunk");
+            chunk.extend_from_slice(&last);
+        }
         for value in values {
-            self.push(value);
+            chunk.push(value);
+            self.len += 1;
+            if chunk.len() == COW_CHUNK {
+                self.chunks.push(Arc::from(std::mem::take(&mut chunk)));
+                chunk.reserve_exact(COW_CHUNK);
+            }
+        }
+        if !chunk.is_empty() {
+            self.chunks.push(Arc::from(chunk));
         }
     }
 }
@@ -228,9 +240,9 @@ mod tests {
         assert_eq!(live.shared_chunks(&original), 8);
         // once the copy is gone, writes go in place
         drop(original);
-        let before = Arc::as_ptr(&live.chunks[3]);
+        let before = Arc::as_ptr(&live.chunks[3]).cast::<u64>();
         live[3 * COW_CHUNK] = 5;
-        assert_eq!(Arc::as_ptr(&live.chunks[3]), before);
+        assert_eq!(Arc::as_ptr(&live.chunks[3]).cast::<u64>(), before);
     }
 
     #[test]
