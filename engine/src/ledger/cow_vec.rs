@@ -1,12 +1,23 @@
 //! A vector in fixed chunks behind `Arc`, copied on write: cloning it clones the chunk
 //! pointers (O(chunks), not O(elements)), and a later write through either copy copies only
 //! the chunk it touches (`Arc::make_mut`). A chunk is an `Arc<[T]>`, its elements in the
-//! `Arc`'s own allocation, so that a read follows one pointer from the chunk table. The ledger keeps its accounts in one, so that the
-//! copy a checkpoint is written from ([`super::Ledger::copy_for_snapshot`]) costs the
-//! executor microseconds at millions of accounts, and the chunks the next blocks change are
-//! copied once each while the checkpoint thread still holds the copy.
+//! `Arc`'s own allocation, so that a read follows one pointer from the chunk table. The
+//! ledger keeps its accounts in one, so that the copy a checkpoint is written from
+//! ([`super::Ledger::copy_for_snapshot`]) costs the executor microseconds at millions of
+//! accounts, and the chunks the next blocks change are copied once each while the checkpoint
+//! thread still holds the copy.
+//!
+//! A write does not pay an atomic read-modify-write on the chunk's reference count
+//! (`Arc::make_mut` and `Arc::get_mut` do one, a locked instruction that waits for the memory
+//! accesses before it). The vector remembers which chunks it alone holds (`owned`: set when
+//! it made a chunk or `Arc::make_mut` made it unique, cleared for every chunk when it is
+//! cloned) and writes those in place; this module's one `unsafe` block rests on that
+//! invariant, which debug builds check at every such write.
+
+#![allow(unsafe_code)]
 
 use std::ops::{Index, IndexMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Elements per chunk: a write after a copy copies this many (about 17 KiB of accounts), and
@@ -14,11 +25,16 @@ use std::sync::Arc;
 pub const COW_CHUNK: usize = 128;
 
 /// A growable vector whose clone shares its chunks until they are written.
-#[derive(Clone)]
 pub struct CowVec<T> {
     /// Every chunk but the last holds exactly [`COW_CHUNK`] elements; the last holds 1 to
     /// [`COW_CHUNK`] (there is no empty chunk).
     chunks: Vec<Arc<[T]>>,
+    /// Per chunk: true only while this vector holds the chunk's one reference (no other
+    /// `Arc` to it, and no `Weak` is ever made). Set when the chunk is made here or made
+    /// unique by `Arc::make_mut`; cleared for every chunk whenever the vector is cloned (the
+    /// only way a chunk gets a second reference). Atomic so that `clone` (`&self`) can clear
+    /// it; a write reads and sets it through `&mut`, with no atomic operation.
+    owned: Vec<AtomicBool>,
     len: usize,
 }
 
@@ -26,7 +42,23 @@ impl<T> Default for CowVec<T> {
     fn default() -> CowVec<T> {
         CowVec {
             chunks: Vec::new(),
+            owned: Vec::new(),
             len: 0,
+        }
+    }
+}
+
+impl<T> Clone for CowVec<T> {
+    /// Shares every chunk (one pointer each); neither vector owns a chunk until a write
+    /// makes it unique again.
+    fn clone(&self) -> CowVec<T> {
+        for owned in &self.owned {
+            owned.store(false, Ordering::Relaxed);
+        }
+        CowVec {
+            chunks: self.chunks.clone(),
+            owned: self.chunks.iter().map(|_| AtomicBool::new(false)).collect(),
+            len: self.len,
         }
     }
 }
@@ -55,9 +87,32 @@ impl<T: Clone> CowVec<T> {
     /// The element at `index` for writing: its chunk is copied first if a clone shares it.
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         if index < self.len {
-            Some(&mut Arc::make_mut(&mut self.chunks[index / COW_CHUNK])[index % COW_CHUNK])
+            Some(&mut self.chunk_mut(index / COW_CHUNK)[index % COW_CHUNK])
         } else {
             None
+        }
+    }
+
+    /// Chunk `at` for writing: in place if this vector owns it, else made unique (copied if
+    /// a clone still holds it) and owned from then on.
+    #[inline]
+    fn chunk_mut(&mut self, at: usize) -> &mut [T] {
+        let owned = self.owned[at].get_mut();
+        let chunk = &mut self.chunks[at];
+        if *owned {
+            debug_assert!(
+                Arc::get_mut(chunk).is_some(),
+                "an owned chunk has no other reference"
+            );
+            // SAFETY: `owned` is true only while `chunk` is the one reference to its
+            // allocation (see the field): no other `Arc` or `Weak` can read or write it, and
+            // the `&mut` borrow of `chunk` (through `&mut self`) lasts as long as the slice
+            // returned, so nothing else reaches it through this vector either. The pointer
+            // comes from the `Arc`'s own allocation pointer, as `Arc::get_mut` uses it.
+            unsafe { &mut *(Arc::as_ptr(chunk) as *mut [T]) }
+        } else {
+            *owned = true;
+            Arc::make_mut(chunk)
         }
     }
 
@@ -127,7 +182,7 @@ impl<T: Clone> Index<usize> for CowVec<T> {
 impl<T: Clone> IndexMut<usize> for CowVec<T> {
     #[inline]
     fn index_mut(&mut self, index: usize) -> &mut T {
-        &mut Arc::make_mut(&mut self.chunks[index / COW_CHUNK])[index % COW_CHUNK]
+        &mut self.chunk_mut(index / COW_CHUNK)[index % COW_CHUNK]
     }
 }
 
@@ -141,6 +196,7 @@ impl<T: Clone> Extend<T> for CowVec<T> {
         let mut chunk: Vec<T> = Vec::with_capacity(COW_CHUNK);
         if !self.len.is_multiple_of(COW_CHUNK) {
             let last = self.chunks.pop().expect("a partial chunk");
+            self.owned.pop();
             chunk.extend_from_slice(&last);
         }
         for value in values {
@@ -148,11 +204,13 @@ impl<T: Clone> Extend<T> for CowVec<T> {
             self.len += 1;
             if chunk.len() == COW_CHUNK {
                 self.chunks.push(Arc::from(std::mem::take(&mut chunk)));
+                self.owned.push(AtomicBool::new(true));
                 chunk.reserve_exact(COW_CHUNK);
             }
         }
         if !chunk.is_empty() {
             self.chunks.push(Arc::from(chunk));
+            self.owned.push(AtomicBool::new(true));
         }
     }
 }
@@ -238,6 +296,13 @@ mod tests {
         assert_eq!(live[3 * COW_CHUNK + 5], 1_000_000);
         assert_eq!(live[9 * COW_CHUNK], (9 * COW_CHUNK) as u64 + 1);
         assert_eq!(live.shared_chunks(&original), 8);
+        // a second copy: the chunks the live vector owned again are shared again, and a
+        // write copies them once more
+        let second = live.clone();
+        live[3 * COW_CHUNK + 5] = 7;
+        assert_eq!(second[3 * COW_CHUNK + 5], 1_000_000);
+        assert_eq!(live[3 * COW_CHUNK + 5], 7);
+        drop(second);
         // once the copy is gone, writes go in place
         drop(original);
         let before = Arc::as_ptr(&live.chunks[3]).cast::<u64>();
