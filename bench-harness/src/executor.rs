@@ -617,6 +617,62 @@ pub fn measure_checkpoint_copy(accounts: u64, backlog: usize) -> (f64, f64, usiz
     (copy_us, encode_us, bytes.len())
 }
 
+/// What a checkpoint costs the execution thread at a large population: the copy
+/// ([`Ledger::copy_for_snapshot`]), a deep copy of the accounts for comparison, and the
+/// blocks executed while the copy is held (they copy the chunks of accounts they change).
+#[derive(Clone, Debug)]
+pub struct CheckpointPause {
+    pub accounts: u64,
+    /// `Ledger::copy_for_snapshot` (copy-on-write accounts: one pointer per chunk).
+    pub copy_us: f64,
+    /// A deep copy of the accounts into a plain vector: what the copy cost when the accounts
+    /// were one `Vec` cloned whole.
+    pub deep_copy_us: f64,
+    /// Median time of a block of [`BLOCK_TX`] transfers with its state root, no copy held.
+    pub block_us: f64,
+    /// The first and the second block executed while the copy is held.
+    pub block_after_copy_us: [f64; 2],
+}
+
+/// [`CheckpointPause`] over the population of [`measure_scale`]: `accounts` consumers held
+/// by banks, blocks of plain transfers between random consumers.
+pub fn measure_checkpoint_pause(accounts: u64) -> CheckpointPause {
+    let blocks = 9;
+    let (genesis, records) = scale_input(accounts, blocks * BLOCK_TX);
+    let mut ledger = Ledger::from_genesis(&genesis);
+    std::hint::black_box(ledger.state_root());
+    let mut chunks = records.chunks(BLOCK_TX);
+    let mut height = 0u64;
+    let mut run_block = |ledger: &mut Ledger| {
+        height += 1;
+        let block = chunks.next().expect("enough blocks");
+        let started = Instant::now();
+        ledger.execute_block(height, 1_000 + height, block);
+        std::hint::black_box(ledger.state_root());
+        started.elapsed().as_secs_f64() * 1e6
+    };
+    let mut plain: Vec<f64> = (0..6).map(|_| run_block(&mut ledger)).collect();
+    plain.sort_by(f64::total_cmp);
+    let started = Instant::now();
+    let copy = std::hint::black_box(ledger.copy_for_snapshot());
+    let copy_us = started.elapsed().as_secs_f64() * 1e6;
+    let block_after_copy_us = [run_block(&mut ledger), run_block(&mut ledger)];
+    drop(copy);
+    let started = Instant::now();
+    let deep: Vec<tally_engine::ledger::Account> =
+        std::hint::black_box(ledger.accounts().iter().cloned().collect());
+    let deep_copy_us = started.elapsed().as_secs_f64() * 1e6;
+    drop(deep);
+    run_block(&mut ledger);
+    CheckpointPause {
+        accounts: ledger.accounts().len() as u64,
+        copy_us,
+        deep_copy_us,
+        block_us: plain[plain.len() / 2],
+        block_after_copy_us,
+    }
+}
+
 #[cfg(test)]
 mod state_root_tests {
     use super::*;
@@ -633,5 +689,13 @@ mod state_root_tests {
             (figures[1].changed_accounts, figures[1].changed_entries),
             (64, 16)
         );
+    }
+
+    #[test]
+    fn the_checkpoint_pause_figures_time_the_copy_and_the_blocks_around_it() {
+        let pause = measure_checkpoint_pause(50_000);
+        assert!(pause.accounts > 50_000, "{pause:?}");
+        assert!(pause.copy_us > 0.0 && pause.deep_copy_us > 0.0 && pause.block_us > 0.0);
+        assert!(pause.block_after_copy_us.iter().all(|&t| t > 0.0));
     }
 }

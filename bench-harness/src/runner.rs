@@ -19,6 +19,7 @@ pub enum Part {
     Storage,
     Pipeline,
     Executor,
+    Checkpoint,
     Finality,
     Access,
     Queries,
@@ -36,6 +37,7 @@ impl std::str::FromStr for Part {
             "storage" => Ok(Part::Storage),
             "pipeline" => Ok(Part::Pipeline),
             "executor" => Ok(Part::Executor),
+            "checkpoint" => Ok(Part::Checkpoint),
             "finality" => Ok(Part::Finality),
             "access" => Ok(Part::Access),
             "queries" => Ok(Part::Queries),
@@ -43,7 +45,7 @@ impl std::str::FromStr for Part {
             "proof" => Ok(Part::Proof),
             "distance" => Ok(Part::Distance),
             other => Err(format!(
-                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, finality, access, queries, latency, proof or distance"
+                "unknown bench part {other:?}: expected sigverify, merkle, storage, pipeline, executor, checkpoint, finality, access, queries, latency, proof or distance"
             )),
         }
     }
@@ -492,6 +494,10 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
                     format!("snapshot {bytes} bytes"),
                 ));
             }
+            Part::Checkpoint => {
+                progress("checkpoint: the copy's pause at large populations");
+                checkpoint_rows(options.quick, &mut rows);
+            }
             Part::Pipeline => {
                 progress("single-node pipeline");
                 let tx_count = if options.quick { 100_000 } else { 400_000 };
@@ -566,6 +572,63 @@ pub fn run(options: &RunnerOptions, mut progress: impl FnMut(&str)) -> Table {
         }
     }
     Table { manifest, rows }
+}
+
+/// What a checkpoint costs the execution thread at 1 and 10 million accounts (quick: 0.1
+/// and 1 million): the copy against a deep copy of the accounts, the blocks executed while
+/// the copy is held against those without; then the executor's throughput at the larger
+/// population against 1 000 accounts, same run, in turn.
+fn checkpoint_rows(quick: bool, rows: &mut Vec<Row>) {
+    let sizes: [u64; 2] = if quick {
+        [100_000, 1_000_000]
+    } else {
+        [1_000_000, 10_000_000]
+    };
+    for accounts in sizes {
+        let pause = crate::executor::measure_checkpoint_pause(accounts);
+        rows.push(row(
+            "checkpoint",
+            format!(
+                "copy for a checkpoint on the execution thread, {} accounts",
+                pause.accounts
+            ),
+            pause.copy_us,
+            "us",
+            "a deep copy of the accounts",
+            pause.deep_copy_us,
+            "copy-on-write chunks of accounts: one pointer a chunk".to_string(),
+        ));
+        rows.push(row(
+            "checkpoint",
+            format!(
+                "first block of {} transfers with its state root while the copy is held, {} accounts",
+                crate::executor::BLOCK_TX,
+                pause.accounts
+            ),
+            pause.block_after_copy_us[0],
+            "us",
+            "the median block with no copy held",
+            pause.block_us,
+            format!(
+                "second block while held {:.0} us; a held copy makes a block copy the chunks it changes",
+                pause.block_after_copy_us[1]
+            ),
+        ));
+    }
+    let (large, scale_tx) = (sizes[1], if quick { 50_000 } else { 200_000 });
+    let scale = crate::executor::measure_scale(&[1_000, large], scale_tx, 3);
+    rows.push(row(
+        "checkpoint",
+        format!(
+            "executor, plain transfers over {} accounts (bank-held ranges), state root per block",
+            scale[1].accounts
+        ),
+        scale[1].tx_per_s,
+        "tx/s",
+        "the same over 1,000 accounts",
+        scale[0].tx_per_s,
+        "best of 3 rounds in turn".to_string(),
+    ));
 }
 
 /// Rows of the client port under TLS and under a bad-signature attacker

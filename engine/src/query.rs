@@ -9,6 +9,7 @@
 use crate::block::{self, BlockView};
 use crate::ledger::{Ledger, TxStatus};
 use crate::log::history::{HistoryIndex, HistoryIndexError, REFERENCE};
+use crate::log::tax_journal::{TaxDayJournal, TaxJournalError};
 use crate::log::{Log, LogConfig, LogError};
 use crate::net::query::{
     answer_from_ledger, tx_status_info, Answer, HistoryCursor, LoggedTxInfo, Query, QueryResult,
@@ -57,6 +58,8 @@ pub enum QueryError {
     },
     #[error(transparent)]
     Index(#[from] HistoryIndexError),
+    #[error(transparent)]
+    TaxDays(#[from] TaxJournalError),
 }
 
 /// Where history is read from: the log, its archive and the history index over both.
@@ -768,6 +771,17 @@ pub fn answer_offline(
                 events: events.as_ref(),
             };
             answer_with_log(ledger, &source, query, HistoryReach::Stopped, |_| true)
+        }
+        Query::TaxReport {
+            payee,
+            from_day,
+            to_day,
+        } => {
+            check_data_dir(data_dir)?;
+            let journal = TaxDayJournal::open(&TaxDayJournal::dir_in(data_dir))?;
+            Ok(crate::net::query::tax_report_with_days(
+                ledger, &journal, *payee, *from_day, *to_day,
+            ))
         }
         _ => Ok(answer_from_ledger(ledger, query)),
     }

@@ -403,3 +403,77 @@ fn a_checkpoint_out_of_space_stops_the_node_without_holding_up_blocks_before_it(
     assert_eq!(recovered.height, 5);
     assert!(recovered.ledger.is_settled(5));
 }
+
+#[test]
+fn a_copy_for_a_checkpoint_encodes_the_same_snapshot_and_later_blocks_leave_it_alone() {
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use tally_engine::genesis::{AccountRangeSpec, Role};
+    const FIRST: u64 = 5_000_000;
+    const COUNT: u64 = 2_000; // many copy-on-write chunks of accounts
+    let mut f = Fixture::banks(2, 1_000_000);
+    let owner = f.genesis.accounts[3].owner.clone(); // BANK_A's key
+    f.genesis.account_ranges = vec![AccountRangeSpec {
+        first_id: FIRST,
+        count: COUNT,
+        role: Role::Consumer,
+        bank: BANK_A,
+        owner,
+        balance: 1_000,
+        balance_max: None,
+    }];
+    f.genesis.validate().unwrap();
+    let seed = test_seed("a_copy_for_a_checkpoint_encodes_the_same_snapshot");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut next_id = 0u128;
+    let mut block = |rng: &mut ChaCha8Rng| -> Vec<tally_engine::tx::TxRecord> {
+        (0..200)
+            .map(|_| {
+                next_id += 1;
+                let debit = FIRST + rng.random_range(0..COUNT);
+                let credit = FIRST + rng.random_range(0..COUNT);
+                f.signed_by(
+                    BANK_A,
+                    &f.fields(next_id, TxKind::Transfer, debit, credit, 3),
+                )
+            })
+            .collect()
+    };
+    let blocks: Vec<_> = (0..8).map(|_| block(&mut rng)).collect();
+    // `live` takes a copy after block 4 and goes on; `twin` executes the same blocks and is
+    // never copied
+    let mut live = Ledger::from_genesis(&f.genesis);
+    let mut twin = Ledger::from_genesis(&f.genesis);
+    let point = |height| SnapshotPoint {
+        height,
+        last_block_hash: [height as u8; 32],
+    };
+    let genesis = f.genesis.hash();
+    let mut copy = None;
+    let mut at_copy = Vec::new();
+    for (height, records) in (1..).zip(&blocks) {
+        let ours = live.execute_block(height, 1_000 * height, records);
+        assert_eq!(ours, twin.execute_block(height, 1_000 * height, records));
+        assert!(ours.iter().filter(|c| c.is_ok()).count() > 150);
+        if height == 4 {
+            at_copy = live.snapshot(&genesis, point(4));
+            let taken = live.copy_for_snapshot();
+            assert_eq!(taken.snapshot(&genesis, point(4)), at_copy, "seed {seed}");
+            copy = Some(taken);
+        }
+    }
+    let copy = copy.unwrap();
+    // four blocks of writes later, the copy still encodes the state after block 4
+    assert_eq!(copy.snapshot(&genesis, point(4)), at_copy, "seed {seed}");
+    // and the live ledger, which copied the chunks it changed, is the never-copied twin
+    let (live_bytes, twin_bytes) = (
+        live.snapshot(&genesis, point(8)),
+        twin.snapshot(&genesis, point(8)),
+    );
+    assert_ne!(live_bytes, at_copy);
+    assert_eq!(live_bytes, twin_bytes, "seed {seed}");
+    assert_eq!(live.state_root(), twin.state_root());
+    assert_eq!(live.state_root(), live.state_root_from_scratch());
+    let (restored, _) = Ledger::restore(&at_copy, &genesis).unwrap();
+    assert_eq!(restored.accounts(), copy.accounts());
+}

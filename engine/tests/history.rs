@@ -627,3 +627,159 @@ fn a_forgotten_queued_payment_is_answered_from_the_event_journal() {
         "offline, from the journal the node left"
     );
 }
+
+/// (payments, tax, refunded tax) of the shop's rows in a tax report.
+fn shop_tax(answer: Answer) -> (u64, u128, u128) {
+    let Answer::TaxReport { rows, .. } = answer else {
+        panic!("{answer:?}")
+    };
+    rows.iter()
+        .filter(|row| row.payee == SHOP)
+        .fold((0, 0, 0), |(p, t, r), row| {
+            (p + row.payments, t + row.tax, r + row.refunded_tax)
+        })
+}
+
+#[test]
+fn tax_reports_of_days_past_the_refund_window_come_from_the_tax_day_journal_across_restarts() {
+    use tally_engine::genesis::DAY_MS;
+    use tally_engine::log::tax_journal::TaxDayJournal;
+    // the business day ends five seconds from now (the genesis's cut-off), and the refund
+    // window is one second: the day's rows leave the ledger a second after the day ends
+    let boundary = now_ms() + 5_000;
+    let table: Vec<AccountRow> = vec![
+        (CENTRAL_BANK, Role::CentralBank, 0, None),
+        (TAX, Role::TaxAuthority, 0, None),
+        (BANK_A, Role::Bank, 1_000_000, None),
+        (BANK_B, Role::Bank, 1_000_000, None),
+        (ALICE, Role::Consumer, 1_000_000_000, Some(BANK_A)),
+        (SHOP, Role::Merchant, 1_000_000, Some(BANK_A)),
+    ];
+    let f = Fixture::from_table(&table, |g| {
+        g.settlement.validity_window_ms = 1_000;
+        g.settlement.refund_window_ms = 1_000;
+        g.settlement.day_cutoff_ms = boundary % DAY_MS;
+    });
+    let day = (boundary - 1 - boundary % DAY_MS) / DAY_MS; // the day that ends at `boundary`
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("node");
+    let start = || {
+        let mut node = NodeConfig::new(data_dir.clone());
+        node.checkpoint_interval_blocks = 2;
+        let config = ServiceConfig {
+            server: ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..ServerConfig::default()
+            },
+            metrics_listen: None,
+            metrics_tls: false,
+        };
+        NodeService::start(&f.genesis, node, config).expect("service starts")
+    };
+    let report = |client: &Client| {
+        shop_tax(ask(
+            client,
+            Query::TaxReport {
+                payee: None,
+                from_day: day,
+                to_day: day,
+            },
+        ))
+    };
+    let service = start();
+    let client = Client::connect(service.client_addr()).unwrap();
+    let one = |client: &Client, record: TxRecord| {
+        let (acks, refused) = submit_and_wait(client, &[record], Duration::from_secs(60)).unwrap();
+        assert_eq!(refused, None);
+        assert_eq!(acks[0].code, ResultCode::Ok);
+    };
+    for id in 1..=3 {
+        one(&client, taxed(&f, id, 10_000, now_ms() + 500));
+    }
+    one(&client, refund(&f, 4, 1, 1_000, now_ms() + 500));
+    assert!(
+        now_ms() < boundary,
+        "the payments were meant for the day that ends at {boundary}"
+    );
+    let expected = (3, 2_700, 90);
+    assert_eq!(report(&client), expected, "from the ledger");
+    // past the day's end and the refund window: blocks make the ledger forget the day
+    std::thread::sleep(Duration::from_millis(
+        (boundary + 1_300).saturating_sub(now_ms()),
+    ));
+    for id in 5..9 {
+        one(
+            &client,
+            f.custom(BANK_A, id, TxKind::Transfer, BANK_A, BANK_B, 1, |t| {
+                t.valid_until = now_ms() + 500
+            }),
+        );
+    }
+    let Answer::Totals(totals) = ask(&client, Query::Totals) else {
+        panic!()
+    };
+    assert_eq!(totals.net_tax, 0, "the ledger holds no tax row any more");
+    assert_eq!(report(&client), expected, "from the journal");
+    // every day from the first: the same rows
+    let all = shop_tax(ask(
+        &client,
+        Query::TaxReport {
+            payee: Some(SHOP),
+            from_day: 0,
+            to_day: u64::MAX,
+        },
+    ));
+    assert_eq!(all, expected);
+    drop(client);
+    assert_eq!(service.shutdown().fatal, None);
+    // across a restart (from a checkpoint that no longer holds the day)
+    let service = start();
+    let client = Client::connect(service.client_addr()).unwrap();
+    assert_eq!(report(&client), expected, "after a restart");
+    drop(client);
+    service.shutdown();
+    // offline, over the stopped node's data directory
+    let offline_report = |data_dir: &std::path::Path| {
+        shop_tax(offline(
+            &f,
+            data_dir,
+            Query::TaxReport {
+                payee: None,
+                from_day: day,
+                to_day: day,
+            },
+        ))
+    };
+    assert_eq!(offline_report(&data_dir), expected, "offline");
+    // the journal lost: a checkpoint past the window cannot make the day again, and the
+    // query says so
+    let journal_dir = TaxDayJournal::dir_in(&data_dir);
+    std::fs::remove_dir_all(&journal_dir).unwrap();
+    let service = start();
+    let client = Client::connect(service.client_addr()).unwrap();
+    let refused = client.query(&Query::TaxReport {
+        payee: None,
+        from_day: day,
+        to_day: day,
+    });
+    let text = format!("{refused:?}");
+    assert!(
+        text.contains(&format!(
+            "tax rows of business day {day} are not kept by this node"
+        )),
+        "{text}"
+    );
+    drop(client);
+    service.shutdown();
+    // the journal lost and the checkpoints too: the replay of the whole log makes it again
+    std::fs::remove_dir_all(&journal_dir).unwrap();
+    std::fs::remove_dir_all(tally_engine::node::checkpoints_dir(&NodeConfig::new(
+        data_dir.clone(),
+    )))
+    .unwrap();
+    let service = start();
+    let client = Client::connect(service.client_addr()).unwrap();
+    assert_eq!(report(&client), expected, "made again from the log");
+    drop(client);
+    service.shutdown();
+}

@@ -7,7 +7,9 @@ use tally_bench::runner::{run, Part, RunnerOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, pipeline,
+    /// Parts to measure, comma-separated: sigverify, merkle, storage, executor, checkpoint
+    /// (the copy a checkpoint takes on the execution thread at 1 and 10 million accounts,
+    /// not in the default list), pipeline,
     /// finality (1 and 4 validators in this process), access (the client port: TLS against
     /// plain TCP, an honest client under a bad-signature attacker), queries (query latency
     /// under half the node's maximum load against the idle node), latency (open loop at 25,

@@ -22,6 +22,7 @@
 
 mod account_index;
 mod account_tree;
+pub mod cow_vec;
 mod journal;
 mod lifecycle;
 mod query;
@@ -34,7 +35,7 @@ mod warehouse;
 pub use query::{PendingTransfer, TxStatus};
 pub use rtgs::{QueueKey, QueuedPayment, QUEUED_PAYMENTS_MAX};
 pub use snapshot::{SnapshotError, SnapshotPoint};
-pub use tax::{TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
+pub use tax::{FinishedTaxDays, TaxPayment, TaxRate, TaxReportRow, TaxTotals, TAX_RATES_MAX};
 pub use warehouse::{WarehouseKey, WarehousedPayment, WAREHOUSED_PAYMENTS_MAX};
 
 use crate::calendar::Calendar;
@@ -42,6 +43,7 @@ use crate::consensus::{ScheduleError, ValidatorChange, ValidatorSchedule, Valida
 use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
+use cow_vec::CowVec;
 use journal::{Chain, Undo};
 use set_hash::SetHash;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -353,8 +355,9 @@ pub struct Ledger {
     validity_window_ms: u64,
     /// The genesis's accounts sorted by id, then the accounts opened since (kinds 15 and
     /// 19) in the order they were opened: the state tree's leaf order. An account is never
-    /// removed (a closed one stays, marked), so a position never changes.
-    accounts: Vec<Account>,
+    /// removed (a closed one stays, marked), so a position never changes. In copy-on-write
+    /// chunks, so that [`Ledger::copy_for_snapshot`] copies chunk pointers, not accounts.
+    accounts: CowVec<Account>,
     /// The accounts' Merkle tree, updated for the accounts each block changed.
     account_tree: account_tree::AccountTree,
     index: account_index::AccountIndex,
@@ -414,6 +417,9 @@ pub struct Ledger {
     chain: Option<Chain>,
     corrections: Vec<(u32, ResultCode)>,
     events: Vec<SettlementEvent>,
+    /// The business days the current block's time ended (the tax-total rows of the
+    /// previous block's day, taken before they can be forgotten), for the tax-day journal.
+    finished_tax_days: Option<tax::FinishedTaxDays>,
     /// The validator set by epoch and the authorities' pending votes on changes.
     schedule: ValidatorSchedule,
     /// Serial numbers (canonical bytes: big-endian, no leading zero byte) of revoked network
@@ -511,6 +517,7 @@ impl Ledger {
         schedule: ValidatorSchedule,
     ) -> Ledger {
         let total_balance = accounts.iter().map(|a| i128::from(a.balance)).sum();
+        let accounts = CowVec::from(accounts);
         Ledger {
             ledger,
             central_bank,
@@ -549,6 +556,7 @@ impl Ledger {
             chain: None,
             corrections: Vec::new(),
             events: Vec::new(),
+            finished_tax_days: None,
             schedule,
             revoked: BTreeSet::new(),
             revoked_in_block: Vec::new(),
@@ -571,6 +579,7 @@ impl Ledger {
                 self.undo(chain);
             }
         }
+        let previous_day = self.business_day(self.block.time_ms);
         self.block = BlockContext {
             height,
             time_ms: self.block.time_ms.max(timestamp_ms),
@@ -578,6 +587,7 @@ impl Ledger {
             next_index: 0,
             proposer: None,
         };
+        self.finished_tax_days = self.take_finished_tax_days(previous_day);
         self.corrections.clear();
         self.events.clear();
         self.revoked_in_block.clear();
@@ -1622,7 +1632,7 @@ impl Ledger {
 
     /// Every account: the genesis's sorted by id, then those opened since in the order they
     /// were opened (closed ones included, marked).
-    pub fn accounts(&self) -> &[Account] {
+    pub fn accounts(&self) -> &CowVec<Account> {
         &self.accounts
     }
 
@@ -1748,5 +1758,12 @@ impl Ledger {
     /// What happened outside the records of the last block (queue settlements, expiries).
     pub fn last_block_events(&self) -> &[SettlementEvent] {
         &self.events
+    }
+
+    /// The business days the last block's time ended, with their tax-total rows, which never
+    /// change again (for the tax-day journal); `None` when the block is in the same business
+    /// day as the block before it.
+    pub fn last_block_finished_tax_days(&self) -> Option<&FinishedTaxDays> {
+        self.finished_tax_days.as_ref()
     }
 }

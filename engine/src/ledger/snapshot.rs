@@ -141,9 +141,12 @@ fn put_totals(out: &mut Vec<u8>, totals: &TaxTotals) {
 }
 
 impl Ledger {
-    /// A copy of everything [`Ledger::snapshot`] encodes, taken between blocks: plain copies
-    /// of the live structures (no encoding, no hashing; the look-up indices and the accounts'
-    /// Merkle tree are left out), for a checkpoint written on another thread. Only
+    /// A copy of everything [`Ledger::snapshot`] encodes, taken between blocks, for a
+    /// checkpoint written on another thread (no encoding, no hashing; the look-up indices and
+    /// the accounts' Merkle tree are left out). The accounts are shared copy-on-write
+    /// ([`super::cow_vec::CowVec`]): the copy clones one pointer per chunk of accounts, and
+    /// the blocks executed while the copy lives copy the chunks they change, once each. The
+    /// other tables hold at most one window of transactions and are copied plainly. Only
     /// [`Ledger::snapshot`] may be asked of the copy.
     pub fn copy_for_snapshot(&self) -> Ledger {
         Ledger {
@@ -184,6 +187,7 @@ impl Ledger {
             chain: None,
             corrections: Vec::new(),
             events: Vec::new(),
+            finished_tax_days: None,
             schedule: self.schedule.clone(),
             revoked: self.revoked.clone(),
             revoked_in_block: Vec::new(),

@@ -120,7 +120,8 @@ impl TaxTotals {
         self.tax as i128 - self.refunded_tax as i128
     }
 
-    fn add(&mut self, other: &TaxTotals) {
+    /// Adds `other` to these totals.
+    pub fn add(&mut self, other: &TaxTotals) {
         self.payments += other.payments;
         self.gross += other.gross;
         self.tax += other.tax;
@@ -139,6 +140,19 @@ pub struct TaxReportRow {
     /// has a row per basis).
     pub basis: TaxBasis,
     pub totals: TaxTotals,
+}
+
+/// Business days that ended, with their tax-total rows: what the tax-day journal keeps of
+/// them (docs/STORAGE.md, "Tax-day journal").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedTaxDays {
+    /// The first business day ended (that of the block before).
+    pub first_day: u64,
+    /// One past the last day ended (the current block's business day): the days between
+    /// held no block, so no row.
+    pub end_day: u64,
+    /// (business day, row), by day, then payee, category and basis.
+    pub rows: Vec<(u64, TaxReportRow)>,
 }
 
 /// Key of the tax totals: (payee, business day, category, basis).
@@ -194,6 +208,41 @@ impl Ledger {
                 totals,
             })
             .collect()
+    }
+
+    /// The first business day whose tax-total rows the ledger still holds (it forgets those
+    /// of days that ended more than one refund window ago); every later day's rows are whole.
+    pub fn first_tax_day_held(&self) -> u64 {
+        self.business_day(self.block.time_ms.saturating_sub(self.refund_window_ms))
+    }
+
+    /// The days from `previous_day` to the current block's business day (excluded) and
+    /// their rows, if the current block's day is later: taken before the block forgets any.
+    pub(super) fn take_finished_tax_days(&self, previous_day: u64) -> Option<FinishedTaxDays> {
+        let end_day = self.business_day(self.block.time_ms);
+        if end_day <= previous_day {
+            return None;
+        }
+        let rows = self
+            .tax_totals_by_day
+            .range((previous_day, (0, 0, 0, TaxBasis::ALL[0]))..)
+            .take_while(|(day, _)| *day < end_day)
+            .map(|&(day, key)| {
+                let (payee, _, category, basis) = key;
+                let row = TaxReportRow {
+                    payee,
+                    category,
+                    basis,
+                    totals: self.tax_totals[&key],
+                };
+                (day, row)
+            })
+            .collect();
+        Some(FinishedTaxDays {
+            first_day: previous_day,
+            end_day,
+            rows,
+        })
     }
 
     fn add_tax_totals(&mut self, payee: u64, category: u32, basis: TaxBasis, change: TaxTotals) {

@@ -28,6 +28,7 @@ mod io;
 mod mmap;
 mod prepared;
 mod scan;
+pub mod tax_journal;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::IoSlice;

@@ -3,7 +3,8 @@
 
 pub use tally_protocol::query::*;
 
-use crate::ledger::{Ledger, QueuedPayment, TxStatus};
+use crate::ledger::{Ledger, QueuedPayment, TaxReportRow, TxStatus};
+use crate::log::tax_journal::TaxDayJournal;
 
 /// What the ledger knows of transaction `id`, as the protocol states it.
 pub fn tx_status_info(ledger: &Ledger, id: u128) -> TxStatusInfo {
@@ -248,10 +249,60 @@ pub fn answer_from_ledger(ledger: &Ledger, query: &Query) -> QueryResult {
 pub const NEEDS_LOG: &str = "this query reads the log: it is answered by a node with its log, or \
     over a stopped node's data directory (`tally query --data-dir`)";
 
-/// A tax report of one payee or of all.
+/// A tax report of one payee or of all, from the ledger's rows (the business days that
+/// ended less than one refund window ago, and today).
 pub fn tax_report(ledger: &Ledger, payee: Option<u64>, from_day: u64, to_day: u64) -> Answer {
-    let rows: Vec<TaxRow> = ledger
-        .tax_report(payee, from_day, to_day)
+    tax_report_answer(
+        payee,
+        from_day,
+        to_day,
+        ledger.tax_report(payee, from_day, to_day),
+    )
+}
+
+/// A tax report over any past business days: the days the ledger still holds from its rows,
+/// the older ones from the node's tax-day journal ([`TaxDayJournal`]); an error if the
+/// journal does not hold one of them.
+pub fn tax_report_with_days(
+    ledger: &Ledger,
+    journal: &TaxDayJournal,
+    payee: Option<u64>,
+    from_day: u64,
+    to_day: u64,
+) -> QueryResult {
+    let held = ledger.first_tax_day_held();
+    let mut rows = if to_day >= held {
+        ledger.tax_report(payee, from_day.max(held), to_day)
+    } else {
+        Vec::new()
+    };
+    if from_day < held {
+        match journal.tax_report(payee, from_day, to_day.min(held - 1)) {
+            Ok(older) => rows = merge_tax_rows(older, rows),
+            Err(error) => return QueryResult::Error(error.to_string()),
+        }
+    }
+    QueryResult::Ok(tax_report_answer(payee, from_day, to_day, rows))
+}
+
+/// Rows of two spans of days summed per payee, category and basis, in that order.
+fn merge_tax_rows(a: Vec<TaxReportRow>, b: Vec<TaxReportRow>) -> Vec<TaxReportRow> {
+    let mut sums: std::collections::BTreeMap<_, TaxReportRow> = std::collections::BTreeMap::new();
+    for row in a.into_iter().chain(b) {
+        sums.entry((row.payee, row.category, row.basis))
+            .and_modify(|sum: &mut TaxReportRow| sum.totals.add(&row.totals))
+            .or_insert(row);
+    }
+    sums.into_values().collect()
+}
+
+fn tax_report_answer(
+    payee: Option<u64>,
+    from_day: u64,
+    to_day: u64,
+    rows: Vec<TaxReportRow>,
+) -> Answer {
+    let rows: Vec<TaxRow> = rows
         .iter()
         .map(|row| TaxRow {
             payee: row.payee,

@@ -1491,6 +1491,7 @@ impl Ingress {
         let waker = Arc::clone(&self.waker);
         let log = self.node.log_weak();
         let history_index = self.node.history_index();
+        let tax_days = self.node.tax_days();
         let archive_dir = self.node.archive_dir().map(std::path::Path::to_path_buf);
         let shared_events = self.node.events();
         let scope = conn.scope.clone();
@@ -1568,7 +1569,20 @@ impl Ingress {
                     None => answer_from_ledger(ledger, &query),
                 },
                 (true, None) => QueryResult::Error(NEEDS_LOG.into()),
-                (false, _) => answer_from_ledger(ledger, &query),
+                (false, _) => match (&query, &tax_days) {
+                    // days older than the ledger's refund window from the tax-day journal
+                    (
+                        Query::TaxReport {
+                            payee,
+                            from_day,
+                            to_day,
+                        },
+                        Some(journal),
+                    ) => crate::net::query::tax_report_with_days(
+                        ledger, journal, *payee, *from_day, *to_day,
+                    ),
+                    _ => answer_from_ledger(ledger, &query),
+                },
             };
             if let Some(text) = refused {
                 // nothing of it the asker may see: refused as any other participant's id

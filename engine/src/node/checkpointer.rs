@@ -3,8 +3,9 @@
 //!
 //! After sealing a block, the execution thread asks [`CheckpointCadence::after_block`]
 //! whether a checkpoint is due. If one is, and none is being written, it takes a copy of the
-//! ledger as it stands after that block ([`Ledger::copy_for_snapshot`]: plain copies of the
-//! live structures, no encoding and no hashing) and puts it in the block's [`SealedBlock`].
+//! ledger as it stands after that block ([`Ledger::copy_for_snapshot`]: the accounts shared
+//! copy-on-write by chunk pointers, plain copies of the windowed tables, no encoding and no
+//! hashing) and puts it in the block's [`SealedBlock`].
 //! The copy is owned by the checkpoint from then on, so the blocks executed meanwhile cannot
 //! change it: the snapshot is exactly the state after the block it names. Once that block
 //! is durable, the commit hands the copy to the writer, which encodes it, hashes it and

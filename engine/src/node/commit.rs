@@ -29,6 +29,9 @@ pub(crate) struct SealedBlock {
     pub(crate) revoked: Vec<Vec<u8>>,
     /// The block's account events, for the event journal once the block is durable.
     pub(crate) events: Vec<crate::events::AccountEvent>,
+    /// The business days the block's time ended, with their tax-total rows, for the
+    /// tax-day journal once the block is durable.
+    pub(crate) tax_days: Option<crate::ledger::FinishedTaxDays>,
     /// The block's records' keys, for the history indexer once the block is durable (made
     /// where the records are at hand, so that the commit does not decode the entry again).
     pub(crate) index_keys: Vec<crate::log::history::RecordKeys>,
@@ -134,11 +137,22 @@ pub(crate) fn commit_group(
         return Err(reason);
     }
     let journal = shared.events.get();
+    let tax_days = shared.tax_days.get();
     for mut block in group.drain(..) {
         if let Some(journal) = journal {
             if let Err(error) = journal.append(block.height, &block.events) {
                 return Err(format!(
                     "writing block {}'s events to the event journal failed: {error}",
+                    block.height
+                ));
+            }
+        }
+        // flushed at once (a day's rows once a day): a checkpoint after this block never
+        // comes before them
+        if let (Some(journal), Some(days)) = (tax_days, &block.tax_days) {
+            if let Err(error) = journal.append(days) {
+                return Err(format!(
+                    "writing the tax rows of the business days block {} ended failed: {error}",
                     block.height
                 ));
             }

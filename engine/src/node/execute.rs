@@ -181,6 +181,7 @@ pub(super) fn executor_stage(
                 checkpoint,
                 revoked: ledger.block_revocations().to_vec(),
                 events,
+                tax_days: ledger.last_block_finished_tax_days().cloned(),
                 index_keys: records.iter().map(Into::into).collect(),
                 access_changes: ledger.block_access_changes().to_vec(),
             };

@@ -267,6 +267,11 @@ pub struct NodeMetrics {
     pub validators: Gauge,
     /// Validators the leader reputation leaves out of round-0 proposer turns now.
     pub proposers_demoted: Gauge,
+    /// Ids of decided transactions a validator's pool holds against late copies (one
+    /// validity window of them).
+    pub decided_ids: Gauge,
+    /// Decided ids forgotten before their records expired, by the pool's cap.
+    pub decided_ids_capped: Counter,
     pub client_connections: Gauge,
     pub peers_connected: Gauge,
     pub connections_accepted: Counter,
@@ -360,6 +365,8 @@ impl NodeMetrics {
             validator_epoch: Gauge::default(),
             validators: Gauge::default(),
             proposers_demoted: Gauge::default(),
+            decided_ids: Gauge::default(),
+            decided_ids_capped: Counter::default(),
             client_connections: Gauge::default(),
             peers_connected: Gauge::default(),
             connections_accepted: Counter::default(),
@@ -539,6 +546,16 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_proposers_demoted",
         "Validators left out of round-0 proposer turns for missing them (leader reputation).",
         m.proposers_demoted.get(),
+    );
+    e.gauge(
+        "tally_consensus_decided_ids",
+        "Ids of decided transactions the pool holds against late copies (0 on a node alone).",
+        m.decided_ids.get(),
+    );
+    e.counter(
+        "tally_consensus_decided_ids_capped_total",
+        "Decided ids forgotten by the pool's cap before their records expired.",
+        m.decided_ids_capped.get(),
     );
     e.gauge(
         "tally_peers_connected",

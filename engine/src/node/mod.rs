@@ -109,6 +109,8 @@ pub enum NodeError {
     Validator(String),
     #[error(transparent)]
     Events(#[from] crate::events::JournalError),
+    #[error(transparent)]
+    TaxDays(#[from] crate::log::tax_journal::TaxJournalError),
     #[error("{0}")]
     HistoryIndex(String),
 }
@@ -163,6 +165,9 @@ pub(crate) struct Shared {
     /// The account events of durable blocks, for subscriptions (absent in the consensus
     /// simulator, which keeps none).
     pub(crate) events: std::sync::OnceLock<Arc<crate::events::EventJournal>>,
+    /// The tax-total rows of finished business days, for tax reports older than the
+    /// ledger's refund window (absent in the consensus simulator).
+    pub(crate) tax_days: std::sync::OnceLock<Arc<crate::log::tax_journal::TaxDayJournal>>,
     /// The history index over the log and the archive, for the history queries.
     history: std::sync::OnceLock<Arc<RwLock<crate::log::history::HistoryIndex>>>,
     /// Durable blocks' index keys, from the commit to the history indexer (bounded: what does
@@ -197,6 +202,7 @@ impl Shared {
             directory: config.directory.clone(),
             log: std::sync::OnceLock::new(),
             events: std::sync::OnceLock::new(),
+            tax_days: std::sync::OnceLock::new(),
             history: std::sync::OnceLock::new(),
             index_feed: bounded(INDEX_FEED_BLOCKS_MAX),
             archive_dir: config.archive_dir.clone(),
@@ -310,13 +316,20 @@ impl Node {
         let events = Arc::new(crate::events::EventJournal::open(
             &config.data_dir.join(crate::events::EVENTS_DIR),
         )?);
+        let tax_days = Arc::new(crate::log::tax_journal::TaxDayJournal::open(
+            &crate::log::tax_journal::TaxDayJournal::dir_in(&config.data_dir),
+        )?);
         let recovered = recover_observed(
             genesis,
             &log,
             &checkpoints_dir(&config),
             &mut |height, ledger, records, results| {
                 let made = crate::events::block_events(ledger, records, results);
-                Ok(events.append_replayed(height, &made)?)
+                events.append_replayed(height, &made)?;
+                if let Some(days) = ledger.last_block_finished_tax_days() {
+                    tax_days.append(days)?;
+                }
+                Ok(())
             },
         )?;
         events.end_at(recovered.height)?;
@@ -353,6 +366,7 @@ impl Node {
         let log = Arc::new(RwLock::new(log));
         let _ = shared.log.set(Arc::downgrade(&log));
         let _ = shared.events.set(events);
+        let _ = shared.tax_days.set(tax_days);
         let history = indexer::open_index(&config.data_dir).map_err(NodeError::HistoryIndex)?;
         let _ = shared.history.set(Arc::clone(&history));
         let validator = match &config.validator {
@@ -518,6 +532,11 @@ impl NodeHandle {
     /// not keep the node's state alive).
     pub(crate) fn log_weak(&self) -> Option<std::sync::Weak<RwLock<crate::log::Log>>> {
         self.shared.log.get().cloned()
+    }
+
+    /// The node's tax-day journal (the tax-total rows of finished business days).
+    pub fn tax_days(&self) -> Option<Arc<crate::log::tax_journal::TaxDayJournal>> {
+        self.shared.tax_days.get().cloned()
     }
 
     /// The node's event journal (the account events of its durable blocks).

@@ -96,9 +96,15 @@ const REGOSSIP_INTERVAL: Duration = Duration::from_millis(500);
 const REPASS_INTERVAL: Duration = Duration::from_secs(2);
 /// Most transactions passed on again at once (whole batches).
 const REPASS_TX_MAX: usize = VALIDATOR_BLOCK_TX_MAX;
-/// Ids of recently decided transactions remembered, so that a copy arriving late (passed on
-/// by a peer, verified after the block that held it) is not proposed again.
+/// Most ids of decided transactions remembered so that a copy arriving late (passed on by a
+/// peer, verified after the block that held it) is not proposed again. The pool holds an id
+/// until the final block time passes its record's `valid_until` (one validity window of
+/// decisions); this cap is a safety net past which the ids nearest their expiry are
+/// forgotten early (`tally_consensus_decided_ids_capped_total`, and a warning): such a late
+/// copy may then be proposed again, and the ledger refuses it as a duplicate.
 const DECIDED_IDS_MAX: usize = 1 << 20;
+/// Least gap between two warnings that the decided-id cap forgot ids early.
+const DECIDED_CAP_WARNING_GAP: Duration = Duration::from_secs(10);
 /// How long after a decision a peer's messages for that height count as late copies rather
 /// than a sign that the peer missed the decision; also the least gap between two helps.
 const LAGGING_PEER_GAP: Duration = Duration::from_millis(500);
@@ -150,6 +156,9 @@ pub(crate) struct Driver<C: Clock, L: Links> {
     /// The log's damaged last block was cut at start and the machine, restored beyond it,
     /// waits until block sync brings the chain up to it (see [`Driver::repairing`]).
     repairing: bool,
+    /// When the last warning that the decided-id cap forgot ids early was logged, and the
+    /// count of ids so forgotten then (`DECIDED_CAP_WARNING_GAP`).
+    last_cap_warning: Option<(Instant, u64)>,
     /// A bug switched on by the simulator's tests, to show that the simulator catches it.
     #[cfg(feature = "simulator")]
     pub(crate) injected_bug: Option<InjectedBug>,
@@ -251,14 +260,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
         } = stage;
         let own_key: [u8; 32] = ed25519_zebra::VerificationKey::from(&config.signing_key).into();
         let own_index = set.index_of(&own_key);
-        let pool = Pool {
-            chunks: VecDeque::new(),
-            pending: HashMap::new(),
-            local: HashMap::new(),
-            max: config.pool_tx_max,
-            decided: std::collections::HashSet::new(),
-            decided_order: VecDeque::new(),
-        };
+        let pool = Pool::new(config.pool_tx_max, DECIDED_IDS_MAX);
         let now = clock.now();
         let host = Host {
             network_id: shared.network_id,
@@ -315,8 +317,34 @@ impl<C: Clock, L: Links> Driver<C, L> {
             waiting_for_body: HashMap::new(),
             helped: HashMap::new(),
             repairing,
+            last_cap_warning: None,
             #[cfg(feature = "simulator")]
             injected_bug: None,
+        }
+    }
+
+    /// Publishes the pool's decided-id count and the ids its cap forgot early since
+    /// `capped_before`, with a warning at most every `DECIDED_CAP_WARNING_GAP`.
+    fn note_decided_ids(&mut self, capped_before: u64) {
+        let pool = &self.host.pool;
+        let metrics = &self.shared.metrics;
+        metrics.decided_ids.set(pool.decided_count() as i64);
+        let capped = pool.decided_capped;
+        if capped == capped_before {
+            return;
+        }
+        metrics.decided_ids_capped.add(capped - capped_before);
+        let now = self.now();
+        let (warned_at, warned_count) = self.last_cap_warning.unwrap_or((now, 0));
+        if self.last_cap_warning.is_none()
+            || now.saturating_duration_since(warned_at) >= DECIDED_CAP_WARNING_GAP
+        {
+            tracing::warn!(
+                cap = DECIDED_IDS_MAX,
+                forgotten_early = capped - warned_count,
+                "more decided transactions within one validity window than the pool remembers: ids forgotten before their records expired (a late copy of one may be proposed again, and the ledger refuses it as a duplicate)"
+            );
+            self.last_cap_warning = Some((now, capped));
         }
     }
 
@@ -369,15 +397,22 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let mut records = Vec::with_capacity(batch.txs.len());
         let mut locals = Vec::with_capacity(batch.txs.len());
         let mut gossiped = Vec::new();
+        let final_time_ms = self.ledger.time_ms();
         for tx in batch.txs {
             let id = tx.record.id();
             if tx.reply.same_channel(&self.shared.gossip_reply) {
                 gossiped.push(tx.record);
                 continue;
             }
+            if tx.record.valid_until() < final_time_ms {
+                // no later block can execute it (ingress checks the same against the block
+                // time it last saw, which may lag)
+                tx.acknowledge(ResultCode::Expired, None);
+                continue;
+            }
             if self.host.pool.pending.contains_key(&id)
                 || self.host.pool.local.contains_key(&id)
-                || self.host.pool.decided.contains(&id)
+                || self.host.pool.is_decided(id)
                 || self.ledger.is_accepted(id)
             {
                 tx.acknowledge(ResultCode::DuplicateId, None);
@@ -386,7 +421,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             records.push(tx.record);
             locals.push(tx);
         }
-        let taken = self.host.pool.add(records);
+        let taken = self.host.pool.add(records, final_time_ms);
         let taken_ids: std::collections::HashSet<u128> = taken.iter().map(TxRecord::id).collect();
         for tx in locals {
             let id = tx.record.id();
@@ -403,7 +438,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
         }
         // Passed on by other validators and verified here: pooled, not passed on again.
         if !gossiped.is_empty() {
-            self.host.pool.add(gossiped);
+            self.host.pool.add(gossiped, final_time_ms);
         }
     }
 
@@ -779,7 +814,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
             &events,
         );
         let results = sealed.results;
-        let (txs, local_results) = self.host.pool.remove_decided(&body.records, &results);
+        let capped_before = self.host.pool.decided_capped;
+        let (txs, local_results) =
+            self.host
+                .pool
+                .remove_decided(&body.records, &results, self.ledger.time_ms());
+        self.note_decided_ids(capped_before);
         self.shared
             .counters
             .executed
@@ -802,6 +842,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
             events,
+            tax_days: self.ledger.last_block_finished_tax_days().cloned(),
             index_keys: body.records.iter().map(Into::into).collect(),
             access_changes: self.ledger.block_access_changes().to_vec(),
         }];
