@@ -92,26 +92,32 @@ fn transfers(population: &Population, first_id: u128, count: usize) -> Vec<TxRec
         .collect()
 }
 
-#[test]
-fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
+/// Writes a small network's genesis (two banks, a merchant, a consumer) and a node
+/// configuration (clients and metrics on free loopback ports, CPU backend, then `extra`)
+/// into `dir`: the population and the configuration's path.
+fn small_network(dir: &Path, extra: &str) -> (Population, std::path::PathBuf) {
     let population = Population::generate(&PopulationSpec {
         banks: 2,
         merchants: 1,
         consumers: 1,
         ..PopulationSpec::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("genesis.toml"),
-        population.genesis.to_toml(),
-    )
-    .unwrap();
-    let config = dir.path().join("node.toml");
+    std::fs::write(dir.join("genesis.toml"), population.genesis.to_toml()).unwrap();
+    let config = dir.join("node.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbackend = \"cpu\"\n[limits]\nmempool_tx_max = 100000\n",
+        format!(
+            "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbackend = \"cpu\"\n{extra}"
+        ),
     )
     .unwrap();
+    (population, config)
+}
+
+#[test]
+fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (population, config) = small_network(dir.path(), "[limits]\nmempool_tx_max = 100000\n");
 
     let node = start(&config);
     let client = Client::connect(node.clients.as_str()).unwrap();
@@ -262,24 +268,8 @@ fn a_wrong_config_field_is_named_and_nothing_starts() {
 /// stopped, and wrong arguments are refused with the argument named.
 #[test]
 fn tally_relay_carries_a_client_to_a_node_and_names_wrong_arguments() {
-    let population = Population::generate(&PopulationSpec {
-        banks: 2,
-        merchants: 1,
-        consumers: 1,
-        ..PopulationSpec::default()
-    });
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("genesis.toml"),
-        population.genesis.to_toml(),
-    )
-    .unwrap();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbackend = \"cpu\"\n",
-    )
-    .unwrap();
+    let (population, config) = small_network(dir.path(), "");
     let node = start(&config);
     let mut relay = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args([
