@@ -935,6 +935,21 @@ fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
         normal_status.height, urgent_status.height,
         "the same opening block"
     );
+    // an operator's look: the day, its phase and the next boundary
+    let status = common::run(&["status", "--node", &addresses[2], "--identity", &identity]);
+    let printed = common::text(&status);
+    assert!(status.status.success(), "{printed}");
+    let day_row = printed
+        .lines()
+        .find(|line| line.starts_with("business day"))
+        .unwrap_or_else(|| panic!("{printed}"));
+    // open, or (on a slow machine) already past the customer cut-off
+    assert!(
+        day_row.contains(&format!(
+            "{date} (day {today}), open; next customer_cut_off in "
+        )) || day_row.contains(&format!("{date} (day {today}), after_cut_off:customer")),
+        "{day_row}"
+    );
 
     // in the day: more than bank A holds queues; a customer payment settles
     let held = node.balance(1000).unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! `tally status --node ADDR`: a quick look at a running node over the client protocol.
 
 use std::process::ExitCode;
+use tally_engine::net::query::{Answer, Query};
 use tally_engine::net::{Client, ClientOptions};
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +69,10 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         ("blocks", c.blocks.to_string()),
         ("log flushes", c.flushes.to_string()),
     ];
+    let mut rows = rows;
+    if let Some(day) = business_day(&client) {
+        rows.push(("business day", day));
+    }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in rows {
         println!("{key:<width$}  {value}");
@@ -77,4 +82,31 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The business day's row, on a network with a calendar: the date, the phase and the next
+/// boundary with how far off it is in block time (docs/SETTLEMENT.md, "The business day").
+/// `None` without a calendar, or when the node does not answer the query (a role it refuses).
+fn business_day(client: &Client) -> Option<String> {
+    let Ok(Answer::BusinessDay(day)) = client.query(&Query::BusinessDay) else {
+        return None;
+    };
+    if !day.calendar {
+        return None;
+    }
+    let mut text = format!(
+        "{} (day {}), {}",
+        day.date.clone().unwrap_or_default(),
+        day.day,
+        day.phase
+    );
+    if let (Some(boundary), Some(at_ms)) = (&day.next_boundary, day.next_boundary_ms) {
+        let in_s = at_ms.saturating_sub(day.time_ms) as f64 / 1e3;
+        text.push_str(&format!("; next {boundary} in {in_s:.0} s of block time"));
+    }
+    text.push_str(&format!(
+        "; {} queued, {} warehoused",
+        day.queued, day.warehoused
+    ));
+    Some(text)
 }
