@@ -250,16 +250,26 @@ fn notifications_of(document: &OutDocument, account: u64) -> Vec<AccountEntries>
 /// Waits until `account`'s notifications on `gateway` include the record `id` with status
 /// `status`, and returns that entry's notification.
 fn notified(gateway: &GatewayProcess, account: u64, id: u128, status: &str) -> AccountEntries {
+    await_notification(|| get(gateway, "/camt.054?from=0"), account, id, status)
+}
+
+/// Fetches camt.054s until `account`'s notifications include the record `id` with status
+/// `status` (for up to 30 s); that entry's notification.
+fn await_notification(
+    fetch: impl Fn() -> OutDocument,
+    account: u64,
+    id: u128,
+    status: &str,
+) -> AccountEntries {
     let reference = format!("{id:032x}");
-    for _ in 0..500 {
-        let document = get(gateway, "/camt.054?from=0");
-        if let Some(found) = notifications_of(&document, account)
+    for _ in 0..300 {
+        if let Some(found) = notifications_of(&fetch(), account)
             .into_iter()
             .find(|n| n.entries[0].servicer_ref == reference && n.entries[0].status.code == status)
         {
             return found;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("no {status} notification of {reference} on account {account}");
 }
@@ -1044,7 +1054,7 @@ fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
     drop(nodes);
 }
 
-/// As [`notified`], over the TLS listener and waiting up to 30 s.
+/// As [`notified`], over the TLS listener with the hub's certificate.
 fn notified_within(
     gateway: &GatewayProcess,
     hub: &Path,
@@ -1052,18 +1062,10 @@ fn notified_within(
     id: u128,
     status: &str,
 ) -> AccountEntries {
-    let reference = format!("{id:032x}");
-    for _ in 0..300 {
+    let fetch = || {
         let (code, body) = https(gateway.addr, hub, "GET", "/camt.054?from=0", "").unwrap();
         assert_eq!(code, 200, "{body}");
-        let document = OutDocument::from_xml(&body).unwrap();
-        if let Some(found) = notifications_of(&document, account)
-            .into_iter()
-            .find(|n| n.entries[0].servicer_ref == reference && n.entries[0].status.code == status)
-        {
-            return found;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("no {status} notification of {reference} on account {account}");
+        OutDocument::from_xml(&body).unwrap()
+    };
+    await_notification(fetch, account, id, status)
 }

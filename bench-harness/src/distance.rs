@@ -3,13 +3,12 @@
 //! closed-loop throughput (final + durable acknowledgements) and, at a fixed moderate
 //! open-loop rate, the finality latency from each transaction's intended send time.
 
-use crate::pipeline::{shut_down, start_network_far, PipelineBenchError};
+use crate::pipeline::{bench_setup, quantile_ms, shut_down, start_network_far, PipelineBenchError};
 use std::time::Duration;
 use tally_engine::node::Backend;
-use tally_loadgen::driver::{run, RunConfig, RunResult};
-use tally_loadgen::population::{Population, PopulationSpec};
+use tally_loadgen::driver::{run, RunConfig};
 use tally_loadgen::relay::LinkDelay;
-use tally_loadgen::workload::{presign, TransferMix};
+use tally_loadgen::workload::presign;
 use tally_loadgen::Pacing;
 
 /// The one-way delays measured.
@@ -41,10 +40,6 @@ pub struct DistanceFigures {
     pub p999_ms: f64,
 }
 
-fn quantile_ms(result: &RunResult, q: f64) -> f64 {
-    result.latency_us.value_at_quantile(q) as f64 / 1e3
-}
-
 /// Measures one delay: a closed-loop run of `closed_tx_count` (at most `duration`), then an
 /// open-loop run at `open_rate` for `duration`. `seed` drives the relays' jitter.
 pub fn measure(
@@ -54,15 +49,7 @@ pub fn measure(
     duration: Duration,
     seed: u64,
 ) -> Result<DistanceFigures, PipelineBenchError> {
-    let mut population = Population::generate(&PopulationSpec::default());
-    let mix = TransferMix {
-        invalid_pct: 0,
-        ..TransferMix::default()
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("tally-bench-distance-")
-        .tempdir()
-        .map_err(PipelineBenchError::TempDir)?;
+    let (mut population, mix, dir) = bench_setup("distance")?;
     let delay = LinkDelay {
         one_way,
         jitter: one_way.mul_f64(JITTER_SHARE),

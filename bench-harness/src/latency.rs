@@ -3,12 +3,11 @@
 //! and 75% of it, each transaction's latency from its intended send time (fixed before the
 //! run) to its durable, final acknowledgement, as p50, p99 and p99.9.
 
-use crate::pipeline::{shut_down, start_network, PipelineBenchError};
+use crate::pipeline::{bench_setup, quantile_ms, shut_down, start_network, PipelineBenchError};
 use std::time::Duration;
 use tally_engine::node::Backend;
-use tally_loadgen::driver::{run, RunConfig, RunResult};
-use tally_loadgen::population::{Population, PopulationSpec};
-use tally_loadgen::workload::{presign, TransferMix};
+use tally_loadgen::driver::{run, RunConfig};
+use tally_loadgen::workload::presign;
 use tally_loadgen::Pacing;
 
 /// The loads measured, as shares of the closed-loop maximum.
@@ -33,25 +32,13 @@ pub struct LatencyFigures {
     pub levels: Vec<LoadLevel>,
 }
 
-fn quantile_ms(result: &RunResult, q: f64) -> f64 {
-    result.latency_us.value_at_quantile(q) as f64 / 1e3
-}
-
 /// Measures one network (`validators` 0: a node alone) with runs of `duration` each.
 pub fn measure(
     validators: usize,
     duration: Duration,
     closed_tx_count: usize,
 ) -> Result<LatencyFigures, PipelineBenchError> {
-    let mut population = Population::generate(&PopulationSpec::default());
-    let mix = TransferMix {
-        invalid_pct: 0,
-        ..TransferMix::default()
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("tally-bench-latency-")
-        .tempdir()
-        .map_err(PipelineBenchError::TempDir)?;
+    let (mut population, mix, dir) = bench_setup("latency")?;
     let (nodes, target) = start_network(&mut population, dir.path(), Backend::Cpu, validators)?;
     let closed_records = presign(&population, &mix, 0, closed_tx_count);
     let closed = run(

@@ -47,6 +47,28 @@ pub enum PipelineBenchError {
     Relay(String),
 }
 
+/// What every network part starts from: the default population, the transfer mix without
+/// invalid records, and a fresh data directory named for the part.
+pub(crate) fn bench_setup(
+    part: &str,
+) -> Result<(Population, TransferMix, tempfile::TempDir), PipelineBenchError> {
+    let population = Population::generate(&PopulationSpec::default());
+    let mix = TransferMix {
+        invalid_pct: 0,
+        ..TransferMix::default()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tally-bench-{part}-"))
+        .tempdir()
+        .map_err(PipelineBenchError::TempDir)?;
+    Ok((population, mix, dir))
+}
+
+/// A run's latency quantile `q`, in milliseconds.
+pub(crate) fn quantile_ms(result: &tally_loadgen::driver::RunResult, q: f64) -> f64 {
+    result.latency_us.value_at_quantile(q) as f64 / 1e3
+}
+
 /// Starts a fresh node (`validators == 0`) or a network of `validators` validators linked
 /// over loopback in this process, with data under `dir`; returns the nodes and a target that
 /// spreads records over them in turn.
@@ -144,16 +166,8 @@ pub fn measure(
     backend: Backend,
     validators: usize,
 ) -> Result<PipelineFigures, PipelineBenchError> {
-    let mut population = Population::generate(&PopulationSpec::default());
-    let mix = TransferMix {
-        invalid_pct: 0,
-        ..TransferMix::default()
-    };
+    let (mut population, mix, dir) = bench_setup("pipeline")?;
     let txs = presign(&population, &mix, 0, tx_count);
-    let dir = tempfile::Builder::new()
-        .prefix("tally-bench-pipeline-")
-        .tempdir()
-        .map_err(PipelineBenchError::TempDir)?;
     let (nodes, target) = start_network(&mut population, dir.path(), backend, validators)?;
     let result = run(
         &*target,
@@ -182,8 +196,8 @@ pub fn measure(
         validators,
         blocks,
         pipeline_tx_per_s,
-        latency_ms_p50: result.latency_us.value_at_quantile(0.5) as f64 / 1e3,
-        latency_ms_p99: result.latency_us.value_at_quantile(0.99) as f64 / 1e3,
+        latency_ms_p50: quantile_ms(&result, 0.5),
+        latency_ms_p99: quantile_ms(&result, 0.99),
         zebra_batch_per_s,
         ours_per_s,
         ratio_to_zebra_batch: pipeline_tx_per_s / zebra_batch_per_s,
