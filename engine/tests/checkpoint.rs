@@ -62,7 +62,7 @@ fn run_blocks_with(
         let ack = acks.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(ack.code, ResultCode::Ok);
         let height = (id - first_id + 1) as u64;
-        if settle_checkpoints && height % config.checkpoint_interval_blocks == 0 {
+        if settle_checkpoints && height.is_multiple_of(config.checkpoint_interval_blocks) {
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
             while !(checkpoints_dir(config).exists()
                 && checkpoint_files(config)
@@ -498,4 +498,52 @@ fn a_copy_for_a_checkpoint_encodes_the_same_snapshot_and_later_blocks_leave_it_a
     assert_eq!(live.state_root(), live.state_root_from_scratch());
     let (restored, _) = Ledger::restore(&at_copy, &genesis).unwrap();
     assert_eq!(restored.accounts(), copy.accounts());
+}
+
+#[test]
+fn a_start_reports_the_checkpoint_it_loaded_and_the_blocks_it_replayed() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), false);
+    let (_, height) = run_blocks_with(&f, &config, 1, 10, true);
+    assert_eq!(height, 10);
+
+    let node = Node::start(&f.genesis, config.clone()).unwrap();
+    let cost = node.start_cost();
+    assert_eq!(node.replayed_height(), 10);
+    drop(node.shutdown());
+    // From the checkpoint at 8: blocks 9 and 10 executed again, one record each.
+    assert_eq!(cost.recovery.checkpoint_height, Some(8));
+    assert_eq!(
+        (
+            cost.recovery.replayed_blocks,
+            cost.recovery.replayed_records
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        cost.live_log_entries, 10,
+        "no archive: the whole log is live"
+    );
+    let parts = cost.log_open
+        + cost.journals_open
+        + cost.recovery.checkpoint_load
+        + cost.recovery.replay
+        + cost.verifier_keys
+        + cost.history_open;
+    assert!(parts <= cost.total, "{cost:?}");
+
+    // Without checkpoints, every block from the genesis.
+    std::fs::remove_dir_all(checkpoints_dir(&config)).unwrap();
+    let node = Node::start(&f.genesis, config).unwrap();
+    let cost = node.start_cost();
+    drop(node.shutdown());
+    assert_eq!(cost.recovery.checkpoint_height, None);
+    assert_eq!(
+        (
+            cost.recovery.replayed_blocks,
+            cost.recovery.replayed_records
+        ),
+        (10, 10)
+    );
 }

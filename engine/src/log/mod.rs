@@ -685,6 +685,12 @@ impl Log {
         self.next_sequence
     }
 
+    /// The first entry in the live directory: 0 until a prefix is archived
+    /// ([`Log::archive_before`]).
+    pub fn first_live_sequence(&self) -> u64 {
+        self.base.first_sequence
+    }
+
     /// The number of entries known durable: everything below this sequence is on disk.
     pub fn durable_sequence(&self) -> u64 {
         self.durable_sequence

@@ -45,6 +45,7 @@ pub use ingress::{AckListener, LedgerQuery, NodeHandle, LEDGER_QUERY_QUEUE_MAX};
 pub use metrics::{render_metrics, BatchSizes, NodeMetrics, StageLatency};
 pub use recovery::{
     checkpoints_dir, recover, recover_observed, replay, replay_dir, BlockObserver, Recovered,
+    RecoveryCost,
 };
 pub(crate) use recovery::{open_log, CHECKPOINTS_DIR};
 pub(crate) use sigverify::verify_signatures;
@@ -66,7 +67,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tally_kernels::sigverify::{Verifier, VerifierError};
 
 /// A durable block's height and the index keys of its records, for the history indexer.
@@ -287,6 +288,29 @@ pub struct Node {
     replayed_height: u64,
     replayed_money_in_circulation: i128,
     genesis_hash: [u8; 32],
+    start_cost: StartCost,
+}
+
+/// Where a node's start spends its time, in the order it goes (docs/STORAGE.md, "Restart
+/// time"): opening the log (every live entry's checksum verified), opening the event and
+/// tax-day journals, recovery (the newest good checkpoint loaded, the blocks after it
+/// executed again), registering the owners' keys with the verifier, and opening the history
+/// index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartCost {
+    pub log_open: Duration,
+    /// Entries in the live log (after the archived prefix), each verified by the open.
+    pub live_log_entries: u64,
+    pub journals_open: Duration,
+    pub recovery: RecoveryCost,
+    pub verifier_keys: Duration,
+    pub history_open: Duration,
+    /// From the start of `Node::start` until its threads run.
+    pub total: Duration,
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// What a stopped node leaves: the final state and how it stopped.
@@ -312,13 +336,17 @@ impl Node {
     /// Opens the data directory, replays the log and starts the pipeline threads.
     pub fn start(genesis: &Genesis, config: NodeConfig) -> Result<Node, NodeError> {
         check_config(&config)?;
+        let starting = Instant::now();
         let log = open_log(&config, config.validator.is_some())?;
+        let log_open = starting.elapsed();
+        let journals_opening = Instant::now();
         let events = Arc::new(crate::events::EventJournal::open(
             &config.data_dir.join(crate::events::EVENTS_DIR),
         )?);
         let tax_days = Arc::new(crate::log::tax_journal::TaxDayJournal::open(
             &crate::log::tax_journal::TaxDayJournal::dir_in(&config.data_dir),
         )?);
+        let journals_open = journals_opening.elapsed();
         let recovered = recover_observed(
             genesis,
             &log,
@@ -335,9 +363,11 @@ impl Node {
         events.end_at(recovered.height)?;
         // What a write cut short by a crash left behind (never read: not a checkpoint's name).
         crate::log::checkpoint::remove_temporaries(&checkpoints_dir(&config))?;
+        let keys_registering = Instant::now();
         let mut verifier = Verifier::new(config.backend)?;
         verifier.register_keys(&recovered.ledger.owner_keys());
         let verifier = Arc::new(verifier);
+        let verifier_keys = keys_registering.elapsed();
         let metrics = NodeMetrics::new();
         metrics.set_backend(&backend_in_use(&verifier));
 
@@ -361,13 +391,19 @@ impl Node {
         let (verified_tx, verified_rx) = bounded(config.verified_queue_batches_max);
         let (ledger_tx, executor_result) = bounded(1);
         let replayed_height = recovered.height;
+        let recovery = recovered.cost;
+        let live_log_entries = log
+            .next_sequence()
+            .saturating_sub(log.first_live_sequence());
         let replayed_money_in_circulation = recovered.ledger.money_in_circulation();
 
         let log = Arc::new(RwLock::new(log));
         let _ = shared.log.set(Arc::downgrade(&log));
         let _ = shared.events.set(events);
         let _ = shared.tax_days.set(tax_days);
+        let history_opening = Instant::now();
         let history = indexer::open_index(&config.data_dir).map_err(NodeError::HistoryIndex)?;
+        let history_open = history_opening.elapsed();
         let _ = shared.history.set(Arc::clone(&history));
         let validator = match &config.validator {
             Some(validator) => Some(consensus::runtime(
@@ -458,6 +494,30 @@ impl Node {
                 }));
             }
         }
+        let start_cost = StartCost {
+            log_open,
+            live_log_entries,
+            journals_open,
+            recovery,
+            verifier_keys,
+            history_open,
+            total: starting.elapsed(),
+        };
+        tracing::info!(
+            height = replayed_height,
+            total_ms = millis(start_cost.total),
+            log_open_ms = millis(log_open),
+            live_log_entries,
+            journals_open_ms = millis(journals_open),
+            checkpoint_height = recovery.checkpoint_height.unwrap_or(0),
+            checkpoint_load_ms = millis(recovery.checkpoint_load),
+            replayed_blocks = recovery.replayed_blocks,
+            replayed_records = recovery.replayed_records,
+            replay_ms = millis(recovery.replay),
+            verifier_keys_ms = millis(verifier_keys),
+            history_open_ms = millis(history_open),
+            "node started: the time split of its start"
+        );
         Ok(Node {
             handle: NodeHandle { shared },
             threads,
@@ -465,7 +525,13 @@ impl Node {
             replayed_height,
             replayed_money_in_circulation,
             genesis_hash: genesis.hash(),
+            start_cost,
         })
+    }
+
+    /// What this node's start read and where the time went (also logged at start).
+    pub fn start_cost(&self) -> StartCost {
+        self.start_cost
     }
 
     /// A handle for submitting transactions.

@@ -14,12 +14,29 @@ use crate::result::ResultCode;
 use crate::tx::TxRecord;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// State recovered from the log.
 pub struct Recovered {
     pub ledger: Ledger,
     pub height: u64,
     pub last_block_hash: [u8; 32],
+    /// Where the time went and what was read.
+    pub cost: RecoveryCost,
+}
+
+/// What a recovery read and how long each part took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryCost {
+    /// The height of the checkpoint recovery started from (none: the genesis).
+    pub checkpoint_height: Option<u64>,
+    /// Reading, checking and restoring the checkpoints, those skipped as damaged included.
+    pub checkpoint_load: Duration,
+    /// Blocks executed again after the checkpoint, and their records.
+    pub replayed_blocks: u64,
+    pub replayed_records: u64,
+    /// Executing them again (each header checked, each block sealed and compared).
+    pub replay: Duration,
 }
 
 impl Recovered {
@@ -53,6 +70,7 @@ fn replay_observed(
         ledger: Ledger::from_genesis(genesis),
         height: 0,
         last_block_hash: genesis.hash(),
+        cost: RecoveryCost::default(),
     };
     replay_from(genesis, log, start, observe)
 }
@@ -76,6 +94,7 @@ pub fn recover_observed(
     observe: &mut BlockObserver<'_>,
 ) -> Result<Recovered, NodeError> {
     let genesis_hash = genesis.hash();
+    let loading = Instant::now();
     let (stored, damaged) = load_checkpoints(checkpoints_dir)?;
     for skipped in damaged {
         tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping a damaged checkpoint");
@@ -126,10 +145,17 @@ pub fn recover_observed(
             ledger,
             height: point.height,
             last_block_hash: point.last_block_hash,
+            cost: RecoveryCost {
+                checkpoint_height: Some(point.height),
+                checkpoint_load: loading.elapsed(),
+                ..RecoveryCost::default()
+            },
         };
         return replay_from(genesis, log, start, observe);
     }
-    replay_observed(genesis, log, observe)
+    let mut recovered = replay_observed(genesis, log, observe)?;
+    recovered.cost.checkpoint_load = loading.elapsed() - recovered.cost.replay;
+    Ok(recovered)
 }
 
 /// Replays the blocks after `start.height` over `start`: each block's header is checked
@@ -145,6 +171,8 @@ fn replay_from(
 ) -> Result<Recovered, NodeError> {
     let mut tip = start.tip();
     let mut ledger = start.ledger;
+    let mut cost = start.cost;
+    let replaying = Instant::now();
     let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
         let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
             sequence,
@@ -176,13 +204,17 @@ fn replay_from(
             });
         }
         tip = sealed.tip();
+        cost.replayed_blocks += 1;
+        cost.replayed_records += view.records.len() as u64;
         observe(tip.height, &ledger, view.records, &sealed.results)
     });
+    cost.replay = replaying.elapsed();
     match result {
         Ok(()) => Ok(Recovered {
             ledger,
             height: tip.height,
             last_block_hash: tip.hash,
+            cost,
         }),
         Err(ReplayError::Log(error)) => Err(NodeError::Log(error)),
         Err(ReplayError::Visitor { error, .. }) => Err(error),
