@@ -20,6 +20,8 @@ struct Running {
     child: Child,
     clients: String,
     metrics: String,
+    /// The `start:` line: where the start spent its time.
+    start: String,
     stdout: BufReader<std::process::ChildStdout>,
 }
 
@@ -36,7 +38,7 @@ fn start(config: &Path) -> Running {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut clients, mut metrics) = (None, None);
+    let (mut clients, mut metrics, mut start) = (None, None, None);
     while clients.is_none() || metrics.is_none() {
         let mut line = String::new();
         assert!(
@@ -49,11 +51,15 @@ fn start(config: &Path) -> Running {
         if let Some(url) = line.trim().strip_prefix("metrics: http://") {
             metrics = Some(url.trim_end_matches("/metrics").to_string());
         }
+        if let Some(split) = line.trim().strip_prefix("start: ") {
+            start = Some(split.to_string());
+        }
     }
     Running {
         child,
         clients: clients.unwrap(),
         metrics: metrics.unwrap(),
+        start: start.expect("a start: line before the client port"),
         stdout,
     }
 }
@@ -191,6 +197,18 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
     drop(client);
 
     let node = start(&config);
+    // The start names what it replayed: every record since the genesis, or since a checkpoint.
+    let replayed: usize = node
+        .start
+        .split_once(" records) replayed")
+        .and_then(|(before, _)| before.rsplit('(').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("a replayed record count in {:?}", node.start));
+    if node.start.contains("no checkpoint") {
+        assert_eq!(replayed, 500 + taken, "{}", node.start);
+    } else {
+        assert!(replayed < 500 + taken, "{}", node.start);
+    }
     let client = Client::connect(node.clients.as_str()).unwrap();
     assert_eq!(
         client.balance(payee).unwrap(),

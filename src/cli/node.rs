@@ -69,6 +69,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         service.replayed_height(),
         handle.metrics().backend()
     );
+    println!("start: {}", service.start_cost());
     println!("clients: {}", service.client_addr());
     match &loaded_identity {
         Some(name) => println!("tls: on, identity {name}"),

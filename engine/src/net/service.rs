@@ -130,6 +130,11 @@ impl NodeService {
         self.node.replayed_height()
     }
 
+    /// Where the node's start spent its time.
+    pub fn start_cost(&self) -> crate::node::StartCost {
+        self.node.start_cost()
+    }
+
     /// The client protocol address actually bound.
     pub fn client_addr(&self) -> SocketAddr {
         self.server.local_addr()

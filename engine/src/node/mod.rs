@@ -309,6 +309,41 @@ pub struct StartCost {
     pub total: Duration,
 }
 
+impl std::fmt::Display for StartCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let recovery = &self.recovery;
+        write!(
+            f,
+            "{} ms: log open {} ms ({} live entries verified), journals {} ms, ",
+            millis(self.total),
+            millis(self.log_open),
+            self.live_log_entries,
+            millis(self.journals_open)
+        )?;
+        match recovery.checkpoint_height {
+            Some(height) => write!(
+                f,
+                "checkpoint of height {height} loaded in {} ms, ",
+                millis(recovery.checkpoint_load)
+            )?,
+            None => write!(
+                f,
+                "no checkpoint (the genesis state in {} ms), ",
+                millis(recovery.checkpoint_load)
+            )?,
+        }
+        write!(
+            f,
+            "{} blocks ({} records) replayed in {} ms, verifier keys {} ms, history index {} ms",
+            recovery.replayed_blocks,
+            recovery.replayed_records,
+            millis(recovery.replay),
+            millis(self.verifier_keys),
+            millis(self.history_open)
+        )
+    }
+}
+
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }

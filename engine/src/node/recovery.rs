@@ -30,7 +30,8 @@ pub struct Recovered {
 pub struct RecoveryCost {
     /// The height of the checkpoint recovery started from (none: the genesis).
     pub checkpoint_height: Option<u64>,
-    /// Reading, checking and restoring the checkpoints, those skipped as damaged included.
+    /// Reading, checking and restoring the checkpoints, those skipped as damaged included
+    /// (without one: building the genesis state).
     pub checkpoint_load: Duration,
     /// Blocks executed again after the checkpoint, and their records.
     pub replayed_blocks: u64,
