@@ -306,6 +306,8 @@ pub(crate) struct VerifiedBatch {
     /// The transaction root of exactly these records, when the GPU block path computed it
     /// with their signatures: the executor then makes them a block of their own.
     pub(crate) tx_root: Option<tally_kernels::merkle::Hash>,
+    /// When the signature stage finished the batch (for the `verified_wait` stage).
+    pub(crate) verified_at: Instant,
 }
 
 impl Node {
