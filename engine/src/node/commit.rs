@@ -55,6 +55,7 @@ pub(crate) fn with_checkpoint_writer<T>(
         std::thread::Builder::new()
             .name("tally-checkpoint".to_string())
             .spawn_scoped(scope, move || {
+                super::background::lower_this_thread();
                 checkpoint_writer(shared, log, store, &jobs_rx);
             })
             .expect("the operating system starts a thread");
