@@ -504,8 +504,10 @@ fn the_next_block_executes_during_a_flush_and_nothing_is_acknowledged_before_it_
         assert_eq!(answered[&id].code, ResultCode::Ok, "transaction {id}");
         assert!(answered[&id].height.is_some(), "transaction {id} durable");
     }
-    let height = |txs: &[TxRecord]| txs.iter().map(|tx| answered[&tx.id()].height);
-    assert!(height(&first).max() <= height(&second).min());
+    let heights = |txs: &[TxRecord]| -> Vec<Option<u64>> {
+        txs.iter().map(|tx| answered[&tx.id()].height).collect()
+    };
+    assert!(heights(&first).iter().max() <= heights(&second).iter().min());
     let outcome = node.shutdown();
     assert!(outcome.fatal.is_none());
     let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
