@@ -1,11 +1,12 @@
 //! Latency an operator can quote (issue 20): a node alone and a network of four validators
 //! in this process, its maximum measured first (closed loop), then open-loop runs at 25, 50
 //! and 75% of it, each transaction's latency from its intended send time (fixed before the
-//! run) to its durable, final acknowledgement, as p50, p99 and p99.9.
+//! run) to its durable, final acknowledgement, as p50, p99 and p99.9. Beside each run, where
+//! the first node's time went: its `tally_stage_seconds` histograms over that run alone.
 
 use crate::pipeline::{bench_setup, quantile_ms, shut_down, start_network, PipelineBenchError};
 use std::time::Duration;
-use tally_engine::node::Backend;
+use tally_engine::node::{Backend, Node};
 use tally_loadgen::driver::{run, RunConfig};
 use tally_loadgen::workload::presign;
 use tally_loadgen::Pacing;
@@ -22,6 +23,60 @@ pub struct LoadLevel {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// The first node's stages over this run (those that observed anything).
+    pub stages: Vec<StageFigure>,
+}
+
+/// One stage of the first node over one run, from its `tally_stage_seconds` histogram: the
+/// upper bounds of the buckets that hold its p50 and p99 ("at most"; infinite past 10 s).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageFigure {
+    pub stage: &'static str,
+    /// Observations (per transaction, per batch, per block or per group, by stage).
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Every stage's bucket counts now.
+fn stage_counts(node: &Node) -> Vec<Vec<u64>> {
+    let handle = node.handle();
+    let stages = handle.metrics().stage.named();
+    stages.iter().map(|(_, h)| h.bucket_counts()).collect()
+}
+
+/// The stages that observed anything between the readings `before` and `after`.
+fn stage_figures(node: &Node, before: &[Vec<u64>], after: &[Vec<u64>]) -> Vec<StageFigure> {
+    let handle = node.handle();
+    let stages = handle.metrics().stage.named();
+    let mut figures = Vec::new();
+    for (((name, histogram), before), after) in stages.iter().zip(before).zip(after) {
+        let between: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        let (Some(p50), Some(p99)) = (
+            histogram.quantile_bound(&between, 0.5),
+            histogram.quantile_bound(&between, 0.99),
+        ) else {
+            continue;
+        };
+        figures.push(StageFigure {
+            stage: name,
+            count: between.iter().sum(),
+            p50_ms: p50 * 1e3,
+            p99_ms: p99 * 1e3,
+        });
+    }
+    figures
+}
+
+impl LoadLevel {
+    /// The stages as one line: `name p50/p99 ms (count)`.
+    pub fn stages_line(&self) -> String {
+        self.stages
+            .iter()
+            .map(|s| format!("{} {}/{} ({})", s.stage, s.p50_ms, s.p99_ms, s.count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Figures of one network.
@@ -65,6 +120,7 @@ pub fn measure(
         let count = (rate * duration.as_secs_f64() * 1.1) as usize + 1;
         let records = presign(&population, &mix, first_id, count);
         first_id += count as u128;
+        let before = stage_counts(&nodes[0]);
         let result = run(
             &*target,
             &records,
@@ -76,6 +132,7 @@ pub fn measure(
             },
         );
         stopped = result.stopped.clone();
+        let stages = stage_figures(&nodes[0], &before, &stage_counts(&nodes[0]));
         levels.push(LoadLevel {
             share,
             offered_tx_per_s: rate,
@@ -83,6 +140,7 @@ pub fn measure(
             p50_ms: quantile_ms(&result, 0.5),
             p99_ms: quantile_ms(&result, 0.99),
             p999_ms: quantile_ms(&result, 0.999),
+            stages,
         });
     }
     drop(target);

@@ -809,8 +809,8 @@ fn latency_rows(quick: bool, rows: &mut Vec<Row>) {
                         "its closed-loop maximum, same run",
                         f.max_tx_per_s,
                         format!(
-                            "latency from the intended send time: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
-                            level.p50_ms, level.p99_ms, level.p999_ms
+                            "latency from the intended send time: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; first node's stages, p50/p99 at most (ms, observations): {}",
+                            level.p50_ms, level.p99_ms, level.p999_ms, level.stages_line()
                         ),
                     ));
                 }

@@ -119,6 +119,35 @@ impl Histogram {
     pub fn sum(&self) -> f64 {
         self.sum_units.load(Ordering::Relaxed) as f64 * self.unit
     }
+
+    /// Each bucket's count now (not cumulative, the last one `+Inf`), to subtract from a
+    /// later reading: what was observed in between.
+    pub fn bucket_counts(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The upper bound, in written units, of the bucket that holds quantile `q` (0 to 1) of
+    /// the observations `counts` holds (per bucket, as [`Histogram::bucket_counts`] gives
+    /// them, or a difference of two readings): "at most". `None` when `counts` is empty;
+    /// infinity when the quantile lies beyond the last bound.
+    pub fn quantile_bound(&self, counts: &[u64], q: f64) -> Option<f64> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(self.bounds.get(bucket).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        Some(f64::INFINITY)
+    }
 }
 
 /// Observations gathered on one thread, added to their histogram by [`LocalHistogram::flush`]
@@ -137,6 +166,13 @@ impl LocalHistogram<'_> {
 
     pub fn observe_duration(&mut self, duration: Duration) {
         self.observe(duration.as_nanos().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Records `duration` `n` times (one per transaction of a batch that waited as one).
+    pub fn observe_duration_n(&mut self, duration: Duration, n: u64) {
+        let units = duration.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.counts[self.target.bucket(units)] += n;
+        self.sum_units = self.sum_units.saturating_add(units.saturating_mul(n));
     }
 
     pub fn flush(&mut self) {
@@ -301,5 +337,27 @@ mod tests {
         }
         let counts: Vec<u64> = l.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(&counts[..2], &[1, 1]);
+    }
+
+    #[test]
+    fn quantile_bounds_come_from_the_counts_between_two_readings() {
+        let l = Histogram::latency();
+        l.observe_duration(Duration::from_secs(3)); // before the first reading
+        let before = l.bucket_counts();
+        {
+            let mut local = l.local();
+            local.observe_duration_n(Duration::from_micros(40), 98);
+            local.observe_duration(Duration::from_millis(7));
+            local.observe_duration(Duration::from_secs(20));
+        }
+        let after = l.bucket_counts();
+        let between: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(between.iter().sum::<u64>(), 100);
+        assert_eq!(l.quantile_bound(&between, 0.5), Some(0.000_05));
+        assert_eq!(l.quantile_bound(&between, 0.98), Some(0.000_05));
+        assert_eq!(l.quantile_bound(&between, 0.99), Some(0.01));
+        assert_eq!(l.quantile_bound(&between, 1.0), Some(f64::INFINITY));
+        assert_eq!(l.quantile_bound(&vec![0; between.len()], 0.5), None);
+        assert!((l.sum() - (3.0 + 98.0 * 0.000_04 + 0.007 + 20.0)).abs() < 1e-9);
     }
 }

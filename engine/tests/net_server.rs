@@ -528,8 +528,12 @@ fn metrics_parse_as_prometheus_text_and_move_under_load() {
         "ingress",
         "mempool_wait",
         "sigverify",
+        "verified_wait",
         "execution",
+        "commit_wait",
+        "log_append",
         "log_flush",
+        "ack",
         "end_to_end",
     ] {
         assert!(
@@ -546,14 +550,23 @@ fn metrics_parse_as_prometheus_text_and_move_under_load() {
         ),
         0.0
     );
-    assert_eq!(
-        value(
-            &after,
-            "tally_stage_seconds_count",
-            Some(("stage", "mempool_wait"))
-        ),
-        900.0
-    );
+    for per_transaction in [
+        "mempool_wait",
+        "verified_wait",
+        "commit_wait",
+        "ack",
+        "end_to_end",
+    ] {
+        assert_eq!(
+            value(
+                &after,
+                "tally_stage_seconds_count",
+                Some(("stage", per_transaction))
+            ),
+            900.0,
+            "stage {per_transaction} counts every transaction once"
+        );
+    }
     assert_eq!(
         value(&after, "tally_batch_size_sum", Some(("batch", "submit"))),
         900.0

@@ -403,6 +403,117 @@ fn a_failed_flush_stops_the_node_and_acknowledges_nothing_it_did_not_make_durabl
     assert!(replayed.ledger.is_settled(1));
 }
 
+/// Holds every flush of the log once armed: says so on `entered`, then waits for a word on
+/// `release` before flushing for real.
+#[derive(Debug)]
+struct HeldFlushes {
+    armed: std::sync::atomic::AtomicBool,
+    entered: crossbeam::channel::Sender<()>,
+    release: crossbeam::channel::Receiver<()>,
+}
+
+impl HeldFlushes {
+    fn hold(&self) {
+        if self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = self.entered.send(());
+            let _ = self.release.recv();
+        }
+    }
+}
+
+impl tally_engine::log::FileOps for HeldFlushes {
+    fn sync_file(&self, path: &std::path::Path, file: &std::fs::File) -> std::io::Result<()> {
+        self.hold();
+        tally_engine::log::OsFileOps.sync_file(path, file)
+    }
+    fn flush_map(
+        &self,
+        path: &std::path::Path,
+        map: &tally_engine::log::MmapMut,
+        offset: usize,
+        bytes: usize,
+    ) -> std::io::Result<()> {
+        self.hold();
+        tally_engine::log::OsFileOps.flush_map(path, map, offset, bytes)
+    }
+}
+
+#[test]
+fn the_next_block_executes_during_a_flush_and_nothing_is_acknowledged_before_it_is_durable() {
+    let f = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (entered_tx, entered) = unbounded();
+    let (release, release_rx) = unbounded();
+    let held = std::sync::Arc::new(HeldFlushes {
+        armed: std::sync::atomic::AtomicBool::new(false),
+        entered: entered_tx,
+        release: release_rx,
+    });
+    let mut with_held = config(dir.path());
+    with_held.file_ops = held.clone();
+    let node = Node::start(&f.genesis, with_held).unwrap();
+    let handle = node.handle();
+    let (reply, acks) = unbounded();
+    handle
+        .submit(&[f.tx(1, TxKind::Transfer, ALICE, BOB, 10)], &reply)
+        .unwrap();
+    assert_eq!(collect(&acks, 1)[&1].code, ResultCode::Ok);
+    held.armed.store(true, std::sync::atomic::Ordering::Release);
+    let first: Vec<TxRecord> = (2..=20u128)
+        .map(|id| f.tx(id, TxKind::Transfer, ALICE, BOB, 1))
+        .collect();
+    handle.submit(&first, &reply).unwrap();
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the log thread flushes the first block");
+    // The first block's flush is held: the next block is verified, executed and sealed
+    // meanwhile, and neither block's transactions hear anything.
+    let second: Vec<TxRecord> = (21..=40u128)
+        .map(|id| f.tx(id, TxKind::Transfer, ALICE, BOB, 1))
+        .collect();
+    handle.submit(&second, &reply).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while handle
+        .counters()
+        .executed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 40
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        handle
+            .counters()
+            .executed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        40,
+        "the second block executes while the first one's flush is held"
+    );
+    if let Ok(ack) = acks.try_recv() {
+        panic!(
+            "transaction {} was acknowledged before its block was durable",
+            ack.id
+        );
+    }
+    held.armed
+        .store(false, std::sync::atomic::Ordering::Release);
+    drop(release); // every held flush goes on
+    let answered = collect(&acks, 39);
+    for id in 2..=40u128 {
+        assert_eq!(answered[&id].code, ResultCode::Ok, "transaction {id}");
+        assert!(answered[&id].height.is_some(), "transaction {id} durable");
+    }
+    let heights = |txs: &[TxRecord]| -> Vec<Option<u64>> {
+        txs.iter().map(|tx| answered[&tx.id()].height).collect()
+    };
+    assert!(heights(&first).iter().max() <= heights(&second).iter().min());
+    let outcome = node.shutdown();
+    assert!(outcome.fatal.is_none());
+    let replayed = replay_dir(&f.genesis, &config(dir.path())).unwrap();
+    assert_eq!(replayed.ledger.state_root(), outcome.state_root);
+}
+
 #[test]
 fn every_transaction_taken_during_shutdown_is_answered() {
     let f = std::sync::Arc::new(Fixture::new());

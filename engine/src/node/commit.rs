@@ -38,6 +38,8 @@ pub(crate) struct SealedBlock {
     /// Accounts the block's lifecycle records opened or re-keyed: the client port's
     /// directory takes them in once the block is durable.
     pub(crate) access_changes: Vec<crate::ledger::AccessChange>,
+    /// When the block was sealed (for the `commit_wait` stage).
+    pub(crate) sealed_at: Instant,
 }
 
 /// Runs `stage` with a checkpoint writer thread fed by the plan it is given; the writer
@@ -53,6 +55,7 @@ pub(crate) fn with_checkpoint_writer<T>(
         std::thread::Builder::new()
             .name("tally-checkpoint".to_string())
             .spawn_scoped(scope, move || {
+                super::background::lower_this_thread();
                 checkpoint_writer(shared, log, store, &jobs_rx);
             })
             .expect("the operating system starts a thread");
@@ -80,6 +83,15 @@ pub(super) fn log_stage(
                 }
             }
             shared.metrics.commit_queue_blocks.set(sealed.len() as i64);
+            let taken = Instant::now();
+            let mut commit_wait = shared.metrics.stage.commit_wait.local();
+            for block in &group {
+                commit_wait.observe_duration_n(
+                    taken.saturating_duration_since(block.sealed_at),
+                    block.txs.len() as u64,
+                );
+            }
+            commit_wait.flush();
             if let Err(reason) = commit_group(shared, &log, &mut plan, &mut group) {
                 shared.set_fatal(reason);
                 return;
@@ -114,6 +126,10 @@ pub(crate) fn commit_group(
             ));
         }
     }
+    metrics
+        .stage
+        .log_append
+        .observe_duration(flush_started.elapsed());
     if let Err(error) = writer.commit() {
         return Err(format!(
             "making blocks durable failed (never retried, see docs/STORAGE.md): {error}"
@@ -126,13 +142,6 @@ pub(crate) fn commit_group(
         .stage
         .log_flush
         .observe_duration(flushed_at - flush_started);
-    let mut end_to_end = metrics.stage.end_to_end.local();
-    for block in group.iter() {
-        for tx in &block.txs {
-            end_to_end.observe_duration(flushed_at.saturating_duration_since(tx.received_at));
-        }
-    }
-    end_to_end.flush();
     if let Some(reason) = shared.fatal_reason() {
         return Err(reason);
     }
@@ -174,6 +183,8 @@ pub(crate) fn commit_group(
         if let Some(directory) = &shared.directory {
             directory.apply(&block.access_changes);
         }
+        // Counted before the answers go out, so that a client that heard sees the count.
+        observe_acknowledged(metrics, &block.txs, flushed_at, Instant::now());
         for (tx, code) in block.txs.iter().zip(&block.results) {
             tx.acknowledge(*code, Some(block.height));
         }
@@ -198,4 +209,23 @@ pub(crate) fn commit_group(
     }
     shared.notify_ack_listeners();
     Ok(())
+}
+
+/// Records the `ack` stage (durable to acknowledged, per transaction) and `end_to_end`
+/// (arrival to acknowledged) of `txs`, about to be acknowledged at `acknowledged_at` after
+/// their block was durable at `flushed_at`.
+fn observe_acknowledged(
+    metrics: &super::NodeMetrics,
+    txs: &[PendingTx],
+    flushed_at: Instant,
+    acknowledged_at: Instant,
+) {
+    metrics.stage.ack.local().observe_duration_n(
+        acknowledged_at.saturating_duration_since(flushed_at),
+        txs.len() as u64,
+    );
+    let mut end_to_end = metrics.stage.end_to_end.local();
+    for tx in txs {
+        end_to_end.observe_duration(acknowledged_at.saturating_duration_since(tx.received_at));
+    }
 }

@@ -94,6 +94,7 @@ pub(super) fn executor_stage(
         let mut records: Vec<TxRecord> = Vec::new();
         let mut disconnected = false;
         let mut gpu_tx_root = None;
+        let mut verified_wait = shared.metrics.stage.verified_wait.local();
         loop {
             let batch = match pending_batch.take() {
                 Some(batch) => batch,
@@ -120,6 +121,7 @@ pub(super) fn executor_stage(
                 break;
             }
             // Whole batches only: a block ends between batches, never inside a chain.
+            verified_wait.observe_duration_n(batch.verified_at.elapsed(), batch.txs.len() as u64);
             records.extend(batch.txs.iter().map(|tx| tx.record));
             txs.extend(batch.txs);
             if batch.tx_root.is_some() {
@@ -128,6 +130,7 @@ pub(super) fn executor_stage(
                 break;
             }
         }
+        verified_wait.flush();
         shared
             .metrics
             .verified_queue_batches
@@ -184,6 +187,7 @@ pub(super) fn executor_stage(
                 tax_days: ledger.last_block_finished_tax_days().cloned(),
                 index_keys: records.iter().map(Into::into).collect(),
                 access_changes: ledger.block_access_changes().to_vec(),
+                sealed_at: Instant::now(),
             };
             if to_log.send(block).is_err() {
                 return ledger; // the log stopped: fatal error already recorded

@@ -21,8 +21,10 @@ use std::time::Duration;
 
 /// How long the indexer waits when it has caught up with the durable log.
 const POLL: Duration = Duration::from_millis(20);
-/// Most records read from the log under one hold of its lock.
-const BATCH_RECORDS_MAX: usize = 1 << 16;
+/// Most records read from the log under one hold of its lock (at least one block): the log
+/// stage waits for the hold to append, and this thread runs at the lowest priority
+/// ([`super::background`]), so a hold is kept to a copy of about a block.
+const BATCH_RECORDS_MAX: usize = 1 << 12;
 
 pub(super) fn indexer_stage(
     shared: &Shared,

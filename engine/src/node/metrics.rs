@@ -22,14 +22,45 @@ pub struct StageLatency {
     pub mempool_wait: Histogram,
     /// One signature batch.
     pub sigverify: Histogram,
+    /// From a transaction's signature batch verified to the executor (or a validator's
+    /// consensus stage) taking it, per transaction: the verified queue and the block
+    /// before it.
+    pub verified_wait: Histogram,
     /// One consensus decision (empty until consensus is wired to the network).
     pub consensus: Histogram,
     /// Executing one block (results, transaction root, state root, entry encoding).
     pub execution: Histogram,
+    /// From a block sealed to the log thread taking it into a group commit, per
+    /// transaction: the commit queue and the group before it (a node alone).
+    pub commit_wait: Histogram,
     /// Appending one group of blocks and making it durable.
     pub log_flush: Histogram,
+    /// Writing one group's blocks to the log, before its flush.
+    pub log_append: Histogram,
+    /// From a transaction's block durable to its acknowledgement sent, per transaction
+    /// (the event and tax journals, the history feed, the revocations before it).
+    pub ack: Histogram,
     /// From a transaction's arrival to its acknowledgement, per transaction.
     pub end_to_end: Histogram,
+}
+
+impl StageLatency {
+    /// Every stage with its `stage` label, in the order a transaction meets them.
+    pub fn named(&self) -> [(&'static str, &Histogram); 11] {
+        [
+            ("ingress", &self.ingress),
+            ("mempool_wait", &self.mempool_wait),
+            ("sigverify", &self.sigverify),
+            ("verified_wait", &self.verified_wait),
+            ("consensus", &self.consensus),
+            ("execution", &self.execution),
+            ("commit_wait", &self.commit_wait),
+            ("log_append", &self.log_append),
+            ("log_flush", &self.log_flush),
+            ("ack", &self.ack),
+            ("end_to_end", &self.end_to_end),
+        ]
+    }
 }
 
 /// Batch sizes (`tally_batch_size{batch=...}`).
@@ -346,9 +377,13 @@ impl NodeMetrics {
                 ingress: Histogram::latency(),
                 mempool_wait: Histogram::latency(),
                 sigverify: Histogram::latency(),
+                verified_wait: Histogram::latency(),
                 consensus: Histogram::latency(),
                 execution: Histogram::latency(),
+                commit_wait: Histogram::latency(),
                 log_flush: Histogram::latency(),
+                log_append: Histogram::latency(),
+                ack: Histogram::latency(),
                 end_to_end: Histogram::latency(),
             },
             business: BusinessMetrics::default(),
@@ -494,15 +529,7 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_stage_seconds",
         "Latency of each pipeline stage.",
         "stage",
-        &[
-            ("ingress", &m.stage.ingress),
-            ("mempool_wait", &m.stage.mempool_wait),
-            ("sigverify", &m.stage.sigverify),
-            ("consensus", &m.stage.consensus),
-            ("execution", &m.stage.execution),
-            ("log_flush", &m.stage.log_flush),
-            ("end_to_end", &m.stage.end_to_end),
-        ],
+        &m.stage.named(),
     );
     e.histogram_family(
         "tally_batch_size",

@@ -23,6 +23,7 @@
 //! (primitives); `validator` (names for operators, and `cluster`) and `net`'s server use
 //! `node`, never the reverse.
 
+mod background;
 pub(crate) mod checkpointer;
 pub(crate) mod commit;
 mod config;
@@ -365,6 +366,8 @@ pub(crate) struct VerifiedBatch {
     /// The transaction root of exactly these records, when the GPU block path computed it
     /// with their signatures: the executor then makes them a block of their own.
     pub(crate) tx_root: Option<tally_kernels::merkle::Hash>,
+    /// When the signature stage finished the batch (for the `verified_wait` stage).
+    pub(crate) verified_at: Instant,
 }
 
 impl Node {
@@ -484,7 +487,11 @@ impl Node {
             let shared_indexer = Arc::clone(&shared);
             let log = Arc::downgrade(&log);
             let archive_dir = config.archive_dir.clone();
+            // The pool's threads start now, at the node's priority: a thread inherits its
+            // creator's, and the background threads below lower theirs.
+            let _ = rayon::current_num_threads();
             threads.push(spawn("tally-indexer", Arc::clone(&shared), move || {
+                background::lower_this_thread();
                 indexer::indexer_stage(&shared_indexer, &log, &history, archive_dir.as_deref())
             }));
         }

@@ -105,7 +105,14 @@ pub(super) fn sigverify_stage(
         if txs.is_empty() {
             continue;
         }
-        if verified.send(VerifiedBatch { txs, tx_root }).is_err() {
+        if verified
+            .send(VerifiedBatch {
+                txs,
+                tx_root,
+                verified_at: Instant::now(),
+            })
+            .is_err()
+        {
             return; // the executor stopped; the node is stopping
         }
         metrics.verified_queue_batches.set(verified.len() as i64);

@@ -394,6 +394,12 @@ impl<C: Clock, L: Links> Driver<C, L> {
 
     /// This node's clients' verified transactions: into the pool and on to the peers.
     pub(crate) fn add_local(&mut self, batch: VerifiedBatch) {
+        self.shared
+            .metrics
+            .stage
+            .verified_wait
+            .local()
+            .observe_duration_n(self.since(batch.verified_at), batch.txs.len() as u64);
         let mut records = Vec::with_capacity(batch.txs.len());
         let mut locals = Vec::with_capacity(batch.txs.len());
         let mut gossiped = Vec::new();
@@ -845,6 +851,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             tax_days: self.ledger.last_block_finished_tax_days().cloned(),
             index_keys: body.records.iter().map(Into::into).collect(),
             access_changes: self.ledger.block_access_changes().to_vec(),
+            sealed_at: self.now(),
         }];
         commit_group(&self.shared, &self.log, &mut self.plan, &mut group)?;
         self.host.tip = new_tip;

@@ -608,6 +608,7 @@ impl<'w> Sim<'w> {
         let batch = VerifiedBatch {
             txs: vec![pending],
             tx_root: None,
+            verified_at: self.clock.now(),
         };
         self.step(node, move |driver| {
             driver.add_local(batch);
@@ -770,7 +771,12 @@ impl<'w> Sim<'w> {
             .zip(verdicts)
             .filter_map(|(tx, ok)| ok.then_some(tx))
             .collect();
-        driver.add_local(VerifiedBatch { txs, tx_root: None });
+        let verified_at = driver.now();
+        driver.add_local(VerifiedBatch {
+            txs,
+            tx_root: None,
+            verified_at,
+        });
         driver.tick()
     }
 
