@@ -1231,7 +1231,11 @@ fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
         .into_iter()
         .map(|statement| statement.id)
         .collect();
-    assert_eq!(made, [statement.id.clone()], "the day's one statement");
+    assert_eq!(
+        made,
+        std::slice::from_ref(&statement.id),
+        "the day's one statement"
+    );
     let balance = |code: &str| {
         let found = statement
             .balances

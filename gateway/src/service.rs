@@ -25,6 +25,9 @@ use tally_protocol::operator;
 use tally_protocol::result::ResultCode;
 use tally_protocol::tx::{TxFields, TxRecord};
 
+/// Record id -> (message id, end-to-end id) of the payments this gateway sent.
+type SentIds = HashMap<u128, (String, String)>;
+
 /// Most messages' end-to-end ids remembered for the notifications of what this gateway sent.
 const SENT_REMEMBERED: usize = 1_000_000;
 
@@ -84,7 +87,7 @@ pub struct Gateway {
     /// when both are held).
     store: Mutex<Option<Store>>,
     /// Record id -> (message id, end-to-end id) of what this gateway sent.
-    sent: Mutex<HashMap<u128, (String, String)>>,
+    sent: Mutex<SentIds>,
     reports: AtomicU64,
     stop: Arc<AtomicBool>,
     follower: Mutex<Option<JoinHandle<()>>>,
@@ -628,7 +631,7 @@ fn reload(
     records: &[Record],
     follow: &[u64],
     calendar: Option<tally_protocol::calendar::Calendar>,
-) -> Result<(Books, HashMap<u128, (String, String)>), String> {
+) -> Result<(Books, SentIds), String> {
     let Some(Record::Open {
         height,
         balances,
