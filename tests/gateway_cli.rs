@@ -128,6 +128,17 @@ impl Drop for GatewayProcess {
 }
 
 fn start_gateway(dir: &Path, node: &str, key: &str, follow: &[&str]) -> GatewayProcess {
+    start_gateway_with(dir, node, key, follow, &[])
+}
+
+/// As [`start_gateway`], with more arguments.
+fn start_gateway_with(
+    dir: &Path,
+    node: &str,
+    key: &str,
+    follow: &[&str],
+    more: &[&str],
+) -> GatewayProcess {
     let genesis = dir.join("genesis.toml");
     let key = dir.join(key);
     let mut args = vec![
@@ -142,6 +153,7 @@ fn start_gateway(dir: &Path, node: &str, key: &str, follow: &[&str]) -> GatewayP
     for account in follow {
         args.extend(["--follow", account]);
     }
+    args.extend(more);
     spawn_gateway(&args, "http")
 }
 
@@ -400,11 +412,28 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
         "BKAA-056-0001",
         "camt.056.001.08",
     );
-    settled(
-        &status,
-        "E2E-009-2",
-        record_id("BKAADEFF", "BKAA-056-0001", "CXL-1"),
+    // the payment is reported cancelled (CANC), and its camt.054 says so: nothing moved
+    assert_eq!(status.end_to_end_id, "E2E-009-2");
+    assert_eq!(status.status, "CANC", "{status:?}");
+    assert_eq!(status.reason, None);
+    assert_eq!(
+        status.clearing_ref,
+        Some(format!(
+            "{:032x}",
+            record_id("BKAADEFF", "BKAA-056-0001", "CXL-1")
+        ))
     );
+    let cancelled = notified(&bank_a, 10, queued, "INFO");
+    assert_eq!(cancelled.entries[0].code.proprietary.code, "cancelled");
+    assert_eq!(cancelled.entries[0].amount.value, "90000.00");
+    let intraday = get(&bank_a, "/camt.052?account=10");
+    let pending: Vec<&str> = intraday.camt052.as_ref().unwrap().reports[0]
+        .entries
+        .iter()
+        .filter(|e| e.servicer_ref == format!("{queued:032x}"))
+        .map(|e| e.status.code.as_str())
+        .collect();
+    assert_eq!(pending, ["INFO"], "no longer pending once cancelled");
     // cancelling it again: the queue no longer holds it
     let again = sample("camt.056").replace("BKAA-056-0001", "BKAA-056-0002");
     rejected(&post(&bank_a, &again), "NOOR", "queued_payment_not_found");
@@ -476,6 +505,48 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     assert_eq!(released.entries[0].code.proprietary.code, "released");
     assert_eq!(node_balance(&address, 10), held_b);
     assert_eq!(node_balance(&address, 11), held_a);
+
+    // booking dates are the times of the blocks that booked the entries, as the node's
+    // event stream stamps them
+    let block_times = {
+        let client = tally_engine::net::Client::connect(&address).unwrap();
+        let until = released.entries[0].reference.parse::<u64>().unwrap();
+        let (_, batches) = client
+            .subscribe(&tally_protocol::events::Subscription {
+                accounts: vec![10],
+                from_height: 1,
+            })
+            .unwrap();
+        let mut times = std::collections::HashMap::new();
+        while let Ok(batch) = batches.recv_timeout(std::time::Duration::from_secs(20)) {
+            times.insert(batch.height, batch.stamp.time_ms);
+            if batch.height >= until {
+                break;
+            }
+        }
+        times
+    };
+    let booked_a = notifications_of(&get(&bank_a, "/camt.054?from=0"), 10);
+    let mut checked = 0;
+    for note in booked_a
+        .iter()
+        .filter(|n| n.entries[0].status.code == "BOOK")
+    {
+        let entry = &note.entries[0];
+        let height = entry.reference.parse::<u64>().unwrap();
+        let time_ms = block_times[&height];
+        assert_eq!(
+            entry.booked.as_ref().unwrap().date_time,
+            tally_gateway::books::iso_of_ms(time_ms),
+            "{entry:?}"
+        );
+        assert_eq!(
+            entry.valued.as_ref().unwrap().date,
+            tally_protocol::calendar::format_date(time_ms / 86_400_000)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} entries checked");
 
     // camt.052 keeps the period open; camt.053 closes it: for every account, the opening
     // balance plus the booked entries is the closing balance, which is the node's
@@ -569,6 +640,121 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     assert!(String::from_utf8_lossy(&body).contains("over the maximum of 1048576 bytes"));
 
     drop((central, bank_a, bank_b));
+}
+
+/// Bank A's gateway keeps its books under `--data-dir`: killed (SIGKILL) between two of its
+/// payments, with a payment to bank A settling while it is down, it reloads them when started
+/// again and follows on from the last block it booked, so its statement holds each payment
+/// once and ends at the node's balance. With its books damaged in the middle it refuses to
+/// start, naming the damage.
+#[test]
+fn the_gateways_books_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    write_network(dir.path());
+    let node = start_node(dir.path());
+    let address = node.address.clone();
+    let (node_child, _) = node.drain_output();
+    let _node = KillOnDrop(node_child);
+    let data = dir.path().join("gateway-a");
+    let data_arg = data.to_str().unwrap().to_string();
+    let more = ["--data-dir", data_arg.as_str()];
+    let start_a = || start_gateway_with(dir.path(), &address, "a.key", &["BKAADEFF"], &more);
+    let bank_b = start_gateway(dir.path(), &address, "b.key", &["BKBBDEFF"]);
+    let opening = node_balance(&address, 10);
+    let bank_a = start_a();
+    let pay = |gateway: &GatewayProcess, bic: &str, msg: &str, xml: &str| {
+        let e2e = format!("E2E-{msg}");
+        let id = record_id(bic, msg, &e2e);
+        let xml = xml.replace("BKAA-009-0001", msg).replace("E2E-009-1", &e2e);
+        settled(
+            &single_status(&post(gateway, &xml), msg, "pacs.009.001.08"),
+            &e2e,
+            id,
+        );
+        id
+    };
+    let first = pay(&bank_a, "BKAADEFF", "A-1", &sample("pacs.009"));
+    notified(&bank_a, 10, first, "BOOK");
+    drop(bank_a);
+    let b_to_a = sample("pacs.009")
+        .replace(
+            "<Dbtr><FinInstnId><BICFI>BKAADEFF",
+            "<Dbtr><FinInstnId><BICFI>BKBBDEFF",
+        )
+        .replace(
+            "<Cdtr><FinInstnId><BICFI>BKBBDEFF",
+            "<Cdtr><FinInstnId><BICFI>BKAADEFF",
+        )
+        .replace("250.00", "40.00");
+    let paid_in = pay(&bank_b, "BKBBDEFF", "B-1", &b_to_a);
+    let bank_a = start_a();
+    let second = pay(
+        &bank_a,
+        "BKAADEFF",
+        "A-2",
+        &sample("pacs.009").replace("250.00", "10.00"),
+    );
+    notified(&bank_a, 10, second, "BOOK");
+    notified(&bank_a, 10, paid_in, "BOOK");
+    let document = get(&bank_a, "/camt.053?account=10");
+    let statement = &document.camt053.as_ref().unwrap().statements[0];
+    let ids: Vec<&str> = statement
+        .entries
+        .iter()
+        .map(|e| e.servicer_ref.as_str())
+        .collect();
+    let hex = |id: u128| format!("{id:032x}");
+    assert_eq!(ids, [hex(first), hex(paid_in), hex(second)], "each once");
+    assert_eq!(
+        statement.entries[0].details.tx.refs.end_to_end_id, "E2E-A-1",
+        "the ids of what it sent before the restart are kept too"
+    );
+    let [opening_balance, closing] = &statement.balances[..] else {
+        panic!("two balances: {statement:?}")
+    };
+    let entries: i64 = statement
+        .entries
+        .iter()
+        .map(|e| signed(&e.amount.value, &e.sign))
+        .sum();
+    let opened = signed(&opening_balance.amount.value, &opening_balance.sign);
+    assert_eq!(opened, opening);
+    assert_eq!(
+        opened + entries,
+        signed(&closing.amount.value, &closing.sign)
+    );
+    assert_eq!(
+        signed(&closing.amount.value, &closing.sign),
+        node_balance(&address, 10)
+    );
+    drop(bank_a);
+
+    // the books damaged in the middle: the gateway does not start, and says why
+    let path = data.join("books.jnl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[45] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let genesis = dir.path().join("genesis.toml");
+    let key = dir.path().join("a.key");
+    let output = tally()
+        .args(["gateway", "serve", "--listen", "127.0.0.1:0", "--node"])
+        .args([address.as_str(), "--insecure-plaintext", "--genesis"])
+        .args([
+            genesis.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ])
+        .args(["--follow", "BKAADEFF", "--data-dir", &data_arg])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("the entry at offset 32 is damaged (hash mismatch)")
+            && said.contains("cannot be reloaded whole"),
+        "{said}"
+    );
+    drop(bank_b);
 }
 
 /// POSTs `body` to a gateway over TLS as the holder of `identity`: the status and body.
@@ -1022,9 +1208,34 @@ fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
         "business_day_closed",
     );
 
-    // bank A's statement of the day: opening plus entries is closing, the node's balance
-    let statement = report("/camt.053?account=BKAADEFF");
-    let statement = &statement.camt053.as_ref().expect("a camt.053").statements[0];
+    // bank A's statement of the day, made at the end of day without being asked for (the
+    // hub fetches it by date, or by sequence number as it fetches camt.054s): opening plus
+    // entries is closing, the node's balance
+    let day_statement = || {
+        for _ in 0..300 {
+            let document = report(&format!("/camt.053?date={date}&account=BKAADEFF"));
+            let statements = document.camt053.expect("a camt.053").statements;
+            if let Some(statement) = statements.into_iter().next() {
+                return statement;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no statement of {date}")
+    };
+    let statement = &day_statement();
+    assert_eq!(statement.id, format!("1000-{date}"));
+    let made: Vec<String> = report("/camt.053?from=0")
+        .camt053
+        .unwrap()
+        .statements
+        .into_iter()
+        .map(|statement| statement.id)
+        .collect();
+    assert_eq!(
+        made,
+        std::slice::from_ref(&statement.id),
+        "the day's one statement"
+    );
     let balance = |code: &str| {
         let found = statement
             .balances

@@ -14,10 +14,39 @@ use crate::ledger::{Ledger, SettlementEvent, TxStatus};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
 use std::collections::HashMap;
+use tally_protocol::tax::TaxBasis;
+
+/// The stamp of the block just sealed into `ledger`: its time and the business day it ended
+/// (none for the first block, which follows no day).
+pub fn block_stamp(ledger: &Ledger) -> BlockStamp {
+    BlockStamp {
+        time_ms: ledger.time_ms(),
+        day_ended: ledger
+            .last_block_finished_tax_days()
+            .filter(|_| ledger.height() > 1)
+            .map(|days| days.first_day),
+    }
+}
 
 /// The events of a block just sealed into `ledger`, in order: its records' own
-/// events first, then what the ledger settled or expired at the end of the block.
+/// events first, then what the ledger settled or expired at the end of the block; each
+/// with the balances of the accounts it names at the end of the block.
 pub fn block_events(
+    ledger: &Ledger,
+    records: &[TxRecord],
+    results: &[ResultCode],
+) -> Vec<AccountEvent> {
+    let mut events = events_of_block(ledger, records, results);
+    let balance = |account: u64| ledger.balance(account).unwrap_or(0);
+    for event in &mut events {
+        event.payer_balance = balance(event.payer);
+        event.payee_balance = balance(event.payee);
+        event.tax_account_balance = event.tax_account.map(balance);
+    }
+    events
+}
+
+fn events_of_block(
     ledger: &Ledger,
     records: &[TxRecord],
     results: &[ResultCode],
@@ -90,6 +119,10 @@ fn plain(kind: EventKind, id: u128, payer: u64, payee: u64, amount: u64) -> Acco
         amount,
         tax: None,
         tax_account: None,
+        exclusive: false,
+        payer_balance: 0,
+        payee_balance: 0,
+        tax_account_balance: None,
     }
 }
 
@@ -99,6 +132,7 @@ fn with_tax(ledger: &Ledger, mut event: AccountEvent) -> AccountEvent {
     if let Some(payment) = ledger.tax_payment(event.id) {
         event.tax = Some(payment.tax);
         event.tax_account = Some(payment.tax_account);
+        event.exclusive = payment.basis == TaxBasis::Exclusive;
     }
     event
 }
@@ -169,12 +203,20 @@ fn record_event(
             ledger,
             plain(EventKind::Settled, id, payer, payee, record.amount()),
         ),
+        (ResultCode::Ok, TxKind::QueueCancel) => {
+            let cancelled = record.related_id();
+            let (payer, payee, amount) = ledger.cancelled_in_last_block(cancelled)?;
+            plain(EventKind::Cancelled, cancelled, payer, payee, amount)
+        }
         (ResultCode::Ok, TxKind::Refund) => {
             let reversed = refunds.reverse(ledger, record.related_id(), record.amount());
             AccountEvent {
                 related_id: Some(record.related_id()),
                 tax: reversed.map(|(tax, _)| tax),
                 tax_account: reversed.map(|(_, account)| account),
+                exclusive: ledger
+                    .tax_payment(record.related_id())
+                    .is_some_and(|payment| payment.basis == TaxBasis::Exclusive),
                 ..plain(EventKind::Refunded, id, payer, payee, record.amount())
             }
         }

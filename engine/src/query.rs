@@ -804,7 +804,7 @@ fn queue_outcome(
     while found.is_none() && read < blocks_max {
         let chunk = (blocks_max - read).min(1_024) as usize;
         let got = journal
-            .read(&mut cursor, chunk, |height, events| {
+            .read(&mut cursor, chunk, |height, _, events| {
                 if found.is_none() {
                     found = events
                         .iter()

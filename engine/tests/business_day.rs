@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use tally_engine::calendar::CalendarSpec;
-use tally_engine::events::{block_events, EventKind};
+use tally_engine::events::{block_events, block_stamp, BlockStamp, EventKind};
 use tally_engine::genesis::{Role, DAY_MS};
 use tally_engine::ledger::{Ledger, SettlementEvent, SnapshotPoint, TxStatus};
 use tally_engine::result::ResultCode;
@@ -38,6 +38,7 @@ fn t2_calendar() -> CalendarSpec {
         closed_weekdays: vec!["saturday".into(), "sunday".into()],
         holidays: vec!["2026-12-25".into(), "2027-01-01".into()],
         warehouse_days: 10,
+        warehouse_capacity: tally_engine::calendar::WAREHOUSE_CAPACITY_MAX,
     }
 }
 
@@ -425,13 +426,41 @@ fn warehoused_payments_settle_at_their_openings_urgent_first_then_in_acceptance_
         Some(100),
         "warehousing moves nothing"
     );
-    let codes = ledger.execute_block(2, at(FRIDAY, 13 * HOUR), &cancel_block(&f));
+    let cancels = cancel_block(&f);
+    let codes = ledger.execute_block(2, at(FRIDAY, 13 * HOUR), &cancels);
     assert_eq!(codes, vec![ResultCode::NotOwner, ResultCode::Ok]);
     assert_eq!(ledger.status(5), TxStatus::Cancelled { height: 2 });
-    // Sunday 17:59:59.999 UTC: Monday's day has not opened
+    // the cancel is an event of the payment cancelled, naming its parties and amount
+    let events = block_events(&ledger, &cancels, &codes);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kind, e.id, e.payer, e.payee, e.amount))
+            .collect::<Vec<_>>(),
+        vec![(EventKind::Cancelled, 5, BANK_A, BANK_B, 1)]
+    );
+    assert_eq!(
+        (events[0].payer_balance, events[0].payee_balance),
+        (100, 100)
+    );
+    assert_eq!(
+        block_stamp(&ledger),
+        BlockStamp {
+            time_ms: at(FRIDAY, 13 * HOUR),
+            day_ended: None
+        }
+    );
+    // Sunday 17:59:59.999 UTC: Monday's day has not opened; Friday's has ended
     let before = at(NEXT_MONDAY, -6 * HOUR) - 1;
     ledger.execute_block(3, before, &[]);
     assert_eq!(ledger.warehouse_len(), 4);
+    assert_eq!(
+        block_stamp(&ledger),
+        BlockStamp {
+            time_ms: before,
+            day_ended: Some(FRIDAY)
+        }
+    );
     // Sunday 18:00 UTC exactly: the urgent one first, then in acceptance order; the two
     // that bank A cannot cover wait in its queue
     ledger.execute_block(4, at(NEXT_MONDAY, -6 * HOUR), &[]);
@@ -464,6 +493,16 @@ fn warehoused_payments_settle_at_their_openings_urgent_first_then_in_acceptance_
         ]
     );
     assert_eq!(events[3].tax, Some(90));
+    // each event carries its accounts' balances at the end of the block
+    for event in &events {
+        assert_eq!(Some(event.payer_balance), ledger.balance(event.payer));
+        assert_eq!(Some(event.payee_balance), ledger.balance(event.payee));
+    }
+    assert_eq!(
+        events[3].tax_account_balance,
+        ledger.balance(events[3].tax_account.unwrap())
+    );
+    assert!(!events[3].exclusive, "T2's category is taxed inclusive");
     // a copy of a warehoused record is a duplicate at every stage
     let copy = warehoused(&f, 1, BANK_A, BANK_B, 60, false, NEXT_MONDAY);
     assert_eq!(
@@ -609,6 +648,15 @@ fn the_end_of_day_rejects_the_unsettled_queue() {
     let events = block_events(&ledger, &[], &[]);
     assert_eq!((events[0].kind, events[0].id), (EventKind::Expired, 1));
     assert_eq!(ledger.balance(BANK_A), Some(150), "nothing of it moved");
+    assert_eq!(events[0].payer_balance, 150);
+    // the block is stamped with the day it ended
+    assert_eq!(
+        block_stamp(&ledger),
+        BlockStamp {
+            time_ms: end_of_day,
+            day_ended: Some(MONDAY)
+        }
+    );
     // its id stays used
     assert_eq!(
         ledger.execute_block(
@@ -678,6 +726,7 @@ fn a_node_stopped_before_the_opening_settles_its_warehoused_payments_at_its_next
         closed_weekdays: Vec::new(),
         holidays: Vec::new(),
         warehouse_days: 1,
+        warehouse_capacity: tally_engine::calendar::WAREHOUSE_CAPACITY_MAX,
     });
     f.genesis.validate().expect("a calendar of today");
     let dir = tempfile::tempdir().unwrap();
@@ -738,4 +787,109 @@ fn a_node_stopped_before_the_opening_settles_its_warehoused_payments_at_its_next
     std::fs::remove_dir_all(checkpoints_dir(&config)).unwrap();
     let replayed = replay_dir(&f.genesis, &config).unwrap();
     assert_eq!(replayed.ledger.state_root(), root);
+}
+
+#[test]
+fn a_cancelled_queued_payment_is_an_event_and_a_cancel_that_fails_is_none() {
+    let f = fixture(100);
+    let mut ledger = Ledger::from_genesis(&f.genesis);
+    let queued = [f.tx(1, TxKind::Transfer, BANK_A, BANK_B, 500)];
+    let codes = ledger.execute_block(1, at(MONDAY, 10 * HOUR), &queued);
+    assert_eq!(codes, vec![ResultCode::Queued]);
+    let cancel = |id, target| {
+        f.custom(BANK_A, id, TxKind::QueueCancel, BANK_A, 0, 0, |t| {
+            t.related_id = target
+        })
+    };
+    let records = [cancel(2, 1), cancel(3, 1)];
+    let codes = ledger.execute_block(2, at(MONDAY, 11 * HOUR), &records);
+    assert_eq!(
+        codes,
+        vec![ResultCode::Ok, ResultCode::QueuedPaymentNotFound]
+    );
+    let events = block_events(&ledger, &records, &codes);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kind, e.id, e.payer, e.payee, e.amount))
+            .collect::<Vec<_>>(),
+        vec![(EventKind::Cancelled, 1, BANK_A, BANK_B, 500)],
+        "one event, of the payment cancelled"
+    );
+    assert_eq!(events[0].payer_balance, 100, "nothing moved");
+    // the next block remembers no cancel
+    let codes = ledger.execute_block(3, at(MONDAY, 12 * HOUR), &[cancel(4, 1)]);
+    assert_eq!(codes, vec![ResultCode::QueuedPaymentNotFound]);
+    assert!(block_events(&ledger, &[cancel(4, 1)], &codes).is_empty());
+}
+
+#[test]
+fn the_warehouse_refuses_past_the_capacity_its_calendar_sets() {
+    let mut calendar = t2_calendar();
+    calendar.warehouse_capacity = 2;
+    let f = Fixture::from_table(
+        &[
+            (CENTRAL_BANK, Role::CentralBank, 0, None),
+            (TAX, Role::TaxAuthority, 0, None),
+            (BANK_A, Role::Bank, 1_000, None),
+            (BANK_B, Role::Bank, 1_000, None),
+        ],
+        |g| g.settlement.calendar = Some(calendar.clone()),
+    );
+    let mut ledger = Ledger::from_genesis(&f.genesis);
+    let ahead = |id| warehoused(&f, id, BANK_A, BANK_B, 10, false, NEXT_MONDAY);
+    let friday_noon = at(FRIDAY, 12 * HOUR);
+    let codes = ledger.execute_block(1, friday_noon, &[ahead(1), ahead(2), ahead(3)]);
+    assert_eq!(
+        codes,
+        vec![
+            ResultCode::Warehoused,
+            ResultCode::Warehoused,
+            ResultCode::WarehouseFull
+        ]
+    );
+    assert_eq!(ResultCode::WarehouseFull.name(), "warehouse_full");
+    assert_eq!(ledger.warehouse_len(), 2);
+    // a place freed by a cancel is taken again
+    let cancel = f.custom(BANK_A, 4, TxKind::QueueCancel, BANK_A, 0, 0, |t| {
+        t.related_id = 1
+    });
+    let codes = ledger.execute_block(2, friday_noon + 1, &[cancel, ahead(5), ahead(6)]);
+    assert_eq!(
+        codes,
+        vec![
+            ResultCode::Ok,
+            ResultCode::Warehoused,
+            ResultCode::WarehouseFull
+        ]
+    );
+    // the capacity is checked when the genesis is read, naming its field
+    let mut genesis = f.genesis.clone();
+    for bad in [0, tally_engine::calendar::WAREHOUSE_CAPACITY_MAX + 1] {
+        genesis
+            .settlement
+            .calendar
+            .as_mut()
+            .unwrap()
+            .warehouse_capacity = bad;
+        let error = genesis.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("settlement.calendar.warehouse_capacity")
+                && error.contains(&format!("{bad} payments is not within 1 and 1048576")),
+            "{error}"
+        );
+    }
+    // left out of the table, it is the most (and a genesis's TOML leaves the default out)
+    let text = r#"
+opening_ms = 0
+end_of_day_ms = 3600000
+"#;
+    let read: CalendarSpec = toml::from_str(text).unwrap();
+    assert_eq!(
+        read.warehouse_capacity,
+        tally_engine::calendar::WAREHOUSE_CAPACITY_MAX
+    );
+    assert!(!toml::to_string(&read)
+        .unwrap()
+        .contains("warehouse_capacity"));
 }

@@ -349,6 +349,7 @@ fn simulated_validators_close_and_open_the_business_day_at_the_same_block() {
         closed_weekdays: Vec::new(),
         holidays: Vec::new(),
         warehouse_days: 1,
+        warehouse_capacity: tally_engine::calendar::WAREHOUSE_CAPACITY_MAX,
     });
     fixture.genesis.validate().expect("a valid calendar");
     // 2026-01-01, the simulator's first block time, is day 20454: its day ends 2.5 s in,

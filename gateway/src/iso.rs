@@ -432,6 +432,10 @@ pub struct AccountEntries {
     pub sequence: Option<u64>,
     #[serde(rename = "CreDtTm")]
     pub created: String,
+    /// A business day's statement: the period it covers (from the block after the
+    /// previous day's end to the block that ended this day).
+    #[serde(rename = "FrToDt", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<FromTo>,
     #[serde(rename = "Acct")]
     pub account: ReportAccount,
     #[serde(rename = "Bal", default)]
@@ -440,6 +444,14 @@ pub struct AccountEntries {
     pub summary: Option<TxSummary>,
     #[serde(rename = "Ntry", default)]
     pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct FromTo {
+    #[serde(rename = "FrDtTm")]
+    pub from: String,
+    #[serde(rename = "ToDtTm")]
+    pub to: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -521,8 +533,12 @@ pub struct Entry {
     pub sign: String,
     #[serde(rename = "Sts")]
     pub status: EntryStatus,
+    /// The time of the block that booked it (the block timestamp consensus agreed).
     #[serde(rename = "BookgDt", default, skip_serializing_if = "Option::is_none")]
     pub booked: Option<DateChoice>,
+    /// The business day it settled in.
+    #[serde(rename = "ValDt", default, skip_serializing_if = "Option::is_none")]
+    pub valued: Option<DateOnly>,
     /// The ledger record's id (32 hex digits).
     #[serde(rename = "AcctSvcrRef")]
     pub servicer_ref: String,
@@ -530,6 +546,12 @@ pub struct Entry {
     pub code: BankTxCode,
     #[serde(rename = "NtryDtls")]
     pub details: EntryDetails,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct DateOnly {
+    #[serde(rename = "Dt")]
+    pub date: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! - `reasons`: result codes -> ISO status reasons (the table);
 //! - `books`: the followed accounts' entries and balances -> camt.054, camt.052, camt.053;
 //! - `service`: the gateway itself (sending, waiting, pacs.002, following events);
+//! - `store`: the books on disk (`--data-dir`), reloaded at start;
 //! - `server`: the HTTP listener;
 //! - `bench`: the gateway against direct record submission (`tally gateway bench`).
 
@@ -18,6 +19,7 @@ pub mod iso;
 pub mod reasons;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod translate;
 
 pub use server::{Server, ServerLimits};

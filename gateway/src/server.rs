@@ -1,7 +1,9 @@
 //! The gateway's HTTP/1.1 listener (`tally_protocol::http`): `POST /` with an ISO 20022
 //! document answers its pacs.002; `GET /camt.054?from=N`, `GET /camt.052?account=A` and
 //! `GET /camt.053?account=A` answer the notifications, the intraday report and the statement
-//! (which closes the statement period). TLS 1.3, asking the hub for a certificate of the CA
+//! (which closes the statement period; on a network with a business-day calendar the
+//! statements are made at each day's end and `GET /camt.053?from=N` or `?date=D` fetches
+//! them). TLS 1.3, asking the hub for a certificate of the CA
 //! of the listener's identity, when configured; plain HTTP only when the caller chose it. Every request is bounded: its
 //! head and body sizes, each read and write in time, and the connections served at once.
 
@@ -232,10 +234,34 @@ pub fn answer(gateway: &Gateway, request: &http::Request) -> (&'static str, &'st
                 None => Ok(gateway.accounts()),
                 Some(name) => gateway.followed(name).map(|account| vec![account]),
             };
-            match accounts.and_then(|accounts| gateway.report(&accounts, path == "/camt.053")) {
+            let daily = path == "/camt.053"
+                && (gateway.daily_statements()
+                    || request.query_param("from").is_some()
+                    || request.query_param("date").is_some());
+            let answered = accounts.and_then(|accounts| {
+                if daily {
+                    let from = match request.query_param("from").map(str::parse::<u64>) {
+                        None => 0,
+                        Some(Ok(from)) => from,
+                        Some(Err(_)) => {
+                            return Err(GatewayError::BadRequest(
+                                "from= is the first statement number (ElctrncSeqNb) wanted, a whole number"
+                                    .into(),
+                            ))
+                        }
+                    };
+                    gateway.day_statements(&accounts, from, request.query_param("date"))
+                } else {
+                    gateway.report(&accounts, path == "/camt.053")
+                }
+            });
+            match answered {
                 Ok(document) => ("200 OK", XML, document.to_xml()),
                 Err(error @ GatewayError::NotFollowed(_)) => {
                     ("404 Not Found", TEXT, format!("{error}\n"))
+                }
+                Err(error @ GatewayError::BadRequest(_)) => {
+                    ("400 Bad Request", TEXT, format!("{error}\n"))
                 }
                 Err(error) => ("503 Service Unavailable", TEXT, format!("{error}\n")),
             }

@@ -3,25 +3,30 @@
 //! answers each message with a pacs.002, and follows the bank's accounts' events for its
 //! camt.054, camt.052 and camt.053.
 
-use crate::books::{self, BookEntry, Books, ReportContext};
+use crate::books::{self, Books, ReportContext};
 use crate::iso::{
     self, GroupHeader, OriginalGroupStatus, OutDocument, ReasonCode, StatusReason, StatusReport,
     TxStatus,
 };
 use crate::reasons;
+use crate::store::{Record, Store, StoreError};
 use crate::translate::{self, Directory, Item, Message, MessageRefusal, Plan, Refusal};
 use ed25519_zebra::SigningKey;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tally_protocol::client::{submit_and_wait, Client, ClientError, ClientOptions};
-use tally_protocol::events::{AccountEvent, EventKind, Subscription};
+use tally_protocol::events::{AccountEvent, BlockStamp, Subscription};
 use tally_protocol::genesis::Genesis;
 use tally_protocol::operator;
 use tally_protocol::result::ResultCode;
 use tally_protocol::tx::{TxFields, TxRecord};
+
+/// Record id -> (message id, end-to-end id) of the payments this gateway sent.
+type SentIds = HashMap<u128, (String, String)>;
 
 /// Most messages' end-to-end ids remembered for the notifications of what this gateway sent.
 const SENT_REMEMBERED: usize = 1_000_000;
@@ -38,6 +43,9 @@ pub struct GatewayConfig {
     pub follow: Vec<u64>,
     /// Longest wait for a record's result (past it the answer is `PDNG`).
     pub result_timeout: Duration,
+    /// Where the books are kept (`books.jnl`), to reload them at the next start; `None`:
+    /// in memory only, opened again from the ledger's balances at each start.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Why a gateway could not start or answer.
@@ -51,6 +59,12 @@ pub enum GatewayError {
     Client(#[from] ClientError),
     #[error("no account followed is named {0:?}: give an account number or BIC the gateway follows (--follow)")]
     NotFollowed(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the books in {path} cannot be reloaded: {reason}")]
+    Reload { path: PathBuf, reason: String },
     #[error("the gateway has not heard every event of account {account} yet: its books say {booked}, the node {node}; ask again")]
     Behind {
         account: u64,
@@ -69,8 +83,11 @@ pub struct Gateway {
     result_timeout: Duration,
     client: Mutex<Option<Arc<Client>>>,
     books: Arc<Mutex<Books>>,
+    /// The books on disk, appended before the books in memory change (taken after `books`
+    /// when both are held).
+    store: Mutex<Option<Store>>,
     /// Record id -> (message id, end-to-end id) of what this gateway sent.
-    sent: Mutex<HashMap<u128, (String, String)>>,
+    sent: Mutex<SentIds>,
     reports: AtomicU64,
     stop: Arc<AtomicBool>,
     follower: Mutex<Option<JoinHandle<()>>>,
@@ -109,9 +126,45 @@ impl Gateway {
         let genesis_hash = config.genesis.hash();
         let connected = operator::connect_any(&config.nodes, &config.options, Some(&genesis_hash))?;
         let client = Arc::new(connected.client);
-        let (height, balances) = balances_at_one_height(&client, &config.follow)?;
-        let books = Arc::new(Mutex::new(Books::open(&balances, &iso_now())));
-        books.lock().expect("books").height = height;
+        let (mut store, records) = match &config.data_dir {
+            Some(dir) => {
+                let (store, records) = Store::open(dir)?;
+                (Some(store), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let (mut books, sent) = match store.as_ref().filter(|_| !records.is_empty()) {
+            Some(opened) => {
+                let calendar = config.genesis.calendar();
+                let (books, sent) =
+                    reload(&records, &config.follow, calendar).map_err(|reason| {
+                        GatewayError::Reload {
+                            path: opened.path().to_path_buf(),
+                            reason,
+                        }
+                    })?;
+                tracing::info!(path = %opened.path().display(), height = books.height, "the gateway's books reloaded; following from the block after");
+                (books, sent)
+            }
+            None => {
+                let (height, balances) = balances_at_one_height(&client, &config.follow)?;
+                let opened = iso_now();
+                if let Some(store) = store.as_mut() {
+                    store.append(&Record::Open {
+                        height,
+                        balances: balances.clone(),
+                        opened: opened.clone(),
+                    })?;
+                    store.flush()?;
+                }
+                let mut books = Books::open(&balances, &opened);
+                books.height = height;
+                (books, HashMap::new())
+            }
+        };
+        books.calendar = config.genesis.calendar();
+        let height = books.height;
+        let books = Arc::new(Mutex::new(books));
         let gateway = Arc::new(Gateway {
             directory,
             genesis_hash,
@@ -121,7 +174,8 @@ impl Gateway {
             result_timeout: config.result_timeout,
             client: Mutex::new(Some(client)),
             books,
-            sent: Mutex::new(HashMap::new()),
+            store: Mutex::new(store),
+            sent: Mutex::new(sent),
             reports: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
             follower: Mutex::new(None),
@@ -214,19 +268,36 @@ impl Gateway {
             if sent.len() + records.len() > SENT_REMEMBERED {
                 sent.clear();
             }
+            let mut store = self.store.lock().expect("store");
             for (item, outcome) in message.items.iter().zip(&outcomes) {
                 if let Ok(id) = outcome {
                     sent.insert(*id, (message.msg_id.clone(), item.end_to_end_id.clone()));
+                    if let Some(store) = store.as_mut() {
+                        let record = Record::Sent {
+                            id: *id,
+                            msg_id: message.msg_id.clone(),
+                            end_to_end_id: item.end_to_end_id.clone(),
+                        };
+                        if let Err(error) = store.append(&record) {
+                            tracing::error!(%error, "the gateway cannot keep a sent payment's ids on disk");
+                        }
+                    }
                 }
             }
         }
         let results = self.submit(&records);
+        let cancellation = message.schema.starts_with("camt.056");
         let transactions = message
             .items
             .iter()
             .zip(outcomes)
             .map(|(item, outcome)| {
-                tx_status(item, outcome.map(|id| (id, results.get(&id).cloned())))
+                let status = tx_status(item, outcome.map(|id| (id, results.get(&id).cloned())));
+                if cancellation {
+                    cancelled(status)
+                } else {
+                    status
+                }
             })
             .collect();
         let mut document = OutDocument::new(iso::PACS_002);
@@ -394,6 +465,11 @@ impl Gateway {
     /// the period (`statement` true) of `accounts`; its balances are checked against the
     /// node's first.
     pub fn report(&self, accounts: &[u64], statement: bool) -> Result<OutDocument, GatewayError> {
+        if statement && self.daily_statements() {
+            return Err(GatewayError::BadRequest(
+                "on a network with a business-day calendar each day's camt.053 is made at its end of day: fetch them with from= or date=".into(),
+            ));
+        }
         self.caught_up(accounts)?;
         let lookup = self.end_to_end();
         let now = iso_now();
@@ -405,10 +481,60 @@ impl Gateway {
         };
         let mut books = self.books.lock().expect("books");
         Ok(if statement {
+            if let Some(store) = self.store.lock().expect("store").as_mut() {
+                store.append(&Record::Closed {
+                    accounts: accounts.to_vec(),
+                    now: now.clone(),
+                })?;
+            }
             books::camt053(&mut books, &context, accounts)
         } else {
             books::camt052(&books, &context, accounts)
         })
+    }
+
+    /// Whether statements are cut at each business day's end (the genesis has a calendar)
+    /// rather than when the hub asks.
+    pub fn daily_statements(&self) -> bool {
+        self.books.lock().expect("books").calendar.is_some()
+    }
+
+    /// The business-day statements of `accounts` kept: those whose statement number
+    /// (`ElctrncSeqNb`) is `from` or more, and of the day `date` (`YYYY-MM-DD`) when given,
+    /// in the order they were made.
+    pub fn day_statements(
+        &self,
+        accounts: &[u64],
+        from: u64,
+        date: Option<&str>,
+    ) -> Result<OutDocument, GatewayError> {
+        if let Some(date) = date {
+            tally_protocol::calendar::parse_date(date).map_err(|error| {
+                GatewayError::BadRequest(format!("date={date} is not a date (YYYY-MM-DD): {error}"))
+            })?;
+        }
+        let books = self.books.lock().expect("books");
+        if books.calendar.is_none() {
+            return Err(GatewayError::BadRequest(
+                "this network has no business-day calendar: a camt.053 closes the period when asked (GET /camt.053 without from= or date=)".into(),
+            ));
+        }
+        let chosen: Vec<&books::DayStatement> = books
+            .day_statements
+            .iter()
+            .filter(|day| day.book.statements >= from)
+            .filter(|day| date.is_none_or(|date| day.date == date))
+            .filter(|day| accounts.contains(&day.book.account))
+            .collect();
+        let lookup = self.end_to_end();
+        let now = iso_now();
+        let context = ReportContext {
+            directory: &self.directory,
+            end_to_end: &lookup,
+            now: &now,
+            message_id: self.header().msg_id,
+        };
+        Ok(books::day_camt053(&context, &chosen))
     }
 
     /// The accounts followed.
@@ -457,7 +583,11 @@ impl Gateway {
                         pending.extend(batch.events);
                         if batch.complete {
                             let events = std::mem::take(&mut pending);
-                            self.book_block(batch.height, &events);
+                            if let Err(error) = self.book_block(batch.height, batch.stamp, events) {
+                                tracing::error!(%error, height = batch.height, "the gateway cannot keep a block's events on disk: it follows again from that block");
+                                std::thread::sleep(Duration::from_millis(500));
+                                break;
+                            }
                             from_height = batch.height + 1;
                         }
                     }
@@ -468,112 +598,88 @@ impl Gateway {
         }
     }
 
-    /// The movements of one event on each account it names: (account, signed minor units,
-    /// status).
-    fn movements(&self, event: &AccountEvent) -> Vec<(u64, i64, &'static str)> {
-        let amount = event.amount as i64;
-        let tax = event.tax.unwrap_or(0) as i64;
-        match event.kind {
-            EventKind::Settled | EventKind::Released => match event.tax_account {
-                Some(tax_account) => {
-                    // exclusive: the payer pays the tax on top; else it comes out of the gross
-                    let exclusive = self.basis_is_exclusive(event.id);
-                    let (debited, net) = if exclusive {
-                        (amount + tax, amount)
-                    } else {
-                        (amount, amount - tax)
-                    };
-                    vec![
-                        (event.payer, -debited, "BOOK"),
-                        (event.payee, net, "BOOK"),
-                        (tax_account, tax, "BOOK"),
-                    ]
-                }
-                None => vec![
-                    (event.payer, -amount, "BOOK"),
-                    (event.payee, amount, "BOOK"),
-                ],
-            },
-            EventKind::Refunded => {
-                let exclusive = event
-                    .related_id
-                    .is_some_and(|original| self.basis_is_exclusive(original));
-                let (payee_pays, payer_gets) = if exclusive {
-                    (amount, amount + tax)
-                } else {
-                    (amount - tax, amount)
-                };
-                let mut moves = vec![
-                    (event.payer, -payee_pays, "BOOK"),
-                    (event.payee, payer_gets, "BOOK"),
-                ];
-                if let Some(tax_account) = event.tax_account {
-                    moves.push((tax_account, -tax, "BOOK"));
-                }
-                moves
-            }
-            // waiting: in an RTGS queue, or warehoused for its value date's opening
-            EventKind::Queued | EventKind::Warehoused => vec![
-                (event.payer, -amount, "PDNG"),
-                (event.payee, amount, "PDNG"),
-            ],
-            // nothing moved: expired or rejected at the end of day, refused at its opening
-            EventKind::Expired | EventKind::Rejected => vec![
-                (event.payer, -amount, "INFO"),
-                (event.payee, amount, "INFO"),
-            ],
-            // reservations are not mapped from ISO messages: no entry
-            EventKind::Reserved | EventKind::ReservationExpired => Vec::new(),
-        }
-    }
-
-    /// Whether taxed payment `id` was taxed on an exclusive basis (the payer paid the tax on
-    /// top), as the node's record of it says.
-    fn basis_is_exclusive(&self, id: u128) -> bool {
-        match self.client().map(|client| client.tx_status(id)) {
-            Ok(Ok(status)) => status.taxed.is_some_and(|taxed| taxed.basis == "exclusive"),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, id = %format!("{id:032x}"), "the node did not say a taxed payment's basis: inclusive assumed");
-                false
-            }
-            Err(error) => {
-                tracing::warn!(%error, "no node to ask a taxed payment's basis: inclusive assumed");
-                false
-            }
-        }
-    }
-
-    fn book_block(&self, height: u64, events: &[AccountEvent]) {
-        let heard = iso_now();
-        let moves: Vec<(u64, BookEntry)> = events
-            .iter()
-            .flat_map(|event| {
-                self.movements(event)
-                    .into_iter()
-                    .map(|(account, amount, status)| {
-                        (
-                            account,
-                            BookEntry {
-                                height,
-                                id: event.id,
-                                amount,
-                                status,
-                                event: event.kind,
-                                payer: event.payer,
-                                payee: event.payee,
-                                heard: heard.clone(),
-                            },
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+    /// Books one whole block, written to disk first.
+    fn book_block(
+        &self,
+        height: u64,
+        stamp: BlockStamp,
+        events: Vec<AccountEvent>,
+    ) -> Result<(), StoreError> {
         let mut books = self.books.lock().expect("books");
-        for (account, entry) in moves {
-            books.book(account, entry);
+        if height <= books.height {
+            return Ok(()); // booked already (a subscription resumed inside a block)
         }
-        books.height = height;
+        let record = Record::Block {
+            height,
+            stamp,
+            events,
+        };
+        if let Some(store) = self.store.lock().expect("store").as_mut() {
+            store.append(&record)?;
+        }
+        let Record::Block { events, .. } = record else {
+            unreachable!("made above")
+        };
+        books.book_block(height, stamp, &events);
+        Ok(())
     }
+}
+
+/// The books and the sent payments' ids made again from the records on disk, which must
+/// follow the accounts `follow` names.
+fn reload(
+    records: &[Record],
+    follow: &[u64],
+    calendar: Option<tally_protocol::calendar::Calendar>,
+) -> Result<(Books, SentIds), String> {
+    let Some(Record::Open {
+        height,
+        balances,
+        opened,
+    }) = records.first()
+    else {
+        return Err("they do not begin with the books' opening".into());
+    };
+    let mut followed: Vec<u64> = balances.iter().map(|(account, _)| *account).collect();
+    let mut asked = follow.to_vec();
+    followed.sort_unstable();
+    asked.sort_unstable();
+    if followed != asked {
+        return Err(format!(
+            "they follow accounts {followed:?}, the gateway was started to follow {asked:?}: follow the same accounts, or give another --data-dir"
+        ));
+    }
+    let mut books = Books::open(balances, opened);
+    books.height = *height;
+    books.calendar = calendar;
+    let mut sent = HashMap::new();
+    for record in &records[1..] {
+        match record {
+            Record::Open { .. } => return Err("they hold a second opening".into()),
+            Record::Block {
+                height,
+                stamp,
+                events,
+            } => {
+                if *height <= books.height {
+                    return Err(format!(
+                        "block {height} follows block {}: blocks are booked in height order",
+                        books.height
+                    ));
+                }
+                books.book_block(*height, *stamp, events);
+            }
+            Record::Closed { accounts, now } => books.close_periods(accounts, now),
+            Record::Sent {
+                id,
+                msg_id,
+                end_to_end_id,
+            } => {
+                sent.insert(*id, (msg_id.clone(), end_to_end_id.clone()));
+            }
+        }
+    }
+    Ok((books, sent))
 }
 
 /// The followed accounts' balances at one height (read again while a block lands between).
@@ -638,6 +744,19 @@ fn status_reason(code: &str, info: String) -> StatusReason {
             .chunks(ADDITIONAL_INFO_CHARS_MAX)
             .map(|chunk| chunk.iter().collect())
             .collect(),
+    }
+}
+
+/// A camt.056's transaction status: the queue cancel settled is the payment cancelled
+/// (`CANC`: "cancelled after a request for cancellation"), not a payment settled.
+fn cancelled(status: TxStatus) -> TxStatus {
+    if status.status == "ACSC" {
+        TxStatus {
+            status: "CANC".into(),
+            ..status
+        }
+    } else {
+        status
     }
 }
 
@@ -728,6 +847,18 @@ mod tests {
         let reason = rejected.reason.unwrap();
         assert_eq!(reason.reason.code, "AM04");
         assert!(reason.info[0].starts_with("insufficient_funds: "));
+        // the warehouse at its capacity: refused, with the agent's own reason
+        let full = of(ResultCode::WarehouseFull);
+        assert_eq!(full.status, "RJCT");
+        let reason = full.reason.unwrap();
+        assert_eq!(reason.reason.code, "MS03");
+        assert!(reason.info[0].starts_with("warehouse_full: the warehouse holds its maximum"));
+        // a camt.056's settled cancel reports the payment cancelled; a refused one stays RJCT
+        assert_eq!(cancelled(of(ResultCode::Ok)).status, "CANC");
+        assert_eq!(
+            cancelled(of(ResultCode::QueuedPaymentNotFound)).status,
+            "RJCT"
+        );
         assert_eq!(tx_status(&item, Ok((5, None))).status, "PDNG");
         let refused = tx_status(
             &item,

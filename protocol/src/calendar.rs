@@ -22,6 +22,9 @@ use std::collections::BTreeSet;
 pub const WAREHOUSE_DAYS_MAX: u32 = 366;
 /// The warehousing horizon when the calendar names none: ten days, as T2 allows.
 pub const WAREHOUSE_DAYS_DEFAULT: u32 = 10;
+/// Most payments the warehouse holds unless the calendar says fewer (`warehouse_full`
+/// beyond), and the most it may say: the bound on the ledger's memory for them.
+pub const WAREHOUSE_CAPACITY_MAX: u32 = 1 << 20;
 /// Most holidays a calendar may list.
 pub const HOLIDAYS_MAX: usize = 10_000;
 
@@ -71,10 +74,25 @@ pub struct CalendarSpec {
         skip_serializing_if = "is_default_warehouse_days"
     )]
     pub warehouse_days: u32,
+    /// Most payments the warehouse holds at once; one more is refused `warehouse_full`
+    /// (default and at most [`WAREHOUSE_CAPACITY_MAX`], at least 1).
+    #[serde(
+        default = "default_warehouse_capacity",
+        skip_serializing_if = "is_default_warehouse_capacity"
+    )]
+    pub warehouse_capacity: u32,
 }
 
 fn default_warehouse_days() -> u32 {
     WAREHOUSE_DAYS_DEFAULT
+}
+
+fn default_warehouse_capacity() -> u32 {
+    WAREHOUSE_CAPACITY_MAX
+}
+
+fn is_default_warehouse_capacity(value: &u32) -> bool {
+    *value == WAREHOUSE_CAPACITY_MAX
 }
 
 fn is_default_warehouse_days(value: &u32) -> bool {
@@ -174,6 +192,7 @@ pub struct Calendar {
     pub closed_weekdays: u8,
     pub holidays: BTreeSet<u64>,
     pub warehouse_days: u32,
+    pub warehouse_capacity: u32,
 }
 
 /// Why a calendar table is refused: the field and the reason.
@@ -294,6 +313,15 @@ impl CalendarSpec {
                 ),
             ));
         }
+        if self.warehouse_capacity == 0 || self.warehouse_capacity > WAREHOUSE_CAPACITY_MAX {
+            return Err(err(
+                "warehouse_capacity",
+                format!(
+                    "{} payments is not within 1 and {WAREHOUSE_CAPACITY_MAX}",
+                    self.warehouse_capacity
+                ),
+            ));
+        }
         Ok(Calendar {
             opening_ms: self.opening_ms,
             cut_off_ms,
@@ -301,6 +329,7 @@ impl CalendarSpec {
             closed_weekdays,
             holidays,
             warehouse_days: self.warehouse_days,
+            warehouse_capacity: self.warehouse_capacity,
         })
     }
 }
@@ -472,6 +501,7 @@ impl Calendar {
         out.extend_from_slice(&self.end_of_day_ms.to_le_bytes());
         out.push(self.closed_weekdays);
         out.extend_from_slice(&self.warehouse_days.to_le_bytes());
+        out.extend_from_slice(&self.warehouse_capacity.to_le_bytes());
         out.extend_from_slice(&(self.holidays.len() as u64).to_le_bytes());
         for day in &self.holidays {
             out.extend_from_slice(&day.to_le_bytes());
@@ -496,6 +526,7 @@ impl Calendar {
         let end_of_day_ms = i64_of(take(8)?);
         let closed_weekdays = take(1)?[0];
         let warehouse_days = u32::from_le_bytes(take(4)?.try_into().expect("4"));
+        let warehouse_capacity = u32::from_le_bytes(take(4)?.try_into().expect("4"));
         let count = u64::from_le_bytes(take(8)?.try_into().expect("8"));
         if count > HOLIDAYS_MAX as u64 {
             return None;
@@ -511,6 +542,7 @@ impl Calendar {
             closed_weekdays,
             holidays,
             warehouse_days,
+            warehouse_capacity,
         };
         // the same checks as a genesis's table
         let spec = CalendarSpec {
@@ -525,6 +557,7 @@ impl Calendar {
                 .collect(),
             holidays: calendar.holidays.iter().map(|d| format_date(*d)).collect(),
             warehouse_days,
+            warehouse_capacity,
         };
         if closed_weekdays & 0x80 != 0 || spec.resolve().ok()? != calendar {
             return None;
@@ -552,6 +585,7 @@ mod tests {
             closed_weekdays: vec!["saturday".into(), "sunday".into()],
             holidays: vec!["2026-12-25".into(), "2027-01-01".into()],
             warehouse_days: 10,
+            warehouse_capacity: WAREHOUSE_CAPACITY_MAX,
         }
     }
 

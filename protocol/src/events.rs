@@ -69,10 +69,13 @@ pub enum EventKind {
     /// A warehoused payment refused at its value date's opening (no liquidity for a payment
     /// that cannot queue, a suspended party, a cut-off...): nothing moved.
     Rejected,
+    /// A queued payment cancelled by its payer (a queue cancel settled): it leaves the queue
+    /// and nothing moved.
+    Cancelled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Settled,
         EventKind::Queued,
         EventKind::Released,
@@ -82,6 +85,7 @@ impl EventKind {
         EventKind::Refunded,
         EventKind::Warehoused,
         EventKind::Rejected,
+        EventKind::Cancelled,
     ];
 
     /// Its code in the node's event journal.
@@ -105,12 +109,13 @@ impl EventKind {
             EventKind::Refunded => "refunded",
             EventKind::Warehoused => "warehoused",
             EventKind::Rejected => "rejected",
+            EventKind::Cancelled => "cancelled",
         }
     }
 }
 
-/// One event of one transaction. A subscriber's own cancellations, holds and voids are not
-/// events: their sender hears their results as for any transaction.
+/// One event of one transaction. A subscriber's own holds, reprioritisations and voids are
+/// not events: their sender hears their results as for any transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountEvent {
     pub kind: EventKind,
@@ -129,6 +134,15 @@ pub struct AccountEvent {
     /// reversed and the account that paid it back.
     pub tax: Option<u64>,
     pub tax_account: Option<u64>,
+    /// For a taxed payment (`settled`, `released`) and a refund of one: whether it was taxed
+    /// on the exclusive basis (the payer paid the tax on top of `amount`).
+    pub exclusive: bool,
+    /// The balances at the end of the event's block of its payer, its payee and, when it has
+    /// one, its tax account (minor units): what the ledger holds once the whole block is
+    /// applied, so a follower that booked the block checks its books against them.
+    pub payer_balance: i64,
+    pub payee_balance: i64,
+    pub tax_account_balance: Option<i64>,
 }
 
 impl AccountEvent {
@@ -136,6 +150,31 @@ impl AccountEvent {
     pub fn names(&self, account: u64) -> bool {
         self.payer == account || self.payee == account || self.tax_account == Some(account)
     }
+
+    /// The balance of `account` at the end of the event's block, if the event names it.
+    pub fn balance_of(&self, account: u64) -> Option<i64> {
+        if self.payer == account {
+            Some(self.payer_balance)
+        } else if self.payee == account {
+            Some(self.payee_balance)
+        } else if self.tax_account == Some(account) {
+            self.tax_account_balance
+        } else {
+            None
+        }
+    }
+}
+
+/// What every block's events are stamped with: the block's time (the timestamp consensus
+/// agreed, as the ledger applied it) and the business day whose end the block applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockStamp {
+    pub time_ms: u64,
+    /// The business day (days since 1970-01-01 with a calendar; else counted from the first
+    /// daily cut-off) that ended at this block: the block is the first of a later business
+    /// day. The block's `expired` events close that day's queue; its other events belong to
+    /// the new day.
+    pub day_ended: Option<u64>,
 }
 
 /// Most events in one `Events` frame: a block with more for one subscription comes in
@@ -147,6 +186,9 @@ pub const EVENTS_PER_FRAME_MAX: usize = 4_096;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventBatch {
     pub height: u64,
+    /// The block's time and the business day it ended. A block that ends a business day is
+    /// sent to every subscription, with no events when none names its accounts.
+    pub stamp: BlockStamp,
     pub events: Vec<AccountEvent>,
     /// Whether this frame ends the block's events (false: more of the same block follow).
     /// A follower counts a block as handled only once its complete frame arrived.

@@ -14,6 +14,7 @@ pub mod frame;
 pub mod genesis;
 pub mod http;
 pub mod identity;
+pub mod journal;
 pub mod keys;
 pub mod message;
 pub mod operator;

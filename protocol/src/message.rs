@@ -14,8 +14,9 @@ use crate::submit::Ack;
 use crate::tx::{TxRecord, TX_BYTES};
 use std::fmt;
 
-/// Version of the client protocol this code speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the client protocol this code speaks (2: account events carry their balances
+/// and basis, event batches their block stamp).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Most records in one SubmitBatch.
 pub const SUBMIT_BATCH_TX_MAX: usize = 8_192;
 /// Bytes before the records in a SubmitBatch: request id u64, count u32, reserved u32.

@@ -16,7 +16,9 @@ use tally_gateway::{Gateway, GatewayConfig, Server, ServerLimits};
 pub enum GatewayCommand {
     /// Serve a participant's payment hub: POST an ISO 20022 document to / for its pacs.002;
     /// GET /camt.054?from=N, /camt.052?account=A and /camt.053?account=A for notifications,
-    /// the intraday report and the statement (which closes the period). The listener speaks
+    /// the intraday report and the statement (which closes the period; with a business-day
+    /// calendar each day's statements are made at its end of day, fetched with
+    /// /camt.053?from=N or ?date=YYYY-MM-DD). The listener speaks
     /// TLS; --insecure-plaintext makes it plain HTTP as well as the node links.
     Serve(ServeArgs),
     /// Measure the gateway against direct record submission to the same node in the same
@@ -48,6 +50,11 @@ pub struct GatewayArgs {
     /// Seconds to wait for a payment's result before answering PDNG.
     #[arg(long, default_value_t = 30)]
     result_timeout_s: u64,
+    /// Where the gateway keeps its books (DIR/books.jnl): started again with the same
+    /// directory it reloads them and follows on from the last block it booked. Without it
+    /// the books live in memory and open again at the ledger's balances at each start.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,6 +142,7 @@ fn start(args: &GatewayArgs) -> anyhow::Result<(Arc<Gateway>, Genesis)> {
         key,
         follow,
         result_timeout: timeout,
+        data_dir: args.data_dir.clone(),
     })?;
     Ok((gateway, genesis))
 }

@@ -417,6 +417,10 @@ pub struct Ledger {
     chain: Option<Chain>,
     corrections: Vec<(u32, ResultCode)>,
     events: Vec<SettlementEvent>,
+    /// Queued or warehoused payments cancelled in the current block: id -> (payer, payee,
+    /// amount), for their `cancelled` events (read only for a cancel whose result is `ok`, so
+    /// an entry left by a chain that failed is never used).
+    cancelled_in_block: HashMap<u128, (u64, u64, u64)>,
     /// The business days the current block's time ended (the tax-total rows of the
     /// previous block's day, taken before they can be forgotten), for the tax-day journal.
     finished_tax_days: Option<tax::FinishedTaxDays>,
@@ -556,6 +560,7 @@ impl Ledger {
             chain: None,
             corrections: Vec::new(),
             events: Vec::new(),
+            cancelled_in_block: HashMap::new(),
             finished_tax_days: None,
             schedule,
             revoked: BTreeSet::new(),
@@ -590,6 +595,7 @@ impl Ledger {
         self.finished_tax_days = self.take_finished_tax_days(previous_day);
         self.corrections.clear();
         self.events.clear();
+        self.cancelled_in_block.clear();
         self.revoked_in_block.clear();
         self.access_changes.clear();
         self.forget_expired();
@@ -1758,6 +1764,12 @@ impl Ledger {
     /// What happened outside the records of the last block (queue settlements, expiries).
     pub fn last_block_events(&self) -> &[SettlementEvent] {
         &self.events
+    }
+
+    /// The payer, payee and amount of a queued or warehoused payment cancelled in the last
+    /// block.
+    pub fn cancelled_in_last_block(&self, id: u128) -> Option<(u64, u64, u64)> {
+        self.cancelled_in_block.get(&id).copied()
     }
 
     /// The business days the last block's time ended, with their tax-total rows, which never

@@ -202,6 +202,8 @@ impl Ledger {
                 self.journal(super::Undo::Queue(key, Some(queued)));
                 self.queue_take(key);
                 self.queue_index.remove(&queued.id);
+                self.cancelled_in_block
+                    .insert(queued.id, (queued.payer, queued.payee, queued.amount));
                 self.close(
                     queued.id,
                     Closed::Cancelled {

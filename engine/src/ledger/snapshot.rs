@@ -10,7 +10,8 @@ use crate::tax::{Rounding, TaxBasis};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_kernels::merkle::Hash;
 
-/// Magic at the start of a ledger snapshot (version 10: the business-day calendar and the
+/// Magic at the start of a ledger snapshot (version 11: the calendar with its warehouse
+/// capacity; version 10: the business-day calendar and the
 /// warehoused payments at the end, and the closed outcomes of the business day
 /// (`end_of_day_unsettled`, settled or rejected at opening); version 9: the refund window, and the ids of
 /// taxed payments whose refund window closed, each with the block time after which it is
@@ -23,7 +24,7 @@ use tally_kernels::merkle::Hash;
 /// its `valid_until`, each closed outcome with the block time after which it is forgotten;
 /// version 4 gave the tax-rate table, taxed payments and tax totals their basis and rounding;
 /// snapshots of an older version are not read, the node replays its log instead).
-const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNP10";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"TLYSNP11";
 /// An account's flags word in a snapshot: suspended.
 const ACCOUNT_SUSPENDED: u64 = 1;
 /// An account's flags word in a snapshot: closed.
@@ -187,6 +188,7 @@ impl Ledger {
             chain: None,
             corrections: Vec::new(),
             events: Vec::new(),
+            cancelled_in_block: std::collections::HashMap::new(),
             finished_tax_days: None,
             schedule: self.schedule.clone(),
             revoked: self.revoked.clone(),

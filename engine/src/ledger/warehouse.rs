@@ -15,8 +15,9 @@ use crate::genesis::Role;
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord, TX_BYTES};
 
-/// Most payments the warehouse holds (`warehouse_full` beyond).
-pub const WAREHOUSED_PAYMENTS_MAX: usize = 1 << 20;
+/// Most payments the warehouse may hold (a calendar's `warehouse_capacity` may say fewer;
+/// `warehouse_full` beyond).
+pub const WAREHOUSED_PAYMENTS_MAX: usize = crate::calendar::WAREHOUSE_CAPACITY_MAX as usize;
 
 /// Where a warehoused payment stands: its value date, its priority rank (0 urgent, 1
 /// normal) and its acceptance number (the ledger-wide arrival counter). The order in which
@@ -167,7 +168,7 @@ impl Ledger {
         if value_date - calendar.day_of(now) > u64::from(calendar.warehouse_days) {
             return Err(ResultCode::ValueDateTooFar);
         }
-        if self.warehouse.len() >= WAREHOUSED_PAYMENTS_MAX {
+        if self.warehouse.len() >= calendar.warehouse_capacity as usize {
             return Err(ResultCode::WarehouseFull);
         }
         Ok(Arrival::Warehouse)
@@ -204,6 +205,14 @@ impl Ledger {
         self.journal(super::Undo::Warehouse(key, Some(payment)));
         self.warehouse_take(key);
         self.warehouse_index.remove(&id);
+        self.cancelled_in_block.insert(
+            id,
+            (
+                payment.record.debit_account(),
+                payment.record.credit_account(),
+                payment.record.amount(),
+            ),
+        );
         self.close(
             id,
             Closed::Cancelled {

@@ -3,11 +3,16 @@
 //! "Event journal").
 //!
 //! ```text
-//! header  magic "TALLYEV1" | first_height u64 | hash16 of the 16 bytes before
-//! entry   height u64 | count u32 | 0u32 | count x 80-byte event | hash16 of all before it
-//! event   kind u8 | has u8 (1: related_id, 2: tax) | 0 x6 | id u128 | related_id u128 |
-//!         payer u64 | payee u64 | amount u64 | tax u64 | tax_account u64
+//! header  magic "TALLYEV2" | first_height u64 | hash16 of the 16 bytes before
+//! entry   height u64 | time_ms u64 | day_ended u64 (u64::MAX: none) | count u32 | 0u32 |
+//!         count x 104-byte event | hash16 of all before it
+//! event   kind u8 | has u8 (1: related_id, 2: tax, 4: exclusive basis) | 0 x6 | id u128 |
+//!         related_id u128 | payer u64 | payee u64 | amount u64 | tax u64 | tax_account u64 |
+//!         payer_balance i64 | payee_balance i64 | tax_account_balance i64
 //! ```
+//!
+//! (`TALLYEV1`, without the block stamp and the balances, is not read: a journal of that
+//! version is started again and the log's blocks replayed at start fill it.)
 //!
 //! Integers are little-endian; `hash16` is the first 16 bytes of a keyed BLAKE3 hash. The
 //! journal is derived from the log and written after the log makes a block durable, without
@@ -24,23 +29,23 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tally_protocol::events::{AccountEvent, EventKind};
+use tally_protocol::events::{AccountEvent, BlockStamp, EventKind};
 
 /// The journal's directory under a node's data directory.
 pub const EVENTS_DIR: &str = "events";
 const FILE_NAME: &str = "events.jnl";
-const MAGIC: &[u8; 8] = b"TALLYEV1";
+const MAGIC: &[u8; 8] = b"TALLYEV2";
 const HEADER_BYTES: u64 = 32;
-const ENTRY_HEADER_BYTES: usize = 16;
+const ENTRY_HEADER_BYTES: usize = 32;
 const HASH_BYTES: usize = 16;
 /// Bytes of one event in the journal.
-pub const EVENT_BYTES: usize = 80;
+pub const EVENT_BYTES: usize = 104;
 /// Most events one entry may hold: a block's records each make at most one event, and the
 /// end of a block at most one per queued payment or reservation; a count over this is damage.
 const ENTRY_EVENTS_MAX: u32 = 1 << 22;
 /// Every this many heights the journal remembers an entry's offset, to start reading there.
 const SPARSE_EVERY: u64 = 256;
-const HASH_CONTEXT: &str = "tally events journal v1 entry";
+const HASH_CONTEXT: &str = "tally events journal v2 entry";
 
 /// Why the journal cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -111,25 +116,14 @@ impl std::fmt::Debug for EventJournal {
 }
 
 fn hash16(parts: &[&[u8]]) -> [u8; HASH_BYTES] {
-    let mut hasher = blake3::Hasher::new_derive_key(HASH_CONTEXT);
-    for part in parts {
-        hasher.update(part);
-    }
-    let mut out = [0u8; HASH_BYTES];
-    out.copy_from_slice(&hasher.finalize().as_bytes()[..HASH_BYTES]);
-    out
+    tally_protocol::journal::hash16(HASH_CONTEXT, parts)
 }
 
 fn header_bytes(first_height: u64) -> [u8; HEADER_BYTES as usize] {
-    let mut header = [0u8; HEADER_BYTES as usize];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..16].copy_from_slice(&first_height.to_le_bytes());
-    let hash = hash16(&[&header[..16]]);
-    header[16..].copy_from_slice(&hash);
-    header
+    tally_protocol::journal::header(MAGIC, first_height, HASH_CONTEXT)
 }
 
-/// An event's 80 bytes.
+/// An event's 104 bytes.
 pub fn encode_event(event: &AccountEvent, out: &mut Vec<u8>) {
     let mut has = 0u8;
     if event.related_id.is_some() {
@@ -137,6 +131,9 @@ pub fn encode_event(event: &AccountEvent, out: &mut Vec<u8>) {
     }
     if event.tax.is_some() {
         has |= 2;
+    }
+    if event.exclusive {
+        has |= 4;
     }
     out.push(event.kind.code());
     out.push(has);
@@ -152,19 +149,27 @@ pub fn encode_event(event: &AccountEvent, out: &mut Vec<u8>) {
     ] {
         out.extend_from_slice(&word.to_le_bytes());
     }
+    for balance in [
+        event.payer_balance,
+        event.payee_balance,
+        event.tax_account_balance.unwrap_or(0),
+    ] {
+        out.extend_from_slice(&balance.to_le_bytes());
+    }
 }
 
-/// Reads an event's 80 bytes.
+/// Reads an event's 104 bytes.
 pub fn decode_event(bytes: &[u8]) -> Result<AccountEvent, String> {
     assert_eq!(bytes.len(), EVENT_BYTES);
     let kind =
         EventKind::from_code(bytes[0]).ok_or_else(|| format!("unknown event kind {}", bytes[0]))?;
     let has = bytes[1];
-    if has & !3 != 0 || bytes[2..8].iter().any(|b| *b != 0) {
+    if has & !7 != 0 || bytes[2..8].iter().any(|b| *b != 0) {
         return Err("reserved bits set".into());
     }
     let u128_at = |at: usize| u128::from_le_bytes(bytes[at..at + 16].try_into().expect("16"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+    let i64_at = |at: usize| i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
     Ok(AccountEvent {
         kind,
         id: u128_at(8),
@@ -174,6 +179,10 @@ pub fn decode_event(bytes: &[u8]) -> Result<AccountEvent, String> {
         amount: u64_at(56),
         tax: (has & 2 != 0).then(|| u64_at(64)),
         tax_account: (has & 2 != 0).then(|| u64_at(72)),
+        exclusive: has & 4 != 0,
+        payer_balance: i64_at(80),
+        payee_balance: i64_at(88),
+        tax_account_balance: (has & 2 != 0).then(|| i64_at(96)),
     })
 }
 
@@ -181,6 +190,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<AccountEvent, String> {
 enum EntryRead {
     Whole {
         height: u64,
+        stamp: BlockStamp,
         events: Vec<AccountEvent>,
         bytes: u64,
     },
@@ -195,9 +205,14 @@ fn read_entry(file: &File, offset: u64, end: u64, decode: bool) -> io::Result<En
     }
     let mut header = [0u8; ENTRY_HEADER_BYTES];
     file.read_exact_at(&mut header, offset)?;
-    let height = u64::from_le_bytes(header[..8].try_into().expect("8"));
-    let count = u32::from_le_bytes(header[8..12].try_into().expect("4"));
-    if header[12..16] != [0; 4] {
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
+    let height = word(0);
+    let stamp = BlockStamp {
+        time_ms: word(8),
+        day_ended: Some(word(16)).filter(|day| *day != u64::MAX),
+    };
+    let count = u32::from_le_bytes(header[24..28].try_into().expect("4"));
+    if header[28..32] != [0; 4] {
         return Ok(EntryRead::Damaged("reserved bytes not zero".into()));
     }
     if count > ENTRY_EVENTS_MAX {
@@ -225,6 +240,7 @@ fn read_entry(file: &File, offset: u64, end: u64, decode: bool) -> io::Result<En
     }
     Ok(EntryRead::Whole {
         height,
+        stamp,
         events,
         bytes,
     })
@@ -348,7 +364,12 @@ impl EventJournal {
     }
 
     /// Appends block `height`'s events. The block must follow the last one held.
-    pub fn append(&self, height: u64, events: &[AccountEvent]) -> Result<(), JournalError> {
+    pub fn append(
+        &self,
+        height: u64,
+        stamp: BlockStamp,
+        events: &[AccountEvent],
+    ) -> Result<(), JournalError> {
         let mut inner = self.inner.lock().expect("journal lock");
         if height != inner.last_height + 1 {
             return Err(JournalError::Gap {
@@ -359,6 +380,8 @@ impl EventJournal {
         }
         let mut bytes = Vec::with_capacity(ENTRY_HEADER_BYTES + events.len() * EVENT_BYTES + 16);
         bytes.extend_from_slice(&height.to_le_bytes());
+        bytes.extend_from_slice(&stamp.time_ms.to_le_bytes());
+        bytes.extend_from_slice(&stamp.day_ended.unwrap_or(u64::MAX).to_le_bytes());
         bytes.extend_from_slice(&(events.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 4]);
         for event in events {
@@ -387,6 +410,7 @@ impl EventJournal {
     pub fn append_replayed(
         &self,
         height: u64,
+        stamp: BlockStamp,
         events: &[AccountEvent],
     ) -> Result<(), JournalError> {
         let (first, last) = {
@@ -400,7 +424,7 @@ impl EventJournal {
             tracing::warn!(path = %self.path.display(), first, last, height, "event journal does not reach the first block replayed; it starts again there (subscriptions from before it are refused)");
             self.restart_at(height)?;
         }
-        self.append(height, events)
+        self.append(height, stamp, events)
     }
 
     /// Makes the journal end at the log's last block `tip`, before new blocks are appended:
@@ -512,7 +536,7 @@ impl EventJournal {
         &self,
         cursor: &mut Cursor,
         max_blocks: usize,
-        mut each: impl FnMut(u64, Vec<AccountEvent>),
+        mut each: impl FnMut(u64, BlockStamp, Vec<AccountEvent>),
     ) -> Result<usize, JournalError> {
         let (last, end) = {
             let inner = self.inner.lock().expect("journal lock");
@@ -533,10 +557,11 @@ impl EventJournal {
             match entry {
                 EntryRead::Whole {
                     height,
+                    stamp,
                     events,
                     bytes,
                 } if height == cursor.next_height => {
-                    each(height, events);
+                    each(height, stamp, events);
                     cursor.next_height += 1;
                     cursor.offset = Some(offset + bytes);
                     read += 1;
@@ -578,6 +603,18 @@ mod tests {
             amount: n * 100,
             tax: n.is_multiple_of(3).then_some(n),
             tax_account: n.is_multiple_of(3).then_some(9),
+            exclusive: n.is_multiple_of(6),
+            payer_balance: n as i64 - 50,
+            payee_balance: -(n as i64),
+            tax_account_balance: n.is_multiple_of(3).then_some(n as i64 * 3),
+        }
+    }
+
+    /// Block `height`'s stamp: every fifth block ends a business day.
+    fn stamp(height: u64) -> BlockStamp {
+        BlockStamp {
+            time_ms: height * 1_000 + 7,
+            day_ended: height.is_multiple_of(5).then_some(height / 5),
         }
     }
 
@@ -589,7 +626,10 @@ mod tests {
         let mut cursor = Cursor::at(from);
         let mut out = Vec::new();
         while journal
-            .read(&mut cursor, 7, |h, e| out.push((h, e)))
+            .read(&mut cursor, 7, |h, s, e| {
+                assert_eq!(s, stamp(h), "block {h}'s stamp reads back");
+                out.push((h, e))
+            })
             .unwrap()
             > 0
         {}
@@ -601,7 +641,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
         for height in 1..=600 {
-            journal.append(height, &block(height)).unwrap();
+            journal
+                .append(height, stamp(height), &block(height))
+                .unwrap();
         }
         drop(journal);
         let journal = EventJournal::open(dir.path()).unwrap();
@@ -615,7 +657,7 @@ mod tests {
         }
         assert!(read_all(&journal, 601).is_empty());
         assert!(matches!(
-            journal.append(602, &[]),
+            journal.append(602, stamp(602), &[]),
             Err(JournalError::Gap {
                 height: 602,
                 last: 600,
@@ -629,7 +671,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
         for height in 1..=10 {
-            journal.append(height, &block(height)).unwrap();
+            journal
+                .append(height, stamp(height), &block(height))
+                .unwrap();
         }
         let path = journal.path().to_path_buf();
         drop(journal);
@@ -641,7 +685,9 @@ mod tests {
         assert_eq!(journal.last_height(), 9);
         // replay writes block 10 again and skips what is held
         for height in 5..=10 {
-            journal.append_replayed(height, &block(height)).unwrap();
+            journal
+                .append_replayed(height, stamp(height), &block(height))
+                .unwrap();
         }
         assert_eq!(journal.last_height(), 10);
         drop(journal);
@@ -662,13 +708,15 @@ mod tests {
     fn a_gap_restarts_the_journal_and_older_heights_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
-        journal.append(1, &block(1)).unwrap();
+        journal.append(1, stamp(1), &block(1)).unwrap();
         // the log's blocks 2..=99 are in a checkpoint: replay starts at 100
-        journal.append_replayed(100, &block(100)).unwrap();
+        journal
+            .append_replayed(100, stamp(100), &block(100))
+            .unwrap();
         assert_eq!((journal.first_height(), journal.last_height()), (100, 100));
         let mut cursor = Cursor::at(50);
         assert!(matches!(
-            journal.read(&mut cursor, 1, |_, _| {}),
+            journal.read(&mut cursor, 1, |_, _, _| {}),
             Err(JournalError::Before { first: 100 })
         ));
         drop(journal);
@@ -682,11 +730,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
         for height in 1..=300 {
-            journal.append(height, &block(height)).unwrap();
+            journal
+                .append(height, stamp(height), &block(height))
+                .unwrap();
         }
         journal.end_at(260).unwrap();
         assert_eq!(journal.last_height(), 260);
-        journal.append(261, &block(261)).unwrap();
+        journal.append(261, stamp(261), &block(261)).unwrap();
         drop(journal);
         let journal = EventJournal::open(dir.path()).unwrap();
         assert_eq!(journal.last_height(), 261);
@@ -694,14 +744,14 @@ mod tests {
         // a journal behind the log's end starts again after it
         journal.end_at(400).unwrap();
         assert_eq!((journal.first_height(), journal.last_height()), (401, 400));
-        journal.append(401, &block(401)).unwrap();
+        journal.append(401, stamp(401), &block(401)).unwrap();
     }
 
     #[test]
     fn a_damaged_header_starts_an_empty_journal() {
         let dir = tempfile::tempdir().unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
-        journal.append(1, &block(1)).unwrap();
+        journal.append(1, stamp(1), &block(1)).unwrap();
         let path = journal.path().to_path_buf();
         drop(journal);
         let mut bytes = std::fs::read(&path).unwrap();

@@ -103,21 +103,11 @@ impl std::fmt::Debug for TaxDayJournal {
 }
 
 fn hash16(parts: &[&[u8]]) -> [u8; HASH_BYTES] {
-    let mut hasher = blake3::Hasher::new_derive_key(HASH_CONTEXT);
-    for part in parts {
-        hasher.update(part);
-    }
-    let mut out = [0u8; HASH_BYTES];
-    out.copy_from_slice(&hasher.finalize().as_bytes()[..HASH_BYTES]);
-    out
+    tally_protocol::journal::hash16(HASH_CONTEXT, parts)
 }
 
 fn header_bytes() -> [u8; HEADER_BYTES as usize] {
-    let mut header = [0u8; HEADER_BYTES as usize];
-    header[..8].copy_from_slice(MAGIC);
-    let hash = hash16(&[&header[..16]]);
-    header[16..].copy_from_slice(&hash);
-    header
+    tally_protocol::journal::header(MAGIC, 0, HASH_CONTEXT)
 }
 
 fn encode_row(day: u64, row: &TaxReportRow, out: &mut Vec<u8>) {

@@ -1708,21 +1708,26 @@ impl Ingress {
             let accounts = &following.accounts;
             let request_id = following.request_id;
             let output = conn.io.output();
-            match journal.read(&mut following.cursor, 64, |height, events| {
+            match journal.read(&mut following.cursor, 64, |height, stamp, events| {
                 let events: Vec<_> = events
                     .into_iter()
                     .filter(|event| accounts.iter().any(|account| event.names(*account)))
                     .collect();
-                let parts = events.len().div_ceil(crate::events::EVENTS_PER_FRAME_MAX);
-                for (index, part) in events
-                    .chunks(crate::events::EVENTS_PER_FRAME_MAX)
-                    .enumerate()
-                {
+                // a block that ends a business day reaches every subscription, with or
+                // without events, so each follower learns where the day ends
+                let parts = events
+                    .len()
+                    .div_ceil(crate::events::EVENTS_PER_FRAME_MAX)
+                    .max(usize::from(stamp.day_ended.is_some()));
+                for index in 0..parts {
+                    let from = index * crate::events::EVENTS_PER_FRAME_MAX;
+                    let to = (from + crate::events::EVENTS_PER_FRAME_MAX).min(events.len());
                     Message::Events {
                         request_id,
                         batch: crate::events::EventBatch {
                             height,
-                            events: part.to_vec(),
+                            stamp,
+                            events: events[from..to].to_vec(),
                             complete: index + 1 == parts,
                         },
                     }

@@ -29,6 +29,8 @@ pub(crate) struct SealedBlock {
     pub(crate) revoked: Vec<Vec<u8>>,
     /// The block's account events, for the event journal once the block is durable.
     pub(crate) events: Vec<crate::events::AccountEvent>,
+    /// The block's time and the business day it ended, stamped on its journal entry.
+    pub(crate) stamp: crate::events::BlockStamp,
     /// The business days the block's time ended, with their tax-total rows, for the
     /// tax-day journal once the block is durable.
     pub(crate) tax_days: Option<crate::ledger::FinishedTaxDays>,
@@ -149,7 +151,7 @@ pub(crate) fn commit_group(
     let tax_days = shared.tax_days.get();
     for mut block in group.drain(..) {
         if let Some(journal) = journal {
-            if let Err(error) = journal.append(block.height, &block.events) {
+            if let Err(error) = journal.append(block.height, block.stamp, &block.events) {
                 return Err(format!(
                     "writing block {}'s events to the event journal failed: {error}",
                     block.height

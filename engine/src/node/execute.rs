@@ -156,6 +156,7 @@ pub(super) fn executor_stage(
             let height = tip.height;
             let entry = sealed.prepared_entry(&records, None);
             let events = crate::events::block_events(&ledger, &records, &sealed.results);
+            let stamp = crate::events::block_stamp(&ledger);
             shared
                 .metrics
                 .business
@@ -184,6 +185,7 @@ pub(super) fn executor_stage(
                 checkpoint,
                 revoked: ledger.block_revocations().to_vec(),
                 events,
+                stamp,
                 tax_days: ledger.last_block_finished_tax_days().cloned(),
                 index_keys: records.iter().map(Into::into).collect(),
                 access_changes: ledger.block_access_changes().to_vec(),

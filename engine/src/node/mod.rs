@@ -391,7 +391,7 @@ impl Node {
             &checkpoints_dir(&config),
             &mut |height, ledger, records, results| {
                 let made = crate::events::block_events(ledger, records, results);
-                events.append_replayed(height, &made)?;
+                events.append_replayed(height, crate::events::block_stamp(ledger), &made)?;
                 if let Some(days) = ledger.last_block_finished_tax_days() {
                     tax_days.append(days)?;
                 }

@@ -813,6 +813,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
         let height = new_tip.height;
         let checkpoint = self.limits.checkpoint_after(&self.ledger, &new_tip, &entry);
         let events = crate::events::block_events(&self.ledger, &body.records, &sealed.results);
+        let stamp = crate::events::block_stamp(&self.ledger);
         self.shared.metrics.business.count_block(
             &self.ledger,
             &body.records,
@@ -848,6 +849,7 @@ impl<C: Clock, L: Links> Driver<C, L> {
             checkpoint,
             revoked: self.ledger.block_revocations().to_vec(),
             events,
+            stamp,
             tax_days: self.ledger.last_block_finished_tax_days().cloned(),
             index_keys: body.records.iter().map(Into::into).collect(),
             access_changes: self.ledger.block_access_changes().to_vec(),
