@@ -42,9 +42,10 @@ fn run_blocks(f: &Fixture, config: &NodeConfig, first_id: u128, blocks: u128) ->
 
 /// As [`run_blocks`] on an empty data directory; with `settle_checkpoints`, after each block
 /// whose height is a multiple of the checkpoint interval, waits until that height's
-/// checkpoint is on disk before the next block, so that no checkpoint is skipped for a
-/// writer still busy with the one before (which of them are written then does not depend on
-/// how fast the writer thread is scheduled).
+/// checkpoint is written and the writer free (`tally_checkpoints_written_total`) before the
+/// next block, so that no checkpoint is skipped for a writer still busy with the one before
+/// (which of them are written then does not depend on how fast the writer thread is
+/// scheduled).
 fn run_blocks_with(
     f: &Fixture,
     config: &NodeConfig,
@@ -63,18 +64,17 @@ fn run_blocks_with(
         assert_eq!(ack.code, ResultCode::Ok);
         let height = (id - first_id + 1) as u64;
         if settle_checkpoints && height.is_multiple_of(config.checkpoint_interval_blocks) {
+            // written, and the writer free for the next one
+            let expected = height / config.checkpoint_interval_blocks;
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !(checkpoints_dir(config).exists()
-                && checkpoint_files(config)
-                    .iter()
-                    .any(|file| height_of(file) == height))
-            {
+            while handle.metrics().checkpoints_written.get() < expected {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "no checkpoint at height {height} within 30 s"
                 );
                 std::thread::sleep(Duration::from_millis(5));
             }
+            assert_eq!(handle.metrics().checkpoint_height.get(), height as i64);
         }
     }
     let outcome = node.shutdown();

@@ -18,7 +18,7 @@
 //!
 //! [`SealedBlock`]: super::commit::SealedBlock
 
-use super::Shared;
+use super::{NodeMetrics, Shared};
 use crate::ledger::{Ledger, SnapshotPoint};
 use crate::log::checkpoint::write_checkpoint;
 use crate::log::{FileOps, Log};
@@ -26,6 +26,7 @@ use crossbeam::channel::{Receiver, Sender};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// When checkpoints are due; each trigger set to 0 is off, and a checkpoint is due as soon
 /// as any trigger that is on fires (counted from the previous checkpoint, or from start).
@@ -146,7 +147,13 @@ pub(crate) struct CheckpointStore {
 impl CheckpointStore {
     /// Encodes, writes and makes durable the checkpoint of `job`, then archives the log
     /// before the previous checkpoint. An error is the node's fatal reason.
-    pub(crate) fn write(&mut self, log: &RwLock<Log>, job: CheckpointJob) -> Result<(), String> {
+    pub(crate) fn write(
+        &mut self,
+        log: &RwLock<Log>,
+        job: CheckpointJob,
+        metrics: &NodeMetrics,
+    ) -> Result<(), String> {
+        let started = Instant::now();
         let height = job.point.height;
         let bytes = job.state.snapshot(&job.genesis_hash, job.point);
         drop(job.state);
@@ -162,7 +169,18 @@ impl CheckpointStore {
                 })?;
         }
         self.previous_height = Some(height);
+        metrics
+            .checkpoint_height
+            .set(i64::try_from(height).unwrap_or(i64::MAX));
+        metrics
+            .checkpoint_bytes
+            .set(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+        metrics
+            .checkpoint_write_ms
+            .set(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         job.in_flight.store(false, Ordering::Release);
+        // counted once the next checkpoint may be taken
+        metrics.checkpoints_written.inc();
         Ok(())
     }
 }
@@ -179,9 +197,14 @@ pub(crate) enum CheckpointPlan {
 
 impl CheckpointPlan {
     /// Writes `job` (inline) or queues it for the writer; an error is the node's fatal reason.
-    pub(crate) fn submit(&mut self, log: &RwLock<Log>, job: CheckpointJob) -> Result<(), String> {
+    pub(crate) fn submit(
+        &mut self,
+        log: &RwLock<Log>,
+        job: CheckpointJob,
+        metrics: &NodeMetrics,
+    ) -> Result<(), String> {
         match self {
-            CheckpointPlan::Inline(store) => store.write(log, job),
+            CheckpointPlan::Inline(store) => store.write(log, job, metrics),
             CheckpointPlan::Background(jobs) => jobs
                 .send(job)
                 .map_err(|_| "the checkpoint writer stopped".to_string()),
@@ -199,7 +222,7 @@ pub(crate) fn checkpoint_writer(
     jobs: &Receiver<CheckpointJob>,
 ) {
     for job in jobs.iter() {
-        if let Err(reason) = store.write(log, job) {
+        if let Err(reason) = store.write(log, job, &shared.metrics) {
             shared.set_fatal(reason);
             return;
         }

@@ -207,7 +207,7 @@ pub(crate) fn commit_group(
                 .sync()
                 .map_err(|error| format!("flushing the event journal failed: {error}"))?;
         }
-        plan.submit(log, job)?;
+        plan.submit(log, job, metrics)?;
     }
     shared.notify_ack_listeners();
     Ok(())

@@ -354,6 +354,13 @@ pub struct NodeMetrics {
     /// Signature batches the GPU failed (device lost, mapping failed, kernel error), verified
     /// and hashed on the CPU instead.
     pub gpu_fallbacks: Counter,
+    /// Checkpoints written and durable (counted once the writer is free for the next).
+    pub checkpoints_written: Counter,
+    /// Height, size and write time (encoding, writing, making durable, archiving the log
+    /// before the previous one) of the newest checkpoint written since start.
+    pub checkpoint_height: Gauge,
+    pub checkpoint_bytes: Gauge,
+    pub checkpoint_write_ms: Gauge,
     /// Connections in their handshake closed to make room for a new one at
     /// `connections_max`.
     pub connections_evicted: Counter,
@@ -427,6 +434,10 @@ impl NodeMetrics {
             failed_batches_common: Counter::default(),
             gpu_block_roots: Counter::default(),
             gpu_fallbacks: Counter::default(),
+            checkpoints_written: Counter::default(),
+            checkpoint_height: Gauge::default(),
+            checkpoint_bytes: Gauge::default(),
+            checkpoint_write_ms: Gauge::default(),
             failed_batches_isolated: Counter::default(),
             connections_evicted: Counter::default(),
             backend: Mutex::new(String::from("cpu")),
@@ -740,6 +751,26 @@ pub fn render_metrics(node: &NodeHandle) -> String {
         "tally_gpu_fallbacks_total",
         "Signature batches the GPU failed, verified and hashed on the CPU instead.",
         m.gpu_fallbacks.get(),
+    );
+    e.counter(
+        "tally_checkpoints_written_total",
+        "Checkpoints written and made durable since start.",
+        m.checkpoints_written.get(),
+    );
+    e.gauge(
+        "tally_checkpoint_height",
+        "Height of the newest checkpoint written since start (0: none yet).",
+        m.checkpoint_height.get(),
+    );
+    e.gauge(
+        "tally_checkpoint_bytes",
+        "Size of the newest checkpoint written since start.",
+        m.checkpoint_bytes.get(),
+    );
+    e.gauge(
+        "tally_checkpoint_write_milliseconds",
+        "Time the newest checkpoint took to encode, write, make durable and archive the log behind it.",
+        m.checkpoint_write_ms.get(),
     );
     e.gauge(
         "tally_client_buffered_bytes",
