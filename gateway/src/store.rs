@@ -15,7 +15,7 @@
 //! ([`StoreError::Damaged`]): the books would silently lose what it held.
 
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -120,14 +120,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error)?;
+        let file = journal::open_file(dir, FILE_NAME).map_err(io_error)?;
         let bytes = std::fs::read(&path).map_err(io_error)?;
         if bytes.is_empty() {
             file.write_all_at(&journal::header(MAGIC, 0, HASH_CONTEXT), 0)
@@ -285,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = written(dir.path());
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()

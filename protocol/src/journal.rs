@@ -11,6 +11,18 @@ pub const HEADER_BYTES: usize = 32;
 /// Bytes of an entry's closing hash.
 pub const HASH_BYTES: usize = 16;
 
+/// Opens the journal file `dir/name` for reading and appending, creating the directory and
+/// the (empty) file where missing; an existing file is kept as it is.
+pub fn open_file(dir: &std::path::Path, name: &str) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(name))
+}
+
 /// The first 16 bytes of the BLAKE3 hash of `parts`, keyed by `context`.
 pub fn hash16(context: &str, parts: &[&[u8]]) -> [u8; HASH_BYTES] {
     let mut hasher = blake3::Hasher::new_derive_key(context);

@@ -24,7 +24,7 @@
 //! journal again at the first block replayed, and subscriptions from before it are refused
 //! with the height they may start from.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -256,14 +256,7 @@ impl EventJournal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error)?;
+        let file = tally_protocol::journal::open_file(dir, FILE_NAME).map_err(io_error)?;
         let len = file.metadata().map_err(io_error)?.len();
         let mut header = [0u8; HEADER_BYTES as usize];
         let header_ok = len >= HEADER_BYTES && {
@@ -679,7 +672,7 @@ mod tests {
         drop(journal);
         let len = std::fs::metadata(&path).unwrap().len();
         // cut inside the last entry: a tear
-        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
         let journal = EventJournal::open(dir.path()).unwrap();
         assert_eq!(journal.last_height(), 9);

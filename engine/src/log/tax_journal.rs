@@ -27,7 +27,7 @@
 use crate::ledger::{FinishedTaxDays, TaxReportRow, TaxTotals};
 use crate::tax::TaxBasis;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -226,14 +226,7 @@ impl TaxDayJournal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error)?;
+        let file = tally_protocol::journal::open_file(dir, FILE_NAME).map_err(io_error)?;
         let length = file.metadata().map_err(io_error)?.len();
         if length < HEADER_BYTES {
             // new, or its header was never wholly written
