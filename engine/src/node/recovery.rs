@@ -155,7 +155,7 @@ pub fn recover_observed(
         return replay_from(genesis, log, start, observe);
     }
     let mut recovered = replay_observed(genesis, log, observe)?;
-    recovered.cost.checkpoint_load = loading.elapsed() - recovered.cost.replay;
+    recovered.cost.checkpoint_load = loading.elapsed().saturating_sub(recovered.cost.replay);
     Ok(recovered)
 }
 
