@@ -95,18 +95,11 @@ pub struct Gateway {
 
 /// Now as an ISO date-time (UTC, seconds).
 pub fn iso_now() -> String {
-    let since = SystemTime::now()
+    let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs() as i64;
-    let (year, month, day) = translate::civil_from_days(since.div_euclid(86_400));
-    let seconds = since.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
+        .as_millis();
+    books::iso_of_ms(u64::try_from(now_ms).unwrap_or(u64::MAX))
 }
 
 /// Today as a business-day number (days since 1970-01-01 UTC).
