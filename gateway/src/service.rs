@@ -410,21 +410,24 @@ impl Gateway {
         }
     }
 
-    fn end_to_end(&self) -> impl Fn(u128) -> Option<(String, String)> + '_ {
-        move |id| self.sent.lock().expect("sent").get(&id).cloned()
+    /// Runs `make` with the context of an outgoing report: the directory, the sent
+    /// payments' ids, now, and a new message id.
+    fn with_report_context<R>(&self, make: impl FnOnce(&ReportContext) -> R) -> R {
+        let end_to_end = |id| self.sent.lock().expect("sent").get(&id).cloned();
+        let now = iso_now();
+        make(&ReportContext {
+            directory: &self.directory,
+            end_to_end: &end_to_end,
+            now: &now,
+            message_id: self.header().msg_id,
+        })
     }
 
     /// The camt.054 of notifications from sequence number `from` on.
     pub fn notifications(&self, from: u64) -> OutDocument {
-        let lookup = self.end_to_end();
-        let now = iso_now();
-        let context = ReportContext {
-            directory: &self.directory,
-            end_to_end: &lookup,
-            now: &now,
-            message_id: self.header().msg_id,
-        };
-        books::camt054(&self.books.lock().expect("books"), &context, from)
+        self.with_report_context(|context| {
+            books::camt054(&self.books.lock().expect("books"), context, from)
+        })
     }
 
     /// Waits (up to the result timeout) until every book of `accounts` has heard the events
@@ -464,25 +467,19 @@ impl Gateway {
             ));
         }
         self.caught_up(accounts)?;
-        let lookup = self.end_to_end();
-        let now = iso_now();
-        let context = ReportContext {
-            directory: &self.directory,
-            end_to_end: &lookup,
-            now: &now,
-            message_id: self.header().msg_id,
-        };
-        let mut books = self.books.lock().expect("books");
-        Ok(if statement {
-            if let Some(store) = self.store.lock().expect("store").as_mut() {
-                store.append(&Record::Closed {
-                    accounts: accounts.to_vec(),
-                    now: now.clone(),
-                })?;
-            }
-            books::camt053(&mut books, &context, accounts)
-        } else {
-            books::camt052(&books, &context, accounts)
+        self.with_report_context(|context| {
+            let mut books = self.books.lock().expect("books");
+            Ok(if statement {
+                if let Some(store) = self.store.lock().expect("store").as_mut() {
+                    store.append(&Record::Closed {
+                        accounts: accounts.to_vec(),
+                        now: context.now.to_string(),
+                    })?;
+                }
+                books::camt053(&mut books, context, accounts)
+            } else {
+                books::camt052(&books, context, accounts)
+            })
         })
     }
 
@@ -519,15 +516,7 @@ impl Gateway {
             .filter(|day| date.is_none_or(|date| day.date == date))
             .filter(|day| accounts.contains(&day.book.account))
             .collect();
-        let lookup = self.end_to_end();
-        let now = iso_now();
-        let context = ReportContext {
-            directory: &self.directory,
-            end_to_end: &lookup,
-            now: &now,
-            message_id: self.header().msg_id,
-        };
-        Ok(books::day_camt053(&context, &chosen))
+        Ok(self.with_report_context(|context| books::day_camt053(context, &chosen)))
     }
 
     /// The accounts followed.
