@@ -367,31 +367,38 @@ pub fn parse_date(text: &str) -> Result<u64, String> {
             "{text} is before 1970-01-01, the first business day"
         ));
     }
-    Ok(days_from_civil(year, month, day) as u64)
+    Ok(days_from_civil(year, month as u32, day as u32) as u64)
 }
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm); the
+/// inverse of [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
 }
 
-/// The date `YYYY-MM-DD` of a day number.
-pub fn format_date(day: u64) -> String {
-    let z = day as i64 + 719_468;
+/// The proleptic Gregorian date (year, month, day) of a day number (days since 1970-01-01).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The date `YYYY-MM-DD` of a day number.
+pub fn format_date(day: u64) -> String {
+    let (y, m, d) = civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -586,6 +593,22 @@ mod tests {
             holidays: vec!["2026-12-25".into(), "2027-01-01".into()],
             warehouse_days: 10,
             warehouse_capacity: WAREHOUSE_CAPACITY_MAX,
+        }
+    }
+
+    #[test]
+    fn day_numbers_and_civil_dates_are_each_others_inverse() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+        assert_eq!(civil_from_days(20_794), (2026, 12, 7));
+        // every day of about 4 400 years either side of 1970, leap rules included
+        for days in (-1_600_000..1_600_000).step_by(7) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(
+                days_from_civil(year, month, day),
+                days,
+                "{year}-{month}-{day}"
+            );
         }
     }
 
