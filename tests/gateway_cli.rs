@@ -629,6 +629,14 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     let (status, body) = request(bank_a.addr, "GET", "/camt.053?account=BKBBDEFF", b"").unwrap();
     assert_eq!(status, 404);
     assert!(String::from_utf8_lossy(&body).contains("no account followed is named \"BKBBDEFF\""));
+    // statements by day exist only on a network with a business-day calendar
+    let (status, body) = request(bank_a.addr, "GET", "/camt.053?date=2026-12-07", b"").unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("this network has no business-day calendar"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let mut stream = std::net::TcpStream::connect(bank_a.addr).unwrap();
     stream
         .write_all(b"POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")
@@ -1235,6 +1243,13 @@ fn a_business_day_runs_through_the_gateway_on_four_validator_processes() {
         made,
         std::slice::from_ref(&statement.id),
         "the day's one statement"
+    );
+    // a day that is no date is refused, naming the form
+    let (status, body) = https(gateway.addr, &hub, "GET", "/camt.053?date=2026-13-01", "").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("date=2026-13-01 is not a date (YYYY-MM-DD)"),
+        "{body}"
     );
     let balance = |code: &str| {
         let found = statement
