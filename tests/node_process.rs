@@ -204,6 +204,16 @@ fn tally_node_serves_clients_stops_on_sigterm_and_keeps_its_state() {
         .and_then(|(before, _)| before.rsplit('(').next())
         .and_then(|count| count.parse().ok())
         .unwrap_or_else(|| panic!("a replayed record count in {:?}", node.start));
+    // the accounts' tree is built at start, before the replay, and its time named
+    let tree_then_replay = node
+        .start
+        .find("state tree ")
+        .zip(node.start.find("replayed in"));
+    assert!(
+        tree_then_replay.is_some_and(|(tree, replay)| tree < replay),
+        "{}",
+        node.start
+    );
     if node.start.contains("no checkpoint") {
         assert_eq!(replayed, 500 + taken, "{}", node.start);
     } else {

@@ -30,6 +30,7 @@ mod rtgs;
 mod set_hash;
 mod snapshot;
 mod tax;
+mod tree_nodes;
 mod warehouse;
 
 pub use query::{PendingTransfer, TxStatus};
@@ -1443,6 +1444,16 @@ impl Ledger {
                     account_leaf(&self.accounts[index], leaf)
                 });
         self.root_with_accounts(&accounts_root, &self.digests)
+    }
+
+    /// Builds the accounts' tree from every account, on every core, if it is not built yet
+    /// (a node does this at start, so that its first block's [`Ledger::state_root`] costs
+    /// what that block changed, not a hash of every account).
+    pub fn build_state_tree(&self) {
+        self.account_tree
+            .build(self.accounts.len(), ACCOUNT_LEAF_BYTES, |index, leaf| {
+                account_leaf(&self.accounts[index], leaf)
+            });
     }
 
     /// [`Ledger::state_root`] computed from every account leaf, without the kept tree (for

@@ -294,8 +294,8 @@ pub struct Node {
 
 /// Where a node's start spends its time, in the order it goes (docs/STORAGE.md, "Restart
 /// time"): opening the log (every live entry's checksum verified), opening the event and
-/// tax-day journals, recovery (the newest good checkpoint loaded, the blocks after it
-/// executed again), registering the owners' keys with the verifier, and opening the history
+/// tax-day journals, recovery (the newest good checkpoint loaded, the accounts' Merkle tree
+/// built, the blocks after it executed again), registering the owners' keys with the verifier, and opening the history
 /// index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartCost {
@@ -335,7 +335,8 @@ impl std::fmt::Display for StartCost {
         }
         write!(
             f,
-            "{} blocks ({} records) replayed in {} ms, verifier keys {} ms, history index {} ms",
+            "state tree {} ms, {} blocks ({} records) replayed in {} ms, verifier keys {} ms, history index {} ms",
+            millis(recovery.state_tree),
             recovery.replayed_blocks,
             recovery.replayed_records,
             millis(recovery.replay),
@@ -555,6 +556,7 @@ impl Node {
             checkpoint_load_ms = millis(recovery.checkpoint_load),
             replayed_blocks = recovery.replayed_blocks,
             replayed_records = recovery.replayed_records,
+            state_tree_ms = millis(recovery.state_tree),
             replay_ms = millis(recovery.replay),
             verifier_keys_ms = millis(verifier_keys),
             history_open_ms = millis(history_open),

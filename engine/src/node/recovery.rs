@@ -38,6 +38,9 @@ pub struct RecoveryCost {
     pub replayed_records: u64,
     /// Executing them again (each header checked, each block sealed and compared).
     pub replay: Duration,
+    /// Building the accounts' Merkle tree from every account before the replay, so that
+    /// each block after costs what it changed.
+    pub state_tree: Duration,
 }
 
 impl Recovered {
@@ -155,7 +158,9 @@ pub fn recover_observed(
         return replay_from(genesis, log, start, observe);
     }
     let mut recovered = replay_observed(genesis, log, observe)?;
-    recovered.cost.checkpoint_load = loading.elapsed().saturating_sub(recovered.cost.replay);
+    recovered.cost.checkpoint_load = loading
+        .elapsed()
+        .saturating_sub(recovered.cost.replay + recovered.cost.state_tree);
     Ok(recovered)
 }
 
@@ -173,6 +178,9 @@ fn replay_from(
     let mut tip = start.tip();
     let mut ledger = start.ledger;
     let mut cost = start.cost;
+    let building = Instant::now();
+    ledger.build_state_tree();
+    cost.state_tree = building.elapsed();
     let replaying = Instant::now();
     let result = log.replay(tip.height, |sequence, entry| -> Result<(), NodeError> {
         let view = block::decode_entry(entry).map_err(|error| NodeError::BadBlock {
