@@ -12,7 +12,7 @@
 # plain transfers over the client port (`tally loadgen --closed-loop`, uniform over the
 # population), stops it (SIGTERM: every accepted transaction finishes), then starts it again
 # TALLY_RESTART_STARTS times (default 3) and prints each start's time split as `tally node`
-# prints it (its `start:` line): total, log open, journals, checkpoint load, replay, verifier
+# prints it (its `start:` line): total, log open, journals, checkpoint load, state tree, replay, verifier
 # keys, history index. Ends with the data directory's size per part.
 #
 # The node's output is in DIR/node-*.log, the load generator's in DIR/loadgen.log; DIR (a
