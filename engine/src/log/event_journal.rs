@@ -23,6 +23,21 @@
 //! the log cannot fill (the journal lost, the log's older blocks archived) starts the
 //! journal again at the first block replayed, and subscriptions from before it are refused
 //! with the height they may start from.
+//!
+//! Every [`SPARSE_EVERY`]-th entry's height and offset (and the first entry's) are also
+//! appended to `events.sparse`, 32 bytes each:
+//!
+//! ```text
+//! point   height u64 | offset u64 | hash16 of the journal's header and the 16 bytes before
+//! ```
+//!
+//! so that an open checks the journal from the last remembered point on, not from its
+//! start: a start costs the entries since that point (at most [`SPARSE_EVERY`] and what was
+//! appended after), not the node's whole history. The entries before it are checked when read
+//! (every read checks its entry's hash): a damaged one is named to the subscription that
+//! reads it. The points file is advisory: points that do not check, or a last point whose
+//! entry is not there, make the open check the whole journal as without it, and the open
+//! rewrites the file to the points it then holds.
 
 use std::fs::File;
 use std::io;
@@ -34,6 +49,9 @@ use tally_protocol::events::{AccountEvent, BlockStamp, EventKind};
 /// The journal's directory under a node's data directory.
 pub const EVENTS_DIR: &str = "events";
 const FILE_NAME: &str = "events.jnl";
+const SPARSE_FILE_NAME: &str = "events.sparse";
+const SPARSE_POINT_BYTES: usize = 32;
+const SPARSE_CONTEXT: &str = "tally events journal v2 sparse point";
 const MAGIC: &[u8; 8] = b"TALLYEV2";
 const HEADER_BYTES: u64 = 32;
 const ENTRY_HEADER_BYTES: usize = 32;
@@ -96,6 +114,8 @@ struct Inner {
     last_height: u64,
     /// (height, offset) of every `SPARSE_EVERY`-th entry, by height.
     sparse: Vec<(u64, u64)>,
+    /// `events.sparse`: `sparse`, one point per 32 bytes.
+    sparse_file: File,
 }
 
 /// A node's event journal: appended by the stage that makes blocks durable, read by the
@@ -121,6 +141,45 @@ fn hash16(parts: &[&[u8]]) -> [u8; HASH_BYTES] {
 
 fn header_bytes(first_height: u64) -> [u8; HEADER_BYTES as usize] {
     tally_protocol::journal::header(MAGIC, first_height, HASH_CONTEXT)
+}
+
+/// A sparse point's 32 bytes, bound to the journal's header (its first height).
+fn sparse_point(first_height: u64, height: u64, offset: u64) -> [u8; SPARSE_POINT_BYTES] {
+    let mut point = [0u8; SPARSE_POINT_BYTES];
+    point[0..8].copy_from_slice(&height.to_le_bytes());
+    point[8..16].copy_from_slice(&offset.to_le_bytes());
+    let hash = tally_protocol::journal::hash16(
+        SPARSE_CONTEXT,
+        &[&header_bytes(first_height), &point[..16]],
+    );
+    point[16..].copy_from_slice(&hash);
+    point
+}
+
+/// The points of `events.sparse` that check, in order, up to the first that does not: each
+/// bound to this journal's first height, heights and offsets rising, the first at the first
+/// entry, every offset inside the journal's `len` bytes.
+fn read_sparse(file: &File, first_height: u64, len: u64) -> io::Result<Vec<(u64, u64)>> {
+    let size = file.metadata()?.len() as usize;
+    let mut raw = vec![0u8; size - size % SPARSE_POINT_BYTES];
+    file.read_exact_at(&mut raw, 0)?;
+    let mut points: Vec<(u64, u64)> = Vec::new();
+    for chunk in raw.chunks_exact(SPARSE_POINT_BYTES) {
+        let height = u64::from_le_bytes(chunk[0..8].try_into().expect("8"));
+        let offset = u64::from_le_bytes(chunk[8..16].try_into().expect("8"));
+        let follows = match points.last() {
+            None => height == first_height && offset == HEADER_BYTES,
+            Some(&(h, o)) => height > h && offset > o,
+        };
+        if !follows
+            || offset >= len
+            || chunk != sparse_point(first_height, height, offset).as_slice()
+        {
+            break;
+        }
+        points.push((height, offset));
+    }
+    Ok(points)
 }
 
 /// An event's 104 bytes.
@@ -264,6 +323,14 @@ impl EventJournal {
             header == header_bytes(u64::from_le_bytes(header[8..16].try_into().expect("8")))
         };
         let reader = file.try_clone().map_err(io_error)?;
+        let sparse_path = dir.join(SPARSE_FILE_NAME);
+        let sparse_file =
+            tally_protocol::journal::open_file(dir, SPARSE_FILE_NAME).map_err(|source| {
+                JournalError::Io {
+                    path: sparse_path.clone(),
+                    source,
+                }
+            })?;
         let journal = EventJournal {
             path: path.clone(),
             inner: Mutex::new(Inner {
@@ -272,6 +339,7 @@ impl EventJournal {
                 first_height: 1,
                 last_height: 0,
                 sparse: Vec::new(),
+                sparse_file,
             }),
             reader,
         };
@@ -287,6 +355,34 @@ impl EventJournal {
         inner.first_height = first_height;
         inner.last_height = first_height - 1;
         let mut offset = HEADER_BYTES;
+        // Check from the last remembered point whose entry is there, not from the start.
+        let sparse_error = |source| JournalError::Io {
+            path: sparse_path.clone(),
+            source,
+        };
+        let remembered =
+            read_sparse(&inner.sparse_file, first_height, len).map_err(sparse_error)?;
+        // (the last point's entry may be the torn tail: then the one before it)
+        let mut start = None;
+        for (index, &(height, at)) in remembered.iter().enumerate().rev().take(2) {
+            let read = read_entry(&inner.file, at, len, false).map_err(io_error)?;
+            if matches!(read, EntryRead::Whole { height: found, .. } if found == height) {
+                start = Some(index);
+                break;
+            }
+        }
+        match start {
+            Some(index) => {
+                let (height, at) = remembered[index];
+                inner.sparse = remembered[..index].to_vec();
+                inner.last_height = height - 1;
+                offset = at;
+            }
+            None if !remembered.is_empty() => {
+                tracing::warn!(path = %path.display(), "event journal's remembered entries are not where events.sparse says; the whole journal is checked");
+            }
+            None => {}
+        }
         loop {
             let read = read_entry(&inner.file, offset, len, false).map_err(io_error)?;
             match read {
@@ -317,6 +413,17 @@ impl EventJournal {
         if offset < len {
             inner.file.set_len(offset).map_err(io_error)?;
         }
+        if inner.sparse != remembered {
+            let mut bytes = Vec::with_capacity(inner.sparse.len() * SPARSE_POINT_BYTES);
+            for &(height, at) in &inner.sparse {
+                bytes.extend_from_slice(&sparse_point(first_height, height, at));
+            }
+            inner.sparse_file.set_len(0).map_err(sparse_error)?;
+            inner
+                .sparse_file
+                .write_all_at(&bytes, 0)
+                .map_err(sparse_error)?;
+        }
         drop(inner);
         Ok(journal)
     }
@@ -343,6 +450,11 @@ impl EventJournal {
             path: self.path.clone(),
             source,
         };
+        // the points first: a crash between the two leaves none that could name the new file
+        inner
+            .sparse_file
+            .set_len(0)
+            .map_err(|source| self.sparse_error(source))?;
         inner.file.set_len(0).map_err(io_error)?;
         inner
             .file
@@ -391,6 +503,12 @@ impl EventJournal {
                 source,
             })?;
         if height.is_multiple_of(SPARSE_EVERY) || inner.sparse.is_empty() {
+            let point = sparse_point(inner.first_height, height, offset);
+            let at = (inner.sparse.len() * SPARSE_POINT_BYTES) as u64;
+            inner
+                .sparse_file
+                .write_all_at(&point, at)
+                .map_err(|source| self.sparse_error(source))?;
             inner.sparse.push((height, offset));
         }
         inner.end += bytes.len() as u64;
@@ -463,7 +581,19 @@ impl EventJournal {
         inner.end = offset;
         inner.last_height = height;
         inner.sparse.retain(|(h, _)| *h <= height);
+        let kept = (inner.sparse.len() * SPARSE_POINT_BYTES) as u64;
+        inner
+            .sparse_file
+            .set_len(kept)
+            .map_err(|source| self.sparse_error(source))?;
         Ok(())
+    }
+
+    fn sparse_error(&self, source: io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.with_file_name(SPARSE_FILE_NAME),
+            source,
+        }
     }
 
     /// Makes what was appended durable.
@@ -695,6 +825,90 @@ mod tests {
         let journal = EventJournal::open(dir.path()).unwrap();
         assert_eq!(journal.last_height(), 2);
         assert_eq!(read_all(&journal, 1).len(), 2);
+    }
+
+    #[test]
+    fn an_open_checks_from_the_last_remembered_entry_and_older_damage_is_named_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = EventJournal::open(dir.path()).unwrap();
+        for height in 1..=700 {
+            journal
+                .append(height, stamp(height), &block(height))
+                .unwrap();
+        }
+        let path = journal.path().to_path_buf();
+        let sparse = dir.path().join(SPARSE_FILE_NAME);
+        drop(journal);
+        // points at heights 1, 256 and 512
+        assert_eq!(
+            std::fs::metadata(&sparse).unwrap().len(),
+            3 * SPARSE_POINT_BYTES as u64
+        );
+        let offset_of = |height: u64| {
+            HEADER_BYTES as usize
+                + (1..height)
+                    .map(|h| ENTRY_HEADER_BYTES + block(h).len() * EVENT_BYTES + HASH_BYTES)
+                    .sum::<usize>()
+        };
+        // a flipped byte in block 300's entry, before the last point: the open does not read
+        // it, every block is kept, and a read through it names the damage
+        let mut bytes = std::fs::read(&path).unwrap();
+        let clean = bytes.clone();
+        bytes[offset_of(300) + ENTRY_HEADER_BYTES + 5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let journal = EventJournal::open(dir.path()).unwrap();
+        assert_eq!((journal.first_height(), journal.last_height()), (1, 700));
+        assert_eq!(read_all(&journal, 512).len(), 189);
+        let mut cursor = Cursor::at(290);
+        let error = journal.read(&mut cursor, 100, |_, _, _| {}).unwrap_err();
+        assert!(
+            matches!(error, JournalError::Damaged { height: 300, .. }),
+            "{error}"
+        );
+        drop(journal);
+        // the same damage after the last point is found at open: the journal ends before it
+        let mut bytes = clean.clone();
+        bytes[offset_of(600) + ENTRY_HEADER_BYTES + 5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let journal = EventJournal::open(dir.path()).unwrap();
+        assert_eq!(journal.last_height(), 599);
+        drop(journal);
+        // points that do not check (or no file) make the open check the whole journal, and
+        // the file is written again
+        std::fs::write(&path, &clean).unwrap();
+        for points in [vec![0xAAu8; 3 * SPARSE_POINT_BYTES], Vec::new()] {
+            std::fs::write(&sparse, &points).unwrap();
+            let mut damaged = clean.clone();
+            damaged[offset_of(300) + ENTRY_HEADER_BYTES + 5] ^= 1;
+            std::fs::write(&path, &damaged).unwrap();
+            let journal = EventJournal::open(dir.path()).unwrap();
+            assert_eq!(journal.last_height(), 299, "the whole journal checked");
+            drop(journal);
+            assert_eq!(
+                std::fs::metadata(&sparse).unwrap().len(),
+                2 * SPARSE_POINT_BYTES as u64,
+                "points at 1 and 256 written again"
+            );
+            std::fs::write(&path, &clean).unwrap();
+        }
+        // a tear inside the entry of the last point (block 512): the point before it is used
+        let journal = EventJournal::open(dir.path()).unwrap();
+        for height in 300..=700 {
+            journal
+                .append_replayed(height, stamp(height), &block(height))
+                .unwrap();
+        }
+        drop(journal);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len((offset_of(512) + 10) as u64).unwrap();
+        drop(file);
+        let journal = EventJournal::open(dir.path()).unwrap();
+        assert_eq!(journal.last_height(), 511);
+        assert_eq!(read_all(&journal, 250).len(), 262);
+        assert_eq!(
+            std::fs::metadata(&sparse).unwrap().len(),
+            2 * SPARSE_POINT_BYTES as u64
+        );
     }
 
     #[test]
