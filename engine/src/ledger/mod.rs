@@ -23,6 +23,7 @@
 mod account_index;
 mod account_tree;
 pub mod cow_vec;
+mod id_map;
 mod journal;
 mod lifecycle;
 mod query;
@@ -45,6 +46,7 @@ use crate::genesis::{Genesis, Role, DAY_MS};
 use crate::result::ResultCode;
 use crate::tx::{TxFlags, TxKind, TxRecord};
 use cow_vec::CowVec;
+use id_map::IdMap;
 use journal::{Chain, Undo};
 use set_hash::SetHash;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -371,7 +373,7 @@ pub struct Ledger {
     /// Each id is kept with the debit and credit account of its record, so that a
     /// participant can be let read the status of its own transactions (not committed by the
     /// state root: it is a read index, restored from checkpoints and replay alike).
-    used_ids: HashMap<u128, UsedId>,
+    used_ids: IdMap<UsedId>,
     /// The same ids by (`valid_until`, id): the order in which they leave.
     used_ids_by_expiry: BTreeSet<(u64, u128)>,
     /// Running BLAKE3 over accepted ids in acceptance order: commits the id index.
@@ -388,7 +390,7 @@ pub struct Ledger {
     queue_earliest_expiry_ms: u64,
     pending: BTreeMap<u128, Pending>,
     pending_earliest_expiry_ms: u64,
-    closed: HashMap<u128, Closed>,
+    closed: IdMap<Closed>,
     /// The closed outcomes by (block time after which they are forgotten, id): an outcome is
     /// kept for one validity window after it happened.
     closed_by_expiry: BTreeSet<(u64, u128)>,
@@ -396,13 +398,13 @@ pub struct Ledger {
     /// block's time, then forgotten (docs/SETTLEMENT.md, "Refunds").
     refund_window_ms: u64,
     /// Taxed payments whose refund window is open.
-    tax_payments: HashMap<u128, TaxPayment>,
+    tax_payments: IdMap<TaxPayment>,
     /// The same payments by (block time after which they are forgotten, id).
     tax_payments_by_expiry: BTreeSet<(u64, u128)>,
     /// Ids of taxed payments whose refund window closed less than one refund window ago,
     /// with the block time after which they are forgotten too: a refund of one is refused
     /// `refund_window_closed` (after that, `refund_of_unknown_payment`).
-    refunds_closed: HashMap<u128, u64>,
+    refunds_closed: IdMap<u64>,
     /// The same ids by (block time after which they are forgotten, id).
     refunds_closed_by_expiry: BTreeSet<(u64, u128)>,
     /// (payee, business day, category, basis) -> totals, for the business days that ended
@@ -535,7 +537,7 @@ impl Ledger {
             account_tree: Default::default(),
             index,
             tax_rates,
-            used_ids: HashMap::new(),
+            used_ids: IdMap::new(),
             used_ids_by_expiry: BTreeSet::new(),
             used_ids_digest: [0; 32],
             history_digest: [0; 32],
@@ -546,12 +548,12 @@ impl Ledger {
             queue_earliest_expiry_ms: u64::MAX,
             pending: BTreeMap::new(),
             pending_earliest_expiry_ms: u64::MAX,
-            closed: HashMap::new(),
+            closed: IdMap::new(),
             closed_by_expiry: BTreeSet::new(),
             refund_window_ms,
-            tax_payments: HashMap::new(),
+            tax_payments: IdMap::new(),
             tax_payments_by_expiry: BTreeSet::new(),
-            refunds_closed: HashMap::new(),
+            refunds_closed: IdMap::new(),
             refunds_closed_by_expiry: BTreeSet::new(),
             tax_totals: BTreeMap::new(),
             tax_totals_by_day: BTreeSet::new(),

@@ -1,6 +1,7 @@
 //! Snapshots of the whole ledger state, for checkpoints (docs/STORAGE.md): deterministic bytes
 //! (everything in id or key order), bound to the genesis by its hash.
 
+use super::id_map::IdMap;
 use super::rtgs::QUEUED_BYTES;
 use super::warehouse::{WarehousedPayment, WAREHOUSED_BYTES};
 use super::{Account, Closed, Ledger, Pending, QueuedPayment, TaxPayment, TaxRate, TaxTotals};
@@ -439,7 +440,7 @@ impl Ledger {
             );
         }
         let id_count = r.count(40, "settled id count")?;
-        let mut used_ids = HashMap::with_capacity(id_count);
+        let mut used_ids = IdMap::with_capacity(id_count);
         let mut used_ids_by_expiry = BTreeSet::new();
         for _ in 0..id_count {
             let id = r.u128()?;
@@ -482,7 +483,7 @@ impl Ledger {
             );
         }
         let closed_count = r.count(49, "closed count")?;
-        let mut closed = HashMap::with_capacity(closed_count);
+        let mut closed = IdMap::with_capacity(closed_count);
         let mut closed_by_expiry = BTreeSet::new();
         for _ in 0..closed_count {
             let id = r.u128()?;
@@ -498,7 +499,7 @@ impl Ledger {
             closed_by_expiry.insert((forget_at, id));
         }
         let payment_count = r.count(SNAPSHOT_TAX_PAYMENT_BYTES, "tax payment count")?;
-        let mut tax_payments = HashMap::with_capacity(payment_count);
+        let mut tax_payments = IdMap::with_capacity(payment_count);
         for _ in 0..payment_count {
             let id = r.u128()?;
             let mut words = [0u64; 8];
@@ -534,7 +535,7 @@ impl Ledger {
             tax_payments.insert(id, payment);
         }
         let closed_count = r.count(24, "closed refund count")?;
-        let mut refunds_closed = HashMap::with_capacity(closed_count);
+        let mut refunds_closed = IdMap::with_capacity(closed_count);
         for _ in 0..closed_count {
             let id = r.u128()?;
             let forget_at = r.u64()?;
