@@ -108,6 +108,16 @@ bank = 11
 /// A process killed when the test ends, passing or not.
 struct KillOnDrop(Child);
 
+/// The network of [`write_network`] in `dir` with its node running, stopped when the guard
+/// drops: the node's client address and the guard.
+fn running_network(dir: &Path) -> (String, KillOnDrop) {
+    write_network(dir);
+    let node = start_node(dir);
+    let address = node.address.clone();
+    let (child, _) = node.drain_output();
+    (address, KillOnDrop(child))
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -294,11 +304,7 @@ fn node_balance(node: &str, account: u64) -> i64 {
 #[test]
 fn iso_20022_messages_settle_and_a_days_statements_add_up() {
     let dir = tempfile::tempdir().unwrap();
-    write_network(dir.path());
-    let node = start_node(dir.path());
-    let address = node.address.clone();
-    let (node_child, _) = node.drain_output();
-    let _node = KillOnDrop(node_child);
+    let (address, _node) = running_network(dir.path());
     let central = start_gateway(dir.path(), &address, "cb.key", &[]);
     let bank_a = start_gateway(dir.path(), &address, "a.key", &["BKAADEFF", "100"]);
     let bank_b = start_gateway(dir.path(), &address, "b.key", &["BKBBDEFF", "200"]);
@@ -658,11 +664,7 @@ fn iso_20022_messages_settle_and_a_days_statements_add_up() {
 #[test]
 fn the_gateways_books_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    write_network(dir.path());
-    let node = start_node(dir.path());
-    let address = node.address.clone();
-    let (node_child, _) = node.drain_output();
-    let _node = KillOnDrop(node_child);
+    let (address, _node) = running_network(dir.path());
     let data = dir.path().join("gateway-a");
     let data_arg = data.to_str().unwrap().to_string();
     let more = ["--data-dir", data_arg.as_str()];

@@ -59,7 +59,7 @@ impl Inner {
 impl Inner {
     /// Builds every level from every leaf, on every core: the leaves hashed a task's worth
     /// at a time from `leaf` (never all laid out at once: at ten million accounts that would
-    /// be a gigabyte), then the levels above.
+    /// be a gigabyte), then each level above from the one below.
     fn build(
         &mut self,
         count: usize,
@@ -69,12 +69,13 @@ impl Inner {
         /// Leaves per task: their bytes (about 100 KiB) stay in the core's L2.
         const LEAVES_PER_TASK: usize = 1024;
         if count == 0 {
-            self.levels = vec![TreeNodes::from_vec(vec![merkle::empty_root()])];
+            self.levels = vec![TreeNodes::Heap(vec![merkle::empty_root()])];
             self.dirty.clear();
             return;
         }
-        let mut hashes = vec![[0u8; 32]; count];
-        hashes
+        // each level straight into its own storage (on huge pages where large), no copy
+        let mut leaves = TreeNodes::zeroed(count);
+        leaves
             .par_chunks_mut(LEAVES_PER_TASK)
             .enumerate()
             .for_each_init(
@@ -88,10 +89,20 @@ impl Inner {
                     merkle::leaf_hashes(bytes, leaf_bytes, out);
                 },
             );
-        self.levels = merkle::levels_above(hashes)
-            .into_iter()
-            .map(TreeNodes::from_vec)
-            .collect();
+        self.levels = vec![leaves];
+        while let Some(below) = self.levels.last().filter(|level| level.len() > 1) {
+            // parents of each pair, an odd last node promoted unchanged
+            let pairs = below.len() / 2;
+            let mut above = TreeNodes::zeroed(below.len().div_ceil(2));
+            above[..pairs]
+                .par_chunks_mut(LEAVES_PER_TASK)
+                .zip(below[..2 * pairs].par_chunks(2 * LEAVES_PER_TASK))
+                .for_each(|(out, children)| merkle::node_hashes(children, out));
+            if below.len() % 2 == 1 {
+                above[pairs] = below[below.len() - 1];
+            }
+            self.levels.push(above);
+        }
         self.dirty.clear();
     }
 }

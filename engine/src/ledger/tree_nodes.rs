@@ -29,16 +29,6 @@ impl std::fmt::Debug for TreeNodes {
 }
 
 impl TreeNodes {
-    /// `nodes` moved into a mapping on huge pages if they are that many, else kept.
-    pub(super) fn from_vec(nodes: Vec<Hash>) -> TreeNodes {
-        let mut placed = TreeNodes::zeroed(nodes.len());
-        if let TreeNodes::Heap(_) = placed {
-            return TreeNodes::Heap(nodes);
-        }
-        placed.copy_from_slice(&nodes);
-        placed
-    }
-
     /// `len` zero nodes.
     pub(super) fn zeroed(len: usize) -> TreeNodes {
         let bytes = len * std::mem::size_of::<Hash>();
@@ -109,7 +99,8 @@ mod tests {
         let large = MAPPED_MIN_BYTES / 32 + 3;
         for len in [0, 1, 5, large] {
             let nodes: Vec<Hash> = (0..len).map(|i| [(i % 251) as u8; 32]).collect();
-            let mut level = TreeNodes::from_vec(nodes.clone());
+            let mut level = TreeNodes::zeroed(len);
+            level.copy_from_slice(&nodes);
             assert_eq!(&level[..], &nodes[..], "{len}");
             assert_eq!(matches!(level, TreeNodes::Mapped { .. }), len == large);
             let copy = level.clone();

@@ -75,20 +75,6 @@ pub fn tree_levels_with(kernel: Kernel, data: &[u8], leaf_bytes: usize) -> Vec<V
     levels
 }
 
-/// Every level of the tree over leaves already hashed (`leaf_hashes`, at least one): the
-/// leaf hashes first, root last, as [`tree_levels`] gives them. For a caller that hashes its
-/// leaves from a structure of its own, without laying every leaf out in one buffer first.
-pub fn levels_above(leaf_hashes: Vec<Hash>) -> Vec<Vec<Hash>> {
-    assert!(!leaf_hashes.is_empty(), "a tree has one leaf at least");
-    let kernel = Kernel::detect();
-    let mut levels = vec![leaf_hashes];
-    while levels.last().map_or(0, Vec::len) > 1 {
-        let next = next_level(kernel, levels.last().expect("levels is not empty"));
-        levels.push(next);
-    }
-    levels
-}
-
 fn check_layout(data: &[u8], leaf_bytes: usize) {
     assert!(leaf_bytes > 0, "leaf_bytes must be positive");
     assert_eq!(data.len() % leaf_bytes, 0, "data must hold whole leaves");

@@ -22,7 +22,7 @@ pub mod gpu;
 mod portable;
 mod proof;
 
-pub use cpu::{levels_above, root, root_with, tree_levels, tree_levels_with};
+pub use cpu::{root, root_with, tree_levels, tree_levels_with};
 pub use proof::{build_proof, verify_proof, Proof, ProofError, ProofJson};
 
 /// Bytes in one hash.
